@@ -1,0 +1,112 @@
+//! Decoding untrusted frames into messages, with errors that say what was wrong.
+
+use serde::Deserialize;
+
+use crate::message::{AgentMessage, ErrorCode, HubMessage};
+use crate::MAX_FRAME_BYTES;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame of {len} bytes is over the limit of {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
+    #[error("frame is not valid JSON: {0}")]
+    Malformed(serde_json::Error),
+    #[error("frame has no \"type\" field")]
+    MissingType,
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    #[error("invalid {ty:?} message: {source}")]
+    Invalid {
+        ty: String,
+        source: serde_json::Error,
+    },
+}
+
+impl DecodeError {
+    /// The error code the hub answers this with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::TooLarge { .. } => ErrorCode::FrameTooLarge,
+            DecodeError::UnknownType(_) => ErrorCode::UnknownType,
+            DecodeError::Malformed(_) | DecodeError::MissingType | DecodeError::Invalid { .. } => {
+                ErrorCode::BadFrame
+            }
+        }
+    }
+}
+
+/// Decodes one frame from an agent. Never panics, whatever the bytes.
+pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
+    decode(bytes, AgentMessage::TYPES)
+}
+
+/// Decodes one frame from the hub.
+pub fn decode_hub_frame(bytes: &[u8]) -> Result<HubMessage, DecodeError> {
+    decode(bytes, &["challenge", "welcome", "ack", "error"])
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], types: &[&str]) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            limit: MAX_FRAME_BYTES,
+        });
+    }
+    // The fast path parses once; only a failure pays for the diagnosis.
+    serde_json::from_slice(bytes).map_err(|source| classify(bytes, types, source))
+}
+
+fn classify(bytes: &[u8], types: &[&str], source: serde_json::Error) -> DecodeError {
+    #[derive(Deserialize)]
+    struct Tag {
+        #[serde(rename = "type")]
+        ty: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Tag>(bytes) {
+        Err(e) => DecodeError::Malformed(e),
+        Ok(Tag { ty: None }) => DecodeError::MissingType,
+        Ok(Tag { ty: Some(serde_json::Value::String(ty)) }) if !types.contains(&ty.as_str()) => {
+            DecodeError::UnknownType(ty)
+        }
+        Ok(Tag { ty: Some(serde_json::Value::String(ty)) }) => DecodeError::Invalid { ty, source },
+        Ok(Tag { ty: Some(other) }) => DecodeError::UnknownType(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert!(matches!(decode_agent_frame(b"{not json"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode_agent_frame(b"[1,2]"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode_agent_frame(b"{\"seq\":1}"), Err(DecodeError::MissingType)));
+        match decode_agent_frame(b"{\"type\":\"teleport\"}") {
+            Err(DecodeError::UnknownType(t)) => assert_eq!(t, "teleport"),
+            other => panic!("{other:?}"),
+        }
+        match decode_agent_frame(b"{\"type\":\"sync_diff\",\"seq\":\"x\"}") {
+            Err(e @ DecodeError::Invalid { .. }) => {
+                assert_eq!(e.code(), ErrorCode::BadFrame);
+                assert!(e.to_string().starts_with("invalid \"sync_diff\" message"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let big = vec![b' '; MAX_FRAME_BYTES + 1];
+        assert_eq!(decode_agent_frame(&big).unwrap_err().code(), ErrorCode::FrameTooLarge);
+    }
+
+    #[test]
+    fn ignores_unknown_fields_from_newer_peers() {
+        let msg = decode_agent_frame(br#"{"type":"heartbeat","ts_ms":5,"from_the_future":true}"#).unwrap();
+        assert_eq!(msg, AgentMessage::Heartbeat { ts_ms: 5 });
+    }
+
+    #[test]
+    fn hub_messages_round_trip() {
+        let msg = HubMessage::error(ErrorCode::ResyncRequired, "sequence gap", false);
+        let text = serde_json::to_vec(&msg).unwrap();
+        assert_eq!(decode_hub_frame(&text).unwrap(), msg);
+    }
+}

@@ -1,0 +1,153 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-z0-9]{0,6}"
+}
+
+fn container() -> impl Strategy<Value = Container> {
+    (text(), text(), text(), prop::option::of(-2i64..200), 0u32..5).prop_map(
+        |(id, name, state, exit_code, restart_count)| Container {
+            id,
+            name,
+            state,
+            exit_code,
+            restart_count,
+            ..Default::default()
+        },
+    )
+}
+
+fn unit() -> impl Strategy<Value = Unit> {
+    (text(), text(), text()).prop_map(|(name, active_state, sub_state)| Unit {
+        name,
+        active_state,
+        sub_state,
+        ..Default::default()
+    })
+}
+
+fn port() -> impl Strategy<Value = Port> {
+    (prop::sample::select(vec!["tcp", "udp", "tcp6"]), 1u16..20, prop::option::of(text())).prop_map(
+        |(protocol, port, process)| Port {
+            protocol: protocol.into(),
+            address: "0.0.0.0".into(),
+            port,
+            process,
+            pid: None,
+        },
+    )
+}
+
+fn source() -> impl Strategy<Value = SourceStatus> {
+    (text(), any::<bool>()).prop_map(|(name, available)| SourceStatus {
+        name,
+        available,
+        reason: (!available).then(|| "not here".into()),
+    })
+}
+
+fn keyed<T: Keyed + std::fmt::Debug>(
+    item: impl Strategy<Value = T>,
+) -> impl Strategy<Value = BTreeMap<String, T>> {
+    prop::collection::vec(item, 0..6).prop_map(|items| items.into_iter().map(|i| (i.key(), i)).collect())
+}
+
+fn state() -> impl Strategy<Value = NodeState> {
+    (text(), text(), keyed(container()), keyed(unit()), keyed(port()), keyed(source())).prop_map(
+        |(hostname, kernel, containers, units, ports, sources)| NodeState {
+            host: HostInfo {
+                hostname,
+                kernel,
+                ..Default::default()
+            },
+            containers,
+            units,
+            ports,
+            sources,
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn applying_the_diff_of_a_and_b_to_a_gives_b(a in state(), b in state()) {
+        let changes = diff(&a, &b);
+        let mut applied = a.clone();
+        apply(&mut applied, &changes).unwrap();
+        prop_assert_eq!(&applied, &b);
+    }
+
+    #[test]
+    fn diffs_are_idempotent(a in state(), b in state()) {
+        let changes = diff(&a, &b);
+        let mut twice = a.clone();
+        apply(&mut twice, &changes).unwrap();
+        apply(&mut twice, &changes).unwrap();
+        prop_assert_eq!(&twice, &b);
+    }
+
+    #[test]
+    fn diffs_survive_the_wire(a in state(), b in state()) {
+        let changes = diff(&a, &b);
+        let json = serde_json::to_string(&changes).unwrap();
+        let back: Vec<Change> = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(back, changes);
+    }
+
+    #[test]
+    fn a_state_has_no_diff_with_itself(a in state()) {
+        prop_assert!(diff(&a, &a).is_empty());
+    }
+}
+
+#[test]
+fn upsert_wire_format_names_collection_and_key() {
+    let change = Change::upsert(Item::Units(Unit {
+        name: "nginx.service".into(),
+        active_state: "failed".into(),
+        ..Default::default()
+    }));
+    let json: serde_json::Value = serde_json::to_value(&change).unwrap();
+    assert_eq!(json["op"], "upsert");
+    assert_eq!(json["collection"], "units");
+    assert_eq!(json["key"], "nginx.service");
+    assert_eq!(json["value"]["active_state"], "failed");
+}
+
+#[test]
+fn an_upsert_whose_key_lies_is_refused_and_changes_nothing() {
+    let mut state = NodeState::default();
+    let before = state.clone();
+    let bad = Change::Upsert {
+        key: "not-the-id".into(),
+        item: Item::Containers(Container {
+            id: "abc".into(),
+            ..Default::default()
+        }),
+    };
+    let good = Change::Host {
+        value: HostInfo {
+            hostname: "changed".into(),
+            ..Default::default()
+        },
+    };
+    let err = apply(&mut state, &[good, bad]).unwrap_err();
+    assert!(matches!(err, StateError::KeyMismatch { .. }), "{err}");
+    assert_eq!(state, before);
+}
+
+#[test]
+fn removing_a_missing_key_is_a_no_op() {
+    let mut state = NodeState::default();
+    apply(
+        &mut state,
+        &[Change::Remove {
+            collection: Collection::Ports,
+            key: "tcp/0.0.0.0:22".into(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(state, NodeState::default());
+}

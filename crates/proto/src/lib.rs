@@ -1,0 +1,40 @@
+//! The twinbay wire protocol and twin data model, shared by agent and hub.
+//!
+//! This crate does no I/O. It defines what a node's twin looks like
+//! ([`model`]), how two twins differ ([`diff`]), the messages agent and hub
+//! exchange over their one WebSocket ([`message`]), how the hub decodes an
+//! untrusted frame ([`codec`]) and the join string that enrolls an agent
+//! ([`join`]).
+//!
+//! # When you change this crate
+//! Hub and agents run mixed versions during every rollout. Adding an optional
+//! field (with `#[serde(default)]`) is compatible and needs no version bump:
+//! unknown fields are ignored on both sides. Renaming or removing a field,
+//! changing a type, or changing what a message means is not: bump
+//! [`PROTOCOL_VERSION`] and teach the hub to speak both versions until the old
+//! agents are gone.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod diff;
+pub mod join;
+pub mod message;
+pub mod model;
+
+/// The agent ⇄ hub protocol version. See the crate docs before changing it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts, in bytes.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Domain separation for the agent's proof of key possession.
+pub const LINK_PROOF_CONTEXT: &[u8] = b"twinbay-link-proof-v1\0";
+
+/// The bytes an agent signs to prove it holds its key: a fixed context,
+/// then the hub's one-time challenge nonce.
+pub fn link_proof_message(nonce: &str) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(LINK_PROOF_CONTEXT.len() + nonce.len());
+    msg.extend_from_slice(LINK_PROOF_CONTEXT);
+    msg.extend_from_slice(nonce.as_bytes());
+    msg
+}

@@ -1,0 +1,113 @@
+//! The messages agent and hub exchange: JSON text frames with a `type` tag.
+//!
+//! A connection goes: hub sends [`HubMessage::Challenge`]; agent answers
+//! [`AgentMessage::Hello`] (proof of key possession, and a join token the
+//! first time); hub answers [`HubMessage::Welcome`]; agent sends
+//! [`AgentMessage::SyncFull`], then [`AgentMessage::SyncDiff`]s with
+//! consecutive sequence numbers, [`AgentMessage::Metrics`] batches and
+//! [`AgentMessage::Heartbeat`]s. The hub acks each applied sequence number and
+//! answers a bad frame with [`HubMessage::Error`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::Change;
+use crate::model::{NodeState, Sample};
+
+/// Agent → hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    Hello(Hello),
+    /// The whole state; sets the sequence baseline to `seq`.
+    SyncFull { seq: u64, state: NodeState },
+    /// Changes since the state with sequence number `seq - 1`.
+    SyncDiff { seq: u64, changes: Vec<Change> },
+    Metrics { samples: Vec<Sample> },
+    Heartbeat {
+        #[serde(default)]
+        ts_ms: i64,
+    },
+}
+
+impl AgentMessage {
+    /// Every `type` tag an agent message may carry.
+    pub const TYPES: &'static [&'static str] =
+        &["hello", "sync_full", "sync_diff", "metrics", "heartbeat"];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub agent_version: String,
+    /// The agent's ed25519 public key, base64 (standard, padded).
+    pub public_key: String,
+    /// Signature over [`crate::link_proof_message`] of the challenge nonce, base64.
+    pub signature: String,
+    /// The node id the hub gave at enrollment; absent on the first connection.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// The one-time join token; only on the first connection.
+    #[serde(default)]
+    pub join_token: Option<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// Hub → agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HubMessage {
+    Challenge {
+        protocol: u32,
+        hub_version: String,
+        /// One-time random nonce the agent signs.
+        nonce: String,
+    },
+    Welcome {
+        node_id: String,
+        /// How often the agent should send a heartbeat; the hub marks the
+        /// node disconnected after three silent intervals.
+        heartbeat_secs: u32,
+    },
+    /// The last sequence number the hub applied.
+    Ack { seq: u64 },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The hub closes the connection after a fatal error.
+        #[serde(default)]
+        fatal: bool,
+    },
+}
+
+/// Why the hub refused a frame or a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or JSON of the wrong shape.
+    BadFrame,
+    FrameTooLarge,
+    UnknownType,
+    UnsupportedProtocol,
+    /// A message that is not valid at this point of the conversation.
+    UnexpectedMessage,
+    /// The join token is unknown, used or expired.
+    InvalidToken,
+    /// The proof of key possession failed, or the key is not the pinned one.
+    AuthFailed,
+    /// The hub cannot apply a diff (sequence gap, no baseline): send a full sync.
+    ResyncRequired,
+    InvalidState,
+    RateLimited,
+    Internal,
+}
+
+impl HubMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>, fatal: bool) -> Self {
+        HubMessage::Error {
+            code,
+            message: message.into(),
+            fatal,
+        }
+    }
+}
