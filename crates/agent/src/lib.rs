@@ -1,1 +1,71 @@
+//! The twinbay agent: watches this host and pushes every change to the hub.
+//!
+//! Sources ([`sources`]) sample the host into a [`watch`] channel of the
+//! node's state and a bounded [`buffer::SampleBuffer`] of metrics. The link
+//! ([`link`]) dials out to the hub, proves the agent's identity
+//! ([`identity`]), sends a full sync and then only differences. While the hub
+//! is unreachable, samples wait in the buffer and the link retries with
+//! jittered exponential backoff ([`backoff`]). The agent never listens on a port.
+#![forbid(unsafe_code)]
 
+pub mod backoff;
+pub mod buffer;
+pub mod error;
+pub mod identity;
+pub mod link;
+pub mod sources;
+pub mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use twinbay_proto::model::NodeState;
+
+pub use error::AgentError;
+
+/// The agent's version, reported to the hub.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Where the agent keeps its key and enrollment.
+    pub state_dir: PathBuf,
+    /// A join string, needed only until the agent has enrolled.
+    pub join: Option<String>,
+    /// How often sources sample the host.
+    pub interval: Duration,
+}
+
+/// Runs the agent until `cancel` fires or the hub refuses it for good.
+pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
+    let identity = identity::Identity::load_or_enroll(&config.state_dir, config.join.as_deref())?;
+    let mut host = sources::host::HostSource::new("/");
+    let first = host.sample(now_ms())?;
+    let mut initial = NodeState::default();
+    initial.host = first.host;
+    let (state_tx, state_rx) = watch::channel(initial);
+    let samples = Arc::new(buffer::SampleBuffer::new(buffer::DEFAULT_CAPACITY));
+
+    let sampler = tokio::spawn(sources::run_host_source(
+        host,
+        config.interval,
+        state_tx,
+        samples.clone(),
+        cancel.clone(),
+    ));
+    let result = link::run(identity, state_rx, samples, cancel.clone()).await;
+    cancel.cancel();
+    let _ = sampler.await;
+    result
+}
+
+/// Wall-clock time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,348 @@
+//! The agent's one connection to the hub: dial out, prove identity, sync.
+//!
+//! [`run`] keeps a session alive: it dials the hub (TLS with a pinned
+//! certificate, or plain `ws://` on loopback only), answers the hub's
+//! challenge, sends a full sync and then, as sources report, differences,
+//! metric batches and heartbeats. When the session ends it waits a jittered,
+//! growing delay and dials again; every new session starts with a full sync.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use twinbay_proto::codec::decode_hub_frame;
+use twinbay_proto::diff::diff;
+use twinbay_proto::message::{AgentMessage, ErrorCode, Hello, HubMessage};
+use twinbay_proto::model::NodeState;
+use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION, link_proof_message};
+
+use crate::backoff::{Backoff, random_unit};
+use crate::buffer::SampleBuffer;
+use crate::error::report;
+use crate::identity::Identity;
+use crate::{AgentError, tls};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Samples per metrics frame; far below the frame limit.
+const MAX_BATCH: usize = 256;
+
+/// Any byte stream a WebSocket can run over: TCP or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+pub type HubSocket = WebSocketStream<Box<dyn Io>>;
+
+/// Where to dial for a hub URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ws_url: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// Turns a hub URL (`https://hub:7780`, `wss://…`, or `ws://127.0.0.1:7780`
+/// on loopback only) into the agent endpoint to dial.
+pub fn endpoint(hub: &str) -> Result<Endpoint, AgentError> {
+    let bad = |reason: &str| AgentError::HubUrl {
+        url: hub.to_string(),
+        reason: reason.to_string(),
+    };
+    let uri: http::Uri = hub.parse().map_err(|_| bad("not a URL"))?;
+    let tls = match uri.scheme_str() {
+        Some("https" | "wss") => true,
+        Some("http" | "ws") => false,
+        _ => return Err(bad("scheme must be https, wss, or (on loopback) ws")),
+    };
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    if !tls && !is_loopback(&host) {
+        return Err(bad("plain ws:// is allowed only to a loopback address; use https://"));
+    }
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+    let prefix = uri.path().trim_end_matches('/');
+    let scheme = if tls { "wss" } else { "ws" };
+    Ok(Endpoint {
+        ws_url: format!("{scheme}://{authority}{prefix}/api/v1/agent/connect"),
+        host,
+        port,
+        tls,
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Opens a WebSocket to the hub, refusing any certificate but the pinned one.
+pub async fn connect(hub: &str, fingerprint: &str) -> Result<HubSocket, AgentError> {
+    let ep = endpoint(hub)?;
+    let io_err = |source| AgentError::Connect {
+        url: hub.to_string(),
+        source,
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ep.host.as_str(), ep.port)))
+        .await
+        .map_err(|_| AgentError::Timeout(CONNECT_TIMEOUT))?
+        .map_err(io_err)?;
+    tcp.set_nodelay(true).map_err(io_err)?;
+    let io: Box<dyn Io> = if ep.tls {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls::pinned_client_config(fingerprint)));
+        let name = ServerName::try_from(ep.host.clone()).map_err(|_| AgentError::HubUrl {
+            url: hub.to_string(),
+            reason: "host is not a valid server name".into(),
+        })?;
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp))
+            .await
+            .map_err(|_| AgentError::Timeout(HANDSHAKE_TIMEOUT))?
+            .map_err(|e| match tls::pin_mismatch(&e) {
+                Some(m) => AgentError::PinMismatch {
+                    expected: m.expected.clone(),
+                    actual: m.actual.clone(),
+                },
+                None => io_err(e),
+            })?;
+        Box::new(stream)
+    } else {
+        Box::new(tcp)
+    };
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(ep.ws_url.as_str(), io, Some(config)).await?;
+    Ok(ws)
+}
+
+/// Keeps a session with the hub alive until `cancel` fires or the hub
+/// refuses this agent for good.
+pub async fn run(
+    mut identity: Identity,
+    mut state: watch::Receiver<NodeState>,
+    samples: Arc<SampleBuffer>,
+    cancel: CancellationToken,
+) -> Result<(), AgentError> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut attempt = 0usize;
+    loop {
+        let hubs = &identity.enrollment.hubs;
+        let hub = hubs[attempt % hubs.len().max(1)].clone();
+        attempt += 1;
+        let fingerprint = identity.enrollment.fingerprint.clone();
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = connect(&hub, &fingerprint) => match r {
+                Ok(ws) => {
+                    let mut session = Session {
+                        identity: &mut identity,
+                        state: &mut state,
+                        samples: &samples,
+                        backoff: &mut backoff,
+                        cancel: &cancel,
+                    };
+                    session.run(ws).await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_permanent(identity.is_enrolled()) => return Err(e),
+            Err(e) => tracing::warn!(hub, error = %report(&e), "link to hub down; will retry"),
+        }
+        let delay = backoff.next_delay(random_unit());
+        tracing::debug!(?delay, "waiting before reconnecting");
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+struct Session<'a> {
+    identity: &'a mut Identity,
+    state: &'a mut watch::Receiver<NodeState>,
+    samples: &'a SampleBuffer,
+    backoff: &'a mut Backoff,
+    cancel: &'a CancellationToken,
+}
+
+impl Session<'_> {
+    /// One connection's life. `Ok` means we were cancelled; every other end is an error.
+    async fn run(&mut self, ws: HubSocket) -> Result<(), AgentError> {
+        let (mut tx, mut rx) = ws.split();
+        let nonce = match recv(&mut rx).await? {
+            HubMessage::Challenge { nonce, .. } => nonce,
+            other => return Err(unexpected(other)),
+        };
+        let hello = AgentMessage::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            agent_version: crate::VERSION.to_string(),
+            public_key: self.identity.public_key_b64(),
+            signature: self.identity.sign_b64(&link_proof_message(&nonce)),
+            node_id: self.identity.enrollment.node_id.clone(),
+            join_token: self.identity.enrollment.join_token.clone(),
+            capabilities: vec!["metrics.host".into()],
+        });
+        send(&mut tx, &hello).await?;
+        let (node_id, heartbeat_secs) = match recv(&mut rx).await? {
+            HubMessage::Welcome {
+                node_id,
+                heartbeat_secs,
+            } => (node_id, heartbeat_secs.max(1)),
+            other => return Err(unexpected(other)),
+        };
+        self.identity.record_enrollment(&node_id)?;
+        self.backoff.reset();
+        tracing::info!(node_id, "connected to hub");
+
+        let mut seq = 1u64;
+        let mut last_sent = self.state.borrow_and_update().clone();
+        send(&mut tx, &AgentMessage::SyncFull { seq, state: last_sent.clone() }).await?;
+        self.flush_samples(&mut tx).await?;
+
+        let period = Duration::from_secs(u64::from(heartbeat_secs));
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => {
+                    let _ = tx.send(Message::Close(None)).await;
+                    return Ok(());
+                }
+                frame = rx.next() => match frame {
+                    None | Some(Ok(Message::Close(_))) => return Err(AgentError::Closed),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(Message::Text(text))) => match decode_hub_frame(text.as_bytes()) {
+                        Ok(HubMessage::Ack { seq }) => tracing::trace!(seq, "hub applied"),
+                        Ok(HubMessage::Error { code: ErrorCode::ResyncRequired, message, .. }) => {
+                            tracing::info!(reason = message, "hub asked for a full resync");
+                            seq += 1;
+                            last_sent = self.state.borrow_and_update().clone();
+                            send(&mut tx, &AgentMessage::SyncFull { seq, state: last_sent.clone() }).await?;
+                        }
+                        Ok(HubMessage::Error { code, message, fatal: true }) => {
+                            return Err(AgentError::Refused { code, message });
+                        }
+                        Ok(HubMessage::Error { code, message, .. }) => {
+                            tracing::warn!(?code, message, "hub reported an error");
+                        }
+                        Ok(other) => tracing::debug!(?other, "ignoring unexpected message"),
+                        Err(e) => tracing::warn!(error = %e, "undecodable frame from hub"),
+                    },
+                    Some(Ok(_)) => {}
+                },
+                changed = self.state.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let now = self.state.borrow_and_update().clone();
+                    let changes = diff(&last_sent, &now);
+                    if !changes.is_empty() {
+                        seq += 1;
+                        send(&mut tx, &AgentMessage::SyncDiff { seq, changes }).await?;
+                        last_sent = now;
+                    }
+                }
+                _ = self.samples.notify.notified() => self.flush_samples(&mut tx).await?,
+                _ = heartbeat.tick() => {
+                    send(&mut tx, &AgentMessage::Heartbeat { ts_ms: crate::now_ms() }).await?;
+                }
+            }
+        }
+    }
+
+    async fn flush_samples(&self, tx: &mut Sink) -> Result<(), AgentError> {
+        loop {
+            let batch = self.samples.take(MAX_BATCH);
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let msg = AgentMessage::Metrics { samples: batch };
+            if let Err(e) = send(tx, &msg).await {
+                if let AgentMessage::Metrics { samples } = msg {
+                    self.samples.put_back(samples);
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<HubSocket, Message>;
+type Stream = futures_util::stream::SplitStream<HubSocket>;
+
+async fn send(tx: &mut Sink, msg: &AgentMessage) -> Result<(), AgentError> {
+    let text = serde_json::to_string(msg).expect("agent messages always serialize");
+    tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(text)))
+        .await
+        .map_err(|_| AgentError::Timeout(SEND_TIMEOUT))??;
+    Ok(())
+}
+
+/// The next hub message during the handshake; a hub error becomes [`AgentError::Refused`].
+async fn recv(rx: &mut Stream) -> Result<HubMessage, AgentError> {
+    loop {
+        let frame = tokio::time::timeout(HANDSHAKE_TIMEOUT, rx.next())
+            .await
+            .map_err(|_| AgentError::Timeout(HANDSHAKE_TIMEOUT))?;
+        match frame {
+            None | Some(Ok(Message::Close(_))) => return Err(AgentError::Closed),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Message::Text(text))) => {
+                return match decode_hub_frame(text.as_bytes()) {
+                    Ok(HubMessage::Error { code, message, .. }) => Err(AgentError::Refused { code, message }),
+                    Ok(msg) => Ok(msg),
+                    Err(e) => Err(AgentError::Protocol(e.to_string())),
+                };
+            }
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+fn unexpected(msg: HubMessage) -> AgentError {
+    AgentError::Protocol(format!("unexpected message during handshake: {msg:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_hub_urls_to_agent_endpoints() {
+        let ep = endpoint("https://hub.lan:7780").unwrap();
+        assert_eq!(ep.ws_url, "wss://hub.lan:7780/api/v1/agent/connect");
+        assert!(ep.tls);
+        assert_eq!((ep.host.as_str(), ep.port), ("hub.lan", 7780));
+
+        let ep = endpoint("https://proxy.example/twinbay/").unwrap();
+        assert_eq!(ep.ws_url, "wss://proxy.example/twinbay/api/v1/agent/connect");
+        assert_eq!(ep.port, 443);
+
+        let ep = endpoint("ws://[::1]:7780").unwrap();
+        assert_eq!(ep.host, "::1");
+        assert!(!ep.tls);
+        assert!(endpoint("http://localhost:7780").is_ok());
+    }
+
+    #[test]
+    fn refuses_plain_websockets_off_loopback() {
+        let err = endpoint("ws://192.0.2.7:7780").unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        assert!(endpoint("ftp://hub").is_err());
+        assert!(endpoint("not a url").is_err());
+    }
+}
