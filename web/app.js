@@ -259,6 +259,7 @@ const handlers = {
     for (const n of m.nodes || []) addNode(n);
     for (const id of state.history.keys()) if (!state.nodes.has(id)) state.history.delete(id);
     state.synced = state.reorder = true;
+    schedule(); // render even an empty fleet
   },
   node(m) { addNode(m.node); },
   status(m, n) {
@@ -297,6 +298,10 @@ function handle(msg) {
 
 function mark(id, flags) {
   state.dirty.set(id, (state.dirty.get(id) || 0) | flags);
+  schedule();
+}
+
+function schedule() {
   if (!state.frame) state.frame = requestAnimationFrame(flush);
 }
 
@@ -369,8 +374,10 @@ function fleetView() {
   return { root, update, destroy() {} };
 }
 
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
 function placeRows(tbody, rows) {
-  const sorted = [...rows.values()].sort((a, b) => a._key.localeCompare(b._key));
+  const sorted = [...rows.values()].sort((a, b) => collator.compare(a._name, b._name) || (a._id < b._id ? -1 : 1));
   let prev = null;
   for (const row of sorted) {
     const want = prev ? prev.nextSibling : tbody.firstChild;
@@ -404,7 +411,8 @@ function setConn(dot, connected) {
 function fillRow(tr, n) {
   const c = tr._c, r = n.resources, h = n.host;
   const connected = !!n.connected;
-  tr._key = `${String(n.hostname).toLowerCase()}\u0000${n.id}`;
+  tr._name = String(n.hostname);
+  tr._id = n.id;
   tr.classList.toggle('is-down', !connected);
   setConn(c.dot, connected);
   setText(c.link, n.hostname);
@@ -505,8 +513,9 @@ function renderCards(n, cards, memBar, swapBar) {
   setText(cards.swap.sub, swapPct == null ? '' : `${fmtBytes(r.swap_used)} of ${fmtBytes(r.swap_total)}`);
   setBar(swapBar, swapPct);
   const load = (v) => (num(v) ? v.toFixed(2) : '—');
-  setText(cards.load.value, r ? `${load(r.load1)} / ${load(r.load5)} / ${load(r.load15)}` : '—');
-  setText(cards.load.sub, r && cores ? `${((r.load1 / cores) * 100).toFixed(0)}% of ${plural(cores, 'core')}` : '');
+  setText(cards.load.value, r ? load(r.load1) : '—');
+  const perCore = r && cores ? ` · ${((r.load1 / cores) * 100).toFixed(0)}% of ${plural(cores, 'core')}` : '';
+  setText(cards.load.sub, r ? `5m ${load(r.load5)} · 15m ${load(r.load15)}${perCore}` : '');
   setText(cards.up.value, r ? fmtDuration(r.uptime_secs) : '—');
   setText(cards.up.sub, r ? `sampled ${fmtAgo(r.ts_ms)}` : '');
 }

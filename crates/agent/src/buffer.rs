@@ -109,7 +109,10 @@ mod tests {
         buf.push(at(6));
         buf.put_back(first);
         // Full again: 3 and 4 go back in front of 5 and 6 as far as room allows.
-        assert_eq!(buf.take(10).iter().map(|s| s.ts_ms).collect::<Vec<_>>(), [4, 5, 6]);
+        assert_eq!(
+            buf.take(10).iter().map(|s| s.ts_ms).collect::<Vec<_>>(),
+            [4, 5, 6]
+        );
         assert!(buf.is_empty());
     }
 }

@@ -13,7 +13,9 @@ pub enum AgentError {
     },
     #[error("agent state file {path} is damaged: {reason}")]
     StateDamaged { path: PathBuf, reason: String },
-    #[error("this agent is not enrolled yet: pass --join with a string from `twinbay ctl join-token create`")]
+    #[error(
+        "this agent is not enrolled yet: pass --join with a string from `twinbay ctl join-token create`"
+    )]
     NotEnrolled,
     #[error("bad join string")]
     Join(#[from] twinbay_proto::join::JoinError),
@@ -27,7 +29,9 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the hub's certificate is not the pinned one (expected {expected}, got {actual}): refusing to talk to it")]
+    #[error(
+        "the hub's certificate is not the pinned one (expected {expected}, got {actual}): refusing to talk to it"
+    )]
     PinMismatch { expected: String, actual: String },
     #[error("websocket")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
@@ -61,14 +65,4 @@ impl AgentError {
     }
 }
 
-/// An error and all its sources, on one line: `a: b: c`.
-pub fn report(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
-}
+pub use twinbay_proto::report;

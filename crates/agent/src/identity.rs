@@ -67,7 +67,11 @@ impl Identity {
                     node_id: None,
                     join_token: Some(join.token),
                 };
-                write_atomic(&state_path, &serde_json::to_vec_pretty(&e).expect("serializes"), 0o600)?;
+                write_atomic(
+                    &state_path,
+                    &serde_json::to_vec_pretty(&e).expect("serializes"),
+                    0o600,
+                )?;
                 e
             }
             (Some(e), None) => e,
@@ -78,6 +82,19 @@ impl Identity {
             key,
             enrollment,
         })
+    }
+
+    /// Whether the agent in `dir` has enrolled with a hub.
+    pub fn is_enrolled_in(dir: &Path) -> bool {
+        matches!(read_enrollment(&dir.join(STATE_FILE)), Ok(Some(e)) if e.node_id.is_some())
+    }
+
+    /// Dials these hubs instead of the enrolled ones (used by `twinbay up`,
+    /// whose hub may move to another port between runs).
+    pub fn override_hubs(&mut self, hubs: Vec<String>) {
+        if !hubs.is_empty() {
+            self.enrollment.hubs = hubs;
+        }
     }
 
     pub fn public_key_b64(&self) -> String {
@@ -94,7 +111,9 @@ impl Identity {
 
     /// Records the node id the hub gave and forgets the spent join token.
     pub fn record_enrollment(&mut self, node_id: &str) -> Result<(), AgentError> {
-        if self.enrollment.node_id.as_deref() == Some(node_id) && self.enrollment.join_token.is_none() {
+        if self.enrollment.node_id.as_deref() == Some(node_id)
+            && self.enrollment.join_token.is_none()
+        {
             return Ok(());
         }
         self.enrollment.node_id = Some(node_id.to_string());
@@ -123,11 +142,16 @@ fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
 fn load_or_create_key(path: &Path) -> Result<SigningKey, AgentError> {
     match fs::read_to_string(path) {
         Ok(text) => {
-            let bytes = STANDARD.decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
-            bytes.map(|b| SigningKey::from_bytes(&b)).ok_or_else(|| AgentError::StateDamaged {
-                path: path.to_path_buf(),
-                reason: "not a base64 ed25519 secret key".into(),
-            })
+            let bytes = STANDARD
+                .decode(text.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok());
+            bytes
+                .map(|b| SigningKey::from_bytes(&b))
+                .ok_or_else(|| AgentError::StateDamaged {
+                    path: path.to_path_buf(),
+                    reason: "not a base64 ed25519 secret key".into(),
+                })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut secret = [0u8; 32];
@@ -144,10 +168,14 @@ fn load_or_create_key(path: &Path) -> Result<SigningKey, AgentError> {
 
 fn read_enrollment(path: &Path) -> Result<Option<Enrollment>, AgentError> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| AgentError::StateDamaged {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| AgentError::StateDamaged {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(state_err(path)(e)),
     }
@@ -176,7 +204,8 @@ mod tests {
     use super::*;
 
     fn tempdir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("twinbay-identity-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("twinbay-identity-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -184,7 +213,10 @@ mod tests {
     #[test]
     fn enrolls_once_keeps_its_key_and_forgets_the_token() {
         let dir = tempdir("enroll");
-        assert!(matches!(Identity::load_or_enroll(&dir, None), Err(AgentError::NotEnrolled)));
+        assert!(matches!(
+            Identity::load_or_enroll(&dir, None),
+            Err(AgentError::NotEnrolled)
+        ));
         let join = JoinString {
             hub: "https://127.0.0.1:1".into(),
             token: "tok".into(),
@@ -203,7 +235,10 @@ mod tests {
         assert!(!text.contains("\"tok\""), "{text}");
 
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         fs::remove_dir_all(&dir).unwrap();
     }

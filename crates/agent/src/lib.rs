@@ -37,11 +37,15 @@ pub struct AgentConfig {
     pub join: Option<String>,
     /// How often sources sample the host.
     pub interval: Duration,
+    /// Hub URLs to dial instead of the enrolled ones.
+    pub hub_override: Vec<String>,
 }
 
 /// Runs the agent until `cancel` fires or the hub refuses it for good.
 pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
-    let identity = identity::Identity::load_or_enroll(&config.state_dir, config.join.as_deref())?;
+    let mut identity =
+        identity::Identity::load_or_enroll(&config.state_dir, config.join.as_deref())?;
+    identity.override_hubs(config.hub_override);
     let mut host = sources::host::HostSource::new("/");
     let first = host.sample(now_ms())?;
     let mut initial = NodeState::default();

@@ -66,9 +66,14 @@ pub fn endpoint(hub: &str) -> Result<Endpoint, AgentError> {
         _ => return Err(bad("scheme must be https, wss, or (on loopback) ws")),
     };
     let host = uri.host().ok_or_else(|| bad("no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     if !tls && !is_loopback(&host) {
-        return Err(bad("plain ws:// is allowed only to a loopback address; use https://"));
+        return Err(bad(
+            "plain ws:// is allowed only to a loopback address; use https://",
+        ));
     }
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
@@ -83,7 +88,8 @@ pub fn endpoint(hub: &str) -> Result<Endpoint, AgentError> {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Opens a WebSocket to the hub, refusing any certificate but the pinned one.
@@ -93,13 +99,17 @@ pub async fn connect(hub: &str, fingerprint: &str) -> Result<HubSocket, AgentErr
         url: hub.to_string(),
         source,
     };
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ep.host.as_str(), ep.port)))
-        .await
-        .map_err(|_| AgentError::Timeout(CONNECT_TIMEOUT))?
-        .map_err(io_err)?;
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((ep.host.as_str(), ep.port)),
+    )
+    .await
+    .map_err(|_| AgentError::Timeout(CONNECT_TIMEOUT))?
+    .map_err(io_err)?;
     tcp.set_nodelay(true).map_err(io_err)?;
     let io: Box<dyn Io> = if ep.tls {
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls::pinned_client_config(fingerprint)));
+        let connector =
+            tokio_rustls::TlsConnector::from(Arc::new(tls::pinned_client_config(fingerprint)));
         let name = ServerName::try_from(ep.host.clone()).map_err(|_| AgentError::HubUrl {
             url: hub.to_string(),
             reason: "host is not a valid server name".into(),
@@ -210,7 +220,14 @@ impl Session<'_> {
 
         let mut seq = 1u64;
         let mut last_sent = self.state.borrow_and_update().clone();
-        send(&mut tx, &AgentMessage::SyncFull { seq, state: last_sent.clone() }).await?;
+        send(
+            &mut tx,
+            &AgentMessage::SyncFull {
+                seq,
+                state: last_sent.clone(),
+            },
+        )
+        .await?;
         self.flush_samples(&mut tx).await?;
 
         let period = Duration::from_secs(u64::from(heartbeat_secs));
@@ -303,7 +320,9 @@ async fn recv(rx: &mut Stream) -> Result<HubMessage, AgentError> {
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(Message::Text(text))) => {
                 return match decode_hub_frame(text.as_bytes()) {
-                    Ok(HubMessage::Error { code, message, .. }) => Err(AgentError::Refused { code, message }),
+                    Ok(HubMessage::Error { code, message, .. }) => {
+                        Err(AgentError::Refused { code, message })
+                    }
                     Ok(msg) => Ok(msg),
                     Err(e) => Err(AgentError::Protocol(e.to_string())),
                 };
@@ -329,7 +348,10 @@ mod tests {
         assert_eq!((ep.host.as_str(), ep.port), ("hub.lan", 7780));
 
         let ep = endpoint("https://proxy.example/twinbay/").unwrap();
-        assert_eq!(ep.ws_url, "wss://proxy.example/twinbay/api/v1/agent/connect");
+        assert_eq!(
+            ep.ws_url,
+            "wss://proxy.example/twinbay/api/v1/agent/connect"
+        );
         assert_eq!(ep.port, 443);
 
         let ep = endpoint("ws://[::1]:7780").unwrap();

@@ -40,12 +40,12 @@ impl ServerCertVerifier for PinnedCert {
         if actual.eq_ignore_ascii_case(&self.fingerprint) {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
-                Arc::new(PinMismatch {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(PinMismatch {
                     expected: self.fingerprint.clone(),
                     actual,
-                }),
-            ))))
+                })),
+            )))
         }
     }
 
@@ -78,7 +78,9 @@ impl ServerCertVerifier for PinnedCert {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -1,1 +1,248 @@
+//! The twinbay hub: holds the fleet's twin, persists it, and serves it.
+//!
+//! [`start`] brings the hub up in order — data dir, TLS identity, store,
+//! first admin, twin, listener — and returns a [`RunningHub`]. Connections
+//! arrive in [`server`], agents speak to [`link`], people and scripts to
+//! [`api`]; every change lands in the [`twin`], which broadcasts it to UI
+//! streams and hands it to the [`recorder`] for the [`store`].
+#![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod api;
+pub mod credentials;
+mod fsutil;
+pub mod link;
+pub mod metrics;
+pub mod recorder;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod twin;
+mod ui;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+pub use twinbay_proto::report;
+
+use crate::store::{Role, Store, StoreError};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The environment variable that sets the first admin's password.
+pub const ADMIN_PASSWORD_ENV: &str = "TWINBAY_ADMIN_PASSWORD";
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The URL agents dial; derived from `listen` when absent.
+    pub public_url: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// How often agents send heartbeats; silent for three means disconnected.
+    pub heartbeat: Duration,
+    /// The first admin's password (from [`ADMIN_PASSWORD_ENV`]); random if absent.
+    pub admin_password: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("store")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no hub has run with data dir {0} yet: start `twinbay hub --data-dir {0}` first")]
+    NotInitialized(String),
+}
+
+impl HubError {
+    pub fn io(path: &Path, source: std::io::Error) -> HubError {
+        HubError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What every request handler and session shares.
+pub struct HubState {
+    pub store: Store,
+    pub twin: Arc<twin::Twin>,
+    pub metrics: metrics::Metrics,
+    pub heartbeat: Duration,
+    pub shutdown: CancellationToken,
+}
+
+/// What the first start did about the admin account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstAdmin {
+    /// Accounts existed already.
+    Existing,
+    /// Created with the password from the environment.
+    FromEnv,
+    /// Created with this random password, shown only now.
+    Generated(String),
+}
+
+pub struct RunningHub {
+    pub local_addr: SocketAddr,
+    pub public_url: String,
+    pub fingerprint: String,
+    pub first_admin: FirstAdmin,
+    pub state: Arc<HubState>,
+    server: JoinHandle<()>,
+    recorder: JoinHandle<()>,
+    recorder_stop: CancellationToken,
+}
+
+/// Starts the hub; it runs until `shutdown` fires. Bad configuration fails
+/// here, before any port is bound.
+pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<RunningHub, HubError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if config.heartbeat.is_zero() {
+        return Err(HubError::Config(
+            "heartbeat interval must be positive".into(),
+        ));
+    }
+    if config
+        .admin_password
+        .as_deref()
+        .is_some_and(|p| p.trim().is_empty())
+    {
+        return Err(HubError::Config(format!(
+            "{ADMIN_PASSWORD_ENV} is set but empty"
+        )));
+    }
+    fsutil::create_private_dir(&config.data_dir)?;
+    let tls = tls::load_or_create(
+        &config.data_dir,
+        config.tls_cert.as_deref(),
+        config.tls_key.as_deref(),
+    )?;
+    let store = Store::open(&config.data_dir).await?;
+    let first_admin = ensure_admin(&store, config.admin_password.as_deref()).await?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| HubError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| HubError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| default_public_url(local_addr));
+    store
+        .set_setting(store::settings::PUBLIC_URL, &public_url)
+        .await?;
+    store
+        .set_setting(store::settings::TLS_FINGERPRINT, &tls.fingerprint)
+        .await?;
+
+    let twin = Arc::new(twin::Twin::new(store.nodes().await?));
+    let state = Arc::new(HubState {
+        store: store.clone(),
+        twin: twin.clone(),
+        metrics: metrics::Metrics::new(),
+        heartbeat: config.heartbeat,
+        shutdown: shutdown.clone(),
+    });
+    let recorder_stop = CancellationToken::new();
+    let recorder = tokio::spawn(recorder::run(twin, store, recorder_stop.clone()));
+    let app = api::router(state.clone());
+    let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));
+    tracing::info!(%local_addr, public_url, "hub listening");
+    Ok(RunningHub {
+        local_addr,
+        public_url,
+        fingerprint: tls.fingerprint,
+        first_admin,
+        state,
+        server,
+        recorder,
+        recorder_stop,
+    })
+}
+
+impl RunningHub {
+    /// Waits for the shutdown signal, then stops in order: stop accepting,
+    /// close agent links, write the last changes, close the store.
+    pub async fn wait(self) {
+        let _ = self.server.await;
+        self.state.twin.cancel_all();
+        // Give link sessions a moment to say goodbye and mark nodes disconnected.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.recorder_stop.cancel();
+        let _ = self.recorder.await;
+        self.state.store.close().await;
+        tracing::info!("hub stopped");
+    }
+
+    /// A join string for this hub, valid for `ttl`.
+    pub async fn join_string(&self, hub_url: &str, ttl: Duration) -> Result<String, HubError> {
+        let token = self.state.store.create_join_token(ttl).await?;
+        Ok(twinbay_proto::join::JoinString {
+            hub: hub_url.to_string(),
+            token,
+            fp: self.fingerprint.clone(),
+        }
+        .encode())
+    }
+}
+
+async fn ensure_admin(store: &Store, password: Option<&str>) -> Result<FirstAdmin, HubError> {
+    if store.user_count().await? > 0 {
+        return Ok(FirstAdmin::Existing);
+    }
+    let (password, first) = match password {
+        Some(p) => (p.to_string(), FirstAdmin::FromEnv),
+        None => {
+            let p = credentials::random_password();
+            (p.clone(), FirstAdmin::Generated(p))
+        }
+    };
+    store.create_user("admin", &password, Role::Admin).await?;
+    Ok(first)
+}
+
+fn default_public_url(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => hostname(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("https://{host}:{}", addr.port())
+}
+
+/// This machine's hostname, or `localhost` if it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
-use crate::message::{AgentMessage, ErrorCode, HubMessage};
 use crate::MAX_FRAME_BYTES;
+use crate::message::{AgentMessage, ErrorCode, HubMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -65,10 +65,12 @@ fn classify(bytes: &[u8], types: &[&str], source: serde_json::Error) -> DecodeEr
     match serde_json::from_slice::<Tag>(bytes) {
         Err(e) => DecodeError::Malformed(e),
         Ok(Tag { ty: None }) => DecodeError::MissingType,
-        Ok(Tag { ty: Some(serde_json::Value::String(ty)) }) if !types.contains(&ty.as_str()) => {
-            DecodeError::UnknownType(ty)
-        }
-        Ok(Tag { ty: Some(serde_json::Value::String(ty)) }) => DecodeError::Invalid { ty, source },
+        Ok(Tag {
+            ty: Some(serde_json::Value::String(ty)),
+        }) if !types.contains(&ty.as_str()) => DecodeError::UnknownType(ty),
+        Ok(Tag {
+            ty: Some(serde_json::Value::String(ty)),
+        }) => DecodeError::Invalid { ty, source },
         Ok(Tag { ty: Some(other) }) => DecodeError::UnknownType(other.to_string()),
     }
 }
@@ -79,9 +81,18 @@ mod tests {
 
     #[test]
     fn classifies_bad_frames() {
-        assert!(matches!(decode_agent_frame(b"{not json"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_agent_frame(b"[1,2]"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_agent_frame(b"{\"seq\":1}"), Err(DecodeError::MissingType)));
+        assert!(matches!(
+            decode_agent_frame(b"{not json"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_agent_frame(b"[1,2]"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_agent_frame(b"{\"seq\":1}"),
+            Err(DecodeError::MissingType)
+        ));
         match decode_agent_frame(b"{\"type\":\"teleport\"}") {
             Err(DecodeError::UnknownType(t)) => assert_eq!(t, "teleport"),
             other => panic!("{other:?}"),
@@ -89,17 +100,24 @@ mod tests {
         match decode_agent_frame(b"{\"type\":\"sync_diff\",\"seq\":\"x\"}") {
             Err(e @ DecodeError::Invalid { .. }) => {
                 assert_eq!(e.code(), ErrorCode::BadFrame);
-                assert!(e.to_string().starts_with("invalid \"sync_diff\" message"), "{e}");
+                assert!(
+                    e.to_string().starts_with("invalid \"sync_diff\" message"),
+                    "{e}"
+                );
             }
             other => panic!("{other:?}"),
         }
         let big = vec![b' '; MAX_FRAME_BYTES + 1];
-        assert_eq!(decode_agent_frame(&big).unwrap_err().code(), ErrorCode::FrameTooLarge);
+        assert_eq!(
+            decode_agent_frame(&big).unwrap_err().code(),
+            ErrorCode::FrameTooLarge
+        );
     }
 
     #[test]
     fn ignores_unknown_fields_from_newer_peers() {
-        let msg = decode_agent_frame(br#"{"type":"heartbeat","ts_ms":5,"from_the_future":true}"#).unwrap();
+        let msg = decode_agent_frame(br#"{"type":"heartbeat","ts_ms":5,"from_the_future":true}"#)
+            .unwrap();
         assert_eq!(msg, AgentMessage::Heartbeat { ts_ms: 5 });
     }
 

@@ -101,10 +101,34 @@ pub fn diff(from: &NodeState, to: &NodeState) -> Vec<Change> {
             value: to.host.clone(),
         });
     }
-    diff_map(&from.containers, &to.containers, Collection::Containers, Item::Containers, &mut out);
-    diff_map(&from.units, &to.units, Collection::Units, Item::Units, &mut out);
-    diff_map(&from.ports, &to.ports, Collection::Ports, Item::Ports, &mut out);
-    diff_map(&from.sources, &to.sources, Collection::Sources, Item::Sources, &mut out);
+    diff_map(
+        &from.containers,
+        &to.containers,
+        Collection::Containers,
+        Item::Containers,
+        &mut out,
+    );
+    diff_map(
+        &from.units,
+        &to.units,
+        Collection::Units,
+        Item::Units,
+        &mut out,
+    );
+    diff_map(
+        &from.ports,
+        &to.ports,
+        Collection::Ports,
+        Item::Ports,
+        &mut out,
+    );
+    diff_map(
+        &from.sources,
+        &to.sources,
+        Collection::Sources,
+        Item::Sources,
+        &mut out,
+    );
     out
 }
 

@@ -64,8 +64,14 @@ mod tests {
         assert!(!text.contains(['+', '/', '=', ' ']));
         assert_eq!(JoinString::parse(&format!(" {text}\n")).unwrap(), join);
         assert_eq!(JoinString::parse("hello"), Err(JoinError::Prefix));
-        assert!(matches!(JoinString::parse("tbj1_!!!"), Err(JoinError::Damaged(_))));
-        assert!(matches!(JoinString::parse("tbj1_e30"), Err(JoinError::Damaged(_))));
+        assert!(matches!(
+            JoinString::parse("tbj1_!!!"),
+            Err(JoinError::Damaged(_))
+        ));
+        assert!(matches!(
+            JoinString::parse("tbj1_e30"),
+            Err(JoinError::Damaged(_))
+        ));
     }
 }
 

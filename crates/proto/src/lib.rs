@@ -38,3 +38,15 @@ pub fn link_proof_message(nonce: &str) -> Vec<u8> {
     msg.extend_from_slice(nonce.as_bytes());
     msg
 }
+
+/// An error and all its sources on one line (`a: b: c`), for logs and CLI output.
+pub fn report(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

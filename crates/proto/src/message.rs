@@ -19,10 +19,18 @@ use crate::model::{NodeState, Sample};
 pub enum AgentMessage {
     Hello(Hello),
     /// The whole state; sets the sequence baseline to `seq`.
-    SyncFull { seq: u64, state: NodeState },
+    SyncFull {
+        seq: u64,
+        state: NodeState,
+    },
     /// Changes since the state with sequence number `seq - 1`.
-    SyncDiff { seq: u64, changes: Vec<Change> },
-    Metrics { samples: Vec<Sample> },
+    SyncDiff {
+        seq: u64,
+        changes: Vec<Change>,
+    },
+    Metrics {
+        samples: Vec<Sample>,
+    },
     Heartbeat {
         #[serde(default)]
         ts_ms: i64,

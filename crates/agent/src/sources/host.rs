@@ -81,7 +81,11 @@ pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
         let Some((name, rest)) = line.split_once(':') else {
             continue;
         };
-        let kib: u64 = match rest.split_ascii_whitespace().next().and_then(|v| v.parse().ok()) {
+        let kib: u64 = match rest
+            .split_ascii_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+        {
             Some(v) => v,
             None => continue,
         };
@@ -130,7 +134,11 @@ pub fn parse_os_release(text: &str) -> String {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        let value = value.trim().trim_matches('"').trim_matches('\'').to_string();
+        let value = value
+            .trim()
+            .trim_matches('"')
+            .trim_matches('\'')
+            .to_string();
         match key.trim() {
             "PRETTY_NAME" => pretty = Some(value),
             "NAME" => name = Some(value),
@@ -172,8 +180,9 @@ impl HostSource {
     }
 
     fn parsed<T>(&self, rel: &str, parse: impl FnOnce(&str) -> Option<T>) -> io::Result<T> {
-        parse(&self.read(rel)?)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("cannot parse {rel}")))
+        parse(&self.read(rel)?).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("cannot parse {rel}"))
+        })
     }
 
     pub fn sample(&mut self, now_ms: i64) -> io::Result<Reading> {
@@ -186,7 +195,9 @@ impl HostSource {
             .or_else(|_| self.read("usr/lib/os-release"))
             .map(|t| parse_os_release(&t))
             .unwrap_or_else(|_| "Linux".into());
-        let cpu_pct = self.prev_cpu.map_or(0.0, |prev| cpu_percent(prev, stat.cpu));
+        let cpu_pct = self
+            .prev_cpu
+            .map_or(0.0, |prev| cpu_percent(prev, stat.cpu));
         self.prev_cpu = Some(stat.cpu);
         let host = HostInfo {
             hostname: self.read("proc/sys/kernel/hostname")?.trim().to_string(),

@@ -7,16 +7,21 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn container() -> impl Strategy<Value = Container> {
-    (text(), text(), text(), prop::option::of(-2i64..200), 0u32..5).prop_map(
-        |(id, name, state, exit_code, restart_count)| Container {
+    (
+        text(),
+        text(),
+        text(),
+        prop::option::of(-2i64..200),
+        0u32..5,
+    )
+        .prop_map(|(id, name, state, exit_code, restart_count)| Container {
             id,
             name,
             state,
             exit_code,
             restart_count,
             ..Default::default()
-        },
-    )
+        })
 }
 
 fn unit() -> impl Strategy<Value = Unit> {
@@ -29,15 +34,18 @@ fn unit() -> impl Strategy<Value = Unit> {
 }
 
 fn port() -> impl Strategy<Value = Port> {
-    (prop::sample::select(vec!["tcp", "udp", "tcp6"]), 1u16..20, prop::option::of(text())).prop_map(
-        |(protocol, port, process)| Port {
+    (
+        prop::sample::select(vec!["tcp", "udp", "tcp6"]),
+        1u16..20,
+        prop::option::of(text()),
+    )
+        .prop_map(|(protocol, port, process)| Port {
             protocol: protocol.into(),
             address: "0.0.0.0".into(),
             port,
             process,
             pid: None,
-        },
-    )
+        })
 }
 
 fn source() -> impl Strategy<Value = SourceStatus> {
@@ -51,23 +59,32 @@ fn source() -> impl Strategy<Value = SourceStatus> {
 fn keyed<T: Keyed + std::fmt::Debug>(
     item: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = BTreeMap<String, T>> {
-    prop::collection::vec(item, 0..6).prop_map(|items| items.into_iter().map(|i| (i.key(), i)).collect())
+    prop::collection::vec(item, 0..6)
+        .prop_map(|items| items.into_iter().map(|i| (i.key(), i)).collect())
 }
 
 fn state() -> impl Strategy<Value = NodeState> {
-    (text(), text(), keyed(container()), keyed(unit()), keyed(port()), keyed(source())).prop_map(
-        |(hostname, kernel, containers, units, ports, sources)| NodeState {
-            host: HostInfo {
-                hostname,
-                kernel,
-                ..Default::default()
-            },
-            containers,
-            units,
-            ports,
-            sources,
-        },
+    (
+        text(),
+        text(),
+        keyed(container()),
+        keyed(unit()),
+        keyed(port()),
+        keyed(source()),
     )
+        .prop_map(
+            |(hostname, kernel, containers, units, ports, sources)| NodeState {
+                host: HostInfo {
+                    hostname,
+                    kernel,
+                    ..Default::default()
+                },
+                containers,
+                units,
+                ports,
+                sources,
+            },
+        )
 }
 
 proptest! {

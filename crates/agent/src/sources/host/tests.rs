@@ -15,8 +15,14 @@ fn parses_a_recorded_proc_stat() {
 
 #[test]
 fn cpu_percent_is_busy_share_of_elapsed_ticks() {
-    let prev = CpuTimes { busy: 100, total: 1000 };
-    let now = CpuTimes { busy: 150, total: 1200 };
+    let prev = CpuTimes {
+        busy: 100,
+        total: 1000,
+    };
+    let now = CpuTimes {
+        busy: 150,
+        total: 1200,
+    };
     assert_eq!(cpu_percent(prev, now), 25.0);
     // Counters that went backwards (a reset) never give nonsense.
     assert_eq!(cpu_percent(now, prev), 0.0);
@@ -30,7 +36,11 @@ fn parses_meminfo_and_falls_back_without_memavailable() {
     assert_eq!(m.available, 13015372 * 1024);
     assert_eq!(m.swap_total - m.swap_free, (2097148 - 1572860) * 1024);
 
-    let old: String = MEMINFO.lines().filter(|l| !l.starts_with("MemAvailable")).collect::<Vec<_>>().join("\n");
+    let old: String = MEMINFO
+        .lines()
+        .filter(|l| !l.starts_with("MemAvailable"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let m = parse_meminfo(&old).unwrap();
     assert_eq!(m.available, (9172620 + 254900 + 3560968 + 318708) * 1024);
 
@@ -39,14 +49,22 @@ fn parses_meminfo_and_falls_back_without_memavailable() {
 
 #[test]
 fn parses_loadavg_uptime_and_os_release() {
-    assert_eq!(parse_loadavg("0.52 0.58 0.59 1/389 12345\n"), Some([0.52, 0.58, 0.59]));
+    assert_eq!(
+        parse_loadavg("0.52 0.58 0.59 1/389 12345\n"),
+        Some([0.52, 0.58, 0.59])
+    );
     assert_eq!(parse_loadavg("0.52"), None);
     assert_eq!(parse_uptime("350735.47 234388.90\n"), Some(350735));
     assert_eq!(
-        parse_os_release("NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"),
+        parse_os_release(
+            "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"
+        ),
         "Debian GNU/Linux 12 (bookworm)"
     );
-    assert_eq!(parse_os_release("NAME=Alpine\nVERSION_ID=3.20\n"), "Alpine 3.20");
+    assert_eq!(
+        parse_os_release("NAME=Alpine\nVERSION_ID=3.20\n"),
+        "Alpine 3.20"
+    );
     assert_eq!(parse_os_release(""), "Linux");
 }
 

@@ -1,0 +1,145 @@
+//! The command line, as clap sees it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "twinbay",
+    version,
+    about = "A live digital twin of every machine in your homelab or fleet"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub and an agent for this machine, UI included (the all-in-one default).
+    Up(UpArgs),
+    /// Run the hub.
+    Hub(HubArgs),
+    /// Run the agent: watch this host and push its twin to a hub.
+    Agent(AgentArgs),
+    /// Administer a hub's data dir: join tokens, API tokens.
+    Ctl(CtlArgs),
+    /// Run simulated agents against a hub (demos and load tests).
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address to serve the UI, API and agents on (HTTPS and, on loopback, HTTP).
+    #[arg(long, default_value = "127.0.0.1:7780")]
+    pub listen: SocketAddr,
+    /// Where the hub keeps its database, certificate and the local agent's key.
+    #[arg(long, env = "TWINBAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// How often the local agent samples this host.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    #[arg(long, default_value = "127.0.0.1:7780")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "TWINBAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The URL agents should dial (put in join strings); defaults to the listen address.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// PEM certificate chain to serve instead of the self-signed one.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Agent heartbeat interval; three silent intervals mark a node disconnected.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The join string from `twinbay ctl join-token create` (first start only).
+    #[arg(long, env = "TWINBAY_JOIN")]
+    pub join: Option<String>,
+    /// Where the agent keeps its key and enrollment.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// How often to sample the host.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The hub's data dir.
+    #[arg(long, env = "TWINBAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// One-time tokens that enroll an agent.
+    #[command(subcommand)]
+    JoinToken(JoinTokenCommand),
+    /// Tokens for scripts and integrations.
+    #[command(subcommand)]
+    ApiToken(ApiTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenCommand {
+    /// Print a join string (hub URL, one-time token, certificate pin).
+    Create {
+        /// How long the token stays valid.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+        /// The hub URL to put in the string, if not the hub's own public URL.
+        #[arg(long)]
+        hub_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiTokenCommand {
+    /// Print a new API token (shown only once).
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[arg(long)]
+    pub join: String,
+    #[arg(long, default_value_t = 10)]
+    pub agents: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 10m, 1h)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}

@@ -1,0 +1,258 @@
+//! What each subcommand does: build the pieces, run them, stop them cleanly.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use tokio_util::sync::CancellationToken;
+use twinbay_agent::AgentConfig;
+use twinbay_hub::store::Role;
+use twinbay_hub::{FirstAdmin, HubConfig, RunningHub};
+
+use crate::args::{
+    AgentArgs, ApiTokenCommand, Command, CtlArgs, CtlCommand, HubArgs, JoinTokenCommand, RoleArg,
+    UpArgs,
+};
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Up(args) => {
+            init_logging("info");
+            multi_thread()?.block_on(up(args))
+        }
+        Command::Hub(args) => {
+            init_logging("info");
+            multi_thread()?.block_on(hub(args))
+        }
+        Command::Agent(args) => {
+            init_logging("info");
+            // The agent stays small: one thread does all its work.
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(agent(args))
+        }
+        Command::Ctl(args) => {
+            init_logging("warn");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(ctl(args))
+        }
+        Command::Sim(_) => Err(anyhow!(
+            "`twinbay sim` is not built yet (tracked as issue 5)"
+        )),
+    }
+}
+
+fn multi_thread() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `$XDG_DATA_HOME/twinbay`, else `~/.local/share/twinbay`.
+fn default_data_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("twinbay"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("no HOME; pass --data-dir"))?;
+    Ok(PathBuf::from(home).join(".local/share/twinbay"))
+}
+
+fn data_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+    given.map(Ok).unwrap_or_else(default_data_dir)
+}
+
+/// Fires on Ctrl-C or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutting down");
+        fire.cancel();
+    });
+    token
+}
+
+fn hub_config(listen: SocketAddr, data_dir: PathBuf) -> HubConfig {
+    HubConfig {
+        listen,
+        data_dir,
+        public_url: None,
+        tls_cert: None,
+        tls_key: None,
+        heartbeat: Duration::from_secs(5),
+        admin_password: std::env::var(twinbay_hub::ADMIN_PASSWORD_ENV).ok(),
+    }
+}
+
+fn print_first_admin(hub: &RunningHub) {
+    match &hub.first_admin {
+        FirstAdmin::Generated(password) => println!(
+            "Created user admin with password {password}\n  (shown only this once; set {} before the first start to choose it)",
+            twinbay_hub::ADMIN_PASSWORD_ENV
+        ),
+        FirstAdmin::FromEnv => println!(
+            "Created user admin with the password from {}",
+            twinbay_hub::ADMIN_PASSWORD_ENV
+        ),
+        FirstAdmin::Existing => {}
+    }
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let data_dir = data_dir(args.data_dir)?;
+    let shutdown = shutdown_on_signal();
+    let hub =
+        twinbay_hub::start(hub_config(args.listen, data_dir.clone()), shutdown.clone()).await?;
+
+    // The local agent dials the hub over loopback, through the real link.
+    let local = local_address(hub.local_addr);
+    let hub_url = format!("https://{local}");
+    let agent_dir = data_dir.join("agent");
+    let join = if twinbay_agent::identity::Identity::is_enrolled_in(&agent_dir) {
+        None
+    } else {
+        Some(hub.join_string(&hub_url, Duration::from_secs(600)).await?)
+    };
+    let agent_config = AgentConfig {
+        state_dir: agent_dir,
+        join,
+        interval: args.interval,
+        hub_override: vec![hub_url],
+    };
+    let agent_cancel = shutdown.child_token();
+    let agent = tokio::spawn(twinbay_agent::run(agent_config, agent_cancel));
+
+    let browse = if local.ip().is_loopback() {
+        format!("http://{local}")
+    } else {
+        hub.public_url.clone()
+    };
+    println!("twinbay is up: open {browse}");
+    print_first_admin(&hub);
+    println!(
+        "Add a host: twinbay ctl --data-dir {} join-token create",
+        data_dir.display()
+    );
+    println!(
+        "  then on that host: twinbay agent --join <string> --state-dir ~/.local/state/twinbay-agent"
+    );
+    println!("Press Ctrl-C to stop.");
+
+    let agent_result = agent.await;
+    if !shutdown.is_cancelled() {
+        // The local agent stopped on its own: say why, keep the hub serving.
+        match agent_result {
+            Ok(Err(e)) => {
+                tracing::error!(error = %twinbay_hub::report(&e), "the local agent stopped")
+            }
+            Ok(Ok(())) => {}
+            Err(e) => tracing::error!(error = %e, "the local agent crashed"),
+        }
+    }
+    shutdown.cancelled().await;
+    hub.wait().await;
+    Ok(())
+}
+
+/// Where a local client reaches a hub listening on `addr`.
+fn local_address(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+async fn hub(args: HubArgs) -> Result<()> {
+    let data_dir = data_dir(args.data_dir)?;
+    let shutdown = shutdown_on_signal();
+    let mut config = hub_config(args.listen, data_dir.clone());
+    config.public_url = args.public_url;
+    config.tls_cert = args.tls_cert;
+    config.tls_key = args.tls_key;
+    config.heartbeat = args.heartbeat;
+    let hub = twinbay_hub::start(config, shutdown.clone()).await?;
+    println!(
+        "twinbay hub listening on {} (agents dial {})",
+        hub.local_addr, hub.public_url
+    );
+    println!("TLS certificate {}", hub.fingerprint);
+    print_first_admin(&hub);
+    shutdown.cancelled().await;
+    hub.wait().await;
+    Ok(())
+}
+
+async fn agent(args: AgentArgs) -> Result<()> {
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => default_agent_dir()?,
+    };
+    let shutdown = shutdown_on_signal();
+    let config = AgentConfig {
+        state_dir,
+        join: args.join,
+        interval: args.interval,
+        hub_override: Vec::new(),
+    };
+    twinbay_agent::run(config, shutdown)
+        .await
+        .map_err(|e| anyhow!(twinbay_hub::report(&e)))
+}
+
+/// `$XDG_STATE_HOME/twinbay-agent`, else `~/.local/state/twinbay-agent`.
+fn default_agent_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("twinbay-agent"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("no HOME; pass --state-dir"))?;
+    Ok(Path::new(&home).join(".local/state/twinbay-agent"))
+}
+
+async fn ctl(args: CtlArgs) -> Result<()> {
+    let data_dir = data_dir(args.data_dir)?;
+    let out = match args.command {
+        CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
+            twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
+                .await
+                .map_err(|e| anyhow!(twinbay_hub::report(&e)))
+                .context("creating a join token")?
+        }
+        CtlCommand::ApiToken(ApiTokenCommand::Create { role, name }) => {
+            let role = match role {
+                RoleArg::Viewer => Role::Viewer,
+                RoleArg::Operator => Role::Operator,
+                RoleArg::Admin => Role::Admin,
+            };
+            twinbay_hub::admin::create_api_token(&data_dir, role, &name)
+                .await
+                .map_err(|e| anyhow!(twinbay_hub::report(&e)))
+                .context("creating an API token")?
+        }
+    };
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Offline administration (`twinbay ctl`): works on the data dir directly,
+//! whether or not the hub is running (SQLite WAL lets both write).
+
+use std::path::Path;
+use std::time::Duration;
+
+use twinbay_proto::join::JoinString;
+
+use crate::HubError;
+use crate::store::{DB_FILE, Role, Store, settings};
+
+async fn open_existing(data_dir: &Path) -> Result<Store, HubError> {
+    if !data_dir.join(DB_FILE).exists() {
+        return Err(HubError::NotInitialized(data_dir.display().to_string()));
+    }
+    Ok(Store::open(data_dir).await?)
+}
+
+/// Mints a one-time join token and returns the join string for it.
+pub async fn create_join_string(
+    data_dir: &Path,
+    ttl: Duration,
+    hub_url: Option<&str>,
+) -> Result<String, HubError> {
+    let store = open_existing(data_dir).await?;
+    let url = match hub_url {
+        Some(url) => url.to_string(),
+        None => store
+            .setting(settings::PUBLIC_URL)
+            .await?
+            .ok_or_else(|| HubError::NotInitialized(data_dir.display().to_string()))?,
+    };
+    let fp = store
+        .setting(settings::TLS_FINGERPRINT)
+        .await?
+        .ok_or_else(|| HubError::NotInitialized(data_dir.display().to_string()))?;
+    let token = store.create_join_token(ttl).await?;
+    store.close().await;
+    Ok(JoinString {
+        hub: url,
+        token,
+        fp,
+    }
+    .encode())
+}
+
+/// Mints an API token with `role`.
+pub async fn create_api_token(data_dir: &Path, role: Role, name: &str) -> Result<String, HubError> {
+    let store = open_existing(data_dir).await?;
+    let token = store.create_api_token(role, name).await?;
+    store.close().await;
+    Ok(token)
+}

@@ -1,0 +1,45 @@
+//! The fleet and each node's twin.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+
+use super::ApiError;
+use super::auth::Auth;
+use crate::HubState;
+use crate::twin::{NodeSummary, NodeView};
+
+/// Every node, connected or not.
+#[utoipa::path(
+    get,
+    path = "/api/v1/nodes",
+    tag = "nodes",
+    responses((status = 200, body = Vec<NodeSummary>), (status = 401, description = "Not authenticated"))
+)]
+pub async fn list(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<Vec<NodeSummary>> {
+    Json(hub.twin.summaries())
+}
+
+/// One node's whole twin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/nodes/{id}",
+    tag = "nodes",
+    params(("id" = String, Path, description = "Node id, e.g. `n_3f9a1c2b7d4e`")),
+    responses(
+        (status = 200, body = NodeView),
+        (status = 401, description = "Not authenticated"),
+        (status = 404, description = "No such node"),
+    )
+)]
+pub async fn get_one(
+    State(hub): State<Arc<HubState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<NodeView>, ApiError> {
+    hub.twin
+        .view(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no node {id:?}")))
+}

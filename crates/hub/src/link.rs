@@ -1,0 +1,227 @@
+//! The hub's end of an agent's WebSocket: authenticate, then apply what it says.
+//!
+//! A session: send a challenge, verify the agent's hello ([`handshake`]),
+//! register the connection with the twin, then read frames until the agent
+//! goes away, falls silent for three heartbeat intervals, sends too many bad
+//! frames in a row, or the hub shuts down. Bad frames are answered with an
+//! error frame and the session goes on.
+
+mod handshake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use twinbay_proto::codec::decode_agent_frame;
+use twinbay_proto::message::{AgentMessage, ErrorCode, HubMessage};
+use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
+
+use crate::HubState;
+use crate::twin::ApplyError;
+
+/// How long an agent has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bad frames in a row after which the hub hangs up.
+const MAX_BAD_FRAMES: u32 = 16;
+/// Most samples one metrics frame may carry.
+const MAX_SAMPLES_PER_FRAME: usize = 1024;
+
+/// The agent endpoint. Frames up to twice the protocol limit reach the
+/// decoder, which refuses those over the limit with a clear error; larger
+/// ones end the connection with close code 1009.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/connect",
+    tag = "agents",
+    description = "WebSocket for agents (the agent protocol; authentication happens inside it).",
+    responses((status = 101, description = "Switching to the agent protocol"))
+)]
+pub async fn agent_socket(State(hub): State<Arc<HubState>>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES * 2)
+        .max_frame_size(MAX_FRAME_BYTES * 2)
+        .on_upgrade(move |socket| session(hub, socket))
+}
+
+async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
+    let nonce = crate::credentials::new_token("");
+    let challenge = HubMessage::Challenge {
+        protocol: PROTOCOL_VERSION,
+        hub_version: crate::VERSION.to_string(),
+        nonce: nonce.clone(),
+    };
+    if send(&mut socket, &challenge).await.is_err() {
+        return;
+    }
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match decode_agent_frame(text.as_bytes()) {
+            Ok(AgentMessage::Hello(hello)) => hello,
+            Ok(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "say hello first").await,
+            Err(e) => return refuse(socket, e.code(), &e.to_string()).await,
+        },
+        Ok(_) => return,
+        Err(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "no hello in time").await,
+    };
+    let node_id = match handshake::verify(&hub.store, &hello, &nonce).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(error = %e, node_id = hello.node_id.as_deref().unwrap_or("-"), "refused an agent");
+            hub.metrics.agent_refusals.inc();
+            return refuse(socket, e.code(), &e.to_string()).await;
+        }
+    };
+    hub.twin.ensure_node(&node_id);
+    let (conn, replaced) = hub.twin.connect(&node_id, &hello.agent_version);
+    tracing::info!(
+        node_id,
+        agent_version = hello.agent_version,
+        "agent connected"
+    );
+    let heartbeat = hub.heartbeat;
+    let welcome = HubMessage::Welcome {
+        node_id: node_id.clone(),
+        heartbeat_secs: heartbeat.as_secs().max(1) as u32,
+    };
+    if send(&mut socket, &welcome).await.is_ok() {
+        let mut conn_state = Connection {
+            hub: &hub,
+            node_id: &node_id,
+            conn,
+            bad_frames: 0,
+        };
+        let silence = heartbeat * 3;
+        loop {
+            let frame = tokio::select! {
+                _ = hub.shutdown.cancelled() => {
+                    close(&mut socket, 1001, "hub shutting down").await;
+                    break;
+                }
+                _ = replaced.cancelled() => {
+                    close(&mut socket, 1008, "replaced by a newer connection").await;
+                    break;
+                }
+                frame = tokio::time::timeout(silence, socket.recv()) => frame,
+            };
+            let reply = match frame {
+                Err(_) => {
+                    tracing::warn!(node_id, ?silence, "agent went silent");
+                    close(&mut socket, 1001, "no heartbeat").await;
+                    break;
+                }
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
+                Ok(Some(Err(e))) => {
+                    tracing::info!(node_id, error = %e, "agent connection failed");
+                    close(&mut socket, 1009, "frame over the size limit or broken").await;
+                    break;
+                }
+                Ok(Some(Ok(Message::Text(text)))) => conn_state.handle(text.as_bytes()),
+                Ok(Some(Ok(Message::Binary(_)))) => conn_state.bad(
+                    ErrorCode::BadFrame,
+                    "binary frames are not part of the protocol".into(),
+                ),
+                Ok(Some(Ok(_))) => None,
+            };
+            if let Some(reply) = reply {
+                let fatal = matches!(reply, HubMessage::Error { fatal: true, .. });
+                if send(&mut socket, &reply).await.is_err() || fatal {
+                    break;
+                }
+            }
+        }
+    }
+    hub.twin.disconnect(&node_id, conn);
+    tracing::info!(node_id, "agent disconnected");
+}
+
+struct Connection<'a> {
+    hub: &'a HubState,
+    node_id: &'a str,
+    conn: u64,
+    bad_frames: u32,
+}
+
+impl Connection<'_> {
+    /// Applies one text frame; returns what to answer, if anything.
+    fn handle(&mut self, bytes: &[u8]) -> Option<HubMessage> {
+        let twin = &self.hub.twin;
+        let msg = match decode_agent_frame(bytes) {
+            Ok(msg) => msg,
+            Err(e) => return self.bad(e.code(), e.to_string()),
+        };
+        self.hub.metrics.agent_frames.inc();
+        let reply = match msg {
+            AgentMessage::SyncFull { seq, state } => {
+                match twin.apply_full(self.node_id, self.conn, seq, state) {
+                    Ok(()) => Some(HubMessage::Ack { seq }),
+                    Err(e) => return self.bad(ErrorCode::InvalidState, crate::report(&e)),
+                }
+            }
+            AgentMessage::SyncDiff { seq, changes } => {
+                match twin.apply_diff(self.node_id, self.conn, seq, &changes) {
+                    Ok(()) => Some(HubMessage::Ack { seq }),
+                    Err(ApplyError::Stale) => None,
+                    Err(e) => {
+                        tracing::info!(node_id = self.node_id, error = %crate::report(&e), "asking agent to resync");
+                        return self.bad(ErrorCode::ResyncRequired, crate::report(&e));
+                    }
+                }
+            }
+            AgentMessage::Metrics { samples } if samples.len() > MAX_SAMPLES_PER_FRAME => {
+                return self.bad(
+                    ErrorCode::BadFrame,
+                    format!(
+                        "{} samples in one frame, more than {MAX_SAMPLES_PER_FRAME}",
+                        samples.len()
+                    ),
+                );
+            }
+            AgentMessage::Metrics { samples } => {
+                twin.record_samples(self.node_id, &samples);
+                None
+            }
+            AgentMessage::Heartbeat { .. } => {
+                twin.touch(self.node_id);
+                None
+            }
+            AgentMessage::Hello(_) => {
+                return self.bad(ErrorCode::UnexpectedMessage, "already said hello".into());
+            }
+        };
+        self.bad_frames = 0;
+        reply
+    }
+
+    /// An error answer; fatal once the agent has sent too many bad frames in a row.
+    fn bad(&mut self, code: ErrorCode, message: String) -> Option<HubMessage> {
+        self.hub.metrics.agent_bad_frames.inc();
+        self.bad_frames += 1;
+        let fatal = self.bad_frames >= MAX_BAD_FRAMES;
+        tracing::debug!(
+            node_id = self.node_id,
+            ?code,
+            message,
+            fatal,
+            "bad frame from agent"
+        );
+        Some(HubMessage::error(code, message, fatal))
+    }
+}
+
+async fn send(socket: &mut WebSocket, msg: &HubMessage) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(msg).expect("hub messages always serialize");
+    socket.send(Message::Text(text.into())).await
+}
+
+async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
+    let _ = send(&mut socket, &HubMessage::error(code, message, true)).await;
+    close(&mut socket, 1008, "refused").await;
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}

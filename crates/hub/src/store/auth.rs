@@ -1,0 +1,194 @@
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, now_ms};
+use crate::credentials::{hash_password, new_token, token_hash, verify_password};
+
+/// What a person or token may do. Ordered: each role can do what those below it can.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "operator" => Some(Role::Operator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who is calling, as established by a session cookie or an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    User { id: i64, username: String },
+    Token { id: i64 },
+}
+
+impl Store {
+    pub async fn user_count(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<i64, StoreError> {
+        let hash = hash_in_background(password.to_string()).await;
+        let result = sqlx::query(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(username)
+        .bind(hash)
+        .bind(role.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.last_insert_rowid())
+    }
+
+    /// Checks a username and password; `None` for a wrong one or an unknown user.
+    pub async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        let row: Option<(i64, String, String)> =
+            sqlx::query_as("SELECT id, password_hash, role FROM users WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+        // Verify against a dummy hash for unknown users too, so timing does not
+        // tell which usernames exist.
+        let (id, phc, role) = row.unwrap_or((-1, DUMMY_HASH.to_string(), String::new()));
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+            .await
+            .unwrap_or(false);
+        Ok(match (ok && id >= 0, Role::parse(&role)) {
+            (true, Some(role)) => Some(Principal {
+                kind: PrincipalKind::User {
+                    id,
+                    username: username.to_string(),
+                },
+                role,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Starts a session for `user_id`; returns the cookie value.
+    pub async fn create_session(&self, user_id: i64, ttl: Duration) -> Result<String, StoreError> {
+        let token = new_token("");
+        let now = now_ms();
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(token_hash(&token))
+            .bind(user_id)
+            .bind(now)
+            .bind(now.saturating_add(ttl.as_millis() as i64))
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn session_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT u.id, u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(token_hash(token))
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|(id, username, role)| {
+            Some(Principal {
+                kind: PrincipalKind::User { id, username },
+                role: Role::parse(&role)?,
+            })
+        }))
+    }
+
+    pub async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Mints an API token with `role`; returns the token, shown only this once.
+    pub async fn create_api_token(&self, role: Role, name: &str) -> Result<String, StoreError> {
+        let token = new_token("tbk_");
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, name, role, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash(&token))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    pub async fn api_token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        let now = now_ms();
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, role FROM api_tokens
+             WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(token_hash(token))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, role)) = row else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE api_tokens SET last_used = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(Role::parse(&role).map(|role| Principal {
+            kind: PrincipalKind::Token { id },
+            role,
+        }))
+    }
+}
+
+/// A valid argon2id hash of a random string, used to spend the same time on unknown users.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Pz2J3vZ8Cq2bq0w6y0a8mX7h2o1nV3cQvYk0m0ZtK8A";
+
+async fn hash_in_background(password: String) -> String {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .expect("hashing a password does not panic")
+}

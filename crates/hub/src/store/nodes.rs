@@ -1,0 +1,191 @@
+use std::time::Duration;
+
+use twinbay_proto::model::{NodeState, Sample};
+
+use super::{Store, StoreError, now_ms};
+use crate::credentials::{new_token, token_hash};
+
+/// A node as stored: identity, pinned key and last known twin.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    pub id: String,
+    pub public_key: String,
+    pub agent_version: String,
+    pub last_seen: Option<i64>,
+    pub state: NodeState,
+    pub resources: Option<Sample>,
+}
+
+/// What the recorder writes for a node whose twin changed.
+#[derive(Debug, Clone)]
+pub struct NodeWrite {
+    pub id: String,
+    pub hostname: String,
+    pub agent_version: String,
+    pub last_seen: i64,
+    pub state: String,
+    pub resources: Option<String>,
+}
+
+/// Why a join token cannot enroll an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error("unknown join token")]
+    Unknown,
+    #[error("join token was already used")]
+    Used,
+    #[error("join token expired")]
+    Expired,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for EnrollError {
+    fn from(e: sqlx::Error) -> Self {
+        EnrollError::Store(e.into())
+    }
+}
+
+impl Store {
+    /// Mints a one-time join token valid for `ttl`; only its hash is kept.
+    pub async fn create_join_token(&self, ttl: Duration) -> Result<String, StoreError> {
+        let token = new_token("");
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO join_tokens (token_hash, created_at, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(token_hash(&token))
+        .bind(now)
+        .bind(now.saturating_add(ttl.as_millis() as i64))
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// Spends `token` to enroll the agent holding `public_key`, pinning the
+    /// key, and returns the node id. Repeating a successful enrollment with
+    /// the same token and key returns the same node (the agent may have
+    /// crashed before it heard the answer); anyone else gets [`EnrollError::Used`].
+    pub async fn enroll(&self, token: &str, public_key: &str) -> Result<String, EnrollError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT id, expires_at, used_at, node_id FROM join_tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((token_id, expires_at, used_at, used_by)) = row else {
+            return Err(EnrollError::Unknown);
+        };
+        let existing: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM nodes WHERE public_key = ?")
+                .bind(public_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if used_at.is_some() {
+            return match (used_by, existing) {
+                (Some(by), Some((node,))) if by == node => Ok(node),
+                _ => Err(EnrollError::Used),
+            };
+        }
+        let now = now_ms();
+        if expires_at <= now {
+            return Err(EnrollError::Expired);
+        }
+        let node_id = match existing {
+            Some((id,)) => id,
+            None => {
+                let id = format!("n_{}", &token_hash(&new_token(""))[..12]);
+                sqlx::query("INSERT INTO nodes (id, public_key, enrolled_at) VALUES (?, ?, ?)")
+                    .bind(&id)
+                    .bind(public_key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+        };
+        let spent = sqlx::query(
+            "UPDATE join_tokens SET used_at = ?, node_id = ? WHERE id = ? AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(&node_id)
+        .bind(token_id)
+        .execute(&mut *tx)
+        .await?;
+        if spent.rows_affected() != 1 {
+            return Err(EnrollError::Used);
+        }
+        tx.commit().await?;
+        Ok(node_id)
+    }
+
+    /// The key pinned for `node_id`, if the node exists.
+    pub async fn node_key(&self, node_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT public_key FROM nodes WHERE id = ?")
+            .bind(node_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, public_key, hostname, agent_version, last_seen, state, resources FROM nodes ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(id, public_key, hostname, agent_version, last_seen, state, resources)| {
+                    let mut state: NodeState = match state {
+                        Some(json) => serde_json::from_str(&json)
+                            .map_err(|e| StoreError::Damaged(format!("state of node {id}: {e}")))?,
+                        None => NodeState::default(),
+                    };
+                    if state.host.hostname.is_empty() {
+                        state.host.hostname = hostname;
+                    }
+                    let resources = resources.and_then(|json| serde_json::from_str(&json).ok());
+                    Ok(NodeRecord {
+                        id,
+                        public_key,
+                        agent_version,
+                        last_seen,
+                        state,
+                        resources,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Writes the latest twins of several nodes in one transaction.
+    pub async fn save_nodes(&self, writes: &[NodeWrite]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for w in writes {
+            sqlx::query(
+                "UPDATE nodes SET hostname = ?, agent_version = ?, last_seen = ?, state = ?, resources = ? WHERE id = ?",
+            )
+            .bind(&w.hostname)
+            .bind(&w.agent_version)
+            .bind(w.last_seen)
+            .bind(&w.state)
+            .bind(&w.resources)
+            .bind(&w.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

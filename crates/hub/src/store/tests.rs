@@ -1,0 +1,101 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("twinbay-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_join_token_enrolls_exactly_one_key() {
+    let dir = tempdir("enroll");
+    let store = Store::open(&dir).await.unwrap();
+    let token = store
+        .create_join_token(Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        store.enroll("nope", "key-a").await,
+        Err(EnrollError::Unknown)
+    ));
+    let node = store.enroll(&token, "key-a").await.unwrap();
+    assert!(node.starts_with("n_"));
+    assert_eq!(
+        store.node_key(&node).await.unwrap().as_deref(),
+        Some("key-a")
+    );
+    // The same agent retrying after a lost answer gets its node back...
+    assert_eq!(store.enroll(&token, "key-a").await.unwrap(), node);
+    // ...anyone else is refused.
+    assert!(matches!(
+        store.enroll(&token, "key-b").await,
+        Err(EnrollError::Used)
+    ));
+
+    let expired = store.create_join_token(Duration::ZERO).await.unwrap();
+    assert!(matches!(
+        store.enroll(&expired, "key-c").await,
+        Err(EnrollError::Expired)
+    ));
+    assert_eq!(store.nodes().await.unwrap().len(), 1);
+    store.close().await;
+
+    // Everything survives a reopen.
+    let store = Store::open(&dir).await.unwrap();
+    assert_eq!(
+        store.node_key(&node).await.unwrap().as_deref(),
+        Some("key-a")
+    );
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn api_tokens_and_sessions_authenticate_with_their_role() {
+    let dir = tempdir("auth");
+    let store = Store::open(&dir).await.unwrap();
+    let token = store.create_api_token(Role::Viewer, "ci").await.unwrap();
+    let p = store.api_token_principal(&token).await.unwrap().unwrap();
+    assert_eq!(p.role, Role::Viewer);
+    assert_eq!(store.api_token_principal("tbk_wrong").await.unwrap(), None);
+
+    let uid = store
+        .create_user("admin", "s3cret-pass", Role::Admin)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .check_password("admin", "wrong")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .check_password("ghost", "s3cret-pass")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let who = store
+        .check_password("admin", "s3cret-pass")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(who.role, Role::Admin);
+
+    let cookie = store
+        .create_session(uid, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.session_principal(&cookie).await.unwrap(), Some(who));
+    store.delete_session(&cookie).await.unwrap();
+    assert_eq!(store.session_principal(&cookie).await.unwrap(), None);
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,293 @@
+//! The fleet's twin, in memory, and the broadcaster that tells UI clients.
+//!
+//! Every mutation takes the write lock briefly (never across an await),
+//! changes one node, serializes the resulting event once and sends it on a
+//! bounded broadcast channel while still holding the lock. A subscriber takes
+//! its snapshot under the read lock and subscribes in the same breath, so it
+//! sees every change after its snapshot exactly once, in order. A subscriber
+//! that falls behind loses events and must take a fresh snapshot.
+
+mod view;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use twinbay_proto::diff::{Change, apply};
+use twinbay_proto::model::{NodeState, Sample, StateError};
+
+use crate::store::{NodeRecord, NodeWrite, now_ms};
+pub use view::{NodeSummary, NodeView};
+
+/// Events a slow UI client may fall behind by before it is resynced.
+const EVENT_BUFFER: usize = 4096;
+
+/// One node's live twin.
+#[derive(Debug, Clone)]
+pub struct NodeTwin {
+    pub id: String,
+    pub connected: bool,
+    pub last_seen: Option<i64>,
+    pub agent_version: String,
+    /// The last applied sequence number of the current connection.
+    pub seq: Option<u64>,
+    pub state: NodeState,
+    pub resources: Option<Sample>,
+    conn: Option<Conn>,
+}
+
+#[derive(Debug, Clone)]
+struct Conn {
+    id: u64,
+    cancel: CancellationToken,
+}
+
+/// Why a diff cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("no full sync yet on this connection")]
+    NoBaseline,
+    #[error("sequence gap: expected {expected}, got {got}")]
+    Gap { expected: u64, got: u64 },
+    #[error("invalid state")]
+    Invalid(#[from] StateError),
+    #[error("this connection was replaced by a newer one")]
+    Stale,
+}
+
+pub struct Twin {
+    nodes: RwLock<HashMap<String, NodeTwin>>,
+    events: broadcast::Sender<Utf8Bytes>,
+    dirty: Mutex<HashSet<String>>,
+    next_conn: std::sync::atomic::AtomicU64,
+}
+
+impl Twin {
+    /// A twin holding the stored nodes, all disconnected until their agents call.
+    pub fn new(records: Vec<NodeRecord>) -> Twin {
+        let nodes = records
+            .into_iter()
+            .map(|r| {
+                let node = NodeTwin {
+                    id: r.id.clone(),
+                    connected: false,
+                    last_seen: r.last_seen,
+                    agent_version: r.agent_version,
+                    seq: None,
+                    state: r.state,
+                    resources: r.resources,
+                    conn: None,
+                };
+                (r.id, node)
+            })
+            .collect();
+        Twin {
+            nodes: RwLock::new(nodes),
+            events: broadcast::channel(EVENT_BUFFER).0,
+            dirty: Mutex::new(HashSet::new()),
+            next_conn: 1.into(),
+        }
+    }
+
+    /// Marks `id` connected on a new connection, cancelling any older one.
+    /// Returns the connection id and a token that fires when it is replaced.
+    pub fn connect(&self, id: &str, agent_version: &str) -> (u64, CancellationToken) {
+        let conn = Conn {
+            id: self
+                .next_conn
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            cancel: CancellationToken::new(),
+        };
+        let out = (conn.id, conn.cancel.clone());
+        self.mutate(id, |node| {
+            if let Some(old) = node.conn.replace(conn) {
+                old.cancel.cancel();
+            }
+            node.connected = true;
+            node.seq = None;
+            node.agent_version = agent_version.to_string();
+            node.last_seen = Some(now_ms());
+            Some(view::status_event(node))
+        });
+        out
+    }
+
+    /// Marks `id` disconnected, unless a newer connection took over.
+    pub fn disconnect(&self, id: &str, conn_id: u64) {
+        self.mutate(id, |node| {
+            if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
+                return None;
+            }
+            node.conn = None;
+            node.connected = false;
+            node.seq = None;
+            Some(view::status_event(node))
+        });
+    }
+
+    pub fn apply_full(
+        &self,
+        id: &str,
+        conn_id: u64,
+        seq: u64,
+        state: NodeState,
+    ) -> Result<(), ApplyError> {
+        state.validate()?;
+        let mut result = Ok(());
+        self.mutate(id, |node| {
+            if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
+                result = Err(ApplyError::Stale);
+                return None;
+            }
+            node.state = state;
+            node.seq = Some(seq);
+            node.last_seen = Some(now_ms());
+            Some(view::node_event(node))
+        });
+        result
+    }
+
+    pub fn apply_diff(
+        &self,
+        id: &str,
+        conn_id: u64,
+        seq: u64,
+        changes: &[Change],
+    ) -> Result<(), ApplyError> {
+        let mut result = Ok(());
+        self.mutate(id, |node| {
+            result = (|| {
+                if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
+                    return Err(ApplyError::Stale);
+                }
+                let last = node.seq.ok_or(ApplyError::NoBaseline)?;
+                if seq != last + 1 {
+                    return Err(ApplyError::Gap {
+                        expected: last + 1,
+                        got: seq,
+                    });
+                }
+                apply(&mut node.state, changes)?;
+                node.seq = Some(seq);
+                node.last_seen = Some(now_ms());
+                Ok(())
+            })();
+            result
+                .is_ok()
+                .then(|| view::diff_event(&node.id, seq, changes))
+        });
+        result
+    }
+
+    /// Takes a batch of samples; the newest becomes the node's resources.
+    pub fn record_samples(&self, id: &str, samples: &[Sample]) {
+        let Some(latest) = samples.iter().max_by_key(|s| s.ts_ms).copied() else {
+            return;
+        };
+        self.mutate(id, |node| {
+            node.resources = Some(latest);
+            node.last_seen = Some(now_ms());
+            Some(view::metrics_event(&node.id, &latest))
+        });
+    }
+
+    /// Notes that the node is alive without telling anyone.
+    pub fn touch(&self, id: &str) {
+        let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(node) = nodes.get_mut(id) {
+            node.last_seen = Some(now_ms());
+        }
+    }
+
+    /// A snapshot event of the whole fleet and a subscription to every later change.
+    pub fn subscribe(&self) -> (Utf8Bytes, broadcast::Receiver<Utf8Bytes>) {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let rx = self.events.subscribe();
+        (view::snapshot_event(nodes.values()), rx)
+    }
+
+    pub fn summaries(&self) -> Vec<NodeSummary> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = nodes.values().map(NodeSummary::of).collect();
+        out.sort_by(|a, b| a.hostname.cmp(&b.hostname).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    pub fn view(&self, id: &str) -> Option<NodeView> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.get(id).map(NodeView::of)
+    }
+
+    /// Calls `f` with every node under the read lock (for /metrics).
+    pub fn for_each(&self, mut f: impl FnMut(&NodeTwin)) {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.values().for_each(&mut f);
+    }
+
+    /// The nodes changed since the last call, ready to write.
+    pub fn take_dirty(&self) -> Vec<NodeWrite> {
+        let ids: Vec<String> = {
+            let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            dirty.drain().collect()
+        };
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        ids.iter()
+            .filter_map(|id| nodes.get(id))
+            .map(|n| NodeWrite {
+                id: n.id.clone(),
+                hostname: n.state.host.hostname.clone(),
+                agent_version: n.agent_version.clone(),
+                last_seen: n.last_seen.unwrap_or(0),
+                state: serde_json::to_string(&n.state).expect("states serialize"),
+                resources: n
+                    .resources
+                    .map(|r| serde_json::to_string(&r).expect("samples serialize")),
+            })
+            .collect()
+    }
+
+    /// Adds a freshly enrolled node (disconnected until its session connects).
+    pub fn ensure_node(&self, id: &str) {
+        let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+        nodes.entry(id.to_string()).or_insert_with(|| NodeTwin {
+            id: id.to_string(),
+            connected: false,
+            last_seen: None,
+            agent_version: String::new(),
+            seq: None,
+            state: NodeState::default(),
+            resources: None,
+            conn: None,
+        });
+    }
+
+    /// Ends every agent connection (at shutdown).
+    pub fn cancel_all(&self) {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        for conn in nodes.values().filter_map(|n| n.conn.as_ref()) {
+            conn.cancel.cancel();
+        }
+    }
+
+    /// Runs `f` on node `id` under the write lock; broadcasts the event it
+    /// returns and marks the node for the recorder.
+    fn mutate(&self, id: &str, f: impl FnOnce(&mut NodeTwin) -> Option<Utf8Bytes>) {
+        let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+        let Some(node) = nodes.get_mut(id) else {
+            return;
+        };
+        if let Some(event) = f(node) {
+            // No subscribers is fine: nobody is watching.
+            let _ = self.events.send(event);
+            self.dirty
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

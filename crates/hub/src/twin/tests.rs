@@ -1,0 +1,90 @@
+use twinbay_proto::diff::{Change, Item};
+use twinbay_proto::model::{HostInfo, NodeState, SourceStatus};
+
+use super::*;
+
+fn twin_with(id: &str) -> Twin {
+    let twin = Twin::new(Vec::new());
+    twin.ensure_node(id);
+    twin
+}
+
+fn host(name: &str) -> NodeState {
+    NodeState {
+        host: HostInfo {
+            hostname: name.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn diffs_need_a_baseline_and_consecutive_sequence_numbers() {
+    let twin = twin_with("n1");
+    let (conn, _) = twin.connect("n1", "0.1.0");
+    let change = [Change::upsert(Item::Sources(SourceStatus {
+        name: "docker".into(),
+        available: false,
+        reason: Some("no socket".into()),
+    }))];
+    assert!(matches!(
+        twin.apply_diff("n1", conn, 2, &change),
+        Err(ApplyError::NoBaseline)
+    ));
+    twin.apply_full("n1", conn, 1, host("a")).unwrap();
+    match twin.apply_diff("n1", conn, 3, &change) {
+        Err(ApplyError::Gap {
+            expected: 2,
+            got: 3,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    twin.apply_diff("n1", conn, 2, &change).unwrap();
+    let view = twin.view("n1").unwrap();
+    assert_eq!(view.seq, Some(2));
+    assert!(!view.sources["docker"].available);
+}
+
+#[test]
+fn subscribers_get_a_snapshot_then_every_change_in_order() {
+    let twin = twin_with("n1");
+    let (snapshot, mut rx) = twin.subscribe();
+    assert!(snapshot.as_str().contains("\"type\":\"snapshot\""));
+    let (conn, _) = twin.connect("n1", "0.1.0");
+    twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(rx.try_recv().unwrap().as_str()).unwrap();
+    assert_eq!(first["type"], "status");
+    assert_eq!(first["connected"], true);
+    let second: serde_json::Value = serde_json::from_str(rx.try_recv().unwrap().as_str()).unwrap();
+    assert_eq!(second["type"], "node");
+    assert_eq!(second["node"]["hostname"], "alpha");
+}
+
+#[test]
+fn a_newer_connection_replaces_the_old_one() {
+    let twin = twin_with("n1");
+    let (old, old_cancel) = twin.connect("n1", "0.1.0");
+    let (new, _) = twin.connect("n1", "0.1.0");
+    assert!(old_cancel.is_cancelled());
+    assert!(matches!(
+        twin.apply_full("n1", old, 1, host("x")),
+        Err(ApplyError::Stale)
+    ));
+    // The old session ending must not mark the node disconnected.
+    twin.disconnect("n1", old);
+    assert!(twin.view("n1").unwrap().connected);
+    twin.disconnect("n1", new);
+    assert!(!twin.view("n1").unwrap().connected);
+}
+
+#[test]
+fn changed_nodes_are_handed_to_the_recorder_once() {
+    let twin = twin_with("n1");
+    let (conn, _) = twin.connect("n1", "0.1.0");
+    twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
+    let writes = twin.take_dirty();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].hostname, "alpha");
+    assert!(twin.take_dirty().is_empty());
+}

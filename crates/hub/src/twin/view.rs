@@ -1,0 +1,120 @@
+//! How the twin looks from outside: API views and stream events (JSON).
+
+use std::collections::BTreeMap;
+
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use serde_json::json;
+use twinbay_proto::diff::Change;
+use twinbay_proto::model::{Container, HostInfo, NodeState, Port, Sample, SourceStatus, Unit};
+
+use super::NodeTwin;
+
+/// A node's whole twin.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NodeView {
+    pub id: String,
+    pub hostname: String,
+    pub connected: bool,
+    /// Last time the hub heard from the agent, unix milliseconds.
+    pub last_seen: Option<i64>,
+    pub agent_version: String,
+    /// Last applied sequence number of the current connection.
+    pub seq: Option<u64>,
+    pub host: HostInfo,
+    /// The latest sample of basic resources.
+    pub resources: Option<Sample>,
+    pub containers: BTreeMap<String, Container>,
+    pub units: BTreeMap<String, Unit>,
+    pub ports: BTreeMap<String, Port>,
+    pub sources: BTreeMap<String, SourceStatus>,
+}
+
+impl NodeView {
+    pub fn of(n: &NodeTwin) -> NodeView {
+        let NodeState {
+            host,
+            containers,
+            units,
+            ports,
+            sources,
+        } = n.state.clone();
+        NodeView {
+            id: n.id.clone(),
+            hostname: host.hostname.clone(),
+            connected: n.connected,
+            last_seen: n.last_seen,
+            agent_version: n.agent_version.clone(),
+            seq: n.seq,
+            host,
+            resources: n.resources,
+            containers,
+            units,
+            ports,
+            sources,
+        }
+    }
+}
+
+/// A node in the fleet list.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NodeSummary {
+    pub id: String,
+    pub hostname: String,
+    pub connected: bool,
+    pub last_seen: Option<i64>,
+    pub agent_version: String,
+    pub os: String,
+    pub resources: Option<Sample>,
+    pub containers: usize,
+    pub units: usize,
+    pub ports: usize,
+}
+
+impl NodeSummary {
+    pub fn of(n: &NodeTwin) -> NodeSummary {
+        NodeSummary {
+            id: n.id.clone(),
+            hostname: n.state.host.hostname.clone(),
+            connected: n.connected,
+            last_seen: n.last_seen,
+            agent_version: n.agent_version.clone(),
+            os: n.state.host.os.clone(),
+            resources: n.resources,
+            containers: n.state.containers.len(),
+            units: n.state.units.len(),
+            ports: n.state.ports.len(),
+        }
+    }
+}
+
+fn text(value: serde_json::Value) -> Utf8Bytes {
+    Utf8Bytes::from(value.to_string())
+}
+
+pub fn snapshot_event<'a>(nodes: impl Iterator<Item = &'a NodeTwin>) -> Utf8Bytes {
+    let nodes: Vec<NodeView> = nodes.map(NodeView::of).collect();
+    text(json!({ "type": "snapshot", "nodes": nodes }))
+}
+
+pub fn node_event(n: &NodeTwin) -> Utf8Bytes {
+    text(json!({ "type": "node", "node": NodeView::of(n) }))
+}
+
+pub fn status_event(n: &NodeTwin) -> Utf8Bytes {
+    text(json!({
+        "type": "status",
+        "id": n.id,
+        "connected": n.connected,
+        "last_seen": n.last_seen,
+        "agent_version": n.agent_version,
+    }))
+}
+
+pub fn diff_event(id: &str, seq: u64, changes: &[Change]) -> Utf8Bytes {
+    text(json!({ "type": "diff", "id": id, "seq": seq, "changes": changes }))
+}
+
+pub fn metrics_event(id: &str, sample: &Sample) -> Utf8Bytes {
+    text(json!({ "type": "metrics", "id": id, "sample": sample }))
+}
