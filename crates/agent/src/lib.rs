@@ -48,8 +48,10 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
     identity.override_hubs(config.hub_override);
     let mut host = sources::host::HostSource::new("/");
     let first = host.sample(now_ms())?;
-    let mut initial = NodeState::default();
-    initial.host = first.host;
+    let initial = NodeState {
+        host: first.host,
+        ..Default::default()
+    };
     let (state_tx, state_rx) = watch::channel(initial);
     let samples = Arc::new(buffer::SampleBuffer::new(buffer::DEFAULT_CAPACITY));
 

@@ -135,9 +135,7 @@ impl Metrics {
     /// The exposition text, with per-node values read from the twin now.
     pub fn render(&self, twin: &Twin) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-        for family in [&self.node_up] {
-            family.clear();
-        }
+        self.node_up.clear();
         for family in [&self.node_last_seen, &self.node_cpu, &self.node_load1] {
             family.clear();
         }

@@ -48,6 +48,18 @@ impl JoinString {
     }
 }
 
+/// The pin of a TLS certificate: `sha256:` and the lowercase hex SHA-256 of its DER.
+pub fn cert_fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(der);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,16 +85,4 @@ mod tests {
             Err(JoinError::Damaged(_))
         ));
     }
-}
-
-/// The pin of a TLS certificate: `sha256:` and the lowercase hex SHA-256 of its DER.
-pub fn cert_fingerprint(der: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(der);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }

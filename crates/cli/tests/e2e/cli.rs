@@ -1,0 +1,115 @@
+//! The command-line contract: one line of output where promised, one-line errors.
+
+use std::process::Command;
+
+use crate::harness::*;
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn bad_input_gives_one_line_on_stderr_and_a_nonzero_exit() {
+    let missing = temp_dir("cli-missing").join("nothing-here");
+    let missing = missing.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["hub", "--listen", "not-an-address"], "invalid value"),
+        (
+            vec!["agent", "--interval", "soon", "--state-dir", "/tmp/x"],
+            "invalid value",
+        ),
+        (
+            vec!["ctl", "--data-dir", missing, "join-token", "create"],
+            "no hub has run",
+        ),
+        (
+            vec![
+                "ctl",
+                "--data-dir",
+                missing,
+                "api-token",
+                "create",
+                "--role",
+                "root",
+            ],
+            "invalid value",
+        ),
+        (vec!["agent", "--state-dir", missing], "not enrolled"),
+        (
+            vec!["agent", "--state-dir", missing, "--join", "garbage"],
+            "not a twinbay join string",
+        ),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, needle) in cases {
+        let (ok, stdout, stderr) = run(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
+        let lines: Vec<_> = stderr.lines().filter(|l| !l.contains(" WARN ")).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr:?}");
+        assert!(lines[0].contains(needle), "{args:?}: {stderr:?}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_busy_port_is_a_clear_error() {
+    let dir = temp_dir("cli-busy");
+    let hub = Hub::start(&dir.join("a"));
+    let addr = hub.addr.to_string();
+    let other = dir.join("b");
+    let (ok, _, stderr) = run(&[
+        "hub",
+        "--listen",
+        &addr,
+        "--data-dir",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: cannot listen on") && last.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_hub_serves_the_ui_openapi_and_metrics() {
+    let dir = temp_dir("cli-surface");
+    let hub = Hub::start(&dir.join("hub"));
+    let (status, page) = http(hub.addr, "GET", "/", &[], "").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<script type=\"module\" src=\"/app.js\">"),
+        "{page}"
+    );
+
+    let token = hub.token("admin");
+    let (status, spec) = hub.get("/api/v1/openapi.json", &token);
+    assert_eq!(status, 200);
+    let paths = spec["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/nodes",
+        "/api/v1/nodes/{id}",
+        "/api/v1/session",
+        "/api/v1/stream",
+        "/api/v1/agent/connect",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys()
+        );
+    }
+    assert!(spec["components"]["schemas"]["NodeView"].is_object());
+
+    let (status, metrics) = http(hub.addr, "GET", "/metrics", &[], "").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("twinbay_nodes 0"), "{metrics}");
+    assert!(metrics.contains("twinbay_agents_connected 0"));
+}

@@ -1,0 +1,388 @@
+//! Starting hubs and agents, and talking to them like a user or an agent would.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use twinbay_agent::link::HubSocket;
+use twinbay_proto::join::JoinString;
+use twinbay_proto::message::{AgentMessage, Hello, HubMessage};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_twinbay");
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("twinbay-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `within`.
+pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process that is killed when the test ends.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Proc {
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {}", self.name);
+    }
+
+    /// Waits for the process to exit; returns its output (stdout/stderr piped).
+    pub fn wait_exit(mut self, within: Duration) -> Output {
+        wait_for(&format!("{} to exit", self.name), within, || {
+            self.child.try_wait().unwrap()
+        });
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Hub {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+}
+
+impl Hub {
+    /// Starts `twinbay hub` with a 1 s heartbeat and waits until it serves.
+    pub fn start(dir: &Path) -> Hub {
+        Self::start_on(dir, free_port())
+    }
+
+    pub fn start_on(dir: &Path, port: u16) -> Hub {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Command::new(BIN)
+            .args([
+                "hub",
+                "--listen",
+                &addr.to_string(),
+                "--heartbeat",
+                "1s",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .env("TWINBAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let hub = Hub {
+            proc: Proc { child, name: "hub" },
+            addr,
+            dir: dir.to_path_buf(),
+        };
+        wait_for("the hub to serve /healthz", Duration::from_secs(10), || {
+            http(addr, "GET", "/healthz", &[], "")
+                .ok()
+                .filter(|r| r.0 == 200)
+        });
+        hub
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .arg("ctl")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            stdout.lines().count(),
+            1,
+            "ctl prints exactly one line: {stdout:?}"
+        );
+        stdout.trim().to_string()
+    }
+
+    pub fn join(&self) -> String {
+        self.ctl(&["join-token", "create"])
+    }
+
+    pub fn token(&self, role: &str) -> String {
+        self.ctl(&["api-token", "create", "--role", role])
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let auth = format!("Bearer {token}");
+        let (status, body) = http(self.addr, "GET", path, &[("Authorization", &auth)], "").unwrap();
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    pub fn nodes(&self, token: &str) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/nodes", token);
+        assert_eq!(status, 200, "{body}");
+        body.as_array().unwrap().clone()
+    }
+
+    pub fn node(&self, token: &str, id: &str) -> Option<Value> {
+        self.nodes(token).into_iter().find(|n| n["id"] == id)
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+}
+
+pub fn agent(join: Option<&str>, state_dir: &Path) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["agent", "--interval", "1s", "--state-dir"])
+        .arg(state_dir);
+    if let Some(join) = join {
+        cmd.args(["--join", join]);
+    }
+    let child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "agent",
+    }
+}
+
+/// A minimal HTTP/1.1 request over plain TCP; returns status and body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// The UI stream, authenticated with an API token, over plain WebSocket on loopback.
+pub async fn stream(
+    addr: SocketAddr,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = http::Request::builder()
+        .uri(format!("ws://{addr}/api/v1/stream"))
+        .header("Host", addr.to_string())
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header(
+            "Sec-WebSocket-Key",
+            tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    tokio_tungstenite::client_async(request, tcp)
+        .await
+        .unwrap()
+        .0
+}
+
+pub async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("stream open")
+            .expect("no websocket error");
+        if let Message::Text(text) = msg {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// A hand-driven agent: real TLS with pinning, real keys, frames of our choosing.
+pub struct RawAgent {
+    pub ws: HubSocket,
+    pub key: SigningKey,
+}
+
+pub fn new_key() -> SigningKey {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).unwrap();
+    SigningKey::from_bytes(&secret)
+}
+
+impl RawAgent {
+    /// Connects and reads the challenge; returns the agent and the nonce.
+    pub async fn connect(join: &str, key: SigningKey) -> (RawAgent, String) {
+        let join = JoinString::parse(join).unwrap();
+        let ws = twinbay_agent::link::connect(&join.hub, &join.fp)
+            .await
+            .unwrap();
+        let mut agent = RawAgent { ws, key };
+        let nonce = match agent.recv().await {
+            HubMessage::Challenge { nonce, .. } => nonce,
+            other => panic!("expected a challenge, got {other:?}"),
+        };
+        (agent, nonce)
+    }
+
+    pub fn hello(&self, nonce: &str, node_id: Option<&str>, token: Option<&str>) -> AgentMessage {
+        AgentMessage::Hello(Hello {
+            protocol: twinbay_proto::PROTOCOL_VERSION,
+            agent_version: "test".into(),
+            public_key: STANDARD.encode(self.key.verifying_key().as_bytes()),
+            signature: STANDARD.encode(
+                self.key
+                    .sign(&twinbay_proto::link_proof_message(nonce))
+                    .to_bytes(),
+            ),
+            node_id: node_id.map(String::from),
+            join_token: token.map(String::from),
+            capabilities: vec![],
+        })
+    }
+
+    /// Enrolls with the join string's token; returns the node id.
+    pub async fn enroll(join: &str) -> (RawAgent, String) {
+        let token = JoinString::parse(join).unwrap().token;
+        let (mut agent, nonce) = RawAgent::connect(join, new_key()).await;
+        let hello = agent.hello(&nonce, None, Some(&token));
+        agent.send(&hello).await;
+        match agent.recv().await {
+            HubMessage::Welcome { node_id, .. } => (agent, node_id),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &AgentMessage) {
+        self.send_text(serde_json::to_string(msg).unwrap()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    pub async fn recv(&mut self) -> HubMessage {
+        loop {
+            match self.try_recv().await {
+                Ok(Some(msg)) => return msg,
+                Ok(None) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// The next hub message; `Ok(None)` for a non-text frame, `Err` when closed.
+    pub async fn try_recv(&mut self) -> Result<Option<HubMessage>, String> {
+        let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+            .await
+            .map_err(|_| "no frame from the hub within 10 s".to_string())?;
+        match frame {
+            Some(Ok(Message::Text(text))) => Ok(Some(serde_json::from_str(text.as_str()).unwrap())),
+            Some(Ok(Message::Close(frame))) => Err(format!("closed: {frame:?}")),
+            Some(Ok(_)) => Ok(None),
+            Some(Err(e)) => Err(format!("error: {e}")),
+            None => Err("closed".into()),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `twinbay` binaries on loopback.
+//!
+//! Each test gets its own data dirs and ports, so they run in parallel.
+
+mod harness;
+
+mod cli;
+mod link;
+mod refusals;
+mod restart;
