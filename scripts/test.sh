@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The one command that checks everything, locally and in CI: formatting,
+# lints, unit and end-to-end tests (real binaries on loopback), the browser
+# smoke test (Debian's chromium), and a fuzz run of the hub's frame decoder.
+# It installs what the checks need itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all --check
+
+step "lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit and end-to-end tests"
+cargo test --workspace --locked
+
+step "browser smoke test"
+TWINBAY_BIN="$PWD/target/debug/twinbay" bash scripts/browser-test.sh
+
+step "fuzzing the agent frame decoder for ${TWINBAY_FUZZ_SECONDS:-60} s"
+bash scripts/fuzz.sh "${TWINBAY_FUZZ_SECONDS:-60}"
+
+step "all checks passed"
