@@ -91,6 +91,8 @@ pub struct HubState {
     pub metrics: metrics::Metrics,
     pub heartbeat: Duration,
     pub shutdown: CancellationToken,
+    /// Open agent sessions, so shutdown can wait for them to say goodbye.
+    pub sessions: tokio_util::task::TaskTracker,
 }
 
 /// What the first start did about the admin account.
@@ -170,6 +172,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         metrics: metrics::Metrics::new(),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
+        sessions: tokio_util::task::TaskTracker::new(),
     });
     let recorder_stop = CancellationToken::new();
     let recorder = tokio::spawn(recorder::run(twin, store, recorder_stop.clone()));
@@ -193,9 +196,14 @@ impl RunningHub {
     /// close agent links, write the last changes, close the store.
     pub async fn wait(self) {
         let _ = self.server.await;
-        self.state.twin.cancel_all();
-        // Give link sessions a moment to say goodbye and mark nodes disconnected.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Agent sessions saw the same signal; let them close and mark their nodes.
+        self.state.sessions.close();
+        if tokio::time::timeout(Duration::from_secs(2), self.state.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some agent sessions did not close in time");
+        }
         self.recorder_stop.cancel();
         let _ = self.recorder.await;
         self.state.store.close().await;

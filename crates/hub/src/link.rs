@@ -45,6 +45,7 @@ pub async fn agent_socket(State(hub): State<Arc<HubState>>, ws: WebSocketUpgrade
 }
 
 async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
+    let _tracked = hub.sessions.token();
     let nonce = crate::credentials::new_token("");
     let challenge = HubMessage::Challenge {
         protocol: PROTOCOL_VERSION,

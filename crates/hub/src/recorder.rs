@@ -30,7 +30,8 @@ pub async fn flush(twin: &Twin, store: &Store) {
         return;
     }
     if let Err(e) = store.save_nodes(&writes).await {
-        // The twin in memory is still right; the next change marks it again.
-        tracing::error!(error = %crate::report(&e), nodes = writes.len(), "writing node state failed");
+        // The twin in memory is still right: try these nodes again next time.
+        tracing::error!(error = %crate::report(&e), nodes = writes.len(), "writing node state failed; will retry");
+        twin.mark_dirty(writes.into_iter().map(|w| w.id));
     }
 }

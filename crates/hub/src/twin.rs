@@ -248,6 +248,14 @@ impl Twin {
             .collect()
     }
 
+    /// Marks nodes for the recorder again (after a failed write).
+    pub fn mark_dirty(&self, ids: impl IntoIterator<Item = String>) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids);
+    }
+
     /// Adds a freshly enrolled node (disconnected until its session connects).
     pub fn ensure_node(&self, id: &str) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
@@ -261,14 +269,6 @@ impl Twin {
             resources: None,
             conn: None,
         });
-    }
-
-    /// Ends every agent connection (at shutdown).
-    pub fn cancel_all(&self) {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        for conn in nodes.values().filter_map(|n| n.conn.as_ref()) {
-            conn.cancel.cancel();
-        }
     }
 
     /// Runs `f` on node `id` under the write lock; broadcasts the event it

@@ -113,3 +113,105 @@ fn the_hub_serves_the_ui_openapi_and_metrics() {
     assert!(metrics.contains("twinbay_nodes 0"), "{metrics}");
     assert!(metrics.contains("twinbay_agents_connected 0"));
 }
+
+#[test]
+fn up_runs_hub_and_local_agent_and_stops_cleanly_on_ctrl_c() {
+    let dir = temp_dir("cli-up");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let start = || {
+        let child = Command::new(BIN)
+            .args(["up", "--interval", "1s", "--listen", &listen, "--data-dir"])
+            .arg(&dir)
+            .env_remove("TWINBAY_ADMIN_PASSWORD")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Proc { child, name: "up" }
+    };
+    let up = start();
+    let addr: std::net::SocketAddr = listen.parse().unwrap();
+    wait_for("up to serve", std::time::Duration::from_secs(10), || {
+        http(addr, "GET", "/healthz", &[], "")
+            .ok()
+            .filter(|r| r.0 == 200)
+    });
+    // A view of up's hub for the harness helpers (the process is `up` itself).
+    let hub = Hub {
+        proc: Proc {
+            child: Command::new("true").spawn().unwrap(),
+            name: "no-op",
+        },
+        addr,
+        dir: dir.clone(),
+    };
+    let token = hub.token("viewer");
+    let node = wait_for("the local node", std::time::Duration::from_secs(5), || {
+        hub.nodes(&token)
+            .into_iter()
+            .find(|n| n["connected"] == true)
+    });
+    assert_eq!(
+        node["hostname"],
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+    );
+
+    up.signal("-INT");
+    let out = up.wait_exit(std::time::Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("open http://{listen}")),
+        "{stdout}"
+    );
+    // No default password: a random one is printed, once.
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Created user admin with password "))
+        .expect("the first start prints the admin password");
+    assert!(password.len() >= 16, "{password}");
+
+    // The second start reuses the enrollment: still one node, and no new password.
+    let again = start();
+    wait_for(
+        "up to serve again",
+        std::time::Duration::from_secs(10),
+        || {
+            http(addr, "GET", "/healthz", &[], "")
+                .ok()
+                .filter(|r| r.0 == 200)
+        },
+    );
+    let login = format!(r#"{{"username":"admin","password":"{password}"}}"#);
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[("Content-Type", "application/json")],
+        &login,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "the printed password signs in");
+    let node2 = wait_for(
+        "the local node again",
+        std::time::Duration::from_secs(10),
+        || {
+            hub.nodes(&token)
+                .into_iter()
+                .find(|n| n["connected"] == true)
+        },
+    );
+    assert_eq!(node2["id"], node["id"]);
+    assert_eq!(hub.nodes(&token).len(), 1);
+    again.signal("-INT");
+    let out = again.wait_exit(std::time::Duration::from_secs(10));
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Created user admin"));
+}

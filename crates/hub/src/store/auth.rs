@@ -161,22 +161,25 @@ impl Store {
 
     pub async fn api_token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let now = now_ms();
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, role FROM api_tokens
+        let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, role, last_used FROM api_tokens
              WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(token_hash(token))
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((id, role)) = row else {
+        let Some((id, role, last_used)) = row else {
             return Ok(None);
         };
-        sqlx::query("UPDATE api_tokens SET last_used = ? WHERE id = ?")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        // Minute precision is plenty, and spares a write on every request.
+        if last_used.is_none_or(|t| now - t > 60_000) {
+            sqlx::query("UPDATE api_tokens SET last_used = ? WHERE id = ?")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(Role::parse(&role).map(|role| Principal {
             kind: PrincipalKind::Token { id },
             role,

@@ -88,3 +88,15 @@ fn changed_nodes_are_handed_to_the_recorder_once() {
     assert_eq!(writes[0].hostname, "alpha");
     assert!(twin.take_dirty().is_empty());
 }
+
+#[test]
+fn a_failed_write_is_retried_on_the_next_flush() {
+    let twin = twin_with("n1");
+    let (conn, _) = twin.connect("n1", "0.1.0");
+    twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
+    let writes = twin.take_dirty();
+    twin.mark_dirty(writes.into_iter().map(|w| w.id));
+    let again = twin.take_dirty();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].hostname, "alpha");
+}
