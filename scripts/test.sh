@@ -18,7 +18,11 @@ step "unit and end-to-end tests"
 cargo test --workspace --locked
 
 step "browser smoke test"
-TWINBAY_BIN="$PWD/target/debug/twinbay" bash scripts/browser-test.sh
+# Screenshots go to a scratch dir here; docs/screenshots is refreshed on purpose
+# (TWINBAY_SCREENSHOTS=docs/screenshots bash scripts/browser-test.sh).
+shots=$(mktemp -d)
+TWINBAY_BIN="$PWD/target/debug/twinbay" TWINBAY_SCREENSHOTS="$shots" bash scripts/browser-test.sh
+rm -rf "$shots"
 
 step "fuzzing the agent frame decoder for ${TWINBAY_FUZZ_SECONDS:-60} s"
 bash scripts/fuzz.sh "${TWINBAY_FUZZ_SECONDS:-60}"

@@ -34,15 +34,13 @@ const problems = []; // console errors and uncaught page errors
 
 // Chrome logs every non-2xx response as a console error. These are allowed:
 //   GET  /api/v1/session -> 401 at boot when signed out (expected);
-//   POST /api/v1/session -> 401 for the deliberate wrong password (expected);
-//   GET  /favicon.ico    -> 404: known UI gap (no icon is served or declared);
-//                           reported as a diagnostic, drop once fixed.
+//   POST /api/v1/session -> 401 for the deliberate wrong password (expected).
 const allowed = []; // allowed messages seen, reported at the end
 function allowedHttpError(msg) {
   const m = /status of (\d{3})/.exec(msg.text());
   if (!m) return false;
   const pathname = new URL(msg.location()?.url || '/', 'http://x').pathname;
-  return (m[1] === '401' && pathname === '/api/v1/session') || (m[1] === '404' && pathname === '/favicon.ico');
+  return m[1] === '401' && pathname === '/api/v1/session';
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

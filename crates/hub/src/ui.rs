@@ -12,6 +12,7 @@ use crate::HubState;
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
 const APP_CSS: &str = include_str!("../../../web/app.css");
+const FAVICON_SVG: &str = include_str!("../../../web/favicon.svg");
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
@@ -25,6 +26,10 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 
 pub fn routes() -> Router<Arc<HubState>> {
     Router::new()
+        .route(
+            "/favicon.svg",
+            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
+        )
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),

@@ -20,6 +20,8 @@ pub enum DecodeError {
         ty: String,
         source: serde_json::Error,
     },
+    #[error("invalid {ty:?} message: {reason}")]
+    OutOfRange { ty: &'static str, reason: String },
 }
 
 impl DecodeError {
@@ -28,16 +30,28 @@ impl DecodeError {
         match self {
             DecodeError::TooLarge { .. } => ErrorCode::FrameTooLarge,
             DecodeError::UnknownType(_) => ErrorCode::UnknownType,
-            DecodeError::Malformed(_) | DecodeError::MissingType | DecodeError::Invalid { .. } => {
-                ErrorCode::BadFrame
-            }
+            DecodeError::Malformed(_)
+            | DecodeError::MissingType
+            | DecodeError::Invalid { .. }
+            | DecodeError::OutOfRange { .. } => ErrorCode::BadFrame,
         }
     }
 }
 
 /// Decodes one frame from an agent. Never panics, whatever the bytes.
 pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
-    decode(bytes, AgentMessage::TYPES)
+    let msg = decode(bytes, AgentMessage::TYPES)?;
+    if let AgentMessage::Metrics { samples } = &msg {
+        for sample in samples {
+            sample
+                .validate()
+                .map_err(|reason| DecodeError::OutOfRange {
+                    ty: "metrics",
+                    reason,
+                })?;
+        }
+    }
+    Ok(msg)
 }
 
 /// Decodes one frame from the hub.
@@ -112,6 +126,22 @@ mod tests {
             decode_agent_frame(&big).unwrap_err().code(),
             ErrorCode::FrameTooLarge
         );
+    }
+
+    #[test]
+    fn refuses_numbers_that_cannot_travel_back_out() {
+        // Found by the fuzzer: 1e39 is past f32::MAX and decoded to infinity.
+        let frame = br#"{"type":"metrics","samples":[{"ts_ms":0,"cpu_pct":1e39,"load1":0,"load5":0,"load15":0,"mem_total":0,"mem_used":0,"mem_available":0,"swap_total":0,"swap_used":0,"uptime_secs":0}]}"#;
+        let err = decode_agent_frame(frame).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadFrame);
+        assert!(
+            err.to_string().contains("cpu_pct must be a finite number"),
+            "{err}"
+        );
+        let negative = String::from_utf8_lossy(frame).replace("1e39", "-1");
+        assert!(decode_agent_frame(negative.as_bytes()).is_err());
+        let fine = String::from_utf8_lossy(frame).replace("1e39", "12.5");
+        assert!(decode_agent_frame(fine.as_bytes()).is_ok());
     }
 
     #[test]

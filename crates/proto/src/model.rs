@@ -129,6 +129,25 @@ pub struct Sample {
     pub uptime_secs: u64,
 }
 
+impl Sample {
+    /// Checks that every number is finite and not negative. JSON numbers past
+    /// `f32::MAX` decode to infinity, which JSON cannot carry back out.
+    pub fn validate(&self) -> Result<(), String> {
+        let floats = [
+            ("cpu_pct", self.cpu_pct),
+            ("load1", self.load1),
+            ("load5", self.load5),
+            ("load15", self.load15),
+        ];
+        for (name, value) in floats {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!("{name} must be a finite number ≥ 0, not {value}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An item that lives in a keyed collection of [`NodeState`].
 pub trait Keyed {
     fn key(&self) -> String;

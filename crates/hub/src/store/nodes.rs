@@ -155,7 +155,13 @@ impl Store {
                     if state.host.hostname.is_empty() {
                         state.host.hostname = hostname;
                     }
-                    let resources = resources.and_then(|json| serde_json::from_str(&json).ok());
+                    let resources = resources.and_then(|json| match serde_json::from_str(&json) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::warn!(node = id, error = %e, "dropping unreadable stored resources");
+                        None
+                    }
+                });
                     Ok(NodeRecord {
                         id,
                         public_key,
