@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 pub use auth::{Principal, PrincipalKind, Role};
@@ -46,6 +47,9 @@ impl Store {
             // loss can drop the last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            // Takes effect only when the file is created (before the first
+            // table): lets retention hand freed pages back to the disk.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
