@@ -18,7 +18,6 @@ pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -35,8 +34,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// A join string, needed only until the agent has enrolled.
     pub join: Option<String>,
-    /// How often sources sample the host.
-    pub interval: Duration,
+    /// What the sources collect, and how often.
+    pub sources: sources::SourceConfig,
     /// Hub URLs to dial instead of the enrolled ones.
     pub hub_override: Vec<String>,
 }
@@ -46,18 +45,17 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
     let mut identity =
         identity::Identity::load_or_enroll(&config.state_dir, config.join.as_deref())?;
     identity.override_hubs(config.hub_override);
-    let mut host = sources::host::HostSource::new("/");
-    let first = host.sample(now_ms())?;
-    let initial = NodeState {
-        host: first.host,
-        ..Default::default()
-    };
+    // The first round runs before the link, so the first full sync is whole.
+    let mut collectors = sources::Collectors::new("/", &config.sources);
+    let mut initial = NodeState::default();
+    let first = collectors.collect(now_ms(), &mut initial)?;
     let (state_tx, state_rx) = watch::channel(initial);
     let samples = Arc::new(buffer::SampleBuffer::new(buffer::DEFAULT_CAPACITY));
+    samples.push(first);
 
-    let sampler = tokio::spawn(sources::run_host_source(
-        host,
-        config.interval,
+    let sampler = tokio::spawn(sources::run(
+        collectors,
+        config.sources,
         state_tx,
         samples.clone(),
         cancel.clone(),

@@ -1,44 +1,196 @@
-//! Sources watch one part of the host each and feed the node's state.
+//! Sources watch one part of the host each; [`Collectors`] runs them all
+//! once per interval and assembles the node's state and one sample.
+//!
+//! A source that cannot work here (no hwmon, no permission) says so in the
+//! twin's `sources` collection, and the others carry on.
 
+pub mod disks;
 pub mod host;
+pub mod latency;
+pub mod net;
+pub mod ports;
+pub mod processes;
+pub mod temps;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use twinbay_proto::model::NodeState;
+use twinbay_proto::model::{Keyed, NodeState, Sample, SourceStatus};
 
 use crate::buffer::SampleBuffer;
 
-/// Samples the host every `interval`: identity changes go into the state,
-/// numbers into the sample buffer.
-pub async fn run_host_source(
-    mut source: host::HostSource,
-    interval: Duration,
+/// What to collect and how often.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub interval: Duration,
+    /// How many processes to report, by CPU and by memory each.
+    pub top_processes: usize,
+    /// `host:port` targets whose TCP connect time is measured.
+    pub latency_targets: Vec<String>,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            interval: Duration::from_secs(5),
+            top_processes: 10,
+            latency_targets: Vec::new(),
+        }
+    }
+}
+
+/// Every source, reading the host's files under one root.
+#[derive(Debug)]
+pub struct Collectors {
+    host: host::HostSource,
+    disks: disks::DiskSource,
+    net: net::NetSource,
+    processes: processes::ProcessSource,
+    ports: ports::PortSource,
+    temps: temps::TempSource,
+}
+
+impl Collectors {
+    pub fn new(root: impl Into<PathBuf>, config: &SourceConfig) -> Collectors {
+        let root = root.into();
+        Collectors {
+            host: host::HostSource::new(&root),
+            disks: disks::DiskSource::new(&root),
+            net: net::NetSource::new(&root),
+            processes: processes::ProcessSource::new(&root, config.top_processes),
+            ports: ports::PortSource::new(&root),
+            temps: temps::TempSource::new(&root),
+        }
+    }
+
+    /// One round: updates `state` in place and returns the sample. Fails only
+    /// if the basic host files cannot be read.
+    pub fn collect(&mut self, now_ms: i64, state: &mut NodeState) -> std::io::Result<Sample> {
+        let reading = self.host.sample(now_ms)?;
+        state.host = reading.host;
+        let mut sample = reading.sample;
+        let mut sources = BTreeMap::new();
+        let mut status = |name: &str, result: Result<(), String>| {
+            let s = SourceStatus {
+                name: name.to_string(),
+                available: result.is_ok(),
+                reason: result.err(),
+            };
+            sources.insert(s.key(), s);
+        };
+        status("host", Ok(()));
+
+        match self.disks.sample(now_ms) {
+            Ok((mounts, disks)) => {
+                state.mounts = keyed(mounts);
+                sample.disks = disks;
+                status("disks", Ok(()));
+            }
+            Err(e) => status("disks", Err(e.to_string())),
+        }
+        match self.net.sample(now_ms) {
+            Ok((interfaces, nets)) => {
+                state.interfaces = keyed(interfaces);
+                sample.nets = nets;
+                status("network", Ok(()));
+            }
+            Err(e) => status("network", Err(e.to_string())),
+        }
+        match self.processes.sample(now_ms) {
+            Ok(top) => {
+                state.processes = keyed(top);
+                status("processes", Ok(()));
+            }
+            Err(e) => status("processes", Err(e.to_string())),
+        }
+        match self.ports.sample() {
+            Ok(ports) => {
+                state.ports = keyed(ports);
+                status("ports", Ok(()));
+            }
+            Err(e) => status("ports", Err(e.to_string())),
+        }
+        sample.temps = self.temps.sample();
+        status(
+            "temperatures",
+            if sample.temps.is_empty() {
+                Err("no hwmon temperature sensors".into())
+            } else {
+                Ok(())
+            },
+        );
+        // Sources the host owns; others (containers, units) keep their entries.
+        for (name, s) in sources {
+            state.sources.insert(name, s);
+        }
+        Ok(sample)
+    }
+}
+
+fn keyed<T: Keyed>(items: Vec<T>) -> BTreeMap<String, T> {
+    items.into_iter().map(|i| (i.key(), i)).collect()
+}
+
+/// Samples the host every interval: state changes go to the watch channel
+/// (the link sends their diff), samples to the buffer.
+pub async fn run(
+    mut collectors: Collectors,
+    config: SourceConfig,
     state: watch::Sender<NodeState>,
     samples: Arc<SampleBuffer>,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let probe_timeout = (config.interval / 2).min(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match source.sample(crate::now_ms()) {
-            Ok(reading) => {
-                state.send_if_modified(|s| {
-                    let changed = s.host != reading.host;
-                    if changed {
-                        s.host = reading.host;
-                    }
-                    changed
-                });
-                samples.push(reading.sample);
+        let mut next = state.borrow().clone();
+        let mut sample = match collectors.collect(crate::now_ms(), &mut next) {
+            Ok(sample) => sample,
+            Err(e) => {
+                tracing::warn!(error = %e, "sampling the host failed");
+                continue;
             }
-            Err(e) => tracing::warn!(error = %e, "sampling the host failed"),
+        };
+        if !config.latency_targets.is_empty() {
+            sample.latency = latency::probe(&config.latency_targets, probe_timeout).await;
         }
+        state.send_if_modified(|s| {
+            let changed = *s != next;
+            if changed {
+                *s = next;
+            }
+            changed
+        });
+        samples.push(sample);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_round_on_this_machine_fills_the_twin() {
+        let mut collectors = Collectors::new("/", &SourceConfig::default());
+        let mut state = NodeState::default();
+        collectors.collect(1_000, &mut state).unwrap();
+        let sample = collectors.collect(2_000, &mut state).unwrap();
+        assert!(!state.host.hostname.is_empty());
+        assert!(state.mounts.contains_key("/"), "{:?}", state.mounts.keys());
+        assert!(!state.interfaces.is_empty() || state.sources["network"].available);
+        assert!(!state.processes.is_empty());
+        assert!(state.sources["host"].available);
+        assert!(sample.disks.iter().any(|d| d.mount == "/"));
+        state.validate().unwrap();
+        sample.validate().unwrap();
     }
 }

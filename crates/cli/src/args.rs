@@ -39,9 +39,9 @@ pub struct UpArgs {
     /// Where the hub keeps its database, certificate and the local agent's key.
     #[arg(long, env = "TWINBAY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// How often the local agent samples this host.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub interval: Duration,
+    /// What the local agent collects.
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -72,9 +72,32 @@ pub struct AgentArgs {
     /// Where the agent keeps its key and enrollment.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+/// What the agent collects.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
     /// How often to sample the host.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// How many processes to report, by CPU and by memory each.
+    #[arg(long, default_value_t = 10)]
+    pub top_processes: usize,
+    /// A `host:port` whose TCP connect time to measure (repeat for several).
+    #[arg(long = "latency-target", value_name = "HOST:PORT")]
+    pub latency_targets: Vec<String>,
+}
+
+impl SourceArgs {
+    pub fn config(self) -> twinbay_agent::sources::SourceConfig {
+        twinbay_agent::sources::SourceConfig {
+            interval: self.interval,
+            top_processes: self.top_processes,
+            latency_targets: self.latency_targets,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -135,7 +135,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let agent_config = AgentConfig {
         state_dir: agent_dir,
         join,
-        interval: args.interval,
+        sources: args.sources.config(),
         hub_override: vec![hub_url],
     };
     let agent_cancel = shutdown.child_token();
@@ -215,7 +215,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
     let config = AgentConfig {
         state_dir,
         join: args.join,
-        interval: args.interval,
+        sources: args.sources.config(),
         hub_override: Vec::new(),
     };
     twinbay_agent::run(config, shutdown)

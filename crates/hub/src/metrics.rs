@@ -162,7 +162,7 @@ impl Metrics {
                     .get_or_create(&labels)
                     .set(seen as f64 / 1000.0);
             }
-            if let Some(r) = node.resources {
+            if let Some(r) = &node.resources {
                 self.node_cpu
                     .get_or_create(&labels)
                     .set(f64::from(r.cpu_pct));

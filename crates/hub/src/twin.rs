@@ -183,13 +183,13 @@ impl Twin {
 
     /// Takes a batch of samples; the newest becomes the node's resources.
     pub fn record_samples(&self, id: &str, samples: &[Sample]) {
-        let Some(latest) = samples.iter().max_by_key(|s| s.ts_ms).copied() else {
+        let Some(latest) = samples.iter().max_by_key(|s| s.ts_ms) else {
             return;
         };
         self.mutate(id, |node| {
-            node.resources = Some(latest);
+            node.resources = Some(latest.clone());
             node.last_seen = Some(now_ms());
-            Some(view::metrics_event(&node.id, &latest))
+            Some(view::metrics_event(&node.id, latest))
         });
     }
 
@@ -243,6 +243,7 @@ impl Twin {
                 state: serde_json::to_string(&n.state).expect("states serialize"),
                 resources: n
                     .resources
+                    .as_ref()
                     .map(|r| serde_json::to_string(&r).expect("samples serialize")),
             })
             .collect()

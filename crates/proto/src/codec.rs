@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 use crate::MAX_FRAME_BYTES;
+use crate::diff::{Change, Item};
 use crate::message::{AgentMessage, ErrorCode, HubMessage};
+use crate::model::Sample;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -41,17 +43,36 @@ impl DecodeError {
 /// Decodes one frame from an agent. Never panics, whatever the bytes.
 pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
     let msg = decode(bytes, AgentMessage::TYPES)?;
-    if let AgentMessage::Metrics { samples } = &msg {
-        for sample in samples {
-            sample
-                .validate()
-                .map_err(|reason| DecodeError::OutOfRange {
-                    ty: "metrics",
-                    reason,
-                })?;
-        }
-    }
+    let checked = match &msg {
+        AgentMessage::Metrics { samples } => samples
+            .iter()
+            .try_for_each(Sample::validate)
+            .map_err(|reason| ("metrics", reason)),
+        AgentMessage::SyncFull { state, .. } => state
+            .check_numbers()
+            .map_err(|e| ("sync_full", e.to_string())),
+        AgentMessage::SyncDiff { changes, .. } => changes
+            .iter()
+            .try_for_each(check_change_numbers)
+            .map_err(|reason| ("sync_diff", reason)),
+        AgentMessage::Hello(_) | AgentMessage::Heartbeat { .. } => Ok(()),
+    };
+    checked.map_err(|(ty, reason)| DecodeError::OutOfRange { ty, reason })?;
     Ok(msg)
+}
+
+/// Floats that decode from JSON but cannot be encoded back (past `f32::MAX`
+/// they become infinite) are refused at the door.
+fn check_change_numbers(change: &Change) -> Result<(), String> {
+    match change {
+        Change::Upsert {
+            item: Item::Processes(p),
+            ..
+        } if !p.cpu_pct.is_finite() || p.cpu_pct < 0.0 => {
+            Err(format!("process {} cpu_pct {}", p.pid, p.cpu_pct))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Decodes one frame from the hub.

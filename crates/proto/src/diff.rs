@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Container, HostInfo, Keyed, NodeState, Port, SourceStatus, StateError, Unit};
+use crate::model::{
+    Container, HostInfo, Interface, Keyed, Mount, NodeState, Port, Process, SourceStatus,
+    StateError, Unit,
+};
 
 /// The keyed collections of a [`NodeState`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +23,9 @@ pub enum Collection {
     Units,
     Ports,
     Sources,
+    Interfaces,
+    Mounts,
+    Processes,
 }
 
 impl Collection {
@@ -29,6 +35,9 @@ impl Collection {
             Collection::Units => "units",
             Collection::Ports => "ports",
             Collection::Sources => "sources",
+            Collection::Interfaces => "interfaces",
+            Collection::Mounts => "mounts",
+            Collection::Processes => "processes",
         }
     }
 }
@@ -41,6 +50,9 @@ pub enum Item {
     Units(Unit),
     Ports(Port),
     Sources(SourceStatus),
+    Interfaces(Interface),
+    Mounts(Mount),
+    Processes(Process),
 }
 
 impl Item {
@@ -50,6 +62,9 @@ impl Item {
             Item::Units(_) => Collection::Units,
             Item::Ports(_) => Collection::Ports,
             Item::Sources(_) => Collection::Sources,
+            Item::Interfaces(_) => Collection::Interfaces,
+            Item::Mounts(_) => Collection::Mounts,
+            Item::Processes(_) => Collection::Processes,
         }
     }
 
@@ -59,6 +74,9 @@ impl Item {
             Item::Units(u) => u.key(),
             Item::Ports(p) => p.key(),
             Item::Sources(s) => s.key(),
+            Item::Interfaces(i) => i.key(),
+            Item::Mounts(m) => m.key(),
+            Item::Processes(p) => p.key(),
         }
     }
 }
@@ -129,6 +147,27 @@ pub fn diff(from: &NodeState, to: &NodeState) -> Vec<Change> {
         Item::Sources,
         &mut out,
     );
+    diff_map(
+        &from.interfaces,
+        &to.interfaces,
+        Collection::Interfaces,
+        Item::Interfaces,
+        &mut out,
+    );
+    diff_map(
+        &from.mounts,
+        &to.mounts,
+        Collection::Mounts,
+        Item::Mounts,
+        &mut out,
+    );
+    diff_map(
+        &from.processes,
+        &to.processes,
+        Collection::Processes,
+        Item::Processes,
+        &mut out,
+    );
     out
 }
 
@@ -180,12 +219,18 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                 Item::Units(v) => drop(next.units.insert(key.clone(), v.clone())),
                 Item::Ports(v) => drop(next.ports.insert(key.clone(), v.clone())),
                 Item::Sources(v) => drop(next.sources.insert(key.clone(), v.clone())),
+                Item::Interfaces(v) => drop(next.interfaces.insert(key.clone(), v.clone())),
+                Item::Mounts(v) => drop(next.mounts.insert(key.clone(), v.clone())),
+                Item::Processes(v) => drop(next.processes.insert(key.clone(), v.clone())),
             },
             Change::Remove { collection, key } => match collection {
                 Collection::Containers => drop(next.containers.remove(key)),
                 Collection::Units => drop(next.units.remove(key)),
                 Collection::Ports => drop(next.ports.remove(key)),
                 Collection::Sources => drop(next.sources.remove(key)),
+                Collection::Interfaces => drop(next.interfaces.remove(key)),
+                Collection::Mounts => drop(next.mounts.remove(key)),
+                Collection::Processes => drop(next.processes.remove(key)),
             },
         }
     }

@@ -22,6 +22,15 @@ pub struct NodeState {
     /// Sources (collectors) by name; an unavailable one says why.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceStatus>,
+    /// Network interfaces by name (their rates travel in samples).
+    #[serde(default)]
+    pub interfaces: BTreeMap<String, Interface>,
+    /// Mounted filesystems by path (their usage travels in samples).
+    #[serde(default)]
+    pub mounts: BTreeMap<String, Mount>,
+    /// The top processes by CPU and by memory, by pid.
+    #[serde(default)]
+    pub processes: BTreeMap<String, Process>,
 }
 
 /// Who the node is.
@@ -110,8 +119,121 @@ pub struct SourceStatus {
     pub reason: Option<String>,
 }
 
-/// One numeric sample of the host's basic resources.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Interface {
+    pub name: String,
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Operationally up (`operstate` is `up`).
+    #[serde(default)]
+    pub up: bool,
+    /// Link speed in Mbit/s, where the driver reports one.
+    #[serde(default)]
+    pub speed_mbps: Option<u32>,
+    /// `full` or `half`, where reported.
+    #[serde(default)]
+    pub duplex: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Mount {
+    pub path: String,
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub fs_type: String,
+    /// Why usage cannot be read (e.g. permission denied), if it cannot.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Process {
+    pub pid: u32,
+    pub name: String,
+    /// CPU over the last interval, percent of one core.
+    #[serde(default)]
+    pub cpu_pct: f32,
+    /// Resident memory, bytes.
+    #[serde(default)]
+    pub rss: u64,
+    #[serde(default)]
+    pub uid: Option<u32>,
+}
+
+/// Usage and I/O of one mounted filesystem.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiskSample {
+    pub mount: String,
+    pub total: u64,
+    pub used: u64,
+    /// Bytes per second over the last interval, for the mount's device.
+    #[serde(default)]
+    pub read_bps: f64,
+    #[serde(default)]
+    pub write_bps: f64,
+}
+
+/// Throughput and error counters of one interface.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NetSample {
+    pub iface: String,
+    /// Bytes per second over the last interval.
+    pub rx_bps: f64,
+    pub tx_bps: f64,
+    /// Counters since the interface appeared.
+    #[serde(default)]
+    pub rx_errors: u64,
+    #[serde(default)]
+    pub tx_errors: u64,
+    #[serde(default)]
+    pub rx_drops: u64,
+    #[serde(default)]
+    pub tx_drops: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TempSample {
+    /// `chip/label`, e.g. `coretemp/Package id 0`.
+    pub sensor: String,
+    pub celsius: f32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GpuSample {
+    pub index: u32,
+    #[serde(default)]
+    pub name: String,
+    pub util_pct: f32,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    #[serde(default)]
+    pub temp_c: Option<f32>,
+    #[serde(default)]
+    pub power_w: Option<f32>,
+}
+
+/// Round-trip time to a configured target; `ms` is absent when unreachable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LatencySample {
+    pub target: String,
+    #[serde(default)]
+    pub ms: Option<f32>,
+}
+
+/// One numeric sample of the host's resources. Everything after
+/// `uptime_secs` is optional on the wire (absent when empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sample {
     /// When the agent took the sample, unix milliseconds.
@@ -127,22 +249,65 @@ pub struct Sample {
     pub swap_total: u64,
     pub swap_used: u64,
     pub uptime_secs: u64,
+    /// Per-core busy percent, in core order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cores: Vec<f32>,
+    /// Mean current CPU frequency, MHz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_mhz: Option<f32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSample>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nets: Vec<NetSample>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temps: Vec<TempSample>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuSample>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency: Vec<LatencySample>,
 }
 
 impl Sample {
     /// Checks that every number is finite and not negative. JSON numbers past
     /// `f32::MAX` decode to infinity, which JSON cannot carry back out.
     pub fn validate(&self) -> Result<(), String> {
-        let floats = [
-            ("cpu_pct", self.cpu_pct),
-            ("load1", self.load1),
-            ("load5", self.load5),
-            ("load15", self.load15),
+        let mut floats = vec![
+            ("cpu_pct", f64::from(self.cpu_pct)),
+            ("load1", f64::from(self.load1)),
+            ("load5", f64::from(self.load5)),
+            ("load15", f64::from(self.load15)),
         ];
+        floats.extend(self.cores.iter().map(|c| ("cores", f64::from(*c))));
+        floats.extend(self.cpu_mhz.map(|m| ("cpu_mhz", f64::from(m))));
+        for d in &self.disks {
+            floats.extend([
+                ("disks.read_bps", d.read_bps),
+                ("disks.write_bps", d.write_bps),
+            ]);
+        }
+        for n in &self.nets {
+            floats.extend([("nets.rx_bps", n.rx_bps), ("nets.tx_bps", n.tx_bps)]);
+        }
+        for g in &self.gpus {
+            floats.push(("gpus.util_pct", f64::from(g.util_pct)));
+            floats.extend(g.power_w.map(|p| ("gpus.power_w", f64::from(p))));
+        }
+        floats.extend(
+            self.latency
+                .iter()
+                .filter_map(|l| l.ms)
+                .map(|ms| ("latency.ms", f64::from(ms))),
+        );
         for (name, value) in floats {
             if !value.is_finite() || value < 0.0 {
                 return Err(format!("{name} must be a finite number ≥ 0, not {value}"));
             }
+        }
+        // Temperatures may be below zero, but must be numbers.
+        let temps = self.temps.iter().map(|t| t.celsius);
+        let gpu_temps = self.gpus.iter().filter_map(|g| g.temp_c);
+        if let Some(bad) = temps.chain(gpu_temps).find(|t| !t.is_finite()) {
+            return Err(format!("temperatures must be finite, not {bad}"));
         }
         Ok(())
     }
@@ -177,6 +342,24 @@ impl Keyed for SourceStatus {
     }
 }
 
+impl Keyed for Interface {
+    fn key(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl Keyed for Mount {
+    fn key(&self) -> String {
+        self.path.clone()
+    }
+}
+
+impl Keyed for Process {
+    fn key(&self) -> String {
+        self.pid.to_string()
+    }
+}
+
 /// Why a reported state is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
@@ -186,6 +369,8 @@ pub enum StateError {
         key: String,
         expected: String,
     },
+    #[error("not a finite number ≥ 0: {0}")]
+    BadNumber(String),
     #[error("{collection} has {len} entries, more than the limit of {limit}")]
     TooMany {
         collection: &'static str,
@@ -203,7 +388,26 @@ impl NodeState {
         check_collection("containers", &self.containers)?;
         check_collection("units", &self.units)?;
         check_collection("ports", &self.ports)?;
-        check_collection("sources", &self.sources)
+        check_collection("sources", &self.sources)?;
+        check_collection("interfaces", &self.interfaces)?;
+        check_collection("mounts", &self.mounts)?;
+        check_collection("processes", &self.processes)?;
+        self.check_numbers()
+    }
+
+    /// Checks that every float is finite (JSON cannot carry the others back out).
+    pub fn check_numbers(&self) -> Result<(), StateError> {
+        match self
+            .processes
+            .values()
+            .find(|p| !p.cpu_pct.is_finite() || p.cpu_pct < 0.0)
+        {
+            Some(p) => Err(StateError::BadNumber(format!(
+                "process {} cpu_pct {}",
+                p.pid, p.cpu_pct
+            ))),
+            None => Ok(()),
+        }
     }
 }
 

@@ -18,11 +18,29 @@ pub struct CpuTimes {
 }
 
 /// What `/proc/stat` says that we use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Stat {
     pub cpu: CpuTimes,
+    /// Per-core counters, in `cpuN` order.
+    pub per_core: Vec<CpuTimes>,
     pub cores: u32,
     pub boot_time: i64,
+}
+
+/// Busy and total ticks from the fields of a `cpu…` line.
+fn cpu_times<'a>(fields: impl Iterator<Item = &'a str>) -> Option<CpuTimes> {
+    // user nice system idle iowait irq softirq steal [guest guest_nice];
+    // guest time is already counted in user and nice.
+    let v: Vec<u64> = fields.take(8).map(|f| f.parse().unwrap_or(0)).collect();
+    if v.len() < 4 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    let idle = v[3] + v.get(4).copied().unwrap_or(0);
+    Some(CpuTimes {
+        busy: total - idle,
+        total,
+    })
 }
 
 pub fn parse_stat(text: &str) -> Option<Stat> {
@@ -32,21 +50,13 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         let mut fields = line.split_ascii_whitespace();
         match fields.next() {
             Some("cpu") => {
-                // user nice system idle iowait irq softirq steal [guest guest_nice];
-                // guest time is already counted in user and nice.
-                let v: Vec<u64> = fields.take(8).map(|f| f.parse().unwrap_or(0)).collect();
-                if v.len() < 4 {
-                    return None;
-                }
-                let total: u64 = v.iter().sum();
-                let idle = v[3] + v.get(4).copied().unwrap_or(0);
-                stat.cpu = CpuTimes {
-                    busy: total - idle,
-                    total,
-                };
+                stat.cpu = cpu_times(fields)?;
                 seen_cpu = true;
             }
-            Some(name) if name.starts_with("cpu") => stat.cores += 1,
+            Some(name) if name.starts_with("cpu") => {
+                stat.cores += 1;
+                stat.per_core.push(cpu_times(fields).unwrap_or_default());
+            }
             Some("btime") => stat.boot_time = fields.next()?.parse().ok()?,
             _ => {}
         }
@@ -116,6 +126,30 @@ pub fn parse_meminfo(text: &str) -> Option<MemInfo> {
     Some(m)
 }
 
+/// Mean of the `cpu MHz` lines of `/proc/cpuinfo` (x86 and some others).
+pub fn parse_cpuinfo_mhz(text: &str) -> Option<f32> {
+    let mhz: Vec<f32> = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim() == "cpu MHz")
+        .filter_map(|(_, v)| v.trim().parse().ok())
+        .collect();
+    (!mhz.is_empty()).then(|| mhz.iter().sum::<f32>() / mhz.len() as f32)
+}
+
+/// The part of the ZFS ARC the kernel can give back under pressure
+/// (`size - c_min` from `/proc/spl/kstat/zfs/arcstats`), in bytes. The ARC is
+/// cache, but Linux counts it as used; tools like htop add it back.
+pub fn parse_arc_shrinkable(text: &str) -> Option<u64> {
+    let field = |name: &str| {
+        text.lines().find_map(|l| {
+            let mut f = l.split_ascii_whitespace();
+            (f.next() == Some(name)).then(|| f.nth(1)?.parse::<u64>().ok())?
+        })
+    };
+    Some(field("size")?.saturating_sub(field("c_min")?))
+}
+
 pub fn parse_loadavg(text: &str) -> Option<[f32; 3]> {
     let mut f = text.split_ascii_whitespace().map(|v| v.parse::<f32>().ok());
     Some([f.next()??, f.next()??, f.next()??])
@@ -164,14 +198,14 @@ pub struct Reading {
 #[derive(Debug)]
 pub struct HostSource {
     root: PathBuf,
-    prev_cpu: Option<CpuTimes>,
+    prev: Option<Stat>,
 }
 
 impl HostSource {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         HostSource {
             root: root.into(),
-            prev_cpu: None,
+            prev: None,
         }
     }
 
@@ -185,9 +219,14 @@ impl HostSource {
         })
     }
 
+    /// Identity and the basic resources; the other sources fill in the rest
+    /// of the sample.
     pub fn sample(&mut self, now_ms: i64) -> io::Result<Reading> {
         let stat = self.parsed("proc/stat", parse_stat)?;
-        let mem = self.parsed("proc/meminfo", parse_meminfo)?;
+        let mut mem = self.parsed("proc/meminfo", parse_meminfo)?;
+        if let Ok(arc) = self.parsed("proc/spl/kstat/zfs/arcstats", parse_arc_shrinkable) {
+            mem.available = (mem.available + arc).min(mem.total);
+        }
         let load = self.parsed("proc/loadavg", parse_loadavg)?;
         let uptime = self.parsed("proc/uptime", parse_uptime)?;
         let os = self
@@ -195,10 +234,17 @@ impl HostSource {
             .or_else(|_| self.read("usr/lib/os-release"))
             .map(|t| parse_os_release(&t))
             .unwrap_or_else(|_| "Linux".into());
-        let cpu_pct = self
-            .prev_cpu
-            .map_or(0.0, |prev| cpu_percent(prev, stat.cpu));
-        self.prev_cpu = Some(stat.cpu);
+        let (cpu_pct, cores) = match &self.prev {
+            Some(prev) => (
+                cpu_percent(prev.cpu, stat.cpu),
+                prev.per_core
+                    .iter()
+                    .zip(&stat.per_core)
+                    .map(|(p, n)| cpu_percent(*p, *n))
+                    .collect(),
+            ),
+            None => (0.0, vec![0.0; stat.per_core.len()]),
+        };
         let host = HostInfo {
             hostname: self.read("proc/sys/kernel/hostname")?.trim().to_string(),
             os,
@@ -221,7 +267,11 @@ impl HostSource {
             swap_total: mem.swap_total,
             swap_used: mem.swap_total.saturating_sub(mem.swap_free),
             uptime_secs: uptime,
+            cores,
+            cpu_mhz: self.parsed("proc/cpuinfo", parse_cpuinfo_mhz).ok(),
+            ..Default::default()
         };
+        self.prev = Some(stat);
         Ok(Reading { host, sample })
     }
 }

@@ -43,7 +43,7 @@ fn diffs_need_a_baseline_and_consecutive_sequence_numbers() {
     twin.apply_diff("n1", conn, 2, &change).unwrap();
     let view = twin.view("n1").unwrap();
     assert_eq!(view.seq, Some(2));
-    assert!(!view.sources["docker"].available);
+    assert!(!view.state.sources["docker"].available);
 }
 
 #[test]

@@ -1,16 +1,16 @@
 //! How the twin looks from outside: API views and stream events (JSON).
 
-use std::collections::BTreeMap;
-
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use serde_json::json;
 use twinbay_proto::diff::Change;
-use twinbay_proto::model::{Container, HostInfo, NodeState, Port, Sample, SourceStatus, Unit};
+use twinbay_proto::model::{NodeState, Sample};
 
 use super::NodeTwin;
 
-/// A node's whole twin.
+/// A node's whole twin: its connection, latest resources, and everything
+/// the agent reports (`host`, `containers`, `units`, `ports`, `sources`,
+/// `interfaces`, `mounts`, `processes`) at the top level.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub id: String,
@@ -21,37 +21,23 @@ pub struct NodeView {
     pub agent_version: String,
     /// Last applied sequence number of the current connection.
     pub seq: Option<u64>,
-    pub host: HostInfo,
-    /// The latest sample of basic resources.
+    /// The latest sample of resources.
     pub resources: Option<Sample>,
-    pub containers: BTreeMap<String, Container>,
-    pub units: BTreeMap<String, Unit>,
-    pub ports: BTreeMap<String, Port>,
-    pub sources: BTreeMap<String, SourceStatus>,
+    #[serde(flatten)]
+    pub state: NodeState,
 }
 
 impl NodeView {
     pub fn of(n: &NodeTwin) -> NodeView {
-        let NodeState {
-            host,
-            containers,
-            units,
-            ports,
-            sources,
-        } = n.state.clone();
         NodeView {
             id: n.id.clone(),
-            hostname: host.hostname.clone(),
+            hostname: n.state.host.hostname.clone(),
             connected: n.connected,
             last_seen: n.last_seen,
             agent_version: n.agent_version.clone(),
             seq: n.seq,
-            host,
-            resources: n.resources,
-            containers,
-            units,
-            ports,
-            sources,
+            resources: n.resources.clone(),
+            state: n.state.clone(),
         }
     }
 }
@@ -80,7 +66,7 @@ impl NodeSummary {
             last_seen: n.last_seen,
             agent_version: n.agent_version.clone(),
             os: n.state.host.os.clone(),
-            resources: n.resources,
+            resources: n.resources.clone(),
             containers: n.state.containers.len(),
             units: n.state.units.len(),
             ports: n.state.ports.len(),

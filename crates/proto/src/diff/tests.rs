@@ -56,6 +56,36 @@ fn source() -> impl Strategy<Value = SourceStatus> {
     })
 }
 
+fn interface() -> impl Strategy<Value = Interface> {
+    (text(), any::<bool>(), prop::option::of(0u32..100_000)).prop_map(|(name, up, speed_mbps)| {
+        Interface {
+            name,
+            up,
+            speed_mbps,
+            ..Default::default()
+        }
+    })
+}
+
+fn mount() -> impl Strategy<Value = Mount> {
+    (text(), text(), prop::option::of(text())).prop_map(|(path, fs_type, error)| Mount {
+        path,
+        fs_type,
+        error,
+        ..Default::default()
+    })
+}
+
+fn process() -> impl Strategy<Value = Process> {
+    (0u32..50, text(), 0.0f32..400.0, any::<u64>()).prop_map(|(pid, name, cpu_pct, rss)| Process {
+        pid,
+        name,
+        cpu_pct,
+        rss,
+        uid: None,
+    })
+}
+
 fn keyed<T: Keyed + std::fmt::Debug>(
     item: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = BTreeMap<String, T>> {
@@ -64,27 +94,34 @@ fn keyed<T: Keyed + std::fmt::Debug>(
 }
 
 fn state() -> impl Strategy<Value = NodeState> {
-    (
-        text(),
-        text(),
+    let services = (
         keyed(container()),
         keyed(unit()),
         keyed(port()),
         keyed(source()),
-    )
-        .prop_map(
-            |(hostname, kernel, containers, units, ports, sources)| NodeState {
-                host: HostInfo {
-                    hostname,
-                    kernel,
-                    ..Default::default()
-                },
-                containers,
-                units,
-                ports,
-                sources,
+    );
+    let host = (keyed(interface()), keyed(mount()), keyed(process()));
+    (text(), text(), services, host).prop_map(
+        |(
+            hostname,
+            kernel,
+            (containers, units, ports, sources),
+            (interfaces, mounts, processes),
+        )| NodeState {
+            host: HostInfo {
+                hostname,
+                kernel,
+                ..Default::default()
             },
-        )
+            containers,
+            units,
+            ports,
+            sources,
+            interfaces,
+            mounts,
+            processes,
+        },
+    )
 }
 
 proptest! {

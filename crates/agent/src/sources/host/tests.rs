@@ -11,6 +11,21 @@ fn parses_a_recorded_proc_stat() {
     // total = 2255+34+2290+22625563+6290+127+456+0; idle = 22625563+6290
     assert_eq!(s.cpu.total, 22637015);
     assert_eq!(s.cpu.busy, 22637015 - 22625563 - 6290);
+    assert_eq!(s.per_core.len(), 2);
+    assert_eq!(s.per_core[1].total, 1123 + 849 + 11313845 + 2614 + 18);
+}
+
+#[test]
+fn parses_cpu_frequency_and_zfs_arc() {
+    let cpuinfo = "processor\t: 0\ncpu MHz\t\t: 2000.000\nprocessor\t: 1\ncpu MHz\t\t: 3000.500\n";
+    assert_eq!(parse_cpuinfo_mhz(cpuinfo), Some(2500.25));
+    assert_eq!(parse_cpuinfo_mhz("processor : 0\nBogoMIPS : 48.00\n"), None);
+    let arcstats = include_str!("testdata/arcstats");
+    assert_eq!(
+        parse_arc_shrinkable(arcstats),
+        Some(4294967296 - 1073741824)
+    );
+    assert_eq!(parse_arc_shrinkable("nothing here"), None);
 }
 
 #[test]
@@ -77,4 +92,5 @@ fn samples_this_machine() {
     assert!(first.sample.mem_used <= first.sample.mem_total);
     let second = source.sample(2).unwrap();
     assert!((0.0..=100.0).contains(&second.sample.cpu_pct));
+    assert_eq!(second.sample.cores.len(), second.host.cpu_cores as usize);
 }
