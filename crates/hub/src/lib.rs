@@ -11,6 +11,7 @@ pub mod admin;
 pub mod api;
 pub mod credentials;
 mod fsutil;
+pub mod history;
 pub mod link;
 pub mod metrics;
 pub mod recorder;

@@ -4,6 +4,7 @@
 //! transaction. Times are unix milliseconds.
 
 mod auth;
+mod history;
 mod nodes;
 pub mod settings;
 
@@ -16,6 +17,7 @@ use sqlx::sqlite::{
 };
 
 pub use auth::{Principal, PrincipalKind, Role};
+pub use history::{Bucket, PointWrite};
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};
 
 /// The database file inside the data dir.
@@ -34,13 +36,15 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    path: std::path::PathBuf,
 }
 
 impl Store {
     /// Opens (creating if needed) the database in `data_dir` and migrates it.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join(DB_FILE))
+            .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL is durable across application crashes; only a power
@@ -56,7 +60,7 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, path })
     }
 
     /// Waits for open work to finish and closes the database cleanly.
