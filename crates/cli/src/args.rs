@@ -42,6 +42,8 @@ pub struct UpArgs {
     /// What the local agent collects.
     #[command(flatten)]
     pub sources: SourceArgs,
+    #[command(flatten)]
+    pub history: HistoryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +64,36 @@ pub struct HubArgs {
     /// Agent heartbeat interval; three silent intervals mark a node disconnected.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub heartbeat: Duration,
+    #[command(flatten)]
+    pub history: HistoryArgs,
+}
+
+/// How much metric history the hub keeps.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// How long each resolution is kept: `raw=48h,1m=14d,15m=90d,1h=400d` (any subset).
+    #[arg(long, value_parser = parse_retention, default_value = "raw=48h")]
+    pub history_retention: twinbay_hub::history::Retention,
+    /// Cap on the database's size on disk (`500MiB`, `2GiB`); the oldest history goes first.
+    #[arg(long, value_parser = parse_bytes, default_value = "2GiB")]
+    pub history_max_size: u64,
+    /// How often rollups are brought up to date.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub rollup_every: Duration,
+    /// How often retention and the size cap are enforced.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub retention_every: Duration,
+}
+
+impl HistoryArgs {
+    pub fn config(&self) -> twinbay_hub::history::HistoryConfig {
+        twinbay_hub::history::HistoryConfig {
+            retention: self.history_retention,
+            max_bytes: self.history_max_size,
+            rollup_every: self.rollup_every,
+            retention_every: self.retention_every,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +189,37 @@ pub struct SimArgs {
     pub join: String,
     #[arg(long, default_value_t = 10)]
     pub agents: usize,
+}
+
+fn parse_retention(s: &str) -> Result<twinbay_hub::history::Retention, String> {
+    twinbay_hub::history::Retention::parse(s)
+}
+
+/// `1048576`, `512KiB`, `500MiB`, `2GiB` (also KB/MB/GB as powers of 1000).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 2GiB"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("unknown unit {other:?}; use KiB, MiB or GiB")),
+    };
+    let bytes = n
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes < 1 << 20 {
+        return Err("the history size cap must be at least 1MiB".into());
+    }
+    Ok(bytes)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

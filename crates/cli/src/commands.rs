@@ -91,7 +91,11 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-fn hub_config(listen: SocketAddr, data_dir: PathBuf) -> HubConfig {
+fn hub_config(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    history: &crate::args::HistoryArgs,
+) -> HubConfig {
     HubConfig {
         listen,
         data_dir,
@@ -100,6 +104,7 @@ fn hub_config(listen: SocketAddr, data_dir: PathBuf) -> HubConfig {
         tls_key: None,
         heartbeat: Duration::from_secs(5),
         admin_password: std::env::var(twinbay_hub::ADMIN_PASSWORD_ENV).ok(),
+        history: history.config(),
     }
 }
 
@@ -120,8 +125,11 @@ fn print_first_admin(hub: &RunningHub) {
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
-    let hub =
-        twinbay_hub::start(hub_config(args.listen, data_dir.clone()), shutdown.clone()).await?;
+    let hub = twinbay_hub::start(
+        hub_config(args.listen, data_dir.clone(), &args.history),
+        shutdown.clone(),
+    )
+    .await?;
 
     // The local agent dials the hub over loopback, through the real link.
     let local = local_address(hub.local_addr);
@@ -189,7 +197,7 @@ fn local_address(addr: SocketAddr) -> SocketAddr {
 async fn hub(args: HubArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
-    let mut config = hub_config(args.listen, data_dir.clone());
+    let mut config = hub_config(args.listen, data_dir.clone(), &args.history);
     config.public_url = args.public_url;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+mod history;
 mod nodes;
 mod session;
 mod stream;
@@ -64,6 +65,8 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(nodes::list))
         .routes(routes!(nodes::get_one))
+        .routes(routes!(history::range))
+        .routes(routes!(history::series))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

@@ -90,11 +90,10 @@ impl History {
             dirty_from,
         };
         let task = tokio::spawn(async move {
-            let writing = tokio::spawn(writer.run(rx));
-            maintenance.run(stop).await;
-            // The link has stopped sending; the writer drains and ends when
-            // every sender is gone, so give it a bounded moment.
-            let _ = tokio::time::timeout(Duration::from_secs(5), writing).await;
+            // Both stop on `stop`; the writer first drains what is queued, and
+            // the last rollup runs after it.
+            let writing = tokio::spawn(writer.run(rx, stop.clone()));
+            maintenance.run(stop, writing).await;
         });
         (History { tx, stats, config }, task)
     }
@@ -150,8 +149,24 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<(Instant, String, Vec<Sample>)>) {
-        while let Some(first) = rx.recv().await {
+    /// Writes until `stop`, then drains what is queued and returns.
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<(Instant, String, Vec<Sample>)>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let first = tokio::select! {
+                biased;
+                batch = rx.recv() => match batch {
+                    Some(batch) => batch,
+                    None => return,
+                },
+                _ = stop.cancelled() => match rx.try_recv() {
+                    Ok(batch) => batch,
+                    Err(_) => return,
+                },
+            };
             let mut batches = vec![first];
             let mut points: usize = batches[0].2.len() * 32;
             while points < MAX_POINTS_PER_TX {
@@ -225,7 +240,7 @@ struct Maintenance {
 }
 
 impl Maintenance {
-    async fn run(self, stop: CancellationToken) {
+    async fn run(self, stop: CancellationToken, writer: JoinHandle<()>) {
         let mut rollups = tokio::time::interval(self.config.rollup_every);
         let mut retention = tokio::time::interval(self.config.retention_every);
         for t in [&mut rollups, &mut retention] {
@@ -238,6 +253,7 @@ impl Maintenance {
                 _ = retention.tick() => self.log(self.enforce_retention().await, "enforcing history retention"),
             }
         }
+        let _ = writer.await;
         self.log(self.roll_up().await, "rolling up history");
     }
 

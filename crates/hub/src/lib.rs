@@ -50,6 +50,8 @@ pub struct HubConfig {
     pub heartbeat: Duration,
     /// The first admin's password (from [`ADMIN_PASSWORD_ENV`]); random if absent.
     pub admin_password: Option<String>,
+    /// Metric history: retention, size cap, maintenance cadence.
+    pub history: history::HistoryConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,7 @@ pub struct HubState {
     pub shutdown: CancellationToken,
     /// Open agent sessions, so shutdown can wait for them to say goodbye.
     pub sessions: tokio_util::task::TaskTracker,
+    pub history: history::History,
 }
 
 /// What the first start did about the admin account.
@@ -115,6 +118,7 @@ pub struct RunningHub {
     pub state: Arc<HubState>,
     server: JoinHandle<()>,
     recorder: JoinHandle<()>,
+    history_task: JoinHandle<()>,
     recorder_stop: CancellationToken,
 }
 
@@ -167,16 +171,24 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         .await?;
 
     let twin = Arc::new(twin::Twin::new(store.nodes().await?));
+    // The recorder and history stop after the links, so nothing is lost.
+    let recorder_stop = CancellationToken::new();
+    let (history, history_task) =
+        history::History::spawn(store.clone(), config.history.clone(), recorder_stop.clone());
+    let recorder = tokio::spawn(recorder::run(
+        twin.clone(),
+        store.clone(),
+        recorder_stop.clone(),
+    ));
     let state = Arc::new(HubState {
         store: store.clone(),
-        twin: twin.clone(),
+        twin,
         metrics: metrics::Metrics::new(),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
+        history,
     });
-    let recorder_stop = CancellationToken::new();
-    let recorder = tokio::spawn(recorder::run(twin, store, recorder_stop.clone()));
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));
     tracing::info!(%local_addr, public_url, "hub listening");
@@ -188,6 +200,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         state,
         server,
         recorder,
+        history_task,
         recorder_stop,
     })
 }
@@ -207,6 +220,7 @@ impl RunningHub {
         }
         self.recorder_stop.cancel();
         let _ = self.recorder.await;
+        let _ = self.history_task.await;
         self.state.store.close().await;
         tracing::info!("hub stopped");
     }

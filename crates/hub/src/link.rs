@@ -179,6 +179,7 @@ impl Connection<'_> {
             }
             AgentMessage::Metrics { samples } => {
                 twin.record_samples(self.node_id, &samples);
+                self.hub.history.record(self.node_id, samples);
                 None
             }
             AgentMessage::Heartbeat { .. } => {

@@ -102,6 +102,11 @@ impl Hub {
     }
 
     pub fn start_on(dir: &Path, port: u16) -> Hub {
+        Self::start_with(dir, port, &[])
+    }
+
+    /// Starts a hub with extra command-line arguments.
+    pub fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Hub {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(BIN)
             .args([
@@ -113,6 +118,7 @@ impl Hub {
                 "--data-dir",
             ])
             .arg(dir)
+            .args(extra)
             .env("TWINBAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
