@@ -147,11 +147,15 @@ fn up_runs_hub_and_local_agent_and_stops_cleanly_on_ctrl_c() {
         dir: dir.clone(),
     };
     let token = hub.token("viewer");
-    let node = wait_for("the local node", std::time::Duration::from_secs(5), || {
-        hub.nodes(&token)
-            .into_iter()
-            .find(|n| n["connected"] == true)
-    });
+    let node = wait_for(
+        "the local node, synced",
+        std::time::Duration::from_secs(5),
+        || {
+            hub.nodes(&token)
+                .into_iter()
+                .find(|n| n["connected"] == true && n["resources"].is_object())
+        },
+    );
     assert_eq!(
         node["hostname"],
         std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -14,10 +14,10 @@ fn hub_and_agent(name: &str, extra: &[&str]) -> (Hub, Proc, String, String) {
     let hub = Hub::start_with(&dir.join("hub"), free_port(), &args);
     let token = hub.token("viewer");
     let agent = agent(Some(&hub.join()), &dir.join("agent"));
-    let id = wait_for("the agent", Duration::from_secs(5), || {
+    let id = wait_for("the agent, synced", Duration::from_secs(5), || {
         hub.nodes(&token)
             .into_iter()
-            .find(|n| n["connected"] == true)
+            .find(|n| n["connected"] == true && n["resources"].is_object())
     })["id"]
         .as_str()
         .unwrap()
