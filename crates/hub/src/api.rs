@@ -109,7 +109,9 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
         let (mut parts, _) = request.into_parts();
         auth::authenticate(&hub, &mut parts).await?;
     }
-    let body = hub.metrics.render(&hub.twin);
+    let body = hub
+        .metrics
+        .render(&hub.twin, &hub.history, hub.store.disk_bytes());
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -1,23 +1,88 @@
 //! Prometheus exposition of the hub's health and every node's latest values.
+//!
+//! Per-node families are rebuilt from the twin at each scrape (nodes, mounts
+//! and interfaces come and go); the hub's own counters live across scrapes.
 
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use twinbay_proto::model::Sample;
 
-use crate::twin::Twin;
+use crate::history::History;
+use crate::twin::{NodeTwin, Twin};
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct NodeLabels {
-    node: String,
-    hostname: String,
-}
-
+type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The per-node gauges, by metric name (without the `twinbay_` prefix).
+const NODE_GAUGES: &[(&str, &str)] = &[
+    ("node_up", "1 if the node's agent is connected"),
+    (
+        "node_last_seen_seconds",
+        "When the hub last heard from the node (unix time)",
+    ),
+    ("node_cpu_percent", "CPU busy, percent of all cores"),
+    ("node_cpu_core_percent", "CPU busy per core, percent"),
+    ("node_cpu_frequency_mhz", "Mean current CPU frequency"),
+    ("node_load1", "1-minute load average"),
+    ("node_load5", "5-minute load average"),
+    ("node_load15", "15-minute load average"),
+    ("node_memory_total_bytes", "Total memory"),
+    (
+        "node_memory_used_bytes",
+        "Memory in use (total minus available, ZFS ARC counted as available)",
+    ),
+    ("node_swap_total_bytes", "Total swap"),
+    ("node_swap_used_bytes", "Swap in use"),
+    ("node_uptime_seconds", "Time since the node booted"),
+    ("node_disk_total_bytes", "Filesystem size, per mount"),
+    ("node_disk_used_bytes", "Filesystem space in use, per mount"),
+    (
+        "node_disk_read_bytes_per_second",
+        "Reads of the mount's device",
+    ),
+    (
+        "node_disk_write_bytes_per_second",
+        "Writes of the mount's device",
+    ),
+    (
+        "node_network_receive_bytes_per_second",
+        "Received, per interface",
+    ),
+    (
+        "node_network_transmit_bytes_per_second",
+        "Sent, per interface",
+    ),
+    (
+        "node_network_receive_errors",
+        "Receive errors since the interface appeared",
+    ),
+    (
+        "node_network_transmit_errors",
+        "Transmit errors since the interface appeared",
+    ),
+    (
+        "node_network_receive_drops",
+        "Received packets dropped since the interface appeared",
+    ),
+    (
+        "node_network_transmit_drops",
+        "Sent packets dropped since the interface appeared",
+    ),
+    ("node_temperature_celsius", "Temperature, per hwmon sensor"),
+    ("node_gpu_utilization_percent", "GPU utilisation"),
+    ("node_gpu_memory_used_bytes", "GPU memory in use"),
+    ("node_gpu_temperature_celsius", "GPU temperature"),
+    ("node_gpu_power_watts", "GPU power draw"),
+    (
+        "node_latency_milliseconds",
+        "TCP connect time to a configured target",
+    ),
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -29,13 +94,13 @@ pub struct Metrics {
     ui_clients: Gauge,
     nodes: Gauge,
     agents_connected: Gauge,
-    node_up: Family<NodeLabels, Gauge>,
-    node_last_seen: Family<NodeLabels, FloatGauge>,
-    node_cpu: Family<NodeLabels, FloatGauge>,
-    node_load1: Family<NodeLabels, FloatGauge>,
-    node_mem_total: Family<NodeLabels, Gauge>,
-    node_mem_used: Family<NodeLabels, Gauge>,
-    node_swap_used: Family<NodeLabels, Gauge>,
+    history_queued: Gauge,
+    history_dropped: Gauge,
+    history_points: Gauge,
+    history_write_lag: FloatGauge,
+    database_bytes: Gauge,
+    /// In the order of [`NODE_GAUGES`].
+    node: Vec<Family<Labels, FloatGauge>>,
 }
 
 /// Counts a UI client while alive.
@@ -59,13 +124,12 @@ impl Metrics {
             ui_clients: Gauge::default(),
             nodes: Gauge::default(),
             agents_connected: Gauge::default(),
-            node_up: Family::default(),
-            node_last_seen: Family::default(),
-            node_cpu: Family::default(),
-            node_load1: Family::default(),
-            node_mem_total: Family::default(),
-            node_mem_used: Family::default(),
-            node_swap_used: Family::default(),
+            history_queued: Gauge::default(),
+            history_dropped: Gauge::default(),
+            history_points: Gauge::default(),
+            history_write_lag: FloatGauge::default(),
+            database_bytes: Gauge::default(),
+            node: NODE_GAUGES.iter().map(|_| Family::default()).collect(),
         };
         registry.register(
             "agent_frames",
@@ -94,36 +158,33 @@ impl Metrics {
             m.agents_connected.clone(),
         );
         registry.register(
-            "node_up",
-            "1 if the node's agent is connected",
-            m.node_up.clone(),
+            "history_queued_batches",
+            "Sample batches waiting to be written",
+            m.history_queued.clone(),
         );
         registry.register(
-            "node_last_seen_seconds",
-            "When the hub last heard from the node (unix time)",
-            m.node_last_seen.clone(),
+            "history_dropped_batches",
+            "Sample batches dropped because the writer fell behind",
+            m.history_dropped.clone(),
         );
         registry.register(
-            "node_cpu_percent",
-            "CPU busy, percent of all cores",
-            m.node_cpu.clone(),
-        );
-        registry.register("node_load1", "1-minute load average", m.node_load1.clone());
-        registry.register(
-            "node_memory_total_bytes",
-            "Total memory",
-            m.node_mem_total.clone(),
+            "history_points_written",
+            "Metric points written since start",
+            m.history_points.clone(),
         );
         registry.register(
-            "node_memory_used_bytes",
-            "Memory in use (total minus available)",
-            m.node_mem_used.clone(),
+            "history_write_lag_seconds",
+            "Queue-to-commit time of the last history write",
+            m.history_write_lag.clone(),
         );
         registry.register(
-            "node_swap_used_bytes",
-            "Swap in use",
-            m.node_swap_used.clone(),
+            "database_bytes",
+            "Size of the database on disk",
+            m.database_bytes.clone(),
         );
+        for ((name, help), family) in NODE_GAUGES.iter().zip(&m.node) {
+            registry.register(*name, *help, family.clone());
+        }
         Metrics { registry, ..m }
     }
 
@@ -133,59 +194,135 @@ impl Metrics {
     }
 
     /// The exposition text, with per-node values read from the twin now.
-    pub fn render(&self, twin: &Twin) -> String {
+    pub fn render(&self, twin: &Twin, history: &History, database_bytes: u64) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-        self.node_up.clear();
-        for family in [&self.node_last_seen, &self.node_cpu, &self.node_load1] {
-            family.clear();
-        }
-        for family in [
-            &self.node_mem_total,
-            &self.node_mem_used,
-            &self.node_swap_used,
-        ] {
-            family.clear();
-        }
+        self.node.iter().for_each(Family::clear);
         let (mut total, mut connected) = (0, 0);
         twin.for_each(|node| {
             total += 1;
             connected += i64::from(node.connected);
-            let labels = NodeLabels {
-                node: node.id.clone(),
-                hostname: node.state.host.hostname.clone(),
-            };
-            self.node_up
-                .get_or_create(&labels)
-                .set(i64::from(node.connected));
-            if let Some(seen) = node.last_seen {
-                self.node_last_seen
-                    .get_or_create(&labels)
-                    .set(seen as f64 / 1000.0);
-            }
-            if let Some(r) = &node.resources {
-                self.node_cpu
-                    .get_or_create(&labels)
-                    .set(f64::from(r.cpu_pct));
-                self.node_load1
-                    .get_or_create(&labels)
-                    .set(f64::from(r.load1));
-                self.node_mem_total
-                    .get_or_create(&labels)
-                    .set(r.mem_total as i64);
-                self.node_mem_used
-                    .get_or_create(&labels)
-                    .set(r.mem_used as i64);
-                self.node_swap_used
-                    .get_or_create(&labels)
-                    .set(r.swap_used as i64);
-            }
+            self.record_node(node);
         });
         self.nodes.set(total);
         self.agents_connected.set(connected);
+        self.history_queued.set(history.queued() as i64);
+        self.history_dropped
+            .set(history.stats.dropped_batches.load(Ordering::Relaxed) as i64);
+        self.history_points
+            .set(history.stats.points_written.load(Ordering::Relaxed) as i64);
+        self.history_write_lag
+            .set(history.stats.write_lag_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+        self.database_bytes.set(database_bytes as i64);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    fn set(&self, name: &str, labels: &Labels, extra: Option<(&str, &str)>, value: f64) {
+        let Some(i) = NODE_GAUGES.iter().position(|(n, _)| *n == name) else {
+            debug_assert!(false, "unknown gauge {name}");
+            return;
+        };
+        let mut labels = labels.clone();
+        if let Some((k, v)) = extra {
+            labels.push((k.to_string(), v.to_string()));
+        }
+        self.node[i].get_or_create(&labels).set(value);
+    }
+
+    fn record_node(&self, node: &NodeTwin) {
+        let labels: Labels = vec![
+            ("node".into(), node.id.clone()),
+            ("hostname".into(), node.state.host.hostname.clone()),
+        ];
+        self.set(
+            "node_up",
+            &labels,
+            None,
+            f64::from(u8::from(node.connected)),
+        );
+        if let Some(seen) = node.last_seen {
+            self.set(
+                "node_last_seen_seconds",
+                &labels,
+                None,
+                seen as f64 / 1000.0,
+            );
+        }
+        if let Some(r) = &node.resources {
+            self.record_sample(&labels, r);
+        }
+    }
+
+    fn record_sample(&self, l: &Labels, r: &Sample) {
+        let f = f64::from;
+        self.set("node_cpu_percent", l, None, f(r.cpu_pct));
+        for (i, core) in r.cores.iter().enumerate() {
+            self.set(
+                "node_cpu_core_percent",
+                l,
+                Some(("core", &i.to_string())),
+                f(*core),
+            );
+        }
+        if let Some(mhz) = r.cpu_mhz {
+            self.set("node_cpu_frequency_mhz", l, None, f(mhz));
+        }
+        self.set("node_load1", l, None, f(r.load1));
+        self.set("node_load5", l, None, f(r.load5));
+        self.set("node_load15", l, None, f(r.load15));
+        self.set("node_memory_total_bytes", l, None, r.mem_total as f64);
+        self.set("node_memory_used_bytes", l, None, r.mem_used as f64);
+        self.set("node_swap_total_bytes", l, None, r.swap_total as f64);
+        self.set("node_swap_used_bytes", l, None, r.swap_used as f64);
+        self.set("node_uptime_seconds", l, None, r.uptime_secs as f64);
+        for d in &r.disks {
+            let m = Some(("mount", d.mount.as_str()));
+            self.set("node_disk_total_bytes", l, m, d.total as f64);
+            self.set("node_disk_used_bytes", l, m, d.used as f64);
+            self.set("node_disk_read_bytes_per_second", l, m, d.read_bps);
+            self.set("node_disk_write_bytes_per_second", l, m, d.write_bps);
+        }
+        for n in &r.nets {
+            let i = Some(("interface", n.iface.as_str()));
+            self.set("node_network_receive_bytes_per_second", l, i, n.rx_bps);
+            self.set("node_network_transmit_bytes_per_second", l, i, n.tx_bps);
+            self.set("node_network_receive_errors", l, i, n.rx_errors as f64);
+            self.set("node_network_transmit_errors", l, i, n.tx_errors as f64);
+            self.set("node_network_receive_drops", l, i, n.rx_drops as f64);
+            self.set("node_network_transmit_drops", l, i, n.tx_drops as f64);
+        }
+        for t in &r.temps {
+            self.set(
+                "node_temperature_celsius",
+                l,
+                Some(("sensor", &t.sensor)),
+                f(t.celsius),
+            );
+        }
+        for g in &r.gpus {
+            let gpu = g.index.to_string();
+            let g_l = Some(("gpu", gpu.as_str()));
+            self.set("node_gpu_utilization_percent", l, g_l, f(g.util_pct));
+            self.set("node_gpu_memory_used_bytes", l, g_l, g.mem_used as f64);
+            if let Some(t) = g.temp_c {
+                self.set("node_gpu_temperature_celsius", l, g_l, f(t));
+            }
+            if let Some(p) = g.power_w {
+                self.set("node_gpu_power_watts", l, g_l, f(p));
+            }
+        }
+        for t in &r.latency {
+            if let Some(ms) = t.ms {
+                self.set(
+                    "node_latency_milliseconds",
+                    l,
+                    Some(("target", &t.target)),
+                    f(ms),
+                );
+            }
+        }
     }
 }
 

@@ -92,6 +92,21 @@ fn history_keeps_raw_points_and_rollups_for_a_real_agent() {
             );
         }
     }
+    // Prometheus sees the same values, labelled.
+    let (status, metrics) = http(hub.addr, "GET", "/metrics", &[], "").unwrap();
+    assert_eq!(status, 200);
+    let has = |prefix: &str| metrics.lines().any(|l| l.starts_with(prefix));
+    assert!(
+        has(&format!("twinbay_node_disk_used_bytes{{node=\"{id}\""))
+            && metrics.contains("mount=\"/\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("interface=\"{iface}\"")),
+        "{metrics}"
+    );
+    assert!(has("twinbay_history_points_written "));
+    assert!(has("twinbay_history_dropped_batches 0"));
     // The series list names what a UI can chart.
     let (_, names) = hub.get(&format!("/api/v1/nodes/{id}/series"), &token);
     assert!(names.as_array().unwrap().iter().any(|n| n == "load1"));
