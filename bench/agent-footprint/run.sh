@@ -76,8 +76,11 @@ TWINBAY_ADMIN_PASSWORD="footprint-$RANDOM$RANDOM" \
     "$TB" hub --listen "127.0.0.1:$HUB_PORT" --data-dir "$DATA" >"$TMP/hub.log" 2>&1 &
 PIDS+=("$!")
 wait_for 30 "the hub to answer" curl -s -o /dev/null "http://127.0.0.1:$HUB_PORT/"
-wait_for 30 "the hub's data dir" "$TB" ctl --data-dir "$DATA" join-token create
-JOIN=$("$TB" ctl --data-dir "$DATA" join-token create)
+deadline=$((SECONDS + 30))
+until JOIN=$("$TB" ctl --data-dir "$DATA" join-token create 2>"$TMP/ctl.log"); do
+    ((SECONDS < deadline)) || { say "could not create a join token"; cat "$TMP/ctl.log" >&2; exit 1; }
+    sleep 0.2
+done
 TOKEN=$("$TB" ctl --data-dir "$DATA" api-token create --role viewer --name footprint)
 
 say "starting the agent (default interval, latency target 127.0.0.1:$HUB_PORT)"

@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     match msg {
         AgentMessage::SyncFull { state, .. } => {
             if state.validate().is_ok() {
-                BASELINE.with(|b| *b.borrow_mut() = state);
+                BASELINE.with(|b| *b.borrow_mut() = *state);
             }
         }
         AgentMessage::SyncDiff { changes, .. } => {

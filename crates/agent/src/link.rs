@@ -224,7 +224,7 @@ impl Session<'_> {
             &mut tx,
             &AgentMessage::SyncFull {
                 seq,
-                state: last_sent.clone(),
+                state: Box::new(last_sent.clone()),
             },
         )
         .await?;
@@ -248,7 +248,7 @@ impl Session<'_> {
                             tracing::info!(reason = message, "hub asked for a full resync");
                             seq += 1;
                             last_sent = self.state.borrow_and_update().clone();
-                            send(&mut tx, &AgentMessage::SyncFull { seq, state: last_sent.clone() }).await?;
+                            send(&mut tx, &AgentMessage::SyncFull { seq, state: Box::new(last_sent.clone()) }).await?;
                         }
                         Ok(HubMessage::Error { code, message, fatal: true }) => {
                             return Err(AgentError::Refused { code, message });

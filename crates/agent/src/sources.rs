@@ -5,11 +5,13 @@
 //! twin's `sources` collection, and the others carry on.
 
 pub mod disks;
+pub mod gpu;
 pub mod host;
 pub mod latency;
 pub mod net;
 pub mod ports;
 pub mod processes;
+pub mod smart;
 pub mod temps;
 
 use std::collections::BTreeMap;
@@ -31,6 +33,8 @@ pub struct SourceConfig {
     pub top_processes: usize,
     /// `host:port` targets whose TCP connect time is measured.
     pub latency_targets: Vec<String>,
+    /// How often to read disk health with smartctl (it wakes sleeping disks).
+    pub smart_every: Duration,
 }
 
 impl Default for SourceConfig {
@@ -39,6 +43,7 @@ impl Default for SourceConfig {
             interval: Duration::from_secs(5),
             top_processes: 10,
             latency_targets: Vec::new(),
+            smart_every: Duration::from_secs(600),
         }
     }
 }
@@ -52,6 +57,7 @@ pub struct Collectors {
     processes: processes::ProcessSource,
     ports: ports::PortSource,
     temps: temps::TempSource,
+    gpu: Result<gpu::GpuSource, String>,
 }
 
 impl Collectors {
@@ -64,6 +70,7 @@ impl Collectors {
             processes: processes::ProcessSource::new(&root, config.top_processes),
             ports: ports::PortSource::new(&root),
             temps: temps::TempSource::new(&root),
+            gpu: gpu::GpuSource::open(),
         }
     }
 
@@ -123,6 +130,14 @@ impl Collectors {
                 Ok(())
             },
         );
+        match self.gpu.as_ref().map(gpu::GpuSource::sample) {
+            Ok(Ok(gpus)) => {
+                sample.gpus = gpus;
+                status("gpu", Ok(()));
+            }
+            Ok(Err(e)) => status("gpu", Err(e)),
+            Err(e) => status("gpu", Err(e.clone())),
+        }
         // Sources the host owns; others (containers, units) keep their entries.
         for (name, s) in sources {
             state.sources.insert(name, s);
@@ -147,6 +162,8 @@ pub async fn run(
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let probe_timeout = (config.interval / 2).min(Duration::from_secs(2));
+    let mut next_smart = tokio::time::Instant::now();
+    let mut disk_health = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -162,6 +179,34 @@ pub async fn run(
         };
         if !config.latency_targets.is_empty() {
             sample.latency = latency::probe(&config.latency_targets, probe_timeout).await;
+        }
+        if tokio::time::Instant::now() >= next_smart {
+            next_smart += config.smart_every;
+            disk_health = Some(smart::read_all().await);
+        }
+        match &disk_health {
+            Some(Ok(disks)) => {
+                next.disk_health = keyed(disks.clone());
+                next.sources.insert(
+                    "smart".into(),
+                    SourceStatus {
+                        name: "smart".into(),
+                        available: true,
+                        reason: None,
+                    },
+                );
+            }
+            Some(Err(reason)) => {
+                next.sources.insert(
+                    "smart".into(),
+                    SourceStatus {
+                        name: "smart".into(),
+                        available: false,
+                        reason: Some(reason.clone()),
+                    },
+                );
+            }
+            None => {}
         }
         state.send_if_modified(|s| {
             let changed = *s != next;

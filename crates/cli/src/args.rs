@@ -120,6 +120,9 @@ pub struct SourceArgs {
     /// A `host:port` whose TCP connect time to measure (repeat for several).
     #[arg(long = "latency-target", value_name = "HOST:PORT")]
     pub latency_targets: Vec<String>,
+    /// How often to read disk health with smartctl, if it is installed.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub smart_every: Duration,
 }
 
 impl SourceArgs {
@@ -128,6 +131,7 @@ impl SourceArgs {
             interval: self.interval,
             top_processes: self.top_processes,
             latency_targets: self.latency_targets,
+            smart_every: self.smart_every,
         }
     }
 }

@@ -153,7 +153,7 @@ impl Connection<'_> {
         self.hub.metrics.agent_frames.inc();
         let reply = match msg {
             AgentMessage::SyncFull { seq, state } => {
-                match twin.apply_full(self.node_id, self.conn, seq, state) {
+                match twin.apply_full(self.node_id, self.conn, seq, *state) {
                     Ok(()) => Some(HubMessage::Ack { seq }),
                     Err(e) => return self.bad(ErrorCode::InvalidState, crate::report(&e)),
                 }

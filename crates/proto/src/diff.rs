@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Container, HostInfo, Interface, Keyed, Mount, NodeState, Port, Process, SourceStatus,
-    StateError, Unit,
+    Container, DiskHealth, HostInfo, Interface, Keyed, Mount, NodeState, Port, Process,
+    SourceStatus, StateError, Unit,
 };
 
 /// The keyed collections of a [`NodeState`].
@@ -26,6 +26,7 @@ pub enum Collection {
     Interfaces,
     Mounts,
     Processes,
+    DiskHealth,
 }
 
 impl Collection {
@@ -38,6 +39,7 @@ impl Collection {
             Collection::Interfaces => "interfaces",
             Collection::Mounts => "mounts",
             Collection::Processes => "processes",
+            Collection::DiskHealth => "disk_health",
         }
     }
 }
@@ -53,6 +55,7 @@ pub enum Item {
     Interfaces(Interface),
     Mounts(Mount),
     Processes(Process),
+    DiskHealth(DiskHealth),
 }
 
 impl Item {
@@ -65,6 +68,7 @@ impl Item {
             Item::Interfaces(_) => Collection::Interfaces,
             Item::Mounts(_) => Collection::Mounts,
             Item::Processes(_) => Collection::Processes,
+            Item::DiskHealth(_) => Collection::DiskHealth,
         }
     }
 
@@ -77,6 +81,7 @@ impl Item {
             Item::Interfaces(i) => i.key(),
             Item::Mounts(m) => m.key(),
             Item::Processes(p) => p.key(),
+            Item::DiskHealth(d) => d.key(),
         }
     }
 }
@@ -168,6 +173,13 @@ pub fn diff(from: &NodeState, to: &NodeState) -> Vec<Change> {
         Item::Processes,
         &mut out,
     );
+    diff_map(
+        &from.disk_health,
+        &to.disk_health,
+        Collection::DiskHealth,
+        Item::DiskHealth,
+        &mut out,
+    );
     out
 }
 
@@ -222,6 +234,7 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                 Item::Interfaces(v) => drop(next.interfaces.insert(key.clone(), v.clone())),
                 Item::Mounts(v) => drop(next.mounts.insert(key.clone(), v.clone())),
                 Item::Processes(v) => drop(next.processes.insert(key.clone(), v.clone())),
+                Item::DiskHealth(v) => drop(next.disk_health.insert(key.clone(), v.clone())),
             },
             Change::Remove { collection, key } => match collection {
                 Collection::Containers => drop(next.containers.remove(key)),
@@ -231,6 +244,7 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                 Collection::Interfaces => drop(next.interfaces.remove(key)),
                 Collection::Mounts => drop(next.mounts.remove(key)),
                 Collection::Processes => drop(next.processes.remove(key)),
+                Collection::DiskHealth => drop(next.disk_health.remove(key)),
             },
         }
     }

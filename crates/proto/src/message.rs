@@ -21,7 +21,7 @@ pub enum AgentMessage {
     /// The whole state; sets the sequence baseline to `seq`.
     SyncFull {
         seq: u64,
-        state: NodeState,
+        state: Box<NodeState>,
     },
     /// Changes since the state with sequence number `seq - 1`.
     SyncDiff {

@@ -31,6 +31,36 @@ pub struct NodeState {
     /// The top processes by CPU and by memory, by pid.
     #[serde(default)]
     pub processes: BTreeMap<String, Process>,
+    /// SMART health of each disk, by device path.
+    #[serde(default)]
+    pub disk_health: BTreeMap<String, DiskHealth>,
+}
+
+/// What `smartctl` says about one disk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiskHealth {
+    pub device: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub serial: String,
+    /// The overall SMART self-assessment; absent when it could not be read.
+    #[serde(default)]
+    pub passed: Option<bool>,
+    #[serde(default)]
+    pub temp_c: Option<i64>,
+    #[serde(default)]
+    pub power_on_hours: Option<u64>,
+    /// NVMe: percentage of rated endurance used.
+    #[serde(default)]
+    pub wear_pct: Option<u64>,
+    /// ATA attribute 5 (reallocated sectors) or NVMe media errors.
+    #[serde(default)]
+    pub bad_blocks: Option<u64>,
+    /// Why the disk could not be read (e.g. permission denied).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Who the node is.
@@ -354,6 +384,12 @@ impl Keyed for Mount {
     }
 }
 
+impl Keyed for DiskHealth {
+    fn key(&self) -> String {
+        self.device.clone()
+    }
+}
+
 impl Keyed for Process {
     fn key(&self) -> String {
         self.pid.to_string()
@@ -392,6 +428,7 @@ impl NodeState {
         check_collection("interfaces", &self.interfaces)?;
         check_collection("mounts", &self.mounts)?;
         check_collection("processes", &self.processes)?;
+        check_collection("disk_health", &self.disk_health)?;
         self.check_numbers()
     }
 

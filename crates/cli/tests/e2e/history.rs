@@ -49,6 +49,31 @@ fn history_keeps_raw_points_and_rollups_for_a_real_agent() {
             .as_array()
             .is_some_and(|d| !d.is_empty())
     );
+    // Every source says whether it works here, and if not, why.
+    for source in [
+        "host",
+        "disks",
+        "network",
+        "processes",
+        "ports",
+        "temperatures",
+        "gpu",
+        "smart",
+    ] {
+        let s = &twin["sources"][source];
+        assert!(
+            s["available"] == true || s["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{source}: {s}"
+        );
+    }
+    if !std::path::Path::new("/proc/driver/nvidia").exists() {
+        assert!(
+            twin["sources"]["gpu"]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("NVML not available")
+        );
+    }
 
     std::thread::sleep(Duration::from_secs(8));
     let series = format!("cpu,mem_used,disk_used{{/}},net_rx_bps{{{iface}}}");

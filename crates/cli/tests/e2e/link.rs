@@ -82,7 +82,7 @@ async fn state_diffs_reach_the_twin_and_the_stream_in_order() {
     };
     raw.send(&AgentMessage::SyncFull {
         seq: 1,
-        state: state.clone(),
+        state: Box::new(state.clone()),
     })
     .await;
     assert_eq!(raw.recv().await, HubMessage::Ack { seq: 1 });

@@ -8,7 +8,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use twinbay_proto::join::JoinString;
 use twinbay_proto::message::{AgentMessage, ErrorCode, HubMessage};
-use twinbay_proto::model::NodeState;
 
 use crate::harness::*;
 
@@ -168,7 +167,7 @@ async fn bad_frames_get_clear_errors_and_the_session_survives() {
     expect_error(&mut raw, diff(5), ErrorCode::ResyncRequired, "no full sync").await;
     raw.send(&AgentMessage::SyncFull {
         seq: 1,
-        state: NodeState::default(),
+        state: Box::default(),
     })
     .await;
     assert_eq!(raw.recv().await, HubMessage::Ack { seq: 1 });

@@ -86,6 +86,20 @@ fn process() -> impl Strategy<Value = Process> {
     })
 }
 
+fn disk_health() -> impl Strategy<Value = DiskHealth> {
+    (
+        text(),
+        prop::option::of(any::<bool>()),
+        prop::option::of(0u64..100),
+    )
+        .prop_map(|(device, passed, wear_pct)| DiskHealth {
+            device,
+            passed,
+            wear_pct,
+            ..Default::default()
+        })
+}
+
 fn keyed<T: Keyed + std::fmt::Debug>(
     item: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = BTreeMap<String, T>> {
@@ -100,13 +114,18 @@ fn state() -> impl Strategy<Value = NodeState> {
         keyed(port()),
         keyed(source()),
     );
-    let host = (keyed(interface()), keyed(mount()), keyed(process()));
+    let host = (
+        keyed(interface()),
+        keyed(mount()),
+        keyed(process()),
+        keyed(disk_health()),
+    );
     (text(), text(), services, host).prop_map(
         |(
             hostname,
             kernel,
             (containers, units, ports, sources),
-            (interfaces, mounts, processes),
+            (interfaces, mounts, processes, disk_health),
         )| NodeState {
             host: HostInfo {
                 hostname,
@@ -120,6 +139,7 @@ fn state() -> impl Strategy<Value = NodeState> {
             interfaces,
             mounts,
             processes,
+            disk_health,
         },
     )
 }
