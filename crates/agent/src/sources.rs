@@ -146,6 +146,18 @@ impl Collectors {
     }
 }
 
+/// The process directories under `ROOT/proc`, with their pids.
+pub fn pid_dirs(
+    root: &std::path::Path,
+) -> std::io::Result<impl Iterator<Item = (u32, std::fs::DirEntry)>> {
+    Ok(std::fs::read_dir(root.join("proc"))?
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, entry))
+        }))
+}
+
 fn keyed<T: Keyed>(items: Vec<T>) -> BTreeMap<String, T> {
     items.into_iter().map(|i| (i.key(), i)).collect()
 }

@@ -215,6 +215,11 @@ impl Twin {
         out
     }
 
+    pub fn contains(&self, id: &str) -> bool {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.contains_key(id)
+    }
+
     pub fn view(&self, id: &str) -> Option<NodeView> {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         nodes.get(id).map(NodeView::of)

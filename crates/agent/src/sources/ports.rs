@@ -124,17 +124,10 @@ impl PortSource {
     /// readable to a rootless agent; their sockets show without a process.
     fn scan_owners(&self) -> HashMap<u64, (u32, String)> {
         let mut owners = HashMap::new();
-        let Ok(procs) = std::fs::read_dir(self.root.join("proc")) else {
+        let Ok(procs) = super::pid_dirs(&self.root) else {
             return owners;
         };
-        for entry in procs.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
+        for (pid, entry) in procs {
             let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
                 continue;
             };

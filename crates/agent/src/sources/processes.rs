@@ -73,14 +73,7 @@ impl ProcessSource {
         let secs = (now_ms - self.prev_ms) as f64 / 1000.0;
         let mut all = Vec::new();
         let mut next = HashMap::new();
-        for entry in std::fs::read_dir(self.root.join("proc"))?.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
+        for (pid, entry) in super::pid_dirs(&self.root)? {
             // A process may exit between the listing and the read: skip it.
             let Some(stat) = std::fs::read_to_string(entry.path().join("stat"))
                 .ok()

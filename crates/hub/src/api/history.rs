@@ -69,9 +69,7 @@ pub async fn range(
     Path(id): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<RangeResponse>, ApiError> {
-    if hub.twin.view(&id).is_none() {
-        return Err(ApiError::NotFound(format!("no node {id:?}")));
-    }
+    require_node(&hub, &id)?;
     let now = now_ms();
     let to = q.to.unwrap_or(now);
     let from = q.from.unwrap_or(to - 3_600_000);
@@ -137,8 +135,13 @@ pub async fn series(
     _auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    if hub.twin.view(&id).is_none() {
-        return Err(ApiError::NotFound(format!("no node {id:?}")));
-    }
+    require_node(&hub, &id)?;
     Ok(Json(hub.store.series_names(&id).await?))
+}
+
+fn require_node(hub: &HubState, id: &str) -> Result<(), ApiError> {
+    match hub.twin.contains(id) {
+        true => Ok(()),
+        false => Err(ApiError::NotFound(format!("no node {id:?}"))),
+    }
 }
