@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one command that checks everything, locally and in CI: formatting,
-# lints, unit and end-to-end tests (real binaries on loopback), the browser
-# smoke test (Debian's chromium), and a fuzz run of the hub's frame decoder.
-# It installs what the checks need itself.
+# lints, unit and end-to-end tests (real binaries on loopback, real Podman),
+# the browser smoke test (Debian's chromium), and a fuzz run of the hub's
+# frame decoder. It installs what the checks need itself (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,9 @@ cargo fmt --all --check
 
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "real Podman for the container tests"
+bash scripts/podman-setup.sh
 
 step "unit and end-to-end tests"
 cargo test --workspace --locked

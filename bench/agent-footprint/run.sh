@@ -99,6 +99,19 @@ say "agent connected; ${WARMUP} s warm-up, then ${SECS} s of measurement"
 python3 "$HERE/sample.py" --agent-pid "$AGENT_PID" --ne-pid "$NE_PID" --ne-url "$NE_URL" \
     --seconds "$SECS" --warmup "$WARMUP" --scrape-every 5 --agent-interval "5 s"
 
+# Which collectors the agent reports working (the twin's `sources`).
+curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HUB_PORT/api/v1/nodes" |
+    python3 -c '
+import json, sys, urllib.request
+node = json.load(sys.stdin)[0]
+req = urllib.request.Request(sys.argv[1] + "/" + node["id"], headers={"Authorization": "Bearer " + sys.argv[2]})
+view = json.load(urllib.request.urlopen(req))
+sources = view.get("sources") or {}
+sources = sources.values() if isinstance(sources, dict) else sources
+parts = [s["name"] + ("" if s.get("available") else " (unavailable: %s)" % s.get("reason")) for s in sources]
+print("agent collectors: " + ", ".join(parts))
+' "http://127.0.0.1:$HUB_PORT/api/v1/nodes" "$TOKEN" || say "could not list the agent's collectors"
+
 # Both must still be running: a crash would make the numbers meaningless.
 for pid in "$AGENT_PID" "$NE_PID"; do
     kill -0 "$pid" 2>/dev/null || { say "process $pid exited during the run"; exit 1; }

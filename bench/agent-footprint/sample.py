@@ -109,6 +109,10 @@ class Proc:
         self.cpu1 = cpu_ticks(self.pid)
         self.t1 = time.monotonic()
         self.read_tasks(first=False)
+        try:  # once, at the end: PSS splits pages shared with other processes
+            self.rollup = {k: kib(v) for k, v in status_fields(f"/proc/{self.pid}/smaps_rollup").items() if v.endswith("kB")}
+        except (FileNotFoundError, PermissionError):
+            self.rollup = {}
 
     # results
     def wall(self):
@@ -209,6 +213,13 @@ def main():
             f"  threads {statistics.median(p.threads):g}"
             f"  CPU by schedstat {p.sched_cpu_pct():.3f} %"
         )
+        r = p.rollup
+        if "Pss" in r:
+            print(
+                f"    {'':14} at the end: RSS {r.get('Rss', 0) / 1024:.1f} MiB, PSS {r['Pss'] / 1024:.1f} MiB"
+                f" (anon {r.get('Pss_Anon', 0) / 1024:.1f}, file {r.get('Pss_File', 0) / 1024:.1f});"
+                f" shared with other processes {(r.get('Shared_Clean', 0) + r.get('Shared_Dirty', 0)) / 1024:.1f} MiB"
+            )
     print()
     rss_ok = a[1] <= args.rss_goal_mib
     cpu_ok = a[2] <= n[2]

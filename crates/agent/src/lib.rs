@@ -50,19 +50,30 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
     let mut initial = NodeState::default();
     let first = collectors.collect(now_ms(), &mut initial)?;
     let (state_tx, state_rx) = watch::channel(initial);
+    let state_tx = Arc::new(state_tx);
     let samples = Arc::new(buffer::SampleBuffer::new(buffer::DEFAULT_CAPACITY));
     samples.push(first);
+    let container_stats = Arc::new(std::sync::Mutex::new(Vec::new()));
 
+    let containers = tokio::spawn(sources::containers::run(
+        config.sources.container_socket.clone(),
+        config.sources.interval,
+        state_tx.clone(),
+        container_stats.clone(),
+        cancel.clone(),
+    ));
     let sampler = tokio::spawn(sources::run(
         collectors,
         config.sources,
         state_tx,
         samples.clone(),
+        container_stats,
         cancel.clone(),
     ));
     let result = link::run(identity, state_rx, samples, cancel.clone()).await;
     cancel.cancel();
     let _ = sampler.await;
+    let _ = containers.await;
     result
 }
 

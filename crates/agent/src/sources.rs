@@ -4,6 +4,7 @@
 //! A source that cannot work here (no hwmon, no permission) says so in the
 //! twin's `sources` collection, and the others carry on.
 
+pub mod containers;
 pub mod disks;
 pub mod gpu;
 pub mod host;
@@ -35,6 +36,8 @@ pub struct SourceConfig {
     pub latency_targets: Vec<String>,
     /// How often to read disk health with smartctl (it wakes sleeping disks).
     pub smart_every: Duration,
+    /// The Docker/Podman API socket, if not in one of the usual places.
+    pub container_socket: Option<String>,
 }
 
 impl Default for SourceConfig {
@@ -44,6 +47,7 @@ impl Default for SourceConfig {
             top_processes: 10,
             latency_targets: Vec::new(),
             smart_every: Duration::from_secs(600),
+            container_socket: None,
         }
     }
 }
@@ -162,13 +166,40 @@ fn keyed<T: Keyed>(items: Vec<T>) -> BTreeMap<String, T> {
     items.into_iter().map(|i| (i.key(), i)).collect()
 }
 
+/// Copies what the host sources own from `src` into `dst` (other sources,
+/// such as containers, write their own parts concurrently); says whether
+/// anything changed.
+fn merge_host_parts(dst: &mut NodeState, src: NodeState) -> bool {
+    fn take<T: PartialEq>(dst: &mut T, src: T) -> bool {
+        let changed = *dst != src;
+        if changed {
+            *dst = src;
+        }
+        changed
+    }
+    let mut changed = take(&mut dst.host, src.host);
+    changed |= take(&mut dst.mounts, src.mounts);
+    changed |= take(&mut dst.interfaces, src.interfaces);
+    changed |= take(&mut dst.processes, src.processes);
+    changed |= take(&mut dst.ports, src.ports);
+    changed |= take(&mut dst.disk_health, src.disk_health);
+    for (name, status) in src.sources {
+        if dst.sources.get(&name) != Some(&status) {
+            dst.sources.insert(name, status);
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Samples the host every interval: state changes go to the watch channel
 /// (the link sends their diff), samples to the buffer.
 pub async fn run(
     mut collectors: Collectors,
     config: SourceConfig,
-    state: watch::Sender<NodeState>,
+    state: Arc<watch::Sender<NodeState>>,
     samples: Arc<SampleBuffer>,
+    container_stats: Arc<std::sync::Mutex<Vec<twinbay_proto::model::ContainerSample>>>,
     cancel: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(config.interval);
@@ -181,7 +212,7 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let mut next = state.borrow().clone();
+        let mut next = NodeState::default();
         let mut sample = match collectors.collect(crate::now_ms(), &mut next) {
             Ok(sample) => sample,
             Err(e) => {
@@ -196,37 +227,29 @@ pub async fn run(
             next_smart += config.smart_every;
             disk_health = Some(smart::read_all().await);
         }
-        match &disk_health {
+        let smart_status = match &disk_health {
             Some(Ok(disks)) => {
                 next.disk_health = keyed(disks.clone());
-                next.sources.insert(
-                    "smart".into(),
-                    SourceStatus {
-                        name: "smart".into(),
-                        available: true,
-                        reason: None,
-                    },
-                );
+                Some(Ok(()))
             }
-            Some(Err(reason)) => {
-                next.sources.insert(
-                    "smart".into(),
-                    SourceStatus {
-                        name: "smart".into(),
-                        available: false,
-                        reason: Some(reason.clone()),
-                    },
-                );
-            }
-            None => {}
+            Some(Err(reason)) => Some(Err(reason.clone())),
+            None => None,
+        };
+        if let Some(result) = smart_status {
+            next.sources.insert(
+                "smart".into(),
+                SourceStatus {
+                    name: "smart".into(),
+                    available: result.is_ok(),
+                    reason: result.err(),
+                },
+            );
         }
-        state.send_if_modified(|s| {
-            let changed = *s != next;
-            if changed {
-                *s = next;
-            }
-            changed
-        });
+        sample.containers = container_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        state.send_if_modified(|s| merge_host_parts(s, next));
         samples.push(sample);
     }
 }

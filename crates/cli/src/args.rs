@@ -123,6 +123,10 @@ pub struct SourceArgs {
     /// How often to read disk health with smartctl, if it is installed.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub smart_every: Duration,
+    /// The Docker or Podman API socket, if not in a usual place
+    /// (`DOCKER_HOST`, /var/run/docker.sock, the user's and the system's Podman socket).
+    #[arg(long)]
+    pub container_socket: Option<String>,
 }
 
 impl SourceArgs {
@@ -132,6 +136,7 @@ impl SourceArgs {
             top_processes: self.top_processes,
             latency_targets: self.latency_targets,
             smart_every: self.smart_every,
+            container_socket: self.container_socket,
         }
     }
 }

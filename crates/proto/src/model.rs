@@ -252,6 +252,19 @@ pub struct GpuSample {
     pub power_w: Option<f32>,
 }
 
+/// CPU and memory of one running container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContainerSample {
+    pub id: String,
+    /// Percent of one core over the last interval.
+    pub cpu_pct: f32,
+    pub mem_bytes: u64,
+    /// The container's memory limit (0 when unlimited).
+    #[serde(default)]
+    pub mem_limit: u64,
+}
+
 /// Round-trip time to a configured target; `ms` is absent when unreachable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -295,6 +308,8 @@ pub struct Sample {
     pub gpus: Vec<GpuSample>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency: Vec<LatencySample>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerSample>,
 }
 
 impl Sample {
@@ -327,6 +342,11 @@ impl Sample {
                 .iter()
                 .filter_map(|l| l.ms)
                 .map(|ms| ("latency.ms", f64::from(ms))),
+        );
+        floats.extend(
+            self.containers
+                .iter()
+                .map(|c| ("containers.cpu_pct", f64::from(c.cpu_pct))),
         );
         for (name, value) in floats {
             if !value.is_finite() || value < 0.0 {

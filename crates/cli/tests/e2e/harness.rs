@@ -193,9 +193,14 @@ impl Hub {
 }
 
 pub fn agent(join: Option<&str>, state_dir: &Path) -> Proc {
+    agent_with(join, state_dir, &[])
+}
+
+pub fn agent_with(join: Option<&str>, state_dir: &Path, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(BIN);
     cmd.args(["agent", "--interval", "1s", "--state-dir"])
-        .arg(state_dir);
+        .arg(state_dir)
+        .args(extra);
     if let Some(join) = join {
         cmd.args(["--join", join]);
     }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod cli;
+mod containers;
 mod history;
 mod link;
 mod refusals;

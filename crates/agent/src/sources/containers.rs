@@ -1,0 +1,330 @@
+//! Containers over the Docker Engine API on a unix socket (Docker, or
+//! Podman's compatible service): an inventory, then the event stream.
+//!
+//! An event names one container; the source re-inspects just that one (or
+//! removes it if it is gone). When the socket disappears or the stream
+//! breaks, the source says so, clears its containers — stale containers are
+//! never shown as live — and resyncs from scratch when the API is back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, EventMessage};
+use bollard::query_parameters::{
+    EventsOptionsBuilder, ListContainersOptionsBuilder, StatsOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use twinbay_proto::model::{Container, ContainerSample, Keyed, NodeState, SourceStatus};
+
+use crate::backoff::{Backoff, random_unit};
+
+pub const SOURCE: &str = "containers";
+const API_TIMEOUT_SECS: u64 = 10;
+
+/// Where to look for the Engine API, in order: `configured`, `DOCKER_HOST`
+/// (a `unix://` one), Docker's socket, the user's and the system's Podman socket.
+pub fn candidate_sockets(
+    configured: Option<&str>,
+    docker_host: Option<&str>,
+    runtime_dir: Option<&str>,
+) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let unix = |s: &str| s.strip_prefix("unix://").unwrap_or(s).to_string();
+    if let Some(c) = configured {
+        out.push(PathBuf::from(unix(c)));
+    }
+    if let Some(h) = docker_host.filter(|h| h.starts_with("unix://") || h.starts_with('/')) {
+        out.push(PathBuf::from(unix(h)));
+    }
+    out.push(PathBuf::from("/var/run/docker.sock"));
+    if let Some(dir) = runtime_dir {
+        out.push(PathBuf::from(dir).join("podman/podman.sock"));
+    }
+    out.push(PathBuf::from("/run/podman/podman.sock"));
+    out
+}
+
+/// The twin's view of one inspected container.
+pub fn from_inspect(c: &ContainerInspectResponse) -> Option<Container> {
+    let id = c.id.clone()?;
+    let config = c.config.as_ref();
+    let labels: BTreeMap<String, String> = config
+        .and_then(|c| c.labels.clone())
+        .map(|l| l.into_iter().collect())
+        .unwrap_or_default();
+    let state = c.state.as_ref();
+    let enum_str = |v: serde_json::Value| v.as_str().map(str::to_string);
+    let mut ports: Vec<String> = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.as_ref())
+        .map(|ports| {
+            ports
+                .iter()
+                .flat_map(|(inside, bindings)| {
+                    bindings.iter().flatten().map(move |b| {
+                        let ip = b
+                            .host_ip
+                            .as_deref()
+                            .filter(|ip| !ip.is_empty())
+                            .unwrap_or("0.0.0.0");
+                        format!("{ip}:{}->{inside}", b.host_port.as_deref().unwrap_or(""))
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ports.sort();
+    Some(Container {
+        name: c
+            .name
+            .clone()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        image: config
+            .and_then(|c| c.image.clone())
+            .or_else(|| c.image.clone())
+            .unwrap_or_default(),
+        state: state
+            .and_then(|s| s.status)
+            .and_then(|s| enum_str(serde_json::to_value(s).ok()?))
+            .unwrap_or_else(|| "unknown".into()),
+        health: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status)
+            .and_then(|s| enum_str(serde_json::to_value(s).ok()?))
+            .filter(|s| !s.is_empty() && s != "none"),
+        exit_code: state.and_then(|s| s.exit_code),
+        restart_count: c.restart_count.unwrap_or(0).max(0) as u32,
+        compose_project: labels
+            .get("com.docker.compose.project")
+            .or_else(|| labels.get("io.podman.compose.project"))
+            .cloned(),
+        ports,
+        labels,
+        id,
+    })
+}
+
+/// The container an event is about, if it is about one.
+pub fn event_container(e: &EventMessage) -> Option<(String, String)> {
+    let typ = serde_json::to_value(e.typ?).ok()?;
+    if typ.as_str()? != "container" {
+        return None;
+    }
+    Some((
+        e.actor.as_ref()?.id.clone()?,
+        e.action.clone().unwrap_or_default(),
+    ))
+}
+
+/// CPU percent (of one core) and memory from one stats reading and the
+/// previous CPU counters of the same container.
+pub fn stats_sample(
+    id: &str,
+    s: &ContainerStatsResponse,
+    prev: Option<(u64, u64)>,
+) -> (ContainerSample, Option<(u64, u64)>) {
+    let cpu = s.cpu_stats.as_ref();
+    let total = cpu
+        .and_then(|c| c.cpu_usage.as_ref())
+        .and_then(|u| u.total_usage);
+    let system = cpu.and_then(|c| c.system_cpu_usage);
+    let cpus = cpu.and_then(|c| c.online_cpus).unwrap_or(1).max(1) as f64;
+    let now = total.zip(system);
+    let cpu_pct = match (now, prev) {
+        (Some((t, sys)), Some((pt, psys))) if sys > psys && t >= pt => {
+            (t - pt) as f64 / (sys - psys) as f64 * cpus * 100.0
+        }
+        _ => 0.0,
+    };
+    let mem = s.memory_stats.as_ref();
+    let mem_bytes = mem.and_then(|m| m.usage).unwrap_or(0);
+    (
+        ContainerSample {
+            id: id.to_string(),
+            cpu_pct: cpu_pct as f32,
+            mem_bytes,
+            mem_limit: mem.and_then(|m| m.limit).unwrap_or(0),
+        },
+        now,
+    )
+}
+
+/// Runs the container source until `cancel`.
+pub async fn run(
+    configured_socket: Option<String>,
+    interval: Duration,
+    state: Arc<watch::Sender<NodeState>>,
+    stats: Arc<Mutex<Vec<ContainerSample>>>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        let candidates = candidate_sockets(
+            configured_socket.as_deref(),
+            std::env::var("DOCKER_HOST").ok().as_deref(),
+            std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+        );
+        let reason = match candidates.iter().find(|p| p.exists()) {
+            None => format!(
+                "no Docker or Podman socket (looked at {})",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(socket) => {
+                match session(socket, interval, &state, &stats, &cancel, &mut backoff).await {
+                    Ok(()) => return,
+                    Err(reason) => reason,
+                }
+            }
+        };
+        set_unavailable(&state, &stats, &reason);
+        tracing::debug!(reason, "container source unavailable");
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff.next_delay(random_unit())) => {}
+        }
+    }
+}
+
+fn set_status(state: &watch::Sender<NodeState>, status: SourceStatus) {
+    state.send_if_modified(|s| {
+        let changed = s.sources.get(SOURCE) != Some(&status);
+        s.sources.insert(SOURCE.into(), status);
+        changed
+    });
+}
+
+fn set_unavailable(
+    state: &watch::Sender<NodeState>,
+    stats: &Mutex<Vec<ContainerSample>>,
+    reason: &str,
+) {
+    stats.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    state.send_if_modified(|s| {
+        let status = SourceStatus {
+            name: SOURCE.into(),
+            available: false,
+            reason: Some(reason.to_string()),
+        };
+        let changed = !s.containers.is_empty() || s.sources.get(SOURCE) != Some(&status);
+        s.containers.clear();
+        s.sources.insert(SOURCE.into(), status);
+        changed
+    });
+}
+
+/// One connection to the API: inventory, then events until it breaks.
+/// `Ok` only when cancelled.
+async fn session(
+    socket: &std::path::Path,
+    interval: Duration,
+    state: &watch::Sender<NodeState>,
+    stats: &Mutex<Vec<ContainerSample>>,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+) -> Result<(), String> {
+    let docker = Docker::connect_with_unix(
+        &socket.to_string_lossy(),
+        API_TIMEOUT_SECS,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .map_err(|e| format!("{}: {e}", socket.display()))?;
+    docker
+        .ping()
+        .await
+        .map_err(|e| format!("{}: {e}", socket.display()))?;
+    // Subscribe first, then list: nothing that happens in between is missed.
+    let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
+    let mut events = docker.events(Some(
+        EventsOptionsBuilder::default().filters(&filters).build(),
+    ));
+    let list = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default().all(true).build(),
+        ))
+        .await
+        .map_err(|e| format!("listing containers: {e}"))?;
+    let mut inventory = BTreeMap::new();
+    for summary in list {
+        let Some(id) = summary.id else { continue };
+        if let Some(c) = inspect(&docker, &id).await? {
+            inventory.insert(c.key(), c);
+        }
+    }
+    state.send_if_modified(|s| {
+        let changed = s.containers != inventory;
+        s.containers = inventory;
+        changed
+    });
+    set_status(
+        state,
+        SourceStatus {
+            name: SOURCE.into(),
+            available: true,
+            reason: None,
+        },
+    );
+    backoff.reset();
+    tracing::info!(socket = %socket.display(), "watching containers");
+
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prev_cpu: HashMap<String, (u64, u64)> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            event = events.next() => match event {
+                None => return Err("the event stream ended".into()),
+                Some(Err(e)) => return Err(format!("the event stream broke: {e}")),
+                Some(Ok(event)) => {
+                    let Some((id, action)) = event_container(&event) else { continue };
+                    let current = inspect(&docker, &id).await?;
+                    tracing::debug!(id, action, "container event");
+                    state.send_if_modified(|s| match current {
+                        Some(c) => s.containers.insert(c.key(), c.clone()).as_ref() != Some(&c),
+                        None => s.containers.remove(&id).is_some(),
+                    });
+                }
+            },
+            _ = ticker.tick() => {
+                let running: Vec<String> = state.borrow().containers.values().filter(|c| c.state == "running").map(|c| c.id.clone()).collect();
+                let mut samples = Vec::with_capacity(running.len());
+                for id in running {
+                    let options = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
+                    let Some(Ok(s)) = docker.stats(&id, Some(options)).next().await else { continue };
+                    let (sample, counters) = stats_sample(&id, &s, prev_cpu.get(&id).copied());
+                    if let Some(c) = counters {
+                        prev_cpu.insert(id, c);
+                    }
+                    samples.push(sample);
+                }
+                *stats.lock().unwrap_or_else(|e| e.into_inner()) = samples;
+            }
+        }
+    }
+}
+
+/// Inspects one container: `Ok(None)` if it no longer exists.
+async fn inspect(docker: &Docker, id: &str) -> Result<Option<Container>, String> {
+    match docker.inspect_container(id, None).await {
+        Ok(c) => Ok(from_inspect(&c)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(format!("inspecting {id}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! Issue 4: containers, live, with real Podman (scripts/podman-setup.sh).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const IMAGE: &str = "localhost/twinbay-busybox:latest";
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman is installed (scripts/podman-setup.sh)");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Podman's Docker-compatible API on a socket of our own.
+fn podman_service(socket: &Path) -> Proc {
+    let _ = std::fs::remove_file(socket);
+    let child = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the podman socket", Duration::from_secs(10), || {
+        socket.exists().then_some(())
+    });
+    Proc {
+        child,
+        name: "podman service",
+    }
+}
+
+fn container<'a>(twin: &'a Value, name: &str) -> Option<&'a Value> {
+    twin["containers"]
+        .as_object()?
+        .values()
+        .find(|c| c["name"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_lifecycle_reaches_the_twin_and_the_stream_in_order() {
+    assert!(
+        Command::new("podman")
+            .args(["image", "exists", IMAGE])
+            .status()
+            .is_ok_and(|s| s.success()),
+        "run scripts/podman-setup.sh first"
+    );
+    let dir = temp_dir("containers");
+    let socket = dir.join("podman.sock");
+    let service = podman_service(&socket);
+    let hub = Hub::start(&dir.join("hub"));
+    let token = hub.token("viewer");
+    let sock = socket.to_str().unwrap().to_string();
+    let _agent = agent_with(
+        Some(&hub.join()),
+        &dir.join("agent"),
+        &["--container-socket", &sock],
+    );
+    let id = tokio::task::block_in_place(|| {
+        wait_for(
+            "the node, with containers watched",
+            Duration::from_secs(10),
+            || {
+                let node = hub
+                    .nodes(&token)
+                    .into_iter()
+                    .find(|n| n["connected"] == true)?;
+                let id = node["id"].as_str()?.to_string();
+                let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+                (twin["sources"]["containers"]["available"] == true).then_some(id)
+            },
+        )
+    });
+    let mut ui = stream(hub.addr, &token).await;
+    next_json(&mut ui).await; // snapshot
+
+    let name = format!("tb-e2e-{}", std::process::id());
+    let twin_of = |hub: &Hub| hub.get(&format!("/api/v1/nodes/{id}"), &token).1;
+    podman(&[
+        "create",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+    ]);
+    let created = Instant::now();
+    let cid = tokio::task::block_in_place(|| {
+        wait_for("the created container", Duration::from_secs(3), || {
+            container(&twin_of(&hub), &name).map(|c| c["id"].as_str().unwrap().to_string())
+        })
+    });
+    assert!(
+        created.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        created.elapsed()
+    );
+    podman(&["start", &name]);
+    tokio::task::block_in_place(|| {
+        wait_for("the running container", Duration::from_secs(3), || {
+            container(&twin_of(&hub), &name)
+                .filter(|c| c["state"] == "running")
+                .map(|_| ())
+        })
+    });
+    podman(&["stop", "-t", "5", &name]);
+    let stopped = tokio::task::block_in_place(|| {
+        wait_for("the stopped container", Duration::from_secs(3), || {
+            container(&twin_of(&hub), &name)
+                .filter(|c| c["state"] == "exited")
+                .cloned()
+        })
+    });
+    assert_eq!(stopped["exit_code"], 7, "{stopped}");
+    podman(&["rm", &name]);
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "the removed container to leave the twin",
+            Duration::from_secs(3),
+            || container(&twin_of(&hub), &name).is_none().then_some(()),
+        )
+    });
+
+    // The stream saw it all, in order: created, running, exited (7), removed.
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("removed") {
+        let e = next_json(&mut ui).await;
+        if e["type"] != "diff" {
+            continue;
+        }
+        for change in e["changes"].as_array().unwrap() {
+            if change["collection"] != "containers" || change["key"] != cid.as_str() {
+                continue;
+            }
+            let state = match change["op"].as_str().unwrap() {
+                "remove" => "removed".to_string(),
+                _ => change["value"]["state"].as_str().unwrap().to_string(),
+            };
+            // Podman passes through "stopping" on its way to "exited".
+            if states.last() != Some(&state) && state != "stopping" {
+                states.push(state);
+            }
+        }
+    }
+    assert_eq!(states, ["created", "running", "exited", "removed"]);
+
+    // The API service dies: the source says so, and shows no stale containers.
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{name}-keep"),
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    tokio::task::block_in_place(|| {
+        wait_for("the kept container", Duration::from_secs(3), || {
+            container(&twin_of(&hub), &format!("{name}-keep")).map(|_| ())
+        })
+    });
+    drop(service);
+    let twin = tokio::task::block_in_place(|| {
+        wait_for(
+            "the source to be unavailable",
+            Duration::from_secs(5),
+            || {
+                let twin = twin_of(&hub);
+                (twin["sources"]["containers"]["available"] == false).then_some(twin)
+            },
+        )
+    });
+    assert!(
+        twin["sources"]["containers"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    assert_eq!(
+        twin["containers"].as_object().unwrap().len(),
+        0,
+        "no stale containers shown as live"
+    );
+
+    // It comes back: the source resyncs by itself.
+    let _service = podman_service(&socket);
+    tokio::task::block_in_place(|| {
+        wait_for("the resync", Duration::from_secs(35), || {
+            let twin = twin_of(&hub);
+            (twin["sources"]["containers"]["available"] == true).then_some(())?;
+            container(&twin, &format!("{name}-keep"))
+                .filter(|c| c["state"] == "running")
+                .map(|_| ())
+        })
+    });
+    podman(&["rm", "-f", "-t", "0", &format!("{name}-keep")]);
+}
