@@ -225,11 +225,11 @@ def main():
     cpu_ok = a[2] <= n[2]
     print(
         f"{'PASS' if rss_ok else 'FAIL'}  goal 1: agent median RSS <= {args.rss_goal_mib:g} MiB "
-        f"(measured {a[1]:.1f} MiB)"
+        f"(measured {a[1]:.2f} MiB)"
     )
     print(
         f"{'PASS' if cpu_ok else 'FAIL'}  goal 2: agent CPU <= node_exporter CPU "
-        f"(measured {a[2]:.2f} % vs {n[2]:.2f} % of a core)"
+        f"(measured {a[2]:.3f} % vs {n[2]:.3f} % of a core)"
     )
     print("(a benchmark, not a test: exits 0 whatever the outcome)")
 

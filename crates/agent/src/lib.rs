@@ -62,6 +62,17 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
         container_stats.clone(),
         cancel.clone(),
     ));
+    let units: Vec<_> = [sources::units::Bus::System, sources::units::Bus::User]
+        .into_iter()
+        .map(|bus| {
+            tokio::spawn(sources::units::run(
+                bus,
+                config.sources.units.clone(),
+                state_tx.clone(),
+                cancel.clone(),
+            ))
+        })
+        .collect();
     let sampler = tokio::spawn(sources::run(
         collectors,
         config.sources,
@@ -74,6 +85,9 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
     cancel.cancel();
     let _ = sampler.await;
     let _ = containers.await;
+    for task in units {
+        let _ = task.await;
+    }
     result
 }
 

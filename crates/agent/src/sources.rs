@@ -14,6 +14,7 @@ pub mod ports;
 pub mod processes;
 pub mod smart;
 pub mod temps;
+pub mod units;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 use twinbay_proto::model::{Keyed, NodeState, Sample, SourceStatus};
 
 use crate::buffer::SampleBuffer;
+
+/// The units that travel by default (failed ones always do).
+pub const DEFAULT_UNITS: &str = "*.service,*.timer";
 
 /// What to collect and how often.
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub struct SourceConfig {
     pub smart_every: Duration,
     /// The Docker/Podman API socket, if not in one of the usual places.
     pub container_socket: Option<String>,
+    /// Which systemd units travel (failed ones always do).
+    pub units: units::UnitFilter,
 }
 
 impl Default for SourceConfig {
@@ -48,6 +54,7 @@ impl Default for SourceConfig {
             latency_targets: Vec::new(),
             smart_every: Duration::from_secs(600),
             container_socket: None,
+            units: units::UnitFilter::parse(DEFAULT_UNITS).expect("the default unit filter parses"),
         }
     }
 }

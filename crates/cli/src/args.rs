@@ -127,6 +127,13 @@ pub struct SourceArgs {
     /// (`DOCKER_HOST`, /var/run/docker.sock, the user's and the system's Podman socket).
     #[arg(long)]
     pub container_socket: Option<String>,
+    /// Which systemd units to report, as comma-separated globs; failed units always are.
+    #[arg(long, default_value = twinbay_agent::sources::DEFAULT_UNITS, value_parser = parse_units)]
+    pub units: twinbay_agent::sources::units::UnitFilter,
+}
+
+fn parse_units(s: &str) -> Result<twinbay_agent::sources::units::UnitFilter, String> {
+    twinbay_agent::sources::units::UnitFilter::parse(s)
 }
 
 impl SourceArgs {
@@ -137,6 +144,7 @@ impl SourceArgs {
             latency_targets: self.latency_targets,
             smart_every: self.smart_every,
             container_socket: self.container_socket,
+            units: self.units,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod history;
 mod nodes;
 mod session;
@@ -67,6 +68,8 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(nodes::get_one))
         .routes(routes!(history::range))
         .routes(routes!(history::series))
+        .routes(routes!(events::node_events))
+        .routes(routes!(events::fleet_events))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

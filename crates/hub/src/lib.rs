@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod server;
 pub mod store;
+pub mod timeline;
 pub mod tls;
 pub mod twin;
 mod ui;
@@ -170,7 +171,8 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         .set_setting(store::settings::TLS_FINGERPRINT, &tls.fingerprint)
         .await?;
 
-    let twin = Arc::new(twin::Twin::new(store.nodes().await?));
+    let (timeline_tx, timeline_rx) = tokio::sync::mpsc::channel(8192);
+    let twin = Arc::new(twin::Twin::new(store.nodes().await?).with_timeline(timeline_tx));
     // The recorder and history stop after the links, so nothing is lost.
     let recorder_stop = CancellationToken::new();
     let (history, history_task) =
@@ -178,6 +180,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     let recorder = tokio::spawn(recorder::run(
         twin.clone(),
         store.clone(),
+        timeline_rx,
         recorder_stop.clone(),
     ));
     let state = Arc::new(HubState {

@@ -3,25 +3,51 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
+use crate::timeline::Event;
 use crate::twin::Twin;
 
 /// How often changed nodes are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Flushes every [`FLUSH_EVERY`] until `stop`, then once more.
-pub async fn run(twin: Arc<Twin>, store: Store, stop: CancellationToken) {
+/// Flushes node state every [`FLUSH_EVERY`] and timeline events as they
+/// come, until `stop`; then once more.
+pub async fn run(
+    twin: Arc<Twin>,
+    store: Store,
+    mut events: mpsc::Receiver<Event>,
+    stop: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = ticker.tick() => flush(&twin, &store).await,
+            Some(first) = events.recv() => write_events(&store, first, &mut events).await,
         }
     }
+    while let Ok(first) = events.try_recv() {
+        write_events(&store, first, &mut events).await;
+    }
     flush(&twin, &store).await;
+}
+
+/// Writes `first` and whatever else is queued, in one transaction.
+async fn write_events(store: &Store, first: Event, events: &mut mpsc::Receiver<Event>) {
+    let mut batch = vec![first];
+    while let Ok(e) = events.try_recv() {
+        batch.push(e);
+        if batch.len() >= 1000 {
+            break;
+        }
+    }
+    if let Err(e) = store.insert_events(&batch).await {
+        tracing::error!(error = %crate::report(&e), events = batch.len(), "writing the timeline failed");
+    }
 }
 
 pub async fn flush(twin: &Twin, store: &Store) {

@@ -4,6 +4,7 @@
 //! transaction. Times are unix milliseconds.
 
 mod auth;
+mod events;
 mod history;
 mod nodes;
 pub mod settings;

@@ -19,6 +19,7 @@ use twinbay_proto::diff::{Change, apply};
 use twinbay_proto::model::{NodeState, Sample, StateError};
 
 use crate::store::{NodeRecord, NodeWrite, now_ms};
+use crate::timeline::{self, Event};
 pub use view::{NodeSummary, NodeView};
 
 /// Events a slow UI client may fall behind by before it is resynced.
@@ -60,6 +61,8 @@ pub enum ApplyError {
 pub struct Twin {
     nodes: RwLock<HashMap<String, NodeTwin>>,
     events: broadcast::Sender<Utf8Bytes>,
+    /// Timeline events for the recorder (bounded; dropped when it falls behind).
+    timeline: Option<tokio::sync::mpsc::Sender<Event>>,
     dirty: Mutex<HashSet<String>>,
     next_conn: std::sync::atomic::AtomicU64,
 }
@@ -86,8 +89,27 @@ impl Twin {
         Twin {
             nodes: RwLock::new(nodes),
             events: broadcast::channel(EVENT_BUFFER).0,
+            timeline: None,
             dirty: Mutex::new(HashSet::new()),
             next_conn: 1.into(),
+        }
+    }
+
+    /// Sends timeline events to `tx` (the recorder) from now on.
+    pub fn with_timeline(mut self, tx: tokio::sync::mpsc::Sender<Event>) -> Twin {
+        self.timeline = Some(tx);
+        self
+    }
+
+    /// Broadcasts timeline events and queues them for storage.
+    fn emit(&self, events: Vec<Event>) {
+        for e in events {
+            let _ = self.events.send(view::timeline_event(&e));
+            if let Some(tx) = &self.timeline
+                && tx.try_send(e).is_err()
+            {
+                tracing::warn!("timeline writer is behind; an event was dropped");
+            }
         }
     }
 
@@ -101,7 +123,7 @@ impl Twin {
             cancel: CancellationToken::new(),
         };
         let out = (conn.id, conn.cancel.clone());
-        self.mutate(id, |node| {
+        self.mutate(id, |node, timeline| {
             if let Some(old) = node.conn.replace(conn) {
                 old.cancel.cancel();
             }
@@ -109,6 +131,12 @@ impl Twin {
             node.seq = None;
             node.agent_version = agent_version.to_string();
             node.last_seen = Some(now_ms());
+            timeline.push(timeline::agent_event(
+                &node.id,
+                now_ms(),
+                true,
+                &node.state.host.hostname,
+            ));
             Some(view::status_event(node))
         });
         out
@@ -116,13 +144,19 @@ impl Twin {
 
     /// Marks `id` disconnected, unless a newer connection took over.
     pub fn disconnect(&self, id: &str, conn_id: u64) {
-        self.mutate(id, |node| {
+        self.mutate(id, |node, timeline| {
             if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                 return None;
             }
             node.conn = None;
             node.connected = false;
             node.seq = None;
+            timeline.push(timeline::agent_event(
+                &node.id,
+                now_ms(),
+                false,
+                &node.state.host.hostname,
+            ));
             Some(view::status_event(node))
         });
     }
@@ -136,10 +170,20 @@ impl Twin {
     ) -> Result<(), ApplyError> {
         state.validate()?;
         let mut result = Ok(());
-        self.mutate(id, |node| {
+        self.mutate(id, |node, timeline| {
             if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                 result = Err(ApplyError::Stale);
                 return None;
+            }
+            // A node's first state is an inventory, not news; later full syncs
+            // (reconnects) report what changed while the hub was not looking.
+            if node.state != NodeState::default() {
+                timeline.extend(timeline::from_states(
+                    &node.id,
+                    now_ms(),
+                    &node.state,
+                    &state,
+                ));
             }
             node.state = state;
             node.seq = Some(seq);
@@ -157,7 +201,7 @@ impl Twin {
         changes: &[Change],
     ) -> Result<(), ApplyError> {
         let mut result = Ok(());
-        self.mutate(id, |node| {
+        self.mutate(id, |node, timeline| {
             result = (|| {
                 if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                     return Err(ApplyError::Stale);
@@ -169,7 +213,9 @@ impl Twin {
                         got: seq,
                     });
                 }
+                let events = timeline::from_changes(&node.id, now_ms(), &node.state, changes);
                 apply(&mut node.state, changes)?;
+                timeline.extend(events);
                 node.seq = Some(seq);
                 node.last_seen = Some(now_ms());
                 Ok(())
@@ -186,7 +232,7 @@ impl Twin {
         let Some(latest) = samples.iter().max_by_key(|s| s.ts_ms) else {
             return;
         };
-        self.mutate(id, |node| {
+        self.mutate(id, |node, _timeline| {
             node.resources = Some(latest.clone());
             node.last_seen = Some(now_ms());
             Some(view::metrics_event(&node.id, latest))
@@ -278,13 +324,19 @@ impl Twin {
     }
 
     /// Runs `f` on node `id` under the write lock; broadcasts the event it
-    /// returns and marks the node for the recorder.
-    fn mutate(&self, id: &str, f: impl FnOnce(&mut NodeTwin) -> Option<Utf8Bytes>) {
+    /// returns, then the timeline events it collected, and marks the node
+    /// for the recorder.
+    fn mutate(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut NodeTwin, &mut Vec<Event>) -> Option<Utf8Bytes>,
+    ) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
         let Some(node) = nodes.get_mut(id) else {
             return;
         };
-        if let Some(event) = f(node) {
+        let mut timeline = Vec::new();
+        if let Some(event) = f(node, &mut timeline) {
             // No subscribers is fine: nobody is watching.
             let _ = self.events.send(event);
             self.dirty
@@ -292,6 +344,7 @@ impl Twin {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(id.to_string());
         }
+        self.emit(timeline);
     }
 }
 

@@ -125,6 +125,9 @@ pub struct Unit {
     /// When the unit entered its active state, unix seconds.
     #[serde(default)]
     pub since: Option<i64>,
+    /// A user unit (`systemctl --user`) rather than a system one.
+    #[serde(default)]
+    pub user: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -376,7 +379,10 @@ impl Keyed for Container {
 
 impl Keyed for Unit {
     fn key(&self) -> String {
-        self.name.clone()
+        match self.user {
+            true => format!("user:{}", self.name),
+            false => self.name.clone(),
+        }
     }
 }
 

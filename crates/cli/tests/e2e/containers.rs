@@ -158,6 +158,35 @@ async fn container_lifecycle_reaches_the_twin_and_the_stream_in_order() {
     }
     assert_eq!(states, ["created", "running", "exited", "removed"]);
 
+    // The timeline recorded the same story, with the exit code.
+    let (_, events) = hub.get(&format!("/api/v1/nodes/{id}/events"), &token);
+    // (Podman's transitional "stopping" may add a container.state line.)
+    let mine: Vec<&Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"] == name.as_str() && e["kind"] != "container.state")
+        .collect();
+    let kinds: Vec<&str> = mine
+        .iter()
+        .rev()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "container.created",
+            "container.started",
+            "container.died",
+            "container.removed"
+        ],
+        "{events}"
+    );
+    assert_eq!(mine[1]["kind"], "container.died");
+    assert_eq!(mine[1]["detail"]["exit_code"], 7);
+    let (_, fleet) = hub.get("/api/v1/events?limit=5", &token);
+    assert_eq!(fleet.as_array().unwrap().len(), 5);
+
     // The API service dies: the source says so, and shows no stale containers.
     podman(&[
         "run",

@@ -53,12 +53,18 @@ fn subscribers_get_a_snapshot_then_every_change_in_order() {
     assert!(snapshot.as_str().contains("\"type\":\"snapshot\""));
     let (conn, _) = twin.connect("n1", "0.1.0");
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
-    let first: serde_json::Value = serde_json::from_str(rx.try_recv().unwrap().as_str()).unwrap();
-    assert_eq!(first["type"], "status");
-    assert_eq!(first["connected"], true);
-    let second: serde_json::Value = serde_json::from_str(rx.try_recv().unwrap().as_str()).unwrap();
-    assert_eq!(second["type"], "node");
-    assert_eq!(second["node"]["hostname"], "alpha");
+    let mut next =
+        || serde_json::from_str::<serde_json::Value>(rx.try_recv().unwrap().as_str()).unwrap();
+    let status = next();
+    assert_eq!(status["type"], "status");
+    assert_eq!(status["connected"], true);
+    // The timeline line comes right after the state change it describes.
+    let line = next();
+    assert_eq!(line["type"], "event");
+    assert_eq!(line["event"]["kind"], "agent.connected");
+    let node = next();
+    assert_eq!(node["type"], "node");
+    assert_eq!(node["node"]["hostname"], "alpha");
 }
 
 #[test]

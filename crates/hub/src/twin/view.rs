@@ -104,3 +104,7 @@ pub fn diff_event(id: &str, seq: u64, changes: &[Change]) -> Utf8Bytes {
 pub fn metrics_event(id: &str, sample: &Sample) -> Utf8Bytes {
     text(json!({ "type": "metrics", "id": id, "sample": sample }))
 }
+
+pub fn timeline_event(e: &crate::timeline::Event) -> Utf8Bytes {
+    text(json!({ "type": "event", "event": e }))
+}

@@ -1,0 +1,69 @@
+//! The event timeline, per node and fleet-wide, newest first.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::auth::Auth;
+use crate::HubState;
+use crate::timeline::Event;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Only events before this time (unix ms); for paging back.
+    pub before: Option<i64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+impl Page {
+    fn bounds(&self) -> (i64, i64) {
+        (
+            self.before.unwrap_or(i64::MAX),
+            self.limit.unwrap_or(100).clamp(1, 1000),
+        )
+    }
+}
+
+/// One node's timeline: containers started and died, units failed, ports
+/// opened and closed, the agent connected and disconnected.
+#[utoipa::path(
+    get,
+    path = "/api/v1/nodes/{id}/events",
+    tag = "events",
+    params(("id" = String, Path, description = "Node id"), Page),
+    responses((status = 200, body = Vec<Event>), (status = 401, description = "Not authenticated"), (status = 404, description = "No such node"))
+)]
+pub async fn node_events(
+    State(hub): State<Arc<HubState>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<Event>>, ApiError> {
+    if !hub.twin.contains(&id) {
+        return Err(ApiError::NotFound(format!("no node {id:?}")));
+    }
+    let (before, limit) = page.bounds();
+    Ok(Json(hub.store.events(Some(&id), before, limit).await?))
+}
+
+/// The whole fleet's timeline.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(Page),
+    responses((status = 200, body = Vec<Event>), (status = 401, description = "Not authenticated"))
+)]
+pub async fn fleet_events(
+    State(hub): State<Arc<HubState>>,
+    _auth: Auth,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<Event>>, ApiError> {
+    let (before, limit) = page.bounds();
+    Ok(Json(hub.store.events(None, before, limit).await?))
+}

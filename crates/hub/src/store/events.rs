@@ -1,0 +1,50 @@
+use super::{Store, StoreError};
+use crate::timeline::Event;
+
+impl Store {
+    pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO events (node_id, ts, kind, target, detail) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&e.node_id)
+            .bind(e.ts)
+            .bind(&e.kind)
+            .bind(&e.target)
+            .bind(e.detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest events before `before` (unix ms), newest first, for one node or all.
+    pub async fn events(
+        &self,
+        node_id: Option<&str>,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+            "SELECT node_id, ts, kind, target, detail FROM events
+             WHERE (?1 IS NULL OR node_id = ?1) AND ts < ?2 ORDER BY ts DESC, id DESC LIMIT ?3",
+        )
+        .bind(node_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(node_id, ts, kind, target, detail)| Event {
+                node_id,
+                ts,
+                kind,
+                target,
+                detail: serde_json::from_str(&detail).unwrap_or_default(),
+            })
+            .collect())
+    }
+}
