@@ -10,3 +10,4 @@ mod history;
 mod link;
 mod refusals;
 mod restart;
+mod units;

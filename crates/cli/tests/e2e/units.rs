@@ -1,0 +1,249 @@
+//! Issue 4: systemd units over a real dbus-daemon, with a test double of the
+//! systemd Manager and Unit interfaces (there is no systemd as PID 1 here).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zbus::object_server::SignalEmitter;
+use zbus::{OwnedObjectPath, connection};
+
+use crate::harness::*;
+
+type UnitRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
+
+struct Manager {
+    units: Vec<(String, OwnedObjectPath)>,
+}
+
+#[zbus::interface(name = "org.freedesktop.systemd1.Manager")]
+impl Manager {
+    fn subscribe(&self) {}
+
+    fn list_units(&self) -> Vec<UnitRow> {
+        let none = OwnedObjectPath::try_from("/").unwrap();
+        self.units
+            .iter()
+            .map(|(name, path)| {
+                let row = (
+                    name.clone(),
+                    String::new(),
+                    "loaded".into(),
+                    "active".into(),
+                    "running".into(),
+                    String::new(),
+                );
+                (
+                    row.0,
+                    row.1,
+                    row.2,
+                    row.3,
+                    row.4,
+                    row.5,
+                    path.clone(),
+                    0,
+                    String::new(),
+                    none.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[zbus(signal)]
+    async fn unit_new(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        unit: OwnedObjectPath,
+    ) -> zbus::Result<()>;
+}
+
+struct UnitObject {
+    id: String,
+    active_state: String,
+    sub_state: String,
+}
+
+#[zbus::interface(name = "org.freedesktop.systemd1.Unit")]
+impl UnitObject {
+    #[zbus(property)]
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+    #[zbus(property)]
+    fn description(&self) -> String {
+        format!("test double of {}", self.id)
+    }
+    #[zbus(property)]
+    fn load_state(&self) -> String {
+        "loaded".into()
+    }
+    #[zbus(property)]
+    fn active_state(&self) -> String {
+        self.active_state.clone()
+    }
+    #[zbus(property)]
+    fn sub_state(&self) -> String {
+        self.sub_state.clone()
+    }
+    #[zbus(property)]
+    fn active_enter_timestamp(&self) -> u64 {
+        1_732_000_000_000_000
+    }
+}
+
+fn unit_path(name: &str) -> OwnedObjectPath {
+    // systemd escapes unit names in paths: '.' is _2e, '-' is _2d.
+    let escaped = name.replace('.', "_2e").replace('-', "_2d");
+    OwnedObjectPath::try_from(format!("/org/freedesktop/systemd1/unit/{escaped}")).unwrap()
+}
+
+async fn fail(conn: &zbus::Connection, name: &str) {
+    let iface = conn
+        .object_server()
+        .interface::<_, UnitObject>(unit_path(name))
+        .await
+        .unwrap();
+    let mut unit = iface.get_mut().await;
+    unit.active_state = "failed".into();
+    unit.sub_state = "failed".into();
+    unit.active_state_changed(iface.signal_emitter())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds() {
+    let dir = temp_dir("units");
+    let socket = dir.join("bus");
+    let address = format!("unix:path={}", socket.display());
+    let daemon = Command::new("dbus-daemon")
+        .args([
+            "--session",
+            "--nofork",
+            "--nopidfile",
+            &format!("--address={address}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon is installed");
+    let _daemon = Proc {
+        child: daemon,
+        name: "dbus-daemon",
+    };
+    wait_for("the bus socket", Duration::from_secs(5), || {
+        socket.exists().then_some(())
+    });
+
+    let units = ["backup.service", "dev-sda.device"];
+    let mut builder = connection::Builder::address(address.as_str())
+        .name("org.freedesktop.systemd1")
+        .serve_at(
+            "/org/freedesktop/systemd1",
+            Manager {
+                units: units
+                    .iter()
+                    .map(|u| (u.to_string(), unit_path(u)))
+                    .collect(),
+            },
+        );
+    for u in units {
+        builder = builder.serve_at(
+            unit_path(u),
+            UnitObject {
+                id: u.into(),
+                active_state: "active".into(),
+                sub_state: "running".into(),
+            },
+        );
+    }
+    let systemd = builder.build().await.unwrap();
+
+    let hub = Hub::start(&dir.join("hub"));
+    let token = hub.token("viewer");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["agent", "--interval", "1s", "--state-dir"])
+        .arg(dir.join("agent"))
+        .args(["--join", &hub.join()])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/twinbay-test-bus",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _agent = Proc {
+        child: cmd.spawn().unwrap(),
+        name: "agent",
+    };
+
+    let (id, twin) = tokio::task::block_in_place(|| {
+        wait_for("the units in the twin", Duration::from_secs(10), || {
+            let node = hub
+                .nodes(&token)
+                .into_iter()
+                .find(|n| n["connected"] == true)?;
+            let id = node["id"].as_str()?.to_string();
+            let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+            (twin["sources"]["units"]["available"] == true).then_some((id, twin))
+        })
+    });
+    assert_eq!(twin["units"]["backup.service"]["active_state"], "active");
+    assert_eq!(twin["units"]["backup.service"]["since"], 1_732_000_000);
+    assert!(
+        twin["units"].get("dev-sda.device").is_none(),
+        "the default filter keeps devices out"
+    );
+    assert_eq!(
+        twin["sources"]["user-units"]["available"], false,
+        "no user bus here"
+    );
+
+    // active → failed: in the twin and the timeline within a second.
+    fail(&systemd, "backup.service").await;
+    let failed_at = Instant::now();
+    tokio::task::block_in_place(|| {
+        wait_for("the failed unit", Duration::from_secs(3), || {
+            let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+            (twin["units"]["backup.service"]["active_state"] == "failed").then_some(())
+        })
+    });
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "unit.failed on the timeline",
+            Duration::from_secs(3),
+            || {
+                let (_, events) = hub.get(&format!("/api/v1/nodes/{id}/events"), &token);
+                events
+                    .as_array()?
+                    .iter()
+                    .find(|e| e["kind"] == "unit.failed" && e["target"] == "backup.service")
+                    .map(|_| ())
+            },
+        )
+    });
+    assert!(
+        failed_at.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        failed_at.elapsed()
+    );
+
+    // A filtered-out unit travels the moment it fails.
+    fail(&systemd, "dev-sda.device").await;
+    tokio::task::block_in_place(|| {
+        wait_for("the failed device unit", Duration::from_secs(3), || {
+            let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+            (twin["units"]["dev-sda.device"]["active_state"] == "failed").then_some(())
+        })
+    });
+}
