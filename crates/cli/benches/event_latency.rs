@@ -29,12 +29,20 @@ impl Drop for Killed {
 }
 
 fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
 }
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -44,7 +52,10 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -64,21 +75,33 @@ fn percentiles(label: &str, mut v: Vec<f64>) {
 
 #[tokio::main]
 async fn main() {
-    let transitions: usize = std::env::var("TRANSITIONS").ok().and_then(|t| t.parse().ok()).unwrap_or(200);
+    let transitions: usize = std::env::var("TRANSITIONS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(200);
     let dir = std::env::temp_dir().join(format!("twinbay-event-latency-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("podman.sock");
     let _podman = Killed(
         Command::new("podman")
-            .args(["system", "service", "--time=0", &format!("unix://{}", socket.display())])
+            .args([
+                "system",
+                "service",
+                "--time=0",
+                &format!("unix://{}", socket.display()),
+            ])
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     wait_for("the podman socket", || socket.exists().then_some(()));
 
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let data = dir.join("hub");
     let _hub = Killed(
@@ -93,7 +116,13 @@ async fn main() {
     );
     wait_for("the hub", || data.join("twinbay.db").exists().then_some(()));
     std::thread::sleep(Duration::from_millis(300));
-    let ctl = |args: &[&str]| run(Command::new(BIN).arg("ctl").arg("--data-dir").arg(&data).args(args));
+    let ctl = |args: &[&str]| {
+        run(Command::new(BIN)
+            .arg("ctl")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args))
+    };
     let token = ctl(&["api-token", "create", "--role", "viewer"]);
     let join = ctl(&["join-token", "create"]);
     let _agent = Killed(
@@ -120,8 +149,14 @@ async fn main() {
     let stdout = curl.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let Ok(e) = serde_json::from_str::<Value>(&line) else { continue };
-            let (Some(id), Some(action), Some(ns)) = (e["id"].as_str(), e["Action"].as_str(), e["timeNano"].as_i64()) else {
+            let Ok(e) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            let (Some(id), Some(action), Some(ns)) = (
+                e["id"].as_str(),
+                e["Action"].as_str(),
+                e["timeNano"].as_i64(),
+            ) else {
                 continue;
             };
             let _ = tx.send((id.to_string(), action.to_string(), ns as f64 / 1e6));
@@ -136,20 +171,35 @@ async fn main() {
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
         .header("Sec-WebSocket-Version", "13")
-        .header("Sec-WebSocket-Key", tokio_tungstenite::tungstenite::handshake::client::generate_key())
+        .header(
+            "Sec-WebSocket-Key",
+            tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+        )
         .body(())
         .unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
 
     let name = format!("tb-latency-{}", std::process::id());
-    let cid = run(Command::new("podman").args(["create", "--name", &name, IMAGE, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.05; done"]));
+    let cid = run(Command::new("podman").args([
+        "create",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 0.05; done",
+    ]));
     // (state the twin reaches, Podman action that causes it) → samples
     let mut applied = Vec::new();
     let mut received = Vec::new();
     let mut podman_times: HashMap<(String, String), f64> = HashMap::new();
     let started = Instant::now();
     for i in 0..transitions {
-        let (verb, action, state) = if i % 2 == 0 { ("start", "start", "running") } else { ("stop", "died", "exited") };
+        let (verb, action, state) = if i % 2 == 0 {
+            ("start", "start", "running")
+        } else {
+            ("stop", "died", "exited")
+        };
         let mut cmd = Command::new("podman");
         cmd.arg(verb);
         if verb == "stop" {
@@ -158,14 +208,22 @@ async fn main() {
         run(cmd.arg(&name));
         // The diff that brings the container to `state`.
         let (applied_ms, recv_ms) = loop {
-            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a diff in time").unwrap().unwrap();
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a diff in time")
+                .unwrap()
+                .unwrap();
             let recv_ms = now_ms();
             let Message::Text(text) = msg else { continue };
             let e: Value = serde_json::from_str(text.as_str()).unwrap();
             if e["type"] != "diff" {
                 continue;
             }
-            let hit = e["changes"].as_array().unwrap().iter().any(|c| c["key"] == cid.as_str() && c["value"]["state"] == state);
+            let hit = e["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["key"] == cid.as_str() && c["value"]["state"] == state);
             if hit {
                 break (e["applied_ms"].as_f64().unwrap(), recv_ms);
             }
@@ -174,7 +232,9 @@ async fn main() {
             if let Some(t) = podman_times.remove(&(cid.clone(), action.to_string())) {
                 break t;
             }
-            let (id, act, t) = podman_events.recv_timeout(Duration::from_secs(10)).expect("podman's event");
+            let (id, act, t) = podman_events
+                .recv_timeout(Duration::from_secs(10))
+                .expect("podman's event");
             podman_times.insert((id, act), t);
         };
         podman_times.clear();
@@ -182,8 +242,13 @@ async fn main() {
         received.push(recv_ms - podman_ms);
     }
     let elapsed = started.elapsed();
-    let _ = Command::new("podman").args(["rm", "-f", "-t", "0", &name]).output();
-    println!("event-latency: {transitions} container transitions (start/stop) with Podman in {:.0} s", elapsed.as_secs_f64());
+    let _ = Command::new("podman")
+        .args(["rm", "-f", "-t", "0", &name])
+        .output();
+    println!(
+        "event-latency: {transitions} container transitions (start/stop) with Podman in {:.0} s",
+        elapsed.as_secs_f64()
+    );
     println!("  from Podman's event timestamp, ms       p50     p95     p99     max");
     percentiles("(a) hub applied the change", applied);
     percentiles("(b) WebSocket client received it", received);

@@ -100,7 +100,9 @@ pub fn status_event(n: &NodeTwin) -> Utf8Bytes {
 /// `applied_ms` is when the hub applied the diff (for latency measurements).
 pub fn diff_event(id: &str, seq: u64, changes: &[Change]) -> Utf8Bytes {
     let applied_ms = crate::store::now_ms();
-    text(json!({ "type": "diff", "id": id, "seq": seq, "applied_ms": applied_ms, "changes": changes }))
+    text(
+        json!({ "type": "diff", "id": id, "seq": seq, "applied_ms": applied_ms, "changes": changes }),
+    )
 }
 
 pub fn metrics_event(id: &str, sample: &Sample) -> Utf8Bytes {
