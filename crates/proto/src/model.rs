@@ -108,6 +108,14 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub compose_project: Option<String>,
+    #[serde(default)]
+    pub compose_service: Option<String>,
+    /// RFC 3339, as the engine reports it.
+    #[serde(default)]
+    pub created: Option<String>,
+    /// RFC 3339; when it last started.
+    #[serde(default)]
+    pub started_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -128,6 +136,15 @@ pub struct Unit {
     /// A user unit (`systemctl --user`) rather than a system one.
     #[serde(default)]
     pub user: bool,
+    /// Services: the main process.
+    #[serde(default)]
+    pub main_pid: Option<u32>,
+    /// Services, where systemd accounts it: memory in use, bytes.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Services, where systemd accounts it: CPU time used, nanoseconds.
+    #[serde(default)]
+    pub cpu_nsec: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -106,6 +106,14 @@ pub fn from_inspect(c: &ContainerInspectResponse) -> Option<Container> {
             .get("com.docker.compose.project")
             .or_else(|| labels.get("io.podman.compose.project"))
             .cloned(),
+        compose_service: labels
+            .get("com.docker.compose.service")
+            .or_else(|| labels.get("io.podman.compose.service"))
+            .cloned(),
+        created: c.created.clone().filter(|t| !t.is_empty()),
+        started_at: state
+            .and_then(|s| s.started_at.clone())
+            .filter(|t| !t.is_empty() && !t.starts_with("0001-")),
         ports,
         labels,
         id,

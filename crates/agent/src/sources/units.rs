@@ -92,7 +92,25 @@ pub fn from_properties(props: &HashMap<String, OwnedValue>, user: bool) -> Optio
         sub_state: text("SubState").unwrap_or_default(),
         since,
         user,
+        ..Default::default()
     })
+}
+
+/// Adds a service's main PID, memory and CPU (`org.freedesktop.systemd1.Service`
+/// properties); systemd reports `u64::MAX` for what it does not account.
+pub fn add_service_properties(unit: &mut Unit, props: &HashMap<String, OwnedValue>) {
+    let number = |k: &str| {
+        props
+            .get(k)
+            .and_then(|v| u64::try_from(v).ok())
+            .filter(|n| *n != u64::MAX)
+    };
+    unit.main_pid = props
+        .get("MainPID")
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|p| *p != 0);
+    unit.memory_bytes = number("MemoryCurrent");
+    unit.cpu_nsec = number("CPUUsageNSec");
 }
 
 /// Which bus a source watches.
@@ -261,7 +279,16 @@ async fn read_unit(conn: &Connection, path: &OwnedObjectPath, user: bool) -> Opt
         .ok()?;
     let iface = zbus::names::InterfaceName::try_from(UNIT_IFACE).ok()?;
     let all = props.get_all(iface).await.ok()?;
-    from_properties(&all, user)
+    let mut unit = from_properties(&all, user)?;
+    if unit.name.ends_with(".service") {
+        let service =
+            zbus::names::InterfaceName::try_from("org.freedesktop.systemd1.Service").ok()?;
+        // Optional: older systemd or a unit without accounting has less.
+        if let Ok(extra) = props.get_all(service).await {
+            add_service_properties(&mut unit, &extra);
+        }
+    }
+    Some(unit)
 }
 
 #[cfg(test)]
@@ -304,6 +331,22 @@ mod tests {
         ]);
         assert_eq!(from_properties(&idle, false).unwrap().since, None);
         assert_eq!(from_properties(&HashMap::new(), false), None);
+    }
+
+    #[test]
+    fn reads_service_accounting_where_systemd_has_it() {
+        let mut unit = Unit::default();
+        let accounted = props(&[
+            ("MainPID", Value::from(812u32)),
+            ("MemoryCurrent", Value::from(52_428_800u64)),
+            ("CPUUsageNSec", Value::from(u64::MAX)),
+        ]);
+        add_service_properties(&mut unit, &accounted);
+        assert_eq!(unit.main_pid, Some(812));
+        assert_eq!(unit.memory_bytes, Some(52_428_800));
+        assert_eq!(unit.cpu_nsec, None, "u64::MAX means not accounted");
+        add_service_properties(&mut unit, &props(&[("MainPID", Value::from(0u32))]));
+        assert_eq!(unit.main_pid, None, "a stopped service has no main process");
     }
 
     #[test]

@@ -17,7 +17,19 @@ fn maps_a_running_compose_container() {
     assert_eq!(c.image, "localhost/twinbay-busybox:latest");
     assert_eq!(c.ports, ["127.0.0.1:18080->80/tcp"]);
     assert_eq!(c.compose_project.as_deref(), Some("homelab"));
-    assert_eq!(c.labels["com.docker.compose.service"], "web");
+    assert_eq!(c.compose_service.as_deref(), Some("web"));
+    assert!(
+        c.created.as_deref().is_some_and(|t| t.starts_with("2026-")),
+        "{:?}",
+        c.created
+    );
+    assert!(
+        c.started_at
+            .as_deref()
+            .is_some_and(|t| t.starts_with("2026-")),
+        "{:?}",
+        c.started_at
+    );
     assert_eq!(c.id.len(), 64);
     assert_eq!(c.health, None);
 }
