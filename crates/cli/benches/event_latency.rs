@@ -7,7 +7,7 @@
 //! (which sets up Podman first); TRANSITIONS=200 by default.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -136,20 +136,18 @@ async fn main() {
             .unwrap(),
     );
 
-    // Podman's own event times, from its Docker-compatible API.
-    let (tx, podman_events) = mpsc::channel::<(String, String, f64)>();
-    let mut curl = Killed(
-        Command::new("curl")
-            .args(["-sN", "--unix-socket", socket.to_str().unwrap()])
-            .arg("http://d/v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = curl.0.stdout.take().unwrap();
+    // Podman's own event times, and when its API delivers them: the agent
+    // listens to the same stream, so the difference is Podman's share.
+    let (tx, podman_events) = mpsc::channel::<(String, String, f64, f64)>();
+    let mut api = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    api.write_all(
+        b"GET /v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D HTTP/1.1\r\nHost: d\r\n\r\n",
+    )
+    .unwrap();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let Ok(e) = serde_json::from_str::<Value>(&line) else {
+        for line in BufReader::new(api).lines().map_while(Result::ok) {
+            let delivered = now_ms();
+            let Ok(e) = serde_json::from_str::<Value>(line.trim()) else {
                 continue;
             };
             let (Some(id), Some(action), Some(ns)) = (
@@ -159,7 +157,12 @@ async fn main() {
             ) else {
                 continue;
             };
-            let _ = tx.send((id.to_string(), action.to_string(), ns as f64 / 1e6));
+            let _ = tx.send((
+                id.to_string(),
+                action.to_string(),
+                ns as f64 / 1e6,
+                delivered,
+            ));
         }
     });
 
@@ -192,13 +195,15 @@ async fn main() {
     // (state the twin reaches, Podman action that causes it) → samples
     let mut applied = Vec::new();
     let mut received = Vec::new();
-    let mut podman_times: HashMap<(String, String), f64> = HashMap::new();
+    let mut delivery = Vec::new();
+    let mut own = Vec::new();
+    let mut podman_times: HashMap<(String, String), (f64, f64)> = HashMap::new();
     let started = Instant::now();
     for i in 0..transitions {
         let (verb, action, state) = if i % 2 == 0 {
             ("start", "start", "running")
         } else {
-            ("stop", "died", "exited")
+            ("stop", "die", "exited")
         };
         let mut cmd = Command::new("podman");
         cmd.arg(verb);
@@ -228,18 +233,20 @@ async fn main() {
                 break (e["applied_ms"].as_f64().unwrap(), recv_ms);
             }
         };
-        let podman_ms = loop {
+        let (podman_ms, delivered_ms) = loop {
             if let Some(t) = podman_times.remove(&(cid.clone(), action.to_string())) {
                 break t;
             }
-            let (id, act, t) = podman_events
+            let (id, act, t, delivered) = podman_events
                 .recv_timeout(Duration::from_secs(10))
                 .expect("podman's event");
-            podman_times.insert((id, act), t);
+            podman_times.insert((id, act), (t, delivered));
         };
         podman_times.clear();
         applied.push(applied_ms - podman_ms);
         received.push(recv_ms - podman_ms);
+        delivery.push(delivered_ms - podman_ms);
+        own.push(recv_ms - delivered_ms);
     }
     let elapsed = started.elapsed();
     let _ = Command::new("podman")
@@ -252,5 +259,8 @@ async fn main() {
     println!("  from Podman's event timestamp, ms       p50     p95     p99     max");
     percentiles("(a) hub applied the change", applied);
     percentiles("(b) WebSocket client received it", received);
+    percentiles("    of which Podman's API delivering it", delivery);
+    println!("  from Podman's API delivering the event, ms");
+    percentiles("(c) WebSocket client received it", own);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -132,6 +132,28 @@ pub fn event_container(e: &EventMessage) -> Option<(String, String)> {
     ))
 }
 
+/// Applies what an event itself says (`start`, `die` with its exit code,
+/// `pause`, `unpause`) to the container, so the twin changes the moment the
+/// event arrives; the re-inspect that follows fills in the rest. Returns
+/// whether anything changed.
+pub fn apply_event(c: &mut Container, action: &str, e: &EventMessage) -> bool {
+    let attrs = e.actor.as_ref().and_then(|a| a.attributes.as_ref());
+    let exit_code = attrs
+        .and_then(|a| a.get("exitCode").or_else(|| a.get("containerExitCode")))
+        .and_then(|v| v.parse::<i64>().ok());
+    let before = c.clone();
+    match action {
+        "start" | "unpause" | "restart" => c.state = "running".into(),
+        "die" => {
+            c.state = "exited".into();
+            c.exit_code = exit_code.or(c.exit_code);
+        }
+        "pause" => c.state = "paused".into(),
+        _ => {}
+    }
+    *c != before
+}
+
 /// CPU percent (of one core) and memory from one stats reading and the
 /// previous CPU counters of the same container.
 pub fn stats_sample(
@@ -297,6 +319,9 @@ async fn session(
                 Some(Err(e)) => return Err(format!("the event stream broke: {e}")),
                 Some(Ok(event)) => {
                     let Some((id, action)) = event_container(&event) else { continue };
+                    // First what the event says, at once; then the details.
+                    state.send_if_modified(|s| s.containers.get_mut(&id).is_some_and(|c| apply_event(c, &action, &event)));
+                    tokio::task::yield_now().await;
                     let current = inspect(&docker, &id).await?;
                     tracing::debug!(id, action, "container event");
                     state.send_if_modified(|s| match current {

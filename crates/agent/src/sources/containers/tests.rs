@@ -111,3 +111,41 @@ fn looks_for_sockets_in_the_usual_places() {
         2
     );
 }
+
+#[test]
+fn an_event_updates_the_container_before_any_inspect() {
+    let events: Vec<EventMessage> = include_str!("testdata/podman_events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut c = inspect(include_str!("testdata/podman_inspect_exited.json"));
+    c.state = "created".into();
+    c.exit_code = None;
+    // rec-exit's recorded "start", then its "die" with exit code 3.
+    let start = events
+        .iter()
+        .find(|e| e.action.as_deref() == Some("start") && event_name(e) == "rec-exit")
+        .unwrap();
+    assert!(apply_event(&mut c, "start", start));
+    assert_eq!(c.state, "running");
+    let die = events
+        .iter()
+        .find(|e| e.action.as_deref() == Some("die") && event_name(e) == "rec-exit")
+        .unwrap();
+    assert!(apply_event(&mut c, "die", die));
+    assert_eq!((c.state.as_str(), c.exit_code), ("exited", Some(3)));
+    assert!(
+        !apply_event(&mut c, "die", die),
+        "the same event twice changes nothing"
+    );
+    assert!(!apply_event(&mut c, "cleanup", die));
+}
+
+fn event_name(e: &EventMessage) -> &str {
+    e.actor
+        .as_ref()
+        .and_then(|a| a.attributes.as_ref())
+        .and_then(|a| a.get("name"))
+        .map(String::as_str)
+        .unwrap_or("")
+}
