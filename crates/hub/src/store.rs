@@ -64,6 +64,16 @@ impl Store {
         Ok(Store { pool, path })
     }
 
+    /// Begins a transaction that will write. `IMMEDIATE` takes the write lock
+    /// up front: a deferred transaction that reads first and writes later
+    /// fails at once (`SQLITE_BUSY`, no busy wait) when another connection
+    /// wrote in between, which WAL mode makes likely under load.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Waits for open work to finish and closes the database cleanly.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -3,7 +3,7 @@ use crate::timeline::Event;
 
 impl Store {
     pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for e in events {
             sqlx::query(
                 "INSERT INTO events (node_id, ts, kind, target, detail) VALUES (?, ?, ?, ?, ?)",

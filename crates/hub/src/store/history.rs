@@ -23,7 +23,7 @@ impl Store {
         node_id: &str,
         names: &[String],
     ) -> Result<HashMap<String, i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut ids = HashMap::with_capacity(names.len());
         for name in names {
             sqlx::query("INSERT OR IGNORE INTO series (node_id, name) VALUES (?, ?)")
@@ -47,7 +47,7 @@ impl Store {
     pub async fn insert_points(&self, points: &[PointWrite]) -> Result<(), StoreError> {
         // Multi-row statements: one round trip per few hundred points.
         const ROWS_PER_STATEMENT: usize = 500;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for chunk in points.chunks(ROWS_PER_STATEMENT) {
             let mut insert =
                 sqlx::QueryBuilder::new("INSERT OR REPLACE INTO points (series_id, ts, value) ");

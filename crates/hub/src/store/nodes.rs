@@ -67,7 +67,7 @@ impl Store {
     /// the same token and key returns the same node (the agent may have
     /// crashed before it heard the answer); anyone else gets [`EnrollError::Used`].
     pub async fn enroll(&self, token: &str, public_key: &str) -> Result<String, EnrollError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let row: Option<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
             "SELECT id, expires_at, used_at, node_id FROM join_tokens WHERE token_hash = ?",
         )
@@ -177,7 +177,7 @@ impl Store {
 
     /// Writes the latest twins of several nodes in one transaction.
     pub async fn save_nodes(&self, writes: &[NodeWrite]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for w in writes {
             sqlx::query(
                 "UPDATE nodes SET hostname = ?, agent_version = ?, last_seen = ?, state = ?, resources = ? WHERE id = ?",
