@@ -72,7 +72,7 @@ async fn container_lifecycle_reaches_the_twin_and_the_stream_in_order() {
     let id = tokio::task::block_in_place(|| {
         wait_for(
             "the node, with containers watched",
-            Duration::from_secs(10),
+            Duration::from_secs(20),
             || {
                 let node = hub
                     .nodes(&token)
