@@ -6,27 +6,21 @@
 //! receiving it. Prints p50/p95/p99/max. Run: `bash bench/event-latency/run.sh`
 //! (which sets up Podman first); TRANSITIONS=200 by default.
 
+#[path = "../tests/e2e/harness.rs"]
+mod harness;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use harness::*;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_twinbay");
 const IMAGE: &str = "localhost/twinbay-busybox:latest";
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn now_ms() -> f64 {
     SystemTime::now()
@@ -44,20 +38,6 @@ fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn percentiles(label: &str, mut v: Vec<f64>) {
@@ -83,58 +63,16 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("podman.sock");
-    let _podman = Killed(
-        Command::new("podman")
-            .args([
-                "system",
-                "service",
-                "--time=0",
-                &format!("unix://{}", socket.display()),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _podman = podman_service(&socket);
+    let hub = Hub::start(&dir.join("hub"));
+    let token = hub.token("viewer");
+    let sock = socket.to_str().unwrap().to_string();
+    let _agent = agent_with(
+        Some(&hub.join()),
+        &dir.join("agent"),
+        &["--container-socket", &sock],
     );
-    wait_for("the podman socket", || socket.exists().then_some(()));
-
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let data = dir.join("hub");
-    let _hub = Killed(
-        Command::new(BIN)
-            .args(["hub", "--listen", &addr, "--data-dir"])
-            .arg(&data)
-            .env("TWINBAY_ADMIN_PASSWORD", "bench-password")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the hub", || data.join("twinbay.db").exists().then_some(()));
-    std::thread::sleep(Duration::from_millis(300));
-    let ctl = |args: &[&str]| {
-        run(Command::new(BIN)
-            .arg("ctl")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args))
-    };
-    let token = ctl(&["api-token", "create", "--role", "viewer"]);
-    let join = ctl(&["join-token", "create"]);
-    let _agent = Killed(
-        Command::new(BIN)
-            .args(["agent", "--join", &join, "--state-dir"])
-            .arg(dir.join("agent"))
-            .args(["--container-socket", socket.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let addr = hub.addr;
 
     // Podman's own event times, and when its API delivers them: the agent
     // listens to the same stream, so the difference is Podman's share.
@@ -166,21 +104,7 @@ async fn main() {
         }
     });
 
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let request = http::Request::builder()
-        .uri(format!("ws://{addr}/api/v1/stream"))
-        .header("Host", &addr)
-        .header("Authorization", format!("Bearer {token}"))
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", "13")
-        .header(
-            "Sec-WebSocket-Key",
-            tokio_tungstenite::tungstenite::handshake::client::generate_key(),
-        )
-        .body(())
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    let mut ws = stream(addr, &token).await;
     // Timestamp stream messages the moment they arrive, on a task of their
     // own: the loop below blocks in the podman CLI, and a diff often arrives
     // before the CLI returns.

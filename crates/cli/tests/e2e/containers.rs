@@ -1,7 +1,6 @@
 //! Issue 4: containers, live, with real Podman (scripts/podman-setup.sh).
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -21,25 +20,6 @@ fn podman(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Podman's Docker-compatible API on a socket of our own.
-fn podman_service(socket: &Path) -> Proc {
-    let _ = std::fs::remove_file(socket);
-    let child = Command::new("podman")
-        .args(["system", "service", "--time=0"])
-        .arg(format!("unix://{}", socket.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the podman socket", Duration::from_secs(10), || {
-        socket.exists().then_some(())
-    });
-    Proc {
-        child,
-        name: "podman service",
-    }
 }
 
 fn container<'a>(twin: &'a Value, name: &str) -> Option<&'a Value> {

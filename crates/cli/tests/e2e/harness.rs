@@ -397,3 +397,22 @@ impl RawAgent {
         }
     }
 }
+
+/// Podman's Docker-compatible API on a socket of our own.
+pub fn podman_service(socket: &Path) -> Proc {
+    let _ = std::fs::remove_file(socket);
+    let child = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the podman socket", Duration::from_secs(10), || {
+        socket.exists().then_some(())
+    });
+    Proc {
+        child,
+        name: "podman service",
+    }
+}
