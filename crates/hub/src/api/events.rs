@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::auth::Auth;
+use super::nodes::require_node;
 use crate::HubState;
 use crate::timeline::Event;
 
@@ -44,9 +45,7 @@ pub async fn node_events(
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
-    if !hub.twin.contains(&id) {
-        return Err(ApiError::NotFound(format!("no node {id:?}")));
-    }
+    require_node(&hub, &id)?;
     let (before, limit) = page.bounds();
     Ok(Json(hub.store.events(Some(&id), before, limit).await?))
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::auth::Auth;
+use super::nodes::require_node;
 use crate::HubState;
 use crate::history::Resolution;
 use crate::store::now_ms;
@@ -137,11 +138,4 @@ pub async fn series(
 ) -> Result<Json<Vec<String>>, ApiError> {
     require_node(&hub, &id)?;
     Ok(Json(hub.store.series_names(&id).await?))
-}
-
-fn require_node(hub: &HubState, id: &str) -> Result<(), ApiError> {
-    match hub.twin.contains(id) {
-        true => Ok(()),
-        false => Err(ApiError::NotFound(format!("no node {id:?}"))),
-    }
 }

@@ -38,8 +38,17 @@ pub async fn get_one(
     _auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<NodeView>, ApiError> {
-    hub.twin
-        .view(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no node {id:?}")))
+    hub.twin.view(&id).map(Json).ok_or_else(|| no_node(&id))
+}
+
+fn no_node(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no node {id:?}"))
+}
+
+/// 404 unless the node exists (without cloning its twin).
+pub(super) fn require_node(hub: &HubState, id: &str) -> Result<(), ApiError> {
+    match hub.twin.contains(id) {
+        true => Ok(()),
+        false => Err(no_node(id)),
+    }
 }
