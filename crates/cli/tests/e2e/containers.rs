@@ -49,19 +49,12 @@ async fn container_lifecycle_reaches_the_twin_and_the_stream_in_order() {
         &dir.join("agent"),
         &["--container-socket", &sock],
     );
-    let id = tokio::task::block_in_place(|| {
-        wait_for(
+    let (id, _) = tokio::task::block_in_place(|| {
+        hub.wait_twin(
+            &token,
             "the node, with containers watched",
             Duration::from_secs(20),
-            || {
-                let node = hub
-                    .nodes(&token)
-                    .into_iter()
-                    .find(|n| n["connected"] == true)?;
-                let id = node["id"].as_str()?.to_string();
-                let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
-                (twin["sources"]["containers"]["available"] == true).then_some(id)
-            },
+            |twin| twin["sources"]["containers"]["available"] == true,
         )
     });
     let mut ui = stream(hub.addr, &token).await;

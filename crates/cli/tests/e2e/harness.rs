@@ -187,6 +187,25 @@ impl Hub {
         self.nodes(token).into_iter().find(|n| n["id"] == id)
     }
 
+    /// Waits for a connected node whose twin satisfies `ready`; returns its id and twin.
+    pub fn wait_twin(
+        &self,
+        token: &str,
+        what: &str,
+        within: Duration,
+        ready: impl Fn(&Value) -> bool,
+    ) -> (String, Value) {
+        wait_for(what, within, || {
+            let node = self
+                .nodes(token)
+                .into_iter()
+                .find(|n| n["connected"] == true)?;
+            let id = node["id"].as_str()?.to_string();
+            let (_, twin) = self.get(&format!("/api/v1/nodes/{id}"), token);
+            ready(&twin).then_some((id, twin))
+        })
+    }
+
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
     }

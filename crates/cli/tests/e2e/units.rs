@@ -188,15 +188,12 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
     };
 
     let (id, twin) = tokio::task::block_in_place(|| {
-        wait_for("the units in the twin", Duration::from_secs(10), || {
-            let node = hub
-                .nodes(&token)
-                .into_iter()
-                .find(|n| n["connected"] == true)?;
-            let id = node["id"].as_str()?.to_string();
-            let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
-            (twin["sources"]["units"]["available"] == true).then_some((id, twin))
-        })
+        hub.wait_twin(
+            &token,
+            "the units in the twin",
+            Duration::from_secs(10),
+            |twin| twin["sources"]["units"]["available"] == true,
+        )
     });
     assert_eq!(twin["units"]["backup.service"]["active_state"], "active");
     assert_eq!(twin["units"]["backup.service"]["since"], 1_732_000_000);
