@@ -37,9 +37,12 @@ pub struct Enrollment {
 
 #[derive(Debug)]
 pub struct Identity {
-    dir: PathBuf,
+    /// Where the identity is kept; `None` for one that lives only in memory.
+    dir: Option<PathBuf>,
     key: SigningKey,
     pub enrollment: Enrollment,
+    /// A simulated agent (`twinbay sim`), as it tells the hub.
+    pub simulated: bool,
 }
 
 impl Identity {
@@ -78,10 +81,28 @@ impl Identity {
             (None, None) => return Err(AgentError::NotEnrolled),
         };
         Ok(Identity {
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
             key,
             enrollment,
+            simulated: false,
         })
+    }
+
+    /// A simulated agent's identity: `key`, enrolling with `join`, kept in
+    /// memory only.
+    pub fn simulated(key: SigningKey, join: &JoinString) -> Identity {
+        Identity {
+            dir: None,
+            key,
+            enrollment: Enrollment {
+                version: 1,
+                hubs: vec![join.hub.clone()],
+                fingerprint: join.fp.clone(),
+                node_id: None,
+                join_token: Some(join.token.clone()),
+            },
+            simulated: true,
+        }
     }
 
     /// Whether the agent in `dir` has enrolled with a hub.
@@ -118,8 +139,11 @@ impl Identity {
         }
         self.enrollment.node_id = Some(node_id.to_string());
         self.enrollment.join_token = None;
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
         let bytes = serde_json::to_vec_pretty(&self.enrollment).expect("serializes");
-        write_atomic(&self.dir.join(STATE_FILE), &bytes, 0o600)
+        write_atomic(&dir.join(STATE_FILE), &bytes, 0o600)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod buffer;
 pub mod error;
 pub mod identity;
 pub mod link;
+pub mod sim;
 pub mod sources;
 pub mod tls;
 

@@ -128,7 +128,12 @@ pub async fn connect(hub: &str, fingerprint: &str) -> Result<HubSocket, AgentErr
     } else {
         Box::new(tcp)
     };
+    // The hub says little (acks, errors): small buffers keep an agent (and
+    // thousands of simulated ones) light; larger frames still fit, the
+    // buffers grow as needed.
     let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let (ws, _response) =
@@ -205,6 +210,7 @@ impl Session<'_> {
             node_id: self.identity.enrollment.node_id.clone(),
             join_token: self.identity.enrollment.join_token.clone(),
             capabilities: vec!["metrics.host".into()],
+            simulated: self.identity.simulated,
         });
         send(&mut tx, &hello).await?;
         let (node_id, heartbeat_secs) = match recv(&mut rx).await? {

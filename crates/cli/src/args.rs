@@ -44,6 +44,9 @@ pub struct UpArgs {
     pub sources: SourceArgs,
     #[command(flatten)]
     pub history: HistoryArgs,
+    /// Also run this many simulated hosts (labelled simulated), to see the UI with a fleet.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub demo: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -202,10 +205,34 @@ pub enum RoleArg {
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    #[arg(long)]
+    /// The join string from `twinbay ctl join-token create`; it enrolls the
+    /// whole simulated fleet (and then no real agent).
+    #[arg(long, env = "TWINBAY_JOIN")]
     pub join: String,
-    #[arg(long, default_value_t = 10)]
-    pub agents: usize,
+    /// How many agents to simulate.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub agents: u32,
+    /// How often each simulated host samples and changes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// State changes (container restarts, ports, unit failures) per agent per minute.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_churn)]
+    pub churn: f64,
+    /// Agents started per second.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub ramp: u32,
+    /// Number the simulated agents from here (to run several sims on one token).
+    #[arg(long, default_value_t = 0)]
+    pub first_index: usize,
+}
+
+fn parse_churn(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a rate ≥ 0 (changes per agent per minute)"
+        )),
+    }
 }
 
 fn parse_retention(s: &str) -> Result<twinbay_hub::history::Retention, String> {

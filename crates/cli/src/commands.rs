@@ -7,12 +7,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio_util::sync::CancellationToken;
 use twinbay_agent::AgentConfig;
+use twinbay_agent::sim::SimConfig;
 use twinbay_hub::store::Role;
 use twinbay_hub::{FirstAdmin, HubConfig, RunningHub};
 
 use crate::args::{
     AgentArgs, ApiTokenCommand, Command, CtlArgs, CtlCommand, HubArgs, JoinTokenCommand, RoleArg,
-    UpArgs,
+    SimArgs, UpArgs,
 };
 
 pub fn run(command: Command) -> Result<()> {
@@ -40,9 +41,12 @@ pub fn run(command: Command) -> Result<()> {
                 .build()?
                 .block_on(ctl(args))
         }
-        Command::Sim(_) => Err(anyhow!(
-            "`twinbay sim` is not built yet (tracked as issue 5)"
-        )),
+        Command::Sim(args) => {
+            // Thousands of links retrying after a hub restart would flood the
+            // log with one warning each; say only what is unusual.
+            init_logging("info,twinbay_agent::link=error");
+            multi_thread()?.block_on(sim(args))
+        }
     }
 }
 
@@ -144,10 +148,21 @@ async fn up(args: UpArgs) -> Result<()> {
         state_dir: agent_dir,
         join,
         sources: args.sources.config(),
-        hub_override: vec![hub_url],
+        hub_override: vec![hub_url.clone()],
     };
     let agent_cancel = shutdown.child_token();
     let agent = tokio::spawn(twinbay_agent::run(agent_config, agent_cancel));
+    if let Some(n) = args.demo {
+        let join = demo_join(&hub, &data_dir, &hub_url).await?;
+        let mut config = SimConfig::new(join, n as usize);
+        config.hub_override = vec![hub_url.clone()];
+        let cancel = shutdown.child_token();
+        tokio::spawn(async move {
+            if let Err(e) = twinbay_agent::sim::run(config, cancel).await {
+                tracing::error!(error = %twinbay_hub::report(&e), "the demo fleet stopped");
+            }
+        });
+    }
 
     let browse = if local.ip().is_loopback() {
         format!("http://{local}")
@@ -179,6 +194,39 @@ async fn up(args: UpArgs) -> Result<()> {
     shutdown.cancelled().await;
     hub.wait().await;
     Ok(())
+}
+
+/// The demo fleet's join string, kept in the data dir so that the simulated
+/// hosts (whose keys derive from it) are the same nodes on every start.
+async fn demo_join(hub: &RunningHub, data_dir: &Path, hub_url: &str) -> Result<String> {
+    let path = data_dir.join("agent").join("demo-join");
+    if let Ok(join) = std::fs::read_to_string(&path) {
+        return Ok(join.trim().to_string());
+    }
+    let join = hub
+        .join_string(hub_url, Duration::from_secs(365 * 86_400))
+        .await?;
+    std::fs::write(&path, &join).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(join)
+}
+
+async fn sim(args: SimArgs) -> Result<()> {
+    let shutdown = shutdown_on_signal();
+    let config = SimConfig {
+        interval: args.interval,
+        churn_per_min: args.churn,
+        ramp_per_sec: args.ramp,
+        first_index: args.first_index,
+        ..SimConfig::new(args.join, args.agents as usize)
+    };
+    eprintln!(
+        "twinbay sim: {} simulated agents, every {:?}, {} changes per agent per minute; Ctrl-C stops",
+        config.agents, config.interval, config.churn_per_min
+    );
+    twinbay_agent::sim::run(config, shutdown)
+        .await
+        .map_err(|e| anyhow!(twinbay_hub::report(&e)))
 }
 
 /// Where a local client reaches a hub listening on `addr`.

@@ -72,7 +72,9 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
             return refuse(socket, e.code(), &e.to_string()).await;
         }
     };
-    hub.twin.ensure_node(&node_id);
+    // Only a node enrolled just now is new to the twin, and then `simulated`
+    // is what the store recorded for it.
+    hub.twin.ensure_node(&node_id, hello.simulated);
     let (conn, replaced) = hub.twin.connect(&node_id, &hello.agent_version);
     tracing::info!(
         node_id,

@@ -10,8 +10,12 @@ use crate::store::Store;
 use crate::timeline::Event;
 use crate::twin::Twin;
 
-/// How often changed nodes are written.
+/// How often nodes whose state changed are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Every how many flushes the nodes of which only liveness changed (last
+/// seen, latest resources) are written too: these change with every sample,
+/// and losing a few seconds of them in a crash loses nothing that matters.
+const LIVENESS_EVERY: u32 = 15;
 
 /// Flushes node state every [`FLUSH_EVERY`] and timeline events as they
 /// come, until `stop`; then once more.
@@ -23,17 +27,21 @@ pub async fn run(
 ) {
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = ticker.tick() => flush(&twin, &store).await,
+            _ = ticker.tick() => {
+                ticks = ticks.wrapping_add(1);
+                flush(&twin, &store, ticks.is_multiple_of(LIVENESS_EVERY)).await;
+            }
             Some(first) = events.recv() => write_events(&store, first, &mut events).await,
         }
     }
     while let Ok(first) = events.try_recv() {
         write_events(&store, first, &mut events).await;
     }
-    flush(&twin, &store).await;
+    flush(&twin, &store, true).await;
 }
 
 /// Writes `first` and whatever else is queued, in one transaction.
@@ -50,8 +58,10 @@ async fn write_events(store: &Store, first: Event, events: &mut mpsc::Receiver<E
     }
 }
 
-pub async fn flush(twin: &Twin, store: &Store) {
-    let writes = twin.take_dirty();
+/// Writes the nodes whose state changed; with `liveness`, also those of
+/// which only liveness changed.
+pub async fn flush(twin: &Twin, store: &Store, liveness: bool) {
+    let writes = twin.take_dirty(liveness);
     if writes.is_empty() {
         return;
     }

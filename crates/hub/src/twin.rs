@@ -32,6 +32,8 @@ pub struct NodeTwin {
     pub connected: bool,
     pub last_seen: Option<i64>,
     pub agent_version: String,
+    /// Enrolled by `twinbay sim`.
+    pub simulated: bool,
     /// The last applied sequence number of the current connection.
     pub seq: Option<u64>,
     pub state: NodeState,
@@ -63,7 +65,11 @@ pub struct Twin {
     events: broadcast::Sender<Utf8Bytes>,
     /// Timeline events for the recorder (bounded; dropped when it falls behind).
     timeline: Option<tokio::sync::mpsc::Sender<Event>>,
+    /// Nodes whose state changed since the recorder last wrote them.
     dirty: Mutex<HashSet<String>>,
+    /// Nodes of which only liveness (last seen, resources) changed: written
+    /// less often, and without re-serializing their whole state.
+    alive: Mutex<HashSet<String>>,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -78,6 +84,7 @@ impl Twin {
                     connected: false,
                     last_seen: r.last_seen,
                     agent_version: r.agent_version,
+                    simulated: r.simulated,
                     seq: None,
                     state: r.state,
                     resources: r.resources,
@@ -91,6 +98,7 @@ impl Twin {
             events: broadcast::channel(EVENT_BUFFER).0,
             timeline: None,
             dirty: Mutex::new(HashSet::new()),
+            alive: Mutex::new(HashSet::new()),
             next_conn: 1.into(),
         }
     }
@@ -123,7 +131,7 @@ impl Twin {
             cancel: CancellationToken::new(),
         };
         let out = (conn.id, conn.cancel.clone());
-        self.mutate(id, |node, timeline| {
+        self.mutate(id, Write::Liveness, |node, timeline| {
             if let Some(old) = node.conn.replace(conn) {
                 old.cancel.cancel();
             }
@@ -144,7 +152,7 @@ impl Twin {
 
     /// Marks `id` disconnected, unless a newer connection took over.
     pub fn disconnect(&self, id: &str, conn_id: u64) {
-        self.mutate(id, |node, timeline| {
+        self.mutate(id, Write::Liveness, |node, timeline| {
             if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                 return None;
             }
@@ -170,7 +178,7 @@ impl Twin {
     ) -> Result<(), ApplyError> {
         state.validate()?;
         let mut result = Ok(());
-        self.mutate(id, |node, timeline| {
+        self.mutate(id, Write::State, |node, timeline| {
             if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                 result = Err(ApplyError::Stale);
                 return None;
@@ -201,7 +209,7 @@ impl Twin {
         changes: &[Change],
     ) -> Result<(), ApplyError> {
         let mut result = Ok(());
-        self.mutate(id, |node, timeline| {
+        self.mutate(id, Write::State, |node, timeline| {
             result = (|| {
                 if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                     return Err(ApplyError::Stale);
@@ -232,7 +240,7 @@ impl Twin {
         let Some(latest) = samples.iter().max_by_key(|s| s.ts_ms) else {
             return;
         };
-        self.mutate(id, |node, _timeline| {
+        self.mutate(id, Write::Liveness, |node, _timeline| {
             node.resources = Some(latest.clone());
             node.last_seen = Some(now_ms());
             Some(view::metrics_event(&node.id, latest))
@@ -277,27 +285,46 @@ impl Twin {
         nodes.values().for_each(&mut f);
     }
 
-    /// The nodes changed since the last call, ready to write.
-    pub fn take_dirty(&self) -> Vec<NodeWrite> {
-        let ids: Vec<String> = {
-            let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
-            dirty.drain().collect()
+    /// The nodes whose state changed since the last call, ready to write;
+    /// with `liveness`, also those of which only liveness changed (written
+    /// without their state).
+    pub fn take_dirty(&self, liveness: bool) -> Vec<NodeWrite> {
+        let drain = |set: &Mutex<HashSet<String>>| -> Vec<String> {
+            set.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect()
+        };
+        let changed = drain(&self.dirty);
+        let alive = if liveness {
+            drain(&self.alive)
+        } else {
+            Vec::new()
         };
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        ids.iter()
-            .filter_map(|id| nodes.get(id))
-            .map(|n| NodeWrite {
+        let write = |id: &String, with_state: bool| {
+            nodes.get(id).map(|n| NodeWrite {
                 id: n.id.clone(),
                 hostname: n.state.host.hostname.clone(),
                 agent_version: n.agent_version.clone(),
                 last_seen: n.last_seen.unwrap_or(0),
-                state: serde_json::to_string(&n.state).expect("states serialize"),
+                state: with_state
+                    .then(|| serde_json::to_string(&n.state).expect("states serialize")),
                 resources: n
                     .resources
                     .as_ref()
                     .map(|r| serde_json::to_string(&r).expect("samples serialize")),
             })
-            .collect()
+        };
+        let mut out: Vec<NodeWrite> = changed.iter().filter_map(|id| write(id, true)).collect();
+        let changed: HashSet<&String> = changed.iter().collect();
+        out.extend(
+            alive
+                .iter()
+                .filter(|id| !changed.contains(id))
+                .filter_map(|id| write(id, false)),
+        );
+        out
     }
 
     /// Marks nodes for the recorder again (after a failed write).
@@ -309,13 +336,14 @@ impl Twin {
     }
 
     /// Adds a freshly enrolled node (disconnected until its session connects).
-    pub fn ensure_node(&self, id: &str) {
+    pub fn ensure_node(&self, id: &str, simulated: bool) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
         nodes.entry(id.to_string()).or_insert_with(|| NodeTwin {
             id: id.to_string(),
             connected: false,
             last_seen: None,
             agent_version: String::new(),
+            simulated,
             seq: None,
             state: NodeState::default(),
             resources: None,
@@ -329,6 +357,7 @@ impl Twin {
     fn mutate(
         &self,
         id: &str,
+        write: Write,
         f: impl FnOnce(&mut NodeTwin, &mut Vec<Event>) -> Option<Utf8Bytes>,
     ) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
@@ -339,13 +368,26 @@ impl Twin {
         if let Some(event) = f(node, &mut timeline) {
             // No subscribers is fine: nobody is watching.
             let _ = self.events.send(event);
-            self.dirty
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id.to_string());
+            let set = match write {
+                Write::State => &self.dirty,
+                Write::Liveness => &self.alive,
+            };
+            let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
+            if !set.contains(id) {
+                set.insert(id.to_string());
+            }
         }
         self.emit(timeline);
     }
+}
+
+/// What a mutation changed, for the recorder.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    /// The node's state: its whole JSON is written again.
+    State,
+    /// Only liveness: last seen, agent version, resources.
+    Liveness,
 }
 
 #[cfg(test)]

@@ -59,6 +59,11 @@ pub struct Hello {
     pub join_token: Option<String>,
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// A simulated agent (`twinbay sim`): its node is labelled simulated, and
+    /// a join token first spent by a simulated agent may enroll the rest of
+    /// its simulated fleet (but never a real agent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
 }
 
 /// Hub → agent.

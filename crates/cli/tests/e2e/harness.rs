@@ -369,6 +369,7 @@ impl RawAgent {
             node_id: node_id.map(String::from),
             join_token: token.map(String::from),
             capabilities: vec![],
+            simulated: false,
         })
     }
 

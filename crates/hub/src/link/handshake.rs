@@ -69,7 +69,7 @@ pub async fn verify(store: &Store, hello: &Hello, nonce: &str) -> Result<String,
     }
     match &hello.join_token {
         Some(token) => store
-            .enroll(token, &hello.public_key)
+            .enroll(token, &hello.public_key, hello.simulated)
             .await
             .map_err(HandshakeError::Enroll),
         None => Err(HandshakeError::NoCredentials),

@@ -5,6 +5,9 @@ use twinbay_proto::model::{NodeState, Sample};
 use super::{Store, StoreError, now_ms};
 use crate::credentials::{new_token, token_hash};
 
+/// Most simulated agents one join token may enroll.
+pub const MAX_SIMULATED_PER_TOKEN: i64 = 100_000;
+
 /// A node as stored: identity, pinned key and last known twin.
 #[derive(Debug, Clone)]
 pub struct NodeRecord {
@@ -12,6 +15,7 @@ pub struct NodeRecord {
     pub public_key: String,
     pub agent_version: String,
     pub last_seen: Option<i64>,
+    pub simulated: bool,
     pub state: NodeState,
     pub resources: Option<Sample>,
 }
@@ -23,7 +27,8 @@ pub struct NodeWrite {
     pub hostname: String,
     pub agent_version: String,
     pub last_seen: i64,
-    pub state: String,
+    /// The whole state as JSON; `None` when only liveness changed.
+    pub state: Option<String>,
     pub resources: Option<String>,
 }
 
@@ -66,55 +71,86 @@ impl Store {
     /// key, and returns the node id. Repeating a successful enrollment with
     /// the same token and key returns the same node (the agent may have
     /// crashed before it heard the answer); anyone else gets [`EnrollError::Used`].
-    pub async fn enroll(&self, token: &str, public_key: &str) -> Result<String, EnrollError> {
+    ///
+    /// A token first spent by a simulated agent becomes that simulated
+    /// fleet's: until it expires it enrolls more simulated agents (up to
+    /// [`MAX_SIMULATED_PER_TOKEN`]), and never a real one.
+    pub async fn enroll(
+        &self,
+        token: &str,
+        public_key: &str,
+        simulated: bool,
+    ) -> Result<String, EnrollError> {
         let mut tx = self.write_tx().await?;
-        let row: Option<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT id, expires_at, used_at, node_id FROM join_tokens WHERE token_hash = ?",
+        /// id, expires_at, used_at, node_id, simulated
+        type TokenRow = (i64, i64, Option<i64>, Option<String>, bool);
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT id, expires_at, used_at, node_id, simulated FROM join_tokens WHERE token_hash = ?",
         )
         .bind(token_hash(token))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((token_id, expires_at, used_at, used_by)) = row else {
+        let Some((token_id, expires_at, used_at, used_by, fleet)) = row else {
             return Err(EnrollError::Unknown);
         };
-        let existing: Option<(String,)> =
-            sqlx::query_as("SELECT id FROM nodes WHERE public_key = ?")
+        let existing: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT id, join_token_id FROM nodes WHERE public_key = ?")
                 .bind(public_key)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if used_at.is_some() {
-            return match (used_by, existing) {
-                (Some(by), Some((node,))) if by == node => Ok(node),
-                _ => Err(EnrollError::Used),
-            };
+        if let Some((node, by_token)) = &existing
+            && (by_token == &Some(token_id) || used_by.as_ref() == Some(node))
+        {
+            return Ok(node.clone());
         }
         let now = now_ms();
+        let fleet_member = used_at.is_some() && fleet && simulated && existing.is_none();
+        if used_at.is_some() && !fleet_member {
+            return Err(EnrollError::Used);
+        }
         if expires_at <= now {
             return Err(EnrollError::Expired);
         }
+        if fleet_member {
+            let (enrolled,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM nodes WHERE join_token_id = ?")
+                    .bind(token_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if enrolled >= MAX_SIMULATED_PER_TOKEN {
+                return Err(EnrollError::Used);
+            }
+        }
         let node_id = match existing {
-            Some((id,)) => id,
+            Some((id, _)) => id,
             None => {
                 let id = format!("n_{}", &token_hash(&new_token(""))[..12]);
-                sqlx::query("INSERT INTO nodes (id, public_key, enrolled_at) VALUES (?, ?, ?)")
-                    .bind(&id)
-                    .bind(public_key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO nodes (id, public_key, enrolled_at, simulated, join_token_id) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(public_key)
+                .bind(now)
+                .bind(simulated)
+                .bind(token_id)
+                .execute(&mut *tx)
+                .await?;
                 id
             }
         };
-        let spent = sqlx::query(
-            "UPDATE join_tokens SET used_at = ?, node_id = ? WHERE id = ? AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(&node_id)
-        .bind(token_id)
-        .execute(&mut *tx)
-        .await?;
-        if spent.rows_affected() != 1 {
-            return Err(EnrollError::Used);
+        if !fleet_member {
+            let spent = sqlx::query(
+                "UPDATE join_tokens SET used_at = ?, node_id = ?, simulated = ? WHERE id = ? AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(&node_id)
+            .bind(simulated)
+            .bind(token_id)
+            .execute(&mut *tx)
+            .await?;
+            if spent.rows_affected() != 1 {
+                return Err(EnrollError::Used);
+            }
         }
         tx.commit().await?;
         Ok(node_id)
@@ -136,17 +172,18 @@ impl Store {
             String,
             String,
             Option<i64>,
+            bool,
             Option<String>,
             Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, public_key, hostname, agent_version, last_seen, state, resources FROM nodes ORDER BY id",
+            "SELECT id, public_key, hostname, agent_version, last_seen, simulated, state, resources FROM nodes ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
             .map(
-                |(id, public_key, hostname, agent_version, last_seen, state, resources)| {
+                |(id, public_key, hostname, agent_version, last_seen, simulated, state, resources)| {
                     let mut state: NodeState = match state {
                         Some(json) => serde_json::from_str(&json)
                             .map_err(|e| StoreError::Damaged(format!("state of node {id}: {e}")))?,
@@ -167,6 +204,7 @@ impl Store {
                         public_key,
                         agent_version,
                         last_seen,
+                        simulated,
                         state,
                         resources,
                     })
@@ -179,17 +217,24 @@ impl Store {
     pub async fn save_nodes(&self, writes: &[NodeWrite]) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         for w in writes {
-            sqlx::query(
-                "UPDATE nodes SET hostname = ?, agent_version = ?, last_seen = ?, state = ?, resources = ? WHERE id = ?",
-            )
-            .bind(&w.hostname)
-            .bind(&w.agent_version)
-            .bind(w.last_seen)
-            .bind(&w.state)
-            .bind(&w.resources)
-            .bind(&w.id)
-            .execute(&mut *tx)
-            .await?;
+            let query = match &w.state {
+                Some(state) => sqlx::query(
+                    "UPDATE nodes SET hostname = ?, agent_version = ?, last_seen = ?, resources = ?, state = ? WHERE id = ?",
+                )
+                .bind(&w.hostname)
+                .bind(&w.agent_version)
+                .bind(w.last_seen)
+                .bind(&w.resources)
+                .bind(state),
+                None => sqlx::query(
+                    "UPDATE nodes SET hostname = ?, agent_version = ?, last_seen = ?, resources = ? WHERE id = ?",
+                )
+                .bind(&w.hostname)
+                .bind(&w.agent_version)
+                .bind(w.last_seen)
+                .bind(&w.resources),
+            };
+            query.bind(&w.id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

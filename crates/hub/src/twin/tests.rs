@@ -2,10 +2,11 @@ use twinbay_proto::diff::{Change, Item};
 use twinbay_proto::model::{HostInfo, NodeState, SourceStatus};
 
 use super::*;
+use twinbay_proto::model::Sample;
 
 fn twin_with(id: &str) -> Twin {
     let twin = Twin::new(Vec::new());
-    twin.ensure_node(id);
+    twin.ensure_node(id, false);
     twin
 }
 
@@ -89,10 +90,32 @@ fn changed_nodes_are_handed_to_the_recorder_once() {
     let twin = twin_with("n1");
     let (conn, _) = twin.connect("n1", "0.1.0");
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
-    let writes = twin.take_dirty();
+    let writes = twin.take_dirty(true);
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].hostname, "alpha");
-    assert!(twin.take_dirty().is_empty());
+    assert!(writes[0].state.is_some());
+    assert!(twin.take_dirty(true).is_empty());
+}
+
+#[test]
+fn samples_mark_only_liveness_and_are_written_without_the_state() {
+    let twin = twin_with("n1");
+    let (conn, _) = twin.connect("n1", "0.1.0");
+    twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
+    twin.take_dirty(true);
+    let sample = Sample {
+        ts_ms: 5,
+        cpu_pct: 12.5,
+        ..Sample::default()
+    };
+    twin.record_samples("n1", &[sample]);
+    // A frequent flush skips nodes of which only liveness changed...
+    assert!(twin.take_dirty(false).is_empty());
+    // ...a liveness flush writes their resources but not their state.
+    let writes = twin.take_dirty(true);
+    assert_eq!(writes.len(), 1);
+    assert!(writes[0].state.is_none());
+    assert!(writes[0].resources.as_deref().unwrap().contains("12.5"));
 }
 
 #[test]
@@ -100,9 +123,9 @@ fn a_failed_write_is_retried_on_the_next_flush() {
     let twin = twin_with("n1");
     let (conn, _) = twin.connect("n1", "0.1.0");
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
-    let writes = twin.take_dirty();
+    let writes = twin.take_dirty(true);
     twin.mark_dirty(writes.into_iter().map(|w| w.id));
-    let again = twin.take_dirty();
+    let again = twin.take_dirty(false);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].hostname, "alpha");
 }

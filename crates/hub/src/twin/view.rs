@@ -19,6 +19,8 @@ pub struct NodeView {
     /// Last time the hub heard from the agent, unix milliseconds.
     pub last_seen: Option<i64>,
     pub agent_version: String,
+    /// Enrolled by `twinbay sim`, not a real machine.
+    pub simulated: bool,
     /// Last applied sequence number of the current connection.
     pub seq: Option<u64>,
     /// The latest sample of resources.
@@ -35,6 +37,7 @@ impl NodeView {
             connected: n.connected,
             last_seen: n.last_seen,
             agent_version: n.agent_version.clone(),
+            simulated: n.simulated,
             seq: n.seq,
             resources: n.resources.clone(),
             state: n.state.clone(),
@@ -50,6 +53,8 @@ pub struct NodeSummary {
     pub connected: bool,
     pub last_seen: Option<i64>,
     pub agent_version: String,
+    /// Enrolled by `twinbay sim`, not a real machine.
+    pub simulated: bool,
     pub os: String,
     pub resources: Option<Sample>,
     pub containers: usize,
@@ -65,6 +70,7 @@ impl NodeSummary {
             connected: n.connected,
             last_seen: n.last_seen,
             agent_version: n.agent_version.clone(),
+            simulated: n.simulated,
             os: n.state.host.os.clone(),
             resources: n.resources.clone(),
             containers: n.state.containers.len(),
