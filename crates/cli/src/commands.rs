@@ -50,7 +50,24 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
+/// Raises the soft limit on open files to the hard one: a hub holds one
+/// socket per agent and UI client, a simulator one per simulated agent.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "could not raise the open files limit");
+        }
+    }
+}
+
 fn multi_thread() -> Result<tokio::runtime::Runtime> {
+    raise_open_files_limit();
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)

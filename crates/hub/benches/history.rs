@@ -55,7 +55,17 @@ async fn main() {
     let start = end - SAMPLES * STEP_MS;
 
     let names: Vec<String> = flatten(&sample(0, 0)).into_iter().map(|(n, _)| n).collect();
-    let ids = store.series_ids("n_bench", &names).await.unwrap();
+    let wanted: Vec<(String, String)> = names
+        .iter()
+        .map(|n| ("n_bench".to_string(), n.clone()))
+        .collect();
+    let ids: std::collections::HashMap<String, i64> = store
+        .series_ids(&wanted)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|((_, name), id)| (name, id))
+        .collect();
     let t = Instant::now();
     let mut written = 0usize;
     // Batches as the writer makes them: about a minute of samples at a time.

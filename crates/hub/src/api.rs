@@ -6,6 +6,7 @@ mod events;
 mod history;
 mod nodes;
 mod session;
+mod status;
 mod stream;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(history::series))
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
+        .routes(routes!(status::status))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

@@ -9,7 +9,7 @@
 
 pub mod series;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -139,6 +139,9 @@ impl History {
     }
 }
 
+/// A node's samples, flattened: (node, [(ts, [(series name, value)])]).
+type NodeValues = (String, Vec<(i64, Vec<(String, f64)>)>);
+
 struct Writer {
     store: Store,
     /// (node, series name) → series id.
@@ -198,25 +201,44 @@ impl Writer {
         &mut self,
         batches: Vec<(Instant, String, Vec<Sample>)>,
     ) -> Result<(), StoreError> {
-        let mut rows = Vec::new();
-        for (_, node, samples) in batches {
-            for sample in samples {
-                let values = series::flatten(&sample);
-                let missing: Vec<String> = values
+        let flat: Vec<NodeValues> = batches
+            .into_iter()
+            .map(|(_, node, samples)| {
+                let values = samples
                     .iter()
-                    .filter(|(name, _)| !self.ids.contains_key(&(node.clone(), name.clone())))
-                    .map(|(name, _)| name.clone())
+                    .map(|s| (s.ts_ms, series::flatten(s)))
                     .collect();
-                if !missing.is_empty() {
-                    for (name, id) in self.store.series_ids(&node, &missing).await? {
-                        self.ids.insert((node.clone(), name), id);
+                (node, values)
+            })
+            .collect();
+        // Series seen for the first time (a new node, disk or container) are
+        // created together, in one transaction.
+        let mut missing: HashSet<(String, String)> = HashSet::new();
+        for (node, samples) in &flat {
+            for (_, values) in samples {
+                for (name, _) in values {
+                    let key = (node.clone(), name.clone());
+                    if !self.ids.contains_key(&key) {
+                        missing.insert(key);
                     }
                 }
+            }
+        }
+        if !missing.is_empty() {
+            let missing: Vec<_> = missing.into_iter().collect();
+            let ids = self.store.series_ids(&missing).await?;
+            self.ids.extend(ids);
+        }
+        let mut rows = Vec::new();
+        for (node, samples) in flat {
+            for (ts, values) in samples {
                 for (name, value) in values {
-                    let series_id = self.ids[&(node.clone(), name)];
+                    let Some(&series_id) = self.ids.get(&(node.clone(), name)) else {
+                        continue;
+                    };
                     rows.push(PointWrite {
                         series_id,
-                        ts: sample.ts_ms,
+                        ts,
                         value,
                     });
                 }

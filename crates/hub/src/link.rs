@@ -39,7 +39,11 @@ const MAX_SAMPLES_PER_FRAME: usize = 1024;
     responses((status = 101, description = "Switching to the agent protocol"))
 )]
 pub async fn agent_socket(State(hub): State<Arc<HubState>>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME_BYTES * 2)
+    // Thousands of agents stay connected: small buffers (they grow for the
+    // rare large frame) keep each link a few KiB instead of 256 KiB.
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(MAX_FRAME_BYTES * 2)
         .max_frame_size(MAX_FRAME_BYTES * 2)
         .on_upgrade(move |socket| session(hub, socket))
 }
@@ -64,7 +68,7 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
         Ok(_) => return,
         Err(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "no hello in time").await,
     };
-    let node_id = match handshake::verify(&hub.store, &hello, &nonce).await {
+    let node_id = match handshake::verify(&hub.store, &hub.twin, &hello, &nonce).await {
         Ok(id) => id,
         Err(e) => {
             tracing::warn!(error = %e, node_id = hello.node_id.as_deref().unwrap_or("-"), "refused an agent");
@@ -74,7 +78,8 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
     };
     // Only a node enrolled just now is new to the twin, and then `simulated`
     // is what the store recorded for it.
-    hub.twin.ensure_node(&node_id, hello.simulated);
+    hub.twin
+        .ensure_node(&node_id, hello.simulated, &hello.public_key);
     let (conn, replaced) = hub.twin.connect(&node_id, &hello.agent_version);
     tracing::info!(
         node_id,
@@ -180,6 +185,7 @@ impl Connection<'_> {
                 );
             }
             AgentMessage::Metrics { samples } => {
+                self.hub.metrics.agent_samples.inc_by(samples.len() as u64);
                 twin.record_samples(self.node_id, &samples);
                 self.hub.history.record(self.node_id, samples);
                 None

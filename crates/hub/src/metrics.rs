@@ -91,7 +91,10 @@ pub struct Metrics {
     pub agent_frames: Counter,
     pub agent_bad_frames: Counter,
     pub agent_refusals: Counter,
-    ui_clients: Gauge,
+    pub agent_samples: Counter,
+    pub ui_resyncs: Counter,
+    pub ui_dropped: Counter,
+    pub ui_clients: Gauge,
     nodes: Gauge,
     agents_connected: Gauge,
     history_queued: Gauge,
@@ -121,6 +124,9 @@ impl Metrics {
             agent_frames: Counter::default(),
             agent_bad_frames: Counter::default(),
             agent_refusals: Counter::default(),
+            agent_samples: Counter::default(),
+            ui_resyncs: Counter::default(),
+            ui_dropped: Counter::default(),
             ui_clients: Gauge::default(),
             nodes: Gauge::default(),
             agents_connected: Gauge::default(),
@@ -145,6 +151,21 @@ impl Metrics {
             "agent_refusals",
             "Agent connections refused at the handshake",
             m.agent_refusals.clone(),
+        );
+        registry.register(
+            "agent_samples",
+            "Metric samples received from agents",
+            m.agent_samples.clone(),
+        );
+        registry.register(
+            "ui_resyncs",
+            "Stream clients that fell behind and were sent a fresh snapshot",
+            m.ui_resyncs.clone(),
+        );
+        registry.register(
+            "ui_dropped",
+            "Stream clients dropped because they stopped taking messages",
+            m.ui_dropped.clone(),
         );
         registry.register(
             "ui_clients",

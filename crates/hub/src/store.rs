@@ -10,6 +10,7 @@ mod nodes;
 pub mod settings;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -38,6 +39,36 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     path: std::path::PathBuf,
+    /// Writers take turns here, in order, before they take a connection:
+    /// SQLite has one write lock, and writers waiting on it inside the
+    /// database would hold every pooled connection (starving readers, such
+    /// as agent handshakes) and retry with growing sleeps.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding the hub's turn to write (see [`Store::write_tx`]).
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -57,21 +88,33 @@ impl Store {
             .auto_vacuum(SqliteAutoVacuum::Incremental)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, path })
+        Ok(Store {
+            pool,
+            path,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Begins a transaction that will write. `IMMEDIATE` takes the write lock
     /// up front: a deferred transaction that reads first and writes later
     /// fails at once (`SQLITE_BUSY`, no busy wait) when another connection
     /// wrote in between, which WAL mode makes likely under load.
-    pub(crate) async fn write_tx(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        let turn = self.writer.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: turn,
+        })
+    }
+
+    /// Waits for the hub's turn to write, for a statement that writes
+    /// outside [`Store::write_tx`].
+    pub(crate) async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.writer.clone().lock_owned().await
     }
 
     /// Waits for open work to finish and closes the database cleanly.

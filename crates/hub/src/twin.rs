@@ -34,6 +34,8 @@ pub struct NodeTwin {
     pub agent_version: String,
     /// Enrolled by `twinbay sim`.
     pub simulated: bool,
+    /// The agent's pinned ed25519 key (base64), checked at every handshake.
+    pub public_key: String,
     /// The last applied sequence number of the current connection.
     pub seq: Option<u64>,
     pub state: NodeState,
@@ -85,6 +87,7 @@ impl Twin {
                     last_seen: r.last_seen,
                     agent_version: r.agent_version,
                     simulated: r.simulated,
+                    public_key: r.public_key,
                     seq: None,
                     state: r.state,
                     resources: r.resources,
@@ -335,8 +338,14 @@ impl Twin {
             .extend(ids);
     }
 
+    /// The key pinned for node `id`, if the twin knows the node.
+    pub fn pinned_key(&self, id: &str) -> Option<String> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.get(id).map(|n| n.public_key.clone())
+    }
+
     /// Adds a freshly enrolled node (disconnected until its session connects).
-    pub fn ensure_node(&self, id: &str, simulated: bool) {
+    pub fn ensure_node(&self, id: &str, simulated: bool, public_key: &str) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
         nodes.entry(id.to_string()).or_insert_with(|| NodeTwin {
             id: id.to_string(),
@@ -344,6 +353,7 @@ impl Twin {
             last_seen: None,
             agent_version: String::new(),
             simulated,
+            public_key: public_key.to_string(),
             seq: None,
             state: NodeState::default(),
             resources: None,

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Container, DiskHealth, HostInfo, Interface, Keyed, Mount, NodeState, Port, Process,
-    SourceStatus, StateError, Unit,
+    Container, DiskHealth, HostInfo, Interface, Keyed, MAX_COLLECTION_LEN, Mount, NodeState, Port,
+    Process, SourceStatus, StateError, Unit,
 };
 
 /// The keyed collections of a [`NodeState`].
@@ -210,6 +210,9 @@ fn diff_map<T: PartialEq + Clone>(
 /// if an upsert's key does not match its item or a collection would grow
 /// past its limit.
 pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError> {
+    // Everything that could make the result invalid is checked before the
+    // first write, so the state changes in place (no copy of the node) and
+    // a refused diff leaves it untouched.
     for change in changes {
         if let Change::Upsert { key, item } = change {
             let expected = item.key();
@@ -220,37 +223,92 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                     expected,
                 });
             }
+            if let Item::Processes(p) = item
+                && (!p.cpu_pct.is_finite() || p.cpu_pct < 0.0)
+            {
+                return Err(StateError::BadNumber(format!(
+                    "process {} cpu_pct {}",
+                    p.pid, p.cpu_pct
+                )));
+            }
         }
     }
-    let mut next = state.clone();
+    if let Some(err) = too_many_after(state, changes) {
+        return Err(err);
+    }
     for change in changes {
         match change {
-            Change::Host { value } => next.host = value.clone(),
+            Change::Host { value } => state.host = value.clone(),
             Change::Upsert { key, item } => match item {
-                Item::Containers(v) => drop(next.containers.insert(key.clone(), v.clone())),
-                Item::Units(v) => drop(next.units.insert(key.clone(), v.clone())),
-                Item::Ports(v) => drop(next.ports.insert(key.clone(), v.clone())),
-                Item::Sources(v) => drop(next.sources.insert(key.clone(), v.clone())),
-                Item::Interfaces(v) => drop(next.interfaces.insert(key.clone(), v.clone())),
-                Item::Mounts(v) => drop(next.mounts.insert(key.clone(), v.clone())),
-                Item::Processes(v) => drop(next.processes.insert(key.clone(), v.clone())),
-                Item::DiskHealth(v) => drop(next.disk_health.insert(key.clone(), v.clone())),
+                Item::Containers(v) => drop(state.containers.insert(key.clone(), v.clone())),
+                Item::Units(v) => drop(state.units.insert(key.clone(), v.clone())),
+                Item::Ports(v) => drop(state.ports.insert(key.clone(), v.clone())),
+                Item::Sources(v) => drop(state.sources.insert(key.clone(), v.clone())),
+                Item::Interfaces(v) => drop(state.interfaces.insert(key.clone(), v.clone())),
+                Item::Mounts(v) => drop(state.mounts.insert(key.clone(), v.clone())),
+                Item::Processes(v) => drop(state.processes.insert(key.clone(), v.clone())),
+                Item::DiskHealth(v) => drop(state.disk_health.insert(key.clone(), v.clone())),
             },
             Change::Remove { collection, key } => match collection {
-                Collection::Containers => drop(next.containers.remove(key)),
-                Collection::Units => drop(next.units.remove(key)),
-                Collection::Ports => drop(next.ports.remove(key)),
-                Collection::Sources => drop(next.sources.remove(key)),
-                Collection::Interfaces => drop(next.interfaces.remove(key)),
-                Collection::Mounts => drop(next.mounts.remove(key)),
-                Collection::Processes => drop(next.processes.remove(key)),
-                Collection::DiskHealth => drop(next.disk_health.remove(key)),
+                Collection::Containers => drop(state.containers.remove(key)),
+                Collection::Units => drop(state.units.remove(key)),
+                Collection::Ports => drop(state.ports.remove(key)),
+                Collection::Sources => drop(state.sources.remove(key)),
+                Collection::Interfaces => drop(state.interfaces.remove(key)),
+                Collection::Mounts => drop(state.mounts.remove(key)),
+                Collection::Processes => drop(state.processes.remove(key)),
+                Collection::DiskHealth => drop(state.disk_health.remove(key)),
             },
         }
     }
-    next.validate()?;
-    *state = next;
     Ok(())
+}
+
+/// A collection that would hold more than [`MAX_COLLECTION_LEN`] items after
+/// `changes` (counting every upsert of a key not present yet as an addition,
+/// which can only overestimate).
+fn too_many_after(state: &NodeState, changes: &[Change]) -> Option<StateError> {
+    let len = |c: Collection| match c {
+        Collection::Containers => state.containers.len(),
+        Collection::Units => state.units.len(),
+        Collection::Ports => state.ports.len(),
+        Collection::Sources => state.sources.len(),
+        Collection::Interfaces => state.interfaces.len(),
+        Collection::Mounts => state.mounts.len(),
+        Collection::Processes => state.processes.len(),
+        Collection::DiskHealth => state.disk_health.len(),
+    };
+    let present = |c: Collection, key: &str| match c {
+        Collection::Containers => state.containers.contains_key(key),
+        Collection::Units => state.units.contains_key(key),
+        Collection::Ports => state.ports.contains_key(key),
+        Collection::Sources => state.sources.contains_key(key),
+        Collection::Interfaces => state.interfaces.contains_key(key),
+        Collection::Mounts => state.mounts.contains_key(key),
+        Collection::Processes => state.processes.contains_key(key),
+        Collection::DiskHealth => state.disk_health.contains_key(key),
+    };
+    let mut added: Vec<(Collection, usize)> = Vec::new();
+    for change in changes {
+        if let Change::Upsert { key, item } = change {
+            let c = item.collection();
+            if present(c, key) {
+                continue;
+            }
+            match added.iter_mut().find(|(a, _)| *a == c) {
+                Some((_, n)) => *n += 1,
+                None => added.push((c, 1)),
+            }
+        }
+    }
+    added.into_iter().find_map(|(c, n)| {
+        let after = len(c) + n;
+        (after > MAX_COLLECTION_LEN).then(|| StateError::TooMany {
+            collection: c.as_str(),
+            len: after,
+            limit: MAX_COLLECTION_LEN,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -206,9 +206,48 @@ impl Hub {
         })
     }
 
+    /// The hub's own counters (`GET /api/v1/hub`).
+    pub fn status(&self, token: &str) -> Value {
+        let (status, body) = self.get("/api/v1/hub", token);
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until `n` agents are connected.
+    pub fn wait_connected(&self, token: &str, n: u64, within: Duration) {
+        wait_for(&format!("{n} connected agents"), within, || {
+            (self.status(token)["connected"].as_u64() >= Some(n)).then_some(())
+        });
+    }
+
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
     }
+}
+
+/// `twinbay sim` with `n` agents (its log goes to `log`, never to a pipe
+/// nobody reads).
+pub fn sim(join: &str, n: usize, extra: &[&str], log: &Path) -> Proc {
+    let child = Command::new(BIN)
+        .args(["sim", "--join", join, "--agents", &n.to_string()])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Proc { child, name: "sim" }
+}
+
+/// A process's resident memory in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib / 1024.0
 }
 
 pub fn agent(join: Option<&str>, state_dir: &Path) -> Proc {

@@ -10,4 +10,5 @@ mod history;
 mod link;
 mod refusals;
 mod restart;
+mod scale;
 mod units;

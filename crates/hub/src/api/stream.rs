@@ -4,15 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use tokio::sync::broadcast::error::RecvError;
+use futures_util::SinkExt;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::auth::Auth;
 use crate::HubState;
 
-/// A client that cannot take a message for this long is dropped.
+/// A client that cannot take a batch of messages for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most events written before one flush.
+const MAX_BATCH: usize = 256;
 
 /// WebSocket: `{"type":"snapshot","nodes":[…]}` first, then `node`, `status`,
 /// `diff` and `metrics` events as they happen. A client that falls behind
@@ -28,35 +32,51 @@ pub async fn stream(
     _auth: Auth,
     ws: WebSocketUpgrade,
 ) -> Response {
-    ws.max_message_size(64 * 1024)
+    // Clients say next to nothing: a small read buffer. Writes are batched
+    // into the default write buffer and flushed once per batch.
+    ws.read_buffer_size(4096)
+        .max_message_size(64 * 1024)
         .on_upgrade(move |socket| serve(hub, socket))
 }
 
 async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
     let _client = hub.metrics.ui_client();
     let (snapshot, mut events) = hub.twin.subscribe();
-    if !send(&mut socket, snapshot).await {
-        return;
-    }
+    let mut batch = vec![snapshot];
     loop {
+        match send_batch(&mut socket, &mut batch).await {
+            Sent::Ok => {}
+            Sent::Gone => return,
+            Sent::Stalled => {
+                tracing::info!("stream client stopped taking messages; dropped it");
+                hub.metrics.ui_dropped.inc();
+                return;
+            }
+        }
         tokio::select! {
             _ = hub.shutdown.cancelled() => {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
             }
             event = events.recv() => {
-                let text = match event {
-                    Ok(text) => text,
+                match event {
+                    Ok(text) => batch.push(text),
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, "stream client fell behind; resyncing it");
-                        let (snapshot, fresh) = hub.twin.subscribe();
-                        events = fresh;
-                        snapshot
+                        batch.push(resync(&hub, &mut events, missed));
                     }
                     Err(RecvError::Closed) => return,
-                };
-                if !send(&mut socket, text).await {
-                    return;
+                }
+                // Take what else is waiting: a busy fleet costs one flush per
+                // batch, not one per event.
+                while batch.len() < MAX_BATCH {
+                    match events.try_recv() {
+                        Ok(text) => batch.push(text),
+                        Err(TryRecvError::Lagged(missed)) => {
+                            batch.clear();
+                            batch.push(resync(&hub, &mut events, missed));
+                        }
+                        Err(_) => break,
+                    }
                 }
             }
             incoming = socket.recv() => match incoming {
@@ -67,9 +87,35 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
     }
 }
 
-async fn send(socket: &mut WebSocket, text: axum::extract::ws::Utf8Bytes) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text))).await,
-        Ok(Ok(()))
-    )
+/// A fresh snapshot for a client that missed `missed` events, and a new
+/// subscription from that snapshot on.
+fn resync(hub: &HubState, events: &mut broadcast::Receiver<Utf8Bytes>, missed: u64) -> Utf8Bytes {
+    tracing::debug!(missed, "stream client fell behind; resyncing it");
+    hub.metrics.ui_resyncs.inc();
+    let (snapshot, fresh) = hub.twin.subscribe();
+    *events = fresh;
+    snapshot
+}
+
+enum Sent {
+    Ok,
+    /// The client went away.
+    Gone,
+    /// The client took nothing for [`SEND_TIMEOUT`].
+    Stalled,
+}
+
+/// Writes and flushes `batch` (emptying it) within [`SEND_TIMEOUT`].
+async fn send_batch(socket: &mut WebSocket, batch: &mut Vec<Utf8Bytes>) -> Sent {
+    let write = async {
+        for text in batch.drain(..) {
+            socket.feed(Message::Text(text)).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, write).await {
+        Ok(Ok(())) => Sent::Ok,
+        Ok(Err(_)) => Sent::Gone,
+        Err(_) => Sent::Stalled,
+    }
 }

@@ -18,16 +18,17 @@ fn maintenance(store: &Store, config: HistoryConfig, dirty_from: i64) -> Mainten
 }
 
 async fn fill(store: &Store, node: &str, from: i64, count: i64, step_ms: i64) -> i64 {
-    let ids = store.series_ids(node, &["cpu".to_string()]).await.unwrap();
+    let key = (node.to_string(), "cpu".to_string());
+    let ids = store.series_ids(std::slice::from_ref(&key)).await.unwrap();
     let points: Vec<PointWrite> = (0..count)
         .map(|i| PointWrite {
-            series_id: ids["cpu"],
+            series_id: ids[&key],
             ts: from + i * step_ms,
             value: (i % 10) as f64,
         })
         .collect();
     store.insert_points(&points).await.unwrap();
-    ids["cpu"]
+    ids[&key]
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use twinbay_proto::message::{ErrorCode, Hello};
 use twinbay_proto::{PROTOCOL_VERSION, link_proof_message};
 
 use crate::store::{EnrollError, Store, StoreError};
+use crate::twin::Twin;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -42,7 +43,14 @@ impl HandshakeError {
 }
 
 /// Verifies `hello` against the challenge `nonce`; returns the node id.
-pub async fn verify(store: &Store, hello: &Hello, nonce: &str) -> Result<String, HandshakeError> {
+/// A known node's pinned key comes from the twin (no database read, so a
+/// fleet reconnecting at once does not queue on the store).
+pub async fn verify(
+    store: &Store,
+    twin: &Twin,
+    hello: &Hello,
+    nonce: &str,
+) -> Result<String, HandshakeError> {
     if hello.protocol != PROTOCOL_VERSION {
         return Err(HandshakeError::Protocol(hello.protocol));
     }
@@ -61,7 +69,11 @@ pub async fn verify(store: &Store, hello: &Hello, nonce: &str) -> Result<String,
         .map_err(|_| HandshakeError::BadSignature)?;
 
     if let Some(node_id) = &hello.node_id {
-        return match store.node_key(node_id).await? {
+        let pinned = match twin.pinned_key(node_id) {
+            Some(key) => Some(key),
+            None => store.node_key(node_id).await?,
+        };
+        return match pinned {
             None => Err(HandshakeError::UnknownNode(node_id.clone())),
             Some(pinned) if pinned == hello.public_key => Ok(node_id.clone()),
             Some(_) => Err(HandshakeError::KeyMismatch(node_id.clone())),

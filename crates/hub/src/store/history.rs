@@ -17,27 +17,36 @@ pub struct PointWrite {
 pub type Bucket = [f64; 4];
 
 impl Store {
-    /// Ids for `names` of `node_id`, creating the series that are new.
+    /// Ids of the series `wanted` (node id, series name), creating those
+    /// that are new, all in one transaction.
     pub async fn series_ids(
         &self,
-        node_id: &str,
-        names: &[String],
-    ) -> Result<HashMap<String, i64>, StoreError> {
+        wanted: &[(String, String)],
+    ) -> Result<HashMap<(String, String), i64>, StoreError> {
+        const ROWS_PER_STATEMENT: usize = 400;
         let mut tx = self.write_tx().await?;
-        let mut ids = HashMap::with_capacity(names.len());
-        for name in names {
-            sqlx::query("INSERT OR IGNORE INTO series (node_id, name) VALUES (?, ?)")
-                .bind(node_id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            let (id,): (i64,) =
-                sqlx::query_as("SELECT id FROM series WHERE node_id = ? AND name = ?")
-                    .bind(node_id)
-                    .bind(name)
-                    .fetch_one(&mut *tx)
+        let mut ids = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+            let mut insert =
+                sqlx::QueryBuilder::new("INSERT OR IGNORE INTO series (node_id, name) ");
+            insert.push_values(chunk, |mut row, (node, name)| {
+                row.push_bind(node).push_bind(name);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let mut nodes: Vec<&String> = wanted.iter().map(|(node, _)| node).collect();
+        nodes.sort();
+        nodes.dedup();
+        for node in nodes {
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT id, name FROM series WHERE node_id = ?")
+                    .bind(node)
+                    .fetch_all(&mut *tx)
                     .await?;
-            ids.insert(name.clone(), id);
+            ids.extend(
+                rows.into_iter()
+                    .map(|(id, name)| ((node.clone(), name), id)),
+            );
         }
         tx.commit().await?;
         Ok(ids)
@@ -73,6 +82,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let width = i64::from(tier) * 1000;
         let (from, to) = (from.div_euclid(width) * width, to);
+        let _turn = self.write_turn().await;
         let result = match source {
             None => {
                 sqlx::query(
@@ -112,6 +122,7 @@ impl Store {
         raw_before: i64,
         tiers_before: &[(u32, i64)],
     ) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let mut deleted = sqlx::query("DELETE FROM points WHERE ts < ?")
             .bind(raw_before)
             .execute(&self.pool)
@@ -137,6 +148,7 @@ impl Store {
 
     /// Hands freed pages back to the file system and truncates the WAL.
     pub async fn compact(&self) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("PRAGMA incremental_vacuum")
             .execute(&self.pool)
             .await?;

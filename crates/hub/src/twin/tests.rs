@@ -6,7 +6,7 @@ use twinbay_proto::model::Sample;
 
 fn twin_with(id: &str) -> Twin {
     let twin = Twin::new(Vec::new());
-    twin.ensure_node(id, false);
+    twin.ensure_node(id, false, "key");
     twin
 }
 

@@ -80,21 +80,71 @@ impl NodeSummary {
     }
 }
 
-fn text(value: serde_json::Value) -> Utf8Bytes {
-    Utf8Bytes::from(value.to_string())
+/// Serializes a stream event straight to text (no intermediate JSON tree:
+/// this runs for every change of every node).
+fn text(event: &impl Serialize) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(event).expect("stream events serialize"))
+}
+
+/// [`NodeView`], borrowed: serializing a node copies nothing first.
+#[derive(Serialize)]
+struct NodeViewRef<'a> {
+    id: &'a str,
+    hostname: &'a str,
+    connected: bool,
+    last_seen: Option<i64>,
+    agent_version: &'a str,
+    simulated: bool,
+    seq: Option<u64>,
+    resources: Option<&'a Sample>,
+    #[serde(flatten)]
+    state: &'a NodeState,
+}
+
+impl<'a> NodeViewRef<'a> {
+    fn of(n: &'a NodeTwin) -> Self {
+        NodeViewRef {
+            id: &n.id,
+            hostname: &n.state.host.hostname,
+            connected: n.connected,
+            last_seen: n.last_seen,
+            agent_version: &n.agent_version,
+            simulated: n.simulated,
+            seq: n.seq,
+            resources: n.resources.as_ref(),
+            state: &n.state,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotEvent<'a> {
+    r#type: &'static str,
+    nodes: Vec<NodeViewRef<'a>>,
 }
 
 pub fn snapshot_event<'a>(nodes: impl Iterator<Item = &'a NodeTwin>) -> Utf8Bytes {
-    let nodes: Vec<NodeView> = nodes.map(NodeView::of).collect();
-    text(json!({ "type": "snapshot", "nodes": nodes }))
+    text(&SnapshotEvent {
+        r#type: "snapshot",
+        nodes: nodes.map(NodeViewRef::of).collect(),
+    })
+}
+
+#[derive(Serialize)]
+struct NodeEvent<'a> {
+    r#type: &'static str,
+    node: NodeViewRef<'a>,
 }
 
 pub fn node_event(n: &NodeTwin) -> Utf8Bytes {
-    text(json!({ "type": "node", "node": NodeView::of(n) }))
+    text(&NodeEvent {
+        r#type: "node",
+        node: NodeViewRef::of(n),
+    })
 }
 
 pub fn status_event(n: &NodeTwin) -> Utf8Bytes {
-    text(json!({
+    text(&json!({
         "type": "status",
         "id": n.id,
         "connected": n.connected,
@@ -103,18 +153,41 @@ pub fn status_event(n: &NodeTwin) -> Utf8Bytes {
     }))
 }
 
+#[derive(Serialize)]
+struct DiffEvent<'a> {
+    r#type: &'static str,
+    id: &'a str,
+    seq: u64,
+    applied_ms: i64,
+    changes: &'a [Change],
+}
+
 /// `applied_ms` is when the hub applied the diff (for latency measurements).
 pub fn diff_event(id: &str, seq: u64, changes: &[Change]) -> Utf8Bytes {
-    let applied_ms = crate::store::now_ms();
-    text(
-        json!({ "type": "diff", "id": id, "seq": seq, "applied_ms": applied_ms, "changes": changes }),
-    )
+    text(&DiffEvent {
+        r#type: "diff",
+        id,
+        seq,
+        applied_ms: crate::store::now_ms(),
+        changes,
+    })
+}
+
+#[derive(Serialize)]
+struct MetricsEvent<'a> {
+    r#type: &'static str,
+    id: &'a str,
+    sample: &'a Sample,
 }
 
 pub fn metrics_event(id: &str, sample: &Sample) -> Utf8Bytes {
-    text(json!({ "type": "metrics", "id": id, "sample": sample }))
+    text(&MetricsEvent {
+        r#type: "metrics",
+        id,
+        sample,
+    })
 }
 
 pub fn timeline_event(e: &crate::timeline::Event) -> Utf8Bytes {
-    text(json!({ "type": "event", "event": e }))
+    text(&json!({ "type": "event", "event": e }))
 }

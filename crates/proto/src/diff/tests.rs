@@ -225,3 +225,51 @@ fn removing_a_missing_key_is_a_no_op() {
     .unwrap();
     assert_eq!(state, NodeState::default());
 }
+
+#[test]
+fn a_diff_with_a_bad_number_is_refused_and_changes_nothing() {
+    let mut state = NodeState::default();
+    let before = state.clone();
+    let good = Change::upsert(Item::Ports(Port {
+        protocol: "tcp".into(),
+        address: "0.0.0.0".into(),
+        port: 22,
+        ..Default::default()
+    }));
+    let bad = Change::upsert(Item::Processes(Process {
+        pid: 7,
+        name: "x".into(),
+        cpu_pct: f32::NAN,
+        ..Default::default()
+    }));
+    let err = apply(&mut state, &[good, bad]).unwrap_err();
+    assert!(matches!(err, StateError::BadNumber(_)), "{err}");
+    assert_eq!(state, before);
+}
+
+#[test]
+fn a_diff_that_overfills_a_collection_is_refused_and_changes_nothing() {
+    let mut state = NodeState::default();
+    for pid in 0..MAX_COLLECTION_LEN as u32 - 1 {
+        let p = Process {
+            pid,
+            ..Default::default()
+        };
+        state.processes.insert(p.key(), p);
+    }
+    let before = state.clone();
+    let new = |pid| {
+        Change::upsert(Item::Processes(Process {
+            pid,
+            ..Default::default()
+        }))
+    };
+    // Replacing an existing item and adding one more fits...
+    let mut ok = state.clone();
+    apply(&mut ok, &[new(0), new(u32::MAX)]).unwrap();
+    assert_eq!(ok.processes.len(), MAX_COLLECTION_LEN);
+    // ...adding two does not, and nothing changes.
+    let err = apply(&mut state, &[new(u32::MAX), new(u32::MAX - 1)]).unwrap_err();
+    assert!(matches!(err, StateError::TooMany { .. }), "{err}");
+    assert_eq!(state, before);
+}

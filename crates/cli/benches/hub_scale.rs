@@ -1,0 +1,413 @@
+//! hub-scale: how many agents one hub keeps live on this machine, and at what cost.
+//!
+//! For each fleet size it starts a real hub and a real `twinbay sim` as
+//! separate processes, with UI stream clients subscribed to the whole fleet,
+//! and prints: time to enroll and connect all agents, samples ingested per
+//! second, hub CPU and RSS (and per agent), the store's write lag, and the
+//! latency from a container start in the simulator (its `started_at`) to each
+//! UI client. At one size it also SIGKILLs the hub and times the fleet's
+//! return. Run: `bash bench/hub-scale/run.sh`. Knobs (environment):
+//! AGENTS=100,1000,5000,10000 CLIENTS=20 STEADY_SECS=30 CHURN=2 INTERVAL=5s
+//! RESTART_AT=1000.
+
+#[path = "../tests/e2e/harness.rs"]
+mod harness;
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use harness::*;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+#[derive(Debug, Default)]
+struct Row {
+    agents: usize,
+    connect_secs: f64,
+    connected: usize,
+    samples_per_sec: f64,
+    hub_cpu: f64,
+    hub_rss_mib: f64,
+    kib_per_agent: f64,
+    write_lag_ms: i64,
+    p50: f64,
+    p99: f64,
+    latencies: usize,
+    errors: u64,
+    sim_cpu: f64,
+    sim_rss_mib: f64,
+    restart_secs: Option<f64>,
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("AGENTS")
+        .unwrap_or_else(|_| "100,1000,5000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let restart_at: usize = env("RESTART_AT", 1000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for n in sizes {
+        println!("\n--- {n} agents ---");
+        match runtime.block_on(round(n, n == restart_at)) {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                println!("stopped at {n} agents: {e}");
+                break;
+            }
+        }
+        print_table(&rows);
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>8} {:>9}",
+        "agents",
+        "connect_s",
+        "connected",
+        "samples/s",
+        "hub_cpu%",
+        "hub_MiB",
+        "KiB/ag",
+        "wlag_ms",
+        "ui_p50",
+        "ui_p99",
+        "n_lat",
+        "errors",
+        "sim_cpu%",
+        "sim_MiB",
+        "restart_s"
+    );
+    for r in rows {
+        println!(
+            "{:>6} {:>9.1} {:>9} {:>9.0} {:>8.1} {:>8.1} {:>7.1} {:>8} {:>7.1} {:>7.1} {:>7} {:>6} {:>7.1} {:>8.1} {:>9}",
+            r.agents,
+            r.connect_secs,
+            r.connected,
+            r.samples_per_sec,
+            r.hub_cpu,
+            r.hub_rss_mib,
+            r.kib_per_agent,
+            r.write_lag_ms,
+            r.p50,
+            r.p99,
+            r.latencies,
+            r.errors,
+            r.sim_cpu,
+            r.sim_rss_mib,
+            r.restart_secs
+                .map(|s| format!("{s:.1}"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+}
+
+fn spawn_hub(dir: &Path, addr: SocketAddr) -> Proc {
+    let log = File::create(dir.join("hub.log")).unwrap();
+    let child = Command::new(BIN)
+        .args(["hub", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(dir.join("hub"))
+        .args(["--heartbeat", "5s"])
+        .env("TWINBAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let hub = Proc { child, name: "hub" };
+    wait_for("the hub to serve", Duration::from_secs(20), || {
+        http(addr, "GET", "/healthz", &[], "")
+            .ok()
+            .filter(|r| r.0 == 200)
+    });
+    hub
+}
+
+fn ctl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("ctl")
+        .arg("--data-dir")
+        .arg(dir.join("hub"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn status(addr: SocketAddr, token: &str) -> Option<Value> {
+    let auth = format!("Bearer {token}");
+    let (code, body) = http(addr, "GET", "/api/v1/hub", &[("Authorization", &auth)], "").ok()?;
+    (code == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+fn field(v: &Value, name: &str) -> u64 {
+    v[name].as_u64().unwrap_or(0)
+}
+
+/// CPU seconds (user + system) and RSS in MiB of a process.
+fn usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|p| p.1).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    (cpu, rss_kib / 1024.0)
+}
+
+/// Latencies (ms) from container starts in the sim to this client.
+fn container_starts(text: &str, out: &mut Vec<f64>) {
+    if !text.contains("\"type\":\"diff\"") {
+        return;
+    }
+    let now = now_ms();
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    for change in msg["changes"].as_array().into_iter().flatten() {
+        let value = &change["value"];
+        if change["collection"] != "containers" || value["state"] != "running" {
+            continue;
+        }
+        let Some(started) = value["started_at"]
+            .as_str()
+            .and_then(|s| humantime::parse_rfc3339(s).ok())
+        else {
+            continue;
+        };
+        let started = started.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0;
+        // Only fresh starts (not an inventory of old ones).
+        if now - started < 60_000.0 {
+            out.push(now - started);
+        }
+    }
+}
+
+struct Clients {
+    measuring: Arc<AtomicBool>,
+    latencies: Arc<Mutex<Vec<f64>>>,
+    snapshots: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn clients(addr: SocketAddr, token: &str, count: usize) -> Clients {
+    let c = Clients {
+        measuring: Arc::new(AtomicBool::new(false)),
+        latencies: Arc::new(Mutex::new(Vec::new())),
+        snapshots: Arc::new(AtomicU64::new(0)),
+        tasks: Vec::new(),
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let mut ws = stream(addr, token).await;
+        let (measuring, latencies, snapshots) = (
+            c.measuring.clone(),
+            c.latencies.clone(),
+            c.snapshots.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                if text.as_str().starts_with("{\"nodes\"") || text.contains("\"type\":\"snapshot\"")
+                {
+                    snapshots.fetch_add(1, Ordering::Relaxed);
+                }
+                if measuring.load(Ordering::Relaxed) {
+                    container_starts(text.as_str(), &mut mine);
+                } else if !mine.is_empty() {
+                    latencies.lock().unwrap().append(&mut mine);
+                }
+            }
+        }));
+    }
+    Clients { tasks, ..c }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn wait_connected(
+    addr: SocketAddr,
+    token: &str,
+    n: usize,
+    within: Duration,
+) -> Result<f64, String> {
+    let start = Instant::now();
+    let mut last = 0;
+    while start.elapsed() < within {
+        if let Some(s) = status(addr, token) {
+            last = field(&s, "connected") as usize;
+            if last >= n {
+                return Ok(start.elapsed().as_secs_f64());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "only {last} of {n} agents connected within {within:?}"
+    ))
+}
+
+async fn round(n: usize, restart: bool) -> Result<Row, String> {
+    let client_count: usize = env("CLIENTS", 20);
+    let steady = Duration::from_secs(env("STEADY_SECS", 30));
+    let churn: f64 = env("CHURN", 2.0);
+    let interval: String = env("INTERVAL", "5s".to_string());
+    let dir = temp_dir(&format!("scale-{n}"));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut hub = spawn_hub(&dir, addr);
+    let join = ctl(&dir, &["join-token", "create", "--ttl", "2h"]);
+    let token = ctl(&dir, &["api-token", "create", "--role", "viewer"]);
+    let ui = clients(addr, &token, client_count).await;
+    let (_, hub_base_mib) = usage(hub.child.id());
+
+    let sim_log = File::create(dir.join("sim.log")).unwrap();
+    let started = Instant::now();
+    let sim = Command::new(BIN)
+        .args(["sim", "--join", &join, "--agents", &n.to_string()])
+        .args(["--interval", &interval, "--churn", &churn.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(sim_log)
+        .spawn()
+        .unwrap();
+    let sim = Proc {
+        child: sim,
+        name: "sim",
+    };
+    let within = Duration::from_secs(60 + n as u64 / 50);
+    wait_connected(addr, &token, n, within).await?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    println!("all {n} agents connected in {connect_secs:.1} s; settling");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let before = status(addr, &token).ok_or("no hub status")?;
+    let (hub_cpu0, _) = usage(hub.child.id());
+    let (sim_cpu0, _) = usage(sim.child.id());
+    let t0 = Instant::now();
+    ui.measuring.store(true, Ordering::Relaxed);
+    let mut write_lag = 0;
+    let mut hub_rss: f64 = 0.0;
+    while t0.elapsed() < steady {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Some(s) = status(addr, &token) {
+            write_lag = write_lag.max(s["history_write_lag_ms"].as_i64().unwrap_or(0));
+        }
+        hub_rss = hub_rss.max(usage(hub.child.id()).1);
+    }
+    ui.measuring.store(false, Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    let after = status(addr, &token).ok_or("no hub status")?;
+    let (hub_cpu1, _) = usage(hub.child.id());
+    let (sim_cpu1, sim_rss) = usage(sim.child.id());
+    // Let the clients hand over their latencies (they do on the next message).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut lat = std::mem::take(&mut *ui.latencies.lock().unwrap());
+    lat.sort_by(f64::total_cmp);
+    let delta = |name: &str| field(&after, name).saturating_sub(field(&before, name));
+    let sim_errors = std::fs::read_to_string(dir.join("sim.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .count() as u64;
+    let errors = delta("agent_bad_frames")
+        + delta("agent_refusals")
+        + delta("history_dropped_batches")
+        + delta("ui_resyncs")
+        + delta("ui_dropped")
+        + sim_errors;
+    println!(
+        "errors: bad frames {}, refusals {}, history drops {}, UI resyncs {}, UI drops {}, sim warnings {sim_errors}",
+        delta("agent_bad_frames"),
+        delta("agent_refusals"),
+        delta("history_dropped_batches"),
+        delta("ui_resyncs"),
+        delta("ui_dropped")
+    );
+    let mut row = Row {
+        agents: n,
+        connect_secs,
+        connected: field(&after, "connected") as usize,
+        samples_per_sec: delta("agent_samples") as f64 / secs,
+        hub_cpu: (hub_cpu1 - hub_cpu0) / secs * 100.0,
+        hub_rss_mib: hub_rss,
+        kib_per_agent: (hub_rss - hub_base_mib) * 1024.0 / n as f64,
+        write_lag_ms: write_lag,
+        p50: percentile(&lat, 0.50),
+        p99: percentile(&lat, 0.99),
+        latencies: lat.len(),
+        errors,
+        sim_cpu: (sim_cpu1 - sim_cpu0) / secs * 100.0,
+        sim_rss_mib: sim_rss,
+        restart_secs: None,
+    };
+
+    if restart {
+        println!("SIGKILL the hub under {n} agents, then start it again");
+        hub.signal("-KILL");
+        let _ = hub.child.wait();
+        let refusals_before = 0;
+        hub = spawn_hub(&dir, addr);
+        let back = Instant::now();
+        wait_connected(addr, &token, n, Duration::from_secs(60)).await?;
+        let secs = back.elapsed().as_secs_f64();
+        let after = status(addr, &token).ok_or("no hub status")?;
+        let refused = field(&after, "agent_refusals") - refusals_before;
+        println!("all {n} agents back {secs:.1} s after the restart; {refused} refused handshakes");
+        row.restart_secs = Some(secs);
+        row.errors += refused;
+    }
+    for task in ui.tasks {
+        task.abort();
+    }
+    drop(sim);
+    drop(hub);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(row)
+}

@@ -1,0 +1,178 @@
+//! A simulated fleet against a real hub: back-pressure and recovery.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::*;
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// A stream client that completes the WebSocket handshake with a tiny
+/// receive window and then never reads again.
+async fn stalled_stream(
+    addr: SocketAddr,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let request = http::Request::builder()
+        .uri(format!("ws://{addr}/api/v1/stream"))
+        .header("Host", addr.to_string())
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header(
+            "Sec-WebSocket-Key",
+            tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+        )
+        .body(())
+        .unwrap();
+    tokio_tungstenite::client_async(request, tcp)
+        .await
+        .unwrap()
+        .0
+}
+
+/// What a healthy client saw: container-start latencies (from the sim's
+/// `started_at`) and the longest silence between two messages.
+#[derive(Debug, Default)]
+struct Seen {
+    latencies: Vec<f64>,
+    longest_gap: Duration,
+    messages: usize,
+}
+
+async fn watch(addr: SocketAddr, token: String, for_: Duration) -> Seen {
+    let mut ws = stream(addr, &token).await;
+    let mut seen = Seen::default();
+    let start = Instant::now();
+    let mut last = Instant::now();
+    while start.elapsed() < for_ {
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+        else {
+            panic!("healthy client's stream ended or fell silent for 5 s");
+        };
+        seen.longest_gap = seen.longest_gap.max(last.elapsed());
+        last = Instant::now();
+        seen.messages += 1;
+        let Message::Text(text) = msg else { continue };
+        if !text.contains("\"type\":\"diff\"") {
+            continue;
+        }
+        let msg: Value = serde_json::from_str(text.as_str()).unwrap();
+        let now = now_ms();
+        for change in msg["changes"].as_array().unwrap() {
+            let value = &change["value"];
+            if change["collection"] == "containers" && value["state"] == "running" {
+                let started = humantime::parse_rfc3339(value["started_at"].as_str().unwrap())
+                    .unwrap()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64()
+                    * 1000.0;
+                seen.latencies.push(now - started);
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_ui_client_is_dropped_with_bounded_memory_and_others_keep_up() {
+    let dir = temp_dir("stalled");
+    let hub = Hub::start(&dir);
+    let token = hub.token("viewer");
+    let sim = sim(
+        &hub.join(),
+        200,
+        &["--interval", "1s", "--churn", "30"],
+        &dir.join("sim.log"),
+    );
+    hub.wait_connected(&token, 200, Duration::from_secs(30));
+    let hub_pid = hub.proc.child.id();
+
+    let stalled = stalled_stream(hub.addr, &token).await;
+    let healthy: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(watch(hub.addr, token.clone(), Duration::from_secs(40))))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_mib(hub_pid);
+    let mut peak = before;
+    let start = Instant::now();
+    let dropped_after = loop {
+        peak = peak.max(rss_mib(hub_pid));
+        let status = hub.status(&token);
+        if status["ui_dropped"].as_u64() == Some(1) {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(35),
+            "the stalled client was never dropped: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(hub.status(&token)["ui_clients"], 2);
+    assert!(
+        peak - before < 48.0,
+        "hub memory grew from {before:.1} to {peak:.1} MiB while a client stalled"
+    );
+
+    for task in healthy {
+        let seen = task.await.unwrap();
+        let mut lat = seen.latencies;
+        lat.sort_by(f64::total_cmp);
+        assert!(
+            lat.len() > 50,
+            "too few container starts seen: {}",
+            lat.len()
+        );
+        let p99 = lat[(lat.len() - 1) * 99 / 100];
+        assert!(
+            p99 < 1000.0,
+            "healthy client p99 {p99:.0} ms (stalled client dropped after {dropped_after:?})"
+        );
+        assert!(
+            seen.longest_gap < Duration::from_secs(2),
+            "a healthy client waited {:?} for a message",
+            seen.longest_gap
+        );
+    }
+    drop(stalled);
+    drop(sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_comes_back_after_the_hub_is_killed() {
+    const AGENTS: u64 = 1000;
+    let dir = temp_dir("fleet-restart");
+    let port = free_port();
+    let hub = Hub::start_on(&dir, port);
+    let token = hub.token("viewer");
+    let _sim = sim(&hub.join(), AGENTS as usize, &[], &dir.join("sim.log"));
+    hub.wait_connected(&token, AGENTS, Duration::from_secs(60));
+
+    hub.proc.signal("-KILL");
+    drop(hub);
+    let hub = Hub::start_on(&dir, port);
+    let back = Instant::now();
+    hub.wait_connected(&token, AGENTS, Duration::from_secs(30));
+    let status = hub.status(&token);
+    assert_eq!(status["nodes"], AGENTS, "no node enrolled twice: {status}");
+    assert_eq!(status["agent_refusals"], 0, "{status}");
+    eprintln!(
+        "{AGENTS} agents back {:?} after the restart",
+        back.elapsed()
+    );
+}

@@ -1,0 +1,75 @@
+//! The hub's own vital signs, cheap to poll (unlike `/metrics`, whose size
+//! grows with the fleet).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::auth::Auth;
+use crate::HubState;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HubStatus {
+    pub version: &'static str,
+    /// Enrolled nodes.
+    pub nodes: usize,
+    /// Nodes whose agent is connected now.
+    pub connected: usize,
+    /// Open UI/API stream connections.
+    pub ui_clients: i64,
+    /// Frames applied from agents since the hub started.
+    pub agent_frames: u64,
+    /// Metric samples received from agents since the hub started.
+    pub agent_samples: u64,
+    /// Frames answered with an error since the hub started.
+    pub agent_bad_frames: u64,
+    /// Agent connections refused at the handshake since the hub started.
+    pub agent_refusals: u64,
+    /// Stream clients that fell behind and were sent a fresh snapshot.
+    pub ui_resyncs: u64,
+    /// Stream clients dropped because they stopped taking messages.
+    pub ui_dropped: u64,
+    pub history_queued_batches: usize,
+    pub history_dropped_batches: u64,
+    pub history_points_written: u64,
+    /// Queue-to-commit time of the last history write.
+    pub history_write_lag_ms: i64,
+    pub database_bytes: u64,
+}
+
+/// The hub's counters: fleet size, connected agents, ingest and write lag.
+#[utoipa::path(
+    get,
+    path = "/api/v1/hub",
+    tag = "hub",
+    responses((status = 200, body = HubStatus), (status = 401, description = "Not authenticated"))
+)]
+pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubStatus> {
+    let (mut nodes, mut connected) = (0, 0);
+    hub.twin.for_each(|n| {
+        nodes += 1;
+        connected += usize::from(n.connected);
+    });
+    let m = &hub.metrics;
+    let stats = &hub.history.stats;
+    Json(HubStatus {
+        version: crate::VERSION,
+        nodes,
+        connected,
+        ui_clients: m.ui_clients.get(),
+        agent_frames: m.agent_frames.get(),
+        agent_samples: m.agent_samples.get(),
+        agent_bad_frames: m.agent_bad_frames.get(),
+        agent_refusals: m.agent_refusals.get(),
+        ui_resyncs: m.ui_resyncs.get(),
+        ui_dropped: m.ui_dropped.get(),
+        history_queued_batches: hub.history.queued(),
+        history_dropped_batches: stats.dropped_batches.load(Ordering::Relaxed),
+        history_points_written: stats.points_written.load(Ordering::Relaxed),
+        history_write_lag_ms: stats.write_lag_ms.load(Ordering::Relaxed),
+        database_bytes: hub.store.disk_bytes(),
+    })
+}
