@@ -4,3 +4,5 @@
 ALTER TABLE nodes ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN join_token_id INTEGER REFERENCES join_tokens(id) ON DELETE SET NULL;
 ALTER TABLE join_tokens ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+-- Counting a token's fleet must not scan every node.
+CREATE INDEX nodes_join_token ON nodes (join_token_id);

@@ -15,7 +15,7 @@ use std::sync::{Mutex, RwLock};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use twinbay_proto::diff::{Change, apply};
+use twinbay_proto::diff::{Change, Collection, Item, apply};
 use twinbay_proto::model::{NodeState, Sample, StateError};
 
 use crate::store::{NodeRecord, NodeWrite, now_ms};
@@ -212,7 +212,27 @@ impl Twin {
         changes: &[Change],
     ) -> Result<(), ApplyError> {
         let mut result = Ok(());
-        self.mutate(id, Write::State, |node, timeline| {
+        // The top processes change with every sample: they are news for the
+        // UI, but not worth rewriting the node's stored state for.
+        let write = match changes.iter().all(|c| {
+            matches!(
+                c,
+                Change::Upsert {
+                    item: Item::Processes(_),
+                    ..
+                }
+            ) || matches!(
+                c,
+                Change::Remove {
+                    collection: Collection::Processes,
+                    ..
+                }
+            )
+        }) {
+            true => Write::Liveness,
+            false => Write::State,
+        };
+        self.mutate(id, write, |node, timeline| {
             result = (|| {
                 if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                     return Err(ApplyError::Stale);
@@ -304,30 +324,42 @@ impl Twin {
         } else {
             Vec::new()
         };
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        let write = |id: &String, with_state: bool| {
-            nodes.get(id).map(|n| NodeWrite {
-                id: n.id.clone(),
-                hostname: n.state.host.hostname.clone(),
-                agent_version: n.agent_version.clone(),
-                last_seen: n.last_seen.unwrap_or(0),
-                state: with_state
-                    .then(|| serde_json::to_string(&n.state).expect("states serialize")),
-                resources: n
-                    .resources
-                    .as_ref()
-                    .map(|r| serde_json::to_string(&r).expect("samples serialize")),
-            })
+        // Copy under the lock, serialize after it: agents keep applying
+        // changes meanwhile.
+        let copies: Vec<(NodeWrite, Option<NodeState>, Option<Sample>)> = {
+            let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+            let changed_set: HashSet<&String> = changed.iter().collect();
+            let alive = alive.iter().filter(|id| !changed_set.contains(id));
+            let wanted = changed.iter().map(|id| (id, true));
+            wanted
+                .chain(alive.map(|id| (id, false)))
+                .filter_map(|(id, with_state)| {
+                    let n = nodes.get(id)?;
+                    let write = NodeWrite {
+                        id: n.id.clone(),
+                        hostname: n.state.host.hostname.clone(),
+                        agent_version: n.agent_version.clone(),
+                        last_seen: n.last_seen.unwrap_or(0),
+                        state: None,
+                        resources: None,
+                    };
+                    Some((
+                        write,
+                        with_state.then(|| n.state.clone()),
+                        n.resources.clone(),
+                    ))
+                })
+                .collect()
         };
-        let mut out: Vec<NodeWrite> = changed.iter().filter_map(|id| write(id, true)).collect();
-        let changed: HashSet<&String> = changed.iter().collect();
-        out.extend(
-            alive
-                .iter()
-                .filter(|id| !changed.contains(id))
-                .filter_map(|id| write(id, false)),
-        );
-        out
+        copies
+            .into_iter()
+            .map(|(mut write, state, resources)| {
+                write.state = state.map(|s| serde_json::to_string(&s).expect("states serialize"));
+                write.resources =
+                    resources.map(|r| serde_json::to_string(&r).expect("samples serialize"));
+                write
+            })
+            .collect()
     }
 
     /// Marks nodes for the recorder again (after a failed write).

@@ -1,8 +1,7 @@
 use twinbay_proto::diff::{Change, Item};
-use twinbay_proto::model::{HostInfo, NodeState, SourceStatus};
+use twinbay_proto::model::{HostInfo, NodeState, Process, Sample, SourceStatus};
 
 use super::*;
-use twinbay_proto::model::Sample;
 
 fn twin_with(id: &str) -> Twin {
     let twin = Twin::new(Vec::new());
@@ -128,4 +127,29 @@ fn a_failed_write_is_retried_on_the_next_flush() {
     let again = twin.take_dirty(false);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].hostname, "alpha");
+}
+
+#[test]
+fn a_diff_of_only_top_processes_does_not_rewrite_the_stored_state() {
+    let twin = twin_with("n1");
+    let (conn, _) = twin.connect("n1", "0.1.0");
+    twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
+    twin.take_dirty(true);
+    let process = Change::upsert(Item::Processes(Process {
+        pid: 42,
+        name: "postgres".into(),
+        cpu_pct: 3.5,
+        ..Default::default()
+    }));
+    twin.apply_diff("n1", conn, 2, &[process]).unwrap();
+    assert!(twin.take_dirty(false).is_empty());
+    let source = Change::upsert(Item::Sources(SourceStatus {
+        name: "docker".into(),
+        available: true,
+        reason: None,
+    }));
+    twin.apply_diff("n1", conn, 3, &[source]).unwrap();
+    let writes = twin.take_dirty(false);
+    assert_eq!(writes.len(), 1);
+    assert!(writes[0].state.as_deref().unwrap().contains("docker"));
 }
