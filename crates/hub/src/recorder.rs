@@ -16,6 +16,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// seen, latest resources) are written too: these change with every sample,
 /// and losing a few seconds of them in a crash loses nothing that matters.
 const LIVENESS_EVERY: u32 = 15;
+/// Most nodes written in one transaction.
+const NODES_PER_TX: usize = 200;
 
 /// Flushes node state every [`FLUSH_EVERY`] and timeline events as they
 /// come, until `stop`; then once more.
@@ -62,12 +64,13 @@ async fn write_events(store: &Store, first: Event, events: &mut mpsc::Receiver<E
 /// which only liveness changed.
 pub async fn flush(twin: &Twin, store: &Store, liveness: bool) {
     let writes = twin.take_dirty(liveness);
-    if writes.is_empty() {
-        return;
-    }
-    if let Err(e) = store.save_nodes(&writes).await {
-        // The twin in memory is still right: try these nodes again next time.
-        tracing::error!(error = %crate::report(&e), nodes = writes.len(), "writing node state failed; will retry");
-        twin.mark_dirty(writes.into_iter().map(|w| w.id));
+    // A transaction per slice: other writers (an agent enrolling) get a turn
+    // in between.
+    for slice in writes.chunks(NODES_PER_TX) {
+        if let Err(e) = store.save_nodes(slice).await {
+            // The twin in memory is still right: try these nodes again next time.
+            tracing::error!(error = %crate::report(&e), nodes = slice.len(), "writing node state failed; will retry");
+            twin.mark_dirty(slice.iter().map(|w| w.id.clone()));
+        }
     }
 }
