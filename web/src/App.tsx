@@ -61,6 +61,7 @@ export function App() {
         } catch {
           /* the session is gone either way */
         }
+        navigate('/signin');
         signedOut();
       }}
     />

@@ -27,11 +27,11 @@ function detailText(e: TimelineEvent): string {
 
 const key = (e: TimelineEvent) => `${e.ts}|${e.node_id}|${e.kind}|${e.target}`;
 
-export function EventLine({ e, showHost }: { e: TimelineEvent; showHost: boolean }) {
+export function EventLine({ e, showHost, short }: { e: TimelineEvent; showHost: boolean; short?: boolean }) {
   const node = fleet.nodes.get(e.node_id);
   return (
     <div class="row event-row" role="row" data-testid="event-row" data-kind={e.kind}>
-      <span class="c-time num">{clock(e.ts)}</span>
+      <span class="c-time num" title={new Date(e.ts).toLocaleString()}>{short ? new Date(e.ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }) : clock(e.ts)}</span>
       <span class="c-kind">
         <Badge text={e.kind} tone={eventTone(e.kind)} />
       </span>

@@ -57,6 +57,8 @@ class Fleet {
   structVersion = 0;
   /** Messages applied, for the browser test's frame measurements. */
   applied = 0;
+  /** When the last snapshot arrived and was applied (performance.now()), and its size. */
+  lastSnapshot: { received: number; applied: number; bytes: number; nodes: number } | null = null;
 
   private listeners = new Set<Listener>();
   private scheduled = false;

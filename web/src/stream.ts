@@ -43,6 +43,7 @@ function open() {
     fleet.setLink('live');
   };
   s.onmessage = (e) => {
+    const received = performance.now();
     let msg: StreamMessage;
     try {
       msg = JSON.parse(e.data as string);
@@ -50,6 +51,9 @@ function open() {
       return;
     }
     fleet.apply(msg);
+    if (msg.type === 'snapshot') {
+      fleet.lastSnapshot = { received, applied: performance.now(), bytes: (e.data as string).length, nodes: msg.nodes.length };
+    }
   };
   s.onclose = () => {
     if (socket !== s || stopped) return;

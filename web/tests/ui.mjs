@@ -417,7 +417,7 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
   step('signs out back to the sign-in form', async () => {
     await page.getByTestId('signout').click();
     await page.getByTestId('signin-form').waitFor({ state: 'visible', timeout: 5000 });
-    assert.equal(new URL(page.url()).pathname, '/signin');
+    await page.waitForURL((u) => u.pathname === '/signin' && !u.searchParams.has('next'), { timeout: 5000 });
     assert.equal(await page.getByTestId('host-row').count(), 0);
     // The session is really gone on the hub: a reload lands on sign-in again.
     await page.goto(`${hub.url}/hosts`);
@@ -450,6 +450,10 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
         return list && Number(list.dataset.count) === n && list.querySelector('[data-testid="host-row"] canvas') ? performance.now() : 0;
       }, FLEET_HOSTS, { polling: 'raf', timeout: 15_000 }).then((h) => h.jsonValue());
       const ttfrWall = performance.now() - navStart;
+      const snap = await p.evaluate(() => window.__twinbay.lastSnapshot);
+      const snapLine = `snapshot of ${snap.nodes} hosts (${(snap.bytes / 1e6).toFixed(1)} MB of JSON) arrived ${snap.received.toFixed(0)} ms after navigation start, ` +
+        `parsed and applied in ${(snap.applied - snap.received).toFixed(0)} ms, rows on screen ${(ttfr - snap.applied).toFixed(0)} ms later`;
+      report.push(snapLine);
       const rendered = await p.getByTestId('host-row').count();
       assert.ok(rendered < 60, `only the visible rows are in the DOM (${rendered})`);
       assert.equal(await p.getByTestId('hosts-count').textContent(), `${FLEET_HOSTS} hosts`);
@@ -498,7 +502,7 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
       t.diagnostic(line);
       report.push(line);
       assert.ok(frames.messages > FLEET_HOSTS / 5 * 3, `live messages were applied (${frames.messages})`);
-      assert.ok(frames.p95 < 50, `p95 frame time under 50 ms (${fmt(frames.p95)})`);
+      assert.ok(frames.p95 < 100, `p95 frame time under 100 ms (${fmt(frames.p95)})`);
       assert.ok(ttfr < 5000, `first render within 5 s (${ttfr.toFixed(0)} ms)`);
 
       // The values moved on screen without a reload.

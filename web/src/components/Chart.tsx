@@ -25,6 +25,12 @@ interface Props {
   height?: number;
 }
 
+function latest(col: (number | null)[] | undefined): number | null {
+  if (!col) return null;
+  for (let i = col.length - 1; i >= 0; i--) if (col[i] != null) return col[i];
+  return null;
+}
+
 function cssVar(name: string, fallback: string) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
@@ -52,7 +58,10 @@ export function Chart({ title, testId, data, series, format, max, theme, xRange,
         { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, size: 70, values: (_u, vals) => vals.map((v) => format(v)) },
       ],
       series: [
-        {},
+        {
+          value: (_u: uPlot, v: number | null, _si: number, idx: number | null) =>
+            idx == null || v == null ? 'latest' : new Date(v * 1000).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' }),
+        },
         ...series.map((s) => {
           const stroke = cssVar(`--c-${s.kind}`, '#3b82f6');
           return {
@@ -61,7 +70,11 @@ export function Chart({ title, testId, data, series, format, max, theme, xRange,
             width: 1.5,
             dash: s.dash ? [4, 3] : undefined,
             fill: s.fill ? `${stroke}26` : undefined,
-            value: (_u: uPlot, v: number | null) => (v == null ? '—' : format(v)),
+            // Away from the cursor, the legend shows the latest value.
+            value: (u: uPlot, v: number | null, si: number, idx: number | null) => {
+              if (idx == null) v = latest(u.data[si] as (number | null)[]);
+              return v == null ? '—' : format(v);
+            },
             points: { show: false },
           } as uPlot.Series;
         }),

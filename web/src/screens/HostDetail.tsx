@@ -51,8 +51,12 @@ function Charts({ node, range, theme }: { node: NodeView; range: string; theme: 
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [s?.ts_ms]);
 
-  const lastTs = hist ? ((hist.cpu[0] as number[]).at(-1) ?? 0) : 0;
-  const xRange: [number, number] = hist ? [Math.max(hist.from / 1000, lastTs - r.ms / 1000), Math.max(hist.to / 1000, lastTs)] : [0, 1];
+  // The x axis spans the range, or from the first sample when history is younger.
+  const xs = hist ? (hist.cpu[0] as number[]) : [];
+  const lastTs = xs.at(-1) ?? 0;
+  const start = Math.max(hist ? hist.from / 1000 : 0, lastTs - r.ms / 1000);
+  const since = xs.length && xs[0] > start + 60 ? xs[0] : null;
+  const xRange: [number, number] = hist ? [since ?? start, Math.max(hist.to / 1000, lastTs)] : [0, 1];
   return (
     <div class="panel charts-panel">
       <div class="panel-head">
@@ -65,7 +69,7 @@ function Charts({ node, range, theme }: { node: NodeView; range: string; theme: 
           ))}
         </div>
         <span class="muted small" data-testid="chart-resolution" data-range={hist?.key ?? ''} data-resolution={hist?.resolution ?? ''}>
-          {hist && hist.key !== r.key ? 'loading…' : hist ? `${hist.resolution === 'raw' ? 'raw samples' : `${hist.resolution} rollups (avg)`} · ${(hist.cpu[0] as number[]).length} points` : 'loading…'}
+          {hist && hist.key !== r.key ? 'loading…' : hist ? `${hist.resolution === 'raw' ? 'raw samples' : `${hist.resolution} rollups (avg)`} · ${(hist.cpu[0] as number[]).length} points${since ? ` · history since ${clock(since * 1000)}` : ''}` : 'loading…'}
         </span>
       </div>
       {error ? (

@@ -9,6 +9,20 @@ import { containerFailing, fleet, unitFailing } from '../store';
 import type { NodeView } from '../types';
 import { useFleet } from '../useFleet';
 
+const OPTIONAL_SOURCES = new Set(['gpu', 'smart', 'temperatures']);
+const ATTN = 5;
+
+function More({ n, href, what }: { n: number; href: string; what: string }) {
+  if (n <= 0) return null;
+  return (
+    <li class="more-line">
+      <Link href={href}>
+        and {n} more {what} →
+      </Link>
+    </li>
+  );
+}
+
 function Stat({ label, value, sub, tone, href, testId }: { label: string; value: string | number; sub: string; tone?: string; href: string; testId: string }) {
   return (
     <Link href={href} class={`stat ${tone ?? ''}`} data-testid={testId}>
@@ -51,7 +65,9 @@ export function Overview() {
     const failingCtrs = ctrs.filter((r) => containerFailing(r.c));
     const units = fleet.units();
     const failedUnits = units.filter((r) => unitFailing(r.u));
-    const noSource = nodes.filter((n) => Object.values(n.sources).some((s) => !s.available));
+    // Hardware a host may simply not have (a GPU, SMART disks, sensors) is
+    // shown on the host's page, not counted here as a problem.
+    const noSource = nodes.filter((n) => Object.values(n.sources).some((s) => !s.available && !OPTIONAL_SOURCES.has(s.name)));
     return { down, ctrs, running: ctrs.filter((r) => r.c.state === 'running').length, failingCtrs, units, failedUnits, noSource };
   });
   const live = nodes.filter((n) => n.connected && n.resources);
@@ -80,7 +96,7 @@ export function Overview() {
         <Stat label="Hosts up" value={`${nodes.length - s.down.length} / ${nodes.length}`} sub={s.down.length ? `${s.down.length} down` : 'all connected'} tone={s.down.length ? 'bad' : 'ok'} href="/hosts" testId="stat-hosts" />
         <Stat label="Containers running" value={`${s.running} / ${s.ctrs.length}`} sub={s.failingCtrs.length ? `${s.failingCtrs.length} failing` : 'none failing'} tone={s.failingCtrs.length ? 'bad' : 'ok'} href={s.failingCtrs.length ? '/containers?state=failing' : '/containers'} testId="stat-containers" />
         <Stat label="Units failed" value={s.failedUnits.length} sub={`of ${s.units.length} units`} tone={s.failedUnits.length ? 'bad' : 'ok'} href={s.failedUnits.length ? '/units?state=failed' : '/units'} testId="stat-units" />
-        <Stat label="Sources unavailable" value={s.noSource.length} sub={s.noSource.length ? 'hosts with a source that cannot run' : 'every source reporting'} tone={s.noSource.length ? 'warn' : 'ok'} href="/hosts" testId="stat-sources" />
+        <Stat label="Sources unavailable" value={s.noSource.length} sub={s.noSource.length ? 'hosts where a source cannot run' : 'every source reporting'} tone={s.noSource.length ? 'warn' : 'ok'} href="/hosts" testId="stat-sources" />
       </div>
 
       <div class="grid2">
@@ -90,14 +106,15 @@ export function Overview() {
             <p class="muted">Nothing is down or failing.</p>
           ) : (
             <ul class="attn-list">
-              {s.down.slice(0, 6).map((n) => (
+              {s.down.slice(0, ATTN).map((n) => (
                 <li key={`h${n.id}`}>
                   <Dot up={false} label="disconnected" />
                   <Link href={hostUrl(n.id)}>{n.hostname}</Link>
                   <span class="muted">down · last seen {ago(n.last_seen)}</span>
                 </li>
               ))}
-              {s.failingCtrs.slice(0, 6).map((r) => (
+              <More n={s.down.length - ATTN} href="/hosts?status=down" what="hosts down" />
+              {s.failingCtrs.slice(0, ATTN).map((r) => (
                 <li key={`c${r.node.id}${r.c.id}`}>
                   <Badge text={r.c.health === 'unhealthy' ? 'unhealthy' : r.c.state} tone="bad" />
                   <Link href={hostUrl(r.node.id, 'containers')}>{r.c.name}</Link>
@@ -107,13 +124,15 @@ export function Overview() {
                   </span>
                 </li>
               ))}
-              {s.failedUnits.slice(0, 6).map((r) => (
+              <More n={s.failingCtrs.length - ATTN} href="/containers?state=failing" what="failing containers" />
+              {s.failedUnits.slice(0, ATTN).map((r) => (
                 <li key={`u${r.node.id}${r.key}`}>
                   <Badge text="failed" tone="bad" />
                   <Link href={hostUrl(r.node.id, 'units')}>{r.u.name}</Link>
                   <span class="muted">on {r.node.hostname}</span>
                 </li>
               ))}
+              <More n={s.failedUnits.length - ATTN} href="/units?state=failed" what="failed units" />
             </ul>
           )}
         </div>
@@ -126,7 +145,7 @@ export function Overview() {
           ) : tl.events.length === 0 ? (
             <p class="muted">No events yet.</p>
           ) : (
-            <div class="table event-table compact">{tl.events.slice(0, 8).map((e, i) => <EventLine key={i} e={e} showHost />)}</div>
+            <div class="table event-table compact">{tl.events.slice(0, 8).map((e, i) => <EventLine key={i} e={e} showHost short />)}</div>
           )}
         </div>
         <TopList title="Top CPU" nodes={topCpu} value={(n) => pct(n.resources!.cpu_pct)} meter={(n) => n.resources!.cpu_pct} testId="top-cpu" />
