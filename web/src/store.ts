@@ -59,6 +59,9 @@ class Fleet {
   applied = 0;
   /** When the last snapshot arrived and was applied (performance.now()), and its size. */
   lastSnapshot: { received: number; applied: number; bytes: number; nodes: number } | null = null;
+  /** When the stream was last asked for, and when it opened (performance.now()). */
+  connectAt = 0;
+  openedAt = 0;
 
   private listeners = new Set<Listener>();
   private scheduled = false;

@@ -34,11 +34,13 @@ function open() {
   if (stopped) return;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/stream`;
   fleet.setLink(attempt === 0 ? 'connecting' : 'offline', fleet.retryAt);
+  fleet.connectAt = performance.now();
   const s = new WebSocket(url);
   socket = s;
   let opened = false;
   s.onopen = () => {
     opened = true;
+    fleet.openedAt = performance.now();
     attempt = 0;
     fleet.setLink('live');
   };
