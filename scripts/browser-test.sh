@@ -30,4 +30,4 @@ if [[ -z "${TWINBAY_BIN:-}" ]]; then
 fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files.
-node --test web/tests/ui.mjs
+node --experimental-websocket --test web/tests/ui.mjs

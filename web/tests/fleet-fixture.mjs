@@ -1,8 +1,7 @@
 // A synthetic fleet for the UI's load test: N hosts with containers, units,
-// ports and sources, in the hub's stream message shapes
-// (crates/hub/src/twin/view.rs), and a generator of live messages: samples
-// for every host each interval, and now and then a container that dies or a
-// unit that fails, with its timeline event.
+// ports and sources (some unavailable), in the twin's shapes
+// (crates/proto/src/model.rs), and plausible changing samples for each.
+// agent-sim.mjs sends them to a hub as agents would.
 
 const REGIONS = ['fra', 'ams', 'par', 'lon', 'nyc', 'sfo', 'sgp', 'syd'];
 const ROLES = ['web', 'db', 'cache', 'worker', 'edge', 'build', 'media', 'backup'];
@@ -67,7 +66,7 @@ export function makeFleet(hosts, containersPerHost, seed = 7) {
   return nodes;
 }
 
-function sample(n, ts) {
+export function sample(n, ts) {
   const r = n.r;
   const cpu = Math.max(0, Math.min(100, n.base.cpu + (r() - 0.5) * 30));
   const total = 16 * 2 ** 30;
@@ -80,32 +79,3 @@ function sample(n, ts) {
     containers: Object.values(n.view.containers).filter((c) => c.state === 'running').slice(0, 20).map((c) => ({ id: c.id, cpu_pct: r() * 20, mem_bytes: Math.floor(r() * 500e6), mem_limit: 0 })),
   };
 }
-
-export function snapshotMessage(nodes) {
-  return JSON.stringify({ type: 'snapshot', nodes: nodes.map((n) => n.view) });
-}
-
-/** The messages of one tick: a sample for `count` hosts (round robin), sometimes a change. */
-export function tickMessages(nodes, state, count) {
-  const out = [];
-  const now = Date.now();
-  for (let k = 0; k < count; k++) {
-    const n = nodes[state.next++ % nodes.length];
-    if (!n.view.connected) continue;
-    out.push(JSON.stringify({ type: 'metrics', id: n.view.id, sample: sample(n, now) }));
-  }
-  if (n0(state) % 20 === 0) {
-    // A container dies (or comes back): a diff and its timeline event.
-    const n = nodes[Math.floor(n0(state) / 20) % nodes.length];
-    const c = Object.values(n.view.containers)[n0(state) % 7];
-    const dying = c.state === 'running';
-    const value = { ...c, state: dying ? 'exited' : 'running', exit_code: dying ? 1 : null };
-    n.view.containers[c.id] = value;
-    out.push(JSON.stringify({ type: 'diff', id: n.view.id, seq: ++n.view.seq, applied_ms: now, changes: [{ op: 'upsert', collection: 'containers', key: c.id, value }] }));
-    out.push(JSON.stringify({ type: 'event', event: { node_id: n.view.id, ts: now, kind: dying ? 'container.died' : 'container.started', target: c.name, detail: dying ? { exit_code: 1 } : {} } }));
-  }
-  state.ticks++;
-  return out;
-}
-
-const n0 = (state) => state.ticks;

@@ -37,17 +37,22 @@ function Charts({ node, range, theme }: { node: NodeView; range: string; theme: 
   // Short ranges at raw resolution grow with every live sample.
   const s = node.resources;
   useEffect(() => {
-    if (!hist || !s || hist.resolution !== 'raw' || r.ms > 6 * 3600e3) return;
+    if (!s || r.ms > 6 * 3600e3) return;
     const ts = s.ts_ms / 1000;
     const from = (Date.now() - r.ms) / 1000;
     const nets = s.nets?.filter((n) => n.iface !== 'lo') ?? [];
-    setHist({
-      ...hist,
-      cpu: appendLive(hist.cpu, ts, [s.cpu_pct, s.cpu_pct], from),
-      mem: appendLive(hist.mem, ts, [s.mem_used, s.mem_total], from),
-      net: appendLive(hist.net, ts, [nets.reduce((a, n) => a + n.rx_bps, 0), nets.reduce((a, n) => a + n.tx_bps, 0)], from),
-      load: appendLive(hist.load, ts, [s.load1], from),
-    });
+    // An update of the latest state: a history loaded since this render must not be lost.
+    setHist((h) =>
+      h && h.resolution === 'raw' && h.key === r.key
+        ? {
+            ...h,
+            cpu: appendLive(h.cpu, ts, [s.cpu_pct, s.cpu_pct], from),
+            mem: appendLive(h.mem, ts, [s.mem_used, s.mem_total], from),
+            net: appendLive(h.net, ts, [nets.reduce((a, n) => a + n.rx_bps, 0), nets.reduce((a, n) => a + n.tx_bps, 0)], from),
+            load: appendLive(h.load, ts, [s.load1], from),
+          }
+        : h,
+    );
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [s?.ts_ms]);
 
