@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from './api';
 import { Shell } from './Shell';
+import { resetPrefill } from './prefill';
 import { navigate, useRoute } from './router';
 import { SignIn } from './screens/SignIn';
 import { fleet } from './store';
@@ -18,6 +19,7 @@ export function App() {
   const signedOut = () => {
     stopStream();
     fleet.clear();
+    resetPrefill();
     setSession({ state: 'out' });
   };
 

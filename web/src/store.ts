@@ -205,6 +205,23 @@ class Fleet {
     }
   }
 
+  /** Puts history older than the live samples in front of them (see prefill.ts). */
+  prependHistory(id: string, points: { ts: number; cpu: number; mem: number; net: number }[]) {
+    let sp = this.sparks.get(id);
+    if (!sp) {
+      sp = { t: [], cpu: [], mem: [], net: [] };
+      this.sparks.set(id, sp);
+    }
+    const first = sp.t.length ? sp.t[0] : Infinity;
+    const older = points.filter((p) => p.ts < first).slice(-(SPARK_LEN - sp.t.length));
+    if (!older.length) return;
+    sp.t.unshift(...older.map((p) => p.ts));
+    sp.cpu.unshift(...older.map((p) => p.cpu));
+    sp.mem.unshift(...older.map((p) => p.mem));
+    sp.net.unshift(...older.map((p) => p.net));
+    this.changed(false);
+  }
+
   private pushSample(id: string, s: Sample | null | undefined) {
     if (!s) return;
     let sp = this.sparks.get(id);

@@ -1,11 +1,13 @@
 // Every host: filter, sort, live numbers and sparklines. Virtualised, so a
 // fleet of 500 renders only the rows on screen.
 
+import { useEffect } from 'preact/hooks';
 import { Dot } from '../components/bits';
 import { Sparkline } from '../components/Sparkline';
 import { VirtualList } from '../components/VirtualList';
 import { bytes, duration, memPct, netRate, pct, rate } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
+import { cancelPrefill, prefillSpark } from '../prefill';
 import { fleet } from '../store';
 import type { NodeView } from '../types';
 import { useFleet } from '../useFleet';
@@ -30,6 +32,14 @@ export function matchesHost(n: NodeView, q: string) {
 }
 
 function HostRow({ n }: { n: NodeView }) {
+  // A row that stays on screen a moment fills its sparklines from history.
+  useEffect(() => {
+    const t = setTimeout(() => prefillSpark(n.id), 400);
+    return () => {
+      clearTimeout(t);
+      cancelPrefill(n.id);
+    };
+  }, [n.id]);
   const r = n.resources;
   const sp = fleet.sparks.get(n.id);
   const unavailable = Object.values(n.sources).filter((s) => !s.available).length;
