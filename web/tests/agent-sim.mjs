@@ -66,7 +66,10 @@ class Agent {
           this.id = msg.node_id;
           this.seq = 1;
           this.send({ type: 'sync_full', seq: this.seq, state: state(this.node.view) });
-          this.send({ type: 'metrics', samples: [sample(this.node, Date.now())] });
+          // Like a real agent back from an outage, it sends what it buffered:
+          // here the last three minutes, so history and sparklines have a past.
+          const now = Date.now();
+          this.send({ type: 'metrics', samples: Array.from({ length: 36 }, (_, k) => sample(this.node, now - (35 - k) * 5000)) });
           // Spread the agents' samples over the interval, as real ones are.
           const offset = Math.floor(Math.random() * this.intervalMs);
           this.timer = setTimeout(() => {

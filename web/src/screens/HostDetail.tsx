@@ -184,6 +184,7 @@ function Resources({ node }: { node: NodeView }) {
             </ul>
           </>
         )}
+        <SourceUnavailable source={node.sources.temperatures} />
         <SourceUnavailable source={node.sources.gpu} />
       </div>
     </div>
