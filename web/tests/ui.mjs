@@ -443,6 +443,7 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
     // each, enrolled with their own join tokens; every one sends a sample
     // every 5 s (FLEET_HOSTS / 5 per second through the hub to the browser)
     // and a container dies or comes back every second.
+    await page.goto('about:blank'); // only the measured page renders the fleet
     const sim = await startAgents({ bin: BIN, dataDir: path.join(hub.dir, 'data'), hubUrl: hub.url, count: FLEET_HOSTS });
     report.push(`${FLEET_HOSTS} simulated agents: join tokens in ${(sim.timings.tokensMs / 1000).toFixed(1)} s, enrolled and synced in ${(sim.timings.connectMs / 1000).toFixed(1)} s`);
     // Let the hub write the agents' backlog first: the UI is measured here, not the hub's writer.
@@ -514,7 +515,9 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
       t.diagnostic(line);
       report.push(line);
       assert.ok(frames.messages > (FLEET_HOSTS / 5) * 3, `live messages were applied (${frames.messages})`);
-      assert.ok(frames.p95 < 100, `p95 frame time under 100 ms (${fmt(frames.p95)})`);
+      // Guards against jank, loose enough for a loaded 2-core CI machine; the numbers are reported above.
+      assert.ok(frames.p50 < 25, `median frame time under 25 ms (${fmt(frames.p50)})`);
+      assert.ok(frames.p95 < 150, `p95 frame time under 150 ms (${fmt(frames.p95)})`);
       assert.ok(ttfr < 5000, `first render within 5 s (${ttfr.toFixed(0)} ms)`);
 
       // The values moved on screen without a reload.
@@ -546,6 +549,25 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
       assert.ok(failing > 0 && failing < totalContainers, `failing filter (${failing})`);
       assert.equal(await p.locator('[data-testid="container-row"]:not(.is-bad)').count(), 0, 'only failing ones are listed');
       await shot(p, 'containers-fleet.png');
+
+      // Units across the fleet, failed ones by filter.
+      const totalUnits = nodes.reduce((a, n) => a + n.units, 0);
+      await p.getByTestId('nav-units').click();
+      await p.getByTestId('units-count').getByText(`${totalUnits} units`).waitFor({ timeout: 10_000 });
+      await p.getByRole('button', { name: /^Failed/ }).click();
+      await p.waitForURL((u) => u.pathname === '/units' && u.searchParams.get('state') === 'failed');
+      const failed = Number(await p.getByTestId('units-list').getAttribute('data-count'));
+      assert.ok(failed > 0 && failed < totalUnits, `failed filter (${failed})`);
+      assert.equal(await p.locator('[data-testid="unit-row"]:not([data-state="failed"])').count(), 0, 'only failed units are listed');
+
+      // One simulated host: its containers, and charts from the backlog it sent.
+      const sample = nodes.find((n) => n.hostname === names.find((h) => h !== HOSTNAME && nodes.find((x) => x.hostname === h)?.connected));
+      await p.goto(`${hub.url}/hosts/${sample.id}?tab=containers`);
+      await p.getByTestId('detail-hostname').getByText(sample.hostname, { exact: true }).waitFor({ timeout: 10_000 });
+      assert.equal(Number(await p.getByTestId('containers-list').getAttribute('data-count')), sample.containers);
+      await p.getByTestId('tab-overview').click();
+      await p.waitForFunction(() => Number(document.querySelector('[data-testid="chart-cpu"]')?.dataset.points || 0) >= 20, null, { timeout: 10_000 });
+      assert.ok((await painted(chartCanvas(p, 'chart-cpu'))) > 500, 'the simulated host has a drawn history');
 
       await p.getByTestId('nav-overview').click();
       await p.getByTestId('stat-hosts').getByText(new RegExp(`/ ${total}$`)).waitFor();

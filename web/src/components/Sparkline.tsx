@@ -23,9 +23,14 @@ function colour(kind: string): string {
 
 export function Sparkline({ values, max, kind, label, width = 96, height = 26 }: Props) {
   const ref = useRef<HTMLCanvasElement>(null);
+  const drawn = useRef('');
   const last = values.length ? values[values.length - 1] : null;
   useLayoutEffect(() => {
     const c = ref.current!;
+    // Rows re-render whenever any host changes; redraw only when this line did.
+    const key = `${values.length}|${values[0]}|${last}|${max}|${width}|${document.documentElement.dataset.theme}`;
+    if (key === drawn.current) return;
+    drawn.current = key;
     const dpr = window.devicePixelRatio || 1;
     if (c.width !== width * dpr) {
       c.width = width * dpr;
