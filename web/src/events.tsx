@@ -20,7 +20,8 @@ function detailText(e: TimelineEvent): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(d)) {
     if (v == null || typeof v === 'object') continue;
-    parts.push(`${k.replace(/_/g, ' ')} ${v}`);
+    const text = String(v);
+    parts.push(`${k.replace(/_/g, ' ')} ${text.length > 24 ? `${text.slice(0, 12)}…` : text}`);
   }
   return parts.slice(0, 4).join(' · ');
 }

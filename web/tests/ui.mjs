@@ -369,7 +369,6 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
     await page.getByTestId('event-search').fill('no-such-thing');
     await page.getByTestId('empty').getByText('No event matches').waitFor();
     await page.getByTestId('event-search').fill('');
-    await shot(page, 'events.png');
   });
 
   step('fits a phone screen and has a dark theme', async () => {
@@ -575,6 +574,14 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
       await p.getByTestId('recent-events').locator('[data-kind="container.died"], [data-kind="container.started"]').first().waitFor({ timeout: 5000 });
       await sleep(300);
       await shot(p, 'overview-fleet.png');
+
+      // The fleet's timeline, live: the hub's events from the agents' diffs.
+      await p.getByTestId('nav-events').click();
+      await p.locator('[data-testid="event-row"][data-kind^="container."]').first().waitFor({ timeout: 5000 });
+      await p.getByRole('button', { name: 'Container' }).click();
+      await p.waitForURL((u) => u.searchParams.get('kind') === 'container');
+      assert.equal(await p.locator('[data-testid="event-row"]:not([data-kind^="container."])').count(), 0, 'only container events');
+      await shot(p, 'events.png');
     } finally {
       await ctx.close();
       sim.stop();
