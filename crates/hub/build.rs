@@ -37,7 +37,10 @@ fn main() {
     println!("cargo::rerun-if-env-changed=TWINBAY_NPM");
 
     let dist = match std::env::var_os("TWINBAY_WEB_DIST") {
-        Some(dir) => PathBuf::from(dir),
+        Some(dir) => {
+            println!("cargo::rerun-if-changed={}", PathBuf::from(&dir).display());
+            PathBuf::from(dir)
+        }
         None => {
             let dist = out.join("web-dist");
             if let Err(message) = build_ui(&web, &dist) {
