@@ -558,6 +558,7 @@ describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
       const failed = Number(await p.getByTestId('units-list').getAttribute('data-count'));
       assert.ok(failed > 0 && failed < totalUnits, `failed filter (${failed})`);
       assert.equal(await p.locator('[data-testid="unit-row"]:not([data-state="failed"])').count(), 0, 'only failed units are listed');
+      await shot(p, 'units-fleet.png');
 
       // One simulated host: its containers, and charts from the backlog it sent.
       const sample = nodes.find((n) => n.hostname === names.find((h) => h !== HOSTNAME && nodes.find((x) => x.hostname === h)?.connected));
