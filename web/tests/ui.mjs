@@ -161,7 +161,7 @@ function step(name, fn) {
   });
 }
 
-describe('twinbay web UI (real browser)', { timeout: 180_000 }, () => {
+describe('twinbay web UI (real browser)', { timeout: 300_000 }, () => {
   const t0 = performance.now();
 
   before(async () => {
