@@ -390,8 +390,25 @@ describe('twinbay web UI (real browser)', { timeout: 300_000 }, () => {
       await p.waitForFunction(() => Number(document.querySelector('[data-testid="chart-cpu"]')?.dataset.points || 0) >= 3, null, { timeout: 10_000 });
       await sleep(300);
       await shot(p, 'host-phone.png');
+      for (const [screen, ready] of [['containers', 'containers-count'], ['units', 'units-count'], ['events', 'events-count']]) {
+        await p.getByTestId(`nav-${screen}`).click();
+        await p.waitForURL((u) => u.pathname === `/${screen}`);
+        await p.getByTestId(ready).waitFor();
+        await p.waitForFunction((id) => !/loading/.test(document.querySelector(`[data-testid="${id}"]`)?.textContent || 'loading'), ready);
+        const wide = await p.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(wide <= PHONE.width, `${screen}: no sideways scrolling (${wide}px)`);
+        await shot(p, `${screen}-phone.png`);
+      }
     } finally {
       await ctx.close();
+    }
+    const { ctx: out, p: o } = await newPage(PHONE);
+    try {
+      await o.goto(`${hub.url}/`);
+      await o.getByTestId('signin-form').waitFor();
+      await shot(o, 'signin-phone.png');
+    } finally {
+      await out.close();
     }
     const { ctx: dark, p: d } = await newPage(DESKTOP, await context.storageState(), 'dark');
     try {
@@ -419,6 +436,8 @@ describe('twinbay web UI (real browser)', { timeout: 300_000 }, () => {
     assert.equal(await page.evaluate(() => document.activeElement?.textContent), HOSTNAME);
     await page.keyboard.press('Enter');
     await page.waitForURL((u) => u.pathname === `/hosts/${nodeId}`);
+    // Its history has loaded (nothing in flight when the next step signs out).
+    await page.waitForFunction(() => document.querySelector('[data-testid="chart-resolution"]')?.dataset.resolution, null, { timeout: 10_000 });
   });
 
   step('signs out back to the sign-in form', async () => {
