@@ -1,0 +1,140 @@
+// The signed-in frame: navigation, live-link status, theme, user; the screen.
+
+import { useEffect, useState } from 'preact/hooks';
+import { Empty } from './components/bits';
+import { Link, type Route } from './router';
+import { Containers } from './screens/Containers';
+import { Events } from './screens/Events';
+import { HostDetail } from './screens/HostDetail';
+import { Hosts } from './screens/Hosts';
+import { Overview } from './screens/Overview';
+import { Units } from './screens/Units';
+import { reconnectNow } from './stream';
+import { currentTheme, setTheme, type Theme } from './theme';
+import type { Me } from './types';
+import { useFleet } from './useFleet';
+
+export function Logo() {
+  return (
+    <svg class="logo" viewBox="0 0 24 24" aria-hidden="true">
+      <rect x="2" y="5" width="9" height="14" rx="2" />
+      <rect x="13" y="5" width="9" height="14" rx="2" />
+    </svg>
+  );
+}
+
+const NAV = [
+  { href: '/', label: 'Overview', match: (p: string) => p === '/' },
+  { href: '/hosts', label: 'Hosts', match: (p: string) => p.startsWith('/hosts') },
+  { href: '/containers', label: 'Containers', match: (p: string) => p === '/containers' },
+  { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
+  { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
+];
+
+function screen(route: Route, theme: Theme) {
+  const p = route.path;
+  if (p === '/') return <Overview />;
+  if (p === '/hosts') return <Hosts query={route.query} />;
+  const m = /^\/hosts\/([^/]+)$/.exec(p);
+  if (m) return <HostDetail id={decodeURIComponent(m[1])} query={route.query} theme={theme} />;
+  if (p === '/containers') return <Containers query={route.query} />;
+  if (p === '/units') return <Units query={route.query} />;
+  if (p === '/events') return <Events query={route.query} />;
+  return (
+    <Empty title="No such page" testId="not-found">
+      <Link href="/">Back to the overview</Link>
+    </Empty>
+  );
+}
+
+function LinkBanner() {
+  const fleet = useFleet();
+  const [, tick] = useState(0);
+  useEffect(() => {
+    if (fleet.link !== 'offline') return;
+    const t = setInterval(() => tick((n) => n + 1), 1000);
+    return () => clearInterval(t);
+  }, [fleet.link]);
+  if (fleet.link !== 'offline') return null;
+  const secs = Math.max(0, Math.ceil((fleet.retryAt - Date.now()) / 1000));
+  return (
+    <div class="banner" role="status" data-testid="offline-banner">
+      <span>Offline — live updates paused. Reconnecting{secs > 0 ? ` in ${secs} s` : '…'}</span>
+      <button type="button" class="btn btn-small" onClick={reconnectNow}>
+        Retry now
+      </button>
+    </div>
+  );
+}
+
+function Counts() {
+  const fleet = useFleet();
+  const nodes = fleet.list();
+  const up = nodes.filter((n) => n.connected).length;
+  return (
+    <span class="counts" data-testid="counts">
+      <span class={`live-dot ${fleet.link}`} title={fleet.link === 'live' ? 'live' : fleet.link} data-testid="link-state" data-state={fleet.link} />
+      {fleet.loaded ? `${nodes.length} host${nodes.length === 1 ? '' : 's'} · ${up} up · ${nodes.length - up} down` : 'connecting…'}
+    </span>
+  );
+}
+
+export function Shell({ me, route, onSignOut }: { me: Me; route: Route; onSignOut: () => void }) {
+  const [theme, setThemeState] = useState<Theme>(currentTheme);
+  const toggleTheme = () => {
+    const next = theme === 'dark' ? 'light' : 'dark';
+    setTheme(next);
+    setThemeState(next);
+  };
+
+  // "/" jumps to the screen's search box, as in most dashboards.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement;
+      if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
+      const search = document.querySelector<HTMLInputElement>('input[type="search"]');
+      if (search) {
+        e.preventDefault();
+        search.focus();
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, []);
+
+  return (
+    <div class="shell" id="shell">
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <Link class="brand" href="/">
+          <Logo />
+          <span>twinbay</span>
+        </Link>
+        <Counts />
+        <span class="spacer" />
+        <button type="button" class="btn btn-ghost" onClick={toggleTheme} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`} data-testid="theme-toggle">
+          {theme === 'dark' ? '☀' : '☾'}
+        </button>
+        <span class="user" data-testid="user">
+          {me.username} <small>{me.role}</small>
+        </span>
+        <button type="button" class="btn btn-ghost" onClick={onSignOut} data-testid="signout">
+          Sign out
+        </button>
+      </header>
+      <nav class="nav" aria-label="Main">
+        {NAV.map((n) => (
+          <Link key={n.href} href={n.href} class={n.match(route.path) ? 'active' : ''} aria-current={n.match(route.path) ? 'page' : undefined} data-testid={`nav-${n.label.toLowerCase()}`}>
+            {n.label}
+          </Link>
+        ))}
+      </nav>
+      <LinkBanner />
+      <main id="main" class="main" tabIndex={-1}>
+        {screen(route, theme)}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,131 @@
+// Every container in the fleet, searchable and filtered by state.
+
+import { Badge, Empty } from '../components/bits';
+import { VirtualList } from '../components/VirtualList';
+import { bytes, pct } from '../format';
+import { hostUrl, Link, setQuery } from '../router';
+import { cap } from '../format';
+import { containerFailing, fleet, type ContainerRow } from '../store';
+import type { Container, NodeView } from '../types';
+import { useFleet } from '../useFleet';
+import { PHONE, useMedia } from '../useMedia';
+
+export const CONTAINER_STATES: Record<string, (c: Container) => boolean> = {
+  all: () => true,
+  running: (c) => c.state === 'running',
+  failing: containerFailing,
+  stopped: (c) => c.state === 'exited' || c.state === 'created' || c.state === 'dead',
+  paused: (c) => c.state === 'paused',
+};
+
+export function containerStats(node: NodeView, id: string) {
+  return node.resources?.containers?.find((s) => s.id === id);
+}
+
+export function ContainerLine({ node, c, showHost }: { node: NodeView; c: Container; showHost: boolean }) {
+  const st = c.state === 'running' ? containerStats(node, c.id) : undefined;
+  const failing = containerFailing(c);
+  return (
+    <div class={`row ctr-row${failing ? ' is-bad' : ''}`} role="row" data-testid="container-row" data-state={c.state}>
+      <span class="c-state">
+        <Badge text={c.health && c.health !== 'none' ? c.health : c.state} tone={failing ? 'bad' : undefined} />
+      </span>
+      <span class="c-name">
+        <strong>{c.name}</strong>
+        <small class="sub">
+          {c.compose_project ? `${c.compose_project}/${c.compose_service || '?'} · ` : ''}
+          {c.state === 'exited' && c.exit_code != null ? `exit ${c.exit_code}` : c.id.slice(0, 12)}
+          {c.restart_count > 0 ? ` · ${c.restart_count} restarts` : ''}
+        </small>
+      </span>
+      {showHost && (
+        <span class="c-host">
+          <Link href={hostUrl(node.id, 'containers')}>{node.hostname}</Link>
+        </span>
+      )}
+      <span class="c-image" title={c.image}>
+        {c.image}
+      </span>
+      <span class="c-small num">{st ? pct(st.cpu_pct) : '—'}</span>
+      <span class="c-small num">{st ? bytes(st.mem_bytes) : '—'}</span>
+      <span class="c-ports" title={c.ports.join(', ')}>
+        {c.ports.join(', ') || '—'}
+      </span>
+    </div>
+  );
+}
+
+export function ContainerTable({ rows, showHost, label }: { rows: ContainerRow[]; showHost: boolean; label: string }) {
+  const phone = useMedia(PHONE);
+  return (
+    <div class={`table ctr-table${showHost ? ' with-host' : ''}`} role="table" aria-label={label}>
+      <div class="row head" role="row">
+        <span class="c-state">State</span>
+        <span class="c-name">Name</span>
+        {showHost && <span class="c-host">Host</span>}
+        <span class="c-image">Image</span>
+        <span class="c-small">CPU</span>
+        <span class="c-small">Memory</span>
+        <span class="c-ports">Ports</span>
+      </div>
+      <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="containers-list" row={(r) => <ContainerLine key={`${r.node.id}/${r.c.id}`} node={r.node} c={r.c} showHost={showHost} />} />
+    </div>
+  );
+}
+
+export function Containers({ query }: { query: URLSearchParams }) {
+  useFleet();
+  const q = (query.get('q') || '').toLowerCase();
+  const state = CONTAINER_STATES[query.get('state') || 'all'] ? query.get('state') || 'all' : 'all';
+  const all = fleet.containers();
+  const test = CONTAINER_STATES[state];
+  const rows = all.filter(
+    (r) => test(r.c) && (!q || r.c.name.toLowerCase().includes(q) || r.c.image.toLowerCase().includes(q) || r.node.hostname.toLowerCase().includes(q) || (r.c.compose_project || '').toLowerCase().includes(q)),
+  );
+  const counts = Object.fromEntries(Object.entries(CONTAINER_STATES).map(([k, f]) => [k, all.filter((r) => f(r.c)).length]));
+  const unavailable = fleet.list().filter((n) => n.sources.containers && !n.sources.containers.available);
+
+  return (
+    <section class="screen screen-fill" aria-labelledby="ctr-title">
+      <div class="screen-head">
+        <h1 id="ctr-title">Containers</h1>
+        <span class="muted" data-testid="containers-count">
+          {rows.length === all.length ? `${all.length} containers` : `${rows.length} of ${all.length} containers`}
+        </span>
+      </div>
+      <div class="toolbar" role="search">
+        <input type="search" placeholder="Search name, image, host, project…  ( / )" aria-label="Search containers" value={query.get('q') || ''} onInput={(e) => setQuery({ q: e.currentTarget.value })} data-testid="container-search" />
+        <div class="chips" role="group" aria-label="State">
+          {Object.keys(CONTAINER_STATES).map((k) => (
+            <button key={k} type="button" class={`chip${state === k ? ' on' : ''}`} aria-pressed={state === k} onClick={() => setQuery({ state: k === 'all' ? null : k })}>
+              {cap(k)} <span class="chip-n">{counts[k]}</span>
+            </button>
+          ))}
+        </div>
+      </div>
+      {unavailable.length > 0 && (
+        <div class="unavailable" role="note" data-testid="source-unavailable" data-source="containers">
+          <strong>Container source unavailable on {unavailable.length} host{unavailable.length > 1 ? 's' : ''}</strong>
+          <span>
+            {unavailable.slice(0, 3).map((n, i) => (
+              <span key={n.id}>
+                {i > 0 && ', '}
+                <Link href={hostUrl(n.id, 'containers')}>{n.hostname}</Link>: {n.sources.containers.reason || 'no reason given'}
+              </span>
+            ))}
+            {unavailable.length > 3 ? ` and ${unavailable.length - 3} more` : ''}
+          </span>
+        </div>
+      )}
+      {!fleet.loaded ? (
+        <p class="muted">Loading…</p>
+      ) : rows.length === 0 ? (
+        <Empty title={all.length === 0 ? 'No containers in the fleet' : 'No container matches'}>
+          {all.length === 0 ? 'Agents report Docker or Podman containers when an engine socket is reachable.' : 'Change the search or the state filter.'}
+        </Empty>
+      ) : (
+        <ContainerTable rows={rows} showHost label="Containers" />
+      )}
+    </section>
+  );
+}

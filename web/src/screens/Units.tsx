@@ -1,0 +1,116 @@
+// Every systemd unit in the fleet, searchable and filtered by state.
+
+import { Badge, Empty } from '../components/bits';
+import { VirtualList } from '../components/VirtualList';
+import { ago, bytes } from '../format';
+import { hostUrl, Link, setQuery } from '../router';
+import { cap } from '../format';
+import { fleet, unitFailing, type UnitRow } from '../store';
+import type { Unit } from '../types';
+import { useFleet } from '../useFleet';
+import { PHONE, useMedia } from '../useMedia';
+
+export const UNIT_STATES: Record<string, (u: Unit) => boolean> = {
+  all: () => true,
+  active: (u) => u.active_state === 'active',
+  failed: unitFailing,
+  inactive: (u) => u.active_state === 'inactive',
+  changing: (u) => /ing$/.test(u.active_state),
+};
+
+export function UnitLine({ r, showHost }: { r: UnitRow; showHost: boolean }) {
+  const u = r.u;
+  return (
+    <div class={`row unit-row${unitFailing(u) ? ' is-bad' : ''}`} role="row" data-testid="unit-row" data-state={u.active_state}>
+      <span class="c-state">
+        <Badge text={u.active_state || '?'} />
+      </span>
+      <span class="c-name">
+        <strong>{u.name}</strong>
+        <small class="sub">
+          {u.sub_state}
+          {u.user ? ' · user' : ''}
+          {u.description ? ` · ${u.description}` : ''}
+        </small>
+      </span>
+      {showHost && (
+        <span class="c-host">
+          <Link href={hostUrl(r.node.id, 'units')}>{r.node.hostname}</Link>
+        </span>
+      )}
+      <span class="c-small num">{u.memory_bytes != null ? bytes(u.memory_bytes) : '—'}</span>
+      <span class="c-since">{u.since ? ago(u.since * 1000) : '—'}</span>
+    </div>
+  );
+}
+
+export function UnitTable({ rows, showHost, label }: { rows: UnitRow[]; showHost: boolean; label: string }) {
+  const phone = useMedia(PHONE);
+  return (
+    <div class={`table unit-table${showHost ? ' with-host' : ''}`} role="table" aria-label={label}>
+      <div class="row head" role="row">
+        <span class="c-state">State</span>
+        <span class="c-name">Unit</span>
+        {showHost && <span class="c-host">Host</span>}
+        <span class="c-small">Memory</span>
+        <span class="c-since">Since</span>
+      </div>
+      <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="units-list" row={(r) => <UnitLine key={`${r.node.id}/${r.key}`} r={r} showHost={showHost} />} />
+    </div>
+  );
+}
+
+export function Units({ query }: { query: URLSearchParams }) {
+  useFleet();
+  const q = (query.get('q') || '').toLowerCase();
+  const state = UNIT_STATES[query.get('state') || 'all'] ? query.get('state') || 'all' : 'all';
+  const all = fleet.units();
+  const test = UNIT_STATES[state];
+  const rows = all.filter((r) => test(r.u) && (!q || r.u.name.toLowerCase().includes(q) || r.u.description.toLowerCase().includes(q) || r.node.hostname.toLowerCase().includes(q)));
+  const counts = Object.fromEntries(Object.entries(UNIT_STATES).map(([k, f]) => [k, all.filter((r) => f(r.u)).length]));
+  const unavailable = fleet.list().filter((n) => n.sources.units && !n.sources.units.available);
+
+  return (
+    <section class="screen screen-fill" aria-labelledby="units-title">
+      <div class="screen-head">
+        <h1 id="units-title">Units</h1>
+        <span class="muted" data-testid="units-count">
+          {rows.length === all.length ? `${all.length} units` : `${rows.length} of ${all.length} units`}
+        </span>
+      </div>
+      <div class="toolbar" role="search">
+        <input type="search" placeholder="Search unit, description, host…  ( / )" aria-label="Search units" value={query.get('q') || ''} onInput={(e) => setQuery({ q: e.currentTarget.value })} data-testid="unit-search" />
+        <div class="chips" role="group" aria-label="State">
+          {Object.keys(UNIT_STATES).map((k) => (
+            <button key={k} type="button" class={`chip${state === k ? ' on' : ''}`} aria-pressed={state === k} onClick={() => setQuery({ state: k === 'all' ? null : k })}>
+              {cap(k)} <span class="chip-n">{counts[k]}</span>
+            </button>
+          ))}
+        </div>
+      </div>
+      {unavailable.length > 0 && (
+        <div class="unavailable" role="note" data-testid="source-unavailable" data-source="units">
+          <strong>Unit source unavailable on {unavailable.length} host{unavailable.length > 1 ? 's' : ''}</strong>
+          <span>
+            {unavailable.slice(0, 3).map((n, i) => (
+              <span key={n.id}>
+                {i > 0 && ', '}
+                <Link href={hostUrl(n.id, 'units')}>{n.hostname}</Link>: {n.sources.units.reason || 'no reason given'}
+              </span>
+            ))}
+            {unavailable.length > 3 ? ` and ${unavailable.length - 3} more` : ''}
+          </span>
+        </div>
+      )}
+      {!fleet.loaded ? (
+        <p class="muted">Loading…</p>
+      ) : rows.length === 0 ? (
+        <Empty title={all.length === 0 ? 'No units in the fleet' : 'No unit matches'}>
+          {all.length === 0 ? 'Agents report systemd units over D-Bus where a bus is reachable.' : 'Change the search or the state filter.'}
+        </Empty>
+      ) : (
+        <UnitTable rows={rows} showHost label="Units" />
+      )}
+    </section>
+  );
+}

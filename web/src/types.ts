@@ -1,0 +1,168 @@
+// The hub's JSON shapes (crates/proto/src/model.rs, crates/hub/src/twin/view.rs,
+// crates/hub/src/timeline.rs). Only what the UI reads is typed.
+
+export interface HostInfo {
+  hostname: string;
+  os: string;
+  kernel: string;
+  arch: string;
+  agent_version: string;
+  boot_time: number;
+  cpu_cores: number;
+  labels: Record<string, string>;
+}
+
+export interface Container {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+  health?: string | null;
+  exit_code?: number | null;
+  restart_count: number;
+  ports: string[];
+  labels: Record<string, string>;
+  compose_project?: string | null;
+  compose_service?: string | null;
+  created?: string | null;
+  started_at?: string | null;
+}
+
+export interface Unit {
+  name: string;
+  description: string;
+  load_state: string;
+  active_state: string;
+  sub_state: string;
+  since?: number | null;
+  user: boolean;
+  main_pid?: number | null;
+  memory_bytes?: number | null;
+  cpu_nsec?: number | null;
+}
+
+export interface Port {
+  protocol: string;
+  address: string;
+  port: number;
+  process?: string | null;
+  pid?: number | null;
+}
+
+export interface SourceStatus {
+  name: string;
+  available: boolean;
+  reason?: string | null;
+}
+
+export interface Interface {
+  name: string;
+  mac?: string | null;
+  up: boolean;
+  speed_mbps?: number | null;
+  duplex?: string | null;
+  mtu?: number | null;
+}
+
+export interface Mount {
+  path: string;
+  device: string;
+  fs_type: string;
+  error?: string | null;
+}
+
+export interface Process {
+  pid: number;
+  name: string;
+  cpu_pct: number;
+  rss: number;
+  uid?: number | null;
+}
+
+export interface DiskHealth {
+  device: string;
+  model: string;
+  passed?: boolean | null;
+  temp_c?: number | null;
+  wear_pct?: number | null;
+  error?: string | null;
+}
+
+export interface Sample {
+  ts_ms: number;
+  cpu_pct: number;
+  load1: number;
+  load5: number;
+  load15: number;
+  mem_total: number;
+  mem_used: number;
+  mem_available: number;
+  swap_total: number;
+  swap_used: number;
+  uptime_secs: number;
+  cores?: number[];
+  cpu_mhz?: number;
+  disks?: { mount: string; total: number; used: number; read_bps: number; write_bps: number }[];
+  nets?: { iface: string; rx_bps: number; tx_bps: number; rx_errors: number; tx_errors: number }[];
+  temps?: { sensor: string; celsius: number }[];
+  gpus?: { index: number; name: string; util_pct: number; mem_used: number; mem_total: number; temp_c?: number }[];
+  latency?: { target: string; ms?: number | null }[];
+  containers?: { id: string; cpu_pct: number; mem_bytes: number; mem_limit: number }[];
+}
+
+export type Collection =
+  | 'containers' | 'units' | 'ports' | 'sources' | 'interfaces' | 'mounts' | 'processes' | 'disk_health';
+
+export interface NodeView {
+  id: string;
+  hostname: string;
+  connected: boolean;
+  last_seen?: number | null;
+  agent_version: string;
+  seq?: number | null;
+  resources?: Sample | null;
+  simulated?: boolean;
+  host: HostInfo;
+  containers: Record<string, Container>;
+  units: Record<string, Unit>;
+  ports: Record<string, Port>;
+  sources: Record<string, SourceStatus>;
+  interfaces: Record<string, Interface>;
+  mounts: Record<string, Mount>;
+  processes: Record<string, Process>;
+  disk_health: Record<string, DiskHealth>;
+}
+
+export type Change =
+  | { op: 'host'; value: HostInfo }
+  | { op: 'upsert'; collection: Collection; key: string; value: unknown }
+  | { op: 'remove'; collection: Collection; key: string };
+
+export interface TimelineEvent {
+  node_id: string;
+  ts: number;
+  kind: string;
+  target: string;
+  detail: Record<string, unknown> | null;
+}
+
+export type StreamMessage =
+  | { type: 'snapshot'; nodes: NodeView[] }
+  | { type: 'node'; node: NodeView }
+  | { type: 'status'; id: string; connected: boolean; last_seen?: number | null; agent_version: string }
+  | { type: 'diff'; id: string; seq: number; applied_ms: number; changes: Change[] }
+  | { type: 'metrics'; id: string; sample: Sample }
+  | { type: 'event'; event: TimelineEvent };
+
+export interface Me {
+  username: string;
+  role: string;
+}
+
+export interface RangeResponse {
+  node: string;
+  resolution: string;
+  from: number;
+  to: number;
+  series: { name: string; points: [number, number, number, number][] }[];
+}
