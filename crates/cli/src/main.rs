@@ -1,5 +1,6 @@
 //! `twinbay`: one binary for the hub, the agent, the simulator and the admin CLI.
-#![forbid(unsafe_code)]
+// The one unsafe call is `memory::limit_malloc_arenas` (a libc setting).
+#![deny(unsafe_code)]
 
 mod args;
 mod commands;
@@ -10,6 +11,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     // Whatever happens, one line on stderr, never a stack trace.
     std::panic::set_hook(Box::new(|info| eprintln!("error: internal error: {info}")));
     let cli = match args::Cli::try_parse() {
@@ -35,5 +37,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives every thread that allocates its own malloc arena (up to eight
+/// per core); with the runtime's workers and SQLite's threads a hub with
+/// 1,000 agents kept ~30 MiB more resident in half-empty arenas
+/// (bench/hub-scale: 210 vs 179 MiB). Two arenas are plenty for a
+/// two-worker runtime. Called first, before any thread starts.
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before
+    // any other thread exists, and M_ARENA_MAX takes any positive value.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 
 pub use auth::SESSION_COOKIE;
 pub use error::ApiError;
+pub use stream::SNAPSHOTS_AT_ONCE;
 
 use crate::HubState;
 use crate::server::Peer;

@@ -98,6 +98,10 @@ pub struct HubState {
     /// Open agent sessions, so shutdown can wait for them to say goodbye.
     pub sessions: tokio_util::task::TaskTracker,
     pub history: history::History,
+    /// Whole-fleet snapshots being built or sent to stream clients at once.
+    /// A snapshot of a large fleet is large; this bounds how many exist,
+    /// however many clients connect or fall behind together.
+    pub snapshots: tokio::sync::Semaphore,
 }
 
 /// What the first start did about the admin account.
@@ -191,6 +195,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
         history,
+        snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
     });
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));

@@ -17,6 +17,8 @@ use crate::HubState;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most events written before one flush.
 const MAX_BATCH: usize = 256;
+/// Whole-fleet snapshots built or in flight at once, hub-wide.
+pub const SNAPSHOTS_AT_ONCE: usize = 2;
 
 /// WebSocket: `{"type":"snapshot","nodes":[…]}` first, then `node`, `status`,
 /// `diff` and `metrics` events as they happen. A client that falls behind
@@ -41,6 +43,11 @@ pub async fn stream(
 
 async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
     let _client = hub.metrics.ui_client();
+    // This client's turn to hold a whole-fleet snapshot, while it is built and sent.
+    let Ok(permit) = hub.snapshots.acquire().await else {
+        return;
+    };
+    let mut snapshot_turn = Some(permit);
     let (snapshot, mut events) = hub.twin.subscribe();
     let mut batch = vec![snapshot];
     loop {
@@ -53,30 +60,42 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
                 return;
             }
         }
+        // The snapshot is out: another client may have its turn.
+        drop(snapshot_turn.take());
         tokio::select! {
             _ = hub.shutdown.cancelled() => {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
             }
             event = events.recv() => {
+                let mut lagged = None;
                 match event {
                     Ok(text) => batch.push(text),
-                    Err(RecvError::Lagged(missed)) => {
-                        batch.push(resync(&hub, &mut events, missed));
-                    }
+                    Err(RecvError::Lagged(missed)) => lagged = Some(missed),
                     Err(RecvError::Closed) => return,
                 }
                 // Take what else is waiting: a busy fleet costs one flush per
                 // batch, not one per event.
-                while batch.len() < MAX_BATCH {
+                while lagged.is_none() && batch.len() < MAX_BATCH {
                     match events.try_recv() {
                         Ok(text) => batch.push(text),
-                        Err(TryRecvError::Lagged(missed)) => {
-                            batch.clear();
-                            batch.push(resync(&hub, &mut events, missed));
-                        }
+                        Err(TryRecvError::Lagged(missed)) => lagged = Some(missed),
                         Err(_) => break,
                     }
+                }
+                if let Some(missed) = lagged {
+                    // Fell behind: what is queued is stale; a fresh snapshot
+                    // replaces it, once it is this client's turn to get one.
+                    batch.clear();
+                    let permit = tokio::select! {
+                        p = hub.snapshots.acquire() => match p {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                        _ = hub.shutdown.cancelled() => return,
+                    };
+                    snapshot_turn = Some(permit);
+                    batch.push(resync(&hub, &mut events, missed));
                 }
             }
             incoming = socket.recv() => match incoming {
