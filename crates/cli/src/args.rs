@@ -169,6 +169,15 @@ pub enum CtlCommand {
     /// Tokens for scripts and integrations.
     #[command(subcommand)]
     ApiToken(ApiTokenCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; name the first entry that was changed or removed.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

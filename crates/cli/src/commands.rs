@@ -12,8 +12,8 @@ use twinbay_hub::store::Role;
 use twinbay_hub::{FirstAdmin, HubConfig, RunningHub};
 
 use crate::args::{
-    AgentArgs, ApiTokenCommand, Command, CtlArgs, CtlCommand, HubArgs, JoinTokenCommand, RoleArg,
-    SimArgs, UpArgs,
+    AgentArgs, ApiTokenCommand, AuditCommand, Command, CtlArgs, CtlCommand, HubArgs,
+    JoinTokenCommand, RoleArg, SimArgs, UpArgs,
 };
 
 pub fn run(command: Command) -> Result<()> {
@@ -324,6 +324,18 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 .await
                 .map_err(|e| anyhow!(twinbay_hub::report(&e)))
                 .context("creating an API token")?
+        }
+        CtlCommand::Audit(AuditCommand::Verify) => {
+            match twinbay_hub::admin::verify_audit(&data_dir)
+                .await
+                .map_err(|e| anyhow!(twinbay_hub::report(&e)))?
+            {
+                Ok((count, Some((id, hash)))) => {
+                    format!("audit trail intact: {count} entries; head #{id} sha256:{hash}")
+                }
+                Ok((_, None)) => "audit trail intact: no entries yet".to_string(),
+                Err(broken) => return Err(anyhow!("audit trail broken: {broken}")),
+            }
         }
     };
     println!("{out}");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use twinbay_proto::join::JoinString;
 
 use crate::HubError;
+use crate::audit::{ActorKind, Outcome, Record};
 use crate::store::{DB_FILE, Role, Store, settings};
 
 async fn open_existing(data_dir: &Path) -> Result<Store, HubError> {
@@ -35,6 +36,17 @@ pub async fn create_join_string(
         .await?
         .ok_or_else(|| HubError::NotInitialized(data_dir.display().to_string()))?;
     let token = store.create_join_token(ttl).await?;
+    store
+        .audit(
+            Record::new(
+                ActorKind::Cli,
+                &cli_user(),
+                "join_token.create",
+                Outcome::Ok,
+            )
+            .detail(&format!("valid for {}", humantime_secs(ttl))),
+        )
+        .await?;
     store.close().await;
     Ok(JoinString {
         hub: url,
@@ -48,6 +60,35 @@ pub async fn create_join_string(
 pub async fn create_api_token(data_dir: &Path, role: Role, name: &str) -> Result<String, HubError> {
     let store = open_existing(data_dir).await?;
     let token = store.create_api_token(role, name).await?;
+    store
+        .audit(
+            Record::new(ActorKind::Cli, &cli_user(), "api_token.create", Outcome::Ok)
+                .target(name)
+                .detail(&format!("role {}", role.as_str())),
+        )
+        .await?;
     store.close().await;
     Ok(token)
+}
+
+/// Checks the audit trail's hash chain: `Ok` with the number of entries and
+/// the head (to write down elsewhere), or the first broken entry.
+pub async fn verify_audit(
+    data_dir: &Path,
+) -> Result<Result<(u64, Option<(i64, String)>), crate::audit::Broken>, HubError> {
+    let store = open_existing(data_dir).await?;
+    let result = store.audit_verify().await?;
+    store.close().await;
+    Ok(result)
+}
+
+/// Who ran `twinbay ctl`, as the OS tells it.
+fn cli_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{} s", d.as_secs())
 }

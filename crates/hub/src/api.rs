@@ -1,5 +1,6 @@
 //! The HTTP surface: REST API, UI stream, agent endpoint, UI files, health and metrics.
 
+mod audit;
 mod auth;
 mod error;
 mod events;
@@ -72,6 +73,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(history::series))
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
+        .routes(routes!(audit::search))
         .routes(routes!(status::status))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))

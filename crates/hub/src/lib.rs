@@ -9,10 +9,12 @@
 
 pub mod admin;
 pub mod api;
+pub mod audit;
 pub mod credentials;
 mod fsutil;
 pub mod history;
 pub mod link;
+pub mod lockout;
 pub mod metrics;
 pub mod recorder;
 pub mod server;
@@ -102,6 +104,8 @@ pub struct HubState {
     /// A snapshot of a large fleet is large; this bounds how many exist,
     /// however many clients connect or fall behind together.
     pub snapshots: tokio::sync::Semaphore,
+    /// Sign-in failures in a row, per account and address.
+    pub lockout: lockout::Lockout,
 }
 
 /// What the first start did about the admin account.
@@ -196,6 +200,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         sessions: tokio_util::task::TaskTracker::new(),
         history,
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
+        lockout: lockout::Lockout::default(),
     });
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));

@@ -19,6 +19,7 @@ use twinbay_proto::message::{AgentMessage, ErrorCode, HubMessage};
 use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use crate::HubState;
+use crate::audit::{ActorKind, Outcome, Record};
 use crate::twin::ApplyError;
 
 /// How long an agent has to say hello.
@@ -73,6 +74,13 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
         Err(e) => {
             tracing::warn!(error = %e, node_id = hello.node_id.as_deref().unwrap_or("-"), "refused an agent");
             hub.metrics.agent_refusals.inc();
+            if let handshake::HandshakeError::Enroll(reason) = &e {
+                let record = Record::new(ActorKind::Agent, "-", "node.enroll", Outcome::Denied)
+                    .detail(&reason.to_string());
+                if let Err(e) = hub.store.audit(record).await {
+                    tracing::error!(error = %crate::report(&e), "could not audit a refused enrollment");
+                }
+            }
             return refuse(socket, e.code(), &e.to_string()).await;
         }
     };

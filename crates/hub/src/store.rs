@@ -3,6 +3,7 @@
 //! One module per kind of record; each method is one short query or
 //! transaction. Times are unix milliseconds.
 
+mod audit;
 mod auth;
 mod events;
 mod history;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+pub use audit::AuditQuery;
 pub use auth::{Principal, PrincipalKind, Role};
 pub use history::{Bucket, PointWrite};
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use super::auth::{Auth, SESSION_COOKIE, session_cookie};
 use crate::HubState;
+use crate::audit::{ActorKind, Outcome, Record};
 use crate::server::Peer;
 use crate::store::{PrincipalKind, Role};
 
@@ -42,23 +43,64 @@ pub struct Me {
     responses(
         (status = 200, description = "Signed in", body = Me),
         (status = 401, description = "Wrong username or password"),
+        (status = 429, description = "Locked out after failed sign-ins; see Retry-After"),
     )
 )]
 pub async fn sign_in(
     State(hub): State<Arc<HubState>>,
     peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(creds) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let principal = hub
+    let address = peer.as_ref().map(|p| p.addr.ip());
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let attempt = |outcome, detail: &str| {
+        let kind = match outcome {
+            Outcome::Ok => ActorKind::User,
+            _ => ActorKind::Anonymous,
+        };
+        Record::new(kind, &creds.username, "session.sign_in", outcome)
+            .target(&creds.username)
+            .client(
+                &address.map(|a| a.to_string()).unwrap_or_default(),
+                user_agent,
+            )
+            .detail(detail)
+    };
+    let now = std::time::Instant::now();
+    if let Err(wait) = hub.lockout.check(&creds.username, address, now) {
+        hub.store
+            .audit(attempt(Outcome::Denied, "locked out after failed sign-ins"))
+            .await?;
+        return Err(ApiError::TooManyRequests(
+            "too many failed sign-ins; try again later".into(),
+            wait.as_secs().max(1),
+        ));
+    }
+    let Some(principal) = hub
         .store
         .check_password(&creds.username, &creds.password)
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("invalid username or password".into()))?;
+    else {
+        let failures = hub.lockout.failed(&creds.username, address, now);
+        hub.store
+            .audit(attempt(Outcome::Denied, "wrong username or password"))
+            .await?;
+        tokio::time::sleep(crate::lockout::failure_delay(failures)).await;
+        return Err(ApiError::Unauthorized(
+            "invalid username or password".into(),
+        ));
+    };
+    hub.lockout.succeeded(&creds.username, address);
     let PrincipalKind::User { id, username } = principal.kind else {
         unreachable!("passwords belong to users");
     };
     let token = hub.store.create_session(id, SESSION_TTL).await?;
+    hub.store.audit(attempt(Outcome::Ok, "")).await?;
     let secure = if peer.is_some_and(|p| p.tls) {
         "; Secure"
     } else {
@@ -107,12 +149,29 @@ pub async fn whoami(Auth(principal): Auth) -> Json<Me> {
 )]
 pub async fn sign_out(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(principal): Auth,
+    peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
         hub.store.delete_session(token).await?;
     }
+    let (kind, actor) = match &principal.kind {
+        PrincipalKind::User { username, .. } => (ActorKind::User, username.clone()),
+        PrincipalKind::Token { id } => (ActorKind::Token, format!("token:{id}")),
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let address = peer.map(|p| p.addr.ip().to_string()).unwrap_or_default();
+    hub.store
+        .audit(
+            Record::new(kind, &actor, "session.sign_out", Outcome::Ok)
+                .target(&actor)
+                .client(&address, user_agent),
+        )
+        .await?;
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     Ok((
         StatusCode::NO_CONTENT,

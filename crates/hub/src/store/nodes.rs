@@ -3,6 +3,7 @@ use std::time::Duration;
 use twinbay_proto::model::{NodeState, Sample};
 
 use super::{Store, StoreError, now_ms};
+use crate::audit::{ActorKind, Outcome, Record};
 use crate::credentials::{new_token, token_hash};
 
 /// Most simulated agents one join token may enroll.
@@ -138,6 +139,18 @@ impl Store {
                 id
             }
         };
+        let what = if simulated {
+            "simulated agent"
+        } else {
+            "agent"
+        };
+        super::audit::append_in(
+            &mut tx,
+            &Record::new(ActorKind::Agent, &node_id, "node.enroll", Outcome::Ok)
+                .target(&node_id)
+                .detail(&format!("{what} enrolled with join token #{token_id}")),
+        )
+        .await?;
         if !fleet_member {
             let spent = sqlx::query(
                 "UPDATE join_tokens SET used_at = ?, node_id = ?, simulated = ? WHERE id = ? AND used_at IS NULL",

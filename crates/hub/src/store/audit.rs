@@ -1,0 +1,171 @@
+//! The audit trail in SQLite: appending (inside the caller's transaction
+//! when there is one), searching, and reading it in order to verify.
+
+use futures_util::TryStreamExt;
+use sqlx::SqliteConnection;
+
+use super::{Store, StoreError, now_ms};
+use crate::audit::{Broken, Entry, GENESIS, Record, Verifier, entry_hash};
+
+type Row = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+const COLUMNS: &str = "id, ts, actor, actor_kind, address, user_agent, action, target, outcome, detail, prev_hash, hash";
+
+fn entry(r: Row) -> Entry {
+    Entry {
+        id: r.0,
+        ts: r.1,
+        actor: r.2,
+        actor_kind: r.3,
+        address: r.4,
+        user_agent: r.5,
+        action: r.6,
+        target: r.7,
+        outcome: r.8,
+        detail: r.9,
+        prev_hash: r.10,
+        hash: r.11,
+    }
+}
+
+/// What to look for in the trail; every field narrows the search.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Exact actor (username, `token:ID`, node id).
+    pub actor: Option<String>,
+    /// Action, or a prefix ending in `.` (`session.` finds every session action).
+    pub action: Option<String>,
+    /// Exact target.
+    pub target: Option<String>,
+    /// `ok`, `denied` or `failed`.
+    pub outcome: Option<String>,
+    /// Entries older than this id (paging backwards).
+    pub before: Option<i64>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// Appends `record` on `conn`, which must be inside a write transaction.
+pub(crate) async fn append_in(
+    conn: &mut SqliteConnection,
+    record: &Record,
+) -> Result<Entry, StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (id, prev_hash) = match last {
+        Some((id, hash)) => (id + 1, hash),
+        None => (1, GENESIS.to_string()),
+    };
+    let ts = now_ms();
+    let hash = entry_hash(&prev_hash, id, ts, record);
+    sqlx::query(
+        "INSERT INTO audit (id, ts, actor, actor_kind, address, user_agent, action, target, outcome, detail, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(ts)
+    .bind(&record.actor)
+    .bind(record.actor_kind.as_str())
+    .bind(&record.address)
+    .bind(&record.user_agent)
+    .bind(&record.action)
+    .bind(&record.target)
+    .bind(record.outcome.as_str())
+    .bind(&record.detail)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Entry {
+        id,
+        ts,
+        actor: record.actor.clone(),
+        actor_kind: record.actor_kind.as_str().into(),
+        address: record.address.clone(),
+        user_agent: record.user_agent.clone(),
+        action: record.action.clone(),
+        target: record.target.clone(),
+        outcome: record.outcome.as_str().into(),
+        detail: record.detail.clone(),
+        prev_hash,
+        hash,
+    })
+}
+
+impl Store {
+    /// Appends one entry in a transaction of its own.
+    pub async fn audit(&self, record: Record) -> Result<Entry, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let entry = append_in(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    /// Newest first.
+    pub async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<Entry>, StoreError> {
+        let mut sql = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit WHERE 1 = 1"));
+        if let Some(actor) = &q.actor {
+            sql.push(" AND actor = ").push_bind(actor);
+        }
+        match &q.action {
+            Some(prefix) if prefix.ends_with('.') => {
+                sql.push(" AND substr(action, 1, ")
+                    .push_bind(prefix.len() as i64)
+                    .push(") = ")
+                    .push_bind(prefix);
+            }
+            Some(action) => {
+                sql.push(" AND action = ").push_bind(action);
+            }
+            None => {}
+        }
+        if let Some(target) = &q.target {
+            sql.push(" AND target = ").push_bind(target);
+        }
+        if let Some(outcome) = &q.outcome {
+            sql.push(" AND outcome = ").push_bind(outcome);
+        }
+        if let Some(before) = q.before {
+            sql.push(" AND id < ").push_bind(before);
+        }
+        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows: Vec<Row> = sql.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// Reads the whole trail in order and checks the chain: the number of
+    /// entries and the head (last id and hash), or the first broken entry.
+    pub async fn audit_verify(
+        &self,
+    ) -> Result<Result<(u64, Option<(i64, String)>), Broken>, StoreError> {
+        let mut rows = sqlx::query_as::<_, Row>(
+            "SELECT id, ts, actor, actor_kind, address, user_agent, action, target, outcome, detail, prev_hash, hash
+             FROM audit ORDER BY id",
+        )
+        .fetch(&self.pool);
+        let mut verifier = Verifier::default();
+        while let Some(row) = rows.try_next().await? {
+            if let Err(broken) = verifier.check(&entry(row)) {
+                return Ok(Err(broken));
+            }
+        }
+        Ok(Ok(verifier.finish()))
+    }
+}
