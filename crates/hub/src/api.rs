@@ -1,5 +1,6 @@
 //! The HTTP surface: REST API, UI stream, agent endpoint, UI files, health and metrics.
 
+pub mod access;
 mod audit;
 mod auth;
 mod error;
@@ -9,6 +10,7 @@ mod nodes;
 mod session;
 mod status;
 mod stream;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -74,6 +76,8 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
         .routes(routes!(audit::search))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(status::status))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
@@ -88,8 +92,7 @@ pub fn router(hub: Arc<HubState>) -> Router {
             .to_pretty_json()
             .expect("the OpenAPI description serializes"),
     );
-    Router::new()
-        .merge(api)
+    let api = api
         .route(
             "/api/v1/openapi.json",
             get(move |_: auth::Auth| async move {
@@ -99,6 +102,12 @@ pub fn router(hub: Arc<HubState>) -> Router {
                 )
             }),
         )
+        .route_layer(middleware::from_fn_with_state(
+            hub.clone(),
+            access::authorize,
+        ));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .merge(crate::ui::routes())

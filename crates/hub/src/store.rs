@@ -20,7 +20,7 @@ use sqlx::sqlite::{
 };
 
 pub use audit::AuditQuery;
-pub use auth::{Principal, PrincipalKind, Role};
+pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use history::{Bucket, PointWrite};
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};
 

@@ -5,6 +5,7 @@
 mod harness;
 
 mod audit;
+mod authz;
 mod cli;
 mod containers;
 mod history;

@@ -23,6 +23,10 @@ impl FromRequestParts<Arc<HubState>> for Auth {
         parts: &mut Parts,
         hub: &Arc<HubState>,
     ) -> Result<Self, Self::Rejection> {
+        // `access::authorize` has authenticated the caller already.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(Auth(principal.clone()));
+        }
         authenticate(hub, parts).await.map(Auth)
     }
 }

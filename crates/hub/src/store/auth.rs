@@ -35,6 +35,20 @@ impl Role {
     }
 }
 
+/// An API token as listed: everything but the secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiTokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// Unix milliseconds, like the other times.
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    /// Minute precision.
+    pub last_used: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// Who is calling, as established by a session cookie or an API token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -146,17 +160,76 @@ impl Store {
 
     /// Mints an API token with `role`; returns the token, shown only this once.
     pub async fn create_api_token(&self, role: Role, name: &str) -> Result<String, StoreError> {
+        Ok(self.mint_api_token(role, name, None).await?.1)
+    }
+
+    /// Mints an API token with `role`, expiring after `ttl` if given;
+    /// returns its id and the token (shown only this once).
+    pub async fn mint_api_token(
+        &self,
+        role: Role,
+        name: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(i64, String), StoreError> {
         let token = new_token("tbk_");
-        sqlx::query(
-            "INSERT INTO api_tokens (token_hash, name, role, created_at) VALUES (?, ?, ?, ?)",
+        let now = now_ms();
+        let expires = ttl.map(|t| now.saturating_add(t.as_millis() as i64));
+        let result = sqlx::query(
+            "INSERT INTO api_tokens (token_hash, name, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(token_hash(&token))
         .bind(name)
         .bind(role.as_str())
-        .bind(now_ms())
+        .bind(now)
+        .bind(expires)
         .execute(&self.pool)
         .await?;
-        Ok(token)
+        Ok((result.last_insert_rowid(), token))
+    }
+
+    /// Every API token, newest first (never the secret).
+    pub async fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
+        type Row = (
+            i64,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, name, role, created_at, expires_at, last_used, revoked_at FROM api_tokens ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(
+                |(id, name, role, created_at, expires_at, last_used, revoked_at)| {
+                    Some(ApiTokenInfo {
+                        id,
+                        name,
+                        role: Role::parse(&role)?,
+                        created_at,
+                        expires_at,
+                        last_used,
+                        revoked_at,
+                    })
+                },
+            )
+            .collect())
+    }
+
+    /// Revokes token `id`; `false` if there is no such (unrevoked) token.
+    pub async fn revoke_api_token(&self, id: i64) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     pub async fn api_token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {

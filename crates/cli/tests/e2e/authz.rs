@@ -1,0 +1,166 @@
+//! Every API route × every kind of caller, with the exact status each gets.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use twinbay_hub::api::access::{Access, RULES};
+use twinbay_hub::store::Role;
+
+use crate::harness::*;
+
+const PUBLIC: Option<Role> = None;
+const VIEWER: Option<Role> = Some(Role::Viewer);
+const ADMIN: Option<Role> = Some(Role::Admin);
+
+/// The spec: a concrete request for each route, who may make it, and what
+/// an allowed caller gets. (method, path, body, least role, status)
+const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
+    ("POST", "/api/v1/session", "{}", PUBLIC, 400),
+    ("GET", "/api/v1/session", "", VIEWER, 200),
+    ("DELETE", "/api/v1/session", "", VIEWER, 204),
+    ("GET", "/api/v1/nodes", "", VIEWER, 200),
+    ("GET", "/api/v1/nodes/n_missing", "", VIEWER, 404),
+    ("GET", "/api/v1/nodes/n_missing/metrics", "", VIEWER, 404),
+    ("GET", "/api/v1/nodes/n_missing/series", "", VIEWER, 404),
+    ("GET", "/api/v1/nodes/n_missing/events", "", VIEWER, 404),
+    ("GET", "/api/v1/events", "", VIEWER, 200),
+    // Not a WebSocket handshake: refused after authorization.
+    ("GET", "/api/v1/stream", "", VIEWER, 400),
+    ("GET", "/api/v1/hub", "", VIEWER, 200),
+    ("GET", "/api/v1/openapi.json", "", VIEWER, 200),
+    ("GET", "/api/v1/audit", "", ADMIN, 200),
+    ("GET", "/api/v1/tokens", "", ADMIN, 200),
+    ("POST", "/api/v1/tokens", r#"{"role":"viewer"}"#, ADMIN, 201),
+    ("DELETE", "/api/v1/tokens/999999", "", ADMIN, 404),
+    // Agents authenticate inside the protocol; this is no WebSocket handshake.
+    ("GET", "/api/v1/agent/connect", "", PUBLIC, 400),
+];
+
+/// The template a concrete path was made from.
+fn template(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
+            Some("nodes") | Some("tokens") if !p.is_empty() => "{id}",
+            _ => p,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[test]
+fn every_route_has_a_rule_and_every_caller_gets_the_exact_status() {
+    let dir = temp_dir("authz");
+    let hub = Hub::start(&dir);
+    let viewer = hub.token("viewer");
+    let operator = hub.token("operator");
+    let admin = hub.token("admin");
+    let mint = |body: &str| -> (i64, String) {
+        let auth = format!("Bearer {admin}");
+        let (status, text) = http(
+            hub.addr,
+            "POST",
+            "/api/v1/tokens",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        (
+            v["id"].as_i64().unwrap(),
+            v["token"].as_str().unwrap().to_string(),
+        )
+    };
+    let (_, expired) = mint(r#"{"role":"admin","ttl_secs":1}"#);
+    let (revoked_id, revoked) = mint(r#"{"role":"admin","name":"to revoke"}"#);
+    let auth = format!("Bearer {admin}");
+    let (status, _) = http(
+        hub.addr,
+        "DELETE",
+        &format!("/api/v1/tokens/{revoked_id}"),
+        &[("Authorization", &auth)],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 204);
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // Every route the hub describes has a rule and a request here.
+    let (_, openapi) = hub.get("/api/v1/openapi.json", &admin);
+    let mut described = Vec::new();
+    for (path, item) in openapi["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            described.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    described.push(("GET".into(), "/api/v1/openapi.json".into()));
+    for (method, path) in &described {
+        assert!(
+            RULES.iter().any(|(m, p, _)| m == method && p == path),
+            "{method} {path} has no authorization rule in api/access.rs"
+        );
+        assert!(
+            REQUESTS
+                .iter()
+                .any(|(m, p, ..)| m == method && template(p) == *path),
+            "{method} {path} is not walked by this test"
+        );
+    }
+    assert_eq!(
+        described.len(),
+        RULES.len(),
+        "a rule for a route that does not exist"
+    );
+
+    let callers: [(&str, Option<&str>, Option<Role>); 6] = [
+        ("nobody", None, None),
+        ("expired token", Some(&expired), None),
+        ("revoked token", Some(&revoked), None),
+        ("viewer", Some(&viewer), Some(Role::Viewer)),
+        ("operator", Some(&operator), Some(Role::Operator)),
+        ("admin", Some(&admin), Some(Role::Admin)),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body, needs, allowed) in REQUESTS {
+        let rule = RULES
+            .iter()
+            .find(|(m, p, _)| m == method && *p == template(path))
+            .map(|r| r.2)
+            .unwrap_or_else(|| panic!("{method} {path}: no rule"));
+        let spec = match needs {
+            None => Access::Public,
+            Some(role) => Access::Role(*role),
+        };
+        if rule != spec {
+            wrong.push(format!(
+                "{method} {path}: the hub's rule is {rule:?}, the spec says {spec:?}"
+            ));
+        }
+        for (who, token, role) in &callers {
+            let expected = match (needs, role) {
+                (None, _) => *allowed,
+                (Some(_), None) => 401,
+                (Some(needed), Some(role)) if role < needed => 403,
+                (Some(_), Some(_)) => *allowed,
+            };
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(auth) = &auth {
+                headers.push(("Authorization", auth));
+            }
+            let (status, text) = http(hub.addr, method, path, &headers, body).unwrap();
+            if status != expected {
+                wrong.push(format!(
+                    "{who:>13} {method} {path}: {status}, not {expected} ({text})"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}

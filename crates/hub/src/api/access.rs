@@ -1,0 +1,95 @@
+//! Who may call what: one table for every API route, enforced in one place.
+//!
+//! [`authorize`] runs after routing, finds the route's rule by method and
+//! path template, authenticates the caller and checks the role. A route
+//! without a rule is refused (deny by default), and a test walks the
+//! OpenAPI description against this table, so adding a route without a rule
+//! fails before it ships.
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+use super::auth::authenticate;
+use crate::HubState;
+use crate::store::Role;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (it authenticates by other means, or is how one signs in).
+    Public,
+    /// A session or token with at least this role.
+    Role(Role),
+}
+
+use Access::Public;
+const VIEWER: Access = Access::Role(Role::Viewer);
+const ADMIN: Access = Access::Role(Role::Admin);
+
+/// (method, path template, access) for every API route.
+pub const RULES: &[(&str, &str, Access)] = &[
+    ("POST", "/api/v1/session", Public),
+    ("GET", "/api/v1/session", VIEWER),
+    ("DELETE", "/api/v1/session", VIEWER),
+    ("GET", "/api/v1/nodes", VIEWER),
+    ("GET", "/api/v1/nodes/{id}", VIEWER),
+    ("GET", "/api/v1/nodes/{id}/metrics", VIEWER),
+    ("GET", "/api/v1/nodes/{id}/series", VIEWER),
+    ("GET", "/api/v1/nodes/{id}/events", VIEWER),
+    ("GET", "/api/v1/events", VIEWER),
+    ("GET", "/api/v1/stream", VIEWER),
+    ("GET", "/api/v1/hub", VIEWER),
+    ("GET", "/api/v1/openapi.json", VIEWER),
+    ("GET", "/api/v1/audit", ADMIN),
+    ("GET", "/api/v1/tokens", ADMIN),
+    ("POST", "/api/v1/tokens", ADMIN),
+    ("DELETE", "/api/v1/tokens/{id}", ADMIN),
+    // Agents prove who they are inside the protocol (challenge and signature).
+    ("GET", "/api/v1/agent/connect", Public),
+];
+
+/// The rule for a request, if the table has one (HEAD is GET).
+pub fn rule(method: &Method, path: &str) -> Option<Access> {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    RULES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, access)| *access)
+}
+
+/// The middleware: authenticate and check the role the table asks for; the
+/// handler finds the caller in the request's extensions.
+pub async fn authorize(State(hub): State<Arc<HubState>>, request: Request, next: Next) -> Response {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let Some(access) = rule(request.method(), &path) else {
+        tracing::error!(method = %request.method(), path, "route has no authorization rule; refused");
+        return ApiError::Forbidden("this route has no authorization rule".into()).into_response();
+    };
+    let Access::Role(needed) = access else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
+    let principal = match authenticate(&hub, &mut parts).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if principal.role < needed {
+        return ApiError::Forbidden(format!("this needs the {} role", needed.as_str()))
+            .into_response();
+    }
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, body)).await
+}

@@ -1,0 +1,110 @@
+//! API tokens: listed (never their secret), created (shown once), revoked. Admins only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use super::auth::Auth;
+use crate::HubState;
+use crate::audit::{ActorKind, Outcome, Record};
+use crate::store::{ApiTokenInfo, Principal, PrincipalKind, Role};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewToken {
+    /// A name to recognise the token by.
+    #[serde(default)]
+    pub name: String,
+    pub role: Role,
+    /// Seconds until it expires; never when absent.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    pub id: i64,
+    /// The token itself: shown only in this answer.
+    pub token: String,
+}
+
+fn actor(p: &Principal) -> (ActorKind, String) {
+    match &p.kind {
+        PrincipalKind::User { username, .. } => (ActorKind::User, username.clone()),
+        PrincipalKind::Token { id } => (ActorKind::Token, format!("token:{id}")),
+    }
+}
+
+/// Every API token, newest first, without its secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    responses((status = 200, body = Vec<ApiTokenInfo>), (status = 401), (status = 403))
+)]
+pub async fn list(
+    State(hub): State<Arc<HubState>>,
+    _auth: Auth,
+) -> Result<Json<Vec<ApiTokenInfo>>, ApiError> {
+    Ok(Json(hub.store.api_tokens().await?))
+}
+
+/// Creates a token; its secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    request_body = NewToken,
+    responses((status = 201, body = CreatedToken), (status = 400), (status = 401), (status = 403))
+)]
+pub async fn create(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+    body: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let Json(new) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if new.name.len() > 100 {
+        return Err(ApiError::BadRequest("name: at most 100 bytes".into()));
+    }
+    let ttl = new.ttl_secs.map(Duration::from_secs);
+    let (id, token) = hub.store.mint_api_token(new.role, &new.name, ttl).await?;
+    let (kind, who) = actor(&principal);
+    hub.store
+        .audit(
+            Record::new(kind, &who, "api_token.create", Outcome::Ok)
+                .target(&format!("token:{id}"))
+                .detail(&format!("role {}", new.role.as_str())),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { id, token })))
+}
+
+/// Revokes a token at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    params(("id" = i64, Path, description = "Token id")),
+    responses((status = 204), (status = 401), (status = 403), (status = 404))
+)]
+pub async fn revoke(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    if !hub.store.revoke_api_token(id).await? {
+        return Err(ApiError::NotFound(format!("no active token {id}")));
+    }
+    let (kind, who) = actor(&principal);
+    hub.store
+        .audit(
+            Record::new(kind, &who, "api_token.revoke", Outcome::Ok).target(&format!("token:{id}")),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
