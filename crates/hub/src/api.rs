@@ -11,6 +11,7 @@ mod session;
 mod status;
 mod stream;
 mod tokens;
+mod users;
 
 use std::sync::Arc;
 
@@ -78,6 +79,10 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::search))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::update, users::remove))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::sign_out_everywhere))
         .routes(routes!(status::status))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))

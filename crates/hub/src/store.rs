@@ -9,6 +9,7 @@ mod events;
 mod history;
 mod nodes;
 pub mod settings;
+mod users;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use audit::AuditQuery;
 pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use history::{Bucket, PointWrite};
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};
+pub use users::{UserError, UserInfo};
 
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "twinbay.db";

@@ -32,6 +32,19 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/tokens", "", ADMIN, 200),
     ("POST", "/api/v1/tokens", r#"{"role":"viewer"}"#, ADMIN, 201),
     ("DELETE", "/api/v1/tokens/999999", "", ADMIN, 404),
+    ("GET", "/api/v1/users", "", ADMIN, 200),
+    ("POST", "/api/v1/users", "{}", ADMIN, 400),
+    ("PATCH", "/api/v1/users/999999", "{}", ADMIN, 404),
+    ("DELETE", "/api/v1/users/999999", "", ADMIN, 404),
+    // Every caller here is an API token, and tokens have no password or sessions.
+    (
+        "PUT",
+        "/api/v1/session/password",
+        r#"{"current":"a","new":"b"}"#,
+        VIEWER,
+        403,
+    ),
+    ("DELETE", "/api/v1/sessions", "", VIEWER, 403),
     // Agents authenticate inside the protocol; this is no WebSocket handshake.
     ("GET", "/api/v1/agent/connect", "", PUBLIC, 400),
 ];
@@ -43,7 +56,7 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
-            Some("nodes") | Some("tokens") if !p.is_empty() => "{id}",
+            Some("nodes" | "tokens" | "users") if !p.is_empty() => "{id}",
             _ => p,
         })
         .collect::<Vec<_>>()

@@ -274,6 +274,27 @@ pub fn agent_with(join: Option<&str>, state_dir: &Path, extra: &[&str]) -> Proc 
     }
 }
 
+/// Signs in as `username`; returns the session cookie (`twinbay_session=…`).
+pub fn sign_in_cookie(addr: SocketAddr, username: &str, password: &str) -> String {
+    let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "sign-in failed: {raw}");
+    raw.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().split(';').next().unwrap().to_string())
+        })
+        .expect("a session cookie")
+}
+
 /// A minimal HTTP/1.1 request over plain TCP; returns status and body.
 pub fn http(
     addr: SocketAddr,

@@ -10,6 +10,7 @@ mod cli;
 mod containers;
 mod history;
 mod link;
+mod people;
 mod refusals;
 mod restart;
 mod scale;

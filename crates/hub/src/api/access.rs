@@ -49,6 +49,13 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/tokens", ADMIN),
     ("POST", "/api/v1/tokens", ADMIN),
     ("DELETE", "/api/v1/tokens/{id}", ADMIN),
+    ("GET", "/api/v1/users", ADMIN),
+    ("POST", "/api/v1/users", ADMIN),
+    ("PATCH", "/api/v1/users/{id}", ADMIN),
+    ("DELETE", "/api/v1/users/{id}", ADMIN),
+    // A user's own password and sessions (API tokens are refused inside).
+    ("PUT", "/api/v1/session/password", VIEWER),
+    ("DELETE", "/api/v1/sessions", VIEWER),
     // Agents prove who they are inside the protocol (challenge and signature).
     ("GET", "/api/v1/agent/connect", Public),
 ];

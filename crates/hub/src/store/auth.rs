@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::{Store, StoreError, now_ms};
 use crate::credentials::{hash_password, new_token, token_hash, verify_password};
 
+/// A session unused for this long has ended (it also ends at its fixed end).
+pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+
 /// What a person or token may do. Ordered: each role can do what those below it can.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
@@ -133,20 +136,35 @@ impl Store {
         Ok(token)
     }
 
+    /// The user a session cookie belongs to, unless the session has ended
+    /// (past its end, or unused for [`SESSION_IDLE`]).
     pub async fn session_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
-        let row: Option<(i64, String, String)> = sqlx::query_as(
-            "SELECT u.id, u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ? AND s.expires_at > ?",
+        let now = now_ms();
+        let idle_since = now - SESSION_IDLE.as_millis() as i64;
+        let hash = token_hash(token);
+        let row: Option<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT u.id, u.username, u.role, s.created_at, s.last_used FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = ? AND s.expires_at > ? AND COALESCE(s.last_used, s.created_at) > ?",
         )
-        .bind(token_hash(token))
-        .bind(now_ms())
+        .bind(&hash)
+        .bind(now)
+        .bind(idle_since)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|(id, username, role)| {
-            Some(Principal {
-                kind: PrincipalKind::User { id, username },
-                role: Role::parse(&role)?,
-            })
+        let Some((id, username, role, created_at, last_used)) = row else {
+            return Ok(None);
+        };
+        // Minute precision is plenty, and spares a write on every request.
+        if now - last_used.unwrap_or(created_at) > 60_000 {
+            sqlx::query("UPDATE sessions SET last_used = ? WHERE token_hash = ?")
+                .bind(now)
+                .bind(&hash)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Role::parse(&role).map(|role| Principal {
+            kind: PrincipalKind::User { id, username },
+            role,
         }))
     }
 
@@ -263,7 +281,7 @@ impl Store {
 /// A valid argon2id hash of a random string, used to spend the same time on unknown users.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Pz2J3vZ8Cq2bq0w6y0a8mX7h2o1nV3cQvYk0m0ZtK8A";
 
-async fn hash_in_background(password: String) -> String {
+pub(super) async fn hash_in_background(password: String) -> String {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .expect("hashing a password does not panic")

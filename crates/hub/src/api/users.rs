@@ -1,0 +1,276 @@
+//! Accounts: admins manage everyone; each user changes their own password.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use super::auth::{Auth, session_cookie};
+use crate::HubState;
+use crate::audit::{ActorKind, Outcome, Record};
+use crate::store::{Principal, PrincipalKind, Role, UserError, UserInfo};
+
+/// Shortest password accepted.
+const MIN_PASSWORD: usize = 12;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct UserChange {
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// A new password; ends the user's sessions.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Created {
+    pub id: i64,
+}
+
+fn check_username(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    match ok {
+        true => Ok(()),
+        false => Err(ApiError::BadRequest(
+            "username: 1 to 64 of a-z, A-Z, 0-9, . _ - @".into(),
+        )),
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    match password.chars().count() {
+        n if n < MIN_PASSWORD => Err(ApiError::BadRequest(format!(
+            "password: at least {MIN_PASSWORD} characters"
+        ))),
+        n if n > 1024 => Err(ApiError::BadRequest(
+            "password: at most 1024 characters".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn user_error(e: UserError) -> ApiError {
+    match e {
+        UserError::NotFound => ApiError::NotFound("no such user".into()),
+        UserError::Taken => ApiError::Conflict("a user with that name exists".into()),
+        UserError::LastAdmin => {
+            ApiError::Conflict("the last admin cannot be removed or demoted".into())
+        }
+        UserError::Store(e) => ApiError::Internal(e),
+    }
+}
+
+pub(super) fn actor(p: &Principal) -> (ActorKind, String) {
+    match &p.kind {
+        PrincipalKind::User { username, .. } => (ActorKind::User, username.clone()),
+        PrincipalKind::Token { id } => (ActorKind::Token, format!("token:{id}")),
+    }
+}
+
+async fn audit(
+    hub: &HubState,
+    p: &Principal,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    let (kind, who) = actor(p);
+    hub.store
+        .audit(
+            Record::new(kind, &who, action, Outcome::Ok)
+                .target(target)
+                .detail(detail),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Every account.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = Vec<UserInfo>), (status = 401), (status = 403)))]
+pub async fn list(
+    State(hub): State<Arc<HubState>>,
+    _auth: Auth,
+) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    Ok(Json(hub.store.users().await?))
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = Created), (status = 400), (status = 401), (status = 403), (status = 409)))]
+pub async fn create(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let Json(new) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    check_username(&new.username)?;
+    check_password(&new.password)?;
+    let id = hub
+        .store
+        .add_user(&new.username, &new.password, new.role)
+        .await
+        .map_err(user_error)?;
+    audit(
+        &hub,
+        &principal,
+        "user.create",
+        &new.username,
+        &format!("role {}", new.role.as_str()),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// Changes an account's role or password.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserChange,
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn update(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+    Path(id): Path<i64>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(change) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let user = hub
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+    if let Some(password) = &change.password {
+        check_password(password)?;
+    }
+    if let Some(role) = change.role {
+        hub.store.set_role(id, role).await.map_err(user_error)?;
+        audit(
+            &hub,
+            &principal,
+            "user.role",
+            &user.username,
+            &format!("role {}", role.as_str()),
+        )
+        .await?;
+    }
+    if let Some(password) = &change.password {
+        hub.store
+            .set_password(id, password, None)
+            .await
+            .map_err(user_error)?;
+        audit(
+            &hub,
+            &principal,
+            "user.password",
+            &user.username,
+            "set by an admin; sessions ended",
+        )
+        .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes an account and its sessions.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    params(("id" = i64, Path, description = "User id")),
+    responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn remove(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let user = hub
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+    hub.store.remove_user(id).await.map_err(user_error)?;
+    audit(&hub, &principal, "user.remove", &user.username, "").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the signed-in user's own password; their other sessions end.
+#[utoipa::path(put, path = "/api/v1/session/password", tag = "session", request_body = PasswordChange,
+    responses((status = 204), (status = 400), (status = 401), (status = 403, description = "Not a user (an API token), or the current password is wrong")))]
+pub async fn change_password(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+    headers: HeaderMap,
+    body: Result<Json<PasswordChange>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(change) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let PrincipalKind::User { id, username } = &principal.kind else {
+        return Err(ApiError::Forbidden("API tokens have no password".into()));
+    };
+    check_password(&change.new)?;
+    if hub
+        .store
+        .check_password(username, &change.current)
+        .await?
+        .is_none()
+    {
+        let (kind, who) = actor(&principal);
+        hub.store
+            .audit(
+                Record::new(kind, &who, "user.password", Outcome::Denied)
+                    .target(username)
+                    .detail("wrong current password"),
+            )
+            .await?;
+        return Err(ApiError::Forbidden("the current password is wrong".into()));
+    }
+    hub.store
+        .set_password(*id, &change.new, session_cookie(&headers))
+        .await
+        .map_err(user_error)?;
+    audit(
+        &hub,
+        &principal,
+        "user.password",
+        username,
+        "changed by the user; other sessions ended",
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Signs the user out everywhere: every session of theirs ends.
+#[utoipa::path(delete, path = "/api/v1/sessions", tag = "session",
+    responses((status = 204), (status = 401), (status = 403, description = "Not a user (an API token)")))]
+pub async fn sign_out_everywhere(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+) -> Result<StatusCode, ApiError> {
+    let PrincipalKind::User { id, username } = &principal.kind else {
+        return Err(ApiError::Forbidden("API tokens have no sessions".into()));
+    };
+    let ended = hub.store.end_sessions(*id).await?;
+    audit(
+        &hub,
+        &principal,
+        "session.sign_out_everywhere",
+        username,
+        &format!("{ended} sessions ended"),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
