@@ -7,6 +7,7 @@
 //! error frame and the session goes on.
 
 mod handshake;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +106,7 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
             node_id: &node_id,
             conn,
             bad_frames: 0,
+            bucket: throttle::Bucket::new(std::time::Instant::now()),
         };
         let silence = heartbeat * 3;
         loop {
@@ -155,11 +157,35 @@ struct Connection<'a> {
     node_id: &'a str,
     conn: u64,
     bad_frames: u32,
+    bucket: throttle::Bucket,
 }
 
 impl Connection<'_> {
     /// Applies one text frame; returns what to answer, if anything.
     fn handle(&mut self, bytes: &[u8]) -> Option<HubMessage> {
+        match self.bucket.frame(std::time::Instant::now()) {
+            throttle::Verdict::Take => {}
+            throttle::Verdict::Drop => {
+                self.hub.metrics.agent_throttled.inc();
+                return None;
+            }
+            throttle::Verdict::DropAndTell => {
+                self.hub.metrics.agent_throttled.inc();
+                tracing::warn!(
+                    node_id = self.node_id,
+                    "agent over its frame rate; dropping frames"
+                );
+                return Some(HubMessage::error(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {} frames/s (bursts of {}): frames are dropped; slow down",
+                        throttle::RATE,
+                        throttle::BURST
+                    ),
+                    false,
+                ));
+            }
+        }
         let twin = &self.hub.twin;
         let msg = match decode_agent_frame(bytes) {
             Ok(msg) => msg,

@@ -92,6 +92,7 @@ pub struct Metrics {
     pub agent_bad_frames: Counter,
     pub agent_refusals: Counter,
     pub agent_samples: Counter,
+    pub agent_throttled: Counter,
     pub ui_resyncs: Counter,
     pub ui_dropped: Counter,
     pub ui_clients: Gauge,
@@ -125,6 +126,7 @@ impl Metrics {
             agent_bad_frames: Counter::default(),
             agent_refusals: Counter::default(),
             agent_samples: Counter::default(),
+            agent_throttled: Counter::default(),
             ui_resyncs: Counter::default(),
             ui_dropped: Counter::default(),
             ui_clients: Gauge::default(),
@@ -156,6 +158,11 @@ impl Metrics {
             "agent_samples",
             "Metric samples received from agents",
             m.agent_samples.clone(),
+        );
+        registry.register(
+            "agent_throttled_frames",
+            "Frames dropped because an agent sent faster than its rate limit",
+            m.agent_throttled.clone(),
         );
         registry.register(
             "ui_resyncs",

@@ -251,3 +251,42 @@ fn api_calls_need_a_valid_token_or_session() {
     assert_eq!(status, 400);
     assert_eq!(http(hub.addr, "GET", "/healthz", &[], "").unwrap().0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_over_its_frame_rate_is_told_and_throttled_but_stays_connected() {
+    let dir = temp_dir("throttle");
+    let hub = Hub::start(&dir.join("hub"));
+    let token = hub.token("viewer");
+    let (mut agent, _id) = RawAgent::enroll(&hub.join()).await;
+    // A flood of heartbeats, far past the burst the hub allows.
+    for _ in 0..400 {
+        agent.send(&AgentMessage::Heartbeat { ts_ms: 1 }).await;
+    }
+    let mut told = 0;
+    while let Ok(Ok(Some(msg))) =
+        tokio::time::timeout(Duration::from_millis(500), agent.try_recv()).await
+    {
+        match msg {
+            HubMessage::Error {
+                code: ErrorCode::RateLimited,
+                message,
+                fatal,
+            } => {
+                assert!(!fatal);
+                assert!(message.contains("slow down"), "{message}");
+                told += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(told, 1, "told once, not once per dropped frame");
+    let status = hub.status(&token);
+    assert!(
+        status["agent_throttled_frames"].as_u64().unwrap() >= 150,
+        "{status}"
+    );
+    // The session lives on: after a pause the agent is heard again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    agent.send(&AgentMessage::Heartbeat { ts_ms: 2 }).await;
+    assert_eq!(hub.status(&token)["connected"], 1);
+}

@@ -24,6 +24,8 @@ pub struct HubStatus {
     pub agent_frames: u64,
     /// Metric samples received from agents since the hub started.
     pub agent_samples: u64,
+    /// Frames dropped because an agent exceeded its rate limit.
+    pub agent_throttled_frames: u64,
     /// Frames answered with an error since the hub started.
     pub agent_bad_frames: u64,
     /// Agent connections refused at the handshake since the hub started.
@@ -62,6 +64,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         ui_clients: m.ui_clients.get(),
         agent_frames: m.agent_frames.get(),
         agent_samples: m.agent_samples.get(),
+        agent_throttled_frames: m.agent_throttled.get(),
         agent_bad_frames: m.agent_bad_frames.get(),
         agent_refusals: m.agent_refusals.get(),
         ui_resyncs: m.ui_resyncs.get(),

@@ -1,0 +1,92 @@
+//! A token bucket per agent connection: a steady rate of frames with room
+//! for bursts (a full sync and a backlog of samples after a reconnect).
+
+use std::time::Instant;
+
+/// Frames per second an agent may keep up.
+pub const RATE: f64 = 20.0;
+/// Frames it may send at once.
+pub const BURST: f64 = 200.0;
+
+#[derive(Debug)]
+pub struct Bucket {
+    tokens: f64,
+    last: Instant,
+    /// When the agent was last told it is throttled (once a second at most).
+    told: Option<Instant>,
+}
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Take,
+    /// Drop it, and tell the agent.
+    DropAndTell,
+    /// Drop it; the agent was told a moment ago.
+    Drop,
+}
+
+impl Bucket {
+    pub fn new(now: Instant) -> Bucket {
+        Bucket {
+            tokens: BURST,
+            last: now,
+            told: None,
+        }
+    }
+
+    pub fn frame(&mut self, now: Instant) -> Verdict {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * RATE).min(BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Verdict::Take;
+        }
+        match self.told {
+            Some(t) if now.saturating_duration_since(t).as_secs_f64() < 1.0 => Verdict::Drop,
+            _ => {
+                self.told = Some(now);
+                Verdict::DropAndTell
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_the_steady_rate() {
+        let t = Instant::now();
+        let mut b = Bucket::new(t);
+        for _ in 0..BURST as usize {
+            assert_eq!(b.frame(t), Verdict::Take);
+        }
+        assert_eq!(b.frame(t), Verdict::DropAndTell);
+        assert_eq!(b.frame(t), Verdict::Drop);
+        // A second later there is room for RATE more, and the agent may be told again.
+        let later = t + Duration::from_secs(1);
+        let taken = (0..100).filter(|_| b.frame(later) == Verdict::Take).count();
+        assert_eq!(taken, RATE as usize);
+        assert_eq!(b.frame(later + Duration::from_millis(1)), Verdict::Drop);
+        assert_eq!(
+            b.frame(later + Duration::from_millis(1100)),
+            Verdict::Take,
+            "refilled"
+        );
+    }
+
+    #[test]
+    fn an_agent_at_its_pace_is_never_throttled() {
+        let t = Instant::now();
+        let mut b = Bucket::new(t);
+        for i in 0..10_000u64 {
+            // Ten frames a second, for 1,000 seconds.
+            assert_eq!(b.frame(t + Duration::from_millis(i * 100)), Verdict::Take);
+        }
+    }
+}
