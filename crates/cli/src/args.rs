@@ -202,7 +202,12 @@ pub enum ApiTokenCommand {
         /// A name to recognise the token by.
         #[arg(long, default_value = "")]
         name: String,
+        /// Expire the token after this long (never, if not given).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
     },
+    /// Revoke a token at once (its id is in `GET /api/v1/tokens`).
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -314,16 +314,23 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 .map_err(|e| anyhow!(twinbay_hub::report(&e)))
                 .context("creating a join token")?
         }
-        CtlCommand::ApiToken(ApiTokenCommand::Create { role, name }) => {
+        CtlCommand::ApiToken(ApiTokenCommand::Create { role, name, ttl }) => {
             let role = match role {
                 RoleArg::Viewer => Role::Viewer,
                 RoleArg::Operator => Role::Operator,
                 RoleArg::Admin => Role::Admin,
             };
-            twinbay_hub::admin::create_api_token(&data_dir, role, &name)
+            twinbay_hub::admin::create_api_token(&data_dir, role, &name, ttl)
                 .await
                 .map_err(|e| anyhow!(twinbay_hub::report(&e)))
                 .context("creating an API token")?
+        }
+        CtlCommand::ApiToken(ApiTokenCommand::Revoke { id }) => {
+            twinbay_hub::admin::revoke_api_token(&data_dir, id)
+                .await
+                .map_err(|e| anyhow!(twinbay_hub::report(&e)))
+                .context("revoking an API token")?;
+            format!("revoked API token {id}")
         }
         CtlCommand::Audit(AuditCommand::Verify) => {
             match twinbay_hub::admin::verify_audit(&data_dir)

@@ -57,18 +57,47 @@ pub async fn create_join_string(
 }
 
 /// Mints an API token with `role`.
-pub async fn create_api_token(data_dir: &Path, role: Role, name: &str) -> Result<String, HubError> {
+pub async fn create_api_token(
+    data_dir: &Path,
+    role: Role,
+    name: &str,
+    ttl: Option<Duration>,
+) -> Result<String, HubError> {
     let store = open_existing(data_dir).await?;
-    let token = store.create_api_token(role, name).await?;
+    let (id, token) = store.mint_api_token(role, name, ttl).await?;
+    let expiry = ttl.map(|t| format!(", valid for {}", humantime_secs(t)));
     store
         .audit(
             Record::new(ActorKind::Cli, &cli_user(), "api_token.create", Outcome::Ok)
-                .target(name)
-                .detail(&format!("role {}", role.as_str())),
+                .target(&format!("token:{id}"))
+                .detail(&format!(
+                    "role {}{}",
+                    role.as_str(),
+                    expiry.unwrap_or_default()
+                )),
         )
         .await?;
     store.close().await;
     Ok(token)
+}
+
+/// Revokes API token `id`.
+pub async fn revoke_api_token(data_dir: &Path, id: i64) -> Result<(), HubError> {
+    let store = open_existing(data_dir).await?;
+    let revoked = store.revoke_api_token(id).await?;
+    if revoked {
+        store
+            .audit(
+                Record::new(ActorKind::Cli, &cli_user(), "api_token.revoke", Outcome::Ok)
+                    .target(&format!("token:{id}")),
+            )
+            .await?;
+    }
+    store.close().await;
+    match revoked {
+        true => Ok(()),
+        false => Err(HubError::NotFound(format!("no active API token {id}"))),
+    }
 }
 
 /// Checks the audit trail's hash chain: `Ok` with the number of entries and

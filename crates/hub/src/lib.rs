@@ -79,6 +79,8 @@ pub enum HubError {
     },
     #[error("no hub has run with data dir {0} yet: start `twinbay hub --data-dir {0}` first")]
     NotInitialized(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl HubError {

@@ -163,3 +163,60 @@ fn users_are_managed_and_passwords_end_other_sessions() {
         assert!(actions.contains(&expected), "{expected} not in {actions:?}");
     }
 }
+
+#[test]
+fn api_tokens_expire_and_are_revoked_from_the_command_line() {
+    let dir = temp_dir("ctl-tokens");
+    let hub = Hub::start(&dir);
+    let admin = hub.token("admin");
+    let scripted = hub.ctl(&[
+        "api-token",
+        "create",
+        "--role",
+        "viewer",
+        "--name",
+        "backup-script",
+    ]);
+    let brief = hub.ctl(&["api-token", "create", "--role", "viewer", "--ttl", "1s"]);
+    assert_eq!(hub.get("/api/v1/nodes", &scripted).0, 200);
+    assert_eq!(hub.get("/api/v1/nodes", &brief).0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(hub.get("/api/v1/nodes", &brief).0, 401, "expired");
+
+    let (_, tokens) = hub.get("/api/v1/tokens", &admin);
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "backup-script")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        hub.ctl(&["api-token", "revoke", &id.to_string()])
+            .contains("revoked")
+    );
+    assert_eq!(hub.get("/api/v1/nodes", &scripted).0, 401, "revoked");
+
+    let out = std::process::Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(&dir)
+        .args(["api-token", "revoke", "99999"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no active API token 99999"), "{stderr}");
+    let (_, trail) = hub.get("/api/v1/audit?action=api_token.", &admin);
+    let actions: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "api_token.revoke").count(),
+        1
+    );
+}
