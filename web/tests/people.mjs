@@ -501,6 +501,25 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     await victor.waitFor({ state: 'detached', timeout: 5000 });
     assert.equal(await p.getByTestId('users-notice').textContent(), `Removed ${VIEWER.name}.`);
     assert.equal(await p.getByTestId('users-count').textContent(), '2 users');
+    // Change a role and reset a password (the operator's sessions end).
+    const olivia = p.locator(`[data-testid="user-row"][data-username="${OPERATOR.name}"]`);
+    await olivia.getByTestId('user-role').selectOption('viewer');
+    await p.locator(`[data-testid="user-row"][data-username="${OPERATOR.name}"][data-role="viewer"]`).waitFor({ timeout: 5000 });
+    assert.equal(await p.getByTestId('users-notice').textContent(), `${OPERATOR.name} is now a viewer.`);
+    await olivia.getByTestId('user-reset').click();
+    await p.getByTestId('reset-password').fill('short');
+    await p.getByTestId('reset-submit').click();
+    assert.equal(await p.getByTestId('reset-error').textContent(), 'password: at least 12 characters');
+    const reset = pw('reset');
+    await p.getByTestId('reset-password').fill(reset);
+    await p.getByTestId('reset-submit').click();
+    await p.getByTestId('users-notice').getByText(`New password set for ${OPERATOR.name}; their sessions ended.`).waitFor({ timeout: 5000 });
+    assert.equal(await p.getByTestId('reset-form').count(), 0);
+    const signInWith = (password) => fetch(`${hub.url}/api/v1/session`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: OPERATOR.name, password }) });
+    const r = await signInWith(reset);
+    assert.equal(r.status, 200, 'the reset password signs in');
+    assert.equal((await r.json()).role, 'viewer', 'with the new role');
+
     // Removing the last admin: the hub's 409 in the dialog, nothing removed.
     await p.locator('[data-testid="user-row"][data-username="admin"]').getByTestId('user-remove').click();
     await p.getByTestId('confirm').getByText('This is you: you will be signed out.').waitFor();
@@ -509,6 +528,25 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     await p.getByTestId('confirm-cancel').click();
     assert.equal(await p.getByTestId('users-count').textContent(), '2 users');
     assert.equal((await apiAs(admin.ctx, '/api/v1/session')).status, 200, 'still signed in');
+  });
+
+  step('phone width: the new screens fit, tables scroll inside their panel', async () => {
+    const { ctx, p } = await newPage();
+    try {
+      await ctx.addCookies((await admin.ctx.storageState()).cookies);
+      await p.setViewportSize({ width: 390, height: 844 });
+      for (const screen of ['settings/account', 'settings/users', 'settings/tokens', 'audit']) {
+        await p.goto(`${hub.url}/?screen=${screen}`);
+        await p.locator('#main h1').waitFor();
+        await p.locator('#main [data-testid$="-table"], #main [data-testid="password-form"]').first().waitFor({ timeout: 5000 });
+        const wide = await p.evaluate(() => [document.documentElement.scrollWidth, document.getElementById('main').scrollWidth - document.getElementById('main').clientWidth]);
+        const culprit = wide[0] > 390 ? await p.evaluate(() => [...document.querySelectorAll('#main *')].filter((e) => e.getBoundingClientRect().right > 392).slice(0, 4).map((e) => `${e.tagName}.${e.className}:${Math.round(e.getBoundingClientRect().right)}`).join(' ')) : '';
+        assert.ok(wide[0] <= 390 && wide[1] <= 0, `${screen}: no sideways scrolling (${wide}) ${culprit}`);
+        if (screen === 'audit' || screen === 'settings/users') await shot(p, `${screen.replace('settings/', '')}-phone.png`);
+      }
+    } finally {
+      await ctx.close();
+    }
   });
 
   step('logged no console errors', async (t) => {

@@ -145,7 +145,7 @@ export function Audit({ query }: { query: URLSearchParams }) {
         <>
           {error && <ErrorBox message={error} />}
           <div class="table-scroll panel flush">
-            <table class="simple audit" data-testid="audit-table">
+            <table class="simple audit cards" data-testid="audit-table">
               <thead>
                 <tr>
                   <th scope="col">Time</th>

@@ -282,6 +282,8 @@ function Users({ me }: { me: Me }) {
     setNotice('');
     try {
       await api.updateUser(u.id, { role });
+      // One's own role changed: start again with what the new role may do.
+      if (u.username === me.username) return location.reload();
       setNotice(`${u.username} is now ${role === 'admin' ? 'an' : 'a'} ${role}.`);
     } catch (err) {
       setError(`${u.username}: ${(err as Error).message}`);
@@ -316,7 +318,7 @@ function Users({ me }: { me: Me }) {
           <Empty title="No users">Add one above.</Empty>
         ) : (
           <div class="table-scroll">
-            <table class="simple people" data-testid="users-table">
+            <table class="simple people cards" data-testid="users-table">
               <thead>
                 <tr>
                   <th scope="col">Username</th>
@@ -337,7 +339,7 @@ function Users({ me }: { me: Me }) {
                       <td>
                         <RoleSelect value={u.role} label={`Role of ${u.username}`} onChange={(r) => setRole(u, r)} testId="user-role" />
                       </td>
-                      <td class="muted num">{dateTime(u.created_at)}</td>
+                      <td class="muted num" data-label="created">{dateTime(u.created_at)}</td>
                       <td class="actions">
                         <button type="button" class="btn btn-small" onClick={() => setResetting(resetting === u.id ? null : u.id)} aria-expanded={resetting === u.id} data-testid="user-reset">
                           Reset password
@@ -376,6 +378,8 @@ function Users({ me }: { me: Me }) {
           onCancel={() => setRemoving(null)}
           onConfirm={async () => {
             await api.removeUser(removing.id);
+            // Removed oneself: the session is gone with the account.
+            if (removing.username === me.username) return location.reload();
             setNotice(`Removed ${removing.username}.`);
             setError('');
             setRemoving(null);
@@ -535,7 +539,7 @@ function Tokens() {
           </Empty>
         ) : (
           <div class="table-scroll">
-            <table class="simple people" data-testid="tokens-table">
+            <table class="simple people cards" data-testid="tokens-table">
               <thead>
                 <tr>
                   <th scope="col">Name</th>
@@ -558,11 +562,11 @@ function Tokens() {
                         <strong>{t.name || <span class="muted">unnamed</span>}</strong> <span class="muted small">#{t.id}</span>
                       </td>
                       <td>{t.role}</td>
-                      <td class="muted num">{dateTime(t.created_at)}</td>
-                      <td class="muted num" title={t.expires_at ? dateTime(t.expires_at) : undefined}>
+                      <td class="muted num" data-label="created">{dateTime(t.created_at)}</td>
+                      <td class="muted num" data-label="expires" title={t.expires_at ? dateTime(t.expires_at) : undefined}>
                         {t.expires_at == null ? 'never' : status === 'expired' ? `expired ${dateTime(t.expires_at)}` : `${dateTime(t.expires_at)} (${until(t.expires_at, now)})`}
                       </td>
-                      <td class="muted num" title={t.last_used ? dateTime(t.last_used) : undefined}>
+                      <td class="muted num" data-label="last used" title={t.last_used ? dateTime(t.last_used) : undefined}>
                         {t.last_used == null ? 'never' : ago(t.last_used, now)}
                       </td>
                       <td>
