@@ -357,6 +357,13 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     assert.match(await secret.textContent(), /Copy it now: you won't see it again\./);
     tokenSecret = await p.getByTestId('token-secret-value').inputValue();
     assert.match(tokenSecret, /^tbk_\S{20,}$/);
+    const row = p.locator('[data-testid="token-row"][data-name="grafana"]');
+    await row.waitFor(); // the list as read after the creation, before any use
+    assert.equal(await row.getAttribute('data-status'), 'active');
+    const cells = (await row.locator('td').allTextContents()).map((s) => s.trim());
+    assert.equal(cells[1], 'viewer');
+    assert.match(cells[3], /\(in 6d 23h\)$/, 'expires in 7 days');
+    assert.equal(cells[4], 'never', 'not used when the list was read');
     // It is the real thing.
     const bearer = () => fetch(`${hub.url}/api/v1/nodes`, { headers: { Authorization: `Bearer ${tokenSecret}` } }).then((r) => r.status);
     assert.equal(await bearer(), 200);
@@ -365,13 +372,6 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     await p.getByTestId('token-copy').click();
     await p.getByTestId('token-copied').getByText('Copied.').waitFor();
     assert.equal(await p.evaluate(() => navigator.clipboard.readText()), tokenSecret);
-    const row = p.locator('[data-testid="token-row"][data-name="grafana"]');
-    await row.waitFor();
-    assert.equal(await row.getAttribute('data-status'), 'active');
-    const cells = (await row.locator('td').allTextContents()).map((s) => s.trim());
-    assert.equal(cells[1], 'viewer');
-    assert.match(cells[3], /\(in 6d 23h\)$/, 'expires in 7 days');
-    assert.equal(cells[4], 'never', 'not used when the list was read');
     await p.getByTestId('settings-tab-tokens').focus(); // no focus ring on the screenshot's buttons
     await shot(p, 'tokens.png');
 
@@ -463,11 +463,19 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     await p.waitForURL((u) => u.searchParams.get('q') === 'locked out');
     assert.equal(await rows.count(), denied.filter((e) => e.detail.includes('locked out')).length);
     assert.equal(await rows.first().getAttribute('data-actor'), VIEWER.name);
-    // Actor (exact): Enter applies it.
+    // Actor (exact): Enter applies it; an actor's name in a row links to their entries.
     await p.goto(`${hub.url}/?screen=audit`);
-    await p.getByTestId('audit-actor').fill(OPERATOR.name);
+    await p.getByTestId('audit-actor').fill(VIEWER.name);
     await p.getByTestId('audit-actor').press('Enter');
-    await p.waitForURL((u) => u.searchParams.get('actor') === OPERATOR.name);
+    await p.waitForURL((u) => u.searchParams.get('actor') === VIEWER.name);
+    await p.waitForFunction((n) => {
+      const rs = [...document.querySelectorAll('[data-testid="audit-row"]')];
+      return rs.length > 0 && rs.every((r) => r.dataset.actor === n);
+    }, VIEWER.name);
+    await p.goto(`${hub.url}/?screen=audit`);
+    await p.locator(`[data-testid="audit-row"][data-actor="${OPERATOR.name}"]`).first().getByTestId('audit-actor-link').click();
+    await p.waitForURL((u) => onScreen(u, 'audit') && u.searchParams.get('actor') === OPERATOR.name);
+    assert.equal(await p.getByTestId('audit-actor').inputValue(), OPERATOR.name);
     await p.waitForFunction((n) => {
       const rs = [...document.querySelectorAll('[data-testid="audit-row"]')];
       return rs.length > 0 && rs.every((r) => r.dataset.actor === n);

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { Badge, Empty, ErrorBox } from '../components/bits';
 import { cap, clock } from '../format';
-import { setQuery } from '../router';
+import { Link, screenHref, setQuery } from '../router';
 import type { AuditEntry } from '../types';
 
 /** Entries per page (`?limit=` overrides, 1 to 1000). */
@@ -165,7 +165,13 @@ export function Audit({ query }: { query: URLSearchParams }) {
                       {clock(e.ts)}
                     </td>
                     <td>
-                      <strong>{e.actor || '—'}</strong>
+                      {e.actor && e.actor !== '-' && e.actor !== actor ? (
+                        <Link href={screenHref('/audit', { actor: e.actor })} title={`Only ${e.actor}`} data-testid="audit-actor-link">
+                          <strong>{e.actor}</strong>
+                        </Link>
+                      ) : (
+                        <strong>{e.actor || '—'}</strong>
+                      )}
                       <small class="sub">{e.actor_kind}</small>
                     </td>
                     <td class="mono small" title={e.user_agent || undefined}>
