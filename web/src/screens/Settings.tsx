@@ -2,7 +2,7 @@
 
 import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
-import { can, ROLE_HELP, ROLES, type Action } from '../access';
+import { can, isRole, ROLE_HELP, ROLES, type Action } from '../access';
 import { api } from '../api';
 import { Badge, Empty, ErrorBox } from '../components/bits';
 import { Confirm } from '../components/Confirm';
@@ -229,7 +229,7 @@ function NewUser({ onCreated }: { onCreated: (name: string) => void }) {
           {busy ? 'Adding…' : 'Add user'}
         </button>
       </form>
-      <p class="hint">{ROLE_HELP[role as 'viewer']}.</p>
+      {isRole(role) && <p class="hint">{ROLE_HELP[role]}.</p>}
       <FormError message={error} testId="new-user-error" />
     </section>
   );
