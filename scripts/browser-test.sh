@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The web UI in a real browser (web/tests/, headless Chromium): sign-in, live
-# values, host detail and charts, phone width, and 500 hosts measured.
+# values, host detail and charts, phone width, and 500 hosts measured (ui.mjs);
+# people, roles, API tokens and the audit trail (people.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -29,5 +30,6 @@ if [[ -z "${TWINBAY_BIN:-}" ]]; then
     export TWINBAY_BIN="$repo/target/debug/twinbay"
 fi
 
-# Files are named explicitly: node 20's directory scan skips .mjs files.
-node --experimental-websocket --test web/tests/ui.mjs
+# Files are named explicitly: node 20's directory scan skips .mjs files. One
+# at a time: ui.mjs measures frame times and wants the machine to itself.
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs

@@ -66,6 +66,10 @@ export function App() {
         navigate('/signin');
         signedOut();
       }}
+      onEnded={() => {
+        navigate('/signin');
+        signedOut();
+      }}
     />
   );
 }

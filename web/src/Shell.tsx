@@ -2,7 +2,10 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { Empty } from './components/bits';
-import { Link, type Route } from './router';
+import { can, type Action } from './access';
+import { Link, navigate, screenHref, type Route } from './router';
+import { Audit } from './screens/Audit';
+import { Settings } from './screens/Settings';
 import { Containers } from './screens/Containers';
 import { Events } from './screens/Events';
 import { HostDetail } from './screens/HostDetail';
@@ -23,15 +26,23 @@ export function Logo() {
   );
 }
 
-const NAV = [
+const NAV: { href: string; label: string; match: (p: string) => boolean; needs?: Action; sep?: boolean }[] = [
   { href: '/', label: 'Overview', match: (p: string) => p === '/' },
   { href: '/hosts', label: 'Hosts', match: (p: string) => p.startsWith('/hosts') },
   { href: '/containers', label: 'Containers', match: (p: string) => p === '/containers' },
   { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
+  { href: screenHref('/audit'), label: 'Audit', match: (p: string) => p === '/audit', needs: 'audit.read', sep: true },
+  { href: screenHref('/settings/account'), label: 'Settings', match: (p: string) => p.startsWith('/settings'), needs: 'account.manage' },
 ];
 
-function screen(route: Route, theme: Theme) {
+/** Replaces the URL (a screen's canonical address). */
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, { replace: true }), [to]);
+  return null;
+}
+
+function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   const p = route.path;
   if (p === '/') return <Overview />;
   if (p === '/hosts') return <Hosts query={route.query} />;
@@ -40,6 +51,17 @@ function screen(route: Route, theme: Theme) {
   if (p === '/containers') return <Containers query={route.query} />;
   if (p === '/units') return <Units query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
+  if (p === '/audit')
+    return can(me.role, 'audit.read') ? (
+      <Audit query={route.query} />
+    ) : (
+      <Empty title="The audit trail is for admins" testId="forbidden">
+        Your role ({me.role}) cannot read it. <Link href="/">Back to the overview</Link>
+      </Empty>
+    );
+  if (p === '/settings') return <Redirect to={screenHref('/settings/account')} />;
+  const s = /^\/settings\/([^/]+)$/.exec(p);
+  if (s) return <Settings me={me} tab={s[1]} onEnded={onEnded} />;
   return (
     <Empty title="No such page" testId="not-found">
       <Link href="/">Back to the overview</Link>
@@ -79,7 +101,7 @@ function Counts() {
   );
 }
 
-export function Shell({ me, route, onSignOut }: { me: Me; route: Route; onSignOut: () => void }) {
+export function Shell({ me, route, onSignOut, onEnded }: { me: Me; route: Route; onSignOut: () => void; onEnded: () => void }) {
   const [theme, setThemeState] = useState<Theme>(currentTheme);
   const toggleTheme = () => {
     const next = theme === 'dark' ? 'light' : 'dark';
@@ -117,23 +139,23 @@ export function Shell({ me, route, onSignOut }: { me: Me; route: Route; onSignOu
         <button type="button" class="btn btn-ghost" onClick={toggleTheme} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`} data-testid="theme-toggle">
           {theme === 'dark' ? '☀' : '☾'}
         </button>
-        <span class="user" data-testid="user">
+        <Link class="user" href={screenHref('/settings/account')} title="Your account" data-testid="user">
           {me.username} <small>{me.role}</small>
-        </span>
+        </Link>
         <button type="button" class="btn btn-ghost" onClick={onSignOut} data-testid="signout">
           Sign out
         </button>
       </header>
       <nav class="nav" aria-label="Main">
-        {NAV.map((n) => (
-          <Link key={n.href} href={n.href} class={n.match(route.path) ? 'active' : ''} aria-current={n.match(route.path) ? 'page' : undefined} data-testid={`nav-${n.label.toLowerCase()}`}>
+        {NAV.filter((n) => !n.needs || can(me.role, n.needs)).map((n) => (
+          <Link key={n.href} href={n.href} class={`${n.match(route.path) ? 'active' : ''}${n.sep ? ' nav-sep' : ''}`} aria-current={n.match(route.path) ? 'page' : undefined} data-testid={`nav-${n.label.toLowerCase()}`}>
             {n.label}
           </Link>
         ))}
       </nav>
       <LinkBanner />
       <main id="main" class="main" tabIndex={-1}>
-        {screen(route, theme)}
+        {screen(route, theme, me, onEnded)}
       </main>
     </div>
   );

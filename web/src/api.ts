@@ -1,9 +1,14 @@
 // REST calls to the hub (same origin; the session cookie rides along).
 
-import type { Me, NodeView, RangeResponse, TimelineEvent } from './types';
+import type { ApiTokenInfo, AuditEntry, AuditFilter, Me, NodeView, RangeResponse, TimelineEvent, UserInfo } from './types';
 
 export class ApiError extends Error {
-  constructor(public status: number, message: string) {
+  constructor(
+    public status: number,
+    message: string,
+    /** Seconds to wait, from Retry-After (429). */
+    public retryAfter?: number,
+  ) {
     super(message);
   }
 }
@@ -30,7 +35,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   }
   if (!res.ok) {
     const msg = (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`;
-    throw new ApiError(res.status, msg);
+    const retry = Number(res.headers.get('Retry-After'));
+    throw new ApiError(res.status, msg, Number.isFinite(retry) && retry > 0 ? retry : undefined);
   }
   return json as T;
 }
@@ -56,5 +62,24 @@ export const api = {
     if (before != null) q.set('before', String(before));
     const base = node ? `/api/v1/nodes/${encodeURIComponent(node)}/events` : '/api/v1/events';
     return call<TimelineEvent[]>('GET', `${base}?${q}`);
+  },
+  // Own account.
+  changePassword: (current: string, next: string) => call<void>('PUT', '/api/v1/session/password', { current, new: next }),
+  signOutEverywhere: () => call<void>('DELETE', '/api/v1/sessions'),
+  // People (admins).
+  users: () => call<UserInfo[]>('GET', '/api/v1/users'),
+  createUser: (username: string, password: string, role: string) => call<{ id: number }>('POST', '/api/v1/users', { username, password, role }),
+  updateUser: (id: number, change: { role?: string; password?: string }) => call<void>('PATCH', `/api/v1/users/${id}`, change),
+  removeUser: (id: number) => call<void>('DELETE', `/api/v1/users/${id}`),
+  // API tokens (admins).
+  tokens: () => call<ApiTokenInfo[]>('GET', '/api/v1/tokens'),
+  createToken: (name: string, role: string, ttlSecs?: number) =>
+    call<{ id: number; token: string }>('POST', '/api/v1/tokens', ttlSecs ? { name, role, ttl_secs: ttlSecs } : { name, role }),
+  revokeToken: (id: number) => call<void>('DELETE', `/api/v1/tokens/${id}`),
+  // The audit trail (admins), newest first.
+  audit: (f: AuditFilter) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(f)) if (v != null && v !== '') q.set(k, String(v));
+    return call<AuditEntry[]>('GET', `/api/v1/audit?${q}`);
   },
 };

@@ -64,3 +64,17 @@ export function netRate(s: { nets?: { iface: string; rx_bps: number; tx_bps: num
 }
 
 export const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/** A date and time to the minute, local: "2026-11-22 09:14". */
+export function dateTime(ms: number | null | undefined): string {
+  if (ms == null) return '—';
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** How long until `ms`: "in 6d 23h", or "passed". */
+export function until(ms: number, now = Date.now()): string {
+  const s = (ms - now) / 1000;
+  return s <= 0 ? 'passed' : `in ${duration(s)}`;
+}

@@ -11,8 +11,35 @@ export interface Route {
 type Listener = () => void;
 const listeners = new Set<Listener>();
 
+// The hub answers index.html only for the screens it lists
+// (crates/hub/src/ui.rs, SPA_ROUTES), so a reload of any other path would be
+// its 404. Screens it does not list yet live at `/?screen=NAME` instead:
+// `screenHref('/audit')` is `/?screen=audit`, and the route reads back as
+// path `/audit`. Once the hub serves a path, its screen works there too, and
+// dropping it from HUB_UNSERVED makes that the URL.
+const HUB_UNSERVED = /^\/(audit|settings(\/[a-z]+)?)$/;
+
+/** The URL of a screen's path (with its own query, if any). */
+export function screenHref(path: string, query?: Record<string, string>): string {
+  const q = new URLSearchParams(query);
+  if (HUB_UNSERVED.test(path)) {
+    const all = new URLSearchParams({ screen: path.slice(1) });
+    q.forEach((v, k) => all.set(k, v));
+    return `/?${all}`;
+  }
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
+
 function current(): Route {
-  return { path: location.pathname.replace(/\/+$/, '') || '/', query: new URLSearchParams(location.search) };
+  const path = location.pathname.replace(/\/+$/, '') || '/';
+  const query = new URLSearchParams(location.search);
+  const screen = query.get('screen');
+  if (path === '/' && screen && HUB_UNSERVED.test(`/${screen}`)) {
+    query.delete('screen');
+    return { path: `/${screen}`, query };
+  }
+  return { path, query };
 }
 
 window.addEventListener('popstate', () => listeners.forEach((fn) => fn()));

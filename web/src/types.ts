@@ -166,3 +166,44 @@ export interface RangeResponse {
   to: number;
   series: { name: string; points: [number, number, number, number][] }[];
 }
+
+export interface UserInfo {
+  id: number;
+  username: string;
+  role: string;
+  created_at: number;
+}
+
+export interface ApiTokenInfo {
+  id: number;
+  name: string;
+  role: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used: number | null;
+  revoked_at: number | null;
+}
+
+export interface AuditEntry {
+  id: number;
+  ts: number;
+  actor: string;
+  actor_kind: string;
+  address: string;
+  user_agent: string;
+  action: string;
+  target: string;
+  outcome: string;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditFilter {
+  actor?: string;
+  action?: string;
+  target?: string;
+  outcome?: string;
+  before?: number;
+  limit?: number;
+}

@@ -1,5 +1,6 @@
 import { useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api';
+import { duration } from '../format';
 import { Logo } from '../Shell';
 import type { Me } from '../types';
 
@@ -23,7 +24,12 @@ export function SignIn({ onSignedIn, bootError }: { onSignedIn: (me: Me) => void
     try {
       onSignedIn(await api.signIn(username, pw));
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'invalid username or password' : (err as Error).message);
+      if (err instanceof ApiError && err.status === 429) {
+        // Locked after repeated failures: the hub's message, and how long.
+        setError(err.retryAfter ? `${err.message} (in about ${duration(err.retryAfter)})` : err.message);
+      } else {
+        setError(err instanceof ApiError && err.status === 401 ? 'invalid username or password' : (err as Error).message);
+      }
       if (password.current) {
         password.current.value = '';
         password.current.focus();
