@@ -11,35 +11,18 @@ export interface Route {
 type Listener = () => void;
 const listeners = new Set<Listener>();
 
-// The hub answers index.html only for the screens it lists
-// (crates/hub/src/ui.rs, SPA_ROUTES), so a reload of any other path would be
-// its 404. Screens it does not list yet live at `/?screen=NAME` instead:
-// `screenHref('/audit')` is `/?screen=audit`, and the route reads back as
-// path `/audit`. Once the hub serves a path, its screen works there too, and
-// dropping it from HUB_UNSERVED makes that the URL.
-const HUB_UNSERVED = /^\/(audit|settings(\/[a-z]+)?)$/;
+// Every screen's path is one the hub answers with the app
+// (crates/hub/src/ui.rs, SPA_ROUTES), so reloads and deep links work.
 
 /** The URL of a screen's path (with its own query, if any). */
 export function screenHref(path: string, query?: Record<string, string>): string {
-  const q = new URLSearchParams(query);
-  if (HUB_UNSERVED.test(path)) {
-    const all = new URLSearchParams({ screen: path.slice(1) });
-    q.forEach((v, k) => all.set(k, v));
-    return `/?${all}`;
-  }
-  const s = q.toString();
+  const s = new URLSearchParams(query).toString();
   return s ? `${path}?${s}` : path;
 }
 
 function current(): Route {
   const path = location.pathname.replace(/\/+$/, '') || '/';
-  const query = new URLSearchParams(location.search);
-  const screen = query.get('screen');
-  if (path === '/' && screen && HUB_UNSERVED.test(`/${screen}`)) {
-    query.delete('screen');
-    return { path: `/${screen}`, query };
-  }
-  return { path, query };
+  return { path, query: new URLSearchParams(location.search) };
 }
 
 window.addEventListener('popstate', () => listeners.forEach((fn) => fn()));

@@ -151,8 +151,7 @@ async function apiAs(ctx, pathname) {
   return { status: r.status, body: r.status === 200 ? await r.json() : null };
 }
 
-// Screens the hub does not serve index.html for live at /?screen= (web/src/router.tsx).
-const onScreen = (u, name) => u.searchParams.get('screen') === name || u.pathname === `/${name}`;
+const onScreen = (u, name) => u.pathname === `/${name}`;
 
 const navLabels = async (p) => (await p.locator('nav.nav a').allTextContents()).map((s) => s.trim());
 
@@ -254,7 +253,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
       assert.deepEqual((await v.p.getByRole('tab').allTextContents()).map((s) => s.trim()), ['Account']);
       // Typed URLs of admin screens: a plain "for admins" state, no forms, no buttons.
       for (const [url, title] of [['/settings/users', 'Users: for admins only'], ['/settings/tokens', 'API tokens: for admins only'], ['/audit', 'The audit trail is for admins']]) {
-        await v.p.goto(`${hub.url}/?screen=${url.slice(1)}`);
+        await v.p.goto(`${hub.url}${url}`);
         await v.p.getByTestId('forbidden').getByText(title).waitFor({ timeout: 5000 });
         for (const id of ['new-user-form', 'user-remove', 'user-role', 'new-token-form', 'token-revoke', 'audit-table']) {
           assert.equal(await v.p.getByTestId(id).count(), 0, `${url}: no ${id}`);
@@ -464,7 +463,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     assert.equal(await rows.count(), denied.filter((e) => e.detail.includes('locked out')).length);
     assert.equal(await rows.first().getAttribute('data-actor'), VIEWER.name);
     // Actor (exact): Enter applies it; an actor's name in a row links to their entries.
-    await p.goto(`${hub.url}/?screen=audit`);
+    await p.goto(`${hub.url}/audit`);
     await p.getByTestId('audit-actor').fill(VIEWER.name);
     await p.getByTestId('audit-actor').press('Enter');
     await p.waitForURL((u) => u.searchParams.get('actor') === VIEWER.name);
@@ -472,7 +471,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
       const rs = [...document.querySelectorAll('[data-testid="audit-row"]')];
       return rs.length > 0 && rs.every((r) => r.dataset.actor === n);
     }, VIEWER.name);
-    await p.goto(`${hub.url}/?screen=audit`);
+    await p.goto(`${hub.url}/audit`);
     await p.locator(`[data-testid="audit-row"][data-actor="${OPERATOR.name}"]`).first().getByTestId('audit-actor-link').click();
     await p.waitForURL((u) => onScreen(u, 'audit') && u.searchParams.get('actor') === OPERATOR.name);
     assert.equal(await p.getByTestId('audit-actor').inputValue(), OPERATOR.name);
@@ -484,7 +483,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     await p.getByTestId('audit-empty').getByText('No entry matches').waitFor();
 
     // Paging with `before`: 5 at a time, continuous.
-    await p.goto(`${hub.url}/?screen=audit&limit=5`);
+    await p.goto(`${hub.url}/audit?limit=5`);
     await p.getByTestId('audit-row').first().waitFor();
     assert.equal(await rows.count(), 5);
     await p.getByTestId('audit-older').click();
@@ -496,7 +495,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
 
   step('the admin removes a user, with a confirmation; the last admin stays', async () => {
     const { p } = admin;
-    await p.goto(`${hub.url}/?screen=settings/users`);
+    await p.goto(`${hub.url}/settings/users`);
     const victor = p.locator(`[data-testid="user-row"][data-username="${VIEWER.name}"]`);
     await victor.waitFor();
     await victor.getByTestId('user-remove').click();
@@ -544,7 +543,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
       await ctx.addCookies((await admin.ctx.storageState()).cookies);
       await p.setViewportSize({ width: 390, height: 844 });
       for (const screen of ['settings/account', 'settings/users', 'settings/tokens', 'audit']) {
-        await p.goto(`${hub.url}/?screen=${screen}`);
+        await p.goto(`${hub.url}/${screen}`);
         await p.locator('#main h1').waitFor();
         await p.locator('#main [data-testid$="-table"], #main [data-testid="password-form"]').first().waitFor({ timeout: 5000 });
         const wide = await p.evaluate(() => [document.documentElement.scrollWidth, document.getElementById('main').scrollWidth - document.getElementById('main').clientWidth]);

@@ -37,6 +37,9 @@ const SPA_ROUTES: &[&str] = &[
     "/containers",
     "/units",
     "/events",
+    "/audit",
+    "/settings",
+    "/settings/{tab}",
 ];
 
 fn find(path: &str) -> Option<&'static Asset> {
