@@ -44,6 +44,9 @@ pub struct SourceConfig {
     pub container_socket: Option<String>,
     /// Which systemd units travel (failed ones always do).
     pub units: units::UnitFilter,
+    /// Labels of this host (`group=web`), for finding it and for scoping
+    /// who may see it.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for SourceConfig {
@@ -55,6 +58,7 @@ impl Default for SourceConfig {
             smart_every: Duration::from_secs(600),
             container_socket: None,
             units: units::UnitFilter::parse(DEFAULT_UNITS).expect("the default unit filter parses"),
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -69,6 +73,7 @@ pub struct Collectors {
     ports: ports::PortSource,
     temps: temps::TempSource,
     gpu: Result<gpu::GpuSource, String>,
+    labels: BTreeMap<String, String>,
 }
 
 impl Collectors {
@@ -82,6 +87,7 @@ impl Collectors {
             ports: ports::PortSource::new(&root),
             temps: temps::TempSource::new(&root),
             gpu: gpu::GpuSource::open(),
+            labels: config.labels.clone(),
         }
     }
 
@@ -90,6 +96,7 @@ impl Collectors {
     pub fn collect(&mut self, now_ms: i64, state: &mut NodeState) -> std::io::Result<Sample> {
         let reading = self.host.sample(now_ms)?;
         state.host = reading.host;
+        state.host.labels = self.labels.clone();
         let mut sample = reading.sample;
         let mut sources = BTreeMap::new();
         let mut status = |name: &str, result: Result<(), String>| {

@@ -130,6 +130,10 @@ pub struct SourceArgs {
     /// (`DOCKER_HOST`, /var/run/docker.sock, the user's and the system's Podman socket).
     #[arg(long)]
     pub container_socket: Option<String>,
+    /// A label for this host, `KEY=VALUE` (repeat for several); users and
+    /// tokens can be limited to hosts with given labels.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
     /// Which systemd units to report, as comma-separated globs; failed units always are.
     #[arg(long, default_value = twinbay_agent::sources::DEFAULT_UNITS, value_parser = parse_units)]
     pub units: twinbay_agent::sources::units::UnitFilter,
@@ -148,6 +152,7 @@ impl SourceArgs {
             smart_every: self.smart_every,
             container_socket: self.container_socket,
             units: self.units,
+            labels: self.labels.into_iter().collect(),
         }
     }
 }
@@ -205,6 +210,10 @@ pub enum ApiTokenCommand {
         /// Expire the token after this long (never, if not given).
         #[arg(long, value_parser = parse_duration)]
         ttl: Option<Duration>,
+        /// Limit the token to hosts with this label, `KEY=VALUE` (repeat for
+        /// several; a host needs one of them).
+        #[arg(long = "group", value_name = "KEY=VALUE", value_parser = parse_label)]
+        groups: Vec<(String, String)>,
     },
     /// Revoke a token at once (its id is in `GET /api/v1/tokens`).
     Revoke { id: i64 },
@@ -238,6 +247,21 @@ pub struct SimArgs {
     /// Number the simulated agents from here (to run several sims on one token).
     #[arg(long, default_value_t = 0)]
     pub first_index: usize,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+    };
+    match s.split_once('=') {
+        Some((k, v)) if ok(k) && ok(v) => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!(
+            "{s:?} is not a label like group=web (letters, digits, . _ - /)"
+        )),
+    }
 }
 
 fn parse_churn(s: &str) -> Result<f64, String> {

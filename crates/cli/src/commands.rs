@@ -314,13 +314,23 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 .map_err(|e| anyhow!(twinbay_hub::report(&e)))
                 .context("creating a join token")?
         }
-        CtlCommand::ApiToken(ApiTokenCommand::Create { role, name, ttl }) => {
+        CtlCommand::ApiToken(ApiTokenCommand::Create {
+            role,
+            name,
+            ttl,
+            groups,
+        }) => {
+            let groups: Vec<String> = groups
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             let role = match role {
                 RoleArg::Viewer => Role::Viewer,
                 RoleArg::Operator => Role::Operator,
                 RoleArg::Admin => Role::Admin,
             };
-            twinbay_hub::admin::create_api_token(&data_dir, role, &name, ttl)
+            let groups = (!groups.is_empty()).then_some(groups.as_slice());
+            twinbay_hub::admin::create_api_token(&data_dir, role, &name, ttl, groups)
                 .await
                 .map_err(|e| anyhow!(twinbay_hub::report(&e)))
                 .context("creating an API token")?

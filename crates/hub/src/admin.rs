@@ -62,19 +62,21 @@ pub async fn create_api_token(
     role: Role,
     name: &str,
     ttl: Option<Duration>,
+    groups: Option<&[String]>,
 ) -> Result<String, HubError> {
     let store = open_existing(data_dir).await?;
-    let (id, token) = store.mint_api_token(role, name, ttl).await?;
-    let expiry = ttl.map(|t| format!(", valid for {}", humantime_secs(t)));
+    let (id, token) = store.mint_scoped_api_token(role, name, ttl, groups).await?;
+    let mut expiry = ttl
+        .map(|t| format!(", valid for {}", humantime_secs(t)))
+        .unwrap_or_default();
+    if let Some(groups) = groups {
+        expiry.push_str(&format!(", hosts {}", groups.join(",")));
+    }
     store
         .audit(
             Record::new(ActorKind::Cli, &cli_user(), "api_token.create", Outcome::Ok)
                 .target(&format!("token:{id}"))
-                .detail(&format!(
-                    "role {}{}",
-                    role.as_str(),
-                    expiry.unwrap_or_default()
-                )),
+                .detail(&format!("role {}{expiry}", role.as_str())),
         )
         .await?;
     store.close().await;

@@ -129,7 +129,12 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
     let peer = request.extensions().get::<Peer>().copied();
     if !peer.is_some_and(|p| p.addr.ip().is_loopback()) {
         let (mut parts, _) = request.into_parts();
-        auth::authenticate(&hub, &mut parts).await?;
+        let who = auth::authenticate(&hub, &mut parts).await?;
+        if who.groups.is_some() {
+            return Err(ApiError::Forbidden(
+                "/metrics shows every host; this caller is limited to host groups".into(),
+            ));
+        }
     }
     let body = hub
         .metrics

@@ -286,8 +286,17 @@ impl Twin {
     }
 
     pub fn summaries(&self) -> Vec<NodeSummary> {
+        self.summaries_where(|_| true)
+    }
+
+    /// The summaries of the nodes `keep` accepts.
+    pub fn summaries_where(&self, keep: impl Fn(&NodeTwin) -> bool) -> Vec<NodeSummary> {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<_> = nodes.values().map(NodeSummary::of).collect();
+        let mut out: Vec<_> = nodes
+            .values()
+            .filter(|n| keep(n))
+            .map(NodeSummary::of)
+            .collect();
         out.sort_by(|a, b| a.hostname.cmp(&b.hostname).then_with(|| a.id.cmp(&b.id)));
         out
     }
@@ -295,6 +304,23 @@ impl Twin {
     pub fn contains(&self, id: &str) -> bool {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         nodes.contains_key(id)
+    }
+
+    /// Whether node `id` exists and `visible` accepts it (under the read lock).
+    pub fn check(&self, id: &str, visible: impl Fn(&NodeTwin) -> bool) -> bool {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.get(id).is_some_and(visible)
+    }
+
+    /// A snapshot of the nodes `keep` accepts and a subscription to every
+    /// later change (the caller filters those).
+    pub fn subscribe_where(
+        &self,
+        keep: impl Fn(&NodeTwin) -> bool,
+    ) -> (Utf8Bytes, broadcast::Receiver<Utf8Bytes>) {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let rx = self.events.subscribe();
+        (view::snapshot_event(nodes.values().filter(|n| keep(n))), rx)
     }
 
     pub fn view(&self, id: &str) -> Option<NodeView> {

@@ -8,6 +8,7 @@ mod audit;
 mod authz;
 mod cli;
 mod containers;
+mod groups;
 mod history;
 mod link;
 mod people;

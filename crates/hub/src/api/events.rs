@@ -41,11 +41,11 @@ impl Page {
 )]
 pub async fn node_events(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
-    require_node(&hub, &id)?;
+    require_node(&hub, &id, &who)?;
     let (before, limit) = page.bounds();
     Ok(Json(hub.store.events(Some(&id), before, limit).await?))
 }
@@ -60,9 +60,16 @@ pub async fn node_events(
 )]
 pub async fn fleet_events(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     let (before, limit) = page.bounds();
-    Ok(Json(hub.store.events(None, before, limit).await?))
+    let mut events = hub.store.events(None, before, limit).await?;
+    if who.groups.is_some() {
+        events.retain(|e| {
+            hub.twin
+                .check(&e.node_id, |n| who.sees(&n.state.host.labels))
+        });
+    }
+    Ok(Json(events))
 }

@@ -66,11 +66,11 @@ pub struct SeriesPoints {
 )]
 pub async fn range(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
     Path(id): Path<String>,
     Query(q): Query<RangeQuery>,
 ) -> Result<Json<RangeResponse>, ApiError> {
-    require_node(&hub, &id)?;
+    require_node(&hub, &id, &who)?;
     let now = now_ms();
     let to = q.to.unwrap_or(now);
     let from = q.from.unwrap_or(to - 3_600_000);
@@ -133,9 +133,9 @@ pub async fn range(
 )]
 pub async fn series(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    require_node(&hub, &id)?;
+    require_node(&hub, &id, &who)?;
     Ok(Json(hub.store.series_names(&id).await?))
 }

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use super::ApiError;
 use super::auth::Auth;
 use crate::HubState;
+use crate::store::Principal;
 use crate::twin::{NodeSummary, NodeView};
 
 /// Every node, connected or not.
@@ -17,8 +18,8 @@ use crate::twin::{NodeSummary, NodeView};
     tag = "nodes",
     responses((status = 200, body = Vec<NodeSummary>), (status = 401, description = "Not authenticated"))
 )]
-pub async fn list(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<Vec<NodeSummary>> {
-    Json(hub.twin.summaries())
+pub async fn list(State(hub): State<Arc<HubState>>, Auth(who): Auth) -> Json<Vec<NodeSummary>> {
+    Json(hub.twin.summaries_where(|n| who.sees(&n.state.host.labels)))
 }
 
 /// One node's whole twin.
@@ -35,9 +36,10 @@ pub async fn list(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<Vec<Nod
 )]
 pub async fn get_one(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<NodeView>, ApiError> {
+    require_node(&hub, &id, &who)?;
     hub.twin.view(&id).map(Json).ok_or_else(|| no_node(&id))
 }
 
@@ -45,9 +47,10 @@ fn no_node(id: &str) -> ApiError {
     ApiError::NotFound(format!("no node {id:?}"))
 }
 
-/// 404 unless the node exists (without cloning its twin).
-pub(super) fn require_node(hub: &HubState, id: &str) -> Result<(), ApiError> {
-    match hub.twin.contains(id) {
+/// 404 unless the node exists and the caller may see it (a node outside
+/// the caller's host groups is as good as absent).
+pub(super) fn require_node(hub: &HubState, id: &str, who: &Principal) -> Result<(), ApiError> {
+    match hub.twin.check(id, |n| who.sees(&n.state.host.labels)) {
         true => Ok(()),
         false => Err(no_node(id)),
     }

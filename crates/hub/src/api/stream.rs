@@ -12,6 +12,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::auth::Auth;
 use crate::HubState;
+use crate::store::Principal;
 
 /// A client that cannot take a batch of messages for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,24 +32,24 @@ pub const SNAPSHOTS_AT_ONCE: usize = 2;
 )]
 pub async fn stream(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
     ws: WebSocketUpgrade,
 ) -> Response {
     // Clients say next to nothing: a small read buffer. Writes are batched
     // into the default write buffer and flushed once per batch.
     ws.read_buffer_size(4096)
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(hub, socket))
+        .on_upgrade(move |socket| serve(hub, socket, who))
 }
 
-async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
+async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal) {
     let _client = hub.metrics.ui_client();
     // This client's turn to hold a whole-fleet snapshot, while it is built and sent.
     let Ok(permit) = hub.snapshots.acquire().await else {
         return;
     };
     let mut snapshot_turn = Some(permit);
-    let (snapshot, mut events) = hub.twin.subscribe();
+    let (snapshot, mut events) = subscribe(&hub, &who);
     let mut batch = vec![snapshot];
     loop {
         match send_batch(&mut socket, &mut batch).await {
@@ -70,7 +71,8 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
             event = events.recv() => {
                 let mut lagged = None;
                 match event {
-                    Ok(text) => batch.push(text),
+                    Ok(text) if visible(&hub, &who, &text) => batch.push(text),
+                    Ok(_) => {}
                     Err(RecvError::Lagged(missed)) => lagged = Some(missed),
                     Err(RecvError::Closed) => return,
                 }
@@ -78,7 +80,8 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
                 // batch, not one per event.
                 while lagged.is_none() && batch.len() < MAX_BATCH {
                     match events.try_recv() {
-                        Ok(text) => batch.push(text),
+                        Ok(text) if visible(&hub, &who, &text) => batch.push(text),
+                        Ok(_) => {}
                         Err(TryRecvError::Lagged(missed)) => lagged = Some(missed),
                         Err(_) => break,
                     }
@@ -95,7 +98,7 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
                         _ = hub.shutdown.cancelled() => return,
                     };
                     snapshot_turn = Some(permit);
-                    batch.push(resync(&hub, &mut events, missed));
+                    batch.push(resync(&hub, &who, &mut events, missed));
                 }
             }
             incoming = socket.recv() => match incoming {
@@ -108,12 +111,59 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket) {
 
 /// A fresh snapshot for a client that missed `missed` events, and a new
 /// subscription from that snapshot on.
-fn resync(hub: &HubState, events: &mut broadcast::Receiver<Utf8Bytes>, missed: u64) -> Utf8Bytes {
+fn resync(
+    hub: &HubState,
+    who: &Principal,
+    events: &mut broadcast::Receiver<Utf8Bytes>,
+    missed: u64,
+) -> Utf8Bytes {
     tracing::debug!(missed, "stream client fell behind; resyncing it");
     hub.metrics.ui_resyncs.inc();
-    let (snapshot, fresh) = hub.twin.subscribe();
+    let (snapshot, fresh) = subscribe(hub, who);
     *events = fresh;
     snapshot
+}
+
+/// A snapshot of what `who` may see, and the subscription from it on.
+fn subscribe(hub: &HubState, who: &Principal) -> (Utf8Bytes, broadcast::Receiver<Utf8Bytes>) {
+    match who.groups {
+        None => hub.twin.subscribe(),
+        Some(_) => hub.twin.subscribe_where(|n| who.sees(&n.state.host.labels)),
+    }
+}
+
+/// The node an event is about: `id`, `node.id` or `event.node_id`.
+#[derive(serde::Deserialize)]
+struct About {
+    id: Option<String>,
+    node: Option<AboutNode>,
+    event: Option<AboutEvent>,
+}
+
+#[derive(serde::Deserialize)]
+struct AboutNode {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct AboutEvent {
+    node_id: String,
+}
+
+/// Whether a caller limited to host groups may see this event (everyone
+/// else sees everything, without the event being looked at).
+fn visible(hub: &HubState, who: &Principal, text: &Utf8Bytes) -> bool {
+    if who.groups.is_none() {
+        return true;
+    }
+    let Ok(about) = serde_json::from_str::<About>(text.as_str()) else {
+        return false;
+    };
+    let id = about
+        .id
+        .or(about.node.map(|n| n.id))
+        .or(about.event.map(|e| e.node_id));
+    id.is_some_and(|id| hub.twin.check(&id, |n| who.sees(&n.state.host.labels)))
 }
 
 enum Sent {

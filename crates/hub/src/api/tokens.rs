@@ -24,6 +24,10 @@ pub struct NewToken {
     /// Seconds until it expires; never when absent.
     #[serde(default)]
     pub ttl_secs: Option<u64>,
+    /// Host groups (`key=value` label selectors) it is limited to; every
+    /// host when absent.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -72,7 +76,11 @@ pub async fn create(
         return Err(ApiError::BadRequest("name: at most 100 bytes".into()));
     }
     let ttl = new.ttl_secs.map(Duration::from_secs);
-    let (id, token) = hub.store.mint_api_token(new.role, &new.name, ttl).await?;
+    let groups = super::users::check_groups(new.groups)?;
+    let (id, token) = hub
+        .store
+        .mint_scoped_api_token(new.role, &new.name, ttl, groups.as_deref())
+        .await?;
     let (kind, who) = actor(&principal);
     hub.store
         .audit(

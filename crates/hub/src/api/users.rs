@@ -22,6 +22,10 @@ pub struct NewUser {
     pub username: String,
     pub password: String,
     pub role: Role,
+    /// Host groups (`key=value` label selectors) the user is limited to;
+    /// every host when absent.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -31,6 +35,9 @@ pub struct UserChange {
     /// A new password; ends the user's sessions.
     #[serde(default)]
     pub password: Option<String>,
+    /// New host groups; an empty list lifts the limit.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -67,6 +74,30 @@ fn check_password(password: &str) -> Result<(), ApiError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Checks `key=value` selectors; an empty list means every host.
+pub(super) fn check_groups(groups: Option<Vec<String>>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(groups) = groups else {
+        return Ok(None);
+    };
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 63
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+    };
+    for g in &groups {
+        match g.split_once('=') {
+            Some((k, v)) if ok(k) && ok(v) => {}
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "groups: {g:?} is not a label selector like group=web"
+                )));
+            }
+        }
+    }
+    Ok((!groups.is_empty()).then_some(groups))
 }
 
 fn user_error(e: UserError) -> ApiError {
@@ -126,11 +157,18 @@ pub async fn create(
     let Json(new) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     check_username(&new.username)?;
     check_password(&new.password)?;
+    let groups = check_groups(new.groups)?;
     let id = hub
         .store
         .add_user(&new.username, &new.password, new.role)
         .await
         .map_err(user_error)?;
+    if groups.is_some() {
+        hub.store
+            .set_groups(id, groups.as_deref())
+            .await
+            .map_err(user_error)?;
+    }
     audit(
         &hub,
         &principal,
@@ -160,6 +198,17 @@ pub async fn update(
         .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
     if let Some(password) = &change.password {
         check_password(password)?;
+    }
+    if let Some(groups) = change.groups {
+        let groups = check_groups(Some(groups))?;
+        hub.store
+            .set_groups(id, groups.as_deref())
+            .await
+            .map_err(user_error)?;
+        let shown = groups
+            .map(|g| g.join(","))
+            .unwrap_or_else(|| "every host".into());
+        audit(&hub, &principal, "user.groups", &user.username, &shown).await?;
     }
     if let Some(role) = change.role {
         hub.store.set_role(id, role).await.map_err(user_error)?;

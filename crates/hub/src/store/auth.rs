@@ -50,6 +50,8 @@ pub struct ApiTokenInfo {
     /// Minute precision.
     pub last_used: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// Host groups it is limited to; every host when absent.
+    pub groups: Option<Vec<String>>,
 }
 
 /// Who is calling, as established by a session cookie or an API token.
@@ -57,6 +59,39 @@ pub struct ApiTokenInfo {
 pub struct Principal {
     pub kind: PrincipalKind,
     pub role: Role,
+    /// Host groups (`key=value` label selectors) the caller is limited to;
+    /// `None` sees every host.
+    pub groups: Option<Vec<String>>,
+}
+
+impl Principal {
+    /// Whether the caller may see a host with these labels: one of its
+    /// selectors must match.
+    pub fn sees(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        match &self.groups {
+            None => true,
+            Some(selectors) => selectors.iter().any(|s| {
+                s.split_once('=')
+                    .is_some_and(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+            }),
+        }
+    }
+}
+
+/// `group=web,site=lab` from the database, or `None` (every host).
+pub(super) fn parse_groups(text: Option<String>) -> Option<Vec<String>> {
+    text.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    })
+}
+
+/// For the database: `None` (every host) stays NULL.
+pub(super) fn join_groups(groups: Option<&[String]>) -> Option<String> {
+    groups.map(|g| g.join(","))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,14 +133,15 @@ impl Store {
         username: &str,
         password: &str,
     ) -> Result<Option<Principal>, StoreError> {
-        let row: Option<(i64, String, String)> =
-            sqlx::query_as("SELECT id, password_hash, role FROM users WHERE username = ?")
+        let row: Option<(i64, String, String, Option<String>)> =
+            sqlx::query_as("SELECT id, password_hash, role, groups FROM users WHERE username = ?")
                 .bind(username)
                 .fetch_optional(&self.pool)
                 .await?;
         // Verify against a dummy hash for unknown users too, so timing does not
         // tell which usernames exist.
-        let (id, phc, role) = row.unwrap_or((-1, DUMMY_HASH.to_string(), String::new()));
+        let (id, phc, role, groups) =
+            row.unwrap_or((-1, DUMMY_HASH.to_string(), String::new(), None));
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
             .await
@@ -117,6 +153,7 @@ impl Store {
                     username: username.to_string(),
                 },
                 role,
+                groups: parse_groups(groups),
             }),
             _ => None,
         })
@@ -142,8 +179,10 @@ impl Store {
         let now = now_ms();
         let idle_since = now - SESSION_IDLE.as_millis() as i64;
         let hash = token_hash(token);
-        let row: Option<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT u.id, u.username, u.role, s.created_at, s.last_used FROM sessions s JOIN users u ON u.id = s.user_id
+        /// user id, username, role, created_at, last_used, groups
+        type Row = (i64, String, String, i64, Option<i64>, Option<String>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT u.id, u.username, u.role, s.created_at, s.last_used, u.groups FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ? AND s.expires_at > ? AND COALESCE(s.last_used, s.created_at) > ?",
         )
         .bind(&hash)
@@ -151,7 +190,7 @@ impl Store {
         .bind(idle_since)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((id, username, role, created_at, last_used)) = row else {
+        let Some((id, username, role, created_at, last_used, groups)) = row else {
             return Ok(None);
         };
         // Minute precision is plenty, and spares a write on every request.
@@ -165,6 +204,7 @@ impl Store {
         Ok(Role::parse(&role).map(|role| Principal {
             kind: PrincipalKind::User { id, username },
             role,
+            groups: parse_groups(groups),
         }))
     }
 
@@ -189,17 +229,29 @@ impl Store {
         name: &str,
         ttl: Option<Duration>,
     ) -> Result<(i64, String), StoreError> {
+        self.mint_scoped_api_token(role, name, ttl, None).await
+    }
+
+    /// [`Store::mint_api_token`], limited to host `groups` if given.
+    pub async fn mint_scoped_api_token(
+        &self,
+        role: Role,
+        name: &str,
+        ttl: Option<Duration>,
+        groups: Option<&[String]>,
+    ) -> Result<(i64, String), StoreError> {
         let token = new_token("tbk_");
         let now = now_ms();
         let expires = ttl.map(|t| now.saturating_add(t.as_millis() as i64));
         let result = sqlx::query(
-            "INSERT INTO api_tokens (token_hash, name, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO api_tokens (token_hash, name, role, created_at, expires_at, groups) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash(&token))
         .bind(name)
         .bind(role.as_str())
         .bind(now)
         .bind(expires)
+        .bind(join_groups(groups))
         .execute(&self.pool)
         .await?;
         Ok((result.last_insert_rowid(), token))
@@ -215,16 +267,17 @@ impl Store {
             Option<i64>,
             Option<i64>,
             Option<i64>,
+            Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, name, role, created_at, expires_at, last_used, revoked_at FROM api_tokens ORDER BY id DESC",
+            "SELECT id, name, role, created_at, expires_at, last_used, revoked_at, groups FROM api_tokens ORDER BY id DESC",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
             .filter_map(
-                |(id, name, role, created_at, expires_at, last_used, revoked_at)| {
+                |(id, name, role, created_at, expires_at, last_used, revoked_at, groups)| {
                     Some(ApiTokenInfo {
                         id,
                         name,
@@ -233,6 +286,7 @@ impl Store {
                         expires_at,
                         last_used,
                         revoked_at,
+                        groups: parse_groups(groups),
                     })
                 },
             )
@@ -252,15 +306,15 @@ impl Store {
 
     pub async fn api_token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let now = now_ms();
-        let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
-            "SELECT id, role, last_used FROM api_tokens
+        let row: Option<(i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT id, role, last_used, groups FROM api_tokens
              WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(token_hash(token))
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((id, role, last_used)) = row else {
+        let Some((id, role, last_used, groups)) = row else {
             return Ok(None);
         };
         // Minute precision is plenty, and spares a write on every request.
@@ -274,6 +328,7 @@ impl Store {
         Ok(Role::parse(&role).map(|role| Principal {
             kind: PrincipalKind::Token { id },
             role,
+            groups: parse_groups(groups),
         }))
     }
 }

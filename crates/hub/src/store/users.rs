@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::auth::{Role, hash_in_background};
+use super::auth::{Role, hash_in_background, join_groups, parse_groups};
 use super::{Store, StoreError, now_ms};
 
 /// An account as listed (never its password hash).
@@ -12,6 +12,8 @@ pub struct UserInfo {
     pub username: String,
     pub role: Role,
     pub created_at: i64,
+    /// Host groups the user is limited to; every host when absent.
+    pub groups: Option<Vec<String>>,
 }
 
 /// Why an account change was refused.
@@ -35,18 +37,20 @@ impl From<sqlx::Error> for UserError {
 
 impl Store {
     pub async fn users(&self) -> Result<Vec<UserInfo>, StoreError> {
-        let rows: Vec<(i64, String, String, i64)> =
-            sqlx::query_as("SELECT id, username, role, created_at FROM users ORDER BY username")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(i64, String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, username, role, created_at, groups FROM users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, username, role, created_at)| {
+            .filter_map(|(id, username, role, created_at, groups)| {
                 Some(UserInfo {
                     id,
                     username,
                     role: Role::parse(&role)?,
                     created_at,
+                    groups: parse_groups(groups),
                 })
             })
             .collect())
@@ -70,6 +74,21 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Limits a user to host `groups` (`None`: every host).
+    pub async fn set_groups(&self, id: i64, groups: Option<&[String]>) -> Result<(), UserError> {
+        let mut tx = self.write_tx().await?;
+        let changed = sqlx::query("UPDATE users SET groups = ? WHERE id = ?")
+            .bind(join_groups(groups))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if changed.rows_affected() == 0 {
+            return Err(UserError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Changes a role; never leaves the hub without an admin.
