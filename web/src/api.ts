@@ -68,13 +68,19 @@ export const api = {
   signOutEverywhere: () => call<void>('DELETE', '/api/v1/sessions'),
   // People (admins).
   users: () => call<UserInfo[]>('GET', '/api/v1/users'),
-  createUser: (username: string, password: string, role: string) => call<{ id: number }>('POST', '/api/v1/users', { username, password, role }),
+  createUser: (username: string, password: string, role: string, groups?: string[]) =>
+    call<{ id: number }>('POST', '/api/v1/users', groups?.length ? { username, password, role, groups } : { username, password, role }),
   updateUser: (id: number, change: { role?: string; password?: string }) => call<void>('PATCH', `/api/v1/users/${id}`, change),
   removeUser: (id: number) => call<void>('DELETE', `/api/v1/users/${id}`),
   // API tokens (admins).
   tokens: () => call<ApiTokenInfo[]>('GET', '/api/v1/tokens'),
-  createToken: (name: string, role: string, ttlSecs?: number) =>
-    call<{ id: number; token: string }>('POST', '/api/v1/tokens', ttlSecs ? { name, role, ttl_secs: ttlSecs } : { name, role }),
+  createToken: (name: string, role: string, ttlSecs?: number, groups?: string[]) =>
+    call<{ id: number; token: string }>('POST', '/api/v1/tokens', {
+      name,
+      role,
+      ...(ttlSecs ? { ttl_secs: ttlSecs } : {}),
+      ...(groups?.length ? { groups } : {}),
+    }),
   revokeToken: (id: number) => call<void>('DELETE', `/api/v1/tokens/${id}`),
   // The audit trail (admins), newest first.
   audit: (f: AuditFilter) => {

@@ -172,6 +172,8 @@ export interface UserInfo {
   username: string;
   role: string;
   created_at: number;
+  /** Host groups (`key=value` label selectors) the user is limited to; every host when absent. */
+  groups?: string[] | null;
 }
 
 export interface ApiTokenInfo {
@@ -182,6 +184,8 @@ export interface ApiTokenInfo {
   expires_at: number | null;
   last_used: number | null;
   revoked_at: number | null;
+  /** Host groups (`key=value` label selectors) the token is limited to; every host when absent. */
+  groups?: string[] | null;
 }
 
 export interface AuditEntry {

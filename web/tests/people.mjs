@@ -395,6 +395,27 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     assert.equal(await bearer(), 401, 'the hub refuses it now');
   });
 
+  step('the admin creates a token limited to a host group', async () => {
+    const { p } = admin;
+    await p.getByTestId('new-token-name').fill('lab-only');
+    await p.getByTestId('new-token-groups').fill('site=lab, nonsense');
+    await p.getByTestId('new-token-submit').click();
+    assert.match(await p.getByTestId('new-token-error').textContent(), /"nonsense" is not a label like site=lab/);
+    await p.getByTestId('new-token-groups').fill('site=lab, group=web');
+    await p.getByTestId('new-token-submit').click();
+    await p.getByTestId('token-secret').waitFor({ timeout: 5000 });
+    const scoped = await p.getByTestId('token-secret-value').inputValue();
+    await p.getByTestId('token-secret-done').click();
+    const row = p.locator('[data-testid="token-row"][data-name="lab-only"]');
+    await row.waitFor();
+    assert.equal((await row.getByTestId('groups').textContent()).trim(), 'only site=lab, group=web');
+    const listed = (await apiAs(admin.ctx, '/api/v1/tokens')).body.find((t) => t.name === 'lab-only');
+    assert.deepEqual(listed.groups, ['site=lab', 'group=web']);
+    // What it may see is the hub's to enforce (tests/e2e/groups.rs); here, that it works at all.
+    const status = await fetch(`${hub.url}/api/v1/nodes`, { headers: { Authorization: `Bearer ${scoped}` } }).then((r) => r.status);
+    assert.equal(status, 200);
+  });
+
   step('a locked-out sign-in says so', async () => {
     // Five wrong passwords for the viewer lock the name; the next attempt, even right, gets 429.
     for (let i = 0; i < 5; i++) {

@@ -180,6 +180,37 @@ function Account({ me, onEnded }: { me: Me; onEnded: () => void }) {
   );
 }
 
+// ---- Host groups ------------------------------------------------------------
+
+const SELECTOR = /^[A-Za-z0-9._/-]{1,63}=[A-Za-z0-9._/-]{1,63}$/;
+
+/** `site=lab, group=web` → selectors, or an error message. Empty: every host. */
+function parseGroups(text: string): string[] | string {
+  const groups = text
+    .split(',')
+    .map((g) => g.trim())
+    .filter(Boolean);
+  const bad = groups.find((g) => !SELECTOR.test(g));
+  return bad ? `host groups: "${bad}" is not a label like site=lab` : groups;
+}
+
+function GroupsField({ testId }: { testId: string }) {
+  return (
+    <label class="field">
+      <span>Hosts</span>
+      <input name="groups" autoComplete="off" spellcheck={false} placeholder="all, or site=lab, group=web" data-testid={testId} />
+    </label>
+  );
+}
+
+function GroupsNote({ groups }: { groups?: string[] | null }) {
+  return groups?.length ? (
+    <div class="muted" data-testid="groups">
+      only {groups.join(', ')}
+    </div>
+  ) : null;
+}
+
 // ---- Users ------------------------------------------------------------------
 
 function NewUser({ onCreated }: { onCreated: (name: string) => void }) {
@@ -193,12 +224,14 @@ function NewUser({ onCreated }: { onCreated: (name: string) => void }) {
     const data = new FormData(form);
     const username = String(data.get('username') || '').trim();
     const password = String(data.get('password') || '');
+    const groups = parseGroups(String(data.get('groups') || ''));
     if (!USERNAME.test(username)) return setError('username: 1 to 64 of a-z, A-Z, 0-9, . _ - @');
     if (chars(password) < MIN_PASSWORD) return setError(`password: at least ${MIN_PASSWORD} characters`);
+    if (typeof groups === 'string') return setError(groups);
     setBusy(true);
     setError('');
     try {
-      await api.createUser(username, password, role);
+      await api.createUser(username, password, role, groups);
       form.reset();
       setRole('viewer');
       onCreated(username);
@@ -225,6 +258,7 @@ function NewUser({ onCreated }: { onCreated: (name: string) => void }) {
           <span>Role</span>
           <RoleSelect value={role} onChange={setRole} testId="new-user-role" name="role" />
         </label>
+        <GroupsField testId="new-user-groups" />
         <button class="btn btn-primary" type="submit" disabled={busy} data-testid="new-user-submit">
           {busy ? 'Adding…' : 'Add user'}
         </button>
@@ -335,6 +369,7 @@ function Users({ me }: { me: Me }) {
                     <tr data-testid="user-row" data-username={u.username} data-role={u.role}>
                       <td>
                         <strong>{u.username}</strong> {u.username === me.username && <span class="badge muted">you</span>}
+                        <GroupsNote groups={u.groups} />
                       </td>
                       <td>
                         <RoleSelect value={u.role} label={`Role of ${u.username}`} onChange={(r) => setRole(u, r)} testId="user-role" />
@@ -453,13 +488,16 @@ function NewToken({ onCreated }: { onCreated: (name: string, token: string) => v
   const submit = async (e: Event) => {
     e.preventDefault();
     const form = e.currentTarget as HTMLFormElement;
-    const name = String(new FormData(form).get('name') || '').trim();
+    const data = new FormData(form);
+    const name = String(data.get('name') || '').trim();
+    const groups = parseGroups(String(data.get('groups') || ''));
     if (!name) return setError('give the token a name to recognise it by');
     if (new TextEncoder().encode(name).length > 100) return setError('name: at most 100 bytes');
+    if (typeof groups === 'string') return setError(groups);
     setBusy(true);
     setError('');
     try {
-      const created = await api.createToken(name, role, Number(expiry) || undefined);
+      const created = await api.createToken(name, role, Number(expiry) || undefined, groups);
       form.reset();
       onCreated(name, created.token);
     } catch (err) {
@@ -491,6 +529,7 @@ function NewToken({ onCreated }: { onCreated: (name: string, token: string) => v
             ))}
           </select>
         </label>
+        <GroupsField testId="new-token-groups" />
         <button class="btn btn-primary" type="submit" disabled={busy} data-testid="new-token-submit">
           {busy ? 'Creating…' : 'Create token'}
         </button>
@@ -560,6 +599,7 @@ function Tokens() {
                     <tr key={t.id} data-testid="token-row" data-name={t.name} data-status={status} class={status === 'active' ? '' : 'is-down'}>
                       <td>
                         <strong>{t.name || <span class="muted">unnamed</span>}</strong> <span class="muted small">#{t.id}</span>
+                        <GroupsNote groups={t.groups} />
                       </td>
                       <td>{t.role}</td>
                       <td class="muted num" data-label="created">{dateTime(t.created_at)}</td>
