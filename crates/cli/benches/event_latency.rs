@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use harness::*;
@@ -21,14 +21,6 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 const IMAGE: &str = "localhost/twinbay-busybox:latest";
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

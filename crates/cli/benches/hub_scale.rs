@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use harness::*;
@@ -31,14 +31,6 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
 }
 
 #[derive(Debug, Default)]
@@ -186,42 +178,17 @@ fn usage(pid: u32) -> (f64, f64) {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    (cpu, rss_kib / 1024.0)
+    ((ticks(11) + ticks(12)) / 100.0, rss_mib(pid))
 }
 
-/// Latencies (ms) from container starts in the sim to this client.
+/// Latencies (ms) from fresh container starts in the sim to this client
+/// (not an inventory of old ones).
 fn container_starts(text: &str, out: &mut Vec<f64>) {
-    if !text.contains("\"type\":\"diff\"") {
-        return;
-    }
-    let now = now_ms();
-    let Ok(msg) = serde_json::from_str::<Value>(text) else {
-        return;
-    };
-    for change in msg["changes"].as_array().into_iter().flatten() {
-        let value = &change["value"];
-        if change["collection"] != "containers" || value["state"] != "running" {
-            continue;
-        }
-        let Some(started) = value["started_at"]
-            .as_str()
-            .and_then(|s| humantime::parse_rfc3339(s).ok())
-        else {
-            continue;
-        };
-        let started = started.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0;
-        // Only fresh starts (not an inventory of old ones).
-        if now - started < 60_000.0 {
-            out.push(now - started);
-        }
-    }
+    out.extend(
+        container_start_latencies(text)
+            .into_iter()
+            .filter(|ms| *ms < 60_000.0),
+    );
 }
 
 struct Clients {

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::store::{Principal, PrincipalKind};
+
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -87,6 +89,18 @@ impl Record {
             target: String::new(),
             outcome,
             detail: String::new(),
+        }
+    }
+
+    /// A record of what a signed-in user or an API token did.
+    pub fn by(who: &Principal, action: &str, outcome: Outcome) -> Record {
+        match &who.kind {
+            PrincipalKind::User { username, .. } => {
+                Record::new(ActorKind::User, username, action, outcome)
+            }
+            PrincipalKind::Token { id } => {
+                Record::new(ActorKind::Token, &format!("token:{id}"), action, outcome)
+            }
         }
     }
 

@@ -280,9 +280,7 @@ impl Twin {
 
     /// A snapshot event of the whole fleet and a subscription to every later change.
     pub fn subscribe(&self) -> (Utf8Bytes, broadcast::Receiver<Utf8Bytes>) {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        let rx = self.events.subscribe();
-        (view::snapshot_event(nodes.values()), rx)
+        self.subscribe_where(|_| true)
     }
 
     pub fn summaries(&self) -> Vec<NodeSummary> {
@@ -299,11 +297,6 @@ impl Twin {
             .collect();
         out.sort_by(|a, b| a.hostname.cmp(&b.hostname).then_with(|| a.id.cmp(&b.id)));
         out
-    }
-
-    pub fn contains(&self, id: &str) -> bool {
-        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.contains_key(id)
     }
 
     /// Whether node `id` exists and `visible` accepts it (under the read lock).

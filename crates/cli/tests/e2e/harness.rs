@@ -353,7 +353,15 @@ pub async fn stream(
     addr: SocketAddr,
     token: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream_over(tokio::net::TcpStream::connect(addr).await.unwrap(), token).await
+}
+
+/// The UI stream's WebSocket handshake over a connection the caller opened.
+pub async fn stream_over(
+    tcp: tokio::net::TcpStream,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let addr = tcp.peer_addr().unwrap();
     let request = http::Request::builder()
         .uri(format!("ws://{addr}/api/v1/stream"))
         .header("Host", addr.to_string())
@@ -371,6 +379,42 @@ pub async fn stream(
         .await
         .unwrap()
         .0
+}
+
+/// Wall-clock time in unix milliseconds.
+pub fn now_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// For a stream `diff` message: how long ago (ms) each container it shows
+/// running was started (`twinbay sim` stamps `started_at` at the change).
+pub fn container_start_latencies(text: &str) -> Vec<f64> {
+    if !text.contains("\"type\":\"diff\"") {
+        return Vec::new();
+    }
+    let now = now_ms();
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    let started = |change: &Value| {
+        let value = &change["value"];
+        if change["collection"] != "containers" || value["state"] != "running" {
+            return None;
+        }
+        let at = humantime::parse_rfc3339(value["started_at"].as_str()?).ok()?;
+        let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64() * 1000.0;
+        Some(now - at)
+    };
+    msg["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(started)
+        .collect()
 }
 
 pub async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value

@@ -1,21 +1,12 @@
 //! A simulated fleet against a real hub: back-pressure and recovery.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::*;
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        * 1000.0
-}
 
 /// A stream client that completes the WebSocket handshake with a tiny
 /// receive window and then never reads again.
@@ -25,24 +16,7 @@ async fn stalled_stream(
 ) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let tcp = socket.connect(addr).await.unwrap();
-    let request = http::Request::builder()
-        .uri(format!("ws://{addr}/api/v1/stream"))
-        .header("Host", addr.to_string())
-        .header("Authorization", format!("Bearer {token}"))
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", "13")
-        .header(
-            "Sec-WebSocket-Key",
-            tokio_tungstenite::tungstenite::handshake::client::generate_key(),
-        )
-        .body(())
-        .unwrap();
-    tokio_tungstenite::client_async(request, tcp)
-        .await
-        .unwrap()
-        .0
+    stream_over(socket.connect(addr).await.unwrap(), token).await
 }
 
 /// What a healthy client saw: container-start latencies (from the sim's
@@ -67,23 +41,9 @@ async fn watch(addr: SocketAddr, token: String, for_: Duration) -> Seen {
         seen.longest_gap = seen.longest_gap.max(last.elapsed());
         last = Instant::now();
         seen.messages += 1;
-        let Message::Text(text) = msg else { continue };
-        if !text.contains("\"type\":\"diff\"") {
-            continue;
-        }
-        let msg: Value = serde_json::from_str(text.as_str()).unwrap();
-        let now = now_ms();
-        for change in msg["changes"].as_array().unwrap() {
-            let value = &change["value"];
-            if change["collection"] == "containers" && value["state"] == "running" {
-                let started = humantime::parse_rfc3339(value["started_at"].as_str().unwrap())
-                    .unwrap()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs_f64()
-                    * 1000.0;
-                seen.latencies.push(now - started);
-            }
+        if let Message::Text(text) = msg {
+            seen.latencies
+                .extend(container_start_latencies(text.as_str()));
         }
     }
     seen

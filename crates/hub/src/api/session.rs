@@ -54,10 +54,7 @@ pub async fn sign_in(
 ) -> Result<Response, ApiError> {
     let Json(creds) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let address = peer.as_ref().map(|p| p.addr.ip());
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let user_agent = user_agent(&headers);
     let attempt = |outcome, detail: &str| {
         let kind = match outcome {
             Outcome::Ok => ActorKind::User,
@@ -156,20 +153,14 @@ pub async fn sign_out(
     if let Some(token) = session_cookie(&headers) {
         hub.store.delete_session(token).await?;
     }
-    let (kind, actor) = match &principal.kind {
-        PrincipalKind::User { username, .. } => (ActorKind::User, username.clone()),
-        PrincipalKind::Token { id } => (ActorKind::Token, format!("token:{id}")),
-    };
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     let address = peer.map(|p| p.addr.ip().to_string()).unwrap_or_default();
+    let record = Record::by(&principal, "session.sign_out", Outcome::Ok);
+    let target = record.actor.clone();
     hub.store
         .audit(
-            Record::new(kind, &actor, "session.sign_out", Outcome::Ok)
-                .target(&actor)
-                .client(&address, user_agent),
+            record
+                .target(&target)
+                .client(&address, user_agent(&headers)),
         )
         .await?;
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
@@ -181,4 +172,12 @@ pub async fn sign_out(
         )],
     )
         .into_response())
+}
+
+/// The client's `User-Agent`, for the audit trail.
+fn user_agent(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use super::auth::Auth;
 use crate::HubState;
-use crate::audit::{ActorKind, Outcome, Record};
-use crate::store::{ApiTokenInfo, Principal, PrincipalKind, Role};
+use crate::audit::{Outcome, Record};
+use crate::store::{ApiTokenInfo, Role};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewToken {
@@ -35,13 +35,6 @@ pub struct CreatedToken {
     pub id: i64,
     /// The token itself: shown only in this answer.
     pub token: String,
-}
-
-fn actor(p: &Principal) -> (ActorKind, String) {
-    match &p.kind {
-        PrincipalKind::User { username, .. } => (ActorKind::User, username.clone()),
-        PrincipalKind::Token { id } => (ActorKind::Token, format!("token:{id}")),
-    }
 }
 
 /// Every API token, newest first, without its secret.
@@ -81,10 +74,9 @@ pub async fn create(
         .store
         .mint_scoped_api_token(new.role, &new.name, ttl, groups.as_deref())
         .await?;
-    let (kind, who) = actor(&principal);
     hub.store
         .audit(
-            Record::new(kind, &who, "api_token.create", Outcome::Ok)
+            Record::by(&principal, "api_token.create", Outcome::Ok)
                 .target(&format!("token:{id}"))
                 .detail(&format!("role {}", new.role.as_str())),
         )
@@ -108,10 +100,9 @@ pub async fn revoke(
     if !hub.store.revoke_api_token(id).await? {
         return Err(ApiError::NotFound(format!("no active token {id}")));
     }
-    let (kind, who) = actor(&principal);
     hub.store
         .audit(
-            Record::new(kind, &who, "api_token.revoke", Outcome::Ok).target(&format!("token:{id}")),
+            Record::by(&principal, "api_token.revoke", Outcome::Ok).target(&format!("token:{id}")),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

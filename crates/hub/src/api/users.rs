@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ApiError;
 use super::auth::{Auth, session_cookie};
 use crate::HubState;
-use crate::audit::{ActorKind, Outcome, Record};
+use crate::audit::{Outcome, Record};
 use crate::store::{Principal, PrincipalKind, Role, UserError, UserInfo};
 
 /// Shortest password accepted.
@@ -111,13 +111,6 @@ fn user_error(e: UserError) -> ApiError {
     }
 }
 
-pub(super) fn actor(p: &Principal) -> (ActorKind, String) {
-    match &p.kind {
-        PrincipalKind::User { username, .. } => (ActorKind::User, username.clone()),
-        PrincipalKind::Token { id } => (ActorKind::Token, format!("token:{id}")),
-    }
-}
-
 async fn audit(
     hub: &HubState,
     p: &Principal,
@@ -125,10 +118,9 @@ async fn audit(
     target: &str,
     detail: &str,
 ) -> Result<(), ApiError> {
-    let (kind, who) = actor(p);
     hub.store
         .audit(
-            Record::new(kind, &who, action, Outcome::Ok)
+            Record::by(p, action, Outcome::Ok)
                 .target(target)
                 .detail(detail),
         )
@@ -277,10 +269,9 @@ pub async fn change_password(
         .await?
         .is_none()
     {
-        let (kind, who) = actor(&principal);
         hub.store
             .audit(
-                Record::new(kind, &who, "user.password", Outcome::Denied)
+                Record::by(&principal, "user.password", Outcome::Denied)
                     .target(username)
                     .detail("wrong current password"),
             )
