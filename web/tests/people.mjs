@@ -485,6 +485,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     assert.equal(await rows.first().getAttribute('data-actor'), VIEWER.name);
     // Actor (exact): Enter applies it; an actor's name in a row links to their entries.
     await p.goto(`${hub.url}/audit`);
+    await rows.first().waitFor(); // the screen has loaded before it is typed into
     await p.getByTestId('audit-actor').fill(VIEWER.name);
     await p.getByTestId('audit-actor').press('Enter');
     await p.waitForURL((u) => u.searchParams.get('actor') === VIEWER.name);

@@ -1,7 +1,9 @@
 // Small shared pieces: status dots, badges, empty and error states.
 
 import type { ComponentChildren } from 'preact';
-import type { SourceStatus } from '../types';
+import { cap } from '../format';
+import { hostUrl, Link, setQuery } from '../router';
+import type { NodeView, SourceStatus } from '../types';
 
 export function Dot({ up, label }: { up: boolean; label?: string }) {
   return <span class={`dot ${up ? 'up' : 'down'}`} role="img" aria-label={label ?? (up ? 'up' : 'down')} data-testid="conn" data-connected={String(up)} />;
@@ -47,6 +49,49 @@ export function SourceUnavailable({ source }: { source: SourceStatus | undefined
     <div class="unavailable" role="note" data-testid="source-unavailable" data-source={source.name}>
       <strong>Source unavailable: {source.name}</strong>
       <span>{source.reason || 'the agent gave no reason'}</span>
+    </div>
+  );
+}
+
+/** One source unavailable on some hosts of the fleet: how many, the first three with their reasons. */
+export function FleetSourceUnavailable({ source, noun, nodes }: { source: string; noun: string; nodes: NodeView[] }) {
+  const down = nodes.filter((n) => n.sources[source] && !n.sources[source].available);
+  if (down.length === 0) return null;
+  return (
+    <div class="unavailable" role="note" data-testid="source-unavailable" data-source={source}>
+      <strong>
+        {noun} source unavailable on {down.length} host{down.length > 1 ? 's' : ''}
+      </strong>
+      <span>
+        {down.slice(0, 3).map((n, i) => (
+          <span key={n.id}>
+            {i > 0 && ', '}
+            <Link href={hostUrl(n.id, source)}>{n.hostname}</Link>: {n.sources[source].reason || 'no reason given'}
+          </span>
+        ))}
+        {down.length > 3 ? ` and ${down.length - 3} more` : ''}
+      </span>
+    </div>
+  );
+}
+
+/** Filter chips that set one query parameter (`all` clears it), with counts if given. */
+export function FilterChips({ label, param, options, value, counts, testId }: {
+  label: string;
+  param: string;
+  options: string[];
+  value: string;
+  counts?: Record<string, number>;
+  testId?: (option: string) => string;
+}) {
+  return (
+    <div class="chips" role="group" aria-label={label}>
+      {options.map((k) => (
+        <button key={k} type="button" class={`chip${value === k ? ' on' : ''}`} aria-pressed={value === k} onClick={() => setQuery({ [param]: k === 'all' ? null : k })} data-testid={testId?.(k)}>
+          {cap(k)}
+          {counts && <> <span class="chip-n">{counts[k]}</span></>}
+        </button>
+      ))}
     </div>
   );
 }

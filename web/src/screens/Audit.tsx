@@ -4,8 +4,8 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
-import { Badge, Empty, ErrorBox } from '../components/bits';
-import { cap, clock } from '../format';
+import { Badge, Empty, ErrorBox, FilterChips } from '../components/bits';
+import { clock } from '../format';
 import { Link, screenHref, setQuery } from '../router';
 import type { AuditEntry } from '../types';
 
@@ -122,16 +122,7 @@ export function Audit({ query }: { query: URLSearchParams }) {
             </option>
           ))}
         </select>
-        <div class="chips" role="group" aria-label="Outcome">
-          {OUTCOMES.map((o) => {
-            const on = (outcome || 'all') === o;
-            return (
-              <button key={o} type="button" class={`chip${on ? ' on' : ''}`} aria-pressed={on} onClick={() => setQuery({ outcome: o === 'all' ? null : o })} data-testid={`audit-outcome-${o}`}>
-                {cap(o)}
-              </button>
-            );
-          })}
-        </div>
+        <FilterChips label="Outcome" param="outcome" options={OUTCOMES} value={outcome || 'all'} testId={(o) => `audit-outcome-${o}`} />
       </div>
       {error && entries.length === 0 ? (
         <ErrorBox message={error} retry={() => setGen((g) => g + 1)} />

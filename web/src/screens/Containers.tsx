@@ -1,10 +1,9 @@
 // Every container in the fleet, searchable and filtered by state.
 
-import { Badge, Empty } from '../components/bits';
+import { Badge, Empty, FilterChips, FleetSourceUnavailable } from '../components/bits';
 import { VirtualList } from '../components/VirtualList';
 import { bytes, pct } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
-import { cap } from '../format';
 import { containerFailing, fleet, type ContainerRow } from '../store';
 import type { Container, NodeView } from '../types';
 import { useFleet } from '../useFleet';
@@ -83,7 +82,6 @@ export function Containers({ query }: { query: URLSearchParams }) {
     (r) => test(r.c) && (!q || r.c.name.toLowerCase().includes(q) || r.c.image.toLowerCase().includes(q) || r.node.hostname.toLowerCase().includes(q) || (r.c.compose_project || '').toLowerCase().includes(q)),
   );
   const counts = Object.fromEntries(Object.entries(CONTAINER_STATES).map(([k, f]) => [k, all.filter((r) => f(r.c)).length]));
-  const unavailable = fleet.list().filter((n) => n.sources.containers && !n.sources.containers.available);
 
   return (
     <section class="screen screen-fill" aria-labelledby="ctr-title">
@@ -95,28 +93,9 @@ export function Containers({ query }: { query: URLSearchParams }) {
       </div>
       <div class="toolbar" role="search">
         <input type="search" placeholder="Search name, image, host, project…  ( / )" aria-label="Search containers" value={query.get('q') || ''} onInput={(e) => setQuery({ q: e.currentTarget.value })} data-testid="container-search" />
-        <div class="chips" role="group" aria-label="State">
-          {Object.keys(CONTAINER_STATES).map((k) => (
-            <button key={k} type="button" class={`chip${state === k ? ' on' : ''}`} aria-pressed={state === k} onClick={() => setQuery({ state: k === 'all' ? null : k })}>
-              {cap(k)} <span class="chip-n">{counts[k]}</span>
-            </button>
-          ))}
-        </div>
+        <FilterChips label="State" param="state" options={Object.keys(CONTAINER_STATES)} value={state} counts={counts} />
       </div>
-      {unavailable.length > 0 && (
-        <div class="unavailable" role="note" data-testid="source-unavailable" data-source="containers">
-          <strong>Container source unavailable on {unavailable.length} host{unavailable.length > 1 ? 's' : ''}</strong>
-          <span>
-            {unavailable.slice(0, 3).map((n, i) => (
-              <span key={n.id}>
-                {i > 0 && ', '}
-                <Link href={hostUrl(n.id, 'containers')}>{n.hostname}</Link>: {n.sources.containers.reason || 'no reason given'}
-              </span>
-            ))}
-            {unavailable.length > 3 ? ` and ${unavailable.length - 3} more` : ''}
-          </span>
-        </div>
-      )}
+      <FleetSourceUnavailable source="containers" noun="Container" nodes={fleet.list()} />
       {!fleet.loaded ? (
         <p class="muted">Loading…</p>
       ) : rows.length === 0 ? (

@@ -1,10 +1,9 @@
 // The fleet's timeline.
 
-import { Empty, ErrorBox } from '../components/bits';
+import { Empty, ErrorBox, FilterChips } from '../components/bits';
 import { VirtualList } from '../components/VirtualList';
 import { EventLine, useTimeline } from '../events';
 import { setQuery } from '../router';
-import { cap } from '../format';
 import { fleet } from '../store';
 import { useFleet } from '../useFleet';
 import { PHONE, useMedia } from '../useMedia';
@@ -33,13 +32,7 @@ export function Events({ query }: { query: URLSearchParams }) {
       </div>
       <div class="toolbar" role="search">
         <input type="search" placeholder="Search target, kind, host…  ( / )" aria-label="Search events" value={query.get('q') || ''} onInput={(e) => setQuery({ q: e.currentTarget.value })} data-testid="event-search" />
-        <div class="chips" role="group" aria-label="Kind">
-          {KINDS.map((k) => (
-            <button key={k} type="button" class={`chip${kind === k ? ' on' : ''}`} aria-pressed={kind === k} onClick={() => setQuery({ kind: k === 'all' ? null : k })}>
-              {cap(k)}
-            </button>
-          ))}
-        </div>
+        <FilterChips label="Kind" param="kind" options={KINDS} value={kind} />
       </div>
       {tl.error ? (
         <ErrorBox message={tl.error} retry={tl.reload} />

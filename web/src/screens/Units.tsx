@@ -1,10 +1,9 @@
 // Every systemd unit in the fleet, searchable and filtered by state.
 
-import { Badge, Empty } from '../components/bits';
+import { Badge, Empty, FilterChips, FleetSourceUnavailable } from '../components/bits';
 import { VirtualList } from '../components/VirtualList';
 import { ago, bytes } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
-import { cap } from '../format';
 import { fleet, unitFailing, type UnitRow } from '../store';
 import type { Unit } from '../types';
 import { useFleet } from '../useFleet';
@@ -68,7 +67,6 @@ export function Units({ query }: { query: URLSearchParams }) {
   const test = UNIT_STATES[state];
   const rows = all.filter((r) => test(r.u) && (!q || r.u.name.toLowerCase().includes(q) || r.u.description.toLowerCase().includes(q) || r.node.hostname.toLowerCase().includes(q)));
   const counts = Object.fromEntries(Object.entries(UNIT_STATES).map(([k, f]) => [k, all.filter((r) => f(r.u)).length]));
-  const unavailable = fleet.list().filter((n) => n.sources.units && !n.sources.units.available);
 
   return (
     <section class="screen screen-fill" aria-labelledby="units-title">
@@ -80,28 +78,9 @@ export function Units({ query }: { query: URLSearchParams }) {
       </div>
       <div class="toolbar" role="search">
         <input type="search" placeholder="Search unit, description, host…  ( / )" aria-label="Search units" value={query.get('q') || ''} onInput={(e) => setQuery({ q: e.currentTarget.value })} data-testid="unit-search" />
-        <div class="chips" role="group" aria-label="State">
-          {Object.keys(UNIT_STATES).map((k) => (
-            <button key={k} type="button" class={`chip${state === k ? ' on' : ''}`} aria-pressed={state === k} onClick={() => setQuery({ state: k === 'all' ? null : k })}>
-              {cap(k)} <span class="chip-n">{counts[k]}</span>
-            </button>
-          ))}
-        </div>
+        <FilterChips label="State" param="state" options={Object.keys(UNIT_STATES)} value={state} counts={counts} />
       </div>
-      {unavailable.length > 0 && (
-        <div class="unavailable" role="note" data-testid="source-unavailable" data-source="units">
-          <strong>Unit source unavailable on {unavailable.length} host{unavailable.length > 1 ? 's' : ''}</strong>
-          <span>
-            {unavailable.slice(0, 3).map((n, i) => (
-              <span key={n.id}>
-                {i > 0 && ', '}
-                <Link href={hostUrl(n.id, 'units')}>{n.hostname}</Link>: {n.sources.units.reason || 'no reason given'}
-              </span>
-            ))}
-            {unavailable.length > 3 ? ` and ${unavailable.length - 3} more` : ''}
-          </span>
-        </div>
-      )}
+      <FleetSourceUnavailable source="units" noun="Unit" nodes={fleet.list()} />
       {!fleet.loaded ? (
         <p class="muted">Loading…</p>
       ) : rows.length === 0 ? (
