@@ -2,7 +2,12 @@
 // (crates/hub/src/api/access.rs): the UI never offers what the hub would
 // refuse. Every role-gated link or button asks `can(role, action)`.
 
+import { createContext } from 'preact';
+
 export type Role = 'viewer' | 'operator' | 'admin';
+
+/** The signed-in user's role, for components deep in a screen (the shell provides it). */
+export const RoleContext = createContext<string>('');
 
 export const ROLES: Role[] = ['viewer', 'operator', 'admin'];
 
@@ -18,6 +23,17 @@ const NEEDS = {
   'tokens.manage': 'admin',
   /** GET /api/v1/audit */
   'audit.read': 'admin',
+  // Commands (docs/commands.md): POST /api/v1/nodes/{id}/commands by verb.
+  'command.status': 'viewer',
+  'command.version': 'viewer',
+  'command.logs': 'operator',
+  'command.start': 'operator',
+  'command.stop': 'operator',
+  'command.restart': 'operator',
+  /** An action of the agent's policy: operator, or the action's own role if higher (canRunAction). */
+  'command.action': 'operator',
+  /** DELETE /api/v1/commands/{id} */
+  'command.cancel': 'operator',
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof NEEDS;
@@ -32,8 +48,14 @@ export function can(role: string | undefined, action: Action): boolean {
   return RANK[role] >= RANK[NEEDS[action]];
 }
 
+/** Whether `role` may run an action whose policy asks for `actionRole` (operator at least, its own role if higher). */
+export function canRunAction(role: string | undefined, actionRole: string | null | undefined): boolean {
+  if (!can(role, 'command.action')) return false;
+  return !actionRole || !isRole(actionRole) || RANK[role as Role] >= RANK[actionRole];
+}
+
 export const ROLE_HELP: Record<Role, string> = {
   viewer: 'reads the fleet',
-  operator: 'reads the fleet; will act on hosts (restart containers)',
+  operator: 'reads the fleet; starts, stops and restarts containers and units, reads their logs, runs actions',
   admin: 'everything, including people, API tokens and the audit trail',
 };

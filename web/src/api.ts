@@ -1,6 +1,6 @@
 // REST calls to the hub (same origin; the session cookie rides along).
 
-import type { ApiTokenInfo, AuditEntry, AuditFilter, Me, NodeView, RangeResponse, TimelineEvent, UserInfo } from './types';
+import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, Me, NodeView, OutputChunk, RangeResponse, TimelineEvent, UserInfo } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -33,12 +33,47 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   } catch {
     /* not JSON */
   }
-  if (!res.ok) {
-    const msg = (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`;
-    const retry = Number(res.headers.get('Retry-After'));
-    throw new ApiError(res.status, msg, Number.isFinite(retry) && retry > 0 ? retry : undefined);
-  }
+  if (!res.ok) throw refusal(res, json);
   return json as T;
+}
+
+/** The hub's `{"error": {"code", "message"}}` (or the status line) as an ApiError. */
+function refusal(res: Response, json: unknown): ApiError {
+  const msg = (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`;
+  const retry = Number(res.headers.get('Retry-After'));
+  return new ApiError(res.status, msg, Number.isFinite(retry) && retry > 0 ? retry : undefined);
+}
+
+/**
+ * A request whose answer is read as it arrives (NDJSON command output): the
+ * response once its status is 2xx; a refusal throws its message. Aborting
+ * `signal` ends the request (and, for a streamed run, the command).
+ */
+export async function openStream(method: string, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? { Accept: 'application/x-ndjson' } : { 'Content-Type': 'application/json', Accept: 'application/x-ndjson' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw new ApiError(0, 'the hub cannot be reached');
+  }
+  if (!res.ok) {
+    const text = await res.text().catch(() => '');
+    let json: unknown = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    throw refusal(res, json);
+  }
+  return res;
 }
 
 export const api = {
@@ -63,6 +98,11 @@ export const api = {
     const base = node ? `/api/v1/nodes/${encodeURIComponent(node)}/events` : '/api/v1/events';
     return call<TimelineEvent[]>('GET', `${base}?${q}`);
   },
+  // Commands (docs/commands.md).
+  runCommand: (node: string, req: CommandRequest) => call<CommandRecord>('POST', `/api/v1/nodes/${encodeURIComponent(node)}/commands`, req),
+  command: (id: string) => call<CommandRecord & { output?: OutputChunk[] }>('GET', `/api/v1/commands/${encodeURIComponent(id)}`),
+  cancelCommand: (id: string) => call<CommandRecord>('DELETE', `/api/v1/commands/${encodeURIComponent(id)}`),
+  nodeCommands: (node: string, limit = 50) => call<CommandRecord[]>('GET', `/api/v1/nodes/${encodeURIComponent(node)}/commands?limit=${limit}`),
   // Own account.
   changePassword: (current: string, next: string) => call<void>('PUT', '/api/v1/session/password', { current, new: next }),
   signOutEverywhere: () => call<void>('DELETE', '/api/v1/sessions'),

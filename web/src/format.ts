@@ -78,3 +78,12 @@ export function until(ms: number, now = Date.now()): string {
   const s = (ms - now) / 1000;
   return s <= 0 ? 'passed' : `in ${duration(s)}`;
 }
+
+/** A command's duration from milliseconds: "340 ms", "1.2 s", "3m". */
+export function durationMs(ms: number | null | undefined): string {
+  if (ms == null || !Number.isFinite(ms) || ms < 0) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return s < 3600 ? `${Math.floor(s / 60)}m ${s % 60}s` : duration(s);
+}

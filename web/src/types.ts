@@ -131,6 +131,8 @@ export interface NodeView {
   mounts: Record<string, Mount>;
   processes: Record<string, Process>;
   disk_health: Record<string, DiskHealth>;
+  /** The agent's command policy (docs/commands.md); absent from older hubs and agents. */
+  policy?: Policy | null;
 }
 
 export type Change =
@@ -211,3 +213,75 @@ export interface AuditFilter {
   before?: number;
   limit?: number;
 }
+
+// Commands (docs/commands.md).
+
+export type Verb = 'status' | 'version' | 'logs' | 'start' | 'stop' | 'restart';
+export type TargetKind = 'container' | 'unit' | 'user_unit' | 'agent';
+
+export interface Target {
+  kind: TargetKind;
+  name?: string;
+}
+
+export type ArgType = 'string' | 'int' | 'bool' | 'enum' | 'path';
+
+export interface ActionArg {
+  name: string;
+  type: ArgType;
+  description?: string | null;
+  required?: boolean;
+  default?: string | number | boolean | null;
+  pattern?: string | null;
+  max_len?: number | null;
+  min?: number | null;
+  max?: number | null;
+  values?: string[] | null;
+  under?: string | null;
+}
+
+export interface ActionSpec {
+  description?: string | null;
+  role?: string | null;
+  timeout_secs?: number | null;
+  output_cap?: number | null;
+  args?: ActionArg[] | null;
+}
+
+export interface Policy {
+  lifecycle?: Partial<Record<TargetKind, Verb[]>> | null;
+  actions?: Record<string, ActionSpec> | null;
+}
+
+export type CommandRequest =
+  | { op: 'lifecycle'; target: Target; verb: Verb; lines?: number; follow?: boolean; stream?: boolean }
+  | { op: 'action'; name: string; args: Record<string, string>; stream?: boolean };
+
+export type CommandStatus = 'running' | 'ok' | 'failed' | 'refused' | 'timed_out' | 'cancelled' | 'lost';
+
+export interface CommandRecord {
+  id: string;
+  node_id: string;
+  op: Record<string, unknown>;
+  summary: string;
+  actor: string;
+  actor_kind: string;
+  status: CommandStatus;
+  exit_code: number | null;
+  error: string | null;
+  started_ms: number;
+  ended_ms: number | null;
+  duration_ms: number | null;
+  truncated: boolean;
+}
+
+export interface OutputChunk {
+  stream: 'stdout' | 'stderr' | string;
+  data: string;
+}
+
+/** One line of `GET /api/v1/commands/{id}/output` (and of a streamed run). */
+export type CommandMessage =
+  | ({ type: 'command' } & CommandRecord)
+  | ({ type: 'output' } & OutputChunk)
+  | ({ type: 'result' } & CommandRecord);
