@@ -2,6 +2,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from './api';
+import { closeConsole } from './commands';
 import { Shell } from './Shell';
 import { resetPrefill } from './prefill';
 import { navigate, useRoute } from './router';
@@ -18,6 +19,7 @@ export function App() {
 
   const signedOut = () => {
     stopStream();
+    closeConsole();
     fleet.clear();
     resetPrefill();
     setSession({ state: 'out' });

@@ -2,7 +2,8 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { Empty } from './components/bits';
-import { can, type Action } from './access';
+import { can, RoleContext, type Action } from './access';
+import { CommandLayer } from './components/Console';
 import { Link, navigate, screenHref, type Route } from './router';
 import { Audit } from './screens/Audit';
 import { Settings } from './screens/Settings';
@@ -125,38 +126,41 @@ export function Shell({ me, route, onSignOut, onEnded }: { me: Me; route: Route;
   }, []);
 
   return (
-    <div class="shell" id="shell">
-      <a class="skip" href="#main">
-        Skip to content
-      </a>
-      <header class="topbar">
-        <Link class="brand" href="/">
-          <Logo />
-          <span>twinbay</span>
-        </Link>
-        <Counts />
-        <span class="spacer" />
-        <button type="button" class="btn btn-ghost" onClick={toggleTheme} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`} data-testid="theme-toggle">
-          {theme === 'dark' ? '☀' : '☾'}
-        </button>
-        <Link class="user" href={screenHref('/settings/account')} title="Your account" data-testid="user">
-          {me.username} <small>{me.role}</small>
-        </Link>
-        <button type="button" class="btn btn-ghost" onClick={onSignOut} data-testid="signout">
-          Sign out
-        </button>
-      </header>
-      <nav class="nav" aria-label="Main">
-        {NAV.filter((n) => !n.needs || can(me.role, n.needs)).map((n) => (
-          <Link key={n.href} href={n.href} class={`${n.match(route.path) ? 'active' : ''}${n.sep ? ' nav-sep' : ''}`} aria-current={n.match(route.path) ? 'page' : undefined} data-testid={`nav-${n.label.toLowerCase()}`}>
-            {n.label}
+    <RoleContext.Provider value={me.role}>
+      <div class="shell" id="shell">
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
+        <header class="topbar">
+          <Link class="brand" href="/">
+            <Logo />
+            <span>twinbay</span>
           </Link>
-        ))}
-      </nav>
-      <LinkBanner />
-      <main id="main" class="main" tabIndex={-1}>
-        {screen(route, theme, me, onEnded)}
-      </main>
-    </div>
+          <Counts />
+          <span class="spacer" />
+          <button type="button" class="btn btn-ghost" onClick={toggleTheme} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`} data-testid="theme-toggle">
+            {theme === 'dark' ? '☀' : '☾'}
+          </button>
+          <Link class="user" href={screenHref('/settings/account')} title="Your account" data-testid="user">
+            {me.username} <small>{me.role}</small>
+          </Link>
+          <button type="button" class="btn btn-ghost" onClick={onSignOut} data-testid="signout">
+            Sign out
+          </button>
+        </header>
+        <nav class="nav" aria-label="Main">
+          {NAV.filter((n) => !n.needs || can(me.role, n.needs)).map((n) => (
+            <Link key={n.href} href={n.href} class={`${n.match(route.path) ? 'active' : ''}${n.sep ? ' nav-sep' : ''}`} aria-current={n.match(route.path) ? 'page' : undefined} data-testid={`nav-${n.label.toLowerCase()}`}>
+              {n.label}
+            </Link>
+          ))}
+        </nav>
+        <LinkBanner />
+        <main id="main" class="main" tabIndex={-1}>
+          {screen(route, theme, me, onEnded)}
+        </main>
+        <CommandLayer />
+      </div>
+    </RoleContext.Provider>
   );
 }

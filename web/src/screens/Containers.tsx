@@ -2,6 +2,7 @@
 
 import { Badge, Empty, FilterChips, FleetSourceUnavailable } from '../components/bits';
 import { VirtualList } from '../components/VirtualList';
+import { offered, Verbs } from '../components/Verbs';
 import { bytes, pct } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
 import { containerFailing, fleet, type ContainerRow } from '../store';
@@ -25,7 +26,7 @@ export function ContainerLine({ node, c, showHost }: { node: NodeView; c: Contai
   const st = c.state === 'running' ? containerStats(node, c.id) : undefined;
   const failing = containerFailing(c);
   return (
-    <div class={`row ctr-row${failing ? ' is-bad' : ''}`} role="row" data-testid="container-row" data-state={c.state}>
+    <div class={`row ctr-row${failing ? ' is-bad' : ''}`} role="row" data-testid="container-row" data-state={c.state} data-name={c.name} data-started={c.started_at ?? ''}>
       <span class="c-state">
         <Badge text={c.health && c.health !== 'none' ? c.health : c.state} tone={failing ? 'bad' : undefined} />
       </span>
@@ -50,6 +51,9 @@ export function ContainerLine({ node, c, showHost }: { node: NodeView; c: Contai
       <span class="c-ports" title={c.ports.join(', ')}>
         {c.ports.join(', ') || '—'}
       </span>
+      <span class="c-verbs">
+        <Verbs node={node} target={{ kind: 'container', name: c.name }} offer={offered(c.state === 'running' || c.state === 'restarting' || c.state === 'paused')} />
+      </span>
     </div>
   );
 }
@@ -66,6 +70,9 @@ export function ContainerTable({ rows, showHost, label }: { rows: ContainerRow[]
         <span class="c-small">CPU</span>
         <span class="c-small">Memory</span>
         <span class="c-ports">Ports</span>
+        <span class="c-verbs">
+          <span class="sr-only">Commands</span>
+        </span>
       </div>
       <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="containers-list" row={(r) => <ContainerLine key={`${r.node.id}/${r.c.id}`} node={r.node} c={r.c} showHost={showHost} />} />
     </div>

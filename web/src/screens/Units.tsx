@@ -2,6 +2,7 @@
 
 import { Badge, Empty, FilterChips, FleetSourceUnavailable } from '../components/bits';
 import { VirtualList } from '../components/VirtualList';
+import { offered, Verbs } from '../components/Verbs';
 import { ago, bytes } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
 import { fleet, unitFailing, type UnitRow } from '../store';
@@ -20,7 +21,7 @@ export const UNIT_STATES: Record<string, (u: Unit) => boolean> = {
 export function UnitLine({ r, showHost }: { r: UnitRow; showHost: boolean }) {
   const u = r.u;
   return (
-    <div class={`row unit-row${unitFailing(u) ? ' is-bad' : ''}`} role="row" data-testid="unit-row" data-state={u.active_state}>
+    <div class={`row unit-row${unitFailing(u) ? ' is-bad' : ''}`} role="row" data-testid="unit-row" data-state={u.active_state} data-name={u.name}>
       <span class="c-state">
         <Badge text={u.active_state || '?'} />
       </span>
@@ -39,6 +40,9 @@ export function UnitLine({ r, showHost }: { r: UnitRow; showHost: boolean }) {
       )}
       <span class="c-small num">{u.memory_bytes != null ? bytes(u.memory_bytes) : '—'}</span>
       <span class="c-since">{u.since ? ago(u.since * 1000) : '—'}</span>
+      <span class="c-verbs">
+        <Verbs node={r.node} target={{ kind: u.user ? 'user_unit' : 'unit', name: u.name }} offer={offered(u.active_state === 'active' || u.active_state === 'reloading' || u.active_state === 'activating')} />
+      </span>
     </div>
   );
 }
@@ -53,6 +57,9 @@ export function UnitTable({ rows, showHost, label }: { rows: UnitRow[]; showHost
         {showHost && <span class="c-host">Host</span>}
         <span class="c-small">Memory</span>
         <span class="c-since">Since</span>
+        <span class="c-verbs">
+          <span class="sr-only">Commands</span>
+        </span>
       </div>
       <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="units-list" row={(r) => <UnitLine key={`${r.node.id}/${r.key}`} r={r} showHost={showHost} />} />
     </div>
