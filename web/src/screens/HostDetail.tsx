@@ -11,10 +11,12 @@ import { Link, setQuery } from '../router';
 import { fleet } from '../store';
 import type { NodeView } from '../types';
 import { useFleet } from '../useFleet';
+import { Verbs } from '../components/Verbs';
 import { ContainerTable } from './Containers';
+import { ActionsTab, CommandsTab } from './HostCommands';
 import { UnitTable } from './Units';
 
-const TABS = ['overview', 'containers', 'units', 'ports', 'processes', 'events', 'agent'] as const;
+const TABS = ['overview', 'containers', 'units', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'] as const;
 
 function Charts({ node, range, theme }: { node: NodeView; range: string; theme: string }) {
   const r = RANGES.find((x) => x.key === range) ?? RANGES[1];
@@ -296,7 +298,11 @@ function AgentTab({ node }: { node: NodeView }) {
   return (
     <div class="grid2">
       <div class="panel">
-        <h2>Agent</h2>
+        <div class="panel-head">
+          <h2>Agent</h2>
+          <span class="spacer" />
+          <Verbs node={node} target={{ kind: 'agent' }} offer={['status', 'version', 'logs', 'restart']} />
+        </div>
         <dl class="ident" data-testid="identity">
           {rows.map(([k, v]) => (
             <div key={k}>
@@ -361,6 +367,8 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
     ports: Object.keys(node.ports).length,
     processes: Object.keys(node.processes).length,
   };
+  const actions = node.policy?.actions ? Object.keys(node.policy.actions).length : null;
+  if (actions != null) count.actions = actions;
 
   return (
     <section class="screen detail" aria-labelledby="detail-hostname">
@@ -451,6 +459,8 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
         {tab === 'ports' && <PortsTab node={node} />}
         {tab === 'processes' && <ProcessesTab node={node} />}
         {tab === 'events' && <EventsTab node={node} />}
+        {tab === 'actions' && <ActionsTab node={node} />}
+        {tab === 'commands' && <CommandsTab node={node} />}
         {tab === 'agent' && <AgentTab node={node} />}
       </div>
     </section>
