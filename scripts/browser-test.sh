@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web UI in a real browser (web/tests/, headless Chromium): sign-in, live
 # values, host detail and charts, phone width, and 500 hosts measured (ui.mjs);
-# people, roles, API tokens and the audit trail (people.mjs).
+# people, roles, API tokens and the audit trail (people.mjs); commands on a real
+# Podman container: restart, live logs, an action, the history (commands.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -15,6 +16,11 @@ if [[ ! -x /usr/bin/chromium ]]; then
     echo "browser-test: installing chromium" >&2
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+
+# Real Podman and its local image for commands.mjs (nothing can be pulled).
+if ! command -v podman >/dev/null || ! podman image exists localhost/twinbay-busybox:latest; then
+    bash scripts/podman-setup.sh
 fi
 
 # The hub's build (crates/hub/build.rs) installs web/node_modules from the
@@ -32,4 +38,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/commands.mjs
