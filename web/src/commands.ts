@@ -353,7 +353,9 @@ export function targetLabel(t: Target): string {
 export function runVerb(node: NodeView, target: Target, verb: Verb) {
   const title = `${verb} ${targetLabel(target)}`;
   const go = () => {
-    if (verb === 'logs') void runCommand(node, `logs ${targetLabel(target)}`, { op: 'lifecycle', target, verb, lines: LOG_LINES, follow: true, stream: true });
+    // Logs of a container or a unit follow live (closing the console stops them); the agent's are its recent log.
+    if (verb === 'logs' && target.kind !== 'agent') void runCommand(node, title, { op: 'lifecycle', target, verb, lines: LOG_LINES, follow: true, stream: true });
+    else if (verb === 'logs') void runCommand(node, title, { op: 'lifecycle', target, verb, lines: LOG_LINES });
     else void runCommand(node, title, { op: 'lifecycle', target, verb });
   };
   if (!CONFIRM[verb]) return go();
@@ -362,7 +364,9 @@ export function runVerb(node: NodeView, target: Target, verb: Verb) {
     body:
       verb === 'stop'
         ? `On ${node.hostname}. It stays stopped until someone starts it again.`
-        : `On ${node.hostname}. It stops, then starts again; what it serves is briefly unavailable.`,
+        : target.kind === 'agent'
+          ? `On ${node.hostname}. The agent restarts its sources and its link to the hub; the host's live data pauses briefly.`
+          : `On ${node.hostname}. It stops, then starts again; what it serves is briefly unavailable.`,
     label: verb === 'stop' ? 'Stop' : 'Restart',
     run: go,
   };
