@@ -50,8 +50,13 @@ export function can(role: string | undefined, action: Action): boolean {
 
 /** Whether `role` may run an action whose policy asks for `actionRole` (operator at least, its own role if higher). */
 export function canRunAction(role: string | undefined, actionRole: string | null | undefined): boolean {
-  if (!can(role, 'command.action')) return false;
-  return !actionRole || !isRole(actionRole) || RANK[role as Role] >= RANK[actionRole];
+  return can(role, 'command.action') && atLeast(role, actionRole);
+}
+
+/** Whether `role` reaches `needed` (a role name from the hub); an unknown name is the hub's to judge. */
+export function atLeast(role: string | undefined, needed: string | null | undefined): boolean {
+  if (!role || !isRole(role)) return false;
+  return !needed || !isRole(needed) || RANK[role] >= RANK[needed];
 }
 
 export const ROLE_HELP: Record<Role, string> = {

@@ -141,16 +141,26 @@ export class Session {
     this.ctl.abort();
   }
 
+  /** Output arrived from the live feed. */
+  gotOutput = false;
+
   /** Applies one NDJSON message. */
   apply(msg: CommandMessage) {
     if (msg.type === 'output') {
+      this.gotOutput = true;
       this.out.push(msg.stream === 'stderr' ? 'stderr' : 'stdout', msg.data);
       return;
     }
-    const { type, ...rec } = msg;
-    this.record = rec as CommandRecord;
-    if (type === 'result' || ENDED(rec.status)) this.phase = 'ended';
-    else this.phase = 'running';
+    if (msg.type === 'error') {
+      this.out.note(msg.message);
+      return;
+    }
+    if (msg.type !== 'command' && msg.type !== 'result') return; // a message this UI does not know yet
+    const { type, command, ...flat } = msg;
+    const rec = (command ?? flat) as CommandRecord;
+    if (!rec.id) return;
+    this.record = rec;
+    this.phase = type === 'result' || ENDED(rec.status) ? 'ended' : 'running';
     changed();
   }
 
@@ -250,13 +260,14 @@ async function follow(s: Session, res: Response) {
     s.out.note(`reading the output stopped: ${(err as Error).message}`);
   }
   if (s.signal.aborted) return;
-  // The stream ended without a result (the hub went away): ask for the record.
+  // The stream ended without a result (it ended before it could be followed,
+  // or the hub went away): the stored record, and its output if none came.
   if (s.record && s.phase !== 'ended') {
     try {
-      const r = await api.command(s.record.id);
-      const { output: _, ...rec } = r;
+      const { output, ...rec } = await api.command(s.record.id);
       s.record = rec;
-      if (r.status === 'running') s.out.note('the live output ended; the command is still running (see the history)');
+      if (!s.gotOutput && output?.length) s.replay(output);
+      if (rec.status === 'running') s.out.note('the live output ended; the command is still running (see the history)');
     } catch (err) {
       s.out.note(`the live output ended: ${(err as Error).message}`);
     }

@@ -273,6 +273,8 @@ export interface CommandRecord {
   ended_ms: number | null;
   duration_ms: number | null;
   truncated: boolean;
+  /** The least role that may run it or read its output. */
+  role_needed?: string;
 }
 
 export interface OutputChunk {
@@ -280,8 +282,11 @@ export interface OutputChunk {
   data: string;
 }
 
-/** One line of `GET /api/v1/commands/{id}/output` (and of a streamed run). */
+/**
+ * One line of `GET /api/v1/commands/{id}/output` (and of a streamed run).
+ * The record comes under `command`, or beside `type` (both are read).
+ */
 export type CommandMessage =
-  | ({ type: 'command' } & CommandRecord)
+  | ({ type: 'command' | 'result'; command?: CommandRecord } & Partial<CommandRecord>)
   | ({ type: 'output' } & OutputChunk)
-  | ({ type: 'result' } & CommandRecord);
+  | { type: 'error'; message: string };

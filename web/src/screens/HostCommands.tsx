@@ -2,7 +2,7 @@
 // before the hub and the agent check again) and its command history.
 
 import { useContext, useEffect, useState } from 'preact/hooks';
-import { can, canRunAction, RoleContext } from '../access';
+import { atLeast, can, canRunAction, RoleContext } from '../access';
 import { api } from '../api';
 import { Badge, Empty, ErrorBox } from '../components/bits';
 import { useCommands } from '../components/Console';
@@ -303,9 +303,13 @@ export function CommandsTab({ node }: { node: NodeView }) {
             {list.map((r) => (
               <tr key={r.id} class={open === r.id ? 'is-open' : undefined} data-testid="command-row" data-id={r.id} data-status={r.status} data-summary={r.summary}>
                 <td>
-                  <button type="button" class="linkish" onClick={() => watchCommand(node, r)} aria-label={`Open ${r.summary}`} data-testid="command-open">
-                    {r.summary}
-                  </button>
+                  {atLeast(role, r.role_needed) ? (
+                    <button type="button" class="linkish" onClick={() => watchCommand(node, r)} aria-label={`Open ${r.summary}`} data-testid="command-open">
+                      {r.summary}
+                    </button>
+                  ) : (
+                    <span title={`Its output needs the ${r.role_needed} role`}>{r.summary}</span>
+                  )}
                   {r.error && <small class="sub">{r.error}</small>}
                 </td>
                 <td data-label="by">
