@@ -39,7 +39,7 @@ export function checkArg(a: ActionArg, v: string): string {
       return '';
     }
     case 'int': {
-      if (!/^-?\d+$/.test(v)) return 'a whole number';
+      if (!/^[+-]?\d+$/.test(v)) return 'a whole number';
       const n = Number(v);
       if (a.min != null && n < a.min) return `at least ${a.min}`;
       if (a.max != null && n > a.max) return `at most ${a.max}`;
@@ -51,13 +51,13 @@ export function checkArg(a: ActionArg, v: string): string {
       return (a.values ?? []).includes(v) ? '' : `one of ${(a.values ?? []).join(', ')}`;
     case 'path': {
       const max = a.max_len ?? 4096;
-      const under = (a.under || '/').replace(/(.)\/+$/, '$1');
-      if (len > max) return `at most ${max} characters`;
-      if (CONTROL.test(v)) return 'no control characters';
+      const under = (a.under || '/').replace(/\/+$/, '');
+      if (new TextEncoder().encode(v).length > max) return `at most ${max} bytes`;
+      if (!PLAIN.test(v)) return 'letters, digits, space and ._-:/@+=,% only';
       if (!v.startsWith('/')) return 'an absolute path (starting with /)';
-      if (v.includes('//')) return 'no //';
-      if (v.split('/').includes('..')) return 'no .. in the path';
-      if (!(under === '/' || v === under || v.startsWith(`${under}/`))) return `inside ${under}`;
+      const parts = v.split('/').slice(1);
+      if (parts.some((c, i) => c === '..' || c === '.' || (c === '' && i + 1 < parts.length))) return 'no . or .. and no //';
+      if (!(under === '' || v === under || v.startsWith(`${under}/`))) return `inside ${under}`;
       return '';
     }
     default:
