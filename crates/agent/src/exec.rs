@@ -49,7 +49,7 @@ pub struct Channel {
 }
 
 impl Executor {
-    pub fn new(
+    pub fn channel(
         policy: policy::Loaded,
         container_socket: Option<String>,
         restart: CancellationToken,
@@ -242,27 +242,29 @@ impl Executor {
                 if sink.text(Stream::Stdout, &text).await.is_err() {
                     return cancelled();
                 }
-                while req.follow {
-                    let line = tokio::select! {
-                        _ = cancel.cancelled() => return cancelled(),
-                        line = live.recv() => line,
-                    };
-                    match line {
-                        Ok(line) => {
-                            if sink
-                                .text(Stream::Stdout, &format!("{line}\n"))
-                                .await
-                                .is_err()
-                            {
-                                return cancelled();
+                if req.follow {
+                    loop {
+                        let line = tokio::select! {
+                            _ = cancel.cancelled() => return cancelled(),
+                            line = live.recv() => line,
+                        };
+                        match line {
+                            Ok(line) => {
+                                if sink
+                                    .text(Stream::Stdout, &format!("{line}\n"))
+                                    .await
+                                    .is_err()
+                                {
+                                    return cancelled();
+                                }
                             }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                let _ = sink
+                                    .text(Stream::Stderr, &format!("[{n} lines skipped]\n"))
+                                    .await;
+                            }
+                            Err(_) => break,
                         }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            let _ = sink
-                                .text(Stream::Stderr, &format!("[{n} lines skipped]\n"))
-                                .await;
-                        }
-                        Err(_) => break,
                     }
                 }
                 String::new()

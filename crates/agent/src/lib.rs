@@ -84,7 +84,7 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
     let samples = Arc::new(buffer::SampleBuffer::new(buffer::DEFAULT_CAPACITY));
     samples.push(first);
     let container_stats = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let commands = exec::Executor::new(
+    let commands = exec::Executor::channel(
         policy,
         config.sources.container_socket.clone(),
         cancel.clone(),

@@ -313,7 +313,8 @@ impl Session<'_> {
                 _ = self.samples.notify.notified() => self.flush_samples(&mut tx).await?,
                 event = next_event(self.commands) => match event {
                     Some(Event::Output(chunk)) => {
-                        if output.push(chunk) {
+                        let full = output.push(chunk);
+                        if full {
                             output.flush(&mut tx).await?;
                         }
                     }

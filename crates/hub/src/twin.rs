@@ -327,6 +327,12 @@ impl Twin {
         (view::snapshot_event(nodes.values().filter(|n| keep(n))), rx)
     }
 
+    /// `f` of node `id`, under the read lock.
+    pub fn read<T>(&self, id: &str, f: impl FnOnce(&NodeTwin) -> T) -> Option<T> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.get(id).map(f)
+    }
+
     pub fn view(&self, id: &str) -> Option<NodeView> {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         nodes.get(id).map(NodeView::of)

@@ -129,24 +129,44 @@ impl Store {
         Ok(())
     }
 
+    /// A command and its output, read in one statement (so never a finished
+    /// record with the output of when it ran).
     pub async fn command(
         &self,
         id: &str,
     ) -> Result<Option<(CommandRecord, Vec<Output>)>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT output FROM commands WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some((output,)) = row else {
+        type WithOutput = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            i64,
+            Option<i64>,
+            bool,
+            String,
+        );
+        let row: Option<WithOutput> = sqlx::query_as(
+            "SELECT id, node_id, op, summary, actor, actor_kind, role_needed, status, exit_code, error, \
+             started_ms, ended_ms, truncated, output FROM commands WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
             return Ok(None);
         };
-        let r: Row = sqlx::query_as(select!("WHERE id = ?"))
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?;
-        let output = serde_json::from_str(&output)
+        let output = serde_json::from_str(&r.13)
             .map_err(|_| StoreError::Damaged(format!("command {id}: bad output")))?;
-        Ok(Some((record(r)?, output)))
+        let record = record((
+            r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12,
+        ))?;
+        Ok(Some((record, output)))
     }
 
     /// A host's commands, newest first.
