@@ -43,6 +43,8 @@ pub enum AgentError {
     Timeout(std::time::Duration),
     #[error("the hub closed the connection")]
     Closed,
+    #[error("policy file {0}")]
+    Policy(String),
 }
 
 impl AgentError {
@@ -59,7 +61,8 @@ impl AgentError {
             | AgentError::State { .. }
             | AgentError::StateDamaged { .. }
             | AgentError::NotEnrolled
-            | AgentError::Join(_) => true,
+            | AgentError::Join(_)
+            | AgentError::Policy(_) => true,
             _ => false,
         }
     }

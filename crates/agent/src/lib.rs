@@ -11,8 +11,10 @@
 pub mod backoff;
 pub mod buffer;
 pub mod error;
+pub mod exec;
 pub mod identity;
 pub mod link;
+pub mod logbuf;
 pub mod sim;
 pub mod sources;
 pub mod tls;
@@ -39,13 +41,40 @@ pub struct AgentConfig {
     pub sources: sources::SourceConfig,
     /// Hub URLs to dial instead of the enrolled ones.
     pub hub_override: Vec<String>,
+    /// The policy file (see `docs/commands.md`); `STATE_DIR/policy.yaml` if absent.
+    pub policy: Option<PathBuf>,
 }
 
-/// Runs the agent until `cancel` fires or the hub refuses it for good.
+/// Runs the agent until `cancel` fires or the hub refuses it for good. A
+/// `restart` command runs it again from the start (policy, sources, link).
 pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
+    loop {
+        let restart = cancel.child_token();
+        run_once(&config, restart.clone()).await?;
+        if cancel.is_cancelled() || !restart.is_cancelled() {
+            return Ok(());
+        }
+        tracing::info!("agent restarting, as asked");
+    }
+}
+
+/// The policy the agent runs with: `--policy`, else `STATE_DIR/policy.yaml`
+/// if it exists, else the defaults.
+pub fn load_policy(config: &AgentConfig) -> Result<exec::policy::Loaded, AgentError> {
+    let default = exec::policy::default_path(&config.state_dir);
+    match &config.policy {
+        Some(path) => exec::policy::load(path),
+        None if default.exists() => exec::policy::load(&default),
+        None => Ok(exec::policy::Loaded::default()),
+    }
+    .map_err(AgentError::Policy)
+}
+
+async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
+    let policy = load_policy(config)?;
     let mut identity =
         identity::Identity::load_or_enroll(&config.state_dir, config.join.as_deref())?;
-    identity.override_hubs(config.hub_override);
+    identity.override_hubs(config.hub_override.clone());
     // The first round runs before the link, so the first full sync is whole.
     let mut collectors = sources::Collectors::new("/", &config.sources);
     let mut initial = NodeState::default();
@@ -55,6 +84,11 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
     let samples = Arc::new(buffer::SampleBuffer::new(buffer::DEFAULT_CAPACITY));
     samples.push(first);
     let container_stats = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let commands = exec::Executor::channel(
+        policy,
+        config.sources.container_socket.clone(),
+        cancel.clone(),
+    );
 
     let containers = tokio::spawn(sources::containers::run(
         config.sources.container_socket.clone(),
@@ -76,13 +110,13 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
         .collect();
     let sampler = tokio::spawn(sources::run(
         collectors,
-        config.sources,
+        config.sources.clone(),
         state_tx,
         samples.clone(),
         container_stats,
         cancel.clone(),
     ));
-    let result = link::run(identity, state_rx, samples, cancel.clone()).await;
+    let result = link::run(identity, state_rx, samples, Some(commands), cancel.clone()).await;
     cancel.cancel();
     let _ = sampler.await;
     let _ = containers.await;

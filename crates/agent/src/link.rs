@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::codec::decode_hub_frame;
+use twinbay_proto::command::{CommandResult, OutputChunk, Status};
 use twinbay_proto::diff::diff;
 use twinbay_proto::message::{AgentMessage, ErrorCode, Hello, HubMessage};
 use twinbay_proto::model::NodeState;
@@ -28,6 +29,7 @@ use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION, link_proof_message};
 use crate::backoff::{Backoff, random_unit};
 use crate::buffer::SampleBuffer;
 use crate::error::report;
+use crate::exec::{self, Event};
 use crate::identity::Identity;
 use crate::{AgentError, tls};
 
@@ -147,6 +149,7 @@ pub async fn run(
     mut identity: Identity,
     mut state: watch::Receiver<NodeState>,
     samples: Arc<SampleBuffer>,
+    mut commands: Option<exec::Channel>,
     cancel: CancellationToken,
 ) -> Result<(), AgentError> {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
@@ -165,9 +168,15 @@ pub async fn run(
                         state: &mut state,
                         samples: &samples,
                         backoff: &mut backoff,
+                        commands: &mut commands,
                         cancel: &cancel,
                     };
-                    session.run(ws).await
+                    let result = session.run(ws).await;
+                    // The hub that asked for them is gone (it marks them lost).
+                    if let Some(c) = &commands {
+                        c.executor.cancel_all();
+                    }
+                    result
                 }
                 Err(e) => Err(e),
             },
@@ -191,6 +200,7 @@ struct Session<'a> {
     state: &'a mut watch::Receiver<NodeState>,
     samples: &'a SampleBuffer,
     backoff: &'a mut Backoff,
+    commands: &'a mut Option<exec::Channel>,
     cancel: &'a CancellationToken,
 }
 
@@ -211,6 +221,7 @@ impl Session<'_> {
             join_token: self.identity.enrollment.join_token.clone(),
             capabilities: vec!["metrics.host".into()],
             simulated: self.identity.simulated,
+            policy: self.commands.as_ref().map(|c| c.executor.policy().clone()),
         });
         send(&mut tx, &hello).await?;
         let (node_id, heartbeat_secs) = match recv(&mut rx).await? {
@@ -238,6 +249,7 @@ impl Session<'_> {
 
         let period = Duration::from_secs(u64::from(heartbeat_secs));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut output = OutputBatch::default();
         loop {
             tokio::select! {
                 biased;
@@ -262,6 +274,25 @@ impl Session<'_> {
                         Ok(HubMessage::Error { code, message, .. }) => {
                             tracing::warn!(?code, message, "hub reported an error");
                         }
+                        Ok(HubMessage::Command(cmd)) => match self.commands.as_ref() {
+                            Some(c) => c.executor.start(cmd),
+                            None => {
+                                let refused = CommandResult {
+                                    id: cmd.id,
+                                    status: Status::Refused,
+                                    exit_code: None,
+                                    error: Some("this agent runs no commands".into()),
+                                    duration_ms: 0,
+                                    truncated: false,
+                                };
+                                send(&mut tx, &AgentMessage::CommandResult(refused)).await?;
+                            }
+                        },
+                        Ok(HubMessage::Cancel { id }) => {
+                            if let Some(c) = self.commands.as_ref() {
+                                c.executor.cancel(&id);
+                            }
+                        }
                         Ok(other) => tracing::debug!(?other, "ignoring unexpected message"),
                         Err(e) => tracing::warn!(error = %e, "undecodable frame from hub"),
                     },
@@ -280,6 +311,20 @@ impl Session<'_> {
                     }
                 }
                 _ = self.samples.notify.notified() => self.flush_samples(&mut tx).await?,
+                event = next_event(self.commands) => match event {
+                    Some(Event::Output(chunk)) => {
+                        let full = output.push(chunk);
+                        if full {
+                            output.flush(&mut tx).await?;
+                        }
+                    }
+                    Some(Event::Result(result)) => {
+                        output.flush(&mut tx).await?;
+                        send(&mut tx, &AgentMessage::CommandResult(result)).await?;
+                    }
+                    None => {}
+                },
+                _ = sleep_until(output.due), if output.due.is_some() => output.flush(&mut tx).await?,
                 _ = heartbeat.tick() => {
                     send(&mut tx, &AgentMessage::Heartbeat { ts_ms: crate::now_ms() }).await?;
                 }
@@ -301,6 +346,58 @@ impl Session<'_> {
                 return Err(e);
             }
         }
+    }
+}
+
+/// Command output waiting to go: gathered for [`OUTPUT_DELAY`] (or up to
+/// [`OUTPUT_FRAME_BYTES`]) so a chatty command costs a few frames a second.
+#[derive(Default)]
+struct OutputBatch {
+    chunks: Vec<OutputChunk>,
+    bytes: usize,
+    due: Option<tokio::time::Instant>,
+}
+
+const OUTPUT_DELAY: Duration = Duration::from_millis(100);
+const OUTPUT_FRAME_BYTES: usize = 256 * 1024;
+
+impl OutputBatch {
+    /// Adds a chunk (joined to the last if it continues it); true when the batch is full.
+    fn push(&mut self, chunk: OutputChunk) -> bool {
+        self.bytes += chunk.data.len();
+        match self.chunks.last_mut() {
+            Some(last) if last.id == chunk.id && last.stream == chunk.stream => {
+                last.data.push_str(&chunk.data)
+            }
+            _ => self.chunks.push(chunk),
+        }
+        self.due
+            .get_or_insert_with(|| tokio::time::Instant::now() + OUTPUT_DELAY);
+        self.bytes >= OUTPUT_FRAME_BYTES
+    }
+
+    async fn flush(&mut self, tx: &mut Sink) -> Result<(), AgentError> {
+        self.due = None;
+        self.bytes = 0;
+        if self.chunks.is_empty() {
+            return Ok(());
+        }
+        let chunks = std::mem::take(&mut self.chunks);
+        send(tx, &AgentMessage::CommandOutput { chunks }).await
+    }
+}
+
+async fn next_event(commands: &mut Option<exec::Channel>) -> Option<Event> {
+    match commands {
+        Some(c) => c.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

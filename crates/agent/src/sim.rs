@@ -108,6 +108,7 @@ impl SimAgent {
             self.identity,
             state_rx,
             samples.clone(),
+            None,
             cancel.clone(),
         ));
         // Agents sample at their own phase, as real hosts booted at different times do.

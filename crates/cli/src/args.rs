@@ -126,6 +126,11 @@ pub struct SourceArgs {
     /// How often to read disk health with smartctl, if it is installed.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub smart_every: Duration,
+    /// The agent's policy file: which lifecycle verbs and actions it runs
+    /// (default: STATE_DIR/policy.yaml if it exists, else built-in defaults;
+    /// see docs/commands.md).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// The Docker or Podman API socket, if not in a usual place
     /// (`DOCKER_HOST`, /var/run/docker.sock, the user's and the system's Podman socket).
     #[arg(long)]
@@ -177,6 +182,78 @@ pub enum CtlCommand {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run an action from a host's policy: `exec NODE ACTION [KEY=VALUE…]`.
+    Exec(ExecArgs),
+    /// Show the logs of a container, a unit or the agent (`-f` follows).
+    Logs(LogsArgs),
+    /// A container's, unit's or the agent's state.
+    Status(VerbArgs),
+    /// Start a container or unit.
+    Start(VerbArgs),
+    /// Stop a container or unit.
+    Stop(VerbArgs),
+    /// Restart a container, a unit or the agent.
+    Restart(VerbArgs),
+    /// A container's image, systemd's or the agent's version.
+    Version(VerbArgs),
+}
+
+/// How to reach a running hub's API.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The hub's URL; by default the public URL of the hub in --data-dir.
+    #[arg(long, env = "TWINBAY_HUB")]
+    pub hub: Option<String>,
+    /// The hub certificate's SHA-256 fingerprint (the `fp` of a join string);
+    /// read from --data-dir when not given.
+    #[arg(long, env = "TWINBAY_FINGERPRINT")]
+    pub fingerprint: Option<String>,
+    /// An API token (`twinbay ctl api-token create --role operator`).
+    #[arg(long, env = "TWINBAY_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// If the host's agent is not connected, wait this long for it.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Node id or hostname.
+    pub node: String,
+    /// The action's name in the host's policy.
+    pub action: String,
+    /// Arguments, `KEY=VALUE`.
+    #[arg(value_name = "KEY=VALUE")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Node id or hostname.
+    pub node: String,
+    /// `container:NAME`, `unit:NAME`, `user_unit:NAME` or `agent`; a bare
+    /// name is a unit if it ends in a unit type (`.service`, …), else a container.
+    pub target: String,
+    /// Keep printing new lines until Ctrl-C.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many past lines.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub lines: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct VerbArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Node id or hostname.
+    pub node: String,
+    /// `container:NAME`, `unit:NAME`, `user_unit:NAME` or `agent`.
+    pub target: String,
 }
 
 #[derive(Debug, Subcommand)]

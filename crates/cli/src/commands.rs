@@ -13,7 +13,7 @@ use twinbay_hub::{FirstAdmin, HubConfig, RunningHub};
 
 use crate::args::{
     AgentArgs, ApiTokenCommand, AuditCommand, Command, CtlArgs, CtlCommand, HubArgs,
-    JoinTokenCommand, RoleArg, SimArgs, UpArgs,
+    JoinTokenCommand, RoleArg, SimArgs, UpArgs, VerbArgs,
 };
 
 pub fn run(command: Command) -> Result<()> {
@@ -78,7 +78,7 @@ fn init_logging(default: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| twinbay_agent::logbuf::Tee)
         .try_init();
 }
 
@@ -164,9 +164,12 @@ async fn up(args: UpArgs) -> Result<()> {
     let agent_config = AgentConfig {
         state_dir: agent_dir,
         join,
+        policy: args.sources.policy.clone(),
         sources: args.sources.config(),
         hub_override: vec![hub_url.clone()],
     };
+    // A bad policy file stops `up` before anything starts.
+    twinbay_agent::load_policy(&agent_config).map_err(|e| anyhow!(twinbay_hub::report(&e)))?;
     let agent_cancel = shutdown.child_token();
     let agent = tokio::spawn(twinbay_agent::run(agent_config, agent_cancel));
     if let Some(n) = args.demo {
@@ -288,12 +291,69 @@ async fn agent(args: AgentArgs) -> Result<()> {
     let config = AgentConfig {
         state_dir,
         join: args.join,
+        policy: args.sources.policy.clone(),
         sources: args.sources.config(),
         hub_override: Vec::new(),
     };
     twinbay_agent::run(config, shutdown)
         .await
         .map_err(|e| anyhow!(twinbay_hub::report(&e)))
+}
+
+async fn verb(data_dir: &Path, a: VerbArgs, verb: &str) -> Result<String> {
+    let op = lifecycle(&a.target, verb)?;
+    remote_command(data_dir, a.remote, &a.node, op).await
+}
+
+/// `container:web`, `unit:nginx.service`, `user_unit:x.service`, `agent`, or a bare name.
+fn lifecycle(target: &str, verb: &str) -> Result<serde_json::Value> {
+    const UNIT_TYPES: &[&str] = &[
+        ".service", ".timer", ".socket", ".mount", ".target", ".path", ".slice", ".scope",
+    ];
+    let (kind, name) = match target.split_once(':') {
+        _ if target == "agent" => ("agent", ""),
+        Some((kind, name)) => {
+            let kind = twinbay_proto::command::TargetKind::parse(kind).ok_or_else(|| {
+                anyhow!("{kind:?} is not a target kind (container, unit, user_unit, agent)")
+            })?;
+            (kind.as_str(), name)
+        }
+        None if UNIT_TYPES.iter().any(|t| target.ends_with(t)) => ("unit", target),
+        None => ("container", target),
+    };
+    Ok(serde_json::json!({"op": "lifecycle", "verb": verb, "target": {"kind": kind, "name": name}}))
+}
+
+/// Runs `op` on `node` through the hub's API, streams its output, and
+/// exits with the remote exit code.
+async fn remote_command(
+    data_dir: &Path,
+    remote: crate::args::RemoteArgs,
+    node: &str,
+    op: serde_json::Value,
+) -> Result<String> {
+    let from_dir = match (&remote.hub, &remote.fingerprint) {
+        (Some(_), Some(_)) => None,
+        _ => twinbay_hub::admin::hub_address(data_dir).await.ok(),
+    };
+    let url = remote
+        .hub
+        .clone()
+        .or_else(|| from_dir.as_ref().map(|(u, _)| u.clone()))
+        .ok_or_else(|| {
+            anyhow!(
+                "no hub: pass --hub URL, or --data-dir of a hub that has run ({})",
+                data_dir.display()
+            )
+        })?;
+    let fingerprint = remote
+        .fingerprint
+        .clone()
+        .or_else(|| from_dir.map(|(_, fp)| fp));
+    let client = crate::remote::Remote::new(&url, fingerprint, remote.token)?;
+    let wait = u32::try_from(remote.wait.as_secs()).unwrap_or(u32::MAX);
+    let code = client.run(node, op, wait).await?;
+    std::process::exit(i32::from(code));
 }
 
 /// `$XDG_STATE_HOME/twinbay-agent`, else `~/.local/state/twinbay-agent`.
@@ -308,6 +368,28 @@ fn default_agent_dir() -> Result<PathBuf> {
 async fn ctl(args: CtlArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let out = match args.command {
+        CtlCommand::Exec(a) => {
+            let mut kv = serde_json::Map::new();
+            for arg in &a.args {
+                let (k, v) = arg
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("{arg:?} is not KEY=VALUE"))?;
+                kv.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+            }
+            let op = serde_json::json!({"op": "action", "name": a.action, "args": kv});
+            remote_command(&data_dir, a.remote, &a.node, op).await?
+        }
+        CtlCommand::Logs(a) => {
+            let mut op = lifecycle(&a.target, "logs")?;
+            op["lines"] = a.lines.into();
+            op["follow"] = a.follow.into();
+            remote_command(&data_dir, a.remote, &a.node, op).await?
+        }
+        CtlCommand::Status(a) => verb(&data_dir, a, "status").await?,
+        CtlCommand::Start(a) => verb(&data_dir, a, "start").await?,
+        CtlCommand::Stop(a) => verb(&data_dir, a, "stop").await?,
+        CtlCommand::Restart(a) => verb(&data_dir, a, "restart").await?,
+        CtlCommand::Version(a) => verb(&data_dir, a, "version").await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

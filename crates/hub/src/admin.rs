@@ -17,6 +17,23 @@ async fn open_existing(data_dir: &Path) -> Result<Store, HubError> {
     Ok(Store::open(data_dir).await?)
 }
 
+/// Where the hub of this data dir listens (its public URL) and its
+/// certificate's fingerprint, for clients that talk to it (`ctl exec`).
+pub async fn hub_address(data_dir: &Path) -> Result<(String, String), HubError> {
+    let store = open_existing(data_dir).await?;
+    let missing = || HubError::NotInitialized(data_dir.display().to_string());
+    let url = store
+        .setting(settings::PUBLIC_URL)
+        .await?
+        .ok_or_else(missing)?;
+    let fp = store
+        .setting(settings::TLS_FINGERPRINT)
+        .await?
+        .ok_or_else(missing)?;
+    store.close().await;
+    Ok((url, fp))
+}
+
 /// Mints a one-time join token and returns the join string for it.
 pub async fn create_join_string(
     data_dir: &Path,

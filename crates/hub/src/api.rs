@@ -3,6 +3,7 @@
 pub mod access;
 mod audit;
 mod auth;
+mod commands;
 mod error;
 mod events;
 mod history;
@@ -77,6 +78,9 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
         .routes(routes!(audit::search))
+        .routes(routes!(commands::run, commands::history))
+        .routes(routes!(commands::get_one, commands::cancel))
+        .routes(routes!(commands::output))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(users::list, users::create))

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod api;
 pub mod audit;
+pub mod commands;
 pub mod credentials;
 mod fsutil;
 pub mod history;
@@ -108,6 +109,8 @@ pub struct HubState {
     pub snapshots: tokio::sync::Semaphore,
     /// Sign-in failures in a row, per account and address.
     pub lockout: lockout::Lockout,
+    /// Commands on their way to agents, and their output.
+    pub commands: commands::Commands,
 }
 
 /// What the first start did about the admin account.
@@ -159,6 +162,13 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     )?;
     let store = Store::open(&config.data_dir).await?;
     let first_admin = ensure_admin(&store, config.admin_password.as_deref()).await?;
+    let lost = store.lose_running_commands(store::now_ms()).await?;
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "commands that ran when the hub stopped are marked lost"
+        );
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -203,6 +213,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         history,
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
         lockout: lockout::Lockout::default(),
+        commands: commands::Commands::new(store.clone()),
     });
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));

@@ -89,7 +89,10 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
     // is what the store recorded for it.
     hub.twin
         .ensure_node(&node_id, hello.simulated, &hello.public_key);
-    let (conn, replaced) = hub.twin.connect(&node_id, &hello.agent_version);
+    let (conn, replaced) = hub
+        .twin
+        .connect(&node_id, &hello.agent_version, hello.policy.clone());
+    let mut commands = hub.commands.attach(&node_id, conn);
     tracing::info!(
         node_id,
         agent_version = hello.agent_version,
@@ -107,6 +110,7 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
             conn,
             bad_frames: 0,
             bucket: throttle::Bucket::new(std::time::Instant::now()),
+            command_bucket: throttle::Bucket::new(std::time::Instant::now()),
         };
         let silence = heartbeat * 3;
         loop {
@@ -120,6 +124,12 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
                     break;
                 }
                 frame = tokio::time::timeout(silence, socket.recv()) => frame,
+                Some(command) = commands.recv() => {
+                    if send(&mut socket, &command).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
             };
             let reply = match frame {
                 Err(_) => {
@@ -148,6 +158,7 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
             }
         }
     }
+    hub.commands.detach(&node_id, conn);
     hub.twin.disconnect(&node_id, conn);
     tracing::info!(node_id, "agent disconnected");
 }
@@ -158,12 +169,20 @@ struct Connection<'a> {
     conn: u64,
     bad_frames: u32,
     bucket: throttle::Bucket,
+    command_bucket: throttle::Bucket,
 }
 
 impl Connection<'_> {
     /// Applies one text frame; returns what to answer, if anything.
     fn handle(&mut self, bytes: &[u8]) -> Option<HubMessage> {
-        match self.bucket.frame(std::time::Instant::now()) {
+        // Command output and results have their own budget: the twin's
+        // traffic must not crowd out a result (or the other way round).
+        let bucket = if bytes.starts_with(br#"{"type":"command_"#) {
+            &mut self.command_bucket
+        } else {
+            &mut self.bucket
+        };
+        match bucket.frame(std::time::Instant::now()) {
             throttle::Verdict::Take => {}
             throttle::Verdict::Drop => {
                 self.hub.metrics.agent_throttled.inc();
@@ -226,6 +245,14 @@ impl Connection<'_> {
             }
             AgentMessage::Heartbeat { .. } => {
                 twin.touch(self.node_id);
+                None
+            }
+            AgentMessage::CommandOutput { chunks } => {
+                self.hub.commands.output(self.node_id, chunks);
+                None
+            }
+            AgentMessage::CommandResult(result) => {
+                self.hub.commands.finish(self.node_id, result);
                 None
             }
             AgentMessage::Hello(_) => {

@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod commands;
 mod events;
 mod history;
 mod nodes;
@@ -22,6 +23,7 @@ use sqlx::sqlite::{
 
 pub use audit::AuditQuery;
 pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
+pub use commands::{CommandRecord, Output};
 pub use history::{Bucket, PointWrite};
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};
 pub use users::{UserError, UserInfo};

@@ -10,11 +10,12 @@
 mod view;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use twinbay_proto::command::Policy;
 use twinbay_proto::diff::{Change, Collection, Item, apply};
 use twinbay_proto::model::{NodeState, Sample, StateError};
 
@@ -40,6 +41,8 @@ pub struct NodeTwin {
     pub seq: Option<u64>,
     pub state: NodeState,
     pub resources: Option<Sample>,
+    /// What the connected agent allows (commands); from its hello.
+    pub policy: Option<Arc<Policy>>,
     conn: Option<Conn>,
 }
 
@@ -91,6 +94,7 @@ impl Twin {
                     seq: None,
                     state: r.state,
                     resources: r.resources,
+                    policy: None,
                     conn: None,
                 };
                 (r.id, node)
@@ -126,7 +130,13 @@ impl Twin {
 
     /// Marks `id` connected on a new connection, cancelling any older one.
     /// Returns the connection id and a token that fires when it is replaced.
-    pub fn connect(&self, id: &str, agent_version: &str) -> (u64, CancellationToken) {
+    pub fn connect(
+        &self,
+        id: &str,
+        agent_version: &str,
+        policy: Option<Policy>,
+    ) -> (u64, CancellationToken) {
+        let policy = policy.map(Arc::new);
         let conn = Conn {
             id: self
                 .next_conn
@@ -141,6 +151,7 @@ impl Twin {
             node.connected = true;
             node.seq = None;
             node.agent_version = agent_version.to_string();
+            node.policy = policy.clone();
             node.last_seen = Some(now_ms());
             timeline.push(timeline::agent_event(
                 &node.id,
@@ -316,6 +327,12 @@ impl Twin {
         (view::snapshot_event(nodes.values().filter(|n| keep(n))), rx)
     }
 
+    /// `f` of node `id`, under the read lock.
+    pub fn read<T>(&self, id: &str, f: impl FnOnce(&NodeTwin) -> T) -> Option<T> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.get(id).map(f)
+    }
+
     pub fn view(&self, id: &str) -> Option<NodeView> {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         nodes.get(id).map(NodeView::of)
@@ -408,6 +425,7 @@ impl Twin {
             seq: None,
             state: NodeState::default(),
             resources: None,
+            policy: None,
             conn: None,
         });
     }

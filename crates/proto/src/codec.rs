@@ -55,7 +55,13 @@ pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
             .iter()
             .try_for_each(check_change_numbers)
             .map_err(|reason| ("sync_diff", reason)),
-        AgentMessage::Hello(_) | AgentMessage::Heartbeat { .. } => Ok(()),
+        AgentMessage::Hello(hello) => match &hello.policy {
+            Some(policy) => policy.validate().map_err(|reason| ("hello", reason)),
+            None => Ok(()),
+        },
+        AgentMessage::Heartbeat { .. }
+        | AgentMessage::CommandOutput { .. }
+        | AgentMessage::CommandResult(_) => Ok(()),
     };
     checked.map_err(|(ty, reason)| DecodeError::OutOfRange { ty, reason })?;
     Ok(msg)
@@ -77,7 +83,7 @@ fn check_change_numbers(change: &Change) -> Result<(), String> {
 
 /// Decodes one frame from the hub.
 pub fn decode_hub_frame(bytes: &[u8]) -> Result<HubMessage, DecodeError> {
-    decode(bytes, &["challenge", "welcome", "ack", "error"])
+    decode(bytes, HubMessage::TYPES)
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], types: &[&str]) -> Result<T, DecodeError> {

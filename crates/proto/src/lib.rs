@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod command;
 pub mod diff;
 pub mod join;
 pub mod message;

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::{Command, CommandResult, OutputChunk, Policy};
 use crate::diff::Change;
 use crate::model::{NodeState, Sample};
 
@@ -35,12 +36,26 @@ pub enum AgentMessage {
         #[serde(default)]
         ts_ms: i64,
     },
+    /// Output of running commands, gathered for a moment (several commands
+    /// and streams in one frame).
+    CommandOutput {
+        chunks: Vec<OutputChunk>,
+    },
+    /// How a command ended; the last word about it.
+    CommandResult(CommandResult),
 }
 
 impl AgentMessage {
     /// Every `type` tag an agent message may carry.
-    pub const TYPES: &'static [&'static str] =
-        &["hello", "sync_full", "sync_diff", "metrics", "heartbeat"];
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "sync_full",
+        "sync_diff",
+        "metrics",
+        "heartbeat",
+        "command_output",
+        "command_result",
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +79,9 @@ pub struct Hello {
     /// its simulated fleet (but never a real agent).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub simulated: bool,
+    /// What this agent allows; absent from agents that run no commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 /// Hub → agent.
@@ -91,6 +109,16 @@ pub enum HubMessage {
         #[serde(default)]
         fatal: bool,
     },
+    /// Run this (if the policy allows it); answer with output and a result.
+    Command(Command),
+    /// Stop a running command (kill its process group, stop following).
+    Cancel { id: String },
+}
+
+impl HubMessage {
+    /// Every `type` tag a hub message may carry.
+    pub const TYPES: &'static [&'static str] =
+        &["challenge", "welcome", "ack", "error", "command", "cancel"];
 }
 
 /// Why the hub refused a frame or a connection.

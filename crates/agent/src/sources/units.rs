@@ -128,7 +128,7 @@ impl Bus {
         }
     }
 
-    async fn connect(self) -> zbus::Result<Connection> {
+    pub(crate) async fn connect(self) -> zbus::Result<Connection> {
         match self {
             Bus::System => Connection::system().await,
             Bus::User => Connection::session().await,
@@ -270,7 +270,11 @@ async fn session(
 }
 
 /// Reads one unit's properties; `None` if it vanished meanwhile.
-async fn read_unit(conn: &Connection, path: &OwnedObjectPath, user: bool) -> Option<Unit> {
+pub(crate) async fn read_unit(
+    conn: &Connection,
+    path: &OwnedObjectPath,
+    user: bool,
+) -> Option<Unit> {
     let props = zbus::fdo::PropertiesProxy::builder(conn)
         .destination("org.freedesktop.systemd1")
         .path(path.clone())

@@ -10,6 +10,7 @@ use crate::harness::*;
 
 const PUBLIC: Option<Role> = None;
 const VIEWER: Option<Role> = Some(Role::Viewer);
+const OPERATOR: Option<Role> = Some(Role::Operator);
 const ADMIN: Option<Role> = Some(Role::Admin);
 
 /// The spec: a concrete request for each route, who may make it, and what
@@ -28,6 +29,24 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/stream", "", VIEWER, 400),
     ("GET", "/api/v1/hub", "", VIEWER, 200),
     ("GET", "/api/v1/openapi.json", "", VIEWER, 200),
+    // A command's own role is checked inside, after the node is found.
+    (
+        "POST",
+        "/api/v1/nodes/n_missing/commands",
+        r#"{"op":"lifecycle","target":{"kind":"agent"},"verb":"status"}"#,
+        VIEWER,
+        404,
+    ),
+    ("GET", "/api/v1/nodes/n_missing/commands", "", VIEWER, 404),
+    ("GET", "/api/v1/commands/cmd_missing", "", VIEWER, 404),
+    (
+        "GET",
+        "/api/v1/commands/cmd_missing/output",
+        "",
+        VIEWER,
+        404,
+    ),
+    ("DELETE", "/api/v1/commands/cmd_missing", "", OPERATOR, 404),
     ("GET", "/api/v1/audit", "", ADMIN, 200),
     ("GET", "/api/v1/tokens", "", ADMIN, 200),
     ("POST", "/api/v1/tokens", r#"{"role":"viewer"}"#, ADMIN, 201),
@@ -56,7 +75,7 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
-            Some("nodes" | "tokens" | "users") if !p.is_empty() => "{id}",
+            Some("nodes" | "tokens" | "users" | "commands") if !p.is_empty() => "{id}",
             _ => p,
         })
         .collect::<Vec<_>>()

@@ -474,6 +474,7 @@ impl RawAgent {
             join_token: token.map(String::from),
             capabilities: vec![],
             simulated: false,
+            policy: None,
         })
     }
 

@@ -7,6 +7,7 @@ mod harness;
 mod audit;
 mod authz;
 mod cli;
+mod commands;
 mod containers;
 mod groups;
 mod history;

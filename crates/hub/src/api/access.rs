@@ -29,6 +29,7 @@ pub enum Access {
 
 use Access::Public;
 const VIEWER: Access = Access::Role(Role::Viewer);
+const OPERATOR: Access = Access::Role(Role::Operator);
 const ADMIN: Access = Access::Role(Role::Admin);
 
 /// (method, path template, access) for every API route.
@@ -45,6 +46,13 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/stream", VIEWER),
     ("GET", "/api/v1/hub", VIEWER),
     ("GET", "/api/v1/openapi.json", VIEWER),
+    // Commands: the verb's or action's own role is checked inside, against
+    // the agent's policy; reading output needs the role the command needed.
+    ("POST", "/api/v1/nodes/{id}/commands", VIEWER),
+    ("GET", "/api/v1/nodes/{id}/commands", VIEWER),
+    ("GET", "/api/v1/commands/{id}", VIEWER),
+    ("GET", "/api/v1/commands/{id}/output", VIEWER),
+    ("DELETE", "/api/v1/commands/{id}", OPERATOR),
     ("GET", "/api/v1/audit", ADMIN),
     ("GET", "/api/v1/tokens", ADMIN),
     ("POST", "/api/v1/tokens", ADMIN),

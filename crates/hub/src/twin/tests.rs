@@ -22,7 +22,7 @@ fn host(name: &str) -> NodeState {
 #[test]
 fn diffs_need_a_baseline_and_consecutive_sequence_numbers() {
     let twin = twin_with("n1");
-    let (conn, _) = twin.connect("n1", "0.1.0");
+    let (conn, _) = twin.connect("n1", "0.1.0", None);
     let change = [Change::upsert(Item::Sources(SourceStatus {
         name: "docker".into(),
         available: false,
@@ -51,7 +51,7 @@ fn subscribers_get_a_snapshot_then_every_change_in_order() {
     let twin = twin_with("n1");
     let (snapshot, mut rx) = twin.subscribe();
     assert!(snapshot.as_str().contains("\"type\":\"snapshot\""));
-    let (conn, _) = twin.connect("n1", "0.1.0");
+    let (conn, _) = twin.connect("n1", "0.1.0", None);
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
     let mut next =
         || serde_json::from_str::<serde_json::Value>(rx.try_recv().unwrap().as_str()).unwrap();
@@ -70,8 +70,8 @@ fn subscribers_get_a_snapshot_then_every_change_in_order() {
 #[test]
 fn a_newer_connection_replaces_the_old_one() {
     let twin = twin_with("n1");
-    let (old, old_cancel) = twin.connect("n1", "0.1.0");
-    let (new, _) = twin.connect("n1", "0.1.0");
+    let (old, old_cancel) = twin.connect("n1", "0.1.0", None);
+    let (new, _) = twin.connect("n1", "0.1.0", None);
     assert!(old_cancel.is_cancelled());
     assert!(matches!(
         twin.apply_full("n1", old, 1, host("x")),
@@ -87,7 +87,7 @@ fn a_newer_connection_replaces_the_old_one() {
 #[test]
 fn changed_nodes_are_handed_to_the_recorder_once() {
     let twin = twin_with("n1");
-    let (conn, _) = twin.connect("n1", "0.1.0");
+    let (conn, _) = twin.connect("n1", "0.1.0", None);
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
     let writes = twin.take_dirty(true);
     assert_eq!(writes.len(), 1);
@@ -99,7 +99,7 @@ fn changed_nodes_are_handed_to_the_recorder_once() {
 #[test]
 fn samples_mark_only_liveness_and_are_written_without_the_state() {
     let twin = twin_with("n1");
-    let (conn, _) = twin.connect("n1", "0.1.0");
+    let (conn, _) = twin.connect("n1", "0.1.0", None);
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
     twin.take_dirty(true);
     let sample = Sample {
@@ -120,7 +120,7 @@ fn samples_mark_only_liveness_and_are_written_without_the_state() {
 #[test]
 fn a_failed_write_is_retried_on_the_next_flush() {
     let twin = twin_with("n1");
-    let (conn, _) = twin.connect("n1", "0.1.0");
+    let (conn, _) = twin.connect("n1", "0.1.0", None);
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
     let writes = twin.take_dirty(true);
     twin.mark_dirty(writes.into_iter().map(|w| w.id));
@@ -132,7 +132,7 @@ fn a_failed_write_is_retried_on_the_next_flush() {
 #[test]
 fn a_diff_of_only_top_processes_does_not_rewrite_the_stored_state() {
     let twin = twin_with("n1");
-    let (conn, _) = twin.connect("n1", "0.1.0");
+    let (conn, _) = twin.connect("n1", "0.1.0", None);
     twin.apply_full("n1", conn, 1, host("alpha")).unwrap();
     twin.take_dirty(true);
     let process = Change::upsert(Item::Processes(Process {

@@ -3,6 +3,7 @@
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use serde_json::json;
+use twinbay_proto::command::Policy;
 use twinbay_proto::diff::Change;
 use twinbay_proto::model::{NodeState, Sample};
 
@@ -25,6 +26,9 @@ pub struct NodeView {
     pub seq: Option<u64>,
     /// The latest sample of resources.
     pub resources: Option<Sample>,
+    /// What the agent allows: lifecycle verbs and actions (absent when it runs none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
     #[serde(flatten)]
     pub state: NodeState,
 }
@@ -40,6 +44,7 @@ impl NodeView {
             simulated: n.simulated,
             seq: n.seq,
             resources: n.resources.clone(),
+            policy: n.policy.as_deref().cloned(),
             state: n.state.clone(),
         }
     }
@@ -97,6 +102,8 @@ struct NodeViewRef<'a> {
     simulated: bool,
     seq: Option<u64>,
     resources: Option<&'a Sample>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<&'a Policy>,
     #[serde(flatten)]
     state: &'a NodeState,
 }
@@ -112,6 +119,7 @@ impl<'a> NodeViewRef<'a> {
             simulated: n.simulated,
             seq: n.seq,
             resources: n.resources.as_ref(),
+            policy: n.policy.as_deref(),
             state: &n.state,
         }
     }
@@ -150,6 +158,7 @@ pub fn status_event(n: &NodeTwin) -> Utf8Bytes {
         "connected": n.connected,
         "last_seen": n.last_seen,
         "agent_version": n.agent_version,
+        "policy": n.policy,
     }))
 }
 

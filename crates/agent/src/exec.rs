@@ -1,0 +1,327 @@
+//! The executor: runs what the hub asks, if the agent's policy allows it.
+//!
+//! [`Executor::start`] checks the command against the [`Policy`] (the same
+//! check the hub made, made again here because the agent has the last word),
+//! then runs it in its own task: an action as an argv ([`process`]), a
+//! lifecycle verb through the engine or systemd ([`lifecycle`]). Output and
+//! results go through one bounded channel to the link, which batches them
+//! into frames; a slow link slows the readers, never the agent.
+
+pub mod lifecycle;
+pub mod output;
+pub mod policy;
+pub mod process;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use twinbay_proto::command::{
+    Command, CommandResult, Op, Policy, Status, Stream, TargetKind, Verb,
+};
+
+pub use output::Event;
+use output::Sink;
+use process::Ended;
+
+/// Commands one agent runs at once; more are refused until one ends.
+pub const MAX_RUNNING: usize = 16;
+/// Output of lifecycle verbs is not capped by a policy; logs stream on.
+const LIFECYCLE_CAP: u64 = u64::MAX;
+
+/// The agent's side of commands: its policy, what runs, and the channel to the link.
+pub struct Executor {
+    policy: policy::Loaded,
+    container_socket: Option<String>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    events: mpsc::Sender<Event>,
+    /// Fired by `restart` on the agent itself.
+    restart: CancellationToken,
+    started: Instant,
+}
+
+/// What the link holds: the executor and the receiving end of its events.
+pub struct Channel {
+    pub executor: Arc<Executor>,
+    pub events: mpsc::Receiver<Event>,
+}
+
+impl Executor {
+    pub fn channel(
+        policy: policy::Loaded,
+        container_socket: Option<String>,
+        restart: CancellationToken,
+    ) -> Channel {
+        let (events, rx) = mpsc::channel(64);
+        Channel {
+            executor: Arc::new(Executor {
+                policy,
+                container_socket,
+                running: Mutex::new(HashMap::new()),
+                events,
+                restart,
+                started: Instant::now(),
+            }),
+            events: rx,
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy.policy
+    }
+
+    /// Starts `cmd` if the policy allows it; a refusal is answered at once.
+    pub fn start(self: &Arc<Self>, cmd: Command) {
+        let refuse = |error: String| {
+            tracing::warn!(id = cmd.id, actor = cmd.actor, error, "refused a command");
+            let result = CommandResult {
+                id: cmd.id.clone(),
+                status: Status::Refused,
+                exit_code: None,
+                error: Some(error),
+                duration_ms: 0,
+                truncated: false,
+            };
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                let _ = events.send(Event::Result(result)).await;
+            });
+        };
+        let argv = match cmd.op.authorize(self.policy(), cmd.role) {
+            Ok(argv) => argv,
+            Err(refusal) => return refuse(refusal.to_string()),
+        };
+        let cancel = CancellationToken::new();
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if running.contains_key(&cmd.id) {
+                return refuse(format!("a command with id {} is already running", cmd.id));
+            }
+            if running.len() >= MAX_RUNNING {
+                return refuse(format!(
+                    "{MAX_RUNNING} commands are running on this agent already; try again when one ends"
+                ));
+            }
+            running.insert(cmd.id.clone(), cancel.clone());
+        }
+        tracing::info!(
+            id = cmd.id,
+            actor = cmd.actor,
+            what = cmd.op.summary(),
+            "running a command"
+        );
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let cap = match &cmd.op {
+                Op::Action { name, .. } => this.policy().actions[name].output_cap,
+                Op::Lifecycle { .. } => LIFECYCLE_CAP,
+            };
+            let mut sink = Sink::new(&cmd.id, this.events.clone(), cancel.clone(), cap);
+            let ended = this.run(&cmd, argv, &mut sink, &cancel).await;
+            let result = CommandResult {
+                id: cmd.id.clone(),
+                status: ended.status,
+                exit_code: ended.exit_code,
+                error: ended.error,
+                duration_ms: started.elapsed().as_millis() as u64,
+                truncated: sink.truncated(),
+            };
+            this.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&cmd.id);
+            tracing::info!(id = cmd.id, status = %result.status, exit_code = ?result.exit_code, "command ended");
+            // Sent even after a cancel: the hub wants to know it ended.
+            let _ = this.events.send(Event::Result(result)).await;
+        });
+    }
+
+    async fn run(
+        &self,
+        cmd: &Command,
+        argv: Option<Vec<String>>,
+        sink: &mut Sink,
+        cancel: &CancellationToken,
+    ) -> Ended {
+        match &cmd.op {
+            Op::Action { name, .. } => {
+                let spec = &self.policy().actions[name];
+                let env = &self.policy.run[name];
+                process::run(
+                    process::Spec {
+                        argv: &argv.unwrap_or_default(),
+                        cwd: &env.cwd,
+                        env: &env.env,
+                        timeout: Some(Duration::from_secs(spec.timeout_secs)),
+                    },
+                    sink,
+                    cancel,
+                )
+                .await
+            }
+            Op::Lifecycle {
+                target,
+                verb,
+                lines,
+                follow,
+            } => {
+                let req = lifecycle::Request {
+                    target,
+                    verb: *verb,
+                    lines: *lines,
+                    follow: *follow,
+                };
+                match target.kind {
+                    TargetKind::Container => {
+                        lifecycle::container(self.container_socket.as_deref(), req, sink, cancel)
+                            .await
+                    }
+                    TargetKind::Unit | TargetKind::UserUnit => {
+                        lifecycle::unit(req, sink, cancel).await
+                    }
+                    TargetKind::Agent => self.agent(req, sink, cancel).await,
+                }
+            }
+        }
+    }
+
+    /// The verbs on the agent itself.
+    async fn agent(
+        &self,
+        req: lifecycle::Request<'_>,
+        sink: &mut Sink,
+        cancel: &CancellationToken,
+    ) -> Ended {
+        let text = match req.verb {
+            Verb::Version => format!("twinbay agent {}\n", crate::VERSION),
+            Verb::Status => {
+                let rss = std::fs::read_to_string("/proc/self/status")
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmRSS:"))
+                            .map(|l| l["VmRSS:".len()..].trim().to_string())
+                    })
+                    .unwrap_or_else(|| "?".into());
+                format!(
+                    "twinbay agent {}: running\npid: {}\nuptime: {}\nmemory: {rss}\npolicy: {} ({} actions)\ncommands running: {}\n",
+                    crate::VERSION,
+                    std::process::id(),
+                    humantime::format_duration(Duration::from_secs(
+                        self.started.elapsed().as_secs()
+                    )),
+                    self.policy
+                        .source
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "built-in defaults".into()),
+                    self.policy().actions.len(),
+                    self.running.lock().unwrap_or_else(|e| e.into_inner()).len(),
+                )
+            }
+            Verb::Restart => {
+                // Answer first; the restart closes the link this result travels on.
+                let restart = self.restart.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    restart.cancel();
+                });
+                "restarting: the agent rereads its policy, restarts its sources and reconnects\n"
+                    .to_string()
+            }
+            Verb::Logs => {
+                let (last, mut live) =
+                    crate::logbuf::tail(req.lines.unwrap_or(lifecycle::DEFAULT_LOG_LINES) as usize);
+                let mut text = last.join("\n");
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                if sink.text(Stream::Stdout, &text).await.is_err() {
+                    return cancelled();
+                }
+                if req.follow {
+                    loop {
+                        let line = tokio::select! {
+                            _ = cancel.cancelled() => return cancelled(),
+                            line = live.recv() => line,
+                        };
+                        match line {
+                            Ok(line) => {
+                                if sink
+                                    .text(Stream::Stdout, &format!("{line}\n"))
+                                    .await
+                                    .is_err()
+                                {
+                                    return cancelled();
+                                }
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                let _ = sink
+                                    .text(Stream::Stderr, &format!("[{n} lines skipped]\n"))
+                                    .await;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                String::new()
+            }
+            Verb::Start | Verb::Stop => {
+                return Ended {
+                    status: Status::Refused,
+                    exit_code: None,
+                    error: Some("the agent cannot start or stop itself".into()),
+                };
+            }
+        };
+        if sink.text(Stream::Stdout, &text).await.is_err() {
+            return cancelled();
+        }
+        Ended {
+            status: Status::Ok,
+            exit_code: Some(0),
+            error: None,
+        }
+    }
+
+    /// Stops one command (its process group, or its stream).
+    pub fn cancel(&self, id: &str) {
+        if let Some(token) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            tracing::info!(id, "cancelling a command");
+            token.cancel();
+        }
+    }
+
+    /// Stops everything: the hub that asked is gone.
+    pub fn cancel_all(&self) {
+        for token in self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            token.cancel();
+        }
+    }
+
+    /// How many commands run now.
+    pub fn running(&self) -> usize {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+fn cancelled() -> Ended {
+    Ended {
+        status: Status::Cancelled,
+        exit_code: None,
+        error: None,
+    }
+}

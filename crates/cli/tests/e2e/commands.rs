@@ -1,0 +1,612 @@
+//! Issue 8: commands and lifecycle verbs, with real Podman and real processes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const IMAGE: &str = "localhost/twinbay-busybox:latest";
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn post(hub: &Hub, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let (status, text) = http(
+        hub.addr,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &body.to_string(),
+    )
+    .unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Waits for a command to end; returns its record with output.
+fn finished(hub: &Hub, token: &str, id: &str, within: Duration) -> Value {
+    wait_for(&format!("command {id} to end"), within, || {
+        let (status, c) = hub.get(&format!("/api/v1/commands/{id}"), token);
+        assert_eq!(status, 200, "{c}");
+        (c["status"] != "running").then_some(c)
+    })
+}
+
+fn output_text(c: &Value) -> String {
+    c["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["data"].as_str().unwrap())
+        .collect()
+}
+
+/// The host's uptime in seconds (containers see the host's /proc/uptime).
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A streaming POST: NDJSON events as they arrive, over plain HTTP/1.1.
+struct Feed {
+    reader: BufReader<TcpStream>,
+    pending: String,
+}
+
+impl Feed {
+    fn open(addr: SocketAddr, path: &str, token: &str, body: &Value) -> (u16, Feed) {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let body = body.to_string();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            if header == "\r\n" {
+                break;
+            }
+        }
+        (
+            status,
+            Feed {
+                reader,
+                pending: String::new(),
+            },
+        )
+    }
+
+    /// The next event (reading HTTP chunks as needed).
+    fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.pending.find('\n') {
+                let line: String = self.pending.drain(..=end).collect();
+                return serde_json::from_str(&line).unwrap();
+            }
+            let mut size = String::new();
+            self.reader.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            assert!(n > 0, "the feed ended");
+            let mut chunk = vec![0; n + 2];
+            self.reader.read_exact(&mut chunk).unwrap();
+            self.pending
+                .push_str(std::str::from_utf8(&chunk[..n]).unwrap());
+        }
+    }
+}
+
+fn setup(name: &str, policy: &str) -> (std::path::PathBuf, Proc, Hub, Proc, String, String) {
+    assert!(
+        Command::new("podman")
+            .args(["image", "exists", IMAGE])
+            .status()
+            .is_ok_and(|s| s.success()),
+        "run scripts/podman-setup.sh first"
+    );
+    let dir = temp_dir(name);
+    let socket = dir.join("podman.sock");
+    let service = podman_service(&socket);
+    let hub = Hub::start(&dir.join("hub"));
+    let admin = hub.token("admin");
+    let policy_file = dir.join("policy.yaml");
+    std::fs::write(&policy_file, policy.replace("DIR", dir.to_str().unwrap())).unwrap();
+    let agent = agent_with(
+        Some(&hub.join()),
+        &dir.join("agent"),
+        &[
+            "--container-socket",
+            socket.to_str().unwrap(),
+            "--policy",
+            policy_file.to_str().unwrap(),
+        ],
+    );
+    let (id, _) = hub.wait_twin(
+        &admin,
+        "the node with containers",
+        Duration::from_secs(20),
+        |t| t["sources"]["containers"]["available"] == true && t["policy"].is_object(),
+    );
+    (dir, service, hub, agent, admin, id)
+}
+
+fn container_state(hub: &Hub, token: &str, node: &str, name: &str) -> Option<Value> {
+    let (_, twin) = hub.get(&format!("/api/v1/nodes/{node}"), token);
+    twin["containers"]
+        .as_object()?
+        .values()
+        .find(|c| c["name"] == name)
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_a_container_from_the_api_and_follow_its_logs() {
+    let (_dir, _service, hub, _agent, admin, node) = setup("cmd-containers", "{}");
+    let operator = hub.token("operator");
+    let name = format!("tb-cmd-{}", std::process::id());
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do echo tick $(cut -d' ' -f1 /proc/uptime); sleep 1; done",
+    ]);
+    let before = tokio::task::block_in_place(|| {
+        wait_for(
+            "the running container in the twin",
+            Duration::from_secs(5),
+            || container_state(&hub, &admin, &node, &name).filter(|c| c["state"] == "running"),
+        )
+    });
+    let cid = before["id"].as_str().unwrap().to_string();
+
+    // Acceptance 1: restart from the API; the stream shows stop and start.
+    let mut ui = stream(hub.addr, &admin).await;
+    next_json(&mut ui).await;
+    let body = json!({"op": "lifecycle", "target": {"kind": "container", "name": name}, "verb": "restart"});
+    let (status, record) = tokio::task::block_in_place(|| {
+        post(
+            &hub,
+            &format!("/api/v1/nodes/{node}/commands"),
+            &operator,
+            &body,
+        )
+    });
+    assert_eq!(status, 202, "{record}");
+    assert_eq!(record["status"], "running");
+    assert_eq!(record["summary"], format!("restart container {name}"));
+    let id = record["id"].as_str().unwrap().to_string();
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(states.contains(&"exited".to_string())
+        && states.last().map(String::as_str) == Some("running"))
+    {
+        assert!(Instant::now() < deadline, "transitions seen: {states:?}");
+        let e = next_json(&mut ui).await;
+        if e["type"] != "diff" {
+            continue;
+        }
+        for change in e["changes"].as_array().unwrap() {
+            if change["collection"] == "containers" && change["key"] == cid.as_str() {
+                let state = change["value"]["state"].as_str().unwrap_or("").to_string();
+                if states.last() != Some(&state) {
+                    states.push(state);
+                }
+            }
+        }
+    }
+    let done =
+        tokio::task::block_in_place(|| finished(&hub, &operator, &id, Duration::from_secs(20)));
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(done["exit_code"], 0);
+    assert!(
+        output_text(&done).contains(&format!("restarted {name}")),
+        "{done}"
+    );
+    let after = container_state(&hub, &admin, &node, &name).unwrap();
+    assert_ne!(
+        after["started_at"], before["started_at"],
+        "a new start time"
+    );
+    let (_, audit) = hub.get("/api/v1/audit?action=command.", &admin);
+    let entries = audit.as_array().unwrap();
+    for action in ["command.run", "command.end"] {
+        assert!(
+            entries.iter().any(|e| e["action"] == action
+                && e["outcome"] == "ok"
+                && e["target"] == format!("node:{node}")
+                && e["detail"].as_str().unwrap().contains(&id)),
+            "no {action} for {id}: {audit}"
+        );
+    }
+    // The host's history has it.
+    let (_, history) = hub.get(&format!("/api/v1/nodes/{node}/commands"), &admin);
+    assert_eq!(history[0]["id"], id.as_str(), "{history}");
+
+    // Acceptance 2: logs -f streams each line within 1 s of its printing,
+    // and the agent stops following when the client goes.
+    let body = json!({"op": "lifecycle", "target": {"kind": "container", "name": name}, "verb": "logs", "lines": 1, "follow": true, "stream": true});
+    let (follow_id, latencies) = tokio::task::block_in_place(|| {
+        let (status, mut feed) = Feed::open(
+            hub.addr,
+            &format!("/api/v1/nodes/{node}/commands"),
+            &operator,
+            &body,
+        );
+        assert_eq!(status, 200);
+        let first = feed.next();
+        assert_eq!(first["type"], "command", "{first}");
+        let follow_id = first["command"]["id"].as_str().unwrap().to_string();
+        let mut latencies = Vec::new();
+        let mut lines = String::new();
+        // The first line is the tail (printed up to a second ago); time the next ones.
+        let mut seen = 0;
+        while latencies.len() < 4 {
+            let e = feed.next();
+            assert_eq!(e["type"], "output", "{e}");
+            let now = uptime();
+            lines.push_str(e["data"].as_str().unwrap());
+            while let Some(end) = lines.find('\n') {
+                let line: String = lines.drain(..=end).collect();
+                let printed: f64 = line.trim().strip_prefix("tick ").unwrap().parse().unwrap();
+                seen += 1;
+                if seen > 1 {
+                    latencies.push(now - printed);
+                }
+            }
+        }
+        drop(feed);
+        (follow_id, latencies)
+    });
+    println!("logs -f latencies (s): {latencies:?}");
+    assert!(latencies.iter().all(|l| *l < 1.0), "{latencies:?}");
+    let ended = tokio::task::block_in_place(|| {
+        finished(&hub, &operator, &follow_id, Duration::from_secs(10))
+    });
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+
+    // The agent is fine, and says no command runs any more.
+    let body = json!({"op": "lifecycle", "target": {"kind": "agent"}, "verb": "status"});
+    let (status, record) = tokio::task::block_in_place(|| {
+        post(
+            &hub,
+            &format!("/api/v1/nodes/{node}/commands"),
+            &operator,
+            &body,
+        )
+    });
+    assert_eq!(status, 202, "{record}");
+    let status_cmd = tokio::task::block_in_place(|| {
+        finished(
+            &hub,
+            &operator,
+            record["id"].as_str().unwrap(),
+            Duration::from_secs(10),
+        )
+    });
+    let text = output_text(&status_cmd);
+    assert!(
+        text.contains("commands running: 1"),
+        "only the status command itself: {text}"
+    );
+    podman(&["rm", "-f", "-t", "0", &name]);
+}
+
+const POLICY: &str = r#"
+actions:
+  echo:
+    description: Say something
+    argv: [echo, "{msg}"]
+    args:
+      - { name: msg, type: string, max_len: 32, required: true }
+  touch:
+    argv: [touch, "{path}"]
+    args:
+      - { name: path, type: path, under: DIR/files, required: true }
+  fail:
+    argv: [sh, -c, "echo no >&2; exit 3"]
+  sleepy:
+    argv: [sh, -c, "(sleep 3; touch DIR/survivor) & sleep 60"]
+    timeout: 1s
+  chatty:
+    argv: [sh, -c, "yes twinbay | head -c 200000; echo finished >&2"]
+    output_cap: 1KiB
+  admin-only:
+    argv: ["true"]
+    role: admin
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_run_as_the_policy_says_and_nothing_else_does() {
+    let (dir, _service, hub, agent, admin, node) = setup("cmd-actions", POLICY);
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let operator = hub.token("operator");
+    let viewer = hub.token("viewer");
+    let run = |token: &str, body: Value| {
+        tokio::task::block_in_place(|| {
+            post(
+                &hub,
+                &format!("/api/v1/nodes/{node}/commands"),
+                token,
+                &body,
+            )
+        })
+    };
+    let action = |name: &str, args: Value| json!({"op": "action", "name": name, "args": args});
+    let until_done = |record: &Value| {
+        tokio::task::block_in_place(|| {
+            finished(
+                &hub,
+                &admin,
+                record["id"].as_str().unwrap(),
+                Duration::from_secs(20),
+            )
+        })
+    };
+
+    // The twin shows the policy, enough to draw a form.
+    let (_, twin) = hub.get(&format!("/api/v1/nodes/{node}"), &viewer);
+    assert_eq!(
+        twin["policy"]["actions"]["echo"]["args"][0]["type"], "string",
+        "{}",
+        twin["policy"]
+    );
+
+    let (status, r) = run(
+        operator.as_str(),
+        action("echo", json!({"msg": "hello there"})),
+    );
+    assert_eq!(status, 202, "{r}");
+    let done = until_done(&r);
+    assert_eq!(
+        (done["status"].as_str(), output_text(&done).as_str()),
+        (Some("ok"), "hello there\n")
+    );
+
+    let done = until_done(&run(operator.as_str(), action("fail", json!({}))).1);
+    assert_eq!(
+        (done["status"].as_str(), done["exit_code"].as_i64()),
+        (Some("failed"), Some(3)),
+        "{done}"
+    );
+    assert_eq!(done["output"][0]["stream"], "stderr");
+
+    // Acceptance 3: refused, with a clear error, audited, and nothing run.
+    let refusals: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            operator.as_str(),
+            action("rm-everything", json!({})),
+            400,
+            "not an action in the agent's policy",
+        ),
+        (
+            operator.as_str(),
+            action(
+                "touch",
+                json!({"path": format!("{}/files/a;touch {}/pwned", dir.display(), dir.display())}),
+            ),
+            400,
+            "allowed are",
+        ),
+        (
+            operator.as_str(),
+            action(
+                "touch",
+                json!({"path": format!("{}/files/../pwned", dir.display())}),
+            ),
+            400,
+            "'..'",
+        ),
+        (
+            operator.as_str(),
+            action("touch", json!({"path": "/etc/pwned"})),
+            400,
+            "is not inside",
+        ),
+        (
+            operator.as_str(),
+            action("echo", json!({"msg": "x".repeat(33)})),
+            400,
+            "longer than 32",
+        ),
+        (
+            operator.as_str(),
+            action("echo", json!({"msg": "$(touch pwned)"})),
+            400,
+            "allowed are",
+        ),
+        (
+            operator.as_str(),
+            action("echo", json!({"msg": "hi", "extra": "1"})),
+            400,
+            "not an argument",
+        ),
+        (
+            operator.as_str(),
+            action("admin-only", json!({})),
+            403,
+            "admin role",
+        ),
+        (
+            viewer.as_str(),
+            action("echo", json!({"msg": "hi"})),
+            403,
+            "operator role",
+        ),
+        (
+            viewer.as_str(),
+            json!({"op": "lifecycle", "target": {"kind": "container", "name": "web"}, "verb": "restart"}),
+            403,
+            "operator role",
+        ),
+        (
+            operator.as_str(),
+            json!({"op": "lifecycle", "target": {"kind": "container", "name": "web;reboot"}, "verb": "stop"}),
+            400,
+            "not a valid container name",
+        ),
+        (
+            operator.as_str(),
+            json!({"op": "lifecycle", "target": {"kind": "agent"}, "verb": "stop"}),
+            400,
+            "does not allow stop",
+        ),
+        (
+            operator.as_str(),
+            json!({"op": "teleport"}),
+            400,
+            "deserialize",
+        ),
+    ];
+    let mut expected_denials = 0;
+    for (token, body, code, says) in &refusals {
+        let (status, answer) = run(token, body.clone());
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, *code, "{body}: {answer}");
+        assert!(
+            message.contains(says),
+            "{body}: {message:?} should say {says:?}"
+        );
+        expected_denials += 1;
+    }
+    let (status, answer) = tokio::task::block_in_place(|| {
+        post(
+            &hub,
+            "/api/v1/nodes/n_doesnotexist/commands",
+            &operator,
+            &action("echo", json!({"msg": "hi"})),
+        )
+    });
+    assert_eq!(status, 404, "{answer}");
+    expected_denials += 1;
+    let (_, denied) = hub.get("/api/v1/audit?action=command.run&outcome=denied", &admin);
+    assert_eq!(
+        denied.as_array().unwrap().len(),
+        expected_denials,
+        "{denied}"
+    );
+    let files: Vec<_> = std::fs::read_dir(dir.join("files")).unwrap().collect();
+    assert!(
+        files.is_empty() && !dir.join("pwned").exists(),
+        "a refused command ran"
+    );
+
+    // Acceptance 4: a timeout kills the whole process group; output past the cap is cut.
+    let started = Instant::now();
+    let done = until_done(&run(operator.as_str(), action("sleepy", json!({}))).1);
+    assert_eq!(done["status"], "timed_out", "{done}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let done = until_done(&run(operator.as_str(), action("chatty", json!({}))).1);
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(done["truncated"], true);
+    let text = output_text(&done);
+    assert!(
+        text.len() < 1200 && text.contains("[twinbay: output truncated at 1024 bytes"),
+        "{text}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !dir.join("survivor").exists(),
+        "a process of the timed-out group survived"
+    );
+
+    // The CLI: output here, the remote exit code as its own.
+    let ctl = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("ctl")
+            .arg("--data-dir")
+            .arg(&hub.dir)
+            .args(args)
+            .env("TWINBAY_TOKEN", &operator)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| ctl(&["exec", &node, "echo", "msg=from the cli"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from the cli\n");
+    assert_eq!(out.status.code(), Some(0));
+    let hostname = twin["host"]["hostname"].as_str().unwrap();
+    let out = tokio::task::block_in_place(|| ctl(&["exec", hostname, "fail"]));
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (Some(3), "no\n")
+    );
+    let out = tokio::task::block_in_place(|| ctl(&["exec", &node, "echo", "msg=a|b"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("allowed are") && err.lines().count() == 1,
+        "{err}"
+    );
+    let out = tokio::task::block_in_place(|| ctl(&["version", &node, "agent"]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("twinbay agent "),
+        "{out:?}"
+    );
+
+    // A command for a host whose agent is gone fails at once, and says so.
+    agent.signal("-TERM");
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "the node to be disconnected",
+            Duration::from_secs(10),
+            || (hub.node(&admin, &node)?["connected"] == false).then_some(()),
+        )
+    });
+    let asked = Instant::now();
+    let (status, answer) = run(operator.as_str(), action("echo", json!({"msg": "hi"})));
+    assert_eq!(status, 409, "{answer}");
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not connected"),
+        "{answer}"
+    );
+}

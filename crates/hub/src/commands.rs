@@ -1,0 +1,291 @@
+//! Commands in flight: routing them to the agent's link, collecting their
+//! output for watchers, and recording how they end.
+//!
+//! Each agent session registers a sender here ([`Commands::attach`]); the
+//! API hands a checked command to [`Commands::dispatch`], which sends it
+//! down that link. Output chunks and the result come back through the link
+//! ([`Commands::output`], [`Commands::finish`]) and are fanned out to every
+//! watcher (a broadcast channel, with the output so far replayed to late
+//! ones). When a link goes, its commands are marked lost at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::{broadcast, mpsc};
+use twinbay_proto::command::{Command, CommandResult, OutputChunk, Status};
+use twinbay_proto::message::HubMessage;
+
+use crate::audit::{ActorKind, Outcome, Record};
+use crate::store::{CommandRecord, Output, Store, now_ms};
+
+/// Output the hub keeps per command, for late watchers and the history.
+pub const KEEP_OUTPUT: usize = 256 * 1024;
+/// Messages waiting for one agent's link.
+const LINK_QUEUE: usize = 64;
+/// Events a watcher may fall behind by before it misses some.
+const WATCH_BUFFER: usize = 1024;
+
+/// What a watcher sees.
+#[derive(Debug, Clone)]
+pub enum Watch {
+    Output(Output),
+    Done(Box<CommandRecord>),
+}
+
+struct Link {
+    conn: u64,
+    tx: mpsc::Sender<HubMessage>,
+}
+
+struct Running {
+    record: CommandRecord,
+    output: Vec<Output>,
+    kept: usize,
+    events: broadcast::Sender<Watch>,
+}
+
+/// Why a command could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("the agent is not connected")]
+    NotConnected,
+    #[error("the agent's link is busy; try again")]
+    Busy,
+}
+
+pub struct Commands {
+    store: Store,
+    links: Mutex<HashMap<String, Link>>,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Commands {
+    pub fn new(store: Store) -> Commands {
+        Commands {
+            store,
+            links: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A new agent session for `node_id`: commands for it arrive on the receiver.
+    pub fn attach(&self, node_id: &str, conn: u64) -> mpsc::Receiver<HubMessage> {
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        lock(&self.links).insert(node_id.to_string(), Link { conn, tx });
+        rx
+    }
+
+    /// The session ended: its commands can never finish now.
+    pub fn detach(&self, node_id: &str, conn: u64) {
+        {
+            let mut links = lock(&self.links);
+            if links.get(node_id).is_none_or(|l| l.conn != conn) {
+                return;
+            }
+            links.remove(node_id);
+        }
+        let lost: Vec<String> = lock(&self.running)
+            .values()
+            .filter(|r| r.record.node_id == node_id)
+            .map(|r| r.record.id.clone())
+            .collect();
+        for id in lost {
+            self.end(
+                &id,
+                Status::Lost,
+                None,
+                Some("the agent disconnected before the command ended".into()),
+                false,
+            );
+        }
+    }
+
+    pub fn is_attached(&self, node_id: &str) -> bool {
+        lock(&self.links).contains_key(node_id)
+    }
+
+    /// Registers `record` (already stored) and sends `cmd` to its agent.
+    pub fn dispatch(&self, record: CommandRecord, cmd: Command) -> Result<(), DispatchError> {
+        let tx = lock(&self.links)
+            .get(&record.node_id)
+            .map(|l| l.tx.clone())
+            .ok_or(DispatchError::NotConnected)?;
+        let id = record.id.clone();
+        lock(&self.running).insert(
+            id.clone(),
+            Running {
+                record,
+                output: Vec::new(),
+                kept: 0,
+                events: broadcast::channel(WATCH_BUFFER).0,
+            },
+        );
+        tx.try_send(HubMessage::Command(cmd)).map_err(|e| {
+            lock(&self.running).remove(&id);
+            match e {
+                mpsc::error::TrySendError::Full(_) => DispatchError::Busy,
+                mpsc::error::TrySendError::Closed(_) => DispatchError::NotConnected,
+            }
+        })
+    }
+
+    /// Asks the agent to stop a command; false if it is not running here.
+    pub fn cancel(&self, id: &str) -> bool {
+        let Some(node_id) = lock(&self.running)
+            .get(id)
+            .map(|r| r.record.node_id.clone())
+        else {
+            return false;
+        };
+        let tx = lock(&self.links).get(&node_id).map(|l| l.tx.clone());
+        match tx {
+            Some(tx) => {
+                if tx
+                    .try_send(HubMessage::Cancel { id: id.to_string() })
+                    .is_err()
+                {
+                    // The link is gone or jammed: end it here; the agent
+                    // stops it when its link drops.
+                    self.end(id, Status::Cancelled, None, None, false);
+                }
+            }
+            None => self.end(id, Status::Cancelled, None, None, false),
+        }
+        true
+    }
+
+    /// The record, the output so far and a receiver of what follows; `None`
+    /// when the command is not running.
+    pub fn watch(
+        &self,
+        id: &str,
+    ) -> Option<(CommandRecord, Vec<Output>, broadcast::Receiver<Watch>)> {
+        let running = lock(&self.running);
+        let r = running.get(id)?;
+        Some((r.record.clone(), r.output.clone(), r.events.subscribe()))
+    }
+
+    pub fn running_record(&self, id: &str) -> Option<CommandRecord> {
+        lock(&self.running).get(id).map(|r| r.record.clone())
+    }
+
+    /// Output from `node_id`'s agent. Chunks for commands that are not that
+    /// agent's (or not running) are dropped.
+    pub fn output(&self, node_id: &str, chunks: Vec<OutputChunk>) {
+        let mut running = lock(&self.running);
+        for chunk in chunks {
+            let Some(r) = running.get_mut(&chunk.id) else {
+                continue;
+            };
+            if r.record.node_id != node_id {
+                continue;
+            }
+            let out = Output {
+                stream: chunk.stream,
+                data: chunk.data,
+            };
+            let _ = r.events.send(Watch::Output(out.clone()));
+            r.keep(out);
+        }
+    }
+
+    /// The agent's result for one of its commands.
+    pub fn finish(&self, node_id: &str, result: CommandResult) {
+        let mine = lock(&self.running)
+            .get(&result.id)
+            .is_some_and(|r| r.record.node_id == node_id);
+        if !mine || result.status == Status::Running {
+            return;
+        }
+        self.end(
+            &result.id,
+            result.status,
+            result.exit_code,
+            result.error,
+            result.truncated,
+        );
+    }
+
+    /// Ends a running command: tells watchers, then stores and audits it.
+    fn end(
+        &self,
+        id: &str,
+        status: Status,
+        exit_code: Option<i32>,
+        error: Option<String>,
+        truncated: bool,
+    ) {
+        let Some(mut r) = lock(&self.running).remove(id) else {
+            return;
+        };
+        let ended = now_ms();
+        r.record.status = status;
+        r.record.exit_code = exit_code;
+        r.record.error = error;
+        r.record.ended_ms = Some(ended);
+        r.record.duration_ms = Some(ended - r.record.started_ms);
+        r.record.truncated |= truncated;
+        let _ = r.events.send(Watch::Done(Box::new(r.record.clone())));
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let record = r.record;
+            if let Err(e) = store.finish_command(&record, &r.output).await {
+                tracing::error!(id = record.id, error = %crate::report(&e), "could not store a command's end");
+            }
+            let outcome = match record.status {
+                Status::Ok => Outcome::Ok,
+                Status::Refused => Outcome::Denied,
+                _ => Outcome::Failed,
+            };
+            let mut detail = format!("{} {}: {}", record.id, record.summary, record.status);
+            if let Some(code) = record.exit_code {
+                detail.push_str(&format!(", exit code {code}"));
+            }
+            if let Some(e) = &record.error {
+                detail.push_str(&format!(", {e}"));
+            }
+            let kind = match record.actor_kind.as_str() {
+                "token" => ActorKind::Token,
+                _ => ActorKind::User,
+            };
+            let audit = Record::new(kind, &record.actor, "command.end", outcome)
+                .target(&format!("node:{}", record.node_id))
+                .detail(&detail);
+            if let Err(e) = store.audit(audit).await {
+                tracing::error!(error = %crate::report(&e), "could not audit a command's end");
+            }
+        });
+    }
+}
+
+impl Running {
+    /// Keeps output up to [`KEEP_OUTPUT`] bytes, merging runs of one stream.
+    fn keep(&mut self, out: Output) {
+        if self.kept >= KEEP_OUTPUT {
+            self.record.truncated = true;
+            return;
+        }
+        let mut data = out.data;
+        let room = KEEP_OUTPUT - self.kept;
+        if data.len() > room {
+            let mut cut = room;
+            while !data.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            data.truncate(cut);
+            self.record.truncated = true;
+        }
+        self.kept += data.len();
+        match self.output.last_mut() {
+            Some(last) if last.stream == out.stream => last.data.push_str(&data),
+            _ => self.output.push(Output {
+                stream: out.stream,
+                data,
+            }),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,201 @@
+//! Commands in SQLite: a row when one starts, its end and output when it ends.
+
+use serde::{Deserialize, Serialize};
+use twinbay_proto::command::{Op, Status, Stream};
+
+use super::{Store, StoreError};
+
+/// A command as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CommandRecord {
+    pub id: String,
+    pub node_id: String,
+    pub op: Op,
+    /// One line, e.g. `restart container web`.
+    pub summary: String,
+    pub actor: String,
+    pub actor_kind: String,
+    /// The least role that may run it, or read its output.
+    pub role_needed: twinbay_proto::command::Role,
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    /// Unix milliseconds.
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// Output went past a cap (the action's, or what the hub keeps) and was cut.
+    pub truncated: bool,
+}
+
+/// A piece of stored output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Output {
+    pub stream: Stream,
+    pub data: String,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    bool,
+);
+
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, node_id, op, summary, actor, actor_kind, role_needed, status, exit_code, error, started_ms, ended_ms, truncated FROM commands ",
+            $rest
+        )
+    };
+}
+
+fn record(r: Row) -> Result<CommandRecord, StoreError> {
+    let bad = |what: &str| StoreError::Damaged(format!("command {}: bad {what}", r.0));
+    Ok(CommandRecord {
+        op: serde_json::from_str(&r.2).map_err(|_| bad("op"))?,
+        role_needed: serde_json::from_value(serde_json::Value::String(r.6.clone()))
+            .map_err(|_| bad("role"))?,
+        status: Status::parse(&r.7).ok_or_else(|| bad("status"))?,
+        exit_code: r.8.map(|c| c as i32),
+        error: r.9,
+        started_ms: r.10,
+        ended_ms: r.11,
+        duration_ms: r.11.map(|e| e - r.10),
+        truncated: r.12,
+        id: r.0,
+        node_id: r.1,
+        summary: r.3,
+        actor: r.4,
+        actor_kind: r.5,
+    })
+}
+
+impl Store {
+    pub async fn insert_command(&self, c: &CommandRecord) -> Result<(), StoreError> {
+        let op = serde_json::to_string(&c.op).expect("ops serialize");
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO commands (id, node_id, op, summary, actor, actor_kind, role_needed, status, started_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.node_id)
+        .bind(op)
+        .bind(&c.summary)
+        .bind(&c.actor)
+        .bind(&c.actor_kind)
+        .bind(c.role_needed.as_str())
+        .bind(c.status.as_str())
+        .bind(c.started_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records how a command ended, with the output kept.
+    pub async fn finish_command(
+        &self,
+        c: &CommandRecord,
+        output: &[Output],
+    ) -> Result<(), StoreError> {
+        let output = serde_json::to_string(output).expect("output serializes");
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE commands SET status = ?, exit_code = ?, error = ?, ended_ms = ?, truncated = ?, output = ? \
+             WHERE id = ?",
+        )
+        .bind(c.status.as_str())
+        .bind(c.exit_code)
+        .bind(&c.error)
+        .bind(c.ended_ms)
+        .bind(c.truncated)
+        .bind(output)
+        .bind(&c.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A command and its output, read in one statement (so never a finished
+    /// record with the output of when it ran).
+    pub async fn command(
+        &self,
+        id: &str,
+    ) -> Result<Option<(CommandRecord, Vec<Output>)>, StoreError> {
+        type WithOutput = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            i64,
+            Option<i64>,
+            bool,
+            String,
+        );
+        let row: Option<WithOutput> = sqlx::query_as(
+            "SELECT id, node_id, op, summary, actor, actor_kind, role_needed, status, exit_code, error, \
+             started_ms, ended_ms, truncated, output FROM commands WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let output = serde_json::from_str(&r.13)
+            .map_err(|_| StoreError::Damaged(format!("command {id}: bad output")))?;
+        let record = record((
+            r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12,
+        ))?;
+        Ok(Some((record, output)))
+    }
+
+    /// A host's commands, newest first.
+    pub async fn node_commands(
+        &self,
+        node_id: &str,
+        limit: u32,
+    ) -> Result<Vec<CommandRecord>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(select!(
+            "WHERE node_id = ? ORDER BY started_ms DESC, id DESC LIMIT ?"
+        ))
+        .bind(node_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(record).collect()
+    }
+
+    /// Commands a previous hub process left running can never end now.
+    pub async fn lose_running_commands(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE commands SET status = 'lost', ended_ms = ?, error = 'the hub restarted while it ran' \
+             WHERE status = 'running'",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,761 @@
+//! Commands: what the hub asks an agent to do, what the agent allows, and
+//! the checks both sides run on it.
+//!
+//! A command is either a lifecycle verb on a managed thing ([`Op::Lifecycle`])
+//! or a named action from the agent's policy ([`Op::Action`]). The agent's
+//! [`Policy`] is the last word: the hub checks the same rules first (so a
+//! refusal is quick and clear), and the agent checks them again, so a hub
+//! that lies still cannot run anything the policy does not name. Arguments
+//! are bound into an argv ([`ActionSpec::bind`]); nothing goes through a shell.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Who may run a command. Ordered: a higher role may do what a lower one may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// What kind of thing a lifecycle verb acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Container,
+    Unit,
+    UserUnit,
+    Agent,
+}
+
+impl TargetKind {
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::Container,
+        TargetKind::Unit,
+        TargetKind::UserUnit,
+        TargetKind::Agent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Container => "container",
+            TargetKind::Unit => "unit",
+            TargetKind::UserUnit => "user_unit",
+            TargetKind::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TargetKind> {
+        TargetKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s || (*k == TargetKind::UserUnit && s == "user-unit"))
+    }
+}
+
+/// The thing a verb acts on: a container (name or id), a unit, or the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Target {
+    pub kind: TargetKind,
+    /// Ignored for the agent.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// The verbs every managed thing answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Verb {
+    Status,
+    Version,
+    Logs,
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 6] = [
+        Verb::Status,
+        Verb::Version,
+        Verb::Logs,
+        Verb::Start,
+        Verb::Stop,
+        Verb::Restart,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Status => "status",
+            Verb::Version => "version",
+            Verb::Logs => "logs",
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The least role that may use the verb: reading state is for viewers;
+    /// logs (they often hold secrets) and changes are for operators.
+    pub fn min_role(self) -> Role {
+        match self {
+            Verb::Status | Verb::Version => Role::Viewer,
+            Verb::Logs | Verb::Start | Verb::Stop | Verb::Restart => Role::Operator,
+        }
+    }
+}
+
+/// Most lines `logs` may ask for.
+pub const MAX_LOG_LINES: u32 = 10_000;
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    Lifecycle {
+        target: Target,
+        verb: Verb,
+        /// For `logs`: how many past lines (default 100).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lines: Option<u32>,
+        /// For `logs`: keep streaming new lines until cancelled.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        follow: bool,
+    },
+    Action {
+        name: String,
+        #[serde(default)]
+        args: BTreeMap<String, String>,
+    },
+}
+
+impl Op {
+    /// One line for history and audit, e.g. `restart container web`.
+    pub fn summary(&self) -> String {
+        match self {
+            Op::Lifecycle {
+                target,
+                verb,
+                follow,
+                ..
+            } => {
+                let what = match target.kind {
+                    TargetKind::Agent => "agent".to_string(),
+                    kind => format!("{} {}", kind.as_str().replace('_', " "), target.name),
+                };
+                let follow = if *follow { " (follow)" } else { "" };
+                format!("{} {what}{follow}", verb.as_str())
+            }
+            Op::Action { name, args } => {
+                let mut s = format!("action {name}");
+                for (k, v) in args {
+                    s.push_str(&format!(" {k}={v}"));
+                }
+                s
+            }
+        }
+    }
+
+    /// The shape checks that need no policy: target names, line counts,
+    /// `follow` only with `logs`.
+    pub fn check_shape(&self) -> Result<(), Refusal> {
+        match self {
+            Op::Lifecycle {
+                target,
+                verb,
+                lines,
+                follow,
+            } => {
+                check_target_name(target)?;
+                if lines.is_some_and(|n| n > MAX_LOG_LINES) {
+                    return Err(Refusal::BadRequest(format!(
+                        "lines must be at most {MAX_LOG_LINES}"
+                    )));
+                }
+                if (*follow || lines.is_some()) && *verb != Verb::Logs {
+                    return Err(Refusal::BadRequest(
+                        "lines and follow go only with the logs verb".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Op::Action { name, .. } if !valid_action_name(name) => Err(Refusal::BadRequest(
+                format!("{:?} is not an action name", truncate(name, 80)),
+            )),
+            Op::Action { .. } => Ok(()),
+        }
+    }
+
+    /// Whether `policy` allows this for `role`; for an action, its argv.
+    /// This is the whole decision: the hub asks it first, the agent again.
+    pub fn authorize(&self, policy: &Policy, role: Role) -> Result<Option<Vec<String>>, Refusal> {
+        self.check_shape()?;
+        match self {
+            Op::Lifecycle { target, verb, .. } => {
+                let allowed = policy
+                    .lifecycle
+                    .get(&target.kind)
+                    .is_some_and(|verbs| verbs.contains(verb));
+                if !allowed {
+                    return Err(Refusal::NotAllowed(format!(
+                        "the agent's policy does not allow {} on {}s",
+                        verb.as_str(),
+                        target.kind.as_str().replace('_', " ")
+                    )));
+                }
+                if role < verb.min_role() {
+                    return Err(Refusal::Role(verb.min_role()));
+                }
+                Ok(None)
+            }
+            Op::Action { name, args } => {
+                let Some(spec) = policy.actions.get(name) else {
+                    return Err(Refusal::NotAllowed(format!(
+                        "{name:?} is not an action in the agent's policy"
+                    )));
+                };
+                if role < spec.role {
+                    return Err(Refusal::Role(spec.role));
+                }
+                spec.bind(args).map(Some).map_err(Refusal::BadArgument)
+            }
+        }
+    }
+}
+
+/// Why a command is refused before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("this needs the {} role", .0.as_str())]
+    Role(Role),
+    #[error("{0}")]
+    BadArgument(ArgError),
+}
+
+fn check_target_name(target: &Target) -> Result<(), Refusal> {
+    let name = &target.name;
+    let ok = match target.kind {
+        TargetKind::Agent => true,
+        // Docker/Podman names and ids.
+        TargetKind::Container => {
+            (1..=255).contains(&name.len())
+                && name.as_bytes()[0].is_ascii_alphanumeric()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        }
+        // systemd unit names: `name.type`, with `@` instances and escapes.
+        TargetKind::Unit | TargetKind::UserUnit => {
+            (3..=255).contains(&name.len())
+                && !name.starts_with(['.', '-'])
+                && name.contains('.')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b":_.@\\-".contains(&b))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::BadRequest(format!(
+            "{:?} is not a valid {} name",
+            truncate(name, 80),
+            target.kind.as_str().replace('_', " ")
+        )))
+    }
+}
+
+fn valid_action_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// What an agent allows: lifecycle verbs per kind, and named actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Policy {
+    #[serde(default)]
+    pub lifecycle: BTreeMap<TargetKind, Vec<Verb>>,
+    #[serde(default)]
+    pub actions: BTreeMap<String, ActionSpec>,
+}
+
+impl Default for Policy {
+    /// Every lifecycle verb on containers and units; the agent answers all
+    /// but `start` and `stop` on itself. No actions.
+    fn default() -> Self {
+        let mut lifecycle = BTreeMap::new();
+        for kind in [
+            TargetKind::Container,
+            TargetKind::Unit,
+            TargetKind::UserUnit,
+        ] {
+            lifecycle.insert(kind, Verb::ALL.to_vec());
+        }
+        lifecycle.insert(
+            TargetKind::Agent,
+            vec![Verb::Status, Verb::Version, Verb::Logs, Verb::Restart],
+        );
+        Policy {
+            lifecycle,
+            actions: BTreeMap::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// Checks every action; the error names the action and what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(verbs) = self.lifecycle.get(&TargetKind::Agent)
+            && let Some(v) = verbs.iter().find(|v| matches!(v, Verb::Start | Verb::Stop))
+        {
+            return Err(format!(
+                "lifecycle.agent: {} is not possible (a stopped agent cannot be started from the hub)",
+                v.as_str()
+            ));
+        }
+        for (name, spec) in &self.actions {
+            if !valid_action_name(name) {
+                return Err(format!(
+                    "action {name:?}: names are 1-64 of a-z, 0-9, '.', '_', '-'"
+                ));
+            }
+            spec.validate()
+                .map_err(|e| format!("action {name:?}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Longest a command may run.
+pub const MAX_TIMEOUT_SECS: u64 = 3600;
+/// Most output a command may keep.
+pub const MAX_OUTPUT_CAP: u64 = 16 * 1024 * 1024;
+
+/// One action of the policy. `argv` elements may hold `{name}` placeholders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActionSpec {
+    #[serde(default)]
+    pub description: String,
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub args: Vec<ArgSpec>,
+    pub role: Role,
+    pub timeout_secs: u64,
+    /// Bytes of output kept; the rest is dropped with a marker.
+    pub output_cap: u64,
+}
+
+impl ActionSpec {
+    fn validate(&self) -> Result<(), String> {
+        let Some(program) = self.argv.first() else {
+            return Err("argv is empty".into());
+        };
+        if program.is_empty() || program.contains('{') {
+            return Err("argv[0] must be a fixed program, not a placeholder".into());
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > MAX_TIMEOUT_SECS {
+            return Err(format!("timeout must be 1s to {MAX_TIMEOUT_SECS}s"));
+        }
+        if self.output_cap == 0 || self.output_cap > MAX_OUTPUT_CAP {
+            return Err(format!(
+                "output_cap must be 1 byte to {MAX_OUTPUT_CAP} bytes"
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for arg in &self.args {
+            if !valid_action_name(&arg.name) || !seen.insert(arg.name.as_str()) {
+                return Err(format!("argument {:?}: bad or repeated name", arg.name));
+            }
+            arg.validate()
+                .map_err(|e| format!("argument {:?}: {e}", arg.name))?;
+        }
+        for element in &self.argv {
+            for name in placeholders(element) {
+                if !seen.contains(name) {
+                    return Err(format!("argv uses {{{name}}}, which is not an argument"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The argv with `args` checked and filled in. An element with a
+    /// placeholder for an optional argument that was not given is left out.
+    pub fn bind(&self, args: &BTreeMap<String, String>) -> Result<Vec<String>, ArgError> {
+        if let Some(unknown) = args
+            .keys()
+            .find(|k| !self.args.iter().any(|a| &a.name == *k))
+        {
+            return Err(ArgError {
+                arg: truncate(unknown, 64),
+                reason: "is not an argument of this action".into(),
+            });
+        }
+        let mut values = BTreeMap::new();
+        for spec in &self.args {
+            let value = args.get(&spec.name).or(spec.default.as_ref());
+            match value {
+                Some(v) => {
+                    spec.check(v).map_err(|reason| ArgError {
+                        arg: spec.name.clone(),
+                        reason,
+                    })?;
+                    values.insert(spec.name.as_str(), v.as_str());
+                }
+                None if spec.required => {
+                    return Err(ArgError {
+                        arg: spec.name.clone(),
+                        reason: "is required".into(),
+                    });
+                }
+                None => {}
+            }
+        }
+        let mut argv = Vec::with_capacity(self.argv.len());
+        'element: for element in &self.argv {
+            let mut out = element.clone();
+            for name in placeholders(element) {
+                match values.get(name) {
+                    Some(v) => out = out.replace(&format!("{{{name}}}"), v),
+                    None => continue 'element,
+                }
+            }
+            argv.push(out);
+        }
+        Ok(argv)
+    }
+}
+
+/// The `{name}` placeholders in one argv element.
+fn placeholders(element: &str) -> impl Iterator<Item = &str> {
+    element.split('{').skip(1).filter_map(|rest| {
+        let end = rest.find('}')?;
+        Some(&rest[..end])
+    })
+}
+
+/// An argument that breaks its schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("argument {arg:?} {reason}")]
+pub struct ArgError {
+    pub arg: String,
+    pub reason: String,
+}
+
+/// One argument of an action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ArgSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: ArgType,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// An argument's type and its limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ArgType {
+    String {
+        /// A regex the whole value must match; without one, only
+        /// [`SAFE_CHARS`] are allowed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pattern: Option<String>,
+        #[serde(default = "default_max_len")]
+        max_len: usize,
+    },
+    Int {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<i64>,
+    },
+    Bool,
+    Enum {
+        values: Vec<String>,
+    },
+    Path {
+        /// The directory the path must stay inside.
+        under: String,
+        #[serde(default = "default_path_len")]
+        max_len: usize,
+    },
+}
+
+fn default_max_len() -> usize {
+    256
+}
+
+fn default_path_len() -> usize {
+    4096
+}
+
+/// What a string without a pattern (and any path) may contain: no control
+/// characters and no shell metacharacters, even though nothing runs a shell.
+pub const SAFE_CHARS: &str = "letters, digits, space and ._-:/@+=,%";
+
+fn safe_char(c: char) -> bool {
+    c.is_alphanumeric() || " ._-:/@+=,%".contains(c)
+}
+
+impl ArgSpec {
+    fn validate(&self) -> Result<(), String> {
+        match &self.kind {
+            ArgType::String {
+                pattern: Some(p), ..
+            } => {
+                regex::Regex::new(&format!("^(?:{p})$"))
+                    .map_err(|e| format!("pattern does not compile: {e}"))?;
+            }
+            ArgType::Int {
+                min: Some(lo),
+                max: Some(hi),
+            } if lo > hi => return Err("min is above max".into()),
+            ArgType::Enum { values } if values.is_empty() => {
+                return Err("an enum needs values".into());
+            }
+            ArgType::Path { under, .. }
+                if !under.starts_with('/') || under.split('/').any(|c| c == "..") =>
+            {
+                return Err("under must be an absolute path without ..".into());
+            }
+            _ => {}
+        }
+        if let Some(d) = &self.default {
+            self.check(d).map_err(|e| format!("default {d:?} {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks one value; the error finishes the sentence "argument X …".
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let show = || truncate(value, 40);
+        match &self.kind {
+            ArgType::String { pattern, max_len } => {
+                if value.chars().count() > *max_len {
+                    return Err(format!("is longer than {max_len} characters"));
+                }
+                match pattern {
+                    Some(p) => {
+                        let re = regex::Regex::new(&format!("^(?:{p})$"))
+                            .map_err(|e| format!("has a pattern that does not compile: {e}"))?;
+                        if value.chars().any(char::is_control) || !re.is_match(value) {
+                            return Err(format!("{:?} does not match {p}", show()));
+                        }
+                    }
+                    None => {
+                        if let Some(c) = value.chars().find(|c| !safe_char(*c)) {
+                            return Err(format!(
+                                "{:?} holds {c:?}; allowed are {SAFE_CHARS}",
+                                show()
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            ArgType::Int { min, max } => {
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| format!("{:?} is not an integer", show()))?;
+                if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
+                    return Err(format!(
+                        "{n} is out of range ({}..={})",
+                        min.map(|v| v.to_string()).unwrap_or_default(),
+                        max.map(|v| v.to_string()).unwrap_or_default()
+                    ));
+                }
+                Ok(())
+            }
+            ArgType::Bool if value == "true" || value == "false" => Ok(()),
+            ArgType::Bool => Err(format!("{:?} is not true or false", show())),
+            ArgType::Enum { values } if values.iter().any(|v| v == value) => Ok(()),
+            ArgType::Enum { values } => {
+                Err(format!("{:?} is not one of {}", show(), values.join(", ")))
+            }
+            ArgType::Path { under, max_len } => check_path(value, under, *max_len),
+        }
+    }
+}
+
+fn check_path(value: &str, under: &str, max_len: usize) -> Result<(), String> {
+    if value.len() > max_len {
+        return Err(format!("is longer than {max_len} bytes"));
+    }
+    if let Some(c) = value.chars().find(|c| !safe_char(*c)) {
+        return Err(format!(
+            "{:?} holds {c:?}; allowed are {SAFE_CHARS}",
+            truncate(value, 40)
+        ));
+    }
+    if !value.starts_with('/') {
+        return Err(format!("{:?} is not an absolute path", truncate(value, 40)));
+    }
+    let components: Vec<&str> = value.split('/').skip(1).collect();
+    if components
+        .iter()
+        .enumerate()
+        .any(|(i, c)| *c == ".." || *c == "." || (c.is_empty() && i + 1 < components.len()))
+    {
+        return Err(format!(
+            "{:?} has a '..', '.' or empty component",
+            truncate(value, 40)
+        ));
+    }
+    let under = under.trim_end_matches('/');
+    let inside = value == under
+        || under.is_empty()
+        || value
+            .strip_prefix(under)
+            .is_some_and(|rest| rest.starts_with('/'));
+    if !inside {
+        return Err(format!("{:?} is not inside {under}", truncate(value, 40)));
+    }
+    Ok(())
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A piece of a command's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    pub id: String,
+    pub stream: Stream,
+    pub data: String,
+}
+
+/// Where a command is, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    /// Done, exit code 0.
+    Ok,
+    /// A non-zero exit or an error.
+    Failed,
+    /// The agent's policy said no; nothing ran.
+    Refused,
+    /// Killed (with its process group) at its timeout.
+    TimedOut,
+    Cancelled,
+    /// The agent went away before the result arrived.
+    Lost,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Refused => "refused",
+            Status::TimedOut => "timed_out",
+            Status::Cancelled => "cancelled",
+            Status::Lost => "lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Running,
+            Status::Ok,
+            Status::Failed,
+            Status::Refused,
+            Status::TimedOut,
+            Status::Cancelled,
+            Status::Lost,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Hub → agent: run this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: String,
+    /// The caller's role, checked against the policy's.
+    pub role: Role,
+    /// Who asked, for the agent's log.
+    #[serde(default)]
+    pub actor: String,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+/// Agent → hub: how a command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub id: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Output went past the cap and was cut.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+#[cfg(test)]
+mod tests;
