@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the hub's agent frame decoder (fuzz/fuzz_targets/agent_frame.rs).
+# Fuzzes the frame decoders that face the network: the hub's for agent
+# frames and the agent's for hub frames (fuzz/fuzz_targets/).
 #
 # Usage: scripts/fuzz.sh [SECONDS]   (default 60)
 #
@@ -30,11 +31,16 @@ cargo=(cargo)
 sanitizer=none
 echo "fuzz.sh: $("${cargo[@]}" --version), sanitizer $sanitizer, ${seconds}s" >&2
 
-# New inputs go to the first (git-ignored) directory; the committed seeds
-# are only read.
-corpus=fuzz/corpus/agent_frame
-mkdir -p "$corpus"
-
-"${cargo[@]}" fuzz run --sanitizer "$sanitizer" agent_frame \
-    "$corpus" fuzz/seeds/agent_frame \
-    -- -max_total_time="$seconds" -dict=fuzz/agent_frame.dict
+# Two decoders face the network: the hub's for agent frames, and the
+# agent's for hub frames (commands included: a compromised hub must still
+# get nothing past the agent's policy). Each gets half the time.
+half=$(( seconds / 2 > 0 ? seconds / 2 : 1 ))
+for target in agent_frame hub_frame; do
+    # New inputs go to the first (git-ignored) directory; the committed
+    # seeds are only read.
+    corpus="fuzz/corpus/$target"
+    mkdir -p "$corpus"
+    "${cargo[@]}" fuzz run --sanitizer "$sanitizer" "$target" \
+        "$corpus" "fuzz/seeds/$target" \
+        -- -max_total_time="$half" -dict="fuzz/$target.dict"
+done

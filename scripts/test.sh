@@ -27,7 +27,7 @@ shots=$(mktemp -d)
 TWINBAY_BIN="$PWD/target/debug/twinbay" TWINBAY_SCREENSHOTS="$shots" bash scripts/browser-test.sh
 rm -rf "$shots"
 
-step "fuzzing the agent frame decoder for ${TWINBAY_FUZZ_SECONDS:-60} s"
+step "fuzzing the frame decoders for ${TWINBAY_FUZZ_SECONDS:-60} s"
 bash scripts/fuzz.sh "${TWINBAY_FUZZ_SECONDS:-60}"
 
 step "all checks passed"

@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
             check_diff(NodeState::default(), &changes);
             check_diff(BASELINE.with(|b| b.borrow().clone()), &changes);
         }
-        AgentMessage::Hello(_) | AgentMessage::Metrics { .. } | AgentMessage::Heartbeat { .. } => {}
+        AgentMessage::Hello(_)
+        | AgentMessage::Metrics { .. }
+        | AgentMessage::Heartbeat { .. }
+        | AgentMessage::CommandOutput { .. }
+        | AgentMessage::CommandResult(_) => {}
     }
 });
 

@@ -4,7 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use zbus::object_server::SignalEmitter;
+use serde_json::{Value, json};
+use zbus::object_server::{ObjectServer, SignalEmitter};
 use zbus::{OwnedObjectPath, connection};
 
 use crate::harness::*;
@@ -24,11 +25,112 @@ type UnitRow = (
 
 struct Manager {
     units: Vec<(String, OwnedObjectPath)>,
+    jobs: std::sync::atomic::AtomicU32,
+}
+
+impl Manager {
+    /// A job as systemd runs one: its path at once; the unit's state
+    /// changes (with PropertiesChanged), then `JobRemoved` with the result.
+    async fn job(
+        &self,
+        name: &str,
+        verb: &str,
+        server: &ObjectServer,
+        emitter: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<OwnedObjectPath> {
+        let unit = server
+            .interface::<_, UnitObject>(unit_path(name))
+            .await
+            .map_err(|_| zbus::fdo::Error::Failed(format!("Unit {name} not found.")))?;
+        let id = self.jobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let job = OwnedObjectPath::try_from(format!("/org/freedesktop/systemd1/job/{id}")).unwrap();
+        let (name, verb, emitter, path) = (
+            name.to_string(),
+            verb.to_string(),
+            emitter.to_owned(),
+            job.clone(),
+        );
+        tokio::spawn(async move {
+            let mut steps: Vec<(&str, &str)> = match verb.as_str() {
+                "stop" => vec![("inactive", "dead")],
+                "restart" => vec![("inactive", "dead"), ("active", "running")],
+                _ => vec![("active", "running")],
+            };
+            let broken = name.starts_with("broken");
+            if broken {
+                steps = vec![("failed", "failed")];
+            }
+            for (active, sub) in steps {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut u = unit.get_mut().await;
+                u.active_state = active.into();
+                u.sub_state = sub.into();
+                u.active_state_changed(unit.signal_emitter()).await.unwrap();
+            }
+            let result = if broken { "failed" } else { "done" };
+            Manager::job_removed(&emitter, id, path, &name, result)
+                .await
+                .unwrap();
+        });
+        Ok(job)
+    }
 }
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Manager")]
 impl Manager {
     fn subscribe(&self) {}
+
+    fn get_unit(&self, name: &str) -> zbus::fdo::Result<OwnedObjectPath> {
+        self.units
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| zbus::fdo::Error::Failed(format!("Unit {name} not loaded.")))
+    }
+
+    async fn start_unit(
+        &self,
+        name: &str,
+        _mode: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<OwnedObjectPath> {
+        self.job(name, "start", server, emitter).await
+    }
+
+    async fn stop_unit(
+        &self,
+        name: &str,
+        _mode: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<OwnedObjectPath> {
+        self.job(name, "stop", server, emitter).await
+    }
+
+    async fn restart_unit(
+        &self,
+        name: &str,
+        _mode: &str,
+        #[zbus(object_server)] server: &ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<OwnedObjectPath> {
+        self.job(name, "restart", server, emitter).await
+    }
+
+    #[zbus(property)]
+    fn version(&self) -> String {
+        "255-test-double".into()
+    }
+
+    #[zbus(signal)]
+    async fn job_removed(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: &str,
+        result: &str,
+    ) -> zbus::Result<()>;
 
     fn list_units(&self) -> Vec<UnitRow> {
         let none = OwnedObjectPath::try_from("/").unwrap();
@@ -145,7 +247,12 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
         socket.exists().then_some(())
     });
 
-    let units = ["backup.service", "dev-sda.device"];
+    let units = [
+        "backup.service",
+        "dev-sda.device",
+        "web.service",
+        "broken.service",
+    ];
     let mut builder = connection::Builder::address(address.as_str())
         .name("org.freedesktop.systemd1")
         .serve_at(
@@ -155,6 +262,7 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
                     .iter()
                     .map(|u| (u.to_string(), unit_path(u)))
                     .collect(),
+                jobs: Default::default(),
             },
         );
     for u in units {
@@ -242,5 +350,89 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
             let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
             (twin["units"]["dev-sda.device"]["active_state"] == "failed").then_some(())
         })
+    });
+
+    // The lifecycle verbs go through systemd's jobs, and the twin follows.
+    let operator = hub.token("operator");
+    let run = |verb: &str, unit: &str| -> Value {
+        let body =
+            json!({"op": "lifecycle", "target": {"kind": "unit", "name": unit}, "verb": verb});
+        let auth = format!("Bearer {operator}");
+        let (status, text) = http(
+            hub.addr,
+            "POST",
+            &format!("/api/v1/nodes/{id}/commands"),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            &body.to_string(),
+        )
+        .unwrap();
+        assert_eq!(status, 202, "{text}");
+        let cmd: Value = serde_json::from_str(&text).unwrap();
+        wait_for("the unit command to end", Duration::from_secs(10), || {
+            let (_, c) = hub.get(
+                &format!("/api/v1/commands/{}", cmd["id"].as_str().unwrap()),
+                &operator,
+            );
+            (c["status"] != "running").then_some(c)
+        })
+    };
+    let text = |c: &Value| -> String {
+        c["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["data"].as_str().unwrap())
+            .collect()
+    };
+    tokio::task::block_in_place(|| {
+        let stopped = run("stop", "web.service");
+        assert_eq!(stopped["status"], "ok", "{stopped}");
+        assert_eq!(text(&stopped), "stopped web.service\n");
+        wait_for(
+            "the stopped unit in the twin",
+            Duration::from_secs(3),
+            || {
+                let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+                (twin["units"]["web.service"]["active_state"] == "inactive").then_some(())
+            },
+        );
+        let status = run("status", "web.service");
+        assert!(
+            text(&status).starts_with("web.service: inactive (dead), loaded"),
+            "{status}"
+        );
+        let restarted = run("restart", "web.service");
+        assert_eq!(restarted["status"], "ok", "{restarted}");
+        wait_for(
+            "the restarted unit in the twin",
+            Duration::from_secs(3),
+            || {
+                let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+                (twin["units"]["web.service"]["active_state"] == "active").then_some(())
+            },
+        );
+        let broken = run("start", "broken.service");
+        assert_eq!(broken["status"], "failed", "{broken}");
+        assert!(
+            broken["error"]
+                .as_str()
+                .unwrap()
+                .contains("the job ended with \"failed\""),
+            "{broken}"
+        );
+        let missing = run("start", "nosuch.service");
+        assert_eq!(missing["status"], "failed");
+        assert!(
+            missing["error"]
+                .as_str()
+                .unwrap()
+                .contains("Unit nosuch.service not found"),
+            "{missing}"
+        );
+        let version = run("version", "web.service");
+        assert_eq!(text(&version), "systemd 255-test-double\n");
     });
 }
