@@ -26,8 +26,9 @@ fn ring() -> &'static Ring {
     })
 }
 
-/// Records one or more lines of log output.
+/// Records one or more lines of log output (without terminal colours).
 pub fn record(text: &str) {
+    let text = strip_ansi(text);
     let ring = ring();
     let mut lines = ring.lines.lock().unwrap_or_else(|e| e.into_inner());
     for line in text.lines().filter(|l| !l.is_empty()) {
@@ -37,6 +38,29 @@ pub fn record(text: &str) {
         lines.push_back(line.to_string());
         let _ = ring.live.send(line.to_string());
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        }
+    }
+    out.into()
 }
 
 /// The last `n` lines, and a receiver of lines logged from now on.
@@ -71,7 +95,7 @@ mod tests {
         record("first marker-logbuf\nsecond marker-logbuf\n");
         let (last, mut live) = tail(1);
         assert_eq!(last, ["second marker-logbuf"]);
-        record("third marker-logbuf");
+        record("\x1b[2mthird\x1b[0m marker-logbuf");
         assert_eq!(live.try_recv().unwrap(), "third marker-logbuf");
     }
 }

@@ -524,6 +524,43 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
         "{out:?}"
     );
 
+    // `restart` on the agent: it answers, reconnects, and runs commands again.
+    let connections = |hub: &Hub| {
+        let (_, events) = hub.get(&format!("/api/v1/nodes/{node}/events?limit=500"), &admin);
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "agent.connected")
+            .count()
+    };
+    let before = connections(&hub);
+    let done = until_done(
+        &run(
+            &operator,
+            json!({"op": "lifecycle", "target": {"kind": "agent"}, "verb": "restart"}),
+        )
+        .1,
+    );
+    assert_eq!(done["status"], "ok", "{done}");
+    tokio::task::block_in_place(|| {
+        wait_for("the agent to reconnect", Duration::from_secs(15), || {
+            (connections(&hub) > before).then_some(())
+        })
+    });
+    let (status, r) = tokio::task::block_in_place(|| {
+        let body =
+            json!({"op": "action", "name": "echo", "args": {"msg": "back"}, "wait_secs": 15});
+        post(
+            &hub,
+            &format!("/api/v1/nodes/{node}/commands"),
+            &operator,
+            &body,
+        )
+    });
+    assert_eq!(status, 202, "{r}");
+    assert_eq!(output_text(&until_done(&r)), "back\n");
+
     // A command for a host whose agent is gone fails at once, and says so.
     agent.signal("-TERM");
     tokio::task::block_in_place(|| {
