@@ -239,6 +239,48 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
     });
     assert_eq!(ended["status"], "cancelled", "{ended}");
 
+    // The same from the CLI: lines as they come; Ctrl-C stops it on the host.
+    let mut cli = Command::new(BIN)
+        .arg("ctl")
+        .arg("--data-dir")
+        .arg(&hub.dir)
+        .args(["logs", &node, &format!("container:{name}"), "-f", "-n", "1"])
+        .env("TWINBAY_TOKEN", &operator)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(cli.stdout.take().unwrap()));
+    for _ in 0..2 {
+        let line = tokio::task::block_in_place(|| lines.next().unwrap().unwrap());
+        assert!(line.starts_with("tick "), "{line}");
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &cli.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = tokio::task::block_in_place(|| {
+        wait_for("ctl logs to exit", Duration::from_secs(10), || {
+            cli.try_wait().unwrap()
+        })
+    });
+    assert_eq!(code.code(), Some(130));
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "the CLI's follow to end on the host",
+            Duration::from_secs(10),
+            || {
+                let (_, history) = hub.get(&format!("/api/v1/nodes/{node}/commands"), &admin);
+                (history[0]["summary"] == format!("logs container {name} (follow)")
+                    && history[0]["status"] == "cancelled")
+                    .then_some(())
+            },
+        )
+    });
+
     // The agent is fine, and says no command runs any more.
     let body = json!({"op": "lifecycle", "target": {"kind": "agent"}, "verb": "status"});
     let (status, record) = tokio::task::block_in_place(|| {
@@ -282,6 +324,9 @@ actions:
   sleepy:
     argv: [sh, -c, "(sleep 3; touch DIR/survivor) & sleep 60"]
     timeout: 1s
+  long:
+    argv: [sleep, "60"]
+    timeout: 2m
   chatty:
     argv: [sh, -c, "yes twinbay | head -c 200000; echo finished >&2"]
     output_cap: 1KiB
@@ -487,6 +532,32 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
         !dir.join("survivor").exists(),
         "a process of the timed-out group survived"
     );
+
+    // Cancel: the agent kills it at once; a second cancel finds it ended.
+    let (_, long) = run(&operator, action("long", json!({})));
+    let long_id = long["id"].as_str().unwrap().to_string();
+    let cancelled_at = Instant::now();
+    let auth = format!("Bearer {operator}");
+    let cancel = || {
+        http(
+            hub.addr,
+            "DELETE",
+            &format!("/api/v1/commands/{long_id}"),
+            &[("Authorization", &auth)],
+            "",
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(tokio::task::block_in_place(cancel), 202);
+    let done = until_done(&long);
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(tokio::task::block_in_place(cancel), 409);
 
     // The CLI: output here, the remote exit code as its own.
     let ctl = |args: &[&str]| {
