@@ -289,3 +289,173 @@ impl Running {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use twinbay_proto::command::{Op, Role, Stream, Target, TargetKind, Verb};
+
+    use super::*;
+
+    async fn setup(name: &str) -> (Store, Commands) {
+        let dir =
+            std::env::temp_dir().join(format!("twinbay-commands-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).await.unwrap();
+        (store.clone(), Commands::new(store))
+    }
+
+    fn record(id: &str, node: &str) -> (CommandRecord, Command) {
+        let op = Op::Lifecycle {
+            target: Target {
+                kind: TargetKind::Container,
+                name: "web".into(),
+            },
+            verb: Verb::Logs,
+            lines: None,
+            follow: false,
+        };
+        let record = CommandRecord {
+            id: id.into(),
+            node_id: node.into(),
+            op: op.clone(),
+            summary: op.summary(),
+            actor: "alice".into(),
+            actor_kind: "user".into(),
+            role_needed: Role::Operator,
+            status: Status::Running,
+            exit_code: None,
+            error: None,
+            started_ms: now_ms(),
+            ended_ms: None,
+            duration_ms: None,
+            truncated: false,
+        };
+        let cmd = Command {
+            id: id.into(),
+            role: Role::Operator,
+            actor: "alice".into(),
+            op,
+        };
+        (record, cmd)
+    }
+
+    fn chunk(id: &str, data: &str) -> OutputChunk {
+        OutputChunk {
+            id: id.into(),
+            stream: Stream::Stdout,
+            data: data.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_output_only_from_the_commands_own_agent() {
+        let (store, commands) = setup("route").await;
+        assert!(matches!(
+            commands.dispatch(record("c1", "n1").0, record("c1", "n1").1),
+            Err(DispatchError::NotConnected)
+        ));
+        let mut link = commands.attach("n1", 7);
+        let _other = commands.attach("n2", 8);
+        let (rec, cmd) = record("c1", "n1");
+        store.insert_command(&rec).await.unwrap();
+        commands.dispatch(rec, cmd).unwrap();
+        assert!(matches!(link.recv().await, Some(HubMessage::Command(c)) if c.id == "c1"));
+
+        commands.output("n1", vec![chunk("c1", "one ")]);
+        // A late watcher gets what came before, then what follows.
+        let (_, replay, mut rx) = commands.watch("c1").unwrap();
+        assert_eq!(replay[0].data, "one ");
+        commands.output("n2", vec![chunk("c1", "forged")]);
+        commands.finish(
+            "n2",
+            CommandResult {
+                id: "c1".into(),
+                status: Status::Ok,
+                exit_code: Some(0),
+                error: None,
+                duration_ms: 1,
+                truncated: false,
+            },
+        );
+        assert!(
+            commands.running_record("c1").is_some(),
+            "another node cannot end it"
+        );
+        commands.output("n1", vec![chunk("c1", "two")]);
+        commands.finish(
+            "n1",
+            CommandResult {
+                id: "c1".into(),
+                status: Status::Ok,
+                exit_code: Some(0),
+                error: None,
+                duration_ms: 1,
+                truncated: false,
+            },
+        );
+        assert!(matches!(rx.recv().await, Ok(Watch::Output(o)) if o.data == "two"));
+        match rx.recv().await {
+            Ok(Watch::Done(r)) => assert_eq!((r.status, r.exit_code), (Status::Ok, Some(0))),
+            other => panic!("{other:?}"),
+        }
+        // Stored with its output, once the spawned write lands.
+        for _ in 0..50 {
+            if let Some((r, out)) = store.command("c1").await.unwrap()
+                && r.status == Status::Ok
+            {
+                assert_eq!(out.len(), 1);
+                assert_eq!(out[0].data, "one two");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the command's end was not stored");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_link_loses_its_commands_but_not_a_newer_links() {
+        let (store, commands) = setup("lost").await;
+        let _old = commands.attach("n1", 1);
+        let (rec, cmd) = record("c2", "n1");
+        store.insert_command(&rec).await.unwrap();
+        commands.dispatch(rec, cmd).unwrap();
+        let (_, _, mut rx) = commands.watch("c2").unwrap();
+        // A newer session replaced the old one: the old one's end changes nothing.
+        let _new = commands.attach("n1", 2);
+        commands.detach("n1", 1);
+        assert!(commands.is_attached("n1"));
+        assert!(commands.running_record("c2").is_some());
+        commands.detach("n1", 2);
+        match rx.recv().await {
+            Ok(Watch::Done(r)) => assert_eq!(r.status, Status::Lost),
+            other => panic!("{other:?}"),
+        }
+        assert!(!commands.cancel("c2"), "nothing left to cancel");
+    }
+
+    #[test]
+    fn keeps_output_up_to_the_limit() {
+        let mut r = Running {
+            record: record("c3", "n1").0,
+            output: Vec::new(),
+            kept: 0,
+            events: broadcast::channel(4).0,
+        };
+        r.keep(Output {
+            stream: Stream::Stdout,
+            data: "x".repeat(KEEP_OUTPUT - 1),
+        });
+        r.keep(Output {
+            stream: Stream::Stderr,
+            data: "€€".into(),
+        });
+        assert!(r.record.truncated);
+        assert_eq!(r.kept, KEEP_OUTPUT - 1);
+        assert_eq!(
+            r.output.len(),
+            2,
+            "the stderr piece is cut to a whole character (none)"
+        );
+    }
+}
