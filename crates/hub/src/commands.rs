@@ -276,6 +276,9 @@ impl Running {
             self.record.truncated = true;
         }
         self.kept += data.len();
+        if data.is_empty() {
+            return;
+        }
         match self.output.last_mut() {
             Some(last) if last.stream == out.stream => last.data.push_str(&data),
             _ => self.output.push(Output {
@@ -454,8 +457,8 @@ mod tests {
         assert_eq!(r.kept, KEEP_OUTPUT - 1);
         assert_eq!(
             r.output.len(),
-            2,
-            "the stderr piece is cut to a whole character (none)"
+            1,
+            "no room for a whole character of the stderr piece"
         );
     }
 }
