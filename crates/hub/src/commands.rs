@@ -9,7 +9,7 @@
 //! ones). When a link goes, its commands are marked lost at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc};
 use twinbay_proto::command::{Command, CommandResult, OutputChunk, Status};
@@ -42,6 +42,18 @@ struct Running {
     output: Vec<Output>,
     kept: usize,
     events: broadcast::Sender<Watch>,
+    /// Ended, and staying here until the store has its end, so no reader
+    /// ever sees the stale `running` row.
+    ended: bool,
+}
+
+/// A command as a watcher finds it.
+pub struct Watched {
+    pub record: CommandRecord,
+    /// The output so far.
+    pub output: Vec<Output>,
+    /// What follows; `None` once it has ended (`record` is final then).
+    pub rx: Option<broadcast::Receiver<Watch>>,
 }
 
 /// Why a command could not be sent.
@@ -56,7 +68,7 @@ pub enum DispatchError {
 pub struct Commands {
     store: Store,
     links: Mutex<HashMap<String, Link>>,
-    running: Mutex<HashMap<String, Running>>,
+    running: Arc<Mutex<HashMap<String, Running>>>,
 }
 
 impl Commands {
@@ -64,7 +76,7 @@ impl Commands {
         Commands {
             store,
             links: Mutex::new(HashMap::new()),
-            running: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -86,7 +98,7 @@ impl Commands {
         }
         let lost: Vec<String> = lock(&self.running)
             .values()
-            .filter(|r| r.record.node_id == node_id)
+            .filter(|r| r.record.node_id == node_id && !r.ended)
             .map(|r| r.record.id.clone())
             .collect();
         for id in lost {
@@ -118,6 +130,7 @@ impl Commands {
                 output: Vec::new(),
                 kept: 0,
                 events: broadcast::channel(WATCH_BUFFER).0,
+                ended: false,
             },
         );
         tx.try_send(HubMessage::Command(cmd)).map_err(|e| {
@@ -133,6 +146,7 @@ impl Commands {
     pub fn cancel(&self, id: &str) -> bool {
         let Some(node_id) = lock(&self.running)
             .get(id)
+            .filter(|r| !r.ended)
             .map(|r| r.record.node_id.clone())
         else {
             return false;
@@ -154,15 +168,16 @@ impl Commands {
         true
     }
 
-    /// The record, the output so far and a receiver of what follows; `None`
-    /// when the command is not running.
-    pub fn watch(
-        &self,
-        id: &str,
-    ) -> Option<(CommandRecord, Vec<Output>, broadcast::Receiver<Watch>)> {
+    /// The command as the hub holds it (running, or ended and not yet
+    /// stored); `None` means the store has the last word.
+    pub fn watch(&self, id: &str) -> Option<Watched> {
         let running = lock(&self.running);
         let r = running.get(id)?;
-        Some((r.record.clone(), r.output.clone(), r.events.subscribe()))
+        Some(Watched {
+            record: r.record.clone(),
+            output: r.output.clone(),
+            rx: (!r.ended).then(|| r.events.subscribe()),
+        })
     }
 
     pub fn running_record(&self, id: &str) -> Option<CommandRecord> {
@@ -177,7 +192,7 @@ impl Commands {
             let Some(r) = running.get_mut(&chunk.id) else {
                 continue;
             };
-            if r.record.node_id != node_id {
+            if r.record.node_id != node_id || r.ended {
                 continue;
             }
             let out = Output {
@@ -193,7 +208,7 @@ impl Commands {
     pub fn finish(&self, node_id: &str, result: CommandResult) {
         let mine = lock(&self.running)
             .get(&result.id)
-            .is_some_and(|r| r.record.node_id == node_id);
+            .is_some_and(|r| r.record.node_id == node_id && !r.ended);
         if !mine || result.status == Status::Running {
             return;
         }
@@ -215,23 +230,30 @@ impl Commands {
         error: Option<String>,
         truncated: bool,
     ) {
-        let Some(mut r) = lock(&self.running).remove(id) else {
-            return;
+        let (record, output) = {
+            let mut running = lock(&self.running);
+            let Some(r) = running.get_mut(id).filter(|r| !r.ended) else {
+                return;
+            };
+            let ended = now_ms();
+            r.ended = true;
+            r.record.status = status;
+            r.record.exit_code = exit_code;
+            r.record.error = error;
+            r.record.ended_ms = Some(ended);
+            r.record.duration_ms = Some(ended - r.record.started_ms);
+            r.record.truncated |= truncated;
+            let _ = r.events.send(Watch::Done(Box::new(r.record.clone())));
+            (r.record.clone(), r.output.clone())
         };
-        let ended = now_ms();
-        r.record.status = status;
-        r.record.exit_code = exit_code;
-        r.record.error = error;
-        r.record.ended_ms = Some(ended);
-        r.record.duration_ms = Some(ended - r.record.started_ms);
-        r.record.truncated |= truncated;
-        let _ = r.events.send(Watch::Done(Box::new(r.record.clone())));
         let store = self.store.clone();
+        let running = self.running.clone();
         tokio::spawn(async move {
-            let record = r.record;
-            if let Err(e) = store.finish_command(&record, &r.output).await {
+            if let Err(e) = store.finish_command(&record, &output).await {
                 tracing::error!(id = record.id, error = %crate::report(&e), "could not store a command's end");
             }
+            // Now the store has it all; readers may go there.
+            lock(&running).remove(&record.id);
             let outcome = match record.status {
                 Status::Ok => Outcome::Ok,
                 Status::Refused => Outcome::Denied,
@@ -367,8 +389,9 @@ mod tests {
 
         commands.output("n1", vec![chunk("c1", "one ")]);
         // A late watcher gets what came before, then what follows.
-        let (_, replay, mut rx) = commands.watch("c1").unwrap();
-        assert_eq!(replay[0].data, "one ");
+        let watched = commands.watch("c1").unwrap();
+        assert_eq!(watched.output[0].data, "one ");
+        let mut rx = watched.rx.unwrap();
         commands.output("n2", vec![chunk("c1", "forged")]);
         commands.finish(
             "n2",
@@ -381,8 +404,9 @@ mod tests {
                 truncated: false,
             },
         );
-        assert!(
-            commands.running_record("c1").is_some(),
+        assert_eq!(
+            commands.running_record("c1").unwrap().status,
+            Status::Running,
             "another node cannot end it"
         );
         commands.output("n1", vec![chunk("c1", "two")]);
@@ -401,6 +425,12 @@ mod tests {
         match rx.recv().await {
             Ok(Watch::Done(r)) => assert_eq!((r.status, r.exit_code), (Status::Ok, Some(0))),
             other => panic!("{other:?}"),
+        }
+        // Until the store has its end, the hub still holds it, ended.
+        if let Some(w) = commands.watch("c1") {
+            assert_eq!(w.record.status, Status::Ok);
+            assert!(w.rx.is_none());
+            assert_eq!(w.output[0].data, "one two");
         }
         // Stored with its output, once the spawned write lands.
         for _ in 0..50 {
@@ -423,12 +453,15 @@ mod tests {
         let (rec, cmd) = record("c2", "n1");
         store.insert_command(&rec).await.unwrap();
         commands.dispatch(rec, cmd).unwrap();
-        let (_, _, mut rx) = commands.watch("c2").unwrap();
+        let mut rx = commands.watch("c2").unwrap().rx.unwrap();
         // A newer session replaced the old one: the old one's end changes nothing.
         let _new = commands.attach("n1", 2);
         commands.detach("n1", 1);
         assert!(commands.is_attached("n1"));
-        assert!(commands.running_record("c2").is_some());
+        assert_eq!(
+            commands.running_record("c2").unwrap().status,
+            Status::Running
+        );
         commands.detach("n1", 2);
         match rx.recv().await {
             Ok(Watch::Done(r)) => assert_eq!(r.status, Status::Lost),
@@ -444,6 +477,7 @@ mod tests {
             output: Vec::new(),
             kept: 0,
             events: broadcast::channel(4).0,
+            ended: false,
         };
         r.keep(Output {
             stream: Stream::Stdout,

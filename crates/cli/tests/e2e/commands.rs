@@ -19,6 +19,17 @@ fn podman(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// Removes the container when the test ends, passed or not.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.0])
+            .output();
+    }
+}
+
 fn post(hub: &Hub, path: &str, token: &str, body: &Value) -> (u16, Value) {
     let auth = format!("Bearer {token}");
     let (status, text) = http(
@@ -115,6 +126,7 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
     let (_dir, _service, hub, _agent, admin, node) = setup("cmd-containers", "{}");
     let operator = hub.token("operator");
     let name = format!("tb-cmd-{}", std::process::id());
+    let _cleanup = Container(name.clone());
     podman(&[
         "run",
         "-d",
@@ -305,7 +317,6 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
         text.contains("commands running: 1"),
         "only the status command itself: {text}"
     );
-    podman(&["rm", "-f", "-t", "0", &name]);
 }
 
 const POLICY: &str = r#"
@@ -381,6 +392,30 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
         (done["status"].as_str(), output_text(&done).as_str()),
         (Some("ok"), "hello there\n")
     );
+
+    // A fast command read back at once is never `running` with no output
+    // (the hub holds its end until the store has it).
+    for i in 0..30 {
+        let (_, r) = run(
+            &operator,
+            action("echo", json!({"msg": format!("quick {i}")})),
+        );
+        let path = format!("/api/v1/commands/{}/output", r["id"].as_str().unwrap());
+        let auth = format!("Bearer {operator}");
+        let (status, feed) = tokio::task::block_in_place(|| {
+            http(hub.addr, "GET", &path, &[("Authorization", &auth)], "").unwrap()
+        });
+        assert_eq!(status, 200);
+        let events: Vec<Value> = feed
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let last = events.last().unwrap();
+        if last["type"] == "result" {
+            assert_eq!(last["command"]["status"], "ok", "{feed}");
+            assert!(feed.contains(&format!("quick {i}\\n")), "{feed}");
+        }
+    }
 
     let done = until_done(&run(operator.as_str(), action("fail", json!({}))).1);
     assert_eq!(

@@ -24,7 +24,7 @@ use super::auth::Auth;
 use super::nodes::require_node;
 use crate::HubState;
 use crate::audit::{Outcome, Record};
-use crate::commands::{DispatchError, Watch};
+use crate::commands::{DispatchError, Watch, Watched};
 use crate::store::{CommandRecord, Output, Principal, PrincipalKind, Role, now_ms};
 
 /// Longest a caller may wait for a disconnected agent.
@@ -240,8 +240,17 @@ pub async fn run(
     if !req.stream {
         return Ok((StatusCode::ACCEPTED, Json(record)).into_response());
     }
-    let watch = hub.commands.watch(&id);
-    Ok(ndjson(hub.clone(), id, watch, true))
+    let watched = hub.commands.watch(&id).unwrap_or_else(|| {
+        // Ended and stored already (it cannot be, but say what we know).
+        let mut r = record;
+        r.status = Status::Lost;
+        Watched {
+            record: r,
+            output: Vec::new(),
+            rx: None,
+        }
+    });
+    Ok(ndjson(hub.clone(), id, watched, true))
 }
 
 /// The live output of a command (NDJSON): the record, output so far, then
@@ -261,21 +270,13 @@ pub async fn output(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (record, stored) = readable(&hub, &who, &id).await?;
-    if record.status == Status::Running
-        && let Some(watch) = hub.commands.watch(&id)
-    {
-        return Ok(ndjson(hub.clone(), id, Some(watch), false));
-    }
-    // Ended: what the store has, in the same shape.
-    let mut lines = vec![line(&json!({"type": "command", "command": record}))];
-    for out in stored {
-        lines.push(line(
-            &json!({"type": "output", "stream": out.stream, "data": out.data}),
-        ));
-    }
-    lines.push(line(&json!({"type": "result", "command": record})));
-    Ok(ndjson_response(Body::from(lines.concat())))
+    let (record, output) = readable(&hub, &who, &id).await?;
+    let watched = hub.commands.watch(&id).unwrap_or(Watched {
+        record,
+        output,
+        rx: None,
+    });
+    Ok(ndjson(hub.clone(), id, watched, false))
 }
 
 /// A command and its stored output.
@@ -369,16 +370,17 @@ async fn readable(
             id.chars().take(64).collect::<String>()
         ))
     };
-    let (mut record, output) = hub.store.command(id).await?.ok_or_else(missing)?;
+    // The hub's own copy first: it holds a command until the store has its end.
+    let (record, output) = match hub.commands.watch(id) {
+        Some(w) => (w.record, w.output),
+        None => hub.store.command(id).await?.ok_or_else(missing)?,
+    };
     require_node(hub, &record.node_id, who).map_err(|_| missing())?;
     if cmd_role(who.role) < record.role_needed {
         return Err(ApiError::Forbidden(format!(
             "this command's output needs the {} role",
             record.role_needed.as_str()
         )));
-    }
-    if let Some(live) = hub.commands.running_record(id) {
-        record = live;
     }
     Ok((record, output))
 }
@@ -422,36 +424,26 @@ struct Feed {
     guard: CancelOnDrop,
 }
 
-/// The live feed of a running command as an NDJSON body.
-fn ndjson(
-    hub: Arc<HubState>,
-    id: String,
-    watch: Option<(CommandRecord, Vec<Output>, broadcast::Receiver<Watch>)>,
-    cancel_on_drop: bool,
-) -> Response {
+fn output_line(out: &Output) -> String {
+    line(&json!({"type": "output", "stream": out.stream, "data": out.data}))
+}
+
+/// A command's feed as an NDJSON body: the record, the output so far, then
+/// (while it runs) what follows and the final record.
+fn ndjson(hub: Arc<HubState>, id: String, watched: Watched, cancel_on_drop: bool) -> Response {
     let guard = CancelOnDrop {
-        hub: hub.clone(),
-        id: id.clone(),
-        armed: cancel_on_drop,
+        hub,
+        id,
+        armed: cancel_on_drop && watched.rx.is_some(),
     };
-    let (first, rx) = match watch {
-        Some((record, replay, rx)) => {
-            let mut first = line(&json!({"type": "command", "command": record}));
-            for out in replay {
-                first.push_str(&line(
-                    &json!({"type": "output", "stream": out.stream, "data": out.data}),
-                ));
-            }
-            (first, Some(rx))
-        }
-        // It ended between dispatch and now: the store has it.
-        None => (
-            line(
-                &json!({"type": "error", "message": "the command ended before its output could be followed; GET /api/v1/commands/{id}"}),
-            ),
-            None,
-        ),
-    };
+    let mut first = line(&json!({"type": "command", "command": watched.record}));
+    for out in &watched.output {
+        first.push_str(&output_line(out));
+    }
+    if watched.rx.is_none() {
+        first.push_str(&line(&json!({"type": "result", "command": watched.record})));
+    }
+    let rx = watched.rx;
     let feed = Feed {
         first: Some(first),
         rx,
@@ -463,9 +455,7 @@ fn ndjson(
         }
         let rx = feed.rx.as_mut()?;
         let text = match rx.recv().await {
-            Ok(Watch::Output(out)) => {
-                line(&json!({"type": "output", "stream": out.stream, "data": out.data}))
-            }
+            Ok(Watch::Output(out)) => output_line(&out),
             Ok(Watch::Done(record)) => {
                 feed.guard.armed = false;
                 feed.rx = None;
