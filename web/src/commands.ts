@@ -28,6 +28,9 @@ export function verbsFor(policy: Policy | null | undefined, kind: TargetKind): V
 /** Verbs that change something: asked for again before they run. */
 export const CONFIRM: Partial<Record<Verb, true>> = { stop: true, restart: true };
 
+/** Re-reads (every 250 ms) of a record whose live feed ended while it still said running. */
+const REREADS = 20;
+
 /** How many lines `logs` asks for before following. */
 export const LOG_LINES = 100;
 
@@ -160,7 +163,8 @@ export class Session {
     const rec = (command ?? flat) as CommandRecord;
     if (!rec.id) return;
     this.record = rec;
-    this.phase = type === 'result' || ENDED(rec.status) ? 'ended' : 'running';
+    // A result still saying "running" (the hub had not stored the end yet) is not the end: follow() re-reads it.
+    this.phase = ENDED(rec.status) ? 'ended' : 'running';
     changed();
   }
 
@@ -260,14 +264,23 @@ async function follow(s: Session, res: Response) {
     s.out.note(`reading the output stopped: ${(err as Error).message}`);
   }
   if (s.signal.aborted) return;
-  // The stream ended without a result (it ended before it could be followed,
-  // or the hub went away): the stored record, and its output if none came.
+  // The feed ended without a final result (it ended before it could be
+  // followed, the hub had not stored its end yet, or the hub went away): the
+  // stored record, re-read for a few seconds while it still says running, and
+  // its output if none came live.
   if (s.record && s.phase !== 'ended') {
     try {
-      const { output, ...rec } = await api.command(s.record.id);
-      s.record = rec;
-      if (!s.gotOutput && output?.length) s.replay(output);
-      if (rec.status === 'running') s.out.note('the live output ended; the command is still running (see the history)');
+      for (let i = 0; ; i++) {
+        const { output, ...rec } = await api.command(s.record.id);
+        if (s.signal.aborted) return;
+        if (rec.status !== 'running' || i >= REREADS) {
+          s.record = rec;
+          if (!s.gotOutput && output?.length) s.replay(output);
+          if (rec.status === 'running') s.out.note('the live output ended; the command is still running (see the history)');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
     } catch (err) {
       s.out.note(`the live output ended: ${(err as Error).message}`);
     }

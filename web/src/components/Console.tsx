@@ -97,7 +97,7 @@ function Console({ s }: { s: Session }) {
   const r = s.record;
   const status = s.status;
   const host = fleet.nodes.get(s.nodeId)?.hostname ?? s.nodeId;
-  const took = r?.duration_ms ?? (r ? (r.ended_ms ?? now) - r.started_ms : null);
+  const took = r?.duration_ms ?? (r ? Math.max(0, (r.ended_ms ?? Math.max(now, Date.now())) - r.started_ms) : null);
   const error = s.error || r?.error || '';
   const canCancel = running && can(role, 'command.cancel') && (!!r || s.streamed);
 
