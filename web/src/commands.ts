@@ -163,7 +163,7 @@ export class Session {
     const rec = (command ?? flat) as CommandRecord;
     if (!rec.id) return;
     this.record = rec;
-    // A result still saying "running" (the hub had not stored the end yet) is not the end: follow() re-reads it.
+    // A result still saying "running" is not the end (older hubs could answer so): follow() re-reads it.
     this.phase = ENDED(rec.status) ? 'ended' : 'running';
     changed();
   }
@@ -265,7 +265,7 @@ async function follow(s: Session, res: Response) {
   }
   if (s.signal.aborted) return;
   // The feed ended without a final result (it ended before it could be
-  // followed, the hub had not stored its end yet, or the hub went away): the
+  // followed, or the hub went away): the
   // stored record, re-read for a few seconds while it still says running, and
   // its output if none came live.
   if (s.record && s.phase !== 'ended') {
