@@ -94,16 +94,20 @@ fn main() {
     let _podman = podman_service(&socket);
     let hub = Hub::start(&dir.join("hub"));
     let token = hub.token("operator");
-    let agent = agent_with(
-        Some(&hub.join()),
-        &dir.join("agent"),
-        &[
-            "--container-socket",
-            socket.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-        ],
-    );
+    // The agent logs two lines per command; nobody reads them here, so they
+    // go nowhere rather than into a pipe that would fill and stall it.
+    let agent = Proc {
+        child: Command::new(BIN)
+            .args(["agent", "--join", &hub.join(), "--state-dir"])
+            .arg(dir.join("agent"))
+            .args(["--container-socket", socket.to_str().unwrap()])
+            .args(["--policy", policy.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        name: "agent",
+    };
     let (node, _) = hub.wait_twin(&token, "the node", Duration::from_secs(20), |t| {
         t["policy"].is_object()
     });

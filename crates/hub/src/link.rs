@@ -143,7 +143,20 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
                     close(&mut socket, 1009, "frame over the size limit or broken").await;
                     break;
                 }
-                Ok(Some(Ok(Message::Text(text)))) => conn_state.handle(text.as_bytes()),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    if is_command_frame(text.as_bytes()) {
+                        let wait = conn_state.command_bucket.pace(
+                            std::time::Instant::now(),
+                            throttle::COMMAND_RATE,
+                            throttle::BURST,
+                        );
+                        if !wait.is_zero() {
+                            conn_state.hub.metrics.agent_throttled.inc();
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                    conn_state.handle(text.as_bytes())
+                }
                 Ok(Some(Ok(Message::Binary(_)))) => conn_state.bad(
                     ErrorCode::BadFrame,
                     "binary frames are not part of the protocol".into(),
@@ -175,14 +188,14 @@ struct Connection<'a> {
 impl Connection<'_> {
     /// Applies one text frame; returns what to answer, if anything.
     fn handle(&mut self, bytes: &[u8]) -> Option<HubMessage> {
-        // Command output and results have their own budget: the twin's
-        // traffic must not crowd out a result (or the other way round).
-        let bucket = if bytes.starts_with(br#"{"type":"command_"#) {
-            &mut self.command_bucket
+        // Command output and results are paced by the session loop instead
+        // (they must not be lost); the rest is dropped over its budget.
+        let verdict = if is_command_frame(bytes) {
+            throttle::Verdict::Take
         } else {
-            &mut self.bucket
+            self.bucket.frame(std::time::Instant::now())
         };
-        match bucket.frame(std::time::Instant::now()) {
+        match verdict {
             throttle::Verdict::Take => {}
             throttle::Verdict::Drop => {
                 self.hub.metrics.agent_throttled.inc();
@@ -277,6 +290,11 @@ impl Connection<'_> {
         );
         Some(HubMessage::error(code, message, fatal))
     }
+}
+
+/// Command output or a command result (the agent writes the type first).
+fn is_command_frame(bytes: &[u8]) -> bool {
+    bytes.starts_with(br#"{"type":"command_"#)
 }
 
 async fn send(socket: &mut WebSocket, msg: &HubMessage) -> Result<(), axum::Error> {

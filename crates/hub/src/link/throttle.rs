@@ -7,6 +7,8 @@ use std::time::Instant;
 pub const RATE: f64 = 20.0;
 /// Frames it may send at once.
 pub const BURST: f64 = 200.0;
+/// Command output and result frames per second, paced rather than dropped.
+pub const COMMAND_RATE: f64 = 200.0;
 
 #[derive(Debug)]
 pub struct Bucket {
@@ -35,6 +37,22 @@ impl Bucket {
         }
     }
 
+    /// Paces instead of dropping (for command output and results, which
+    /// must not be lost): takes a token, and says how long to wait before
+    /// reading on so the agent keeps to `rate` frames a second. Waiting
+    /// stops reading the socket, so TCP slows the agent down.
+    pub fn pace(&mut self, now: Instant, rate: f64, burst: f64) -> std::time::Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.last = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Duration::from_secs_f64(-self.tokens / rate)
+        }
+    }
+
     pub fn frame(&mut self, now: Instant) -> Verdict {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * RATE).min(BURST);
@@ -58,6 +76,22 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn pacing_never_drops_and_keeps_the_rate() {
+        let start = Instant::now();
+        let mut b = Bucket::new(start);
+        // The burst goes through at once.
+        for _ in 0..200 {
+            assert_eq!(b.pace(start, 100.0, 200.0), Duration::ZERO);
+        }
+        // Then each frame waits its share: 1/100 s, growing while no time passes.
+        assert_eq!(b.pace(start, 100.0, 200.0), Duration::from_millis(10));
+        assert_eq!(b.pace(start, 100.0, 200.0), Duration::from_millis(20));
+        // After waiting, the next one waits only its own share again.
+        let later = start + Duration::from_millis(20);
+        assert_eq!(b.pace(later, 100.0, 200.0), Duration::from_millis(10));
+    }
 
     #[test]
     fn a_burst_passes_then_the_steady_rate() {
