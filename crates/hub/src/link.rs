@@ -148,7 +148,7 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
                         let wait = conn_state.command_bucket.pace(
                             std::time::Instant::now(),
                             throttle::COMMAND_RATE,
-                            throttle::BURST,
+                            throttle::COMMAND_BURST,
                         );
                         if !wait.is_zero() {
                             conn_state.hub.metrics.agent_throttled.inc();

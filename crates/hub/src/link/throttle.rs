@@ -7,8 +7,12 @@ use std::time::Instant;
 pub const RATE: f64 = 20.0;
 /// Frames it may send at once.
 pub const BURST: f64 = 200.0;
-/// Command output and result frames per second, paced rather than dropped.
-pub const COMMAND_RATE: f64 = 200.0;
+/// Command output and result frames per second, paced rather than dropped
+/// (a result is one frame, output at most ten a second per command; this
+/// leaves scripts running hundreds of quick commands a second unpaced).
+pub const COMMAND_RATE: f64 = 1000.0;
+/// Command frames an agent may send at once.
+pub const COMMAND_BURST: f64 = 1000.0;
 
 #[derive(Debug)]
 pub struct Bucket {
