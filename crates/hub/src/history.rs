@@ -266,6 +266,11 @@ struct Maintenance {
     dirty_from: Arc<AtomicI64>,
 }
 
+/// How long ended commands (and their output) are kept.
+pub const COMMANDS_KEPT_FOR: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How many ended commands are kept per host, newest first.
+pub const COMMANDS_KEPT_PER_HOST: u32 = 1000;
+
 impl Maintenance {
     async fn run(self, stop: CancellationToken, writer: JoinHandle<()>) {
         let mut rollups = tokio::time::interval(self.config.rollup_every);
@@ -320,6 +325,10 @@ impl Maintenance {
             .map(|(t, keep)| (*t, ago(keep)))
             .collect();
         self.store.delete_history_before(ago(r.raw), &tiers).await?;
+        // Command history lives by the same clock: by age and by count per host.
+        self.store
+            .prune_commands(ago(COMMANDS_KEPT_FOR), COMMANDS_KEPT_PER_HOST)
+            .await?;
         self.store.compact().await?;
         for level in [None, Some(60), Some(900), Some(3600)] {
             while self.store.disk_bytes() > self.config.max_bytes {

@@ -185,6 +185,24 @@ impl Store {
         rows.into_iter().map(record).collect()
     }
 
+    /// Forgets ended commands older than `before_ms`, and all but the newest
+    /// `keep` of each host; running ones stay. Returns how many went.
+    pub async fn prune_commands(&self, before_ms: i64, keep: u32) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "DELETE FROM commands WHERE status != 'running' AND (ended_ms < ? OR id IN (\
+               SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+                 (PARTITION BY node_id ORDER BY started_ms DESC, id DESC) AS n FROM commands) \
+               WHERE n > ?))",
+        )
+        .bind(before_ms)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// Commands a previous hub process left running can never end now.
     pub async fn lose_running_commands(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;

@@ -137,3 +137,62 @@ async fn api_tokens_and_sessions_authenticate_with_their_role() {
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn old_and_surplus_commands_are_pruned_but_running_ones_stay() {
+    use twinbay_proto::command::{Op, Role as CmdRole, Status};
+    let dir = tempdir("prune-commands");
+    let store = Store::open(&dir).await.unwrap();
+    let command = |id: &str, node: &str, started: i64, status: Status| CommandRecord {
+        id: id.into(),
+        node_id: node.into(),
+        op: Op::Action {
+            name: "x".into(),
+            args: Default::default(),
+        },
+        summary: "action x".into(),
+        actor: "alice".into(),
+        actor_kind: "user".into(),
+        role_needed: CmdRole::Operator,
+        status,
+        exit_code: Some(0),
+        error: None,
+        started_ms: started,
+        ended_ms: (status != Status::Running).then_some(started + 1),
+        duration_ms: None,
+        truncated: false,
+    };
+    let all = [
+        command("a1", "n1", 1_000, Status::Ok),
+        command("a2", "n1", 50_000, Status::Ok),
+        command("a3", "n1", 60_000, Status::Failed),
+        command("a4", "n1", 70_000, Status::Ok),
+        command("a0", "n1", 500, Status::Running),
+        command("b1", "n2", 80_000, Status::Ok),
+    ];
+    for c in &all {
+        store.insert_command(c).await.unwrap();
+        if c.status != Status::Running {
+            store.finish_command(c, &[]).await.unwrap();
+        }
+    }
+    // Older than 10 s goes (a1); then n1 keeps its newest two (a4, a3), and
+    // the running one stays whatever its age.
+    let gone = store.prune_commands(10_000, 2).await.unwrap();
+    assert_eq!(gone, 2);
+    let ids = |n: &str| {
+        let store = store.clone();
+        let n = n.to_string();
+        async move {
+            store
+                .node_commands(&n, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids("n1").await, ["a4", "a3", "a0"]);
+    assert_eq!(ids("n2").await, ["b1"]);
+}
