@@ -235,13 +235,8 @@ impl Commands {
             let Some(r) = running.get_mut(id).filter(|r| !r.ended) else {
                 return;
             };
-            let ended = now_ms();
             r.ended = true;
-            r.record.status = status;
-            r.record.exit_code = exit_code;
-            r.record.error = error;
-            r.record.ended_ms = Some(ended);
-            r.record.duration_ms = Some(ended - r.record.started_ms);
+            r.record.end(status, exit_code, error, now_ms());
             r.record.truncated |= truncated;
             let _ = r.events.send(Watch::Done(Box::new(r.record.clone())));
             (r.record.clone(), r.output.clone())

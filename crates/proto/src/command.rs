@@ -13,7 +13,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Who may run a command. Ordered: a higher role may do what a lower one may.
+/// What a person or token may do, and so which commands it may run.
+/// Ordered: each role can do what those below it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +31,12 @@ impl Role {
             Role::Operator => "operator",
             Role::Admin => "admin",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Viewer, Role::Operator, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 

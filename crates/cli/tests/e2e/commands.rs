@@ -30,43 +30,6 @@ impl Drop for Container {
     }
 }
 
-fn post(hub: &Hub, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let (status, text) = http(
-        hub.addr,
-        "POST",
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &body.to_string(),
-    )
-    .unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Waits for a command to end; returns its record with output.
-fn finished(hub: &Hub, token: &str, id: &str, within: Duration) -> Value {
-    wait_for(&format!("command {id} to end"), within, || {
-        let (status, c) = hub.get(&format!("/api/v1/commands/{id}"), token);
-        assert_eq!(status, 200, "{c}");
-        (c["status"] != "running").then_some(c)
-    })
-}
-
-fn output_text(c: &Value) -> String {
-    c["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["data"].as_str().unwrap())
-        .collect()
-}
-
 /// The host's uptime in seconds (containers see the host's /proc/uptime).
 fn uptime() -> f64 {
     std::fs::read_to_string("/proc/uptime")
@@ -164,12 +127,7 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
     next_json(&mut ui).await;
     let body = json!({"op": "lifecycle", "target": {"kind": "container", "name": name}, "verb": "restart"});
     let (status, record) = tokio::task::block_in_place(|| {
-        post(
-            &hub,
-            &format!("/api/v1/nodes/{node}/commands"),
-            &operator,
-            &body,
-        )
+        hub.post(&format!("/api/v1/nodes/{node}/commands"), &operator, &body)
     });
     assert_eq!(status, 202, "{record}");
     assert_eq!(record["status"], "running");
@@ -195,11 +153,11 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
         }
     }
     let done =
-        tokio::task::block_in_place(|| finished(&hub, &operator, &id, Duration::from_secs(20)));
+        tokio::task::block_in_place(|| hub.wait_command(&operator, &id, Duration::from_secs(20)));
     assert_eq!(done["status"], "ok", "{done}");
     assert_eq!(done["exit_code"], 0);
     assert!(
-        output_text(&done).contains(&format!("restarted {name}")),
+        command_output(&done).contains(&format!("restarted {name}")),
         "{done}"
     );
     let after = container_state(&hub, &admin, &node, &name).unwrap();
@@ -260,7 +218,7 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
     println!("logs -f latencies (s): {latencies:?}");
     assert!(latencies.iter().all(|l| *l < 1.0), "{latencies:?}");
     let ended = tokio::task::block_in_place(|| {
-        finished(&hub, &operator, &follow_id, Duration::from_secs(10))
+        hub.wait_command(&operator, &follow_id, Duration::from_secs(10))
     });
     assert_eq!(ended["status"], "cancelled", "{ended}");
 
@@ -309,23 +267,17 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
     // The agent is fine, and says no command runs any more.
     let body = json!({"op": "lifecycle", "target": {"kind": "agent"}, "verb": "status"});
     let (status, record) = tokio::task::block_in_place(|| {
-        post(
-            &hub,
-            &format!("/api/v1/nodes/{node}/commands"),
-            &operator,
-            &body,
-        )
+        hub.post(&format!("/api/v1/nodes/{node}/commands"), &operator, &body)
     });
     assert_eq!(status, 202, "{record}");
     let status_cmd = tokio::task::block_in_place(|| {
-        finished(
-            &hub,
+        hub.wait_command(
             &operator,
             record["id"].as_str().unwrap(),
             Duration::from_secs(10),
         )
     });
-    let text = output_text(&status_cmd);
+    let text = command_output(&status_cmd);
     assert!(
         text.contains("commands running: 1"),
         "only the status command itself: {text}"
@@ -367,19 +319,13 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
     let viewer = hub.token("viewer");
     let run = |token: &str, body: Value| {
         tokio::task::block_in_place(|| {
-            post(
-                &hub,
-                &format!("/api/v1/nodes/{node}/commands"),
-                token,
-                &body,
-            )
+            hub.post(&format!("/api/v1/nodes/{node}/commands"), token, &body)
         })
     };
     let action = |name: &str, args: Value| json!({"op": "action", "name": name, "args": args});
     let until_done = |record: &Value| {
         tokio::task::block_in_place(|| {
-            finished(
-                &hub,
+            hub.wait_command(
                 &admin,
                 record["id"].as_str().unwrap(),
                 Duration::from_secs(20),
@@ -402,7 +348,7 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
     assert_eq!(status, 202, "{r}");
     let done = until_done(&r);
     assert_eq!(
-        (done["status"].as_str(), output_text(&done).as_str()),
+        (done["status"].as_str(), command_output(&done).as_str()),
         (Some("ok"), "hello there\n")
     );
 
@@ -539,8 +485,7 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
         expected_denials += 1;
     }
     let (status, answer) = tokio::task::block_in_place(|| {
-        post(
-            &hub,
+        hub.post(
             "/api/v1/nodes/n_doesnotexist/commands",
             &operator,
             &action("echo", json!({"msg": "hi"})),
@@ -572,7 +517,7 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
     let done = until_done(&run(operator.as_str(), action("chatty", json!({}))).1);
     assert_eq!(done["status"], "ok", "{done}");
     assert_eq!(done["truncated"], true);
-    let text = output_text(&done);
+    let text = command_output(&done);
     assert!(
         text.len() < 1200 && text.contains("[twinbay: output truncated at 1024 bytes"),
         "{text}"
@@ -672,15 +617,10 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
     let (status, r) = tokio::task::block_in_place(|| {
         let body =
             json!({"op": "action", "name": "echo", "args": {"msg": "back"}, "wait_secs": 15});
-        post(
-            &hub,
-            &format!("/api/v1/nodes/{node}/commands"),
-            &operator,
-            &body,
-        )
+        hub.post(&format!("/api/v1/nodes/{node}/commands"), &operator, &body)
     });
     assert_eq!(status, 202, "{r}");
-    assert_eq!(output_text(&until_done(&r)), "back\n");
+    assert_eq!(command_output(&until_done(&r)), "back\n");
 
     // A command for a host whose agent is gone fails at once, and says so.
     agent.signal("-TERM");

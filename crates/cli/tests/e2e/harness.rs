@@ -177,6 +177,35 @@ impl Hub {
         )
     }
 
+    /// A JSON `POST` with a bearer token; the body as JSON (a string if it is not).
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let auth = format!("Bearer {token}");
+        let (status, text) = http(
+            self.addr,
+            "POST",
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            &body.to_string(),
+        )
+        .unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Waits for command `id` to end; returns its record with output.
+    pub fn wait_command(&self, token: &str, id: &str, within: Duration) -> Value {
+        wait_for(&format!("command {id} to end"), within, || {
+            let (status, c) = self.get(&format!("/api/v1/commands/{id}"), token);
+            assert_eq!(status, 200, "{c}");
+            (c["status"] != "running").then_some(c)
+        })
+    }
+
     pub fn nodes(&self, token: &str) -> Vec<Value> {
         let (status, body) = self.get("/api/v1/nodes", token);
         assert_eq!(status, 200, "{body}");
@@ -603,4 +632,14 @@ impl Feed {
                 .push_str(std::str::from_utf8(&chunk[..n]).unwrap());
         }
     }
+}
+
+/// A command's stored output, all streams in order, as one string.
+pub fn command_output(c: &Value) -> String {
+    c["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["data"].as_str().unwrap())
+        .collect()
 }

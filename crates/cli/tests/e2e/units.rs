@@ -357,40 +357,18 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
     let run = |verb: &str, unit: &str| -> Value {
         let body =
             json!({"op": "lifecycle", "target": {"kind": "unit", "name": unit}, "verb": verb});
-        let auth = format!("Bearer {operator}");
-        let (status, text) = http(
-            hub.addr,
-            "POST",
-            &format!("/api/v1/nodes/{id}/commands"),
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            &body.to_string(),
+        let (status, cmd) = hub.post(&format!("/api/v1/nodes/{id}/commands"), &operator, &body);
+        assert_eq!(status, 202, "{cmd}");
+        hub.wait_command(
+            &operator,
+            cmd["id"].as_str().unwrap(),
+            Duration::from_secs(10),
         )
-        .unwrap();
-        assert_eq!(status, 202, "{text}");
-        let cmd: Value = serde_json::from_str(&text).unwrap();
-        wait_for("the unit command to end", Duration::from_secs(10), || {
-            let (_, c) = hub.get(
-                &format!("/api/v1/commands/{}", cmd["id"].as_str().unwrap()),
-                &operator,
-            );
-            (c["status"] != "running").then_some(c)
-        })
-    };
-    let text = |c: &Value| -> String {
-        c["output"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["data"].as_str().unwrap())
-            .collect()
     };
     tokio::task::block_in_place(|| {
         let stopped = run("stop", "web.service");
         assert_eq!(stopped["status"], "ok", "{stopped}");
-        assert_eq!(text(&stopped), "stopped web.service\n");
+        assert_eq!(command_output(&stopped), "stopped web.service\n");
         wait_for(
             "the stopped unit in the twin",
             Duration::from_secs(3),
@@ -401,7 +379,7 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
         );
         let status = run("status", "web.service");
         assert!(
-            text(&status).starts_with("web.service: inactive (dead), loaded"),
+            command_output(&status).starts_with("web.service: inactive (dead), loaded"),
             "{status}"
         );
         let restarted = run("restart", "web.service");
@@ -433,6 +411,6 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
             "{missing}"
         );
         let version = run("version", "web.service");
-        assert_eq!(text(&version), "systemd 255-test-double\n");
+        assert_eq!(command_output(&version), "systemd 255-test-double\n");
     });
 }

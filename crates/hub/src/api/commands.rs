@@ -17,14 +17,14 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast;
-use twinbay_proto::command::{Command, Op, Refusal, Role as CmdRole, Status};
+use twinbay_proto::command::{Command, Op, Refusal, Status};
 
 use super::ApiError;
 use super::auth::Auth;
 use super::nodes::require_node;
 use crate::HubState;
 use crate::audit::{Outcome, Record};
-use crate::commands::{DispatchError, Watch, Watched};
+use crate::commands::{Watch, Watched};
 use crate::store::{CommandRecord, Output, Principal, PrincipalKind, Role, now_ms};
 
 /// Longest a caller may wait for a disconnected agent.
@@ -55,14 +55,6 @@ pub struct CommandWithOutput {
 pub struct HistoryQuery {
     /// At most this many, newest first (default 50, at most 500).
     pub limit: Option<u32>,
-}
-
-fn cmd_role(role: Role) -> CmdRole {
-    match role {
-        Role::Viewer => CmdRole::Viewer,
-        Role::Operator => CmdRole::Operator,
-        Role::Admin => CmdRole::Admin,
-    }
 }
 
 fn actor(who: &Principal) -> (String, &'static str) {
@@ -176,7 +168,7 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let role = cmd_role(who.role);
+    let role = who.role;
     if let Err(refusal) = req.op.authorize(&policy, role) {
         let e = match refusal {
             Refusal::Role(_) => ApiError::Forbidden(refusal.to_string()),
@@ -186,10 +178,7 @@ pub async fn run(
     }
     let role_needed = match &req.op {
         Op::Lifecycle { verb, .. } => verb.min_role(),
-        Op::Action { name, .. } => policy
-            .actions
-            .get(name)
-            .map_or(CmdRole::Operator, |a| a.role),
+        Op::Action { name, .. } => policy.actions.get(name).map_or(Role::Operator, |a| a.role),
     };
     let (actor_name, actor_kind) = actor(&who);
     let record = CommandRecord {
@@ -229,26 +218,17 @@ pub async fn run(
     let id = record.id.clone();
     if let Err(e) = hub.commands.dispatch(record.clone(), cmd) {
         let mut failed = record;
-        failed.status = Status::Failed;
-        failed.error = Some(e.to_string());
-        failed.ended_ms = Some(now_ms());
+        failed.end(Status::Failed, None, Some(e.to_string()), now_ms());
         hub.store.finish_command(&failed, &[]).await?;
-        return Err(match e {
-            DispatchError::NotConnected | DispatchError::Busy => ApiError::Conflict(e.to_string()),
-        });
+        return Err(ApiError::Conflict(e.to_string()));
     }
     if !req.stream {
         return Ok((StatusCode::ACCEPTED, Json(record)).into_response());
     }
-    let watched = hub.commands.watch(&id).unwrap_or_else(|| {
-        // Ended and stored already (it cannot be, but say what we know).
-        let mut r = record;
-        r.status = Status::Lost;
-        Watched {
-            record: r,
-            output: Vec::new(),
-            rx: None,
-        }
+    let watched = current(&hub, &id).await?.unwrap_or(Watched {
+        record,
+        output: Vec::new(),
+        rx: None,
     });
     Ok(ndjson(hub.clone(), id, watched, true))
 }
@@ -270,12 +250,7 @@ pub async fn output(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (record, output) = readable(&hub, &who, &id).await?;
-    let watched = hub.commands.watch(&id).unwrap_or(Watched {
-        record,
-        output,
-        rx: None,
-    });
+    let watched = readable(&hub, &who, &id).await?;
     Ok(ndjson(hub.clone(), id, watched, false))
 }
 
@@ -292,7 +267,7 @@ pub async fn get_one(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<CommandWithOutput>, ApiError> {
-    let (record, output) = readable(&hub, &who, &id).await?;
+    let Watched { record, output, .. } = readable(&hub, &who, &id).await?;
     Ok(Json(CommandWithOutput { record, output }))
 }
 
@@ -309,7 +284,7 @@ pub async fn cancel(
     Auth(who): Auth,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CommandRecord>), ApiError> {
-    let (record, _) = readable(&hub, &who, &id).await?;
+    let record = readable(&hub, &who, &id).await?.record;
     let outcome = if hub.commands.cancel(&id) {
         Outcome::Ok
     } else {
@@ -359,30 +334,36 @@ pub async fn history(
 
 /// The command, if the caller may see its node and has the role it needed
 /// (a viewer does not read the logs an operator fetched).
-async fn readable(
-    hub: &HubState,
-    who: &Principal,
-    id: &str,
-) -> Result<(CommandRecord, Vec<Output>), ApiError> {
+async fn readable(hub: &HubState, who: &Principal, id: &str) -> Result<Watched, ApiError> {
     let missing = || {
         ApiError::NotFound(format!(
             "no command {:?}",
             id.chars().take(64).collect::<String>()
         ))
     };
-    // The hub's own copy first: it holds a command until the store has its end.
-    let (record, output) = match hub.commands.watch(id) {
-        Some(w) => (w.record, w.output),
-        None => hub.store.command(id).await?.ok_or_else(missing)?,
-    };
-    require_node(hub, &record.node_id, who).map_err(|_| missing())?;
-    if cmd_role(who.role) < record.role_needed {
+    let watched = current(hub, id).await?.ok_or_else(missing)?;
+    require_node(hub, &watched.record.node_id, who).map_err(|_| missing())?;
+    if who.role < watched.record.role_needed {
         return Err(ApiError::Forbidden(format!(
             "this command's output needs the {} role",
-            record.role_needed.as_str()
+            watched.record.role_needed.as_str()
         )));
     }
-    Ok((record, output))
+    Ok(watched)
+}
+
+/// The command as it is now: the hub's own copy first (it holds a command
+/// until the store has its end), else the store's.
+async fn current(hub: &HubState, id: &str) -> Result<Option<Watched>, ApiError> {
+    if let Some(w) = hub.commands.watch(id) {
+        return Ok(Some(w));
+    }
+    let stored = hub.store.command(id).await?;
+    Ok(stored.map(|(record, output)| Watched {
+        record,
+        output,
+        rx: None,
+    }))
 }
 
 fn line(value: &serde_json::Value) -> String {

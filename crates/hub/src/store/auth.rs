@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{Store, StoreError, now_ms};
 use crate::credentials::{hash_password, new_token, token_hash, verify_password};
@@ -8,35 +8,8 @@ use crate::credentials::{hash_password, new_token, token_hash, verify_password};
 /// A session unused for this long has ended (it also ends at its fixed end).
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 
-/// What a person or token may do. Ordered: each role can do what those below it can.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Operator,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "viewer" => Some(Role::Viewer),
-            "operator" => Some(Role::Operator),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
+/// What a person or token may do (the role commands are checked against too).
+pub use twinbay_proto::command::Role;
 
 /// An API token as listed: everything but the secret.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use twinbay_proto::command::{Op, Status, Stream};
 
-use super::{Store, StoreError};
+use super::{Role, Store, StoreError};
 
 /// A command as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -16,7 +16,7 @@ pub struct CommandRecord {
     pub actor: String,
     pub actor_kind: String,
     /// The least role that may run it, or read its output.
-    pub role_needed: twinbay_proto::command::Role,
+    pub role_needed: Role,
     pub status: Status,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
@@ -28,6 +28,23 @@ pub struct CommandRecord {
     pub truncated: bool,
 }
 
+impl CommandRecord {
+    /// Records how it ended, at `now_ms`.
+    pub fn end(
+        &mut self,
+        status: Status,
+        exit_code: Option<i32>,
+        error: Option<String>,
+        now_ms: i64,
+    ) {
+        self.status = status;
+        self.exit_code = exit_code;
+        self.error = error;
+        self.ended_ms = Some(now_ms);
+        self.duration_ms = Some(now_ms - self.started_ms);
+    }
+}
+
 /// A piece of stored output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Output {
@@ -35,6 +52,8 @@ pub struct Output {
     pub data: String,
 }
 
+/// A row as selected, its last column the output (JSON) or `'[]'` where
+/// the output is not wanted.
 type Row = (
     String,
     String,
@@ -49,23 +68,28 @@ type Row = (
     i64,
     Option<i64>,
     bool,
+    String,
 );
 
+/// `SELECT` of a [`Row`]: `$output` is `"output"` or `"'[]'"`.
 macro_rules! select {
-    ($rest:literal) => {
+    ($output:literal, $rest:literal) => {
         concat!(
-            "SELECT id, node_id, op, summary, actor, actor_kind, role_needed, status, exit_code, error, started_ms, ended_ms, truncated FROM commands ",
+            "SELECT id, node_id, op, summary, actor, actor_kind, role_needed, status, exit_code, error, \
+             started_ms, ended_ms, truncated, ",
+            $output,
+            " FROM commands ",
             $rest
         )
     };
 }
 
-fn record(r: Row) -> Result<CommandRecord, StoreError> {
+fn record(r: Row) -> Result<(CommandRecord, Vec<Output>), StoreError> {
     let bad = |what: &str| StoreError::Damaged(format!("command {}: bad {what}", r.0));
-    Ok(CommandRecord {
+    let output = serde_json::from_str(&r.13).map_err(|_| bad("output"))?;
+    let record = CommandRecord {
         op: serde_json::from_str(&r.2).map_err(|_| bad("op"))?,
-        role_needed: serde_json::from_value(serde_json::Value::String(r.6.clone()))
-            .map_err(|_| bad("role"))?,
+        role_needed: Role::parse(&r.6).ok_or_else(|| bad("role"))?,
         status: Status::parse(&r.7).ok_or_else(|| bad("status"))?,
         exit_code: r.8.map(|c| c as i32),
         error: r.9,
@@ -78,7 +102,8 @@ fn record(r: Row) -> Result<CommandRecord, StoreError> {
         summary: r.3,
         actor: r.4,
         actor_kind: r.5,
-    })
+    };
+    Ok((record, output))
 }
 
 impl Store {
@@ -135,38 +160,11 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<(CommandRecord, Vec<Output>)>, StoreError> {
-        type WithOutput = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<i64>,
-            Option<String>,
-            i64,
-            Option<i64>,
-            bool,
-            String,
-        );
-        let row: Option<WithOutput> = sqlx::query_as(
-            "SELECT id, node_id, op, summary, actor, actor_kind, role_needed, status, exit_code, error, \
-             started_ms, ended_ms, truncated, output FROM commands WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let output = serde_json::from_str(&r.13)
-            .map_err(|_| StoreError::Damaged(format!("command {id}: bad output")))?;
-        let record = record((
-            r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12,
-        ))?;
-        Ok(Some((record, output)))
+        let row: Option<Row> = sqlx::query_as(select!("output", "WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(record).transpose()
     }
 
     /// A host's commands, newest first.
@@ -176,13 +174,14 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<CommandRecord>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(select!(
+            "'[]'",
             "WHERE node_id = ? ORDER BY started_ms DESC, id DESC LIMIT ?"
         ))
         .bind(node_id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(record).collect()
+        rows.into_iter().map(|r| Ok(record(r)?.0)).collect()
     }
 
     /// Forgets ended commands older than `before_ms`, and all but the newest
