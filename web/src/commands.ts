@@ -5,6 +5,7 @@
 // session and stays open across screens.
 
 import { api, ApiError, openStream } from './api';
+import { FrameListeners } from './frames';
 import type { CommandMessage, CommandRecord, CommandRequest, NodeView, OutputChunk, Policy, Target, TargetKind, Verb } from './types';
 
 /** Lines the console keeps; older ones are dropped so `logs -f` can run for hours. */
@@ -51,8 +52,7 @@ export class OutputBuffer {
   /** Lines dropped from the front so far. */
   dropped = 0;
   private next = 0;
-  private listeners = new Set<() => void>();
-  private scheduled = false;
+  private listeners = new FrameListeners();
 
   push(stream: Line['stream'], data: string) {
     if (!data) return;
@@ -89,20 +89,12 @@ export class OutputBuffer {
   }
 
   subscribe(fn: () => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    return this.listeners.subscribe(fn);
   }
 
   /** One notification per animation frame, however many chunks arrived. */
   private notify() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    const run = () => {
-      this.scheduled = false;
-      for (const fn of this.listeners) fn();
-    };
-    if (document.visibilityState === 'hidden') setTimeout(run, 250);
-    else requestAnimationFrame(run);
+    this.listeners.notify();
   }
 }
 

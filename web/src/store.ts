@@ -4,6 +4,7 @@
 // arrived in between (500 agents sending samples must not mean 500 renders).
 
 import { memPct, netRate } from './format';
+import { FrameListeners } from './frames';
 import type { Container, NodeView, Sample, StreamMessage, TimelineEvent, Unit } from './types';
 
 /** Samples kept per node for the sparklines. */
@@ -63,27 +64,18 @@ class Fleet {
   connectAt = 0;
   openedAt = 0;
 
-  private listeners = new Set<Listener>();
-  private scheduled = false;
+  private listeners = new FrameListeners();
   private memo = new Map<string, { v: number; value: unknown }>();
 
   subscribe(fn: Listener): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+    return this.listeners.subscribe(fn);
   }
 
-  /** Coalesces notifications into one per animation frame. */
+  /** Notifications are coalesced into one per animation frame. */
   private changed(struct: boolean) {
     this.version++;
     if (struct) this.structVersion++;
-    if (this.scheduled) return;
-    this.scheduled = true;
-    const run = () => {
-      this.scheduled = false;
-      for (const fn of this.listeners) fn();
-    };
-    if (document.visibilityState === 'hidden') setTimeout(run, 250);
-    else requestAnimationFrame(run);
+    this.listeners.notify();
   }
 
   setLink(link: LinkState, retryAt = 0) {
