@@ -17,20 +17,15 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess } from './harness.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.resolve(REPO, process.env.TWINBAY_BIN || 'target/debug/twinbay');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = path.resolve(REPO, process.env.TWINBAY_SCREENSHOTS || 'docs/screenshots');
 const IMAGE = 'localhost/twinbay-busybox:latest';
 const DESKTOP = { width: 1280, height: 800 };
 const pw = (tag) => `${tag}-${randomBytes(8).toString('hex')}`;
@@ -76,20 +71,7 @@ function expectedHttpError(msg) {
   return EXPECTED.some(([status, re]) => Number(m[1]) === status && re.test(pathname));
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const elapsed = (t0) => `${((performance.now() - t0) / 1000).toFixed(2)} s`;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function podman(...args) {
   const { stdout } = await run('podman', args, { timeout: 60_000 });
@@ -117,65 +99,25 @@ async function startPodman() {
 
 async function stopPodman() {
   if (containerMade) await podman('rm', '-f', '-t', '0', CONTAINER).catch((err) => console.error(`commands: podman rm ${CONTAINER}: ${err.message}`));
-  const svc = podmanService;
-  if (svc && svc.exitCode === null && svc.signalCode === null) {
-    const gone = new Promise((r) => svc.once('exit', r));
-    svc.kill('SIGTERM');
-    if (!(await Promise.race([gone.then(() => true), sleep(5000).then(() => false)]))) svc.kill('SIGKILL');
-  }
+  await stopProcess(podmanService);
 }
 
 async function startHub(socket) {
-  await fs.access(BIN).catch(() => {
-    throw new Error(`twinbay binary not found at ${BIN} (build it or set TWINBAY_BIN)`);
-  });
   const data = path.join(hub.dir, 'data');
   // `twinbay up` keeps the local agent's state in DATA_DIR/agent; the agent reads policy.yaml there.
   await fs.mkdir(path.join(data, 'agent'), { recursive: true, mode: 0o700 });
   await fs.writeFile(path.join(data, 'agent', 'policy.yaml'), POLICY);
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    hub.port = await freePort();
-    hub.url = `http://127.0.0.1:${hub.port}`;
-    const logFile = createWriteStream(path.join(hub.dir, `hub-${attempt}.log`));
-    const proc = spawn(BIN, ['up', '--listen', `127.0.0.1:${hub.port}`, '--data-dir', data, '--interval', '1s', '--container-socket', socket], {
-      env: { ...process.env, TWINBAY_ADMIN_PASSWORD: ADMIN_PW, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    hub.proc = proc;
-    hub.log = '';
-    for (const s of [proc.stdout, proc.stderr]) s.on('data', (d) => { hub.log += d; logFile.write(d); });
-    let exited = false;
-    proc.on('exit', () => { exited = true; logFile.end(); });
-    const deadline = performance.now() + 20_000;
-    while (!exited && performance.now() < deadline) {
-      try {
-        const r = await fetch(`${hub.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-        if (r.ok) return;
-      } catch { /* not listening yet */ }
-      await sleep(100);
-    }
-    if (!exited) throw new Error(`hub did not answer /healthz within 20 s\n${hub.log}`);
-    if (attempt === 3) throw new Error(`hub exited before answering /healthz\n${hub.log}`);
-  }
+  const args = (listen) => ['up', '--listen', listen, '--data-dir', data, '--interval', '1s', '--container-socket', socket];
+  await startHubProcess(hub, args, ADMIN_PW);
 }
 
 async function stopHub() {
-  const proc = hub.proc;
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-  const gone = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  if (await Promise.race([gone.then(() => true), sleep(5000).then(() => false)])) return;
-  proc.kill('SIGKILL');
-  await gone;
+  await stopProcess(hub.proc);
 }
 process.on('exit', () => {
   try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ }
   try { podmanService?.kill('SIGKILL'); } catch { /* already gone */ }
 });
-
-async function shot(p, name) {
-  await p.screenshot({ path: path.join(SHOTS, name), animations: 'disabled', caret: 'hide', scale: 'css' });
-}
 
 async function newPage() {
   const ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme: 'light' });

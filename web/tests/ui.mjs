@@ -10,21 +10,14 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { BIN, CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess } from './harness.mjs';
 import { startAgents } from './agent-sim.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.resolve(REPO, process.env.TWINBAY_BIN || 'target/debug/twinbay');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SHOTS = path.resolve(REPO, process.env.TWINBAY_SCREENSHOTS || 'docs/screenshots');
 const FLEET_HOSTS = Number(process.env.TWINBAY_UI_HOSTS || 500);
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
 const DESKTOP = { width: 1280, height: 800 };
@@ -49,70 +42,19 @@ function allowedHttpError(msg) {
   return m[1] === '401' && pathname === '/api/v1/session';
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const elapsed = (t0) => `${((performance.now() - t0) / 1000).toFixed(2)} s`;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// Starts the hub; retries on another port if it dies before /healthz answers.
+// `twinbay up` (the hub and the local agent) on a fresh data dir.
 async function startHub() {
-  await fs.access(BIN).catch(() => {
-    throw new Error(`twinbay binary not found at ${BIN} (build it or set TWINBAY_BIN)`);
-  });
   hub.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'twinbay-ui-'));
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    hub.port = await freePort();
-    hub.url = `http://127.0.0.1:${hub.port}`;
-    hub.startedAt = performance.now();
-    const logFile = createWriteStream(path.join(hub.dir, `hub-${attempt}.log`));
-    const proc = spawn(BIN, ['up', '--listen', `127.0.0.1:${hub.port}`, '--data-dir', path.join(hub.dir, 'data'), '--interval', '1s'], {
-      env: { ...process.env, TWINBAY_ADMIN_PASSWORD: PASSWORD, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    hub.proc = proc;
-    hub.log = '';
-    for (const s of [proc.stdout, proc.stderr]) {
-      s.on('data', (d) => { hub.log += d; logFile.write(d); });
-    }
-    let exited = false;
-    proc.on('exit', () => { exited = true; logFile.end(); });
-    const deadline = performance.now() + 20_000;
-    while (!exited && performance.now() < deadline) {
-      try {
-        const r = await fetch(`${hub.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-        if (r.ok) return;
-      } catch { /* not listening yet */ }
-      await sleep(100);
-    }
-    if (!exited) throw new Error(`hub did not answer /healthz within 20 s\n${hub.log}`);
-    if (attempt === 3) throw new Error(`hub exited before answering /healthz\n${hub.log}`);
-  }
+  const data = path.join(hub.dir, 'data');
+  await startHubProcess(hub, (listen) => ['up', '--listen', listen, '--data-dir', data, '--interval', '1s'], PASSWORD);
 }
 
 async function stopHub() {
-  const proc = hub.proc;
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-  const gone = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  if (await Promise.race([gone.then(() => true), sleep(5000).then(() => false)])) return;
-  proc.kill('SIGKILL');
-  await gone;
+  await stopProcess(hub.proc);
 }
 process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ } });
-
-async function shot(p, name) {
-  await p.screenshot({ path: path.join(SHOTS, name), animations: 'disabled', caret: 'hide', scale: 'css' });
-}
 
 async function newPage(viewport, storageState, colorScheme = 'light') {
   const ctx = await browser.newContext({ viewport, deviceScaleFactor: 1, colorScheme, storageState });
