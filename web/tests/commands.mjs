@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess } from './harness.mjs';
+import { CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, signIn } from './harness.mjs';
 
 const IMAGE = 'localhost/twinbay-busybox:latest';
 const DESKTOP = { width: 1280, height: 800 };
@@ -122,23 +122,10 @@ process.on('exit', () => {
 async function newPage() {
   const ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme: 'light' });
   const p = await ctx.newPage();
-  p.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const line = `console.error: ${msg.text()} (${msg.location()?.url || '?'})`;
-    (expectedHttpError(msg) ? allowed : problems).push(line);
-  });
-  p.on('pageerror', (err) => problems.push(`pageerror: ${err.stack || err}`));
+  watchConsole(p, expectedHttpError, problems, allowed);
   return { ctx, p };
 }
 
-async function signIn(p, username, password) {
-  await p.goto(`${hub.url}/`);
-  await p.getByTestId('signin-form').waitFor();
-  await p.getByTestId('signin-username').fill(username);
-  await p.getByTestId('signin-password').fill(password);
-  await p.getByTestId('signin-submit').click();
-  await p.locator('#shell').waitFor({ timeout: 10_000 });
-}
 
 /** GET from the hub's API with a page's session cookie (from outside the browser). */
 async function apiAs(ctx, pathname) {
@@ -211,7 +198,7 @@ describe('twinbay commands on a real container (real browser)', { timeout: 240_0
 
   step('the admin opens the host and sees the running container with its commands', async () => {
     const { p, ctx } = admin;
-    await signIn(p, 'admin', ADMIN_PW);
+    await signIn(p, hub.url, 'admin', ADMIN_PW);
     const nodes = await waitFor('the local node', 15_000, async () => {
       const list = await apiAs(ctx, '/api/v1/nodes');
       return list.length ? list : null;
@@ -385,7 +372,7 @@ describe('twinbay commands on a real container (real browser)', { timeout: 240_0
     assert.ok(created === 200 || created === 201, `user created: ${created}`);
     const v = await newPage();
     try {
-      await signIn(v.p, VIEWER.name, VIEWER.pw);
+      await signIn(v.p, hub.url, VIEWER.name, VIEWER.pw);
       await v.p.goto(`${hub.url}/hosts/${encodeURIComponent(nodeId)}?tab=containers`);
       await row(v.p).waitFor({ timeout: 10_000 });
       const buttons = (await row(v.p).locator('button').allTextContents()).map((s) => s.trim());

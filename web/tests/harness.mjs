@@ -78,3 +78,27 @@ export async function stopProcess(proc) {
 export async function shot(p, name) {
   await p.screenshot({ path: path.join(SHOTS, name), animations: 'disabled', caret: 'hide', scale: 'css' });
 }
+
+/**
+ * Collects a page's console errors and uncaught errors into `problems`,
+ * except console errors `expected(msg)` allows (Chrome logs every non-2xx
+ * response as one), which go to `allowed`.
+ */
+export function watchConsole(p, expected, problems, allowed) {
+  p.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const line = `console.error: ${msg.text()} (${msg.location()?.url || '?'})`;
+    (expected(msg) ? allowed : problems).push(line);
+  });
+  p.on('pageerror', (err) => problems.push(`pageerror: ${err.stack || err}`));
+}
+
+/** Signs in through the form at `url`; waits for the shell. */
+export async function signIn(p, url, username, password) {
+  await p.goto(`${url}/`);
+  await p.getByTestId('signin-form').waitFor();
+  await p.getByTestId('signin-username').fill(username);
+  await p.getByTestId('signin-password').fill(password);
+  await p.getByTestId('signin-submit').click();
+  await p.locator('#shell').waitFor({ timeout: 10_000 });
+}

@@ -18,7 +18,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, SHOTS, shot, startHub as startHubProcess, stopProcess } from './harness.mjs';
+import { CHROMIUM, SHOTS, shot, startHub as startHubProcess, stopProcess, watchConsole, signIn as signInAt } from './harness.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const pw = (tag) => `${tag}-${randomBytes(8).toString('hex')}`;
@@ -68,23 +68,13 @@ async function newPage(colorScheme = 'light') {
   const ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme });
   const p = await ctx.newPage();
   lastPage = p;
-  p.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const line = `console.error: ${msg.text()} (${msg.location()?.url || '?'})`;
-    (expectedHttpError(msg) ? allowed : problems).push(line);
-  });
-  p.on('pageerror', (err) => problems.push(`pageerror: ${err.stack || err}`));
+  watchConsole(p, expectedHttpError, problems, allowed);
   return { ctx, p };
 }
 
 /** Signs in through the form on a fresh page; waits for the shell. */
 async function signIn(p, username, password) {
-  await p.goto(`${hub.url}/`);
-  await p.getByTestId('signin-form').waitFor();
-  await p.getByTestId('signin-username').fill(username);
-  await p.getByTestId('signin-password').fill(password);
-  await p.getByTestId('signin-submit').click();
-  await p.locator('#shell').waitFor({ timeout: 10_000 });
+  await signInAt(p, hub.url, username, password);
   assert.ok((await p.getByTestId('user').textContent()).startsWith(`${username} `), 'the top bar names who signed in');
 }
 

@@ -15,7 +15,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess } from './harness.mjs';
+import { BIN, CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole } from './harness.mjs';
 import { startAgents } from './agent-sim.mjs';
 
 const FLEET_HOSTS = Number(process.env.TWINBAY_UI_HOSTS || 500);
@@ -59,12 +59,7 @@ process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already
 async function newPage(viewport, storageState, colorScheme = 'light') {
   const ctx = await browser.newContext({ viewport, deviceScaleFactor: 1, colorScheme, storageState });
   const p = await ctx.newPage();
-  p.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const line = `console.error: ${msg.text()} (${msg.location()?.url || '?'})`;
-    (allowedHttpError(msg) ? allowed : problems).push(line);
-  });
-  p.on('pageerror', (err) => problems.push(`pageerror: ${err.stack || err}`));
+  watchConsole(p, allowedHttpError, problems, allowed);
   return { ctx, p };
 }
 
