@@ -23,8 +23,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { chromium } from 'playwright-core';
-import { CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, signIn } from './harness.mjs';
+import { SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, signIn, launchBrowser } from './harness.mjs';
 
 const IMAGE = 'localhost/twinbay-busybox:latest';
 const DESKTOP = { width: 1280, height: 800 };
@@ -178,11 +177,7 @@ describe('twinbay commands on a real container (real browser)', { timeout: 240_0
     await fs.mkdir(SHOTS, { recursive: true });
     const socket = await startPodman();
     await startHub(socket);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launchBrowser();
     admin = await newPage();
   });
 

@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.resolve(REPO, process.env.TWINBAY_BIN || 'target/debug/twinbay');
@@ -101,4 +102,13 @@ export async function signIn(p, url, username, password) {
   await p.getByTestId('signin-password').fill(password);
   await p.getByTestId('signin-submit').click();
   await p.locator('#shell').waitFor({ timeout: 10_000 });
+}
+
+/** Debian's Chromium, headless, with the flags this machine needs (../shared/DEPENDENCIES.md). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
 }

@@ -17,8 +17,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { CHROMIUM, SHOTS, shot, startHub as startHubProcess, stopProcess, watchConsole, signIn as signInAt } from './harness.mjs';
+import { SHOTS, shot, startHub as startHubProcess, stopProcess, watchConsole, signIn as signInAt, launchBrowser } from './harness.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const pw = (tag) => `${tag}-${randomBytes(8).toString('hex')}`;
@@ -111,11 +110,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
   before(async () => {
     await fs.mkdir(SHOTS, { recursive: true });
     await startHub();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launchBrowser();
     admin = await newPage();
   });
 

@@ -14,8 +14,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole } from './harness.mjs';
+import { BIN, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
 import { startAgents } from './agent-sim.mjs';
 
 const FLEET_HOSTS = Number(process.env.TWINBAY_UI_HOSTS || 500);
@@ -104,11 +103,7 @@ describe('twinbay web UI (real browser)', { timeout: 300_000 }, () => {
   before(async () => {
     await fs.mkdir(SHOTS, { recursive: true });
     await startHub();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launchBrowser();
     ({ ctx: context, p: page } = await newPage(DESKTOP));
   });
 
