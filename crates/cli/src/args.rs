@@ -44,6 +44,8 @@ pub struct UpArgs {
     pub sources: SourceArgs,
     #[command(flatten)]
     pub history: HistoryArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Also run this many simulated hosts (labelled simulated), to see the UI with a fleet.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub demo: Option<u32>,
@@ -69,6 +71,52 @@ pub struct HubArgs {
     pub heartbeat: Duration,
     #[command(flatten)]
     pub history: HistoryArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Whom the hub believes about clients, and which names it answers to.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// A reverse proxy in front of the hub (an address or CIDR; repeat for
+    /// several): its `Forwarded`/`X-Forwarded-For` header names the client,
+    /// for sign-in lockouts, the audit trail and `/metrics`.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A name browsers use to reach the hub, besides the public URL's host,
+    /// this machine's hostname, IP addresses and localhost (repeat for
+    /// several; `*.example.org` for any subdomain). Other names get no session.
+    #[arg(long = "allowed-host", value_name = "NAME", value_parser = parse_host_name)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address (one host).
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{s:?} is not an address or CIDR (try 127.0.0.1 or 10.0.0.0/8)"))
+}
+
+/// A DNS name, maybe with a leading `*.`.
+fn parse_host_name(s: &str) -> Result<String, String> {
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    match ok {
+        true => Ok(s.to_ascii_lowercase()),
+        false => Err(format!(
+            "{s:?} is not a host name (try hub.example.org or *.example.org)"
+        )),
+    }
 }
 
 /// How much metric history the hub keeps.
@@ -101,9 +149,14 @@ impl HistoryArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The join string from `twinbay ctl join-token create` (first start only).
-    #[arg(long, env = "TWINBAY_JOIN")]
+    /// The join string from `twinbay ctl join-token create` (first start
+    /// only). Visible to other users in `ps`: prefer --join-file or the
+    /// TWINBAY_JOIN environment variable.
+    #[arg(long, env = "TWINBAY_JOIN", conflicts_with = "join_file")]
     pub join: Option<String>,
+    /// A file holding the join string (first start only).
+    #[arg(long, value_name = "FILE")]
+    pub join_file: Option<PathBuf>,
     /// Where the agent keeps its key and enrollment.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -306,9 +359,18 @@ pub enum RoleArg {
 #[derive(Debug, Args)]
 pub struct SimArgs {
     /// The join string from `twinbay ctl join-token create`; it enrolls the
-    /// whole simulated fleet (and then no real agent).
-    #[arg(long, env = "TWINBAY_JOIN")]
-    pub join: String,
+    /// whole simulated fleet (and then no real agent). Or --join-file, or
+    /// the TWINBAY_JOIN environment variable.
+    #[arg(
+        long,
+        env = "TWINBAY_JOIN",
+        required_unless_present = "join_file",
+        conflicts_with = "join_file"
+    )]
+    pub join: Option<String>,
+    /// A file holding the join string.
+    #[arg(long, value_name = "FILE")]
+    pub join_file: Option<PathBuf>,
     /// How many agents to simulate.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub agents: u32,

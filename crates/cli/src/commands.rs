@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use tokio_util::sync::CancellationToken;
 use twinbay_agent::AgentConfig;
 use twinbay_agent::sim::SimConfig;
@@ -116,6 +116,7 @@ fn hub_config(
     listen: SocketAddr,
     data_dir: PathBuf,
     history: &crate::args::HistoryArgs,
+    access: &crate::args::AccessArgs,
 ) -> HubConfig {
     HubConfig {
         listen,
@@ -126,6 +127,8 @@ fn hub_config(
         heartbeat: Duration::from_secs(5),
         admin_password: std::env::var(twinbay_hub::ADMIN_PASSWORD_ENV).ok(),
         history: history.config(),
+        trusted_proxies: access.trusted_proxies.clone(),
+        allowed_hosts: access.allowed_hosts.clone(),
     }
 }
 
@@ -147,7 +150,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
     let hub = twinbay_hub::start(
-        hub_config(args.listen, data_dir.clone(), &args.history),
+        hub_config(args.listen, data_dir.clone(), &args.history, &args.access),
         shutdown.clone(),
     )
     .await?;
@@ -238,7 +241,10 @@ async fn sim(args: SimArgs) -> Result<()> {
         churn_per_min: args.churn,
         ramp_per_sec: args.ramp,
         first_index: args.first_index,
-        ..SimConfig::new(args.join, args.agents as usize)
+        ..SimConfig::new(
+            join_string(args.join, args.join_file.as_deref())?.unwrap_or_default(),
+            args.agents as usize,
+        )
     };
     eprintln!(
         "twinbay sim: {} simulated agents, every {:?}, {} changes per agent per minute; Ctrl-C stops",
@@ -265,7 +271,7 @@ fn local_address(addr: SocketAddr) -> SocketAddr {
 async fn hub(args: HubArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
-    let mut config = hub_config(args.listen, data_dir.clone(), &args.history);
+    let mut config = hub_config(args.listen, data_dir.clone(), &args.history, &args.access);
     config.public_url = args.public_url;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
@@ -282,6 +288,23 @@ async fn hub(args: HubArgs) -> Result<()> {
     Ok(())
 }
 
+/// The join string from `--join`/`TWINBAY_JOIN`, or read from `--join-file`
+/// (kept out of `ps`).
+fn join_string(given: Option<String>, file: Option<&Path>) -> Result<Option<String>> {
+    match file {
+        None => Ok(given),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the join file {}", path.display()))?;
+            let join = text.trim();
+            if join.is_empty() {
+                bail!("the join file {} is empty", path.display());
+            }
+            Ok(Some(join.to_string()))
+        }
+    }
+}
+
 async fn agent(args: AgentArgs) -> Result<()> {
     let state_dir = match args.state_dir {
         Some(dir) => dir,
@@ -290,7 +313,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
     let shutdown = shutdown_on_signal();
     let config = AgentConfig {
         state_dir,
-        join: args.join,
+        join: join_string(args.join, args.join_file.as_deref())?,
         policy: args.sources.policy.clone(),
         sources: args.sources.config(),
         hub_override: Vec::new(),

@@ -3,6 +3,7 @@
 pub mod access;
 mod audit;
 mod auth;
+pub mod client;
 mod commands;
 mod error;
 mod events;
@@ -93,6 +94,18 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// A page size from a query: `default` when absent, refused outside 1..=`max`
+/// (as the OpenAPI description says), never silently clamped.
+pub(crate) fn limit(asked: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match asked {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "limit: {n} is not between 1 and {max}"
+        ))),
+    }
+}
+
 /// The whole application.
 pub fn router(hub: Arc<HubState>) -> Router {
     let (api, openapi) = api_routes();
@@ -122,16 +135,69 @@ pub fn router(hub: Arc<HubState>) -> Router {
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(plain_http_guard))
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            client::identify,
+        ))
         .layer(middleware::map_response(security_headers))
         .with_state(hub)
 }
 
-/// Prometheus exposition. Open to loopback (a local Prometheus or node
-/// exporter textfile setup); from elsewhere it needs an API token.
+/// Every API error is the documented JSON error, whichever layer made it:
+/// an extractor's rejection (a bad query or path, a missing WebSocket
+/// upgrade) or the router's 405 arrive as plain text and leave as JSON with
+/// their status (and `Allow`, `Retry-After`, … headers) kept.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = match text.is_empty() {
+        true => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+        false => text,
+    };
+    let mut json = ApiError::from_status(status, message).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = parts.headers.get(&name) {
+            json.headers_mut().insert(name, value.clone());
+        }
+    }
+    json
+}
+
+/// Prometheus exposition. Open without credentials to a local scraper: a
+/// loopback peer that is not a proxy forwarding someone else and asked for
+/// one of the hub's names. Anyone else needs an API token (or a session) that
+/// sees every host; a caller that presents credentials is always checked.
 async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<Response, ApiError> {
     let peer = request.extensions().get::<Peer>().copied();
-    if !peer.is_some_and(|p| p.addr.ip().is_loopback()) {
+    let client = request.extensions().get::<client::Client>().copied();
+    let local = peer.is_some_and(|p| p.addr.ip().is_loopback())
+        && client.is_some_and(|c| !c.proxied)
+        && hub
+            .network
+            .allowed_hosts
+            .allows_request(request.headers(), request.uri());
+    let credentials = request.headers().contains_key(header::AUTHORIZATION)
+        || auth::session_cookie(request.headers()).is_some();
+    if !local || credentials {
         let (mut parts, _) = request.into_parts();
         let who = auth::authenticate(&hub, &mut parts).await?;
         if who.groups.is_some() {

@@ -81,7 +81,7 @@ pub struct Record {
 impl Record {
     pub fn new(actor_kind: ActorKind, actor: &str, action: &str, outcome: Outcome) -> Record {
         Record {
-            actor: actor.to_string(),
+            actor: escape(actor, 256),
             actor_kind,
             address: String::new(),
             user_agent: String::new(),
@@ -105,21 +105,42 @@ impl Record {
     }
 
     pub fn target(mut self, target: &str) -> Record {
-        self.target = target.to_string();
+        self.target = escape(target, 256);
         self
     }
 
     pub fn detail(mut self, detail: &str) -> Record {
-        self.detail = detail.to_string();
+        self.detail = escape(detail, 1024);
         self
     }
 
     pub fn client(mut self, address: &str, user_agent: &str) -> Record {
-        self.address = address.to_string();
+        self.address = escape(address, 64);
         // A user agent is the client's to choose: keep it short.
-        self.user_agent = user_agent.chars().take(256).collect();
+        self.user_agent = escape(user_agent, 256);
         self
     }
+}
+
+/// What a client chose (a name it tried to sign in as, its user agent) as
+/// stored and shown: at most `max` characters, with control characters and
+/// the bidirectional overrides that reorder text on screen written as
+/// `\u{..}`, so a terminal or a page shows exactly what was sent and no
+/// entry can forge a line or hide its end.
+pub fn escape(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars().take(max) {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi || c == '\\' {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One stored entry.
@@ -255,6 +276,24 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_client_chose_is_stored_escaped() {
+        let r = Record::new(
+            ActorKind::Anonymous,
+            "evil\nadmin\u{1b}[31m\u{202e}txt.exe",
+            "session.sign_in",
+            Outcome::Denied,
+        )
+        .client("192.0.2.1", "Mozilla/5.0 (Größe; \u{7})");
+        assert_eq!(r.actor, "evil\\u{a}admin\\u{1b}[31m\\u{202e}txt.exe");
+        assert!(!r.actor.chars().any(char::is_control));
+        // Non-ASCII text is kept; only control characters are escaped.
+        assert_eq!(r.user_agent, "Mozilla/5.0 (Größe; \\u{7})");
+        // An escape cannot be forged: a literal backslash is doubled.
+        assert_eq!(escape("a\\u{a}", 20), "a\\\\u{a}");
+        assert_eq!(escape(&"x".repeat(300), 256).len(), 256);
+    }
 
     fn chain(n: i64) -> Vec<Entry> {
         let mut prev = GENESIS.to_string();

@@ -302,7 +302,7 @@ impl Maintenance {
             return Ok(());
         }
         // Never recompute from raw points that retention already removed.
-        let raw_horizon = now_ms() - self.config.retention.raw.as_millis() as i64;
+        let raw_horizon = now_ms().saturating_sub(crate::store::millis(self.config.retention.raw));
         let from = from.max(raw_horizon);
         let to = now_ms() + 1;
         let mut source = None;
@@ -318,7 +318,7 @@ impl Maintenance {
     pub async fn enforce_retention(&self) -> Result<(), StoreError> {
         let now = now_ms();
         let r = &self.config.retention;
-        let ago = |d: Duration| now - d.as_millis() as i64;
+        let ago = |d: Duration| now.saturating_sub(crate::store::millis(d));
         let tiers: Vec<(u32, i64)> = TIERS
             .iter()
             .zip(r.tiers)

@@ -56,6 +56,11 @@ pub struct HubConfig {
     pub admin_password: Option<String>,
     /// Metric history: retention, size cap, maintenance cadence.
     pub history: history::HistoryConfig,
+    /// Reverse proxies whose `Forwarded`/`X-Forwarded-For` name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Names browsers may use besides the public URL's, the machine's
+    /// hostname, IP addresses and `localhost` (`*.example.org` for subdomains).
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +116,8 @@ pub struct HubState {
     pub lockout: lockout::Lockout,
     /// Commands on their way to agents, and their output.
     pub commands: commands::Commands,
+    /// Trusted proxies and the hub's own names.
+    pub network: api::client::NetworkPolicy,
 }
 
 /// What the first start did about the admin account.
@@ -214,6 +221,17 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
         lockout: lockout::Lockout::default(),
         commands: commands::Commands::new(store.clone()),
+        network: api::client::NetworkPolicy {
+            trusted_proxies: config.trusted_proxies.clone(),
+            allowed_hosts: api::client::AllowedHosts::new(
+                config
+                    .allowed_hosts
+                    .iter()
+                    .cloned()
+                    .chain(api::client::url_host(&public_url))
+                    .chain([hostname()]),
+            ),
+        },
     });
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));

@@ -96,6 +96,7 @@ pub struct Metrics {
     pub ui_resyncs: Counter,
     pub ui_dropped: Counter,
     pub ui_clients: Gauge,
+    pub api_unauthorized: Counter,
     nodes: Gauge,
     agents_connected: Gauge,
     history_queued: Gauge,
@@ -130,6 +131,7 @@ impl Metrics {
             ui_resyncs: Counter::default(),
             ui_dropped: Counter::default(),
             ui_clients: Gauge::default(),
+            api_unauthorized: Counter::default(),
             nodes: Gauge::default(),
             agents_connected: Gauge::default(),
             history_queued: Gauge::default(),
@@ -178,6 +180,11 @@ impl Metrics {
             "ui_clients",
             "Open UI/API stream connections",
             m.ui_clients.clone(),
+        );
+        registry.register(
+            "api_unauthorized_requests",
+            "API requests refused for missing, wrong or expired credentials",
+            m.api_unauthorized.clone(),
         );
         registry.register("nodes", "Enrolled nodes", m.nodes.clone());
         registry.register(

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-pub use audit::AuditQuery;
+pub use audit::{AuditQuery, AuditScope};
 pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use commands::{CommandRecord, Output};
 pub use history::{Bucket, PointWrite};
@@ -132,8 +132,20 @@ impl Store {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(millis)
         .unwrap_or(0)
+}
+
+/// A duration in milliseconds, saturating at `i64::MAX` (a duration from
+/// input can be longer than any timestamp; a cast would wrap negative).
+pub fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `now + ttl` in milliseconds, saturating: a huge ttl means "never", not
+/// a time in the past.
+pub fn deadline_ms(now: i64, ttl: std::time::Duration) -> i64 {
+    now.saturating_add(millis(ttl))
 }
 
 #[cfg(test)]

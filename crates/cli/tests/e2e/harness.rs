@@ -325,6 +325,7 @@ pub fn sign_in_cookie(addr: SocketAddr, username: &str, password: &str) -> Strin
 }
 
 /// A minimal HTTP/1.1 request over plain TCP; returns status and body.
+/// `Host` is the address unless `headers` name one.
 pub fn http(
     addr: SocketAddr,
     method: &str,
@@ -335,9 +336,12 @@ pub fn http(
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
     }

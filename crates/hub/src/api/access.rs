@@ -81,6 +81,19 @@ pub fn rule(method: &Method, path: &str) -> Option<Access> {
         .map(|(_, _, access)| *access)
 }
 
+/// The methods the table has for a path template (with HEAD beside GET).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = RULES
+        .iter()
+        .filter(|(_, p, _)| *p == path)
+        .map(|(m, _, _)| *m)
+        .collect();
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    methods
+}
+
 /// The middleware: authenticate and check the role the table asks for; the
 /// handler finds the caller in the request's extensions.
 pub async fn authorize(State(hub): State<Arc<HubState>>, request: Request, next: Next) -> Response {
@@ -90,7 +103,15 @@ pub async fn authorize(State(hub): State<Arc<HubState>>, request: Request, next:
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     let Some(access) = rule(request.method(), &path) else {
-        tracing::error!(method = %request.method(), path, "route has no authorization rule; refused");
+        let allowed = allowed_methods(&path);
+        if !allowed.is_empty() {
+            return ApiError::MethodNotAllowed(
+                format!("{} is not allowed here", request.method()),
+                allowed.join(", "),
+            )
+            .into_response();
+        }
+        tracing::warn!(method = %request.method(), path, "route has no authorization rule; refused");
         return ApiError::Forbidden("this route has no authorization rule".into()).into_response();
     };
     let Access::Role(needed) = access else {
@@ -99,7 +120,14 @@ pub async fn authorize(State(hub): State<Arc<HubState>>, request: Request, next:
     let (mut parts, body) = request.into_parts();
     let principal = match authenticate(&hub, &mut parts).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            // Counted, not logged above debug: anyone can send these.
+            if matches!(e, ApiError::Unauthorized(_)) {
+                hub.metrics.api_unauthorized.inc();
+            }
+            tracing::debug!(path, error = %e, "request refused");
+            return e.into_response();
+        }
     };
     if principal.role < needed {
         return ApiError::Forbidden(format!("this needs the {} role", needed.as_str()))

@@ -9,7 +9,7 @@ use super::ApiError;
 use super::auth::Auth;
 use crate::HubState;
 use crate::audit::Entry;
-use crate::store::{AuditQuery, Role};
+use crate::store::{AuditQuery, AuditScope, Principal, Role};
 
 /// The audit trail, newest first: sign-ins (failed ones too), sign-outs,
 /// enrollments, token creation. Every entry carries `prev_hash` and `hash`
@@ -21,6 +21,7 @@ use crate::store::{AuditQuery, Role};
     params(AuditQuery),
     responses(
         (status = 200, body = Vec<Entry>),
+        (status = 400, description = "A bad query (a `limit` out of range)"),
         (status = 401, description = "Not authenticated"),
         (status = 403, description = "Not an admin"),
     )
@@ -33,5 +34,21 @@ pub async fn search(
     if principal.role < Role::Admin {
         return Err(ApiError::Forbidden("the audit trail is for admins".into()));
     }
-    Ok(Json(hub.store.audit_search(&query).await?))
+    super::limit(query.limit, 100, 1000)?;
+    let scope = principal.groups.is_some().then(|| scope(&hub, &principal));
+    Ok(Json(hub.store.audit_search(&query, scope.as_ref()).await?))
+}
+
+/// What a caller limited to host groups may read of the trail: what it did
+/// itself, what was done to it, and what happened to the hosts it sees.
+fn scope(hub: &HubState, who: &Principal) -> AuditScope {
+    let me = crate::audit::Record::by(who, "", crate::audit::Outcome::Ok).actor;
+    let mut targets = vec![me.clone()];
+    hub.twin.for_each(|n| {
+        if who.sees(&n.state.host.labels) {
+            targets.push(format!("node:{}", n.id));
+            targets.push(n.id.clone());
+        }
+    });
+    AuditScope { actor: me, targets }
 }

@@ -55,7 +55,17 @@ pub async fn authenticate(hub: &HubState, parts: &mut Parts) -> Result<Principal
             "sign in or pass an API token".into(),
         ));
     };
-    if !is_safe(&parts.method) && !same_origin(parts) {
+    // Cookies ride along with any request the browser makes: only our own
+    // names (no DNS rebinding), and for writes and WebSocket upgrades only
+    // our own pages (no CSRF, no cross-site WebSocket hijacking).
+    if !hub
+        .network
+        .allowed_hosts
+        .allows_request(&parts.headers, &parts.uri)
+    {
+        return Err(unknown_host());
+    }
+    if (!is_safe(&parts.method) || is_upgrade(&parts.headers)) && !same_origin(parts) {
         return Err(ApiError::Forbidden("cross-site request refused".into()));
     }
     hub.store
@@ -77,6 +87,22 @@ pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+/// The refusal for a browser that asked for a name the hub does not have.
+pub fn unknown_host() -> ApiError {
+    ApiError::Forbidden(
+        "this Host is not one of the hub's names; start the hub with --allowed-host NAME".into(),
+    )
+}
+
+/// A WebSocket handshake (the browser sends no preflight for one, and a
+/// GET is otherwise "safe").
+fn is_upgrade(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -88,7 +114,8 @@ fn same_origin(parts: &Parts) -> bool {
     let host = parts
         .headers
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
     let origin = parts
         .headers
         .get(header::ORIGIN)

@@ -54,6 +54,7 @@ pub struct CommandWithOutput {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct HistoryQuery {
     /// At most this many, newest first (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -111,7 +112,7 @@ pub async fn run(
     let Json(req) = match body {
         Ok(b) => b,
         Err(e) => {
-            let err = ApiError::BadRequest(e.body_text());
+            let err = ApiError::from(e);
             return Err(refuse(&hub, &who, &node_id, "bad request", err).await);
         }
     };
@@ -321,7 +322,7 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Vec<CommandRecord>>, ApiError> {
     require_node(&hub, &id, &who)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = super::limit(q.limit, 50, 500)?;
     let mut list = hub.store.node_commands(&id, limit).await?;
     // A running command's stored row says `running`; the live one may know more.
     for c in list.iter_mut().filter(|c| c.status == Status::Running) {

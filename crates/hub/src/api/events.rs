@@ -18,15 +18,16 @@ pub struct Page {
     /// Only events before this time (unix ms); for paging back.
     pub before: Option<i64>,
     /// At most this many (default 100, at most 1000).
-    pub limit: Option<i64>,
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
 }
 
 impl Page {
-    fn bounds(&self) -> (i64, i64) {
-        (
+    fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        Ok((
             self.before.unwrap_or(i64::MAX),
-            self.limit.unwrap_or(100).clamp(1, 1000),
-        )
+            i64::from(super::limit(self.limit, 100, 1000)?),
+        ))
     }
 }
 
@@ -46,7 +47,7 @@ pub async fn node_events(
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     require_node(&hub, &id, &who)?;
-    let (before, limit) = page.bounds();
+    let (before, limit) = page.bounds()?;
     Ok(Json(hub.store.events(Some(&id), before, limit).await?))
 }
 
@@ -63,7 +64,7 @@ pub async fn fleet_events(
     Auth(who): Auth,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
-    let (before, limit) = page.bounds();
+    let (before, limit) = page.bounds()?;
     let mut events = hub.store.events(None, before, limit).await?;
     if who.groups.is_some() {
         events.retain(|e| {

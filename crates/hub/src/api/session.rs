@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::auth::{Auth, SESSION_COOKIE, session_cookie};
+use super::client::Client;
 use crate::HubState;
 use crate::audit::{ActorKind, Outcome, Record};
 use crate::server::Peer;
@@ -42,18 +43,29 @@ pub struct Me {
     request_body = Credentials,
     responses(
         (status = 200, description = "Signed in", body = Me),
+        (status = 400, description = "Malformed credentials"),
         (status = 401, description = "Wrong username or password"),
+        (status = 403, description = "The `Host` is not one of the hub's names (see `--allowed-host`)"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Not JSON"),
         (status = 429, description = "Locked out after failed sign-ins; see Retry-After"),
     )
 )]
 pub async fn sign_in(
     State(hub): State<Arc<HubState>>,
     peer: Option<axum::Extension<Peer>>,
+    client: Option<axum::Extension<Client>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(creds) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let address = peer.as_ref().map(|p| p.addr.ip());
+    // A session is only ever made for one of the hub's own names, never
+    // for a page that reached it through DNS rebinding.
+    if !hub.network.allowed_hosts.allows_request(&headers, &uri) {
+        return Err(super::auth::unknown_host());
+    }
+    let Json(creds) = body?;
+    let address = client.map(|c| c.addr);
     let user_agent = user_agent(&headers);
     let attempt = |outcome, detail: &str| {
         let kind = match outcome {
@@ -64,7 +76,7 @@ pub async fn sign_in(
             .target(&creds.username)
             .client(
                 &address.map(|a| a.to_string()).unwrap_or_default(),
-                user_agent,
+                &user_agent,
             )
             .detail(detail)
     };
@@ -147,20 +159,20 @@ pub async fn whoami(Auth(principal): Auth) -> Json<Me> {
 pub async fn sign_out(
     State(hub): State<Arc<HubState>>,
     Auth(principal): Auth,
-    peer: Option<axum::Extension<Peer>>,
+    client: Option<axum::Extension<Client>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
         hub.store.delete_session(token).await?;
     }
-    let address = peer.map(|p| p.addr.ip().to_string()).unwrap_or_default();
+    let address = client.map(|c| c.addr.to_string()).unwrap_or_default();
     let record = Record::by(&principal, "session.sign_out", Outcome::Ok);
     let target = record.actor.clone();
     hub.store
         .audit(
             record
                 .target(&target)
-                .client(&address, user_agent(&headers)),
+                .client(&address, &user_agent(&headers)),
         )
         .await?;
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
@@ -174,10 +186,11 @@ pub async fn sign_out(
         .into_response())
 }
 
-/// The client's `User-Agent`, for the audit trail.
-fn user_agent(headers: &HeaderMap) -> &str {
+/// The client's `User-Agent`, for the audit trail: bytes that are not
+/// UTF-8 are replaced, and the record escapes control characters.
+fn user_agent(headers: &HeaderMap) -> String {
     headers
         .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default()
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use super::auth::Auth;
+use super::users::{check_grant, covers};
 use crate::HubState;
 use crate::audit::{Outcome, Record};
 use crate::store::{ApiTokenInfo, Role};
@@ -21,8 +22,9 @@ pub struct NewToken {
     #[serde(default)]
     pub name: String,
     pub role: Role,
-    /// Seconds until it expires; never when absent.
+    /// Seconds until it expires (60 to 315,360,000, ten years); never when absent.
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 315_360_000)]
     pub ttl_secs: Option<u64>,
     /// Host groups (`key=value` label selectors) it is limited to; every
     /// host when absent.
@@ -37,7 +39,11 @@ pub struct CreatedToken {
     pub token: String,
 }
 
-/// Every API token, newest first, without its secret.
+/// Shortest and longest lifetime a token may be given.
+pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=10 * 365 * 24 * 3600;
+
+/// Every API token, newest first, without its secret (for a caller limited
+/// to host groups: those inside its scope).
 #[utoipa::path(
     get,
     path = "/api/v1/tokens",
@@ -46,9 +52,11 @@ pub struct CreatedToken {
 )]
 pub async fn list(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
 ) -> Result<Json<Vec<ApiTokenInfo>>, ApiError> {
-    Ok(Json(hub.store.api_tokens().await?))
+    let mut tokens = hub.store.api_tokens().await?;
+    tokens.retain(|t| covers(&who, t.groups.as_deref()));
+    Ok(Json(tokens))
 }
 
 /// Creates a token; its secret is in this answer only.
@@ -64,12 +72,22 @@ pub async fn create(
     Auth(principal): Auth,
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let Json(new) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(new) = body?;
     if new.name.len() > 100 {
         return Err(ApiError::BadRequest("name: at most 100 bytes".into()));
     }
-    let ttl = new.ttl_secs.map(Duration::from_secs);
+    let ttl = match new.ttl_secs {
+        Some(secs) if !TTL_RANGE.contains(&secs) => {
+            return Err(ApiError::BadRequest(format!(
+                "ttl_secs: {secs} is not between {} (a minute) and {} (ten years)",
+                TTL_RANGE.start(),
+                TTL_RANGE.end()
+            )));
+        }
+        secs => secs.map(Duration::from_secs),
+    };
     let groups = super::users::check_groups(new.groups)?;
+    check_grant(&principal, new.role, groups.as_deref())?;
     let (id, token) = hub
         .store
         .mint_scoped_api_token(new.role, &new.name, ttl, groups.as_deref())
@@ -97,7 +115,13 @@ pub async fn revoke(
     Auth(principal): Auth,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if !hub.store.revoke_api_token(id).await? {
+    let in_scope = hub
+        .store
+        .api_tokens()
+        .await?
+        .iter()
+        .any(|t| t.id == id && covers(&principal, t.groups.as_deref()));
+    if !in_scope || !hub.store.revoke_api_token(id).await? {
         return Err(ApiError::NotFound(format!("no active token {id}")));
     }
     hub.store

@@ -100,6 +100,49 @@ pub(super) fn check_groups(groups: Option<Vec<String>>) -> Result<Option<Vec<Str
     Ok((!groups.is_empty()).then_some(groups))
 }
 
+/// A caller hands out at most what it has: no role above its own, and, when
+/// it is limited to host groups, only some of those same groups (a subset of
+/// its selectors sees a subset of its hosts).
+pub(super) fn check_grant(
+    who: &Principal,
+    role: Role,
+    groups: Option<&[String]>,
+) -> Result<(), ApiError> {
+    if role > who.role {
+        return Err(ApiError::Forbidden(format!(
+            "cannot grant the {} role: it is above your own",
+            role.as_str()
+        )));
+    }
+    if !covers(who, groups) {
+        let mine = who.groups.as_deref().unwrap_or_default().join(",");
+        return Err(ApiError::Forbidden(format!(
+            "you are limited to the host groups {mine}: what you grant must be limited to some of them"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `who`'s host scope covers `groups` (`None`: every host). Callers
+/// limited to groups manage only accounts and tokens inside their scope.
+pub(super) fn covers(who: &Principal, groups: Option<&[String]>) -> bool {
+    match (&who.groups, groups) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(mine), Some(theirs)) => theirs.iter().all(|g| mine.contains(g)),
+    }
+}
+
+/// The account, if it exists and the caller's scope covers it (an account
+/// outside it is as good as absent).
+async fn managed_user(hub: &HubState, who: &Principal, id: i64) -> Result<UserInfo, ApiError> {
+    hub.store
+        .user(id)
+        .await?
+        .filter(|u| covers(who, u.groups.as_deref()))
+        .ok_or_else(|| ApiError::NotFound("no such user".into()))
+}
+
 fn user_error(e: UserError) -> ApiError {
     match e {
         UserError::NotFound => ApiError::NotFound("no such user".into()),
@@ -128,14 +171,16 @@ async fn audit(
     Ok(())
 }
 
-/// Every account.
+/// Every account (for a caller limited to host groups: those inside its scope).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     responses((status = 200, body = Vec<UserInfo>), (status = 401), (status = 403)))]
 pub async fn list(
     State(hub): State<Arc<HubState>>,
-    _auth: Auth,
+    Auth(who): Auth,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    Ok(Json(hub.store.users().await?))
+    let mut users = hub.store.users().await?;
+    users.retain(|u| covers(&who, u.groups.as_deref()));
+    Ok(Json(users))
 }
 
 /// Creates an account.
@@ -146,10 +191,11 @@ pub async fn create(
     Auth(principal): Auth,
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let Json(new) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(new) = body?;
     check_username(&new.username)?;
     check_password(&new.password)?;
     let groups = check_groups(new.groups)?;
+    check_grant(&principal, new.role, groups.as_deref())?;
     let id = hub
         .store
         .add_user(&new.username, &new.password, new.role)
@@ -182,17 +228,18 @@ pub async fn update(
     Path(id): Path<i64>,
     body: Result<Json<UserChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(change) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let user = hub
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+    let Json(change) = body?;
+    let user = managed_user(&hub, &principal, id).await?;
     if let Some(password) = &change.password {
         check_password(password)?;
     }
-    if let Some(groups) = change.groups {
-        let groups = check_groups(Some(groups))?;
+    let new_groups = change.groups.map(|g| check_groups(Some(g))).transpose()?;
+    check_grant(
+        &principal,
+        change.role.unwrap_or(user.role),
+        new_groups.clone().unwrap_or(user.groups.clone()).as_deref(),
+    )?;
+    if let Some(groups) = new_groups {
         hub.store
             .set_groups(id, groups.as_deref())
             .await
@@ -239,11 +286,7 @@ pub async fn remove(
     Auth(principal): Auth,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let user = hub
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+    let user = managed_user(&hub, &principal, id).await?;
     hub.store.remove_user(id).await.map_err(user_error)?;
     audit(&hub, &principal, "user.remove", &user.username, "").await?;
     Ok(StatusCode::NO_CONTENT)
@@ -258,7 +301,7 @@ pub async fn change_password(
     headers: HeaderMap,
     body: Result<Json<PasswordChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(change) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(change) = body?;
     let PrincipalKind::User { id, username } = &principal.kind else {
         return Err(ApiError::Forbidden("API tokens have no password".into()));
     };

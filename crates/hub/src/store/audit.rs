@@ -55,7 +55,16 @@ pub struct AuditQuery {
     /// Entries older than this id (paging backwards).
     pub before: Option<i64>,
     /// At most this many, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+}
+
+/// What a caller limited to host groups may read: entries by `actor`, or
+/// about one of `targets` (itself, `node:ID` and node ids it sees).
+#[derive(Debug, Clone, Default)]
+pub struct AuditScope {
+    pub actor: String,
+    pub targets: Vec<String>,
 }
 
 /// Appends `record` on `conn`, which must be inside a write transaction.
@@ -117,8 +126,21 @@ impl Store {
     }
 
     /// Newest first.
-    pub async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<Entry>, StoreError> {
+    /// Entries matching `q`, newest first; with a `scope`, only those it allows.
+    pub async fn audit_search(
+        &self,
+        q: &AuditQuery,
+        scope: Option<&AuditScope>,
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut sql = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit WHERE 1 = 1"));
+        if let Some(scope) = scope {
+            let targets = serde_json::to_string(&scope.targets).unwrap_or_else(|_| "[]".into());
+            sql.push(" AND (actor = ")
+                .push_bind(&scope.actor)
+                .push(" OR target IN (SELECT value FROM json_each(")
+                .push_bind(targets)
+                .push(")))");
+        }
         if let Some(actor) = &q.actor {
             sql.push(" AND actor = ").push_bind(actor);
         }

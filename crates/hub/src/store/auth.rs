@@ -140,7 +140,7 @@ impl Store {
             .bind(token_hash(&token))
             .bind(user_id)
             .bind(now)
-            .bind(now.saturating_add(ttl.as_millis() as i64))
+            .bind(super::deadline_ms(now, ttl))
             .execute(&self.pool)
             .await?;
         Ok(token)
@@ -150,7 +150,7 @@ impl Store {
     /// (past its end, or unused for [`SESSION_IDLE`]).
     pub async fn session_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let now = now_ms();
-        let idle_since = now - SESSION_IDLE.as_millis() as i64;
+        let idle_since = now - super::millis(SESSION_IDLE);
         let hash = token_hash(token);
         /// user id, username, role, created_at, last_used, groups
         type Row = (i64, String, String, i64, Option<i64>, Option<String>);
@@ -215,7 +215,7 @@ impl Store {
     ) -> Result<(i64, String), StoreError> {
         let token = new_token("tbk_");
         let now = now_ms();
-        let expires = ttl.map(|t| now.saturating_add(t.as_millis() as i64));
+        let expires = ttl.map(|t| super::deadline_ms(now, t));
         let result = sqlx::query(
             "INSERT INTO api_tokens (token_hash, name, role, created_at, expires_at, groups) VALUES (?, ?, ?, ?, ?, ?)",
         )

@@ -62,7 +62,7 @@ impl Store {
         )
         .bind(token_hash(&token))
         .bind(now)
-        .bind(now.saturating_add(ttl.as_millis() as i64))
+        .bind(super::deadline_ms(now, ttl))
         .execute(&self.pool)
         .await?;
         Ok(token)
