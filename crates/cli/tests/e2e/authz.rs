@@ -68,6 +68,10 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/agent/connect", "", PUBLIC, 400),
 ];
 
+/// What a caller limited to host groups gets instead, where that differs:
+/// it may not hand out a token wider than itself.
+const SCOPED: &[(&str, &str, u16)] = &[("POST", "/api/v1/tokens", 403)];
+
 /// The template a concrete path was made from.
 fn template(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').collect();
@@ -151,13 +155,39 @@ fn every_route_has_a_rule_and_every_caller_gets_the_exact_status() {
         "a rule for a route that does not exist"
     );
 
-    let callers: [(&str, Option<&str>, Option<Role>); 6] = [
-        ("nobody", None, None),
-        ("expired token", Some(&expired), None),
-        ("revoked token", Some(&revoked), None),
-        ("viewer", Some(&viewer), Some(Role::Viewer)),
-        ("operator", Some(&operator), Some(Role::Operator)),
-        ("admin", Some(&admin), Some(Role::Admin)),
+    let scoped = |role: &str| {
+        hub.ctl(&[
+            "api-token",
+            "create",
+            "--role",
+            role,
+            "--group",
+            "site=nowhere",
+        ])
+    };
+    let (scoped_viewer, scoped_operator, scoped_admin) =
+        (scoped("viewer"), scoped("operator"), scoped("admin"));
+    // (who, token, role, limited to host groups)
+    let callers: [(&str, Option<&str>, Option<Role>, bool); 9] = [
+        ("nobody", None, None, false),
+        ("expired token", Some(&expired), None, false),
+        ("revoked token", Some(&revoked), None, false),
+        ("viewer", Some(&viewer), Some(Role::Viewer), false),
+        ("operator", Some(&operator), Some(Role::Operator), false),
+        ("admin", Some(&admin), Some(Role::Admin), false),
+        (
+            "scoped viewer",
+            Some(&scoped_viewer),
+            Some(Role::Viewer),
+            true,
+        ),
+        (
+            "scoped operator",
+            Some(&scoped_operator),
+            Some(Role::Operator),
+            true,
+        ),
+        ("scoped admin", Some(&scoped_admin), Some(Role::Admin), true),
     ];
     let mut wrong = Vec::new();
     for (method, path, body, needs, allowed) in REQUESTS {
@@ -175,12 +205,17 @@ fn every_route_has_a_rule_and_every_caller_gets_the_exact_status() {
                 "{method} {path}: the hub's rule is {rule:?}, the spec says {spec:?}"
             ));
         }
-        for (who, token, role) in &callers {
+        for (who, token, role, limited) in &callers {
+            let scoped_status = SCOPED
+                .iter()
+                .find(|(m, p, _)| m == method && p == path)
+                .map(|s| s.2)
+                .filter(|_| *limited);
             let expected = match (needs, role) {
                 (None, _) => *allowed,
                 (Some(_), None) => 401,
                 (Some(needed), Some(role)) if role < needed => 403,
-                (Some(_), Some(_)) => *allowed,
+                (Some(_), Some(_)) => scoped_status.unwrap_or(*allowed),
             };
             let auth = token.map(|t| format!("Bearer {t}"));
             let mut headers = vec![("Content-Type", "application/json")];

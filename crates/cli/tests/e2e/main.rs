@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod containers;
 mod groups;
+mod hardening;
 mod history;
 mod link;
 mod people;
