@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that checks everything, locally and in CI: formatting,
 # lints, unit and end-to-end tests (real binaries on loopback, real Podman),
-# the browser smoke test (Debian's chromium), and a fuzz run of the hub's
+# schemathesis against the live OpenAPI, the browser smoke test (Debian's
+# chromium), and a fuzz run of the hub's
 # frame decoder. It installs what the checks need itself (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ bash scripts/podman-setup.sh
 
 step "unit and end-to-end tests"
 cargo test --workspace --locked
+
+step "schemathesis against the live hub's OpenAPI (viewer, operator, admin)"
+TWINBAY_BIN="$PWD/target/debug/twinbay" bash scripts/schemathesis.sh
 
 step "browser smoke test"
 # Screenshots go to a scratch dir here; docs/screenshots is refreshed on purpose

@@ -3,12 +3,14 @@
 pub mod access;
 mod audit;
 mod auth;
+mod body;
 pub mod client;
 mod commands;
 mod error;
 mod events;
 mod history;
 mod nodes;
+mod openapi;
 mod session;
 mod status;
 mod stream;
@@ -110,8 +112,7 @@ pub(crate) fn limit(asked: Option<u32>, default: u32, max: u32) -> Result<u32, A
 pub fn router(hub: Arc<HubState>) -> Router {
     let (api, openapi) = api_routes();
     let openapi = Arc::new(
-        openapi
-            .to_pretty_json()
+        serde_json::to_string_pretty(&openapi::exact(&openapi))
             .expect("the OpenAPI description serializes"),
     );
     let api = api

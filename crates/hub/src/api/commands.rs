@@ -7,9 +7,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::body::JsonBody;
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -40,6 +40,7 @@ pub struct RunCommand {
     pub stream: bool,
     /// If the agent is not connected, wait this long for it (0–300 s).
     #[serde(default)]
+    #[schema(maximum = 300)]
     pub wait_secs: u32,
 }
 
@@ -106,13 +107,13 @@ pub async fn run(
     State(hub): State<Arc<HubState>>,
     Auth(who): Auth,
     Path(node_id): Path<String>,
-    body: Result<Json<RunCommand>, JsonRejection>,
+    body: Result<JsonBody<RunCommand>, ApiError>,
 ) -> Result<Response, ApiError> {
     let node_id = node_id.chars().take(100).collect::<String>();
-    let Json(req) = match body {
+    let JsonBody(req) = match body {
         Ok(b) => b,
         Err(e) => {
-            let err = ApiError::from(e);
+            let err = e;
             return Err(refuse(&hub, &who, &node_id, "bad request", err).await);
         }
     };

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::body::JsonBody;
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -57,14 +57,14 @@ pub async fn sign_in(
     client: Option<axum::Extension<Client>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Result<Json<Credentials>, JsonRejection>,
+    body: Result<JsonBody<Credentials>, ApiError>,
 ) -> Result<Response, ApiError> {
     // A session is only ever made for one of the hub's own names, never
     // for a page that reached it through DNS rebinding.
     if !hub.network.allowed_hosts.allows_request(&headers, &uri) {
         return Err(super::auth::unknown_host());
     }
-    let Json(creds) = body?;
+    let JsonBody(creds) = body?;
     let address = client.map(|c| c.addr);
     let user_agent = user_agent(&headers);
     let attempt = |outcome, detail: &str| {

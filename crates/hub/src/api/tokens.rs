@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::body::JsonBody;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ use crate::store::{ApiTokenInfo, Role};
 pub struct NewToken {
     /// A name to recognise the token by.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub name: String,
     pub role: Role,
     /// Seconds until it expires (60 to 315,360,000, ten years); never when absent.
@@ -70,11 +71,11 @@ pub async fn list(
 pub async fn create(
     State(hub): State<Arc<HubState>>,
     Auth(principal): Auth,
-    body: Result<Json<NewToken>, JsonRejection>,
+    body: Result<JsonBody<NewToken>, ApiError>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let Json(new) = body?;
-    if new.name.len() > 100 {
-        return Err(ApiError::BadRequest("name: at most 100 bytes".into()));
+    let JsonBody(new) = body?;
+    if new.name.chars().count() > 100 {
+        return Err(ApiError::BadRequest("name: at most 100 characters".into()));
     }
     let ttl = match new.ttl_secs {
         Some(secs) if !TTL_RANGE.contains(&secs) => {

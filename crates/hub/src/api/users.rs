@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use super::body::JsonBody;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,9 @@ const MIN_PASSWORD: usize = 12;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
     pub role: Role,
     /// Host groups (`key=value` label selectors) the user is limited to;
@@ -34,6 +36,7 @@ pub struct UserChange {
     pub role: Option<Role>,
     /// A new password; ends the user's sessions.
     #[serde(default)]
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     /// New host groups; an empty list lifts the limit.
     #[serde(default)]
@@ -43,6 +46,7 @@ pub struct UserChange {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PasswordChange {
     pub current: String,
+    #[schema(min_length = 12, max_length = 1024)]
     pub new: String,
 }
 
@@ -189,9 +193,9 @@ pub async fn list(
 pub async fn create(
     State(hub): State<Arc<HubState>>,
     Auth(principal): Auth,
-    body: Result<Json<NewUser>, JsonRejection>,
+    body: Result<JsonBody<NewUser>, ApiError>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let Json(new) = body?;
+    let JsonBody(new) = body?;
     check_username(&new.username)?;
     check_password(&new.password)?;
     let groups = check_groups(new.groups)?;
@@ -226,9 +230,9 @@ pub async fn update(
     State(hub): State<Arc<HubState>>,
     Auth(principal): Auth,
     Path(id): Path<i64>,
-    body: Result<Json<UserChange>, JsonRejection>,
+    body: Result<JsonBody<UserChange>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(change) = body?;
+    let JsonBody(change) = body?;
     let user = managed_user(&hub, &principal, id).await?;
     if let Some(password) = &change.password {
         check_password(password)?;
@@ -299,9 +303,9 @@ pub async fn change_password(
     State(hub): State<Arc<HubState>>,
     Auth(principal): Auth,
     headers: HeaderMap,
-    body: Result<Json<PasswordChange>, JsonRejection>,
+    body: Result<JsonBody<PasswordChange>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(change) = body?;
+    let JsonBody(change) = body?;
     let PrincipalKind::User { id, username } = &principal.kind else {
         return Err(ApiError::Forbidden("API tokens have no password".into()));
     };

@@ -1,0 +1,107 @@
+//! The OpenAPI description made exact where the route macros cannot say it:
+//! every error has the one documented shape, and every status a route can
+//! answer with is listed, so a client (or schemathesis in CI) can rely on
+//! it. The statuses come from the layers every route shares:
+//!
+//! - 400: a path or query parameter that does not parse, or a bad body;
+//! - 401 and 403: authentication and the role table (`access.rs`);
+//! - 413 and 415: a body over the limit or not JSON.
+
+use serde_json::{Value, json};
+
+/// The description served at `/api/v1/openapi.json`.
+pub fn exact(openapi: &utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(openapi).expect("the OpenAPI description serializes");
+    doc["components"]["schemas"]["Error"] = error_schema();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for operation in item.values_mut() {
+                complete(operation);
+            }
+        }
+    }
+    for (schema, property) in [
+        ("NewToken", "groups"),
+        ("NewUser", "groups"),
+        ("UserChange", "groups"),
+    ] {
+        let items = &mut doc["components"]["schemas"][schema]["properties"][property]["items"];
+        if items.is_object() {
+            items["pattern"] = json!(SELECTOR_PATTERN);
+        }
+    }
+    doc
+}
+
+/// A host-group selector, `key=value` (as `users::check_groups` checks).
+const SELECTOR_PATTERN: &str = "^[A-Za-z0-9._/-]{1,63}=[A-Za-z0-9._/-]{1,63}$";
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "Every error answer.",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "description": "A stable, machine-readable reason, e.g. `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `too_many_requests`, `internal`."
+                    },
+                    "message": { "type": "string", "description": "What went wrong, for people." }
+                }
+            }
+        }
+    })
+}
+
+/// Adds the statuses the shared layers can answer with, and the error shape
+/// to every error response.
+fn complete(operation: &mut Value) {
+    let has_params = operation["parameters"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty());
+    let has_body = operation.get("requestBody").is_some();
+    let public = operation["security"].as_array().is_some_and(|s| {
+        s.iter()
+            .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+    });
+    let Some(responses) = operation["responses"].as_object_mut() else {
+        return;
+    };
+    let mut add = |status: &str, description: &str| {
+        responses
+            .entry(status)
+            .or_insert_with(|| json!({ "description": description }));
+    };
+    if has_params || has_body {
+        add(
+            "400",
+            "A parameter or the body is malformed or out of range",
+        );
+    }
+    if !public {
+        add("401", "Not authenticated, or the token or session expired");
+        add(
+            "403",
+            "The caller's role is too low, or a cookie request came from another site or name",
+        );
+    }
+    if has_body {
+        add("413", "The body is over the limit (64 KiB)");
+        add("415", "The body is not `application/json`");
+    }
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if is_error && response.get("content").is_none() {
+            response["content"] = json!({
+                "application/json": { "schema": { "$ref": "#/components/schemas/Error" } }
+            });
+        }
+    }
+}
