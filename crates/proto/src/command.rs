@@ -514,8 +514,14 @@ pub enum ArgType {
         pattern: Option<String>,
         #[serde(default = "default_max_len")]
         max_len: usize,
+        /// Whether the value may start with `-`. Off by default: a program
+        /// would read such a value as an option (`--version`, `--delete`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_leading_dash: bool,
     },
     Int {
+        /// Negative numbers are accepted only when this is below 0: `-1`
+        /// reads as an option, and to `kill` as every process.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -525,6 +531,7 @@ pub enum ArgType {
     Enum {
         values: Vec<String>,
     },
+    /// Always absolute, so never starting with `-`.
     Path {
         /// The directory the path must stay inside.
         under: String,
@@ -582,9 +589,19 @@ impl ArgSpec {
     pub fn check(&self, value: &str) -> Result<(), String> {
         let show = || truncate(value, 40);
         match &self.kind {
-            ArgType::String { pattern, max_len } => {
+            ArgType::String {
+                pattern,
+                max_len,
+                allow_leading_dash,
+            } => {
                 if value.chars().count() > *max_len {
                     return Err(format!("is longer than {max_len} characters"));
+                }
+                if value.starts_with('-') && !allow_leading_dash {
+                    return Err(format!(
+                        "{:?} starts with '-', which the program would read as an option",
+                        show()
+                    ));
                 }
                 match pattern {
                     Some(p) => {
@@ -609,6 +626,13 @@ impl ArgSpec {
                 let n: i64 = value
                     .parse()
                     .map_err(|_| format!("{:?} is not an integer", show()))?;
+                // By the text, so `-0` is caught too.
+                if value.starts_with('-') && !min.is_some_and(|lo| lo < 0) {
+                    return Err(format!(
+                        "{:?} starts with '-'; this argument takes negative numbers only if its min is below 0",
+                        show()
+                    ));
+                }
                 if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
                     return Err(format!(
                         "{n} is out of range ({}..={})",
