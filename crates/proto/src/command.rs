@@ -427,6 +427,18 @@ impl ActionSpec {
     /// The argv with `args` checked and filled in. An element with a
     /// placeholder for an optional argument that was not given is left out.
     pub fn bind(&self, args: &BTreeMap<String, String>) -> Result<Vec<String>, ArgError> {
+        self.bind_with(args, |_, value| Ok(value.to_string()))
+    }
+
+    /// [`bind`](Self::bind), with each path argument's value, once it passed
+    /// its check, replaced by `resolve(under, value)`. The agent resolves
+    /// paths on its host this way (symlinks that leave `under` are refused);
+    /// an `Err` finishes the sentence "argument X …".
+    pub fn bind_with(
+        &self,
+        args: &BTreeMap<String, String>,
+        mut resolve: impl FnMut(&str, &str) -> Result<String, String>,
+    ) -> Result<Vec<String>, ArgError> {
         if let Some(unknown) = args
             .keys()
             .find(|k| !self.args.iter().any(|a| &a.name == *k))
@@ -441,11 +453,16 @@ impl ActionSpec {
             let value = args.get(&spec.name).or(spec.default.as_ref());
             match value {
                 Some(v) => {
-                    spec.check(v).map_err(|reason| ArgError {
+                    let refused = |reason| ArgError {
                         arg: spec.name.clone(),
                         reason,
-                    })?;
-                    values.insert(spec.name.as_str(), v.as_str());
+                    };
+                    spec.check(v).map_err(refused)?;
+                    let v = match &spec.kind {
+                        ArgType::Path { under, .. } => resolve(under, v).map_err(refused)?,
+                        _ => v.clone(),
+                    };
+                    values.insert(spec.name.as_str(), v);
                 }
                 None if spec.required => {
                     return Err(ArgError {

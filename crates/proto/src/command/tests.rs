@@ -377,3 +377,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn bind_with_resolves_only_path_arguments() {
+    let mut spec = du();
+    spec.args.push(ArgSpec {
+        name: "label".into(),
+        kind: ArgType::String {
+            pattern: None,
+            max_len: 16,
+            allow_leading_dash: false,
+        },
+        description: String::new(),
+        required: false,
+        default: None,
+    });
+    spec.argv.push("{label}".into());
+    let mut seen = Vec::new();
+    let argv = spec
+        .bind_with(
+            &args(&[("path", "/var/lib"), ("label", "x")]),
+            |under, v| {
+                seen.push((under.to_string(), v.to_string()));
+                Ok("/srv/lib".into())
+            },
+        )
+        .unwrap();
+    assert_eq!(argv, ["du", "-sh", "/srv/lib", "x"]);
+    assert_eq!(seen, [("/var".to_string(), "/var/lib".to_string())]);
+    // The textual check comes first: resolve never sees a path that fails it.
+    let err = spec
+        .bind_with(&args(&[("path", "/etc")]), |_, _| panic!("resolved"))
+        .unwrap_err();
+    assert!(err.reason.contains("not inside"), "{err}");
+    let err = spec
+        .bind_with(&args(&[("path", "/var/l")]), |_, v| {
+            Err(format!("{v:?} leads outside /var through a symlink"))
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "argument \"path\" \"/var/l\" leads outside /var through a symlink"
+    );
+}
