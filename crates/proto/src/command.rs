@@ -550,7 +550,8 @@ pub enum ArgType {
     },
     /// Always absolute, so never starting with `-`.
     Path {
-        /// The directory the path must stay inside.
+        /// The directory the path must stay inside. The agent also resolves
+        /// the path on its host: no symlink on the way may leave it.
         under: String,
         #[serde(default = "default_path_len")]
         max_len: usize,
