@@ -1,6 +1,7 @@
 //! Fuzzes the agent's decoder for hub frames and the policy check on every
 //! command it accepts: whatever a (compromised) hub sends, the argv that
-//! comes out runs the policy's program with arguments inside their schema.
+//! comes out runs the policy's program with arguments inside their schema,
+//! none of which starts with '-'.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -23,10 +24,20 @@ fn policy() -> &'static Policy {
         };
         let show = ActionSpec {
             description: String::new(),
-            argv: vec!["ls".into(), "--".into(), "{path}".into(), "m={msg}".into()],
+            argv: vec![
+                "ls".into(),
+                "--".into(),
+                "{path}".into(),
+                "m={msg}".into(),
+                "{n}".into(),
+            ],
             args: vec![
                 arg("path", ArgType::Path { under: "/srv".into(), max_len: 4096 }),
-                arg("msg", ArgType::String { pattern: None, max_len: 64 }),
+                arg(
+                    "msg",
+                    ArgType::String { pattern: None, max_len: 64, allow_leading_dash: false },
+                ),
+                arg("n", ArgType::Int { min: None, max: None }),
             ],
             role: Role::Operator,
             timeout_secs: 10,
@@ -58,15 +69,22 @@ fuzz_target!(|data: &[u8]| {
             assert!(cmd.role >= Role::Operator);
             assert_eq!(&argv[..2], ["ls", "--"], "{argv:?}");
             for element in &argv[2..] {
-                let value = element.strip_prefix("m=").unwrap_or(element);
-                assert!(
-                    value.chars().all(|c| c.is_alphanumeric() || " ._-:/@+=,%".contains(c)),
-                    "unsafe character in {argv:?}"
-                );
-            }
-            if let Some(path) = argv.get(2).filter(|e| !e.starts_with("m=")) {
-                assert!(path == "/srv" || path.starts_with("/srv/"), "{argv:?}");
-                assert!(!path.split('/').any(|c| c == ".." || c == "."), "{argv:?}");
+                match element.strip_prefix("m=") {
+                    Some(msg) => assert!(
+                        !msg.starts_with('-')
+                            && msg.chars().all(|c| c.is_alphanumeric() || " ._-:/@+=,%".contains(c)),
+                        "unsafe msg in {argv:?}"
+                    ),
+                    None if element.starts_with('/') => {
+                        assert!(element == "/srv" || element.starts_with("/srv/"), "{argv:?}");
+                        assert!(
+                            !element.split('/').any(|c| c == ".." || c == "."),
+                            "{argv:?}"
+                        );
+                    }
+                    // `n`: no negative number without a negative min.
+                    None => assert!(element.parse::<u64>().is_ok(), "{argv:?}"),
+                }
             }
         }
     }

@@ -234,6 +234,8 @@ export interface ActionArg {
   default?: string | number | boolean | null;
   pattern?: string | null;
   max_len?: number | null;
+  /** string: the value may start with '-' (off unless the policy says so). */
+  allow_leading_dash?: boolean;
   min?: number | null;
   max?: number | null;
   values?: string[] | null;

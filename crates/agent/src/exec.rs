@@ -2,13 +2,16 @@
 //!
 //! [`Executor::start`] checks the command against the [`Policy`] (the same
 //! check the hub made, made again here because the agent has the last word),
-//! then runs it in its own task: an action as an argv ([`process`]), a
-//! lifecycle verb through the engine or systemd ([`lifecycle`]). Output and
+//! then runs it in its own task: an action as an argv ([`process`]), its
+//! path arguments first resolved on this host ([`paths`]: a symlink that
+//! leaves its directory is refused), a lifecycle verb through the engine or
+//! systemd ([`lifecycle`]). Output and
 //! results go through one bounded channel to the link, which batches them
 //! into frames; a slow link slows the readers, never the agent.
 
 pub mod lifecycle;
 pub mod output;
+pub mod paths;
 pub mod policy;
 pub mod process;
 
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::command::{
-    Command, CommandResult, Op, Policy, Status, Stream, TargetKind, Verb,
+    Command, CommandResult, Op, Policy, Refusal, Status, Stream, TargetKind, Verb,
 };
 
 pub use output::Event;
@@ -89,10 +92,9 @@ impl Executor {
                 let _ = events.send(Event::Result(result)).await;
             });
         };
-        let argv = match cmd.op.authorize(self.policy(), cmd.role) {
-            Ok(argv) => argv,
-            Err(refusal) => return refuse(refusal.to_string()),
-        };
+        if let Err(refusal) = cmd.op.authorize(self.policy(), cmd.role) {
+            return refuse(refusal.to_string());
+        }
         let cancel = CancellationToken::new();
         {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,7 +122,7 @@ impl Executor {
                 Op::Lifecycle { .. } => LIFECYCLE_CAP,
             };
             let mut sink = Sink::new(&cmd.id, this.events.clone(), cancel.clone(), cap);
-            let ended = this.run(&cmd, argv, &mut sink, &cancel).await;
+            let ended = this.run(&cmd, &mut sink, &cancel).await;
             let result = CommandResult {
                 id: cmd.id.clone(),
                 status: ended.status,
@@ -139,20 +141,43 @@ impl Executor {
         });
     }
 
-    async fn run(
-        &self,
-        cmd: &Command,
-        argv: Option<Vec<String>>,
-        sink: &mut Sink,
-        cancel: &CancellationToken,
-    ) -> Ended {
+    async fn run(&self, cmd: &Command, sink: &mut Sink, cancel: &CancellationToken) -> Ended {
         match &cmd.op {
-            Op::Action { name, .. } => {
+            Op::Action { name, args } => {
                 let spec = &self.policy().actions[name];
                 let env = &self.policy.run[name];
+                // The argv again, now with path arguments resolved on this
+                // host; off the runtime's threads, as a slow mount may stall.
+                let bind = {
+                    let (spec, args) = (spec.clone(), args.clone());
+                    tokio::task::spawn_blocking(move || {
+                        spec.bind_with(&args, |under, value| {
+                            paths::resolve(under, value).map_err(|e| e.to_string())
+                        })
+                    })
+                };
+                let argv = match bind.await {
+                    Ok(Ok(argv)) => argv,
+                    Ok(Err(e)) => {
+                        let error = Refusal::BadArgument(e).to_string();
+                        tracing::warn!(id = cmd.id, actor = cmd.actor, error, "refused a command");
+                        return Ended {
+                            status: Status::Refused,
+                            exit_code: None,
+                            error: Some(error),
+                        };
+                    }
+                    Err(e) => {
+                        return Ended {
+                            status: Status::Failed,
+                            exit_code: None,
+                            error: Some(format!("resolving the arguments failed: {e}")),
+                        };
+                    }
+                };
                 process::run(
                     process::Spec {
-                        argv: &argv.unwrap_or_default(),
+                        argv: &argv,
                         cwd: &env.cwd,
                         env: &env.env,
                         timeout: Some(Duration::from_secs(spec.timeout_secs)),
@@ -325,3 +350,6 @@ fn cancelled() -> Ended {
         error: None,
     }
 }
+
+#[cfg(test)]
+mod tests;

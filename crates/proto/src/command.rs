@@ -427,6 +427,18 @@ impl ActionSpec {
     /// The argv with `args` checked and filled in. An element with a
     /// placeholder for an optional argument that was not given is left out.
     pub fn bind(&self, args: &BTreeMap<String, String>) -> Result<Vec<String>, ArgError> {
+        self.bind_with(args, |_, value| Ok(value.to_string()))
+    }
+
+    /// [`bind`](Self::bind), with each path argument's value, once it passed
+    /// its check, replaced by `resolve(under, value)`. The agent resolves
+    /// paths on its host this way (symlinks that leave `under` are refused);
+    /// an `Err` finishes the sentence "argument X …".
+    pub fn bind_with(
+        &self,
+        args: &BTreeMap<String, String>,
+        mut resolve: impl FnMut(&str, &str) -> Result<String, String>,
+    ) -> Result<Vec<String>, ArgError> {
         if let Some(unknown) = args
             .keys()
             .find(|k| !self.args.iter().any(|a| &a.name == *k))
@@ -441,11 +453,16 @@ impl ActionSpec {
             let value = args.get(&spec.name).or(spec.default.as_ref());
             match value {
                 Some(v) => {
-                    spec.check(v).map_err(|reason| ArgError {
+                    let refused = |reason| ArgError {
                         arg: spec.name.clone(),
                         reason,
-                    })?;
-                    values.insert(spec.name.as_str(), v.as_str());
+                    };
+                    spec.check(v).map_err(refused)?;
+                    let v = match &spec.kind {
+                        ArgType::Path { under, .. } => resolve(under, v).map_err(refused)?,
+                        _ => v.clone(),
+                    };
+                    values.insert(spec.name.as_str(), v);
                 }
                 None if spec.required => {
                     return Err(ArgError {
@@ -514,8 +531,14 @@ pub enum ArgType {
         pattern: Option<String>,
         #[serde(default = "default_max_len")]
         max_len: usize,
+        /// Whether the value may start with `-`. Off by default: a program
+        /// would read such a value as an option (`--version`, `--delete`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        allow_leading_dash: bool,
     },
     Int {
+        /// Negative numbers are accepted only when this is below 0: `-1`
+        /// reads as an option, and to `kill` as every process.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         min: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -525,8 +548,10 @@ pub enum ArgType {
     Enum {
         values: Vec<String>,
     },
+    /// Always absolute, so never starting with `-`.
     Path {
-        /// The directory the path must stay inside.
+        /// The directory the path must stay inside. The agent also resolves
+        /// the path on its host: no symlink on the way may leave it.
         under: String,
         #[serde(default = "default_path_len")]
         max_len: usize,
@@ -582,9 +607,19 @@ impl ArgSpec {
     pub fn check(&self, value: &str) -> Result<(), String> {
         let show = || truncate(value, 40);
         match &self.kind {
-            ArgType::String { pattern, max_len } => {
+            ArgType::String {
+                pattern,
+                max_len,
+                allow_leading_dash,
+            } => {
                 if value.chars().count() > *max_len {
                     return Err(format!("is longer than {max_len} characters"));
+                }
+                if value.starts_with('-') && !allow_leading_dash {
+                    return Err(format!(
+                        "{:?} starts with '-', which the program would read as an option",
+                        show()
+                    ));
                 }
                 match pattern {
                     Some(p) => {
@@ -609,6 +644,13 @@ impl ArgSpec {
                 let n: i64 = value
                     .parse()
                     .map_err(|_| format!("{:?} is not an integer", show()))?;
+                // By the text, so `-0` is caught too.
+                if value.starts_with('-') && !min.is_some_and(|lo| lo < 0) {
+                    return Err(format!(
+                        "{:?} starts with '-'; this argument takes negative numbers only if its min is below 0",
+                        show()
+                    ));
+                }
                 if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
                     return Err(format!(
                         "{n} is out of range ({}..={})",

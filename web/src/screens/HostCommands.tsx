@@ -32,6 +32,7 @@ export function checkArg(a: ActionArg, v: string): string {
       const max = a.max_len ?? 256;
       if (len > max) return `at most ${max} characters`;
       if (CONTROL.test(v)) return 'no control characters';
+      if (v.startsWith('-') && !a.allow_leading_dash) return 'must not start with - (a program would read it as an option)';
       if (a.pattern) {
         const re = patternOf(a.pattern);
         if (re && !re.test(v)) return `must match ${a.pattern}`;
@@ -40,6 +41,7 @@ export function checkArg(a: ActionArg, v: string): string {
     }
     case 'int': {
       if (!/^[+-]?\d+$/.test(v)) return 'a whole number';
+      if (v.startsWith('-') && !(a.min != null && a.min < 0)) return 'not negative';
       const n = Number(v);
       if (a.min != null && n < a.min) return `at least ${a.min}`;
       if (a.max != null && n > a.max) return `at most ${a.max}`;

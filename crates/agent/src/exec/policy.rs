@@ -166,7 +166,7 @@ lifecycle:
 actions:
   disk-usage:
     description: Disk usage of a directory under /var
-    argv: [du, -sh, "{path}"]
+    argv: [du, -sh, --, "{path}"]
     args:
       - name: path
         type: path

@@ -643,3 +643,89 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
         "{answer}"
     );
 }
+
+/// Issue 13: an argument that reads as an option, and a path argument that
+/// leaves its directory through a symlink only the agent can see. No Podman.
+const ARGUMENT_POLICY: &str = r#"
+actions:
+  echo:
+    argv: [echo, "{msg}"]
+    args:
+      - { name: msg, type: string, required: true }
+  list:
+    argv: [ls, "--", "{dir}"]
+    args:
+      - { name: dir, type: path, under: DIR/shared, required: true }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_cannot_become_options_or_follow_symlinks_out() {
+    let dir = temp_dir("cmd-arguments");
+    std::fs::create_dir_all(dir.join("shared/sub")).unwrap();
+    std::fs::write(dir.join("shared/sub/inner-file"), "x").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("shared/etclink")).unwrap();
+    std::os::unix::fs::symlink("sub", dir.join("shared/inside")).unwrap();
+    let shared = std::fs::canonicalize(dir.join("shared")).unwrap();
+    let shared = shared.to_str().unwrap().to_string();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        ARGUMENT_POLICY.replace("DIR", dir.to_str().unwrap()),
+    )
+    .unwrap();
+    let hub = Hub::start(&dir.join("hub"));
+    let admin = hub.token("admin");
+    let operator = hub.token("operator");
+    let _agent = agent_with(
+        Some(&hub.join()),
+        &dir.join("agent"),
+        &["--policy", policy.to_str().unwrap()],
+    );
+    let (node, _) = hub.wait_twin(
+        &admin,
+        "the node with its policy",
+        Duration::from_secs(20),
+        |t| t["policy"]["actions"]["list"].is_object(),
+    );
+    let run = |args: Value, name: &str| {
+        tokio::task::block_in_place(|| {
+            let body = json!({"op": "action", "name": name, "args": args});
+            let (status, r) = hub.post(&format!("/api/v1/nodes/{node}/commands"), &operator, &body);
+            if status != 202 {
+                return (status, r);
+            }
+            let id = r["id"].as_str().unwrap();
+            (
+                status,
+                hub.wait_command(&admin, id, Duration::from_secs(20)),
+            )
+        })
+    };
+
+    // Defect 6: `--version` made echo print its version. The hub refuses it.
+    let (status, answer) = run(json!({"msg": "--version"}), "echo");
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["message"],
+        "argument \"msg\" \"--version\" starts with '-', which the program would read as an option"
+    );
+
+    // Defect 7: the hub cannot see the symlink; the agent resolves the path,
+    // refuses, and nothing runs.
+    for path in [format!("{shared}/etclink/"), format!("{shared}/etclink")] {
+        let (status, done) = run(json!({"dir": path}), "list");
+        assert_eq!(status, 202, "{done}");
+        assert_eq!(done["status"], "refused", "{done}");
+        assert_eq!(
+            done["error"],
+            format!("argument \"dir\" \"{path}\" leads outside {shared} through a symlink")
+        );
+        assert_eq!(command_output(&done), "", "nothing ran");
+    }
+    let (_, denied) = hub.get("/api/v1/audit?action=command.end&outcome=denied", &admin);
+    assert_eq!(denied.as_array().unwrap().len(), 2, "{denied}");
+    // A symlink that stays inside is fine; the program gets the real path.
+    let (_, done) = run(json!({"dir": format!("{shared}/inside")}), "list");
+    assert_eq!(done["status"], "ok", "{done}");
+    assert_eq!(command_output(&done), "inner-file\n");
+}

@@ -1,3 +1,5 @@
+use proptest::prelude::*;
+
 use super::*;
 
 fn du() -> ActionSpec {
@@ -73,6 +75,7 @@ fn refuses_shell_metacharacters_overlong_and_unknown_arguments() {
         kind: ArgType::String {
             pattern: None,
             max_len: 16,
+            allow_leading_dash: false,
         },
         description: String::new(),
         required: false,
@@ -135,6 +138,7 @@ fn checks_ints_enums_bools_and_patterns() {
     let pat = arg(ArgType::String {
         pattern: Some("[a-z]+".into()),
         max_len: 256,
+        allow_leading_dash: false,
     });
     assert!(pat.check("abc").is_ok());
     // The pattern is anchored: a match inside the value is not enough.
@@ -248,4 +252,171 @@ fn commands_travel_as_flat_json() {
     let back: Command = serde_json::from_value(json).unwrap();
     assert_eq!(back, cmd);
     assert_eq!(back.op.summary(), "logs container web (follow)");
+}
+
+/// An action `echo -- {word}`-like: one string argument, one int, one enum.
+fn echo(pattern: Option<&str>, allow_leading_dash: bool, min: Option<i64>) -> ActionSpec {
+    let arg = |name: &str, kind| ArgSpec {
+        name: name.into(),
+        kind,
+        description: String::new(),
+        required: false,
+        default: None,
+    };
+    ActionSpec {
+        description: String::new(),
+        argv: vec![
+            "echo".into(),
+            "{word}".into(),
+            "{n}".into(),
+            "{flag}".into(),
+        ],
+        args: vec![
+            arg(
+                "word",
+                ArgType::String {
+                    pattern: pattern.map(String::from),
+                    max_len: 256,
+                    allow_leading_dash,
+                },
+            ),
+            arg("n", ArgType::Int { min, max: None }),
+            arg(
+                "flag",
+                ArgType::Enum {
+                    values: vec!["-n".into(), "-e".into()],
+                },
+            ),
+        ],
+        role: Role::Operator,
+        timeout_secs: 10,
+        output_cap: 1024,
+    }
+}
+
+fn authorize_echo(spec: ActionSpec, a: &[(&str, &str)]) -> Result<Vec<String>, Refusal> {
+    let mut p = Policy::default();
+    p.actions.insert("echo".into(), spec);
+    p.validate().unwrap();
+    action("echo", a)
+        .authorize(&p, Role::Operator)
+        .map(Option::unwrap)
+}
+
+// Issue 13, defect 6: `word=--version` made `echo` print its version.
+#[test]
+fn a_value_that_would_read_as_an_option_is_refused() {
+    let err = authorize_echo(echo(None, false, None), &[("word", "--version")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "argument \"word\" \"--version\" starts with '-', which the program would read as an option"
+    );
+    // A pattern that allows the dash does not allow it alone.
+    assert!(authorize_echo(echo(Some("-?[a-z-]+"), false, None), &[("word", "-rf")]).is_err());
+    // A dash inside is fine; so is one the policy opts into.
+    assert_eq!(
+        authorize_echo(echo(None, false, None), &[("word", "a-b")]).unwrap(),
+        ["echo", "a-b"]
+    );
+    assert_eq!(
+        authorize_echo(echo(None, true, None), &[("word", "--version")]).unwrap(),
+        ["echo", "--version"]
+    );
+    // Negative numbers only where the schema's min is below 0; `-0` too.
+    for n in ["-1", "-0", "-5"] {
+        let err = authorize_echo(echo(None, false, None), &[("n", n)]).unwrap_err();
+        assert!(err.to_string().contains("starts with '-'"), "{n}: {err}");
+        let err = authorize_echo(echo(None, false, Some(0)), &[("n", n)]).unwrap_err();
+        assert!(err.to_string().contains("starts with '-'"), "{n}: {err}");
+    }
+    assert_eq!(
+        authorize_echo(echo(None, false, Some(-10)), &[("n", "-5")]).unwrap(),
+        ["echo", "-5"]
+    );
+    // Enum values are the policy's own words, dashes and all.
+    assert_eq!(
+        authorize_echo(echo(None, false, None), &[("flag", "-n")]).unwrap(),
+        ["echo", "-n"]
+    );
+    // A path is absolute, so it can never start with '-'.
+    assert!(du().bind(&args(&[("path", "-/var")])).is_err());
+    // A default that starts with '-' fails the policy's check at load.
+    let mut spec = echo(None, false, None);
+    spec.args[0].default = Some("-v".into());
+    let mut p = Policy::default();
+    p.actions.insert("echo".into(), spec);
+    assert!(p.validate().unwrap_err().contains("starts with '-'"));
+}
+
+proptest! {
+    /// Whatever follows the dash, and whatever the pattern allows, a string
+    /// argument starting with '-' is refused unless its schema allows it.
+    #[test]
+    fn no_string_argument_starts_with_a_dash_unless_allowed(
+        rest in "[a-zA-Z0-9=._:/-]{0,40}",
+        pattern in prop::option::of(Just(".*")),
+    ) {
+        let value = format!("-{rest}");
+        let refused = authorize_echo(echo(pattern, false, None), &[("word", &value)]);
+        prop_assert!(
+            matches!(&refused, Err(Refusal::BadArgument(e)) if e.reason.contains("starts with '-'")),
+            "{:?}", refused
+        );
+        let allowed = authorize_echo(echo(pattern, true, None), &[("word", &value)]);
+        prop_assert_eq!(allowed, Ok(vec!["echo".to_string(), value]));
+    }
+
+    /// Any bound argv: no element that came from a value starts with '-'.
+    #[test]
+    fn bound_values_never_start_with_a_dash(
+        word in "\\PC{0,12}",
+        n in "-?[0-9]{1,5}",
+    ) {
+        if let Ok(argv) = authorize_echo(echo(Some(".*"), false, None), &[("word", &word), ("n", &n)]) {
+            prop_assert!(argv[1..].iter().all(|e| !e.starts_with('-')), "{:?}", argv);
+        }
+    }
+}
+
+#[test]
+fn bind_with_resolves_only_path_arguments() {
+    let mut spec = du();
+    spec.args.push(ArgSpec {
+        name: "label".into(),
+        kind: ArgType::String {
+            pattern: None,
+            max_len: 16,
+            allow_leading_dash: false,
+        },
+        description: String::new(),
+        required: false,
+        default: None,
+    });
+    spec.argv.push("{label}".into());
+    let mut seen = Vec::new();
+    let argv = spec
+        .bind_with(
+            &args(&[("path", "/var/lib"), ("label", "x")]),
+            |under, v| {
+                seen.push((under.to_string(), v.to_string()));
+                Ok("/srv/lib".into())
+            },
+        )
+        .unwrap();
+    assert_eq!(argv, ["du", "-sh", "/srv/lib", "x"]);
+    assert_eq!(seen, [("/var".to_string(), "/var/lib".to_string())]);
+    // The textual check comes first: resolve never sees a path that fails it.
+    let err = spec
+        .bind_with(&args(&[("path", "/etc")]), |_, _| panic!("resolved"))
+        .unwrap_err();
+    assert!(err.reason.contains("not inside"), "{err}");
+    let err = spec
+        .bind_with(&args(&[("path", "/var/l")]), |_, v| {
+            Err(format!("{v:?} leads outside /var through a symlink"))
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "argument \"path\" \"/var/l\" leads outside /var through a symlink"
+    );
 }
