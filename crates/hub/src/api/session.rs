@@ -110,7 +110,13 @@ pub async fn sign_in(
     };
     let token = hub.store.create_session(id, SESSION_TTL).await?;
     hub.store.audit(attempt(Outcome::Ok, "")).await?;
-    let secure = if peer.is_some_and(|p| p.tls) {
+    // Over TLS to us, or to a trusted proxy that says so.
+    let forwarded_https = client.is_some_and(|c| c.proxied)
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let secure = if peer.is_some_and(|p| p.tls) || forwarded_https {
         "; Secure"
     } else {
         ""
