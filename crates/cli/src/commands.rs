@@ -424,19 +424,31 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 .context("revoking an API token")?;
             format!("revoked API token {id}")
         }
-        CtlCommand::Audit(AuditCommand::Verify) => {
-            match twinbay_hub::admin::verify_audit(&data_dir)
-                .await
-                .map_err(|e| anyhow!(twinbay_hub::report(&e)))?
-            {
-                Ok((count, Some((id, hash)))) => {
-                    format!("audit trail intact: {count} entries; head #{id} sha256:{hash}")
-                }
-                Ok((_, None)) => "audit trail intact: no entries yet".to_string(),
-                Err(broken) => return Err(anyhow!("audit trail broken: {broken}")),
-            }
+        CtlCommand::Audit(AuditCommand::Verify { expect_head }) => {
+            verify_audit(&data_dir, expect_head).await?
         }
     };
     println!("{out}");
     Ok(())
+}
+
+/// `ctl audit verify`: the chain, and that it holds the expected head.
+async fn verify_audit(
+    data_dir: &Path,
+    expect_head: Option<twinbay_hub::audit::Expected>,
+) -> Result<String> {
+    let given = match &expect_head {
+        Some(_) => " and holds the expected head",
+        None => "",
+    };
+    match twinbay_hub::admin::verify_audit(data_dir, expect_head)
+        .await
+        .map_err(|e| anyhow!(twinbay_hub::report(&e)))?
+    {
+        Ok((count, Some((id, hash)))) => Ok(format!(
+            "audit trail intact{given}: {count} entries; head #{id} sha256:{hash}"
+        )),
+        Ok((_, None)) => Ok(format!("audit trail intact{given}: no entries yet")),
+        Err(broken) => Err(anyhow!("audit trail broken: {broken}")),
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use twinbay_proto::join::JoinString;
 
 use crate::HubError;
-use crate::audit::{ActorKind, Outcome, Record};
+use crate::audit::{ActorKind, Broken, Expected, Outcome, Record};
 use crate::store::{DB_FILE, Role, Store, settings};
 
 async fn open_existing(data_dir: &Path) -> Result<Store, HubError> {
@@ -119,13 +119,15 @@ pub async fn revoke_api_token(data_dir: &Path, id: i64) -> Result<(), HubError> 
     }
 }
 
-/// Checks the audit trail's hash chain: `Ok` with the number of entries and
-/// the head (to write down elsewhere), or the first broken entry.
+/// Checks the audit trail's hash chain, and that it still holds `expect`
+/// (a head written down earlier) when given: `Ok` with the number of entries
+/// and the head (to write down elsewhere), or the first broken entry.
 pub async fn verify_audit(
     data_dir: &Path,
-) -> Result<Result<(u64, Option<(i64, String)>), crate::audit::Broken>, HubError> {
+    expect: Option<Expected>,
+) -> Result<Result<(u64, Option<(i64, String)>), Broken>, HubError> {
     let store = open_existing(data_dir).await?;
-    let result = store.audit_verify().await?;
+    let result = store.audit_verify(expect).await?;
     store.close().await;
     Ok(result)
 }

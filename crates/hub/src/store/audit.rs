@@ -5,7 +5,7 @@ use futures_util::TryStreamExt;
 use sqlx::SqliteConnection;
 
 use super::{Store, StoreError, now_ms};
-use crate::audit::{Broken, Entry, GENESIS, Record, Verifier, entry_hash};
+use crate::audit::{Broken, Entry, Expected, GENESIS, Record, Verifier, entry_hash};
 
 type Row = (
     i64,
@@ -150,22 +150,24 @@ impl Store {
         Ok(rows.into_iter().map(entry).collect())
     }
 
-    /// Reads the whole trail in order and checks the chain: the number of
-    /// entries and the head (last id and hash), or the first broken entry.
+    /// Reads the whole trail in order and checks the chain (and that it
+    /// holds `expect`, when given): the number of entries and the head (last
+    /// id and hash), or the first broken entry.
     pub async fn audit_verify(
         &self,
+        expect: Option<Expected>,
     ) -> Result<Result<(u64, Option<(i64, String)>), Broken>, StoreError> {
         let mut rows = sqlx::query_as::<_, Row>(
             "SELECT id, ts, actor, actor_kind, address, user_agent, action, target, outcome, detail, prev_hash, hash
              FROM audit ORDER BY id",
         )
         .fetch(&self.pool);
-        let mut verifier = Verifier::default();
+        let mut verifier = expect.map(Verifier::expecting).unwrap_or_default();
         while let Some(row) = rows.try_next().await? {
             if let Err(broken) = verifier.check(&entry(row)) {
                 return Ok(Err(broken));
             }
         }
-        Ok(Ok(verifier.finish()))
+        Ok(verifier.finish())
     }
 }
