@@ -259,7 +259,7 @@ pub struct VerbArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain; name the first entry that was changed or removed,
-    /// or a tail cut since the head given.
+    /// or a tail cut since the head recorded in the data dir (or the one given).
     Verify {
         /// Fail unless the chain still holds this head: `sha256:HEX` as
         /// `verify` prints it, or the `hash` of `GET /api/v1/audit/head`.

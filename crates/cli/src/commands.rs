@@ -432,16 +432,24 @@ async fn ctl(args: CtlArgs) -> Result<()> {
     Ok(())
 }
 
-/// `ctl audit verify`: the chain, and that it holds the expected head.
+/// `ctl audit verify`: the chain, and that it holds the expected head (the
+/// one given, else the one the hub recorded in the data dir).
 async fn verify_audit(
     data_dir: &Path,
     expect_head: Option<twinbay_hub::audit::Expected>,
 ) -> Result<String> {
-    let given = match &expect_head {
-        Some(_) => " and holds the expected head",
-        None => "",
+    use twinbay_hub::admin::ExpectHead;
+    use twinbay_hub::audit::Broken;
+    let expect = match expect_head {
+        Some(hash) => ExpectHead::Hash(hash),
+        None => ExpectHead::Recorded,
     };
-    match twinbay_hub::admin::verify_audit(data_dir, expect_head)
+    let recorded = matches!(expect, ExpectHead::Recorded);
+    let given = match &expect {
+        ExpectHead::Hash(_) => " and holds the expected head",
+        ExpectHead::Recorded => "",
+    };
+    match twinbay_hub::admin::verify_audit(data_dir, expect)
         .await
         .map_err(|e| anyhow!(twinbay_hub::report(&e)))?
     {
@@ -449,6 +457,10 @@ async fn verify_audit(
             "audit trail intact{given}: {count} entries; head #{id} sha256:{hash}"
         )),
         Ok((_, None)) => Ok(format!("audit trail intact{given}: no entries yet")),
+        Err(broken @ Broken::Cut { .. }) if recorded => Err(anyhow!(
+            "audit trail broken: {broken} (the hub recorded that head in {})",
+            twinbay_hub::audit::anchor::HEAD_FILE
+        )),
         Err(broken) => Err(anyhow!("audit trail broken: {broken}")),
     }
 }

@@ -6,8 +6,13 @@
 //! [`Verifier`] names it. This module is the pure part (hashing, checking); the
 //! SQL is in `store/audit.rs`.
 //!
-//! A chain cut short at its end (the newest rows deleted) still verifies;
-//! [`Verifier::expecting`] also requires a head written down earlier.
+//! A chain cut short at its end (the newest rows deleted) still verifies, so
+//! the head is anchored outside the database: [`anchor`] keeps the last head
+//! in `DATA_DIR/audit.head` and checks it at start, and an admin can write a
+//! head down elsewhere and check it later (`--expect-head`).
+
+pub mod anchor;
+pub mod head;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,6 +34,8 @@ pub enum ActorKind {
     Cli,
     /// Nobody known yet (a failed sign-in names who it tried to be).
     Anonymous,
+    /// The hub itself (e.g. finding the trail cut at start).
+    Hub,
 }
 
 impl ActorKind {
@@ -40,6 +47,7 @@ impl ActorKind {
             ActorKind::Scheduler => "scheduler",
             ActorKind::Cli => "cli",
             ActorKind::Anonymous => "anonymous",
+            ActorKind::Hub => "hub",
         }
     }
 }

@@ -161,6 +161,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         config.tls_key.as_deref(),
     )?;
     let store = Store::open(&config.data_dir).await?;
+    audit::anchor::check_at_start(&store).await?;
     let first_admin = ensure_admin(&store, config.admin_password.as_deref()).await?;
     let lost = store.lose_running_commands(store::now_ms()).await?;
     if lost > 0 {
@@ -206,7 +207,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
-        metrics: metrics::Metrics::new(),
+        metrics: metrics::Metrics::new().with_audit_chain(store.anchor().gauge()),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
