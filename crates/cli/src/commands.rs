@@ -424,9 +424,10 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 .context("revoking an API token")?;
             format!("revoked API token {id}")
         }
-        CtlCommand::Audit(AuditCommand::Verify { expect_head }) => {
-            verify_audit(&data_dir, expect_head).await?
-        }
+        CtlCommand::Audit(AuditCommand::Verify {
+            expect_head,
+            head_file,
+        }) => verify_audit(&data_dir, expect_head, head_file.as_deref()).await?,
     };
     println!("{out}");
     Ok(())
@@ -437,16 +438,28 @@ async fn ctl(args: CtlArgs) -> Result<()> {
 async fn verify_audit(
     data_dir: &Path,
     expect_head: Option<twinbay_hub::audit::Expected>,
+    head_file: Option<&Path>,
 ) -> Result<String> {
     use twinbay_hub::admin::ExpectHead;
     use twinbay_hub::audit::Broken;
-    let expect = match expect_head {
-        Some(hash) => ExpectHead::Hash(hash),
-        None => ExpectHead::Recorded,
+    let expect = match (expect_head, head_file) {
+        (Some(hash), _) => ExpectHead::Hash(hash),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let head = serde_json::from_str(&text).map_err(|e| {
+                anyhow!(
+                    "{} is not a head from GET /api/v1/audit/head: {e}",
+                    file.display()
+                )
+            })?;
+            ExpectHead::Signed(head)
+        }
+        (None, None) => ExpectHead::Recorded,
     };
     let recorded = matches!(expect, ExpectHead::Recorded);
     let given = match &expect {
-        ExpectHead::Hash(_) => " and holds the expected head",
+        ExpectHead::Hash(_) | ExpectHead::Signed(_) => " and holds the expected head",
         ExpectHead::Recorded => "",
     };
     match twinbay_hub::admin::verify_audit(data_dir, expect)

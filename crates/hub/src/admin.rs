@@ -7,7 +7,8 @@ use std::time::Duration;
 use twinbay_proto::join::JoinString;
 
 use crate::HubError;
-use crate::audit::anchor::HEAD_FILE;
+use crate::audit::anchor::{self, HEAD_FILE};
+use crate::audit::head::SignedHead;
 use crate::audit::{ActorKind, Broken, Expected, Outcome, Record};
 use crate::store::{DB_FILE, Role, Store, settings};
 
@@ -127,6 +128,9 @@ pub enum ExpectHead {
     Recorded,
     /// A hash the admin wrote down (`--expect-head`).
     Hash(Expected),
+    /// A head exported by `GET /api/v1/audit/head` (`--head-file`); its
+    /// signature is checked with the hub's audit key first.
+    Signed(SignedHead),
 }
 
 /// Checks the audit trail's hash chain, and that it still holds the
@@ -145,6 +149,10 @@ pub async fn verify_audit(
             .map_err(|e| HubError::Config(format!("{HEAD_FILE} cannot be read: {e}")))?
             .map(|h| h.expected()),
         ExpectHead::Hash(expected) => Some(expected),
+        ExpectHead::Signed(head) => Some(
+            head.verify(&anchor::public_key(data_dir)?)
+                .map_err(|e| HubError::Config(e.to_string()))?,
+        ),
     };
     let result = store.audit_verify(expected).await?;
     store.close().await;

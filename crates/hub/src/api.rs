@@ -78,6 +78,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
         .routes(routes!(audit::search))
+        .routes(routes!(audit::signed_head))
         .routes(routes!(commands::run, commands::history))
         .routes(routes!(commands::get_one, commands::cancel))
         .routes(routes!(commands::output))

@@ -8,8 +8,8 @@
 //!
 //! A chain cut short at its end (the newest rows deleted) still verifies, so
 //! the head is anchored outside the database: [`anchor`] keeps the last head
-//! in `DATA_DIR/audit.head` and checks it at start, and an admin can write a
-//! head down elsewhere and check it later (`--expect-head`).
+//! in `DATA_DIR/audit.head` and checks it at start, and [`head`] signs a head
+//! for an admin to keep elsewhere and check later (`--expect-head`).
 
 pub mod anchor;
 pub mod head;

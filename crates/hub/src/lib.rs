@@ -111,6 +111,8 @@ pub struct HubState {
     pub lockout: lockout::Lockout,
     /// Commands on their way to agents, and their output.
     pub commands: commands::Commands,
+    /// Signs the audit heads the API exports (`DATA_DIR/audit.key`).
+    pub audit_key: ed25519_dalek::SigningKey,
 }
 
 /// What the first start did about the admin account.
@@ -160,6 +162,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         config.tls_cert.as_deref(),
         config.tls_key.as_deref(),
     )?;
+    let audit_key = audit::anchor::load_or_create_key(&config.data_dir)?;
     let store = Store::open(&config.data_dir).await?;
     audit::anchor::check_at_start(&store).await?;
     let first_admin = ensure_admin(&store, config.admin_password.as_deref()).await?;
@@ -215,6 +218,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
         lockout: lockout::Lockout::default(),
         commands: commands::Commands::new(store.clone()),
+        audit_key,
     });
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));

@@ -1,4 +1,4 @@
-//! The head kept outside the database.
+//! The head kept outside the database, and the hub's audit key.
 //!
 //! `DATA_DIR/audit.head` names the trail's newest entry
 //! (`{"version":1,"id","hash","check"}`, padded to [`RECORD_LEN`] bytes).
@@ -18,12 +18,18 @@
 //! (`twinbay_audit_chain_broken 1`) for as long as the hub runs. The hub still
 //! starts: a security tool should be loud, not absent.
 //!
-//! Someone who can write the whole data dir can rewrite this file too; a
-//! head an admin keeps elsewhere is what catches them.
+//! `DATA_DIR/audit.key` (0600, base64 ed25519 secret) signs the heads the API
+//! exports ([`super::head`]).
+//!
+//! Someone who can write the whole data dir can rewrite this file too; the
+//! signed head an admin keeps elsewhere is what catches them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +40,8 @@ use crate::store::Store;
 
 /// The recorded head, in the data dir.
 pub const HEAD_FILE: &str = "audit.head";
+/// The key that signs exported heads, in the data dir.
+pub const KEY_FILE: &str = "audit.key";
 
 /// The length of `audit.head`: one record, padded with spaces, ending in a
 /// newline. Less than a disk sector, so a write lands whole or not at all.
@@ -262,6 +270,52 @@ pub async fn check_at_start(store: &Store) -> Result<(), HubError> {
     Ok(())
 }
 
+/// The hub's audit key, made on first start.
+pub fn load_or_create_key(data_dir: &Path) -> Result<SigningKey, HubError> {
+    let path = data_dir.join(KEY_FILE);
+    match read_key(&path)? {
+        Some(key) => Ok(key),
+        None => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret)
+                .map_err(|e| HubError::io(&path, std::io::Error::other(e.to_string())))?;
+            crate::fsutil::write_private(&path, STANDARD.encode(secret).as_bytes())?;
+            tracing::info!(path = %path.display(), "created the audit key that signs exported heads");
+            Ok(SigningKey::from_bytes(&secret))
+        }
+    }
+}
+
+/// The public half of the hub's audit key, to check a saved head with.
+pub fn public_key(data_dir: &Path) -> Result<VerifyingKey, HubError> {
+    let path = data_dir.join(KEY_FILE);
+    match read_key(&path)? {
+        Some(key) => Ok(key.verifying_key()),
+        None => Err(HubError::NotFound(format!(
+            "{} does not exist: no hub has run with this data dir since heads are signed",
+            path.display()
+        ))),
+    }
+}
+
+fn read_key(path: &Path) -> Result<Option<SigningKey>, HubError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(|b| Some(SigningKey::from_bytes(&b)))
+            .ok_or_else(|| {
+                HubError::Config(format!(
+                    "{}: not a base64 ed25519 secret key",
+                    path.display()
+                ))
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(HubError::io(path, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +386,24 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::write(dir.join(HEAD_FILE), "{").unwrap();
         assert!(anchor.read().is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_audit_key_is_made_once_and_private() {
+        let dir = std::env::temp_dir().join(format!("twinbay-audit-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(public_key(&dir).is_err());
+        let key = load_or_create_key(&dir).unwrap();
+        assert_eq!(load_or_create_key(&dir).unwrap().to_bytes(), key.to_bytes());
+        assert_eq!(public_key(&dir).unwrap(), key.verifying_key());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
