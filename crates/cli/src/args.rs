@@ -311,8 +311,23 @@ pub struct VerbArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain; name the first entry that was changed or removed.
-    Verify,
+    /// Check the hash chain; name the first entry that was changed or removed,
+    /// or a tail cut since the head recorded in the data dir (or the one given).
+    Verify {
+        /// Fail unless the chain still holds this head: `sha256:HEX` as
+        /// `verify` prints it, or the `hash` of `GET /api/v1/audit/head`.
+        /// Entries after it are fine (the trail grew).
+        #[arg(long, value_name = "SHA", value_parser = parse_head, conflicts_with = "head_file")]
+        expect_head: Option<twinbay_hub::audit::Expected>,
+        /// Like --expect-head, from a head saved from `GET /api/v1/audit/head`;
+        /// its signature is checked with the hub's audit key first.
+        #[arg(long, value_name = "FILE")]
+        head_file: Option<PathBuf>,
+    },
+}
+
+fn parse_head(s: &str) -> Result<twinbay_hub::audit::Expected, String> {
+    twinbay_hub::audit::Expected::parse(s)
 }
 
 #[derive(Debug, Subcommand)]

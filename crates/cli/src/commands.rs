@@ -447,19 +447,56 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 .context("revoking an API token")?;
             format!("revoked API token {id}")
         }
-        CtlCommand::Audit(AuditCommand::Verify) => {
-            match twinbay_hub::admin::verify_audit(&data_dir)
-                .await
-                .map_err(|e| anyhow!(twinbay_hub::report(&e)))?
-            {
-                Ok((count, Some((id, hash)))) => {
-                    format!("audit trail intact: {count} entries; head #{id} sha256:{hash}")
-                }
-                Ok((_, None)) => "audit trail intact: no entries yet".to_string(),
-                Err(broken) => return Err(anyhow!("audit trail broken: {broken}")),
-            }
-        }
+        CtlCommand::Audit(AuditCommand::Verify {
+            expect_head,
+            head_file,
+        }) => verify_audit(&data_dir, expect_head, head_file.as_deref()).await?,
     };
     println!("{out}");
     Ok(())
+}
+
+/// `ctl audit verify`: the chain, and that it holds the expected head (the
+/// one given, else the one the hub recorded in the data dir).
+async fn verify_audit(
+    data_dir: &Path,
+    expect_head: Option<twinbay_hub::audit::Expected>,
+    head_file: Option<&Path>,
+) -> Result<String> {
+    use twinbay_hub::admin::ExpectHead;
+    use twinbay_hub::audit::Broken;
+    let expect = match (expect_head, head_file) {
+        (Some(hash), _) => ExpectHead::Hash(hash),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let head = serde_json::from_str(&text).map_err(|e| {
+                anyhow!(
+                    "{} is not a head from GET /api/v1/audit/head: {e}",
+                    file.display()
+                )
+            })?;
+            ExpectHead::Signed(head)
+        }
+        (None, None) => ExpectHead::Recorded,
+    };
+    let recorded = matches!(expect, ExpectHead::Recorded);
+    let given = match &expect {
+        ExpectHead::Hash(_) | ExpectHead::Signed(_) => " and holds the expected head",
+        ExpectHead::Recorded => "",
+    };
+    match twinbay_hub::admin::verify_audit(data_dir, expect)
+        .await
+        .map_err(|e| anyhow!(twinbay_hub::report(&e)))?
+    {
+        Ok((count, Some((id, hash)))) => Ok(format!(
+            "audit trail intact{given}: {count} entries; head #{id} sha256:{hash}"
+        )),
+        Ok((_, None)) => Ok(format!("audit trail intact{given}: no entries yet")),
+        Err(broken @ Broken::Cut { .. }) if recorded => Err(anyhow!(
+            "audit trail broken: {broken} (the hub recorded that head in {})",
+            twinbay_hub::audit::anchor::HEAD_FILE
+        )),
+        Err(broken) => Err(anyhow!("audit trail broken: {broken}")),
+    }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use twinbay_proto::join::JoinString;
 
 use crate::HubError;
-use crate::audit::{ActorKind, Outcome, Record};
+use crate::audit::anchor::{self, HEAD_FILE};
+use crate::audit::head::SignedHead;
+use crate::audit::{ActorKind, Broken, Expected, Outcome, Record};
 use crate::store::{DB_FILE, Role, Store, settings};
 
 async fn open_existing(data_dir: &Path) -> Result<Store, HubError> {
@@ -119,13 +121,40 @@ pub async fn revoke_api_token(data_dir: &Path, id: i64) -> Result<(), HubError> 
     }
 }
 
-/// Checks the audit trail's hash chain: `Ok` with the number of entries and
-/// the head (to write down elsewhere), or the first broken entry.
+/// The head `twinbay ctl audit verify` compares the chain with.
+#[derive(Debug, Clone)]
+pub enum ExpectHead {
+    /// The head recorded in the data dir (`audit.head`), if there is one.
+    Recorded,
+    /// A hash the admin wrote down (`--expect-head`).
+    Hash(Expected),
+    /// A head exported by `GET /api/v1/audit/head` (`--head-file`); its
+    /// signature is checked with the hub's audit key first.
+    Signed(SignedHead),
+}
+
+/// Checks the audit trail's hash chain, and that it still holds the
+/// expected head: `Ok` with the number of entries and the head (to write
+/// down elsewhere), or the first broken entry.
 pub async fn verify_audit(
     data_dir: &Path,
-) -> Result<Result<(u64, Option<(i64, String)>), crate::audit::Broken>, HubError> {
+    expect: ExpectHead,
+) -> Result<Result<(u64, Option<(i64, String)>), Broken>, HubError> {
     let store = open_existing(data_dir).await?;
-    let result = store.audit_verify().await?;
+    let expected = match expect {
+        // Read before the chain: the file only ever names committed entries.
+        ExpectHead::Recorded => store
+            .anchor()
+            .read()
+            .map_err(|e| HubError::Config(format!("{HEAD_FILE} cannot be read: {e}")))?
+            .map(|h| h.expected()),
+        ExpectHead::Hash(expected) => Some(expected),
+        ExpectHead::Signed(head) => Some(
+            head.verify(&anchor::public_key(data_dir)?)
+                .map_err(|e| HubError::Config(e.to_string()))?,
+        ),
+    };
+    let result = store.audit_verify(expected).await?;
     store.close().await;
     Ok(result)
 }

@@ -46,6 +46,7 @@ use crate::server::Peer;
                        Errors are `{\"error\": {\"code\", \"message\"}}`."
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
     security(("bearer" = []), ("session" = []))
 )]
 struct ApiDoc;
@@ -81,6 +82,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
         .routes(routes!(audit::search))
+        .routes(routes!(audit::signed_head))
         .routes(routes!(commands::run, commands::history))
         .routes(routes!(commands::get_one, commands::cancel))
         .routes(routes!(commands::output))

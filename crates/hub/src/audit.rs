@@ -3,8 +3,16 @@
 //! Append-only (SQLite triggers refuse UPDATE and DELETE) and hash-chained:
 //! each entry's hash covers its own fields and the previous entry's hash, so
 //! editing, removing or reordering a row breaks the chain at that row, and
-//! [`verify`] names it. This module is the pure part (hashing, checking); the
+//! [`Verifier`] names it. This module is the pure part (hashing, checking); the
 //! SQL is in `store/audit.rs`.
+//!
+//! A chain cut short at its end (the newest rows deleted) still verifies, so
+//! the head is anchored outside the database: [`anchor`] keeps the last head
+//! in `DATA_DIR/audit.head` and checks it at start, and [`head`] signs a head
+//! for an admin to keep elsewhere and check later (`--expect-head`).
+
+pub mod anchor;
+pub mod head;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +34,8 @@ pub enum ActorKind {
     Cli,
     /// Nobody known yet (a failed sign-in names who it tried to be).
     Anonymous,
+    /// The hub itself (e.g. finding the trail cut at start).
+    Hub,
 }
 
 impl ActorKind {
@@ -37,6 +47,7 @@ impl ActorKind {
             ActorKind::Scheduler => "scheduler",
             ActorKind::Cli => "cli",
             ActorKind::Anonymous => "anonymous",
+            ActorKind::Hub => "hub",
         }
     }
 }
@@ -219,6 +230,19 @@ pub enum Broken {
     Unlinked { id: i64, prev: i64 },
     #[error("entry #{id} was changed: its hash does not match its contents")]
     Changed { id: i64 },
+    #[error("the expected head {expected} is not in the chain ({}): its tail was cut or replaced", ends(.last))]
+    Cut {
+        expected: Expected,
+        /// The chain's own head (id and hash), if it has entries.
+        last: Option<(i64, String)>,
+    },
+}
+
+fn ends(last: &Option<(i64, String)>) -> String {
+    match last {
+        Some((id, hash)) => format!("it ends at #{id} sha256:{hash}"),
+        None => "it has no entries".into(),
+    }
 }
 
 impl Broken {
@@ -228,7 +252,49 @@ impl Broken {
             Broken::Missing { id, .. } | Broken::Unlinked { id, .. } | Broken::Changed { id } => {
                 *id
             }
+            Broken::Cut { last, .. } => last.as_ref().map_or(1, |(id, _)| id + 1),
         }
+    }
+}
+
+/// A head the chain must still contain: an entry's hash, and its id when
+/// known. Entries after it are fine (the trail grew); its absence means the
+/// tail was cut or replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub id: Option<i64>,
+    /// Lowercase hex SHA-256.
+    pub hash: String,
+}
+
+impl Expected {
+    /// `sha256:HEX` or `HEX` (64 hex digits, either case).
+    pub fn parse(s: &str) -> Result<Expected, String> {
+        let hex = s.trim();
+        let hex = hex.strip_prefix("sha256:").unwrap_or(hex);
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{s:?} is not an audit head (64 hex digits, optionally after sha256:)"
+            ));
+        }
+        Ok(Expected {
+            id: None,
+            hash: hex.to_ascii_lowercase(),
+        })
+    }
+
+    /// Whether `e` is this head.
+    fn is(&self, id: i64, hash: &str) -> bool {
+        self.hash == hash && self.id.is_none_or(|want| want == id)
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(id) = self.id {
+            write!(f, "#{id} ")?;
+        }
+        write!(f, "sha256:{}", self.hash)
     }
 }
 
@@ -237,9 +303,22 @@ impl Broken {
 pub struct Verifier {
     count: u64,
     last: Option<(i64, String)>,
+    expect: Option<Expected>,
+    /// The expected head was seen (or is the genesis, which every chain has).
+    found: bool,
 }
 
 impl Verifier {
+    /// A verifier that also requires the chain to contain `head`.
+    pub fn expecting(head: Expected) -> Verifier {
+        let found = head.hash == GENESIS && head.id.is_none_or(|id| id == 0);
+        Verifier {
+            expect: Some(head),
+            found,
+            ..Verifier::default()
+        }
+    }
+
     /// Checks the next entry (in id order).
     pub fn check(&mut self, e: &Entry) -> Result<(), Broken> {
         let (expected_id, expected_prev) = match &self.last {
@@ -262,14 +341,23 @@ impl Verifier {
             return Err(Broken::Changed { id: e.id });
         }
         self.count += 1;
+        if let Some(expect) = &self.expect {
+            self.found |= expect.is(e.id, &e.hash);
+        }
         self.last = Some((e.id, e.hash.clone()));
         Ok(())
     }
 
-    /// Entries checked, and the last one's id and hash (to write down
-    /// elsewhere: a chain cut short at its end still verifies).
-    pub fn finish(self) -> (u64, Option<(i64, String)>) {
-        (self.count, self.last)
+    /// Entries checked and the last one's id and hash, or [`Broken::Cut`]
+    /// when an expected head was never seen.
+    pub fn finish(self) -> Result<(u64, Option<(i64, String)>), Broken> {
+        match self.expect {
+            Some(expected) if !self.found => Err(Broken::Cut {
+                expected,
+                last: self.last,
+            }),
+            _ => Ok((self.count, self.last)),
+        }
     }
 }
 
@@ -323,11 +411,21 @@ mod tests {
     }
 
     fn verify(entries: &[Entry]) -> Result<u64, Broken> {
-        let mut v = Verifier::default();
+        verify_with(Verifier::default(), entries)
+    }
+
+    fn verify_with(mut v: Verifier, entries: &[Entry]) -> Result<u64, Broken> {
         for e in entries {
             v.check(e)?;
         }
-        Ok(v.finish().0)
+        Ok(v.finish()?.0)
+    }
+
+    fn head_of(e: &Entry) -> Expected {
+        Expected {
+            id: Some(e.id),
+            hash: e.hash.clone(),
+        }
     }
 
     #[test]
@@ -356,5 +454,81 @@ mod tests {
         let mut c = chain(5);
         c.remove(1);
         assert_eq!(verify(&c), Err(Broken::Missing { id: 2, found: 3 }));
+    }
+
+    #[test]
+    fn a_cut_tail_verifies_alone_but_not_against_the_old_head() {
+        let full = chain(5);
+        let head = head_of(&full[4]);
+        let cut = &full[..3];
+        // The defect: without a head to compare, a cut chain is intact.
+        assert_eq!(verify(cut), Ok(3));
+        let err = verify_with(Verifier::expecting(head.clone()), cut).unwrap_err();
+        assert_eq!(
+            err,
+            Broken::Cut {
+                expected: head,
+                last: Some((3, full[2].hash.clone())),
+            }
+        );
+        assert_eq!(err.id(), 4);
+        assert!(
+            err.to_string().starts_with(&format!(
+                "the expected head #5 sha256:{} is not in the chain (it ends at #3 sha256:",
+                full[4].hash
+            )),
+            "{err}"
+        );
+        // An empty trail cannot hold any head but the genesis.
+        assert!(matches!(
+            verify_with(Verifier::expecting(head_of(&full[0])), &[]),
+            Err(Broken::Cut { last: None, .. })
+        ));
+    }
+
+    #[test]
+    fn a_chain_that_grew_past_the_expected_head_verifies() {
+        let c = chain(5);
+        for e in &c {
+            assert_eq!(verify_with(Verifier::expecting(head_of(e)), &c), Ok(5));
+        }
+        let by_hash = Expected::parse(&format!("sha256:{}", c[1].hash.to_uppercase())).unwrap();
+        assert_eq!(verify_with(Verifier::expecting(by_hash), &c), Ok(5));
+        let genesis = Expected::parse(GENESIS).unwrap();
+        assert_eq!(verify_with(Verifier::expecting(genesis), &[]), Ok(0));
+    }
+
+    #[test]
+    fn a_replaced_tail_does_not_contain_the_old_head() {
+        let old = chain(5);
+        // The same ids, rewritten from #4 on (a valid chain of its own).
+        let mut replaced = old.clone();
+        let mut prev = replaced[2].hash.clone();
+        for e in &mut replaced[3..] {
+            e.actor = "mallory".into();
+            e.prev_hash = prev.clone();
+            e.hash = recompute(e);
+            prev = e.hash.clone();
+        }
+        assert_eq!(verify(&replaced), Ok(5));
+        let err = verify_with(Verifier::expecting(head_of(&old[4])), &replaced).unwrap_err();
+        assert!(matches!(err, Broken::Cut { .. }), "{err}");
+        // A known hash at another id is not the head either.
+        let mut moved = head_of(&old[2]);
+        moved.id = Some(4);
+        assert!(verify_with(Verifier::expecting(moved), &old).is_err());
+    }
+
+    #[test]
+    fn an_expected_head_must_look_like_one() {
+        assert!(Expected::parse("abc").is_err());
+        assert!(Expected::parse(&"g".repeat(64)).is_err());
+        assert!(Expected::parse(&format!("sha1:{}", "a".repeat(64))).is_err());
+        assert_eq!(
+            Expected::parse(&format!(" {} ", "A".repeat(64)))
+                .unwrap()
+                .hash,
+            "a".repeat(64)
+        );
     }
 }

@@ -118,6 +118,8 @@ pub struct HubState {
     pub commands: commands::Commands,
     /// Trusted proxies and the hub's own names.
     pub network: api::client::NetworkPolicy,
+    /// Signs the audit heads the API exports (`DATA_DIR/audit.key`).
+    pub audit_key: ed25519_dalek::SigningKey,
 }
 
 /// What the first start did about the admin account.
@@ -167,7 +169,9 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         config.tls_cert.as_deref(),
         config.tls_key.as_deref(),
     )?;
+    let audit_key = audit::anchor::load_or_create_key(&config.data_dir)?;
     let store = Store::open(&config.data_dir).await?;
+    audit::anchor::check_at_start(&store).await?;
     let first_admin = ensure_admin(&store, config.admin_password.as_deref()).await?;
     let lost = store.lose_running_commands(store::now_ms()).await?;
     if lost > 0 {
@@ -213,7 +217,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
-        metrics: metrics::Metrics::new(),
+        metrics: metrics::Metrics::new().with_audit_chain(store.anchor().gauge()),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
@@ -232,6 +236,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
                     .chain([hostname()]),
             ),
         },
+        audit_key,
     });
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));

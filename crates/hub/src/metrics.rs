@@ -223,6 +223,17 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Exposes `twinbay_audit_chain_broken`, which the store's audit anchor
+    /// sets to 1 when it finds the trail cut.
+    pub fn with_audit_chain(mut self, broken: Gauge) -> Metrics {
+        self.registry.register(
+            "audit_chain_broken",
+            "1 if the audit trail no longer holds its recorded head (its tail was cut or replaced)",
+            broken,
+        );
+        self
+    }
+
     pub fn ui_client(&self) -> ClientGuard<'_> {
         self.ui_clients.inc();
         ClientGuard(&self.ui_clients)

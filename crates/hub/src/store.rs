@@ -21,6 +21,9 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use crate::audit::anchor::Anchor;
+use crate::audit::head::Head;
+
 pub use audit::{AuditQuery, AuditScope};
 pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use commands::{CommandRecord, Output};
@@ -50,17 +53,27 @@ pub struct Store {
     /// database would hold every pooled connection (starving readers, such
     /// as agent handshakes) and retry with growing sleeps.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The audit head recorded outside the database (`audit/anchor.rs`).
+    anchor: Arc<Anchor>,
 }
 
 /// A write transaction holding the hub's turn to write (see [`Store::write_tx`]).
 pub(crate) struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
+    anchor: Arc<Anchor>,
+    /// The audit head to record once this commits (set by `audit::append_in`).
+    audit_head: Option<Head>,
 }
 
 impl WriteTx {
+    /// Commits, then records a new audit head (still in turn, so in order).
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if let Some(head) = &self.audit_head {
+            self.anchor.record(head);
+        }
+        Ok(())
     }
 }
 
@@ -102,6 +115,7 @@ impl Store {
             pool,
             path,
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            anchor: Arc::new(Anchor::new(data_dir)),
         })
     }
 
@@ -114,7 +128,15 @@ impl Store {
         Ok(WriteTx {
             tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
             _turn: turn,
+            anchor: self.anchor.clone(),
+            audit_head: None,
         })
+    }
+
+    /// The audit head recorded outside the database, and whether the trail
+    /// was found cut.
+    pub fn anchor(&self) -> &Anchor {
+        &self.anchor
     }
 
     /// Waits for the hub's turn to write, for a statement that writes

@@ -112,3 +112,148 @@ async fn a_tampered_audit_row_is_named_by_verify() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("entry #5 was changed"), "{stderr}");
 }
+
+/// `ctl audit verify` with extra arguments: (success, stdout, stderr).
+fn verify_with(dir: &std::path::Path, extra: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(dir)
+        .args(["audit", "verify"])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_cut_tail_fails_verify_against_the_old_head_and_the_restarted_hub_reports_it() {
+    let dir = temp_dir("audit-cut");
+    let hub = Hub::start(&dir);
+    let admin = hub.token("admin");
+    let viewer = hub.token("viewer");
+    for password in [ADMIN_PASSWORD, "nope", ADMIN_PASSWORD, "nope"] {
+        sign_in(&hub, password);
+    }
+
+    // The admin exports the signed head and keeps it outside the data dir.
+    let (status, head) = hub.get("/api/v1/audit/head", &admin);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(hub.get("/api/v1/audit/head", &viewer).0, 403);
+    let (id, hash) = (head["id"].as_i64().unwrap(), head["hash"].as_str().unwrap());
+    assert_eq!(id, 6, "{head}");
+    assert_eq!(head["count"], 6);
+    assert_eq!(head["algorithm"], "ed25519");
+    assert!(head["ts_ms"].as_i64().unwrap() > 0);
+    let (_, newest) = hub.get("/api/v1/audit?limit=1", &admin);
+    assert_eq!(newest[0]["hash"], hash, "{newest}");
+    let head_file = dir.with_extension("head.json");
+    std::fs::write(&head_file, head.to_string()).unwrap();
+    let head_file = head_file.to_str().unwrap();
+    let expect = format!("sha256:{hash}");
+
+    // While the trail holds it, both forms verify.
+    let (ok, stdout, stderr) = verify_with(&dir, &["--expect-head", &expect]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("audit trail intact and holds the expected head: 6 entries"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = verify_with(&dir, &["--head-file", head_file]);
+    assert!(ok, "{stderr}");
+    // A saved head edited to point at an older entry is refused.
+    let mut forged = head.clone();
+    forged["id"] = 5.into();
+    forged["count"] = 5.into();
+    forged["hash"] = newest[0]["prev_hash"].clone();
+    let forged_file = dir.with_extension("forged.json");
+    std::fs::write(&forged_file, forged.to_string()).unwrap();
+    let (ok, _, stderr) = verify_with(&dir, &["--head-file", forged_file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("signature does not match"), "{stderr}");
+    drop(hub);
+
+    // Someone with the file deletes the two newest entries.
+    let url = format!("sqlite://{}", dir.join("twinbay.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_append_only_delete")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit WHERE id > 4")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+
+    // What remains is a valid chain; the head the hub recorded, the one the
+    // admin wrote down and the signed one all show the cut.
+    let (ok, stdout, stderr) = verify_with(&dir, &[]);
+    assert!(!ok, "a cut tail verified: {stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "#6 sha256:{hash} is not in the chain (it ends at #4 "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("audit.head"), "{stderr}");
+    let (ok, _, stderr) = verify_with(&dir, &["--expect-head", &expect]);
+    assert!(!ok);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "audit trail broken: the expected head {expect} is not in the chain (it ends at #4 "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("its tail was cut or replaced"), "{stderr}");
+    let (ok, _, stderr) = verify_with(&dir, &["--head-file", head_file]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("#6 {expect} is not in the chain")),
+        "{stderr}"
+    );
+
+    // The hub starts, loudly: the break is in the trail, its status and /metrics.
+    let hub = Hub::start(&dir);
+    let status = hub.status(&admin);
+    assert_eq!(status["audit_chain_broken"], true, "{status}");
+    let detail = status["audit_break"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("recorded head #6 {expect} is not in the trail")),
+        "{detail}"
+    );
+    let (_, metrics) = http(hub.addr, "GET", "/metrics", &[], "").unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "twinbay_audit_chain_broken 1"),
+        "{metrics}"
+    );
+    let (_, breaks) = hub.get("/api/v1/audit?action=audit.break", &admin);
+    let breaks = breaks.as_array().unwrap();
+    assert_eq!(breaks.len(), 1, "{breaks:?}");
+    assert_eq!(breaks[0]["id"], 5);
+    assert_eq!(breaks[0]["actor_kind"], "hub");
+    assert_eq!(breaks[0]["outcome"], "failed");
+    assert_eq!(breaks[0]["detail"], detail);
+
+    let Hub { proc, .. } = hub;
+    proc.signal("-TERM");
+    let log = String::from_utf8_lossy(&proc.wait_exit(Duration::from_secs(10)).stderr).to_string();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("the audit trail is broken")),
+        "{log}"
+    );
+    // The trail now holds the break; the old head stays missing for good.
+    let (ok, stdout, stderr) = verify_with(&dir, &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("audit trail intact: 5 entries"),
+        "{stdout}"
+    );
+    assert!(!verify_with(&dir, &["--expect-head", &expect]).0);
+}

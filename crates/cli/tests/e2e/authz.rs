@@ -48,6 +48,7 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ),
     ("DELETE", "/api/v1/commands/cmd_missing", "", OPERATOR, 404),
     ("GET", "/api/v1/audit", "", ADMIN, 200),
+    ("GET", "/api/v1/audit/head", "", ADMIN, 200),
     ("GET", "/api/v1/tokens", "", ADMIN, 200),
     ("POST", "/api/v1/tokens", r#"{"role":"viewer"}"#, ADMIN, 201),
     ("DELETE", "/api/v1/tokens/999999", "", ADMIN, 404),

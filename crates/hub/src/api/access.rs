@@ -54,6 +54,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/commands/{id}/output", VIEWER),
     ("DELETE", "/api/v1/commands/{id}", OPERATOR),
     ("GET", "/api/v1/audit", ADMIN),
+    ("GET", "/api/v1/audit/head", ADMIN),
     ("GET", "/api/v1/tokens", ADMIN),
     ("POST", "/api/v1/tokens", ADMIN),
     ("DELETE", "/api/v1/tokens/{id}", ADMIN),

@@ -1,4 +1,4 @@
-//! Searching the audit trail (admins only).
+//! Searching the audit trail and exporting its signed head (admins only).
 
 use std::sync::Arc;
 
@@ -7,9 +7,11 @@ use axum::extract::{Query, State};
 
 use super::ApiError;
 use super::auth::Auth;
+use super::error::ErrorBody;
 use crate::HubState;
 use crate::audit::Entry;
-use crate::store::{AuditQuery, AuditScope, Principal, Role};
+use crate::audit::head::SignedHead;
+use crate::store::{AuditQuery, AuditScope, Principal, Role, now_ms};
 
 /// The audit trail, newest first: sign-ins (failed ones too), sign-outs,
 /// enrollments, token creation. Every entry carries `prev_hash` and `hash`
@@ -51,4 +53,29 @@ fn scope(hub: &HubState, who: &Principal) -> AuditScope {
         }
     });
     AuditScope { actor: me, targets }
+}
+
+/// The trail's head (its newest entry), signed now with the hub's audit key.
+/// Keep it somewhere the hub cannot write; later,
+/// `twinbay ctl audit verify --head-file FILE` checks the signature and that
+/// the chain still holds this entry (a cut or replaced tail does not).
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/head",
+    tag = "audit",
+    responses(
+        (status = 200, description = "The signed head", body = SignedHead),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+    )
+)]
+pub async fn signed_head(
+    State(hub): State<Arc<HubState>>,
+    Auth(principal): Auth,
+) -> Result<Json<SignedHead>, ApiError> {
+    if principal.role < Role::Admin {
+        return Err(ApiError::Forbidden("the audit trail is for admins".into()));
+    }
+    let head = hub.store.audit_head().await?;
+    Ok(Json(SignedHead::sign(&hub.audit_key, &head, now_ms())))
 }

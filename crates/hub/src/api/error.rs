@@ -8,6 +8,24 @@ use serde_json::json;
 
 use crate::store::StoreError;
 
+/// The body of every error response.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// `unauthorized`, `forbidden`, `not_found`, `bad_request`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `method_not_allowed`,
+    /// `too_many_requests` or `internal`.
+    pub code: String,
+    /// One line for people.
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -127,5 +145,21 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> ApiError {
         ApiError::BadRequest(e.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_error_response_is_what_the_error_body_schema_says() {
+        let response = ApiError::Forbidden("not for you".into()).into_response();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body.error.code, "forbidden");
+        assert_eq!(body.error.message, "not for you");
     }
 }

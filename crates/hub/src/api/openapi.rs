@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 /// The description served at `/api/v1/openapi.json`.
 pub fn exact(openapi: &utoipa::openapi::OpenApi) -> Value {
     let mut doc = serde_json::to_value(openapi).expect("the OpenAPI description serializes");
-    doc["components"]["schemas"]["Error"] = error_schema();
     if let Some(paths) = doc["paths"].as_object_mut() {
         for item in paths.values_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -38,27 +37,6 @@ pub fn exact(openapi: &utoipa::openapi::OpenApi) -> Value {
 
 /// A host-group selector, `key=value` (as `users::check_groups` checks).
 const SELECTOR_PATTERN: &str = "^[A-Za-z0-9._/-]{1,63}=[A-Za-z0-9._/-]{1,63}$";
-
-fn error_schema() -> Value {
-    json!({
-        "type": "object",
-        "description": "Every error answer.",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {
-                        "type": "string",
-                        "description": "A stable, machine-readable reason, e.g. `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `too_many_requests`, `internal`."
-                    },
-                    "message": { "type": "string", "description": "What went wrong, for people." }
-                }
-            }
-        }
-    })
-}
 
 /// Adds the statuses the shared layers can answer with, and the error shape
 /// to every error response.
@@ -100,7 +78,7 @@ fn complete(operation: &mut Value) {
         let is_error = status.starts_with('4') || status.starts_with('5');
         if is_error && response.get("content").is_none() {
             response["content"] = json!({
-                "application/json": { "schema": { "$ref": "#/components/schemas/Error" } }
+                "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } }
             });
         }
     }

@@ -40,6 +40,11 @@ pub struct HubStatus {
     /// Queue-to-commit time of the last history write.
     pub history_write_lag_ms: i64,
     pub database_bytes: u64,
+    /// The audit trail no longer holds the head the hub recorded (its tail
+    /// was cut or replaced): found at start or at an append since.
+    pub audit_chain_broken: bool,
+    /// What was found, when `audit_chain_broken`.
+    pub audit_break: Option<String>,
 }
 
 /// The hub's counters: fleet size, connected agents, ingest and write lag.
@@ -56,6 +61,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         connected += usize::from(n.connected);
     });
     let m = &hub.metrics;
+    let audit_break = hub.store.anchor().broken();
     let stats = &hub.history.stats;
     Json(HubStatus {
         version: crate::VERSION,
@@ -74,5 +80,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         history_points_written: stats.points_written.load(Ordering::Relaxed),
         history_write_lag_ms: stats.write_lag_ms.load(Ordering::Relaxed),
         database_bytes: hub.store.disk_bytes(),
+        audit_chain_broken: audit_break.is_some(),
+        audit_break,
     })
 }

@@ -1,11 +1,14 @@
 //! The audit trail in SQLite: appending (inside the caller's transaction
-//! when there is one), searching, and reading it in order to verify.
+//! when there is one), searching, reading it in order to verify, and its
+//! head (kept outside the database too, see `audit/anchor.rs`).
 
 use futures_util::TryStreamExt;
 use sqlx::SqliteConnection;
 
-use super::{Store, StoreError, now_ms};
-use crate::audit::{Broken, Entry, GENESIS, Record, Verifier, entry_hash};
+use super::{Store, StoreError, WriteTx, now_ms};
+use crate::audit::anchor::judge;
+use crate::audit::head::Head;
+use crate::audit::{Broken, Entry, Expected, Record, Verifier, entry_hash};
 
 type Row = (
     i64,
@@ -67,19 +70,13 @@ pub struct AuditScope {
     pub targets: Vec<String>,
 }
 
-/// Appends `record` on `conn`, which must be inside a write transaction.
-pub(crate) async fn append_in(
-    conn: &mut SqliteConnection,
-    record: &Record,
-) -> Result<Entry, StoreError> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (id, prev_hash) = match last {
-        Some((id, hash)) => (id + 1, hash),
-        None => (1, GENESIS.to_string()),
-    };
+/// Appends `record` in `tx`; once `tx` commits, the new entry is the
+/// recorded head (if the chain still holds the one recorded before).
+pub(crate) async fn append_in(tx: &mut WriteTx, record: &Record) -> Result<Entry, StoreError> {
+    let last = head(tx).await?;
+    let anchored = holds_recorded_head(tx, &last).await?;
+    let conn: &mut SqliteConnection = tx;
+    let (id, prev_hash) = (last.id + 1, last.hash);
     let ts = now_ms();
     let hash = entry_hash(&prev_hash, id, ts, record);
     sqlx::query(
@@ -100,6 +97,12 @@ pub(crate) async fn append_in(
     .bind(&hash)
     .execute(&mut *conn)
     .await?;
+    if anchored {
+        tx.audit_head = Some(Head {
+            id,
+            hash: hash.clone(),
+        });
+    }
     Ok(Entry {
         id,
         ts,
@@ -114,6 +117,52 @@ pub(crate) async fn append_in(
         prev_hash,
         hash,
     })
+}
+
+async fn head(conn: &mut SqliteConnection) -> Result<Head, StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+            .fetch_optional(conn)
+            .await?;
+    Ok(last.map_or_else(Head::empty, |(id, hash)| Head { id, hash }))
+}
+
+async fn hash_at(conn: &mut SqliteConnection, id: i64) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT hash FROM audit WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Whether the chain, whose head is `last`, still holds the head recorded in
+/// `audit.head`: only then may the file move on. If not, the tail was cut
+/// since; the file keeps the old head as evidence and the trail is flagged.
+async fn holds_recorded_head(tx: &mut WriteTx, last: &Head) -> Result<bool, StoreError> {
+    let anchor = tx.anchor.clone();
+    if anchor.wrote(last) {
+        return Ok(true);
+    }
+    let recorded = match anchor.read() {
+        Ok(None) => return Ok(true),
+        Ok(Some(recorded)) => recorded,
+        Err(e) => {
+            anchor.flag(&format!("the recorded head cannot be read: {e}"));
+            return Ok(false);
+        }
+    };
+    let at = match recorded.id {
+        id if id == last.id => Some(last.hash.clone()),
+        id if id < last.id => hash_at(tx, id).await?,
+        _ => None,
+    };
+    match judge(&recorded, at.as_deref(), last) {
+        None => Ok(true),
+        Some(detail) => {
+            anchor.flag(&detail);
+            Ok(false)
+        }
+    }
 }
 
 impl Store {
@@ -172,22 +221,34 @@ impl Store {
         Ok(rows.into_iter().map(entry).collect())
     }
 
-    /// Reads the whole trail in order and checks the chain: the number of
-    /// entries and the head (last id and hash), or the first broken entry.
+    /// The newest entry's id and hash ([`Head::empty`] for an empty trail).
+    pub async fn audit_head(&self) -> Result<Head, StoreError> {
+        head(&mut *self.pool.acquire().await?).await
+    }
+
+    /// The hash of entry `id`, if there is one.
+    pub async fn audit_hash_at(&self, id: i64) -> Result<Option<String>, StoreError> {
+        hash_at(&mut *self.pool.acquire().await?, id).await
+    }
+
+    /// Reads the whole trail in order and checks the chain (and that it
+    /// holds `expect`, when given): the number of entries and the head (last
+    /// id and hash), or the first broken entry.
     pub async fn audit_verify(
         &self,
+        expect: Option<Expected>,
     ) -> Result<Result<(u64, Option<(i64, String)>), Broken>, StoreError> {
         let mut rows = sqlx::query_as::<_, Row>(
             "SELECT id, ts, actor, actor_kind, address, user_agent, action, target, outcome, detail, prev_hash, hash
              FROM audit ORDER BY id",
         )
         .fetch(&self.pool);
-        let mut verifier = Verifier::default();
+        let mut verifier = expect.map(Verifier::expecting).unwrap_or_default();
         while let Some(row) = rows.try_next().await? {
             if let Err(broken) = verifier.check(&entry(row)) {
                 return Ok(Err(broken));
             }
         }
-        Ok(Ok(verifier.finish()))
+        Ok(verifier.finish())
     }
 }
