@@ -70,8 +70,11 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
 ];
 
 /// What a caller limited to host groups gets instead, where that differs:
-/// it may not hand out a token wider than itself.
-const SCOPED: &[(&str, &str, u16)] = &[("POST", "/api/v1/tokens", 403)];
+/// it may not hand out a token wider than itself, nor sign the whole trail's head.
+const SCOPED: &[(&str, &str, u16)] = &[
+    ("POST", "/api/v1/tokens", 403),
+    ("GET", "/api/v1/audit/head", 403),
+];
 
 /// The template a concrete path was made from.
 fn template(path: &str) -> String {

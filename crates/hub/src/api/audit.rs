@@ -66,7 +66,7 @@ fn scope(hub: &HubState, who: &Principal) -> AuditScope {
     responses(
         (status = 200, description = "The signed head", body = SignedHead),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 403, description = "Not an admin, or limited to host groups (the head covers every entry)", body = ErrorBody),
     )
 )]
 pub async fn signed_head(
@@ -75,6 +75,11 @@ pub async fn signed_head(
 ) -> Result<Json<SignedHead>, ApiError> {
     if principal.role < Role::Admin {
         return Err(ApiError::Forbidden("the audit trail is for admins".into()));
+    }
+    if principal.groups.is_some() {
+        return Err(ApiError::Forbidden(
+            "the head covers the whole trail; this caller is limited to host groups".into(),
+        ));
     }
     let head = hub.store.audit_head().await?;
     Ok(Json(SignedHead::sign(&hub.audit_key, &head, now_ms())))
