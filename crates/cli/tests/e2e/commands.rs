@@ -470,7 +470,7 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
             operator.as_str(),
             json!({"op": "teleport"}),
             400,
-            "deserialize",
+            "unknown variant `teleport`",
         ),
     ];
     let mut expected_denials = 0;
