@@ -100,6 +100,7 @@ pub struct Metrics {
     agents_connected: Gauge,
     history_queued: Gauge,
     history_dropped: Gauge,
+    history_write_failures: Gauge,
     history_points: Gauge,
     history_write_lag: FloatGauge,
     database_bytes: Gauge,
@@ -134,6 +135,7 @@ impl Metrics {
             agents_connected: Gauge::default(),
             history_queued: Gauge::default(),
             history_dropped: Gauge::default(),
+            history_write_failures: Gauge::default(),
             history_points: Gauge::default(),
             history_write_lag: FloatGauge::default(),
             database_bytes: Gauge::default(),
@@ -196,6 +198,11 @@ impl Metrics {
             m.history_dropped.clone(),
         );
         registry.register(
+            "history_write_failures",
+            "History writes that failed (their samples are lost)",
+            m.history_write_failures.clone(),
+        );
+        registry.register(
             "history_points_written",
             "Metric points written since start",
             m.history_points.clone(),
@@ -236,6 +243,8 @@ impl Metrics {
         self.history_queued.set(history.queued() as i64);
         self.history_dropped
             .set(history.stats.dropped_batches.load(Ordering::Relaxed) as i64);
+        self.history_write_failures
+            .set(history.stats.write_failures.load(Ordering::Relaxed) as i64);
         self.history_points
             .set(history.stats.points_written.load(Ordering::Relaxed) as i64);
         self.history_write_lag

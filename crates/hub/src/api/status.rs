@@ -36,6 +36,8 @@ pub struct HubStatus {
     pub ui_dropped: u64,
     pub history_queued_batches: usize,
     pub history_dropped_batches: u64,
+    /// History writes that failed since the hub started (their samples are lost).
+    pub history_write_failures: u64,
     pub history_points_written: u64,
     /// Queue-to-commit time of the last history write.
     pub history_write_lag_ms: i64,
@@ -71,6 +73,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         ui_dropped: m.ui_dropped.get(),
         history_queued_batches: hub.history.queued(),
         history_dropped_batches: stats.dropped_batches.load(Ordering::Relaxed),
+        history_write_failures: stats.write_failures.load(Ordering::Relaxed),
         history_points_written: stats.points_written.load(Ordering::Relaxed),
         history_write_lag_ms: stats.write_lag_ms.load(Ordering::Relaxed),
         database_bytes: hub.store.disk_bytes(),
