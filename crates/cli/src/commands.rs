@@ -116,6 +116,7 @@ fn hub_config(
     listen: SocketAddr,
     data_dir: PathBuf,
     history: &crate::args::HistoryArgs,
+    connections: &crate::args::ConnectionArgs,
 ) -> HubConfig {
     HubConfig {
         listen,
@@ -126,6 +127,7 @@ fn hub_config(
         heartbeat: Duration::from_secs(5),
         admin_password: std::env::var(twinbay_hub::ADMIN_PASSWORD_ENV).ok(),
         history: history.config(),
+        connections: connections.config(),
     }
 }
 
@@ -147,7 +149,12 @@ async fn up(args: UpArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
     let hub = twinbay_hub::start(
-        hub_config(args.listen, data_dir.clone(), &args.history),
+        hub_config(
+            args.listen,
+            data_dir.clone(),
+            &args.history,
+            &args.connections,
+        ),
         shutdown.clone(),
     )
     .await?;
@@ -265,7 +272,12 @@ fn local_address(addr: SocketAddr) -> SocketAddr {
 async fn hub(args: HubArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
-    let mut config = hub_config(args.listen, data_dir.clone(), &args.history);
+    let mut config = hub_config(
+        args.listen,
+        data_dir.clone(),
+        &args.history,
+        &args.connections,
+    );
     config.public_url = args.public_url;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;

@@ -42,6 +42,14 @@ pub struct HubStatus {
     /// Queue-to-commit time of the last history write.
     pub history_write_lag_ms: i64,
     pub database_bytes: u64,
+    /// Client connections open now (agents, UI, API).
+    pub connections_open: usize,
+    /// Open connections that have not yet shown who is at the other end
+    /// (these are capped; agents and UI streams leave the count once
+    /// authenticated).
+    pub connections_unproven: usize,
+    /// Connections refused at accept since the hub started (over a limit).
+    pub connections_refused: u64,
 }
 
 /// The hub's counters: fleet size, connected agents, ingest and write lag.
@@ -59,6 +67,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
     });
     let m = &hub.metrics;
     let stats = &hub.history.stats;
+    let connections = hub.connections.counts();
     Json(HubStatus {
         version: crate::VERSION,
         nodes,
@@ -77,5 +86,8 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         history_points_written: stats.points_written.load(Ordering::Relaxed),
         history_write_lag_ms: stats.write_lag_ms.load(Ordering::Relaxed),
         database_bytes: hub.store.disk_bytes(),
+        connections_open: connections.open,
+        connections_unproven: connections.unproven,
+        connections_refused: connections.refused.iter().sum(),
     })
 }
