@@ -17,6 +17,22 @@ async fn connect_from(source: [u8; 4], hub: SocketAddr) -> TcpStream {
     socket.connect(hub).await.unwrap()
 }
 
+/// Whether the hub closes a new connection from `source` at once, without
+/// an answer (the reset may already fail the connect).
+async fn refused_from(source: [u8; 4], hub: SocketAddr) -> bool {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let start = Instant::now();
+    let Ok(mut tcp) = socket.connect(hub).await else {
+        return true;
+    };
+    let _ = tcp
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
+        .await;
+    let reply = closed_within(&mut tcp, Duration::from_secs(5)).await;
+    reply == Some(Vec::new()) && start.elapsed() < Duration::from_secs(1)
+}
+
 /// Reads until the hub closes `tcp` (end of stream or reset); what it sent
 /// before that, or `None` if it is still open after `within`.
 async fn closed_within(tcp: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
@@ -32,17 +48,18 @@ async fn closed_within(tcp: &mut TcpStream, within: Duration) -> Option<Vec<u8>>
     }
 }
 
-/// A `GET /healthz` from `source`; the status line.
-async fn healthz_from(source: [u8; 4], hub: SocketAddr) -> String {
-    let mut tcp = connect_from(source, hub).await;
+/// A `GET /healthz` from `source`: the status line, or `None` if the hub
+/// closed the connection unanswered.
+async fn healthz_from(source: [u8; 4], hub: SocketAddr) -> Option<String> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let mut tcp = socket.connect(hub).await.ok()?;
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n")
         .await
-        .unwrap();
-    let reply = closed_within(&mut tcp, Duration::from_secs(5))
-        .await
-        .expect("the hub answers and closes");
+        .ok()?;
+    let reply = closed_within(&mut tcp, Duration::from_secs(5)).await?;
     let text = String::from_utf8_lossy(&reply).to_string();
-    text.lines().next().unwrap_or("").to_string()
+    text.lines().next().map(String::from)
 }
 
 /// Asserts the hub closed the connection between 75 % and 200 % of `deadline`
@@ -110,6 +127,19 @@ async fn slow_and_silent_connections_are_closed_at_the_header_deadline() {
     );
     assert_closed_at_deadline("stalled TLS handshake", start, deadline);
 
+    // Part of the HTTP/2 preface: the protocol is never decided, which no
+    // HTTP/1 header timer sees; the deadline does.
+    let start = Instant::now();
+    let mut h2 = TcpStream::connect(hub.addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM").await.unwrap();
+    assert!(
+        closed_within(&mut h2, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "a connection stalled in the HTTP/2 preface was still open after 8 s"
+    );
+    assert_closed_at_deadline("stalled HTTP/2 preface", start, deadline);
+
     // A keep-alive connection gets an answer, then as long for its next
     // request before it is closed.
     let mut idle = TcpStream::connect(hub.addr).await.unwrap();
@@ -150,23 +180,14 @@ async fn an_address_over_its_cap_is_refused_while_others_are_served() {
         held.push(tcp);
     }
     // A fifth from the same address is closed at once, unanswered.
-    let start = Instant::now();
-    let mut fifth = connect_from(crowd, hub.addr).await;
-    let _ = fifth
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n")
-        .await;
-    let reply = closed_within(&mut fifth, Duration::from_secs(5))
-        .await
-        .expect("the hub closes a connection over the per-address cap");
-    assert!(reply.is_empty(), "{}", String::from_utf8_lossy(&reply));
     assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
+        refused_from(crowd, hub.addr).await,
+        "a fifth connection from one address is refused"
     );
 
     // Other addresses on the same machine are served meanwhile.
-    assert!(healthz_from([127, 0, 0, 3], hub.addr).await.contains("200"));
+    let line = healthz_from([127, 0, 0, 3], hub.addr).await;
+    assert!(line.as_deref().unwrap_or("").contains("200"), "{line:?}");
     assert_eq!(http(hub.addr, "GET", "/healthz", &[], "").unwrap().0, 200);
     let status = hub.status(&token);
     assert_eq!(status["connections_refused"], 1, "{status}");
@@ -181,26 +202,15 @@ async fn an_address_over_its_cap_is_refused_while_others_are_served() {
         tcp.shutdown().await.unwrap();
     }
     drop(held.remove(0));
-    let line = wait_for_async(Duration::from_secs(5), || healthz_from(crowd, hub.addr)).await;
-    assert!(line.contains("200"), "{line}");
-}
-
-/// Retries `f` (which panics on a refused connection's empty reply) until
-/// it gives a line, for up to `within`.
-async fn wait_for_async<F, Fut>(within: Duration, mut f: F) -> String
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = String> + Send + 'static,
-{
     let start = Instant::now();
-    loop {
-        match tokio::spawn(f()).await {
-            Ok(line) if !line.is_empty() => return line,
-            _ => {}
+    let line = loop {
+        if let Some(line) = healthz_from(crowd, hub.addr).await {
+            break line;
         }
-        assert!(start.elapsed() < within, "no answer within {within:?}");
+        assert!(start.elapsed() < Duration::from_secs(5), "still refused");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    assert!(line.contains("200"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,11 +247,8 @@ async fn authenticated_agents_and_streams_leave_the_cap_to_others() {
         tcp.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
         held.push(tcp);
     }
-    let mut third = connect_from([127, 0, 0, 1], hub.addr).await;
-    let _ = third.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await;
-    assert_eq!(
-        closed_within(&mut third, Duration::from_secs(5)).await,
-        Some(Vec::new()),
+    assert!(
+        refused_from([127, 0, 0, 1], hub.addr).await,
         "a third unproven connection is refused"
     );
     // …and the agents are still connected and heard.
@@ -258,5 +265,8 @@ async fn authenticated_agents_and_streams_leave_the_cap_to_others() {
     });
     let status = hub.status(&token);
     assert_eq!(status["connected"], 4, "{status}");
-    assert_eq!(status["connections_refused"], 1, "{status}");
+    assert!(
+        status["connections_refused"].as_u64() >= Some(1),
+        "{status}"
+    );
 }
