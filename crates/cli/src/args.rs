@@ -46,6 +46,8 @@ pub struct UpArgs {
     pub history: HistoryArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     /// Also run this many simulated hosts (labelled simulated), to see the UI with a fleet.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub demo: Option<u32>,
@@ -73,6 +75,8 @@ pub struct HubArgs {
     pub history: HistoryArgs,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
 }
 
 /// Whom the hub believes about clients, and which names it answers to.
@@ -116,6 +120,36 @@ fn parse_host_name(s: &str) -> Result<String, String> {
         false => Err(format!(
             "{s:?} is not a host name (try hub.example.org or *.example.org)"
         )),
+    }
+}
+
+/// How many connections the hub holds, and how long a client may take to
+/// send a request (see docs/security.md, "Connection limits").
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Connections that have not yet authenticated (agents and UI streams
+    /// leave the count once they have), at once; default: half the open
+    /// files limit after a reserve for the store, at most 16384.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// The same, from one client address (an IPv6 /64 counts as one); a
+    /// reverse proxy in front is one address for all its clients.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_ip: u64,
+    /// Time from connecting to a complete request head (TLS handshake
+    /// included), and that an idle keep-alive connection stays open.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+}
+
+impl ConnectionArgs {
+    pub fn config(&self) -> twinbay_hub::ConnectionConfig {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        twinbay_hub::ConnectionConfig {
+            max_connections: self.max_connections.map(size),
+            max_connections_per_ip: size(self.max_connections_per_ip),
+            header_timeout: self.header_timeout,
+        }
     }
 }
 

@@ -117,6 +117,7 @@ fn hub_config(
     data_dir: PathBuf,
     history: &crate::args::HistoryArgs,
     access: &crate::args::AccessArgs,
+    connections: &crate::args::ConnectionArgs,
 ) -> HubConfig {
     HubConfig {
         listen,
@@ -129,6 +130,7 @@ fn hub_config(
         history: history.config(),
         trusted_proxies: access.trusted_proxies.clone(),
         allowed_hosts: access.allowed_hosts.clone(),
+        connections: connections.config(),
     }
 }
 
@@ -150,7 +152,13 @@ async fn up(args: UpArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
     let hub = twinbay_hub::start(
-        hub_config(args.listen, data_dir.clone(), &args.history, &args.access),
+        hub_config(
+            args.listen,
+            data_dir.clone(),
+            &args.history,
+            &args.access,
+            &args.connections,
+        ),
         shutdown.clone(),
     )
     .await?;
@@ -271,7 +279,13 @@ fn local_address(addr: SocketAddr) -> SocketAddr {
 async fn hub(args: HubArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
     let shutdown = shutdown_on_signal();
-    let mut config = hub_config(args.listen, data_dir.clone(), &args.history, &args.access);
+    let mut config = hub_config(
+        args.listen,
+        data_dir.clone(),
+        &args.history,
+        &args.access,
+        &args.connections,
+    );
     config.public_url = args.public_url;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;

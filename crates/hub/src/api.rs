@@ -209,9 +209,12 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
             ));
         }
     }
-    let body = hub
-        .metrics
-        .render(&hub.twin, &hub.history, hub.store.disk_bytes());
+    let body = hub.metrics.render(
+        &hub.twin,
+        &hub.history,
+        hub.store.disk_bytes(),
+        &hub.connections.counts(),
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -56,6 +56,8 @@ impl Default for HistoryConfig {
 #[derive(Debug, Default)]
 pub struct HistoryStats {
     pub dropped_batches: AtomicU64,
+    /// Writes that failed (their batches are lost).
+    pub write_failures: AtomicU64,
     pub points_written: AtomicU64,
     /// Milliseconds from a batch's arrival to its commit, for the last write.
     pub write_lag_ms: AtomicI64,
@@ -191,6 +193,7 @@ impl Writer {
             if let Err(e) = self.write(batches).await {
                 // Samples are history, not state: log, count, carry on.
                 tracing::error!(error = %crate::report(&e), "writing metric history failed");
+                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
             }
             self.stats.write_lag_ms.store(
                 oldest_arrival.elapsed().as_millis() as i64,

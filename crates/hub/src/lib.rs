@@ -61,6 +61,29 @@ pub struct HubConfig {
     /// Names browsers may use besides the public URL's, the machine's
     /// hostname, IP addresses and `localhost` (`*.example.org` for subdomains).
     pub allowed_hosts: Vec<String>,
+    /// Caps on connections and the header deadline.
+    pub connections: ConnectionConfig,
+}
+
+/// How many connections the hub holds before it refuses more, and how long
+/// a client may take to send a request head (see [`server::limits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionConfig {
+    /// Unproven connections at once; by default derived from the open-files limit.
+    pub max_connections: Option<usize>,
+    /// Unproven connections at once from one address (IPv4) or /64 (IPv6).
+    pub max_connections_per_ip: usize,
+    pub header_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max_connections: None,
+            max_connections_per_ip: server::limits::PER_ADDRESS_DEFAULT,
+            header_timeout: server::HEADER_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +143,8 @@ pub struct HubState {
     pub network: api::client::NetworkPolicy,
     /// Signs the audit heads the API exports (`DATA_DIR/audit.key`).
     pub audit_key: ed25519_dalek::SigningKey,
+    /// Open connections, counted against the limits.
+    pub connections: server::Connections,
 }
 
 /// What the first start did about the admin account.
@@ -163,6 +188,15 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
             "{ADMIN_PASSWORD_ENV} is set but empty"
         )));
     }
+    if config.connections.header_timeout.is_zero() {
+        return Err(HubError::Config("header timeout must be positive".into()));
+    }
+    let limits = server::Limits::derive(
+        open_files_limit(),
+        config.connections.max_connections,
+        config.connections.max_connections_per_ip,
+    )
+    .map_err(HubError::Config)?;
     fsutil::create_private_dir(&config.data_dir)?;
     let tls = tls::load_or_create(
         &config.data_dir,
@@ -237,10 +271,27 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
             ),
         },
         audit_key,
+        connections: server::Connections::new(limits),
     });
     let app = api::router(state.clone());
-    let server = tokio::spawn(server::serve(listener, app, tls.config.clone(), shutdown));
-    tracing::info!(%local_addr, public_url, "hub listening");
+    let server = tokio::spawn(server::serve(
+        listener,
+        app,
+        tls.config.clone(),
+        state.connections.clone(),
+        server::ServeConfig {
+            header_timeout: config.connections.header_timeout,
+        },
+        shutdown,
+    ));
+    tracing::info!(
+        %local_addr,
+        public_url,
+        max_open = limits.max_open,
+        max_unproven = limits.max_unproven,
+        max_per_address = limits.max_unproven_per_address,
+        "hub listening"
+    );
     Ok(RunningHub {
         local_addr,
         public_url,
@@ -299,6 +350,12 @@ async fn ensure_admin(store: &Store, password: Option<&str>) -> Result<FirstAdmi
     };
     store.create_user("admin", &password, Role::Admin).await?;
     Ok(first)
+}
+
+/// This process's soft limit on open files (`None`: unlimited). `twinbay
+/// hub` has raised it to the hard limit before this runs.
+fn open_files_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 fn default_public_url(addr: SocketAddr) -> String {

@@ -12,6 +12,7 @@ mod throttle;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -21,6 +22,7 @@ use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use crate::HubState;
 use crate::audit::{ActorKind, Outcome, Record};
+use crate::server::Admission;
 use crate::twin::ApplyError;
 
 /// How long an agent has to say hello.
@@ -40,17 +42,24 @@ const MAX_SAMPLES_PER_FRAME: usize = 1024;
     description = "WebSocket for agents (the agent protocol; authentication happens inside it).",
     responses((status = 101, description = "Switching to the agent protocol"))
 )]
-pub async fn agent_socket(State(hub): State<Arc<HubState>>, ws: WebSocketUpgrade) -> Response {
+pub async fn agent_socket(
+    State(hub): State<Arc<HubState>>,
+    admission: Option<Extension<Admission>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let admission = admission.map(|Extension(a)| a);
     // Thousands of agents stay connected: small buffers (they grow for the
     // rare large frame) keep each link a few KiB instead of 256 KiB.
     ws.read_buffer_size(4096)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES * 2)
         .max_frame_size(MAX_FRAME_BYTES * 2)
-        .on_upgrade(move |socket| session(hub, socket))
+        .on_upgrade(move |socket| session(hub, socket, admission))
 }
 
-async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
+/// `admission` is the connection's place under the caps on unproven
+/// connections: given up once the agent has proved who it is.
+async fn session(hub: Arc<HubState>, mut socket: WebSocket, admission: Option<Admission>) {
     let _tracked = hub.sessions.token();
     let nonce = crate::credentials::new_token("");
     let challenge = HubMessage::Challenge {
@@ -85,6 +94,9 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket) {
             return refuse(socket, e.code(), &e.to_string()).await;
         }
     };
+    if let Some(admission) = admission {
+        admission.prove();
+    }
     // Only a node enrolled just now is new to the twin, and then `simulated`
     // is what the store recorded for it.
     hub.twin

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use twinbay_proto::model::Sample;
 
 use crate::history::History;
+use crate::server::limits::{Counts, Refused};
 use crate::twin::{NodeTwin, Twin};
 
 type Labels = Vec<(String, String)>;
@@ -84,6 +85,9 @@ const NODE_GAUGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// In the order of [`Counts::refused`].
+const REFUSAL_REASONS: [Refused; 3] = [Refused::Open, Refused::Unproven, Refused::PerAddress];
+
 pub struct Metrics {
     registry: Registry,
     /// Serializes scrapes, which rebuild the per-node families.
@@ -101,9 +105,13 @@ pub struct Metrics {
     agents_connected: Gauge,
     history_queued: Gauge,
     history_dropped: Gauge,
+    history_write_failures: Gauge,
     history_points: Gauge,
     history_write_lag: FloatGauge,
     database_bytes: Gauge,
+    connections_open: Gauge,
+    connections_unproven: Gauge,
+    connections_refused: Family<Labels, Gauge>,
     /// In the order of [`NODE_GAUGES`].
     node: Vec<Family<Labels, FloatGauge>>,
 }
@@ -136,9 +144,13 @@ impl Metrics {
             agents_connected: Gauge::default(),
             history_queued: Gauge::default(),
             history_dropped: Gauge::default(),
+            history_write_failures: Gauge::default(),
             history_points: Gauge::default(),
             history_write_lag: FloatGauge::default(),
             database_bytes: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_unproven: Gauge::default(),
+            connections_refused: Family::default(),
             node: NODE_GAUGES.iter().map(|_| Family::default()).collect(),
         };
         registry.register(
@@ -203,6 +215,11 @@ impl Metrics {
             m.history_dropped.clone(),
         );
         registry.register(
+            "history_write_failures",
+            "History writes that failed (their samples are lost)",
+            m.history_write_failures.clone(),
+        );
+        registry.register(
             "history_points_written",
             "Metric points written since start",
             m.history_points.clone(),
@@ -216,6 +233,21 @@ impl Metrics {
             "database_bytes",
             "Size of the database on disk",
             m.database_bytes.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Client connections open (agents, UI, API)",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections_unproven",
+            "Open connections that have not yet shown who is at the other end",
+            m.connections_unproven.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused at accept since start, by the limit they hit",
+            m.connections_refused.clone(),
         );
         for ((name, help), family) in NODE_GAUGES.iter().zip(&m.node) {
             registry.register(*name, *help, family.clone());
@@ -240,7 +272,13 @@ impl Metrics {
     }
 
     /// The exposition text, with per-node values read from the twin now.
-    pub fn render(&self, twin: &Twin, history: &History, database_bytes: u64) -> String {
+    pub fn render(
+        &self,
+        twin: &Twin,
+        history: &History,
+        database_bytes: u64,
+        connections: &Counts,
+    ) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.node.iter().for_each(Family::clear);
         let (mut total, mut connected) = (0, 0);
@@ -254,11 +292,20 @@ impl Metrics {
         self.history_queued.set(history.queued() as i64);
         self.history_dropped
             .set(history.stats.dropped_batches.load(Ordering::Relaxed) as i64);
+        self.history_write_failures
+            .set(history.stats.write_failures.load(Ordering::Relaxed) as i64);
         self.history_points
             .set(history.stats.points_written.load(Ordering::Relaxed) as i64);
         self.history_write_lag
             .set(history.stats.write_lag_ms.load(Ordering::Relaxed) as f64 / 1000.0);
         self.database_bytes.set(database_bytes as i64);
+        self.connections_open.set(connections.open as i64);
+        self.connections_unproven.set(connections.unproven as i64);
+        for (reason, count) in REFUSAL_REASONS.iter().zip(connections.refused) {
+            self.connections_refused
+                .get_or_create(&vec![("limit".to_string(), reason.as_str().to_string())])
+                .set(count as i64);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -8,6 +8,7 @@ mod audit;
 mod authz;
 mod cli;
 mod commands;
+mod connections;
 mod containers;
 mod groups;
 mod hardening;

@@ -36,6 +36,8 @@ pub struct HubStatus {
     pub ui_dropped: u64,
     pub history_queued_batches: usize,
     pub history_dropped_batches: u64,
+    /// History writes that failed since the hub started (their samples are lost).
+    pub history_write_failures: u64,
     pub history_points_written: u64,
     /// Queue-to-commit time of the last history write.
     pub history_write_lag_ms: i64,
@@ -45,6 +47,14 @@ pub struct HubStatus {
     pub audit_chain_broken: bool,
     /// What was found, when `audit_chain_broken`.
     pub audit_break: Option<String>,
+    /// Client connections open now (agents, UI, API).
+    pub connections_open: usize,
+    /// Open connections that have not yet shown who is at the other end
+    /// (these are capped; agents and UI streams leave the count once
+    /// authenticated).
+    pub connections_unproven: usize,
+    /// Connections refused at accept since the hub started (over a limit).
+    pub connections_refused: u64,
 }
 
 /// The hub's counters: fleet size, connected agents, ingest and write lag.
@@ -63,6 +73,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
     let m = &hub.metrics;
     let audit_break = hub.store.anchor().broken();
     let stats = &hub.history.stats;
+    let connections = hub.connections.counts();
     Json(HubStatus {
         version: crate::VERSION,
         nodes,
@@ -77,10 +88,14 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         ui_dropped: m.ui_dropped.get(),
         history_queued_batches: hub.history.queued(),
         history_dropped_batches: stats.dropped_batches.load(Ordering::Relaxed),
+        history_write_failures: stats.write_failures.load(Ordering::Relaxed),
         history_points_written: stats.points_written.load(Ordering::Relaxed),
         history_write_lag_ms: stats.write_lag_ms.load(Ordering::Relaxed),
         database_bytes: hub.store.disk_bytes(),
         audit_chain_broken: audit_break.is_some(),
         audit_break,
+        connections_open: connections.open,
+        connections_unproven: connections.unproven,
+        connections_refused: connections.refused.iter().sum(),
     })
 }

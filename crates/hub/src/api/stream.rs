@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -12,6 +13,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::auth::Auth;
 use crate::HubState;
+use crate::server::Admission;
 use crate::store::Principal;
 
 /// A client that cannot take a batch of messages for this long is dropped.
@@ -33,8 +35,14 @@ pub const SNAPSHOTS_AT_ONCE: usize = 2;
 pub async fn stream(
     State(hub): State<Arc<HubState>>,
     Auth(who): Auth,
+    admission: Option<Extension<Admission>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // The caller is authenticated: this long-lived connection no longer
+    // counts against the caps on unproven ones.
+    if let Some(Extension(admission)) = admission {
+        admission.prove();
+    }
     // Clients say next to nothing: a small read buffer. Writes are batched
     // into the default write buffer and flushed once per batch.
     ws.read_buffer_size(4096)
