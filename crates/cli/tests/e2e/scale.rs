@@ -99,8 +99,11 @@ async fn a_stalled_ui_client_is_dropped_with_bounded_memory_and_others_keep_up()
             lat.len()
         );
         let p99 = lat[(lat.len() - 1) * 99 / 100];
+        // A stalled client that held the others up would cost them its
+        // whole send timeout (10 s); the bound leaves room for a loaded
+        // 2-core CI machine running the other e2e tests at once.
         assert!(
-            p99 < 1500.0,
+            p99 < 3000.0,
             "healthy client p99 {p99:.0} ms (stalled client dropped after {dropped_after:?})"
         );
         assert!(
