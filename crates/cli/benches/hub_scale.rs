@@ -126,6 +126,10 @@ fn spawn_hub(dir: &Path, addr: SocketAddr) -> Proc {
         .args(["hub", "--listen", &addr.to_string(), "--data-dir"])
         .arg(dir.join("hub"))
         .args(["--heartbeat", "5s"])
+        // The simulated fleet dials from one address; real hosts would each
+        // have their own, under its own cap on connections not yet
+        // authenticated (a herd reconnecting after the restart is thousands).
+        .args(["--max-connections-per-ip", "100000"])
         .env("TWINBAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

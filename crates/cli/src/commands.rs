@@ -66,6 +66,31 @@ fn raise_open_files_limit() {
     }
 }
 
+/// After a surge of connections ends (an attack, a fleet that reconnected),
+/// gives the memory they used back to the system: checked every 10 s.
+async fn release_memory_after_surges(
+    connections: twinbay_hub::server::Connections,
+    stop: CancellationToken,
+) {
+    /// Connections gone since the last check that make a trim worth it (~10 MiB).
+    const SURGE: usize = 500;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+        let (peak, now) = connections.take_peak();
+        if peak >= now + SURGE {
+            let _ = tokio::task::spawn_blocking(crate::release_free_memory).await;
+            tracing::debug!(
+                peak,
+                now,
+                "returned free memory after a surge of connections"
+            );
+        }
+    }
+}
+
 fn multi_thread() -> Result<tokio::runtime::Runtime> {
     raise_open_files_limit();
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -162,6 +187,10 @@ async fn up(args: UpArgs) -> Result<()> {
         shutdown.clone(),
     )
     .await?;
+    tokio::spawn(release_memory_after_surges(
+        hub.state.connections.clone(),
+        shutdown.clone(),
+    ));
 
     // The local agent dials the hub over loopback, through the real link.
     let local = local_address(hub.local_addr);
@@ -291,6 +320,10 @@ async fn hub(args: HubArgs) -> Result<()> {
     config.tls_key = args.tls_key;
     config.heartbeat = args.heartbeat;
     let hub = twinbay_hub::start(config, shutdown.clone()).await?;
+    tokio::spawn(release_memory_after_surges(
+        hub.state.connections.clone(),
+        shutdown.clone(),
+    ));
     println!(
         "twinbay hub listening on {} (agents dial {})",
         hub.local_addr, hub.public_url

@@ -215,12 +215,10 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         );
     }
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| HubError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = listen(config.listen).map_err(|source| HubError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let local_addr = listener.local_addr().map_err(|source| HubError::Listen {
         addr: config.listen,
         source,
@@ -350,6 +348,22 @@ async fn ensure_admin(store: &Store, password: Option<&str>) -> Result<FirstAdmi
     };
     store.create_user("admin", &password, Role::Admin).await?;
     Ok(first)
+}
+
+/// Connections the kernel queues for the accept loop. A flood of clients
+/// that are refused and come straight back arrives in bursts; with the
+/// usual 1,024 the queue overflowed and a dropped SYN cost every other
+/// client a 1 s retransmit. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// This process's soft limit on open files (`None`: unlimited). `twinbay

@@ -124,7 +124,10 @@ async fn a_fleet_comes_back_after_the_hub_is_killed() {
     const AGENTS: u64 = 300;
     let dir = temp_dir("fleet-restart");
     let port = free_port();
-    let hub = Hub::start_on(&dir, port);
+    // The simulated hosts all dial from 127.0.0.1; real ones would each
+    // have an address of their own (and be under its cap).
+    let one_address = ["--max-connections-per-ip", "100000"];
+    let hub = Hub::start_with(&dir, port, &one_address);
     let token = hub.token("viewer");
     // Enrolled at a pace a real fleet might be; the restart is the herd.
     let _sim = sim(
@@ -137,7 +140,7 @@ async fn a_fleet_comes_back_after_the_hub_is_killed() {
 
     hub.proc.signal("-KILL");
     drop(hub);
-    let hub = Hub::start_on(&dir, port);
+    let hub = Hub::start_with(&dir, port, &one_address);
     let back = Instant::now();
     hub.wait_connected(&token, AGENTS, Duration::from_secs(30));
     let status = hub.status(&token);

@@ -149,6 +149,8 @@ struct Inner {
 #[derive(Debug, Default)]
 struct State {
     open: usize,
+    /// The most open at once since [`Connections::take_peak`].
+    peak: usize,
     unproven: usize,
     per_address: HashMap<AddressKey, usize>,
 }
@@ -195,6 +197,7 @@ impl Connections {
             return Err(reason);
         }
         state.open += 1;
+        state.peak = state.peak.max(state.open);
         state.unproven += 1;
         state.per_address.insert(key, from_here + 1);
         drop(state);
@@ -203,6 +206,14 @@ impl Connections {
             key,
             proven: AtomicBool::new(false),
         })))
+    }
+
+    /// The most connections open at once since the last call, and now.
+    pub fn take_peak(&self) -> (usize, usize) {
+        let mut state = self.0.state();
+        let (peak, open) = (state.peak, state.open);
+        state.peak = open;
+        (peak, open)
     }
 
     pub fn counts(&self) -> Counts {
@@ -336,6 +347,16 @@ mod tests {
         assert_eq!(c.counts().open, 1);
         drop(request);
         assert_eq!(c.counts(), Counts::default());
+    }
+
+    #[test]
+    fn the_peak_is_the_most_open_at_once_since_it_was_last_taken() {
+        let c = limits(10, 10, 10);
+        let held: Vec<_> = (0..3).map(|_| c.admit(ip("10.0.0.1")).unwrap()).collect();
+        drop(held);
+        let _one = c.admit(ip("10.0.0.1")).unwrap();
+        assert_eq!(c.take_peak(), (3, 1));
+        assert_eq!(c.take_peak(), (1, 1));
     }
 
     #[test]
