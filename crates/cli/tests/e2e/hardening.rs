@@ -524,17 +524,7 @@ async fn a_cookie_websocket_upgrade_needs_the_hubs_own_origin() {
         .await
         .unwrap();
     let upgrade = |origin: Option<String>| {
-        let mut request = http::Request::builder()
-            .uri(format!("ws://{addr}/api/v1/stream"))
-            .header("Host", addr.to_string())
-            .header("Cookie", cookie.clone())
-            .header("Connection", "Upgrade")
-            .header("Upgrade", "websocket")
-            .header("Sec-WebSocket-Version", "13")
-            .header(
-                "Sec-WebSocket-Key",
-                tokio_tungstenite::tungstenite::handshake::client::generate_key(),
-            );
+        let mut request = stream_request(addr).header("Cookie", cookie.clone());
         if let Some(origin) = origin {
             request = request.header("Origin", origin);
         }

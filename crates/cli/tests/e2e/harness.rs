@@ -389,16 +389,12 @@ pub async fn stream(
     stream_over(tokio::net::TcpStream::connect(addr).await.unwrap(), token).await
 }
 
-/// The UI stream's WebSocket handshake over a connection the caller opened.
-pub async fn stream_over(
-    tcp: tokio::net::TcpStream,
-    token: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let addr = tcp.peer_addr().unwrap();
-    let request = http::Request::builder()
+/// The UI stream's WebSocket handshake request, for the caller to add
+/// credentials (and an `Origin`) to.
+pub fn stream_request(addr: SocketAddr) -> http::request::Builder {
+    http::Request::builder()
         .uri(format!("ws://{addr}/api/v1/stream"))
         .header("Host", addr.to_string())
-        .header("Authorization", format!("Bearer {token}"))
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
         .header("Sec-WebSocket-Version", "13")
@@ -406,6 +402,16 @@ pub async fn stream_over(
             "Sec-WebSocket-Key",
             tokio_tungstenite::tungstenite::handshake::client::generate_key(),
         )
+}
+
+/// The UI stream's WebSocket handshake over a connection the caller opened.
+pub async fn stream_over(
+    tcp: tokio::net::TcpStream,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let addr = tcp.peer_addr().unwrap();
+    let request = stream_request(addr)
+        .header("Authorization", format!("Bearer {token}"))
         .body(())
         .unwrap();
     tokio_tungstenite::client_async(request, tcp)
