@@ -18,6 +18,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "real Podman for the container tests"
 bash scripts/podman-setup.sh
 
+step "promtool for the metrics exposition test"
+if ! command -v promtool >/dev/null; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+fi
+
 step "unit and end-to-end tests"
 cargo test --workspace --locked
 

@@ -129,6 +129,7 @@ fn content_type(path: &str) -> &'static str {
         "png" => "image/png",
         "woff2" => "font/woff2",
         "json" => "application/json",
+        "webmanifest" => "application/manifest+json",
         "map" => "application/json",
         "txt" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",

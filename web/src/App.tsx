@@ -11,18 +11,18 @@ import { fleet } from './store';
 import { startStream, stopStream } from './stream';
 import type { Me } from './types';
 
-type Session = { state: 'checking' } | { state: 'out'; error?: string } | { state: 'in'; me: Me };
+type Session = { state: 'checking' } | { state: 'out'; error?: string; notice?: string } | { state: 'in'; me: Me };
 
 export function App() {
   const route = useRoute();
   const [session, setSession] = useState<Session>({ state: 'checking' });
 
-  const signedOut = () => {
+  const signedOut = (notice?: string) => {
     stopStream();
     closeConsole();
     fleet.clear();
     resetPrefill();
-    setSession({ state: 'out' });
+    setSession({ state: 'out', notice });
   };
 
   useEffect(() => {
@@ -37,7 +37,12 @@ export function App() {
 
   useEffect(() => {
     if (session.state !== 'in') return;
-    startStream(signedOut);
+    startStream((why) => {
+      // Ended elsewhere: sign-in says why, and brings the user back here.
+      const here = location.pathname + location.search;
+      navigate(here === '/' ? '/signin' : `/signin?next=${encodeURIComponent(here)}`, { replace: true });
+      signedOut(why);
+    });
     return stopStream;
   }, [session.state]);
 
@@ -54,7 +59,7 @@ export function App() {
 
   if (session.state === 'checking') return <p class="boot">Loading…</p>;
   if (session.state === 'out')
-    return <SignIn bootError={session.error} onSignedIn={(me) => setSession({ state: 'in', me })} />;
+    return <SignIn bootError={session.error} notice={session.notice} onSignedIn={(me) => setSession({ state: 'in', me })} />;
   return (
     <Shell
       me={session.me}

@@ -110,7 +110,7 @@ export const api = {
   users: () => call<UserInfo[]>('GET', '/api/v1/users'),
   createUser: (username: string, password: string, role: string, groups?: string[]) =>
     call<{ id: number }>('POST', '/api/v1/users', groups?.length ? { username, password, role, groups } : { username, password, role }),
-  updateUser: (id: number, change: { role?: string; password?: string }) => call<void>('PATCH', `/api/v1/users/${id}`, change),
+  updateUser: (id: number, change: { role?: string; password?: string; groups?: string[] }) => call<void>('PATCH', `/api/v1/users/${id}`, change),
   removeUser: (id: number) => call<void>('DELETE', `/api/v1/users/${id}`),
   // API tokens (admins).
   tokens: () => call<ApiTokenInfo[]>('GET', '/api/v1/tokens'),

@@ -5,11 +5,13 @@
 
 import { memPct, netRate } from './format';
 import { FrameListeners } from './frames';
-import type { Container, NodeView, Sample, StreamMessage, TimelineEvent, Unit } from './types';
+import type { CommandRecord, Container, NodeView, Sample, StreamMessage, TimelineEvent, Unit } from './types';
 
 /** Samples kept per node for the sparklines. */
 export const SPARK_LEN = 60;
 const LIVE_EVENTS = 300;
+/** Commands kept from the stream (the host screens show the last 50 of each). */
+const LIVE_COMMANDS = 500;
 
 export interface Spark {
   t: number[];
@@ -47,6 +49,10 @@ class Fleet {
   sparks = new Map<string, Spark>();
   /** Timeline events seen live since the page opened, newest first. */
   liveEvents: TimelineEvent[] = [];
+  /** Commands started or ended since the last snapshot, by id (the newest state of each). */
+  liveCommands = new Map<string, CommandRecord>();
+  /** Snapshots applied: after one, lists read from the API may have missed changes. */
+  snapshots = 0;
   link: LinkState = 'connecting';
   /** When the next reconnect attempt is due (ms), while offline. */
   retryAt = 0;
@@ -88,6 +94,7 @@ class Fleet {
     this.nodes.clear();
     this.sparks.clear();
     this.liveEvents = [];
+    this.liveCommands.clear();
     this.loaded = false;
     this.memo.clear();
     this.changed(true);
@@ -139,6 +146,8 @@ class Fleet {
           this.pushSample(n.id, n.resources);
         }
         for (const id of [...this.sparks.keys()]) if (!seen.has(id)) this.sparks.delete(id);
+        this.liveCommands.clear();
+        this.snapshots++;
         this.loaded = true;
         this.changed(true);
         break;
@@ -189,6 +198,14 @@ class Fleet {
       case 'event': {
         this.liveEvents.unshift(msg.event);
         if (this.liveEvents.length > LIVE_EVENTS) this.liveEvents.length = LIVE_EVENTS;
+        this.changed(false);
+        break;
+      }
+      case 'command': {
+        const c = msg.command;
+        this.liveCommands.delete(c.id); // re-inserted: the map stays in arrival order
+        this.liveCommands.set(c.id, c);
+        if (this.liveCommands.size > LIVE_COMMANDS) this.liveCommands.delete(this.liveCommands.keys().next().value as string);
         this.changed(false);
         break;
       }

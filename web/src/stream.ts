@@ -1,6 +1,9 @@
 // The one WebSocket that keeps the UI live. Reconnects by itself with
 // jittered backoff and says so; a stream that cannot even open checks the
 // session, so an expired one leads back to sign-in instead of retrying forever.
+// The hub closes it with 4001 when the session ends elsewhere (signed out
+// everywhere, password changed, account removed): back to sign-in, saying
+// why; with 4002 when the caller's role or groups changed: reconnect at once.
 
 import { api, ApiError } from './api';
 import { fleet } from './store';
@@ -10,9 +13,13 @@ let socket: WebSocket | null = null;
 let timer: number | undefined;
 let attempt = 0;
 let stopped = true;
-let onSignedOut: () => void = () => {};
+let onSignedOut: (why?: string) => void = () => {};
 
-export function startStream(signedOut: () => void) {
+/** Close codes of the hub's stream (crates/hub/src/api/stream.rs). */
+const CLOSE_ENDED = 4001;
+const CLOSE_CHANGED = 4002;
+
+export function startStream(signedOut: (why?: string) => void) {
   onSignedOut = signedOut;
   stopped = false;
   attempt = 0;
@@ -57,10 +64,15 @@ function open() {
       fleet.lastSnapshot = { received, applied: performance.now(), bytes: (e.data as string).length, nodes: msg.nodes.length };
     }
   };
-  s.onclose = () => {
+  s.onclose = (e) => {
     if (socket !== s || stopped) return;
     socket = null;
-    if (!opened) {
+    if (e.code === CLOSE_ENDED) {
+      onSignedOut(e.reason || 'Your session ended; sign in again.');
+    } else if (e.code === CLOSE_CHANGED) {
+      attempt = 0;
+      open();
+    } else if (!opened) {
       // The upgrade failed: maybe the hub is down, maybe the session ended.
       api.whoami().then(
         () => retry(),

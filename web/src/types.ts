@@ -154,7 +154,8 @@ export type StreamMessage =
   | { type: 'status'; id: string; connected: boolean; last_seen?: number | null; agent_version: string }
   | { type: 'diff'; id: string; seq: number; applied_ms: number; changes: Change[] }
   | { type: 'metrics'; id: string; sample: Sample }
-  | { type: 'event'; event: TimelineEvent };
+  | { type: 'event'; event: TimelineEvent }
+  | { type: 'command'; command: CommandRecord };
 
 export interface Me {
   username: string;

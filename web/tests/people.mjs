@@ -212,6 +212,34 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     }
   });
 
+  step('the admin limits the viewer to a host group, then lifts the limit', async () => {
+    const { p } = admin;
+    await p.getByTestId('settings-tab-users').click();
+    await p.waitForURL((u) => onScreen(u, 'settings/users'));
+    const row = p.locator(`[data-testid="user-row"][data-username="${VIEWER.name}"]`);
+    const setGroups = async (text) => {
+      await row.getByTestId('user-groups').click();
+      await p.getByTestId('groups-input').fill(text);
+      await p.getByTestId('groups-submit').click();
+    };
+    await setGroups('not a label');
+    assert.equal(await p.getByTestId('groups-error').textContent(), 'host groups: "not a label" is not a label like site=lab');
+    await p.getByTestId('groups-input').fill('site=lab, group=web');
+    await p.getByTestId('groups-submit').click();
+    await p.getByTestId('users-notice').getByText(`${VIEWER.name} now sees only site=lab, group=web.`).waitFor({ timeout: 5000 });
+    await row.getByTestId('groups').getByText('only site=lab, group=web').waitFor();
+    const groupsOf = async () => (await apiAs(admin.ctx, '/api/v1/users')).body.find((u) => u.username === VIEWER.name).groups ?? null;
+    assert.deepEqual(await groupsOf(), ['site=lab', 'group=web']);
+    // The form opens with the current groups; emptied, it lifts the limit.
+    await row.getByTestId('user-groups').click();
+    assert.equal(await p.getByTestId('groups-input').inputValue(), 'site=lab, group=web');
+    await p.getByTestId('groups-input').fill('');
+    await p.getByTestId('groups-submit').click();
+    await p.getByTestId('users-notice').getByText(`${VIEWER.name} now sees every host.`).waitFor({ timeout: 5000 });
+    assert.equal(await row.getByTestId('groups').count(), 0);
+    assert.equal(await groupsOf(), null);
+  });
+
   step('the operator changes its own password on the Account screen, then signs out everywhere', async () => {
     const o = await newPage();
     const other = await newPage(); // a second session of the operator's, elsewhere
@@ -236,6 +264,9 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
       await submit(`${OPERATOR.pw}-wrong`, OPERATOR_NEW_PW);
       await o.p.getByTestId('pw-error').getByText('the current password is wrong').waitFor({ timeout: 5000 });
       await submit(OPERATOR.pw, OPERATOR_NEW_PW);
+      // The other session's open page hears at once, and says why.
+      await other.p.getByTestId('signin-notice').getByText('your session ended; sign in again').waitFor({ timeout: 5000 });
+      assert.equal(new URL(other.p.url()).pathname, '/signin');
       await o.p.getByTestId('pw-done').getByText(/^Password changed\. Your other sessions were signed out/).waitFor({ timeout: 5000 });
       assert.equal(await o.p.getByTestId('pw-current').inputValue(), '', 'the form is cleared');
       await shot(o.p, 'account.png');

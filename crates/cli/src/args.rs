@@ -51,6 +51,10 @@ pub struct UpArgs {
     /// Also run this many simulated hosts (labelled simulated), to see the UI with a fleet.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub demo: Option<u32>,
+    /// Log every event (each agent connecting, each request refused…), not
+    /// only warnings and a one-line summary a minute. `RUST_LOG` overrides both.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

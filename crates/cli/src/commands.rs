@@ -19,7 +19,13 @@ use crate::args::{
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Up(args) => {
-            init_logging("info");
+            // Interactive: the sign-in lines stay readable; a summary a
+            // minute says the fleet is alive (`-v` for the full log).
+            init_logging(if args.verbose {
+                "info"
+            } else {
+                "warn,twinbay::summary=info"
+            });
             multi_thread()?.block_on(up(args))
         }
         Command::Hub(args) => {
@@ -91,6 +97,24 @@ async fn release_memory_after_surges(
     }
 }
 
+/// A line about the fleet 5 s after start, then a minute apart when it changed.
+async fn summarise(state: std::sync::Arc<twinbay_hub::HubState>, stop: CancellationToken) {
+    let mut wait = Duration::from_secs(5);
+    let mut last = String::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = Duration::from_secs(60);
+        let line = twinbay_hub::summary(&state);
+        if line != last {
+            tracing::info!(target: "twinbay::summary", "{line}");
+            last = line;
+        }
+    }
+}
+
 fn multi_thread() -> Result<tokio::runtime::Runtime> {
     raise_open_files_limit();
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -101,8 +125,12 @@ fn multi_thread() -> Result<tokio::runtime::Runtime> {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a person at a terminal (and not with NO_COLOR).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(|| twinbay_agent::logbuf::Tee)
         .try_init();
 }
@@ -238,7 +266,8 @@ async fn up(args: UpArgs) -> Result<()> {
     println!(
         "  then on that host: twinbay agent --join <string> --state-dir ~/.local/state/twinbay-agent"
     );
-    println!("Press Ctrl-C to stop.");
+    println!("Press Ctrl-C to stop. Warnings and a summary a minute follow (-v for the full log).");
+    tokio::spawn(summarise(hub.state.clone(), shutdown.clone()));
 
     let agent_result = agent.await;
     if !shutdown.is_cancelled() {

@@ -34,8 +34,8 @@ pub use auth::SESSION_COOKIE;
 pub use error::ApiError;
 pub use stream::SNAPSHOTS_AT_ONCE;
 
-use crate::HubState;
 use crate::server::Peer;
+use crate::{HubState, metrics as exposition};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -136,7 +136,7 @@ pub fn router(hub: Arc<HubState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .merge(crate::ui::routes())
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .fallback(crate::ui::not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(plain_http_guard))
@@ -200,6 +200,11 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
             .allows_request(request.headers(), request.uri());
     let credentials = request.headers().contains_key(header::AUTHORIZATION)
         || auth::session_cookie(request.headers()).is_some();
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(""));
     if !local || credentials {
         let (mut parts, _) = request.into_parts();
         let who = auth::authenticate(&hub, &mut parts).await?;
@@ -215,14 +220,17 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
         hub.store.disk_bytes(),
         &hub.connections.counts(),
     );
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response())
+    // Prometheus asks for OpenMetrics; everyone else (promtool, curl) gets
+    // the classic text format.
+    let openmetrics = accept
+        .to_str()
+        .is_ok_and(|a| a.contains("application/openmetrics-text"));
+    Ok(if openmetrics {
+        ([(header::CONTENT_TYPE, exposition::OPENMETRICS_TEXT)], body).into_response()
+    } else {
+        let text = exposition::to_prometheus_text(&body);
+        ([(header::CONTENT_TYPE, exposition::PROMETHEUS_TEXT)], text).into_response()
+    })
 }
 
 /// Plain HTTP is for loopback (local tools, a TLS-terminating proxy in

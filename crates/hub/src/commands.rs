@@ -67,6 +67,8 @@ pub enum DispatchError {
 
 pub struct Commands {
     store: Store,
+    /// The UI stream: every command's start and end go out on it.
+    announce: Option<broadcast::Sender<axum::extract::ws::Utf8Bytes>>,
     links: Mutex<HashMap<String, Link>>,
     running: Arc<Mutex<HashMap<String, Running>>>,
 }
@@ -75,8 +77,26 @@ impl Commands {
     pub fn new(store: Store) -> Commands {
         Commands {
             store,
+            announce: None,
             links: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Tells the UI stream (`{"type":"command","command":…}`) when a
+    /// command starts and ends, so that lists of commands stay current
+    /// without re-reading.
+    pub fn announcing_on(
+        mut self,
+        stream: broadcast::Sender<axum::extract::ws::Utf8Bytes>,
+    ) -> Commands {
+        self.announce = Some(stream);
+        self
+    }
+
+    fn announce(&self, record: &CommandRecord) {
+        if let Some(stream) = &self.announce {
+            let _ = stream.send(crate::twin::view::command_event(record));
         }
     }
 
@@ -123,6 +143,7 @@ impl Commands {
             .map(|l| l.tx.clone())
             .ok_or(DispatchError::NotConnected)?;
         let id = record.id.clone();
+        let announced = record.clone();
         lock(&self.running).insert(
             id.clone(),
             Running {
@@ -139,7 +160,9 @@ impl Commands {
                 mpsc::error::TrySendError::Full(_) => DispatchError::Busy,
                 mpsc::error::TrySendError::Closed(_) => DispatchError::NotConnected,
             }
-        })
+        })?;
+        self.announce(&announced);
+        Ok(())
     }
 
     /// Asks the agent to stop a command; false if it is not running here.
@@ -241,6 +264,7 @@ impl Commands {
             let _ = r.events.send(Watch::Done(Box::new(r.record.clone())));
             (r.record.clone(), r.output.clone())
         };
+        self.announce(&record);
         let store = self.store.clone();
         let running = self.running.clone();
         tokio::spawn(async move {

@@ -246,6 +246,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         timeline_rx,
         recorder_stop.clone(),
     ));
+    let stream = twin.stream();
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
@@ -256,7 +257,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         history,
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
         lockout: lockout::Lockout::default(),
-        commands: commands::Commands::new(store.clone()),
+        commands: commands::Commands::new(store.clone()).announcing_on(stream),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -388,4 +389,27 @@ pub fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// One line about the hub for an interactive log: hosts connected, UI
+/// clients, history written, connections refused and, if any, lost writes.
+pub fn summary(state: &HubState) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut nodes, mut connected) = (0usize, 0usize);
+    state.twin.for_each(|node| {
+        nodes += 1;
+        connected += usize::from(node.connected);
+    });
+    let stats = &state.history.stats;
+    let refused: u64 = state.connections.counts().refused.iter().sum();
+    let mut line = format!(
+        "{connected} of {nodes} hosts connected, {} UI clients, {} history points written, {refused} connections refused",
+        state.metrics.ui_clients.get(),
+        stats.points_written.load(Relaxed),
+    );
+    let failed = stats.write_failures.load(Relaxed);
+    if failed > 0 {
+        line.push_str(&format!(", {failed} HISTORY WRITES FAILED"));
+    }
+    line
 }

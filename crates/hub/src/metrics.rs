@@ -312,6 +312,13 @@ impl Metrics {
         out
     }
 
+    #[cfg(test)]
+    fn registry_text(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
+        out
+    }
+
     fn set(&self, name: &str, labels: &Labels, extra: Option<(&str, &str)>, value: f64) {
         let Some(i) = NODE_GAUGES.iter().position(|(n, _)| *n == name) else {
             debug_assert!(false, "unknown gauge {name}");
@@ -419,8 +426,94 @@ impl Metrics {
     }
 }
 
+/// The content type of [`to_prometheus_text`]'s output.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of [`Metrics::render`]'s output.
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Rewrites an OpenMetrics exposition (what [`Metrics::render`] writes) in
+/// the older Prometheus text format (0.0.4), for clients that do not ask for
+/// OpenMetrics: `promtool check metrics`, curl, older scrapers. The two
+/// differ where it matters to them: an OpenMetrics counter family `x` has
+/// samples `x_total`, and the text format names the family after its
+/// samples, so `# HELP`/`# TYPE` of counters take the `_total` suffix;
+/// `# UNIT` and `# EOF` do not exist there.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) && !name.ends_with("_total") {
+                out.push_str(prefix);
+                out.push_str(name);
+                out.push_str("_total ");
+                out.push_str(tail);
+                out.push('\n');
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_after_their_samples_in_the_text_format() {
+        let open = "# HELP twinbay_agent_frames Frames applied.\n\
+                    # TYPE twinbay_agent_frames counter\n\
+                    twinbay_agent_frames_total 3\n\
+                    # HELP twinbay_nodes Enrolled nodes.\n\
+                    # TYPE twinbay_nodes gauge\n\
+                    # UNIT twinbay_nodes nodes\n\
+                    twinbay_nodes 2\n\
+                    # EOF\n";
+        assert_eq!(
+            to_prometheus_text(open),
+            "# HELP twinbay_agent_frames_total Frames applied.\n\
+             # TYPE twinbay_agent_frames_total counter\n\
+             twinbay_agent_frames_total 3\n\
+             # HELP twinbay_nodes Enrolled nodes.\n\
+             # TYPE twinbay_nodes gauge\n\
+             twinbay_nodes 2\n"
+        );
+    }
+
+    #[test]
+    fn every_family_of_a_real_render_has_help_and_type_under_its_sample_names() {
+        let m = Metrics::new();
+        m.agent_frames.inc();
+        let text = to_prometheus_text(&m.registry_text());
+        let mut described = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                described.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(described.contains(name), "{name} has no HELP in:\n{text}");
+            }
+        }
+        assert!(text.contains("twinbay_agent_frames_total 1"));
+        assert!(!text.contains("# EOF"));
     }
 }

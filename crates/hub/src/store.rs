@@ -55,6 +55,10 @@ pub struct Store {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// The audit head recorded outside the database (`audit/anchor.rs`).
     anchor: Arc<Anchor>,
+    /// Bumped whenever a credential may have lost or changed its access
+    /// (a session ended, a token revoked, a user's role, groups or password
+    /// changed, a user removed): long-lived streams check theirs again.
+    access: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// A write transaction holding the hub's turn to write (see [`Store::write_tx`]).
@@ -116,7 +120,18 @@ impl Store {
             path,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             anchor: Arc::new(Anchor::new(data_dir)),
+            access: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
+    }
+
+    /// Fires (see [`Store::access`]) whenever a credential may have lost or
+    /// changed its access.
+    pub fn access_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.access.subscribe()
+    }
+
+    fn access_changed(&self) {
+        self.access.send_modify(|generation| *generation += 1);
     }
 
     /// Begins a transaction that will write. `IMMEDIATE` takes the write lock

@@ -7,7 +7,7 @@
 //! sees every change after its snapshot exactly once, in order. A subscriber
 //! that falls behind loses events and must take a fresh snapshot.
 
-mod view;
+pub(crate) mod view;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -108,6 +108,11 @@ impl Twin {
             alive: Mutex::new(HashSet::new()),
             next_conn: 1.into(),
         }
+    }
+
+    /// The stream's sender, for other parts of the hub that announce on it.
+    pub fn stream(&self) -> broadcast::Sender<Utf8Bytes> {
+        self.events.clone()
     }
 
     /// Sends timeline events to `tx` (the recorder) from now on.

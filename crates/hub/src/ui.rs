@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -74,6 +74,24 @@ async fn built_file(Path(file): Path<String>) -> Result<Response, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no asset {file:?}")))
 }
 
+/// What no route answers: a browser navigating to a mistyped address gets
+/// the app (which shows "no such page") with status 404; API clients, and
+/// anything under `/api/` or `/assets/`, the JSON error.
+pub async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let app_path = !path.starts_with("/api/") && !path.starts_with("/assets/");
+    if (method == Method::GET || method == Method::HEAD) && wants_html && app_path {
+        let mut page = index().await;
+        *page.status_mut() = StatusCode::NOT_FOUND;
+        return page;
+    }
+    ApiError::NotFound("no such route".into()).into_response()
+}
+
 pub fn routes() -> Router<Arc<HubState>> {
     let mut router = Router::new().route("/assets/{*file}", get(built_file));
     for route in SPA_ROUTES {
@@ -108,5 +126,15 @@ mod tests {
         let js = find(script).expect("the script index.html loads is embedded");
         assert!(js.immutable && js.content_type.starts_with("text/javascript"));
         assert!(find("/favicon.svg").is_some());
+        // Installable on a phone's home screen: the manifest and its icons.
+        let manifest = find("/manifest.webmanifest").expect("the web app manifest");
+        assert_eq!(manifest.content_type, "application/manifest+json");
+        let manifest: serde_json::Value = serde_json::from_slice(manifest.body).unwrap();
+        for icon in manifest["icons"].as_array().unwrap() {
+            let src = icon["src"].as_str().unwrap();
+            assert!(find(src).is_some(), "{src} is embedded");
+        }
+        assert!(html.contains("rel=\"manifest\""));
+        assert!(find("/apple-touch-icon.png").is_some());
     }
 }

@@ -6,6 +6,7 @@ import { atLeast, can, canRunAction, RoleContext } from '../access';
 import { api } from '../api';
 import { Badge, Empty, ErrorBox } from '../components/bits';
 import { useCommands } from '../components/Console';
+import { useFleet } from '../useFleet';
 import { runCommand, watchCommand } from '../commands';
 import { bytes, clock, durationMs } from '../format';
 import type { ActionArg, ActionSpec, CommandRecord, NodeView, Policy } from '../types';
@@ -240,38 +241,51 @@ export function ActionsTab({ node }: { node: NodeView }) {
 // ---- History ----------------------------------------------------------------
 
 const TONE: Record<string, string> = { running: 'warn', ok: 'ok', failed: 'bad', refused: 'bad', timed_out: 'bad', lost: 'bad', cancelled: 'muted' };
-const POLL_MS = 10_000;
+/** Shown per host, newest first. */
+const SHOWN = 50;
+
+/** The list as read, with what the stream said since: newer states replace rows, new commands go on top. */
+function merged(read: CommandRecord[], live: Iterable<CommandRecord>, nodeId: string): CommandRecord[] {
+  const byId = new Map(read.map((r) => [r.id, r]));
+  for (const r of live) if (r.node_id === nodeId) byId.set(r.id, r);
+  return [...byId.values()].sort((a, b) => b.started_ms - a.started_ms).slice(0, SHOWN);
+}
 
 export function CommandsTab({ node }: { node: NodeView }) {
   const c = useCommands();
+  const fleet = useFleet();
   const role = useContext(RoleContext);
-  const [list, setList] = useState<CommandRecord[] | null>(null);
+  const [read, setRead] = useState<CommandRecord[] | null>(null);
   const [error, setError] = useState('');
   const [gen, setGen] = useState(0);
   const [now, setNow] = useState(Date.now());
 
-  // On opening, after a command seen here ends, on "try again", and every 10 s while the page is visible.
+  // Read on opening, on "try again" and after a snapshot (the stream may
+  // have missed changes while it was away); the stream brings the rest.
   useEffect(() => {
     let live = true;
-    const load = () =>
-      api.nodeCommands(node.id, 50).then(
-        (l) => {
-          if (!live) return;
-          setList(l);
-          setError('');
-          setNow(Date.now());
-        },
-        (err) => live && setError((err as Error).message),
-      );
-    load();
-    const t = setInterval(() => {
-      if (document.visibilityState === 'visible') load();
-    }, POLL_MS);
+    api.nodeCommands(node.id, SHOWN).then(
+      (l) => {
+        if (!live) return;
+        setRead(l);
+        setError('');
+      },
+      (err) => live && setError((err as Error).message),
+    );
     return () => {
       live = false;
-      clearInterval(t);
     };
-  }, [node.id, c.ended, gen]);
+  }, [node.id, gen, fleet.snapshots]);
+
+  const list = read && merged(read, fleet.liveCommands.values(), node.id);
+  const running = list?.some((r) => r.status === 'running') ?? false;
+  // The running ones' durations tick.
+  useEffect(() => {
+    if (!running) return;
+    setNow(Date.now());
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, [running]);
 
   if (error && !list) return <ErrorBox message={error} retry={() => setGen((g) => g + 1)} />;
   if (!list) return <p class="muted">Loading…</p>;

@@ -194,11 +194,18 @@ function parseGroups(text: string): string[] | string {
   return bad ? `host groups: "${bad}" is not a label like site=lab` : groups;
 }
 
-function GroupsField({ testId }: { testId: string }) {
+function GroupsField({ testId, label = 'Hosts', value }: { testId: string; label?: string; value?: string[] | null }) {
   return (
     <label class="field">
-      <span>Hosts</span>
-      <input name="groups" autoComplete="off" spellcheck={false} placeholder="all, or site=lab, group=web" data-testid={testId} />
+      <span>{label}</span>
+      <input
+        name="groups"
+        autoComplete="off"
+        spellcheck={false}
+        placeholder="all, or site=lab, group=web"
+        defaultValue={value?.join(', ') ?? ''}
+        data-testid={testId}
+      />
     </label>
   );
 }
@@ -304,11 +311,45 @@ function ResetPassword({ user, onDone, onCancel }: { user: UserInfo; onDone: () 
   );
 }
 
+/** Changes which hosts a user sees (empty: every host). */
+function EditGroups({ user, onDone, onCancel }: { user: UserInfo; onDone: (groups: string[]) => void; onCancel: () => void }) {
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const groups = parseGroups(String(new FormData(e.currentTarget as HTMLFormElement).get('groups') || ''));
+    if (typeof groups === 'string') return setError(groups);
+    setBusy(true);
+    setError('');
+    try {
+      await api.updateUser(user.id, { groups });
+      onDone(groups);
+    } catch (err) {
+      setError((err as Error).message);
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="form form-row inline-form" onSubmit={submit} noValidate data-testid="groups-form">
+      <GroupsField testId="groups-input" label={`Hosts ${user.username} sees`} value={user.groups} />
+      <button class="btn btn-primary" type="submit" disabled={busy} data-testid="groups-submit">
+        Save
+      </button>
+      <button class="btn" type="button" onClick={onCancel}>
+        Cancel
+      </button>
+      <span class="hint">Empty: every host. Their open screens reload.</span>
+      <FormError message={error} testId="groups-error" />
+    </form>
+  );
+}
+
 function Users({ me }: { me: Me }) {
   const users = useLoad(() => api.users());
   const [error, setError] = useState('');
   const [notice, setNotice] = useState('');
   const [resetting, setResetting] = useState<number | null>(null);
+  const [grouping, setGrouping] = useState<number | null>(null);
   const [removing, setRemoving] = useState<UserInfo | null>(null);
 
   const setRole = async (u: UserInfo, role: string) => {
@@ -376,7 +417,28 @@ function Users({ me }: { me: Me }) {
                       </td>
                       <td class="muted num" data-label="created">{dateTime(u.created_at)}</td>
                       <td class="actions">
-                        <button type="button" class="btn btn-small" onClick={() => setResetting(resetting === u.id ? null : u.id)} aria-expanded={resetting === u.id} data-testid="user-reset">
+                        <button
+                          type="button"
+                          class="btn btn-small"
+                          onClick={() => {
+                            setResetting(null);
+                            setGrouping(grouping === u.id ? null : u.id);
+                          }}
+                          aria-expanded={grouping === u.id}
+                          data-testid="user-groups"
+                        >
+                          Hosts…
+                        </button>
+                        <button
+                          type="button"
+                          class="btn btn-small"
+                          onClick={() => {
+                            setGrouping(null);
+                            setResetting(resetting === u.id ? null : u.id);
+                          }}
+                          aria-expanded={resetting === u.id}
+                          data-testid="user-reset"
+                        >
                           Reset password
                         </button>
                         <button type="button" class="btn btn-small btn-danger-outline" onClick={() => setRemoving(u)} data-testid="user-remove">
@@ -384,6 +446,22 @@ function Users({ me }: { me: Me }) {
                         </button>
                       </td>
                     </tr>
+                    {grouping === u.id && (
+                      <tr class="subrow">
+                        <td colSpan={4}>
+                          <EditGroups
+                            user={u}
+                            onCancel={() => setGrouping(null)}
+                            onDone={(groups) => {
+                              setGrouping(null);
+                              setError('');
+                              setNotice(groups.length ? `${u.username} now sees only ${groups.join(', ')}.` : `${u.username} now sees every host.`);
+                              users.reload();
+                            }}
+                          />
+                        </td>
+                      </tr>
+                    )}
                     {resetting === u.id && (
                       <tr class="subrow">
                         <td colSpan={4}>

@@ -4,7 +4,7 @@ import { duration } from '../format';
 import { Logo } from '../Shell';
 import type { Me } from '../types';
 
-export function SignIn({ onSignedIn, bootError }: { onSignedIn: (me: Me) => void; bootError?: string }) {
+export function SignIn({ onSignedIn, bootError, notice }: { onSignedIn: (me: Me) => void; bootError?: string; notice?: string }) {
   const [error, setError] = useState(bootError ?? '');
   const [busy, setBusy] = useState(false);
   const password = useRef<HTMLInputElement>(null);
@@ -47,6 +47,11 @@ export function SignIn({ onSignedIn, bootError }: { onSignedIn: (me: Me) => void
           <span>twinbay</span>
         </div>
         <h1>Sign in</h1>
+        {notice && !error && (
+          <p class="form-notice" role="status" data-testid="signin-notice">
+            {notice}
+          </p>
+        )}
         <label class="field">
           <span>Username</span>
           <input name="username" autoComplete="username" autoCapitalize="none" spellcheck={false} required autoFocus data-testid="signin-username" />

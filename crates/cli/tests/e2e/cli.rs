@@ -1,6 +1,7 @@
 //! The command-line contract: one line of output where promised, one-line errors.
 
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -90,6 +91,17 @@ fn the_hub_serves_the_ui_openapi_and_metrics() {
         "{page}"
     );
 
+    // A mistyped address: the app's "no such page" to a browser, JSON to the rest.
+    let html = [("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
+    let (status, page) = http(hub.addr, "GET", "/hostz/nope", &html, "").unwrap();
+    assert_eq!(status, 404);
+    assert!(page.contains("<div id=\"app\">"), "{page}");
+    for (path, headers) in [("/hostz/nope", &[][..]), ("/api/v1/nope", &html[..])] {
+        let (status, body) = http(hub.addr, "GET", path, headers, "").unwrap();
+        assert_eq!(status, 404, "{path}");
+        assert!(body.starts_with("{\"error\":"), "{path}: {body}");
+    }
+
     let token = hub.token("admin");
     let (status, spec) = hub.get("/api/v1/openapi.json", &token);
     assert_eq!(status, 200);
@@ -113,6 +125,128 @@ fn the_hub_serves_the_ui_openapi_and_metrics() {
     assert_eq!(status, 200);
     assert!(metrics.contains("twinbay_nodes 0"), "{metrics}");
     assert!(metrics.contains("twinbay_agents_connected 0"));
+}
+
+/// Prometheus's own checker accepts the exposition of a hub with a fleet:
+/// every family has HELP and TYPE, names and labels are valid, counters end
+/// in `_total`. Debian's `prometheus` package has `promtool`
+/// (scripts/test.sh installs it).
+#[test]
+fn promtool_accepts_the_metrics_of_a_hub_with_50_hosts() {
+    let dir = temp_dir("cli-promtool");
+    let hub = Hub::start(&dir.join("hub"));
+    let token = hub.token("admin");
+    let _fleet = sim(&hub.join(), 50, &["--interval", "1s"], &dir.join("sim.log"));
+    hub.wait_connected(&token, 50, Duration::from_secs(60));
+    wait_for("samples from every host", Duration::from_secs(30), || {
+        let (_, metrics) = http(hub.addr, "GET", "/metrics", &[], "").ok()?;
+        let reporting = metrics
+            .lines()
+            .filter(|l| l.starts_with("twinbay_node_cpu_percent{"))
+            .count();
+        (reporting == 50).then_some(())
+    });
+
+    let (status, text) = http(hub.addr, "GET", "/metrics", &[], "").unwrap();
+    assert_eq!(status, 200);
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus; scripts/test.sh does)");
+    use std::io::Write as _;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && report.trim().is_empty(), "{report}");
+    assert!(
+        text.contains("# HELP twinbay_agent_frames_total "),
+        "{text}"
+    );
+
+    // Prometheus itself asks for OpenMetrics, and gets it.
+    let accept = [(
+        "Accept",
+        "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+    )];
+    let (_, open) = http(hub.addr, "GET", "/metrics", &accept, "").unwrap();
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.contains("# TYPE twinbay_agent_frames counter"),
+        "{open}"
+    );
+}
+
+/// `up --demo 30` in its first 10 s: the address, how to sign in and a
+/// summary, not a line per agent; `-v` is the full log.
+#[test]
+fn up_with_a_demo_fleet_is_quiet_unless_asked() {
+    let first_ten_seconds = |verbose: bool| {
+        let dir = temp_dir(if verbose {
+            "cli-up-loud"
+        } else {
+            "cli-up-quiet"
+        });
+        let listen = format!("127.0.0.1:{}", free_port());
+        let log = dir.join("out.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["up", "--demo", "30", "--listen", &listen, "--data-dir"])
+            .arg(dir.join("data"))
+            .env_remove("RUST_LOG")
+            .env_remove("TWINBAY_ADMIN_PASSWORD")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        if verbose {
+            cmd.arg("-v");
+        }
+        let up = Proc {
+            child: cmd.spawn().unwrap(),
+            name: "up",
+        };
+        std::thread::sleep(Duration::from_secs(10));
+        up.signal("-INT");
+        let _ = up.wait_exit(Duration::from_secs(10));
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let quiet = first_ten_seconds(false);
+    let lines: Vec<&str> = quiet.lines().collect();
+    // Up to the Ctrl-C (after which it says it is shutting down, at most).
+    let shown = lines
+        .iter()
+        .take_while(|l| !l.contains("shutting down"))
+        .count();
+    assert!(shown <= 10, "{shown} lines:\n{quiet}");
+    assert!(
+        lines[0].starts_with("twinbay is up: open http://"),
+        "{quiet}"
+    );
+    assert!(
+        quiet.contains("Created user admin with password "),
+        "{quiet}"
+    );
+    assert!(
+        quiet.contains(" hosts connected, "),
+        "the summary, 5 s in:\n{quiet}"
+    );
+    assert!(
+        !quiet.contains('\u{1b}'),
+        "no colour codes in a file: {quiet}"
+    );
+
+    let loud = first_ten_seconds(true);
+    assert!(loud.lines().count() > 31, "-v logs each agent:\n{loud}");
 }
 
 #[test]

@@ -341,6 +341,9 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
         twin["policy"]
     );
 
+    // A UI's stream hears the command start and end (no polling).
+    let mut live = stream(hub.addr, &viewer).await;
+    assert_eq!(next_json(&mut live).await["type"], "snapshot");
     let (status, r) = run(
         operator.as_str(),
         action("echo", json!({"msg": "hello there"})),
@@ -351,6 +354,15 @@ async fn actions_run_as_the_policy_says_and_nothing_else_does() {
         (done["status"].as_str(), command_output(&done).as_str()),
         (Some("ok"), "hello there\n")
     );
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let msg = next_json(&mut live).await;
+        if msg["type"] == "command" && msg["command"]["id"] == r["id"] {
+            heard.push(msg["command"]["status"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(heard, ["running", "ok"]);
+    drop(live);
 
     // A fast command read back at once is never `running` with no output
     // (the hub holds its end until the store has it).

@@ -220,3 +220,139 @@ fn api_tokens_expire_and_are_revoked_from_the_command_line() {
         1
     );
 }
+
+/// The next frame of a stream that must close: its close code and reason.
+async fn closed_with(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) -> (u16, String) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("the stream closes within 5 s");
+        match next {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (frame.code.into(), frame.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => {
+                panic!("the stream ended without a close code")
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_closes_when_its_session_ends_or_its_access_changes() {
+    let dir = temp_dir("stream-access");
+    let hub = Hub::start(&dir);
+    let admin = hub.token("admin");
+    let (status, sam) = hub.post(
+        "/api/v1/users",
+        &admin,
+        &serde_json::json!({"username": "sam", "password": "sam-password-12", "role": "viewer"}),
+    );
+    assert_eq!(status, 201, "{sam}");
+    let sam_id = sam["id"].as_i64().unwrap();
+    let addr = hub.addr;
+    let cookie_stream = || async move {
+        let cookie =
+            tokio::task::spawn_blocking(move || sign_in_cookie(addr, "sam", "sam-password-12"))
+                .await
+                .unwrap();
+        let request = stream_request(addr)
+            .header("Cookie", cookie)
+            .header("Origin", format!("http://{addr}"))
+            .body(())
+            .unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut ws = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .unwrap()
+            .0;
+        assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+        ws
+    };
+    let patch = |body: &str| {
+        let auth = format!("Bearer {admin}");
+        let path = format!("/api/v1/users/{sam_id}");
+        let body = body.to_string();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let headers = [
+                    ("Authorization", auth.as_str()),
+                    ("Content-Type", "application/json"),
+                ];
+                http(addr, "PATCH", &path, &headers, &body).unwrap().0
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // A new role or new host groups: reconnect (for what it may see now).
+    let mut ws = cookie_stream().await;
+    assert_eq!(patch(r#"{"role":"operator"}"#).await, 204);
+    assert_eq!(closed_with(&mut ws).await.0, 4002);
+    let mut ws = cookie_stream().await;
+    assert_eq!(patch(r#"{"groups":["site=lab"]}"#).await, 204);
+    assert_eq!(closed_with(&mut ws).await.0, 4002);
+
+    // Signed out everywhere (here by a new password from an admin): sign in again.
+    let mut ws = cookie_stream().await;
+    // Another user's change leaves this stream alone (else it would close with 4002 first).
+    let (status, tim) = hub.post(
+        "/api/v1/users",
+        &admin,
+        &serde_json::json!({"username": "tim", "password": "tim-password-123", "role": "viewer"}),
+    );
+    assert_eq!(status, 201);
+    let tim_path = format!("/api/v1/users/{}", tim["id"]);
+    let auth = format!("Bearer {admin}");
+    let status = tokio::task::spawn_blocking(move || {
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        http(addr, "PATCH", &tim_path, &headers, r#"{"role":"operator"}"#)
+            .unwrap()
+            .0
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 204);
+    assert_eq!(
+        patch(r#"{"password":"sam-password-new"}"#).await,
+        204,
+        "the password is set"
+    );
+    let (code, reason) = closed_with(&mut ws).await;
+    assert_eq!(code, 4001);
+    assert_eq!(reason, "your session ended; sign in again");
+
+    // An API token's stream ends when the token is revoked.
+    let (_, created) = hub.post(
+        "/api/v1/tokens",
+        &admin,
+        &serde_json::json!({"name": "dash", "role": "viewer"}),
+    );
+    let token = created["token"].as_str().unwrap().to_string();
+    let mut ws = stream(addr, &token).await;
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+    let revoke = format!("/api/v1/tokens/{}", created["id"]);
+    let auth = format!("Bearer {admin}");
+    let status = tokio::task::spawn_blocking(move || {
+        http(addr, "DELETE", &revoke, &[("Authorization", &auth)], "")
+            .unwrap()
+            .0
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 204);
+    let (code, reason) = closed_with(&mut ws).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (4001, "the API token was revoked or has expired")
+    );
+}

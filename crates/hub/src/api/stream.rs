@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures_util::SinkExt;
 use tokio::sync::broadcast;
@@ -20,12 +21,23 @@ use crate::store::Principal;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most events written before one flush.
 const MAX_BATCH: usize = 256;
+/// How often a stream checks that its credential still holds, besides
+/// whenever one is revoked or changed on this hub.
+const RECHECK: Duration = Duration::from_secs(60);
+/// Close code: the session or token no longer holds; sign in again.
+pub const CLOSE_ENDED: u16 = 4001;
+/// Close code: the caller's role or host groups changed; reconnect for a
+/// snapshot of what it may see now.
+pub const CLOSE_CHANGED: u16 = 4002;
 /// Whole-fleet snapshots built or in flight at once, hub-wide.
 pub const SNAPSHOTS_AT_ONCE: usize = 2;
 
 /// WebSocket: `{"type":"snapshot","nodes":[…]}` first, then `node`, `status`,
-/// `diff` and `metrics` events as they happen. A client that falls behind
-/// gets a fresh snapshot instead of the events it missed.
+/// `diff`, `metrics`, `event` and `command` (a command started or ended)
+/// messages as they happen. A client that falls behind
+/// gets a fresh snapshot instead of the events it missed. When the caller's
+/// session ends or token is revoked the stream closes with code 4001; when
+/// its role or host groups change, with 4002 (reconnect).
 #[utoipa::path(
     get,
     path = "/api/v1/stream",
@@ -36,8 +48,10 @@ pub async fn stream(
     State(hub): State<Arc<HubState>>,
     Auth(who): Auth,
     admission: Option<Extension<Admission>>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let credential = Credential::of(&headers);
     // The caller is authenticated: this long-lived connection no longer
     // counts against the caps on unproven ones.
     if let Some(Extension(admission)) = admission {
@@ -47,10 +61,67 @@ pub async fn stream(
     // into the default write buffer and flushed once per batch.
     ws.read_buffer_size(4096)
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(hub, socket, who))
+        .on_upgrade(move |socket| serve(hub, socket, who, credential))
 }
 
-async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal) {
+/// What the stream was opened with, to check again later.
+enum Credential {
+    Token(String),
+    Session(String),
+    /// Cannot happen (the caller was authenticated); never rechecked.
+    Unknown,
+}
+
+impl Credential {
+    fn of(headers: &HeaderMap) -> Credential {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match (bearer, super::auth::session_cookie(headers)) {
+            (Some(token), _) => Credential::Token(token.trim().to_string()),
+            (None, Some(session)) => Credential::Session(session.to_string()),
+            (None, None) => Credential::Unknown,
+        }
+    }
+
+    /// Who the credential stands for now; `None` if it no longer holds.
+    async fn principal(&self, hub: &HubState) -> Option<Option<Principal>> {
+        let now = match self {
+            Credential::Token(t) => hub.store.api_token_principal(t).await,
+            Credential::Session(s) => hub.store.session_principal(s).await,
+            Credential::Unknown => return None,
+        };
+        // A store error is no verdict: keep the stream, check again later.
+        now.ok()
+    }
+}
+
+/// Why the stream must close, if the credential changed: the close frame.
+async fn recheck(hub: &HubState, who: &Principal, credential: &Credential) -> Option<CloseFrame> {
+    match credential.principal(hub).await? {
+        Some(now) if now == *who => None,
+        Some(_) => Some(CloseFrame {
+            code: CLOSE_CHANGED,
+            reason: "your role or host groups changed; reconnect".into(),
+        }),
+        None => Some(CloseFrame {
+            code: CLOSE_ENDED,
+            reason: match credential {
+                Credential::Token(_) => "the API token was revoked or has expired",
+                _ => "your session ended; sign in again",
+            }
+            .into(),
+        }),
+    }
+}
+
+async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, credential: Credential) {
+    let mut access = hub.store.access_changes();
+    access.mark_unchanged();
+    let mut recheck_timer =
+        tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    recheck_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let _client = hub.metrics.ui_client();
     // This client's turn to hold a whole-fleet snapshot, while it is built and sent.
     let Ok(permit) = hub.snapshots.acquire().await else {
@@ -75,6 +146,22 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal) {
             _ = hub.shutdown.cancelled() => {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
+            }
+            changed = access.changed() => {
+                if changed.is_err() {
+                    // The store is gone: the hub is stopping.
+                    return;
+                }
+                if let Some(frame) = recheck(&hub, &who, &credential).await {
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            }
+            _ = recheck_timer.tick() => {
+                if let Some(frame) = recheck(&hub, &who, &credential).await {
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
             }
             event = events.recv() => {
                 let mut lagged = None;
@@ -140,12 +227,14 @@ fn subscribe(hub: &HubState, who: &Principal) -> (Utf8Bytes, broadcast::Receiver
     }
 }
 
-/// The node an event is about: `id`, `node.id` or `event.node_id`.
+/// The node an event is about: `id`, `node.id`, `event.node_id` or
+/// `command.node_id`.
 #[derive(serde::Deserialize)]
 struct About {
     id: Option<String>,
     node: Option<AboutNode>,
     event: Option<AboutEvent>,
+    command: Option<AboutEvent>,
 }
 
 #[derive(serde::Deserialize)]
@@ -170,7 +259,8 @@ fn visible(hub: &HubState, who: &Principal, text: &Utf8Bytes) -> bool {
     let id = about
         .id
         .or(about.node.map(|n| n.id))
-        .or(about.event.map(|e| e.node_id));
+        .or(about.event.map(|e| e.node_id))
+        .or(about.command.map(|c| c.node_id));
     id.is_some_and(|id| hub.twin.check(&id, |n| who.sees(&n.state.host.labels)))
 }
 

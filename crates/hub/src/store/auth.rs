@@ -186,6 +186,7 @@ impl Store {
             .bind(token_hash(token))
             .execute(&self.pool)
             .await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -274,6 +275,7 @@ impl Store {
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+        self.access_changed();
         Ok(result.rows_affected() == 1)
     }
 

@@ -88,6 +88,7 @@ impl Store {
             return Err(UserError::NotFound);
         }
         tx.commit().await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -110,6 +111,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -137,6 +139,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -162,6 +165,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.access_changed();
         Ok(())
     }
 
@@ -174,6 +178,7 @@ impl Store {
             .await?
             .rows_affected();
         tx.commit().await?;
+        self.access_changed();
         Ok(n)
     }
 

@@ -197,6 +197,11 @@ pub fn metrics_event(id: &str, sample: &Sample) -> Utf8Bytes {
     })
 }
 
+/// A command started or ended (`crate::commands`).
+pub fn command_event(c: &crate::store::CommandRecord) -> Utf8Bytes {
+    text(&json!({ "type": "command", "command": c }))
+}
+
 pub fn timeline_event(e: &crate::timeline::Event) -> Utf8Bytes {
     text(&json!({ "type": "event", "event": e }))
 }
