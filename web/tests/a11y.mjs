@@ -51,7 +51,7 @@ process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already
 async function settle(p) {
   await p.waitForFunction(() => {
     const main = document.querySelector('#main') || document.body;
-    return !/loading/i.test(main.innerText) && !document.querySelector('.charts-loading');
+    return !/\bloading/i.test(main.innerText) && !document.querySelector('.charts-loading');
   }, null, { timeout: 10_000, polling: 100 });
   await sleep(150);
 }
@@ -171,7 +171,8 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
           }
           await p.keyboard.press('Escape');
           await p.getByTestId('confirm').waitFor({ state: 'detached' });
-          assert.equal(await p.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'signout-everywhere', 'focus returns to the button that opened the dialog');
+          await p.waitForFunction(() => document.activeElement?.getAttribute('data-testid') === 'signout-everywhere', null, { timeout: 2000 })
+            .catch(() => assert.fail('focus returns to the button that opened the dialog'));
         } catch (err) {
           failed = true;
           await p.screenshot({ path: path.join(hub.dir, `failure-${theme}-${size}.png`) }).catch(() => {});
@@ -179,7 +180,7 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
         } finally {
           const counts = audit.counts();
           const dirty = counts.filter((c) => c.rules);
-          summary.push(`${tag}: ${counts.length} screens, ${dirty.length} with violations` + (dirty.length ? ` (${dirty.map((c) => `${c.label.replace(` · ${tag}`, '')}: ${c.rules} rules/${c.nodes} nodes`).join('; ')})` : ''));
+          summary.push(`${tag}: ${counts.length} screens, ${dirty.length} with violations` + (dirty.length ? ` (${dirty.map((c) => `${c.label.replace(` · ${tag}`, '')}: ${c.ids.join(' ')}, ${c.nodes} nodes`).join('; ')})` : ''));
           await ctx.close();
         }
         audit.assertClean();
@@ -196,6 +197,7 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
       await p.getByTestId('signin-username').fill('admin');
       await p.getByTestId('signin-password').fill(PASSWORD);
       await p.getByTestId('signin-submit').click();
+      await p.locator('#shell').waitFor({ timeout: 10_000 });
       await go(p, '/hosts');
       await p.getByTestId('host-row').first().waitFor();
       const total = Number(await p.getByTestId('hosts-list').getAttribute('data-count'));

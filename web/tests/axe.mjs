@@ -51,7 +51,7 @@ export class A11yAudit {
 
   /** Violations (rules × nodes) per screen label. */
   counts() {
-    return this.screens.map(({ label, violations }) => ({ label, rules: violations.length, nodes: violations.reduce((a, v) => a + v.nodes.length, 0) }));
+    return this.screens.map(({ label, violations }) => ({ label, rules: violations.length, ids: violations.map((v) => v.id), nodes: violations.reduce((a, v) => a + v.nodes.length, 0) }));
   }
 
   /** Throws one message listing every screen with violations, each with its rules and first targets. */
