@@ -10,8 +10,8 @@
 // browser; a fresh context per theme × width.
 //
 // Run: bash scripts/browser-test.sh (or node --experimental-websocket --test web/tests/a11y.mjs)
-// Env: TWINBAY_BIN (default target/debug/twinbay), CHROMIUM (default /usr/bin/chromium),
-//      TWINBAY_SCREENSHOTS (a failure's screenshot goes to the hub's temp dir regardless).
+// Env: TWINBAY_BIN (default target/debug/twinbay), CHROMIUM (default /usr/bin/chromium).
+// On a failure the screenshot and the hub's log stay in its temp dir (printed).
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
