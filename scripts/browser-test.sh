@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The web UI in a real browser (web/tests/, headless Chromium): sign-in, live
 # values, host detail and charts, phone width, and 500 hosts measured (ui.mjs);
-# people, roles, API tokens and the audit trail (people.mjs); commands on a real
-# Podman container: restart, live logs, an action, the history (commands.mjs).
+# people, roles, API tokens and the audit trail (people.mjs); axe-core's WCAG 2.1
+# A/AA rules on every screen in both themes at desktop and phone width, dialog
+# focus, and the host list as a screen reader gets it (a11y.mjs); commands on a
+# real Podman container: restart, live logs, an action, the history (commands.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -38,4 +40,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/commands.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs

@@ -3,6 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api';
 import { Badge } from './components/bits';
+import { rowIndex } from './components/VirtualList';
 import { clock } from './format';
 import { hostUrl, Link } from './router';
 import { fleet } from './store';
@@ -28,19 +29,20 @@ function detailText(e: TimelineEvent): string {
 
 const key = (e: TimelineEvent) => `${e.ts}|${e.node_id}|${e.kind}|${e.target}`;
 
-export function EventLine({ e, showHost, short }: { e: TimelineEvent; showHost: boolean; short?: boolean }) {
+/** One event as a table row; `index`, in a virtualised list, is its place in the whole list (aria-rowindex; the header is row 1). */
+export function EventLine({ e, showHost, short, index }: { e: TimelineEvent; showHost: boolean; short?: boolean; index?: number }) {
   const node = fleet.nodes.get(e.node_id);
   return (
-    <div class="row event-row" role="row" data-testid="event-row" data-kind={e.kind}>
-      <span class="c-time num" title={new Date(e.ts).toLocaleString()}>{short ? new Date(e.ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }) : clock(e.ts)}</span>
-      <span class="c-kind">
+    <div class="row event-row" role="row" aria-rowindex={index == null ? undefined : rowIndex(index)} data-testid="event-row" data-kind={e.kind}>
+      <span class="c-time num" role="cell" title={new Date(e.ts).toLocaleString()}>{short ? new Date(e.ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }) : clock(e.ts)}</span>
+      <span class="c-kind" role="cell">
         <Badge text={e.kind} tone={eventTone(e.kind)} />
       </span>
-      <span class="c-name">
+      <span class="c-name" role="cell">
         <strong>{e.target || '—'}</strong>
         <small class="sub">{detailText(e)}</small>
       </span>
-      {showHost && <span class="c-host">{node ? <Link href={hostUrl(node.id, 'events')}>{node.hostname}</Link> : <span class="muted">{e.node_id}</span>}</span>}
+      {showHost && <span class="c-host" role="cell">{node ? <Link href={hostUrl(node.id, 'events')}>{node.hostname}</Link> : <span class="muted">{e.node_id}</span>}</span>}
     </div>
   );
 }

@@ -1,7 +1,26 @@
-// A modal confirmation (native <dialog>: focus stays inside, Esc cancels).
+// A modal confirmation (native <dialog> with showModal(): the rest of the page
+// is inert; Esc cancels). Tab and Shift+Tab cycle through its buttons (a modal
+// dialog alone lets Tab leave for the browser's own toolbar), and focus goes
+// back to whatever opened it when it closes.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
+
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/** Keeps Tab inside `d`: from its last focusable element to the first, and back. */
+function trapTab(d: HTMLElement, e: KeyboardEvent) {
+  if (e.key !== 'Tab') return;
+  const all = [...d.querySelectorAll<HTMLElement>(FOCUSABLE)];
+  if (all.length === 0) return;
+  const first = all[0];
+  const last = all[all.length - 1];
+  const at = document.activeElement;
+  if (e.shiftKey ? at === first || !d.contains(at) : at === last || !d.contains(at)) {
+    e.preventDefault();
+    (e.shiftKey ? last : first).focus();
+  }
+}
 
 export function Confirm({
   title,
@@ -25,16 +44,22 @@ export function Confirm({
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
+    // Still the opener: this runs before showModal() moves focus.
+    const opener = document.activeElement instanceof HTMLElement && document.activeElement !== document.body ? document.activeElement : null;
     if (!d.open) d.showModal();
     cancel.current?.focus();
     const onClose = (e: Event) => {
       e.preventDefault();
       onCancel();
     };
+    const onKey = (e: KeyboardEvent) => trapTab(d, e);
     d.addEventListener('cancel', onClose);
+    d.addEventListener('keydown', onKey);
     return () => {
       d.removeEventListener('cancel', onClose);
+      d.removeEventListener('keydown', onKey);
       if (d.open) d.close();
+      if (opener?.isConnected) opener.focus();
     };
   }, []);
 

@@ -1,5 +1,10 @@
 // A list that renders only the rows in view (plus a few), so 10,000
 // containers scroll as smoothly as ten. Rows have one fixed height.
+//
+// It is the body (role=rowgroup) of a role=table whose header is row 1: the
+// table says how many rows there really are (aria-rowcount = items + 1) and
+// each rendered row its place (aria-rowindex = index + 2, `rowIndex` below),
+// so a screen reader knows the whole length of a list it only partly sees.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
@@ -12,6 +17,12 @@ interface Props<T> {
   testId?: string;
   overscan?: number;
 }
+
+/** The aria-rowindex of item `index` in a table whose first row is the header. */
+export const rowIndex = (index: number) => index + 2;
+
+/** The aria-rowcount of a table of `n` items under one header row. */
+export const rowCount = (n: number) => n + 1;
 
 export function VirtualList<T>({ items, rowHeight, row, label, testId, overscan = 6 }: Props<T>) {
   const ref = useRef<HTMLDivElement>(null);
@@ -51,8 +62,8 @@ export function VirtualList<T>({ items, rowHeight, row, label, testId, overscan 
 
   return (
     <div ref={ref} class="vlist" role="rowgroup" aria-label={label} data-testid={testId} data-count={items.length}>
-      <div class="vlist-inner" style={{ height: `${items.length * rowHeight}px` }}>
-        <div class="vlist-rows" style={{ transform: `translateY(${first * rowHeight}px)` }}>
+      <div class="vlist-inner" role="presentation" style={{ height: `${items.length * rowHeight}px` }}>
+        <div class="vlist-rows" role="presentation" style={{ transform: `translateY(${first * rowHeight}px)` }}>
           {rows}
         </div>
       </div>

@@ -1,7 +1,7 @@
 // Every container in the fleet, searchable and filtered by state.
 
 import { Badge, Empty, FilterChips, FleetSourceUnavailable } from '../components/bits';
-import { VirtualList } from '../components/VirtualList';
+import { rowCount, rowIndex, VirtualList } from '../components/VirtualList';
 import { offered, Verbs } from '../components/Verbs';
 import { bytes, pct } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
@@ -22,15 +22,15 @@ export function containerStats(node: NodeView, id: string) {
   return node.resources?.containers?.find((s) => s.id === id);
 }
 
-export function ContainerLine({ node, c, showHost }: { node: NodeView; c: Container; showHost: boolean }) {
+export function ContainerLine({ node, c, showHost, index }: { node: NodeView; c: Container; showHost: boolean; index: number }) {
   const st = c.state === 'running' ? containerStats(node, c.id) : undefined;
   const failing = containerFailing(c);
   return (
-    <div class={`row ctr-row${failing ? ' is-bad' : ''}`} role="row" data-testid="container-row" data-state={c.state} data-name={c.name} data-started={c.started_at ?? ''}>
-      <span class="c-state">
+    <div class={`row ctr-row${failing ? ' is-bad' : ''}`} role="row" aria-rowindex={rowIndex(index)} data-testid="container-row" data-state={c.state} data-name={c.name} data-started={c.started_at ?? ''}>
+      <span class="c-state" role="cell">
         <Badge text={c.health && c.health !== 'none' ? c.health : c.state} tone={failing ? 'bad' : undefined} />
       </span>
-      <span class="c-name">
+      <span class="c-name" role="cell">
         <strong>{c.name}</strong>
         <small class="sub">
           {c.compose_project ? `${c.compose_project}/${c.compose_service || '?'} · ` : ''}
@@ -39,19 +39,19 @@ export function ContainerLine({ node, c, showHost }: { node: NodeView; c: Contai
         </small>
       </span>
       {showHost && (
-        <span class="c-host">
+        <span class="c-host" role="cell">
           <Link href={hostUrl(node.id, 'containers')}>{node.hostname}</Link>
         </span>
       )}
-      <span class="c-image" title={c.image}>
+      <span class="c-image" role="cell" title={c.image}>
         {c.image}
       </span>
-      <span class="c-small num">{st ? pct(st.cpu_pct) : '—'}</span>
-      <span class="c-small num">{st ? bytes(st.mem_bytes) : '—'}</span>
-      <span class="c-ports" title={c.ports.join(', ')}>
+      <span class="c-small num" role="cell">{st ? pct(st.cpu_pct) : '—'}</span>
+      <span class="c-small num" role="cell">{st ? bytes(st.mem_bytes) : '—'}</span>
+      <span class="c-ports" role="cell" title={c.ports.join(', ')}>
         {c.ports.join(', ') || '—'}
       </span>
-      <span class="c-verbs">
+      <span class="c-verbs" role="cell">
         <Verbs node={node} target={{ kind: 'container', name: c.name }} offer={offered(c.state === 'running' || c.state === 'restarting' || c.state === 'paused')} />
       </span>
     </div>
@@ -61,20 +61,20 @@ export function ContainerLine({ node, c, showHost }: { node: NodeView; c: Contai
 export function ContainerTable({ rows, showHost, label }: { rows: ContainerRow[]; showHost: boolean; label: string }) {
   const phone = useMedia(PHONE);
   return (
-    <div class={`table ctr-table${showHost ? ' with-host' : ''}`} role="table" aria-label={label}>
-      <div class="row head" role="row">
-        <span class="c-state">State</span>
-        <span class="c-name">Name</span>
-        {showHost && <span class="c-host">Host</span>}
-        <span class="c-image">Image</span>
-        <span class="c-small">CPU</span>
-        <span class="c-small">Memory</span>
-        <span class="c-ports">Ports</span>
-        <span class="c-verbs">
+    <div class={`table ctr-table${showHost ? ' with-host' : ''}`} role="table" aria-label={label} aria-rowcount={rowCount(rows.length)}>
+      <div class="row head" role="row" aria-rowindex={1}>
+        <span class="c-state" role="columnheader">State</span>
+        <span class="c-name" role="columnheader">Name</span>
+        {showHost && <span class="c-host" role="columnheader">Host</span>}
+        <span class="c-image" role="columnheader">Image</span>
+        <span class="c-small" role="columnheader">CPU</span>
+        <span class="c-small" role="columnheader">Memory</span>
+        <span class="c-ports" role="columnheader">Ports</span>
+        <span class="c-verbs" role="columnheader">
           <span class="sr-only">Commands</span>
         </span>
       </div>
-      <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="containers-list" row={(r) => <ContainerLine key={`${r.node.id}/${r.c.id}`} node={r.node} c={r.c} showHost={showHost} />} />
+      <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="containers-list" row={(r, i) => <ContainerLine key={`${r.node.id}/${r.c.id}`} node={r.node} c={r.c} showHost={showHost} index={i} />} />
     </div>
   );
 }

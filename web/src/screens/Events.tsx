@@ -1,7 +1,7 @@
 // The fleet's timeline.
 
 import { Empty, ErrorBox, FilterChips } from '../components/bits';
-import { VirtualList } from '../components/VirtualList';
+import { rowCount, VirtualList } from '../components/VirtualList';
 import { EventLine, useTimeline } from '../events';
 import { setQuery } from '../router';
 import { fleet } from '../store';
@@ -44,14 +44,14 @@ export function Events({ query }: { query: URLSearchParams }) {
         </Empty>
       ) : (
         <>
-          <div class="table event-table with-host" role="table" aria-label="Events">
-            <div class="row head" role="row">
-              <span class="c-time">Time</span>
-              <span class="c-kind">Kind</span>
-              <span class="c-name">Target</span>
-              <span class="c-host">Host</span>
+          <div class="table event-table with-host" role="table" aria-label="Events" aria-rowcount={rowCount(rows.length)}>
+            <div class="row head" role="row" aria-rowindex={1}>
+              <span class="c-time" role="columnheader">Time</span>
+              <span class="c-kind" role="columnheader">Kind</span>
+              <span class="c-name" role="columnheader">Target</span>
+              <span class="c-host" role="columnheader">Host</span>
             </div>
-            <VirtualList items={rows} rowHeight={phone ? 72 : 44} label="Events" testId="events-list" row={(e, i) => <EventLine key={i} e={e} showHost />} />
+            <VirtualList items={rows} rowHeight={phone ? 72 : 44} label="Events" testId="events-list" row={(e, i) => <EventLine key={i} e={e} showHost index={i} />} />
           </div>
           {tl.more && (
             <button type="button" class="btn load-older" onClick={tl.loadOlder}>

@@ -268,7 +268,7 @@ function EventsTab({ node }: { node: NodeView }) {
   if (tl.events.length === 0) return <Empty title="No events for this host yet" />;
   return (
     <div class="panel" data-testid="section-events">
-      <div class="table event-table">{tl.events.map((e, i) => <EventLine key={i} e={e} showHost={false} />)}</div>
+      <div class="table event-table" role="table" aria-label={`Events on ${node.hostname}`}>{tl.events.map((e, i) => <EventLine key={i} e={e} showHost={false} />)}</div>
       {tl.more && (
         <button type="button" class="btn load-older" onClick={tl.loadOlder}>
           Load older events

@@ -4,7 +4,7 @@
 import { useEffect } from 'preact/hooks';
 import { Dot } from '../components/bits';
 import { Sparkline } from '../components/Sparkline';
-import { VirtualList } from '../components/VirtualList';
+import { rowCount, rowIndex, VirtualList } from '../components/VirtualList';
 import { bytes, duration, memPct, netRate, pct, rate } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
 import { cancelPrefill, prefillSpark } from '../prefill';
@@ -31,7 +31,7 @@ export function matchesHost(n: NodeView, q: string) {
   );
 }
 
-function HostRow({ n }: { n: NodeView }) {
+function HostRow({ n, index }: { n: NodeView; index: number }) {
   // A row that stays on screen a moment fills its sparklines from history.
   useEffect(() => {
     const t = setTimeout(() => prefillSpark(n.id), 400);
@@ -44,11 +44,11 @@ function HostRow({ n }: { n: NodeView }) {
   const sp = fleet.sparks.get(n.id);
   const unavailable = Object.values(n.sources).filter((s) => !s.available).length;
   return (
-    <div class={`row host-row${n.connected ? '' : ' is-down'}`} role="row" data-testid="host-row" data-node-id={n.id}>
-      <span class="c-status">
+    <div class={`row host-row${n.connected ? '' : ' is-down'}`} role="row" aria-rowindex={rowIndex(index)} aria-labelledby={`host-name-${n.id}`} data-testid="host-row" data-node-id={n.id}>
+      <span class="c-status" role="cell">
         <Dot up={n.connected} label={n.connected ? 'connected' : 'disconnected'} />
       </span>
-      <span class="c-name" data-testid="hostname">
+      <span class="c-name" role="cell" id={`host-name-${n.id}`} data-testid="hostname">
         <Link href={hostUrl(n.id)}>{n.hostname}</Link>
         <small class="sub">
           {n.host.os || '—'}
@@ -60,23 +60,23 @@ function HostRow({ n }: { n: NodeView }) {
           )}
         </small>
       </span>
-      <span class="c-metric">
+      <span class="c-metric" role="cell">
         <span class="num" data-testid="cpu">{r ? pct(r.cpu_pct) : '—'}</span>
         <Sparkline values={sp?.cpu ?? []} max={100} kind="cpu" label={`CPU of ${n.hostname}`} />
       </span>
-      <span class="c-metric">
+      <span class="c-metric" role="cell">
         <span class="num" data-testid="mem" title={r ? `${bytes(r.mem_used)} of ${bytes(r.mem_total)}` : ''}>
           {r ? pct(memPct(r)) : '—'}
         </span>
         <Sparkline values={sp?.mem ?? []} max={100} kind="mem" label={`Memory of ${n.hostname}`} />
       </span>
-      <span class="c-metric c-net">
+      <span class="c-metric c-net" role="cell">
         <span class="num" data-testid="net">{r ? rate(netRate(r)) : '—'}</span>
         <Sparkline values={sp?.net ?? []} kind="net" label={`Network of ${n.hostname}`} />
       </span>
-      <span class="c-small num">{r ? r.load1.toFixed(2) : '—'}</span>
-      <span class="c-small num">{Object.keys(n.containers).length}</span>
-      <span class="c-small num">{r ? duration(r.uptime_secs) : '—'}</span>
+      <span class="c-small num" role="cell">{r ? r.load1.toFixed(2) : '—'}</span>
+      <span class="c-small num" role="cell">{Object.keys(n.containers).length}</span>
+      <span class="c-small num" role="cell">{r ? duration(r.uptime_secs) : '—'}</span>
     </div>
   );
 }
@@ -128,18 +128,22 @@ export function Hosts({ query }: { query: URLSearchParams }) {
           <p>Change the filter to see more.</p>
         </div>
       ) : (
-        <div class="table hosts-table" role="table" aria-label="Hosts">
-          <div class="row head" role="row">
-            <span class="c-status" />
-            <span class="c-name">Host</span>
-            <span class="c-metric">CPU</span>
-            <span class="c-metric">Memory</span>
-            <span class="c-metric c-net">Network</span>
-            <span class="c-small">Load</span>
-            <span class="c-small">Ctrs</span>
-            <span class="c-small">Uptime</span>
+        <div class="table hosts-table" role="table" aria-label="Hosts" aria-rowcount={rowCount(rows.length)}>
+          <div class="row head" role="row" aria-rowindex={1}>
+            <span class="c-status" role="columnheader">
+              <span class="sr-only">Status</span>
+            </span>
+            <span class="c-name" role="columnheader">Host</span>
+            <span class="c-metric" role="columnheader">CPU</span>
+            <span class="c-metric" role="columnheader">Memory</span>
+            <span class="c-metric c-net" role="columnheader">Network</span>
+            <span class="c-small" role="columnheader">Load</span>
+            <span class="c-small" role="columnheader">
+              <abbr title="Containers">Ctrs</abbr>
+            </span>
+            <span class="c-small" role="columnheader">Uptime</span>
           </div>
-          <VirtualList items={rows} rowHeight={phone ? 84 : 52} label="Hosts" testId="hosts-list" row={(n) => <HostRow key={n.id} n={n} />} />
+          <VirtualList items={rows} rowHeight={phone ? 84 : 52} label="Hosts" testId="hosts-list" row={(n, i) => <HostRow key={n.id} n={n} index={i} />} />
         </div>
       )}
     </section>

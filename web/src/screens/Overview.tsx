@@ -145,7 +145,7 @@ export function Overview() {
           ) : tl.events.length === 0 ? (
             <p class="muted">No events yet.</p>
           ) : (
-            <div class="table event-table compact">{tl.events.slice(0, 8).map((e, i) => <EventLine key={i} e={e} showHost short />)}</div>
+            <div class="table event-table compact" role="table" aria-label="Recent events">{tl.events.slice(0, 8).map((e, i) => <EventLine key={i} e={e} showHost short />)}</div>
           )}
         </div>
         <TopList title="Top CPU" nodes={topCpu} value={(n) => pct(n.resources!.cpu_pct)} meter={(n) => n.resources!.cpu_pct} testId="top-cpu" />

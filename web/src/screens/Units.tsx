@@ -1,7 +1,7 @@
 // Every systemd unit in the fleet, searchable and filtered by state.
 
 import { Badge, Empty, FilterChips, FleetSourceUnavailable } from '../components/bits';
-import { VirtualList } from '../components/VirtualList';
+import { rowCount, rowIndex, VirtualList } from '../components/VirtualList';
 import { offered, Verbs } from '../components/Verbs';
 import { ago, bytes } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
@@ -18,14 +18,14 @@ export const UNIT_STATES: Record<string, (u: Unit) => boolean> = {
   changing: (u) => /ing$/.test(u.active_state),
 };
 
-export function UnitLine({ r, showHost }: { r: UnitRow; showHost: boolean }) {
+export function UnitLine({ r, showHost, index }: { r: UnitRow; showHost: boolean; index: number }) {
   const u = r.u;
   return (
-    <div class={`row unit-row${unitFailing(u) ? ' is-bad' : ''}`} role="row" data-testid="unit-row" data-state={u.active_state} data-name={u.name}>
-      <span class="c-state">
+    <div class={`row unit-row${unitFailing(u) ? ' is-bad' : ''}`} role="row" aria-rowindex={rowIndex(index)} data-testid="unit-row" data-state={u.active_state} data-name={u.name}>
+      <span class="c-state" role="cell">
         <Badge text={u.active_state || '?'} />
       </span>
-      <span class="c-name">
+      <span class="c-name" role="cell">
         <strong>{u.name}</strong>
         <small class="sub">
           {u.sub_state}
@@ -34,13 +34,13 @@ export function UnitLine({ r, showHost }: { r: UnitRow; showHost: boolean }) {
         </small>
       </span>
       {showHost && (
-        <span class="c-host">
+        <span class="c-host" role="cell">
           <Link href={hostUrl(r.node.id, 'units')}>{r.node.hostname}</Link>
         </span>
       )}
-      <span class="c-small num">{u.memory_bytes != null ? bytes(u.memory_bytes) : '—'}</span>
-      <span class="c-since">{u.since ? ago(u.since * 1000) : '—'}</span>
-      <span class="c-verbs">
+      <span class="c-small num" role="cell">{u.memory_bytes != null ? bytes(u.memory_bytes) : '—'}</span>
+      <span class="c-since" role="cell">{u.since ? ago(u.since * 1000) : '—'}</span>
+      <span class="c-verbs" role="cell">
         <Verbs node={r.node} target={{ kind: u.user ? 'user_unit' : 'unit', name: u.name }} offer={offered(u.active_state === 'active' || u.active_state === 'reloading' || u.active_state === 'activating')} />
       </span>
     </div>
@@ -50,18 +50,18 @@ export function UnitLine({ r, showHost }: { r: UnitRow; showHost: boolean }) {
 export function UnitTable({ rows, showHost, label }: { rows: UnitRow[]; showHost: boolean; label: string }) {
   const phone = useMedia(PHONE);
   return (
-    <div class={`table unit-table${showHost ? ' with-host' : ''}`} role="table" aria-label={label}>
-      <div class="row head" role="row">
-        <span class="c-state">State</span>
-        <span class="c-name">Unit</span>
-        {showHost && <span class="c-host">Host</span>}
-        <span class="c-small">Memory</span>
-        <span class="c-since">Since</span>
-        <span class="c-verbs">
+    <div class={`table unit-table${showHost ? ' with-host' : ''}`} role="table" aria-label={label} aria-rowcount={rowCount(rows.length)}>
+      <div class="row head" role="row" aria-rowindex={1}>
+        <span class="c-state" role="columnheader">State</span>
+        <span class="c-name" role="columnheader">Unit</span>
+        {showHost && <span class="c-host" role="columnheader">Host</span>}
+        <span class="c-small" role="columnheader">Memory</span>
+        <span class="c-since" role="columnheader">Since</span>
+        <span class="c-verbs" role="columnheader">
           <span class="sr-only">Commands</span>
         </span>
       </div>
-      <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="units-list" row={(r) => <UnitLine key={`${r.node.id}/${r.key}`} r={r} showHost={showHost} />} />
+      <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="units-list" row={(r, i) => <UnitLine key={`${r.node.id}/${r.key}`} r={r} showHost={showHost} index={i} />} />
     </div>
   );
 }
