@@ -236,7 +236,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     await p.getByTestId('groups-input').fill('');
     await p.getByTestId('groups-submit').click();
     await p.getByTestId('users-notice').getByText(`${VIEWER.name} now sees every host.`).waitFor({ timeout: 5000 });
-    assert.equal(await row.getByTestId('groups').count(), 0);
+    await row.getByTestId('groups').waitFor({ state: 'detached', timeout: 5000 });
     assert.equal(await groupsOf(), null);
   });
 

@@ -12,6 +12,7 @@ pub mod api;
 pub mod audit;
 pub mod commands;
 pub mod credentials;
+pub mod files;
 mod fsutil;
 pub mod history;
 pub mod link;
@@ -145,6 +146,8 @@ pub struct HubState {
     pub audit_key: ed25519_dalek::SigningKey,
     /// Open connections, counted against the limits.
     pub connections: server::Connections,
+    /// Watched files' content on its way in.
+    pub files: files::Files,
 }
 
 /// What the first start did about the admin account.
@@ -258,6 +261,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
         lockout: lockout::Lockout::default(),
         commands: commands::Commands::new(store.clone()).announcing_on(stream),
+        files: files::Files::default(),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(

@@ -280,6 +280,10 @@ impl Connection<'_> {
                 self.hub.commands.finish(self.node_id, result);
                 None
             }
+            AgentMessage::FileChunk(chunk) => {
+                self.hub.files.receive(self.node_id, chunk);
+                None
+            }
             AgentMessage::Hello(_) => {
                 return self.bad(ErrorCode::UnexpectedMessage, "already said hello".into());
             }

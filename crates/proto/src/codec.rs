@@ -59,6 +59,7 @@ pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
             Some(policy) => policy.validate().map_err(|reason| ("hello", reason)),
             None => Ok(()),
         },
+        AgentMessage::FileChunk(chunk) => chunk.validate().map_err(|reason| ("file_chunk", reason)),
         AgentMessage::Heartbeat { .. }
         | AgentMessage::CommandOutput { .. }
         | AgentMessage::CommandResult(_) => Ok(()),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Container, DiskHealth, HostInfo, Interface, Keyed, MAX_COLLECTION_LEN, Mount, NodeState, Port,
-    Process, SourceStatus, StateError, Unit,
+    Process, SourceStatus, StateError, Unit, WatchedFile,
 };
 
 /// The keyed collections of a [`NodeState`].
@@ -27,6 +27,7 @@ pub enum Collection {
     Mounts,
     Processes,
     DiskHealth,
+    Files,
 }
 
 impl Collection {
@@ -40,6 +41,7 @@ impl Collection {
             Collection::Mounts => "mounts",
             Collection::Processes => "processes",
             Collection::DiskHealth => "disk_health",
+            Collection::Files => "files",
         }
     }
 }
@@ -56,6 +58,7 @@ pub enum Item {
     Mounts(Mount),
     Processes(Process),
     DiskHealth(DiskHealth),
+    Files(WatchedFile),
 }
 
 impl Item {
@@ -69,6 +72,7 @@ impl Item {
             Item::Mounts(_) => Collection::Mounts,
             Item::Processes(_) => Collection::Processes,
             Item::DiskHealth(_) => Collection::DiskHealth,
+            Item::Files(_) => Collection::Files,
         }
     }
 
@@ -82,6 +86,7 @@ impl Item {
             Item::Mounts(m) => m.key(),
             Item::Processes(p) => p.key(),
             Item::DiskHealth(d) => d.key(),
+            Item::Files(f) => f.key(),
         }
     }
 }
@@ -180,6 +185,13 @@ pub fn diff(from: &NodeState, to: &NodeState) -> Vec<Change> {
         Item::DiskHealth,
         &mut out,
     );
+    diff_map(
+        &from.files,
+        &to.files,
+        Collection::Files,
+        Item::Files,
+        &mut out,
+    );
     out
 }
 
@@ -248,6 +260,7 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                 Item::Mounts(v) => drop(state.mounts.insert(key.clone(), v.clone())),
                 Item::Processes(v) => drop(state.processes.insert(key.clone(), v.clone())),
                 Item::DiskHealth(v) => drop(state.disk_health.insert(key.clone(), v.clone())),
+                Item::Files(v) => drop(state.files.insert(key.clone(), v.clone())),
             },
             Change::Remove { collection, key } => match collection {
                 Collection::Containers => drop(state.containers.remove(key)),
@@ -258,6 +271,7 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                 Collection::Mounts => drop(state.mounts.remove(key)),
                 Collection::Processes => drop(state.processes.remove(key)),
                 Collection::DiskHealth => drop(state.disk_health.remove(key)),
+                Collection::Files => drop(state.files.remove(key)),
             },
         }
     }
@@ -277,6 +291,7 @@ fn too_many_after(state: &NodeState, changes: &[Change]) -> Option<StateError> {
         Collection::Mounts => state.mounts.len(),
         Collection::Processes => state.processes.len(),
         Collection::DiskHealth => state.disk_health.len(),
+        Collection::Files => state.files.len(),
     };
     let present = |c: Collection, key: &str| match c {
         Collection::Containers => state.containers.contains_key(key),
@@ -287,6 +302,7 @@ fn too_many_after(state: &NodeState, changes: &[Change]) -> Option<StateError> {
         Collection::Mounts => state.mounts.contains_key(key),
         Collection::Processes => state.processes.contains_key(key),
         Collection::DiskHealth => state.disk_health.contains_key(key),
+        Collection::Files => state.files.contains_key(key),
     };
     let mut added: Vec<(Collection, usize)> = Vec::new();
     for change in changes {

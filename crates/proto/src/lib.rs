@@ -23,7 +23,15 @@ pub mod message;
 pub mod model;
 
 /// The agent ⇄ hub protocol version. See the crate docs before changing it.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// - 1: state, diffs, metrics, commands.
+/// - 2: watched files: the `files` collection, `file_chunk` (agent → hub)
+///   and `need_files` (hub → agent). A hub speaks 1 and 2
+///   ([`SUPPORTED_PROTOCOLS`]); a version-1 agent simply has no files.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Every version a hub accepts from an agent.
+pub const SUPPORTED_PROTOCOLS: std::ops::RangeInclusive<u32> = 1..=PROTOCOL_VERSION;
 
 /// The largest frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;

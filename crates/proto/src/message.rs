@@ -43,6 +43,53 @@ pub enum AgentMessage {
     },
     /// How a command ended; the last word about it.
     CommandResult(CommandResult),
+    /// Part of a watched file's content, which the hub asked for
+    /// ([`HubMessage::NeedFiles`]): `data` is the UTF-8 text (secret values
+    /// redacted) from byte `offset` of `total`, at most [`FILE_CHUNK_BYTES`].
+    /// A version whose file changed before it was sent is not sent: the
+    /// agent answers with what it has now, under that version's `sha256`.
+    FileChunk(FileChunk),
+}
+
+/// The most content bytes in one [`AgentMessage::FileChunk`] (well inside
+/// [`crate::MAX_FRAME_BYTES`] even when every byte needs escaping as `\uXXXX`).
+pub const FILE_CHUNK_BYTES: usize = 128 * 1024;
+
+/// The largest file content that may travel, whatever an agent's own cap.
+pub const MAX_FILE_CONTENT: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileChunk {
+    pub path: String,
+    /// The version, as in the twin's [`crate::model::WatchedFile::sha256`].
+    pub sha256: String,
+    pub offset: u64,
+    pub total: u64,
+    pub data: String,
+}
+
+impl FileChunk {
+    /// Checks the shape: an absolute path, a hex SHA-256, a chunk within
+    /// [`FILE_CHUNK_BYTES`] that lies inside `total`, `total` within
+    /// [`MAX_FILE_CONTENT`].
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.path.starts_with('/') || self.path.len() > 4096 || self.path.contains('\0') {
+            return Err("path: an absolute path of at most 4096 bytes".into());
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("sha256: 64 hex digits".into());
+        }
+        if self.data.len() > FILE_CHUNK_BYTES {
+            return Err(format!("data: at most {FILE_CHUNK_BYTES} bytes per chunk"));
+        }
+        if self.total > MAX_FILE_CONTENT {
+            return Err(format!("total: at most {MAX_FILE_CONTENT} bytes"));
+        }
+        match self.offset.checked_add(self.data.len() as u64) {
+            Some(end) if end <= self.total => Ok(()),
+            _ => Err("offset + data length past total".into()),
+        }
+    }
 }
 
 impl AgentMessage {
@@ -55,6 +102,7 @@ impl AgentMessage {
         "heartbeat",
         "command_output",
         "command_result",
+        "file_chunk",
     ];
 }
 
@@ -113,12 +161,28 @@ pub enum HubMessage {
     Command(Command),
     /// Stop a running command (kill its process group, stop following).
     Cancel { id: String },
+    /// The hub lacks the content of these versions of watched files (protocol 2):
+    /// send each as [`AgentMessage::FileChunk`]s.
+    NeedFiles { files: Vec<NeededFile> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeededFile {
+    pub path: String,
+    pub sha256: String,
 }
 
 impl HubMessage {
     /// Every `type` tag a hub message may carry.
-    pub const TYPES: &'static [&'static str] =
-        &["challenge", "welcome", "ack", "error", "command", "cancel"];
+    pub const TYPES: &'static [&'static str] = &[
+        "challenge",
+        "welcome",
+        "ack",
+        "error",
+        "command",
+        "cancel",
+        "need_files",
+    ];
 }
 
 /// Why the hub refused a frame or a connection.

@@ -34,6 +34,107 @@ pub struct NodeState {
     /// SMART health of each disk, by device path.
     #[serde(default)]
     pub disk_health: BTreeMap<String, DiskHealth>,
+    /// Watched configuration files, by absolute path (protocol 2).
+    #[serde(default)]
+    pub files: BTreeMap<String, WatchedFile>,
+}
+
+/// A configuration file the agent watches (`files` source). Its content
+/// travels separately ([`crate::message::AgentMessage::FileChunk`]), only
+/// when the hub asks for it ([`crate::message::HubMessage::NeedFiles`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WatchedFile {
+    /// Absolute path.
+    pub path: String,
+    pub state: FileState,
+    /// Identifies this version: the hex SHA-256 of the file's bytes or, when
+    /// [`WatchedFile::keyed`], an HMAC-SHA-256 with the agent's own key (a
+    /// file with secrets: a plain hash of a small file can be guessed).
+    /// `None` when the file is missing or unreadable.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// `sha256` is keyed (see there): only this agent's other versions compare.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyed: bool,
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Last modification, unix milliseconds.
+    #[serde(default)]
+    pub mtime_ms: Option<i64>,
+    /// Permission bits (`0o644` is 420).
+    #[serde(default)]
+    pub mode: Option<u32>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    #[serde(default)]
+    pub kind: FileKind,
+    /// Whether the content can travel to the hub, and if not why.
+    #[serde(default)]
+    pub content: FileContent,
+    /// Secret values replaced by a marker in the content that travels.
+    #[serde(default)]
+    pub redacted: u32,
+    /// Why it is watched: `watch` (asked for), `compose` (a running
+    /// container's compose file), `unit` (a reported unit's file).
+    #[serde(default)]
+    pub origin: String,
+    /// Why it could not be read, for `unreadable`.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    #[default]
+    Present,
+    /// Watched but not there (yet, or any more).
+    Missing,
+    Unreadable,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Compose,
+    SystemdUnit,
+    Nginx,
+    Caddy,
+    Env,
+    Yaml,
+    #[default]
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FileContent {
+    /// Text that travels (with secret values redacted).
+    #[default]
+    Shipped,
+    /// A secret by its name (`.env`, `*.key`, …): hashed only, keyed.
+    Secret,
+    /// Larger than the agent's cap: hashed only.
+    TooLarge,
+    /// Not text: hashed only.
+    Binary,
+    /// Missing or unreadable: nothing to send.
+    None,
+}
+
+impl WatchedFile {
+    /// Whether the hub may ask for this version's content.
+    pub fn ships_content(&self) -> bool {
+        self.state == FileState::Present
+            && self.content == FileContent::Shipped
+            && self.sha256.is_some()
+    }
 }
 
 /// What `smartctl` says about one disk.
@@ -145,6 +246,16 @@ pub struct Unit {
     /// Services, where systemd accounts it: CPU time used, nanoseconds.
     #[serde(default)]
     pub cpu_nsec: Option<u64>,
+    /// The unit file (systemd's `FragmentPath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fragment_path: Option<String>,
+    /// Its drop-ins (`DropInPaths`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_in_paths: Vec<String>,
+    /// systemd says the unit's files changed since they were loaded
+    /// (`NeedDaemonReload`): what runs is not what the files say.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub need_daemon_reload: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -427,6 +538,12 @@ impl Keyed for Mount {
     }
 }
 
+impl Keyed for WatchedFile {
+    fn key(&self) -> String {
+        self.path.clone()
+    }
+}
+
 impl Keyed for DiskHealth {
     fn key(&self) -> String {
         self.device.clone()
@@ -472,6 +589,7 @@ impl NodeState {
         check_collection("mounts", &self.mounts)?;
         check_collection("processes", &self.processes)?;
         check_collection("disk_health", &self.disk_health)?;
+        check_collection("files", &self.files)?;
         self.check_numbers()
     }
 

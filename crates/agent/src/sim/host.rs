@@ -251,6 +251,8 @@ impl SimHost {
                     .then(|| host.rng.u32(200..60_000)),
                 memory_bytes: Some(host.rng.u64(2 << 20..400 << 20)),
                 cpu_nsec: Some(host.rng.u64(1..1 << 40)),
+                fragment_path: Some(format!("/usr/lib/systemd/system/{name}")),
+                ..Unit::default()
             };
             host.state.units.insert(u.key(), u);
         }

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use twinbay_proto::message::{ErrorCode, Hello};
-use twinbay_proto::{PROTOCOL_VERSION, link_proof_message};
+use twinbay_proto::{PROTOCOL_VERSION, SUPPORTED_PROTOCOLS, link_proof_message};
 
 use crate::store::{EnrollError, Store, StoreError};
 use crate::twin::Twin;
@@ -51,7 +51,7 @@ pub async fn verify(
     hello: &Hello,
     nonce: &str,
 ) -> Result<String, HandshakeError> {
-    if hello.protocol != PROTOCOL_VERSION {
+    if !SUPPORTED_PROTOCOLS.contains(&hello.protocol) {
         return Err(HandshakeError::Protocol(hello.protocol));
     }
     let key = STANDARD
