@@ -12,9 +12,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     limit_malloc_arenas();
     // Whatever happens, one line on stderr, never a stack trace.
