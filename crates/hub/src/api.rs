@@ -8,6 +8,7 @@ pub mod client;
 mod commands;
 mod error;
 mod events;
+mod files;
 mod history;
 mod nodes;
 mod openapi;
@@ -81,6 +82,9 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(history::series))
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
+        .routes(routes!(files::list))
+        .routes(routes!(files::history))
+        .routes(routes!(files::changes))
         .routes(routes!(audit::search))
         .routes(routes!(audit::signed_head))
         .routes(routes!(commands::run, commands::history))

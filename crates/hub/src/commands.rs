@@ -132,6 +132,12 @@ impl Commands {
         }
     }
 
+    /// Sends `msg` down `node_id`'s link; `false` if it is not connected or jammed.
+    pub fn send(&self, node_id: &str, msg: HubMessage) -> bool {
+        let tx = lock(&self.links).get(node_id).map(|l| l.tx.clone());
+        tx.is_some_and(|tx| tx.try_send(msg).is_ok())
+    }
+
     pub fn is_attached(&self, node_id: &str) -> bool {
         lock(&self.links).contains_key(node_id)
     }

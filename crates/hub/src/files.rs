@@ -1,20 +1,39 @@
-//! Watched configuration files, at the hub: the content the agents send
-//! (`file_chunk` frames, assembled here), asked for only when the hub lacks a
-//! version (`need_files`).
+//! Watched configuration files, at the hub.
 //!
-//! Placeholder spine: `receive` bounds what a connection may have in flight.
+//! The agents report each file in their twin's `files` collection (path,
+//! hash, state). [`Files::seen`] hands every reported entry to one tracker
+//! task ([`track`]) that keeps the versions (`store/files.rs`): a new hash
+//! or state is a new version. Content travels only when the hub lacks it:
+//! the tracker asks the agent (`need_files`), the agent answers with
+//! `file_chunk` frames that [`Files::receive`] assembles, and the tracker
+//! stores the text once (content-addressed; a plain hash is verified, so an
+//! agent cannot plant content under another host's version). Once a
+//! version's content is in (or at once, for files whose content does not
+//! travel), the tracker rates the change (`risk.rs`) and puts a
+//! `file.changed`, `file.created` or `file.deleted` event on the timeline.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use twinbay_proto::message::FileChunk;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use twinbay_proto::message::{FileChunk, HubMessage, NeededFile};
+use twinbay_proto::model::{FileContent, FileState, WatchedFile};
+
+use crate::HubState;
+use crate::store::{FileVersion, NewFileVersion, now_ms};
+use crate::timeline::Event;
 
 /// Versions being assembled at once, hub-wide.
 const IN_FLIGHT: usize = 256;
+/// Reports and arrived contents waiting for the tracker.
+const QUEUE: usize = 16_384;
 
-#[derive(Default)]
+/// The way in: reported files and arriving content.
 pub struct Files {
     partial: Mutex<HashMap<(String, String), Partial>>,
+    tx: mpsc::Sender<Job>,
 }
 
 struct Partial {
@@ -23,11 +42,67 @@ struct Partial {
     data: String,
 }
 
+#[derive(Debug)]
+pub enum Job {
+    Seen {
+        node_id: String,
+        file: WatchedFile,
+    },
+    Content {
+        node_id: String,
+        path: String,
+        sha256: String,
+        text: String,
+    },
+}
+
 impl Files {
-    /// A chunk of a version's content from `node_id`'s agent. Out-of-order,
-    /// oversized or unasked-for chunks are dropped (the next `need_files`
-    /// asks again).
-    pub fn receive(&self, node_id: &str, chunk: FileChunk) -> Option<(String, String, String)> {
+    pub fn new() -> (Files, mpsc::Receiver<Job>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let files = Files {
+            partial: Mutex::new(HashMap::new()),
+            tx,
+        };
+        (files, rx)
+    }
+
+    /// An agent reported `file` (in a full sync or a diff).
+    pub fn seen(&self, node_id: &str, file: &WatchedFile) {
+        let job = Job::Seen {
+            node_id: node_id.to_string(),
+            file: file.clone(),
+        };
+        if self.tx.try_send(job).is_err() {
+            tracing::warn!(
+                node_id,
+                path = file.path,
+                "file tracker is behind; a file report was dropped (the next full sync brings it)"
+            );
+        }
+    }
+
+    /// A chunk of a version's content from `node_id`'s agent. Chunks out of
+    /// order or of a version not started are dropped (the tracker asks again
+    /// when the agent next reports the file).
+    pub fn receive(&self, node_id: &str, chunk: FileChunk) {
+        let Some((path, sha256, text)) = self.assemble(node_id, chunk) else {
+            return;
+        };
+        let job = Job::Content {
+            node_id: node_id.to_string(),
+            path,
+            sha256,
+            text,
+        };
+        if self.tx.try_send(job).is_err() {
+            tracing::warn!(
+                node_id,
+                "file tracker is behind; a file's content was dropped"
+            );
+        }
+    }
+
+    fn assemble(&self, node_id: &str, chunk: FileChunk) -> Option<(String, String, String)> {
         let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
         let key = (node_id.to_string(), chunk.sha256.clone());
         if chunk.offset == 0 {
@@ -49,10 +124,236 @@ impl Files {
             return None;
         }
         p.data.push_str(&chunk.data);
-        if p.data.len() as u64 == p.total {
+        if p.data.len() as u64 >= p.total {
             let done = partial.remove(&key)?;
             return Some((done.path, key.1, done.data));
         }
         None
     }
+}
+
+/// The tracker: runs until `stop`, one job at a time.
+pub async fn track(hub: Arc<HubState>, mut jobs: mpsc::Receiver<Job>, stop: CancellationToken) {
+    loop {
+        let job = tokio::select! {
+            _ = stop.cancelled() => return,
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let result = match job {
+            Job::Seen { node_id, file } => seen(&hub, &node_id, &file).await,
+            Job::Content {
+                node_id,
+                path,
+                sha256,
+                text,
+            } => content(&hub, &node_id, &path, &sha256, &text).await,
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %crate::report(&e), "recording a watched file failed");
+        }
+    }
+}
+
+fn state_str(s: FileState) -> &'static str {
+    match s {
+        FileState::Present => "present",
+        FileState::Missing => "missing",
+        FileState::Unreadable => "unreadable",
+    }
+}
+
+fn content_str(c: FileContent) -> &'static str {
+    match c {
+        FileContent::Shipped => "shipped",
+        FileContent::Secret => "secret",
+        FileContent::TooLarge => "too_large",
+        FileContent::Binary => "binary",
+        FileContent::None => "none",
+    }
+}
+
+fn kind_str(file: &WatchedFile) -> String {
+    serde_json::to_value(file.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_else(|| "other".into())
+}
+
+async fn seen(
+    hub: &HubState,
+    node_id: &str,
+    file: &WatchedFile,
+) -> Result<(), crate::store::StoreError> {
+    let state = state_str(file.state);
+    let latest = hub.store.latest_file_version(node_id, &file.path).await?;
+    if let Some(l) = &latest
+        && l.sha256 == file.sha256
+        && l.state == state
+    {
+        // Known. Content still missing (a link that dropped mid-way)? Ask again.
+        if l.risk.is_none() && file.ships_content() {
+            request(hub, node_id, file);
+        }
+        return Ok(());
+    }
+    let change = match (&latest, file.state) {
+        (None, _) => "first_seen",
+        (Some(_), FileState::Missing) => "deleted",
+        (Some(_), FileState::Unreadable) => "unreadable",
+        (Some(l), FileState::Present) if l.state != "present" => "created",
+        (Some(_), FileState::Present) => "changed",
+    };
+    let prev = latest.as_ref().and_then(|l| l.sha256.as_deref());
+    let id = hub
+        .store
+        .insert_file_version(&NewFileVersion {
+            node_id,
+            path: &file.path,
+            ts_ms: now_ms(),
+            sha256: file.sha256.as_deref(),
+            prev_sha256: prev,
+            change,
+            state,
+            kind: &kind_str(file),
+            content: content_str(file.content),
+            keyed: file.keyed,
+            size: file.size.map(|s| s as i64),
+            mode: file.mode.map(i64::from),
+        })
+        .await?;
+    let sha = file.sha256.as_deref().unwrap_or_default();
+    if file.ships_content() && !hub.store.has_file_content(node_id, sha, file.keyed).await? {
+        request(hub, node_id, file);
+        return Ok(());
+    }
+    let version = hub.store.latest_file_version(node_id, &file.path).await?;
+    match version {
+        Some(v) if v.id == id => assess(hub, &v).await,
+        _ => Ok(()),
+    }
+}
+
+fn request(hub: &HubState, node_id: &str, file: &WatchedFile) {
+    let Some(sha256) = file.sha256.clone() else {
+        return;
+    };
+    let msg = HubMessage::NeedFiles {
+        files: vec![NeededFile {
+            path: file.path.clone(),
+            sha256,
+        }],
+    };
+    if !hub.commands.send(node_id, msg) {
+        tracing::debug!(
+            node_id,
+            path = file.path,
+            "could not ask for a file's content now"
+        );
+    }
+}
+
+async fn content(
+    hub: &HubState,
+    node_id: &str,
+    path: &str,
+    sha256: &str,
+    text: &str,
+) -> Result<(), crate::store::StoreError> {
+    // Only content the hub asked for: a version it recorded and still lacks.
+    let Some(version) = hub.store.file_version_by_sha(node_id, path, sha256).await? else {
+        tracing::debug!(
+            node_id,
+            path,
+            "content for a version the hub never saw; dropped"
+        );
+        return Ok(());
+    };
+    if !hub
+        .store
+        .put_file_content(node_id, sha256, version.keyed, text)
+        .await?
+    {
+        tracing::warn!(
+            node_id,
+            path,
+            "an agent sent content that does not match its hash; dropped"
+        );
+        return Ok(());
+    }
+    for v in hub.store.unassessed_file_versions(node_id, sha256).await? {
+        assess(hub, &v).await?;
+    }
+    Ok(())
+}
+
+/// Rates version `v` against the one before and puts it on the timeline.
+async fn assess(hub: &HubState, v: &FileVersion) -> Result<(), crate::store::StoreError> {
+    let text_of = async |sha: Option<&str>| -> Result<Option<String>, crate::store::StoreError> {
+        match sha {
+            Some(sha) => hub.store.file_content(&v.node_id, sha, v.keyed).await,
+            None => Ok(None),
+        }
+    };
+    let old = text_of(v.prev_sha256.as_deref()).await?;
+    let new = text_of(v.sha256.as_deref()).await?;
+    let (risk, summary, assessment) = rate(v, old.as_deref(), new.as_deref());
+    hub.store
+        .set_file_assessment(v.id, &risk, &summary, &assessment)
+        .await?;
+    let kind = match v.change.as_str() {
+        "first_seen" => return Ok(()),
+        "created" => "file.created",
+        "deleted" => "file.deleted",
+        "unreadable" => "file.unreadable",
+        _ => "file.changed",
+    };
+    hub.twin.emit(vec![Event {
+        node_id: v.node_id.clone(),
+        ts: v.ts_ms,
+        kind: kind.into(),
+        target: v.path.clone(),
+        detail: json!({
+            "path": v.path,
+            "sha256": v.sha256,
+            "prev_sha256": v.prev_sha256,
+            "risk": risk,
+            "summary": summary,
+            "affected": assessment.get("affected"),
+        }),
+    }]);
+    Ok(())
+}
+
+/// Until the rule engine lands: a deletion or unreadable file is medium,
+/// anything else low, and the summary says what changed in lines.
+fn rate(
+    v: &FileVersion,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> (String, String, serde_json::Value) {
+    let risk = match v.change.as_str() {
+        "deleted" | "unreadable" => "medium",
+        _ => "low",
+    };
+    let summary = match (v.change.as_str(), old, new) {
+        ("first_seen", ..) => "first seen".to_string(),
+        ("deleted", ..) => "deleted".to_string(),
+        ("created", ..) => "created".to_string(),
+        ("unreadable", ..) => "cannot be read".to_string(),
+        (_, Some(o), Some(n)) => {
+            let (o, n): (Vec<&str>, Vec<&str>) = (o.lines().collect(), n.lines().collect());
+            let removed = o.iter().filter(|l| !n.contains(l)).count();
+            let added = n.iter().filter(|l| !o.contains(l)).count();
+            format!("{added} lines added, {removed} removed")
+        }
+        _ => "content changed".to_string(),
+    };
+    (
+        risk.into(),
+        summary,
+        json!({"findings": [], "affected": [], "drift": []}),
+    )
 }

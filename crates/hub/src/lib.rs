@@ -250,6 +250,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         recorder_stop.clone(),
     ));
     let stream = twin.stream();
+    let (files, file_jobs) = files::Files::new();
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
@@ -261,7 +262,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
         lockout: lockout::Lockout::default(),
         commands: commands::Commands::new(store.clone()).announcing_on(stream),
-        files: files::Files::default(),
+        files,
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -276,6 +277,11 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         audit_key,
         connections: server::Connections::new(limits),
     });
+    tokio::spawn(files::track(
+        state.clone(),
+        file_jobs,
+        recorder_stop.clone(),
+    ));
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(
         listener,

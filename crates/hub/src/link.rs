@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use twinbay_proto::codec::decode_agent_frame;
+use twinbay_proto::diff::{Change, Item};
 use twinbay_proto::message::{AgentMessage, ErrorCode, HubMessage};
 use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
@@ -238,14 +239,31 @@ impl Connection<'_> {
         self.hub.metrics.agent_frames.inc();
         let reply = match msg {
             AgentMessage::SyncFull { seq, state } => {
+                let files: Vec<_> = state.files.values().cloned().collect();
                 match twin.apply_full(self.node_id, self.conn, seq, *state) {
-                    Ok(()) => Some(HubMessage::Ack { seq }),
+                    Ok(()) => {
+                        for file in &files {
+                            self.hub.files.seen(self.node_id, file);
+                        }
+                        Some(HubMessage::Ack { seq })
+                    }
                     Err(e) => return self.bad(ErrorCode::InvalidState, crate::report(&e)),
                 }
             }
             AgentMessage::SyncDiff { seq, changes } => {
                 match twin.apply_diff(self.node_id, self.conn, seq, &changes) {
-                    Ok(()) => Some(HubMessage::Ack { seq }),
+                    Ok(()) => {
+                        for change in &changes {
+                            if let Change::Upsert {
+                                item: Item::Files(file),
+                                ..
+                            } = change
+                            {
+                                self.hub.files.seen(self.node_id, file);
+                            }
+                        }
+                        Some(HubMessage::Ack { seq })
+                    }
                     Err(ApplyError::Stale) => None,
                     Err(e) => {
                         tracing::info!(node_id = self.node_id, error = %crate::report(&e), "asking agent to resync");

@@ -122,7 +122,7 @@ impl Twin {
     }
 
     /// Broadcasts timeline events and queues them for storage.
-    fn emit(&self, events: Vec<Event>) {
+    pub fn emit(&self, events: Vec<Event>) {
         for e in events {
             let _ = self.events.send(view::timeline_event(&e));
             if let Some(tx) = &self.timeline

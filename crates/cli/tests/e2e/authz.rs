@@ -25,6 +25,15 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/nodes/n_missing/series", "", VIEWER, 404),
     ("GET", "/api/v1/nodes/n_missing/events", "", VIEWER, 404),
     ("GET", "/api/v1/events", "", VIEWER, 200),
+    ("GET", "/api/v1/nodes/n_missing/files", "", VIEWER, 404),
+    (
+        "GET",
+        "/api/v1/nodes/n_missing/files/history?path=/etc/x",
+        "",
+        VIEWER,
+        404,
+    ),
+    ("GET", "/api/v1/files/changes", "", VIEWER, 200),
     // Not a WebSocket handshake: refused after authorization.
     ("GET", "/api/v1/stream", "", VIEWER, 400),
     ("GET", "/api/v1/hub", "", VIEWER, 200),

@@ -1,0 +1,148 @@
+//! Watched configuration files: what each host watches, each file's
+//! versions, their diffs, and the fleet's recent changes.
+//!
+//! Metadata (paths, hashes, risk) is for viewers; content (diffs) needs
+//! operator, since files can hold secrets even after redaction.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use twinbay_proto::model::WatchedFile;
+
+use super::ApiError;
+use super::auth::Auth;
+use super::nodes::require_node;
+use crate::HubState;
+use crate::store::FileVersion;
+
+/// A watched file as the host reports it now, with its last change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FileEntry {
+    #[serde(flatten)]
+    pub file: WatchedFile,
+    /// When the hub last saw it change (unix ms); absent before its first version.
+    pub last_change_ms: Option<i64>,
+    /// The risk of its last change (`low`, `medium`, `high`, `critical`).
+    pub risk: Option<String>,
+    pub summary: Option<String>,
+    /// Services still running what the file said before its last change.
+    #[schema(value_type = Vec<Object>)]
+    pub drift: Vec<serde_json::Value>,
+}
+
+/// What a node watches: every file, present or missing, with its hash
+/// (`null` when missing or unreadable) and last change.
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/files", tag = "files",
+    params(("id" = String, Path, description = "Node id")),
+    responses((status = 200, body = Vec<FileEntry>), (status = 401, description = "Not authenticated"), (status = 404, description = "No such node")))]
+pub async fn list(
+    State(hub): State<Arc<HubState>>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<FileEntry>>, ApiError> {
+    require_node(&hub, &id, &who)?;
+    let files = hub
+        .twin
+        .read(&id, |n| n.state.files.values().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let latest = hub.store.latest_file_versions(&id).await?;
+    Ok(Json(
+        files
+            .into_iter()
+            .map(|file| {
+                let last = latest
+                    .iter()
+                    .find(|v| v.path == file.path && v.sha256 == file.sha256);
+                FileEntry {
+                    last_change_ms: last.map(|v| v.ts_ms),
+                    risk: last.and_then(|v| v.risk.clone()),
+                    summary: last.map(|v| v.summary.clone()),
+                    drift: last
+                        .and_then(|v| v.assessment.as_ref()?.get("drift")?.as_array().cloned())
+                        .unwrap_or_default(),
+                    file,
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// The file's absolute path.
+    pub path: String,
+    /// At most this many versions (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// One file's versions, newest first: hash, time, risk and why.
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/files/history", tag = "files",
+    params(("id" = String, Path, description = "Node id"), HistoryQuery),
+    responses((status = 200, body = Vec<FileVersion>), (status = 400, description = "Bad query"), (status = 401, description = "Not authenticated"), (status = 404, description = "No such node")))]
+pub async fn history(
+    State(hub): State<Arc<HubState>>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Vec<FileVersion>>, ApiError> {
+    require_node(&hub, &id, &who)?;
+    let limit = super::limit(q.limit, 100, 1000)?;
+    Ok(Json(
+        hub.store
+            .file_versions(&id, &q.path, i64::from(limit))
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesQuery {
+    /// Only changes at or after this time (unix ms; default: the last 7 days).
+    pub since: Option<i64>,
+    /// Only this risk or higher: `low` (default), `medium`, `high`, `critical`.
+    pub risk: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+const RISKS: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// The fleet's recent configuration changes, newest first (first sightings
+/// are not changes).
+#[utoipa::path(get, path = "/api/v1/files/changes", tag = "files",
+    params(ChangesQuery),
+    responses((status = 200, body = Vec<FileVersion>), (status = 400, description = "Bad query"), (status = 401, description = "Not authenticated")))]
+pub async fn changes(
+    State(hub): State<Arc<HubState>>,
+    Auth(who): Auth,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<Vec<FileVersion>>, ApiError> {
+    let floor = match q.risk.as_deref() {
+        None => 0,
+        Some(r) => RISKS.iter().position(|x| *x == r).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "risk: {r:?} is not one of low, medium, high, critical"
+            ))
+        })?,
+    };
+    let limit = i64::from(super::limit(q.limit, 100, 1000)?);
+    let since = q
+        .since
+        .unwrap_or_else(|| crate::store::now_ms().saturating_sub(7 * 86_400_000));
+    let mut out = hub
+        .store
+        .file_changes(since, &RISKS[floor..], limit)
+        .await?;
+    if who.groups.is_some() {
+        out.retain(|v| {
+            hub.twin
+                .check(&v.node_id, |n| who.sees(&n.state.host.labels))
+        });
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,330 @@
+//! Watched files: versions, and their content stored once
+//! (`migrations/0009_files.sql`).
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Store, StoreError};
+
+/// One version of a watched file, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FileVersion {
+    pub id: i64,
+    pub node_id: String,
+    pub path: String,
+    /// When the hub saw it, unix milliseconds.
+    pub ts_ms: i64,
+    /// `None` when the file was missing or unreadable.
+    pub sha256: Option<String>,
+    /// The version before, if any.
+    pub prev_sha256: Option<String>,
+    /// `first_seen` (the hub's first look), `changed`, `created`, `deleted`, `unreadable`.
+    pub change: String,
+    /// `present`, `missing` or `unreadable`.
+    pub state: String,
+    /// `compose`, `systemd_unit`, `nginx`, `caddy`, `env`, `yaml`, `other`.
+    pub kind: String,
+    /// Whether the content travelled: `shipped`, `secret`, `too_large`, `binary`, `none`.
+    pub content: String,
+    pub keyed: bool,
+    pub size: Option<i64>,
+    pub mode: Option<i64>,
+    /// `low`, `medium`, `high`, `critical`; `None` until the content arrived.
+    pub risk: Option<String>,
+    pub summary: String,
+    /// Findings (each rule that fired), affected services and drift.
+    #[schema(value_type = Object)]
+    pub assessment: Option<serde_json::Value>,
+}
+
+/// A version to record.
+#[derive(Debug, Clone)]
+pub struct NewFileVersion<'a> {
+    pub node_id: &'a str,
+    pub path: &'a str,
+    pub ts_ms: i64,
+    pub sha256: Option<&'a str>,
+    pub prev_sha256: Option<&'a str>,
+    pub change: &'a str,
+    pub state: &'a str,
+    pub kind: &'a str,
+    pub content: &'a str,
+    pub keyed: bool,
+    pub size: Option<i64>,
+    pub mode: Option<i64>,
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// `SELECT` of every column of [`Row`], then the rest of the query.
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode, risk, summary, assessment FROM file_versions ",
+            $rest
+        )
+    };
+}
+
+fn version(r: Row) -> FileVersion {
+    FileVersion {
+        id: r.0,
+        node_id: r.1,
+        path: r.2,
+        ts_ms: r.3,
+        sha256: r.4,
+        prev_sha256: r.5,
+        change: r.6,
+        state: r.7,
+        kind: r.8,
+        content: r.9,
+        keyed: r.10,
+        size: r.11,
+        mode: r.12,
+        risk: r.13,
+        summary: r.14,
+        assessment: r.15.and_then(|a| serde_json::from_str(&a).ok()),
+    }
+}
+
+/// Which content rows may answer for a version: a plain hash fleet-wide,
+/// a keyed one only on its own node.
+fn owner(node_id: &str, keyed: bool) -> &str {
+    if keyed { node_id } else { "" }
+}
+
+impl Store {
+    /// The newest version of `path` on `node_id`.
+    pub async fn latest_file_version(
+        &self,
+        node_id: &str,
+        path: &str,
+    ) -> Result<Option<FileVersion>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(select!(
+            "WHERE node_id = ? AND path = ? ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(node_id)
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(version))
+    }
+
+    pub async fn insert_file_version(&self, v: &NewFileVersion<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id = sqlx::query(
+            "INSERT INTO file_versions (node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v.node_id)
+        .bind(v.path)
+        .bind(v.ts_ms)
+        .bind(v.sha256)
+        .bind(v.prev_sha256)
+        .bind(v.change)
+        .bind(v.state)
+        .bind(v.kind)
+        .bind(v.content)
+        .bind(v.keyed)
+        .bind(v.size)
+        .bind(v.mode)
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records how risky version `id` is, and why.
+    pub async fn set_file_assessment(
+        &self,
+        id: i64,
+        risk: &str,
+        summary: &str,
+        assessment: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE file_versions SET risk = ?, summary = ?, assessment = ? WHERE id = ?")
+            .bind(risk)
+            .bind(summary)
+            .bind(assessment.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Versions of `path` on `node_id`, newest first.
+    pub async fn file_versions(
+        &self,
+        node_id: &str,
+        path: &str,
+        limit: i64,
+    ) -> Result<Vec<FileVersion>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(select!(
+            "WHERE node_id = ? AND path = ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(node_id)
+        .bind(path)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(version).collect())
+    }
+
+    /// The version `sha256` of `path` on `node_id` (its newest row).
+    pub async fn file_version_by_sha(
+        &self,
+        node_id: &str,
+        path: &str,
+        sha256: &str,
+    ) -> Result<Option<FileVersion>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(select!(
+            "WHERE node_id = ? AND path = ? AND sha256 = ? ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(node_id)
+        .bind(path)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(version))
+    }
+
+    /// Changes across the fleet since `since_ms`, newest first; versions
+    /// still waiting for their content are left out.
+    pub async fn file_changes(
+        &self,
+        since_ms: i64,
+        risks: &[&str],
+        limit: i64,
+    ) -> Result<Vec<FileVersion>, StoreError> {
+        let risks = serde_json::to_string(risks).expect("strings serialize");
+        let rows: Vec<Row> = sqlx::query_as(select!(
+            "WHERE ts_ms >= ? AND change != 'first_seen' AND risk IN (SELECT value FROM json_each(?))
+             ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(since_ms)
+        .bind(risks)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(version).collect())
+    }
+
+    /// Versions of `node_id` with this hash that wait for their content.
+    pub async fn unassessed_file_versions(
+        &self,
+        node_id: &str,
+        sha256: &str,
+    ) -> Result<Vec<FileVersion>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(select!(
+            "WHERE node_id = ? AND sha256 = ? AND risk IS NULL ORDER BY id"
+        ))
+        .bind(node_id)
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(version).collect())
+    }
+
+    /// Whether the hub holds the content of this version.
+    pub async fn has_file_content(
+        &self,
+        node_id: &str,
+        sha256: &str,
+        keyed: bool,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM file_contents WHERE node_id = ? AND sha256 = ?")
+                .bind(owner(node_id, keyed))
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
+    }
+
+    /// Stores a version's content. A plain hash must be the hash of the
+    /// text (else `false`, nothing stored): an agent cannot plant content
+    /// under another host's version. A keyed one is its node's alone.
+    pub async fn put_file_content(
+        &self,
+        node_id: &str,
+        sha256: &str,
+        keyed: bool,
+        text: &str,
+    ) -> Result<bool, StoreError> {
+        let content_sha = hex::encode(Sha256::digest(text.as_bytes()));
+        if !keyed && content_sha != sha256 {
+            return Ok(false);
+        }
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT OR IGNORE INTO file_blobs (content_sha, size, data) VALUES (?, ?, ?)")
+            .bind(&content_sha)
+            .bind(text.len() as i64)
+            .bind(text)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO file_contents (node_id, sha256, content_sha) VALUES (?, ?, ?)",
+        )
+        .bind(owner(node_id, keyed))
+        .bind(sha256)
+        .bind(&content_sha)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The content of a version, if the hub has it.
+    pub async fn file_content(
+        &self,
+        node_id: &str,
+        sha256: &str,
+        keyed: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT b.data FROM file_contents c JOIN file_blobs b ON b.content_sha = c.content_sha
+             WHERE c.node_id = ? AND c.sha256 = ?",
+        )
+        .bind(owner(node_id, keyed))
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+}
+
+impl Store {
+    /// The newest version of every path of `node_id`.
+    pub async fn latest_file_versions(
+        &self,
+        node_id: &str,
+    ) -> Result<Vec<FileVersion>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(select!(
+            "WHERE id IN (SELECT MAX(id) FROM file_versions WHERE node_id = ?1 GROUP BY path) ORDER BY path"
+        ))
+        .bind(node_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(version).collect())
+    }
+}
