@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod connections;
 mod containers;
+mod files;
 mod groups;
 mod hardening;
 mod history;

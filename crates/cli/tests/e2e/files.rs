@@ -1,0 +1,196 @@
+//! Watched files at the hub, driven by a hand-written agent: versions,
+//! content asked for only when missing, planted content refused, history
+//! and changes through the API.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use twinbay_proto::diff::{Change, Item};
+use twinbay_proto::message::{AgentMessage, FileChunk, HubMessage, NeededFile};
+use twinbay_proto::model::{FileContent, FileKind, FileState, NodeState, WatchedFile};
+
+use crate::harness::*;
+
+fn sha(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn file(path: &str, text: Option<&str>) -> WatchedFile {
+    WatchedFile {
+        path: path.into(),
+        state: if text.is_some() {
+            FileState::Present
+        } else {
+            FileState::Missing
+        },
+        sha256: text.map(sha),
+        size: text.map(|t| t.len() as u64),
+        kind: FileKind::Compose,
+        content: if text.is_some() {
+            FileContent::Shipped
+        } else {
+            FileContent::None
+        },
+        origin: "watch".into(),
+        ..Default::default()
+    }
+}
+
+/// The next `need_files`, skipping acks.
+async fn needed(raw: &mut RawAgent) -> Vec<NeededFile> {
+    loop {
+        match raw.recv().await {
+            HubMessage::NeedFiles { files } => return files,
+            HubMessage::Ack { .. } => continue,
+            other => panic!("expected need_files, got {other:?}"),
+        }
+    }
+}
+
+async fn send_content(raw: &mut RawAgent, path: &str, sha256: &str, text: &str) {
+    raw.send(&AgentMessage::FileChunk(FileChunk {
+        path: path.into(),
+        sha256: sha256.into(),
+        offset: 0,
+        total: text.len() as u64,
+        data: text.into(),
+    }))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_content_on_demand_and_history() {
+    let dir = temp_dir("files-hub");
+    let hub = Hub::start(&dir);
+    let viewer = hub.token("viewer");
+    let (mut raw, node) = RawAgent::enroll(&hub.join()).await;
+    let path = "/srv/app/compose.yaml";
+    let v1 = "services:\n  web:\n    image: nginx:1.25\n";
+    let mut state = NodeState::default();
+    state.host.hostname = "files-host".into();
+    state.files.insert(path.into(), file(path, Some(v1)));
+    raw.send(&AgentMessage::SyncFull {
+        seq: 1,
+        state: Box::new(state),
+    })
+    .await;
+
+    // The hub lacks v1: it asks, and only for that.
+    let asked = needed(&mut raw).await;
+    assert_eq!(
+        asked,
+        [NeededFile {
+            path: path.into(),
+            sha256: sha(v1)
+        }]
+    );
+    // Content that is not what the hash says is refused (no planting).
+    send_content(&mut raw, path, &sha(v1), "services: {}\n").await;
+    // The real content, in two chunks.
+    let (a, b) = v1.split_at(10);
+    for (offset, data) in [(0, a), (a.len(), b)] {
+        raw.send(&AgentMessage::FileChunk(FileChunk {
+            path: path.into(),
+            sha256: sha(v1),
+            offset: offset as u64,
+            total: v1.len() as u64,
+            data: data.into(),
+        }))
+        .await;
+    }
+    let files_path = format!("/api/v1/nodes/{node}/files");
+    let history_path = format!("/api/v1/nodes/{node}/files/history?path={path}");
+    let first = tokio::task::block_in_place(|| {
+        wait_for("v1 recorded and rated", Duration::from_secs(10), || {
+            let (_, h) = hub.get(&history_path, &viewer);
+            let h = h.as_array()?.clone();
+            (h.len() == 1 && h[0]["risk"].is_string()).then_some(h)
+        })
+    });
+    assert_eq!(first[0]["sha256"], sha(v1));
+    assert_eq!(first[0]["change"], "first_seen");
+
+    // A new version: a diff; the hub asks for it, records it, rates it.
+    let v2 = "services:\n  web:\n    image: nginx:1.27\n";
+    raw.send(&AgentMessage::SyncDiff {
+        seq: 2,
+        changes: vec![Change::upsert(Item::Files(file(path, Some(v2))))],
+    })
+    .await;
+    let asked = needed(&mut raw).await;
+    assert_eq!(asked[0].sha256, sha(v2));
+    send_content(&mut raw, path, &sha(v2), v2).await;
+    // Then the file is deleted: no content to ask for.
+    raw.send(&AgentMessage::SyncDiff {
+        seq: 3,
+        changes: vec![Change::upsert(Item::Files(file(path, None)))],
+    })
+    .await;
+    let history = tokio::task::block_in_place(|| {
+        wait_for("three versions, all rated", Duration::from_secs(10), || {
+            let (_, h) = hub.get(&history_path, &viewer);
+            let h = h.as_array()?.clone();
+            (h.len() == 3 && h.iter().all(|v| v["risk"].is_string())).then_some(h)
+        })
+    });
+    // Newest first, each with the hash before it.
+    let changes: Vec<&str> = history
+        .iter()
+        .map(|v| v["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["deleted", "changed", "first_seen"]);
+    assert_eq!(history[0]["sha256"], serde_json::Value::Null);
+    assert_eq!(history[1]["sha256"], sha(v2));
+    assert_eq!(history[1]["prev_sha256"], sha(v1));
+    assert!(history[1]["ts_ms"].as_i64().unwrap() > 0);
+
+    // The list: the file as reported now (missing, no hash).
+    let (status, files) = hub.get(&files_path, &viewer);
+    assert_eq!(status, 200);
+    assert_eq!(files[0]["path"], path);
+    assert_eq!(files[0]["sha256"], serde_json::Value::Null);
+    assert_eq!(files[0]["state"], "missing");
+
+    // The fleet's changes: two (the first sighting is not a change).
+    let (_, fleet) = hub.get("/api/v1/files/changes", &viewer);
+    assert_eq!(fleet.as_array().unwrap().len(), 2, "{fleet}");
+    let (status, _) = hub.get("/api/v1/files/changes?risk=severe", &viewer);
+    assert_eq!(status, 400);
+
+    // The timeline says so too.
+    let (_, events) = hub.get(&format!("/api/v1/nodes/{node}/events"), &viewer);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str().filter(|k| k.starts_with("file.")))
+        .collect();
+    assert_eq!(kinds, ["file.deleted", "file.changed"]);
+
+    // A reconnecting agent with the same file costs no resend: re-create v1
+    // (content the hub has) and nothing is asked.
+    raw.send(&AgentMessage::SyncDiff {
+        seq: 4,
+        changes: vec![Change::upsert(Item::Files(file(path, Some(v1))))],
+    })
+    .await;
+    tokio::task::block_in_place(|| {
+        wait_for("v1 again, rated at once", Duration::from_secs(10), || {
+            let (_, h) = hub.get(&history_path, &viewer);
+            let h = h.as_array()?.clone();
+            (h.len() == 4 && h[0]["risk"].is_string()).then_some(())
+        })
+    });
+    assert_eq!(
+        history_of(&hub, &history_path, &viewer)[0]["change"],
+        "created"
+    );
+    match tokio::time::timeout(Duration::from_millis(500), raw.recv()).await {
+        Err(_) | Ok(HubMessage::Ack { .. }) => {}
+        Ok(other) => panic!("nothing should be asked, got {other:?}"),
+    }
+}
+
+fn history_of(hub: &Hub, path: &str, token: &str) -> Vec<serde_json::Value> {
+    tokio::task::block_in_place(|| hub.get(path, token).1.as_array().unwrap().clone())
+}
