@@ -157,6 +157,33 @@ async fn versions_content_on_demand_and_history() {
     let (status, _) = hub.get("/api/v1/files/changes?risk=severe", &viewer);
     assert_eq!(status, 400);
 
+    // The CLI shows the same.
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(["ctl", "--data-dir"])
+            .arg(&hub.dir)
+            .args(args)
+            .env("TWINBAY_TOKEN", &viewer)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = tokio::task::block_in_place(|| ctl(&["files", "files-host"]));
+    assert!(listed.lines().nth(1).unwrap().ends_with(path), "{listed}");
+    assert!(listed.contains("missing"), "{listed}");
+    let versions = tokio::task::block_in_place(|| ctl(&["files", "history", &node, path]));
+    let rows: Vec<&str> = versions.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{versions}");
+    assert!(
+        rows[1].contains(&sha(v2)[..12]) && rows[1].contains("changed"),
+        "{versions}"
+    );
+
     // The timeline says so too.
     let (_, events) = hub.get(&format!("/api/v1/nodes/{node}/events"), &viewer);
     let kinds: Vec<&str> = events
