@@ -36,7 +36,10 @@ CREATE TABLE file_versions (
     mode INTEGER,
     risk TEXT,
     summary TEXT NOT NULL DEFAULT '',
-    assessment TEXT
+    assessment TEXT,
+    -- compose files: the image ids their containers ran when this version
+    -- was seen ({"service": "sha256:…"}), since a tag like :latest moves.
+    images TEXT
 );
 CREATE INDEX file_versions_by_path ON file_versions (node_id, path, id DESC);
 CREATE INDEX file_versions_by_time ON file_versions (ts_ms DESC);

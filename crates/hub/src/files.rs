@@ -239,6 +239,7 @@ async fn seen(
             keyed: file.keyed,
             size: file.size.map(|s| s as i64),
             mode: file.mode.map(i64::from),
+            images: compose_images(hub, node_id, file),
         })
         .await?;
     let sha = file.sha256.as_deref().unwrap_or_default();
@@ -251,6 +252,37 @@ async fn seen(
         Some(v) if v.id == id => assess(hub, &v).await,
         _ => Ok(()),
     }
+}
+
+/// For a compose file: the image id each of its services' containers runs
+/// now (`{"web": "sha256:…"}`), matched by the compose labels naming this file.
+fn compose_images(hub: &HubState, node_id: &str, file: &WatchedFile) -> Option<serde_json::Value> {
+    if file.kind != twinbay_proto::model::FileKind::Compose {
+        return None;
+    }
+    let images = hub.twin.read(node_id, |n| {
+        let mut out = serde_json::Map::new();
+        for c in n.state.containers.values() {
+            let names_file = c
+                .labels
+                .get("com.docker.compose.project.config_files")
+                .is_some_and(|files| {
+                    let dir = c.labels.get("com.docker.compose.project.working_dir");
+                    files.split(',').any(|f| {
+                        let f = f.trim();
+                        f == file.path
+                            || dir.is_some_and(|d| {
+                                format!("{}/{f}", d.trim_end_matches('/')) == file.path
+                            })
+                    })
+                });
+            if let (true, Some(service), Some(id)) = (names_file, &c.compose_service, &c.image_id) {
+                out.insert(service.clone(), json!(id));
+            }
+        }
+        out
+    })?;
+    (!images.is_empty()).then_some(serde_json::Value::Object(images))
 }
 
 fn request(hub: &HubState, node_id: &str, file: &WatchedFile) {

@@ -217,6 +217,10 @@ pub struct Container {
     /// RFC 3339; when it last started.
     #[serde(default)]
     pub started_at: Option<String>,
+    /// The image it runs, by id (`sha256:…`): what a tag like `:latest`
+    /// meant when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

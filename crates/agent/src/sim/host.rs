@@ -296,6 +296,7 @@ impl SimHost {
             compose_service: Some(service.into()),
             created: Some(rfc3339(self.booted_ms)),
             started_at: Some(rfc3339(now_ms - self.rng.i64(60_000..86_400_000))),
+            image_id: Some(format!("sha256:{:064x}", self.rng.u128(..))),
         };
         if running {
             self.add_port("tcp", "0.0.0.0", published, "conmon");

@@ -91,6 +91,11 @@ pub fn from_inspect(c: &ContainerInspectResponse) -> Option<Container> {
             .and_then(|c| c.image.clone())
             .or_else(|| c.image.clone())
             .unwrap_or_default(),
+        // The inspect's top-level `Image` is the id the container was created from.
+        image_id: c
+            .image
+            .clone()
+            .filter(|i| i.starts_with("sha256:") || i.len() == 64),
         state: state
             .and_then(|s| s.status)
             .and_then(|s| enum_str(serde_json::to_value(s).ok()?))

@@ -69,6 +69,25 @@ async fn versions_content_on_demand_and_history() {
     let mut state = NodeState::default();
     state.host.hostname = "files-host".into();
     state.files.insert(path.into(), file(path, Some(v1)));
+    // A container of this compose file, so each version records its image.
+    let web = twinbay_proto::model::Container {
+        id: "c1".into(),
+        name: "app-web-1".into(),
+        image: "nginx:latest".into(),
+        state: "running".into(),
+        compose_service: Some("web".into()),
+        labels: [
+            ("com.docker.compose.service", "web"),
+            ("com.docker.compose.project.working_dir", "/srv/app"),
+            ("com.docker.compose.project.config_files", "compose.yaml"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        image_id: Some(format!("sha256:{}", "ab".repeat(32))),
+        ..Default::default()
+    };
+    state.containers.insert("c1".into(), web);
     raw.send(&AgentMessage::SyncFull {
         seq: 1,
         state: Box::new(state),
@@ -109,6 +128,11 @@ async fn versions_content_on_demand_and_history() {
     });
     assert_eq!(first[0]["sha256"], sha(v1));
     assert_eq!(first[0]["change"], "first_seen");
+    // What `:latest` meant then.
+    assert_eq!(
+        first[0]["images"]["web"],
+        format!("sha256:{}", "ab".repeat(32))
+    );
 
     // A new version: a diff; the hub asks for it, records it, rates it.
     let v2 = "services:\n  web:\n    image: nginx:1.27\n";

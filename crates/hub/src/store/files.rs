@@ -35,6 +35,10 @@ pub struct FileVersion {
     /// Findings (each rule that fired), affected services and drift.
     #[schema(value_type = Object)]
     pub assessment: Option<serde_json::Value>,
+    /// Compose files: the image id each service's container ran when this
+    /// version was seen.
+    #[schema(value_type = Object)]
+    pub images: Option<serde_json::Value>,
 }
 
 /// A version to record.
@@ -52,55 +56,61 @@ pub struct NewFileVersion<'a> {
     pub keyed: bool,
     pub size: Option<i64>,
     pub mode: Option<i64>,
+    pub images: Option<serde_json::Value>,
 }
 
-type Row = (
-    i64,
-    String,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    String,
-    Option<String>,
-);
+/// A `file_versions` row as stored (JSON columns as text).
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    node_id: String,
+    path: String,
+    ts_ms: i64,
+    sha256: Option<String>,
+    prev_sha256: Option<String>,
+    change: String,
+    state: String,
+    kind: String,
+    content: String,
+    keyed: bool,
+    size: Option<i64>,
+    mode: Option<i64>,
+    risk: Option<String>,
+    summary: String,
+    assessment: Option<String>,
+    images: Option<String>,
+}
 
 /// `SELECT` of every column of [`Row`], then the rest of the query.
 macro_rules! select {
     ($rest:literal) => {
         concat!(
-            "SELECT id, node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode, risk, summary, assessment FROM file_versions ",
+            "SELECT id, node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode, risk, summary, assessment, images FROM file_versions ",
             $rest
         )
     };
 }
 
 fn version(r: Row) -> FileVersion {
+    let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
     FileVersion {
-        id: r.0,
-        node_id: r.1,
-        path: r.2,
-        ts_ms: r.3,
-        sha256: r.4,
-        prev_sha256: r.5,
-        change: r.6,
-        state: r.7,
-        kind: r.8,
-        content: r.9,
-        keyed: r.10,
-        size: r.11,
-        mode: r.12,
-        risk: r.13,
-        summary: r.14,
-        assessment: r.15.and_then(|a| serde_json::from_str(&a).ok()),
+        id: r.id,
+        node_id: r.node_id,
+        path: r.path,
+        ts_ms: r.ts_ms,
+        sha256: r.sha256,
+        prev_sha256: r.prev_sha256,
+        change: r.change,
+        state: r.state,
+        kind: r.kind,
+        content: r.content,
+        keyed: r.keyed,
+        size: r.size,
+        mode: r.mode,
+        risk: r.risk,
+        summary: r.summary,
+        assessment: json(r.assessment),
+        images: json(r.images),
     }
 }
 
@@ -130,8 +140,8 @@ impl Store {
     pub async fn insert_file_version(&self, v: &NewFileVersion<'_>) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
         let id = sqlx::query(
-            "INSERT INTO file_versions (node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO file_versions (node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode, images)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v.node_id)
         .bind(v.path)
@@ -145,6 +155,7 @@ impl Store {
         .bind(v.keyed)
         .bind(v.size)
         .bind(v.mode)
+        .bind(v.images.as_ref().map(|i| i.to_string()))
         .execute(&mut *tx)
         .await?
         .last_insert_rowid();
@@ -384,6 +395,7 @@ mod tests {
             keyed: false,
             size: None,
             mode: None,
+            images: None,
         }
     }
 
