@@ -465,12 +465,20 @@ function UnifiedDiff({ lines, path }: { lines: DLine[]; path: string }) {
     <div class="diff-wrap">
       <table class="diff unified" data-testid="diff" data-layout="unified">
         <caption class="sr-only">Changes to {path}, unified</caption>
-        <thead class="sr-only">
+        <thead class="quiet">
           <tr>
-            <th scope="col">Old line</th>
-            <th scope="col">New line</th>
-            <th scope="col">Change</th>
-            <th scope="col">Text</th>
+            <th scope="col" class="ln">
+              <span class="sr-only">Old line</span>
+            </th>
+            <th scope="col" class="ln">
+              <span class="sr-only">New line</span>
+            </th>
+            <th scope="col">
+              <span class="sr-only">Change</span>
+            </th>
+            <th scope="col">
+              <span class="sr-only">Text</span>
+            </th>
           </tr>
         </thead>
         <tbody>
