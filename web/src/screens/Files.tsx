@@ -376,8 +376,9 @@ export function parseDiff(text: string): DLine[] {
   const out: DLine[] = [];
   let o = 0;
   let n = 0;
-  let inHunk = false;
   const lines = text.split('\n');
+  // Without hunk headers every line is a diff line (no file header to skip).
+  let inHunk = !lines.some((l) => l.startsWith('@@'));
   if (lines.at(-1) === '') lines.pop();
   for (const line of lines) {
     if (line.startsWith('@@')) {
