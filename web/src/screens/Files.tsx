@@ -225,21 +225,21 @@ function FileHistory({ node, path, query }: { node: NodeView; path: string; quer
         <div class="panel" data-testid="diff-panel">
           <div class="panel-head">
             <h2>Diff</h2>
-            {mayDiff && from && to && (
+            {mayDiff && to && (
               <span class="muted small">
-                {clock(from.ts_ms)} → {clock(to.ts_ms)}
+                {from ? clock(from.ts_ms) : 'nothing'} → {clock(to.ts_ms)}
               </span>
             )}
             <span class="spacer" />
-            {mayDiff && from && to && <DiffModeChips split={query.get('view') === 'split'} />}
+            {mayDiff && to && <DiffModeChips split={query.get('view') === 'split'} />}
           </div>
           {!mayDiff ? (
             <DiffForbidden />
-          ) : !to || !from ? (
-            <p class="muted">Only one version with content so far: nothing to compare yet.</p>
-          ) : to.content !== 'shipped' || from.content !== 'shipped' ? (
+          ) : !to ? (
+            <p class="muted">No version with content: nothing to compare.</p>
+          ) : to.content !== 'shipped' || (from && from.content !== 'shipped') ? (
             <p class="muted" data-testid="diff-unavailable">
-              The content of {to.content !== 'shipped' ? 'the newer' : 'the older'} version does not travel ({contentNote(to.content !== 'shipped' ? to : from)?.text ?? to.content}): only its hash is known.
+              The content of {to.content !== 'shipped' ? 'the newer' : 'the older'} version does not travel ({contentNote(to.content !== 'shipped' ? to : from!)?.text ?? to.content}): only its hash is known.
             </p>
           ) : (
             <Diff node={node} path={path} from={from} to={to} split={query.get('view') === 'split'} />
@@ -433,20 +433,31 @@ function Sign({ t }: { t: string }) {
   );
 }
 
-function Diff({ node, path, from, to, split }: { node: NodeView; path: string; from: FileVersion; to: FileVersion; split: boolean }) {
-  const d = useLoad<FileDiff | 'forbidden'>(
-    () => api.fileDiff(node.id, path, from.sha256, to.sha256).catch((err) => (isForbidden(err) ? ('forbidden' as const) : Promise.reject(err))),
-    [node.id, path, from.sha256, to.sha256],
+function Diff({ node, path, from, to, split }: { node: NodeView; path: string; from?: FileVersion; to: FileVersion; split: boolean }) {
+  // 403: not an operator; 409: hashed-only content; 404: content not on the hub yet. The hub says why.
+  const d = useLoad<FileDiff | { refused: number; message: string }>(
+    () =>
+      api.fileDiff(node.id, path, from?.sha256, to.sha256).catch((err) =>
+        err instanceof ApiError && [403, 404, 409].includes(err.status) ? { refused: err.status, message: err.message } : Promise.reject(err),
+      ),
+    [node.id, path, from?.sha256, to.sha256, to.risk],
   );
   if (d.error) return <ErrorBox message={d.error} retry={d.reload} />;
   if (!d.data) return <p class="muted">Loading the diff…</p>;
-  if (d.data === 'forbidden') return <DiffForbidden />;
-  if (from.sha256 === to.sha256) return <p class="muted" data-testid="diff-same">The same content: nothing changed between these versions.</p>;
+  if ('refused' in d.data)
+    return d.data.refused === 403 ? (
+      <DiffForbidden />
+    ) : (
+      <p class="muted" data-testid="diff-unavailable">
+        No diff: {d.data.message}.
+      </p>
+    );
+  if (from && from.sha256 === to.sha256) return <p class="muted" data-testid="diff-same">The same content: nothing changed between these versions.</p>;
   const lines = parseDiff(d.data.diff);
   if (!lines.some((l) => l.t === 'add' || l.t === 'del'))
     return (
       <p class="muted" data-testid="diff-same">
-        No difference in the shipped text{d.data.diff ? '' : ' (the hub may not have the content of both versions yet)'}.
+        No difference in the text.
       </p>
     );
   return split ? <SplitDiff lines={lines} path={path} /> : <UnifiedDiff lines={lines} path={path} />;
@@ -666,8 +677,4 @@ function ChangeRow({ v }: { v: FileVersion }) {
       </td>
     </tr>
   );
-}
-
-export function isForbidden(err: unknown): boolean {
-  return err instanceof ApiError && err.status === 403;
 }
