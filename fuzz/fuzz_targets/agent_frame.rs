@@ -48,6 +48,11 @@ fuzz_target!(|data: &[u8]| {
             check_diff(NodeState::default(), &changes);
             check_diff(BASELINE.with(|b| b.borrow().clone()), &changes);
         }
+        // What decodes is in range: the hub assembles it without checks of its own.
+        AgentMessage::FileChunk(chunk) => {
+            assert!(chunk.validate().is_ok(), "{chunk:?}");
+            assert!(chunk.offset + chunk.data.len() as u64 <= chunk.total);
+        }
         AgentMessage::Hello(_)
         | AgentMessage::Metrics { .. }
         | AgentMessage::Heartbeat { .. }

@@ -287,6 +287,45 @@ pub enum CtlCommand {
     Restart(VerbArgs),
     /// A container's image, systemd's or the agent's version.
     Version(VerbArgs),
+    /// Watched files: `files NODE` lists them; `files history NODE PATH`,
+    /// `files diff NODE PATH [--from SHA] [--to SHA]`.
+    Files(FilesArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct FilesArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Node id or hostname: list what it watches.
+    #[arg(required = true)]
+    pub node: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<FilesCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilesCommand {
+    /// A file's versions, newest first, with their risk.
+    History {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        node: String,
+        path: String,
+    },
+    /// The unified diff between two versions (default: the last two).
+    Diff {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        node: String,
+        path: String,
+        /// The older version's sha256 (or a prefix of it).
+        #[arg(long)]
+        from: Option<String>,
+        /// The newer version's sha256 (or a prefix of it).
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 /// How to reach a running hub's API.

@@ -431,6 +431,17 @@ async fn remote_command(
     node: &str,
     op: serde_json::Value,
 ) -> Result<String> {
+    let client = remote_client(data_dir, &remote).await?;
+    let wait = u32::try_from(remote.wait.as_secs()).unwrap_or(u32::MAX);
+    let code = client.run(node, op, wait).await?;
+    std::process::exit(i32::from(code));
+}
+
+/// The API client for `remote`: its `--hub`, else the hub of `data_dir`.
+pub(crate) async fn remote_client(
+    data_dir: &Path,
+    remote: &crate::args::RemoteArgs,
+) -> Result<crate::remote::Remote> {
     let from_dir = match (&remote.hub, &remote.fingerprint) {
         (Some(_), Some(_)) => None,
         _ => twinbay_hub::admin::hub_address(data_dir).await.ok(),
@@ -449,10 +460,7 @@ async fn remote_command(
         .fingerprint
         .clone()
         .or_else(|| from_dir.map(|(_, fp)| fp));
-    let client = crate::remote::Remote::new(&url, fingerprint, remote.token)?;
-    let wait = u32::try_from(remote.wait.as_secs()).unwrap_or(u32::MAX);
-    let code = client.run(node, op, wait).await?;
-    std::process::exit(i32::from(code));
+    crate::remote::Remote::new(&url, fingerprint, remote.token.clone())
 }
 
 /// `$XDG_STATE_HOME/twinbay-agent`, else `~/.local/state/twinbay-agent`.
@@ -489,6 +497,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Stop(a) => verb(&data_dir, a, "stop").await?,
         CtlCommand::Restart(a) => verb(&data_dir, a, "restart").await?,
         CtlCommand::Version(a) => verb(&data_dir, a, "version").await?,
+        CtlCommand::Files(a) => crate::files::run(&data_dir, a).await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

@@ -132,6 +132,11 @@ impl Remote {
         Ok(value)
     }
 
+    /// `GET path`, its JSON answer; an API error becomes an error.
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.json(Method::GET, path, None).await
+    }
+
     /// The node id for an id or a hostname.
     pub async fn resolve_node(&self, node: &str) -> Result<String> {
         let nodes = self.json(Method::GET, "/api/v1/nodes", None).await?;

@@ -84,6 +84,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::fleet_events))
         .routes(routes!(files::list))
         .routes(routes!(files::history))
+        .routes(routes!(files::diff))
         .routes(routes!(files::changes))
         .routes(routes!(audit::search))
         .routes(routes!(audit::signed_head))

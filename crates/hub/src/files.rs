@@ -25,6 +25,13 @@ use crate::HubState;
 use crate::store::{FileVersion, NewFileVersion, now_ms};
 use crate::timeline::Event;
 
+/// Retention: of each file, at least the newest [`KEEP_VERSIONS`] versions,
+/// and every version younger than [`KEEP_DAYS`] days.
+pub const KEEP_VERSIONS: i64 = 100;
+pub const KEEP_DAYS: i64 = 90;
+/// How often retention runs.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Versions being assembled at once, hub-wide.
 const IN_FLIGHT: usize = 256;
 /// Reports and arrived contents waiting for the tracker.
@@ -134,9 +141,19 @@ impl Files {
 
 /// The tracker: runs until `stop`, one job at a time.
 pub async fn track(hub: Arc<HubState>, mut jobs: mpsc::Receiver<Job>, stop: CancellationToken) {
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         let job = tokio::select! {
             _ = stop.cancelled() => return,
+            _ = prune.tick() => {
+                let cutoff = now_ms().saturating_sub(KEEP_DAYS * 86_400_000);
+                match hub.store.prune_file_versions(KEEP_VERSIONS, cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(versions = n, "pruned watched files' history"),
+                    Err(e) => tracing::warn!(error = %crate::report(&e), "pruning watched files' history failed"),
+                }
+                continue;
+            }
             job = jobs.recv() => match job {
                 Some(job) => job,
                 None => return,

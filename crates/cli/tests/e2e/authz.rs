@@ -34,6 +34,13 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
         404,
     ),
     ("GET", "/api/v1/files/changes", "", VIEWER, 200),
+    (
+        "GET",
+        "/api/v1/nodes/n_missing/files/diff?path=/etc/x",
+        "",
+        OPERATOR,
+        404,
+    ),
     // Not a WebSocket handshake: refused after authorization.
     ("GET", "/api/v1/stream", "", VIEWER, 400),
     ("GET", "/api/v1/hub", "", VIEWER, 200),
@@ -87,6 +94,7 @@ const SCOPED: &[(&str, &str, u16)] = &[
 
 /// The template a concrete path was made from.
 fn template(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
     let parts: Vec<&str> = path.split('/').collect();
     parts
         .iter()

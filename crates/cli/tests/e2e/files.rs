@@ -157,6 +157,90 @@ async fn versions_content_on_demand_and_history() {
     let (status, _) = hub.get("/api/v1/files/changes?risk=severe", &viewer);
     assert_eq!(status, 400);
 
+    // The diff between v1 and v2 (operator), by full hash and by prefix.
+    let operator = hub.token("operator");
+    let diff_path = format!(
+        "/api/v1/nodes/{node}/files/diff?path={path}&from={}&to={}",
+        sha(v1),
+        &sha(v2)[..8]
+    );
+    let (status, d) = hub.get(&diff_path, &operator);
+    assert_eq!(status, 200, "{d}");
+    let text = d["diff"].as_str().unwrap();
+    assert!(
+        text.contains("-    image: nginx:1.25\n+    image: nginx:1.27"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with(&format!("--- {path}@{}", &sha(v1)[..12])),
+        "{text}"
+    );
+    assert_eq!(d["to"], sha(v2));
+    // Viewers see history, not content.
+    assert_eq!(hub.get(&diff_path, &viewer).0, 403);
+    // Default: the newest (the deletion) against the one before it.
+    let (_, d) = hub.get(
+        &format!("/api/v1/nodes/{node}/files/diff?path={path}"),
+        &operator,
+    );
+    assert_eq!(d["to"], serde_json::Value::Null);
+    assert!(d["diff"].as_str().unwrap().contains("+++ /dev/null"), "{d}");
+    for bad in ["from=12", "from=zzzzzzzz", "to=0000000"] {
+        let (status, _) = hub.get(
+            &format!("/api/v1/nodes/{node}/files/diff?path={path}&{bad}"),
+            &operator,
+        );
+        assert!(status == 400 || status == 404, "{bad}: {status}");
+    }
+    let cli_diff = tokio::task::block_in_place(|| {
+        let out = std::process::Command::new(BIN)
+            .args(["ctl", "--data-dir"])
+            .arg(&hub.dir)
+            .args([
+                "files",
+                "diff",
+                &node,
+                path,
+                "--from",
+                &sha(v1)[..7],
+                "--to",
+                &sha(v2),
+            ])
+            .env("TWINBAY_TOKEN", &operator)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    });
+    assert!(cli_diff.contains("+    image: nginx:1.27"), "{cli_diff}");
+    assert!(!cli_diff.contains('\u{1b}'), "no colour into a pipe");
+
+    // The CLI shows the same.
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(["ctl", "--data-dir"])
+            .arg(&hub.dir)
+            .args(args)
+            .env("TWINBAY_TOKEN", &viewer)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = tokio::task::block_in_place(|| ctl(&["files", "files-host"]));
+    assert!(listed.lines().nth(1).unwrap().ends_with(path), "{listed}");
+    assert!(listed.contains("missing"), "{listed}");
+    let versions = tokio::task::block_in_place(|| ctl(&["files", "history", &node, path]));
+    let rows: Vec<&str> = versions.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{versions}");
+    assert!(
+        rows[1].contains(&sha(v2)[..12]) && rows[1].contains("changed"),
+        "{versions}"
+    );
+
     // The timeline says so too.
     let (_, events) = hub.get(&format!("/api/v1/nodes/{node}/events"), &viewer);
     let kinds: Vec<&str> = events

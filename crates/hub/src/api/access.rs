@@ -45,6 +45,8 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/events", VIEWER),
     ("GET", "/api/v1/nodes/{id}/files", VIEWER),
     ("GET", "/api/v1/nodes/{id}/files/history", VIEWER),
+    // Content can hold secrets that redaction missed.
+    ("GET", "/api/v1/nodes/{id}/files/diff", OPERATOR),
     ("GET", "/api/v1/files/changes", VIEWER),
     ("GET", "/api/v1/stream", VIEWER),
     ("GET", "/api/v1/hub", VIEWER),

@@ -146,3 +146,121 @@ pub async fn changes(
     }
     Ok(Json(out))
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// The file's absolute path.
+    pub path: String,
+    /// The older version's sha256, or a prefix of at least 7 digits
+    /// (default: the version before `to`).
+    pub from: Option<String>,
+    /// The newer version's sha256, or a prefix of at least 7 digits (default: the newest).
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FileDiff {
+    pub path: String,
+    /// The versions compared (`null`: the file did not exist).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The unified diff; empty when the two are the same.
+    pub diff: String,
+}
+
+/// What changed between two versions of a file, as a unified diff (secret
+/// values appear as `«redacted:…»` markers). Needs operator: content can
+/// hold what redaction missed.
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/files/diff", tag = "files",
+    params(("id" = String, Path, description = "Node id"), DiffQuery),
+    responses((status = 200, body = FileDiff), (status = 400, description = "Bad query"), (status = 401, description = "Not authenticated"),
+        (status = 403, description = "Needs operator"), (status = 404, description = "No such node, file, version or content"),
+        (status = 409, description = "The content of a version does not travel (a secret, too large or binary: hashed only)")))]
+pub async fn diff(
+    State(hub): State<Arc<HubState>>,
+    Auth(who): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Json<FileDiff>, ApiError> {
+    require_node(&hub, &id, &who)?;
+    let versions = hub.store.file_versions(&id, &q.path, 1000).await?;
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no watched file {:?} on this node",
+            q.path
+        )));
+    }
+    let to = match &q.to {
+        Some(sha) => find(&versions, sha)?,
+        None => &versions[0],
+    };
+    let from_sha = match &q.from {
+        Some(sha) => find(&versions, sha)?.sha256.clone(),
+        None => to.prev_sha256.clone(),
+    };
+    let from = from_sha
+        .as_deref()
+        .and_then(|sha| versions.iter().find(|v| v.sha256.as_deref() == Some(sha)));
+    let text = async |v: Option<&FileVersion>| -> Result<String, ApiError> {
+        let Some(v) = v.filter(|v| v.sha256.is_some()) else {
+            return Ok(String::new());
+        };
+        let sha = v.sha256.as_deref().unwrap_or_default();
+        if v.content != "shipped" {
+            return Err(ApiError::Conflict(format!(
+                "version {} is hashed only ({}): its content does not leave the host",
+                &sha[..12.min(sha.len())],
+                v.content.replace('_', " ")
+            )));
+        }
+        hub.store
+            .file_content(&id, sha, v.keyed)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "the content of version {} is not on the hub (yet)",
+                    &sha[..12.min(sha.len())]
+                ))
+            })
+    };
+    let old = text(from).await?;
+    let new = text(Some(to)).await?;
+    let label = |sha: &Option<String>| match sha {
+        Some(s) => format!("{}@{}", q.path, &s[..12.min(s.len())]),
+        None => "/dev/null".to_string(),
+    };
+    let diff = similar::TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&label(&from_sha), &label(&to.sha256))
+        .to_string();
+    let diff = if old == new { String::new() } else { diff };
+    Ok(Json(FileDiff {
+        path: q.path,
+        from: from_sha,
+        to: to.sha256.clone(),
+        diff,
+    }))
+}
+
+/// The version with this sha256 or unique prefix (7+ hex digits).
+fn find<'a>(versions: &'a [FileVersion], sha: &str) -> Result<&'a FileVersion, ApiError> {
+    if sha.len() < 7 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest(format!(
+            "{sha:?}: give a sha256, or at least its first 7 hex digits"
+        )));
+    }
+    let mut matching = versions
+        .iter()
+        .filter(|v| v.sha256.as_deref().is_some_and(|s| s.starts_with(sha)));
+    let first = matching
+        .next()
+        .ok_or_else(|| ApiError::NotFound(format!("no version {sha} of this file")))?;
+    if matching.any(|v| v.sha256 != first.sha256) {
+        return Err(ApiError::BadRequest(format!(
+            "{sha} names more than one version; give more digits"
+        )));
+    }
+    Ok(first)
+}

@@ -328,3 +328,117 @@ impl Store {
         Ok(rows.into_iter().map(version).collect())
     }
 }
+
+impl Store {
+    /// Forgets versions past retention: of each file, versions beyond the
+    /// newest `keep` that are also older than `cutoff_ms`; then content no
+    /// version refers to. Returns how many versions went.
+    pub async fn prune_file_versions(&self, keep: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let gone = sqlx::query(
+            "DELETE FROM file_versions WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, ts_ms, ROW_NUMBER() OVER (PARTITION BY node_id, path ORDER BY id DESC) AS n
+                    FROM file_versions)
+                WHERE n > ? AND ts_ms < ?)",
+        )
+        .bind(keep)
+        .bind(cutoff_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if gone > 0 {
+            sqlx::query(
+                "DELETE FROM file_contents WHERE NOT EXISTS (
+                    SELECT 1 FROM file_versions v WHERE v.sha256 = file_contents.sha256
+                    AND (file_contents.node_id = '' OR v.node_id = file_contents.node_id))",
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM file_blobs WHERE content_sha NOT IN (SELECT content_sha FROM file_contents)",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v<'a>(path: &'a str, sha: &'a str, ts_ms: i64) -> NewFileVersion<'a> {
+        NewFileVersion {
+            node_id: "n1",
+            path,
+            ts_ms,
+            sha256: Some(sha),
+            prev_sha256: None,
+            change: "changed",
+            state: "present",
+            kind: "other",
+            content: "shipped",
+            keyed: false,
+            size: None,
+            mode: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn content_is_stored_once_verified_and_pruned_with_its_versions() {
+        let dir = std::env::temp_dir().join(format!("twinbay-files-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).await.unwrap();
+        let texts: Vec<String> = (0..5).map(|i| format!("version {i}\n")).collect();
+        let shas: Vec<String> = texts
+            .iter()
+            .map(|t| hex::encode(Sha256::digest(t.as_bytes())))
+            .collect();
+        for (i, (text, sha)) in texts.iter().zip(&shas).enumerate() {
+            store
+                .insert_file_version(&v("/etc/a", sha, i as i64 * 1000))
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .put_file_content("n1", sha, false, text)
+                    .await
+                    .unwrap()
+            );
+        }
+        // Planted: a plain hash that is not the text's.
+        assert!(
+            !store
+                .put_file_content("n2", &shas[0], false, "evil")
+                .await
+                .unwrap()
+        );
+        // Shared: another node finds the verified content of a plain hash.
+        assert!(store.has_file_content("n2", &shas[1], false).await.unwrap());
+        // Keyed content is its node's alone.
+        store
+            .put_file_content("n1", "k1", true, "secret-ish")
+            .await
+            .unwrap();
+        assert!(!store.has_file_content("n2", "k1", true).await.unwrap());
+
+        // Keep 2, but only what is older than 3 s goes: versions 0, 1 and 2.
+        assert_eq!(store.prune_file_versions(2, 3000).await.unwrap(), 3);
+        let left = store.file_versions("n1", "/etc/a", 10).await.unwrap();
+        assert_eq!(left.len(), 2);
+        assert!(!store.has_file_content("n1", &shas[0], false).await.unwrap());
+        assert_eq!(
+            store
+                .file_content("n1", &shas[4], false)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("version 4\n")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
