@@ -4,7 +4,9 @@
 # people, roles, API tokens and the audit trail (people.mjs); axe-core's WCAG 2.1
 # A/AA rules on every screen in both themes at desktop and phone width, dialog
 # focus, and the host list as a screen reader gets it (a11y.mjs); commands on a
-# real Podman container: restart, live logs, an action, the history (commands.mjs).
+# real Podman container: restart, live logs, an action, the history (commands.mjs);
+# watched files: the Files tab and /changes following edits live, a diff, a
+# viewer refused the diff (files.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -40,4 +42,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs

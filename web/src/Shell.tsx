@@ -9,6 +9,7 @@ import { Audit } from './screens/Audit';
 import { Settings } from './screens/Settings';
 import { Containers } from './screens/Containers';
 import { Events } from './screens/Events';
+import { Changes } from './screens/Files';
 import { HostDetail } from './screens/HostDetail';
 import { Hosts } from './screens/Hosts';
 import { Overview } from './screens/Overview';
@@ -33,6 +34,7 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/containers', label: 'Containers', match: (p: string) => p === '/containers' },
   { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
+  { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
   { href: screenHref('/audit'), label: 'Audit', match: (p: string) => p === '/audit', needs: 'audit.read', sep: true },
   { href: screenHref('/settings/account'), label: 'Settings', match: (p: string) => p.startsWith('/settings'), needs: 'account.manage' },
 ];
@@ -52,6 +54,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/containers') return <Containers query={route.query} />;
   if (p === '/units') return <Units query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
+  if (p === '/changes') return <Changes query={route.query} />;
   if (p === '/audit')
     return can(me.role, 'audit.read') ? (
       <Audit query={route.query} />

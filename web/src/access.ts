@@ -32,6 +32,8 @@ const NEEDS = {
   'command.restart': 'operator',
   /** An action of the agent's policy: operator, or the action's own role if higher (canRunAction). */
   'command.action': 'operator',
+  /** GET /api/v1/nodes/{id}/files/diff: file content, even redacted, is more than metadata. */
+  'files.diff': 'operator',
   /** DELETE /api/v1/commands/{id} */
   'command.cancel': 'operator',
 } as const satisfies Record<string, Role>;

@@ -1,6 +1,6 @@
 // REST calls to the hub (same origin; the session cookie rides along).
 
-import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, Me, NodeView, OutputChunk, RangeResponse, TimelineEvent, UserInfo } from './types';
+import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, Me, NodeView, OutputChunk, RangeResponse, Risk, TimelineEvent, UserInfo } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -97,6 +97,22 @@ export const api = {
     if (before != null) q.set('before', String(before));
     const base = node ? `/api/v1/nodes/${encodeURIComponent(node)}/events` : '/api/v1/events';
     return call<TimelineEvent[]>('GET', `${base}?${q}`);
+  },
+  // Watched files: metadata for viewers, content (diffs) for operators.
+  files: (node: string) => call<FileEntry[]>('GET', `/api/v1/nodes/${encodeURIComponent(node)}/files`),
+  fileHistory: (node: string, path: string, limit = 100) =>
+    call<FileVersion[]>('GET', `/api/v1/nodes/${encodeURIComponent(node)}/files/history?${new URLSearchParams({ path, limit: String(limit) })}`),
+  fileDiff: (node: string, path: string, from?: string | null, to?: string | null) => {
+    const q = new URLSearchParams({ path });
+    if (from) q.set('from', from);
+    if (to) q.set('to', to);
+    return call<FileDiff>('GET', `/api/v1/nodes/${encodeURIComponent(node)}/files/diff?${q}`);
+  },
+  fileChanges: (risk?: Risk | null, limit = 200, since?: number) => {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (risk) q.set('risk', risk);
+    if (since != null) q.set('since', String(since));
+    return call<FileVersion[]>('GET', `/api/v1/files/changes?${q}`);
   },
   // Commands (docs/commands.md).
   runCommand: (node: string, req: CommandRequest) => call<CommandRecord>('POST', `/api/v1/nodes/${encodeURIComponent(node)}/commands`, req),

@@ -8,8 +8,10 @@ import { clock } from './format';
 import { hostUrl, Link } from './router';
 import { fleet } from './store';
 import type { TimelineEvent } from './types';
+import { fileUrl, RiskBadge, riskTone } from './screens/Files';
 
-export function eventTone(kind: string): string {
+export function eventTone(kind: string, detail?: Record<string, unknown> | null): string {
+  if (kind.startsWith('file.')) return riskTone(detail?.risk);
   if (/died|failed|disconnected|removed|closed|unhealthy/.test(kind)) return /died|failed|unhealthy/.test(kind) ? 'bad' : 'warn';
   if (/started|connected|opened|active|healthy/.test(kind)) return 'ok';
   return 'muted';
@@ -18,6 +20,11 @@ export function eventTone(kind: string): string {
 function detailText(e: TimelineEvent): string {
   const d = e.detail;
   if (!d || typeof d !== 'object') return '';
+  // A file's change: what the hub's rating says, and what it touches.
+  if (e.kind.startsWith('file.')) {
+    const affected = Array.isArray(d.affected) ? d.affected.map((a) => (typeof a === 'string' ? a : (a as { name?: string })?.name)).filter(Boolean) : [];
+    return [typeof d.summary === 'string' ? d.summary : '', affected.length ? `affects ${affected.join(', ')}` : ''].filter(Boolean).join(' · ');
+  }
   const parts: string[] = [];
   for (const [k, v] of Object.entries(d)) {
     if (v == null || typeof v === 'object') continue;
@@ -32,14 +39,21 @@ const key = (e: TimelineEvent) => `${e.ts}|${e.node_id}|${e.kind}|${e.target}`;
 /** One event as a table row; `index`, in a virtualised list, is its place in the whole list (aria-rowindex; the header is row 1). */
 export function EventLine({ e, showHost, short, index }: { e: TimelineEvent; showHost: boolean; short?: boolean; index?: number }) {
   const node = fleet.nodes.get(e.node_id);
+  const file = e.kind.startsWith('file.');
   return (
     <div class="row event-row" role="row" aria-rowindex={index == null ? undefined : rowIndex(index)} data-testid="event-row" data-kind={e.kind}>
       <span class="c-time num" role="cell" title={new Date(e.ts).toLocaleString()}>{short ? new Date(e.ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }) : clock(e.ts)}</span>
       <span class="c-kind" role="cell">
-        <Badge text={e.kind} tone={eventTone(e.kind)} />
+        <Badge text={e.kind} tone={eventTone(e.kind, e.detail)} />
       </span>
       <span class="c-name" role="cell">
-        <strong>{e.target || '—'}</strong>
+        {file ? (
+          <strong>
+            {node ? <Link href={fileUrl(node.id, e.target)}>{e.target}</Link> : e.target} <RiskBadge risk={e.detail?.risk as string | null} />
+          </strong>
+        ) : (
+          <strong>{e.target || '—'}</strong>
+        )}
         <small class="sub">{detailText(e)}</small>
       </span>
       {showHost && <span class="c-host" role="cell">{node ? <Link href={hostUrl(node.id, 'events')}>{node.hostname}</Link> : <span class="muted">{e.node_id}</span>}</span>}

@@ -51,6 +51,8 @@ class Fleet {
   liveEvents: TimelineEvent[] = [];
   /** Commands started or ended since the last snapshot, by id (the newest state of each). */
   liveCommands = new Map<string, CommandRecord>();
+  /** Bumped on every live `file.*` timeline event (a version rated: lists of files and changes re-read). */
+  fileEvents = 0;
   /** Snapshots applied: after one, lists read from the API may have missed changes. */
   snapshots = 0;
   link: LinkState = 'connecting';
@@ -197,6 +199,7 @@ class Fleet {
       }
       case 'event': {
         this.liveEvents.unshift(msg.event);
+        if (msg.event.kind.startsWith('file.')) this.fileEvents++;
         if (this.liveEvents.length > LIVE_EVENTS) this.liveEvents.length = LIVE_EVENTS;
         this.changed(false);
         break;
@@ -253,7 +256,7 @@ class Fleet {
 }
 
 function normalise(n: NodeView): NodeView {
-  for (const k of ['containers', 'units', 'ports', 'sources', 'interfaces', 'mounts', 'processes', 'disk_health'] as const) {
+  for (const k of ['containers', 'units', 'ports', 'sources', 'interfaces', 'mounts', 'processes', 'disk_health', 'files'] as const) {
     if (!n[k]) (n as unknown as Record<string, unknown>)[k] = {};
   }
   if (!n.host) n.host = { hostname: n.hostname } as NodeView['host'];

@@ -41,6 +41,74 @@ export interface Unit {
   cpu_nsec?: number | null;
 }
 
+// Watched configuration files (crates/proto/src/model.rs WatchedFile,
+// crates/hub/src/api/files.rs, crates/hub/src/store/files.rs).
+
+export type FileState = 'present' | 'missing' | 'unreadable';
+export type FileContent = 'shipped' | 'secret' | 'too_large' | 'binary' | 'none';
+export type Risk = 'low' | 'medium' | 'high' | 'critical';
+
+export interface WatchedFile {
+  path: string;
+  state: FileState;
+  /** Null when missing or unreadable. */
+  sha256: string | null;
+  /** The hash is an HMAC with the agent's key (a file with secrets). */
+  keyed?: boolean;
+  size?: number | null;
+  mtime_ms?: number | null;
+  mode?: number | null;
+  uid?: number | null;
+  gid?: number | null;
+  kind: string;
+  content: FileContent;
+  redacted: number;
+  /** `watch` (asked for), `compose` (a container's compose file), `unit` (a unit's file). */
+  origin: string;
+  error?: string | null;
+}
+
+/** GET /api/v1/nodes/{id}/files: the file as reported now, with its last change. */
+export interface FileEntry extends WatchedFile {
+  last_change_ms: number | null;
+  risk: Risk | null;
+  summary: string | null;
+  drift: Record<string, unknown>[];
+}
+
+export interface Finding {
+  rule: string;
+  risk: Risk;
+  detail: string;
+}
+
+export interface FileVersion {
+  id: number;
+  node_id: string;
+  path: string;
+  ts_ms: number;
+  sha256: string | null;
+  prev_sha256: string | null;
+  change: 'first_seen' | 'changed' | 'created' | 'deleted' | 'unreadable' | string;
+  state: FileState;
+  kind: string;
+  content: FileContent;
+  keyed: boolean;
+  size: number | null;
+  mode: number | null;
+  /** Null while the hub still waits for the content. */
+  risk: Risk | null;
+  summary: string;
+  assessment: { findings?: Finding[]; affected?: unknown[]; drift?: { what?: string; reason?: string }[] } | null;
+}
+
+export interface FileDiff {
+  path: string;
+  from: string | null;
+  to: string | null;
+  diff: string;
+}
+
 export interface Port {
   protocol: string;
   address: string;
@@ -111,7 +179,7 @@ export interface Sample {
 }
 
 export type Collection =
-  | 'containers' | 'units' | 'ports' | 'sources' | 'interfaces' | 'mounts' | 'processes' | 'disk_health';
+  | 'containers' | 'units' | 'ports' | 'sources' | 'interfaces' | 'mounts' | 'processes' | 'disk_health' | 'files';
 
 export interface NodeView {
   id: string;
@@ -131,6 +199,8 @@ export interface NodeView {
   mounts: Record<string, Mount>;
   processes: Record<string, Process>;
   disk_health: Record<string, DiskHealth>;
+  /** Watched configuration files by path (protocol 2; empty from older agents). */
+  files: Record<string, WatchedFile>;
   /** The agent's command policy (docs/commands.md); absent from older hubs and agents. */
   policy?: Policy | null;
 }

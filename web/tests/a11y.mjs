@@ -19,18 +19,21 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+import { BIN, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
 import { A11yAudit, AXE_VERSION } from './axe.mjs';
+import { FileAgent } from './file-agent.mjs';
 
 const DEMO_HOSTS = 40;
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
 const THEMES = ['light', 'dark'];
-const HOST_TABS = ['overview', 'containers', 'units', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'];
+const HOST_TABS = ['overview', 'containers', 'units', 'files', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'];
 const HOSTNAME = os.hostname();
 
 const hub = { proc: null, port: 0, dir: '', url: '', log: '', startedAt: 0 };
 let browser;
+let diffEndpoint = true; // GET /nodes/{id}/files/diff, added in parallel: probed in before()
+let files; // a host watching files (file-agent.mjs): rows, a history, a diff, a change
 let failed = false;
 const problems = [];
 const allowed = [];
@@ -42,7 +45,7 @@ function allowedHttpError(msg) {
   const m = /status of (\d{3})/.exec(msg.text());
   if (!m) return false;
   const pathname = new URL(msg.location()?.url || '/', 'http://x').pathname;
-  return m[1] === '401' && pathname === '/api/v1/session';
+  return (m[1] === '401' && pathname === '/api/v1/session') || (!diffEndpoint && m[1] === '404' && pathname.endsWith('/files/diff'));
 }
 
 process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ } });
@@ -70,9 +73,22 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
     const data = path.join(hub.dir, 'data');
     await startHubProcess(hub, (listen) => ['up', '--listen', listen, '--data-dir', data, '--interval', '2s', '--demo', String(DEMO_HOSTS)], PASSWORD);
     browser = await launchBrowser();
+    // A host with watched files: shipped, secret (hashed only), missing, unreadable; one edited (a change with a redaction marker).
+    const COMPOSE = 'services:\n  web:\n    image: nginx:1.25\n';
+    files = await FileAgent.enroll({ bin: BIN, dataDir: data, hubUrl: hub.url, hostname: 'files-host', files: { '/srv/app/compose.yaml': COMPOSE } });
+    files.setFile('/etc/app/secret.env', 'TOKEN=abc\n', { content: 'secret' });
+    files.setFile('/etc/nginx/nginx.conf', null);
+    files.setFile('/etc/shadow', null, { state: 'unreadable' });
+    files.setFile('/srv/app/compose.yaml', `${COMPOSE.replace('1.25', '1.27')}    environment:\n      DB_PASSWORD: «redacted:DB_PASSWORD»\n`, { redacted: 1 });
+    const session = await fetch(`${hub.url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json', origin: hub.url }, body: JSON.stringify({ username: 'admin', password: PASSWORD }) });
+    const cookie = session.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const probe = await fetch(`${hub.url}/api/v1/nodes/${files.id}/files/diff?path=%2Fsrv%2Fapp%2Fcompose.yaml`, { headers: { cookie } });
+    diffEndpoint = !(probe.status === 404 && !(await probe.text()).includes('"error"')); // the endpoint's own 404s say why
+    if (!diffEndpoint) console.error('a11y: this hub has no /files/diff endpoint yet: the diff screens are not checked');
   });
 
   after(async () => {
+    files?.stop();
     await browser?.close().catch(() => {});
     await stopProcess(hub.proc);
     if (failed) console.error(`a11y: kept ${hub.dir} (hub log, failure png)`);
@@ -137,6 +153,14 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
             await p.waitForURL((u) => (u.searchParams.get('tab') || 'overview') === tab);
             await settle(p);
             await check(`host, ${tab}`);
+          }
+
+          // Watched files: the fleet's changes (rows, none this risky), a host's files, one file's history and diff (both layouts).
+          for (const [url, label, ready] of [['/changes', 'changes', 'change-row'], ['/changes?risk=critical', 'changes, none this risky', 'changes-empty'], [`/hosts/${files.id}?tab=files`, 'host, files', 'file-row'], [`/hosts/${files.id}?tab=files&path=%2Fsrv%2Fapp%2Fcompose.yaml`, 'host, file history and diff', diffEndpoint ? 'diff' : 'version-row'], ...(diffEndpoint ? [[`/hosts/${files.id}?tab=files&path=%2Fsrv%2Fapp%2Fcompose.yaml&view=split`, 'host, file diff side by side', 'diff']] : [])]) {
+            await go(p, url);
+            await p.getByTestId(ready).first().waitFor({ timeout: 15_000 });
+            await settle(p);
+            await check(label);
           }
 
           // Admin screens, a dialog open, a new token's secret.

@@ -37,6 +37,7 @@ const SPA_ROUTES: &[&str] = &[
     "/containers",
     "/units",
     "/events",
+    "/changes",
     "/audit",
     "/settings",
     "/settings/{tab}",

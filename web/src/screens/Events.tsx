@@ -8,7 +8,7 @@ import { fleet } from '../store';
 import { useFleet } from '../useFleet';
 import { PHONE, useMedia } from '../useMedia';
 
-const KINDS = ['all', 'container', 'unit', 'port', 'agent'];
+const KINDS = ['all', 'container', 'unit', 'port', 'file', 'agent'];
 
 export function Events({ query }: { query: URLSearchParams }) {
   useFleet();

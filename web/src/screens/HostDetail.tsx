@@ -14,9 +14,10 @@ import { useFleet } from '../useFleet';
 import { Verbs } from '../components/Verbs';
 import { ContainerTable } from './Containers';
 import { ActionsTab, CommandsTab } from './HostCommands';
+import { FilesTab } from './Files';
 import { UnitTable } from './Units';
 
-const TABS = ['overview', 'containers', 'units', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'] as const;
+const TABS = ['overview', 'containers', 'units', 'files', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'] as const;
 
 function Charts({ node, range, theme }: { node: NodeView; range: string; theme: string }) {
   const r = RANGES.find((x) => x.key === range) ?? RANGES[1];
@@ -364,6 +365,7 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
   const count: Record<string, number> = {
     containers: ctrRows.length,
     units: unitRows.length,
+    files: Object.keys(node.files).length,
     ports: Object.keys(node.ports).length,
     processes: Object.keys(node.processes).length,
   };
@@ -456,6 +458,7 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
             {unitRows.length === 0 ? <Empty title="No units on this host" /> : <UnitTable rows={unitRows} showHost={false} label={`Units on ${node.hostname}`} />}
           </div>
         )}
+        {tab === 'files' && <FilesTab node={node} query={query} />}
         {tab === 'ports' && <PortsTab node={node} />}
         {tab === 'processes' && <ProcessesTab node={node} />}
         {tab === 'events' && <EventsTab node={node} />}
