@@ -4,6 +4,13 @@
 //!
 //! Placeholder spine: `receive` bounds what a connection may have in flight.
 
+mod compose;
+pub mod diff;
+mod kv;
+mod nginx;
+pub mod risk;
+mod unit;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
