@@ -107,7 +107,7 @@ pub(super) fn parse(text: &str) -> Result<Compose, String> {
     let value: Value = if text.trim().is_empty() {
         Value::Null
     } else {
-        serde_saphyr::from_str(text).map_err(short_error)?
+        serde_saphyr::from_str_with_options(text, yaml_options()).map_err(short_error)?
     };
     let top = match value {
         Value::Null => return Ok(Compose::default()),
@@ -140,6 +140,14 @@ pub(super) fn parse(text: &str) -> Result<Compose, String> {
         }
     }
     Ok(compose)
+}
+
+/// YAML as compose (and most tools today) read it: YAML 1.2 booleans only,
+/// so `restart: no` is the string `no`, not `false`.
+pub(super) fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options
 }
 
 /// The first line of a parser error, bounded.

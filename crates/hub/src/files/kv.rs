@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::compose::{list, short_error};
+use super::compose::{list, short_error, yaml_options};
 use super::risk::{Compared, Finding, Risk};
 
 /// Parts of a name that mark it as holding a secret.
@@ -119,7 +119,8 @@ fn parse_yaml(text: &str) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     let docs: Vec<Value> =
-        serde_saphyr::from_str_multiple::<Value, Vec<Value>>(text).map_err(short_error)?;
+        serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(text, yaml_options())
+            .map_err(short_error)?;
     Ok(match docs.len() {
         0 => Value::Null,
         1 => docs.into_iter().next().unwrap_or(Value::Null),

@@ -577,3 +577,6 @@ pub(super) fn rfc3339_ms(s: &str) -> Option<i64> {
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
     Some(secs * 1000 + ms)
 }
+
+#[cfg(test)]
+mod tests;
