@@ -66,19 +66,17 @@ pub(super) fn parse(text: &str) -> Result<UnitFile, String> {
             continue;
         }
         // A trailing backslash continues the line; comment lines inside are skipped.
-        while line.ends_with('\\') {
+        'continued: while line.ends_with('\\') {
             line.pop();
             line.push(' ');
-            match lines.next() {
-                Some((_, next)) => {
-                    let next = next.trim();
-                    if next.starts_with('#') || next.starts_with(';') {
-                        continue;
-                    }
+            for (_, next) in lines.by_ref() {
+                let next = next.trim();
+                if !(next.starts_with('#') || next.starts_with(';')) {
                     line.push_str(next);
+                    continue 'continued;
                 }
-                None => break,
             }
+            break;
         }
         if let Some(name) = line.strip_prefix('[') {
             let name = name
@@ -424,7 +422,7 @@ mod tests {
     #[test]
     fn continuations_comments_and_resets() {
         let u = parse(
-            "# c\n[Service]\nExecStart=/bin/a \\\n  --flag\nExecStart=\nExecStart=/bin/b   x\n",
+            "# c\n[Service]\nExecStart=/bin/a \\\n  --flag\nExecStart=\nExecStart=/bin/b \\\n# note\n   x\n",
         )
         .unwrap();
         assert_eq!(u.values("Service", "ExecStart"), ["/bin/b x"]);

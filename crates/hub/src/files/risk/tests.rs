@@ -85,6 +85,22 @@ fn compose_reformatting_is_low() {
 }
 
 #[test]
+fn compose_anchors_and_merge_keys_are_expanded_before_comparing() {
+    let plain = "services:\n  a:\n    image: app\n    restart: always\n  b:\n    image: app\n    restart: always\n";
+    let anchored = "x-base: &base\n  image: app\n  restart: always\nservices:\n  a: *base\n  b:\n    <<: *base\n";
+    assert!(format_only(&run(FileKind::Compose, plain, anchored)));
+    let evil = anchored.replace("restart: always\n", "restart: always\n  privileged: true\n");
+    let a = run(FileKind::Compose, anchored, &evil);
+    assert_eq!(a.risk, Risk::High);
+    assert_eq!(
+        a.affected.len(),
+        2,
+        "both services use the anchor: {:#?}",
+        a.affected
+    );
+}
+
+#[test]
 fn compose_public_ports_are_high_and_loopback_is_not() {
     for public in ["8080:80", "0.0.0.0:8080:80", "[::]:8080:80", "9000"] {
         let new = WEB.replace("127.0.0.1:8080:80", public);
@@ -679,6 +695,30 @@ fn nginx_high_rules() {
             name: "shop.example.com".into()
         }));
     }
+}
+
+#[test]
+fn nginx_deleted_names_its_servers() {
+    let a = assess(
+        FileKind::Nginx,
+        "/etc/nginx/conf.d/shop.conf",
+        Some(&FileVersion::text(SITE)),
+        None,
+        &NodeState::default(),
+        NOW,
+    );
+    assert_eq!((a.risk, rules(&a)), (Risk::Medium, vec!["file.deleted"]));
+    assert_eq!(
+        a.affected,
+        [
+            Affected::ServerName {
+                name: "shop.example.com".into()
+            },
+            Affected::ServerName {
+                name: "www.example.com".into()
+            }
+        ]
+    );
 }
 
 #[test]
