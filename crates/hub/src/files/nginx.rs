@@ -378,14 +378,18 @@ pub(super) fn compare(old: &str, new: &str) -> Result<Compared, String> {
                 Risk::High,
                 format!("server {name}: no longer served over TLS (listen … ssl gone)"),
             );
-            subjects.insert(name.to_string());
+            if !matches!(*name, "_" | "(default)") {
+                subjects.insert(name.to_string());
+            }
         } else if *cert && !cert_now {
             push(
                 "nginx.certificate_removed",
                 Risk::High,
                 format!("server {name}: ssl_certificate removed"),
             );
-            subjects.insert(name.to_string());
+            if !matches!(*name, "_" | "(default)") {
+                subjects.insert(name.to_string());
+            }
         }
     }
     if new.autoindex && !old.autoindex {
