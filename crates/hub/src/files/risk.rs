@@ -473,16 +473,38 @@ fn subjects_of(kind: FileKind, text: &str) -> Compared {
     }
 }
 
-/// The highest findings' details, joined.
+/// The highest findings' details, joined; details about the same service or
+/// server share its name (`service web: privileged: true added; image …`).
 fn summary(findings: &[Finding]) -> String {
     const SHOWN: usize = 3;
     if findings.is_empty() {
         return "no change".into();
     }
-    let mut s = findings
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for f in findings.iter().take(SHOWN) {
+        let d = f.detail.as_str();
+        let (prefix, rest) = match d.split_once(": ") {
+            Some((p, r)) if p.starts_with("service ") || p.starts_with("server ") => (p, r),
+            _ => ("", d),
+        };
+        match groups
+            .iter_mut()
+            .find(|(p, _)| !p.is_empty() && *p == prefix)
+        {
+            Some((_, items)) => items.push(rest),
+            None => groups.push((prefix, vec![rest])),
+        }
+    }
+    let mut s = groups
         .iter()
-        .take(SHOWN)
-        .map(|f| f.detail.as_str())
+        .map(|(prefix, items)| {
+            let items = items.join("; ");
+            if prefix.is_empty() {
+                items
+            } else {
+                format!("{prefix}: {items}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ");
     if findings.len() > SHOWN {

@@ -312,16 +312,9 @@ fn compose_medium_changes_name_what_changed_without_values() {
         .replace("«redacted:1a2b3c4d»", "«redacted:99999999»");
     let a = run(FileKind::Compose, WEB, &new);
     assert_eq!(a.risk, Risk::Medium);
-    assert!(
-        a.summary
-            .contains("service web: image nginx:1.25 → nginx:1.27"),
-        "{}",
-        a.summary
-    );
-    assert!(
-        a.summary.contains("service web: DB_PASSWORD changed"),
-        "{}",
-        a.summary
+    assert_eq!(
+        a.summary,
+        "service web: image nginx:1.25 → nginx:1.27; DB_PASSWORD changed"
     );
     assert!(
         !format!("{a:?}").contains("redacted"),
@@ -1036,4 +1029,14 @@ proptest! {
             let _ = run(kind, &mutated, &text);
         }
     }
+}
+
+#[test]
+fn summary_groups_details_by_service() {
+    let new = web_with("    privileged: true\n").replace("nginx:1.25", "nginx:1.27");
+    let a = run(FileKind::Compose, WEB, &new);
+    assert_eq!(
+        a.summary,
+        "service web: privileged: true added; image nginx:1.25 → nginx:1.27"
+    );
 }
