@@ -951,6 +951,63 @@ fn render_unit(u: &GenUnit, noisy: bool) -> String {
     out
 }
 
+/// Servers: (names, TLS, locations with their proxy targets).
+type GenNginx = Vec<(Vec<&'static str>, bool, Vec<(&'static str, &'static str)>)>;
+
+fn nginx_strategy() -> impl Strategy<Value = GenNginx> {
+    prop::collection::vec(
+        (
+            prop::collection::vec(
+                prop::sample::select(vec!["a.example", "b.example", "_"]),
+                0..3,
+            ),
+            any::<bool>(),
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec!["/", "/api", "~ \\.php$", "= /x"]),
+                    prop::sample::select(vec![
+                        "http://app",
+                        "http://127.0.0.1:9000/",
+                        "http://$up",
+                    ]),
+                ),
+                0..3,
+            ),
+        ),
+        0..3,
+    )
+}
+
+fn render_nginx(servers: &GenNginx, pretty: bool) -> String {
+    let (nl, ind) = if pretty { ("\n", "    ") } else { (" ", "") };
+    let mut out = String::new();
+    for (names, tls, locations) in servers {
+        if pretty {
+            out.push_str("# a server\n");
+        }
+        out.push_str(&format!("server {{{nl}"));
+        out.push_str(&format!(
+            "{ind}listen 443{};{nl}",
+            if *tls { " ssl" } else { "" }
+        ));
+        if !names.is_empty() {
+            out.push_str(&format!("{ind}server_name {};{nl}", names.join(" ")));
+        }
+        for (path, target) in locations {
+            let target = if pretty {
+                format!("\"{target}\"")
+            } else {
+                target.to_string()
+            };
+            out.push_str(&format!(
+                "{ind}location {path} {{ proxy_pass {target}; }}{nl}"
+            ));
+        }
+        out.push_str(&format!("}}{nl}"));
+    }
+    out
+}
+
 fn any_kind() -> impl Strategy<Value = FileKind> {
     prop::sample::select(vec![
         FileKind::Compose,
@@ -1010,6 +1067,15 @@ proptest! {
         prop_assert!(a.findings.is_empty());
         let a = run(FileKind::SystemdUnit, &plain, &noisy);
         prop_assert!(format_only(&a), "{:#?}", a);
+    }
+
+    #[test]
+    fn nginx_against_itself_and_reformatted_is_low(servers in nginx_strategy()) {
+        let (compact, pretty) = (render_nginx(&servers, false), render_nginx(&servers, true));
+        let a = run(FileKind::Nginx, &compact, &compact);
+        prop_assert!(a.findings.is_empty());
+        let a = run(FileKind::Nginx, &compact, &pretty);
+        prop_assert!(format_only(&a), "{:#?}\n{}\n{}", a, compact, pretty);
     }
 
     #[test]
