@@ -12,6 +12,13 @@
 //! travel), the tracker rates the change (`risk.rs`) and puts a
 //! `file.changed`, `file.created` or `file.deleted` event on the timeline.
 
+mod compose;
+pub mod diff;
+mod kv;
+mod nginx;
+pub mod risk;
+mod unit;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
