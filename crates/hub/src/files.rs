@@ -10,7 +10,9 @@
 //! agent cannot plant content under another host's version). Once a
 //! version's content is in (or at once, for files whose content does not
 //! travel), the tracker rates the change (`risk.rs`) and puts a
-//! `file.changed`, `file.created` or `file.deleted` event on the timeline.
+//! `file.changed`, `file.created` or `file.deleted` event on the timeline,
+//! with `file.drift` when running services still use the version before;
+//! it checks those again every few seconds and says `file.drift_resolved`.
 
 mod compose;
 pub mod diff;
@@ -26,7 +28,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::message::{FileChunk, HubMessage, NeededFile};
-use twinbay_proto::model::{FileContent, FileState, WatchedFile};
+use twinbay_proto::model::{FileContent, FileKind, FileState, WatchedFile};
 
 use crate::HubState;
 use crate::store::{FileVersion, NewFileVersion, now_ms};
@@ -36,6 +38,8 @@ use crate::timeline::Event;
 /// and every version younger than [`KEEP_DAYS`] days.
 pub const KEEP_VERSIONS: i64 = 100;
 pub const KEEP_DAYS: i64 = 90;
+/// How often versions with drift are checked against the twin again.
+const DRIFT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often retention runs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -48,6 +52,8 @@ const QUEUE: usize = 16_384;
 pub struct Files {
     partial: Mutex<HashMap<(String, String), Partial>>,
     tx: mpsc::Sender<Job>,
+    /// Newest versions whose drift is not resolved yet: (node, path) → version id.
+    drifting: Mutex<HashMap<(String, String), i64>>,
 }
 
 struct Partial {
@@ -76,6 +82,7 @@ impl Files {
         let files = Files {
             partial: Mutex::new(HashMap::new()),
             tx,
+            drifting: Mutex::new(HashMap::new()),
         };
         (files, rx)
     }
@@ -149,9 +156,16 @@ impl Files {
 /// The tracker: runs until `stop`, one job at a time.
 pub async fn track(hub: Arc<HubState>, mut jobs: mpsc::Receiver<Job>, stop: CancellationToken) {
     let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut drift = tokio::time::interval(DRIFT_EVERY);
     loop {
         let job = tokio::select! {
             _ = stop.cancelled() => return,
+            _ = drift.tick() => {
+                if let Err(e) = recheck_drift(&hub).await {
+                    tracing::warn!(error = %crate::report(&e), "checking drift failed");
+                }
+                continue;
+            }
             _ = prune.tick() => {
                 let cutoff = now_ms().saturating_sub(KEEP_DAYS * 86_400_000);
                 match hub.store.prune_file_versions(KEEP_VERSIONS, cutoff).await {
@@ -355,9 +369,20 @@ async fn assess(hub: &HubState, v: &FileVersion) -> Result<(), crate::store::Sto
     };
     let old = text_of(v.prev_sha256.as_deref()).await?;
     let new = text_of(v.sha256.as_deref()).await?;
-    let (risk, summary, assessment) = rate(v, old.as_deref(), new.as_deref());
+    let old_mode = match v.prev_sha256.as_deref() {
+        Some(sha) => hub
+            .store
+            .file_version_by_sha(&v.node_id, &v.path, sha)
+            .await?
+            .and_then(|p| p.mode)
+            .and_then(|m| u32::try_from(m).ok()),
+        None => None,
+    };
+    let verdict = rate(hub, v, old.as_deref(), new.as_deref(), old_mode);
+    let assessment = serde_json::to_value(&verdict).unwrap_or_default();
+    let risk = verdict.risk.as_str();
     hub.store
-        .set_file_assessment(v.id, &risk, &summary, &assessment)
+        .set_file_assessment(v.id, risk, &verdict.summary, &assessment)
         .await?;
     let kind = match v.change.as_str() {
         "first_seen" => return Ok(()),
@@ -366,7 +391,7 @@ async fn assess(hub: &HubState, v: &FileVersion) -> Result<(), crate::store::Sto
         "unreadable" => "file.unreadable",
         _ => "file.changed",
     };
-    hub.twin.emit(vec![Event {
+    let mut events = vec![Event {
         node_id: v.node_id.clone(),
         ts: v.ts_ms,
         kind: kind.into(),
@@ -376,40 +401,109 @@ async fn assess(hub: &HubState, v: &FileVersion) -> Result<(), crate::store::Sto
             "sha256": v.sha256,
             "prev_sha256": v.prev_sha256,
             "risk": risk,
-            "summary": summary,
-            "affected": assessment.get("affected"),
+            "summary": verdict.summary,
+            "affected": verdict.affected,
         }),
-    }]);
+    }];
+    if !verdict.drift.is_empty() {
+        events.push(drift_event(v, "file.drift", &verdict.drift));
+        lock(&hub.files.drifting).insert((v.node_id.clone(), v.path.clone()), v.id);
+    }
+    hub.twin.emit(events);
     Ok(())
 }
 
-/// Until the rule engine lands: a deletion or unreadable file is medium,
-/// anything else low, and the summary says what changed in lines.
+fn drift_event(v: &FileVersion, kind: &str, drift: &[risk::Drift]) -> Event {
+    Event {
+        node_id: v.node_id.clone(),
+        ts: now_ms(),
+        kind: kind.into(),
+        target: v.path.clone(),
+        detail: json!({"path": v.path, "sha256": v.sha256, "drift": drift}),
+    }
+}
+
+/// Versions with drift: rated again against the twin as it is now; when the
+/// drift is gone (containers recreated, daemon-reload done), the version
+/// says so and `file.drift_resolved` goes on the timeline.
+async fn recheck_drift(hub: &HubState) -> Result<(), crate::store::StoreError> {
+    let drifting: Vec<((String, String), i64)> = lock(&hub.files.drifting)
+        .iter()
+        .map(|(k, id)| (k.clone(), *id))
+        .collect();
+    for ((node_id, path), id) in drifting {
+        let latest = hub.store.latest_file_version(&node_id, &path).await?;
+        let Some(v) = latest.filter(|v| v.id == id) else {
+            // A newer version replaced it; its own rating tracks drift.
+            lock(&hub.files.drifting).remove(&(node_id, path));
+            continue;
+        };
+        let text_of = async |sha: Option<&str>| match sha {
+            Some(sha) => hub.store.file_content(&v.node_id, sha, v.keyed).await,
+            None => Ok(None),
+        };
+        let old = text_of(v.prev_sha256.as_deref()).await?;
+        let new = text_of(v.sha256.as_deref()).await?;
+        let verdict = rate(hub, &v, old.as_deref(), new.as_deref(), None);
+        if verdict.drift.is_empty() {
+            let before: Vec<risk::Drift> = Vec::new();
+            let mut assessment = v.assessment.clone().unwrap_or_default();
+            let was = assessment.get("drift").cloned().unwrap_or_default();
+            assessment["drift"] = json!(before);
+            hub.store
+                .set_file_assessment(
+                    v.id,
+                    v.risk.as_deref().unwrap_or("low"),
+                    &v.summary,
+                    &assessment,
+                )
+                .await?;
+            let mut event = drift_event(&v, "file.drift_resolved", &[]);
+            event.detail["was"] = was;
+            hub.twin.emit(vec![event]);
+            lock(&hub.files.drifting).remove(&(node_id, path));
+        }
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The rule engine's verdict on version `v` (`risk.rs`), against the twin as it is now.
 fn rate(
+    hub: &HubState,
     v: &FileVersion,
     old: Option<&str>,
     new: Option<&str>,
-) -> (String, String, serde_json::Value) {
-    let risk = match v.change.as_str() {
-        "deleted" | "unreadable" => "medium",
-        _ => "low",
-    };
-    let summary = match (v.change.as_str(), old, new) {
-        ("first_seen", ..) => "first seen".to_string(),
-        ("deleted", ..) => "deleted".to_string(),
-        ("created", ..) => "created".to_string(),
-        ("unreadable", ..) => "cannot be read".to_string(),
-        (_, Some(o), Some(n)) => {
-            let (o, n): (Vec<&str>, Vec<&str>) = (o.lines().collect(), n.lines().collect());
-            let removed = o.iter().filter(|l| !n.contains(l)).count();
-            let added = n.iter().filter(|l| !o.contains(l)).count();
-            format!("{added} lines added, {removed} removed")
-        }
-        _ => "content changed".to_string(),
-    };
-    (
-        risk.into(),
-        summary,
-        json!({"findings": [], "affected": [], "drift": []}),
-    )
+    old_mode: Option<u32>,
+) -> risk::Assessment {
+    if v.change == "first_seen" {
+        // Nothing to compare with: the hub's first look is no change.
+        return risk::Assessment {
+            risk: risk::Risk::Low,
+            findings: Vec::new(),
+            summary: "first seen".into(),
+            affected: Vec::new(),
+            drift: Vec::new(),
+        };
+    }
+    let kind: FileKind = serde_json::from_value(json!(v.kind)).unwrap_or_default();
+    let old = v.prev_sha256.as_deref().map(|sha| risk::FileVersion {
+        text: old,
+        mode: old_mode,
+        sha256: Some(sha),
+    });
+    let new = v.sha256.as_deref().map(|sha| risk::FileVersion {
+        text: new,
+        mode: v.mode.and_then(|m| u32::try_from(m).ok()),
+        sha256: Some(sha),
+    });
+    let empty = twinbay_proto::model::NodeState::default();
+    hub.twin
+        .read(&v.node_id, |n| {
+            risk::assess(kind, &v.path, old.as_ref(), new.as_ref(), &n.state, v.ts_ms)
+        })
+        .unwrap_or_else(|| risk::assess(kind, &v.path, old.as_ref(), new.as_ref(), &empty, v.ts_ms))
 }
