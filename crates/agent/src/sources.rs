@@ -6,6 +6,7 @@
 
 pub mod containers;
 pub mod disks;
+pub mod files;
 pub mod gpu;
 pub mod host;
 pub mod latency;
