@@ -22,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 use twinbay_proto::codec::decode_hub_frame;
 use twinbay_proto::command::{CommandResult, OutputChunk, Status};
 use twinbay_proto::diff::diff;
-use twinbay_proto::message::{AgentMessage, ErrorCode, Hello, HubMessage};
+use twinbay_proto::message::{
+    AgentMessage, ErrorCode, FILE_CHUNK_BYTES, FileChunk, Hello, HubMessage, MAX_FILE_CONTENT,
+    NeededFile,
+};
 use twinbay_proto::model::NodeState;
 use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION, link_proof_message};
 
@@ -31,6 +34,7 @@ use crate::buffer::SampleBuffer;
 use crate::error::report;
 use crate::exec::{self, Event};
 use crate::identity::Identity;
+use crate::sources::files::{self, FileKey};
 use crate::{AgentError, tls};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,6 +147,13 @@ pub async fn connect(hub: &str, fingerprint: &str) -> Result<HubSocket, AgentErr
     Ok(ws)
 }
 
+/// What the link needs to send watched files' content when the hub asks.
+#[derive(Debug, Clone)]
+pub struct FileReader {
+    pub key: FileKey,
+    pub content_cap: u64,
+}
+
 /// Keeps a session with the hub alive until `cancel` fires or the hub
 /// refuses this agent for good.
 pub async fn run(
@@ -150,6 +161,7 @@ pub async fn run(
     mut state: watch::Receiver<NodeState>,
     samples: Arc<SampleBuffer>,
     mut commands: Option<exec::Channel>,
+    files: Option<FileReader>,
     cancel: CancellationToken,
 ) -> Result<(), AgentError> {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
@@ -169,6 +181,7 @@ pub async fn run(
                         samples: &samples,
                         backoff: &mut backoff,
                         commands: &mut commands,
+                        files: files.as_ref(),
                         cancel: &cancel,
                     };
                     let result = session.run(ws).await;
@@ -201,6 +214,7 @@ struct Session<'a> {
     samples: &'a SampleBuffer,
     backoff: &'a mut Backoff,
     commands: &'a mut Option<exec::Channel>,
+    files: Option<&'a FileReader>,
     cancel: &'a CancellationToken,
 }
 
@@ -293,6 +307,7 @@ impl Session<'_> {
                                 c.executor.cancel(&id);
                             }
                         }
+                        Ok(HubMessage::NeedFiles { files }) => self.send_files(&mut tx, files).await?,
                         Ok(other) => tracing::debug!(?other, "ignoring unexpected message"),
                         Err(e) => tracing::warn!(error = %e, "undecodable frame from hub"),
                     },
@@ -330,6 +345,46 @@ impl Session<'_> {
                 }
             }
         }
+    }
+
+    /// Sends the content the hub asked for: only files in the watched set
+    /// (never a path the hub merely names), only the version asked for
+    /// (a changed file's new version comes through the diff), redacted.
+    async fn send_files(&self, tx: &mut Sink, wanted: Vec<NeededFile>) -> Result<(), AgentError> {
+        let Some(reader) = self.files else {
+            return Ok(());
+        };
+        for want in wanted {
+            let watched = self.state.borrow().files.get(&want.path).cloned();
+            let Some(file) = watched.filter(|f| f.ships_content()) else {
+                tracing::debug!(
+                    path = want.path,
+                    "hub asked for a file that is not watched (or whose content does not travel)"
+                );
+                continue;
+            };
+            let (key, cap, sha) = (reader.key.clone(), reader.content_cap, want.sha256.clone());
+            let text =
+                tokio::task::spawn_blocking(move || files::read_content(&file, &sha, cap, &key))
+                    .await
+                    .ok()
+                    .flatten();
+            let Some(text) = text.filter(|t| t.len() as u64 <= MAX_FILE_CONTENT) else {
+                tracing::debug!(path = want.path, "asked-for version is gone; skipping");
+                continue;
+            };
+            for (offset, data) in files::chunks(&text, FILE_CHUNK_BYTES) {
+                let chunk = FileChunk {
+                    path: want.path.clone(),
+                    sha256: want.sha256.clone(),
+                    offset: offset as u64,
+                    total: text.len() as u64,
+                    data: data.to_string(),
+                };
+                send(tx, &AgentMessage::FileChunk(chunk)).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn flush_samples(&self, tx: &mut Sink) -> Result<(), AgentError> {

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::FileState;
 
 fn text() -> impl Strategy<Value = String> {
     "[a-z0-9]{0,6}"
@@ -100,6 +101,22 @@ fn disk_health() -> impl Strategy<Value = DiskHealth> {
         })
 }
 
+fn watched_file() -> impl Strategy<Value = WatchedFile> {
+    (text(), prop::option::of("[0-9a-f]{64}"), any::<bool>()).prop_map(|(path, sha256, keyed)| {
+        WatchedFile {
+            path,
+            state: if sha256.is_some() {
+                FileState::Present
+            } else {
+                FileState::Missing
+            },
+            sha256,
+            keyed,
+            ..Default::default()
+        }
+    })
+}
+
 fn keyed<T: Keyed + std::fmt::Debug>(
     item: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = BTreeMap<String, T>> {
@@ -120,12 +137,13 @@ fn state() -> impl Strategy<Value = NodeState> {
         keyed(process()),
         keyed(disk_health()),
     );
-    (text(), text(), services, host).prop_map(
+    (text(), text(), services, host, keyed(watched_file())).prop_map(
         |(
             hostname,
             kernel,
             (containers, units, ports, sources),
             (interfaces, mounts, processes, disk_health),
+            files,
         )| NodeState {
             host: HostInfo {
                 hostname,
@@ -140,6 +158,7 @@ fn state() -> impl Strategy<Value = NodeState> {
             mounts,
             processes,
             disk_health,
+            files,
         },
     )
 }
