@@ -126,6 +126,12 @@ impl Identity {
         STANDARD.encode(self.key.sign(message).to_bytes())
     }
 
+    /// The key that hashes watched files and secret values: derived from
+    /// the identity key (stable across restarts), never sent.
+    pub fn file_key(&self) -> crate::sources::files::FileKey {
+        crate::sources::files::FileKey::derive(self.key.as_bytes())
+    }
+
     pub fn is_enrolled(&self) -> bool {
         self.enrollment.node_id.is_some()
     }

@@ -72,6 +72,13 @@ pub fn load_policy(config: &AgentConfig) -> Result<exec::policy::Loaded, AgentEr
 
 async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
     let policy = load_policy(config)?;
+    let mut files_config = config.sources.files.clone();
+    files_config
+        .watch
+        .extend(policy.watch.paths.iter().cloned());
+    files_config
+        .exclude
+        .extend(policy.watch.exclude.iter().cloned());
     let mut identity =
         identity::Identity::load_or_enroll(&config.state_dir, config.join.as_deref())?;
     identity.override_hubs(config.hub_override.clone());
@@ -108,6 +115,16 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
             ))
         })
         .collect();
+    let file_reader = link::FileReader {
+        key: identity.file_key(),
+        content_cap: files_config.content_cap,
+    };
+    let files = tokio::spawn(sources::files::run(
+        files_config,
+        identity.file_key(),
+        state_tx.clone(),
+        cancel.clone(),
+    ));
     let sampler = tokio::spawn(sources::run(
         collectors,
         config.sources.clone(),
@@ -116,9 +133,18 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
         container_stats,
         cancel.clone(),
     ));
-    let result = link::run(identity, state_rx, samples, Some(commands), cancel.clone()).await;
+    let result = link::run(
+        identity,
+        state_rx,
+        samples,
+        Some(commands),
+        Some(file_reader),
+        cancel.clone(),
+    )
+    .await;
     cancel.cancel();
     let _ = sampler.await;
+    let _ = files.await;
     let _ = containers.await;
     for task in units {
         let _ = task.await;

@@ -22,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 use twinbay_proto::codec::decode_hub_frame;
 use twinbay_proto::command::{CommandResult, OutputChunk, Status};
 use twinbay_proto::diff::diff;
-use twinbay_proto::message::{AgentMessage, ErrorCode, Hello, HubMessage};
+use twinbay_proto::message::{
+    AgentMessage, ErrorCode, FILE_CHUNK_BYTES, FileChunk, Hello, HubMessage, MAX_FILE_CONTENT,
+    NeededFile,
+};
 use twinbay_proto::model::NodeState;
 use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION, link_proof_message};
 
@@ -31,6 +34,7 @@ use crate::buffer::SampleBuffer;
 use crate::error::report;
 use crate::exec::{self, Event};
 use crate::identity::Identity;
+use crate::sources::files::{self, FileKey};
 use crate::{AgentError, tls};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,6 +147,13 @@ pub async fn connect(hub: &str, fingerprint: &str) -> Result<HubSocket, AgentErr
     Ok(ws)
 }
 
+/// What the link needs to send watched files' content when the hub asks.
+#[derive(Debug, Clone)]
+pub struct FileReader {
+    pub key: FileKey,
+    pub content_cap: u64,
+}
+
 /// Keeps a session with the hub alive until `cancel` fires or the hub
 /// refuses this agent for good.
 pub async fn run(
@@ -150,6 +161,7 @@ pub async fn run(
     mut state: watch::Receiver<NodeState>,
     samples: Arc<SampleBuffer>,
     mut commands: Option<exec::Channel>,
+    files: Option<FileReader>,
     cancel: CancellationToken,
 ) -> Result<(), AgentError> {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
@@ -169,6 +181,7 @@ pub async fn run(
                         samples: &samples,
                         backoff: &mut backoff,
                         commands: &mut commands,
+                        files: files.as_ref(),
                         cancel: &cancel,
                     };
                     let result = session.run(ws).await;
@@ -201,6 +214,7 @@ struct Session<'a> {
     samples: &'a SampleBuffer,
     backoff: &'a mut Backoff,
     commands: &'a mut Option<exec::Channel>,
+    files: Option<&'a FileReader>,
     cancel: &'a CancellationToken,
 }
 
@@ -293,6 +307,7 @@ impl Session<'_> {
                                 c.executor.cancel(&id);
                             }
                         }
+                        Ok(HubMessage::NeedFiles { files }) => self.send_files(&mut tx, files).await?,
                         Ok(other) => tracing::debug!(?other, "ignoring unexpected message"),
                         Err(e) => tracing::warn!(error = %e, "undecodable frame from hub"),
                     },
@@ -330,6 +345,46 @@ impl Session<'_> {
                 }
             }
         }
+    }
+
+    /// Sends the content the hub asked for: only files in the watched set
+    /// (never a path the hub merely names), only the version asked for
+    /// (a changed file's new version comes through the diff), redacted.
+    async fn send_files(&self, tx: &mut Sink, wanted: Vec<NeededFile>) -> Result<(), AgentError> {
+        let Some(reader) = self.files else {
+            return Ok(());
+        };
+        for want in wanted {
+            let watched = self.state.borrow().files.get(&want.path).cloned();
+            let Some(file) = watched.filter(|f| f.ships_content()) else {
+                tracing::debug!(
+                    path = want.path,
+                    "hub asked for a file that is not watched (or whose content does not travel)"
+                );
+                continue;
+            };
+            let (key, cap, sha) = (reader.key.clone(), reader.content_cap, want.sha256.clone());
+            let text =
+                tokio::task::spawn_blocking(move || files::read_content(&file, &sha, cap, &key))
+                    .await
+                    .ok()
+                    .flatten();
+            let Some(text) = text.filter(|t| t.len() as u64 <= MAX_FILE_CONTENT) else {
+                tracing::debug!(path = want.path, "asked-for version is gone; skipping");
+                continue;
+            };
+            for (offset, data) in files::chunks(&text, FILE_CHUNK_BYTES) {
+                let chunk = FileChunk {
+                    path: want.path.clone(),
+                    sha256: want.sha256.clone(),
+                    offset: offset as u64,
+                    total: text.len() as u64,
+                    data: data.to_string(),
+                };
+                send(tx, &AgentMessage::FileChunk(chunk)).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn flush_samples(&self, tx: &mut Sink) -> Result<(), AgentError> {
@@ -461,6 +516,142 @@ mod tests {
         assert_eq!(ep.host, "::1");
         assert!(!ep.tls);
         assert!(endpoint("http://localhost:7780").is_ok());
+    }
+
+    /// A hub of one test: handshake, then `need_files`; returns the chunks
+    /// the agent sent until it went quiet.
+    async fn ask_for_files(
+        state: NodeState,
+        key: FileKey,
+        wanted: Vec<NeededFile>,
+    ) -> Vec<FileChunk> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let join = twinbay_proto::join::JoinString {
+            hub: format!("ws://{addr}"),
+            token: "t".into(),
+            fp: String::new(),
+        };
+        let identity = Identity::simulated(ed25519_dalek::SigningKey::from_bytes(&[3; 32]), &join);
+        let (_tx, rx) = watch::channel(state);
+        let cancel = CancellationToken::new();
+        let reader = FileReader {
+            key,
+            content_cap: files::DEFAULT_CONTENT_CAP,
+        };
+        let agent = tokio::spawn(run(
+            identity,
+            rx,
+            Arc::new(SampleBuffer::new(16)),
+            None,
+            Some(reader),
+            cancel.clone(),
+        ));
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let to_agent = |m: &HubMessage| Message::text(serde_json::to_string(m).unwrap());
+        ws.send(to_agent(&HubMessage::Challenge {
+            protocol: PROTOCOL_VERSION,
+            hub_version: "test".into(),
+            nonce: "n".into(),
+        }))
+        .await
+        .unwrap();
+        let _hello = ws.next().await.unwrap().unwrap();
+        ws.send(to_agent(&HubMessage::Welcome {
+            node_id: "node".into(),
+            heartbeat_secs: 30,
+        }))
+        .await
+        .unwrap();
+        ws.send(to_agent(&HubMessage::NeedFiles { files: wanted }))
+            .await
+            .unwrap();
+        let mut chunks = Vec::new();
+        while let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(500), ws.next()).await
+        {
+            let msg: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if msg["type"] == "file_chunk" {
+                let chunk: FileChunk = serde_json::from_value(msg).unwrap();
+                chunk.validate().unwrap();
+                chunks.push(chunk);
+            }
+        }
+        cancel.cancel();
+        let _ = agent.await;
+        chunks
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_redacted_content_of_watched_files_only() {
+        use crate::sources::files::{Origin, scan};
+        let dir = std::env::temp_dir().join(format!("twinbay-link-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = FileKey::from_bytes([5; 32]);
+        let big = dir.join("big.conf");
+        let text = format!("API_TOKEN=abc\n{}é\n", "x".repeat(FILE_CHUNK_BYTES));
+        std::fs::write(&big, &text).unwrap();
+        let unwatched = dir.join("other.conf");
+        std::fs::write(&unwatched, "not for the hub\n").unwrap();
+        let file = scan::scan(&big, Origin::Watch, files::DEFAULT_CONTENT_CAP, &key, false).file;
+        let sha = file.sha256.clone().unwrap();
+        let mut state = NodeState::default();
+        state.files.insert(file.path.clone(), file);
+        let plain_sha = |p: &std::path::Path| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+        };
+        let wanted = vec![
+            NeededFile {
+                path: unwatched.to_str().unwrap().into(),
+                sha256: plain_sha(&unwatched),
+            },
+            NeededFile {
+                path: "/etc/passwd".into(),
+                sha256: plain_sha(std::path::Path::new("/etc/passwd")),
+            },
+            NeededFile {
+                path: big.to_str().unwrap().into(),
+                sha256: "0".repeat(64),
+            },
+            NeededFile {
+                path: big.to_str().unwrap().into(),
+                sha256: sha.clone(),
+            },
+        ];
+        let chunks = ask_for_files(state.clone(), key.clone(), wanted).await;
+        assert_eq!(
+            chunks.len(),
+            2,
+            "only the watched file, at the asked version"
+        );
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.path == big.to_str().unwrap() && c.sha256 == sha)
+        );
+        let joined: String = chunks.iter().map(|c| c.data.as_str()).collect();
+        assert_eq!(
+            joined,
+            format!(
+                "API_TOKEN={}\n{}é\n",
+                key.marker("abc"),
+                "x".repeat(FILE_CHUNK_BYTES)
+            )
+        );
+        assert_eq!(chunks[1].offset, chunks[0].data.len() as u64);
+        assert_eq!(chunks[0].total, joined.len() as u64);
+
+        // Changed since: nothing (its new version comes through the diff).
+        std::fs::write(&big, "API_TOKEN=new\n").unwrap();
+        let wanted = vec![NeededFile {
+            path: big.to_str().unwrap().into(),
+            sha256: sha,
+        }];
+        assert!(ask_for_files(state, key, wanted).await.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -109,6 +109,7 @@ impl SimAgent {
             state_rx,
             samples.clone(),
             None,
+            None,
             cancel.clone(),
         ));
         // Agents sample at their own phase, as real hosts booted at different times do.

@@ -6,6 +6,7 @@
 
 pub mod containers;
 pub mod disks;
+pub mod files;
 pub mod gpu;
 pub mod host;
 pub mod latency;
@@ -47,6 +48,8 @@ pub struct SourceConfig {
     /// Labels of this host (`group=web`), for finding it and for scoping
     /// who may see it.
     pub labels: BTreeMap<String, String>,
+    /// Watched configuration files (`--watch`, discovered compose and unit files).
+    pub files: files::FilesConfig,
 }
 
 impl Default for SourceConfig {
@@ -59,6 +62,7 @@ impl Default for SourceConfig {
             container_socket: None,
             units: units::UnitFilter::parse(DEFAULT_UNITS).expect("the default unit filter parses"),
             labels: BTreeMap::new(),
+            files: files::FilesConfig::default(),
         }
     }
 }

@@ -233,6 +233,26 @@ pub struct SourceArgs {
     /// Which systemd units to report, as comma-separated globs; failed units always are.
     #[arg(long, default_value = twinbay_agent::sources::DEFAULT_UNITS, value_parser = parse_units)]
     pub units: twinbay_agent::sources::units::UnitFilter,
+    /// A configuration file, directory (its files, recursively) or glob to
+    /// watch (repeat for several); compose files of running containers and
+    /// unit files are watched anyway. Secrets stay on the host (see README).
+    #[arg(long = "watch", value_name = "PATH", value_parser = parse_watch)]
+    pub watch: Vec<String>,
+    /// How often watched files are all looked at again, for changes inotify missed.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub watch_rescan: Duration,
+    /// The most files the agent watches; beyond it the source says how many it skipped.
+    #[arg(long, default_value_t = twinbay_agent::sources::files::DEFAULT_MAX_FILES)]
+    pub watch_max_files: usize,
+}
+
+/// A path or glob, made absolute.
+fn parse_watch(s: &str) -> Result<String, String> {
+    twinbay_agent::sources::files::plan::Spec::parse(s)?;
+    let abs = std::path::absolute(s).map_err(|e| e.to_string())?;
+    abs.into_os_string()
+        .into_string()
+        .map_err(|_| "not UTF-8".to_string())
 }
 
 fn parse_units(s: &str) -> Result<twinbay_agent::sources::units::UnitFilter, String> {
@@ -249,6 +269,12 @@ impl SourceArgs {
             container_socket: self.container_socket,
             units: self.units,
             labels: self.labels.into_iter().collect(),
+            files: twinbay_agent::sources::files::FilesConfig {
+                watch: self.watch,
+                rescan: self.watch_rescan,
+                max_files: self.watch_max_files,
+                ..Default::default()
+            },
         }
     }
 }

@@ -22,6 +22,19 @@ pub struct Loaded {
     pub run: BTreeMap<String, RunEnv>,
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
+    /// Files to watch (the `files` source), besides `--watch`.
+    pub watch: WatchSpec,
+}
+
+/// The policy's `watch:` section: paths, directories or globs, and globs of
+/// paths not to watch. It stays on the agent (it is not part of [`Policy`]).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSpec {
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +50,8 @@ struct File {
     lifecycle: BTreeMap<TargetKind, Vec<Verb>>,
     #[serde(default)]
     actions: BTreeMap<String, ActionFile>,
+    #[serde(default)]
+    watch: WatchSpec,
 }
 
 #[derive(Deserialize)]
@@ -128,10 +143,19 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
         );
     }
     policy.validate()?;
+    for p in &file.watch.paths {
+        if !p.starts_with('/') {
+            return Err(format!("watch.paths: {p:?} is not an absolute path"));
+        }
+    }
+    for g in file.watch.paths.iter().chain(&file.watch.exclude) {
+        glob::Pattern::new(g).map_err(|e| format!("watch: bad glob {g:?}: {e}"))?;
+    }
     Ok(Loaded {
         policy,
         run,
         source: None,
+        watch: file.watch,
     })
 }
 
@@ -204,6 +228,22 @@ actions:
             (echo.role, echo.output_cap, echo.timeout_secs),
             (Role::Admin, 100, 60)
         );
+    }
+
+    #[test]
+    fn reads_the_watch_section() {
+        let loaded = parse(
+            "watch:\n  paths: [/etc/nginx, \"/srv/*/compose.yaml\"]\n  exclude: [\"*.bak\"]\n",
+        )
+        .unwrap();
+        assert_eq!(loaded.watch.paths, ["/etc/nginx", "/srv/*/compose.yaml"]);
+        assert_eq!(loaded.watch.exclude, ["*.bak"]);
+        assert_eq!(parse("{}").unwrap().watch, WatchSpec::default());
+        let err = parse("watch:\n  paths: [etc/x]\n").unwrap_err();
+        assert!(err.contains("not an absolute path"), "{err}");
+        let err = parse("watch:\n  paths: [\"/a/[\"]\n").unwrap_err();
+        assert!(err.contains("bad glob"), "{err}");
+        assert!(parse("watch:\n  path: [/a]\n").is_err());
     }
 
     #[test]

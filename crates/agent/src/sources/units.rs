@@ -92,6 +92,16 @@ pub fn from_properties(props: &HashMap<String, OwnedValue>, user: bool) -> Optio
         sub_state: text("SubState").unwrap_or_default(),
         since,
         user,
+        // The unit's files, watched by the files source.
+        fragment_path: text("FragmentPath").filter(|p| !p.is_empty()),
+        drop_in_paths: props
+            .get("DropInPaths")
+            .and_then(|v| Vec::<String>::try_from(v.try_clone().ok()?).ok())
+            .unwrap_or_default(),
+        need_daemon_reload: props
+            .get("NeedDaemonReload")
+            .and_then(|v| bool::try_from(v).ok())
+            .unwrap_or(false),
         ..Default::default()
     })
 }
@@ -322,6 +332,8 @@ mod tests {
             ),
         ]);
         let u = from_properties(&p, false).unwrap();
+        assert_eq!(u.fragment_path, None);
+        assert!(u.drop_in_paths.is_empty() && !u.need_daemon_reload);
         assert_eq!(u.name, "nginx.service");
         assert_eq!(u.sub_state, "running");
         assert_eq!(u.since, Some(1_732_000_000));
@@ -335,6 +347,37 @@ mod tests {
         ]);
         assert_eq!(from_properties(&idle, false).unwrap().since, None);
         assert_eq!(from_properties(&HashMap::new(), false), None);
+    }
+
+    #[test]
+    fn reads_the_unit_files_and_whether_they_need_a_reload() {
+        let p = props(&[
+            ("Id", Value::from("web.service")),
+            (
+                "FragmentPath",
+                Value::from("/etc/systemd/system/web.service"),
+            ),
+            (
+                "DropInPaths",
+                Value::from(vec![
+                    "/etc/systemd/system/web.service.d/a.conf",
+                    "/run/systemd/system/web.service.d/b.conf",
+                ]),
+            ),
+            ("NeedDaemonReload", Value::from(true)),
+        ]);
+        let u = from_properties(&p, false).unwrap();
+        assert_eq!(
+            u.fragment_path.as_deref(),
+            Some("/etc/systemd/system/web.service")
+        );
+        assert_eq!(u.drop_in_paths.len(), 2);
+        assert!(u.need_daemon_reload);
+        let none = props(&[
+            ("Id", Value::from("x.service")),
+            ("FragmentPath", Value::from("")),
+        ]);
+        assert_eq!(from_properties(&none, false).unwrap().fragment_path, None);
     }
 
     #[test]

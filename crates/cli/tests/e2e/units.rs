@@ -173,6 +173,8 @@ struct UnitObject {
     id: String,
     active_state: String,
     sub_state: String,
+    /// The unit file (`FragmentPath`), in the test's directory.
+    fragment: String,
 }
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Unit")]
@@ -200,6 +202,18 @@ impl UnitObject {
     #[zbus(property)]
     fn active_enter_timestamp(&self) -> u64 {
         1_732_000_000_000_000
+    }
+    #[zbus(property)]
+    fn fragment_path(&self) -> String {
+        self.fragment.clone()
+    }
+    #[zbus(property)]
+    fn drop_in_paths(&self) -> Vec<String> {
+        vec![format!("{}.d/override.conf", self.fragment)]
+    }
+    #[zbus(property)]
+    fn need_daemon_reload(&self) -> bool {
+        self.id == "web.service"
     }
 }
 
@@ -265,6 +279,18 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
                 jobs: Default::default(),
             },
         );
+    let unit_dir = dir.join("systemd");
+    std::fs::create_dir_all(unit_dir.join("backup.service.d")).unwrap();
+    std::fs::write(
+        unit_dir.join("backup.service"),
+        "[Service]\nEnvironment=DB_PASSWORD=hunter2\nExecStart=/usr/bin/backup\n",
+    )
+    .unwrap();
+    std::fs::write(
+        unit_dir.join("backup.service.d/override.conf"),
+        "[Service]\nNice=10\n",
+    )
+    .unwrap();
     for u in units {
         builder = builder.serve_at(
             unit_path(u),
@@ -272,6 +298,7 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
                 id: u.into(),
                 active_state: "active".into(),
                 sub_state: "running".into(),
+                fragment: unit_dir.join(u).to_str().unwrap().into(),
             },
         );
     }
@@ -305,6 +332,33 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
     });
     assert_eq!(twin["units"]["backup.service"]["active_state"], "active");
     assert_eq!(twin["units"]["backup.service"]["since"], 1_732_000_000);
+    // The unit's files (FragmentPath, DropInPaths) and NeedDaemonReload.
+    let fragment = unit_dir
+        .join("backup.service")
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        twin["units"]["backup.service"]["fragment_path"],
+        fragment.as_str()
+    );
+    assert_eq!(twin["units"]["web.service"]["need_daemon_reload"], true);
+    let (_, twin) = tokio::task::block_in_place(|| {
+        hub.wait_twin(&token, "the unit files", Duration::from_secs(10), |twin| {
+            twin["files"][fragment.as_str()]["state"] == "present"
+                && twin["files"][format!("{fragment}.d/override.conf")]["state"] == "present"
+        })
+    });
+    let file = &twin["files"][fragment.as_str()];
+    assert_eq!(file["origin"], "unit");
+    assert_eq!(file["kind"], "systemd_unit");
+    assert_eq!(file["content"], "shipped");
+    assert_eq!(file["redacted"], 1);
+    assert_eq!(file["keyed"], true);
+    assert_eq!(
+        twin["files"][unit_dir.join("web.service").to_str().unwrap()]["state"],
+        "missing"
+    );
     assert!(
         twin["units"].get("dev-sda.device").is_none(),
         "the default filter keeps devices out"
