@@ -11,6 +11,7 @@ mod commands;
 mod connections;
 mod containers;
 mod files;
+mod files_real;
 mod groups;
 mod hardening;
 mod history;

@@ -523,9 +523,13 @@ fn runs_service(c: &Container, service: &str, project: Option<&str>, path: &str)
     if c_service != Some(service) {
         return false;
     }
-    if label("com.docker.compose.project.config_files")
-        .is_some_and(|files| files.split(',').any(|f| f.trim() == path))
-    {
+    // Compose writes the files as given: absolute, or relative to working_dir.
+    let dir = label("com.docker.compose.project.working_dir");
+    if label("com.docker.compose.project.config_files").is_some_and(|files| {
+        files.split(',').map(str::trim).any(|f| {
+            f == path || dir.is_some_and(|d| format!("{}/{f}", d.trim_end_matches('/')) == path)
+        })
+    }) {
         return true;
     }
     let c_project = c
