@@ -124,7 +124,8 @@ fn the_real_agent_saves_secrets_and_drift() {
     settled(&later, 1, "later.conf seen, missing");
 
     // Each way of saving is one new version, no more.
-    let saves: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Save<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let saves: Vec<Save> = vec![
         (
             "write in place",
             Box::new(|| std::fs::write(&conf, "a = 2\n").unwrap()),
