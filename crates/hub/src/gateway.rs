@@ -123,9 +123,10 @@ impl FromStr for Spec {
             if user.is_empty() || !host_ok(host) {
                 return Err(bad("USER and HOST must not be empty"));
             }
-            if user.contains(':') {
-                return Err(bad(
-                    "put no password in the spec: use --gateway-password-file or TWINBAY_GATEWAY_PASSWORD",
+            if let Some((user, _password)) = user.split_once(':') {
+                return Err(format!(
+                    "gateway fritzbox://{user}:…@{host}: put no password in the spec: \
+                     use --gateway-password-file or TWINBAY_GATEWAY_PASSWORD"
                 ));
             }
             return Ok(Spec::FritzBox {
@@ -134,9 +135,10 @@ impl FromStr for Spec {
             });
         }
         if let Some(host) = s.strip_prefix("unifi://") {
-            if host.contains('@') {
-                return Err(bad(
-                    "put no credentials in the spec: use --gateway-password-file or TWINBAY_GATEWAY_PASSWORD",
+            if let Some((_, host)) = host.rsplit_once('@') {
+                return Err(format!(
+                    "gateway unifi://…@{host}: put no credentials in the spec: \
+                     use --gateway-password-file or TWINBAY_GATEWAY_PASSWORD"
                 ));
             }
             if !host_ok(host) {

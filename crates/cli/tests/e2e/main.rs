@@ -11,6 +11,7 @@ mod commands;
 mod connections;
 mod containers;
 mod files;
+mod gateway;
 mod groups;
 mod hardening;
 mod history;
