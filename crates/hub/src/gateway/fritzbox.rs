@@ -18,3 +18,18 @@ pub fn description_url(host: &str) -> Result<Uri, GatewayError> {
         .parse()
         .map_err(|_| GatewayError::Config(format!("{host:?} is not a host name")))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn description_urls() {
+        assert_eq!(
+            super::description_url("fritz.box").unwrap().to_string(),
+            "http://fritz.box:49000/igddesc.xml"
+        );
+        assert_eq!(
+            super::description_url("fd00::1").unwrap().to_string(),
+            "http://[fd00::1]:49000/igddesc.xml"
+        );
+    }
+}

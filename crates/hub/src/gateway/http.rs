@@ -36,7 +36,9 @@ pub async fn request(url: &Uri, soap: Option<(&str, String)>) -> Result<Answer, 
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| GatewayError::Http(format!("{authority}: {e}")))?;
-    let conn = tokio::spawn(conn);
+    // The connection's task ends with this request, also when the poll's
+    // deadline drops the request halfway.
+    let _conn = AbortOnDrop(tokio::spawn(conn));
     let builder = Request::builder()
         .uri(path)
         .header(header::HOST, authority)
@@ -58,7 +60,7 @@ pub async fn request(url: &Uri, soap: Option<(&str, String)>) -> Result<Answer, 
         .send_request(request)
         .await
         .map_err(|e| GatewayError::Http(format!("{authority}: {e}")));
-    let result = match response {
+    match response {
         Ok(response) => {
             let status = response.status().as_u16();
             match Limited::new(response.into_body(), MAX_BYTES)
@@ -75,9 +77,15 @@ pub async fn request(url: &Uri, soap: Option<(&str, String)>) -> Result<Answer, 
             }
         }
         Err(e) => Err(e),
-    };
-    conn.abort();
-    result
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `reference` resolved against `base` (control URLs are often relative).
