@@ -24,6 +24,12 @@ if ! command -v promtool >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
 fi
 
+step "miniupnpd for the internet gateway test (run in a network namespace of its own)"
+if ! command -v miniupnpd >/dev/null && [ ! -x /usr/sbin/miniupnpd ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends miniupnpd
+fi
+
 step "unit and end-to-end tests"
 cargo test --workspace --locked
 

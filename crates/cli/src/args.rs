@@ -48,6 +48,8 @@ pub struct UpArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
     /// Also run this many simulated hosts (labelled simulated), to see the UI with a fleet.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub demo: Option<u32>,
@@ -81,6 +83,55 @@ pub struct HubArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// The internet gateway the hub polls for the public address and the
+/// upstream's state (see README, "Internet gateway").
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// A router to ask (repeat for several; the first is the primary):
+    /// `upnp` (found by SSDP), `upnp:http://ROUTER:PORT/rootDesc.xml`,
+    /// `fritzbox://USER@HOST`, `unifi://HOST` or `probe:HOST:PORT` (TCP
+    /// reachability only).
+    #[arg(long = "gateway", value_name = "SPEC")]
+    pub gateways: Vec<twinbay_hub::gateway::Spec>,
+    /// Time between polls of each gateway.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub gateway_interval: Duration,
+    /// How long one poll may take before it counts as failed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub gateway_timeout: Duration,
+    /// A file holding the router's password (fritzbox, unifi); else the
+    /// TWINBAY_GATEWAY_PASSWORD environment variable. Never on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub gateway_password_file: Option<PathBuf>,
+}
+
+/// The environment variable that holds the gateway's password.
+pub const GATEWAY_PASSWORD_ENV: &str = "TWINBAY_GATEWAY_PASSWORD";
+
+impl GatewayArgs {
+    pub fn config(&self) -> anyhow::Result<twinbay_hub::gateway::GatewayConfig> {
+        let password = match &self.gateway_password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("--gateway-password-file {}: {e}", path.display())
+                })?;
+                Some(text.trim_end_matches(['\r', '\n']).to_string())
+            }
+            None => std::env::var(GATEWAY_PASSWORD_ENV).ok(),
+        }
+        .filter(|p| !p.is_empty())
+        .map(twinbay_hub::gateway::Secret);
+        Ok(twinbay_hub::gateway::GatewayConfig {
+            specs: self.gateways.clone(),
+            interval: self.gateway_interval,
+            timeout: self.gateway_timeout,
+            password,
+        })
+    }
 }
 
 /// Whom the hub believes about clients, and which names it answers to.

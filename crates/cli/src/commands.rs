@@ -171,8 +171,9 @@ fn hub_config(
     history: &crate::args::HistoryArgs,
     access: &crate::args::AccessArgs,
     connections: &crate::args::ConnectionArgs,
-) -> HubConfig {
-    HubConfig {
+    gateway: &crate::args::GatewayArgs,
+) -> Result<HubConfig> {
+    Ok(HubConfig {
         listen,
         data_dir,
         public_url: None,
@@ -184,7 +185,8 @@ fn hub_config(
         trusted_proxies: access.trusted_proxies.clone(),
         allowed_hosts: access.allowed_hosts.clone(),
         connections: connections.config(),
-    }
+        gateway: gateway.config()?,
+    })
 }
 
 fn print_first_admin(hub: &RunningHub) {
@@ -211,7 +213,8 @@ async fn up(args: UpArgs) -> Result<()> {
             &args.history,
             &args.access,
             &args.connections,
-        ),
+            &args.gateway,
+        )?,
         shutdown.clone(),
     )
     .await?;
@@ -343,7 +346,8 @@ async fn hub(args: HubArgs) -> Result<()> {
         &args.history,
         &args.access,
         &args.connections,
-    );
+        &args.gateway,
+    )?;
     config.public_url = args.public_url;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;

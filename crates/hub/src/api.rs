@@ -9,6 +9,7 @@ mod commands;
 mod error;
 mod events;
 mod files;
+mod gateway;
 mod history;
 mod nodes;
 mod openapi;
@@ -98,6 +99,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::change_password))
         .routes(routes!(users::sign_out_everywhere))
         .routes(routes!(status::status))
+        .routes(routes!(gateway::status))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

@@ -277,8 +277,6 @@ impl Commands {
             if let Err(e) = store.finish_command(&record, &output).await {
                 tracing::error!(id = record.id, error = %crate::report(&e), "could not store a command's end");
             }
-            // Now the store has it all; readers may go there.
-            lock(&running).remove(&record.id);
             let outcome = match record.status {
                 Status::Ok => Outcome::Ok,
                 Status::Refused => Outcome::Denied,
@@ -301,6 +299,8 @@ impl Commands {
             if let Err(e) = store.audit(audit).await {
                 tracing::error!(error = %crate::report(&e), "could not audit a command's end");
             }
+            // Now the store has it all, its end audited too: readers may go there.
+            lock(&running).remove(&record.id);
         });
     }
 }

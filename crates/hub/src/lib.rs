@@ -14,6 +14,7 @@ pub mod commands;
 pub mod credentials;
 pub mod files;
 mod fsutil;
+pub mod gateway;
 pub mod history;
 pub mod link;
 pub mod lockout;
@@ -64,6 +65,8 @@ pub struct HubConfig {
     pub allowed_hosts: Vec<String>,
     /// Caps on connections and the header deadline.
     pub connections: ConnectionConfig,
+    /// The internet gateways to poll (`--gateway`).
+    pub gateway: gateway::GatewayConfig,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -148,6 +151,8 @@ pub struct HubState {
     pub connections: server::Connections,
     /// Watched files' content on its way in.
     pub files: files::Files,
+    /// The internet gateways' latest status.
+    pub gateways: gateway::Gateways,
 }
 
 /// What the first start did about the admin account.
@@ -191,6 +196,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
             "{ADMIN_PASSWORD_ENV} is set but empty"
         )));
     }
+    config.gateway.check().map_err(HubError::Config)?;
     if config.connections.header_timeout.is_zero() {
         return Err(HubError::Config("header timeout must be positive".into()));
     }
@@ -251,10 +257,13 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     ));
     let stream = twin.stream();
     let (files, file_jobs) = files::Files::new();
+    let gateways = gateway::Gateways::new(&config.gateway);
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
-        metrics: metrics::Metrics::new().with_audit_chain(store.anchor().gauge()),
+        metrics: metrics::Metrics::new()
+            .with_audit_chain(store.anchor().gauge())
+            .with_gateway(&gateways.gauges),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
@@ -263,6 +272,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         lockout: lockout::Lockout::default(),
         commands: commands::Commands::new(store.clone()).announcing_on(stream),
         files,
+        gateways: gateways.clone(),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -282,6 +292,13 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         file_jobs,
         recorder_stop.clone(),
     ));
+    // Gateway pollers stop with the recorder, after their last events.
+    gateway::spawn(
+        gateways,
+        state.twin.clone(),
+        &config.gateway,
+        recorder_stop.clone(),
+    );
     let app = api::router(state.clone());
     let server = tokio::spawn(server::serve(
         listener,

@@ -266,6 +266,14 @@ impl Metrics {
         self
     }
 
+    /// Exposes the internet gateways' `twinbay_gateway_*` gauges.
+    pub fn with_gateway(mut self, gauges: &crate::gateway::Gauges) -> Metrics {
+        for (name, help, family) in gauges.families() {
+            self.registry.register(name, help, family);
+        }
+        self
+    }
+
     pub fn ui_client(&self) -> ClientGuard<'_> {
         self.ui_clients.inc();
         ClientGuard(&self.ui_clients)

@@ -165,16 +165,28 @@ async fn restart_a_container_from_the_api_and_follow_its_logs() {
         after["started_at"], before["started_at"],
         "a new start time"
     );
-    let (_, audit) = hub.get("/api/v1/audit?action=command.", &admin);
-    let entries = audit.as_array().unwrap();
+    // The end is shown as soon as the agent reports it; its audit entry is
+    // written just after (with the stored record), so allow it a moment.
     for action in ["command.run", "command.end"] {
-        assert!(
-            entries.iter().any(|e| e["action"] == action
-                && e["outcome"] == "ok"
-                && e["target"] == format!("node:{node}")
-                && e["detail"].as_str().unwrap().contains(&id)),
-            "no {action} for {id}: {audit}"
-        );
+        tokio::task::block_in_place(|| {
+            wait_for(
+                &format!("{action} for {id} in the audit trail"),
+                Duration::from_secs(5),
+                || {
+                    let (_, audit) = hub.get("/api/v1/audit?action=command.", &admin);
+                    audit
+                        .as_array()?
+                        .iter()
+                        .any(|e| {
+                            e["action"] == action
+                                && e["outcome"] == "ok"
+                                && e["target"] == format!("node:{node}")
+                                && e["detail"].as_str().is_some_and(|d| d.contains(&id))
+                        })
+                        .then_some(())
+                },
+            )
+        });
     }
     // The host's history has it.
     let (_, history) = hub.get(&format!("/api/v1/nodes/{node}/commands"), &admin);

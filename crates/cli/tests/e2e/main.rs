@@ -12,6 +12,7 @@ mod connections;
 mod containers;
 mod files;
 mod files_real;
+mod gateway;
 mod groups;
 mod hardening;
 mod history;
