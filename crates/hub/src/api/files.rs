@@ -103,14 +103,24 @@ pub async fn history(
 pub struct ChangesQuery {
     /// Only changes at or after this time (unix ms; default: the last 7 days).
     pub since: Option<i64>,
-    /// Only this risk or higher: `low` (default), `medium`, `high`, `critical`.
-    pub risk: Option<String>,
+    /// Only this risk or higher (default: every change).
+    pub risk: Option<RiskFloor>,
     /// At most this many (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
 const RISKS: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// A risk to filter by, and everything above it.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RiskFloor {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
 
 /// The fleet's recent configuration changes, newest first (first sightings
 /// are not changes).
@@ -122,13 +132,11 @@ pub async fn changes(
     Auth(who): Auth,
     Query(q): Query<ChangesQuery>,
 ) -> Result<Json<Vec<FileVersion>>, ApiError> {
-    let floor = match q.risk.as_deref() {
-        None => 0,
-        Some(r) => RISKS.iter().position(|x| *x == r).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "risk: {r:?} is not one of low, medium, high, critical"
-            ))
-        })?,
+    let floor = match q.risk {
+        None | Some(RiskFloor::Low) => 0,
+        Some(RiskFloor::Medium) => 1,
+        Some(RiskFloor::High) => 2,
+        Some(RiskFloor::Critical) => 3,
     };
     let limit = i64::from(super::limit(q.limit, 100, 1000)?);
     let since = q
