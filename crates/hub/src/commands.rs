@@ -16,6 +16,7 @@ use twinbay_proto::command::{Command, CommandResult, OutputChunk, Status};
 use twinbay_proto::message::HubMessage;
 
 use crate::audit::{ActorKind, Outcome, Record};
+use crate::lock;
 use crate::store::{CommandRecord, Output, Store, now_ms};
 
 /// Output the hub keeps per command, for late watchers and the history.
@@ -334,10 +335,6 @@ impl Running {
             }),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

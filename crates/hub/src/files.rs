@@ -28,11 +28,11 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::message::{FileChunk, HubMessage, NeededFile};
-use twinbay_proto::model::{FileContent, FileKind, FileState, WatchedFile};
+use twinbay_proto::model::{FileKind, FileState, WatchedFile};
 
-use crate::HubState;
 use crate::store::{FileVersion, NewFileVersion, now_ms};
 use crate::timeline::Event;
+use crate::{HubState, lock};
 
 /// Retention: of each file, at least the newest [`KEEP_VERSIONS`] versions,
 /// and every version younger than [`KEEP_DAYS`] days.
@@ -157,6 +157,16 @@ impl Files {
 pub async fn track(hub: Arc<HubState>, mut jobs: mpsc::Receiver<Job>, stop: CancellationToken) {
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let mut drift = tokio::time::interval(DRIFT_EVERY);
+    // Drift found before a restart is still drift: pick it up again.
+    match hub.store.drifting_file_versions().await {
+        Ok(versions) => {
+            let mut drifting = lock(&hub.files.drifting);
+            for v in versions {
+                drifting.insert((v.node_id, v.path), v.id);
+            }
+        }
+        Err(e) => tracing::warn!(error = %crate::report(&e), "loading drifting files failed"),
+    }
     loop {
         let job = tokio::select! {
             _ = stop.cancelled() => return,
@@ -195,29 +205,13 @@ pub async fn track(hub: Arc<HubState>, mut jobs: mpsc::Receiver<Job>, stop: Canc
     }
 }
 
-fn state_str(s: FileState) -> &'static str {
-    match s {
-        FileState::Present => "present",
-        FileState::Missing => "missing",
-        FileState::Unreadable => "unreadable",
-    }
-}
-
-fn content_str(c: FileContent) -> &'static str {
-    match c {
-        FileContent::Shipped => "shipped",
-        FileContent::Secret => "secret",
-        FileContent::TooLarge => "too_large",
-        FileContent::Binary => "binary",
-        FileContent::None => "none",
-    }
-}
-
-fn kind_str(file: &WatchedFile) -> String {
-    serde_json::to_value(file.kind)
+/// The wire name of a unit enum (`present`, `too_large`, `compose`, …): what
+/// the store keeps, so the database and the protocol say the same.
+fn wire<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_else(|| "other".into())
+        .unwrap_or_default()
 }
 
 async fn seen(
@@ -225,7 +219,7 @@ async fn seen(
     node_id: &str,
     file: &WatchedFile,
 ) -> Result<(), crate::store::StoreError> {
-    let state = state_str(file.state);
+    let state = wire(&file.state);
     let latest = hub.store.latest_file_version(node_id, &file.path).await?;
     if let Some(l) = &latest
         && l.sha256 == file.sha256
@@ -254,9 +248,9 @@ async fn seen(
             sha256: file.sha256.as_deref(),
             prev_sha256: prev,
             change,
-            state,
-            kind: &kind_str(file),
-            content: content_str(file.content),
+            state: &state,
+            kind: &wire(&file.kind),
+            content: &wire(&file.content),
             keyed: file.keyed,
             size: file.size.map(|s| s as i64),
             mode: file.mode.map(i64::from),
@@ -361,24 +355,7 @@ async fn content(
 
 /// Rates version `v` against the one before and puts it on the timeline.
 async fn assess(hub: &HubState, v: &FileVersion) -> Result<(), crate::store::StoreError> {
-    let text_of = async |sha: Option<&str>| -> Result<Option<String>, crate::store::StoreError> {
-        match sha {
-            Some(sha) => hub.store.file_content(&v.node_id, sha, v.keyed).await,
-            None => Ok(None),
-        }
-    };
-    let old = text_of(v.prev_sha256.as_deref()).await?;
-    let new = text_of(v.sha256.as_deref()).await?;
-    let old_mode = match v.prev_sha256.as_deref() {
-        Some(sha) => hub
-            .store
-            .file_version_by_sha(&v.node_id, &v.path, sha)
-            .await?
-            .and_then(|p| p.mode)
-            .and_then(|m| u32::try_from(m).ok()),
-        None => None,
-    };
-    let verdict = rate(hub, v, old.as_deref(), new.as_deref(), old_mode);
+    let verdict = rate_stored(hub, v).await?;
     let assessment = serde_json::to_value(&verdict).unwrap_or_default();
     let risk = verdict.risk.as_str();
     hub.store
@@ -438,13 +415,7 @@ async fn recheck_drift(hub: &HubState) -> Result<(), crate::store::StoreError> {
             lock(&hub.files.drifting).remove(&(node_id, path));
             continue;
         };
-        let text_of = async |sha: Option<&str>| match sha {
-            Some(sha) => hub.store.file_content(&v.node_id, sha, v.keyed).await,
-            None => Ok(None),
-        };
-        let old = text_of(v.prev_sha256.as_deref()).await?;
-        let new = text_of(v.sha256.as_deref()).await?;
-        let verdict = rate(hub, &v, old.as_deref(), new.as_deref(), None);
+        let verdict = rate_stored(hub, &v).await?;
         if verdict.drift.is_empty() {
             let before: Vec<risk::Drift> = Vec::new();
             let mut assessment = v.assessment.clone().unwrap_or_default();
@@ -467,8 +438,28 @@ async fn recheck_drift(hub: &HubState) -> Result<(), crate::store::StoreError> {
     Ok(())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// [`rate`] on version `v` with both versions' content and the old mode
+/// read from the store.
+async fn rate_stored(
+    hub: &HubState,
+    v: &FileVersion,
+) -> Result<risk::Assessment, crate::store::StoreError> {
+    let text_of = async |sha: Option<&str>| match sha {
+        Some(sha) => hub.store.file_content(&v.node_id, sha, v.keyed).await,
+        None => Ok(None),
+    };
+    let old = text_of(v.prev_sha256.as_deref()).await?;
+    let new = text_of(v.sha256.as_deref()).await?;
+    let old_mode = match v.prev_sha256.as_deref() {
+        Some(sha) => hub
+            .store
+            .file_version_by_sha(&v.node_id, &v.path, sha)
+            .await?
+            .and_then(|p| p.mode)
+            .and_then(|m| u32::try_from(m).ok()),
+        None => None,
+    };
+    Ok(rate(hub, v, old.as_deref(), new.as_deref(), old_mode))
 }
 
 /// The rule engine's verdict on version `v` (`risk.rs`), against the twin as it is now.

@@ -39,6 +39,12 @@ pub use twinbay_proto::report;
 
 use crate::store::{Role, Store, StoreError};
 
+/// Locks `m`, carrying on past a panic of another holder (the data is
+/// plain state that stays consistent between statements).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The environment variable that sets the first admin's password.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Container, DiskHealth, HostInfo, Interface, Keyed, MAX_COLLECTION_LEN, Mount, NodeState, Port,
-    Process, SourceStatus, StateError, Unit, WatchedFile,
+    Process, Route, SourceStatus, StateError, Unit, WatchedFile,
 };
 
 /// The keyed collections of a [`NodeState`].
@@ -28,6 +28,7 @@ pub enum Collection {
     Processes,
     DiskHealth,
     Files,
+    Routes,
 }
 
 impl Collection {
@@ -42,6 +43,7 @@ impl Collection {
             Collection::Processes => "processes",
             Collection::DiskHealth => "disk_health",
             Collection::Files => "files",
+            Collection::Routes => "routes",
         }
     }
 }
@@ -59,6 +61,7 @@ pub enum Item {
     Processes(Process),
     DiskHealth(DiskHealth),
     Files(WatchedFile),
+    Routes(Route),
 }
 
 impl Item {
@@ -73,6 +76,7 @@ impl Item {
             Item::Processes(_) => Collection::Processes,
             Item::DiskHealth(_) => Collection::DiskHealth,
             Item::Files(_) => Collection::Files,
+            Item::Routes(_) => Collection::Routes,
         }
     }
 
@@ -87,6 +91,7 @@ impl Item {
             Item::Processes(p) => p.key(),
             Item::DiskHealth(d) => d.key(),
             Item::Files(f) => f.key(),
+            Item::Routes(r) => r.key(),
         }
     }
 }
@@ -192,6 +197,13 @@ pub fn diff(from: &NodeState, to: &NodeState) -> Vec<Change> {
         Item::Files,
         &mut out,
     );
+    diff_map(
+        &from.routes,
+        &to.routes,
+        Collection::Routes,
+        Item::Routes,
+        &mut out,
+    );
     out
 }
 
@@ -261,6 +273,7 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                 Item::Processes(v) => drop(state.processes.insert(key.clone(), v.clone())),
                 Item::DiskHealth(v) => drop(state.disk_health.insert(key.clone(), v.clone())),
                 Item::Files(v) => drop(state.files.insert(key.clone(), v.clone())),
+                Item::Routes(v) => drop(state.routes.insert(key.clone(), v.clone())),
             },
             Change::Remove { collection, key } => match collection {
                 Collection::Containers => drop(state.containers.remove(key)),
@@ -272,6 +285,7 @@ pub fn apply(state: &mut NodeState, changes: &[Change]) -> Result<(), StateError
                 Collection::Processes => drop(state.processes.remove(key)),
                 Collection::DiskHealth => drop(state.disk_health.remove(key)),
                 Collection::Files => drop(state.files.remove(key)),
+                Collection::Routes => drop(state.routes.remove(key)),
             },
         }
     }
@@ -292,6 +306,7 @@ fn too_many_after(state: &NodeState, changes: &[Change]) -> Option<StateError> {
         Collection::Processes => state.processes.len(),
         Collection::DiskHealth => state.disk_health.len(),
         Collection::Files => state.files.len(),
+        Collection::Routes => state.routes.len(),
     };
     let present = |c: Collection, key: &str| match c {
         Collection::Containers => state.containers.contains_key(key),
@@ -303,6 +318,7 @@ fn too_many_after(state: &NodeState, changes: &[Change]) -> Option<StateError> {
         Collection::Processes => state.processes.contains_key(key),
         Collection::DiskHealth => state.disk_health.contains_key(key),
         Collection::Files => state.files.contains_key(key),
+        Collection::Routes => state.routes.contains_key(key),
     };
     let mut added: Vec<(Collection, usize)> = Vec::new();
     for change in changes {

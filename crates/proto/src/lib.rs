@@ -28,7 +28,9 @@ pub mod model;
 /// - 2: watched files: the `files` collection, `file_chunk` (agent → hub)
 ///   and `need_files` (hub → agent). A hub speaks 1 and 2
 ///   ([`SUPPORTED_PROTOCOLS`]); a version-1 agent simply has no files.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// - 3: reverse-proxy routes: the `routes` collection. An older agent simply
+///   has none.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Every version a hub accepts from an agent.
 pub const SUPPORTED_PROTOCOLS: std::ops::RangeInclusive<u32> = 1..=PROTOCOL_VERSION;

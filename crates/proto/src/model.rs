@@ -37,6 +37,65 @@ pub struct NodeState {
     /// Watched configuration files, by absolute path (protocol 2).
     #[serde(default)]
     pub files: BTreeMap<String, WatchedFile>,
+    /// Reverse-proxy routes served on this host, by [`Route::key`] (protocol 3).
+    #[serde(default)]
+    pub routes: BTreeMap<String, Route>,
+}
+
+/// One route of a reverse proxy on this host (`routes` source): requests for
+/// `host` + `path` go to `upstream`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Route {
+    pub provider: ProxyProvider,
+    /// Which proxy: `host` for one running on the host itself, else the
+    /// container's name.
+    pub instance: String,
+    /// The public name (`immich.example.org`); empty for a catch-all.
+    #[serde(default)]
+    pub host: String,
+    /// The path prefix matched (`/` for everything).
+    #[serde(default)]
+    pub path: String,
+    /// Where requests go, as the configuration writes it
+    /// (`http://127.0.0.1:2283`, `immich:2283`, `$upstream`, …).
+    pub upstream: String,
+    /// Served over TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// What `upstream` is on this host.
+    #[serde(default)]
+    pub target: RouteTarget,
+}
+
+/// The reverse proxies twinbay reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyProvider {
+    #[default]
+    Nginx,
+    Caddy,
+    Traefik,
+}
+
+/// What a route's upstream resolves to on the proxy's host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RouteTarget {
+    /// A container of this host (by name or compose service on the proxy's
+    /// network, by its address, or by a host port it publishes); `id` is
+    /// the key in the twin's `containers`.
+    Container { id: String, name: String },
+    /// A port listening on this host that no container publishes (the
+    /// key in the twin's `ports`).
+    Port { key: String },
+    /// Somewhere else: another host, the internet.
+    External,
+    /// Not resolved (a variable with no value, nothing listening there).
+    #[default]
+    Unknown,
 }
 
 /// A configuration file the agent watches (`files` source). Its content
@@ -509,6 +568,18 @@ impl Keyed for Container {
     }
 }
 
+impl Keyed for Route {
+    /// `provider/instance/host/path`: one route per matcher of one proxy.
+    fn key(&self) -> String {
+        let provider = match self.provider {
+            ProxyProvider::Nginx => "nginx",
+            ProxyProvider::Caddy => "caddy",
+            ProxyProvider::Traefik => "traefik",
+        };
+        format!("{provider}/{}/{}{}", self.instance, self.host, self.path)
+    }
+}
+
 impl Keyed for Unit {
     fn key(&self) -> String {
         match self.user {
@@ -594,6 +665,7 @@ impl NodeState {
         check_collection("processes", &self.processes)?;
         check_collection("disk_health", &self.disk_health)?;
         check_collection("files", &self.files)?;
+        check_collection("routes", &self.routes)?;
         self.check_numbers()
     }
 

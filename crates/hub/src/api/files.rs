@@ -234,16 +234,15 @@ pub async fn diff(
     };
     let old = text(from).await?;
     let new = text(Some(to)).await?;
-    let label = |sha: &Option<String>| match sha {
-        Some(s) => format!("{}@{}", q.path, &s[..12.min(s.len())]),
-        None => "/dev/null".to_string(),
-    };
-    let diff = similar::TextDiff::from_lines(&old, &new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&label(&from_sha), &label(&to.sha256))
-        .to_string();
-    let diff = if old == new { String::new() } else { diff };
+    let short = |sha: &Option<String>| sha.as_deref().map(|s| s[..12.min(s.len())].to_string());
+    let (old_label, new_label) = (short(&from_sha), short(&to.sha256));
+    let diff = crate::files::diff::unified(
+        &q.path,
+        old_label.as_ref().map(|_| old.as_str()),
+        new_label.as_ref().map(|_| new.as_str()),
+        old_label.as_deref().unwrap_or_default(),
+        new_label.as_deref().unwrap_or_default(),
+    );
     Ok(Json(FileDiff {
         path: q.path,
         from: from_sha,

@@ -9,9 +9,9 @@ use similar::TextDiff;
 const TIMEOUT: Duration = Duration::from_millis(200);
 
 /// The unified diff (3 lines of context) from `old` to `new` of the file at
-/// `path`, with a header naming both versions (`old_version` and
-/// `new_version`: e.g. a short hash and a time). Empty when the texts are
-/// equal. A missing version is an empty text (`/dev/null` in the header).
+/// `path`, with a header naming both versions as `path@version` (`version`:
+/// e.g. a short hash). Empty when the texts are equal. A missing version is
+/// an empty text (`/dev/null` in the header).
 pub fn unified(
     path: &str,
     old: Option<&str>,
@@ -25,7 +25,7 @@ pub fn unified(
     }
     let name = |present: bool, version: &str| {
         if present {
-            format!("{path}\t{version}")
+            format!("{path}@{version}")
         } else {
             "/dev/null".to_string()
         }
@@ -64,7 +64,7 @@ mod tests {
             "5e6f7a8b",
         );
         assert!(
-            d.starts_with("--- /etc/a.conf\t1a2b3c4d\n+++ /etc/a.conf\t5e6f7a8b\n"),
+            d.starts_with("--- /etc/a.conf@1a2b3c4d\n+++ /etc/a.conf@5e6f7a8b\n"),
             "{d}"
         );
         assert!(d.contains("-b\n+B\n"), "{d}");
@@ -75,10 +75,10 @@ mod tests {
     fn equal_texts_have_no_diff_and_creation_diffs_from_nothing() {
         assert_eq!(unified("/x", Some("a\n"), Some("a\n"), "1", "1"), "");
         let d = unified("/x", None, Some("a\n"), "", "new");
-        assert!(d.starts_with("--- /dev/null\n+++ /x\tnew\n"), "{d}");
+        assert!(d.starts_with("--- /dev/null\n+++ /x@new\n"), "{d}");
         assert!(d.contains("+a\n"), "{d}");
         let d = unified("/x", Some(""), None, "old", "");
-        assert_eq!(d, "--- /x\told\n+++ /dev/null\n");
+        assert_eq!(d, "--- /x@old\n+++ /dev/null\n");
     }
 
     #[test]

@@ -338,6 +338,18 @@ impl Store {
         .await?;
         Ok(rows.into_iter().map(version).collect())
     }
+
+    /// The newest versions (of any node and path) whose assessment still
+    /// names drift: what the tracker rechecks, also after a hub restart.
+    pub async fn drifting_file_versions(&self) -> Result<Vec<FileVersion>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(select!(
+            "WHERE id IN (SELECT MAX(id) FROM file_versions GROUP BY node_id, path)
+               AND json_array_length(assessment, '$.drift') > 0"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(version).collect())
+    }
 }
 
 impl Store {
@@ -451,6 +463,39 @@ mod tests {
                 .as_deref(),
             Some("version 4\n")
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn drifting_versions_are_the_newest_ones_still_naming_drift() {
+        let dir = std::env::temp_dir().join(format!("twinbay-files-drift-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).await.unwrap();
+        let drift = serde_json::json!({"drift": [{"kind": "container", "name": "web"}]});
+        let none = serde_json::json!({"drift": []});
+        // /a: drift, then a newer version without: not drifting.
+        let a1 = store.insert_file_version(&v("/a", "a1", 1)).await.unwrap();
+        store
+            .set_file_assessment(a1, "high", "x", &drift)
+            .await
+            .unwrap();
+        let a2 = store.insert_file_version(&v("/a", "a2", 2)).await.unwrap();
+        store
+            .set_file_assessment(a2, "low", "x", &none)
+            .await
+            .unwrap();
+        // /b: its newest version drifts.
+        let b1 = store.insert_file_version(&v("/b", "b1", 3)).await.unwrap();
+        store
+            .set_file_assessment(b1, "high", "x", &drift)
+            .await
+            .unwrap();
+        // /c: not assessed yet.
+        store.insert_file_version(&v("/c", "c1", 4)).await.unwrap();
+        let drifting = store.drifting_file_versions().await.unwrap();
+        let ids: Vec<i64> = drifting.iter().map(|v| v.id).collect();
+        assert_eq!(ids, vec![b1]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

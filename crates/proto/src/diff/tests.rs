@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::FileState;
+use crate::model::{FileState, ProxyProvider, RouteTarget};
 
 fn text() -> impl Strategy<Value = String> {
     "[a-z0-9]{0,6}"
@@ -117,6 +117,34 @@ fn watched_file() -> impl Strategy<Value = WatchedFile> {
     })
 }
 
+fn route() -> impl Strategy<Value = Route> {
+    (0..3u8, text(), text(), text(), any::<bool>(), 0..4u8).prop_map(
+        |(provider, instance, host, upstream, tls, target)| Route {
+            provider: [
+                ProxyProvider::Nginx,
+                ProxyProvider::Caddy,
+                ProxyProvider::Traefik,
+            ][provider as usize],
+            instance,
+            host,
+            path: "/".into(),
+            target: match target {
+                0 => RouteTarget::Container {
+                    id: upstream.clone(),
+                    name: upstream.clone(),
+                },
+                1 => RouteTarget::Port {
+                    key: upstream.clone(),
+                },
+                2 => RouteTarget::External,
+                _ => RouteTarget::Unknown,
+            },
+            upstream,
+            tls,
+        },
+    )
+}
+
 fn keyed<T: Keyed + std::fmt::Debug>(
     item: impl Strategy<Value = T>,
 ) -> impl Strategy<Value = BTreeMap<String, T>> {
@@ -137,13 +165,14 @@ fn state() -> impl Strategy<Value = NodeState> {
         keyed(process()),
         keyed(disk_health()),
     );
-    (text(), text(), services, host, keyed(watched_file())).prop_map(
+    let twin = (keyed(watched_file()), keyed(route()));
+    (text(), text(), services, host, twin).prop_map(
         |(
             hostname,
             kernel,
             (containers, units, ports, sources),
             (interfaces, mounts, processes, disk_health),
-            files,
+            (files, routes),
         )| NodeState {
             host: HostInfo {
                 hostname,
@@ -159,6 +188,7 @@ fn state() -> impl Strategy<Value = NodeState> {
             processes,
             disk_health,
             files,
+            routes,
         },
     )
 }
