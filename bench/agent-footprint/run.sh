@@ -6,6 +6,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SECS=${FOOTPRINT_SECONDS:-60}
+# Watched configuration files (the `files` source), edited one at a time
+# every FOOTPRINT_EDIT_EVERY seconds during the run. 0 files: none watched.
+WATCH_FILES=${FOOTPRINT_WATCH_FILES:-2000}
+EDIT_EVERY=${FOOTPRINT_EDIT_EVERY:-10}
 WARMUP=5
 NE_BIN=/usr/bin/prometheus-node-exporter
 TB="$ROOT/target/release/twinbay"
@@ -83,9 +87,20 @@ until JOIN=$("$TB" ctl --data-dir "$DATA" join-token create 2>"$TMP/ctl.log"); d
 done
 TOKEN=$("$TB" ctl --data-dir "$DATA" api-token create --role viewer --name footprint)
 
-say "starting the agent (default interval, latency target 127.0.0.1:$HUB_PORT)"
+WATCH_ARGS=()
+if ((WATCH_FILES > 0)); then
+    WATCHED="$TMP/watched"
+    for ((i = 0; i < WATCH_FILES; i++)); do
+        d="$WATCHED/site-$((i / 100))"
+        [[ -d $d ]] || mkdir -p "$d"
+        printf 'server_name host-%d.example.org;\nlisten 443 ssl;\nproxy_pass http://127.0.0.1:%d;\n' \
+            "$i" "$((8000 + i))" >"$d/site-$i.conf"
+    done
+    WATCH_ARGS=(--watch "$WATCHED")
+fi
+say "starting the agent (default interval, latency target 127.0.0.1:$HUB_PORT, $WATCH_FILES watched files)"
 "$TB" agent --join "$JOIN" --state-dir "$STATE" --latency-target "127.0.0.1:$HUB_PORT" \
-    >"$TMP/agent.log" 2>&1 &
+    "${WATCH_ARGS[@]}" >"$TMP/agent.log" 2>&1 &
 AGENT_PID=$!
 PIDS+=("$AGENT_PID")
 
@@ -95,6 +110,18 @@ connected() {
 }
 wait_for 30 "the agent to connect" connected
 say "agent connected; ${WARMUP} s warm-up, then ${SECS} s of measurement"
+if ((WATCH_FILES > 0 && EDIT_EVERY > 0)); then
+    (
+        n=0
+        while sleep "$EDIT_EVERY"; do
+            f="$WATCHED/site-$((n % 20))/site-$(((n % 20) * 100)).conf"
+            printf '# edit %d\n' "$n" >>"$f"
+            n=$((n + 1))
+        done
+    ) &
+    PIDS+=("$!")
+    say "editing one watched file every ${EDIT_EVERY} s"
+fi
 
 python3 "$HERE/sample.py" --agent-pid "$AGENT_PID" --ne-pid "$NE_PID" --ne-url "$NE_URL" \
     --seconds "$SECS" --warmup "$WARMUP" --scrape-every 5 --agent-interval "5 s"

@@ -74,6 +74,12 @@ pub enum Job {
         sha256: String,
         text: String,
     },
+    /// Rate the newest versions of these paths again (a unit of theirs
+    /// needs a daemon-reload).
+    Recheck {
+        node_id: String,
+        paths: Vec<String>,
+    },
 }
 
 impl Files {
@@ -98,6 +104,30 @@ impl Files {
                 node_id,
                 path = file.path,
                 "file tracker is behind; a file report was dropped (the next full sync brings it)"
+            );
+        }
+    }
+
+    /// `node_id`'s agent reported `unit` needing a daemon-reload: its files'
+    /// newest versions are rated again, for drift.
+    pub fn unit_needs_reload(&self, node_id: &str, unit: &twinbay_proto::model::Unit) {
+        let paths: Vec<String> = unit
+            .fragment_path
+            .iter()
+            .chain(&unit.drop_in_paths)
+            .cloned()
+            .collect();
+        if paths.is_empty() {
+            return;
+        }
+        let job = Job::Recheck {
+            node_id: node_id.to_string(),
+            paths,
+        };
+        if self.tx.try_send(job).is_err() {
+            tracing::warn!(
+                node_id,
+                "file tracker is behind; a drift recheck was dropped"
             );
         }
     }
@@ -198,6 +228,7 @@ pub async fn track(hub: Arc<HubState>, mut jobs: mpsc::Receiver<Job>, stop: Canc
                 sha256,
                 text,
             } => content(&hub, &node_id, &path, &sha256, &text).await,
+            Job::Recheck { node_id, paths } => recheck_paths(&hub, &node_id, &paths).await,
         };
         if let Err(e) = result {
             tracing::error!(error = %crate::report(&e), "recording a watched file failed");
@@ -400,9 +431,8 @@ fn drift_event(v: &FileVersion, kind: &str, drift: &[risk::Drift]) -> Event {
     }
 }
 
-/// Versions with drift: rated again against the twin as it is now; when the
-/// drift is gone (containers recreated, daemon-reload done), the version
-/// says so and `file.drift_resolved` goes on the timeline.
+/// Versions with drift: rated again against the twin as it is now (see
+/// [`refresh_drift`]).
 async fn recheck_drift(hub: &HubState) -> Result<(), crate::store::StoreError> {
     let drifting: Vec<((String, String), i64)> = lock(&hub.files.drifting)
         .iter()
@@ -410,31 +440,71 @@ async fn recheck_drift(hub: &HubState) -> Result<(), crate::store::StoreError> {
         .collect();
     for ((node_id, path), id) in drifting {
         let latest = hub.store.latest_file_version(&node_id, &path).await?;
-        let Some(v) = latest.filter(|v| v.id == id) else {
+        match latest.filter(|v| v.id == id) {
+            Some(v) => refresh_drift(hub, &v).await?,
             // A newer version replaced it; its own rating tracks drift.
-            lock(&hub.files.drifting).remove(&(node_id, path));
-            continue;
-        };
-        let verdict = rate_stored(hub, &v).await?;
-        if verdict.drift.is_empty() {
-            let before: Vec<risk::Drift> = Vec::new();
-            let mut assessment = v.assessment.clone().unwrap_or_default();
-            let was = assessment.get("drift").cloned().unwrap_or_default();
-            assessment["drift"] = json!(before);
-            hub.store
-                .set_file_assessment(
-                    v.id,
-                    v.risk.as_deref().unwrap_or("low"),
-                    &v.summary,
-                    &assessment,
-                )
-                .await?;
-            let mut event = drift_event(&v, "file.drift_resolved", &[]);
-            event.detail["was"] = was;
-            hub.twin.emit(vec![event]);
-            lock(&hub.files.drifting).remove(&(node_id, path));
+            None => drop(lock(&hub.files.drifting).remove(&(node_id, path))),
         }
     }
+    Ok(())
+}
+
+/// The newest versions of `paths` on `node_id`, rated again: a unit of
+/// theirs now says it needs a daemon-reload (systemd does not signal that,
+/// so it can arrive after the version was rated).
+async fn recheck_paths(
+    hub: &HubState,
+    node_id: &str,
+    paths: &[String],
+) -> Result<(), crate::store::StoreError> {
+    for path in paths {
+        if let Some(v) = hub.store.latest_file_version(node_id, path).await? {
+            refresh_drift(hub, &v).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rates `v` again against the twin as it is now and records a change of
+/// its drift: new or different drift goes on the timeline as `file.drift`;
+/// drift gone (containers recreated, daemon-reload done, unit restarted) as
+/// `file.drift_resolved`. A version not rated yet is left to its rating.
+async fn refresh_drift(hub: &HubState, v: &FileVersion) -> Result<(), crate::store::StoreError> {
+    if v.risk.is_none() || v.change == "first_seen" {
+        return Ok(());
+    }
+    let verdict = rate_stored(hub, v).await?;
+    let mut assessment = v.assessment.clone().unwrap_or_else(|| json!({}));
+    let was: Vec<risk::Drift> = assessment
+        .get("drift")
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .unwrap_or_default();
+    let key = (v.node_id.clone(), v.path.clone());
+    if verdict.drift == was {
+        if !was.is_empty() {
+            lock(&hub.files.drifting).insert(key, v.id);
+        }
+        return Ok(());
+    }
+    assessment["drift"] = json!(verdict.drift);
+    hub.store
+        .set_file_assessment(
+            v.id,
+            v.risk.as_deref().unwrap_or("low"),
+            &v.summary,
+            &assessment,
+        )
+        .await?;
+    let event = if verdict.drift.is_empty() {
+        lock(&hub.files.drifting).remove(&key);
+        let mut event = drift_event(v, "file.drift_resolved", &[]);
+        event.detail["was"] = json!(was);
+        event
+    } else {
+        lock(&hub.files.drifting).insert(key, v.id);
+        drift_event(v, "file.drift", &verdict.drift)
+    };
+    hub.twin.emit(vec![event]);
     Ok(())
 }
 

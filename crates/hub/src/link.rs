@@ -254,12 +254,18 @@ impl Connection<'_> {
                 match twin.apply_diff(self.node_id, self.conn, seq, &changes) {
                     Ok(()) => {
                         for change in &changes {
-                            if let Change::Upsert {
-                                item: Item::Files(file),
-                                ..
-                            } = change
-                            {
-                                self.hub.files.seen(self.node_id, file);
+                            match change {
+                                Change::Upsert {
+                                    item: Item::Files(file),
+                                    ..
+                                } => self.hub.files.seen(self.node_id, file),
+                                Change::Upsert {
+                                    item: Item::Units(unit),
+                                    ..
+                                } if unit.need_daemon_reload => {
+                                    self.hub.files.unit_needs_reload(self.node_id, unit)
+                                }
+                                _ => {}
                             }
                         }
                         Some(HubMessage::Ack { seq })

@@ -40,6 +40,10 @@ type UnitRow = (
 trait Manager {
     fn subscribe(&self) -> zbus::Result<()>;
     fn list_units(&self) -> zbus::Result<Vec<UnitRow>>;
+    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    /// A `daemon-reload` began (`true`) or ended (`false`).
+    #[zbus(signal)]
+    fn reloading(&self, active: bool) -> zbus::Result<()>;
     #[zbus(signal)]
     fn unit_new(&self, id: String, unit: OwnedObjectPath) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -214,8 +218,17 @@ async fn session(
         .receive_unit_removed()
         .await
         .map_err(err("subscribing"))?;
+    let mut reloading = manager
+        .receive_reloading()
+        .await
+        .map_err(err("subscribing"))?;
     manager.subscribe().await.map_err(err("Subscribe"))?;
     let user = bus == Bus::User;
+    // systemd does not signal that a unit's files changed on disk
+    // (`NeedDaemonReload` is computed when read): the files source sees it,
+    // so a new version of a unit's file makes this source read the unit again.
+    let mut twin = state.subscribe();
+    let mut unit_files = unit_file_hashes(&twin.borrow_and_update());
     let mut units = BTreeMap::new();
     for row in manager.list_units().await.map_err(err("ListUnits"))? {
         if let Some(u) = read_unit(&conn, &row.6, user)
@@ -247,17 +260,17 @@ async fn session(
     tracing::info!(?bus, "watching systemd units");
 
     loop {
-        let path: OwnedObjectPath = tokio::select! {
+        let paths: Vec<OwnedObjectPath> = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             msg = changed.next() => match msg {
                 Some(Ok(msg)) => match msg.header().path() {
-                    Some(p) => p.clone().into(),
+                    Some(p) => vec![p.clone().into()],
                     None => continue,
                 },
                 _ => return Err("the bus connection ended".into()),
             },
             signal = new_units.next() => match signal.and_then(|s| s.args().ok().map(|a| a.unit.clone())) {
-                Some(path) => path,
+                Some(path) => vec![path],
                 None => return Err("the bus connection ended".into()),
             },
             signal = removed_units.next() => {
@@ -268,15 +281,81 @@ async fn session(
                 state.send_if_modified(|s| s.units.remove(&key).is_some());
                 continue;
             }
+            signal = reloading.next() => {
+                let Some(signal) = signal else {
+                    return Err("the bus connection ended".into());
+                };
+                if signal.args().is_ok_and(|a| a.active) {
+                    continue;
+                }
+                // Reloaded: the units that needed it say so no longer.
+                let names = units_where(&state.borrow(), user, |u| u.need_daemon_reload);
+                tracing::debug!(?bus, units = names.len(), "daemon-reload done; reading units again");
+                unit_paths(&manager, names).await
+            }
+            Ok(()) = twin.changed() => {
+                let now = unit_file_hashes(&twin.borrow_and_update());
+                if now == unit_files {
+                    continue;
+                }
+                let changed: Vec<String> = now
+                    .iter()
+                    .filter(|(path, sha)| unit_files.get(*path) != Some(*sha))
+                    .map(|(path, _)| path.clone())
+                    .chain(unit_files.keys().filter(|p| !now.contains_key(*p)).cloned())
+                    .collect();
+                unit_files = now;
+                let names = units_where(&state.borrow(), user, |u| {
+                    changed.iter().any(|p| {
+                        u.fragment_path.as_deref() == Some(p) || u.drop_in_paths.contains(p)
+                    })
+                });
+                unit_paths(&manager, names).await
+            }
         };
-        let unit = read_unit(&conn, &path, user).await;
-        state.send_if_modified(|s| match unit {
-            Some(u) if filter.wants(&u) => s.units.insert(u.key(), u.clone()).as_ref() != Some(&u),
-            // Gone, or no longer wanted (a failed unit that recovered outside the filter).
-            Some(u) => s.units.remove(&u.key()).is_some(),
-            None => false,
-        });
+        for path in paths {
+            let unit = read_unit(&conn, &path, user).await;
+            state.send_if_modified(|s| match unit {
+                Some(u) if filter.wants(&u) => {
+                    s.units.insert(u.key(), u.clone()).as_ref() != Some(&u)
+                }
+                // Gone, or no longer wanted (a failed unit that recovered outside the filter).
+                Some(u) => s.units.remove(&u.key()).is_some(),
+                None => false,
+            });
+        }
     }
+}
+
+/// The hash of every watched unit file (origin `unit`), by path.
+fn unit_file_hashes(state: &NodeState) -> BTreeMap<String, Option<String>> {
+    state
+        .files
+        .values()
+        .filter(|f| f.origin == "unit")
+        .map(|f| (f.path.clone(), f.sha256.clone()))
+        .collect()
+}
+
+/// The names of this bus's units in the twin for which `wanted` holds.
+fn units_where(state: &NodeState, user: bool, wanted: impl Fn(&Unit) -> bool) -> Vec<String> {
+    state
+        .units
+        .values()
+        .filter(|u| u.user == user && wanted(u))
+        .map(|u| u.name.clone())
+        .collect()
+}
+
+/// The object paths of units by name (those systemd no longer has are left out).
+async fn unit_paths(manager: &ManagerProxy<'_>, names: Vec<String>) -> Vec<OwnedObjectPath> {
+    let mut paths = Vec::with_capacity(names.len());
+    for name in names {
+        if let Ok(path) = manager.get_unit(&name).await {
+            paths.push(path);
+        }
+    }
+    paths
 }
 
 /// Reads one unit's properties; `None` if it vanished meanwhile.

@@ -56,29 +56,16 @@ fn setup(name: &str, policy: &str) -> (std::path::PathBuf, Proc, Hub, Proc, Stri
     let admin = hub.token("admin");
     let policy_file = dir.join("policy.yaml");
     std::fs::write(&policy_file, policy.replace("DIR", dir.to_str().unwrap())).unwrap();
-    // The agent logs two lines per command: into a file (read it when a test
-    // fails), not a pipe nobody drains, which would fill and stall it.
-    let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-    let agent = Proc {
-        child: Command::new(BIN)
-            .args([
-                "agent",
-                "--interval",
-                "1s",
-                "--join",
-                &hub.join(),
-                "--state-dir",
-            ])
-            .arg(dir.join("agent"))
-            .args(["--container-socket", socket.to_str().unwrap()])
-            .args(["--policy", policy_file.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-        name: "agent",
-    };
+    let agent = agent_logged(
+        &hub.join(),
+        &dir.join("agent"),
+        &[
+            "--container-socket",
+            socket.to_str().unwrap(),
+            "--policy",
+            policy_file.to_str().unwrap(),
+        ],
+    );
     let (id, _) = hub.wait_twin(
         &admin,
         "the node with containers",

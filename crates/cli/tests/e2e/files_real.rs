@@ -72,30 +72,24 @@ fn the_real_agent_saves_secrets_and_drift() {
 
     let hub = Hub::start(&dir.join("hub"));
     let admin = hub.token("admin");
-    let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-    let _agent = Proc {
-        child: Command::new(BIN)
-            .args([
-                "agent",
-                "--interval",
-                "1s",
-                "--join",
-                &hub.join(),
-                "--state-dir",
-            ])
-            .arg(dir.join("agent"))
-            .args(["--container-socket", socket.to_str().unwrap()])
-            .args(["--watch", conf.to_str().unwrap()])
-            .args(["--watch", env.to_str().unwrap()])
-            .args(["--watch", compose.to_str().unwrap()])
-            .args(["--watch", later.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-        name: "agent",
-    };
+    // Everything the UI stream sends, from before the first file is seen.
+    let tap = StreamTap::start(hub.addr, &admin);
+    let _agent = agent_logged(
+        &hub.join(),
+        &dir.join("agent"),
+        &[
+            "--container-socket",
+            socket.to_str().unwrap(),
+            "--watch",
+            conf.to_str().unwrap(),
+            "--watch",
+            env.to_str().unwrap(),
+            "--watch",
+            compose.to_str().unwrap(),
+            "--watch",
+            later.to_str().unwrap(),
+        ],
+    );
     let (node, _) = hub.wait_twin(
         &admin,
         "the files and the container",
@@ -237,7 +231,7 @@ fn the_real_agent_saves_secrets_and_drift() {
         "{kinds:?}"
     );
 
-    // Nowhere on the hub: API answers, the database's bytes, the log.
+    // Nowhere on the hub: API answers, the stream, the database's bytes, the log.
     let secrets = [
         "s3cr3t-Env-Value-42",
         "n3w-Env-Value-43",
@@ -259,6 +253,12 @@ fn the_real_agent_saves_secrets_and_drift() {
             .to_string(),
     );
     seen.push_str(&events.to_string());
+    let streamed = tap.text();
+    assert!(
+        streamed.contains("file.changed") && streamed.contains("DB_PASSWORD"),
+        "the stream carried the changes: {streamed:.2000}"
+    );
+    seen.push_str(&streamed);
     let Hub {
         proc, dir: hub_dir, ..
     } = hub;

@@ -303,6 +303,64 @@ pub fn agent_with(join: Option<&str>, state_dir: &Path, extra: &[&str]) -> Proc 
     }
 }
 
+/// An agent (1 s interval) joined to a hub, with `extra` arguments, logging
+/// into `state_dir`'s sibling `agent.log` (read it when a test fails) rather
+/// than a pipe nobody drains, which would fill and stall it.
+pub fn agent_logged(join: &str, state_dir: &Path, extra: &[&str]) -> Proc {
+    let log = std::fs::File::create(state_dir.with_file_name("agent.log")).unwrap();
+    let child = Command::new(BIN)
+        .args(["agent", "--interval", "1s", "--join", join, "--state-dir"])
+        .arg(state_dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "agent",
+    }
+}
+
+/// Everything the UI stream sends one client, as text, from now until the
+/// hub closes it: to search for what must never be sent.
+pub struct StreamTap {
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl StreamTap {
+    pub fn start(addr: SocketAddr, token: &str) -> StreamTap {
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (sink, token) = (text.clone(), token.to_string());
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut ws = stream(addr, &token).await;
+                let _ = ready_tx.send(());
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let Message::Text(t) = msg {
+                        sink.lock().unwrap().push_str(t.as_str());
+                    }
+                }
+            });
+        });
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the stream opened");
+        StreamTap { text }
+    }
+
+    /// What arrived so far.
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
 /// Signs in as `username`; returns the session cookie (`twinbay_session=…`).
 pub fn sign_in_cookie(addr: SocketAddr, username: &str, password: &str) -> String {
     let body = format!(r#"{{"username":"{username}","password":"{password}"}}"#);

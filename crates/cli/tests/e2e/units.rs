@@ -118,6 +118,28 @@ impl Manager {
         self.job(name, "restart", server, emitter).await
     }
 
+    /// `systemctl daemon-reload`: every unit's files loaded again.
+    async fn reload(
+        &self,
+        #[zbus(object_server)] server: &ObjectServer,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<()> {
+        Manager::reloading(&emitter, true).await?;
+        for (name, _) in &self.units {
+            let unit = server
+                .interface::<_, UnitObject>(unit_path(name))
+                .await
+                .map_err(|e| zbus::fdo::Error::Failed(e.to_string()))?;
+            let mut u = unit.get_mut().await;
+            u.loaded = std::fs::read_to_string(&u.fragment).ok();
+        }
+        Manager::reloading(&emitter, false).await?;
+        Ok(())
+    }
+
+    #[zbus(signal)]
+    async fn reloading(emitter: &SignalEmitter<'_>, active: bool) -> zbus::Result<()>;
+
     #[zbus(property)]
     fn version(&self) -> String {
         "255-test-double".into()
@@ -175,6 +197,8 @@ struct UnitObject {
     sub_state: String,
     /// The unit file (`FragmentPath`), in the test's directory.
     fragment: String,
+    /// The file's content when systemd last loaded it (`None`: missing).
+    loaded: Option<String>,
 }
 
 #[zbus::interface(name = "org.freedesktop.systemd1.Unit")]
@@ -211,9 +235,11 @@ impl UnitObject {
     fn drop_in_paths(&self) -> Vec<String> {
         vec![format!("{}.d/override.conf", self.fragment)]
     }
+    /// As systemd computes it when read (it signals no change): the file
+    /// on disk is not what was loaded.
     #[zbus(property)]
     fn need_daemon_reload(&self) -> bool {
-        self.id == "web.service"
+        std::fs::read_to_string(&self.fragment).ok() != self.loaded
     }
 }
 
@@ -299,6 +325,10 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
                 active_state: "active".into(),
                 sub_state: "running".into(),
                 fragment: unit_dir.join(u).to_str().unwrap().into(),
+                // web.service's file went after it was loaded.
+                loaded: std::fs::read_to_string(unit_dir.join(u))
+                    .ok()
+                    .or((u == "web.service").then(|| "[Service]\n".into())),
             },
         );
     }
@@ -315,8 +345,9 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
             "DBUS_SESSION_BUS_ADDRESS",
             "unix:path=/nonexistent/twinbay-test-bus",
         )
+        .env("RUST_LOG", "twinbay_agent=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(dir.join("agent.log")).unwrap());
     let _agent = Proc {
         child: cmd.spawn().unwrap(),
         name: "agent",
@@ -466,5 +497,81 @@ async fn a_failing_unit_reaches_the_twin_and_the_timeline_and_the_filter_holds()
         );
         let version = run("version", "web.service");
         assert_eq!(command_output(&version), "systemd 255-test-double\n");
+    });
+
+    // A unit file edited on disk: systemd says nothing (NeedDaemonReload is
+    // computed when read), but the agent sees the new version, reads the
+    // unit again, and the hub shows drift until a daemon-reload.
+    let operator = hub.token("operator");
+    std::fs::write(
+        &fragment,
+        "[Service]\nEnvironment=DB_PASSWORD=hunter2\nExecStart=/usr/bin/backup --full\n",
+    )
+    .unwrap();
+    let history = |path: &str| -> Vec<Value> {
+        let (_, h) = hub.get(
+            &format!("/api/v1/nodes/{id}/files/history?path={path}"),
+            &operator,
+        );
+        h.as_array().cloned().unwrap_or_default()
+    };
+    let drift_of = |h: &[Value]| -> String { h[0]["assessment"]["drift"].to_string() };
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "NeedDaemonReload in the twin",
+            Duration::from_secs(10),
+            || {
+                let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+                (twin["units"]["backup.service"]["need_daemon_reload"] == true).then_some(())
+            },
+        );
+        let h = wait_for(
+            "drift: needs daemon-reload",
+            Duration::from_secs(15),
+            || {
+                let h = history(&fragment);
+                (h.len() == 2 && drift_of(&h).contains("daemon-reload")).then_some(h)
+            },
+        );
+        assert_eq!(h[0]["risk"], "medium", "ExecStart changed: {}", h[0]);
+        assert!(
+            h[0].to_string().contains("backup.service"),
+            "the unit is named: {}",
+            h[0]
+        );
+    });
+    systemd
+        .call_method(
+            Some("org.freedesktop.systemd1"),
+            "/org/freedesktop/systemd1",
+            Some("org.freedesktop.systemd1.Manager"),
+            "Reload",
+            &(),
+        )
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        wait_for("NeedDaemonReload cleared", Duration::from_secs(10), || {
+            let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
+            twin["units"]["backup.service"]["need_daemon_reload"]
+                .is_null()
+                .then_some(())
+        });
+        // backup.service is failed, not running an old ExecStart: no drift left.
+        wait_for("the drift resolved", Duration::from_secs(15), || {
+            (drift_of(&history(&fragment)) == "[]").then_some(())
+        });
+        let (_, events) = hub.get(&format!("/api/v1/nodes/{id}/events?limit=200"), &token);
+        let kinds: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["target"] == fragment.as_str())
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        assert!(
+            kinds.contains(&"file.drift") && kinds.contains(&"file.drift_resolved"),
+            "{kinds:?}"
+        );
     });
 }

@@ -121,7 +121,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use twinbay_proto::model::{Container, FileKind, NodeState};
 
 use super::{compose, kv, nginx, unit};
@@ -210,7 +210,7 @@ pub enum Affected {
 }
 
 /// Where what runs is not what the file now says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Drift {
     /// What drifted, e.g. `container web-1`.
     pub what: String,
