@@ -17,6 +17,7 @@ mod session;
 mod status;
 mod stream;
 mod tokens;
+mod topology;
 mod users;
 
 use std::sync::Arc;
@@ -100,6 +101,8 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::sign_out_everywhere))
         .routes(routes!(status::status))
         .routes(routes!(gateway::status))
+        .routes(routes!(topology::get))
+        .routes(routes!(topology::impact))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

@@ -24,6 +24,7 @@ pub mod server;
 pub mod store;
 pub mod timeline;
 pub mod tls;
+pub mod topology;
 pub mod twin;
 mod ui;
 
