@@ -11,6 +11,7 @@ mod events;
 mod files;
 mod gateway;
 mod history;
+mod layout;
 mod nodes;
 mod openapi;
 mod session;
@@ -103,6 +104,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(gateway::status))
         .routes(routes!(topology::get))
         .routes(routes!(topology::impact))
+        .routes(routes!(layout::get, layout::put))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

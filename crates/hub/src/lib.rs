@@ -16,6 +16,7 @@ pub mod files;
 mod fsutil;
 pub mod gateway;
 pub mod history;
+pub mod layout;
 pub mod link;
 pub mod lockout;
 pub mod metrics;

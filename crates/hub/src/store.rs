@@ -9,6 +9,7 @@ mod commands;
 mod events;
 mod files;
 mod history;
+mod layout;
 mod nodes;
 pub mod settings;
 mod users;
@@ -30,6 +31,7 @@ pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use commands::{CommandRecord, Output};
 pub use files::{FileVersion, NewFileVersion};
 pub use history::{Bucket, PointWrite};
+pub use layout::PutLayout;
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};
 pub use users::{UserError, UserInfo};
 

@@ -179,10 +179,16 @@ impl Hub {
 
     /// A JSON `POST` with a bearer token; the body as JSON (a string if it is not).
     pub fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.send("POST", path, token, body)
+    }
+
+    /// A JSON request of any method with a bearer token; the body as JSON
+    /// (a string if it is not).
+    pub fn send(&self, method: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
         let auth = format!("Bearer {token}");
         let (status, text) = http(
             self.addr,
-            "POST",
+            method,
             path,
             &[
                 ("Authorization", &auth),

@@ -21,4 +21,5 @@ mod people;
 mod refusals;
 mod restart;
 mod scale;
+mod topology;
 mod units;

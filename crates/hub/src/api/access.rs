@@ -53,6 +53,8 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/gateway", VIEWER),
     ("GET", "/api/v1/topology", VIEWER),
     ("GET", "/api/v1/topology/impact", VIEWER),
+    ("GET", "/api/v1/layout", VIEWER),
+    ("PUT", "/api/v1/layout", ADMIN),
     ("GET", "/api/v1/openapi.json", VIEWER),
     // Commands: the verb's or action's own role is checked inside, against
     // the agent's policy; reading output needs the role the command needed.
