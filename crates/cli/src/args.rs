@@ -50,6 +50,8 @@ pub struct UpArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
     /// Also run this many simulated hosts (labelled simulated), to see the UI with a fleet.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub demo: Option<u32>,
@@ -85,6 +87,33 @@ pub struct HubArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+}
+
+/// How alert notifications are grouped (see README, "Alerts").
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// How long the first alert of a rule on a host waits for others to
+    /// join its notification.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub alert_group_wait: Duration,
+    /// How long after a group's notification new firing alerts wait.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub alert_group_interval: Duration,
+    /// How often an alert still firing is sent again.
+    #[arg(long, default_value = "4h", value_parser = parse_duration)]
+    pub alert_repeat_interval: Duration,
+}
+
+impl AlertArgs {
+    pub fn config(&self) -> twinbay_hub::alerts::AlertConfig {
+        twinbay_hub::alerts::AlertConfig {
+            group_wait: self.alert_group_wait,
+            group_interval: self.alert_group_interval,
+            repeat_interval: self.alert_repeat_interval,
+        }
+    }
 }
 
 /// The internet gateway the hub polls for the public address and the

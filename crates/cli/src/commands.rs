@@ -172,6 +172,7 @@ fn hub_config(
     access: &crate::args::AccessArgs,
     connections: &crate::args::ConnectionArgs,
     gateway: &crate::args::GatewayArgs,
+    alerts: &crate::args::AlertArgs,
 ) -> Result<HubConfig> {
     Ok(HubConfig {
         listen,
@@ -186,6 +187,7 @@ fn hub_config(
         allowed_hosts: access.allowed_hosts.clone(),
         connections: connections.config(),
         gateway: gateway.config()?,
+        alerts: alerts.config(),
     })
 }
 
@@ -214,6 +216,7 @@ async fn up(args: UpArgs) -> Result<()> {
             &args.access,
             &args.connections,
             &args.gateway,
+            &args.alerts,
         )?,
         shutdown.clone(),
     )
@@ -347,6 +350,7 @@ async fn hub(args: HubArgs) -> Result<()> {
         &args.access,
         &args.connections,
         &args.gateway,
+        &args.alerts,
     )?;
     config.public_url = args.public_url;
     config.tls_cert = args.tls_cert;

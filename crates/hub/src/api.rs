@@ -1,6 +1,7 @@
 //! The HTTP surface: REST API, UI stream, agent endpoint, UI files, health and metrics.
 
 pub mod access;
+mod alerts;
 mod audit;
 mod auth;
 mod body;
@@ -105,6 +106,12 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(topology::get))
         .routes(routes!(topology::impact))
         .routes(routes!(layout::get, layout::put))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::add_channel, alerts::channels))
+        .routes(routes!(alerts::remove_channel))
+        .routes(routes!(alerts::test_channel))
+        .routes(routes!(alerts::add_rule, alerts::rules))
+        .routes(routes!(alerts::remove_rule))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

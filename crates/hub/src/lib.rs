@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod commands;
@@ -75,6 +76,8 @@ pub struct HubConfig {
     pub connections: ConnectionConfig,
     /// The internet gateways to poll (`--gateway`).
     pub gateway: gateway::GatewayConfig,
+    /// Grouping and repeats of alert notifications.
+    pub alerts: alerts::AlertConfig,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -161,6 +164,8 @@ pub struct HubState {
     pub files: files::Files,
     /// The internet gateways' latest status.
     pub gateways: gateway::Gateways,
+    /// Alert rules, channels and active alerts.
+    pub alerts: alerts::Alerts,
 }
 
 /// What the first start did about the admin account.
@@ -281,6 +286,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         commands: commands::Commands::new(store.clone()).announcing_on(stream),
         files,
         gateways: gateways.clone(),
+        alerts: alerts::Alerts::default(),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -298,6 +304,11 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     tokio::spawn(files::track(
         state.clone(),
         file_jobs,
+        recorder_stop.clone(),
+    ));
+    tokio::spawn(alerts::run(
+        state.clone(),
+        config.alerts.clone(),
         recorder_stop.clone(),
     ));
     // Gateway pollers stop with the recorder, after their last events.

@@ -3,6 +3,7 @@
 //! One module per kind of record; each method is one short query or
 //! transaction. Times are unix milliseconds.
 
+mod alerts;
 mod audit;
 mod auth;
 mod commands;
@@ -26,6 +27,7 @@ use sqlx::sqlite::{
 use crate::audit::anchor::Anchor;
 use crate::audit::head::Head;
 
+pub use alerts::{AlertRecord, ChannelRecord, NewChannel, NewRule, RuleRecord};
 pub use audit::{AuditQuery, AuditScope};
 pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use commands::{CommandRecord, Output};

@@ -46,6 +46,26 @@ pub struct NodeTwin {
     conn: Option<Conn>,
 }
 
+impl NodeTwin {
+    /// A disconnected node with an empty state, for other modules' tests.
+    #[cfg(test)]
+    pub fn for_tests(id: &str) -> NodeTwin {
+        NodeTwin {
+            id: id.into(),
+            connected: false,
+            last_seen: None,
+            agent_version: String::new(),
+            simulated: false,
+            public_key: String::new(),
+            seq: None,
+            state: NodeState::default(),
+            resources: None,
+            policy: None,
+            conn: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Conn {
     id: u64,

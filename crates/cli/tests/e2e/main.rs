@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod alerts;
 mod audit;
 mod authz;
 mod cli;

@@ -55,6 +55,15 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/topology/impact", VIEWER),
     ("GET", "/api/v1/layout", VIEWER),
     ("PUT", "/api/v1/layout", ADMIN),
+    ("GET", "/api/v1/alerts", VIEWER),
+    ("GET", "/api/v1/alerts/rules", VIEWER),
+    ("POST", "/api/v1/alerts/rules", ADMIN),
+    ("DELETE", "/api/v1/alerts/rules/{id}", ADMIN),
+    // Channel URLs can carry tokens and name internal addresses.
+    ("GET", "/api/v1/alerts/channels", ADMIN),
+    ("POST", "/api/v1/alerts/channels", ADMIN),
+    ("DELETE", "/api/v1/alerts/channels/{id}", ADMIN),
+    ("POST", "/api/v1/alerts/channels/{id}/test", ADMIN),
     ("GET", "/api/v1/openapi.json", VIEWER),
     // Commands: the verb's or action's own role is checked inside, against
     // the agent's policy; reading output needs the role the command needed.

@@ -1,0 +1,455 @@
+//! Alerts: rules evaluated against the live twin, each alert's life
+//! ([`machine`]), grouped notifications to channels ([`webhook`]).
+//!
+//! The engine evaluates every rule on every node once a second, in memory
+//! (the twin, never the database), and stores each alert's changes so a hub
+//! restart neither loses a firing alert nor notifies it twice. Against
+//! storms: notifications are grouped per rule and host — the first waits
+//! `group_wait` for others to join, later firing ones wait until
+//! `group_interval` after the group's last notification; a host that is
+//! down inhibits its other alerts (they are tracked, not sent); an alert
+//! still firing after `repeat_interval` is sent again.
+
+pub mod eval;
+pub mod machine;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use self::eval::{Check, Kind};
+use self::machine::{Alert, State, Transition};
+use crate::store::{AlertRecord, ChannelRecord, RuleRecord, StoreError, now_ms};
+use crate::{HubState, lock};
+
+/// How often rules are evaluated.
+const EVAL_EVERY: Duration = Duration::from_secs(1);
+
+/// Grouping and repeats (`twinbay hub --alert-group-wait …`).
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    pub group_wait: Duration,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// (rule, node, subject): one alert.
+type Key = (i64, String, String);
+
+/// The engine's memory: rules and channels as stored, active alerts.
+#[derive(Default)]
+pub struct Alerts {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    rules: Vec<RuleRecord>,
+    channels: HashMap<i64, ChannelRecord>,
+    active: HashMap<Key, Active>,
+    groups: HashMap<(i64, String), Group>,
+}
+
+struct Active {
+    record: AlertRecord,
+    alert: Alert,
+    /// When the firing notification last went out (repeats count from it).
+    sent_ms: Option<i64>,
+}
+
+/// One rule's notifications for one host, waiting to go out together.
+#[derive(Default)]
+struct Group {
+    queued: Vec<AlertRecord>,
+    first_queued_ms: Option<i64>,
+    last_sent_ms: Option<i64>,
+}
+
+impl Alerts {
+    /// Reads rules and channels again (after the API changed them).
+    pub async fn reload(&self, store: &crate::store::Store) -> Result<(), StoreError> {
+        let rules = store.alert_rules().await?;
+        let channels = store.alert_channels().await?;
+        let mut inner = lock(&self.inner);
+        inner.rules = rules;
+        inner.channels = channels.into_iter().map(|c| (c.id, c)).collect();
+        let ids: Vec<i64> = inner.rules.iter().map(|r| r.id).collect();
+        inner.active.retain(|k, _| ids.contains(&k.0));
+        Ok(())
+    }
+}
+
+fn check_of(rule: &RuleRecord) -> Option<Check> {
+    let kind: Kind = serde_json::from_value(serde_json::json!(rule.kind)).ok()?;
+    Some(Check {
+        kind,
+        above: rule.above,
+        clear: rule.clear,
+    })
+}
+
+/// Loads what is stored, then evaluates every [`EVAL_EVERY`] until `stop`.
+pub async fn run(hub: Arc<HubState>, config: AlertConfig, stop: CancellationToken) {
+    if let Err(e) = load(&hub).await {
+        tracing::error!(error = %crate::report(&e), "loading alerts failed; alerting is off");
+        return;
+    }
+    let mut tick = tokio::time::interval(EVAL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        let changes = evaluate(&hub, now);
+        for (record, transition) in changes {
+            if let Err(e) = record_change(&hub, record, transition).await {
+                tracing::warn!(error = %crate::report(&e), "recording an alert failed");
+            }
+        }
+        for (channels, batch) in due(&hub, &config, now) {
+            for channel in channels {
+                let hub = hub.clone();
+                let batch = batch.clone();
+                tokio::spawn(async move { deliver(&hub, &channel, &batch).await });
+            }
+        }
+    }
+}
+
+async fn load(hub: &HubState) -> Result<(), StoreError> {
+    hub.alerts.reload(&hub.store).await?;
+    let stored = hub.store.alerts(true, 0).await?;
+    let mut inner = lock(&hub.alerts.inner);
+    for record in stored {
+        let Some(state) = State::parse(&record.state) else {
+            continue;
+        };
+        let alert = Alert {
+            state,
+            started_ms: record.started_ms,
+            fired_ms: record.fired_ms,
+            resolved_ms: record.resolved_ms,
+        };
+        let key = (
+            record.rule_id,
+            record.node_id.clone(),
+            record.subject.clone(),
+        );
+        // Fired but not yet notified when the hub stopped: notify now.
+        if state == State::Firing && !record.notified {
+            queue(&mut inner.groups, &record, now_ms());
+        }
+        let sent_ms = record.notified.then_some(record.fired_ms.unwrap_or(0));
+        inner.active.insert(
+            key,
+            Active {
+                record,
+                alert,
+                sent_ms,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// One round: every rule on every node it covers. Returns the alerts that
+/// changed, to be stored.
+fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
+    let mut inner = lock(&hub.alerts.inner);
+    let rules: Vec<(RuleRecord, Check)> = inner
+        .rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| Some((r.clone(), check_of(r)?)))
+        .collect();
+    let mut findings: Vec<(Key, bool, String)> = Vec::new();
+    hub.twin.for_each(|node| {
+        for (rule, check) in &rules {
+            if rule.node_id.as_deref().is_some_and(|n| n != node.id) {
+                continue;
+            }
+            if let Some(group) = &rule.group {
+                let labels = &node.state.host.labels;
+                let inside = group
+                    .split_once('=')
+                    .is_some_and(|(k, v)| labels.get(k).is_some_and(|l| l == v));
+                if !inside {
+                    continue;
+                }
+            }
+            let active = |subject: &str| {
+                inner
+                    .active
+                    .contains_key(&(rule.id, node.id.clone(), subject.to_string()))
+            };
+            for f in eval::evaluate(check, node, active) {
+                findings.push(((rule.id, node.id.clone(), f.subject), f.holds, f.summary));
+            }
+        }
+    });
+    // Active alerts whose subject is gone (a container removed) let go.
+    let found: std::collections::HashSet<&Key> = findings.iter().map(|(k, _, _)| k).collect();
+    let vanished: Vec<(Key, bool, String)> = inner
+        .active
+        .iter()
+        .filter(|(k, _)| !found.contains(k))
+        .map(|(k, a)| (k.clone(), false, a.record.summary.clone()))
+        .collect();
+    findings.extend(vanished);
+
+    let for_ms: HashMap<i64, i64> = rules.iter().map(|(r, _)| (r.id, r.for_ms)).collect();
+    let mut changed = Vec::new();
+    for (key, holds, summary) in findings {
+        let Some(for_ms) = for_ms.get(&key.0).copied() else {
+            inner.active.remove(&key);
+            continue;
+        };
+        let current = inner.active.get(&key).map(|a| &a.alert);
+        let (next, transition) = machine::step(current, holds, for_ms, now);
+        let Some(transition) = transition else {
+            // Still firing: repeat after repeat_interval (queued by `due`).
+            continue;
+        };
+        let mut record = match inner.active.remove(&key) {
+            Some(a) => a.record,
+            None => AlertRecord {
+                id: 0,
+                rule_id: key.0,
+                node_id: key.1.clone(),
+                subject: key.2.clone(),
+                state: String::new(),
+                summary: String::new(),
+                started_ms: now,
+                fired_ms: None,
+                resolved_ms: None,
+                notified: false,
+            },
+        };
+        record.summary = summary;
+        if let Some(next) = &next {
+            record.state = next.state.as_str().into();
+            record.fired_ms = next.fired_ms;
+            record.resolved_ms = next.resolved_ms;
+        }
+        record.notified = false;
+        match transition {
+            Transition::Began => {
+                inner.active.insert(
+                    key,
+                    Active {
+                        record: record.clone(),
+                        alert: next.expect("began"),
+                        sent_ms: None,
+                    },
+                );
+            }
+            Transition::Fired => {
+                inner.active.insert(
+                    key,
+                    Active {
+                        record: record.clone(),
+                        alert: next.expect("fired"),
+                        sent_ms: None,
+                    },
+                );
+            }
+            Transition::Dropped | Transition::Resolved => {}
+        }
+        changed.push((record, transition));
+    }
+    changed
+}
+
+/// Stores a change; queues the notification it is worth.
+async fn record_change(
+    hub: &HubState,
+    mut record: AlertRecord,
+    transition: Transition,
+) -> Result<(), StoreError> {
+    if transition == Transition::Dropped {
+        if record.id != 0 {
+            hub.store.drop_alert(record.id).await?;
+        }
+        return Ok(());
+    }
+    let id = hub.store.put_alert(&record).await?;
+    record.id = id;
+    let mut inner = lock(&hub.alerts.inner);
+    let key = (
+        record.rule_id,
+        record.node_id.clone(),
+        record.subject.clone(),
+    );
+    if let Some(a) = inner.active.get_mut(&key) {
+        a.record.id = id;
+    }
+    match transition {
+        Transition::Fired | Transition::Resolved => queue(&mut inner.groups, &record, now_ms()),
+        _ => {}
+    }
+    let _ = hub.twin.stream().send(alert_event(&record));
+    Ok(())
+}
+
+fn queue(groups: &mut HashMap<(i64, String), Group>, record: &AlertRecord, now: i64) {
+    let g = groups
+        .entry((record.rule_id, record.node_id.clone()))
+        .or_default();
+    g.first_queued_ms.get_or_insert(now);
+    g.queued.retain(|r| r.subject != record.subject);
+    g.queued.push(record.clone());
+}
+
+/// The stream message for an alert's change (`{"type":"alert", …}`).
+fn alert_event(record: &AlertRecord) -> axum::extract::ws::Utf8Bytes {
+    serde_json::json!({"type": "alert", "id": record.node_id, "alert": record})
+        .to_string()
+        .into()
+}
+
+/// A notification ready to go: the rule, the host and its alerts.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub rule: RuleRecord,
+    pub node_id: String,
+    pub hostname: String,
+    pub alerts: Vec<AlertRecord>,
+}
+
+/// Groups whose wait is over, with the channels they go to. Inhibited ones
+/// (the host is down and this is not the host-down rule) are dropped
+/// unsent. Firing alerts due for a repeat join their group.
+fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord>, Batch)> {
+    let wait = config.group_wait.as_millis() as i64;
+    let interval = config.group_interval.as_millis() as i64;
+    let repeat = config.repeat_interval.as_millis() as i64;
+    let mut inner = lock(&hub.alerts.inner);
+    let Inner {
+        rules,
+        channels,
+        active,
+        groups,
+    } = &mut *inner;
+    let host_down: Vec<i64> = rules
+        .iter()
+        .filter(|r| r.kind == Kind::HostDown.as_str())
+        .map(|r| r.id)
+        .collect();
+    let down = |node: &str, active: &HashMap<Key, Active>| {
+        host_down.iter().any(|r| {
+            active
+                .get(&(*r, node.to_string(), String::new()))
+                .is_some_and(|a| a.alert.state == State::Firing)
+        })
+    };
+    for a in active.values_mut() {
+        if a.alert.state == State::Firing && a.sent_ms.is_some_and(|s| now - s >= repeat) {
+            a.sent_ms = Some(now);
+            let g = groups
+                .entry((a.record.rule_id, a.record.node_id.clone()))
+                .or_default();
+            g.first_queued_ms.get_or_insert(now - wait);
+            g.queued.retain(|r| r.subject != a.record.subject);
+            g.queued.push(a.record.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for ((rule_id, node_id), g) in groups.iter_mut() {
+        let Some(first) = g.first_queued_ms else {
+            continue;
+        };
+        let firing = g.queued.iter().any(|r| r.state == "firing");
+        let ready = now - first >= wait
+            && (!firing || g.last_sent_ms.is_none_or(|last| now - last >= interval));
+        if !ready {
+            continue;
+        }
+        let batch: Vec<AlertRecord> = std::mem::take(&mut g.queued);
+        g.first_queued_ms = None;
+        g.last_sent_ms = Some(now);
+        for r in &batch {
+            if let Some(a) = active.get_mut(&(r.rule_id, r.node_id.clone(), r.subject.clone())) {
+                a.sent_ms.get_or_insert(now);
+            }
+        }
+        let Some(rule) = rules.iter().find(|r| r.id == *rule_id) else {
+            continue;
+        };
+        if !host_down.contains(rule_id) && down(node_id, active) {
+            tracing::debug!(rule = rule.name, node_id, "inhibited: the host is down");
+            continue;
+        }
+        let hostname = hub
+            .twin
+            .read(node_id, |n| n.state.host.hostname.clone())
+            .unwrap_or_default();
+        let targets: Vec<ChannelRecord> = rule
+            .channels
+            .iter()
+            .filter_map(|c| channels.get(c).cloned())
+            .collect();
+        out.push((
+            targets,
+            Batch {
+                rule: rule.clone(),
+                node_id: node_id.clone(),
+                hostname,
+                alerts: batch,
+            },
+        ));
+    }
+    groups.retain(|_, g| {
+        g.first_queued_ms.is_some() || g.last_sent_ms.is_some_and(|l| now - l < interval)
+    });
+    out
+}
+
+/// Sends a batch to one channel, retrying with backoff; notes the outcome.
+async fn deliver(hub: &HubState, channel: &ChannelRecord, batch: &Batch) {
+    let mut delay = Duration::from_secs(1);
+    let mut last = String::new();
+    for attempt in 1..=5 {
+        match webhook::send(channel, batch).await {
+            Ok(()) => {
+                let ids: Vec<i64> = batch.alerts.iter().map(|a| a.id).collect();
+                let noted = async {
+                    hub.store.note_alert_delivery(channel.id, None).await?;
+                    hub.store.mark_alerts_notified(&ids).await
+                };
+                if let Err(e) = noted.await {
+                    tracing::warn!(error = %crate::report(&e), "noting a delivery failed");
+                }
+                return;
+            }
+            Err(e) => {
+                last = e;
+                tracing::info!(
+                    channel = channel.name,
+                    attempt,
+                    error = last,
+                    "alert delivery failed"
+                );
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    if let Err(e) = hub.store.note_alert_delivery(channel.id, Some(&last)).await {
+        tracing::warn!(error = %crate::report(&e), "noting a failed delivery failed");
+    }
+}

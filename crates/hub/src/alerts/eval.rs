@@ -1,0 +1,278 @@
+//! Rules and what they find on one node. Pure: a rule and a node in, one
+//! finding per subject (the host, a container, a unit, a mount, a route)
+//! out; the engine turns findings into alerts with [`super::machine`].
+
+use serde::{Deserialize, Serialize};
+
+use super::machine::over;
+use crate::twin::NodeTwin;
+
+/// What a rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The agent is not connected (no heartbeat).
+    HostDown,
+    /// A unit is `failed`.
+    UnitFailed,
+    /// A container exited with a non-zero code, is unhealthy or restarting.
+    ContainerDown,
+    /// A reverse-proxy route's target is stopped or missing.
+    RouteBroken,
+    /// CPU busy percent above `above` (clears at or below `clear`).
+    Cpu,
+    /// Memory used percent.
+    Memory,
+    /// A mount's used percent.
+    Disk,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::HostDown => "host_down",
+            Kind::UnitFailed => "unit_failed",
+            Kind::ContainerDown => "container_down",
+            Kind::RouteBroken => "route_broken",
+            Kind::Cpu => "cpu",
+            Kind::Memory => "memory",
+            Kind::Disk => "disk",
+        }
+    }
+
+    /// Threshold kinds need `above`.
+    pub fn has_threshold(self) -> bool {
+        matches!(self, Kind::Cpu | Kind::Memory | Kind::Disk)
+    }
+}
+
+/// The part of a rule evaluation needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub kind: Kind,
+    pub above: Option<f64>,
+    pub clear: Option<f64>,
+}
+
+/// One subject of a rule on one node, and whether the condition holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What it is about on the node (`""` for the host itself).
+    pub subject: String,
+    pub holds: bool,
+    /// Said in a notification: "web exited with code 1", "CPU 96 %".
+    pub summary: String,
+}
+
+/// What `check` finds on `node`. `active(subject)` says whether an alert of
+/// this rule is active for the subject (for hysteresis). A disconnected
+/// node only answers `host_down`: its last known state is not news.
+pub fn evaluate(check: &Check, node: &NodeTwin, active: impl Fn(&str) -> bool) -> Vec<Finding> {
+    let host = &node.state.host.hostname;
+    let finding = |subject: &str, holds: bool, summary: String| Finding {
+        subject: subject.into(),
+        holds,
+        summary,
+    };
+    if check.kind == Kind::HostDown {
+        return vec![finding(
+            "",
+            !node.connected,
+            format!("host {host} is not connected"),
+        )];
+    }
+    if !node.connected {
+        return Vec::new();
+    }
+    let threshold = |value: f64, subject: &str, what: &str| {
+        let enter = check.above.unwrap_or(90.0);
+        let clear = check.clear.unwrap_or(enter).min(enter);
+        let holds = value.is_finite() && over(value, enter, clear, active(subject));
+        finding(
+            subject,
+            holds,
+            format!("{what} at {value:.0} % on {host} (above {enter:.0} %)"),
+        )
+    };
+    let s = &node.state;
+    match check.kind {
+        Kind::HostDown => unreachable!("answered above"),
+        Kind::UnitFailed => s
+            .units
+            .values()
+            .map(|u| {
+                finding(
+                    &u.name,
+                    u.active_state == "failed",
+                    format!("unit {} failed on {host}", u.name),
+                )
+            })
+            .collect(),
+        Kind::ContainerDown => s
+            .containers
+            .values()
+            .map(|c| {
+                let (holds, why) = match (c.state.as_str(), c.exit_code, c.health.as_deref()) {
+                    ("exited" | "dead", Some(code), _) if code != 0 => {
+                        (true, format!("exited with code {code}"))
+                    }
+                    ("restarting", _, _) => (true, "is restarting".to_string()),
+                    ("running", _, Some("unhealthy")) => (true, "is unhealthy".to_string()),
+                    (state, _, _) => (false, state.to_string()),
+                };
+                finding(
+                    &c.name,
+                    holds,
+                    format!("container {} {why} on {host}", c.name),
+                )
+            })
+            .collect(),
+        Kind::RouteBroken => s
+            .routes
+            .iter()
+            .map(|(key, r)| {
+                let state = crate::topology::target_state(r, s);
+                let holds = matches!(state, "stopped" | "missing");
+                finding(
+                    key,
+                    holds,
+                    format!(
+                        "route {}{} → {} is {state} on {host}",
+                        r.host, r.path, r.upstream
+                    ),
+                )
+            })
+            .collect(),
+        Kind::Cpu => node
+            .resources
+            .iter()
+            .map(|r| threshold(f64::from(r.cpu_pct), "", "CPU"))
+            .collect(),
+        Kind::Memory => node
+            .resources
+            .iter()
+            .filter(|r| r.mem_total > 0)
+            .map(|r| threshold(r.mem_used as f64 * 100.0 / r.mem_total as f64, "", "memory"))
+            .collect(),
+        Kind::Disk => node
+            .resources
+            .iter()
+            .flat_map(|r| r.disks.iter())
+            .filter(|d| d.total > 0)
+            .map(|d| {
+                threshold(
+                    d.used as f64 * 100.0 / d.total as f64,
+                    &d.mount,
+                    &format!("disk {}", d.mount),
+                )
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use twinbay_proto::model::{Container, DiskSample, Sample, Unit};
+
+    use super::*;
+
+    fn node(connected: bool) -> NodeTwin {
+        let mut n = NodeTwin::for_tests("n1");
+        n.connected = connected;
+        n.state.host.hostname = "nas".into();
+        n
+    }
+
+    fn check(kind: Kind, above: Option<f64>, clear: Option<f64>) -> Check {
+        Check { kind, above, clear }
+    }
+
+    #[test]
+    fn host_down_is_about_the_connection_only() {
+        let f = evaluate(&check(Kind::HostDown, None, None), &node(false), |_| false);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].holds && f[0].summary.contains("nas"));
+        assert!(!evaluate(&check(Kind::HostDown, None, None), &node(true), |_| false)[0].holds);
+        // The last known state of an offline host raises nothing else.
+        let mut n = node(false);
+        n.state.units.insert(
+            "a.service".into(),
+            Unit {
+                name: "a.service".into(),
+                active_state: "failed".into(),
+                ..Default::default()
+            },
+        );
+        assert!(evaluate(&check(Kind::UnitFailed, None, None), &n, |_| false).is_empty());
+    }
+
+    #[test]
+    fn containers_down_only_when_something_is_wrong() {
+        let mut n = node(true);
+        let c = |name: &str, state: &str, code: Option<i64>, health: Option<&str>| Container {
+            id: name.into(),
+            name: name.into(),
+            state: state.into(),
+            exit_code: code,
+            health: health.map(String::from),
+            ..Default::default()
+        };
+        for c in [
+            c("crashed", "exited", Some(1), None),
+            c("done", "exited", Some(0), None),
+            c("sick", "running", None, Some("unhealthy")),
+            c("loop", "restarting", None, None),
+            c("fine", "running", None, Some("healthy")),
+        ] {
+            n.state.containers.insert(c.id.clone(), c);
+        }
+        let f = evaluate(&check(Kind::ContainerDown, None, None), &n, |_| false);
+        let holding: Vec<&str> = f
+            .iter()
+            .filter(|f| f.holds)
+            .map(|f| f.subject.as_str())
+            .collect();
+        assert_eq!(holding, vec!["crashed", "loop", "sick"]);
+        assert!(
+            f.iter()
+                .any(|f| f.summary == "container crashed exited with code 1 on nas")
+        );
+    }
+
+    #[test]
+    fn thresholds_use_hysteresis_per_subject() {
+        let mut n = node(true);
+        n.resources = Some(Sample {
+            cpu_pct: 85.0,
+            disks: vec![
+                DiskSample {
+                    mount: "/".into(),
+                    total: 100,
+                    used: 95,
+                    ..Default::default()
+                },
+                DiskSample {
+                    mount: "/data".into(),
+                    total: 100,
+                    used: 85,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        let cpu = check(Kind::Cpu, Some(90.0), Some(80.0));
+        assert!(!evaluate(&cpu, &n, |_| false)[0].holds, "85 does not enter");
+        assert!(evaluate(&cpu, &n, |_| true)[0].holds, "85 does not clear");
+        let disk = check(Kind::Disk, Some(90.0), Some(80.0));
+        let f = evaluate(&disk, &n, |m| m == "/data");
+        assert_eq!(f.iter().filter(|f| f.holds).count(), 2, "{f:?}");
+        let f = evaluate(&disk, &n, |_| false);
+        assert_eq!(
+            f.iter()
+                .filter(|f| f.holds)
+                .map(|f| f.subject.as_str())
+                .collect::<Vec<_>>(),
+            vec!["/"]
+        );
+    }
+}

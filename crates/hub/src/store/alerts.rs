@@ -1,0 +1,386 @@
+//! Alert channels, rules and alerts (`alerts.rs` runs them).
+
+use super::{Store, StoreError, now_ms};
+use crate::audit::Record;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct ChannelRecord {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    /// Set: bodies are signed (the secret itself is never shown).
+    pub signed: bool,
+    #[serde(skip)]
+    pub secret: Option<String>,
+    pub created_ms: i64,
+    pub last_ok_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RuleRecord {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub for_ms: i64,
+    pub above: Option<f64>,
+    pub clear: Option<f64>,
+    pub group: Option<String>,
+    pub node_id: Option<String>,
+    pub channels: Vec<i64>,
+    pub enabled: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub rule_id: i64,
+    pub node_id: String,
+    pub subject: String,
+    /// `pending`, `firing` or `resolved`.
+    pub state: String,
+    pub summary: String,
+    pub started_ms: i64,
+    pub fired_ms: Option<i64>,
+    pub resolved_ms: Option<i64>,
+    #[serde(skip)]
+    pub notified: bool,
+}
+
+type ChannelRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
+type RuleRow = (
+    i64,
+    String,
+    String,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+    String,
+    bool,
+    i64,
+);
+type AlertRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    bool,
+);
+
+fn channel(
+    (id, name, kind, url, secret, created_ms, last_ok_ms, last_error, last_error_ms): ChannelRow,
+) -> ChannelRecord {
+    ChannelRecord {
+        id,
+        name,
+        kind,
+        url,
+        signed: secret.is_some(),
+        secret,
+        created_ms,
+        last_ok_ms,
+        last_error,
+        last_error_ms,
+    }
+}
+
+fn rule(
+    (id, name, kind, for_ms, above, clear, group, node_id, channels, enabled, created_ms): RuleRow,
+) -> RuleRecord {
+    let channels = serde_json::from_str(&channels).unwrap_or_default();
+    RuleRecord {
+        id,
+        name,
+        kind,
+        for_ms,
+        above,
+        clear,
+        group,
+        node_id,
+        channels,
+        enabled,
+        created_ms,
+    }
+}
+
+fn alert(
+    (id, rule_id, node_id, subject, state, summary, started_ms, fired_ms, resolved_ms, notified): AlertRow,
+) -> AlertRecord {
+    AlertRecord {
+        id,
+        rule_id,
+        node_id,
+        subject,
+        state,
+        summary,
+        started_ms,
+        fired_ms,
+        resolved_ms,
+        notified,
+    }
+}
+
+macro_rules! channels {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, name, kind, url, secret, created_ms, last_ok_ms, last_error, last_error_ms FROM alert_channels ",
+            $rest
+        )
+    };
+}
+macro_rules! rules {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, name, kind, for_ms, above, clear, host_group, node_id, channels, enabled, created_ms FROM alert_rules ",
+            $rest
+        )
+    };
+}
+macro_rules! alerts {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, rule_id, node_id, subject, state, summary, started_ms, fired_ms, resolved_ms, notified FROM alerts ",
+            $rest
+        )
+    };
+}
+
+/// A new channel.
+pub struct NewChannel<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub url: &'a str,
+    pub secret: Option<&'a str>,
+}
+
+/// A new rule.
+pub struct NewRule<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub for_ms: i64,
+    pub above: Option<f64>,
+    pub clear: Option<f64>,
+    pub group: Option<&'a str>,
+    pub node_id: Option<&'a str>,
+    pub channels: &'a [i64],
+}
+
+impl Store {
+    pub async fn alert_channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        let rows: Vec<ChannelRow> = sqlx::query_as(channels!("ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(channel).collect())
+    }
+
+    /// Adds a channel, audited with `record` (its target set here).
+    pub async fn add_alert_channel(
+        &self,
+        c: &NewChannel<'_>,
+        record: Record,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id = sqlx::query_scalar(
+            "INSERT INTO alert_channels (name, kind, url, secret, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(c.name)
+        .bind(c.kind)
+        .bind(c.url)
+        .bind(c.secret)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        super::audit::append_in(&mut tx, &record.target(&format!("alert_channel:{id}"))).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Removes a channel (and it from every rule); false if there was none.
+    pub async fn remove_alert_channel(&self, id: i64, record: Record) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let gone = sqlx::query("DELETE FROM alert_channels WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if gone {
+            super::audit::append_in(&mut tx, &record.target(&format!("alert_channel:{id}")))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Notes how the last delivery to a channel went.
+    pub async fn note_alert_delivery(
+        &self,
+        id: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let q = match error {
+            None => sqlx::query("UPDATE alert_channels SET last_ok_ms = ? WHERE id = ?")
+                .bind(now_ms())
+                .bind(id),
+            Some(e) => sqlx::query(
+                "UPDATE alert_channels SET last_error = ?, last_error_ms = ? WHERE id = ?",
+            )
+            .bind(e)
+            .bind(now_ms())
+            .bind(id),
+        };
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn alert_rules(&self) -> Result<Vec<RuleRecord>, StoreError> {
+        let rows: Vec<RuleRow> = sqlx::query_as(rules!("ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(rule).collect())
+    }
+
+    pub async fn add_alert_rule(&self, r: &NewRule<'_>, record: Record) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id = sqlx::query_scalar(
+            "INSERT INTO alert_rules (name, kind, for_ms, above, clear, host_group, node_id, channels, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(r.name)
+        .bind(r.kind)
+        .bind(r.for_ms)
+        .bind(r.above)
+        .bind(r.clear)
+        .bind(r.group)
+        .bind(r.node_id)
+        .bind(serde_json::to_string(r.channels).unwrap_or_else(|_| "[]".into()))
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        super::audit::append_in(&mut tx, &record.target(&format!("alert_rule:{id}"))).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Removes a rule and its alerts; false if there was none.
+    pub async fn remove_alert_rule(&self, id: i64, record: Record) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let gone = sqlx::query("DELETE FROM alert_rules WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if gone {
+            sqlx::query("DELETE FROM alerts WHERE rule_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            super::audit::append_in(&mut tx, &record.target(&format!("alert_rule:{id}"))).await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
+    /// Alerts, newest first: the active ones (pending, firing) with
+    /// `active`, else up to `limit` of any state.
+    pub async fn alerts(&self, active: bool, limit: u32) -> Result<Vec<AlertRecord>, StoreError> {
+        let rows: Vec<AlertRow> = match active {
+            true => {
+                sqlx::query_as(alerts!("WHERE state != 'resolved' ORDER BY id DESC"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            false => {
+                sqlx::query_as(alerts!("ORDER BY id DESC LIMIT ?"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().map(alert).collect())
+    }
+
+    /// Records a new or changed alert; returns its id.
+    pub async fn put_alert(&self, a: &AlertRecord) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id = if a.id == 0 {
+            sqlx::query_scalar(
+                "INSERT INTO alerts (rule_id, node_id, subject, state, summary, started_ms, fired_ms, resolved_ms, notified)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(a.rule_id)
+            .bind(&a.node_id)
+            .bind(&a.subject)
+            .bind(&a.state)
+            .bind(&a.summary)
+            .bind(a.started_ms)
+            .bind(a.fired_ms)
+            .bind(a.resolved_ms)
+            .bind(a.notified)
+            .fetch_one(&mut *tx)
+            .await?
+        } else {
+            sqlx::query(
+                "UPDATE alerts SET state = ?, summary = ?, fired_ms = ?, resolved_ms = ?, notified = ? WHERE id = ?",
+            )
+            .bind(&a.state)
+            .bind(&a.summary)
+            .bind(a.fired_ms)
+            .bind(a.resolved_ms)
+            .bind(a.notified)
+            .bind(a.id)
+            .execute(&mut *tx)
+            .await?;
+            a.id
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Forgets a pending alert that recovered before it fired.
+    pub async fn drop_alert(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM alerts WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks alerts' current notification as sent.
+    pub async fn mark_alerts_notified(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for id in ids {
+            sqlx::query("UPDATE alerts SET notified = 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
