@@ -2,14 +2,17 @@
 //! Podman's compatible service): an inventory, then the event stream.
 //!
 //! An event names one container; the source re-inspects just that one (or
-//! removes it if it is gone). When the socket disappears or the stream
+//! removes it if it is gone). With Podman logging events to a file, the
+//! source also follows that file (`eventlog.rs`): Podman's API delivers
+//! events 60–250 ms late, the file has them at once. Each event is handled
+//! once, by whichever of the two has it first. When the socket disappears or the stream
 //! breaks, the source says so, clears its containers — stale containers are
 //! never shown as live — and resyncs from scratch when the API is back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, EventMessage};
@@ -17,14 +20,20 @@ use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, StatsOptionsBuilder,
 };
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::model::{Container, ContainerSample, Keyed, NodeState, SourceStatus};
 
 use crate::backoff::{Backoff, random_unit};
 
+pub mod eventlog;
+
 pub const SOURCE: &str = "containers";
 const API_TIMEOUT_SECS: u64 = 10;
+/// How long an event handled from the log file waits for its copy from the API.
+const SEEN_FOR: Duration = Duration::from_secs(30);
+/// More events waiting for their copy than this and the oldest are forgotten.
+const MAX_SEEN: usize = 1024;
 
 /// Where to look for the Engine API, in order: `configured`, `DOCKER_HOST`
 /// (a `unix://` one), Docker's socket, the user's and the system's Podman socket.
@@ -284,6 +293,7 @@ async fn session(
     let mut events = docker.events(Some(
         EventsOptionsBuilder::default().filters(&filters).build(),
     ));
+    let mut fast = FastPath::start(socket).await;
     let list = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default().all(true).build(),
@@ -307,11 +317,11 @@ async fn session(
         SourceStatus {
             name: SOURCE.into(),
             available: true,
-            reason: None,
+            reason: Some(fast.mode()),
         },
     );
     backoff.reset();
-    tracing::info!(socket = %socket.display(), "watching containers");
+    tracing::info!(socket = %socket.display(), events = fast.mode(), "watching containers");
 
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -324,15 +334,28 @@ async fn session(
                 Some(Err(e)) => return Err(format!("the event stream broke: {e}")),
                 Some(Ok(event)) => {
                     let Some((id, action)) = event_container(&event) else { continue };
+                    if fast.seen.take(&id, &action) {
+                        tracing::debug!(id, action, "container event, already handled from the log file");
+                        continue;
+                    }
                     // First what the event says, at once; then the details.
                     state.send_if_modified(|s| s.containers.get_mut(&id).is_some_and(|c| apply_event(c, &action, &event)));
                     tokio::task::yield_now().await;
-                    let current = inspect(&docker, &id).await?;
                     tracing::debug!(id, action, "container event");
-                    state.send_if_modified(|s| match current {
-                        Some(c) => s.containers.insert(c.key(), c.clone()).as_ref() != Some(&c),
-                        None => s.containers.remove(&id).is_some(),
-                    });
+                    refresh(&docker, state, &id).await?;
+                }
+            },
+            _ = fast.woken() => {
+                let Some(ids) = fast.read(state) else {
+                    set_status(state, SourceStatus { name: SOURCE.into(), available: true, reason: Some(fast.mode()) });
+                    continue;
+                };
+                if !ids.is_empty() {
+                    tokio::task::yield_now().await;
+                }
+                // One inspect per container however many of its events came at once.
+                for id in ids {
+                    refresh(&docker, state, &id).await?;
                 }
             },
             _ = ticker.tick() => {
@@ -349,6 +372,153 @@ async fn session(
                 }
                 *stats.lock().unwrap_or_else(|e| e.into_inner()) = samples;
             }
+        }
+    }
+}
+
+/// Re-inspects one container into the twin (or removes it: gone).
+async fn refresh(
+    docker: &Docker,
+    state: &watch::Sender<NodeState>,
+    id: &str,
+) -> Result<(), String> {
+    let current = inspect(docker, id).await?;
+    state.send_if_modified(|s| match current {
+        Some(c) => s.containers.insert(c.key(), c.clone()).as_ref() != Some(&c),
+        None => s.containers.remove(id).is_some(),
+    });
+    Ok(())
+}
+
+/// Podman's events log file, followed: the fast path beside the API's
+/// event stream (`eventlog.rs`).
+struct FastPath {
+    /// The file and its inotify watch, or why the API's stream is used alone.
+    tail: Result<(eventlog::Tail, eventlog::Watch), String>,
+    wake: Arc<Notify>,
+    seen: Seen,
+}
+
+impl FastPath {
+    async fn start(socket: &std::path::Path) -> FastPath {
+        let wake = Arc::new(Notify::new());
+        let tail = match eventlog::find(socket).await {
+            // The watch first: nothing written after the open is missed.
+            Ok(path) => eventlog::Watch::new(&path, wake.clone())
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|w| {
+                    eventlog::Tail::open(&path)
+                        .map(|t| (t, w))
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                }),
+            Err(e) => Err(e),
+        };
+        if let Err(why) = &tail {
+            tracing::debug!(why, "container events from the engine API only");
+        }
+        FastPath {
+            tail,
+            wake,
+            seen: Seen::default(),
+        }
+    }
+
+    /// What the source status says about where events come from.
+    fn mode(&self) -> String {
+        match &self.tail {
+            Ok((t, _)) => format!("events: podman log file ({})", t.path().display()),
+            Err(why) => format!("events: engine API ({why})"),
+        }
+    }
+
+    /// Until the log file changes (forever without one).
+    async fn woken(&self) {
+        match self.tail {
+            Ok(_) => self.wake.notified().await,
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Applies what the new events say and returns the containers they name,
+    /// each once; `None` when the file cannot be read any more (the API's
+    /// stream carries on alone).
+    fn read(&mut self, state: &watch::Sender<NodeState>) -> Option<Vec<String>> {
+        let (tail, _) = self.tail.as_mut().ok()?;
+        let (events, more) = match tail.read() {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!("{}: {e}", tail.path().display());
+                tracing::info!(why, "podman's events log unreadable; engine API only");
+                self.tail = Err(why);
+                return None;
+            }
+        };
+        if more {
+            self.wake.notify_one();
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for event in events.iter().filter_map(eventlog::LogEvent::to_message) {
+            let Some((id, action)) = event_container(&event) else {
+                continue;
+            };
+            tracing::debug!(id, action, "container event from the log file");
+            state.send_if_modified(|s| {
+                s.containers
+                    .get_mut(&id)
+                    .is_some_and(|c| apply_event(c, &action, &event))
+            });
+            self.seen.add(&id, &action);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Some(ids)
+    }
+}
+
+/// Events handled from the log file whose copy from the API has not come
+/// yet, oldest first: each copy is then skipped, once.
+#[derive(Debug, Default)]
+struct Seen {
+    events: VecDeque<(String, String, Instant)>,
+}
+
+impl Seen {
+    /// Forgets what is older than [`SEEN_FOR`], and the oldest beyond `keep`.
+    fn prune(&mut self, now: Instant, keep: usize) {
+        while self.events.len() > keep
+            || self
+                .events
+                .front()
+                .is_some_and(|(_, _, at)| now.duration_since(*at) > SEEN_FOR)
+        {
+            self.events.pop_front();
+        }
+    }
+
+    fn add(&mut self, id: &str, action: &str) {
+        let now = Instant::now();
+        self.prune(now, MAX_SEEN - 1);
+        self.events
+            .push_back((id.to_string(), action.to_string(), now));
+    }
+
+    /// Whether `id`'s `action` was handled already (and forgets it).
+    fn take(&mut self, id: &str, action: &str) -> bool {
+        if self.events.is_empty() {
+            return false;
+        }
+        self.prune(Instant::now(), MAX_SEEN);
+        match self
+            .events
+            .iter()
+            .position(|(i, a, _)| i == id && a == action)
+        {
+            Some(at) => {
+                self.events.remove(at);
+                true
+            }
+            None => false,
         }
     }
 }

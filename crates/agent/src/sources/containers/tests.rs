@@ -149,3 +149,22 @@ fn event_name(e: &EventMessage) -> &str {
         .map(String::as_str)
         .unwrap_or("")
 }
+
+#[test]
+fn an_event_handled_from_the_log_file_is_skipped_once_when_the_api_brings_it() {
+    let mut seen = Seen::default();
+    seen.add("a", "start");
+    seen.add("a", "die");
+    seen.add("a", "start");
+    assert!(seen.take("a", "die"));
+    assert!(!seen.take("a", "die"), "each copy once");
+    assert!(seen.take("a", "start") && seen.take("a", "start"));
+    assert!(!seen.take("a", "start"));
+    assert!(!seen.take("b", "start"));
+    for i in 0..MAX_SEEN + 10 {
+        seen.add(&i.to_string(), "create");
+    }
+    assert_eq!(seen.events.len(), MAX_SEEN, "bounded");
+    assert!(!seen.take("0", "create"), "the oldest forgotten");
+    assert!(seen.take(&(MAX_SEEN + 9).to_string(), "create"));
+}
