@@ -10,7 +10,9 @@
 //! never shown as live — and resyncs from scratch when the API is back.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -326,6 +328,10 @@ async fn session(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prev_cpu: HashMap<String, (u64, u64)> = HashMap::new();
+    // Inspections and stats run beside the loop, never in it: an event that
+    // comes meanwhile is applied at once.
+    let mut inspections = Inspections::default();
+    let mut reading: Option<BoxFuture<Reading>> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -340,9 +346,8 @@ async fn session(
                     }
                     // First what the event says, at once; then the details.
                     state.send_if_modified(|s| s.containers.get_mut(&id).is_some_and(|c| apply_event(c, &action, &event)));
-                    tokio::task::yield_now().await;
                     tracing::debug!(id, action, "container event");
-                    refresh(&docker, state, &id).await?;
+                    inspections.want(&docker, id);
                 }
             },
             _ = fast.woken() => {
@@ -350,44 +355,113 @@ async fn session(
                     set_status(state, SourceStatus { name: SOURCE.into(), available: true, reason: Some(fast.mode()) });
                     continue;
                 };
-                if !ids.is_empty() {
-                    tokio::task::yield_now().await;
-                }
-                // One inspect per container however many of its events came at once.
                 for id in ids {
-                    refresh(&docker, state, &id).await?;
+                    inspections.want(&docker, id);
                 }
             },
-            _ = ticker.tick() => {
-                let running: Vec<String> = state.borrow().containers.values().filter(|c| c.state == "running").map(|c| c.id.clone()).collect();
-                let mut samples = Vec::with_capacity(running.len());
-                for id in running {
-                    let options = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
-                    let Some(Ok(s)) = docker.stats(&id, Some(options)).next().await else { continue };
-                    let (sample, counters) = stats_sample(&id, &s, prev_cpu.get(&id).copied());
-                    if let Some(c) = counters {
-                        prev_cpu.insert(id, c);
-                    }
-                    samples.push(sample);
+            (id, stale, current) = inspections.done() => {
+                let current = current?;
+                // An event came while it ran: its answer may predate the
+                // event; the next inspection (queued) has the last word.
+                if !stale {
+                    state.send_if_modified(|s| match current {
+                        Some(c) => s.containers.insert(c.key(), c.clone()).as_ref() != Some(&c),
+                        None => s.containers.remove(&id).is_some(),
+                    });
                 }
+                inspections.start_next(&docker);
+            },
+            _ = ticker.tick(), if reading.is_none() => {
+                let running: Vec<String> = state.borrow().containers.values().filter(|c| c.state == "running").map(|c| c.id.clone()).collect();
+                reading = Some(Box::pin(read_stats(docker.clone(), running, std::mem::take(&mut prev_cpu))));
+            },
+            (samples, counters) = ready(&mut reading) => {
+                reading = None;
+                prev_cpu = counters;
                 *stats.lock().unwrap_or_else(|e| e.into_inner()) = samples;
             }
         }
     }
 }
 
-/// Re-inspects one container into the twin (or removes it: gone).
-async fn refresh(
-    docker: &Docker,
-    state: &watch::Sender<NodeState>,
-    id: &str,
-) -> Result<(), String> {
-    let current = inspect(docker, id).await?;
-    state.send_if_modified(|s| match current {
-        Some(c) => s.containers.insert(c.key(), c.clone()).as_ref() != Some(&c),
-        None => s.containers.remove(id).is_some(),
-    });
-    Ok(())
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Reading = (Vec<ContainerSample>, HashMap<String, (u64, u64)>);
+type Inspected = Result<Option<Container>, String>;
+
+/// The output of `f` when there is one; never without.
+async fn ready<T>(f: &mut Option<BoxFuture<T>>) -> T {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One stats reading of each running container.
+async fn read_stats(
+    docker: Docker,
+    running: Vec<String>,
+    mut prev_cpu: HashMap<String, (u64, u64)>,
+) -> Reading {
+    prev_cpu.retain(|id, _| running.contains(id));
+    let mut samples = Vec::with_capacity(running.len());
+    for id in running {
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let Some(Ok(s)) = docker.stats(&id, Some(options)).next().await else {
+            continue;
+        };
+        let (sample, counters) = stats_sample(&id, &s, prev_cpu.get(&id).copied());
+        if let Some(c) = counters {
+            prev_cpu.insert(id, c);
+        }
+        samples.push(sample);
+    }
+    (samples, prev_cpu)
+}
+
+/// Containers to re-inspect, one at a time, each queued once.
+#[derive(Default)]
+struct Inspections {
+    queue: VecDeque<String>,
+    /// The one running: its container, whether an event came meanwhile.
+    running: Option<(String, bool, BoxFuture<Inspected>)>,
+}
+
+impl Inspections {
+    fn want(&mut self, docker: &Docker, id: String) {
+        if let Some((running, stale, _)) = &mut self.running
+            && *running == id
+        {
+            *stale = true;
+        }
+        if !self.queue.contains(&id) {
+            self.queue.push_back(id);
+        }
+        self.start_next(docker);
+    }
+
+    fn start_next(&mut self, docker: &Docker) {
+        if self.running.is_some() {
+            return;
+        }
+        if let Some(id) = self.queue.pop_front() {
+            let (docker, for_id) = (docker.clone(), id.clone());
+            let f = Box::pin(async move { inspect(&docker, &for_id).await });
+            self.running = Some((id, false, f));
+        }
+    }
+
+    /// The running inspection's container, staleness and answer.
+    async fn done(&mut self) -> (String, bool, Inspected) {
+        let Some((_, _, f)) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let out = f.await;
+        let (id, stale, _) = self.running.take().expect("running");
+        (id, stale, out)
+    }
 }
 
 /// Podman's events log file, followed: the fast path beside the API's
