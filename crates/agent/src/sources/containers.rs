@@ -340,7 +340,7 @@ async fn session(
                 Some(Err(e)) => return Err(format!("the event stream broke: {e}")),
                 Some(Ok(event)) => {
                     let Some((id, action)) = event_container(&event) else { continue };
-                    if fast.seen.take(&id, &action) {
+                    if fast.seen.take(&id, &action, event.time_nano) {
                         tracing::debug!(id, action, "container event, already handled from the log file");
                         continue;
                     }
@@ -541,7 +541,7 @@ impl FastPath {
                     .get_mut(&id)
                     .is_some_and(|c| apply_event(c, &action, &event))
             });
-            self.seen.add(&id, &action);
+            self.seen.add(&id, &action, event.time_nano);
             if !ids.contains(&id) {
                 ids.push(id);
             }
@@ -551,10 +551,11 @@ impl FastPath {
 }
 
 /// Events handled from the log file whose copy from the API has not come
-/// yet, oldest first: each copy is then skipped, once.
+/// yet, oldest first: each copy is then skipped, once. A copy is known by its
+/// container, action and time (to the nanosecond, the same in both).
 #[derive(Debug, Default)]
 struct Seen {
-    events: VecDeque<(String, String, Instant)>,
+    events: VecDeque<(String, String, Option<i64>, Instant)>,
 }
 
 impl Seen {
@@ -564,30 +565,29 @@ impl Seen {
             || self
                 .events
                 .front()
-                .is_some_and(|(_, _, at)| now.duration_since(*at) > SEEN_FOR)
+                .is_some_and(|(_, _, _, at)| now.duration_since(*at) > SEEN_FOR)
         {
             self.events.pop_front();
         }
     }
 
-    fn add(&mut self, id: &str, action: &str) {
+    fn add(&mut self, id: &str, action: &str, time_nano: Option<i64>) {
         let now = Instant::now();
         self.prune(now, MAX_SEEN - 1);
         self.events
-            .push_back((id.to_string(), action.to_string(), now));
+            .push_back((id.to_string(), action.to_string(), time_nano, now));
     }
 
-    /// Whether `id`'s `action` was handled already (and forgets it).
-    fn take(&mut self, id: &str, action: &str) -> bool {
+    /// Whether `id`'s `action` at `time_nano` was handled already (and
+    /// forgets it). Without a time on either side, the oldest such action.
+    fn take(&mut self, id: &str, action: &str, time_nano: Option<i64>) -> bool {
         if self.events.is_empty() {
             return false;
         }
         self.prune(Instant::now(), MAX_SEEN);
-        match self
-            .events
-            .iter()
-            .position(|(i, a, _)| i == id && a == action)
-        {
+        match self.events.iter().position(|(i, a, t, _)| {
+            i == id && a == action && (t.is_none() || time_nano.is_none() || *t == time_nano)
+        }) {
             Some(at) => {
                 self.events.remove(at);
                 true

@@ -72,6 +72,7 @@ impl LogEvent {
         if let Some(code) = self.exit_code {
             attributes.insert("containerExitCode".to_string(), code.to_string());
         }
+        let time_nano = unix_nanos(&self.time);
         Some(EventMessage {
             typ: Some(EventMessageTypeEnum::CONTAINER),
             action: Some(action.to_string()),
@@ -79,9 +80,78 @@ impl LogEvent {
                 id: Some(self.id.clone()),
                 attributes: Some(attributes),
             }),
+            time: time_nano.map(|n| n.div_euclid(1_000_000_000)),
+            time_nano,
             ..Default::default()
         })
     }
+}
+
+/// Nanoseconds since the Unix epoch of an RFC 3339 time as Podman writes it
+/// (`2026-12-02T21:05:45.405915351Z`, or with an offset such as `+01:00`);
+/// the API's `timeNano` of the same event is the same number.
+pub fn unix_nanos(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |s: &str| -> Option<i64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (y, mo, d) = (num(t.get(0..4)?)?, num(t.get(5..7)?)?, num(t.get(8..10)?)?);
+    let (h, mi, s) = (
+        num(t.get(11..13)?)?,
+        num(t.get(14..16)?)?,
+        num(t.get(17..19)?)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = t.get(19..)?;
+    let mut nanos = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        nanos = num(&frac[..digits])? * 10i64.pow(9 - digits as u32);
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            let (oh, om) = (num(&rest[1..3])?, num(&rest[4..6])?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days from the civil date (H. Hinnant's algorithm).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// Parses one line; `None` (with a debug log) for anything that is not an

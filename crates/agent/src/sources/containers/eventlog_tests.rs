@@ -226,6 +226,12 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_times_never_panic(t in ".{0,40}", digits in "[0-9:.TZ+-]{0,40}") {
+        let _ = unix_nanos(&t);
+        let _ = unix_nanos(&digits);
+    }
+
+    #[test]
     fn arbitrary_text_lines_never_panic(lines in prop::collection::vec(".{0,120}", 0..20)) {
         for line in &lines {
             if let Some(e) = parse_line(line.as_bytes()) {
@@ -260,5 +266,40 @@ proptest! {
             prop_assert_eq!(&mid, id);
             prop_assert_eq!(action, if status == "died" { "die" } else { status.as_str() });
         }
+    }
+}
+
+#[test]
+fn times_are_the_apis_time_nano() {
+    let died = parse_line(DIED.as_bytes()).unwrap().to_message().unwrap();
+    assert_eq!(died.time_nano, Some(1_796_245_545_405_915_351));
+    assert_eq!(died.time, Some(1_796_245_545));
+    let same = [
+        "2026-12-02T21:05:45.405915351Z",
+        "2026-12-02T22:05:45.405915351+01:00",
+        "2026-12-02T16:35:45.405915351-04:30",
+    ];
+    for t in same {
+        assert_eq!(unix_nanos(t), Some(1_796_245_545_405_915_351), "{t}");
+    }
+    assert_eq!(unix_nanos("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(unix_nanos("1969-12-31T23:59:59.5Z"), Some(-500_000_000));
+    assert_eq!(
+        unix_nanos("2024-02-29T00:00:00Z"),
+        Some(1_709_164_800_000_000_000)
+    );
+    for bad in [
+        "",
+        "2026-12-02",
+        "2026-13-02T21:05:45Z",
+        "2026-12-02T21:05:45",
+        "2026-12-02T21:05:45.Z",
+        "2026-12-02T21:05:45.1234567890Z",
+        "2026-12-02T21:05:45+0100",
+        "9999-12-31T23:59:59Z",
+        "2026-12-02T21:05:45.405915351Zjunk",
+        "+026-12-02T21:05:45Z",
+    ] {
+        assert_eq!(unix_nanos(bad), None, "{bad}");
     }
 }
