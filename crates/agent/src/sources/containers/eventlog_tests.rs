@@ -12,7 +12,9 @@ use crate::sources::containers::{apply_event, event_container};
 const DIED: &str = r#"{"ContainerExitCode":137,"ID":"264624b913619ff2dbd1a684248f615ffbdfe36e66a1fbc01214c1c8c063080c","Image":"localhost/twinbay-busybox:latest","Name":"tbfiles-web","Status":"died","Time":"2026-12-02T21:05:45.405915351Z","Type":"container","Attributes":{"com.docker.compose.project":"tbfiles","com.docker.compose.service":"web"}}"#;
 const START: &str = r#"{"ID":"264624b913619ff2dbd1a684248f615ffbdfe36e66a1fbc01214c1c8c063080c","Image":"localhost/twinbay-busybox:latest","Name":"tbfiles-web","Status":"start","Time":"2026-12-02T21:05:43.311101298Z","Type":"container","Attributes":{"com.docker.compose.project":"tbfiles"}}"#;
 const IMAGE: &str = r#"{"Name":"localhost/twinbay-busybox:latest","Status":"pull","Time":"2026-12-02T21:05:43.162736674Z","Type":"image","Attributes":null}"#;
-const ROTATION: &str = r#"{"Name":"/run/libpod/events/events.log","Status":"log-rotation","Time":"2026-12-02T21:06:00.000000001Z","Type":"system","Attributes":{"io.podman.event.rotate":"begin"}}"#;
+// Podman 4.3's rotation (events_logfile_max_size): a new file renamed over the
+// log holds the old one's second half, this event, then the new event.
+const ROTATION: &str = r#"{"Name":"/run/libpod/events/events.log","Status":"log-rotation","Time":"2026-12-02T21:56:57.878062381Z","Type":"system","Attributes":null}"#;
 
 fn temp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("twinbay-eventlog-{name}-{}", std::process::id()));
