@@ -4,10 +4,11 @@
 //! An event names one container; the source re-inspects just that one (or
 //! removes it if it is gone). With Podman logging events to a file, the
 //! source also follows that file (`eventlog.rs`): Podman's API delivers
-//! events 60–250 ms late, the file has them at once. Each event is handled
-//! once, by whichever of the two has it first. When the socket disappears or the stream
-//! breaks, the source says so, clears its containers — stale containers are
-//! never shown as live — and resyncs from scratch when the API is back.
+//! events 60–250 ms late, the file has them at once. An event read there is
+//! handled at once and its API copy skipped. When the socket disappears or
+//! the stream breaks, the source says so, clears its containers — stale
+//! containers are never shown as live — and resyncs from scratch when the
+//! API is back.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
