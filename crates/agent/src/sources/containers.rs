@@ -2,14 +2,20 @@
 //! Podman's compatible service): an inventory, then the event stream.
 //!
 //! An event names one container; the source re-inspects just that one (or
-//! removes it if it is gone). When the socket disappears or the stream
-//! breaks, the source says so, clears its containers — stale containers are
-//! never shown as live — and resyncs from scratch when the API is back.
+//! removes it if it is gone). With Podman logging events to a file, the
+//! source also follows that file (`eventlog.rs`): Podman's API delivers
+//! events 60–250 ms late, the file has them at once. An event read there is
+//! handled at once and its API copy skipped. When the socket disappears or
+//! the stream breaks, the source says so, clears its containers — stale
+//! containers are never shown as live — and resyncs from scratch when the
+//! API is back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, EventMessage};
@@ -17,14 +23,20 @@ use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, StatsOptionsBuilder,
 };
 use futures_util::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::model::{Container, ContainerSample, Keyed, NodeState, SourceStatus};
 
 use crate::backoff::{Backoff, random_unit};
 
+pub mod eventlog;
+
 pub const SOURCE: &str = "containers";
 const API_TIMEOUT_SECS: u64 = 10;
+/// How long an event handled from the log file waits for its copy from the API.
+const SEEN_FOR: Duration = Duration::from_secs(30);
+/// More events waiting for their copy than this and the oldest are forgotten.
+const MAX_SEEN: usize = 1024;
 
 /// Where to look for the Engine API, in order: `configured`, `DOCKER_HOST`
 /// (a `unix://` one), Docker's socket, the user's and the system's Podman socket.
@@ -284,6 +296,7 @@ async fn session(
     let mut events = docker.events(Some(
         EventsOptionsBuilder::default().filters(&filters).build(),
     ));
+    let mut fast = FastPath::start(socket).await;
     let list = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default().all(true).build(),
@@ -307,15 +320,19 @@ async fn session(
         SourceStatus {
             name: SOURCE.into(),
             available: true,
-            reason: None,
+            reason: Some(fast.mode()),
         },
     );
     backoff.reset();
-    tracing::info!(socket = %socket.display(), "watching containers");
+    tracing::info!(socket = %socket.display(), events = fast.mode(), "watching containers");
 
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prev_cpu: HashMap<String, (u64, u64)> = HashMap::new();
+    // Inspections and stats run beside the loop, never in it: an event that
+    // comes meanwhile is applied at once.
+    let mut inspections = Inspections::default();
+    let mut reading: Option<BoxFuture<Reading>> = None;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -324,31 +341,259 @@ async fn session(
                 Some(Err(e)) => return Err(format!("the event stream broke: {e}")),
                 Some(Ok(event)) => {
                     let Some((id, action)) = event_container(&event) else { continue };
+                    if fast.seen.take(&id, &action, event.time_nano) {
+                        tracing::debug!(id, action, "container event, already handled from the log file");
+                        continue;
+                    }
                     // First what the event says, at once; then the details.
                     state.send_if_modified(|s| s.containers.get_mut(&id).is_some_and(|c| apply_event(c, &action, &event)));
-                    tokio::task::yield_now().await;
-                    let current = inspect(&docker, &id).await?;
                     tracing::debug!(id, action, "container event");
+                    inspections.want(&docker, id);
+                }
+            },
+            _ = fast.woken() => {
+                let Some(ids) = fast.read(state) else {
+                    set_status(state, SourceStatus { name: SOURCE.into(), available: true, reason: Some(fast.mode()) });
+                    continue;
+                };
+                for id in ids {
+                    inspections.want(&docker, id);
+                }
+            },
+            (id, stale, current) = inspections.done() => {
+                let current = current?;
+                // An event came while it ran: its answer may predate the
+                // event; the next inspection (queued) has the last word.
+                if !stale {
                     state.send_if_modified(|s| match current {
                         Some(c) => s.containers.insert(c.key(), c.clone()).as_ref() != Some(&c),
                         None => s.containers.remove(&id).is_some(),
                     });
                 }
+                inspections.start_next(&docker);
             },
-            _ = ticker.tick() => {
+            _ = ticker.tick(), if reading.is_none() => {
                 let running: Vec<String> = state.borrow().containers.values().filter(|c| c.state == "running").map(|c| c.id.clone()).collect();
-                let mut samples = Vec::with_capacity(running.len());
-                for id in running {
-                    let options = StatsOptionsBuilder::default().stream(false).one_shot(true).build();
-                    let Some(Ok(s)) = docker.stats(&id, Some(options)).next().await else { continue };
-                    let (sample, counters) = stats_sample(&id, &s, prev_cpu.get(&id).copied());
-                    if let Some(c) = counters {
-                        prev_cpu.insert(id, c);
-                    }
-                    samples.push(sample);
-                }
+                reading = Some(Box::pin(read_stats(docker.clone(), running, std::mem::take(&mut prev_cpu))));
+            },
+            (samples, counters) = ready(&mut reading) => {
+                reading = None;
+                prev_cpu = counters;
                 *stats.lock().unwrap_or_else(|e| e.into_inner()) = samples;
             }
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Reading = (Vec<ContainerSample>, HashMap<String, (u64, u64)>);
+type Inspected = Result<Option<Container>, String>;
+
+/// The output of `f` when there is one; never without.
+async fn ready<T>(f: &mut Option<BoxFuture<T>>) -> T {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One stats reading of each running container.
+async fn read_stats(
+    docker: Docker,
+    running: Vec<String>,
+    mut prev_cpu: HashMap<String, (u64, u64)>,
+) -> Reading {
+    prev_cpu.retain(|id, _| running.contains(id));
+    let mut samples = Vec::with_capacity(running.len());
+    for id in running {
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let Some(Ok(s)) = docker.stats(&id, Some(options)).next().await else {
+            continue;
+        };
+        let (sample, counters) = stats_sample(&id, &s, prev_cpu.get(&id).copied());
+        if let Some(c) = counters {
+            prev_cpu.insert(id, c);
+        }
+        samples.push(sample);
+    }
+    (samples, prev_cpu)
+}
+
+/// Containers to re-inspect, one at a time, each queued once.
+#[derive(Default)]
+struct Inspections {
+    queue: VecDeque<String>,
+    /// The one running: its container, whether an event came meanwhile.
+    running: Option<(String, bool, BoxFuture<Inspected>)>,
+}
+
+impl Inspections {
+    fn want(&mut self, docker: &Docker, id: String) {
+        if let Some((running, stale, _)) = &mut self.running
+            && *running == id
+        {
+            *stale = true;
+        }
+        if !self.queue.contains(&id) {
+            self.queue.push_back(id);
+        }
+        self.start_next(docker);
+    }
+
+    fn start_next(&mut self, docker: &Docker) {
+        if self.running.is_some() {
+            return;
+        }
+        if let Some(id) = self.queue.pop_front() {
+            let (docker, for_id) = (docker.clone(), id.clone());
+            let f = Box::pin(async move { inspect(&docker, &for_id).await });
+            self.running = Some((id, false, f));
+        }
+    }
+
+    /// The running inspection's container, staleness and answer.
+    async fn done(&mut self) -> (String, bool, Inspected) {
+        let Some((_, _, f)) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let out = f.await;
+        let (id, stale, _) = self.running.take().expect("running");
+        (id, stale, out)
+    }
+}
+
+/// Podman's events log file, followed: the fast path beside the API's
+/// event stream (`eventlog.rs`).
+struct FastPath {
+    /// The file and its inotify watch, or why the API's stream is used alone.
+    tail: Result<(eventlog::Tail, eventlog::Watch), String>,
+    wake: Arc<Notify>,
+    seen: Seen,
+}
+
+impl FastPath {
+    async fn start(socket: &std::path::Path) -> FastPath {
+        let wake = Arc::new(Notify::new());
+        let tail = match eventlog::find(socket).await {
+            // The watch first: nothing written after the open is missed.
+            Ok(path) => eventlog::Watch::new(&path, wake.clone())
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|w| {
+                    eventlog::Tail::open(&path)
+                        .map(|t| (t, w))
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                }),
+            Err(e) => Err(e),
+        };
+        if let Err(why) = &tail {
+            tracing::debug!(why, "container events from the engine API only");
+        }
+        FastPath {
+            tail,
+            wake,
+            seen: Seen::default(),
+        }
+    }
+
+    /// What the source status says about where events come from.
+    fn mode(&self) -> String {
+        match &self.tail {
+            Ok((t, _)) => format!("events: podman log file ({})", t.path().display()),
+            Err(why) => format!("events: engine API ({why})"),
+        }
+    }
+
+    /// Until the log file changes (forever without one).
+    async fn woken(&self) {
+        match self.tail {
+            Ok(_) => self.wake.notified().await,
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Applies what the new events say and returns the containers they name,
+    /// each once; `None` when the file cannot be read any more (the API's
+    /// stream carries on alone).
+    fn read(&mut self, state: &watch::Sender<NodeState>) -> Option<Vec<String>> {
+        let (tail, _) = self.tail.as_mut().ok()?;
+        let (events, more) = match tail.read() {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!("{}: {e}", tail.path().display());
+                tracing::info!(why, "podman's events log unreadable; engine API only");
+                self.tail = Err(why);
+                return None;
+            }
+        };
+        if more {
+            self.wake.notify_one();
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for event in events.iter().filter_map(eventlog::LogEvent::to_message) {
+            let Some((id, action)) = event_container(&event) else {
+                continue;
+            };
+            tracing::debug!(id, action, "container event from the log file");
+            state.send_if_modified(|s| {
+                s.containers
+                    .get_mut(&id)
+                    .is_some_and(|c| apply_event(c, &action, &event))
+            });
+            self.seen.add(&id, &action, event.time_nano);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Some(ids)
+    }
+}
+
+/// Events handled from the log file whose copy from the API has not come
+/// yet, oldest first: each copy is then skipped, once. A copy is known by its
+/// container, action and time (to the nanosecond, the same in both).
+#[derive(Debug, Default)]
+struct Seen {
+    events: VecDeque<(String, String, Option<i64>, Instant)>,
+}
+
+impl Seen {
+    /// Forgets what is older than [`SEEN_FOR`], and the oldest beyond `keep`.
+    fn prune(&mut self, now: Instant, keep: usize) {
+        while self.events.len() > keep
+            || self
+                .events
+                .front()
+                .is_some_and(|(_, _, _, at)| now.duration_since(*at) > SEEN_FOR)
+        {
+            self.events.pop_front();
+        }
+    }
+
+    fn add(&mut self, id: &str, action: &str, time_nano: Option<i64>) {
+        let now = Instant::now();
+        self.prune(now, MAX_SEEN - 1);
+        self.events
+            .push_back((id.to_string(), action.to_string(), time_nano, now));
+    }
+
+    /// Whether `id`'s `action` at `time_nano` was handled already (and
+    /// forgets it). Without a time on either side, the oldest such action.
+    fn take(&mut self, id: &str, action: &str, time_nano: Option<i64>) -> bool {
+        if self.events.is_empty() {
+            return false;
+        }
+        self.prune(Instant::now(), MAX_SEEN);
+        match self.events.iter().position(|(i, a, t, _)| {
+            i == id && a == action && (t.is_none() || time_nano.is_none() || *t == time_nano)
+        }) {
+            Some(at) => {
+                self.events.remove(at);
+                true
+            }
+            None => false,
         }
     }
 }

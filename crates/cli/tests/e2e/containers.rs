@@ -210,3 +210,79 @@ async fn container_lifecycle_reaches_the_twin_and_the_stream_in_order() {
     });
     podman(&["rm", "-f", "-t", "0", &format!("{name}-keep")]);
 }
+
+/// Issue 15: with Podman's `file` events logger, the agent follows the log
+/// file (the API delivers its events late) and says so; a stop still
+/// reaches the twin, with its exit code. Speed is measured by
+/// bench/event-latency, not here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_events_come_from_its_log_file() {
+    let info = podman(&["info", "--format", "{{.Host.EventLogger}}"]);
+    if info != "file" {
+        eprintln!("skipped: Podman's event logger is {info:?}, not file");
+        return;
+    }
+    let dir = temp_dir("containers-eventlog");
+    let socket = dir.join("podman.sock");
+    let _service = podman_service(&socket);
+    let hub = Hub::start(&dir.join("hub"));
+    let token = hub.token("viewer");
+    let sock = socket.to_str().unwrap().to_string();
+    let _agent = agent_with(
+        Some(&hub.join()),
+        &dir.join("agent"),
+        &["--container-socket", &sock],
+    );
+    let (id, twin) = tokio::task::block_in_place(|| {
+        hub.wait_twin(
+            &token,
+            "the node, with containers watched",
+            Duration::from_secs(20),
+            |twin| twin["sources"]["containers"]["available"] == true,
+        )
+    });
+    let reason = twin["sources"]["containers"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.starts_with("events: podman log file (") && reason.contains("events.log"),
+        "{reason}"
+    );
+    let twin_of = |hub: &Hub| hub.get(&format!("/api/v1/nodes/{id}"), &token).1;
+    let name = format!("tb-e2e-log-{}", std::process::id());
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'exit 5' TERM; while true; do sleep 0.1; done",
+    ]);
+    tokio::task::block_in_place(|| {
+        wait_for("the running container", Duration::from_secs(5), || {
+            container(&twin_of(&hub), &name)
+                .filter(|c| c["state"] == "running")
+                .map(|_| ())
+        })
+    });
+    podman(&["stop", "-t", "5", &name]);
+    let stopped = tokio::task::block_in_place(|| {
+        wait_for("the stopped container", Duration::from_secs(5), || {
+            container(&twin_of(&hub), &name)
+                .filter(|c| c["state"] == "exited")
+                .cloned()
+        })
+    });
+    assert_eq!(stopped["exit_code"], 5, "{stopped}");
+    podman(&["rm", &name]);
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "the removed container to leave the twin",
+            Duration::from_secs(5),
+            || container(&twin_of(&hub), &name).is_none().then_some(()),
+        )
+    });
+}

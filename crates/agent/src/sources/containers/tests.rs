@@ -149,3 +149,31 @@ fn event_name(e: &EventMessage) -> &str {
         .map(String::as_str)
         .unwrap_or("")
 }
+
+#[test]
+fn an_event_handled_from_the_log_file_is_skipped_once_when_the_api_brings_it() {
+    let mut seen = Seen::default();
+    seen.add("a", "start", None);
+    seen.add("a", "die", None);
+    seen.add("a", "start", None);
+    assert!(seen.take("a", "die", Some(5)));
+    assert!(!seen.take("a", "die", None), "each copy once");
+    assert!(seen.take("a", "start", None) && seen.take("a", "start", None));
+    assert!(!seen.take("a", "start", None));
+    assert!(!seen.take("b", "start", None));
+    // With times, only the very same event matches.
+    seen.add("a", "start", Some(10));
+    seen.add("a", "start", Some(30));
+    assert!(
+        !seen.take("a", "start", Some(20)),
+        "an event the file missed"
+    );
+    assert!(seen.take("a", "start", Some(30)));
+    assert!(seen.take("a", "start", Some(10)));
+    for i in 0..MAX_SEEN + 10 {
+        seen.add(&i.to_string(), "create", None);
+    }
+    assert_eq!(seen.events.len(), MAX_SEEN, "bounded");
+    assert!(!seen.take("0", "create", None), "the oldest forgotten");
+    assert!(seen.take(&(MAX_SEEN + 9).to_string(), "create", None));
+}
