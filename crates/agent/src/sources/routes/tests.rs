@@ -1,0 +1,187 @@
+//! The source's loop against real files and a fake admin API.
+
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use twinbay_proto::model::Container;
+
+use super::*;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("twinbay-routes-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("sites")).unwrap();
+    d
+}
+
+fn site(host: &str, port: u16) -> String {
+    format!(
+        "server {{ server_name {host}; location / {{ proxy_pass http://127.0.0.1:{port}; }} }}\n"
+    )
+}
+
+async fn wait(
+    state: &watch::Sender<NodeState>,
+    what: &str,
+    f: impl Fn(&NodeState) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    let mut rx = state.subscribe();
+    loop {
+        if f(&rx.borrow_and_update()) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}: {:?}",
+            state.borrow()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+    }
+}
+
+/// A fake admin API answering every request with `status` and `body`.
+async fn fake_api(status: u16, body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_edits_reach_the_twin_and_targets_follow_containers() {
+    let d = tmp("loop");
+    let conf = d.join("nginx.conf");
+    std::fs::write(&conf, "http { include sites/*.conf; }").unwrap();
+    std::fs::write(d.join("sites/a.conf"), site("a.example", 8080)).unwrap();
+    let (tx, _rx) = watch::channel(NodeState::default());
+    let state = Arc::new(tx);
+    let cancel = CancellationToken::new();
+    let config = RoutesConfig {
+        nginx_conf: vec![conf.clone()],
+        caddy_api: vec![fake_api(500, "{}").await],
+        ..Default::default()
+    };
+    let task = tokio::spawn(run(config, state.clone(), cancel.clone()));
+    let key = "nginx/host/a.example/";
+    wait(&state, "the first route", |s| s.routes.contains_key(key)).await;
+    {
+        let s = state.borrow();
+        assert_eq!(s.routes[key].target, RouteTarget::Unknown);
+        let status = &s.sources[SOURCE];
+        assert!(status.available, "{status:?}");
+        let reason = status.reason.as_deref().unwrap();
+        assert!(reason.contains("nginx: 1 routes"), "{reason}");
+        assert!(
+            reason.contains("caddy: admin API at http://127.0.0.1:")
+                && reason.ends_with("answered 500"),
+            "{reason}"
+        );
+    }
+
+    // A container publishing 8080 appears: the target follows.
+    state.send_modify(|s| {
+        let c = Container {
+            id: "c1".into(),
+            name: "web".into(),
+            state: "running".into(),
+            ports: vec!["0.0.0.0:8080->80/tcp".into()],
+            ..Default::default()
+        };
+        s.containers.insert("c1".into(), c);
+    });
+    wait(
+        &state,
+        "the container target",
+        |s| matches!(&s.routes[key].target, RouteTarget::Container { name, .. } if name == "web"),
+    )
+    .await;
+
+    // A new site file, then an edit by rename-over (like sed -i).
+    std::fs::write(d.join("sites/b.conf"), site("b.example", 9)).unwrap();
+    wait(&state, "the new site", |s| {
+        s.routes.contains_key("nginx/host/b.example/")
+    })
+    .await;
+    let tmpfile = d.join("sites/.a.conf.tmp");
+    std::fs::write(&tmpfile, site("c.example", 8080)).unwrap();
+    std::fs::rename(&tmpfile, d.join("sites/a.conf")).unwrap();
+    let took = wait(&state, "the edited site", |s| {
+        s.routes.contains_key("nginx/host/c.example/") && !s.routes.contains_key(key)
+    })
+    .await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // A broken file: a reason, and the other file's routes stay.
+    std::fs::write(d.join("sites/b.conf"), "server { location / {").unwrap();
+    wait(&state, "the reason", |s| {
+        s.sources[SOURCE]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("b.conf: unexpected end of file"))
+    })
+    .await;
+    assert!(state.borrow().routes.contains_key("nginx/host/c.example/"));
+    assert!(!state.borrow().routes.contains_key("nginx/host/b.example/"));
+
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_found_is_unavailable_and_apis_are_read() {
+    let (tx, _rx) = watch::channel(NodeState::default());
+    let state = Arc::new(tx);
+    let cancel = CancellationToken::new();
+    let caddy = fake_api(
+        200,
+        r#"{"apps":{"http":{"servers":{"s":{"listen":[":80"],"routes":[{"match":[{"host":["x"]}],"handle":[{"handler":"reverse_proxy","upstreams":[{"dial":"10.0.0.9:80"}]}]}]}}}}}"#,
+    )
+    .await;
+    let traefik = fake_api(200, "not json").await;
+    let config = RoutesConfig {
+        nginx_conf: vec![tmp("none").join("absent.conf")],
+        caddy_api: vec![caddy],
+        traefik_api: vec![traefik],
+        ..Default::default()
+    };
+    let task = tokio::spawn(run(config, state.clone(), cancel.clone()));
+    wait(&state, "the caddy route", |s| {
+        s.routes.contains_key("caddy/host/x/")
+    })
+    .await;
+    let s = state.borrow().clone();
+    assert_eq!(s.routes["caddy/host/x/"].target, RouteTarget::External);
+    let reason = s.sources[SOURCE].reason.clone().unwrap();
+    assert!(reason.contains("absent.conf: No such file"), "{reason}");
+    assert!(
+        reason.contains("traefik: API at http://127.0.0.1:") && reason.contains("not JSON"),
+        "{reason}"
+    );
+    cancel.cancel();
+    task.await.unwrap();
+
+    // Nothing configured and nothing in the default places.
+    let providers = vec![Provider::new(Kind::Caddy, DEFAULT_CADDY_API.into(), true)];
+    let status = status(&providers);
+    assert!(!status.available);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("no reverse proxy found (looked at http://127.0.0.1:2019)")
+    );
+}
