@@ -34,6 +34,8 @@ pub const DEFAULT_CADDY_API: &str = "http://127.0.0.1:2019";
 pub const DEFAULT_POLL: Duration = Duration::from_secs(30);
 /// Events closer together than this are one save.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Files written without pause are read at least this often.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// Which proxies to read.
 #[derive(Debug, Clone)]
@@ -164,6 +166,10 @@ fn read_nginx(providers: &mut [Provider]) -> NginxWatch {
             continue;
         }
         let loaded = nginx::load(&path);
+        // A symlink (Debian's sites-enabled/x → sites-available/x) is edited
+        // where it points: watch that directory too.
+        let real = loaded.files.iter().filter_map(|f| f.canonicalize().ok());
+        w.files.extend(real.collect::<Vec<_>>());
         w.files.extend(loaded.files.iter().cloned());
         w.glob_dirs.extend(loaded.dirs.iter().cloned());
         p.present = true;
@@ -377,13 +383,14 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = poll.tick() => (read_files, ask_apis) = (true, true),
             _ = pending.notify.notified() => {
+                let started = tokio::time::Instant::now();
                 loop {
                     let seq = pending.seq();
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(DEBOUNCE) => {}
                     }
-                    if pending.seq() == seq {
+                    if pending.seq() == seq || started.elapsed() >= MAX_DEBOUNCE {
                         break;
                     }
                 }

@@ -127,6 +127,21 @@ async fn nginx_edits_reach_the_twin_and_targets_follow_containers() {
     .await;
     assert!(took < Duration::from_secs(2), "{took:?}");
 
+    // A symlinked site (Debian's sites-enabled) edited where it points.
+    let avail = d.join("available");
+    std::fs::create_dir_all(&avail).unwrap();
+    std::fs::write(avail.join("l.conf"), site("l1.example", 1)).unwrap();
+    std::os::unix::fs::symlink(avail.join("l.conf"), d.join("sites/l.conf")).unwrap();
+    wait(&state, "the linked site", |s| {
+        s.routes.contains_key("nginx/host/l1.example/")
+    })
+    .await;
+    std::fs::write(avail.join("l.conf"), site("l2.example", 1)).unwrap();
+    wait(&state, "the linked site's edit", |s| {
+        s.routes.contains_key("nginx/host/l2.example/")
+    })
+    .await;
+
     // A broken file: a reason, and the other file's routes stay.
     std::fs::write(d.join("sites/b.conf"), "server { location / {").unwrap();
     wait(&state, "the reason", |s| {
