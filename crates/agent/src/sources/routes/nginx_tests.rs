@@ -314,3 +314,70 @@ proptest! {
         prop_assert_eq!(words(&text), vec![w("a"), w(&word), Token::Semicolon]);
     }
 }
+
+/// Writes directives back as nginx text, every word quoted.
+fn render(directives: &[Directive], out: &mut String) {
+    for d in directives {
+        out.push_str(&quote(&d.name));
+        for a in &d.args {
+            out.push(' ');
+            out.push_str(&quote(a));
+        }
+        match &d.block {
+            None => out.push_str(";\n"),
+            Some(b) => {
+                out.push_str(" {\n");
+                render(b, out);
+                out.push_str("}\n");
+            }
+        }
+    }
+}
+
+fn quote(word: &str) -> String {
+    format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn arb_tree() -> impl Strategy<Value = Vec<Directive>> {
+    let word = "[a-z$_{}#;/ '\"\\\\.-]{1,8}";
+    let leaf = (word, prop::collection::vec(word, 0..3)).prop_map(|(name, args)| Directive {
+        name,
+        args,
+        block: None,
+        line: 0,
+    });
+    let one = leaf.prop_recursive(4, 32, 4, move |inner| {
+        (
+            word,
+            prop::collection::vec(word, 0..2),
+            prop::collection::vec(inner, 0..4),
+        )
+            .prop_map(|(name, args, block)| Directive {
+                name,
+                args,
+                block: Some(block),
+                line: 0,
+            })
+    });
+    prop::collection::vec(one, 0..5)
+}
+
+fn without_lines(mut d: Vec<Directive>) -> Vec<Directive> {
+    for x in &mut d {
+        x.line = 0;
+        if let Some(b) = x.block.take() {
+            x.block = Some(without_lines(b));
+        }
+    }
+    d
+}
+
+proptest! {
+    #[test]
+    fn rendered_trees_parse_back_to_themselves(tree in arb_tree()) {
+        let mut text = String::new();
+        render(&tree, &mut text);
+        let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(without_lines(back), tree);
+    }
+}
