@@ -303,8 +303,8 @@ pub struct SourceArgs {
     /// if something answers there).
     #[arg(long = "caddy-api", value_name = "URL", value_parser = parse_api)]
     pub caddy_api: Vec<String>,
-    /// Traefik's API, e.g. http://127.0.0.1:8080 (repeat for several; read
-    /// only when named).
+    /// Traefik's API, e.g. http://127.0.0.1:8080 (repeat for several;
+    /// default: that of a running Traefik container publishing port 8080).
     #[arg(long = "traefik-api", value_name = "URL", value_parser = parse_api)]
     pub traefik_api: Vec<String>,
     /// How often the Caddy and Traefik APIs are asked for their routes.

@@ -44,7 +44,8 @@ pub struct RoutesConfig {
     pub nginx_conf: Vec<PathBuf>,
     /// Caddy admin APIs (`--caddy-api`); none named: [`DEFAULT_CADDY_API`] if it answers.
     pub caddy_api: Vec<String>,
-    /// Traefik APIs (`--traefik-api`); only those named.
+    /// Traefik APIs (`--traefik-api`); none named: those of running
+    /// containers named or imaged `traefik` that publish port 8080.
     pub traefik_api: Vec<String>,
     /// How often the APIs are asked (and nginx's files re-read).
     pub poll: Duration,
@@ -129,6 +130,54 @@ fn providers(config: &RoutesConfig) -> Vec<Provider> {
         out.push(Provider::new(Kind::Traefik, u.clone(), false));
     }
     out
+}
+
+/// Traefik APIs to ask without a `--traefik-api`: running containers named
+/// or imaged `traefik` that publish its API port (8080) on the host.
+pub fn discovered_traefik(state: &NodeState) -> Vec<String> {
+    let mut out: Vec<String> = state
+        .containers
+        .values()
+        .filter(|c| c.state == "running")
+        .filter(|c| {
+            format!("{} {}", c.name, c.image)
+                .to_ascii_lowercase()
+                .contains("traefik")
+        })
+        .flat_map(|c| &c.ports)
+        .filter_map(|p| {
+            let (host, inside) = p.split_once("->")?;
+            (inside == "8080/tcp").then_some(())?;
+            let (ip, port) = target::split(host)?;
+            let ip = match ip {
+                "0.0.0.0" | "" => "127.0.0.1",
+                "::" => "[::1]",
+                ip if ip.contains(':') => return Some(format!("http://[{ip}]:{}", port?)),
+                ip => ip,
+            };
+            Some(format!("http://{ip}:{}", port?))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Follows the discovered Traefik APIs (named ones are kept as they are).
+fn sync_discovered(providers: &mut Vec<Provider>, config: &RoutesConfig, state: &NodeState) {
+    if !config.traefik_api.is_empty() {
+        return;
+    }
+    let want = discovered_traefik(state);
+    providers.retain(|p| !(p.kind == Kind::Traefik && p.default) || want.contains(&p.at));
+    for url in want {
+        if !providers
+            .iter()
+            .any(|p| p.kind == Kind::Traefik && p.at == url)
+        {
+            providers.push(Provider::new(Kind::Traefik, url, true));
+        }
+    }
 }
 
 /// What re-reading nginx needs to know: files read and directories to watch.
@@ -349,6 +398,7 @@ pub async fn run(
     let mut nginx_watch = NginxWatch::default();
     let mut inputs: String;
     let mut starts = proxy_starts(&rx.borrow_and_update());
+    sync_discovered(&mut providers, &config, &rx.borrow());
     let poll_every = config.poll.max(Duration::from_millis(100));
     let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + poll_every, poll_every);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -405,6 +455,7 @@ pub async fn run(
                 let now = proxy_starts(&s);
                 if now != starts {
                     starts = now;
+                    sync_discovered(&mut providers, &config, &s);
                     (read_files, ask_apis) = (true, true);
                 }
                 if resolution_inputs(&s) == inputs && !ask_apis {

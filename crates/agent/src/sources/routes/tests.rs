@@ -200,3 +200,59 @@ async fn nothing_found_is_unavailable_and_apis_are_read() {
         Some("no reverse proxy found (looked at http://127.0.0.1:2019)")
     );
 }
+
+#[test]
+fn traefik_containers_publishing_the_api_are_discovered() {
+    let mut s = NodeState::default();
+    let mut add = |id: &str, name: &str, image: &str, state: &str, ports: &[&str]| {
+        let c = Container {
+            id: id.into(),
+            name: name.into(),
+            image: image.into(),
+            state: state.into(),
+            ports: ports.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        };
+        s.containers.insert(id.into(), c);
+    };
+    add(
+        "a",
+        "proxy",
+        "docker.io/library/traefik:v3",
+        "running",
+        &["0.0.0.0:9090->8080/tcp", "0.0.0.0:443->443/tcp"],
+    );
+    add(
+        "b",
+        "traefik-lan",
+        "x",
+        "running",
+        &["192.168.1.2:8081->8080/tcp"],
+    );
+    add(
+        "c",
+        "traefik-old",
+        "x",
+        "exited",
+        &["0.0.0.0:8082->8080/tcp"],
+    );
+    add("d", "web", "nginx", "running", &["0.0.0.0:8083->8080/tcp"]);
+    assert_eq!(
+        discovered_traefik(&s),
+        ["http://127.0.0.1:9090", "http://192.168.1.2:8081"]
+    );
+    let mut providers = providers(&RoutesConfig::default());
+    sync_discovered(&mut providers, &RoutesConfig::default(), &s);
+    assert_eq!(
+        providers.iter().filter(|p| p.kind == Kind::Traefik).count(),
+        2
+    );
+    s.containers.remove("a");
+    sync_discovered(&mut providers, &RoutesConfig::default(), &s);
+    let left: Vec<&str> = providers
+        .iter()
+        .filter(|p| p.kind == Kind::Traefik)
+        .map(|p| p.at.as_str())
+        .collect();
+    assert_eq!(left, ["http://192.168.1.2:8081"]);
+}
