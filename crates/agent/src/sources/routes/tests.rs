@@ -256,3 +256,45 @@ fn traefik_containers_publishing_the_api_are_discovered() {
         .collect();
     assert_eq!(left, ["http://192.168.1.2:8081"]);
 }
+
+#[tokio::test]
+async fn the_client_bounds_size_and_time_and_refuses_https() {
+    // Too large: a body over 4 MiB.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let big = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let n = http::MAX_BODY + 1;
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n");
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(&vec![b' '; n]).await;
+    });
+    let e = http::get(&big).await.unwrap_err();
+    assert!(e.contains("reading the answer"), "{e}");
+
+    // Silent: accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = format!("http://{}", listener.local_addr().unwrap());
+    let _keep = tokio::spawn(async move {
+        let conn = listener.accept().await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(conn);
+    });
+    let start = Instant::now();
+    let e = http::get(&silent).await.unwrap_err();
+    assert!(e.contains("no answer within 2s"), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+
+    assert!(
+        http::get("https://127.0.0.1:1/")
+            .await
+            .unwrap_err()
+            .contains("only http://")
+    );
+    let e = http::get("http://127.0.0.1:1/").await.unwrap_err();
+    assert!(e.starts_with("cannot connect"), "{e}");
+}
