@@ -308,7 +308,12 @@ fn status(providers: &[Provider]) -> SourceStatus {
     let mut parts = Vec::new();
     for p in &present {
         match &p.problem {
-            Some(problem) => parts.push(format!("{}: {problem}", p.name())),
+            Some(problem) if p.found.is_empty() => parts.push(format!("{}: {problem}", p.name())),
+            Some(problem) => parts.push(format!(
+                "{}: {} routes, but {problem}",
+                p.name(),
+                p.found.len()
+            )),
             None => parts.push(format!("{}: {} routes", p.name(), p.found.len())),
         }
     }

@@ -381,7 +381,7 @@ fn server_routes(server: &Directive, upstreams: &HashMap<&str, String>, out: &mu
         names.push(String::new());
     }
     let tls = body.iter().any(|d| {
-        (d.name == "listen" && d.args.iter().skip(1).any(|a| a == "ssl"))
+        (d.name == "listen" && d.args.iter().skip(1).any(|a| a == "ssl" || a == "quic"))
             || d.name == "ssl_certificate"
             || (d.name == "ssl" && d.args.first().is_some_and(|a| a == "on"))
     });
