@@ -125,7 +125,7 @@ fn routes_of_real_proxies_reach_the_twin_and_follow_edits() {
         std::fs::write(
             ngx.join("nginx.conf"),
             format!(
-                "worker_processes 1;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  upstream webapp {{ server 127.0.0.1:{web_port}; }}\n  include sites/*.conf;\n}}\n"
+                "# One process: nothing outlives the test when it is killed.\nmaster_process off;\nerror_log {d}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  upstream webapp {{ server 127.0.0.1:{web_port}; }}\n  include sites/*.conf;\n}}\n"
             ),
         )
         .unwrap();
