@@ -298,3 +298,99 @@ async fn the_client_bounds_size_and_time_and_refuses_https() {
     let e = http::get("http://127.0.0.1:1/").await.unwrap_err();
     assert!(e.starts_with("cannot connect"), "{e}");
 }
+
+/// A fake Traefik: two pages of routers, one of services.
+async fn fake_traefik() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                let (next, body) = if path.starts_with("/api/http/routers?page=1&") {
+                    (
+                        "2",
+                        r#"[{"name":"a@file","provider":"file","rule":"Host(`a`)","service":"s"}]"#,
+                    )
+                } else if path.starts_with("/api/http/routers?page=2&") {
+                    (
+                        "1",
+                        r#"[{"name":"b@file","provider":"file","rule":"Host(`b`)","service":"s@file"}]"#,
+                    )
+                } else {
+                    (
+                        "1",
+                        r#"[{"name":"s@file","loadBalancer":{"servers":[{"url":"http://10.9.9.9"}]}}]"#,
+                    )
+                };
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nx-next-page: {next}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn traefik_pages_are_followed() {
+    let base = fake_traefik().await;
+    let (routers, services) = traefik::fetch(&base).await.unwrap();
+    assert_eq!(routers.len(), 2);
+    let found = traefik::routes(&routers, &services, "host").unwrap();
+    let s = NodeState::default();
+    let routes = assemble(found.iter(), &s);
+    let keys: Vec<&str> = routes.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["traefik/host/a/", "traefik/host/b/"]);
+    assert!(
+        routes
+            .values()
+            .all(|r| r.upstream == "http://10.9.9.9" && r.target == RouteTarget::External)
+    );
+}
+
+#[test]
+fn one_key_twice_keeps_the_tls_route_and_apis_name_their_container() {
+    let route = |tls: bool, upstream: &str| Found {
+        route: Route {
+            host: "a".into(),
+            path: "/".into(),
+            instance: "host".into(),
+            upstream: upstream.into(),
+            tls,
+            ..Default::default()
+        },
+        dial: None,
+    };
+    let found = [
+        route(false, "plain"),
+        route(true, "tls"),
+        route(false, "later"),
+    ];
+    let routes = assemble(found.iter(), &NodeState::default());
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes["nginx/host/a/"].upstream, "tls");
+
+    let mut s = NodeState::default();
+    let c = Container {
+        id: "t".into(),
+        name: "traefik".into(),
+        ports: vec!["0.0.0.0:9090->8080/tcp".into()],
+        ..Default::default()
+    };
+    s.containers.insert("t".into(), c);
+    assert_eq!(instance_of("http://127.0.0.1:9090", &s), "traefik");
+    assert_eq!(instance_of("http://127.0.0.1:2019/", &s), "host");
+}
