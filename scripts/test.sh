@@ -31,7 +31,7 @@ if ! command -v miniupnpd >/dev/null && [ ! -x /usr/sbin/miniupnpd ]; then
 fi
 
 step "nginx, Caddy and Traefik for the reverse-proxy routes test"
-if ! command -v nginx >/dev/null || ! command -v caddy >/dev/null; then
+if [ ! -x /usr/sbin/nginx ] || ! command -v caddy >/dev/null; then
     apt-get update
     # Install without starting the packaged services (no system nginx on :80).
     policy=""

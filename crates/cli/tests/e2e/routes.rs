@@ -3,7 +3,7 @@
 //! upstream, through the real agent to the hub's node twin.
 
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,13 +23,20 @@ impl Drop for Container {
     }
 }
 
-fn installed(bin: &str) -> bool {
-    let found = Command::new("sh")
+/// Where `bin` is (on PATH, or in /usr/sbin where Debian puts nginx), if
+/// installed; says so when it is not.
+fn installed(bin: &str) -> Option<PathBuf> {
+    let out = Command::new("sh")
         .args(["-c", &format!("command -v {bin}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let found = out.or_else(|| {
+        let sbin = Path::new("/usr/sbin").join(bin);
+        sbin.exists().then_some(sbin)
+    });
+    if found.is_none() {
         eprintln!(
             "routes e2e: {bin} is not installed (scripts/test.sh installs it): skipping its part"
         );
@@ -116,8 +123,9 @@ fn routes_of_real_proxies_reach_the_twin_and_follow_edits() {
     let sites = ngx.join("sites");
     std::fs::create_dir_all(&sites).unwrap();
     let (ngx_port, ngx_tls) = (free_port(), free_port());
-    let have_nginx = installed("nginx");
-    if have_nginx {
+    let nginx_bin = installed("nginx");
+    let have_nginx = nginx_bin.is_some();
+    if let Some(nginx_bin) = &nginx_bin {
         let cert = rcgen::generate_simple_self_signed(vec!["tls.localhost".into()]).unwrap();
         std::fs::write(ngx.join("cert.pem"), cert.cert.pem()).unwrap();
         std::fs::write(ngx.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
@@ -150,7 +158,7 @@ fn routes_of_real_proxies_reach_the_twin_and_follow_edits() {
         .unwrap();
         procs.push(spawn(
             "nginx",
-            Command::new("nginx")
+            Command::new(nginx_bin)
                 .arg("-p")
                 .arg(&ngx)
                 .arg("-e")
@@ -171,8 +179,9 @@ fn routes_of_real_proxies_reach_the_twin_and_follow_edits() {
     // Caddy: two sites, one with a path matcher; admin on a port of its own.
     let caddy_admin = free_port();
     let caddy_port = free_port();
-    let have_caddy = installed("caddy");
-    if have_caddy {
+    let caddy_bin = installed("caddy");
+    let have_caddy = caddy_bin.is_some();
+    if let Some(caddy_bin) = &caddy_bin {
         let cdir = dir.join("caddy");
         std::fs::create_dir_all(&cdir).unwrap();
         std::fs::write(
@@ -184,7 +193,7 @@ fn routes_of_real_proxies_reach_the_twin_and_follow_edits() {
         .unwrap();
         procs.push(spawn(
             "caddy",
-            Command::new("caddy")
+            Command::new(caddy_bin)
                 .args(["run", "--adapter", "caddyfile", "--config"])
                 .arg(cdir.join("Caddyfile"))
                 .env("HOME", &cdir)
@@ -203,12 +212,13 @@ fn routes_of_real_proxies_reach_the_twin_and_follow_edits() {
     let traefik_api = free_port();
     let traefik_web = free_port();
     let dynamic = dir.join("traefik.yml");
-    let have_traefik = installed("traefik");
-    if have_traefik {
+    let traefik_bin = installed("traefik");
+    let have_traefik = traefik_bin.is_some();
+    if let Some(traefik_bin) = &traefik_bin {
         std::fs::write(&dynamic, traefik_dynamic("t1.localhost", web_port)).unwrap();
         procs.push(spawn(
             "traefik",
-            Command::new("traefik")
+            Command::new(traefik_bin)
                 .arg("--api.insecure=true")
                 .arg(format!(
                     "--entryPoints.traefik.address=127.0.0.1:{traefik_api}"
