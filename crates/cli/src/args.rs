@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the hub and an agent for this machine, UI included (the all-in-one default).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run the hub.
     Hub(HubArgs),
     /// Run the agent: watch this host and push its twin to a hub.
@@ -324,6 +324,30 @@ pub struct SourceArgs {
     /// The most files the agent watches; beyond it the source says how many it skipped.
     #[arg(long, default_value_t = twinbay_agent::sources::files::DEFAULT_MAX_FILES)]
     pub watch_max_files: usize,
+    /// nginx's main configuration file, read with its includes for reverse-proxy
+    /// routes (repeat for several; default /etc/nginx/nginx.conf if it exists).
+    #[arg(long = "nginx-conf", value_name = "PATH")]
+    pub nginx_conf: Vec<PathBuf>,
+    /// Caddy's admin API (repeat for several; default http://127.0.0.1:2019
+    /// if something answers there).
+    #[arg(long = "caddy-api", value_name = "URL", value_parser = parse_api)]
+    pub caddy_api: Vec<String>,
+    /// Traefik's API, e.g. http://127.0.0.1:8080 (repeat for several;
+    /// default: that of a running Traefik container publishing port 8080).
+    #[arg(long = "traefik-api", value_name = "URL", value_parser = parse_api)]
+    pub traefik_api: Vec<String>,
+    /// How often the Caddy and Traefik APIs are asked for their routes.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub routes_poll: Duration,
+}
+
+/// An admin API's base URL: plain `http://host:port`.
+fn parse_api(s: &str) -> Result<String, String> {
+    let uri: hyper::Uri = s.parse().map_err(|e| format!("{e}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err("expected http://HOST:PORT".into());
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 /// A path or glob, made absolute.
@@ -354,6 +378,16 @@ impl SourceArgs {
                 rescan: self.watch_rescan,
                 max_files: self.watch_max_files,
                 ..Default::default()
+            },
+            routes: twinbay_agent::sources::routes::RoutesConfig {
+                nginx_conf: self
+                    .nginx_conf
+                    .into_iter()
+                    .map(|p| std::path::absolute(&p).unwrap_or(p))
+                    .collect(),
+                caddy_api: self.caddy_api,
+                traefik_api: self.traefik_api,
+                poll: self.routes_poll,
             },
         }
     }

@@ -26,7 +26,7 @@ pub fn run(command: Command) -> Result<()> {
             } else {
                 "warn,twinbay::summary=info"
             });
-            multi_thread()?.block_on(up(args))
+            multi_thread()?.block_on(up(*args))
         }
         Command::Hub(args) => {
             init_logging("info");

@@ -21,6 +21,7 @@ mod link;
 mod people;
 mod refusals;
 mod restart;
+mod routes;
 mod scale;
 mod topology;
 mod units;
