@@ -13,6 +13,7 @@ mod gateway;
 mod history;
 mod nodes;
 mod openapi;
+mod routes;
 mod session;
 mod status;
 mod stream;
@@ -100,6 +101,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::sign_out_everywhere))
         .routes(routes!(status::status))
         .routes(routes!(gateway::status))
+        .routes(routes!(routes::list))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

@@ -51,6 +51,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/stream", VIEWER),
     ("GET", "/api/v1/hub", VIEWER),
     ("GET", "/api/v1/gateway", VIEWER),
+    ("GET", "/api/v1/routes", VIEWER),
     ("GET", "/api/v1/openapi.json", VIEWER),
     // Commands: the verb's or action's own role is checked inside, against
     // the agent's policy; reading output needs the role the command needed.
