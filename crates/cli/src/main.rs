@@ -7,6 +7,7 @@ mod args;
 mod commands;
 mod files;
 mod remote;
+mod routes;
 
 use std::process::ExitCode;
 

@@ -20,5 +20,6 @@ mod link;
 mod people;
 mod refusals;
 mod restart;
+mod routes_api;
 mod scale;
 mod units;
