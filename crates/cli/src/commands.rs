@@ -245,7 +245,17 @@ async fn up(args: UpArgs) -> Result<()> {
     let agent = tokio::spawn(twinbay_agent::run(agent_config, agent_cancel));
     if let Some(n) = args.demo {
         let join = demo_join(&hub, &data_dir, &hub_url).await?;
-        let mut config = SimConfig::new(join, n as usize);
+        // The first few hosts run a reverse proxy (demo.rs); the simulator
+        // invents the rest after them.
+        let proxies = crate::demo::proxies(n as usize);
+        tokio::spawn(crate::demo::run(
+            join.clone(),
+            vec![hub_url.clone()],
+            proxies,
+            shutdown.child_token(),
+        ));
+        let mut config = SimConfig::new(join, n as usize - proxies);
+        config.first_index = proxies;
         config.hub_override = vec![hub_url.clone()];
         let cancel = shutdown.child_token();
         tokio::spawn(async move {

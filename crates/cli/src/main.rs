@@ -5,6 +5,7 @@
 
 mod args;
 mod commands;
+mod demo;
 mod files;
 mod remote;
 mod routes;
