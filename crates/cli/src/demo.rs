@@ -129,11 +129,11 @@ pub fn add_proxy(state: &mut NodeState, index: usize) {
     // The last one is down: its route is broken.
     let stopped = (picked.len() >= 2).then(|| picked.len() - 1);
     for (i, (service, c)) in picked.iter().enumerate() {
-        if Some(i) == stopped {
-            if let Some(c) = state.containers.get_mut(&c.id) {
-                c.state = "exited".into();
-                c.exit_code = Some(1);
-            }
+        if Some(i) == stopped
+            && let Some(c) = state.containers.get_mut(&c.id)
+        {
+            c.state = "exited".into();
+            c.exit_code = Some(1);
         }
         let inner = c
             .ports
