@@ -6,7 +6,8 @@
 // stops and removes. Checks: the Routes screen lists the fleet's routes as the
 // API does, broken ones marked; search filters; "broken only" shows only
 // those; a container stopping, coming back and vanishing changes its route's
-// row live (no reload); the host page's Routes tab; the overview's gateway
+// row live (no reload); the host page's Routes tab; the proxy host's Units
+// tab (a unit's file, drop-ins, needs daemon-reload); the overview's gateway
 // card says how to configure one (the hub has none) and the routes panel
 // names the broken ones; phone width.
 //
@@ -216,6 +217,18 @@ describe('proxy routes and the gateway card in the web UI (real browser)', { tim
     await section.getByTestId('route-row').first().waitFor({ timeout: 10_000 });
     assert.equal(await section.getByTestId('route-row').count(), 1);
     assert.equal(await page.getByTestId('tab-routes').getAttribute('aria-selected'), 'true');
+  });
+
+  step("the demo proxy's Units tab shows each unit's file, its drop-ins and \"needs daemon-reload\"", async () => {
+    const proxy = (await apiGet('/api/v1/routes')).find((r) => r.node_name !== 'routes-host');
+    await page.goto(`${hub.url}/hosts/${proxy.node_id}?tab=units`);
+    const stale = page.locator('[data-testid="unit-row"]').filter({ has: page.getByTestId('unit-needs-reload') });
+    await stale.first().waitFor({ timeout: 10_000 });
+    assert.match(await stale.first().getByTestId('unit-file').textContent(), /^\/usr\/lib\/systemd\/system\/.+ \+ 1 drop-in$/);
+    assert.match(await stale.first().textContent(), /needs daemon-reload/);
+    const files = await page.getByTestId('unit-file').count();
+    assert.ok(files >= 2, `every unit with a file shows it: ${files}`);
+    await shot(page, 'host-units-files.png');
   });
 
   step('phone width: routes as cards, nothing wider than the screen', async () => {

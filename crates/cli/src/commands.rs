@@ -308,6 +308,15 @@ async fn demo_join(hub: &RunningHub, data_dir: &Path, hub_url: &str) -> Result<S
     let join = hub
         .join_string(hub_url, Duration::from_secs(365 * 86_400))
         .await?;
+    // The local agent creates its dir too, concurrently: whoever comes first.
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
     std::fs::write(&path, &join).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     Ok(join)

@@ -3,7 +3,8 @@
 //! ([`SimHost`], as `twinbay sim` makes them) on its own real link, with a
 //! proxy and its routes added: most lead to running containers, one to a
 //! stopped container, one to a port, one outside the host, and the simulator's
-//! churn stops and restarts containers under them.
+//! churn stops and restarts containers under them. One unit there waits for
+//! a `daemon-reload` after a drop-in was added.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -218,6 +219,16 @@ pub fn add_proxy(state: &mut NodeState, index: usize) {
         RouteTarget::Unknown,
     ));
     state.routes = routes.into_iter().map(|r| (r.key(), r)).collect();
+
+    // Someone edited a unit's drop-in and did not reload systemd.
+    if let Some(u) = state
+        .units
+        .values_mut()
+        .find(|u| u.name.ends_with(".service"))
+    {
+        u.drop_in_paths = vec![format!("/etc/systemd/system/{}.d/override.conf", u.name)];
+        u.need_daemon_reload = true;
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +260,7 @@ mod tests {
                 ["external", "port", "running", "stopped", "unknown"].into(),
                 "host {index}"
             );
+            assert!(s.units.values().any(|u| u.need_daemon_reload));
         }
         assert_eq!(proxies(1), 1);
         assert_eq!(proxies(40), 2);
