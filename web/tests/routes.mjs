@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, SHOTS, shot, signIn, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+import { BIN, SHOTS, freePort, shot, signIn, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
 import { FileAgent } from './file-agent.mjs';
 
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
@@ -240,6 +240,28 @@ describe('proxy routes and the gateway card in the web UI (real browser)', { tim
     assert.ok(overflow <= 1, `horizontal overflow ${overflow}px`);
     await shot(page, 'routes-phone.png');
     await page.setViewportSize(DESKTOP);
+  });
+
+  step('a gateway that cannot be reached: the card says why and shows no address as current', async () => {
+    const gw = { proc: null, port: 0, dir: path.join(hub.dir, 'gw'), url: '', log: '', startedAt: 0 };
+    await fs.mkdir(gw.dir, { recursive: true });
+    const closed = await freePort();
+    try {
+      await startHubProcess(gw, (listen) => ['hub', '--listen', listen, '--data-dir', path.join(gw.dir, 'data'), '--gateway', `probe:127.0.0.1:${closed}`, '--gateway-interval', '1s', '--gateway-timeout', '1s'], PASSWORD);
+      const p = await ctx.newPage();
+      watchConsole(p, allowedHttpError, problems, allowed);
+      await signIn(p, gw.url, 'admin', PASSWORD);
+      // A hub without hosts yet: the overview says how to add one, and still shows the gateway.
+      const card = p.getByTestId('gateway-card');
+      await card.getByTestId('gateway-problem').waitFor({ timeout: 10_000 });
+      assert.match(await card.getByTestId('gateway-problem').textContent(), /\S/);
+      assert.match(await card.getByTestId('gateway-ip').textContent(), /unknown/);
+      assert.match(await card.getByTestId('gateway-status').getAttribute('data-upstream'), /^(down|unknown)$/);
+      await shot(p, 'overview-gateway-error.png');
+      await p.close();
+    } finally {
+      await stopProcess(gw.proc);
+    }
   });
 
   step('no console errors', async () => {

@@ -117,6 +117,9 @@ export function Overview() {
         <Empty title="No hosts yet">
           Run <code>twinbay ctl join-token create</code> on the hub and <code>twinbay agent --join …</code> on a host; it appears here the moment it connects.
         </Empty>
+        <div class="grid2 after-empty">
+          <GatewayCard />
+        </div>
       </section>
     );
 
