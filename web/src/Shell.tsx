@@ -13,6 +13,7 @@ import { Changes } from './screens/Files';
 import { HostDetail } from './screens/HostDetail';
 import { Hosts } from './screens/Hosts';
 import { Overview } from './screens/Overview';
+import { Routes } from './screens/Routes';
 import { Units } from './screens/Units';
 import { reconnectNow } from './stream';
 import { currentTheme, setTheme, type Theme } from './theme';
@@ -33,6 +34,7 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/hosts', label: 'Hosts', match: (p: string) => p.startsWith('/hosts') },
   { href: '/containers', label: 'Containers', match: (p: string) => p === '/containers' },
   { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
+  { href: '/routes', label: 'Routes', match: (p: string) => p === '/routes' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
   { href: screenHref('/audit'), label: 'Audit', match: (p: string) => p === '/audit', needs: 'audit.read', sep: true },
@@ -53,6 +55,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (m) return <HostDetail id={decodeURIComponent(m[1])} query={route.query} theme={theme} />;
   if (p === '/containers') return <Containers query={route.query} />;
   if (p === '/units') return <Units query={route.query} />;
+  if (p === '/routes') return <Routes query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;
   if (p === '/audit')

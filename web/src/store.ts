@@ -5,7 +5,7 @@
 
 import { memPct, netRate } from './format';
 import { FrameListeners } from './frames';
-import type { CommandRecord, Container, NodeView, Sample, StreamMessage, TimelineEvent, Unit } from './types';
+import type { CommandRecord, Container, NodeView, Route, Sample, StreamMessage, TargetState, TimelineEvent, Unit } from './types';
 
 /** Samples kept per node for the sparklines. */
 export const SPARK_LEN = 60;
@@ -32,7 +32,34 @@ export interface UnitRow {
   u: Unit;
 }
 
+export interface RouteRow {
+  node: NodeView;
+  key: string;
+  r: Route;
+  state: TargetState;
+  broken: boolean;
+}
+
 type Listener = () => void;
+
+/** Where a route leads now, from its proxy host's twin (as the hub's twin/routes.rs says). */
+export function targetState(r: Route, node: NodeView): TargetState {
+  const t = r.target;
+  switch (t?.kind) {
+    case 'container': {
+      const c = node.containers[t.id];
+      return !c ? 'missing' : c.state === 'running' ? 'running' : 'stopped';
+    }
+    case 'port':
+      return node.ports[t.key] ? 'running' : 'missing';
+    case 'external':
+      return 'external';
+    default:
+      return 'unknown';
+  }
+}
+
+export const routeBroken = (s: TargetState) => s === 'stopped' || s === 'missing';
 
 export function containerFailing(c: Container): boolean {
   if (c.health === 'unhealthy') return true;
@@ -132,6 +159,20 @@ class Fleet {
       const out: UnitRow[] = [];
       for (const node of this.list()) for (const [key, u] of Object.entries(node.units || {})) out.push({ node, key, u });
       out.sort((a, b) => a.u.name.localeCompare(b.u.name) || a.node.hostname.localeCompare(b.node.hostname));
+      return out;
+    });
+  }
+
+  /** Every proxy route of the fleet with its target's state, recomputed from the live twins. */
+  routes(): RouteRow[] {
+    return this.derive('routes', () => {
+      const out: RouteRow[] = [];
+      for (const node of this.list())
+        for (const [key, r] of Object.entries(node.routes || {})) {
+          const state = targetState(r, node);
+          out.push({ node, key, r, state, broken: routeBroken(state) });
+        }
+      out.sort((a, b) => a.r.host.localeCompare(b.r.host) || a.r.path.localeCompare(b.r.path) || a.node.hostname.localeCompare(b.node.hostname));
       return out;
     });
   }
@@ -256,7 +297,7 @@ class Fleet {
 }
 
 function normalise(n: NodeView): NodeView {
-  for (const k of ['containers', 'units', 'ports', 'sources', 'interfaces', 'mounts', 'processes', 'disk_health', 'files'] as const) {
+  for (const k of ['containers', 'units', 'ports', 'sources', 'interfaces', 'mounts', 'processes', 'disk_health', 'files', 'routes'] as const) {
     if (!n[k]) (n as unknown as Record<string, unknown>)[k] = {};
   }
   if (!n.host) n.host = { hostname: n.hostname } as NodeView['host'];

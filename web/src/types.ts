@@ -39,6 +39,68 @@ export interface Unit {
   main_pid?: number | null;
   memory_bytes?: number | null;
   cpu_nsec?: number | null;
+  /** The unit file (systemd's FragmentPath). */
+  fragment_path?: string | null;
+  /** Its drop-ins (DropInPaths). */
+  drop_in_paths?: string[];
+  /** The files changed since systemd loaded them (NeedDaemonReload). */
+  need_daemon_reload?: boolean;
+}
+
+// Reverse-proxy routes (crates/proto/src/model.rs Route, crates/hub/src/api/routes.rs).
+
+export type ProxyProvider = 'nginx' | 'caddy' | 'traefik';
+
+export type RouteTarget =
+  | { kind: 'container'; id: string; name: string }
+  | { kind: 'port'; key: string }
+  | { kind: 'external' }
+  | { kind: 'unknown' };
+
+export interface Route {
+  provider: ProxyProvider;
+  /** `host` for a proxy on the host itself, else its container's name. */
+  instance: string;
+  /** The public name; empty for a catch-all. */
+  host: string;
+  path: string;
+  upstream: string;
+  tls: boolean;
+  target: RouteTarget;
+}
+
+export type TargetState = 'running' | 'stopped' | 'missing' | 'external' | 'unknown';
+
+/** GET /api/v1/routes: one route with where it runs and its target's state. */
+export interface RouteEntry extends Route {
+  node_id: string;
+  node_name: string;
+  target_state: TargetState;
+  broken: boolean;
+}
+
+// The internet gateway (crates/hub/src/api/gateway.rs, crates/hub/src/gateway.rs).
+
+export interface GatewayStatus {
+  provider: string | null;
+  spec: string | null;
+  device: string | null;
+  /** As of the last poll; null when it failed. */
+  public_ip: string | null;
+  /** The last address any poll saw (may be out of date). */
+  last_public_ip: string | null;
+  upstream: 'up' | 'down' | 'unknown';
+  link: { max_up_bps: number | null; max_down_bps: number | null; up_bps: number | null; down_bps: number | null } | null;
+  uptime_secs: number | null;
+  last_updated_ms: number | null;
+  last_attempt_ms: number | null;
+  error: string | null;
+}
+
+export interface GatewayReport extends GatewayStatus {
+  gateways: GatewayStatus[];
+  /** How to configure one, when none is. */
+  hint?: string;
 }
 
 // Watched configuration files (crates/proto/src/model.rs WatchedFile,
@@ -179,7 +241,7 @@ export interface Sample {
 }
 
 export type Collection =
-  | 'containers' | 'units' | 'ports' | 'sources' | 'interfaces' | 'mounts' | 'processes' | 'disk_health' | 'files';
+  | 'containers' | 'units' | 'ports' | 'sources' | 'interfaces' | 'mounts' | 'processes' | 'disk_health' | 'files' | 'routes';
 
 export interface NodeView {
   id: string;
@@ -201,6 +263,8 @@ export interface NodeView {
   disk_health: Record<string, DiskHealth>;
   /** Watched configuration files by path (protocol 2; empty from older agents). */
   files: Record<string, WatchedFile>;
+  /** Reverse-proxy routes by key (protocol 3; empty from older agents). */
+  routes: Record<string, Route>;
   /** The agent's command policy (docs/commands.md); absent from older hubs and agents. */
   policy?: Policy | null;
 }

@@ -27,7 +27,7 @@ const DEMO_HOSTS = 40;
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
 const THEMES = ['light', 'dark'];
-const HOST_TABS = ['overview', 'containers', 'units', 'files', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'];
+const HOST_TABS = ['overview', 'containers', 'units', 'routes', 'files', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'];
 const HOSTNAME = os.hostname();
 
 const hub = { proc: null, port: 0, dir: '', url: '', log: '', startedAt: 0 };
@@ -127,7 +127,7 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
           await settle(p);
           await p.getByTestId('recent-events').locator('[data-testid="event-row"]').first().waitFor();
           await check('overview');
-          for (const [screen, row] of [['hosts', 'host-row'], ['containers', 'container-row'], ['units', 'unit-row'], ['events', 'event-row']]) {
+          for (const [screen, row] of [['hosts', 'host-row'], ['containers', 'container-row'], ['units', 'unit-row'], ['routes', 'route-row'], ['events', 'event-row']]) {
             await p.getByTestId(`nav-${screen}`).click();
             await p.waitForURL((u) => u.pathname === `/${screen}`);
             await p.getByTestId(row).first().waitFor({ timeout: 10_000 });
@@ -140,6 +140,19 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
           await go(p, '/hosts?q=no-such-host');
           await p.getByTestId('empty').waitFor();
           await check('hosts, nothing matches');
+          // Proxy routes (the demo's proxy hosts): broken only, nothing matches, a proxy host's Routes tab.
+          await go(p, '/routes?show=broken');
+          await p.getByTestId('route-row').first().waitFor({ timeout: 10_000 });
+          await settle(p);
+          await check('routes, broken only');
+          const proxyHost = await p.getByTestId('route-row').first().locator('a[href*="tab=routes"]').first().getAttribute('href');
+          await go(p, '/routes?q=no-such-route');
+          await p.getByTestId('routes-empty').waitFor();
+          await check('routes, nothing matches');
+          await go(p, proxyHost);
+          await p.getByTestId('section-routes').getByTestId('route-row').first().waitFor({ timeout: 10_000 });
+          await settle(p);
+          await check('host, routes of a proxy');
 
           // The local host, every tab.
           await go(p, '/hosts');

@@ -430,6 +430,20 @@ pub enum CtlCommand {
     /// Watched files: `files NODE` lists them; `files history NODE PATH`,
     /// `files diff NODE PATH [--from SHA] [--to SHA]`.
     Files(FilesArgs),
+    /// The fleet's reverse-proxy routes and the state of what each leads to.
+    Routes(RoutesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Only broken routes (their container stopped or gone, their port closed).
+    #[arg(long)]
+    pub broken: bool,
+    /// Only routes whose public name contains this.
+    #[arg(long)]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -248,7 +248,17 @@ async fn up(args: UpArgs) -> Result<()> {
     let agent = tokio::spawn(twinbay_agent::run(agent_config, agent_cancel));
     if let Some(n) = args.demo {
         let join = demo_join(&hub, &data_dir, &hub_url).await?;
-        let mut config = SimConfig::new(join, n as usize);
+        // The first few hosts run a reverse proxy (demo.rs); the simulator
+        // invents the rest after them.
+        let proxies = crate::demo::proxies(n as usize);
+        tokio::spawn(crate::demo::run(
+            join.clone(),
+            vec![hub_url.clone()],
+            proxies,
+            shutdown.child_token(),
+        ));
+        let mut config = SimConfig::new(join, n as usize - proxies);
+        config.first_index = proxies;
         config.hub_override = vec![hub_url.clone()];
         let cancel = shutdown.child_token();
         tokio::spawn(async move {
@@ -301,6 +311,15 @@ async fn demo_join(hub: &RunningHub, data_dir: &Path, hub_url: &str) -> Result<S
     let join = hub
         .join_string(hub_url, Duration::from_secs(365 * 86_400))
         .await?;
+    // The local agent creates its dir too, concurrently: whoever comes first.
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
     std::fs::write(&path, &join).with_context(|| format!("writing {}", path.display()))?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     Ok(join)
@@ -506,6 +525,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Restart(a) => verb(&data_dir, a, "restart").await?,
         CtlCommand::Version(a) => verb(&data_dir, a, "version").await?,
         CtlCommand::Files(a) => crate::files::run(&data_dir, a).await?,
+        CtlCommand::Routes(a) => crate::routes::run(&data_dir, a).await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

@@ -62,7 +62,7 @@ pub async fn run(data_dir: &Path, args: FilesArgs) -> Result<String> {
 }
 
 /// A query-string value: everything but unreserved characters and `/` escaped.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

@@ -5,8 +5,10 @@
 
 mod args;
 mod commands;
+mod demo;
 mod files;
 mod remote;
+mod routes;
 
 use std::process::ExitCode;
 

@@ -15,6 +15,7 @@ mod history;
 mod layout;
 mod nodes;
 mod openapi;
+mod routes;
 mod session;
 mod status;
 mod stream;
@@ -112,6 +113,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::test_channel))
         .routes(routes!(alerts::add_rule, alerts::rules))
         .routes(routes!(alerts::remove_rule))
+        .routes(routes!(routes::list))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

@@ -16,6 +16,7 @@ use twinbay_proto::model::{
 };
 
 use crate::gateway::{GatewayStatus, Upstream};
+use crate::twin::routes::{TargetState, target_state};
 
 /// One host of the fleet as the graph needs it.
 pub struct HostInput<'a> {
@@ -132,24 +133,6 @@ fn provider_str(p: ProxyProvider) -> &'static str {
 
 fn proxy_id(node: &str, r: &Route) -> String {
     format!("proxy:{node}:{}:{}", provider_str(r.provider), r.instance)
-}
-
-/// Whether a route's target is there and running: `running`, `stopped`,
-/// `missing`, `external` or `unknown` (the contract's `target_state`).
-pub fn target_state(route: &Route, state: &NodeState) -> &'static str {
-    match &route.target {
-        RouteTarget::Container { id, .. } => match state.containers.get(id) {
-            Some(c) if c.state == "running" => "running",
-            Some(_) => "stopped",
-            None => "missing",
-        },
-        RouteTarget::Port { key } => match state.ports.contains_key(key) {
-            true => "running",
-            false => "missing",
-        },
-        RouteTarget::External => "external",
-        RouteTarget::Unknown => "unknown",
-    }
 }
 
 /// A NIC speed drivers report when they do not know it (`-1` as u32,
@@ -404,17 +387,17 @@ fn add_host(g: &mut Graph, h: &HostInput<'_>, entry: &str) {
             g.edges.push(edge(&proxy, &on, EdgeKind::RunsOn));
         }
         let id = format!("route:{}:{key}", h.id);
-        let state = target_state(r, s);
+        let state = target_state(&r.target, s);
         g.nodes.push(GraphNode {
             id: id.clone(),
             kind: NodeKind::Route,
             label: format!("{}{}", r.host, r.path),
             health: live(match state {
-                "running" | "external" => Health::Ok,
-                "stopped" | "missing" => Health::Down,
-                _ => Health::Unknown,
+                TargetState::Running | TargetState::External => Health::Ok,
+                TargetState::Stopped | TargetState::Missing => Health::Down,
+                TargetState::Unknown => Health::Unknown,
             }),
-            status: state.into(),
+            status: state.as_str().into(),
             node_id: Some(h.id.into()),
         });
         g.edges.push(edge(&proxy, &id, EdgeKind::Serves));

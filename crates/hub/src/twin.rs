@@ -7,6 +7,7 @@
 //! sees every change after its snapshot exactly once, in order. A subscriber
 //! that falls behind loses events and must take a fresh snapshot.
 
+pub mod routes;
 pub(crate) mod view;
 
 use std::collections::{HashMap, HashSet};

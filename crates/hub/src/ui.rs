@@ -36,6 +36,7 @@ const SPA_ROUTES: &[&str] = &[
     "/hosts/{id}",
     "/containers",
     "/units",
+    "/routes",
     "/events",
     "/changes",
     "/audit",

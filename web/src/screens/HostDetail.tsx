@@ -16,8 +16,9 @@ import { ContainerTable } from './Containers';
 import { ActionsTab, CommandsTab } from './HostCommands';
 import { FilesTab } from './Files';
 import { UnitTable } from './Units';
+import { RouteTable } from './Routes';
 
-const TABS = ['overview', 'containers', 'units', 'files', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'] as const;
+const TABS = ['overview', 'containers', 'units', 'routes', 'files', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'] as const;
 
 function Charts({ node, range, theme }: { node: NodeView; range: string; theme: string }) {
   const r = RANGES.find((x) => x.key === range) ?? RANGES[1];
@@ -362,10 +363,12 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
   const unitRows = Object.entries(node.units)
     .sort((a, b) => a[1].name.localeCompare(b[1].name))
     .map(([key, u]) => ({ node, key, u }));
+  const routeRows = fleet.routes().filter((r) => r.node.id === node.id);
   const count: Record<string, number> = {
     containers: ctrRows.length,
     units: unitRows.length,
     files: Object.keys(node.files).length,
+    routes: routeRows.length,
     ports: Object.keys(node.ports).length,
     processes: Object.keys(node.processes).length,
   };
@@ -456,6 +459,16 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
             <SourceUnavailable source={node.sources.units} />
             <SourceUnavailable source={node.sources['user-units']} />
             {unitRows.length === 0 ? <Empty title="No units on this host" /> : <UnitTable rows={unitRows} showHost={false} label={`Units on ${node.hostname}`} />}
+          </div>
+        )}
+        {tab === 'routes' && (
+          <div data-testid="section-routes">
+            <SourceUnavailable source={node.sources.routes} />
+            {routeRows.length === 0 ? (
+              <Empty title="No proxy routes on this host">The agent reports the routes of nginx, Caddy or Traefik when one runs here.</Empty>
+            ) : (
+              <RouteTable rows={routeRows} showHost={false} label={`Routes on ${node.hostname}`} />
+            )}
           </div>
         )}
         {tab === 'files' && <FilesTab node={node} query={query} />}

@@ -8,6 +8,8 @@ import { hostUrl, Link } from '../router';
 import { containerFailing, fleet, unitFailing } from '../store';
 import type { NodeView } from '../types';
 import { useFleet } from '../useFleet';
+import { GatewayCard } from './Gateway';
+import { publicName } from './Routes';
 
 const OPTIONAL_SOURCES = new Set(['gpu', 'smart', 'temperatures']);
 const ATTN = 5;
@@ -54,6 +56,39 @@ function TopList({ title, nodes, value, meter, testId }: { title: string; nodes:
   );
 }
 
+/** The fleet's proxy routes at a glance: how many, and the broken ones first. */
+function RoutesPanel() {
+  const routes = fleet.routes();
+  const broken = routes.filter((r) => r.broken);
+  return (
+    <div class="panel" data-testid="routes-panel">
+      <h2>
+        Proxy routes <Link href="/routes" class="more">all routes →</Link>
+      </h2>
+      {routes.length === 0 ? (
+        <p class="muted">No reverse proxy reports routes yet.</p>
+      ) : broken.length === 0 ? (
+        <p class="muted">
+          {routes.length} route{routes.length === 1 ? '' : 's'}, none broken.
+        </p>
+      ) : (
+        <ul class="attn-list">
+          {broken.slice(0, ATTN).map((r) => (
+            <li key={`${r.node.id}/${r.key}`}>
+              <Badge text={r.state} tone="bad" />
+              <Link href={hostUrl(r.node.id, 'routes')}>{publicName(r.r)}</Link>
+              <span class="muted">
+                → {r.r.target.kind === 'container' ? r.r.target.name : r.r.upstream} on {r.node.hostname}
+              </span>
+            </li>
+          ))}
+          <More n={broken.length - ATTN} href="/routes?show=broken" what="broken routes" />
+        </ul>
+      )}
+    </div>
+  );
+}
+
 export function Overview() {
   useFleet();
   const nodes = fleet.list();
@@ -82,6 +117,9 @@ export function Overview() {
         <Empty title="No hosts yet">
           Run <code>twinbay ctl join-token create</code> on the hub and <code>twinbay agent --join …</code> on a host; it appears here the moment it connects.
         </Empty>
+        <div class="grid2 after-empty">
+          <GatewayCard />
+        </div>
       </section>
     );
 
@@ -148,6 +186,8 @@ export function Overview() {
             <div class="table event-table compact" role="table" aria-label="Recent events">{tl.events.slice(0, 8).map((e, i) => <EventLine key={i} e={e} showHost short />)}</div>
           )}
         </div>
+        <GatewayCard />
+        <RoutesPanel />
         <TopList title="Top CPU" nodes={topCpu} value={(n) => pct(n.resources!.cpu_pct)} meter={(n) => n.resources!.cpu_pct} testId="top-cpu" />
         <TopList title="Top memory" nodes={topMem} value={(n) => `${pct(memPct(n.resources))} · ${bytes(n.resources!.mem_used)}`} meter={(n) => memPct(n.resources)} testId="top-mem" />
       </div>

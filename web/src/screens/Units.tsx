@@ -27,11 +27,22 @@ export function UnitLine({ r, showHost, index }: { r: UnitRow; showHost: boolean
       </span>
       <span class="c-name" role="cell">
         <strong>{u.name}</strong>
+        {u.need_daemon_reload && (
+          <span class="reload-badge" title="The unit's files changed since systemd loaded them: what runs is not what the files say (systemctl daemon-reload)" data-testid="unit-needs-reload">
+            <Badge text="needs daemon-reload" tone="warn" />
+          </span>
+        )}
         <small class="sub">
           {u.sub_state}
           {u.user ? ' · user' : ''}
           {u.description ? ` · ${u.description}` : ''}
         </small>
+        {!showHost && u.fragment_path && (
+          <small class="sub mono unit-file" title={[u.fragment_path, ...(u.drop_in_paths ?? [])].join('\n')} data-testid="unit-file">
+            {u.fragment_path}
+            {u.drop_in_paths?.length ? ` + ${u.drop_in_paths.length} drop-in${u.drop_in_paths.length === 1 ? '' : 's'}` : ''}
+          </small>
+        )}
       </span>
       {showHost && (
         <span class="c-host" role="cell">
@@ -50,7 +61,7 @@ export function UnitLine({ r, showHost, index }: { r: UnitRow; showHost: boolean
 export function UnitTable({ rows, showHost, label }: { rows: UnitRow[]; showHost: boolean; label: string }) {
   const phone = useMedia(PHONE);
   return (
-    <div class={`table unit-table${showHost ? ' with-host' : ''}`} role="table" aria-label={label} aria-rowcount={rowCount(rows.length)}>
+    <div class={`table unit-table${showHost ? ' with-host' : ' with-file'}`} role="table" aria-label={label} aria-rowcount={rowCount(rows.length)}>
       <div class="row head" role="row" aria-rowindex={1}>
         <span class="c-state" role="columnheader">State</span>
         <span class="c-name" role="columnheader">Unit</span>
@@ -61,7 +72,7 @@ export function UnitTable({ rows, showHost, label }: { rows: UnitRow[]; showHost
           <span class="sr-only">Commands</span>
         </span>
       </div>
-      <VirtualList items={rows} rowHeight={phone ? 72 : 48} label={label} testId="units-list" row={(r, i) => <UnitLine key={`${r.node.id}/${r.key}`} r={r} showHost={showHost} index={i} />} />
+      <VirtualList items={rows} rowHeight={phone ? (showHost ? 72 : 88) : showHost ? 48 : 64} label={label} testId="units-list" row={(r, i) => <UnitLine key={`${r.node.id}/${r.key}`} r={r} showHost={showHost} index={i} />} />
     </div>
   );
 }

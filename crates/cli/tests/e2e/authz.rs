@@ -45,6 +45,7 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/stream", "", VIEWER, 400),
     ("GET", "/api/v1/hub", "", VIEWER, 200),
     ("GET", "/api/v1/gateway", "", VIEWER, 200),
+    ("GET", "/api/v1/routes", "", VIEWER, 200),
     ("GET", "/api/v1/openapi.json", "", VIEWER, 200),
     // A command's own role is checked inside, after the node is found.
     (

@@ -22,6 +22,7 @@ mod people;
 mod refusals;
 mod restart;
 mod routes;
+mod routes_api;
 mod scale;
 mod topology;
 mod units;

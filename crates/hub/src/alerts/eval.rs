@@ -131,16 +131,15 @@ pub fn evaluate(check: &Check, node: &NodeTwin, active: impl Fn(&str) -> bool) -
             .routes
             .iter()
             .map(|(key, r)| {
-                let state = crate::topology::target_state(r, s);
-                let holds = matches!(state, "stopped" | "missing");
-                finding(
-                    key,
-                    holds,
-                    format!(
-                        "route {}{} → {} is {state} on {host}",
-                        r.host, r.path, r.upstream
-                    ),
-                )
+                let state = crate::twin::routes::target_state(&r.target, s);
+                let summary = format!(
+                    "route {}{} → {} is {} on {host}",
+                    r.host,
+                    r.path,
+                    r.upstream,
+                    state.as_str()
+                );
+                finding(key, state.broken(), summary)
             })
             .collect(),
         Kind::Cpu => node

@@ -64,6 +64,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/alerts/channels", ADMIN),
     ("DELETE", "/api/v1/alerts/channels/{id}", ADMIN),
     ("POST", "/api/v1/alerts/channels/{id}/test", ADMIN),
+    ("GET", "/api/v1/routes", VIEWER),
     ("GET", "/api/v1/openapi.json", VIEWER),
     // Commands: the verb's or action's own role is checked inside, against
     // the agent's policy; reading output needs the role the command needed.

@@ -215,7 +215,7 @@ fn a_stopped_target_breaks_its_route() {
     let (_, _, mut b, _, _) = fleet();
     b.containers.clear();
     let r = b.routes.values().next().unwrap();
-    assert_eq!(target_state(r, &b), "missing");
+    assert_eq!(target_state(&r.target, &b), TargetState::Missing);
 }
 
 #[test]
