@@ -373,6 +373,27 @@ fn routes_of_real_proxies_reach_the_twin_and_follow_edits() {
         );
     }
 
+    // The container stops: the fleet's routes to it are broken in the API.
+    let state_of = |host: &str| -> Option<String> {
+        let (_, routes) = hub.get("/api/v1/routes", &token);
+        routes
+            .as_array()?
+            .iter()
+            .find(|r| r["host"] == host && r["node_id"].is_string())
+            .and_then(|r| r["target_state"].as_str().map(String::from))
+    };
+    assert_eq!(state_of("c1.localhost").as_deref(), Some("running"));
+    let out = Command::new("podman")
+        .args(["stop", "-t", "0", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    wait_for(
+        "the route broken in the API",
+        Duration::from_secs(10),
+        || (state_of("c1.localhost").as_deref() == Some("stopped")).then_some(()),
+    );
+
     // The container goes: no target stays on it (whether a target runs is
     // the hub's to say from the twin's containers).
     let out = Command::new("podman")
