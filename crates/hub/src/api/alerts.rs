@@ -26,8 +26,7 @@ const MAX_FOR: Duration = Duration::from_secs(7 * 86_400);
 pub struct NewChannelBody {
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// `webhook` (more kinds to come).
-    pub kind: String,
+    pub kind: ChannelKind,
     /// Where to POST (http://).
     #[schema(max_length = 2000)]
     pub url: String,
@@ -35,6 +34,14 @@ pub struct NewChannelBody {
     #[serde(default)]
     #[schema(max_length = 200)]
     pub secret: Option<String>,
+}
+
+/// Where notifications go (more kinds to come).
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// POSTs Alertmanager's webhook JSON.
+    Webhook,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -91,9 +98,6 @@ pub async fn add_channel(
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
     let JsonBody(c) = body?;
     check_name(&c.name)?;
-    if c.kind != "webhook" {
-        return Err(bad(format!("kind {:?}: only \"webhook\" so far", c.kind)));
-    }
     if c.url.len() > 2000 {
         return Err(bad("url: at most 2000 characters".into()));
     }
@@ -105,10 +109,12 @@ pub async fn add_channel(
         return Err(bad("secret: 1 to 200 characters".into()));
     }
     let record = Record::by(&who, "alert_channel.create", Outcome::Ok)
-        .detail(&format!("{} {}", c.kind, c.name));
+        .detail(&format!("webhook {}", c.name));
     let new = NewChannel {
         name: &c.name,
-        kind: &c.kind,
+        kind: match c.kind {
+            ChannelKind::Webhook => "webhook",
+        },
         url: &c.url,
         secret: c.secret.as_deref(),
     };
