@@ -51,20 +51,24 @@ pub struct NewRuleBody {
     pub name: String,
     pub kind: Kind,
     /// How long the condition must hold before the alert fires (`10s`,
-    /// `5m`; default 0: at once).
+    /// `5m`, up to 7 days; default 0: at once).
     #[serde(default, rename = "for")]
+    #[schema(pattern = r"^[0-9]{1,6}(ms|s|m|h)$")]
     pub for_: Option<String>,
     /// Channel ids to notify.
     #[serde(default)]
     pub channels: Vec<i64>,
-    /// For `cpu`, `memory`, `disk`: fire above this percent.
+    /// For `cpu`, `memory`, `disk`: fire above this percent (default 90).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub above: Option<f64>,
     /// …and clear only at or below this one (default: `above`).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub clear: Option<f64>,
     /// Only hosts of this group (`key=value`).
     #[serde(default)]
+    #[schema(pattern = "^[^=]+=.+$")]
     pub group: Option<String>,
     /// Only this host (node id).
     #[serde(default)]
@@ -200,7 +204,8 @@ pub async fn test_channel(
 /// Adds a rule.
 #[utoipa::path(post, path = "/api/v1/alerts/rules", tag = "alerts", request_body = NewRuleBody,
     responses((status = 201, body = Created), (status = 400, description = "Invalid rule"),
-        (status = 401, description = "Not authenticated"), (status = 403, description = "Needs admin")))]
+        (status = 401, description = "Not authenticated"), (status = 403, description = "Needs admin"),
+        (status = 404, description = "A channel or host it names does not exist")))]
 pub async fn add_rule(
     State(hub): State<Arc<HubState>>,
     Auth(who): Auth,
@@ -225,13 +230,15 @@ pub async fn add_rule(
     };
     percent(r.above, "above")?;
     percent(r.clear, "clear")?;
-    if r.kind.has_threshold() && r.above.is_none() {
-        return Err(bad(format!("kind {}: give `above`", r.kind.as_str())));
-    }
+    // A threshold rule without one fires above 90 %.
+    let above = match r.kind.has_threshold() {
+        true => Some(r.above.unwrap_or(90.0)),
+        false => r.above,
+    };
     if !r.kind.has_threshold() && (r.above.is_some() || r.clear.is_some()) {
         return Err(bad(format!("kind {}: takes no threshold", r.kind.as_str())));
     }
-    if let (Some(above), Some(clear)) = (r.above, r.clear)
+    if let (Some(above), Some(clear)) = (above, r.clear)
         && clear > above
     {
         return Err(bad("clear: at most `above`".into()));
@@ -246,7 +253,7 @@ pub async fn add_rule(
     if let Some(node) = &r.node
         && !hub.twin.check(node, |_| true)
     {
-        return Err(bad(format!("node {node:?}: no such host")));
+        return Err(ApiError::NotFound(format!("node {node:?}: no such host")));
     }
     let known = hub.store.alert_channels().await?;
     if let Some(missing) = r
@@ -254,7 +261,7 @@ pub async fn add_rule(
         .iter()
         .find(|c| !known.iter().any(|k| k.id == **c))
     {
-        return Err(bad(format!("channel {missing}: no such channel")));
+        return Err(ApiError::NotFound(format!("channel {missing}: no such channel")));
     }
     let record = Record::by(&who, "alert_rule.create", Outcome::Ok).detail(&format!(
         "{} {}",
@@ -265,7 +272,7 @@ pub async fn add_rule(
         name: &r.name,
         kind: r.kind.as_str(),
         for_ms,
-        above: r.above,
+        above,
         clear: r.clear,
         group: r.group.as_deref(),
         node_id: r.node.as_deref(),
@@ -312,6 +319,7 @@ pub struct AlertsQuery {
     #[serde(default)]
     pub show: Option<Show>,
     /// With `all`: how many (1 to 1000, default 200).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
