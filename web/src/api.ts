@@ -1,6 +1,6 @@
 // REST calls to the hub (same origin; the session cookie rides along).
 
-import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, Me, NodeView, OutputChunk, RangeResponse, Risk, TimelineEvent, UserInfo } from './types';
+import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, Impact, Me, NodeView, OutputChunk, RangeResponse, Risk, TimelineEvent, Topology, UserInfo } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -114,6 +114,9 @@ export const api = {
     if (since != null) q.set('since', String(since));
     return call<FileVersion[]>('GET', `/api/v1/files/changes?${q}`);
   },
+  // The fleet as a graph (the network screen).
+  topology: () => call<Topology>('GET', '/api/v1/topology'),
+  impact: (id: string) => call<Impact>('GET', `/api/v1/topology/impact?${new URLSearchParams({ id })}`),
   // Commands (docs/commands.md).
   runCommand: (node: string, req: CommandRequest) => call<CommandRecord>('POST', `/api/v1/nodes/${encodeURIComponent(node)}/commands`, req),
   command: (id: string) => call<CommandRecord & { output?: OutputChunk[] }>('GET', `/api/v1/commands/${encodeURIComponent(id)}`),
