@@ -175,7 +175,14 @@ export function Network({ query }: { query: URLSearchParams }) {
   const frame = useRef(0);
   const drag = useRef<{ id: string; p: Placed; dx: number; dy: number } | null>(null);
 
-  const lay: Layout | null = useMemo(() => (graph ? layout(graph, expanded, saved) : null), [graph, expanded, saved]);
+  const layoutMs = useRef(0);
+  const lay: Layout | null = useMemo(() => {
+    if (!graph) return null;
+    const t0 = performance.now();
+    const l = layout(graph, expanded, saved);
+    layoutMs.current = performance.now() - t0;
+    return l;
+  }, [graph, expanded, saved]);
   const byId = useMemo(() => new Map((graph?.nodes || []).map((n) => [n.id, n])), [graph]);
   const gateways = useMemo(() => (graph?.nodes || []).filter((n) => n.kind === 'gateway').length, [graph]);
   const impacted = useMemo(() => new Set(impact?.elements || []), [impact]);
@@ -617,6 +624,7 @@ export function Network({ query }: { query: URLSearchParams }) {
               data-testid="network-map"
               data-rendered={nodes.length}
               data-chips={chips.length}
+              data-layout-ms={layoutMs.current.toFixed(1)}
               onPointerDown={onPointerDown}
               onPointerMove={onPointerMove}
               onPointerUp={onPointerUp}

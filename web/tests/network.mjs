@@ -1,0 +1,365 @@
+// The network map (/network, issue 17) in a real browser: `twinbay up --demo N`
+// (the local agent and N simulated hosts, 500 by default: ~10,000 containers)
+// and the embedded UI in Debian's Chromium through playwright-core. Checks: the
+// screen is in the navigation and draws the demo hosts; the internet says it
+// has no gateway; unknown link speeds say so; search focuses a host; clicking a
+// host opens its details with a link to its page; impact highlights what
+// depends on it; zooming in draws the folded containers; a dragged node stays
+// where it was put across a reload; the topology is fetched again live; phone
+// width with a tap and a pinch; no console errors. Prints frame times while
+// panning the whole fleet and while panning zoomed in. Routes are optional
+// (the demo fleet may have none).
+//
+// Run: bash scripts/browser-test.sh (or node --experimental-websocket --test web/tests/network.mjs)
+// Env: TWINBAY_BIN (default target/debug/twinbay), CHROMIUM (default /usr/bin/chromium),
+//      TWINBAY_SCREENSHOTS (default docs/screenshots), TWINBAY_NETWORK_HOSTS (default 500).
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SHOTS, shot, signIn, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+
+const DEMO_HOSTS = Number(process.env.TWINBAY_NETWORK_HOSTS || 500);
+const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const HOSTNAME = os.hostname();
+
+const hub = { proc: null, port: 0, dir: '', url: '', log: '', startedAt: 0 };
+let browser, ctx, page;
+let failed = false;
+const problems = [];
+const allowed = [];
+const report = [];
+
+// Chrome logs every non-2xx response as a console error: the boot's session check while signed out.
+function allowedHttpError(msg) {
+  const m = /status of (\d{3})/.exec(msg.text());
+  if (!m) return false;
+  const pathname = new URL(msg.location()?.url || '/', 'http://x').pathname;
+  return m[1] === '401' && pathname === '/api/v1/session';
+}
+
+process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ } });
+
+async function apiGet(pathname) {
+  const cookie = (await ctx.storageState()).cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+  const r = await fetch(`${hub.url}${pathname}`, { headers: { cookie } });
+  assert.equal(r.status, 200, `${pathname}: ${r.status}`);
+  return r.json();
+}
+
+function step(name, fn) {
+  it(name, async (t) => {
+    if (failed) return t.skip('an earlier step failed');
+    try {
+      await fn(t);
+    } catch (err) {
+      failed = true;
+      if (page) await page.screenshot({ path: path.join(hub.dir, 'failure.png') }).catch(() => {});
+      throw err;
+    }
+  });
+}
+
+const node = (p, id) => p.locator(`[data-testid="net-node"][data-id="${id}"]`);
+const scale = async (p) => Number(await p.getByTestId('network-map').getAttribute('data-scale'));
+
+/** Whether an element's box is inside the map's. */
+async function onMap(p, loc) {
+  const m = await p.getByTestId('network-map').boundingBox();
+  const b = await loc.boundingBox();
+  return !!b && b.x >= m.x - 1 && b.y >= m.y - 1 && b.x + b.width <= m.x + m.width + 1 && b.y + b.height <= m.y + m.height + 1;
+}
+
+/** Frame times over `ms` of panning the map with a (synthetic) pointer drag, a step each frame. */
+function measurePan(p, ms, dx, dy) {
+  return p.evaluate(async ([ms, dx, dy]) => {
+    const svg = document.querySelector('[data-testid="network-map"]');
+    const r = svg.getBoundingClientRect();
+    // Start on the background (not a node), top-left corner of the map.
+    let x = r.left + 4, y = r.top + 4;
+    const fire = (type) => svg.dispatchEvent(new PointerEvent(type, { pointerId: 77, pointerType: 'mouse', isPrimary: true, bubbles: true, clientX: x, clientY: y, button: 0, buttons: 1 }));
+    fire('pointerdown');
+    const deltas = [];
+    let long = 0;
+    const obs = new PerformanceObserver((l) => { long += l.getEntries().length; });
+    try { obs.observe({ type: 'longtask', buffered: false }); } catch { /* not supported */ }
+    const applied0 = window.__twinbay.applied;
+    await new Promise((resolve) => {
+      let last = performance.now();
+      const end = last + ms;
+      let i = 0;
+      const loop = (now) => {
+        deltas.push(now - last);
+        last = now;
+        // Back and forth, so the view stays around the fleet.
+        const dir = Math.floor(i++ / 60) % 2 ? -1 : 1;
+        x += dx * dir;
+        y += dy * dir;
+        fire('pointermove');
+        if (now < end) requestAnimationFrame(loop);
+        else resolve();
+      };
+      requestAnimationFrame(loop);
+    });
+    fire('pointerup');
+    obs.disconnect();
+    deltas.sort((a, b) => a - b);
+    const q = (f) => deltas[Math.min(deltas.length - 1, Math.floor(f * deltas.length))];
+    return { frames: deltas.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), max: deltas[deltas.length - 1], long, messages: window.__twinbay.applied - applied0, rendered: Number(svg.dataset.rendered), chips: Number(svg.dataset.chips) };
+  }, [ms, dx, dy]);
+}
+
+const fmt = (v) => `${v.toFixed(1)} ms`;
+const frameLine = (what, f) => `${what}: ${f.frames} frames, frame time p50 ${fmt(f.p50)}, p95 ${fmt(f.p95)}, p99 ${fmt(f.p99)}, max ${fmt(f.max)}, ${f.long} long tasks, ` +
+  `${f.messages} stream messages applied meanwhile; ${f.rendered} nodes and ${f.chips} chips drawn`;
+
+describe('twinbay network map (real browser)', { timeout: 600_000 }, () => {
+  const t0 = performance.now();
+  let hosts = []; // topology host nodes
+  let localHost = '';
+  let demoHost = null; // a connected simulated host with containers
+
+  before(async () => {
+    await fs.mkdir(SHOTS, { recursive: true });
+    hub.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'twinbay-network-'));
+    const data = path.join(hub.dir, 'data');
+    await startHubProcess(hub, (listen) => ['up', '--listen', listen, '--data-dir', data, '--interval', '2s', '--demo', String(DEMO_HOSTS)], PASSWORD);
+    browser = await launchBrowser();
+    ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme: 'light' });
+    page = await ctx.newPage();
+    watchConsole(page, allowedHttpError, problems, allowed);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await stopProcess(hub.proc);
+    if (failed) console.error(`network: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
+    else if (hub.dir) await fs.rm(hub.dir, { recursive: true, force: true });
+    for (const line of report) console.error(`network: ${line}`);
+    console.error(`network: total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  });
+
+  step('the demo fleet comes in; the topology has every host', async (t) => {
+    await signIn(page, hub.url, 'admin', PASSWORD);
+    await page.waitForFunction((n) => Number(/^(\d+) host/.exec(document.querySelector('[data-testid="counts"]')?.textContent || '')?.[1]) >= n, DEMO_HOSTS + 1, { timeout: 180_000, polling: 500 });
+    const t1 = performance.now();
+    const g = await apiGet('/api/v1/topology');
+    hosts = g.nodes.filter((n) => n.kind === 'host');
+    assert.equal(hosts.length, DEMO_HOSTS + 1, 'the demo hosts and this machine');
+    const kinds = {};
+    for (const n of g.nodes) kinds[n.kind] = (kinds[n.kind] || 0) + 1;
+    report.push(`topology of ${hosts.length} hosts: ${g.nodes.length} nodes (${Object.entries(kinds).map(([k, v]) => `${v} ${k}`).join(', ')}), ${g.edges.length} edges, read in ${(performance.now() - t1).toFixed(0)} ms`);
+    t.diagnostic(report.at(-1));
+    localHost = hosts.find((h) => h.label === HOSTNAME)?.id;
+    assert.ok(localHost, 'this machine is a host');
+    const perHost = new Map();
+    for (const n of g.nodes) if (n.kind === 'container' && n.node_id) perHost.set(n.node_id, (perHost.get(n.node_id) || 0) + 1);
+    demoHost = hosts.find((h) => h.id !== localHost && h.health === 'ok' && perHost.get(h.node_id) >= 5);
+    assert.ok(demoHost, 'a connected demo host with containers');
+  });
+
+  step('the Network screen is in the navigation and draws the hosts; plain words for what is unknown', async (t) => {
+    const t1 = performance.now();
+    await page.getByTestId('nav-network').click();
+    await page.waitForURL((u) => u.pathname === '/network');
+    await page.locator('[data-testid="net-node"][data-kind="host"]').first().waitFor({ timeout: 30_000 });
+    report.push(`map of ${hosts.length} hosts drawn ${(performance.now() - t1).toFixed(0)} ms after the click (chunk loaded, topology fetched, layout ${await page.getByTestId('network-map').getAttribute('data-layout-ms')} ms)`);
+    t.diagnostic(report.at(-1));
+    assert.match(await page.getByTestId('network-count').textContent(), new RegExp(`^${hosts.length} hosts · `));
+    const drawn = await page.locator('[data-testid="net-node"][data-kind="host"]').count();
+    assert.ok(drawn > 0, `hosts are drawn (${drawn} near the view)`);
+    assert.equal(await page.locator('[data-testid="net-node"][data-kind="container"]').count(), 0, 'containers are folded into their hosts');
+    // Without --gateway the internet says so.
+    const g = await apiGet('/api/v1/topology');
+    if (!g.nodes.some((n) => n.kind === 'gateway')) {
+      await node(page, 'internet').waitFor();
+      assert.match(await node(page, 'internet').textContent(), /no gateway configured/);
+    }
+    assert.match(await page.getByTestId('network-legend').textContent(), /speed unknown/);
+    // An unknown speed is drawn dashed and never as 0 %.
+    const unknown = g.edges.filter((e) => e.kind === 'uplink' && e.utilisation == null).length;
+    if (unknown) await page.locator('[data-testid="net-edge"][data-util="unknown"].e-unknown').first().waitFor({ state: 'attached' });
+    assert.equal(await page.locator('[data-testid="net-edge"][data-util="unknown"]:not(.e-unknown)[data-kind="uplink"]').count(), 0);
+    await page.getByTestId('net-fit').click();
+    await sleep(300);
+    assert.ok((await scale(page)) < 0.35, 'fit shows the whole fleet');
+  });
+
+  step('search focuses a host and opens its details; the link leads to its page', async () => {
+    await page.getByTestId('network-search').fill(demoHost.label);
+    await page.getByTestId('network-search').press('Enter');
+    await page.waitForURL((u) => u.searchParams.get('node') === demoHost.id);
+    const details = page.getByTestId('network-details');
+    await details.waitFor();
+    assert.equal(await details.getAttribute('data-id'), demoHost.id);
+    const n = node(page, demoHost.id);
+    await n.waitFor();
+    assert.ok(await onMap(page, n), 'the found host is in view');
+    assert.match(await n.getAttribute('class'), /\bmatch\b/);
+    assert.equal(await page.getByTestId('net-detail-link').getAttribute('href'), `/hosts/${encodeURIComponent(demoHost.node_id)}`);
+    await page.getByTestId('network-search').fill('');
+    await page.getByTestId('net-detail-link').click();
+    await page.waitForURL((u) => u.pathname === `/hosts/${demoHost.node_id}`);
+    await page.goBack();
+    await page.waitForURL((u) => u.pathname === '/network');
+    await page.getByTestId('network-details').waitFor();
+  });
+
+  step('clicking a host opens its details; impact highlights what depends on it', async () => {
+    await page.getByTestId('net-close').click();
+    await page.getByTestId('network-details').waitFor({ state: 'detached' });
+    const n = node(page, demoHost.id);
+    await n.waitFor();
+    await n.click();
+    await page.getByTestId('network-details').waitFor();
+    assert.equal(await page.getByTestId('network-details').getAttribute('data-id'), demoHost.id);
+    await page.getByTestId('net-impact').click();
+    const result = page.getByTestId('net-impact-result');
+    await result.waitFor();
+    const count = Number(await result.getAttribute('data-count'));
+    const expected = await apiGet(`/api/v1/topology/impact?id=${encodeURIComponent(demoHost.id)}`);
+    assert.ok(count > 0, `something depends on the host (${count})`);
+    assert.ok(Math.abs(count - expected.elements.length) <= 3, `the API's answer (${count} vs ${expected.elements.length})`);
+    // Its containers unfold, highlighted.
+    await page.locator('[data-testid="net-node"][data-impact="true"]').first().waitFor({ timeout: 5000 });
+    const hit = await page.locator('[data-testid="net-node"][data-impact="true"]').count();
+    assert.ok(hit > 0, `${hit} highlighted`);
+    assert.match(await result.textContent(), /No public name depends on it|stop working/);
+    await sleep(300);
+    await shot(page, 'network-desktop.png');
+    await page.getByTestId('net-expand').click(); // collapse again
+    await page.locator('[data-testid="net-node"][data-kind="container"]').first().waitFor({ state: 'detached' });
+  });
+
+  step('zooming in past the threshold draws the folded containers as chips', async () => {
+    const n = node(page, localHost);
+    await page.getByTestId('network-search').fill(HOSTNAME);
+    await page.getByTestId('network-search').press('Enter');
+    await n.waitFor();
+    const box = await page.getByTestId('network-map').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    for (let i = 0; i < 12 && (await scale(page)) < 1.3; i++) {
+      await page.mouse.wheel(0, -200);
+      await sleep(80);
+    }
+    assert.ok((await scale(page)) >= 1.2, `zoomed in (${await scale(page)})`);
+    await page.locator('[data-testid="net-chip"]').first().waitFor({ timeout: 5000 });
+    await page.getByTestId('network-search').fill('');
+  });
+
+  step('a dragged node keeps its place across a reload', async () => {
+    await page.getByTestId('net-fit').click();
+    await page.getByTestId('network-search').fill(demoHost.label);
+    await page.getByTestId('network-search').press('Enter');
+    const n = node(page, demoHost.id);
+    await n.waitFor();
+    await page.getByTestId('network-search').fill('');
+    const before = await n.getAttribute('transform');
+    const b = await n.boundingBox();
+    await page.mouse.move(b.x + 30, b.y + b.height / 2);
+    await page.mouse.down();
+    for (let i = 1; i <= 10; i++) await page.mouse.move(b.x + 30 - i * 12, b.y + b.height / 2 + i * 6);
+    await page.mouse.up();
+    const moved = await n.getAttribute('transform');
+    assert.notEqual(moved, before, 'the node moved');
+    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('twinbay.network.positions') || '{}'));
+    assert.ok(stored[demoHost.id], 'its position is stored');
+    await page.reload();
+    await node(page, demoHost.id).waitFor({ timeout: 30_000 });
+    assert.equal(await node(page, demoHost.id).getAttribute('transform'), moved, 'the same place after the reload');
+    await page.getByTestId('net-reset').waitFor();
+  });
+
+  step('live: the topology is read again as the fleet changes, without a reload', async () => {
+    await page.evaluate(() => { window.__noReload = true; });
+    let reads = 0;
+    const onReq = (r) => { if (new URL(r.url()).pathname === '/api/v1/topology') reads++; };
+    page.on('request', onReq);
+    const deadline = performance.now() + 20_000;
+    while (reads < 2 && performance.now() < deadline) await sleep(250);
+    page.off('request', onReq);
+    assert.ok(reads >= 2, `the demo fleet's changes refetched the topology (${reads} reads in 20 s)`);
+    assert.equal(await page.evaluate(() => window.__noReload), true);
+  });
+
+  step(`frame times while panning ${DEMO_HOSTS + 1} hosts`, async (t) => {
+    await page.getByTestId('net-fit').click();
+    await sleep(500);
+    const fit = await measurePan(page, 4000, 3, 2);
+    report.push(frameLine(`panning the whole fleet (fit, scale ${(await scale(page)).toFixed(3)})`, fit));
+    t.diagnostic(report.at(-1));
+    // Readable zoom, labels drawn, the middle of the fleet.
+    await page.getByTestId('network-search').fill(demoHost.label);
+    await page.getByTestId('network-search').press('Enter');
+    await page.getByTestId('network-search').fill('');
+    await sleep(300);
+    const mid = await measurePan(page, 4000, 2, 6);
+    report.push(frameLine(`panning with labels (scale ${(await scale(page)).toFixed(2)})`, mid));
+    t.diagnostic(report.at(-1));
+    const box = await page.getByTestId('network-map').boundingBox();
+    await page.mouse.move(box.x + box.width * 0.75, box.y + box.height / 2);
+    for (let i = 0; i < 12 && (await scale(page)) < 1.3; i++) await page.mouse.wheel(0, -200);
+    await sleep(300);
+    const zoomed = await measurePan(page, 4000, 2, 6);
+    report.push(frameLine(`panning zoomed in with containers as chips (scale ${(await scale(page)).toFixed(2)})`, zoomed));
+    t.diagnostic(report.at(-1));
+    // Guards against gross jank only (a shared 2-core VM); the numbers are the measurement.
+    for (const f of [fit, mid, zoomed]) {
+      assert.ok(f.p50 < 100, `median frame time under 100 ms (${fmt(f.p50)})`);
+      assert.ok(f.p95 < 300, `p95 frame time under 300 ms (${fmt(f.p95)})`);
+    }
+  });
+
+  step('phone width: the map, a tap opens details, a pinch zooms', async () => {
+    const phone = await browser.newContext({ viewport: PHONE, deviceScaleFactor: 1, hasTouch: true, isMobile: true, colorScheme: 'dark', storageState: await ctx.storageState() });
+    const p = await phone.newPage();
+    watchConsole(p, allowedHttpError, problems, allowed);
+    try {
+      await p.goto(`${hub.url}/network`);
+      await p.locator('[data-testid="net-node"][data-kind="host"]').first().waitFor({ timeout: 30_000 });
+      assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= 390), 'nothing wider than the phone');
+      const m = await p.getByTestId('network-map').boundingBox();
+      assert.ok(m.width <= 390 && m.height >= 300, `the map fits (${m.width}×${m.height})`);
+      // A tap on a host.
+      const host = p.locator('[data-testid="net-node"][data-kind="host"]').first();
+      const id = await host.getAttribute('data-id');
+      await host.scrollIntoViewIfNeeded();
+      const hb = await host.boundingBox();
+      await p.touchscreen.tap(hb.x + Math.min(20, hb.width / 2), hb.y + hb.height / 2);
+      await p.getByTestId('network-details').waitFor();
+      assert.equal(await p.getByTestId('network-details').getAttribute('data-id'), id);
+      // A pinch: two touch pointers moving apart.
+      const k0 = await scale(p);
+      await p.getByTestId('network-map').evaluate((svg) => {
+        const r = svg.getBoundingClientRect();
+        const cx = r.left + r.width / 2, cy = r.top + r.height / 3;
+        const fire = (type, id, x) => svg.dispatchEvent(new PointerEvent(type, { pointerId: id, pointerType: 'touch', isPrimary: id === 1, bubbles: true, clientX: x, clientY: cy }));
+        fire('pointerdown', 1, cx - 20);
+        fire('pointerdown', 2, cx + 20);
+        for (let i = 1; i <= 10; i++) {
+          fire('pointermove', 1, cx - 20 - i * 8);
+          fire('pointermove', 2, cx + 20 + i * 8);
+        }
+        fire('pointerup', 1, cx - 100);
+        fire('pointerup', 2, cx + 100);
+      });
+      const k1 = await scale(p);
+      assert.ok(k1 > k0 * 2, `the pinch zoomed in (${k0} → ${k1})`);
+      await p.getByTestId('net-close').click();
+      await sleep(300);
+      await shot(p, 'network-phone.png');
+    } finally {
+      await phone.close();
+    }
+  });
+
+  step('logged no console errors', (t) => {
+    for (const line of allowed) t.diagnostic(`allowed: ${line}`);
+    assert.deepEqual(problems, []);
+  });
+});
