@@ -392,6 +392,8 @@ export function Network({ query }: { query: URLSearchParams }) {
     }
     if (g.mode === 'drag' && drag.current) {
       const d = drag.current;
+      // The layout may have been redone meanwhile (a refetch): move the node as it is drawn now.
+      d.p = lay?.byId.get(d.id) ?? d.p;
       d.p.x = (pt.x - v.x) / v.k - d.dx;
       d.p.y = (pt.y - v.y) / v.k - d.dy;
       rerender();
