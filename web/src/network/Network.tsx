@@ -97,7 +97,11 @@ function counts(kids: TopoNode[] | undefined): string {
 function sublabel(p: Placed, gateways: number): string {
   const n = p.node;
   if (n.kind === 'internet') return gateways ? (n.health === 'unknown' ? 'upstream unknown' : `upstream ${n.health === 'ok' ? 'up' : 'down'}`) : 'no gateway configured';
-  if (n.kind === 'host') return [n.status, p.children?.length ? `${p.children.length} folded` : ''].filter(Boolean).join(' · ');
+  if (n.kind === 'host') {
+    const c = p.children?.filter((k) => k.kind === 'container').length ?? 0;
+    const u = p.children?.filter((k) => k.kind === 'unit').length ?? 0;
+    return [n.status, c ? `${c} ctr` : '', u ? `${u} units` : ''].filter(Boolean).join(' · ');
+  }
   return [KIND_NAME[n.kind].toLowerCase(), n.status].filter(Boolean).join(' · ');
 }
 
