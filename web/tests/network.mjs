@@ -342,6 +342,8 @@ describe('twinbay network map (real browser)', { timeout: 600_000 }, () => {
       await p.touchscreen.tap(x, y);
       await p.getByTestId('network-details').waitFor();
       assert.equal(await p.getByTestId('network-details').getAttribute('data-id'), id);
+      await sleep(300);
+      await shot(p, 'network-phone.png');
       // A pinch: two touch pointers moving apart.
       const k0 = await scale(p);
       await p.getByTestId('network-map').evaluate((svg) => {
@@ -360,8 +362,7 @@ describe('twinbay network map (real browser)', { timeout: 600_000 }, () => {
       const k1 = await scale(p);
       assert.ok(k1 > k0 * 2, `the pinch zoomed in (${k0} → ${k1})`);
       await p.getByTestId('net-close').click();
-      await sleep(300);
-      await shot(p, 'network-phone.png');
+      await p.getByTestId('network-details').waitFor({ state: 'detached' });
     } finally {
       await phone.close();
     }

@@ -257,9 +257,10 @@ export function Network({ query }: { query: URLSearchParams }) {
     fit();
     const { w } = size();
     if (view.current.k < LABEL_K) {
+      // Too narrow for every column (a phone): the hosts' end, the right edge in view.
       const k = Math.max(LABEL_K, Math.min(1, (w - 40) / lay.width));
       const inet = lay.byId.get('internet');
-      centreOn(lay.width / 2, inet ? inet.y : lay.height / 2, k);
+      centreOn(Math.max(lay.width / 2, lay.width - (w / 2 - 12) / k), inet ? inet.y : lay.height / 2, k);
     }
   }, [lay]);
 
