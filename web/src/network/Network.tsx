@@ -501,7 +501,11 @@ export function Network({ query }: { query: URLSearchParams }) {
       const dim = q !== '' && !matchIds.has(n.id) && !p.children?.some((c) => matchIds.has(c.id));
       const isSel = n.id === selected;
       const imp = impacted.has(n.id) ? 'true' : p.children?.some((c) => impacted.has(c.id)) ? 'contains' : undefined;
-      const label = `${KIND_NAME[n.kind]} ${n.label}: ${n.health}${n.status ? `, ${n.status}` : ''}`;
+      const shown = clip(n.label, 22);
+      const sub = clip(sublabel(p, gateways), 28);
+      const badge = p.children?.length ? (p.children.length > 999 ? '999+' : String(p.children.length)) : '';
+      // The accessible name starts with the text on screen (WCAG 2.5.3), then says the rest.
+      const label = `${labels ? `${shown} ${sub}` : n.label}${badge ? ` ${badge}` : ''}: ${KIND_NAME[n.kind].toLowerCase()}, ${n.health}${badge ? `, ${badge} folded` : ''}`;
       nodes.push(
         <g
           key={n.id}
@@ -523,10 +527,10 @@ export function Network({ query }: { query: URLSearchParams }) {
           {labels && (
             <>
               <text class="net-label" x={26} y={p.h / 2 - 2}>
-                {clip(n.label, 22)}
+                {shown}{' '}
               </text>
               <text class="net-sub" x={26} y={p.h / 2 + 11}>
-                {clip(sublabel(p, gateways), 28)}
+                {sub}{' '}
               </text>
             </>
           )}
@@ -534,12 +538,10 @@ export function Network({ query }: { query: URLSearchParams }) {
             <g class="net-badge" transform={`translate(${p.w - 6},-6)`}>
               <rect x={-26} y={-1} width={32} height={16} rx={8} />
               <text x={-10} y={11} text-anchor="middle">
-                {p.children.length > 999 ? '999+' : p.children.length}
+                {badge}
               </text>
-              <title>{counts(p.children)} folded into this host</title>
             </g>
           )}
-          <title>{`${n.label} (${KIND_NAME[n.kind].toLowerCase()}): ${n.health}${n.status ? `, ${n.status}` : ''}${p.children?.length ? `; ${counts(p.children)}` : ''}`}</title>
         </g>,
       );
       if (detail && chipRows && p.children) {
