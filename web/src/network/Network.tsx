@@ -138,9 +138,9 @@ function useTopology() {
         if (live && dirty) schedule();
       });
     };
-    // A big fleet's graph takes a while to build: never ask more than a third of the time.
+    // A big fleet's graph takes a while to build: one read at a time, and a pause after a slow one.
     const schedule = () => {
-      if (timer === undefined) timer = window.setTimeout(load, Math.max(DEBOUNCE_MS, took * 3));
+      if (timer === undefined) timer = window.setTimeout(load, Math.max(DEBOUNCE_MS, Math.min(took * 2, 5000)));
     };
     load();
     const unsubscribe = fleet.subscribe(() => {
