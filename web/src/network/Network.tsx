@@ -28,6 +28,12 @@ const MAX_K = 4;
 const DEBOUNCE_MS = 300;
 const POLL_MS = 15_000;
 
+/** Until when the user is panning, zooming or dragging: a new topology waits until then (no layout mid-gesture). */
+let busyUntil = 0;
+const busy = () => {
+  busyUntil = performance.now() + 400;
+};
+
 interface View {
   x: number;
   y: number;
@@ -125,12 +131,17 @@ function useTopology() {
       inflight = true;
       dirty = false;
       const t0 = performance.now();
+      const apply = (g: Topology) => {
+        if (!live) return;
+        if (performance.now() < busyUntil) {
+          window.setTimeout(() => apply(g), 200);
+          return;
+        }
+        setGraph(g);
+        setError('');
+      };
       api.topology().then(
-        (g) => {
-          if (!live) return;
-          setGraph(g);
-          setError('');
-        },
+        apply,
         (err) => live && setError((err as Error).message),
       ).finally(() => {
         inflight = false;
@@ -284,6 +295,7 @@ export function Network({ query }: { query: URLSearchParams }) {
     if (!svg) return;
     const onWheel = (e: WheelEvent) => {
       e.preventDefault();
+      busy();
       const r = svg.getBoundingClientRect();
       zoomAt(e.clientX - r.left, e.clientY - r.top, view.current.k * Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015)));
     };
@@ -375,6 +387,7 @@ export function Network({ query }: { query: URLSearchParams }) {
     const g = gesture.current;
     const prev = pointers.current.get(e.pointerId);
     if (!g || !prev) return;
+    busy();
     const pt = local(e);
     pointers.current.set(e.pointerId, pt);
     const v = view.current;
