@@ -515,7 +515,7 @@ export function Network({ query }: { query: URLSearchParams }) {
       const isSel = n.id === selected;
       const imp = impacted.has(n.id) ? 'true' : p.children?.some((c) => impacted.has(c.id)) ? 'contains' : undefined;
       const shown = clip(n.label, 22);
-      const sub = clip(sublabel(p, gateways), 28);
+      const sub = clip(sublabel(p, gateways), 26);
       const badge = p.children?.length ? (p.children.length > 999 ? '999+' : String(p.children.length)) : '';
       // The accessible name starts with the text on screen (WCAG 2.5.3), then says the rest.
       const label = `${labels ? `${shown} ${sub}` : n.label}${badge ? ` ${badge}` : ''}: ${KIND_NAME[n.kind].toLowerCase()}, ${n.health}${badge ? `, ${badge} folded` : ''}`;

@@ -90,11 +90,12 @@ export function layout(g: Topology, expanded: Set<string>, saved: Map<string, [n
       const mid = kids.filter((k) => k.kind !== 'port');
       const ports = kids.filter((k) => k.kind === 'port');
       const rows = Math.max(mid.length, ports.length, 1);
-      const band = rows * CHILD_ROW + GAP;
+      const band = Math.max(BAND, rows * CHILD_ROW + GAP);
       const y0 = top + GAP / 2 + CHILD_ROW / 2;
       mid.forEach((k, i) => place(k, COLUMN[k.kind] * COL_W, y0 + i * CHILD_ROW));
       ports.forEach((k, i) => place(k, COLUMN.port * COL_W, y0 + i * CHILD_ROW));
-      place(h, COLUMN.host * COL_W, top + band / 2, HOST_H);
+      // The host stays where it was collapsed (its band's top); only the bands below move.
+      place(h, COLUMN.host * COL_W, top + BAND / 2, HOST_H);
       top += band;
     } else {
       for (const k of kids) folded.set(k.id, h.id);
