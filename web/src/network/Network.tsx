@@ -517,7 +517,9 @@ export function Network({ query }: { query: URLSearchParams }) {
       const shown = clip(n.label, 22);
       const sub = clip(sublabel(p, gateways), 26);
       const badge = p.children?.length ? (p.children.length > 999 ? '999+' : String(p.children.length)) : '';
-      // The accessible name starts with the text on screen (WCAG 2.5.3), then says the rest.
+      // The accessible name is the text on screen (WCAG 2.5.3), then the rest; the texts
+      // themselves are hidden from assistive technology (a node half outside the map
+      // shows only part of them).
       const label = `${labels ? `${shown} ${sub}` : n.label}${badge ? ` ${badge}` : ''}: ${KIND_NAME[n.kind].toLowerCase()}, ${n.health}${badge ? `, ${badge} folded` : ''}`;
       nodes.push(
         <g
@@ -539,16 +541,16 @@ export function Network({ query }: { query: URLSearchParams }) {
           <circle class="net-dot" cx={14} cy={p.h / 2} r={5} />
           {labels && (
             <>
-              <text class="net-label" x={26} y={p.h / 2 - 2}>
+              <text class="net-label" x={26} y={p.h / 2 - 2} aria-hidden="true">
                 {shown}{' '}
               </text>
-              <text class="net-sub" x={26} y={p.h / 2 + 11}>
+              <text class="net-sub" x={26} y={p.h / 2 + 11} aria-hidden="true">
                 {sub}{' '}
               </text>
             </>
           )}
           {!!p.children?.length && (
-            <g class="net-badge" transform={`translate(${p.w - 6},-6)`}>
+            <g class="net-badge" transform={`translate(${p.w - 6},-6)`} aria-hidden="true">
               <rect x={-26} y={-1} width={32} height={16} rx={8} />
               <text x={-10} y={11} text-anchor="middle">
                 {badge}
