@@ -517,9 +517,7 @@ export function Network({ query }: { query: URLSearchParams }) {
       const shown = clip(n.label, 22);
       const sub = clip(sublabel(p, gateways), 26);
       const badge = p.children?.length ? (p.children.length > 999 ? '999+' : String(p.children.length)) : '';
-      // The accessible name is the text on screen (WCAG 2.5.3), then the rest; the texts
-      // themselves are hidden from assistive technology (a node half outside the map
-      // shows only part of them).
+      // The accessible name is the text on screen (WCAG 2.5.3), then the rest.
       const label = `${labels ? `${shown} ${sub}` : n.label}${badge ? ` ${badge}` : ''}: ${KIND_NAME[n.kind].toLowerCase()}, ${n.health}${badge ? `, ${badge} folded` : ''}`;
       nodes.push(
         <g
@@ -531,11 +529,6 @@ export function Network({ query }: { query: URLSearchParams }) {
           data-kind={n.kind}
           data-health={n.health}
           data-impact={imp}
-          role="button"
-          tabIndex={labels ? 0 : -1}
-          aria-label={label}
-          aria-pressed={isSel}
-          onKeyDown={(e) => onKeyNode(e, n.id)}
         >
           <rect class="net-box" width={p.w} height={p.h} rx={n.kind === 'host' ? 8 : 6} />
           <circle class="net-dot" cx={14} cy={p.h / 2} r={5} />
@@ -557,6 +550,19 @@ export function Network({ query }: { query: URLSearchParams }) {
               </text>
             </g>
           )}
+          {/* The button is a transparent rectangle on top: no text inside it, so a node the map's
+              edge cuts in half still has its whole text as its name (axe label-content-name-mismatch). */}
+          <rect
+            class="net-hit"
+            width={p.w}
+            height={p.h}
+            rx={n.kind === 'host' ? 8 : 6}
+            role="button"
+            tabIndex={labels ? 0 : -1}
+            aria-label={label}
+            aria-pressed={isSel}
+            onKeyDown={(e) => onKeyNode(e, n.id)}
+          />
         </g>,
       );
       if (detail && chipRows && p.children) {
