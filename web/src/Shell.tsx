@@ -37,9 +37,32 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/routes', label: 'Routes', match: (p: string) => p === '/routes' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
+  { href: '/network', label: 'Network', match: (p: string) => p === '/network' },
   { href: screenHref('/audit'), label: 'Audit', match: (p: string) => p === '/audit', needs: 'audit.read', sep: true },
   { href: screenHref('/settings/account'), label: 'Settings', match: (p: string) => p.startsWith('/settings'), needs: 'account.manage' },
 ];
+
+type NetworkScreen = typeof import('./network/Network').Network;
+let networkScreen: NetworkScreen | null = null;
+
+/** The network screen, loaded on first use (its own chunk: the map's code stays out of the main bundle). */
+function LazyNetwork({ query }: { query: URLSearchParams }) {
+  const [Screen, setScreen] = useState<NetworkScreen | null>(() => networkScreen);
+  const [error, setError] = useState('');
+  useEffect(() => {
+    if (Screen) return;
+    import('./network/Network').then(
+      (m) => {
+        networkScreen = m.Network;
+        setScreen(() => m.Network);
+      },
+      (err) => setError((err as Error).message),
+    );
+  }, []);
+  if (error) return <Empty title="The network map could not be loaded">{error}</Empty>;
+  if (!Screen) return <p class="muted">Loading the network map…</p>;
+  return <Screen query={query} />;
+}
 
 /** Replaces the URL (a screen's canonical address). */
 function Redirect({ to }: { to: string }) {
@@ -58,6 +81,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/routes') return <Routes query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;
+  if (p === '/network') return <LazyNetwork query={route.query} />;
   if (p === '/audit')
     return can(me.role, 'audit.read') ? (
       <Audit query={route.query} />

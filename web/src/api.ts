@@ -1,6 +1,6 @@
 // REST calls to the hub (same origin; the session cookie rides along).
 
-import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, GatewayReport, Me, NodeView, OutputChunk, RangeResponse, Risk, RouteEntry, TimelineEvent, UserInfo } from './types';
+import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, GatewayReport, Impact, Me, NodeView, OutputChunk, RangeResponse, Risk, RouteEntry, TimelineEvent, Topology, UserInfo } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -117,6 +117,9 @@ export const api = {
   // Proxy routes and the internet gateway.
   routes: () => call<RouteEntry[]>('GET', '/api/v1/routes'),
   gateway: () => call<GatewayReport>('GET', '/api/v1/gateway'),
+  // The fleet as a graph (the network screen).
+  topology: () => call<Topology>('GET', '/api/v1/topology'),
+  impact: (id: string) => call<Impact>('GET', `/api/v1/topology/impact?${new URLSearchParams({ id })}`),
   // Commands (docs/commands.md).
   runCommand: (node: string, req: CommandRequest) => call<CommandRecord>('POST', `/api/v1/nodes/${encodeURIComponent(node)}/commands`, req),
   command: (id: string) => call<CommandRecord & { output?: OutputChunk[] }>('GET', `/api/v1/commands/${encodeURIComponent(id)}`),

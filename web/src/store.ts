@@ -61,6 +61,9 @@ export function targetState(r: Route, node: NodeView): TargetState {
 
 export const routeBroken = (s: TargetState) => s === 'stopped' || s === 'missing';
 
+/** The twin's collections the network map is drawn from. */
+const TOPOLOGY_COLLECTIONS = new Set<string>(['containers', 'units', 'routes', 'ports']);
+
 export function containerFailing(c: Container): boolean {
   if (c.health === 'unhealthy') return true;
   if (c.state === 'dead' || c.state === 'restarting') return true;
@@ -91,6 +94,12 @@ class Fleet {
   version = 0;
   /** Bumped when nodes, their collections or their connection change (not on samples). */
   structVersion = 0;
+  /**
+   * Bumped when what the network map draws may have changed: hosts came,
+   * went, connected or disconnected, or a diff touched their containers,
+   * units, routes or ports (the network screen refetches the topology).
+   */
+  topoVersion = 0;
   /** Messages applied, for the browser test's frame measurements. */
   applied = 0;
   /** When the last snapshot arrived and was applied (performance.now()), and its size. */
@@ -191,6 +200,7 @@ class Fleet {
         for (const id of [...this.sparks.keys()]) if (!seen.has(id)) this.sparks.delete(id);
         this.liveCommands.clear();
         this.snapshots++;
+        this.topoVersion++;
         this.loaded = true;
         this.changed(true);
         break;
@@ -198,12 +208,14 @@ class Fleet {
       case 'node': {
         this.nodes.set(msg.node.id, normalise(msg.node));
         this.pushSample(msg.node.id, msg.node.resources);
+        this.topoVersion++;
         this.changed(true);
         break;
       }
       case 'status': {
         const n = this.nodes.get(msg.id);
         if (!n) return;
+        if (n.connected !== msg.connected) this.topoVersion++;
         this.nodes.set(msg.id, { ...n, connected: msg.connected, last_seen: msg.last_seen, agent_version: msg.agent_version });
         this.changed(true);
         break;
@@ -215,9 +227,11 @@ class Fleet {
         const n: NodeView = { ...old };
         for (const ch of msg.changes) {
           if (ch.op === 'host') {
+            if (n.hostname !== ch.value.hostname) this.topoVersion++;
             n.host = ch.value;
             n.hostname = ch.value.hostname;
           } else {
+            if (TOPOLOGY_COLLECTIONS.has(ch.collection)) this.topoVersion++;
             const coll = { ...((n[ch.collection] as Record<string, unknown>) || {}) };
             if (ch.op === 'upsert') coll[ch.key] = ch.value;
             else delete coll[ch.key];

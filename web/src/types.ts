@@ -427,3 +427,40 @@ export type CommandMessage =
   | ({ type: 'command' | 'result'; command?: CommandRecord } & Partial<CommandRecord>)
   | ({ type: 'output' } & OutputChunk)
   | { type: 'error'; message: string };
+
+// The fleet as a graph (crates/hub/src/topology.rs): GET /api/v1/topology.
+export type TopoKind = 'internet' | 'gateway' | 'proxy' | 'route' | 'container' | 'unit' | 'port' | 'host';
+export type TopoHealth = 'ok' | 'warn' | 'down' | 'unknown';
+export type TopoEdgeKind = 'uplink' | 'serves' | 'proxies_to' | 'runs_on' | 'publishes';
+
+export interface TopoNode {
+  id: string;
+  kind: TopoKind;
+  label: string;
+  health: TopoHealth;
+  status: string;
+  /** The twin node (host) it belongs to; absent for the internet and gateways. */
+  node_id?: string;
+}
+
+export interface TopoEdge {
+  from: string;
+  to: string;
+  kind: TopoEdgeKind;
+  /** 0–1 where the link's speed is known; absent means unknown (never 0 %). */
+  utilisation?: number;
+  bps?: number;
+}
+
+export interface Topology {
+  nodes: TopoNode[];
+  edges: TopoEdge[];
+}
+
+/** GET /api/v1/topology/impact?id=: what stops working if `id` goes down. */
+export interface Impact {
+  id: string;
+  elements: string[];
+  routes: string[];
+  names: string[];
+}

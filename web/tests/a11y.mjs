@@ -134,6 +134,19 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
             await settle(p);
             await check(screen);
           }
+          // The network map, then one host's details with its impact.
+          await go(p, '/network');
+          await p.locator('[data-testid="net-node"][data-kind="host"]').first().waitFor({ timeout: 15_000 });
+          await settle(p);
+          await check('network');
+          await go(p, `/network?node=${encodeURIComponent('internet')}`);
+          await p.getByTestId('network-details').waitFor({ timeout: 15_000 });
+          await p.getByTestId('net-impact').click();
+          await p.getByTestId('net-impact-result').waitFor();
+          await settle(p);
+          await check('network, details and impact');
+          await go(p, '/events');
+          await p.getByTestId('event-row').first().waitFor({ timeout: 10_000 });
           await p.getByTestId('event-search').fill('no-such-thing');
           await p.getByTestId('empty').waitFor();
           await check('events, nothing matches');

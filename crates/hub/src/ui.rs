@@ -39,6 +39,7 @@ const SPA_ROUTES: &[&str] = &[
     "/routes",
     "/events",
     "/changes",
+    "/network",
     "/audit",
     "/settings",
     "/settings/{tab}",
