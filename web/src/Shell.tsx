@@ -14,6 +14,7 @@ import { HostDetail } from './screens/HostDetail';
 import { Hosts } from './screens/Hosts';
 import { Overview } from './screens/Overview';
 import { Units } from './screens/Units';
+import { World } from './screens/World';
 import { reconnectNow } from './stream';
 import { currentTheme, setTheme, type Theme } from './theme';
 import type { Me } from './types';
@@ -35,6 +36,7 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
+  { href: '/world', label: 'World', match: (p: string) => p === '/world' },
   { href: screenHref('/audit'), label: 'Audit', match: (p: string) => p === '/audit', needs: 'audit.read', sep: true },
   { href: screenHref('/settings/account'), label: 'Settings', match: (p: string) => p.startsWith('/settings'), needs: 'account.manage' },
 ];
@@ -55,6 +57,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/units') return <Units query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;
+  if (p === '/world') return <World theme={theme} role={me.role} />;
   if (p === '/audit')
     return can(me.role, 'audit.read') ? (
       <Audit query={route.query} />

@@ -38,6 +38,7 @@ const SPA_ROUTES: &[&str] = &[
     "/units",
     "/events",
     "/changes",
+    "/world",
     "/audit",
     "/settings",
     "/settings/{tab}",
