@@ -6,7 +6,8 @@
 # focus, and the host list as a screen reader gets it (a11y.mjs); commands on a
 # real Podman container: restart, live logs, an action, the history (commands.mjs);
 # watched files: the Files tab and /changes following edits live, a diff, a
-# viewer refused the diff (files.mjs).
+# viewer refused the diff (files.mjs); the 3D world: layout edits, live colours,
+# a click to the host, 500 devices' frame times (world.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -42,4 +43,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/world.mjs
