@@ -215,7 +215,7 @@ describe('the 3D world in the web UI (real browser)', { timeout: 420_000 }, () =
     s.temps = [{ sensor: 'coretemp/Package id 0', celsius: 95 }];
     a.send({ type: 'metrics', samples: [s] });
     await waitColour(page, a.id, HOT);
-    assert.equal(await device(page, a.id).getAttribute('data-state'), 'temp');
+    await page.waitForFunction((id) => document.querySelector(`[data-testid="world-device"][data-node-id="${id}"]`)?.getAttribute('data-state') === 'temp', a.id, { timeout: 5000 });
     a.stop();
     await waitColour(page, a.id, OFFLINE);
     await page.waitForFunction((id) => document.querySelector(`[data-testid="world-device"][data-node-id="${id}"]`)?.getAttribute('data-state') === 'offline', a.id, { timeout: 10_000 });

@@ -107,14 +107,16 @@ export function WorldScreen({ theme, role }: { theme: Theme; role: string }) {
     scene.current = s;
     s.onPick = (id) => navigate(hostUrl(id));
     s.onHover = (id, x, y) => setHover(id ? { id, x, y } : null);
+    // The legend's counts and the list's states follow the samples at most once a second.
     let last = 0;
+    let timer = 0;
     s.onLooks = () => {
-      // The legend's counts, at most once a second.
-      const now = performance.now();
-      if (now - last > 1000) {
-        last = now;
+      if (timer) return;
+      timer = window.setTimeout(() => {
+        timer = 0;
+        last = performance.now();
         setLooksTick((n) => n + 1);
-      }
+      }, Math.max(0, last + 1000 - performance.now()));
     };
     const hook: WorldHook = {
       stats: s.stats,
@@ -127,6 +129,7 @@ export function WorldScreen({ theme, role }: { theme: Theme; role: string }) {
     };
     (window as unknown as { __twinbayWorld?: WorldHook }).__twinbayWorld = hook;
     return () => {
+      clearTimeout(timer);
       delete (window as unknown as { __twinbayWorld?: WorldHook }).__twinbayWorld;
       s.dispose();
       scene.current = null;
@@ -159,10 +162,13 @@ export function WorldScreen({ theme, role }: { theme: Theme; role: string }) {
   const stats = scene.current?.stats;
   let unknownSpeed = 0;
   let offline = 0;
+  // What the list shows of each host; it re-renders only when this changes.
+  const sig: string[] = [];
   for (const n of fleet.nodes.values()) {
     const l = looks(n);
     if (l.state === 'offline') offline++;
     else if (l.speedUnknown && placed.has(n.id)) unknownSpeed++;
+    sig.push(`${n.id}:${n.hostname}:${l.state}:${l.alarms}`);
   }
 
   return (
@@ -218,15 +224,15 @@ export function WorldScreen({ theme, role }: { theme: Theme; role: string }) {
           {unknownSpeed > 0 && <li data-testid="world-unknown-speed">{unknownSpeed} placed host{unknownSpeed === 1 ? '' : 's'} have a NIC without a known speed: their load is unknown (dashed), not 0 %.</li>}
         </ul>
       </div>
-      {layout && <DeviceList layout={layout} unplaced={unplaced} sv={sv} admin={admin} onFocus={(id) => scene.current?.focus(id)} save={save} />}
+      {layout && <DeviceList layout={layout} unplaced={unplaced} sig={sig.join('|')} admin={admin} onFocus={(id) => scene.current?.focus(id)} save={save} />}
       {layout && admin && <AdminPanel layout={layout} unplaced={unplaced} save={save} reload={() => setGen((g) => g + 1)} />}
     </section>
   );
 }
 
-function DeviceList({ layout, unplaced, sv, admin, onFocus, save }: { layout: LayoutView; unplaced: string[]; sv: number; admin: boolean; onFocus: (id: string) => void; save: (s: Site[]) => Promise<string> }) {
+function DeviceList({ layout, unplaced, sig, admin, onFocus, save }: { layout: LayoutView; unplaced: string[]; sig: string; admin: boolean; onFocus: (id: string) => void; save: (s: Site[]) => Promise<string> }) {
   const [err, setErr] = useState('');
-  // Structure only (hosts, connection, alarms): samples do not re-render 500 rows.
+  // Only when what a row shows changed (`sig`): samples alone do not re-render 500 rows.
   return useMemo(() => {
     const row = (id: string, where: string) => {
       const n = fleet.nodes.get(id);
@@ -285,7 +291,7 @@ function DeviceList({ layout, unplaced, sv, admin, onFocus, save }: { layout: La
         </div>
       </div>
     );
-  }, [layout, unplaced.join(','), sv, admin, err]);
+  }, [layout, unplaced.join(','), sig, admin, err]);
 }
 
 const num = (f: FormData, k: string) => Number(String(f.get(k) ?? '').trim());

@@ -90,6 +90,8 @@ export class WorldScene {
   private ray = new Raycaster();
   private pointer = new Vector2();
   private palette: Palette = PALETTES.light;
+  /** Once someone moves the camera, new builds (hosts joining) keep it where it is. */
+  private userMoved = false;
   private unsubscribe: () => void;
   private resize: ResizeObserver;
   stats: SceneStats = { renders: 0, devices: 0, alarms: 0, drawCalls: 0 };
@@ -113,6 +115,7 @@ export class WorldScene {
     this.controls = new OrbitControls(this.camera, canvas);
     this.controls.maxPolarAngle = Math.PI * 0.49;
     this.controls.addEventListener('change', () => this.requestRender());
+    this.controls.addEventListener('start', () => (this.userMoved = true));
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(host);
     this.fit();
@@ -129,9 +132,8 @@ export class WorldScene {
     if (this.world) this.build(this.world);
   }
 
-  /** (Re)builds everything from a placed layout; keeps the camera unless it is the first. */
+  /** (Re)builds everything from a placed layout; frames it all until someone moved the camera. */
   build(world: World) {
-    const first = !this.world;
     this.world = world;
     for (const o of this.built) {
       this.scene.remove(o);
@@ -229,7 +231,7 @@ export class WorldScene {
     add(gw);
 
     this.stats.devices = n;
-    if (first) this.frameAll();
+    if (!this.userMoved) this.frameAll();
     this.applyLooks();
   }
 
@@ -439,6 +441,7 @@ export class WorldScene {
 
   /** Turns the camera about its target (radians), as a drag would. */
   orbit(angle: number) {
+    this.userMoved = true;
     const off = this.camera.position.clone().sub(this.controls.target);
     off.applyAxisAngle(new Vector3(0, 1, 0), angle);
     this.camera.position.copy(this.controls.target).add(off);
@@ -448,6 +451,7 @@ export class WorldScene {
 
   /** Looks at one device (from the list's "show" button). */
   focus(id: string) {
+    this.userMoved = true;
     const i = this.world?.devices.findIndex((d) => d.nodeId === id) ?? -1;
     if (i < 0 || !this.world) return;
     const d = this.world.devices[i];
