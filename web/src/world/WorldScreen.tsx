@@ -224,7 +224,7 @@ export function WorldScreen({ theme, role }: { theme: Theme; role: string }) {
           {unknownSpeed > 0 && <li data-testid="world-unknown-speed">{unknownSpeed} placed host{unknownSpeed === 1 ? '' : 's'} have a NIC without a known speed: their load is unknown (dashed), not 0 %.</li>}
         </ul>
       </div>
-      {layout && <DeviceList layout={layout} unplaced={unplaced} sig={sig.join('|')} admin={admin} onFocus={(id) => scene.current?.focus(id)} save={save} />}
+      {layout && <DeviceList layout={layout} unplaced={unplaced} sig={sig.join('|')} admin={admin} onFocus={(id) => (box.current?.scrollIntoView({ block: 'nearest' }), scene.current?.focus(id))} save={save} />}
       {layout && admin && <AdminPanel layout={layout} unplaced={unplaced} save={save} reload={() => setGen((g) => g + 1)} />}
     </section>
   );
@@ -252,7 +252,7 @@ function DeviceList({ layout, unplaced, sig, admin, onFocus, save }: { layout: L
               type="button"
               class="btn btn-small btn-danger-outline"
               data-testid="world-unplace"
-              aria-label={`Take ${n?.hostname ?? id} out of its rack`}
+              aria-label={`Remove ${n?.hostname ?? id} from its rack`}
               onClick={async () => {
                 const sites = clone(layout.sites);
                 for (const s of sites) for (const r of s.rooms) for (const k of r.racks) k.devices = k.devices.filter((d) => d.node_id !== id);

@@ -243,7 +243,7 @@ export class WorldScene {
     const cz = (z0 + z1) / 2;
     const span = Math.max(x1 - x0, z1 - z0, 3);
     this.controls.target.set(cx, 0.8, cz);
-    this.camera.position.set(cx + span * 0.35, span * 0.6 + 1.5, z1 + span * 0.55);
+    this.camera.position.set(cx + span * 0.25, span * 0.45 + 1.2, z1 + span * 0.4);
     this.controls.update();
     this.requestRender();
   }
