@@ -62,6 +62,20 @@ export interface SceneStats {
   drawCalls: number;
 }
 
+/** Whether WebGL is drawn by the CPU (a probe context's renderer name). */
+function softwareGl(): boolean {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl2');
+    if (!gl) return false;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+    return /swiftshader|llvmpipe|softpipe|software/i.test(name);
+  } catch {
+    return false;
+  }
+}
+
 const tmp = new Object3D();
 const tmpM = new Matrix4();
 const tmpC = new Color();
@@ -95,6 +109,8 @@ export class WorldScene {
   private unsubscribe: () => void;
   private resize: ResizeObserver;
   stats: SceneStats = { renders: 0, devices: 0, alarms: 0, drawCalls: 0 };
+  /** Drawn by a software renderer (no antialiasing, one pixel per CSS pixel). */
+  readonly soft: boolean;
   /** Told when the hovered device changes (node id, or null), with where the pointer is. */
   onHover: (id: string | null, x: number, y: number) => void = () => {};
   onPick: (id: string) => void = () => {};
@@ -102,8 +118,12 @@ export class WorldScene {
   onLooks: () => void = () => {};
 
   constructor(private host: HTMLElement) {
-    this.renderer = new WebGLRenderer({ antialias: true, powerPreference: 'low-power' });
-    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    // A software renderer (SwiftShader, llvmpipe) pays dearly for multisampling
+    // and extra pixels: without them it draws 500 devices several times faster.
+    const soft = softwareGl();
+    this.renderer = new WebGLRenderer({ antialias: !soft, powerPreference: 'low-power' });
+    this.renderer.setPixelRatio(soft ? 1 : Math.min(window.devicePixelRatio || 1, 2));
+    this.soft = soft;
     host.appendChild(this.renderer.domElement);
     const canvas = this.renderer.domElement;
     canvas.setAttribute('data-testid', 'world-canvas');
@@ -114,7 +134,7 @@ export class WorldScene {
     this.scene.add(sun);
     this.controls = new OrbitControls(this.camera, canvas);
     this.controls.maxPolarAngle = Math.PI * 0.49;
-    this.controls.addEventListener('change', () => this.requestRender());
+    this.controls.addEventListener('change', () => this.moving());
     this.controls.addEventListener('start', () => (this.userMoved = true));
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(host);
@@ -365,6 +385,23 @@ export class WorldScene {
     }, 1000 / PULSE_FPS);
   }
 
+  /**
+   * The camera moves: render now. A software renderer draws at half
+   * resolution while it moves and sharp again once it rests (250 ms).
+   */
+  private restTimer = 0;
+  private moving() {
+    if (this.soft) {
+      if (this.renderer.getPixelRatio() !== 0.5) this.renderer.setPixelRatio(0.5);
+      clearTimeout(this.restTimer);
+      this.restTimer = window.setTimeout(() => {
+        this.renderer.setPixelRatio(1);
+        this.requestRender();
+      }, 250);
+    }
+    this.requestRender();
+  }
+
   requestRender() {
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
@@ -465,6 +502,7 @@ export class WorldScene {
     this.unsubscribe();
     clearTimeout(this.dataTimer);
     clearTimeout(this.pulseTimer);
+    clearTimeout(this.restTimer);
     cancelAnimationFrame(this.frame);
     cancelAnimationFrame(this.hoverFrame);
     this.resize.disconnect();
