@@ -218,10 +218,10 @@ export function WorldScreen({ theme, role }: { theme: Theme; role: string }) {
           <li>front bars: CPU (green) and uplink load (blue; grey when the NIC speed is unknown)</li>
           <li data-testid="world-gateway">
             {gateway?.provider
-              ? `Gateway: ${gateway.device || gateway.provider} (blue box); links coloured by load, dashed grey where the load is unknown.`
-              : 'No gateway is configured (the blue box stands for the way out; start the hub with --gateway to know it). Links are dashed grey where the load is unknown.'}
+              ? `Gateway: ${gateway.device || gateway.provider} (blue box); each rack's link shows its busiest host's load (thicker, green → red), dashed grey where the load is unknown.`
+              : 'No gateway is configured (the blue box stands for the way out; start the hub with --gateway to know it). Each rack\'s link shows its busiest host\'s load, dashed grey where the load is unknown.'}
           </li>
-          {unknownSpeed > 0 && <li data-testid="world-unknown-speed">{unknownSpeed} placed host{unknownSpeed === 1 ? '' : 's'} have a NIC without a known speed: their load is unknown (dashed), not 0 %.</li>}
+          {unknownSpeed > 0 && <li data-testid="world-unknown-speed">{unknownSpeed === 1 ? '1 placed host has' : `${unknownSpeed} placed hosts have`} a NIC without a known speed: its load is unknown, not 0 % (a rack whose hosts are all unknown has a dashed link).</li>}
         </ul>
       </div>
       {layout && <DeviceList layout={layout} unplaced={unplaced} sig={sig.join('|')} admin={admin} onFocus={(id) => (box.current?.scrollIntoView({ block: 'nearest' }), scene.current?.focus(id))} save={save} />}

@@ -289,6 +289,7 @@ export class WorldScene {
     let netN = 0;
     const dash: number[] = [];
     const [gx, gy, gz] = w.gateway;
+    const perRack = new Map<World['racks'][number], { util: number | null; any: boolean }>();
     this.looks = w.devices.map((d, i) => {
       const l = looks(fleet.nodes.get(d.nodeId));
       this.devices!.setColorAt(i, tmpC.set(l.colour));
@@ -318,25 +319,31 @@ export class WorldScene {
         tmp.updateMatrix();
         this.halos!.setMatrixAt(alarms++, tmp.matrix);
       }
+      // Each rack's uplink carries its busiest host's load (known ones only).
       if (l.state !== 'offline' && d.rack) {
-        const top: [number, number, number] = [d.pos[0], d.pos[1], d.pos[2]];
-        if (l.utilisation != null) {
-          const from = new Vector3(gx, gy, gz);
-          const to = new Vector3(...top);
-          const len = from.distanceTo(to);
-          tmp.position.copy(from).add(to).multiplyScalar(0.5);
-          tmp.quaternion.setFromUnitVectors(new Vector3(0, 0, 1), to.clone().sub(from).normalize());
-          const t = 0.006 + 0.03 * l.utilisation;
-          tmp.scale.set(t, t, len);
-          tmp.updateMatrix();
-          this.beams!.setMatrixAt(beams, tmp.matrix);
-          this.beams!.setColorAt(beams++, tmpC.set(loadColour(l.utilisation)));
-        } else {
-          dash.push(gx, gy, gz, ...top);
-        }
+        const k = perRack.get(d.rack) ?? { util: null as number | null, any: false };
+        k.any = true;
+        if (l.utilisation != null) k.util = Math.max(k.util ?? 0, l.utilisation);
+        perRack.set(d.rack, k);
       }
       return l;
     });
+    const from = new Vector3(gx, gy, gz);
+    for (const [r, k] of perRack) {
+      const to = new Vector3(RACK_W / 2, r.rack.height_u * U + 0.22, RACK_D / 2).applyAxisAngle(new Vector3(0, 1, 0), r.rot).add(new Vector3(r.x, 0, r.z));
+      if (k.util == null) {
+        dash.push(gx, gy, gz, to.x, to.y, to.z);
+        continue;
+      }
+      const len = from.distanceTo(to);
+      tmp.position.copy(from).add(to).multiplyScalar(0.5);
+      tmp.quaternion.setFromUnitVectors(new Vector3(0, 0, 1), to.clone().sub(from).normalize());
+      const t = 0.01 + 0.05 * k.util;
+      tmp.scale.set(t, t, len);
+      tmp.updateMatrix();
+      this.beams.setMatrixAt(beams, tmp.matrix);
+      this.beams.setColorAt(beams++, tmpC.set(loadColour(k.util)));
+    }
     this.devices.instanceColor!.needsUpdate = true;
     for (const [m, c] of [
       [this.cpuBars, cpuN],
