@@ -124,6 +124,8 @@ describe('the 3D world in the web UI (real browser)', { timeout: 420_000 }, () =
 
   step('World is in the navigation; with no layout it says how to start and every host stands on the shelf', async () => {
     await signIn(page, hub.url, 'admin', PASSWORD);
+    // The whole demo fleet first (the local agent, the demo, the two driven hosts).
+    await page.waitForFunction((n) => /^(\d+) host/.exec(document.querySelector('[data-testid="counts"]')?.textContent || '')?.[1] >= n, DEMO + 3, { timeout: 120_000 });
     // three.js is not in what the first page loaded.
     const scripts = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.endsWith('.js')));
     assert.ok(!scripts.some((s) => /WorldScreen/.test(s)), `the 3D view is not loaded up front: ${scripts}`);
@@ -256,7 +258,6 @@ describe('the 3D world in the web UI (real browser)', { timeout: 420_000 }, () =
   });
 
   step(`${DEMO} devices in 50 racks: frame times while the camera orbits, and an idle scene renders little`, async (t) => {
-    await page.waitForFunction((n) => /^(\d+) host/.exec(document.querySelector('[data-testid="counts"]')?.textContent || '')?.[1] >= n, DEMO, { timeout: 120_000 });
     const nodes = (await api('GET', '/api/v1/nodes')).filter((n) => n.simulated && n.connected).sort((a, b) => a.hostname.localeCompare(b.hostname)).slice(0, 500);
     assert.equal(nodes.length, 500, `500 demo hosts (${nodes.length})`);
     const racks = [];

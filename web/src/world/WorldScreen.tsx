@@ -53,6 +53,22 @@ function useFleetStructure() {
   return fleet.structVersion;
 }
 
+/** `value`, changing (as `key` says) at most every `ms`; the latest always lands. */
+function useThrottled<T>(value: T, key: string, ms: number): T {
+  const [held, setHeld] = useState({ value, key });
+  const last = useRef(0);
+  useEffect(() => {
+    if (key === held.key) return;
+    const wait = Math.max(0, last.current + ms - performance.now());
+    const t = window.setTimeout(() => {
+      last.current = performance.now();
+      setHeld({ value, key });
+    }, wait);
+    return () => clearTimeout(t);
+  }, [key]);
+  return held.value;
+}
+
 /**
  * Test hook (web/tests/world.mjs), on window while the screen is open:
  * `__twinbayWorld.stats` (renders, devices, alarms, drawCalls),
@@ -140,7 +156,11 @@ export function WorldScreen({ theme, role }: { theme: Theme; role: string }) {
 
   // Hosts without a place: every host the fleet knows that no rack holds (live, as hosts join).
   const placed = useMemo(() => (layout ? placedIds(layout.sites) : new Set<string>()), [layout]);
-  const unplaced = useMemo(() => fleet.list().filter((n) => !placed.has(n.id)).map((n) => n.id), [placed, sv]);
+  const unplacedNow = useMemo(() => fleet.list().filter((n) => !placed.has(n.id)).map((n) => n.id), [placed, sv]);
+  // Hosts joining by the hundred (a fleet starting) rebuild the shelf at most once a second.
+  // (What a saved layout placed leaves the shelf at once.)
+  const shelf = useThrottled(unplacedNow, unplacedNow.join(','), 1000);
+  const unplaced = useMemo(() => shelf.filter((id) => !placed.has(id)), [shelf, placed]);
   const world = useMemo(() => (layout ? placeWorld(layout.sites, unplaced) : null), [layout, unplaced.join(',')]);
   useEffect(() => {
     if (world) scene.current?.build(world);
