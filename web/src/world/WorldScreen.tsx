@@ -330,6 +330,7 @@ function AdminPanel({ layout, unplaced, save, reload }: { layout: LayoutView; un
     const sites = clone(layout.sites);
     const bad = edit(sites, f);
     if (bad) return setMsg({ ok: false, text: bad });
+    setMsg(null);
     setBusy(true);
     const err = await save(sites);
     setBusy(false);
