@@ -92,7 +92,9 @@ const waitColour = (p, id, want, timeout = 30_000) =>
   p.waitForFunction(([i, c]) => window.__twinbayWorld?.colour(i) === c, [id, want], { timeout, polling: 100 });
 
 async function openWorld(p) {
-  await p.goto(`${hub.url}/world`);
+  p.setDefaultTimeout(SAVE_MS);
+  p.setDefaultNavigationTimeout(90_000);
+  await p.goto(`${hub.url}/world`, { waitUntil: 'domcontentloaded' });
   await p.getByTestId("world-list").waitFor({ timeout: SAVE_MS });
   await p.waitForFunction(() => window.__twinbayWorld?.stats.renders > 0, null, { timeout: 20_000 });
 }
@@ -137,6 +139,8 @@ describe('the 3D world in the web UI (real browser)', { timeout: 600_000 }, () =
     browser = await launchBrowser();
     ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme: 'light' });
     page = await ctx.newPage();
+    page.setDefaultTimeout(SAVE_MS);
+    page.setDefaultNavigationTimeout(90_000);
     watchConsole(page, allowedHttpError, problems, allowed);
   });
 
