@@ -344,7 +344,8 @@ export class WorldScene {
       this.beams.setMatrixAt(beams, tmp.matrix);
       this.beams.setColorAt(beams++, tmpC.set(loadColour(k.util)));
     }
-    this.devices.instanceColor!.needsUpdate = true;
+    // (No colour buffer until a first instance has a colour: an empty world.)
+    if (this.devices.instanceColor) this.devices.instanceColor.needsUpdate = true;
     for (const [m, c] of [
       [this.cpuBars, cpuN],
       [this.netBars, netN],
