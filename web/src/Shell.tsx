@@ -15,6 +15,7 @@ import { Hosts } from './screens/Hosts';
 import { Overview } from './screens/Overview';
 import { Routes } from './screens/Routes';
 import { Units } from './screens/Units';
+import { World } from './screens/World';
 import { reconnectNow } from './stream';
 import { currentTheme, setTheme, type Theme } from './theme';
 import type { Me } from './types';
@@ -38,6 +39,7 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
   { href: '/network', label: 'Network', match: (p: string) => p === '/network' },
+  { href: '/world', label: 'World', match: (p: string) => p === '/world' },
   { href: screenHref('/audit'), label: 'Audit', match: (p: string) => p === '/audit', needs: 'audit.read', sep: true },
   { href: screenHref('/settings/account'), label: 'Settings', match: (p: string) => p.startsWith('/settings'), needs: 'account.manage' },
 ];
@@ -82,6 +84,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;
   if (p === '/network') return <LazyNetwork query={route.query} />;
+  if (p === '/world') return <World theme={theme} role={me.role} />;
   if (p === '/audit')
     return can(me.role, 'audit.read') ? (
       <Audit query={route.query} />

@@ -34,6 +34,8 @@ const NEEDS = {
   'command.action': 'operator',
   /** GET /api/v1/nodes/{id}/files/diff: file content, even redacted, is more than metadata. */
   'files.diff': 'operator',
+  /** PUT /api/v1/layout (the 3D world's sites, rooms, racks and places). */
+  'layout.edit': 'admin',
   /** DELETE /api/v1/commands/{id} */
   'command.cancel': 'operator',
 } as const satisfies Record<string, Role>;

@@ -1,7 +1,8 @@
 // Accessibility gate: axe-core's WCAG 2.1 A and AA rules on every screen and
 // tab of the UI, in the light and the dark theme, at desktop (1280x800) and
 // phone (390x844) width, with the states that matter: lists with rows, an
-// empty list, a failed sign-in, a dialog open, a new token's secret. Any
+// empty list, a failed sign-in, a dialog open, a new token's secret, the 3D
+// world's screen (its list and admin panel; the canvas is an image). Any
 // violation fails. Also keyboard focus around the dialogs, and what a screen
 // reader gets from the virtualised host list (Chromium's accessibility tree:
 // the real row count and each rendered row's name).
@@ -188,6 +189,13 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
             await settle(p);
             await check(label);
           }
+
+          // The 3D world (no layout yet: the hint, the admin panel, every host on the shelf).
+          await go(p, '/world');
+          await p.getByTestId('world-hint').waitFor({ timeout: 20_000 });
+          await p.getByTestId('world-list').waitFor();
+          await settle(p);
+          await check('world');
 
           // Admin screens, a dialog open, a new token's secret.
           for (const [url, label, ready] of [['/audit', 'audit', 'audit-table'], ['/settings/account', 'settings, account', 'password-form'], ['/settings/users', 'settings, users', 'users-table'], ['/settings/tokens', 'settings, tokens', 'new-token-form']]) {

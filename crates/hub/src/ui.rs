@@ -40,6 +40,7 @@ const SPA_ROUTES: &[&str] = &[
     "/events",
     "/changes",
     "/network",
+    "/world",
     "/audit",
     "/settings",
     "/settings/{tab}",
