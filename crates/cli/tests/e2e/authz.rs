@@ -46,6 +46,49 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/hub", "", VIEWER, 200),
     ("GET", "/api/v1/gateway", "", VIEWER, 200),
     ("GET", "/api/v1/routes", "", VIEWER, 200),
+    ("GET", "/api/v1/topology", "", VIEWER, 200),
+    (
+        "GET",
+        "/api/v1/topology/impact?id=host:nope",
+        "",
+        VIEWER,
+        404,
+    ),
+    ("GET", "/api/v1/layout", "", VIEWER, 200),
+    // Not the version stored: refused after authorization.
+    (
+        "PUT",
+        "/api/v1/layout",
+        r#"{"version":99,"sites":[]}"#,
+        ADMIN,
+        409,
+    ),
+    ("GET", "/api/v1/alerts", "", VIEWER, 200),
+    ("GET", "/api/v1/alerts/rules", "", VIEWER, 200),
+    (
+        "POST",
+        "/api/v1/alerts/rules",
+        r#"{"name":"x","kind":"host_down","channels":[999999]}"#,
+        ADMIN,
+        404,
+    ),
+    ("DELETE", "/api/v1/alerts/rules/999999", "", ADMIN, 404),
+    ("GET", "/api/v1/alerts/channels", "", ADMIN, 200),
+    (
+        "POST",
+        "/api/v1/alerts/channels",
+        r#"{"name":"x","kind":"webhook","url":"ftp://x"}"#,
+        ADMIN,
+        400,
+    ),
+    ("DELETE", "/api/v1/alerts/channels/999999", "", ADMIN, 404),
+    (
+        "POST",
+        "/api/v1/alerts/channels/999999/test",
+        "",
+        ADMIN,
+        404,
+    ),
     ("GET", "/api/v1/openapi.json", "", VIEWER, 200),
     // A command's own role is checked inside, after the node is found.
     (
@@ -102,7 +145,11 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
-            Some("nodes" | "tokens" | "users" | "commands") if !p.is_empty() => "{id}",
+            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels")
+                if !p.is_empty() =>
+            {
+                "{id}"
+            }
             _ => p,
         })
         .collect::<Vec<_>>()

@@ -261,7 +261,9 @@ pub async fn add_rule(
         .iter()
         .find(|c| !known.iter().any(|k| k.id == **c))
     {
-        return Err(ApiError::NotFound(format!("channel {missing}: no such channel")));
+        return Err(ApiError::NotFound(format!(
+            "channel {missing}: no such channel"
+        )));
     }
     let record = Record::by(&who, "alert_rule.create", Outcome::Ok).detail(&format!(
         "{} {}",
