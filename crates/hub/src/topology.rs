@@ -450,10 +450,11 @@ pub fn impact(graph: &Graph, id: &str) -> Option<Impact> {
             }
         }
     }
-    let kind = |x: &str| graph.nodes.iter().find(|n| n.id == x);
+    let by_id: std::collections::HashMap<&str, &GraphNode> =
+        graph.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let routes: Vec<&GraphNode> = seen
         .iter()
-        .filter_map(|x| kind(x))
+        .filter_map(|x| by_id.get(x).copied())
         .filter(|n| n.kind == NodeKind::Route)
         .collect();
     let mut names: Vec<String> = routes
