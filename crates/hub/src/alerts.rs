@@ -248,22 +248,13 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
         }
         record.notified = false;
         match transition {
-            Transition::Began => {
+            // Pending or firing: active until it resolves or drops.
+            Transition::Began | Transition::Fired => {
                 inner.active.insert(
                     key,
                     Active {
                         record: record.clone(),
-                        alert: next.expect("began"),
-                        sent_ms: None,
-                    },
-                );
-            }
-            Transition::Fired => {
-                inner.active.insert(
-                    key,
-                    Active {
-                        record: record.clone(),
-                        alert: next.expect("fired"),
+                        alert: next.expect("an active alert"),
                         sent_ms: None,
                     },
                 );

@@ -215,7 +215,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Removes a channel (and it from every rule); false if there was none.
+    /// Removes a channel; false if there was none. Rules that name it keep
+    /// the id, which no longer delivers anywhere.
     pub async fn remove_alert_channel(&self, id: i64, record: Record) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let gone = sqlx::query("DELETE FROM alert_channels WHERE id = ?")
