@@ -5,6 +5,7 @@
 
 import { memPct, netRate } from './format';
 import { FrameListeners } from './frames';
+import { LiveTopology } from './topology';
 import type { CommandRecord, Container, NodeView, Route, Sample, StreamMessage, TargetState, TimelineEvent, Unit } from './types';
 
 /** Samples kept per node for the sparklines. */
@@ -61,9 +62,6 @@ export function targetState(r: Route, node: NodeView): TargetState {
 
 export const routeBroken = (s: TargetState) => s === 'stopped' || s === 'missing';
 
-/** The twin's collections the network map is drawn from. */
-const TOPOLOGY_COLLECTIONS = new Set<string>(['containers', 'units', 'routes', 'ports']);
-
 export function containerFailing(c: Container): boolean {
   if (c.health === 'unhealthy') return true;
   if (c.state === 'dead' || c.state === 'restarting') return true;
@@ -94,12 +92,8 @@ class Fleet {
   version = 0;
   /** Bumped when nodes, their collections or their connection change (not on samples). */
   structVersion = 0;
-  /**
-   * Bumped when what the network map draws may have changed: hosts came,
-   * went, connected or disconnected, or a diff touched their containers,
-   * units, routes or ports (the network screen refetches the topology).
-   */
-  topoVersion = 0;
+  /** The topology, while a screen watches it (stream.ts `watchTopology`). */
+  topology = new LiveTopology();
   /** Messages applied, for the browser test's frame measurements. */
   applied = 0;
   /** When the last snapshot arrived and was applied (performance.now()), and its size. */
@@ -200,7 +194,6 @@ class Fleet {
         for (const id of [...this.sparks.keys()]) if (!seen.has(id)) this.sparks.delete(id);
         this.liveCommands.clear();
         this.snapshots++;
-        this.topoVersion++;
         this.loaded = true;
         this.changed(true);
         break;
@@ -208,14 +201,12 @@ class Fleet {
       case 'node': {
         this.nodes.set(msg.node.id, normalise(msg.node));
         this.pushSample(msg.node.id, msg.node.resources);
-        this.topoVersion++;
         this.changed(true);
         break;
       }
       case 'status': {
         const n = this.nodes.get(msg.id);
         if (!n) return;
-        if (n.connected !== msg.connected) this.topoVersion++;
         this.nodes.set(msg.id, { ...n, connected: msg.connected, last_seen: msg.last_seen, agent_version: msg.agent_version });
         this.changed(true);
         break;
@@ -227,11 +218,9 @@ class Fleet {
         const n: NodeView = { ...old };
         for (const ch of msg.changes) {
           if (ch.op === 'host') {
-            if (n.hostname !== ch.value.hostname) this.topoVersion++;
             n.host = ch.value;
             n.hostname = ch.value.hostname;
           } else {
-            if (TOPOLOGY_COLLECTIONS.has(ch.collection)) this.topoVersion++;
             const coll = { ...((n[ch.collection] as Record<string, unknown>) || {}) };
             if (ch.op === 'upsert') coll[ch.key] = ch.value;
             else delete coll[ch.key];
@@ -256,6 +245,12 @@ class Fleet {
         this.liveEvents.unshift(msg.event);
         if (msg.event.kind.startsWith('file.')) this.fileEvents++;
         if (this.liveEvents.length > LIVE_EVENTS) this.liveEvents.length = LIVE_EVENTS;
+        this.changed(false);
+        break;
+      }
+      case 'topology':
+      case 'topology_diff': {
+        this.topology.apply(msg);
         this.changed(false);
         break;
       }

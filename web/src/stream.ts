@@ -14,6 +14,29 @@ let timer: number | undefined;
 let attempt = 0;
 let stopped = true;
 let onSignedOut: (why?: string) => void = () => {};
+/** Screens watching the topology (the hub sends it while one does). */
+let topologyWatchers = 0;
+
+function sendWatch(on: boolean) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'watch', topology: on }));
+}
+
+/**
+ * Asks the hub for the topology and its diffs (fleet.topology holds them)
+ * until the returned function is called. Watches survive reconnects.
+ */
+export function watchTopology(): () => void {
+  if (topologyWatchers++ === 0) sendWatch(true);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--topologyWatchers === 0) {
+      sendWatch(false);
+      fleet.topology.clear();
+    }
+  };
+}
 
 /** Close codes of the hub's stream (crates/hub/src/api/stream.rs). */
 const CLOSE_ENDED = 4001;
@@ -50,6 +73,7 @@ function open() {
     fleet.openedAt = performance.now();
     attempt = 0;
     fleet.setLink('live');
+    if (topologyWatchers > 0) sendWatch(true);
   };
   s.onmessage = (e) => {
     const received = performance.now();

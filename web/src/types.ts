@@ -289,7 +289,27 @@ export type StreamMessage =
   | { type: 'diff'; id: string; seq: number; applied_ms: number; changes: Change[] }
   | { type: 'metrics'; id: string; sample: Sample }
   | { type: 'event'; event: TimelineEvent }
-  | { type: 'command'; command: CommandRecord };
+  | { type: 'command'; command: CommandRecord }
+  | TopologyMessage
+  | TopologyDiffMessage;
+
+/** The whole topology, sent to a stream client that watches it. */
+export interface TopologyMessage {
+  type: 'topology';
+  version: number;
+  nodes: TopoNode[];
+  edges: TopoEdge[];
+}
+
+/** What changed in the topology since the last version. */
+export interface TopologyDiffMessage {
+  type: 'topology_diff';
+  version: number;
+  upsert_nodes: TopoNode[];
+  remove_nodes: string[];
+  upsert_edges: TopoEdge[];
+  remove_edges: { from: string; to: string; kind: TopoEdgeKind }[];
+}
 
 export interface Me {
   username: string;

@@ -166,6 +166,8 @@ pub struct HubState {
     pub gateways: gateway::Gateways,
     /// Alert rules, channels and active alerts.
     pub alerts: alerts::Alerts,
+    /// The topology's live diffs, for stream clients that watch it.
+    pub topology: topology::feed::Feed,
 }
 
 /// What the first start did about the admin account.
@@ -287,6 +289,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         files,
         gateways: gateways.clone(),
         alerts: alerts::Alerts::default(),
+        topology: topology::feed::Feed::new(),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -306,6 +309,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         file_jobs,
         recorder_stop.clone(),
     ));
+    tokio::spawn(topology::feed::run(state.clone(), shutdown.clone()));
     tokio::spawn(alerts::run(
         state.clone(),
         config.alerts.clone(),

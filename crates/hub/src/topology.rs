@@ -8,6 +8,9 @@
 //! `container:NODE:ID`, `unit:NODE:NAME`, `port:NODE:PORT/PROTO`,
 //! `proxy:NODE:PROVIDER:INSTANCE`, `route:NODE:KEY`.
 
+pub mod diff;
+pub mod feed;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -71,7 +74,7 @@ pub struct GraphNode {
     pub node_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeKind {
     /// Traffic enters here: internet → gateway → host, with a load.
@@ -223,6 +226,71 @@ pub fn derive(hosts: &[HostInput<'_>], gateways: &[GatewayStatus]) -> Graph {
     b.finish()
 }
 
+/// The part of the graph no host owns: the internet and the gateways, and
+/// the id of the element through which traffic enters (the first gateway,
+/// else the internet itself).
+pub fn global(gateways: &[GatewayStatus]) -> (Graph, String) {
+    let mut g = Graph::default();
+    g.nodes.push(GraphNode {
+        id: INTERNET.into(),
+        kind: NodeKind::Internet,
+        label: "internet".into(),
+        health: if gateways.iter().any(|g| g.upstream == Upstream::Up) {
+            Health::Ok
+        } else if gateways.iter().any(|g| g.upstream == Upstream::Down) {
+            Health::Down
+        } else {
+            Health::Unknown
+        },
+        status: String::new(),
+        node_id: None,
+    });
+    let mut entry = INTERNET.to_string();
+    for (i, gw) in gateways.iter().enumerate() {
+        let id = format!("gateway:{}", gw.spec.as_deref().unwrap_or("none"));
+        g.nodes.push(GraphNode {
+            id: id.clone(),
+            kind: NodeKind::Gateway,
+            label: gw
+                .device
+                .clone()
+                .or_else(|| gw.public_ip.clone())
+                .unwrap_or_else(|| gw.provider.clone().unwrap_or_default()),
+            health: match (gw.upstream, &gw.error) {
+                (Upstream::Up, _) => Health::Ok,
+                (Upstream::Down, _) => Health::Down,
+                (Upstream::Unknown, Some(_)) => Health::Warn,
+                (Upstream::Unknown, None) => Health::Unknown,
+            },
+            status: match gw.upstream {
+                Upstream::Up => "up",
+                Upstream::Down => "down",
+                Upstream::Unknown => "unknown",
+            }
+            .into(),
+            node_id: None,
+        });
+        let (utilisation, bps) = wan_uplink(gw);
+        g.edges.push(GraphEdge {
+            utilisation,
+            bps,
+            ..edge(INTERNET, &id, EdgeKind::Uplink)
+        });
+        if i == 0 {
+            entry = id;
+        }
+    }
+    (g, entry)
+}
+
+/// One host's part of the graph: the host, its uplink from `entry`, and
+/// everything that runs on it. Hosts' parts are independent of each other.
+pub fn host_part(h: &HostInput<'_>, entry: &str) -> Graph {
+    let mut g = Graph::default();
+    add_host(&mut g, h, entry);
+    g
+}
+
 /// Builds the graph one host at a time (so a caller can feed it hosts it
 /// only borrows for a moment).
 pub struct Builder {
@@ -234,57 +302,8 @@ pub struct Builder {
 
 impl Builder {
     pub fn new(gateways: &[GatewayStatus]) -> Builder {
-        let mut g = Graph::default();
-        g.nodes.push(GraphNode {
-            id: INTERNET.into(),
-            kind: NodeKind::Internet,
-            label: "internet".into(),
-            health: if gateways.iter().any(|g| g.upstream == Upstream::Up) {
-                Health::Ok
-            } else if gateways.iter().any(|g| g.upstream == Upstream::Down) {
-                Health::Down
-            } else {
-                Health::Unknown
-            },
-            status: String::new(),
-            node_id: None,
-        });
-        let mut entry = INTERNET.to_string();
-        for (i, gw) in gateways.iter().enumerate() {
-            let id = format!("gateway:{}", gw.spec.as_deref().unwrap_or("none"));
-            g.nodes.push(GraphNode {
-                id: id.clone(),
-                kind: NodeKind::Gateway,
-                label: gw
-                    .device
-                    .clone()
-                    .or_else(|| gw.public_ip.clone())
-                    .unwrap_or_else(|| gw.provider.clone().unwrap_or_default()),
-                health: match (gw.upstream, &gw.error) {
-                    (Upstream::Up, _) => Health::Ok,
-                    (Upstream::Down, _) => Health::Down,
-                    (Upstream::Unknown, Some(_)) => Health::Warn,
-                    (Upstream::Unknown, None) => Health::Unknown,
-                },
-                status: match gw.upstream {
-                    Upstream::Up => "up",
-                    Upstream::Down => "down",
-                    Upstream::Unknown => "unknown",
-                }
-                .into(),
-                node_id: None,
-            });
-            let (utilisation, bps) = wan_uplink(gw);
-            g.edges.push(GraphEdge {
-                utilisation,
-                bps,
-                ..edge(INTERNET, &id, EdgeKind::Uplink)
-            });
-            if i == 0 {
-                entry = id;
-            }
-        }
-        Builder { graph: g, entry }
+        let (graph, entry) = global(gateways);
+        Builder { graph, entry }
     }
 
     pub fn host(&mut self, h: &HostInput<'_>) {

@@ -96,6 +96,10 @@ pub struct Twin {
     /// Nodes of which only liveness (last seen, resources) changed: written
     /// less often, and without re-serializing their whole state.
     alive: Mutex<HashSet<String>>,
+    /// Nodes changed in any way since the topology feed last looked, and
+    /// its wake-up.
+    topology: Mutex<HashSet<String>>,
+    topology_changed: tokio::sync::Notify,
     next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -127,6 +131,8 @@ impl Twin {
             timeline: None,
             dirty: Mutex::new(HashSet::new()),
             alive: Mutex::new(HashSet::new()),
+            topology: Mutex::new(HashSet::new()),
+            topology_changed: tokio::sync::Notify::new(),
             next_conn: 1.into(),
         }
     }
@@ -438,6 +444,16 @@ impl Twin {
         nodes.get(id).map(|n| n.public_key.clone())
     }
 
+    /// The nodes changed since the last call (for the topology feed).
+    pub fn take_topology_changes(&self) -> HashSet<String> {
+        std::mem::take(&mut *self.topology.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Resolves once a node changed since the last [`Twin::take_topology_changes`].
+    pub async fn topology_changed(&self) {
+        self.topology_changed.notified().await;
+    }
+
     /// Adds a freshly enrolled node (disconnected until its session connects).
     pub fn ensure_node(&self, id: &str, simulated: bool, public_key: &str) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
@@ -480,6 +496,12 @@ impl Twin {
             let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
             if !set.contains(id) {
                 set.insert(id.to_string());
+            }
+            drop(set);
+            let mut topology = self.topology.lock().unwrap_or_else(|e| e.into_inner());
+            if !topology.contains(id) {
+                topology.insert(id.to_string());
+                self.topology_changed.notify_one();
             }
         }
         self.emit(timeline);

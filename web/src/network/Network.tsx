@@ -1,8 +1,7 @@
 // The network map (/network): the fleet as a graph, internet on the left,
 // hosts on the right (layout.ts), drawn in SVG. Loaded on first use (its
-// own chunk). Live: the topology is fetched again shortly after the stream
-// says containers, units, routes, ports or connections changed, and every
-// 15 s for the links' load. Scales to 500 hosts and 10,000 containers:
+// own chunk). Live: the stream sends the topology once and then its diffs
+// (links' loads included); no reload. Scales to 500 hosts and 10,000 containers:
 // children are folded into their hosts (a count, and chips once zoomed
 // in), only what is near the viewport is drawn, labels only when legible,
 // and panning moves one transform without re-rendering.
@@ -13,6 +12,7 @@ import { api } from '../api';
 import { Empty, ErrorBox } from '../components/bits';
 import { hostUrl, Link, setQuery } from '../router';
 import { fleet } from '../store';
+import { watchTopology } from '../stream';
 import type { Impact, Topology, TopoEdge, TopoNode } from '../types';
 import { CHIP, CHIP_PITCH, CHIP_X0, CHIP_X1, layout, type Layout, type Placed } from './layout';
 import './network.css';
@@ -24,9 +24,8 @@ const LABEL_K = 0.35;
 export const DETAIL_K = 1.2;
 const MIN_K = 0.01;
 const MAX_K = 4;
-/** Refetch at most this often after the stream says the topology changed. */
+/** Take a new graph at most this often while the topology changes. */
 const DEBOUNCE_MS = 300;
-const POLL_MS = 15_000;
 
 /** Until when the user is panning, zooming or dragging: a new topology waits until then (no layout mid-gesture). */
 let busyUntil = 0;
@@ -111,60 +110,42 @@ function sublabel(p: Placed, gateways: number): string {
   return [KIND_NAME[n.kind].toLowerCase(), n.status].filter(Boolean).join(' · ');
 }
 
-/** The topology, kept current: first load, then after topology changes on the stream (coalesced), and a slow poll for loads. */
+/**
+ * The topology, kept current by the stream: the hub sends the whole graph
+ * when this screen starts watching, then only what changed. A new graph is
+ * taken at most every DEBOUNCE_MS, and never in the middle of a gesture.
+ */
 function useTopology() {
-  const [graph, setGraph] = useState<Topology | null>(null);
+  const [graph, setGraph] = useState<Topology | null>(() => (fleet.topology.loaded ? fleet.topology.graph() : null));
   const [error, setError] = useState('');
   useEffect(() => {
-    let live = true;
     let timer: number | undefined;
-    let inflight = false;
-    let dirty = false;
-    let seen = fleet.topoVersion;
-    let took = 0;
-    const load = () => {
+    let seen = -1;
+    const take = () => {
       timer = undefined;
-      if (inflight) {
-        dirty = true;
+      if (performance.now() < busyUntil) {
+        timer = window.setTimeout(take, 200);
         return;
       }
-      inflight = true;
-      dirty = false;
-      const t0 = performance.now();
-      const apply = (g: Topology) => {
-        if (!live) return;
-        if (performance.now() < busyUntil) {
-          window.setTimeout(() => apply(g), 200);
-          return;
-        }
-        setGraph(g);
-        setError('');
-      };
-      api.topology().then(
-        apply,
-        (err) => live && setError((err as Error).message),
-      ).finally(() => {
-        inflight = false;
-        took = performance.now() - t0;
-        if (live && dirty) schedule();
-      });
+      seen = fleet.topology.changes;
+      setGraph(fleet.topology.loaded ? fleet.topology.graph() : null);
+      setError('');
     };
-    // A big fleet's graph takes a while to build: one read at a time, and a pause after a slow one.
-    const schedule = () => {
-      if (timer === undefined) timer = window.setTimeout(load, Math.max(DEBOUNCE_MS, Math.min(took * 2, 5000)));
-    };
-    load();
+    const unwatch = watchTopology();
     const unsubscribe = fleet.subscribe(() => {
-      if (fleet.topoVersion === seen) return;
-      seen = fleet.topoVersion;
-      schedule();
+      if (fleet.topology.changes === seen || timer !== undefined) return;
+      // The first graph at once; later ones coalesced.
+      timer = window.setTimeout(take, seen < 0 ? 0 : DEBOUNCE_MS);
     });
-    const poll = window.setInterval(() => document.visibilityState === 'visible' && schedule(), POLL_MS);
+    // The stream is down: say so rather than showing a graph as if live.
+    const offline = window.setInterval(() => {
+      if (fleet.link !== 'live' && !fleet.topology.loaded) setError('the live stream is not connected');
+    }, 2000);
     return () => {
-      live = false;
       unsubscribe();
+      unwatch();
       clearTimeout(timer);
-      clearInterval(poll);
+      clearInterval(offline);
     };
   }, []);
   return { graph, error };

@@ -139,3 +139,180 @@ fn two_with_defaults(two: &Value) -> Value {
     }
     v
 }
+
+/// A graph as a client holds it: elements by id, edges by (from, to, kind).
+#[derive(Debug, Default, PartialEq)]
+struct Held {
+    nodes: std::collections::BTreeMap<String, Value>,
+    edges: std::collections::BTreeMap<(String, String, String), Value>,
+}
+
+fn edge_key(e: &Value) -> (String, String, String) {
+    let s = |k: &str| e[k].as_str().unwrap().to_string();
+    (s("from"), s("to"), s("kind"))
+}
+
+impl Held {
+    fn of(g: &Value) -> Held {
+        let mut h = Held::default();
+        for n in g["nodes"].as_array().unwrap() {
+            h.nodes
+                .insert(n["id"].as_str().unwrap().to_string(), n.clone());
+        }
+        for e in g["edges"].as_array().unwrap() {
+            h.edges.insert(edge_key(e), e.clone());
+        }
+        h
+    }
+
+    fn apply(&mut self, d: &Value) {
+        for id in d["remove_nodes"].as_array().unwrap() {
+            self.nodes.remove(id.as_str().unwrap());
+        }
+        for n in d["upsert_nodes"].as_array().unwrap() {
+            self.nodes
+                .insert(n["id"].as_str().unwrap().to_string(), n.clone());
+        }
+        for e in d["remove_edges"].as_array().unwrap() {
+            self.edges.remove(&edge_key(e));
+        }
+        for e in d["upsert_edges"].as_array().unwrap() {
+            self.edges.insert(edge_key(e), e.clone());
+        }
+    }
+}
+
+/// Reads the stream until no topology message came for `quiet` (or for
+/// `most` in all), applying what came to `held`; returns how many diffs
+/// were applied.
+async fn follow<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    held: &mut Held,
+    quiet: Duration,
+    most: Duration,
+) -> usize
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut diffs = 0;
+    let mut last = tokio::time::Instant::now();
+    let mut version = 0;
+    let start = tokio::time::Instant::now();
+    while last.elapsed() < quiet && start.elapsed() < most {
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await
+        else {
+            continue;
+        };
+        let tokio_tungstenite::tungstenite::Message::Text(text) = msg else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(text.as_str()).unwrap();
+        match v["type"].as_str() {
+            Some("topology") => {
+                *held = Held::of(&v);
+                version = v["version"].as_u64().unwrap();
+                last = tokio::time::Instant::now();
+            }
+            Some("topology_diff") => {
+                let n = v["version"].as_u64().unwrap();
+                assert!(n > version, "versions only grow: {n} after {version}");
+                version = n;
+                held.apply(&v);
+                diffs += 1;
+                last = tokio::time::Instant::now();
+            }
+            _ => {}
+        }
+    }
+    diffs
+}
+
+/// A client watching the topology on the stream gets the graph once, then
+/// diffs; applied, they give the graph the API derives. A client limited
+/// to a host group gets only its hosts' parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_diffs_on_the_stream() {
+    use futures_util::SinkExt;
+    let dir = temp_dir("topology-stream");
+    let hub = Hub::start(&dir);
+    let admin = hub.token("admin");
+    let sim = sim(
+        &hub.join(),
+        8,
+        &["--interval", "1s", "--churn", "50"],
+        &dir.join("sim.log"),
+    );
+    tokio::task::block_in_place(|| hub.wait_connected(&admin, 8, Duration::from_secs(30)));
+    let site = {
+        let first = hub.nodes(&admin)[0]["id"].as_str().unwrap().to_string();
+        let (_, twin) = hub.get(&format!("/api/v1/nodes/{first}"), &admin);
+        twin["host"]["labels"]["site"].as_str().unwrap().to_string()
+    };
+    let scoped = hub.ctl(&[
+        "api-token",
+        "create",
+        "--role",
+        "viewer",
+        "--group",
+        &format!("site={site}"),
+    ]);
+
+    let watch =
+        tokio_tungstenite::tungstenite::Message::text(r#"{"type":"watch","topology":true}"#);
+    let mut ws = stream(hub.addr, &admin).await;
+    ws.send(watch.clone()).await.unwrap();
+    let mut ws_scoped = stream(hub.addr, &scoped).await;
+    ws_scoped.send(watch).await.unwrap();
+
+    // The fleet churns: containers start and stop, samples move the loads.
+    let (mut all, mut some) = (Held::default(), Held::default());
+    let (a, b) = tokio::join!(
+        follow(
+            &mut ws,
+            &mut all,
+            Duration::from_secs(4),
+            Duration::from_secs(5)
+        ),
+        follow(
+            &mut ws_scoped,
+            &mut some,
+            Duration::from_secs(4),
+            Duration::from_secs(5)
+        ),
+    );
+    assert!(
+        a > 0 && b > 0,
+        "diffs arrive while the fleet changes ({a}, {b})"
+    );
+    drop(sim);
+    let (a2, b2) = tokio::join!(
+        follow(
+            &mut ws,
+            &mut all,
+            Duration::from_secs(3),
+            Duration::from_secs(30)
+        ),
+        follow(
+            &mut ws_scoped,
+            &mut some,
+            Duration::from_secs(3),
+            Duration::from_secs(30)
+        ),
+    );
+    assert!(
+        a2 > 0 && b2 > 0,
+        "the hosts going offline is a change ({a2}, {b2})"
+    );
+
+    // Diffs applied to the first graph give what the API derives now.
+    let (_, g) = hub.get("/api/v1/topology", &admin);
+    assert_eq!(all, Held::of(&g));
+    let (_, g) = hub.get("/api/v1/topology", &scoped);
+    let expected = Held::of(&g);
+    assert_eq!(some, expected);
+    assert!(
+        expected.nodes.len() < all.nodes.len(),
+        "the group sees part of the fleet"
+    );
+}

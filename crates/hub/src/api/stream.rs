@@ -16,6 +16,7 @@ use super::auth::Auth;
 use crate::HubState;
 use crate::server::Admission;
 use crate::store::Principal;
+use crate::topology::feed::{ClientStep, Update, for_client};
 
 /// A client that cannot take a batch of messages for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,7 +35,11 @@ pub const SNAPSHOTS_AT_ONCE: usize = 2;
 
 /// WebSocket: `{"type":"snapshot","nodes":[…]}` first, then `node`, `status`,
 /// `diff`, `metrics`, `event` and `command` (a command started or ended)
-/// messages as they happen. A client that falls behind
+/// messages as they happen. A client that sends `{"type":"watch",
+/// "topology":true}` also gets the topology: `{"type":"topology",
+/// "version",…,"nodes","edges"}` at once, then `topology_diff` messages
+/// (`upsert_nodes`, `remove_nodes`, `upsert_edges`, `remove_edges`) as it
+/// changes; `"topology":false` stops them. A client that falls behind
 /// gets a fresh snapshot instead of the events it missed. When the caller's
 /// session ends or token is revoked the stream closes with code 4001; when
 /// its role or host groups change, with 4002 (reconnect).
@@ -130,6 +135,7 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, creden
     let mut snapshot_turn = Some(permit);
     let (snapshot, mut events) = subscribe(&hub, &who);
     let mut batch = vec![snapshot];
+    let mut topology: Option<Watch> = None;
     loop {
         match send_batch(&mut socket, &mut batch).await {
             Sent::Ok => {}
@@ -196,12 +202,100 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, creden
                     batch.push(resync(&hub, &who, &mut events, missed));
                 }
             }
+            update = next_update(&mut topology) => {
+                let Some(watch) = topology.as_mut() else { continue };
+                match update {
+                    Ok(update) if update.version <= watch.version => {}
+                    Ok(update) => {
+                        match for_client(&update, watch.known.as_mut(), |id| sees(&hub, &who, id)) {
+                            ClientStep::Send(text) => batch.push(text),
+                            ClientStep::Nothing => {}
+                            ClientStep::Resync => batch.push(watch.resync(&hub, &who)),
+                        }
+                        watch.version = watch.version.max(update.version);
+                    }
+                    Err(RecvError::Lagged(_)) => batch.push(watch.resync(&hub, &who)),
+                    Err(RecvError::Closed) => topology = None,
+                }
+            }
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(on) = asks_topology(&text) {
+                        topology = on.then(|| {
+                            let (json, watch) = Watch::start(&hub, &who);
+                            batch.push(json);
+                            watch
+                        });
+                    }
+                }
                 Some(Ok(_)) => {}
             },
         }
     }
+}
+
+/// A client's watch on the topology: its updates, the last version it
+/// was sent, and (when limited to host groups) which hosts it saw.
+struct Watch {
+    updates: broadcast::Receiver<Arc<Update>>,
+    version: u64,
+    known: Option<std::collections::HashMap<String, bool>>,
+}
+
+impl Watch {
+    fn start(hub: &HubState, who: &Principal) -> (Utf8Bytes, Watch) {
+        let (json, known, updates) = hub.topology.watch(hub, |id| sees(hub, who, id));
+        let watch = Watch {
+            updates,
+            version: version_of(&json),
+            known: who.groups.is_some().then_some(known),
+        };
+        (json, watch)
+    }
+
+    /// The whole graph again (after falling behind, or a change of view).
+    fn resync(&mut self, hub: &HubState, who: &Principal) -> Utf8Bytes {
+        let (json, known) = hub.topology.resend(|id| sees(hub, who, id));
+        self.version = version_of(&json);
+        if self.known.is_some() {
+            self.known = Some(known);
+        }
+        json
+    }
+}
+
+/// The version a `topology` message carries.
+fn version_of(json: &Utf8Bytes) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct V {
+        version: u64,
+    }
+    serde_json::from_str::<V>(json.as_str()).map_or(0, |v| v.version)
+}
+
+async fn next_update(watch: &mut Option<Watch>) -> Result<Arc<Update>, RecvError> {
+    match watch {
+        Some(w) => w.updates.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `Some(on)` when a client's message is `{"type":"watch","topology":on}`;
+/// anything else a client says is ignored.
+fn asks_topology(text: &str) -> Option<bool> {
+    #[derive(serde::Deserialize)]
+    struct Ask<'a> {
+        r#type: &'a str,
+        topology: Option<bool>,
+    }
+    let ask: Ask = serde_json::from_str(text).ok()?;
+    (ask.r#type == "watch").then_some(ask.topology).flatten()
+}
+
+/// Whether `who` may see host `id`.
+fn sees(hub: &HubState, who: &Principal, id: &str) -> bool {
+    who.groups.is_none() || hub.twin.check(id, |n| who.sees(&n.state.host.labels))
 }
 
 /// A fresh snapshot for a client that missed `missed` events, and a new

@@ -291,3 +291,52 @@ fn no_gateway_and_offline_hosts_say_unknown() {
     assert_eq!(node(&g, "container:A:c1").health, Health::Unknown);
     assert!(!g.nodes.iter().any(|n| n.kind == NodeKind::Gateway));
 }
+
+/// The live feed keeps the graph in parts; together they are the graph
+/// the API derives, and a host's change touches only that host's part.
+#[test]
+fn the_parts_make_the_whole_and_a_change_stays_in_its_host() {
+    let (mut a, sa, b, sb, gw) = fleet();
+    let (global_part, entry) = global(std::slice::from_ref(&gw));
+    let part = |id: &str, state: &NodeState, sample: &Sample| {
+        host_part(
+            &HostInput {
+                id,
+                connected: true,
+                state,
+                sample: Some(sample),
+            },
+            &entry,
+        )
+    };
+    let (pa, pb) = (part("A", &a, &sa), part("B", &b, &sb));
+    let mut whole = global_part.clone();
+    for p in [&pa, &pb] {
+        whole.nodes.extend(p.nodes.iter().cloned());
+        whole.edges.extend(p.edges.iter().cloned());
+    }
+    assert_eq!(whole, graph());
+
+    // A's container stops: only A's part changes, and only that container,
+    // its published port and the route to it (their health and status).
+    for c in a.containers.values_mut() {
+        c.state = "exited".into();
+    }
+    let d = diff::diff(&pa, &part("A", &a, &sa));
+    assert!(d.remove_nodes.is_empty() && d.remove_edges.is_empty());
+    assert!(!d.upsert_nodes.is_empty());
+    assert!(
+        d.upsert_nodes
+            .iter()
+            .all(|n| n.node_id.as_deref() == Some("A") && n.health == Health::Down),
+        "{:?}",
+        d.upsert_nodes
+    );
+    let mut kinds: Vec<NodeKind> = d.upsert_nodes.iter().map(|n| n.kind).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [NodeKind::Route, NodeKind::Container, NodeKind::Port]
+    );
+    assert!(d.upsert_edges.is_empty());
+}
