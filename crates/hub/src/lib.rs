@@ -22,6 +22,7 @@ pub mod link;
 pub mod lockout;
 pub mod metrics;
 pub mod recorder;
+pub mod schedules;
 pub mod server;
 pub mod store;
 pub mod timeline;
@@ -166,6 +167,8 @@ pub struct HubState {
     pub gateways: gateway::Gateways,
     /// Alert rules, channels and active alerts.
     pub alerts: alerts::Alerts,
+    /// Wakes the scheduler when schedules change.
+    pub schedules: schedules::Scheduler,
 }
 
 /// What the first start did about the admin account.
@@ -287,6 +290,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         files,
         gateways: gateways.clone(),
         alerts: alerts::Alerts::default(),
+        schedules: schedules::Scheduler::default(),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -311,6 +315,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         config.alerts.clone(),
         recorder_stop.clone(),
     ));
+    tokio::spawn(schedules::run(state.clone(), shutdown.clone()));
     // Gateway pollers stop with the recorder, after their last events.
     gateway::spawn(
         gateways,
