@@ -24,7 +24,7 @@ pub enum SchedulesCommand {
         remote: RemoteArgs,
     },
     /// Adds a schedule: `add NAME --cron "30 2 * * *" --node ID --action NAME [--arg K=V…]`.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Removes a schedule (its runs go with it).
     Rm {
         #[command(flatten)]

@@ -140,7 +140,9 @@ async fn tick(hub: &Arc<HubState>, stop: &CancellationToken) -> Result<Option<i6
             Err(e) => {
                 let e = e.to_string();
                 if s.schedule_error.as_deref() != Some(&e) {
-                    hub.store.note_schedule(s.id, None, None, Some(&e)).await?;
+                    hub.store
+                        .note_schedule(s.id, s.updated_ms, None, None, Some(&e))
+                        .await?;
                 }
                 continue;
             }
@@ -158,7 +160,15 @@ async fn tick(hub: &Arc<HubState>, stop: &CancellationToken) -> Result<Option<i6
             // The next slot is stored before this one runs: a crash in
             // between loses a run rather than repeating it.
             let error = d.next.is_none().then_some("the pattern fires no more");
-            hub.store.note_schedule(s.id, d.next, d.run, error).await?;
+            let noted = hub
+                .store
+                .note_schedule(s.id, s.updated_ms, d.next, d.run, error)
+                .await?;
+            if !noted {
+                // Edited or removed meanwhile: the next look sees the new one.
+                earliest = Some(now);
+                continue;
+            }
         }
         if let Some(m) = d.missed {
             runner::missed(hub, &s, m, d.run.is_some()).await?;

@@ -24,6 +24,9 @@ use crate::timeline::Event;
 
 /// The actor of every scheduled command.
 pub const ACTOR: &str = "scheduler";
+/// How long a catch-up waits for a host's agent: it runs right after a
+/// hub restart, before the agents have reconnected.
+pub const CATCH_UP_WAIT_SECS: u32 = 60;
 /// The timeline's node for a schedule's events when no host is named.
 pub const NODE_ID: &str = "_scheduler";
 
@@ -101,6 +104,10 @@ pub async fn run_on(
         Err(e) => return skip(hub, s, node_id, slot, trigger, "failed", &e).await,
     };
     let Job::Command { op, wait_secs } = job;
+    let wait_secs = match trigger {
+        "catch_up" => wait_secs.max(CATCH_UP_WAIT_SECS),
+        _ => wait_secs,
+    };
     // Wait for the agent as long as the body asks; then it is offline.
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(wait_secs.min(MAX_WAIT_SECS).into());

@@ -339,28 +339,34 @@ impl Store {
         Ok(gone)
     }
 
-    /// Notes the scheduler's view of a schedule: the next slot, the last
-    /// run (kept when `None`) and the error that stops it (cleared by `None`).
+    /// Notes the scheduler's view of a schedule as it was when last
+    /// saved at `updated_ms`: the next slot, the last run (kept when
+    /// `None`) and the error that stops it (cleared by `None`). False (and
+    /// nothing written) if it was edited or removed since.
     pub async fn note_schedule(
         &self,
         id: i64,
+        updated_ms: i64,
         next_run_ms: Option<i64>,
         last_run_ms: Option<i64>,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        let noted = sqlx::query(
             "UPDATE schedules SET next_run_ms = ?, last_run_ms = COALESCE(?, last_run_ms),
-                schedule_error = ? WHERE id = ?",
+                schedule_error = ? WHERE id = ? AND updated_ms = ?",
         )
         .bind(next_run_ms)
         .bind(last_run_ms)
         .bind(error)
         .bind(id)
+        .bind(updated_ms)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
         tx.commit().await?;
-        Ok(())
+        Ok(noted)
     }
 
     /// Notes a run by hand at `at` (the next slot stays).

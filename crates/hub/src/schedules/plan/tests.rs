@@ -105,6 +105,16 @@ fn dst_days_run_a_0230_job_exactly_once() {
         let p = plan("30 2 * * *", zone);
         let runs = runs_on(&p, tz, day);
         assert_eq!(runs.len(), 1, "{zone} {day}: {runs:?}");
+        let local = p.local(runs[0]).unwrap();
+        let spring = day.month() == 3;
+        // Spring forward: 02:30 does not exist; the run is at the first
+        // instant after the gap. Fall back: at the (first) 02:30.
+        let expected = if spring { (3, 0) } else { (2, 30) };
+        assert_eq!(
+            (local.hour(), local.minute()),
+            expected,
+            "{zone} {day}: {local}"
+        );
         // The days around it run at 02:30 local as usual.
         for other in [day.pred_opt().unwrap(), day.succ_opt().unwrap()] {
             let r = runs_on(&p, tz, other);

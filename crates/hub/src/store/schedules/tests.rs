@@ -66,14 +66,26 @@ async fn schedules_round_trip_and_are_audited() {
         (30, Role::Operator, Some(1_000))
     );
 
-    store
-        .note_schedule(id, Some(2_000), Some(1_000), Some("broken"))
-        .await
-        .unwrap();
-    store
-        .note_schedule(id, Some(3_000), None, None)
-        .await
-        .unwrap();
+    let at = store.schedule(id).await.unwrap().unwrap().updated_ms;
+    assert!(
+        store
+            .note_schedule(id, at, Some(2_000), Some(1_000), Some("broken"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .note_schedule(id, at, Some(3_000), None, None)
+            .await
+            .unwrap()
+    );
+    // A note from before an edit is not written.
+    assert!(
+        !store
+            .note_schedule(id, at - 1, Some(9_000), None, None)
+            .await
+            .unwrap()
+    );
     let s = store.schedule(id).await.unwrap().unwrap();
     assert_eq!(
         (s.next_run_ms, s.last_run_ms, s.schedule_error),
