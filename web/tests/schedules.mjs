@@ -2,7 +2,7 @@
 // local agent labelled `role=ui` and a policy with one action. Checks: the
 // cron helper shows the next five runs from the hub in the chosen time zone
 // and refuses a pattern that never fires; a schedule created with it lists
-// its next run; "Run now" runs the action on the real agent and the run
+// its next run; an edit moves it; "Run now" runs the action on the real agent and the run
 // history shows it ending `ok` with its command; disable and enable.
 //
 // Run: TWINBAY_BIN=… node --experimental-websocket --test web/tests/schedules.mjs
@@ -140,6 +140,23 @@ describe('schedules', { timeout: 180_000 }, () => {
     assert.equal(cmd.actor, 'scheduler');
     assert.match(cmd.output.map((o) => o.data).join(''), /hello from a schedule/);
     await shot(page, 'schedules.png');
+  });
+
+  step('edit: a new time, the helper follows, the next run moves', async () => {
+    const row = page.locator('[data-testid="schedule-row"][data-name="nightly hello"]');
+    await row.getByTestId('schedule-edit').click();
+    const form = page.getByTestId('schedule-edit-form');
+    await form.waitFor();
+    const cron = form.locator('input.mono');
+    assert.equal(await cron.inputValue(), '30 2 * * *');
+    await cron.fill('15 4 * * 1-5');
+    await form.getByTestId('cron-preview').filter({ hasText: '04:15' }).waitFor({ timeout: 10_000 });
+    await form.locator('button[type="submit"]').click();
+    await form.waitFor({ state: 'detached', timeout: 10_000 });
+    await page.waitForFunction(() => /04:15/.test(document.querySelector('[data-testid="schedule-next"]')?.textContent || ''), null, { timeout: 10_000 });
+    const { json } = await api('GET', '/api/v1/schedules');
+    assert.equal(json[0].cron, '15 4 * * 1-5');
+    assert.deepEqual(json[0].command, { op: 'action', name: 'hello', args: {} });
   });
 
   step('disable and enable', async () => {

@@ -1,6 +1,6 @@
 // Schedules: commands that run on a cron pattern on a host or a host group
 // (docs/schedules.md). The list shows each one's next and last run and
-// state; operators create them with a cron helper that shows the next five
+// state; operators create and edit them with a cron helper that shows the next five
 // runs in the chosen time zone, enable or disable them, run them now and
 // read their run history.
 
@@ -93,12 +93,23 @@ function parseArgs(text: string): Record<string, string> | string {
   return args;
 }
 
-function NewSchedule({ onSaved }: { onSaved: () => void }) {
-  const [cron, setCron] = useState('30 2 * * *');
-  const [timezone, setTimezone] = useState(localZone);
-  const [kind, setKind] = useState<'group' | 'node'>('group');
+/** The action and its arguments of a schedule whose command is an action (what the form edits). */
+function actionOf(s: Schedule): { name: string; args: string } | null {
+  const c = s.command as { op?: string; name?: string; args?: Record<string, string> };
+  if (c.op !== 'action' || typeof c.name !== 'string') return null;
+  return { name: c.name, args: Object.entries(c.args || {}).map(([k, v]) => `${k}=${v}`).join(', ') };
+}
+
+/** Creates a schedule, or edits `initial` (an action schedule). */
+function ScheduleForm({ initial, onSaved, onCancel }: { initial?: Schedule; onSaved: () => void; onCancel?: () => void }) {
+  const action = initial ? actionOf(initial) : null;
+  const [cron, setCron] = useState(initial?.cron ?? '30 2 * * *');
+  const [timezone, setTimezone] = useState(initial?.timezone ?? localZone());
+  const [kind, setKind] = useState<'group' | 'node'>(initial && 'node' in initial.target ? 'node' : 'group');
+  const [overlap, setOverlap] = useState<string>(initial?.overlap ?? 'forbid');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const target0 = initial ? ('node' in initial.target ? initial.target.node : initial.target.group) : '';
   const submit = async (e: Event) => {
     e.preventDefault();
     const form = e.currentTarget as HTMLFormElement;
@@ -112,14 +123,17 @@ function NewSchedule({ onSaved }: { onSaved: () => void }) {
       timezone,
       target: kind === 'node' ? { node: target } : { group: target },
       command: { op: 'action', name: String(data.get('action') || '').trim(), args },
-      overlap: String(data.get('overlap') || 'forbid'),
+      enabled: initial ? initial.enabled : true,
+      overlap,
       jitter_secs: Number(data.get('jitter') || 0),
+      grace_secs: initial?.grace_secs ?? null,
     };
     setBusy(true);
     setError('');
     try {
-      await schedulesApi.create(body);
-      form.reset();
+      if (initial) await schedulesApi.update(initial.id, body);
+      else await schedulesApi.create(body);
+      if (!initial) form.reset();
       onSaved();
     } catch (err) {
       setError((err as Error).message);
@@ -127,51 +141,52 @@ function NewSchedule({ onSaved }: { onSaved: () => void }) {
       setBusy(false);
     }
   };
+  const id = initial ? `-${initial.id}` : '';
   return (
-    <form class="form schedule-form" onSubmit={submit} noValidate data-testid="schedule-form">
-      <h2>New schedule</h2>
+    <form class="form schedule-form" onSubmit={submit} noValidate data-testid={initial ? 'schedule-edit-form' : 'schedule-form'}>
+      <h2>{initial ? `Edit ${initial.name}` : 'New schedule'}</h2>
       <label class="field">
         Name
-        <input name="name" required maxLength={100} placeholder="nightly dump" data-testid="schedule-name" />
+        <input name="name" required maxLength={100} placeholder="nightly dump" defaultValue={initial?.name} data-testid={`schedule-name${id}`} />
       </label>
       <div class="form form-row">
         <label class="field">
           Cron (minute hour day month weekday)
-          <input class="mono" value={cron} onInput={(e) => setCron(e.currentTarget.value)} required spellcheck={false} data-testid="schedule-cron" />
+          <input class="mono" value={cron} onInput={(e) => setCron(e.currentTarget.value)} required spellcheck={false} data-testid={`schedule-cron${id}`} />
         </label>
         <label class="field">
           Time zone
-          <input value={timezone} onInput={(e) => setTimezone(e.currentTarget.value)} required spellcheck={false} data-testid="schedule-tz" />
+          <input value={timezone} onInput={(e) => setTimezone(e.currentTarget.value)} required spellcheck={false} data-testid={`schedule-tz${id}`} />
         </label>
       </div>
       <CronHelper cron={cron} timezone={timezone} />
       <div class="form form-row">
         <label class="field">
           Runs on
-          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as 'group' | 'node')} data-testid="schedule-target-kind">
+          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as 'group' | 'node')} data-testid={`schedule-target-kind${id}`}>
             <option value="group">a host group</option>
             <option value="node">one host</option>
           </select>
         </label>
         <label class="field">
           {kind === 'group' ? 'Group (key=value)' : 'Node id'}
-          <input name="target" required spellcheck={false} placeholder={kind === 'group' ? 'role=db' : 'n_…'} data-testid="schedule-target" />
+          <input name="target" required spellcheck={false} placeholder={kind === 'group' ? 'role=db' : 'n_…'} defaultValue={target0} data-testid={`schedule-target${id}`} />
         </label>
       </div>
       <div class="form form-row">
         <label class="field">
           Action (from the hosts' policy)
-          <input name="action" required spellcheck={false} data-testid="schedule-action" />
+          <input name="action" required spellcheck={false} defaultValue={action?.name} data-testid={`schedule-action${id}`} />
         </label>
         <label class="field">
           Arguments (key=value, …)
-          <input name="args" spellcheck={false} data-testid="schedule-args" />
+          <input name="args" spellcheck={false} defaultValue={action?.args} data-testid={`schedule-args${id}`} />
         </label>
       </div>
       <div class="form form-row">
         <label class="field">
           If the last run still runs
-          <select name="overlap" data-testid="schedule-overlap">
+          <select name="overlap" value={overlap} onChange={(e) => setOverlap(e.currentTarget.value)} data-testid={`schedule-overlap${id}`}>
             <option value="forbid">skip this run</option>
             <option value="allow">run beside it</option>
             <option value="replace">cancel it, then run</option>
@@ -179,7 +194,7 @@ function NewSchedule({ onSaved }: { onSaved: () => void }) {
         </label>
         <label class="field">
           Jitter (seconds, per host)
-          <input name="jitter" type="number" min={0} max={3600} value="0" data-testid="schedule-jitter" />
+          <input name="jitter" type="number" min={0} max={3600} defaultValue={String(initial?.jitter_secs ?? 0)} data-testid={`schedule-jitter${id}`} />
         </label>
       </div>
       {error ? (
@@ -188,9 +203,14 @@ function NewSchedule({ onSaved }: { onSaved: () => void }) {
         </p>
       ) : null}
       <div>
-        <button class="btn btn-primary" type="submit" disabled={busy} data-testid="schedule-submit">
-          {busy ? 'Saving…' : 'Create schedule'}
-        </button>
+        <button class="btn btn-primary" type="submit" disabled={busy} data-testid={`schedule-submit${id}`}>
+          {busy ? 'Saving…' : initial ? 'Save' : 'Create schedule'}
+        </button>{' '}
+        {onCancel ? (
+          <button class="btn" type="button" onClick={onCancel}>
+            Cancel
+          </button>
+        ) : null}
       </div>
     </form>
   );
@@ -238,6 +258,7 @@ function RunHistory({ schedule, version }: { schedule: Schedule; version: number
 
 function ScheduleRow({ s, canEdit, onChanged }: { s: Schedule; canEdit: boolean; onChanged: () => void }) {
   const [open, setOpen] = useState(false);
+  const [editing, setEditing] = useState(false);
   const [version, setVersion] = useState(0);
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
@@ -284,6 +305,13 @@ function ScheduleRow({ s, canEdit, onChanged }: { s: Schedule; canEdit: boolean;
               <button class="btn btn-small" type="button" disabled={busy} onClick={() => act(() => schedulesApi.update(s.id, { ...bodyOf(s), enabled: !s.enabled }))} data-testid="schedule-toggle">
                 {s.enabled ? 'Disable' : 'Enable'}
               </button>{' '}
+              {actionOf(s) ? (
+                <>
+                  <button class="btn btn-small" type="button" aria-expanded={editing} onClick={() => setEditing(!editing)} data-testid="schedule-edit">
+                    Edit
+                  </button>{' '}
+                </>
+              ) : null}
               <button
                 class="btn btn-small btn-danger-outline"
                 type="button"
@@ -303,6 +331,20 @@ function ScheduleRow({ s, canEdit, onChanged }: { s: Schedule; canEdit: boolean;
             <p class="form-error" role="alert">
               {error}
             </p>
+          </td>
+        </tr>
+      ) : null}
+      {editing ? (
+        <tr>
+          <td colSpan={6}>
+            <ScheduleForm
+              initial={s}
+              onSaved={() => {
+                setEditing(false);
+                onChanged();
+              }}
+              onCancel={() => setEditing(false)}
+            />
           </td>
         </tr>
       ) : null}
@@ -365,7 +407,7 @@ export function Schedules() {
       )}
       {canEdit ? (
         <div class="panel">
-          <NewSchedule onSaved={list.reload} />
+          <ScheduleForm onSaved={list.reload} />
         </div>
       ) : null}
     </section>

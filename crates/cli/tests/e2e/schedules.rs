@@ -364,3 +364,58 @@ async fn a_hub_stopped_past_slots_catches_up_exactly_once() {
     let (_, s) = hub.get(&format!("/api/v1/schedules/{id}"), &admin);
     assert_eq!(s["next_run_ms"], first + 2 * MINUTE, "{s}");
 }
+
+#[test]
+fn a_caller_limited_to_a_group_schedules_only_inside_it() {
+    let dir = temp_dir("sched-scoped");
+    let hub = Hub::start(&dir.join("hub"));
+    let admin = hub.token("admin");
+    let scoped = hub.ctl(&[
+        "api-token",
+        "create",
+        "--role",
+        "operator",
+        "--group",
+        "role=a",
+    ]);
+    let body = |group: &str| {
+        json!({"name": group, "cron": "0 3 * * *", "timezone": "UTC",
+            "target": {"group": group}, "command": {"op": "action", "name": "hello"}})
+    };
+    let (status, err) = hub.post("/api/v1/schedules", &scoped, &body("role=b"));
+    assert_eq!(status, 403, "{err}");
+    let mine = create(&hub, &scoped, body("role=a"));
+    let theirs = create(&hub, &admin, body("role=b"));
+    let (_, list) = hub.get("/api/v1/schedules", &scoped);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["role=a"]);
+    assert_eq!(mine["role"], "operator", "{mine}");
+    for path in ["", "/runs"] {
+        let (status, _) = hub.get(
+            &format!("/api/v1/schedules/{}{path}", theirs["id"]),
+            &scoped,
+        );
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = hub.send(
+        "DELETE",
+        &format!("/api/v1/schedules/{}", theirs["id"]),
+        &scoped,
+        &json!({}),
+    );
+    assert_eq!(status, 404);
+    // A bad command body is refused with the reason.
+    let mut bad = body("role=a");
+    bad["command"] = json!({"op": "lifecycle", "target": {"kind": "container", "name": "web"}, "verb": "logs", "follow": true});
+    let (status, err) = hub.post("/api/v1/schedules", &scoped, &bad);
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("follow"),
+        "{err}"
+    );
+}

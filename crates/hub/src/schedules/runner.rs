@@ -71,6 +71,15 @@ pub async fn run_slot(
         let _ = skip(&hub, &s, NODE_ID, slot, trigger, "skipped", &reason).await;
         return;
     }
+    if trigger == "catch_up" {
+        // Late is never silent either.
+        let reason = "the hub was not running at the slot; it runs late, once, as a catch-up";
+        let events = nodes
+            .iter()
+            .map(|n| missed_event(&s, n, slot, reason, 1))
+            .collect();
+        hub.twin.emit(events);
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for node in nodes {
         let (hub, s, stop) = (hub.clone(), s.clone(), stop.clone());
