@@ -3,7 +3,8 @@
 // cron helper shows the next five runs from the hub in the chosen time zone
 // and refuses a pattern that never fires; a schedule created with it lists
 // its next run; an edit moves it; "Run now" runs the action on the real agent and the run
-// history shows it ending `ok` with its command; disable and enable.
+// history shows it ending `ok` with its command (and the screen passes
+// axe-core's WCAG 2.1 A/AA rules); disable and enable.
 //
 // Run: TWINBAY_BIN=… node --experimental-websocket --test web/tests/schedules.mjs
 // Env: TWINBAY_BIN (default target/debug/twinbay), CHROMIUM, TWINBAY_SCREENSHOTS (default docs/screenshots).
@@ -15,6 +16,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+import { expectAccessible } from './axe.mjs';
 
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
 const POLICY = `actions:
@@ -72,7 +74,7 @@ describe('schedules', { timeout: 180_000 }, () => {
     await fs.writeFile(policy, POLICY);
     await startHub(hub, (listen) => ['up', '--listen', listen, '--data-dir', data, '--interval', '2s', '--policy', policy, '--label', 'role=ui'], PASSWORD);
     browser = await launchBrowser();
-    ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1, colorScheme: 'light' });
+    ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1, colorScheme: 'light', bypassCSP: true });
     page = await ctx.newPage();
     watchConsole(page, allowedHttpError, problems, allowed);
   });
@@ -140,6 +142,8 @@ describe('schedules', { timeout: 180_000 }, () => {
     assert.equal(cmd.actor, 'scheduler');
     assert.match(cmd.output.map((o) => o.data).join(''), /hello from a schedule/);
     await shot(page, 'schedules.png');
+    // The list, the open run history and the form: WCAG 2.1 A/AA (axe-core).
+    await expectAccessible(page, 'schedules');
   });
 
   step('edit: a new time, the helper follows, the next run moves', async () => {

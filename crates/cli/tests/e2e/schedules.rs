@@ -409,6 +409,40 @@ fn a_caller_limited_to_a_group_schedules_only_inside_it() {
         &json!({}),
     );
     assert_eq!(status, 404);
+    // The CLI adds and runs one; with no host in the group, the run says so.
+    let out = ctl_remote(
+        &hub,
+        &scoped,
+        &[
+            "add",
+            "cli",
+            "--cron",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "--group",
+            "role=a",
+            "--action",
+            "hello",
+            "--arg",
+            "who=world",
+        ],
+    );
+    assert!(out.contains("added; next run"), "{out}");
+    let (_, list) = hub.get("/api/v1/schedules", &scoped);
+    let cli = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "cli")
+        .unwrap()
+        .clone();
+    assert_eq!(cli["command"]["args"]["who"], "world", "{cli}");
+    let out = ctl_remote(&hub, &scoped, &["run", &cli["id"].to_string()]);
+    assert!(
+        out.contains("skipped no host matches group role=a"),
+        "{out}"
+    );
     // A bad command body is refused with the reason.
     let mut bad = body("role=a");
     bad["command"] = json!({"op": "lifecycle", "target": {"kind": "container", "name": "web"}, "verb": "logs", "follow": true});
