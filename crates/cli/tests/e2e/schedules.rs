@@ -245,6 +245,14 @@ async fn overlap_forbid_skips_a_slot_while_the_last_run_still_runs() {
     let operator = hub.token("operator");
     let _a = labelled_agent(&hub, &dir, "a");
     let a = tokio::task::block_in_place(|| node_named(&hub, &admin, "a"));
+    // Not right before a minute: the run by hand must start before the slot.
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "a time well before the next minute",
+            Duration::from_secs(15),
+            || ((now_ms() as i64 % MINUTE) < 50_000).then_some(()),
+        )
+    });
     let s = create(
         &hub,
         &operator,
