@@ -116,8 +116,18 @@ fn by(who: &Principal) -> String {
     }
 }
 
+/// Parses a pattern off the async workers: proving that a pattern never
+/// fires searches years of dates (~0.1–0.7 s unoptimised).
+async fn parse_plan(cron: &str, timezone: &str, now: i64) -> Result<Plan, ApiError> {
+    let (cron, timezone) = (cron.to_string(), timezone.to_string());
+    tokio::task::spawn_blocking(move || Plan::parse(&cron, &timezone, now))
+        .await
+        .map_err(|e| ApiError::Other(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| bad(e.to_string()))
+}
+
 /// Checks a body and makes the row it writes; `now` places the next run.
-fn check(
+async fn check(
     hub: &HubState,
     who: &Principal,
     b: ScheduleBody,
@@ -127,7 +137,7 @@ fn check(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(bad("name: 1 to 100 characters".into()));
     }
-    let plan = Plan::parse(&b.cron, &b.timezone, now).map_err(|e| bad(e.to_string()))?;
+    let plan = parse_plan(&b.cron, &b.timezone, now).await?;
     match &b.target {
         ScheduleTarget::Node(id) if id.is_empty() || id.len() > 100 => {
             return Err(bad("target: a node id".into()));
@@ -202,7 +212,7 @@ pub async fn create(
     body: Result<JsonBody<ScheduleBody>, ApiError>,
 ) -> Result<(StatusCode, Json<ScheduleRecord>), ApiError> {
     let JsonBody(b) = body?;
-    let new = check(&hub, &who, b, now_ms())?;
+    let new = check(&hub, &who, b, now_ms()).await?;
     let record = Record::by(&who, "schedule.create", Outcome::Ok)
         .detail(&format!("{:?} {} on {}", new.name, new.cron, new.target));
     let id = hub.store.add_schedule(&new, record).await?;
@@ -259,7 +269,7 @@ pub async fn update(
     body: Result<JsonBody<ScheduleBody>, ApiError>,
 ) -> Result<Json<ScheduleRecord>, ApiError> {
     let JsonBody(b) = body?;
-    let new = check(&hub, &who, b, now_ms())?;
+    let new = check(&hub, &who, b, now_ms()).await?;
     visible(&hub, &who, id).await?;
     let record = Record::by(&who, "schedule.update", Outcome::Ok).detail(&format!(
         "{:?} {} on {}{}",
@@ -360,7 +370,7 @@ pub async fn preview(
 ) -> Result<Json<Preview>, ApiError> {
     let JsonBody(b) = body?;
     let now = now_ms();
-    let plan = Plan::parse(&b.cron, &b.timezone, now).map_err(|e| bad(e.to_string()))?;
+    let plan = parse_plan(&b.cron, &b.timezone, now).await?;
     let next_runs_ms = plan.upcoming(now, PREVIEW_RUNS);
     let next_runs = next_runs_ms
         .iter()
