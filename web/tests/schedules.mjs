@@ -134,6 +134,7 @@ describe('schedules', { timeout: 180_000 }, () => {
     await ok.waitFor({ timeout: 20_000 });
     assert.match(await ok.textContent(), /cmd_/);
     await page.waitForFunction(() => document.querySelector('[data-testid="schedule-last"]')?.textContent?.trim() !== 'never', null, { timeout: 10_000 });
+    await page.locator('[data-testid="schedule-state"][data-outcome="ok"]').waitFor({ timeout: 10_000 });
     const { json: list } = await api('GET', '/api/v1/schedules');
     const { json: runs } = await api('GET', `/api/v1/schedules/${list[0].id}/runs`);
     assert.equal(runs.length, 1);

@@ -203,11 +203,14 @@ fn target(t: &Value) -> String {
 fn list(schedules: &Value) -> String {
     let mut out = vec!["ID\tNAME\tCRON\tTIMEZONE\tTARGET\tSTATE\tNEXT\tLAST".to_string()];
     for s in schedules.as_array().into_iter().flatten() {
-        let state = match (s["enabled"].as_bool(), s["schedule_error"].as_str()) {
+        let mut state = match (s["enabled"].as_bool(), s["schedule_error"].as_str()) {
             (_, Some(e)) => format!("error: {e}"),
             (Some(false), _) => "disabled".into(),
             _ => "enabled".into(),
         };
+        if let Some(last) = s["last_outcome"].as_str() {
+            state.push_str(&format!(", last {last}"));
+        }
         out.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{state}\t{}\t{}",
             s["id"],

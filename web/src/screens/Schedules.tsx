@@ -289,8 +289,14 @@ function ScheduleRow({ s, canEdit, onChanged }: { s: Schedule; canEdit: boolean;
         </td>
         <td data-testid="schedule-next">{s.next_run_ms ? inZone(s.next_run_ms, s.timezone) : '—'}</td>
         <td data-testid="schedule-last">{s.last_run_ms ? ago(s.last_run_ms) : 'never'}</td>
-        <td>
+        <td data-testid="schedule-state" data-outcome={s.last_outcome ?? ''}>
           {state}
+          {s.last_outcome ? (
+            <>
+              {' '}
+              <Badge text={`last: ${s.last_outcome.replace('_', ' ')}`} tone={RUN_TONE[s.last_outcome] || 'muted'} />
+            </>
+          ) : null}
           {s.schedule_error ? <small class="sub">{s.schedule_error}</small> : null}
         </td>
         <td class="nowrap">
@@ -364,14 +370,14 @@ export function Schedules() {
   const canEdit = atLeast(role, 'operator');
   const list = useLoad<Schedule[]>(() => schedulesApi.list(), []);
   const all = list.data || [];
-  const failing = all.filter((s) => s.schedule_error).length;
+  const failing = all.filter((s) => s.schedule_error || (s.last_outcome && !['ok', 'running'].includes(s.last_outcome))).length;
   return (
     <section class="screen" aria-labelledby="schedules-title">
       <div class="screen-head">
         <h1 id="schedules-title">Schedules</h1>
         <span class="muted" data-testid="schedules-count">
           {all.length} schedule{all.length === 1 ? '' : 's'}
-          {failing ? ` · ${failing} with errors` : ''}
+          {failing ? ` · ${failing} failing` : ''}
         </span>
       </div>
       {list.error ? (

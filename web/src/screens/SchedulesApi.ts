@@ -22,6 +22,8 @@ export interface Schedule {
   next_run_ms: number | null;
   last_run_ms: number | null;
   schedule_error: string | null;
+  /** The latest slot over all its hosts: the first outcome neither ok nor running, else running, else ok. */
+  last_outcome: string | null;
 }
 
 export interface ScheduleBody {

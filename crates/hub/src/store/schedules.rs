@@ -72,6 +72,10 @@ pub struct ScheduleRecord {
     pub last_run_ms: Option<i64>,
     /// Why the schedule cannot run, if it cannot.
     pub schedule_error: Option<String>,
+    /// How the latest slot went over all its hosts: the first outcome that
+    /// is neither `ok` nor `running` (`failed`, `skipped`, …), else
+    /// `running`, else `ok`; absent before the first run.
+    pub last_outcome: Option<String>,
 }
 
 /// What a create or an edit writes.
@@ -178,7 +182,23 @@ fn schedule(r: ScheduleRow) -> Result<ScheduleRecord, StoreError> {
         next_run_ms: r.next_run_ms,
         last_run_ms: r.last_run_ms,
         schedule_error: r.schedule_error,
+        last_outcome: None,
     })
+}
+
+/// The outcome of a slot from its runs' statuses (see `last_outcome`).
+pub fn outcome<'a>(statuses: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut seen = None;
+    for s in statuses {
+        match s {
+            "ok" => {
+                seen.get_or_insert("ok");
+            }
+            "running" => seen = Some("running"),
+            bad => return Some(bad.to_string()),
+        }
+    }
+    seen.map(String::from)
 }
 
 type RunRow = (
@@ -240,19 +260,36 @@ fn run(
 }
 
 impl Store {
+    /// Every schedule, with how its latest slot went.
     pub async fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
         let rows: Vec<ScheduleRow> = sqlx::query_as(schedules!("ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(schedule).collect()
+        let mut list = rows
+            .into_iter()
+            .map(schedule)
+            .collect::<Result<Vec<_>, _>>()?;
+        let latest: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT r.schedule_id,
+                CASE WHEN r.status = 'dispatched' THEN COALESCE(c.status, 'lost') ELSE r.status END
+             FROM schedule_runs r LEFT JOIN commands c ON c.id = r.command_id
+             WHERE r.slot_ms = (SELECT MAX(slot_ms) FROM schedule_runs l WHERE l.schedule_id = r.schedule_id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for s in &mut list {
+            s.last_outcome = outcome(
+                latest
+                    .iter()
+                    .filter(|(id, _)| *id == s.id)
+                    .map(|(_, st)| st.as_str()),
+            );
+        }
+        Ok(list)
     }
 
     pub async fn schedule(&self, id: i64) -> Result<Option<ScheduleRecord>, StoreError> {
-        let row: Option<ScheduleRow> = sqlx::query_as(schedules!("WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(schedule).transpose()
+        Ok(self.schedules().await?.into_iter().find(|s| s.id == id))
     }
 
     /// Adds a schedule, audited with `record` (its target set here).

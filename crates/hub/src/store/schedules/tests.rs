@@ -33,6 +33,18 @@ fn new(name: &str, target: ScheduleTarget) -> NewSchedule {
 }
 
 #[test]
+fn a_slot_is_as_good_as_its_worst_host() {
+    assert_eq!(outcome([]), None);
+    assert_eq!(outcome(["ok", "ok"]).as_deref(), Some("ok"));
+    assert_eq!(outcome(["ok", "running"]).as_deref(), Some("running"));
+    assert_eq!(outcome(["running", "ok"]).as_deref(), Some("running"));
+    assert_eq!(
+        outcome(["ok", "failed", "skipped"]).as_deref(),
+        Some("failed")
+    );
+}
+
+#[test]
 fn targets_serialize_as_the_api_says() {
     let t: ScheduleTarget = serde_json::from_str(r#"{"group":"site=lab"}"#).unwrap();
     assert_eq!(t, ScheduleTarget::Group("site=lab".into()));
@@ -208,6 +220,9 @@ async fn runs_take_their_commands_outcome_and_stay_bounded() {
     );
     assert_eq!(store.last_schedule_command(id, "n_2").await.unwrap(), None);
 
+    // The latest slot (5): one host running, one skipped.
+    let s = store.schedule(id).await.unwrap().unwrap();
+    assert_eq!(s.last_outcome.as_deref(), Some("skipped"));
     cmd.end(Status::Ok, Some(0), None, 50);
     store.finish_command(&cmd, &[]).await.unwrap();
     let runs = store.schedule_runs(id, 10).await.unwrap();
