@@ -37,6 +37,21 @@ fn refuses_bad_patterns_and_zones() {
         matches!(&err, PlanError::Cron(m) if m.contains("never fires")),
         "{err}"
     );
+    // Refused at once, without a search through the years.
+    for never in ["59 23 31 2,4,6,9,11 *", "* * 30,31 2 *"] {
+        let t = std::time::Instant::now();
+        let err = Plan::parse(never, "UTC", now).unwrap_err();
+        assert!(err.to_string().contains("never fires"), "{err}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(50),
+            "{never}: {:?}",
+            t.elapsed()
+        );
+    }
+    // Days that some month has, or weekdays, still fire.
+    plan("0 0 31 1-12 *", "UTC");
+    plan("0 0 30 2 MON", "UTC");
+    plan("0 0 L 2 *", "UTC");
     let err = Plan::parse("* * * *", "UTC", now).unwrap_err();
     assert!(err.to_string().contains("has 4 fields"), "{err}");
     let err = Plan::parse("0 * * * * *", "UTC", now).unwrap_err();
