@@ -43,3 +43,4 @@ CREATE TABLE schedule_runs (
 );
 CREATE INDEX schedule_runs_by_schedule ON schedule_runs (schedule_id, id DESC);
 CREATE INDEX schedule_runs_by_node ON schedule_runs (schedule_id, node_id, id DESC);
+CREATE INDEX schedule_runs_by_slot ON schedule_runs (schedule_id, slot_ms);

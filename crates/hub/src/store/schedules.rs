@@ -272,8 +272,9 @@ impl Store {
         let latest: Vec<(i64, String)> = sqlx::query_as(
             "SELECT r.schedule_id,
                 CASE WHEN r.status = 'dispatched' THEN COALESCE(c.status, 'lost') ELSE r.status END
-             FROM schedule_runs r LEFT JOIN commands c ON c.id = r.command_id
-             WHERE r.slot_ms = (SELECT MAX(slot_ms) FROM schedule_runs l WHERE l.schedule_id = r.schedule_id)",
+             FROM (SELECT schedule_id, MAX(slot_ms) AS slot FROM schedule_runs GROUP BY schedule_id) l
+             JOIN schedule_runs r ON r.schedule_id = l.schedule_id AND r.slot_ms = l.slot
+             LEFT JOIN commands c ON c.id = r.command_id",
         )
         .fetch_all(&self.pool)
         .await?;
