@@ -11,7 +11,8 @@
 # Routes tab, the gateway card's hint (routes.mjs); the network map with 500
 # demo hosts: search, details, impact, dragged positions, phone, frame times
 # (network.mjs); the 3D world: layout edits, live colours, a click to the
-# host, 500 devices' frame times (world.mjs).
+# host, 500 devices' frame times (world.mjs); schedules: the cron helper's next
+# runs, create, run now and the run on a real agent (schedules.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -47,4 +48,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs

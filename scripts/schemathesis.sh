@@ -20,7 +20,8 @@
 # tests (alerts.rs) check their validation with a receiver on loopback.
 # A layout and an alert rule have rules across fields that a schema cannot
 # say (unique ids, devices that do not overlap, `clear` at most `above`):
-# they run apart, without the check that schema-valid input is accepted.
+# they run apart, without the check that schema-valid input is accepted;
+# so do schedules (a cron pattern and a time zone are strings to a schema).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -76,13 +77,20 @@ run() { # ROLE [schemathesis options…]
         "$@"
 }
 
-skip='/api/v1/stream|/api/v1/agent/connect|/api/v1/tokens/\{id\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules'
+skip='/api/v1/stream|/api/v1/agent/connect|/api/v1/tokens/\{id\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules|/api/v1/schedules'
 status=0
 run viewer --exclude-path-regex "$skip" || status=1
 run operator --exclude-path-regex "$skip" || status=1
 run admin --exclude-path-regex "$skip" || status=1
 run admin --include-path-regex '/api/v1/layout|/api/v1/alerts/rules' \
     --exclude-checks positive_data_acceptance || status=1
+# One worker: with two, this set trips CPython 3.11's ast.parse in
+# concurrent threads (Hypothesis describing a filter: "AST constructor
+# recursion depth mismatch"), a runtime error of the tool, not the hub.
+for role in viewer operator admin; do
+    run "$role" --include-path-regex '/api/v1/schedules' \
+        --exclude-checks positive_data_acceptance --workers 1 || status=1
+done
 run admin --include-path-regex '/api/v1/tokens/\{id\}' || status=1
 
 if [[ $status -ne 0 ]]; then

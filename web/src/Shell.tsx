@@ -14,6 +14,7 @@ import { HostDetail } from './screens/HostDetail';
 import { Hosts } from './screens/Hosts';
 import { Overview } from './screens/Overview';
 import { Routes } from './screens/Routes';
+import { Schedules } from './screens/Schedules';
 import { Units } from './screens/Units';
 import { World } from './screens/World';
 import { reconnectNow } from './stream';
@@ -36,6 +37,7 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/containers', label: 'Containers', match: (p: string) => p === '/containers' },
   { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
   { href: '/routes', label: 'Routes', match: (p: string) => p === '/routes' },
+  { href: '/schedules', label: 'Schedules', match: (p: string) => p === '/schedules' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
   { href: '/network', label: 'Network', match: (p: string) => p === '/network' },
@@ -81,6 +83,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/containers') return <Containers query={route.query} />;
   if (p === '/units') return <Units query={route.query} />;
   if (p === '/routes') return <Routes query={route.query} />;
+  if (p === '/schedules') return <Schedules />;
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;
   if (p === '/network') return <LazyNetwork query={route.query} />;

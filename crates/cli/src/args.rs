@@ -432,6 +432,8 @@ pub enum CtlCommand {
     Files(FilesArgs),
     /// The fleet's reverse-proxy routes and the state of what each leads to.
     Routes(RoutesArgs),
+    /// Schedules: `list`, `add`, `rm`, `run` (now), `runs`.
+    Schedules(crate::schedules::SchedulesArgs),
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod demo;
 mod files;
 mod remote;
 mod routes;
+mod schedules;
 
 use std::process::ExitCode;
 

@@ -121,7 +121,7 @@ impl Remote {
     }
 
     /// A JSON request and its JSON answer; an API error becomes an error.
-    async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let response = self.send(method, path, body).await?;
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();

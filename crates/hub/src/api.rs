@@ -16,6 +16,7 @@ mod layout;
 mod nodes;
 mod openapi;
 mod routes;
+mod schedules;
 mod session;
 mod status;
 mod stream;
@@ -114,6 +115,15 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::add_rule, alerts::rules))
         .routes(routes!(alerts::remove_rule))
         .routes(routes!(routes::list))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(
+            schedules::get_one,
+            schedules::update,
+            schedules::remove
+        ))
+        .routes(routes!(schedules::run_now))
+        .routes(routes!(schedules::runs))
+        .routes(routes!(schedules::preview))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .split_for_parts()

@@ -22,6 +22,7 @@ pub mod link;
 pub mod lockout;
 pub mod metrics;
 pub mod recorder;
+pub mod schedules;
 pub mod server;
 pub mod store;
 pub mod timeline;
@@ -168,6 +169,8 @@ pub struct HubState {
     pub alerts: alerts::Alerts,
     /// The topology's live diffs, for stream clients that watch it.
     pub topology: topology::feed::Feed,
+    /// Wakes the scheduler when schedules change.
+    pub schedules: schedules::Scheduler,
 }
 
 /// What the first start did about the admin account.
@@ -290,6 +293,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         gateways: gateways.clone(),
         alerts: alerts::Alerts::default(),
         topology: topology::feed::Feed::new(),
+        schedules: schedules::Scheduler::default(),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -315,6 +319,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         config.alerts.clone(),
         recorder_stop.clone(),
     ));
+    tokio::spawn(schedules::run(state.clone(), shutdown.clone()));
     // Gateway pollers stop with the recorder, after their last events.
     gateway::spawn(
         gateways,

@@ -12,6 +12,7 @@ mod files;
 mod history;
 mod layout;
 mod nodes;
+mod schedules;
 pub mod settings;
 mod users;
 
@@ -35,6 +36,7 @@ pub use files::{FileVersion, NewFileVersion};
 pub use history::{Bucket, PointWrite};
 pub use layout::PutLayout;
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};
+pub use schedules::{NewRun, NewSchedule, RunRecord, ScheduleRecord, ScheduleTarget};
 pub use users::{UserError, UserInfo};
 
 /// The database file inside the data dir.

@@ -37,6 +37,7 @@ const SPA_ROUTES: &[&str] = &[
     "/containers",
     "/units",
     "/routes",
+    "/schedules",
     "/events",
     "/changes",
     "/network",

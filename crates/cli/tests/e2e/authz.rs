@@ -90,6 +90,33 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
         404,
     ),
     ("GET", "/api/v1/openapi.json", "", VIEWER, 200),
+    ("GET", "/api/v1/schedules", "", VIEWER, 200),
+    // A pattern that never fires is refused before anything else.
+    (
+        "POST",
+        "/api/v1/schedules",
+        r#"{"name":"x","cron":"0 0 30 2 *","timezone":"UTC","target":{"group":"a=b"},"command":{"op":"action","name":"x"}}"#,
+        OPERATOR,
+        400,
+    ),
+    ("GET", "/api/v1/schedules/999999", "", VIEWER, 404),
+    (
+        "PUT",
+        "/api/v1/schedules/999999",
+        r#"{"name":"x","cron":"0 0 30 2 *","timezone":"UTC","target":{"group":"a=b"},"command":{"op":"action","name":"x"}}"#,
+        OPERATOR,
+        400,
+    ),
+    ("DELETE", "/api/v1/schedules/999999", "", OPERATOR, 404),
+    ("POST", "/api/v1/schedules/999999/run", "", OPERATOR, 404),
+    ("GET", "/api/v1/schedules/999999/runs", "", VIEWER, 404),
+    (
+        "POST",
+        "/api/v1/schedules/preview",
+        r#"{"cron":"*/5 * * * *","timezone":"Europe/Berlin"}"#,
+        VIEWER,
+        200,
+    ),
     // A command's own role is checked inside, after the node is found.
     (
         "POST",
@@ -150,6 +177,7 @@ fn template(path: &str) -> String {
             {
                 "{id}"
             }
+            Some("schedules") if !p.is_empty() && *p != "preview" => "{id}",
             _ => p,
         })
         .collect::<Vec<_>>()

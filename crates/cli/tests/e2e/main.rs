@@ -24,5 +24,6 @@ mod restart;
 mod routes;
 mod routes_api;
 mod scale;
+mod schedules;
 mod topology;
 mod units;

@@ -65,6 +65,17 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/alerts/channels/{id}", ADMIN),
     ("POST", "/api/v1/alerts/channels/{id}/test", ADMIN),
     ("GET", "/api/v1/routes", VIEWER),
+    // Schedules: reading is limited to targets the caller sees (inside);
+    // a run's command is checked against the agent's policy with the role
+    // of who saved the schedule.
+    ("GET", "/api/v1/schedules", VIEWER),
+    ("POST", "/api/v1/schedules", OPERATOR),
+    ("GET", "/api/v1/schedules/{id}", VIEWER),
+    ("PUT", "/api/v1/schedules/{id}", OPERATOR),
+    ("DELETE", "/api/v1/schedules/{id}", OPERATOR),
+    ("POST", "/api/v1/schedules/{id}/run", OPERATOR),
+    ("GET", "/api/v1/schedules/{id}/runs", VIEWER),
+    ("POST", "/api/v1/schedules/preview", VIEWER),
     ("GET", "/api/v1/openapi.json", VIEWER),
     // Commands: the verb's or action's own role is checked inside, against
     // the agent's policy; reading output needs the role the command needed.
