@@ -432,6 +432,8 @@ pub enum CtlCommand {
     Files(FilesArgs),
     /// The fleet's reverse-proxy routes and the state of what each leads to.
     Routes(RoutesArgs),
+    /// Alerts: `list`, `ack`, `silence`, `silences`, `channels`, `rules`.
+    Alerts(crate::alerts::AlertsArgs),
 }
 
 #[derive(Debug, Args)]
