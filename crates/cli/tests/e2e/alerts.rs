@@ -763,6 +763,52 @@ fn silences_and_acknowledgements_hold_back_notifications() {
         "{list}"
     );
     assert_eq!(list[0]["comment"], "disk swap");
+    // The same through `twinbay ctl alerts …`.
+    let ctl = |token: &str, args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(["ctl", "--data-dir"])
+            .arg(&hub.dir)
+            .arg("alerts")
+            .args(args)
+            .env("TWINBAY_TOKEN", token)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, out) = ctl(&viewer, &["list", "--all"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("ID"), "{out}");
+    assert!(
+        out.contains("resolved") && out.contains("down (acked)"),
+        "{out}"
+    );
+    let (ok, out) = ctl(&viewer, &["silences"]);
+    assert!(ok && out.contains("disk swap"), "{out}");
+    assert!(out.contains(&format!("rule={silenced}")), "{out}");
+    let (ok, out) = ctl(&admin, &["channels"]);
+    assert!(
+        ok && out.contains("ops") && out.contains("webhook"),
+        "{out}"
+    );
+    let (ok, out) = ctl(&admin, &["rules", "--enable", &silenced.to_string()]);
+    assert!(ok, "{out}");
+    let (ok, out) = ctl(&viewer, &["rules", "--disable", &silenced.to_string()]);
+    assert!(!ok, "{out}");
+    let (ok, out) = ctl(
+        &operator,
+        &[
+            "silence",
+            "--node",
+            &node,
+            "--duration",
+            "1h",
+            "--comment",
+            "kernel update",
+        ],
+    );
+    assert!(ok && out.starts_with("silence "), "{out}");
     for action in [
         "alert_silence.create",
         "alert_silence.expire",

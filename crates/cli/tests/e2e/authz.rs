@@ -174,11 +174,12 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
-            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels")
+            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "silences")
                 if !p.is_empty() =>
             {
                 "{id}"
             }
+            Some("alerts") if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => "{id}",
             _ => p,
         })
         .collect::<Vec<_>>()
