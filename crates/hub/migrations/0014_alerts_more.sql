@@ -17,6 +17,10 @@ CREATE TABLE alert_silences (
     created_ms INTEGER NOT NULL
 );
 
+-- Quiet hours of a channel (`HH:MM-HH:MM`, UTC): what falls inside waits
+-- for their end.
+ALTER TABLE alert_channels ADD COLUMN quiet_hours TEXT;
+
 -- Acknowledged: not repeated until it resolves.
 ALTER TABLE alerts ADD COLUMN acked_ms INTEGER;
 ALTER TABLE alerts ADD COLUMN acked_by TEXT;

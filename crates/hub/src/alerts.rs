@@ -183,7 +183,19 @@ pub async fn run(hub: Arc<HubState>, config: AlertConfig, stop: CancellationToke
             for channel in channels {
                 let hub = hub.clone();
                 let batch = batch.clone();
-                tokio::spawn(async move { deliver(&hub, &channel, &batch).await });
+                // In the channel's quiet hours: sent when they end (a
+                // restart meanwhile sends unsent firing alerts at start).
+                let quiet = channels::quiet_wait(channel.quiet_hours.as_deref(), now);
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if let Some(wait) = quiet {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                    deliver(&hub, &channel, &batch).await
+                });
             }
         }
     }

@@ -333,6 +333,8 @@ function ChannelForm({ onDone }: { onDone: () => void }) {
     if (kind) body.kind = kind;
     const secret = String(f.get('secret') || '');
     if (secret) body.secret = secret;
+    const quiet = String(f.get('quiet') || '');
+    if (quiet) body.quiet_hours = quiet;
     try {
       await alertsApi.addChannel(body);
       form.reset();
@@ -368,6 +370,10 @@ function ChannelForm({ onDone }: { onDone: () => void }) {
         <label class="field">
           <span>Secret (webhook signing key, ntfy token)</span>
           <input name="secret" type="password" autoComplete="off" maxLength={200} data-testid="channel-secret" />
+        </label>
+        <label class="field">
+          <span>Quiet hours (UTC)</span>
+          <input name="quiet" placeholder="22:00-07:00" pattern="[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]" data-testid="channel-quiet" />
         </label>
         <button class="btn btn-primary" type="submit" data-testid="channel-submit">
           Add channel
@@ -416,7 +422,10 @@ function Channels() {
             {(channels.data || []).map((c) => (
               <tr key={c.id} data-testid="channel-row" data-name={c.name}>
                 <td>{c.name}</td>
-                <td>{c.kind}</td>
+                <td>
+                  {c.kind}
+                  {c.quiet_hours && <small class="sub">quiet {c.quiet_hours} UTC</small>}
+                </td>
                 <td class="mono">{c.url}</td>
                 <td>{c.last_sent_ms ? ago(c.last_sent_ms) : 'never'}</td>
                 <td>{c.last_error ? <span title={dateTime(c.last_error_ms)}>{c.last_error}</span> : '—'}</td>

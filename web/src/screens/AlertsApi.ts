@@ -40,6 +40,7 @@ export interface ChannelRecord {
   last_sent_ms: number | null;
   last_error: string | null;
   last_error_ms: number | null;
+  quiet_hours: string | null;
 }
 
 export interface SilenceRecord {

@@ -403,7 +403,7 @@ fn every_channel_kind_delivers_a_test_shaped_as_its_service_documents() {
     let smtp = Smtp::start(&dir);
     let b = &rx.base;
     let channels = [
-        json!({"name": "phone", "url": format!("ntfy://:tk_ntfysecret@{b}/alerts?scheme=http&priority=5")}),
+        json!({"name": "phone", "url": format!("ntfy://:tk_ntfysecret@{b}/alerts?scheme=http&priority=5"), "quiet_hours": "22:00-07:00"}),
         json!({"name": "gotify", "url": format!("gotify://{b}/AppTokSecret?disabletls=yes")}),
         json!({"name": "discord", "kind": "discord", "url": format!("http://{b}/api/webhooks/123/discSecret")}),
         json!({"name": "slack", "kind": "slack", "url": format!("http://{b}/services/T1/B2/slackSecret")}),
@@ -433,6 +433,10 @@ fn every_channel_kind_delivers_a_test_shaped_as_its_service_documents() {
             "gotify://",
         ),
         (json!({"name": "x", "url": "pager://x"}), "kind"),
+        (
+            json!({"name": "x", "url": "ntfy://h/t", "quiet_hours": "25:00-01:00"}),
+            "quiet_hours",
+        ),
     ] {
         let (status, e) = hub.post("/api/v1/alerts/channels", &admin, &c);
         assert_eq!(status, 400, "{c}: {e}");
@@ -532,6 +536,7 @@ fn every_channel_kind_delivers_a_test_shaped_as_its_service_documents() {
             .all(|c| c["last_sent_ms"].is_i64()),
         "{list}"
     );
+    assert_eq!(list[0]["quiet_hours"], "22:00-07:00", "{list}");
 
     // A receiver answering 500: the test says why, the channel shows it,
     // the audit trail has it.

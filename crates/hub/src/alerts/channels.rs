@@ -117,6 +117,40 @@ pub async fn send_test(channel: &ChannelRecord) -> Result<(), String> {
     }
 }
 
+/// Quiet hours `HH:MM-HH:MM` as minutes of the day (start, end); the
+/// span may wrap midnight (`22:00-07:00`).
+pub fn parse_quiet(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("quiet_hours {text:?}: HH:MM-HH:MM (UTC), e.g. 22:00-07:00");
+    let minute = |t: &str| -> Option<u32> {
+        let (h, m) = t.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (start, end) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
+    if start == end {
+        return Err(format!("quiet_hours {text:?}: start and end are the same"));
+    }
+    Ok((start, end))
+}
+
+/// How long a notification at `now_ms` must wait for the quiet hours to
+/// end; `None` outside them (or when they do not parse).
+pub fn quiet_wait(quiet: Option<&str>, now_ms: i64) -> Option<Duration> {
+    let (start, end) = parse_quiet(quiet?).ok()?;
+    let day_ms = 86_400_000;
+    let now = now_ms.rem_euclid(day_ms);
+    let (start, end) = (i64::from(start) * 60_000, i64::from(end) * 60_000);
+    let inside = match start < end {
+        true => (start..end).contains(&now),
+        false => now >= start || now < end,
+    };
+    inside.then(|| Duration::from_millis((end - now).rem_euclid(day_ms) as u64))
+}
+
 /// How long one email may take.
 const EMAIL_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -133,6 +167,36 @@ async fn deliver(target: &Target, note: &Note) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_hours_hold_until_their_end() {
+        let at = |h: i64, m: i64| 20_000 * 86_400_000 + (h * 60 + m) * 60_000;
+        let q = Some("22:00-07:00");
+        assert_eq!(
+            quiet_wait(q, at(23, 0)),
+            Some(Duration::from_secs(8 * 3600))
+        );
+        assert_eq!(quiet_wait(q, at(6, 30)), Some(Duration::from_secs(30 * 60)));
+        assert_eq!(quiet_wait(q, at(7, 0)), None);
+        assert_eq!(quiet_wait(q, at(12, 0)), None);
+        let day = Some("09:00-17:30");
+        assert_eq!(
+            quiet_wait(day, at(17, 0)),
+            Some(Duration::from_secs(30 * 60))
+        );
+        assert_eq!(quiet_wait(day, at(8, 59)), None);
+        assert_eq!(quiet_wait(None, at(12, 0)), None);
+        for bad in [
+            "",
+            "22-07",
+            "24:00-01:00",
+            "22:00-22:00",
+            "2:00-07:00",
+            "22:00/07:00",
+        ] {
+            assert!(parse_quiet(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_read_like_speech() {

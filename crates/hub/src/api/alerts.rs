@@ -40,6 +40,11 @@ pub struct NewChannelBody {
     #[serde(default)]
     #[schema(max_length = 200)]
     pub secret: Option<String>,
+    /// `HH:MM-HH:MM` (UTC; may wrap midnight): notifications falling inside
+    /// are sent when they end.
+    #[serde(default)]
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$")]
+    pub quiet_hours: Option<String>,
 }
 
 /// Where notifications go.
@@ -150,6 +155,9 @@ pub async fn add_channel(
         )));
     }
     channels::parse(kind, &c.url, c.secret.as_deref()).map_err(bad)?;
+    if let Some(q) = &c.quiet_hours {
+        channels::parse_quiet(q).map_err(bad)?;
+    }
     let record =
         Record::by(&who, "alert_channel.create", Outcome::Ok).detail(&format!("{kind} {}", c.name));
     let new = NewChannel {
@@ -157,6 +165,7 @@ pub async fn add_channel(
         kind,
         url: &c.url,
         secret: c.secret.as_deref(),
+        quiet_hours: c.quiet_hours.as_deref(),
     };
     let id = hub.store.add_alert_channel(&new, record).await?;
     hub.alerts.reload(&hub.store).await?;

@@ -20,6 +20,8 @@ pub struct ChannelRecord {
     /// Why the last delivery given up failed (kept after later successes).
     pub last_error: Option<String>,
     pub last_error_ms: Option<i64>,
+    /// `HH:MM-HH:MM` (UTC): notifications falling inside wait for the end.
+    pub quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -99,6 +101,7 @@ type ChannelRow = (
     Option<i64>,
     Option<String>,
     Option<i64>,
+    Option<String>,
 );
 type RuleRow = (
     i64,
@@ -157,7 +160,18 @@ fn silence(
 }
 
 fn channel(
-    (id, name, kind, url, secret, created_ms, last_sent_ms, last_error, last_error_ms): ChannelRow,
+    (
+        id,
+        name,
+        kind,
+        url,
+        secret,
+        created_ms,
+        last_sent_ms,
+        last_error,
+        last_error_ms,
+        quiet_hours,
+    ): ChannelRow,
 ) -> ChannelRecord {
     ChannelRecord {
         id,
@@ -170,6 +184,7 @@ fn channel(
         last_sent_ms,
         last_error,
         last_error_ms,
+        quiet_hours,
     }
 }
 
@@ -229,7 +244,7 @@ fn alert(
 macro_rules! channels {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, kind, url, secret, created_ms, last_ok_ms, last_error, last_error_ms FROM alert_channels ",
+            "SELECT id, name, kind, url, secret, created_ms, last_ok_ms, last_error, last_error_ms, quiet_hours FROM alert_channels ",
             $rest
         )
     };
@@ -257,6 +272,7 @@ pub struct NewChannel<'a> {
     pub kind: &'a str,
     pub url: &'a str,
     pub secret: Option<&'a str>,
+    pub quiet_hours: Option<&'a str>,
 }
 
 /// A new silence.
@@ -298,12 +314,13 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
         let id = sqlx::query_scalar(
-            "INSERT INTO alert_channels (name, kind, url, secret, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO alert_channels (name, kind, url, secret, quiet_hours, created_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(c.name)
         .bind(c.kind)
         .bind(c.url)
         .bind(c.secret)
+        .bind(c.quiet_hours)
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;

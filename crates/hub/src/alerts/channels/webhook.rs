@@ -160,6 +160,7 @@ mod tests {
             last_sent_ms: None,
             last_error: None,
             last_error_ms: None,
+            quiet_hours: None,
         }
     }
 
