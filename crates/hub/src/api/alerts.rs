@@ -420,7 +420,11 @@ pub async fn update_rule(
 ) -> Result<StatusCode, ApiError> {
     let JsonBody(u) = body?;
     if u.enabled.is_none() && u.channels.is_none() {
-        return Err(bad("give enabled or channels".into()));
+        // Nothing to change: say whether the rule exists.
+        return match hub.store.alert_rules().await?.iter().any(|r| r.id == id) {
+            true => Ok(StatusCode::NO_CONTENT),
+            false => Err(ApiError::NotFound(format!("no rule {id}"))),
+        };
     }
     if let Some(channels) = &u.channels {
         if channels.len() > 50 {
@@ -562,6 +566,17 @@ pub async fn add_silence(
             .any(|(k, v)| k.is_empty() || k.len() > 100 || v.len() > 200)
     {
         return Err(bad("labels: up to 20, keys 1 to 100 characters".into()));
+    }
+    let digits = s.duration.trim_end_matches(['s', 'm', 'h', 'd']);
+    if digits.is_empty()
+        || digits.len() > 6
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || s.duration.len() != digits.len() + 1
+    {
+        return Err(bad(format!(
+            "duration {:?}: a number and s, m, h or d (e.g. 30m, 2h)",
+            s.duration
+        )));
     }
     let lasts = humantime::parse_duration(&s.duration)
         .map_err(|e| bad(format!("duration {:?}: {e} (e.g. 30m, 2h)", s.duration)))?;
