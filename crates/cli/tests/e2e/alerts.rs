@@ -824,3 +824,75 @@ fn silences_and_acknowledgements_hold_back_notifications() {
         assert!(!audit.as_array().unwrap().is_empty(), "{action}: {audit}");
     }
 }
+
+/// A CPU rule with hysteresis (fires above 90, clears at or below 80) fed
+/// by a host oscillating 85–95 around the threshold: one firing message,
+/// not one per oscillation, and one resolution once it falls to 50.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_rule_with_hysteresis_fires_once_for_an_oscillating_host() {
+    use twinbay_proto::message::AgentMessage;
+    use twinbay_proto::model::{HostInfo, NodeState, Sample};
+
+    let dir = temp_dir("alert-hysteresis");
+    let hub = Hub::start_with(&dir.join("hub"), free_port(), FAST);
+    let admin = hub.token("admin");
+    let receiver = Receiver::start(0);
+    let (_, c) = hub.post(
+        "/api/v1/alerts/channels",
+        &admin,
+        &json!({"name": "ops", "url": receiver.url}),
+    );
+    let (status, r) = hub.post(
+        "/api/v1/alerts/rules",
+        &admin,
+        &json!({"name": "cpu hot", "kind": "cpu", "above": 90, "clear": 80, "channels": [c["id"]]}),
+    );
+    assert_eq!(status, 201, "{r}");
+
+    let (mut raw, _id) = RawAgent::enroll(&hub.join()).await;
+    let state = NodeState {
+        host: HostInfo {
+            hostname: "oscillating".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    raw.send(&AgentMessage::SyncFull {
+        seq: 1,
+        state: Box::new(state),
+    })
+    .await;
+    raw.recv().await;
+    let mut series: Vec<f32> = vec![50.0, 50.0, 95.0];
+    series.extend([85.0, 95.0, 86.0, 94.0, 85.0, 93.0, 84.0, 96.0].repeat(2));
+    series.extend([50.0; 5]);
+    for cpu in series {
+        let sample = Sample {
+            ts_ms: now_ms() as i64,
+            cpu_pct: cpu,
+            mem_total: 100,
+            mem_used: 10,
+            ..Default::default()
+        };
+        raw.send(&AgentMessage::Metrics {
+            samples: vec![sample],
+        })
+        .await;
+        raw.send(&AgentMessage::Heartbeat {
+            ts_ms: now_ms() as i64,
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let count = |status: &str| {
+        receiver
+            .messages()
+            .iter()
+            .filter(|m| m["status"] == status && m["commonLabels"]["alertname"] == "cpu hot")
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (firing, resolved) = (count("firing"), count("resolved"));
+    println!("hysteresis: {firing} firing, {resolved} resolved message(s) for 16 oscillations");
+    assert_eq!((firing, resolved), (1, 1), "{:?}", receiver.messages());
+}
