@@ -279,11 +279,9 @@ fn ntfy(url: &str, native: bool, secret: Option<&str>) -> Result<Target, String>
     if scheme != "http" && scheme != "https" {
         return Err(format!("scheme={scheme}: http or https"));
     }
-    let segs = path_segments(&u);
-    let Some(topic) = segs.last().filter(|t| token_ok(t)) else {
+    if !path_segments(&u).last().is_some_and(|t| token_ok(t)) {
         return Err("ntfy needs a topic (ntfy://host/TOPIC)".into());
-    };
-    let _ = topic;
+    }
     let auth = match (secret, userinfo(&u)) {
         (Some(t), _) => Some(Auth::Bearer(t.into())),
         (None, Some((user, Some(pass)))) if user.is_empty() => Some(Auth::Bearer(pass)),
