@@ -147,12 +147,13 @@ fn sync_gauge(gauge: &AlertGauge, inner: &Inner) {
     }
 }
 
-fn check_of(rule: &RuleRecord) -> Option<Check> {
+fn check_of(rule: &RuleRecord, now_ms: i64) -> Option<Check> {
     let kind: Kind = serde_json::from_value(serde_json::json!(rule.kind)).ok()?;
     Some(Check {
         kind,
         above: rule.above,
         clear: rule.clear,
+        now_ms,
     })
 }
 
@@ -245,7 +246,7 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
         .rules
         .iter()
         .filter(|r| r.enabled)
-        .filter_map(|r| Some((r.clone(), check_of(r)?)))
+        .filter_map(|r| Some((r.clone(), check_of(r, now)?)))
         .collect();
     let mut findings: Vec<(Key, bool, String)> = Vec::new();
     hub.twin.for_each(|node| {

@@ -896,3 +896,136 @@ async fn a_cpu_rule_with_hysteresis_fires_once_for_an_oscillating_host() {
     println!("hysteresis: {firing} firing, {resolved} resolved message(s) for 16 oscillations");
     assert_eq!((firing, resolved), (1, 1), "{:?}", receiver.messages());
 }
+
+/// A real Podman container in a crash loop (`--restart=always`, exits 3
+/// each second): one alert, fired once and repeated while it loops (not one
+/// per crash); a silence stops the repeats and is audited.
+#[test]
+fn a_podman_crash_loop_fires_once_and_a_silence_stops_it() {
+    let image = "localhost/twinbay-busybox:latest";
+    let podman = |args: &[&str]| {
+        let out = std::process::Command::new("podman")
+            .args(args)
+            .output()
+            .expect("podman is installed (scripts/podman-setup.sh)");
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let dir = temp_dir("alert-crashloop");
+    let socket = dir.join("podman.sock");
+    let _service = podman_service(&socket);
+    let extra = [FAST, &["--alert-repeat-interval", "3s"]].concat();
+    let hub = Hub::start_with(&dir.join("hub"), free_port(), &extra);
+    let admin = hub.token("admin");
+    let operator = hub.token("operator");
+    let receiver = Receiver::start(0);
+    let (_, c) = hub.post(
+        "/api/v1/alerts/channels",
+        &admin,
+        &json!({"name": "ops", "url": receiver.url}),
+    );
+    let (status, r) = hub.post(
+        "/api/v1/alerts/rules",
+        &admin,
+        &json!({"name": "crash loop", "kind": "container_down", "for": "3s", "channels": [c["id"]]}),
+    );
+    assert_eq!(status, 201, "{r}");
+    let rule = r["id"].as_i64().unwrap();
+    let sock = socket.to_str().unwrap().to_string();
+    let _agent = agent_with(
+        Some(&hub.join()),
+        &dir.join("agent"),
+        &["--container-socket", &sock],
+    );
+    let (node, _) = hub.wait_twin(
+        &admin,
+        "the node, with containers watched",
+        Duration::from_secs(20),
+        |twin| twin["sources"]["containers"]["available"] == true,
+    );
+
+    let name = format!("tb-crashloop-{}", std::process::id());
+    let _ = std::process::Command::new("podman")
+        .args(["rm", "-f", &name])
+        .output();
+    podman(&[
+        "run",
+        "-d",
+        "--restart=always",
+        "--name",
+        &name,
+        image,
+        "sh",
+        "-c",
+        "sleep 1; exit 3",
+    ]);
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("podman")
+                .args(["rm", "-f", "-t", "0", &self.0])
+                .output();
+        }
+    }
+    let _cleanup = Cleanup(name.clone());
+    // Messages about this container (other tests' containers may share
+    // this Podman).
+    let mine = || -> Vec<Value> {
+        receiver
+            .messages()
+            .into_iter()
+            .filter(|m| {
+                m["alerts"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|a| a["labels"]["subject"] == name.as_str()))
+            })
+            .collect()
+    };
+    let first = wait_for("the crash-loop alert", Duration::from_secs(60), || {
+        mine().into_iter().find(|m| m["status"] == "firing")
+    });
+    let alert = first["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["subject"] == name.as_str())
+        .unwrap()
+        .clone();
+    println!("crash loop: {}", alert["annotations"]["summary"]);
+    // Repeats (every 3 s here) while it loops; never a resolution between
+    // crashes.
+    wait_for("a repeat", Duration::from_secs(20), || {
+        (mine().iter().filter(|m| m["status"] == "firing").count() >= 2).then_some(())
+    });
+    assert!(
+        mine().iter().all(|m| m["status"] == "firing"),
+        "resolved between crashes: {:?}",
+        mine()
+    );
+
+    // A silence for this rule on this host: no more messages.
+    let (s, created) = hub.post(
+        "/api/v1/alerts/silences",
+        &operator,
+        &json!({"rule_id": rule, "node": node, "duration": "1h", "comment": "fixing the image"}),
+    );
+    assert_eq!(s, 201, "{created}");
+    std::thread::sleep(Duration::from_secs(1));
+    let before = mine().len();
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(mine().len(), before, "sent while silenced: {:?}", mine());
+    let (_, alerts) = hub.get("/api/v1/alerts", &admin);
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["subject"] == name.as_str() && a["state"] == "firing"),
+        "still evaluated and listed: {alerts}"
+    );
+    let (_, audit) = hub.get("/api/v1/audit?action=alert_silence.create", &admin);
+    assert!(audit.to_string().contains("fixing the image"), "{audit}");
+}
