@@ -1029,3 +1029,55 @@ fn a_podman_crash_loop_fires_once_and_a_silence_stops_it() {
     let (_, audit) = hub.get("/api/v1/audit?action=alert_silence.create", &admin);
     assert!(audit.to_string().contains("fixing the image"), "{audit}");
 }
+
+/// A fleet-wide event: 30 simulated hosts go down at once. Their host-down
+/// alerts go out as a few notifications naming every host, not 30.
+#[test]
+fn a_fleet_going_down_at_once_is_a_few_notifications_not_one_per_host() {
+    let dir = temp_dir("alert-fleet");
+    let hub = Hub::start_with(&dir.join("hub"), free_port(), FAST);
+    let admin = hub.token("admin");
+    let receiver = Receiver::start(0);
+    let (_, c) = hub.post(
+        "/api/v1/alerts/channels",
+        &admin,
+        &json!({"name": "ops", "url": receiver.url}),
+    );
+    let (status, r) = hub.post(
+        "/api/v1/alerts/rules",
+        &admin,
+        &json!({"name": "fleet down", "kind": "host_down", "for": "1s", "channels": [c["id"]]}),
+    );
+    assert_eq!(status, 201, "{r}");
+    let hosts = 30;
+    let fleet = sim(
+        &hub.join(),
+        hosts,
+        &["--interval", "1s"],
+        &dir.join("sim.log"),
+    );
+    hub.wait_connected(&admin, hosts as u64, Duration::from_secs(60));
+    fleet.signal("-KILL");
+    drop(fleet);
+    let named = |status: &str| -> (usize, std::collections::BTreeSet<String>) {
+        let msgs: Vec<Value> = receiver
+            .messages()
+            .into_iter()
+            .filter(|m| m["status"] == status && m["commonLabels"]["alertname"] == "fleet down")
+            .collect();
+        let hosts = msgs
+            .iter()
+            .flat_map(|m| m["alerts"].as_array().unwrap().clone())
+            .map(|a| a["labels"]["node_id"].as_str().unwrap().to_string())
+            .collect();
+        (msgs.len(), hosts)
+    };
+    wait_for("every host's alert", Duration::from_secs(60), || {
+        (named("firing").1.len() == hosts).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (messages, named_hosts) = named("firing");
+    println!("fleet down: {hosts} hosts in {messages} notification(s)");
+    assert_eq!(named_hosts.len(), hosts);
+    assert!(messages <= 3, "{messages} notifications for {hosts} hosts");
+}

@@ -74,7 +74,7 @@ pub fn render(batch: &Batch) -> Note {
         lines: batch
             .alerts
             .iter()
-            .map(|a| line(&batch.rule.kind, host, a))
+            .map(|a| line(&batch.rule.kind, batch.host_of(&a.node_id), a))
             .collect(),
     }
 }

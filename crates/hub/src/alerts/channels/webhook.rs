@@ -27,30 +27,30 @@ fn rfc3339(ms: Option<i64>) -> Value {
 /// The body for a batch: Alertmanager's webhook format (version 4).
 pub fn payload(channel: &ChannelRecord, batch: &Batch) -> Value {
     let firing = batch.alerts.iter().any(|a| a.state == "firing");
-    let common = json!({
+    // Labels common to every alert: the host only when there is one.
+    let mut common = json!({
         "alertname": batch.rule.name,
         "rule_id": batch.rule.id.to_string(),
         "kind": batch.rule.kind,
-        "node_id": batch.node_id,
-        "host": batch.hostname,
     });
-    let host = if batch.hostname.is_empty() {
-        &batch.node_id
-    } else {
-        &batch.hostname
-    };
+    if !batch.node_id.is_empty() {
+        common["node_id"] = json!(batch.node_id);
+        common["host"] = json!(batch.host_of(&batch.node_id));
+    }
     let alerts: Vec<Value> = batch
         .alerts
         .iter()
         .map(|a| {
             let mut labels = common.clone();
+            labels["node_id"] = json!(a.node_id);
+            labels["host"] = json!(batch.host_of(&a.node_id));
             labels["subject"] = json!(a.subject);
             json!({
                 "status": if a.state == "firing" { "firing" } else { "resolved" },
                 "labels": labels,
                 "annotations": {
                     "summary": a.summary,
-                    "description": super::line(&batch.rule.kind, host, a),
+                    "description": super::line(&batch.rule.kind, batch.host_of(&a.node_id), a),
                 },
                 "startsAt": rfc3339(a.fired_ms.or(Some(a.started_ms))),
                 "endsAt": rfc3339(a.resolved_ms),
@@ -130,6 +130,7 @@ mod tests {
             },
             node_id: "n1".into(),
             hostname: "nas".into(),
+            hosts: [("n1".to_string(), "nas".to_string())].into(),
             alerts: vec![AlertRecord {
                 id: 1,
                 rule_id: 7,
