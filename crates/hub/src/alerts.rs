@@ -412,6 +412,9 @@ impl Batch {
     }
 }
 
+/// A batch and the channels it goes to.
+pub type Ready = (Vec<ChannelRecord>, Batch);
+
 /// Hosts of one rule ready in the same round beyond which they go out as
 /// one fleet-wide notification.
 const FLEET_BATCH: usize = 3;
@@ -420,11 +423,8 @@ const FLEET_BATCH: usize = 3;
 /// `min_hosts` hosts or more become one: a fleet-wide event (a network
 /// outage, every agent after a hub restart) is a few notifications, not
 /// one per host.
-pub fn merge_fleet(
-    ready: Vec<(Vec<ChannelRecord>, Batch)>,
-    min_hosts: usize,
-) -> Vec<(Vec<ChannelRecord>, Batch)> {
-    let mut by_rule: Vec<((i64, bool), Vec<(Vec<ChannelRecord>, Batch)>)> = Vec::new();
+pub fn merge_fleet(ready: Vec<Ready>, min_hosts: usize) -> Vec<Ready> {
+    let mut by_rule: Vec<((i64, bool), Vec<Ready>)> = Vec::new();
     for (channels, batch) in ready {
         let key = (
             batch.rule.id,
