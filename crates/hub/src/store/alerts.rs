@@ -3,7 +3,9 @@
 use super::{Store, StoreError, now_ms};
 use crate::audit::Record;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+/// A channel. Its `Debug` hides the secret and the URL's credentials, so
+/// no log line can carry them.
+#[derive(Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ChannelRecord {
     pub id: i64,
     pub name: String,
@@ -22,6 +24,25 @@ pub struct ChannelRecord {
     pub last_error_ms: Option<i64>,
     /// `HH:MM-HH:MM` (UTC): notifications falling inside wait for the end.
     pub quiet_hours: Option<String>,
+}
+
+impl std::fmt::Debug for ChannelRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field(
+                "url",
+                &crate::alerts::channels::redact(&self.kind, &self.url),
+            )
+            .field("signed", &self.signed)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("last_sent_ms", &self.last_sent_ms)
+            .field("last_error", &self.last_error)
+            .field("quiet_hours", &self.quiet_hours)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]

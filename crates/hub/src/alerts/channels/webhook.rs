@@ -181,6 +181,18 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_never_prints_its_secrets() {
+        let mut c = channel();
+        c.kind = "ntfy".into();
+        c.url = "ntfy://:tk_hidden@ntfy.sh/t".into();
+        let printed = format!("{c:?}");
+        assert!(
+            !printed.contains("s3cret") && !printed.contains("tk_hidden"),
+            "{printed}"
+        );
+    }
+
+    #[test]
     fn the_signature_is_hmac_sha256_of_the_body() {
         // RFC 4231 test case 2.
         assert_eq!(
