@@ -317,6 +317,7 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
                 acked_ms: None,
                 acked_by: None,
                 ack_comment: None,
+                silenced: false,
             },
         };
         record.summary = summary;

@@ -55,6 +55,7 @@ function connectedKey(): string {
 function stateBadge(a: AlertRecord) {
   if (a.state === 'resolved') return <Badge text="resolved" tone="ok" />;
   if (a.acked_ms) return <Badge text={`${a.state} · acknowledged`} tone="muted" />;
+  if (a.silenced) return <Badge text={`${a.state} · silenced`} tone="muted" />;
   return <Badge text={a.state} tone={a.state === 'firing' ? 'bad' : 'warn'} />;
 }
 
@@ -152,7 +153,7 @@ function AlertTable({ alerts, rules, canAct, reload, label }: { alerts: AlertRec
       </thead>
       <tbody>
         {alerts.map((a) => (
-          <tr key={a.id} data-testid="alert-row" data-state={a.state} data-acked={String(!!a.acked_ms)} data-rule={ruleName(a.rule_id)}>
+          <tr key={a.id} data-testid="alert-row" data-state={a.state} data-acked={String(!!a.acked_ms)} data-silenced={String(a.silenced)} data-rule={ruleName(a.rule_id)}>
             <td class="nowrap">{stateBadge(a)}</td>
             <td>{ruleName(a.rule_id)}</td>
             <td>
@@ -174,7 +175,7 @@ function AlertTable({ alerts, rules, canAct, reload, label }: { alerts: AlertRec
             {canAct && (
               <td>
                 {a.state !== 'resolved' && !a.acked_ms && <AckForm alert={a} onDone={reload} />}
-                {a.state !== 'resolved' && <SilenceForm alert={a} onDone={reload} />}
+                {a.state !== 'resolved' && !a.silenced && <SilenceForm alert={a} onDone={reload} />}
               </td>
             )}
           </tr>
@@ -506,7 +507,7 @@ export function Alerts({ query }: { query: URLSearchParams }) {
   const alerts = usePolled(() => alertsApi.list(history), 2000, [history, connectedKey()]);
   const rules = usePolled(alertsApi.rules, 15000);
   const active = alerts.data || [];
-  const firing = active.filter((a) => a.state === 'firing' && !a.acked_ms).length;
+  const firing = active.filter((a) => a.state === 'firing' && !a.acked_ms && !a.silenced).length;
   return (
     <section class="screen" aria-labelledby="alerts-title">
       <div class="screen-head">
@@ -551,7 +552,7 @@ export function Alerts({ query }: { query: URLSearchParams }) {
 export function AlertsBadge() {
   useFleet();
   const { data } = usePolled(() => alertsApi.list(false), 5000, [connectedKey()]);
-  const n = (data || []).filter((a) => a.state === 'firing' && !a.acked_ms).length;
+  const n = (data || []).filter((a) => a.state === 'firing' && !a.acked_ms && !a.silenced).length;
   if (n === 0) return null;
   return (
     <span class="chip-n nav-alerts" aria-label={`${n} firing`} data-testid="nav-alerts-count">

@@ -14,6 +14,7 @@ export interface AlertRecord {
   acked_ms: number | null;
   acked_by: string | null;
   ack_comment: string | null;
+  silenced: boolean;
 }
 
 export interface RuleRecord {

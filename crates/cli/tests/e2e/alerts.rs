@@ -702,6 +702,8 @@ fn silences_and_acknowledgements_hold_back_notifications() {
             .unwrap_or_else(|| panic!("rule {rule} in {alerts}"))
     };
     assert_eq!(find(&alerts, silenced)["state"], "firing", "{alerts}");
+    assert_eq!(find(&alerts, silenced)["silenced"], true, "{alerts}");
+    assert_eq!(find(&alerts, acked)["silenced"], false, "{alerts}");
     assert_eq!(by_rule(silenced, "firing"), 0);
     let (_, metrics) = http(hub.addr, "GET", "/metrics", &[], "").unwrap();
     assert!(

@@ -87,6 +87,7 @@ mod tests {
             acked_ms: None,
             acked_by: None,
             ack_comment: None,
+            silenced: false,
         };
         let rule = RuleRecord {
             id: rule,

@@ -224,6 +224,7 @@ mod tests {
             acked_ms: None,
             acked_by: None,
             ack_comment: None,
+            silenced: false,
         };
         assert_eq!(
             line("host_down", "nas", &a),

@@ -392,6 +392,25 @@ pub async fn list(
                 .check(&a.node_id, |n| who.sees(&n.state.host.labels))
         });
     }
+    let now = crate::store::now_ms();
+    let silences: Vec<SilenceRecord> = hub
+        .store
+        .alert_silences()
+        .await?
+        .into_iter()
+        .filter(|s| (s.starts_ms..s.ends_ms).contains(&now))
+        .collect();
+    if !silences.is_empty() {
+        for a in alerts.iter_mut().filter(|a| a.state != "resolved") {
+            let labels = hub
+                .twin
+                .read(&a.node_id, |n| n.state.host.labels.clone())
+                .unwrap_or_default();
+            a.silenced = silences
+                .iter()
+                .any(|s| s.matches(a.rule_id, &a.node_id, &labels, now));
+        }
+    }
     Ok(Json(alerts))
 }
 

@@ -78,6 +78,8 @@ pub struct AlertRecord {
     pub acked_ms: Option<i64>,
     pub acked_by: Option<String>,
     pub ack_comment: Option<String>,
+    /// A silence matches it now (set by the API; not stored).
+    pub silenced: bool,
 }
 
 /// A silence: matching alerts are evaluated and listed but not sent
@@ -259,6 +261,7 @@ fn alert(
         acked_ms,
         acked_by,
         ack_comment,
+        silenced: false,
     }
 }
 

@@ -145,6 +145,7 @@ mod tests {
                 acked_ms: None,
                 acked_by: None,
                 ack_comment: None,
+                silenced: false,
             }],
         }
     }
