@@ -121,10 +121,13 @@ describe('alerts', () => {
       assert.equal(await mine.count(), 0, 'nothing for the new rule while every host is up');
       const before = await page.evaluate(() => performance.now());
       sim.agents[0].stop();
+      await page.getByTestId('counts').filter({ hasText: '1 down' }).waitFor({ timeout: 30_000 });
+      const down = await page.evaluate(() => performance.now());
+      t.diagnostic(`the host shown down ${Math.round(down - before)} ms after its agent left`);
       const firing = page.locator('[data-testid="alert-row"][data-state="firing"][data-rule="host gone"]');
       await firing.waitFor({ timeout: 20_000 });
       const after = await page.evaluate(() => performance.now());
-      t.diagnostic(`firing alert shown ${Math.round(after - before)} ms after the agent left`);
+      t.diagnostic(`firing alert shown ${Math.round(after - down)} ms after the host was shown down (rule: for 1s)`);
       const badge = page.getByTestId('nav-alerts-count');
       await badge.waitFor({ timeout: 10_000 });
       const deadline = Date.now() + 15_000;

@@ -505,7 +505,11 @@ export function Alerts({ query }: { query: URLSearchParams }) {
   const history = tab === 'history';
   // Reloaded every 2 s and whenever a host connects or disconnects.
   const alerts = usePolled(() => alertsApi.list(history), 2000, [history, connectedKey()]);
-  const rules = usePolled(alertsApi.rules, 15000);
+  const rules = usePolled(alertsApi.rules, 15000, [tab]);
+  // An alert of a rule not known here yet (just added): read the rules again.
+  useEffect(() => {
+    if (rules.data && alerts.data?.some((a) => !rules.data?.some((r) => r.id === a.rule_id))) rules.reload();
+  }, [alerts.data]);
   const active = alerts.data || [];
   const firing = active.filter((a) => a.state === 'firing' && !a.acked_ms && !a.silenced).length;
   return (
