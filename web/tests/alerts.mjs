@@ -112,6 +112,10 @@ describe('alerts', () => {
       await page.getByTestId('rule-channel-ops hook').check();
       await page.getByTestId('rule-submit').click();
       await page.locator('[data-testid="rule-row"][data-name="host gone"]').waitFor();
+      // A default rule notifies nowhere until a channel is added to it.
+      const hostDown = page.locator('[data-testid="rule-row"][data-name="host down"]');
+      await hostDown.getByTestId('rule-add-channel').selectOption({ label: 'ops hook' });
+      await hostDown.filter({ hasText: 'ops hook' }).waitFor();
       await shot(page, 'alerts-rules.png');
 
       // One host leaves: the alert shows on the Active tab without a reload.

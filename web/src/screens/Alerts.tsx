@@ -276,6 +276,14 @@ function Rules({ admin }: { admin: boolean }) {
       setError((err as Error).message);
     }
   };
+  const setChannels = async (r: RuleRecord, ids: number[]) => {
+    try {
+      await alertsApi.updateRule(r.id, { channels: ids });
+      rules.reload();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
   const names = (ids: number[]) => ids.map((id) => channels.data?.find((c) => c.id === id)?.name || `#${id}`).join(', ') || '—';
   if (rules.error) return <ErrorBox message={rules.error} retry={rules.reload} />;
   return (
@@ -301,7 +309,37 @@ function Rules({ admin }: { admin: boolean }) {
                   {r.above != null && ` > ${r.above} %${r.clear != null ? ` (clears ≤ ${r.clear} %)` : ''}`}
                 </td>
                 <td>{r.for_ms ? durationMs(r.for_ms) : 'at once'}</td>
-                <td>{admin ? names(r.channels) : r.channels.length}</td>
+                <td>
+                  {admin ? (
+                    <span class="rule-channels">
+                      {names(r.channels)}
+                      {(channels.data || []).some((c) => !r.channels.includes(c.id)) && (
+                        <select
+                          aria-label={`Add a channel to ${r.name}`}
+                          value=""
+                          onChange={(e) => setChannels(r, [...r.channels, Number(e.currentTarget.value)])}
+                          data-testid="rule-add-channel"
+                        >
+                          <option value="">add…</option>
+                          {(channels.data || [])
+                            .filter((c) => !r.channels.includes(c.id))
+                            .map((c) => (
+                              <option key={c.id} value={c.id}>
+                                {c.name}
+                              </option>
+                            ))}
+                        </select>
+                      )}
+                      {r.channels.length > 0 && (
+                        <button type="button" class="btn btn-small btn-ghost" onClick={() => setChannels(r, [])} aria-label={`Notify no channel for ${r.name}`}>
+                          clear
+                        </button>
+                      )}
+                    </span>
+                  ) : (
+                    r.channels.length
+                  )}
+                </td>
                 <td>
                   {admin ? (
                     <button type="button" class="btn btn-small" aria-pressed={r.enabled} onClick={() => toggle(r)} data-testid="rule-toggle">
