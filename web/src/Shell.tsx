@@ -5,6 +5,7 @@ import { Empty } from './components/bits';
 import { can, RoleContext, type Action } from './access';
 import { CommandLayer } from './components/Console';
 import { Link, navigate, screenHref, type Route } from './router';
+import { Alerts, AlertsBadge } from './screens/Alerts';
 import { Audit } from './screens/Audit';
 import { Settings } from './screens/Settings';
 import { Containers } from './screens/Containers';
@@ -38,6 +39,7 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
   { href: '/routes', label: 'Routes', match: (p: string) => p === '/routes' },
   { href: '/schedules', label: 'Schedules', match: (p: string) => p === '/schedules' },
+  { href: '/alerts', label: 'Alerts', match: (p: string) => p === '/alerts' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
   { href: '/network', label: 'Network', match: (p: string) => p === '/network' },
@@ -84,6 +86,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/units') return <Units query={route.query} />;
   if (p === '/routes') return <Routes query={route.query} />;
   if (p === '/schedules') return <Schedules />;
+  if (p === '/alerts') return <Alerts query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;
   if (p === '/network') return <LazyNetwork query={route.query} />;
@@ -188,6 +191,7 @@ export function Shell({ me, route, onSignOut, onEnded }: { me: Me; route: Route;
           {NAV.filter((n) => !n.needs || can(me.role, n.needs)).map((n) => (
             <Link key={n.href} href={n.href} class={`${n.match(route.path) ? 'active' : ''}${n.sep ? ' nav-sep' : ''}`} aria-current={n.match(route.path) ? 'page' : undefined} data-testid={`nav-${n.label.toLowerCase()}`}>
               {n.label}
+              {n.href === '/alerts' && <AlertsBadge />}
             </Link>
           ))}
         </nav>

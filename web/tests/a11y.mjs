@@ -168,6 +168,19 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
           await settle(p);
           await check('host, routes of a proxy');
 
+          // Alerts: the active list, the rules (a new hub's defaults) and the channels form.
+          await go(p, '/alerts');
+          await p.getByTestId('alerts-tab-active').waitFor();
+          await settle(p);
+          await check('alerts');
+          await go(p, '/alerts?tab=rules');
+          await p.getByTestId('rule-row').first().waitFor({ timeout: 10_000 });
+          await settle(p);
+          await check('alerts, rules');
+          await go(p, '/alerts?tab=channels');
+          await p.getByTestId('channel-form').waitFor();
+          await check('alerts, channels');
+
           // The local host, every tab.
           await go(p, '/hosts');
           const local = p.getByTestId('host-row').filter({ has: p.getByRole('link', { name: HOSTNAME, exact: true }) });

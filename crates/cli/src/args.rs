@@ -434,6 +434,8 @@ pub enum CtlCommand {
     Routes(RoutesArgs),
     /// Schedules: `list`, `add`, `rm`, `run` (now), `runs`.
     Schedules(crate::schedules::SchedulesArgs),
+    /// Alerts: `list`, `ack`, `silence`, `silences`, `channels`, `rules`.
+    Alerts(crate::alerts::AlertsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -527,6 +527,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Files(a) => crate::files::run(&data_dir, a).await?,
         CtlCommand::Routes(a) => crate::routes::run(&data_dir, a).await?,
         CtlCommand::Schedules(a) => crate::schedules::run(&data_dir, a).await?,
+        CtlCommand::Alerts(a) => crate::alerts::run(&data_dir, a).await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

@@ -3,6 +3,7 @@
 // and `release_free_memory`.
 #![deny(unsafe_code)]
 
+mod alerts;
 mod args;
 mod commands;
 mod demo;

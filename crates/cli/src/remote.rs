@@ -137,6 +137,11 @@ impl Remote {
         self.json(Method::GET, path, None).await
     }
 
+    /// Any method with a JSON body; its JSON answer (null when empty).
+    pub async fn call(&self, method: Method, path: &str, body: &Value) -> Result<Value> {
+        self.json(method, path, Some(body)).await
+    }
+
     /// The node id for an id or a hostname.
     pub async fn resolve_node(&self, node: &str) -> Result<String> {
         let nodes = self.json(Method::GET, "/api/v1/nodes", None).await?;

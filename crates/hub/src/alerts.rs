@@ -1,5 +1,5 @@
 //! Alerts: rules evaluated against the live twin, each alert's life
-//! ([`machine`]), grouped notifications to channels ([`webhook`]).
+//! ([`machine`]), grouped notifications to channels ([`channels`]).
 //!
 //! The engine evaluates every rule on every node once a second, in memory
 //! (the twin, never the database), and stores each alert's changes so a hub
@@ -8,11 +8,15 @@
 //! `group_wait` for others to join, later firing ones wait until
 //! `group_interval` after the group's last notification; a host that is
 //! down inhibits its other alerts (they are tracked, not sent); an alert
-//! still firing after `repeat_interval` is sent again.
+//! still firing after `repeat_interval` is sent again, unless it was
+//! acknowledged; silences (matchers on rule, host and host labels, for a
+//! time) keep matching alerts from being sent while they are still
+//! evaluated and listed — a silence on one host is a maintenance window.
 
+pub mod batch;
+pub mod channels;
 pub mod eval;
 pub mod machine;
-pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,9 +24,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use self::batch::FLEET_BATCH;
+pub use self::batch::{Batch, Ready, merge_fleet};
 use self::eval::{Check, Kind};
 use self::machine::{Alert, State, Transition};
-use crate::store::{AlertRecord, ChannelRecord, RuleRecord, StoreError, now_ms};
+use crate::store::{AlertRecord, ChannelRecord, RuleRecord, SilenceRecord, StoreError, now_ms};
 use crate::{HubState, lock};
 
 /// How often rules are evaluated.
@@ -53,6 +59,7 @@ type Key = (i64, String, String);
 #[derive(Default)]
 pub struct Alerts {
     inner: Mutex<Inner>,
+    gauge: AlertGauge,
 }
 
 #[derive(Default)]
@@ -61,6 +68,7 @@ struct Inner {
     channels: HashMap<i64, ChannelRecord>,
     active: HashMap<Key, Active>,
     groups: HashMap<(i64, String), Group>,
+    silences: Vec<SilenceRecord>,
 }
 
 struct Active {
@@ -83,21 +91,72 @@ impl Alerts {
     pub async fn reload(&self, store: &crate::store::Store) -> Result<(), StoreError> {
         let rules = store.alert_rules().await?;
         let channels = store.alert_channels().await?;
+        let silences = store.alert_silences().await?;
         let mut inner = lock(&self.inner);
         inner.rules = rules;
+        inner.silences = silences;
         inner.channels = channels.into_iter().map(|c| (c.id, c)).collect();
         let ids: Vec<i64> = inner.rules.iter().map(|r| r.id).collect();
         inner.active.retain(|k, _| ids.contains(&k.0));
+        sync_gauge(&self.gauge, &inner);
         Ok(())
     }
 }
 
-fn check_of(rule: &RuleRecord) -> Option<Check> {
+impl Alerts {
+    /// Notes an acknowledgement on the active alert (no more repeats).
+    pub fn acked(&self, record: &AlertRecord) {
+        let mut inner = lock(&self.inner);
+        let key = (
+            record.rule_id,
+            record.node_id.clone(),
+            record.subject.clone(),
+        );
+        if let Some(a) = inner.active.get_mut(&key) {
+            a.record.acked_ms = record.acked_ms;
+            a.record.acked_by = record.acked_by.clone();
+            a.record.ack_comment = record.ack_comment.clone();
+        }
+    }
+
+    /// The `twinbay_alerts{alertname, node, subject, alertstate}` gauge
+    /// (1 per pending or firing alert, as Prometheus' `ALERTS`).
+    pub fn gauge(&self) -> AlertGauge {
+        self.gauge.clone()
+    }
+}
+
+/// The family behind [`Alerts::gauge`].
+pub type AlertGauge = prometheus_client::metrics::family::Family<
+    Vec<(String, String)>,
+    prometheus_client::metrics::gauge::Gauge,
+>;
+
+/// Rebuilds the gauge from the active alerts.
+fn sync_gauge(gauge: &AlertGauge, inner: &Inner) {
+    gauge.clear();
+    for ((rule_id, node, subject), a) in &inner.active {
+        let Some(rule) = inner.rules.iter().find(|r| r.id == *rule_id) else {
+            continue;
+        };
+        gauge
+            .get_or_create(&vec![
+                ("alertname".to_string(), rule.name.clone()),
+                ("node".to_string(), node.clone()),
+                ("subject".to_string(), subject.clone()),
+                ("alertstate".to_string(), a.alert.state.as_str().to_string()),
+            ])
+            .set(1);
+    }
+}
+
+fn check_of(rule: &RuleRecord, now_ms: i64) -> Option<Check> {
     let kind: Kind = serde_json::from_value(serde_json::json!(rule.kind)).ok()?;
     Some(Check {
         kind,
         above: rule.above,
         clear: rule.clear,
+        now_ms,
     })
 }
 
@@ -116,6 +175,9 @@ pub async fn run(hub: Arc<HubState>, config: AlertConfig, stop: CancellationToke
         }
         let now = now_ms();
         let changes = evaluate(&hub, now);
+        if !changes.is_empty() {
+            sync_gauge(&hub.alerts.gauge, &lock(&hub.alerts.inner));
+        }
         for (record, transition) in changes {
             if let Err(e) = record_change(&hub, record, transition).await {
                 tracing::warn!(error = %crate::report(&e), "recording an alert failed");
@@ -125,7 +187,19 @@ pub async fn run(hub: Arc<HubState>, config: AlertConfig, stop: CancellationToke
             for channel in channels {
                 let hub = hub.clone();
                 let batch = batch.clone();
-                tokio::spawn(async move { deliver(&hub, &channel, &batch).await });
+                // In the channel's quiet hours: sent when they end (a
+                // restart meanwhile sends unsent firing alerts at start).
+                let quiet = channels::quiet_wait(channel.quiet_hours.as_deref(), now);
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if let Some(wait) = quiet {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                    deliver(&hub, &channel, &batch).await
+                });
             }
         }
     }
@@ -175,7 +249,7 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
         .rules
         .iter()
         .filter(|r| r.enabled)
-        .filter_map(|r| Some((r.clone(), check_of(r)?)))
+        .filter_map(|r| Some((r.clone(), check_of(r, now)?)))
         .collect();
     let mut findings: Vec<(Key, bool, String)> = Vec::new();
     hub.twin.for_each(|node| {
@@ -212,7 +286,9 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
         .collect();
     findings.extend(vanished);
 
-    let for_ms: HashMap<i64, i64> = rules.iter().map(|(r, _)| (r.id, r.for_ms)).collect();
+    // Every rule, enabled or not: a disabled rule's alerts resolve (or
+    // drop) through the vanished ones above.
+    let for_ms: HashMap<i64, i64> = inner.rules.iter().map(|r| (r.id, r.for_ms)).collect();
     let mut changed = Vec::new();
     for (key, holds, summary) in findings {
         let Some(for_ms) = for_ms.get(&key.0).copied() else {
@@ -238,6 +314,10 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
                 fired_ms: None,
                 resolved_ms: None,
                 notified: false,
+                acked_ms: None,
+                acked_by: None,
+                ack_comment: None,
+                silenced: false,
             },
         };
         record.summary = summary;
@@ -313,15 +393,6 @@ fn alert_event(record: &AlertRecord) -> axum::extract::ws::Utf8Bytes {
         .into()
 }
 
-/// A notification ready to go: the rule, the host and its alerts.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub rule: RuleRecord,
-    pub node_id: String,
-    pub hostname: String,
-    pub alerts: Vec<AlertRecord>,
-}
-
 /// Groups whose wait is over, with the channels they go to. Inhibited ones
 /// (the host is down and this is not the host-down rule) are dropped
 /// unsent. Firing alerts due for a repeat join their group.
@@ -335,6 +406,7 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
         channels,
         active,
         groups,
+        silences,
     } = &mut *inner;
     let host_down: Vec<i64> = rules
         .iter()
@@ -349,7 +421,10 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
         })
     };
     for a in active.values_mut() {
-        if a.alert.state == State::Firing && a.sent_ms.is_some_and(|s| now - s >= repeat) {
+        if a.alert.state == State::Firing
+            && a.record.acked_ms.is_none()
+            && a.sent_ms.is_some_and(|s| now - s >= repeat)
+        {
             a.sent_ms = Some(now);
             let g = groups
                 .entry((a.record.rule_id, a.record.node_id.clone()))
@@ -370,7 +445,7 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
         if !ready {
             continue;
         }
-        let batch: Vec<AlertRecord> = std::mem::take(&mut g.queued);
+        let mut batch: Vec<AlertRecord> = std::mem::take(&mut g.queued);
         g.first_queued_ms = None;
         g.last_sent_ms = Some(now);
         for r in &batch {
@@ -385,10 +460,30 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
             tracing::debug!(rule = rule.name, node_id, "inhibited: the host is down");
             continue;
         }
-        let hostname = hub
+        let (hostname, labels) = hub
             .twin
-            .read(node_id, |n| n.state.host.hostname.clone())
+            .read(node_id, |n| {
+                (n.state.host.hostname.clone(), n.state.host.labels.clone())
+            })
             .unwrap_or_default();
+        // Silenced: evaluated, listed, not sent. Acknowledged: its
+        // resolution is still sent, repeats are not.
+        batch.retain(|r| {
+            let silenced = silences
+                .iter()
+                .any(|s| s.matches(r.rule_id, node_id, &labels, now));
+            let acked = r.state == "firing"
+                && active
+                    .get(&(r.rule_id, r.node_id.clone(), r.subject.clone()))
+                    .is_some_and(|a| a.record.acked_ms.is_some());
+            if silenced || acked {
+                tracing::debug!(rule = rule.name, node_id, silenced, acked, "not sent");
+            }
+            !silenced && !acked
+        });
+        if batch.is_empty() {
+            continue;
+        }
         let targets: Vec<ChannelRecord> = rule
             .channels
             .iter()
@@ -399,6 +494,7 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
             Batch {
                 rule: rule.clone(),
                 node_id: node_id.clone(),
+                hosts: [(node_id.clone(), hostname.clone())].into(),
                 hostname,
                 alerts: batch,
             },
@@ -407,15 +503,23 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
     groups.retain(|_, g| {
         g.first_queued_ms.is_some() || g.last_sent_ms.is_some_and(|l| now - l < interval)
     });
-    out
+    merge_fleet(out, FLEET_BATCH)
 }
 
-/// Sends a batch to one channel, retrying with backoff; notes the outcome.
+/// Delivery attempts before a batch is given up (1 s, 2 s, 4 s, 8 s apart).
+const ATTEMPTS: u32 = 5;
+
+/// Sends a batch to one channel, retrying with backoff; notes the outcome
+/// on the channel, and audits a delivery given up.
 async fn deliver(hub: &HubState, channel: &ChannelRecord, batch: &Batch) {
     let mut delay = Duration::from_secs(1);
     let mut last = String::new();
-    for attempt in 1..=5 {
-        match webhook::send(channel, batch).await {
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+        match channels::send(channel, batch).await {
             Ok(()) => {
                 let ids: Vec<i64> = batch.alerts.iter().map(|a| a.id).collect();
                 let noted = async {
@@ -437,10 +541,25 @@ async fn deliver(hub: &HubState, channel: &ChannelRecord, batch: &Batch) {
                 );
             }
         }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
     }
-    if let Err(e) = hub.store.note_alert_delivery(channel.id, Some(&last)).await {
+    let record = crate::audit::Record::new(
+        crate::audit::ActorKind::Hub,
+        "alerts",
+        "alert_channel.deliver",
+        crate::audit::Outcome::Failed,
+    )
+    .target(&format!("alert_channel:{}", channel.id))
+    .detail(&format!(
+        "{} on {}: gave up after {ATTEMPTS} attempts: {last}",
+        batch.rule.name, batch.node_id
+    ));
+    let noted = async {
+        hub.store
+            .note_alert_delivery(channel.id, Some(&last))
+            .await?;
+        hub.store.audit(record).await.map(|_| ())
+    };
+    if let Err(e) = noted.await {
         tracing::warn!(error = %crate::report(&e), "noting a failed delivery failed");
     }
 }

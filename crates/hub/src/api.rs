@@ -113,7 +113,10 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::remove_channel))
         .routes(routes!(alerts::test_channel))
         .routes(routes!(alerts::add_rule, alerts::rules))
-        .routes(routes!(alerts::remove_rule))
+        .routes(routes!(alerts::remove_rule, alerts::update_rule))
+        .routes(routes!(alerts::ack))
+        .routes(routes!(alerts::add_silence, alerts::silences))
+        .routes(routes!(alerts::expire_silence))
         .routes(routes!(routes::list))
         .routes(routes!(schedules::create, schedules::list))
         .routes(routes!(

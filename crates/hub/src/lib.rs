@@ -276,12 +276,14 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     let stream = twin.stream();
     let (files, file_jobs) = files::Files::new();
     let gateways = gateway::Gateways::new(&config.gateway);
+    let alerts = alerts::Alerts::default();
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
         metrics: metrics::Metrics::new()
             .with_audit_chain(store.anchor().gauge())
-            .with_gateway(&gateways.gauges),
+            .with_gateway(&gateways.gauges)
+            .with_alerts(alerts.gauge()),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
@@ -291,7 +293,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         commands: commands::Commands::new(store.clone()).announcing_on(stream),
         files,
         gateways: gateways.clone(),
-        alerts: alerts::Alerts::default(),
+        alerts,
         topology: topology::feed::Feed::new(),
         schedules: schedules::Scheduler::default(),
         network: api::client::NetworkPolicy {

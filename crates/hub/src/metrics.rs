@@ -274,6 +274,17 @@ impl Metrics {
         self
     }
 
+    /// Exposes `twinbay_alerts{alertname,node,subject,alertstate}` (as
+    /// Prometheus' `ALERTS`), kept by the alert engine.
+    pub fn with_alerts(mut self, gauge: crate::alerts::AlertGauge) -> Metrics {
+        self.registry.register(
+            "alerts",
+            "1 for each pending or firing alert, as Prometheus' ALERTS",
+            gauge,
+        );
+        self
+    }
+
     pub fn ui_client(&self) -> ClientGuard<'_> {
         self.ui_clients.inc();
         ClientGuard(&self.ui_clients)

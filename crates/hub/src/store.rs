@@ -28,7 +28,9 @@ use sqlx::sqlite::{
 use crate::audit::anchor::Anchor;
 use crate::audit::head::Head;
 
-pub use alerts::{AlertRecord, ChannelRecord, NewChannel, NewRule, RuleRecord};
+pub use alerts::{
+    AlertRecord, ChannelRecord, NewChannel, NewRule, NewSilence, RuleRecord, SilenceRecord,
+};
 pub use audit::{AuditQuery, AuditScope};
 pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use commands::{CommandRecord, Output};

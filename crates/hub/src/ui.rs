@@ -43,6 +43,7 @@ const SPA_ROUTES: &[&str] = &[
     "/network",
     "/world",
     "/audit",
+    "/alerts",
     "/settings",
     "/settings/{tab}",
 ];

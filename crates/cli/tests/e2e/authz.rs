@@ -73,6 +73,35 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
         404,
     ),
     ("DELETE", "/api/v1/alerts/rules/999999", "", ADMIN, 404),
+    (
+        "PATCH",
+        "/api/v1/alerts/rules/999999",
+        r#"{"enabled":false}"#,
+        ADMIN,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/alerts/999999/ack",
+        r#"{"comment":"x"}"#,
+        OPERATOR,
+        404,
+    ),
+    ("GET", "/api/v1/alerts/silences", "", VIEWER, 200),
+    (
+        "POST",
+        "/api/v1/alerts/silences",
+        r#"{"rule_id":999999,"duration":"1h","comment":"x"}"#,
+        OPERATOR,
+        404,
+    ),
+    (
+        "DELETE",
+        "/api/v1/alerts/silences/999999",
+        "",
+        OPERATOR,
+        404,
+    ),
     ("GET", "/api/v1/alerts/channels", "", ADMIN, 200),
     (
         "POST",
@@ -172,12 +201,13 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
-            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels")
+            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "silences")
                 if !p.is_empty() =>
             {
                 "{id}"
             }
             Some("schedules") if !p.is_empty() && *p != "preview" => "{id}",
+            Some("alerts") if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => "{id}",
             _ => p,
         })
         .collect::<Vec<_>>()

@@ -52,6 +52,24 @@ pub struct Check {
     pub kind: Kind,
     pub above: Option<f64>,
     pub clear: Option<f64>,
+    /// Now, for what depends on how long ago something happened.
+    pub now_ms: i64,
+}
+
+/// Restarts (by the restart policy) that make a crash loop…
+pub const LOOP_RESTARTS: u32 = 3;
+/// …while the last start is this recent.
+pub const LOOP_WINDOW_MS: i64 = 10 * 60_000;
+
+/// Unix ms of an engine's start time (`2026-12-03T04:05:06.123456789Z`,
+/// or with `+00:00`); `None` if it is not one.
+fn started_ms(text: &str) -> Option<i64> {
+    let text = text
+        .strip_suffix("+00:00")
+        .map_or(text.to_string(), |t| format!("{t}Z"));
+    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z')).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    i64::try_from(ms).ok()
 }
 
 /// One subject of a rule on one node, and whether the condition holds.
@@ -112,7 +130,18 @@ pub fn evaluate(check: &Check, node: &NodeTwin, active: impl Fn(&str) -> bool) -
             .containers
             .values()
             .map(|c| {
+                // Restarted by its policy again and again, the last time
+                // recently: a crash loop, also while it runs between crashes.
+                let looping = c.restart_count >= LOOP_RESTARTS
+                    && c.started_at
+                        .as_deref()
+                        .and_then(started_ms)
+                        .is_some_and(|t| check.now_ms - t < LOOP_WINDOW_MS);
                 let (holds, why) = match (c.state.as_str(), c.exit_code, c.health.as_deref()) {
+                    _ if looping => (
+                        true,
+                        format!("is restarting in a loop ({} restarts)", c.restart_count),
+                    ),
                     ("exited" | "dead", Some(code), _) if code != 0 => {
                         (true, format!("exited with code {code}"))
                     }
@@ -183,7 +212,51 @@ mod tests {
     }
 
     fn check(kind: Kind, above: Option<f64>, clear: Option<f64>) -> Check {
-        Check { kind, above, clear }
+        Check {
+            kind,
+            above,
+            clear,
+            now_ms: 1_800_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_container_restarted_again_and_again_is_a_crash_loop_while_it_runs() {
+        let mut n = node(true);
+        let now = 1_800_000_000_000;
+        let at = |ms: i64| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64);
+            humantime::format_rfc3339_nanos(t).to_string()
+        };
+        assert_eq!(started_ms(&at(now)), Some(now));
+        assert_eq!(
+            started_ms(&at(now).replace('Z', "+00:00")),
+            Some(now),
+            "podman's offset form"
+        );
+        assert_eq!(started_ms("yesterday"), None);
+        let c = |name: &str, restarts: u32, started: i64| Container {
+            id: name.into(),
+            name: name.into(),
+            state: "running".into(),
+            restart_count: restarts,
+            started_at: Some(at(started)),
+            ..Default::default()
+        };
+        for c in [
+            c("looping", 5, now - 2_000),
+            c("calmed", 5, now - LOOP_WINDOW_MS - 1),
+            c("once", 1, now - 2_000),
+        ] {
+            n.state.containers.insert(c.id.clone(), c);
+        }
+        let f = evaluate(&check(Kind::ContainerDown, None, None), &n, |_| false);
+        let holding: Vec<&Finding> = f.iter().filter(|f| f.holds).collect();
+        assert_eq!(holding.len(), 1, "{f:?}");
+        assert_eq!(
+            holding[0].summary,
+            "container looping is restarting in a loop (5 restarts) on nas"
+        );
     }
 
     #[test]
@@ -272,6 +345,95 @@ mod tests {
                 .map(|f| f.subject.as_str())
                 .collect::<Vec<_>>(),
             vec!["/"]
+        );
+    }
+
+    /// The cost of one evaluation round for 1,000 hosts (20 containers, 30
+    /// units, 4 mounts each) and 10 rules: what the engine pays each second
+    /// before its bookkeeping. Printed; bounded loosely (a debug build on a
+    /// shared machine took ~45 ms a round, under 5 % of a core at 1 Hz).
+    #[test]
+    fn a_round_over_a_thousand_hosts_is_cheap() {
+        let nodes: Vec<NodeTwin> = (0..1000)
+            .map(|i| {
+                let mut n = node(true);
+                n.id = format!("n{i}");
+                for c in 0..20 {
+                    let c = Container {
+                        id: format!("c{c}"),
+                        name: format!("app-{c}"),
+                        state: if c == 3 {
+                            "exited".into()
+                        } else {
+                            "running".into()
+                        },
+                        exit_code: Some(if c == 3 { 1 } else { 0 }),
+                        ..Default::default()
+                    };
+                    n.state.containers.insert(c.id.clone(), c);
+                }
+                for u in 0..30 {
+                    let u = Unit {
+                        name: format!("u{u}.service"),
+                        active_state: "active".into(),
+                        ..Default::default()
+                    };
+                    n.state.units.insert(u.name.clone(), u);
+                }
+                n.resources = Some(Sample {
+                    cpu_pct: 40.0,
+                    mem_total: 100,
+                    mem_used: 50,
+                    disks: (0..4)
+                        .map(|d| DiskSample {
+                            mount: format!("/m{d}"),
+                            total: 100,
+                            used: 50,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+                n
+            })
+            .collect();
+        let kinds = [
+            Kind::HostDown,
+            Kind::Disk,
+            Kind::UnitFailed,
+            Kind::ContainerDown,
+            Kind::Cpu,
+            Kind::Memory,
+            Kind::RouteBroken,
+            Kind::Disk,
+            Kind::Cpu,
+            Kind::ContainerDown,
+        ];
+        let checks: Vec<Check> = kinds
+            .iter()
+            .map(|k| check(*k, k.has_threshold().then_some(90.0), None))
+            .collect();
+        let round = || {
+            let mut findings = 0;
+            for n in &nodes {
+                for c in &checks {
+                    findings += evaluate(c, n, |_| false).len();
+                }
+            }
+            findings
+        };
+        round();
+        let start = std::time::Instant::now();
+        let rounds = 5;
+        let mut findings = 0;
+        for _ in 0..rounds {
+            findings = round();
+        }
+        let per_round = start.elapsed() / rounds;
+        println!("1,000 hosts × 10 rules: {findings} findings, {per_round:?} per round");
+        assert!(
+            per_round < std::time::Duration::from_millis(500),
+            "{per_round:?}"
         );
     }
 }

@@ -59,6 +59,11 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/alerts/rules", VIEWER),
     ("POST", "/api/v1/alerts/rules", ADMIN),
     ("DELETE", "/api/v1/alerts/rules/{id}", ADMIN),
+    ("PATCH", "/api/v1/alerts/rules/{id}", ADMIN),
+    ("POST", "/api/v1/alerts/{id}/ack", OPERATOR),
+    ("GET", "/api/v1/alerts/silences", VIEWER),
+    ("POST", "/api/v1/alerts/silences", OPERATOR),
+    ("DELETE", "/api/v1/alerts/silences/{id}", OPERATOR),
     // Channel URLs can carry tokens and name internal addresses.
     ("GET", "/api/v1/alerts/channels", ADMIN),
     ("POST", "/api/v1/alerts/channels", ADMIN),

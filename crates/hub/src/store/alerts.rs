@@ -3,20 +3,46 @@
 use super::{Store, StoreError, now_ms};
 use crate::audit::Record;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+/// A channel. Its `Debug` hides the secret and the URL's credentials, so
+/// no log line can carry them.
+#[derive(Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ChannelRecord {
     pub id: i64,
     pub name: String,
     pub kind: String,
+    /// As the API shows it: tokens, passwords and credentials are `***`.
     pub url: String,
     /// Set: bodies are signed (the secret itself is never shown).
     pub signed: bool,
     #[serde(skip)]
     pub secret: Option<String>,
     pub created_ms: i64,
-    pub last_ok_ms: Option<i64>,
+    /// When a notification last arrived.
+    pub last_sent_ms: Option<i64>,
+    /// Why the last delivery given up failed (kept after later successes).
     pub last_error: Option<String>,
     pub last_error_ms: Option<i64>,
+    /// `HH:MM-HH:MM` (UTC): notifications falling inside wait for the end.
+    pub quiet_hours: Option<String>,
+}
+
+impl std::fmt::Debug for ChannelRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field(
+                "url",
+                &crate::alerts::channels::redact(&self.kind, &self.url),
+            )
+            .field("signed", &self.signed)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("last_sent_ms", &self.last_sent_ms)
+            .field("last_error", &self.last_error)
+            .field("quiet_hours", &self.quiet_hours)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -48,6 +74,44 @@ pub struct AlertRecord {
     pub resolved_ms: Option<i64>,
     #[serde(skip)]
     pub notified: bool,
+    /// Acknowledged: not repeated until it resolves.
+    pub acked_ms: Option<i64>,
+    pub acked_by: Option<String>,
+    pub ack_comment: Option<String>,
+    /// A silence matches it now (set by the API; not stored).
+    pub silenced: bool,
+}
+
+/// A silence: matching alerts are evaluated and listed but not sent
+/// between `starts_ms` and `ends_ms`. Every matcher given must match.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct SilenceRecord {
+    pub id: i64,
+    pub rule_id: Option<i64>,
+    pub node_id: Option<String>,
+    /// Host labels that must all match.
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub comment: String,
+    pub created_by: String,
+    pub created_ms: i64,
+}
+
+impl SilenceRecord {
+    /// Whether it silences an alert of `rule_id` on a host at `now`.
+    pub fn matches(
+        &self,
+        rule_id: i64,
+        node_id: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        now: i64,
+    ) -> bool {
+        (self.starts_ms..self.ends_ms).contains(&now)
+            && self.rule_id.is_none_or(|r| r == rule_id)
+            && self.node_id.as_deref().is_none_or(|n| n == node_id)
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
 }
 
 type ChannelRow = (
@@ -60,6 +124,7 @@ type ChannelRow = (
     Option<i64>,
     Option<String>,
     Option<i64>,
+    Option<String>,
 );
 type RuleRow = (
     i64,
@@ -85,10 +150,51 @@ type AlertRow = (
     Option<i64>,
     Option<i64>,
     bool,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+type SilenceRow = (
+    i64,
+    Option<i64>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    i64,
 );
 
+fn silence(
+    (id, rule_id, node_id, labels, starts_ms, ends_ms, comment, created_by, created_ms): SilenceRow,
+) -> SilenceRecord {
+    SilenceRecord {
+        id,
+        rule_id,
+        node_id,
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+        starts_ms,
+        ends_ms,
+        comment,
+        created_by,
+        created_ms,
+    }
+}
+
 fn channel(
-    (id, name, kind, url, secret, created_ms, last_ok_ms, last_error, last_error_ms): ChannelRow,
+    (
+        id,
+        name,
+        kind,
+        url,
+        secret,
+        created_ms,
+        last_sent_ms,
+        last_error,
+        last_error_ms,
+        quiet_hours,
+    ): ChannelRow,
 ) -> ChannelRecord {
     ChannelRecord {
         id,
@@ -98,9 +204,10 @@ fn channel(
         signed: secret.is_some(),
         secret,
         created_ms,
-        last_ok_ms,
+        last_sent_ms,
         last_error,
         last_error_ms,
+        quiet_hours,
     }
 }
 
@@ -124,7 +231,21 @@ fn rule(
 }
 
 fn alert(
-    (id, rule_id, node_id, subject, state, summary, started_ms, fired_ms, resolved_ms, notified): AlertRow,
+    (
+        id,
+        rule_id,
+        node_id,
+        subject,
+        state,
+        summary,
+        started_ms,
+        fired_ms,
+        resolved_ms,
+        notified,
+        acked_ms,
+        acked_by,
+        ack_comment,
+    ): AlertRow,
 ) -> AlertRecord {
     AlertRecord {
         id,
@@ -137,13 +258,17 @@ fn alert(
         fired_ms,
         resolved_ms,
         notified,
+        acked_ms,
+        acked_by,
+        ack_comment,
+        silenced: false,
     }
 }
 
 macro_rules! channels {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, kind, url, secret, created_ms, last_ok_ms, last_error, last_error_ms FROM alert_channels ",
+            "SELECT id, name, kind, url, secret, created_ms, last_ok_ms, last_error, last_error_ms, quiet_hours FROM alert_channels ",
             $rest
         )
     };
@@ -159,7 +284,7 @@ macro_rules! rules {
 macro_rules! alerts {
     ($rest:literal) => {
         concat!(
-            "SELECT id, rule_id, node_id, subject, state, summary, started_ms, fired_ms, resolved_ms, notified FROM alerts ",
+            "SELECT id, rule_id, node_id, subject, state, summary, started_ms, fired_ms, resolved_ms, notified, acked_ms, acked_by, ack_comment FROM alerts ",
             $rest
         )
     };
@@ -171,6 +296,18 @@ pub struct NewChannel<'a> {
     pub kind: &'a str,
     pub url: &'a str,
     pub secret: Option<&'a str>,
+    pub quiet_hours: Option<&'a str>,
+}
+
+/// A new silence.
+pub struct NewSilence<'a> {
+    pub rule_id: Option<i64>,
+    pub node_id: Option<&'a str>,
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub comment: &'a str,
+    pub created_by: &'a str,
 }
 
 /// A new rule.
@@ -201,12 +338,13 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
         let id = sqlx::query_scalar(
-            "INSERT INTO alert_channels (name, kind, url, secret, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO alert_channels (name, kind, url, secret, quiet_hours, created_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(c.name)
         .bind(c.kind)
         .bind(c.url)
         .bind(c.secret)
+        .bind(c.quiet_hours)
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
@@ -383,5 +521,123 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Turns a rule on or off, or changes the channels it notifies; false
+    /// if there is no such rule.
+    pub async fn update_alert_rule(
+        &self,
+        id: i64,
+        enabled: Option<bool>,
+        channels: Option<&[i64]>,
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let channels = channels.map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()));
+        let found = sqlx::query(
+            "UPDATE alert_rules SET enabled = COALESCE(?, enabled), channels = COALESCE(?, channels) WHERE id = ?",
+        )
+        .bind(enabled)
+        .bind(channels)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if found {
+            super::audit::append_in(&mut tx, &record.target(&format!("alert_rule:{id}"))).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Acknowledges an active alert, audited; `None` if there is no such
+    /// alert, `Some(false)` if it is not active (resolved).
+    pub async fn ack_alert(
+        &self,
+        id: i64,
+        by: &str,
+        comment: &str,
+        record: Record,
+    ) -> Result<Option<AlertRecord>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query(
+            "UPDATE alerts SET acked_ms = ?, acked_by = ?, ack_comment = ? WHERE id = ? AND state != 'resolved'",
+        )
+        .bind(now_ms())
+        .bind(by)
+        .bind(comment)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let row: Option<AlertRow> = sqlx::query_as(alerts!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if updated {
+            super::audit::append_in(&mut tx, &record.target(&format!("alert:{id}"))).await?;
+        }
+        tx.commit().await?;
+        Ok(row.map(alert))
+    }
+
+    pub async fn alert_silences(&self) -> Result<Vec<SilenceRecord>, StoreError> {
+        let rows: Vec<SilenceRow> = sqlx::query_as(
+            "SELECT id, rule_id, node_id, labels, starts_ms, ends_ms, comment, created_by, created_ms FROM alert_silences ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(silence).collect())
+    }
+
+    /// Adds a silence, audited.
+    pub async fn add_alert_silence(
+        &self,
+        n: &NewSilence<'_>,
+        record: Record,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id = sqlx::query_scalar(
+            "INSERT INTO alert_silences (rule_id, node_id, labels, starts_ms, ends_ms, comment, created_by, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(n.rule_id)
+        .bind(n.node_id)
+        .bind(serde_json::to_string(n.labels).unwrap_or_else(|_| "{}".into()))
+        .bind(n.starts_ms)
+        .bind(n.ends_ms)
+        .bind(n.comment)
+        .bind(n.created_by)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        super::audit::append_in(&mut tx, &record.target(&format!("alert_silence:{id}"))).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Ends a silence now (kept, for the record), audited; false if there
+    /// is none.
+    pub async fn expire_alert_silence(&self, id: i64, record: Record) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        let found = sqlx::query(
+            "UPDATE alert_silences SET ends_ms = MIN(ends_ms, ?), starts_ms = MIN(starts_ms, ?) WHERE id = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if found {
+            super::audit::append_in(&mut tx, &record.target(&format!("alert_silence:{id}")))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
     }
 }

@@ -5,38 +5,13 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
-use http::{Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
+use http::{HeaderName, Uri, header};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::Batch;
+use super::super::Batch;
 use crate::store::ChannelRecord;
-
-/// How long one delivery may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Checks a channel's URL: http:// with a host (https:// needs a trust
-/// store the hub does not carry yet: say so rather than fail later).
-pub fn check_url(url: &str) -> Result<Uri, String> {
-    let uri: Uri = url.parse().map_err(|e| format!("url {url:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "url {url:?}: https webhooks are not supported yet; use http:// (on a LAN or through a local relay)"
-            ));
-        }
-        _ => return Err(format!("url {url:?}: give an http:// URL")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("url {url:?}: no host"));
-    }
-    Ok(uri)
-}
 
 fn rfc3339(ms: Option<i64>) -> Value {
     match ms.and_then(|ms| u64::try_from(ms).ok()) {
@@ -52,32 +27,30 @@ fn rfc3339(ms: Option<i64>) -> Value {
 /// The body for a batch: Alertmanager's webhook format (version 4).
 pub fn payload(channel: &ChannelRecord, batch: &Batch) -> Value {
     let firing = batch.alerts.iter().any(|a| a.state == "firing");
-    let common = json!({
+    // Labels common to every alert: the host only when there is one.
+    let mut common = json!({
         "alertname": batch.rule.name,
         "rule_id": batch.rule.id.to_string(),
         "kind": batch.rule.kind,
-        "node_id": batch.node_id,
-        "host": batch.hostname,
     });
+    if !batch.node_id.is_empty() {
+        common["node_id"] = json!(batch.node_id);
+        common["host"] = json!(batch.host_of(&batch.node_id));
+    }
     let alerts: Vec<Value> = batch
         .alerts
         .iter()
         .map(|a| {
             let mut labels = common.clone();
+            labels["node_id"] = json!(a.node_id);
+            labels["host"] = json!(batch.host_of(&a.node_id));
             labels["subject"] = json!(a.subject);
-            let duration = a
-                .resolved_ms
-                .zip(a.fired_ms.or(Some(a.started_ms)))
-                .map(|(end, start)| (end - start) / 1000);
             json!({
                 "status": if a.state == "firing" { "firing" } else { "resolved" },
                 "labels": labels,
                 "annotations": {
                     "summary": a.summary,
-                    "description": match duration {
-                        Some(secs) => format!("resolved after {}", humantime::format_duration(Duration::from_secs(secs.max(0) as u64))),
-                        None => a.summary.clone(),
-                    },
+                    "description": super::line(&batch.rule.kind, batch.host_of(&a.node_id), a),
                 },
                 "startsAt": rfc3339(a.fired_ms.or(Some(a.started_ms))),
                 "endsAt": rfc3339(a.resolved_ms),
@@ -106,67 +79,33 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// POSTs the batch; `Err` says why it did not arrive (answered non-2xx,
-/// unreachable, too slow).
-pub async fn send(channel: &ChannelRecord, batch: &Batch) -> Result<(), String> {
-    let body = payload(channel, batch).to_string();
-    post(channel, body.into_bytes()).await
+/// The test message, in the same shape.
+pub fn test_payload(channel: &ChannelRecord) -> Value {
+    json!({
+        "version": "4",
+        "receiver": channel.name,
+        "status": "firing",
+        "groupLabels": {"alertname": "twinbay test"},
+        "commonLabels": {"alertname": "twinbay test"},
+        "commonAnnotations": {},
+        "truncatedAlerts": 0,
+        "alerts": [{"status": "firing", "labels": {"alertname": "twinbay test"},
+            "annotations": {"summary": format!("a test message from twinbay: channel {} works", channel.name)},
+            "startsAt": rfc3339(Some(crate::store::now_ms())), "endsAt": rfc3339(None),
+            "fingerprint": "test"}],
+    })
 }
 
-/// POSTs a JSON body to the channel's URL.
-pub async fn post(channel: &ChannelRecord, body: Vec<u8>) -> Result<(), String> {
-    let uri = check_url(&channel.url)?;
-    let attempt = async {
-        let host = uri.host().unwrap_or_default();
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(80);
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-        let tcp = tokio::net::TcpStream::connect((bare, port))
-            .await
-            .map_err(|e| format!("{authority}: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| format!("{authority}: {e}"))?;
-        let conn = tokio::spawn(conn);
-        let mut request = Request::builder()
-            .method("POST")
-            .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-            .header(header::HOST, authority)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("twinbay/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(header::CONNECTION, "close");
-        if let Some(secret) = &channel.secret {
-            request = request.header("X-Twinbay-Signature", signature(secret, &body));
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("{authority}: {e}"));
-        let result = match response {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => {
-                let status = r.status();
-                let text = Limited::new(r.into_body(), 1024)
-                    .collect()
-                    .await
-                    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-                    .unwrap_or_default();
-                Err(format!("{authority} answered {status}: {}", text.trim()))
-            }
-            Err(e) => Err(e),
-        };
-        conn.abort();
-        result
-    };
-    tokio::time::timeout(TIMEOUT, attempt)
-        .await
-        .unwrap_or_else(|_| Err(format!("no answer within {TIMEOUT:?}")))
+/// POSTs a JSON body, signed when there is a secret.
+pub async fn post(url: &Uri, secret: Option<&str>, body: Vec<u8>) -> Result<(), String> {
+    let mut headers = vec![(header::CONTENT_TYPE, "application/json".to_string())];
+    if let Some(secret) = secret {
+        headers.push((
+            HeaderName::from_static("x-twinbay-signature"),
+            signature(secret, &body),
+        ));
+    }
+    super::http::post(url, &headers, body).await
 }
 
 #[cfg(test)]
@@ -191,6 +130,7 @@ mod tests {
             },
             node_id: "n1".into(),
             hostname: "nas".into(),
+            hosts: [("n1".to_string(), "nas".to_string())].into(),
             alerts: vec![AlertRecord {
                 id: 1,
                 rule_id: 7,
@@ -202,6 +142,10 @@ mod tests {
                 fired_ms: Some(1_700_000_010_000),
                 resolved_ms: (state == "resolved").then_some(1_700_000_730_000),
                 notified: false,
+                acked_ms: None,
+                acked_by: None,
+                ack_comment: None,
+                silenced: false,
             }],
         }
     }
@@ -215,9 +159,10 @@ mod tests {
             signed: true,
             secret: Some("s3cret".into()),
             created_ms: 0,
-            last_ok_ms: None,
+            last_sent_ms: None,
             last_error: None,
             last_error_ms: None,
+            quiet_hours: None,
         }
     }
 
@@ -232,7 +177,19 @@ mod tests {
         assert_eq!(p["status"], "resolved");
         assert_eq!(
             p["alerts"][0]["annotations"]["description"],
-            "resolved after 12m"
+            "host nas is back after 12 min"
+        );
+    }
+
+    #[test]
+    fn a_channel_never_prints_its_secrets() {
+        let mut c = channel();
+        c.kind = "ntfy".into();
+        c.url = "ntfy://:tk_hidden@ntfy.sh/t".into();
+        let printed = format!("{c:?}");
+        assert!(
+            !printed.contains("s3cret") && !printed.contains("tk_hidden"),
+            "{printed}"
         );
     }
 
@@ -243,17 +200,5 @@ mod tests {
             signature("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-    }
-
-    #[test]
-    fn urls_are_checked() {
-        assert!(check_url("http://10.0.0.5:8080/hook").is_ok());
-        assert!(
-            check_url("https://example.org/hook")
-                .unwrap_err()
-                .contains("not supported yet")
-        );
-        assert!(check_url("ftp://x").is_err());
-        assert!(check_url("nonsense").is_err());
     }
 }
