@@ -53,6 +53,7 @@ pub fn run(command: Command) -> Result<()> {
             init_logging("info,twinbay_agent::link=error");
             multi_thread()?.block_on(sim(args))
         }
+        Command::Mcp(args) => crate::mcp::run(args),
     }
 }
 
@@ -188,6 +189,7 @@ fn hub_config(
         connections: connections.config(),
         gateway: gateway.config()?,
         alerts: alerts.config(),
+        mcp: access.mcp,
     })
 }
 

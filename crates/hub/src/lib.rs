@@ -20,6 +20,7 @@ pub mod history;
 pub mod layout;
 pub mod link;
 pub mod lockout;
+pub mod mcp;
 pub mod metrics;
 pub mod recorder;
 pub mod server;
@@ -78,6 +79,8 @@ pub struct HubConfig {
     pub gateway: gateway::GatewayConfig,
     /// Grouping and repeats of alert notifications.
     pub alerts: alerts::AlertConfig,
+    /// The MCP server at `/mcp`: on, read-only or off.
+    pub mcp: mcp::Mode,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -166,6 +169,8 @@ pub struct HubState {
     pub gateways: gateway::Gateways,
     /// Alert rules, channels and active alerts.
     pub alerts: alerts::Alerts,
+    /// What `/mcp` serves.
+    pub mcp: mcp::Mode,
 }
 
 /// What the first start did about the admin account.
@@ -287,6 +292,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         files,
         gateways: gateways.clone(),
         alerts: alerts::Alerts::default(),
+        mcp: config.mcp,
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(

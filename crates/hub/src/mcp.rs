@@ -1,0 +1,247 @@
+//! The MCP server: AI assistants read the twin and act through the same
+//! guarded, audited path as people.
+//!
+//! Mounted at `/mcp` on the hub's listener (streamable HTTP, rmcp). Every
+//! request passes [`auth::guard`] first: the Host must be one of the hub's
+//! names and `Authorization: Bearer <API token>` one of its tokens, else
+//! 403 / 401 before rmcp sees it. Each tool then answers as the REST API
+//! would for that token (its role, its host groups): the read tools call
+//! the REST handlers or read the in-memory twin with the same scoping, and
+//! `run_command` *is* the commands API's handler. Every tool call is
+//! audited ([`audit`]); every answer is capped and says when it cut.
+//!
+//! Tools by concern: [`read`] (hosts, events, metrics, alerts, topology,
+//! files, commands, search) and [`act`] (commands); `--mcp read-only`
+//! leaves the act tools out altogether.
+
+mod act;
+mod audit;
+pub mod auth;
+pub mod decode;
+mod read;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use crate::HubState;
+use crate::api::ApiError;
+use crate::store::Principal;
+
+/// Largest JSON-RPC body the server reads (a tool's arguments are small).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What `twinbay hub --mcp` serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Read and act tools (act tools still need the token's role and the
+    /// agent's policy).
+    #[default]
+    On,
+    /// Only the read tools are registered.
+    ReadOnly,
+    /// No `/mcp` at all (404).
+    Off,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "on" => Ok(Mode::On),
+            "read-only" => Ok(Mode::ReadOnly),
+            "off" => Ok(Mode::Off),
+            other => Err(format!("{other:?}: use on, read-only or off")),
+        }
+    }
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::On => "on",
+            Mode::ReadOnly => "read-only",
+            Mode::Off => "off",
+        }
+    }
+}
+
+/// The `/mcp` service: the guard in front of rmcp's streamable HTTP server.
+pub fn service(hub: Arc<HubState>) -> Router {
+    let mode = hub.mcp;
+    if mode == Mode::Off {
+        return Router::new().fallback(|| async {
+            ApiError::NotFound("the MCP server is off (start the hub with --mcp on)".into())
+                .into_response()
+        });
+    }
+    // The guard checks Host against the hub's own names (public URL,
+    // --allowed-host, hostname, addresses, localhost), so rmcp's
+    // loopback-only list is switched off rather than duplicated.
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_max_request_body_bytes(MAX_BODY)
+        .with_cancellation_token(hub.shutdown.child_token());
+    let tools = Arc::new(McpServer::tool_set(mode));
+    let state = hub.clone();
+    let mcp = StreamableHttpService::new(
+        move || {
+            Ok(McpServer {
+                hub: state.clone(),
+                tools: tools.clone(),
+            })
+        },
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .fallback_service(mcp)
+        .layer(axum::middleware::from_fn_with_state(hub, auth::guard))
+}
+
+/// One MCP session's server; cheap to make (the tool set is shared).
+#[derive(Clone)]
+pub struct McpServer {
+    hub: Arc<HubState>,
+    tools: Arc<ToolRouter<McpServer>>,
+}
+
+impl McpServer {
+    /// The tools `mode` registers.
+    pub fn tool_set(mode: Mode) -> ToolRouter<McpServer> {
+        let mut tools = McpServer::read_tools();
+        if mode == Mode::On {
+            tools.merge(McpServer::act_tools());
+        }
+        tools
+    }
+}
+
+/// The caller of one tool call, as the guard found it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub who: Principal,
+    /// The client's address (through trusted proxies).
+    pub address: String,
+    pub user_agent: String,
+    /// `name/version` from MCP's client info.
+    pub client: String,
+}
+
+impl Caller {
+    fn of(context: &RequestContext<RoleServer>) -> Option<Caller> {
+        let parts = context.extensions.get::<http::request::Parts>()?;
+        let who = parts.extensions.get::<Principal>()?.clone();
+        let address = parts
+            .extensions
+            .get::<crate::api::client::Client>()
+            .map(|c| c.addr.to_string())
+            .unwrap_or_default();
+        let user_agent = parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let client = context
+            .client_info()
+            .map(|c| format!("{}/{}", c.name, c.version))
+            .unwrap_or_default();
+        Some(Caller {
+            who,
+            address,
+            user_agent,
+            client,
+        })
+    }
+}
+
+/// A tool's failure as the assistant reads it: `not found: no node "x"`.
+pub(crate) fn tool_error(e: ApiError) -> String {
+    let kind = match &e {
+        ApiError::Unauthorized(_) => "unauthorized",
+        ApiError::Forbidden(_) => "forbidden",
+        ApiError::NotFound(_) => "not found",
+        ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => "bad request",
+        ApiError::Conflict(_) => "conflict",
+        ApiError::PayloadTooLarge(_) => "too large",
+        ApiError::TooManyRequests(..) => "too many requests",
+        ApiError::Internal(err) => {
+            tracing::error!(error = %crate::report(err), "an MCP tool failed");
+            "internal error"
+        }
+        ApiError::MethodNotAllowed(..) | ApiError::Other(..) => "error",
+    };
+    format!("{kind}: {e}")
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("twinbay", crate::VERSION))
+            .with_instructions(
+                "twinbay's live twin of every machine. Start with list_hosts, then get_host \
+                 (set include_processes/include_ports to false to keep it short), list_events \
+                 for what changed, query_metrics for history, find to search the fleet. \
+                 run_command goes through the hub's role check and the host's own policy; \
+                 every call is audited."
+                    .to_string(),
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.list_all()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.get(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        mut context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let Some(caller) = Caller::of(&context) else {
+            // Only reachable through the guard; a transport without one has no caller.
+            return Err(ErrorData::invalid_request("no authenticated caller", None));
+        };
+        let started = Instant::now();
+        let tool = request.name.to_string();
+        let arguments = request.arguments.clone();
+        context.extensions.insert(caller.clone());
+        let result = self
+            .tools
+            .call(ToolCallContext::new(self, request, context))
+            .await;
+        audit::record(
+            &self.hub,
+            &caller,
+            &tool,
+            arguments.as_ref(),
+            &result,
+            started.elapsed(),
+            self.tools.has_route(&tool),
+        )
+        .await;
+        result
+    }
+}
