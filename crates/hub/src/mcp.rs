@@ -18,6 +18,7 @@ mod act;
 mod audit;
 pub mod auth;
 pub mod decode;
+mod limit;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -30,8 +31,8 @@ use axum::response::IntoResponse;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -97,12 +98,14 @@ pub fn service(hub: Arc<HubState>) -> Router {
         .with_max_request_body_bytes(MAX_BODY)
         .with_cancellation_token(hub.shutdown.child_token());
     let tools = Arc::new(McpServer::tool_set(mode));
+    let limiter = Arc::new(limit::Limiter::default());
     let state = hub.clone();
     let mcp = StreamableHttpService::new(
         move || {
             Ok(McpServer {
                 hub: state.clone(),
                 tools: tools.clone(),
+                limiter: limiter.clone(),
             })
         },
         Arc::new(LocalSessionManager::default()),
@@ -118,6 +121,8 @@ pub fn service(hub: Arc<HubState>) -> Router {
 pub struct McpServer {
     hub: Arc<HubState>,
     tools: Arc<ToolRouter<McpServer>>,
+    /// Tool calls per caller, shared by every session.
+    limiter: Arc<limit::Limiter>,
 }
 
 impl McpServer {
@@ -228,10 +233,20 @@ impl ServerHandler for McpServer {
         let tool = request.name.to_string();
         let arguments = request.arguments.clone();
         context.extensions.insert(caller.clone());
-        let result = self
-            .tools
-            .call(ToolCallContext::new(self, request, context))
-            .await;
+        let who = crate::audit::Record::by(&caller.who, "", crate::audit::Outcome::Ok).actor;
+        let result = match self.limiter.take(&who, started) {
+            Ok(()) => {
+                self.tools
+                    .call(ToolCallContext::new(self, request, context))
+                    .await
+            }
+            Err(wait) => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "too many requests: at most {} calls a second per token; try again in {} ms",
+                limit::PER_SECOND,
+                wait.as_millis().max(1)
+            ))])
+            .into()),
+        };
         audit::record(
             &self.hub,
             &caller,

@@ -70,7 +70,9 @@ fn outcome(result: &Result<CallToolResponse, ErrorData>) -> (Outcome, String) {
                 .and_then(|c| c.as_text())
                 .map(|t| t.text.chars().take(300).collect::<String>())
                 .unwrap_or_default();
-            let denied = text.starts_with("forbidden:") || text.starts_with("unauthorized:");
+            let denied = ["forbidden:", "unauthorized:", "too many requests:"]
+                .iter()
+                .any(|p| text.starts_with(p));
             let outcome = if denied {
                 Outcome::Denied
             } else {
