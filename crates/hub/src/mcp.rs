@@ -46,6 +46,9 @@ use crate::store::Principal;
 /// Largest JSON-RPC body the server reads (a tool's arguments are small).
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Read audit entries written at once before reads wait for theirs.
+const AUDITS_IN_FLIGHT: usize = 1024;
+
 /// What `twinbay hub --mcp` serves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
@@ -99,6 +102,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
         .with_cancellation_token(hub.shutdown.child_token());
     let tools = Arc::new(McpServer::tool_set(mode));
     let limiter = Arc::new(limit::Limiter::default());
+    let audits = Arc::new(tokio::sync::Semaphore::new(AUDITS_IN_FLIGHT));
     let state = hub.clone();
     let mcp = StreamableHttpService::new(
         move || {
@@ -106,6 +110,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
                 hub: state.clone(),
                 tools: tools.clone(),
                 limiter: limiter.clone(),
+                audits: audits.clone(),
             })
         },
         Arc::new(LocalSessionManager::default()),
@@ -123,6 +128,8 @@ pub struct McpServer {
     tools: Arc<ToolRouter<McpServer>>,
     /// Tool calls per caller, shared by every session.
     limiter: Arc<limit::Limiter>,
+    /// Read audit entries being written.
+    audits: Arc<tokio::sync::Semaphore>,
 }
 
 impl McpServer {
@@ -247,16 +254,33 @@ impl ServerHandler for McpServer {
             ))])
             .into()),
         };
-        audit::record(
-            &self.hub,
+        let entry = audit::entry(
             &caller,
             &tool,
             arguments.as_ref(),
             &result,
             started.elapsed(),
             self.tools.has_route(&tool),
-        )
-        .await;
+        );
+        // An act's entry is written before the answer. A read's is written
+        // beside it: the store's one writer may be busy with a large fleet's
+        // history, and a read must not wait for that (measured: p99 of 10 s
+        // at 1,000 hosts). Entries in flight are bounded; past that, reads
+        // wait for theirs.
+        if audit::ACTS.contains(&tool.as_str()) {
+            audit::write(&self.hub, entry).await;
+        } else {
+            match self.audits.clone().acquire_owned().await {
+                Ok(permit) => {
+                    let hub = self.hub.clone();
+                    tokio::spawn(async move {
+                        audit::write(&hub, entry).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => audit::write(&self.hub, entry).await,
+            }
+        }
         result
     }
 }

@@ -416,15 +416,18 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
             .iter()
             .any(|e| e["detail"].as_str().unwrap().contains(&id))
     );
-    // Reads are audited as mcp.read.
-    let (_, reads) = hub.get("/api/v1/audit?action=mcp.read&limit=1000", &admin);
-    assert!(
-        reads
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["detail"].as_str().unwrap().contains("tool=query_metrics"))
-    );
+    // Reads are audited as mcp.read (written beside the answer), the
+    // refused ones too.
+    wait_for("mcp.read entries", Duration::from_secs(5), || {
+        let (_, reads) = hub.get("/api/v1/audit?action=mcp.read&limit=1000", &admin);
+        let reads = reads.as_array()?.clone();
+        let has = |part: &str, outcome: &str| {
+            reads
+                .iter()
+                .any(|e| e["outcome"] == outcome && e["detail"].as_str().unwrap().contains(part))
+        };
+        (has("tool=query_metrics", "ok") && has("tool=file_diff", "denied")).then_some(())
+    });
 
     // A token limited to a host group: other hosts are not found.
     let twins: Vec<Value> = hub

@@ -85,15 +85,15 @@ fn outcome(result: &Result<CallToolResponse, ErrorData>) -> (Outcome, String) {
     }
 }
 
-pub async fn record(
-    hub: &HubState,
+/// The audit entry for one tool call.
+pub fn entry(
     caller: &Caller,
     tool: &str,
     arguments: Option<&JsonObject>,
     result: &Result<CallToolResponse, ErrorData>,
     took: Duration,
     known: bool,
-) {
+) -> Record {
     let args = arguments
         .map(|a| redact(&Value::Object(a.clone())))
         .unwrap_or(Value::Object(Default::default()));
@@ -112,8 +112,8 @@ pub async fn record(
         false => &caller.client,
     };
     let mut detail = format!(
-        "tool={tool_shown} client={client} duration_ms={}",
-        took.as_millis()
+        "tool={tool_shown} client={client} duration_ms={:.2}",
+        took.as_secs_f64() * 1000.0
     );
     if !why.is_empty() {
         detail.push_str(&format!(" error={why}"));
@@ -123,10 +123,13 @@ pub async fn record(
         true => action(tool),
         false => "mcp.read".into(),
     };
-    let entry = Record::by(&caller.who, &action, outcome)
+    Record::by(&caller.who, &action, outcome)
         .client(&caller.address, &caller.user_agent)
         .target(&target)
-        .detail(&detail);
+        .detail(&detail)
+}
+
+pub async fn write(hub: &HubState, entry: Record) {
     if let Err(e) = hub.store.audit(entry).await {
         tracing::error!(error = %crate::report(&e), "could not audit an MCP call");
     }

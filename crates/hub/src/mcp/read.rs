@@ -26,6 +26,9 @@ use crate::twin::NodeSummary;
 /// A host's twin larger than this loses its processes, then its ports,
 /// files and routes, until it fits.
 pub const MAX_HOST_BYTES: usize = 256 * 1024;
+/// `list_hosts` stops adding hosts past this many bytes (the answer goes
+/// out twice: as text and as structured content).
+pub const MAX_LIST_BYTES: usize = 200 * 1024;
 /// Command output and file diffs: at most this much text.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Points per series in `query_metrics`.
@@ -124,7 +127,7 @@ pub struct ListHostsArgs {
     pub label: Option<String>,
     /// Only connected or only disconnected hosts.
     pub state: Option<HostState>,
-    /// At most this many (default 100, at most 1000).
+    /// At most this many (default 100, at most 1000; fewer past 200 KiB).
     #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<u32>,
 }
@@ -143,8 +146,20 @@ pub struct HostRow {
     pub containers: usize,
     pub units: usize,
     pub ports: usize,
-    /// The latest sample (cpu, memory, load, disks, network).
-    pub resources: Option<Value>,
+    /// The latest sample, in brief (`get_host` and `query_metrics` have the rest).
+    pub resources: Option<Brief>,
+}
+
+/// A host's latest numbers, in a line.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Brief {
+    /// When it was taken, unix ms.
+    pub ts_ms: i64,
+    pub cpu_pct: f32,
+    pub load1: f32,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub uptime_secs: u64,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -429,6 +444,7 @@ impl McpServer {
         };
         let mut hosts = Vec::new();
         let mut matched = 0;
+        let mut bytes = 0;
         self.hub.twin.for_each(|n| {
             let labels = &n.state.host.labels;
             let keep = c.who.sees(labels)
@@ -442,9 +458,9 @@ impl McpServer {
                 return;
             }
             matched += 1;
-            if hosts.len() < max {
+            if hosts.len() < max && bytes < MAX_LIST_BYTES {
                 let s = NodeSummary::of(n);
-                hosts.push(HostRow {
+                let row = HostRow {
                     id: s.id,
                     hostname: s.hostname,
                     connected: s.connected,
@@ -456,8 +472,17 @@ impl McpServer {
                     containers: s.containers,
                     units: s.units,
                     ports: s.ports,
-                    resources: s.resources.as_ref().map(to_value),
-                });
+                    resources: s.resources.as_ref().map(|r| Brief {
+                        ts_ms: r.ts_ms,
+                        cpu_pct: r.cpu_pct,
+                        load1: r.load1,
+                        mem_used: r.mem_used,
+                        mem_total: r.mem_total,
+                        uptime_secs: r.uptime_secs,
+                    }),
+                };
+                bytes += serde_json::to_vec(&row).map_or(0, |v| v.len());
+                hosts.push(row);
             }
         });
         Ok(Json(HostList {
