@@ -147,7 +147,13 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         "trap 'exit 0' TERM; while true; do sleep 1; done",
     ]);
     let policy = dir.join("policy.yaml");
-    std::fs::write(&policy, "{}").unwrap();
+    std::fs::write(
+        &policy,
+        "actions:\n  count:\n    argv: [echo, \"{n}\", \"{loud}\"]\n    args:\n      \
+         - { name: n, type: int, min: 1, max: 100, required: true }\n      \
+         - { name: loud, type: bool, required: true }\n",
+    )
+    .unwrap();
     let _agent = agent_logged(
         &hub.join(),
         &dir.join("agent"),
@@ -428,6 +434,57 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         };
         (has("tool=query_metrics", "ok") && has("tool=file_diff", "denied")).then_some(())
     });
+
+    // Typed arguments: JSON numbers and booleans, in MCP and in REST, checked
+    // by the action's schema.
+    let steps = over_http(
+        &hub,
+        &operator,
+        &json!([
+            call(
+                "run_command",
+                json!({"node": node, "action": "count", "args": {"n": 7, "loud": false}})
+            ),
+            call(
+                "run_command",
+                json!({"node": node, "action": "count", "args": {"n": 700, "loud": false}})
+            ),
+            call(
+                "run_command",
+                json!({"node": node, "action": "count", "args": {"n": [7]}})
+            ),
+        ]),
+    );
+    assert_eq!(ok(&steps[0])["output"], "7 false\n", "{}", steps[0]);
+    assert!(
+        tool_error(&steps[1]).starts_with("bad request"),
+        "{}",
+        steps[1]
+    );
+    assert!(
+        tool_error(&steps[2]).starts_with("bad request"),
+        "{}",
+        steps[2]
+    );
+    let path = format!("/api/v1/nodes/{node}/commands");
+    let (status, record) = hub.post(
+        &path,
+        &operator,
+        &json!({"op": "action", "name": "count", "args": {"n": 30, "loud": true}}),
+    );
+    assert_eq!(status, 202, "{record}");
+    let done = hub.wait_command(
+        &operator,
+        record["id"].as_str().unwrap(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(command_output(&done), "30 true\n", "{done}");
+    let (status, body) = hub.post(
+        &path,
+        &operator,
+        &json!({"op": "action", "name": "count", "args": {"n": 30.5, "loud": true}}),
+    );
+    assert_eq!(status, 400, "{body}");
 
     // A token limited to a host group: other hosts are not found.
     let twins: Vec<Value> = hub
