@@ -61,6 +61,9 @@ struct Hub {
     token: String,
     /// `Mcp-Session-Id` and the negotiated protocol version, once known.
     session: Mutex<(Option<String>, Option<String>)>,
+    /// The client's `initialize`, to open a new session when the hub has
+    /// ended an idle one (404 for its id).
+    initialize: Mutex<Option<String>>,
 }
 
 async fn relay(args: McpArgs) -> Result<()> {
@@ -188,6 +191,7 @@ impl Hub {
             fingerprint: fingerprint.unwrap_or_default(),
             token: args.token.clone(),
             session: Mutex::new((None, None)),
+            initialize: Mutex::new(None),
         })
     }
 
@@ -249,7 +253,19 @@ impl Hub {
 
     /// Posts one message; writes every JSON-RPC message of the answer.
     async fn forward(&self, body: String, out: &mpsc::Sender<String>) -> Result<()> {
-        let response = self.send(Method::POST, body).await?;
+        let is_init =
+            serde_json::from_str::<Value>(&body).is_ok_and(|v| v["method"] == "initialize");
+        if is_init {
+            *self.initialize.lock().unwrap_or_else(|e| e.into_inner()) = Some(body.clone());
+        }
+        let had_session = self.session_id().is_some();
+        let mut response = self.send(Method::POST, body.clone()).await?;
+        if response.status() == hyper::StatusCode::NOT_FOUND && had_session && !is_init {
+            // The hub ended this session (idle too long, or it restarted):
+            // open a new one the way the client opened the first, then retry.
+            self.reopen().await?;
+            response = self.send(Method::POST, body).await?;
+        }
         let status = response.status();
         if let Some(s) = response
             .headers()
@@ -310,6 +326,51 @@ impl Hub {
         bail!("the hub answered {status}: {message}")
     }
 
+    fn session_id(&self) -> Option<String> {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// A new session: the client's `initialize` again (its answer is not
+    /// passed on: the client has one), then `initialized`.
+    async fn reopen(&self) -> Result<()> {
+        let init = self
+            .initialize
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                anyhow!("the hub ended the session and there is no initialize to replay")
+            })?;
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = (None, None);
+        let response = self.send(Method::POST, init).await?;
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("the hub refused a new session: {status}");
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let version = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .chain(std::iter::once(text.as_ref()))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find_map(|v| v["result"]["protocolVersion"].as_str().map(String::from));
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = (session, version);
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let response = self.send(Method::POST, initialized.to_string()).await?;
+        let _ = response.into_body().collect().await;
+        Ok(())
+    }
+
     /// Writes one message; learns the protocol version from `initialize`.
     async fn emit(&self, data: &str, out: &mpsc::Sender<String>) {
         if let Ok(v) = serde_json::from_str::<Value>(data)
@@ -322,13 +383,7 @@ impl Hub {
 
     /// Ends the hub-side session (best effort).
     async fn close(&self) {
-        let has_session = self
-            .session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .is_some();
-        if has_session {
+        if self.session_id().is_some() {
             let _ = self.send(Method::DELETE, String::new()).await;
         }
     }

@@ -666,6 +666,50 @@ fn refusals_read_only_and_off() {
     let steps = over_http(&hub, &operator, &json!([call("list_hosts", json!({}))]));
     assert_eq!(ok(&steps[0])["matched"], 3);
 
+    // `twinbay mcp` outlives a hub restart (the hub forgets its sessions):
+    // it opens a new session the way the client opened the first.
+    let mut relay = Command::new(BIN)
+        .args(["mcp", "--hub", &format!("http://{}", hub.addr)])
+        .env("TWINBAY_TOKEN", &operator)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = relay.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(relay.stdout.take().unwrap());
+    let mut ask = |line: &str, answer: bool| -> Value {
+        use std::io::{BufRead, Write};
+        writeln!(stdin, "{line}").unwrap();
+        if !answer {
+            return Value::Null;
+        }
+        let mut text = String::new();
+        stdout.read_line(&mut text).unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+    };
+    let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "list_hosts", "arguments": {}}})
+    .to_string();
+    assert!(ask(&init, true)["result"]["serverInfo"].is_object());
+    ask(
+        r#"{"jsonrpc": "2.0", "method": "notifications/initialized"}"#,
+        false,
+    );
+    assert_eq!(
+        ask(&list, true)["result"]["structuredContent"]["matched"],
+        3
+    );
+    let port = hub.addr.port();
+    let hub_dir = hub.dir.clone();
+    drop(hub);
+    let hub = Hub::start_with(&hub_dir, port, &["--mcp", "read-only"]);
+    let again = ask(&list, true);
+    assert_eq!(again["result"]["isError"], false, "{again}");
+    drop(stdin);
+    let _ = relay.wait();
+    drop(hub);
+
     // Off: no /mcp at all.
     let off = Hub::start_with(&dir.join("off"), free_port(), &["--mcp", "off"]);
     let token = off.token("viewer");
