@@ -19,6 +19,7 @@ mod audit;
 pub mod auth;
 pub mod decode;
 mod limit;
+mod prompts;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -28,11 +29,14 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::response::IntoResponse;
+use rmcp::handler::server::prompt::PromptContext;
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -101,6 +105,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
         .with_max_request_body_bytes(MAX_BODY)
         .with_cancellation_token(hub.shutdown.child_token());
     let tools = Arc::new(McpServer::tool_set(mode));
+    let prompts = Arc::new(McpServer::prompts());
     let limiter = Arc::new(limit::Limiter::default());
     let audits = Arc::new(tokio::sync::Semaphore::new(AUDITS_IN_FLIGHT));
     let state = hub.clone();
@@ -109,6 +114,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
             Ok(McpServer {
                 hub: state.clone(),
                 tools: tools.clone(),
+                prompts: prompts.clone(),
                 limiter: limiter.clone(),
                 audits: audits.clone(),
             })
@@ -126,6 +132,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
 pub struct McpServer {
     hub: Arc<HubState>,
     tools: Arc<ToolRouter<McpServer>>,
+    prompts: Arc<PromptRouter<McpServer>>,
     /// Tool calls per caller, shared by every session.
     limiter: Arc<limit::Limiter>,
     /// Read audit entries being written.
@@ -203,16 +210,21 @@ pub(crate) fn tool_error(e: ApiError) -> String {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("twinbay", crate::VERSION))
-            .with_instructions(
-                "twinbay's live twin of every machine. Start with list_hosts, then get_host \
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new("twinbay", crate::VERSION))
+        .with_instructions(
+            "twinbay's live twin of every machine. Start with list_hosts, then get_host \
                  (set include_processes/include_ports to false to keep it short), list_events \
                  for what changed, query_metrics for history, find to search the fleet. \
                  run_command goes through the hub's role check and the host's own policy; \
                  every call is audited."
-                    .to_string(),
-            )
+                .to_string(),
+        )
     }
 
     async fn list_tools(
@@ -221,6 +233,23 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools.list_all()))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.prompts.list_all()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let prompt = PromptContext::new(self, request.name, request.arguments, context);
+        self.prompts.get_prompt(prompt).await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

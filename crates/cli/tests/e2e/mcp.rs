@@ -570,7 +570,22 @@ fn refusals_read_only_and_off() {
     let steps = over_http(
         &hub,
         &operator,
-        &json!([{"list_tools": true}, call("run_command", json!({"node": "x", "verb": "status", "target": "agent"}))]),
+        &json!([
+            {"list_tools": true},
+            call("run_command", json!({"node": "x", "verb": "status", "target": "agent"})),
+            {"list_prompts": true},
+            {"prompt": "diagnose_host", "args": {"node": "nas", "symptom": "Immich is slow"}},
+        ]),
+    );
+    // Prompts name the tools that gather the context.
+    assert_eq!(
+        ids(steps[2]["prompts"].as_array().unwrap(), "name"),
+        ["diagnose_host", "what_changed"].map(String::from).into()
+    );
+    let text = steps[3]["messages"][0]["content"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("get_host with node=\"nas\"") && text.contains("Immich is slow"),
+        "{text}"
     );
     let names = ids(steps[0]["tools"].as_array().unwrap(), "name");
     assert!(

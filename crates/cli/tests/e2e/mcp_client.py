@@ -3,8 +3,8 @@
     python3 mcp_client.py http URL TOKEN PLAN_JSON
     python3 mcp_client.py stdio TOKEN PLAN_JSON COMMAND [ARG...]
 
-PLAN_JSON is a list of steps: {"list_tools": true} or
-{"call": NAME, "args": {...}}. Prints one JSON object: {"server": ...,
+PLAN_JSON is a list of steps: {"list_tools": true}, {"list_prompts": true},
+{"prompt": NAME, "args": {...}} or {"call": NAME, "args": {...}}. Prints one JSON object: {"server": ...,
 "steps": [...]}; a step that raised is {"raised": "..."}. A failure to
 connect at all is {"error": "..."}. The e2e tests (mcp.rs) check the rest.
 """
@@ -33,6 +33,12 @@ async def run(session, plan):
             if step.get("list_tools"):
                 tools = await session.list_tools()
                 out["steps"].append({"tools": [dump(t) for t in tools.tools]})
+            elif step.get("list_prompts"):
+                prompts = await session.list_prompts()
+                out["steps"].append({"prompts": [dump(p) for p in prompts.prompts]})
+            elif "prompt" in step:
+                r = await session.get_prompt(step["prompt"], step.get("args"))
+                out["steps"].append(dump(r))
             else:
                 r = await session.call_tool(step["call"], step.get("args"))
                 out["steps"].append(dump(r))
