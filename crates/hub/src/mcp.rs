@@ -21,6 +21,7 @@ pub mod decode;
 mod limit;
 mod prompts;
 mod read;
+mod resources;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,10 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsResult, ListToolsResult, PaginatedRequestParams,
     ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::model::{
+    ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -162,6 +167,12 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Who, as the audit trail names it (`token:7`, `alice`): the rate
+    /// limit's key.
+    fn actor(&self) -> String {
+        crate::audit::Record::by(&self.who, "", crate::audit::Outcome::Ok).actor
+    }
+
     fn of(context: &RequestContext<RoleServer>) -> Option<Caller> {
         let parts = context.extensions.get::<http::request::Parts>()?;
         let who = parts.extensions.get::<Principal>()?.clone();
@@ -214,6 +225,7 @@ impl ServerHandler for McpServer {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_prompts()
+                .enable_resources()
                 .build(),
         )
         .with_server_info(Implementation::new("twinbay", crate::VERSION))
@@ -252,6 +264,69 @@ impl ServerHandler for McpServer {
         self.prompts.get_prompt(prompt).await
     }
 
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = Caller::of(&context)
+            .ok_or_else(|| ErrorData::invalid_request("no authenticated caller", None))?;
+        Ok(ListResourcesResult::with_all_items(resources::list(
+            &self.hub, &caller,
+        )))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = Caller::of(&context)
+            .ok_or_else(|| ErrorData::invalid_request("no authenticated caller", None))?;
+        let started = Instant::now();
+        if let Err(wait) = self.limiter.take(&caller.actor(), started) {
+            return Err(ErrorData::invalid_request(
+                format!(
+                    "too many requests: try again in {} ms",
+                    wait.as_millis().max(1)
+                ),
+                None,
+            ));
+        }
+        let result = resources::read(&self.hub, &caller, &request.uri).await;
+        let outcome = match &result {
+            Ok(_) => crate::audit::Outcome::Ok,
+            Err(_) => crate::audit::Outcome::Failed,
+        };
+        let uri: String = request.uri.chars().take(200).collect();
+        let client = match caller.client.is_empty() {
+            true => "-",
+            false => &caller.client,
+        };
+        let mut detail = format!(
+            "resource={uri} client={client} duration_ms={:.2}",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        if let Err(e) = &result {
+            detail.push_str(&format!(" error={}", e.message));
+        }
+        let entry = crate::audit::Record::by(&caller.who, "mcp.read", outcome)
+            .client(&caller.address, &caller.user_agent)
+            .detail(&detail);
+        audit::write(&self.hub, entry).await;
+        Ok(ReadResourceResult::new(vec![result?]).into())
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.tools.get(name).cloned()
     }
@@ -269,8 +344,7 @@ impl ServerHandler for McpServer {
         let tool = request.name.to_string();
         let arguments = request.arguments.clone();
         context.extensions.insert(caller.clone());
-        let who = crate::audit::Record::by(&caller.who, "", crate::audit::Outcome::Ok).actor;
-        let result = match self.limiter.take(&who, started) {
+        let result = match self.limiter.take(&caller.actor(), started) {
             Ok(()) => {
                 self.tools
                     .call(ToolCallContext::new(self, request, context))

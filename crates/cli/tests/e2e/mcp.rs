@@ -601,6 +601,36 @@ fn refusals_read_only_and_off() {
         steps[1]
     );
 
+    // Resources: each visible host's twin and the recent events.
+    let some = hub.nodes(&operator)[0]["id"].as_str().unwrap().to_string();
+    let steps = over_http(
+        &hub,
+        &operator,
+        &json!([
+            {"list_resources": true},
+            {"read": format!("twinbay://hosts/{some}")},
+            {"read": "twinbay://events/recent"},
+            {"read": "twinbay://hosts/n_nosuchnode"},
+        ]),
+    );
+    let uris = ids(steps[0]["resources"].as_array().unwrap(), "uri");
+    assert_eq!(uris.len(), 4, "{uris:?}");
+    assert!(
+        uris.contains("twinbay://events/recent")
+            && uris.contains(&format!("twinbay://hosts/{some}"))
+    );
+    let host: Value =
+        serde_json::from_str(steps[1]["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(host["host"]["id"], some.as_str());
+    let events: Value =
+        serde_json::from_str(steps[2]["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert!(!events["events"].as_array().unwrap().is_empty(), "{events}");
+    assert!(
+        steps[3]["raised"].as_str().unwrap().contains("not found"),
+        "{}",
+        steps[3]
+    );
+
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
     .to_string();

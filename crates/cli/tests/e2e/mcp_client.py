@@ -4,7 +4,8 @@
     python3 mcp_client.py stdio TOKEN PLAN_JSON COMMAND [ARG...]
 
 PLAN_JSON is a list of steps: {"list_tools": true}, {"list_prompts": true},
-{"prompt": NAME, "args": {...}} or {"call": NAME, "args": {...}}. Prints one JSON object: {"server": ...,
+{"prompt": NAME, "args": {...}}, {"list_resources": true}, {"read": URI}
+or {"call": NAME, "args": {...}}. Prints one JSON object: {"server": ...,
 "steps": [...]}; a step that raised is {"raised": "..."}. A failure to
 connect at all is {"error": "..."}. The e2e tests (mcp.rs) check the rest.
 """
@@ -36,6 +37,12 @@ async def run(session, plan):
             elif step.get("list_prompts"):
                 prompts = await session.list_prompts()
                 out["steps"].append({"prompts": [dump(p) for p in prompts.prompts]})
+            elif step.get("list_resources"):
+                res = await session.list_resources()
+                out["steps"].append({"resources": [dump(r) for r in res.resources]})
+            elif "read" in step:
+                r = await session.read_resource(step["read"])
+                out["steps"].append(dump(r))
             elif "prompt" in step:
                 r = await session.get_prompt(step["prompt"], step.get("args"))
                 out["steps"].append(dump(r))

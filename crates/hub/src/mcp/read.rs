@@ -500,46 +500,14 @@ impl McpServer {
         Extension(c): Extension<Caller>,
         Parameters(a): Parameters<GetHostArgs>,
     ) -> Result<Json<HostOut>, String> {
-        allowed(&c.who, "GET", "/api/v1/nodes/{id}")?;
-        let id = resolve(&self.hub, &c.who, &a.node)?;
-        let view = self
-            .hub
-            .twin
-            .view(&id)
-            .ok_or_else(|| format!("not found: no node {id:?}"))?;
-        let mut host = to_value(&view);
-        let mut omitted = Vec::new();
-        if !a.include_processes.unwrap_or(true) {
-            host["processes"] = Value::Object(Default::default());
-            omitted.push("processes".to_string());
-        }
-        if !a.include_ports.unwrap_or(true) {
-            host["ports"] = Value::Object(Default::default());
-            omitted.push("ports".to_string());
-        }
-        let mut truncated = false;
-        for part in [
-            "processes",
-            "ports",
-            "files",
-            "routes",
-            "units",
-            "containers",
-        ] {
-            if serde_json::to_vec(&host).map_or(0, |v| v.len()) <= MAX_HOST_BYTES {
-                break;
-            }
-            if !omitted.iter().any(|o| o == part) {
-                host[part] = Value::Object(Default::default());
-                omitted.push(part.to_string());
-                truncated = true;
-            }
-        }
-        Ok(Json(HostOut {
-            host,
-            omitted,
-            truncated,
-        }))
+        host_out(
+            &self.hub,
+            &c.who,
+            &a.node,
+            a.include_processes.unwrap_or(true),
+            a.include_ports.unwrap_or(true),
+        )
+        .map(Json)
     }
 
     /// A command's record and output (the end of it, when long).
@@ -946,6 +914,56 @@ impl McpServer {
         });
         Ok(Json(FindOut { results, truncated }))
     }
+}
+
+/// A host's twin as `get_host` (and the `twinbay://hosts/{id}` resource)
+/// answers it: scoped, capped, saying what it left out.
+pub(super) fn host_out(
+    hub: &HubState,
+    who: &Principal,
+    node: &str,
+    processes: bool,
+    ports: bool,
+) -> Result<HostOut, String> {
+    allowed(who, "GET", "/api/v1/nodes/{id}")?;
+    let id = resolve(hub, who, node)?;
+    let view = hub
+        .twin
+        .view(&id)
+        .ok_or_else(|| format!("not found: no node {id:?}"))?;
+    let mut host = to_value(&view);
+    let mut omitted = Vec::new();
+    if !processes {
+        host["processes"] = Value::Object(Default::default());
+        omitted.push("processes".to_string());
+    }
+    if !ports {
+        host["ports"] = Value::Object(Default::default());
+        omitted.push("ports".to_string());
+    }
+    let mut truncated = false;
+    for part in [
+        "processes",
+        "ports",
+        "files",
+        "routes",
+        "units",
+        "containers",
+    ] {
+        if serde_json::to_vec(&host).map_or(0, |v| v.len()) <= MAX_HOST_BYTES {
+            break;
+        }
+        if !omitted.iter().any(|o| o == part) {
+            host[part] = Value::Object(Default::default());
+            omitted.push(part.to_string());
+            truncated = true;
+        }
+    }
+    Ok(HostOut {
+        host,
+        omitted,
+        truncated,
+    })
 }
 
 /// A command's record and output pieces as one capped answer.
