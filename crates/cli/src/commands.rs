@@ -29,7 +29,8 @@ pub fn run(command: Command) -> Result<()> {
             multi_thread()?.block_on(up(*args))
         }
         Command::Hub(args) => {
-            init_logging("info");
+            // rmcp says "info" for every MCP session's start and end.
+            init_logging("info,rmcp=warn");
             multi_thread()?.block_on(hub(args))
         }
         Command::Agent(args) => {
