@@ -114,6 +114,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
     let limiter = Arc::new(limit::Limiter::default());
     let audits = Arc::new(tokio::sync::Semaphore::new(AUDITS_IN_FLIGHT));
     let state = hub.clone();
+    let guard_limiter = limiter.clone();
     let mcp = StreamableHttpService::new(
         move || {
             Ok(McpServer {
@@ -129,7 +130,11 @@ pub fn service(hub: Arc<HubState>) -> Router {
     );
     Router::new()
         .fallback_service(mcp)
-        .layer(axum::middleware::from_fn_with_state(hub, auth::guard))
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                auth::guard(hub.clone(), guard_limiter.clone(), request, next)
+            },
+        ))
 }
 
 /// One MCP session's server; cheap to make (the tool set is shared).

@@ -6,16 +6,23 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::limit::Limiter;
 use crate::HubState;
 use crate::api::ApiError;
 use crate::api::auth::{authenticate, unknown_host};
+use crate::audit::{Outcome, Record};
 
-pub async fn guard(State(hub): State<Arc<HubState>>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    hub: Arc<HubState>,
+    limiter: Arc<Limiter>,
+    request: Request,
+    next: Next,
+) -> Response {
     let hosts = &hub.network.allowed_hosts;
     if !hosts.allows_request(request.headers(), request.uri()) {
         return unknown_host().into_response();
@@ -40,6 +47,17 @@ pub async fn guard(State(hub): State<Arc<HubState>>, request: Request, next: Nex
     let (mut parts, body) = request.into_parts();
     match authenticate(&hub, &mut parts).await {
         Ok(principal) => {
+            // A request outside a session (a new session, or a stateless
+            // call) counts against the caller's rate like a tool call, so
+            // a token cannot pile up sessions.
+            let actor = Record::by(&principal, "", Outcome::Ok).actor;
+            if !parts.headers.contains_key("mcp-session-id")
+                && let Err(wait) = limiter.take(&actor, std::time::Instant::now())
+            {
+                let secs = wait.as_secs().max(1);
+                return ApiError::TooManyRequests("too many MCP requests".into(), secs)
+                    .into_response();
+            }
             parts.extensions.insert(principal);
             next.run(Request::from_parts(parts, body)).await
         }
