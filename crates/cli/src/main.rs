@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod demo;
 mod files;
+mod mcp;
 mod remote;
 mod routes;
 mod schedules;

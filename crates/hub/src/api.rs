@@ -1,17 +1,17 @@
 //! The HTTP surface: REST API, UI stream, agent endpoint, UI files, health and metrics.
 
 pub mod access;
-mod alerts;
+pub(crate) mod alerts;
 mod audit;
-mod auth;
-mod body;
+pub(crate) mod auth;
+pub(crate) mod body;
 pub mod client;
-mod commands;
+pub(crate) mod commands;
 mod error;
 mod events;
-mod files;
+pub(crate) mod files;
 mod gateway;
-mod history;
+pub(crate) mod history;
 mod layout;
 mod nodes;
 mod openapi;
@@ -21,7 +21,7 @@ mod session;
 mod status;
 mod stream;
 mod tokens;
-mod topology;
+pub(crate) mod topology;
 mod users;
 
 use std::sync::Arc;
@@ -169,6 +169,7 @@ pub fn router(hub: Arc<HubState>) -> Router {
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .nest_service("/mcp", crate::mcp::service(hub.clone()))
         .merge(crate::ui::routes())
         .fallback(crate::ui::not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))

@@ -20,6 +20,7 @@ pub mod history;
 pub mod layout;
 pub mod link;
 pub mod lockout;
+pub mod mcp;
 pub mod metrics;
 pub mod recorder;
 pub mod schedules;
@@ -79,6 +80,8 @@ pub struct HubConfig {
     pub gateway: gateway::GatewayConfig,
     /// Grouping and repeats of alert notifications.
     pub alerts: alerts::AlertConfig,
+    /// The MCP server at `/mcp`: on, read-only or off.
+    pub mcp: mcp::Mode,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -171,6 +174,8 @@ pub struct HubState {
     pub topology: topology::feed::Feed,
     /// Wakes the scheduler when schedules change.
     pub schedules: schedules::Scheduler,
+    /// What `/mcp` serves.
+    pub mcp: mcp::Mode,
 }
 
 /// What the first start did about the admin account.
@@ -296,6 +301,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         alerts,
         topology: topology::feed::Feed::new(),
         schedules: schedules::Scheduler::default(),
+        mcp: config.mcp,
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(

@@ -13,6 +13,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod args;
+
 /// What a person or token may do, and so which commands it may run.
 /// Ordered: each role can do what those below it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -153,7 +155,10 @@ pub enum Op {
     },
     Action {
         name: String,
-        #[serde(default)]
+        /// Strings, numbers or booleans; each checked by the action's own
+        /// argument schema.
+        #[serde(default, deserialize_with = "args::deserialize")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         args: BTreeMap<String, String>,
     },
 }

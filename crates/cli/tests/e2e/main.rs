@@ -18,6 +18,7 @@ mod groups;
 mod hardening;
 mod history;
 mod link;
+mod mcp;
 mod people;
 mod refusals;
 mod restart;

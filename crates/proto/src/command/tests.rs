@@ -420,3 +420,99 @@ fn bind_with_resolves_only_path_arguments() {
         "argument \"path\" \"/var/l\" leads outside /var through a symlink"
     );
 }
+
+fn vacuum() -> ActionSpec {
+    let arg = |name: &str, kind: ArgType| ArgSpec {
+        name: name.into(),
+        kind,
+        description: String::new(),
+        required: false,
+        default: None,
+    };
+    ActionSpec {
+        description: "vacuum".into(),
+        argv: vec!["vacuum".into(), "{n}".into(), "{full}".into()],
+        args: vec![
+            arg(
+                "n",
+                ArgType::Int {
+                    min: Some(1),
+                    max: Some(100),
+                },
+            ),
+            arg("full", ArgType::Bool),
+        ],
+        role: Role::Operator,
+        timeout_secs: 30,
+        output_cap: 1 << 20,
+    }
+}
+
+fn action_json(args: serde_json::Value) -> Result<Op, serde_json::Error> {
+    serde_json::from_value(serde_json::json!({"op": "action", "name": "vacuum", "args": args}))
+}
+
+#[test]
+fn typed_arguments_are_read_as_their_text_and_checked_by_the_same_schema() {
+    let mut p = Policy::default();
+    p.actions.insert("vacuum".into(), vacuum());
+    let bind = |op: Op| op.authorize(&p, Role::Operator);
+    // JSON numbers and booleans, and the same as strings: one argv.
+    let typed = action_json(serde_json::json!({"n": 30, "full": true})).unwrap();
+    let text = action_json(serde_json::json!({"n": "30", "full": "true"})).unwrap();
+    assert_eq!(typed, text);
+    assert_eq!(
+        bind(typed).unwrap().unwrap(),
+        ["vacuum", "30", "true"].map(String::from)
+    );
+    // 30.0 is the integer 30 (JSON has one number type).
+    assert_eq!(
+        action_json(serde_json::json!({"n": 30.0})).unwrap(),
+        action_json(serde_json::json!({"n": "30"})).unwrap()
+    );
+    // The schema still decides: out of range, a fraction, a number for a bool.
+    for bad in [
+        serde_json::json!({"n": 500}),
+        serde_json::json!({"n": 2.5}),
+        serde_json::json!({"n": -3}),
+        serde_json::json!({"full": 1}),
+        serde_json::json!({"n": true}),
+    ] {
+        let op = action_json(bad.clone()).unwrap();
+        assert!(
+            matches!(bind(op), Err(Refusal::BadArgument(_))),
+            "{bad} was accepted"
+        );
+    }
+    // Neither null, arrays nor objects are arguments.
+    for bad in [
+        serde_json::json!({"n": null}),
+        serde_json::json!({"n": [1]}),
+        serde_json::json!({"n": {"v": 1}}),
+        serde_json::json!([1]),
+    ] {
+        let err = action_json(bad.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains("a string, a number or a boolean") || err.contains("an object"),
+            "{bad}: {err}"
+        );
+    }
+    // On the wire to the agent they are strings, as before.
+    let wire = serde_json::to_value(action_json(serde_json::json!({"n": 7})).unwrap()).unwrap();
+    assert_eq!(wire["args"]["n"], "7");
+}
+
+proptest! {
+    /// Any integer as a JSON number and as a string reads the same, and
+    /// the Int schema accepts it exactly when it is in range.
+    #[test]
+    fn numbers_and_their_text_bind_alike(n in any::<i64>(), b in any::<bool>()) {
+        let mut p = Policy::default();
+        p.actions.insert("vacuum".into(), vacuum());
+        let typed = action_json(serde_json::json!({"n": n, "full": b})).unwrap();
+        let text = action_json(serde_json::json!({"n": n.to_string(), "full": b.to_string()})).unwrap();
+        prop_assert_eq!(&typed, &text);
+        let ok = typed.authorize(&p, Role::Operator).is_ok();
+        prop_assert_eq!(ok, (1..=100).contains(&n));
+    }
+}

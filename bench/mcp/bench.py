@@ -1,0 +1,97 @@
+"""Times get_host and list_hosts through MCP and through REST (see run.sh)."""
+
+import asyncio
+import statistics
+import sys
+import time
+
+import httpx2
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+# The hub allows a token 120 MCP calls at once and 50 a second after that.
+MCP_RATE = 45.0
+
+
+def pct(samples, p):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def report(name, samples):
+    ms = [x * 1000 for x in samples]
+    print(f"{name:<28} p50 {pct(ms, 50):7.2f} ms   p99 {pct(ms, 99):7.2f} ms   (n={len(ms)})")
+
+
+async def main():
+    base, token, admin, agents, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(base_url=base, headers=headers, timeout=30) as rest:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                nodes = (await rest.get("/api/v1/nodes")).json()
+            except httpx2.TransportError:
+                # While a thousand agents connect, the hub may refuse a
+                # connection beyond its per-address limit; try again.
+                await asyncio.sleep(1)
+                continue
+            up = sum(1 for n in nodes if n["connected"])
+            if up >= agents:
+                break
+            if time.monotonic() > deadline:
+                sys.exit(f"only {up} of {agents} hosts connected")
+            await asyncio.sleep(1)
+        print(f"{up} hosts connected", flush=True)
+        node = nodes[len(nodes) // 2]["id"]
+        timings = {}
+        for name, path in [("REST GET /nodes/{id}", f"/api/v1/nodes/{node}"),
+                           (f"REST GET /nodes (all {agents})", "/api/v1/nodes")]:
+            samples = []
+            for _ in range(calls):
+                t = time.perf_counter()
+                r = await rest.get(path)
+                samples.append(time.perf_counter() - t)
+                assert r.status_code == 200
+            timings[name] = samples
+            report(name, samples)
+    client = create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(30.0))
+    async with client:
+        async with streamable_http_client(f"{base}/mcp", http_client=client) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                for name, tool, args in [
+                    ("MCP get_host", "get_host", {"node": node}),
+                    ("MCP list_hosts (100)", "list_hosts", {}),
+                    ("MCP list_hosts (capped)", "list_hosts", {"limit": 1000}),
+                ]:
+                    samples = []
+                    for _ in range(calls):
+                        t = time.perf_counter()
+                        r = await session.call_tool(tool, args)
+                        samples.append(time.perf_counter() - t)
+                        assert not r.is_error, r
+                        if tool == "list_hosts":
+                            shown = len(r.structured_content["hosts"])
+                        # Stay under the per-token rate limit.
+                        await asyncio.sleep(max(0.0, 1 / MCP_RATE - samples[-1]))
+                    timings[name] = samples
+                    if tool == "list_hosts":
+                        name = f"{name[:-1]}: {shown})"
+                    report(name, samples)
+
+
+    # The hub's own time per call (the audit entry's duration_ms): what the
+    # hub spends, apart from transport and the client's own work.
+    async with httpx2.AsyncClient(base_url=base, timeout=30,
+                                  headers={"Authorization": f"Bearer {admin}"}) as rest:
+        entries = (await rest.get("/api/v1/audit?action=mcp.read&limit=1000")).json()
+    for tool in ["get_host", "list_hosts"]:
+        took = [float(e["detail"].split("duration_ms=")[1].split()[0]) / 1000
+                for e in entries if f"tool={tool} " in e["detail"]]
+        if took:
+            report(f"  hub time in {tool}", took)
+
+
+asyncio.run(main())

@@ -1,0 +1,136 @@
+//! Every MCP tool call in the hash-chained audit trail: who (token or
+//! user), from where (address, user agent), which client (MCP client info),
+//! the tool and its arguments (secrets redacted), how it ended and how long
+//! it took. Reads are `mcp.read` (the UI can filter them out), acts
+//! `mcp.<tool>`.
+
+use std::time::Duration;
+
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResponse, JsonObject};
+use serde_json::Value;
+
+use super::Caller;
+use crate::HubState;
+use crate::audit::{Outcome, Record};
+
+/// Tools that change something: audited under their own name.
+pub const ACTS: &[&str] = &["run_command"];
+
+/// Argument names whose values never reach the audit trail.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "key",
+        "credential",
+        "auth",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+/// `arguments` with secret-looking values replaced, recursively.
+pub fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = match is_secret(k) && !v.is_object() {
+                        true => Value::String("«redacted»".into()),
+                        false => redact(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The audit action for a call of `tool`.
+pub fn action(tool: &str) -> String {
+    match ACTS.contains(&tool) {
+        true => format!("mcp.{tool}"),
+        false => "mcp.read".into(),
+    }
+}
+
+/// What the caller was told, as an outcome and a short reason.
+fn outcome(result: &Result<CallToolResponse, ErrorData>) -> (Outcome, String) {
+    match result {
+        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+            let text = r
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .map(|t| t.text.chars().take(300).collect::<String>())
+                .unwrap_or_default();
+            let denied = ["forbidden:", "unauthorized:", "too many requests:"]
+                .iter()
+                .any(|p| text.starts_with(p));
+            let outcome = if denied {
+                Outcome::Denied
+            } else {
+                Outcome::Failed
+            };
+            (outcome, text)
+        }
+        Ok(_) => (Outcome::Ok, String::new()),
+        Err(e) => (Outcome::Failed, e.message.chars().take(300).collect()),
+    }
+}
+
+/// The audit entry for one tool call.
+pub fn entry(
+    caller: &Caller,
+    tool: &str,
+    arguments: Option<&JsonObject>,
+    result: &Result<CallToolResponse, ErrorData>,
+    took: Duration,
+    known: bool,
+) -> Record {
+    let args = arguments
+        .map(|a| redact(&Value::Object(a.clone())))
+        .unwrap_or(Value::Object(Default::default()));
+    let target = args
+        .get("node")
+        .and_then(Value::as_str)
+        .map(|n| format!("node:{n}"))
+        .unwrap_or_default();
+    let tool_shown: String = match known {
+        true => tool.to_string(),
+        false => tool.chars().take(64).collect(),
+    };
+    let (outcome, why) = outcome(result);
+    let client = match caller.client.is_empty() {
+        true => "-",
+        false => &caller.client,
+    };
+    let mut detail = format!(
+        "tool={tool_shown} client={client} duration_ms={:.2}",
+        took.as_secs_f64() * 1000.0
+    );
+    if !why.is_empty() {
+        detail.push_str(&format!(" error={why}"));
+    }
+    detail.push_str(&format!(" args={args}"));
+    let action = match known {
+        true => action(tool),
+        false => "mcp.read".into(),
+    };
+    Record::by(&caller.who, &action, outcome)
+        .client(&caller.address, &caller.user_agent)
+        .target(&target)
+        .detail(&detail)
+}
+
+pub async fn write(hub: &HubState, entry: Record) {
+    if let Err(e) = hub.store.audit(entry).await {
+        tracing::error!(error = %crate::report(&e), "could not audit an MCP call");
+    }
+}

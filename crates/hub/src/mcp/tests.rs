@@ -1,0 +1,152 @@
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::audit::{action, redact};
+use super::decode::{RunCommandArgs, command_body, parse_target};
+use super::read::{cut, summarize, thin};
+use super::{McpServer, Mode};
+
+fn args(v: Value) -> Result<RunCommandArgs, serde_json::Error> {
+    serde_json::from_value(v)
+}
+
+#[test]
+fn modes_parse_and_read_only_registers_no_act_tools() {
+    assert_eq!("on".parse::<Mode>(), Ok(Mode::On));
+    assert_eq!("read-only".parse::<Mode>(), Ok(Mode::ReadOnly));
+    assert_eq!("off".parse::<Mode>(), Ok(Mode::Off));
+    assert!("yes".parse::<Mode>().is_err());
+    let on = McpServer::tool_set(Mode::On);
+    let ro = McpServer::tool_set(Mode::ReadOnly);
+    assert!(on.has_route("run_command"));
+    assert!(!ro.has_route("run_command"));
+    for tool in ro.list_all() {
+        let a = tool.annotations.as_ref().expect("annotations");
+        assert_eq!(a.read_only_hint, Some(true), "{}", tool.name);
+        assert!(
+            tool.output_schema.is_some(),
+            "{} has an output schema",
+            tool.name
+        );
+    }
+    let run = on.get("run_command").unwrap();
+    let a = run.annotations.as_ref().unwrap();
+    assert_eq!(
+        (a.read_only_hint, a.destructive_hint),
+        (Some(false), Some(true))
+    );
+}
+
+#[test]
+fn targets_and_bodies() {
+    assert_eq!(
+        parse_target("container:web").unwrap(),
+        ("container", "web".into())
+    );
+    assert_eq!(parse_target("web").unwrap(), ("container", "web".into()));
+    assert_eq!(parse_target("agent").unwrap(), ("agent", String::new()));
+    assert_eq!(
+        parse_target("user-unit:x.service").unwrap(),
+        ("user_unit", "x.service".into())
+    );
+    assert!(parse_target("disk:sda").is_err());
+    assert!(parse_target("unit:").is_err());
+
+    let a = args(json!({"node": "n1", "verb": "restart", "target": "container:web"})).unwrap();
+    assert_eq!(
+        command_body(&a).unwrap(),
+        json!({"op": "lifecycle", "verb": "restart", "target": {"kind": "container", "name": "web"}})
+    );
+    let a =
+        args(json!({"node": "n1", "action": "vacuum", "args": {"n": 30, "full": true}})).unwrap();
+    assert_eq!(
+        command_body(&a).unwrap(),
+        json!({"op": "action", "name": "vacuum", "args": {"n": 30, "full": true}})
+    );
+    for bad in [
+        json!({"node": "n1"}),
+        json!({"node": "n1", "verb": "stop", "action": "x"}),
+        json!({"node": "n1", "verb": "stop"}),
+        json!({"node": "n1", "verb": "stop", "target": "web", "args": {}}),
+        json!({"node": "n1", "action": "x", "args": {"v": "x".repeat(5000)}}),
+    ] {
+        assert!(command_body(&args(bad.clone()).unwrap()).is_err(), "{bad}");
+    }
+    assert!(args(json!({"node": "n1", "verb": "explode", "target": "web"})).is_err());
+    assert!(args(json!({"node": 5, "verb": "stop"})).is_err());
+    assert!(args(json!({"node": "n1", "verb": "stop", "extra": 1})).is_err());
+}
+
+#[test]
+fn secrets_are_redacted_and_actions_named() {
+    let v = redact(&json!({"node": "n1", "args": {"password": "p", "api_token": 5, "n": 3}}));
+    assert_eq!(
+        v,
+        json!({"node": "n1", "args": {"password": "«redacted»", "api_token": "«redacted»", "n": 3}})
+    );
+    assert_eq!(action("run_command"), "mcp.run_command");
+    assert_eq!(action("get_host"), "mcp.read");
+}
+
+#[test]
+fn caps_cut_and_say_so() {
+    let mut s = "ab€".repeat(10);
+    assert!(cut(&mut s, 7, true));
+    assert!(s.len() <= 7 && s.ends_with('€'));
+    let mut s = "short".to_string();
+    assert!(!cut(&mut s, 7, false));
+    let points: Vec<[f64; 4]> = (0..1000).map(|i| [i as f64, 1.0, 2.0, 3.0]).collect();
+    let (thinned, cut) = thin(points.clone(), 100);
+    assert!(cut);
+    assert_eq!(thinned.len(), 100);
+    assert_eq!(thinned.last().unwrap()[0], 999.0);
+    let s = summarize(&points);
+    assert_eq!(
+        (s.min, s.avg, s.max, s.points),
+        (Some(1.0), Some(2.0), Some(3.0), 1000)
+    );
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        ".{0,40}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// Whatever an assistant sends, decoding answers (a body or a clear
+    /// error) and never panics; a body is always one the commands API
+    /// reads as an object with an `op`.
+    #[test]
+    fn decoding_any_arguments_is_total(
+        node in ".{0,20}",
+        verb in prop::option::of(prop_oneof![Just("restart"), Just("logs"), Just("nope")]),
+        target in prop::option::of(".{0,30}"),
+        action in prop::option::of("[a-z]{1,10}"),
+        extra in prop::collection::btree_map("[a-z_]{1,8}", json_value(), 0..5),
+        lines in prop::option::of(any::<u32>()),
+    ) {
+        let mut v = json!({"node": node});
+        if let Some(verb) = verb { v["verb"] = json!(verb); }
+        if let Some(t) = target { v["target"] = json!(t); }
+        if let Some(a) = action { v["action"] = json!(a); v["args"] = json!(extra); }
+        if let Some(l) = lines { v["lines"] = json!(l); }
+        if let Ok(a) = args(v)
+            && let Ok(body) = command_body(&a)
+        {
+            prop_assert!(body["op"] == "lifecycle" || body["op"] == "action");
+        }
+        prop_assert!(redact(&json!(extra)).is_object());
+    }
+}
