@@ -432,6 +432,86 @@ pub enum CtlCommand {
     Files(FilesArgs),
     /// The fleet's reverse-proxy routes and the state of what each leads to.
     Routes(RoutesArgs),
+    /// Backups: run one on a host, list, download, verify, prune.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: BackupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up a directory (`--dir`) or a producer action's output
+    /// (`--action NAME [KEY=VALUE…]`) of a host into the hub.
+    Run {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Node id or hostname.
+        node: String,
+        /// The job (its backups are kept together by the retention).
+        #[arg(long)]
+        job: String,
+        /// A directory under one of the agent policy's backup roots.
+        #[arg(long, conflicts_with = "action")]
+        dir: Option<String>,
+        /// Leave out paths matching this glob (repeatable; with --dir).
+        #[arg(long, requires = "dir")]
+        exclude: Vec<String>,
+        /// A policy action marked `producer` (its stdout is the artifact).
+        #[arg(long)]
+        action: Option<String>,
+        /// The action's arguments, `KEY=VALUE`.
+        #[arg(value_name = "KEY=VALUE", requires = "action")]
+        args: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+    },
+    /// The catalog, newest first.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Stream an artifact into a file (its SHA-256 checked on the way).
+    Download {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        id: String,
+        /// The file to write (default: the name the hub gives).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Have the hub re-read and re-hash an artifact.
+    Verify {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        id: String,
+    },
+    /// Apply the jobs' retention now; says what went.
+    Prune {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        job: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -526,6 +526,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Version(a) => verb(&data_dir, a, "version").await?,
         CtlCommand::Files(a) => crate::files::run(&data_dir, a).await?,
         CtlCommand::Routes(a) => crate::routes::run(&data_dir, a).await?,
+        CtlCommand::Backup(a) => crate::backup::run(&data_dir, a).await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod backup;
 mod commands;
 mod demo;
 mod files;

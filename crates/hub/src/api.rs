@@ -4,6 +4,7 @@ pub mod access;
 mod alerts;
 mod audit;
 mod auth;
+mod backups;
 mod body;
 pub mod client;
 mod commands;
@@ -116,6 +117,11 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::list))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
+        .routes(routes!(crate::backups::transfer::upload_socket))
+        .routes(routes!(backups::list))
+        .routes(routes!(backups::download))
+        .routes(routes!(backups::verify))
+        .routes(routes!(backups::prune))
         .split_for_parts()
 }
 

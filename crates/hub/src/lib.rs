@@ -11,6 +11,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod audit;
+pub mod backups;
 pub mod commands;
 pub mod credentials;
 pub mod files;
@@ -166,6 +167,8 @@ pub struct HubState {
     pub gateways: gateway::Gateways,
     /// Alert rules, channels and active alerts.
     pub alerts: alerts::Alerts,
+    /// Backup artifacts: uploads, storage, retention.
+    pub backups: Arc<backups::Backups>,
 }
 
 /// What the first start did about the admin account.
@@ -287,6 +290,10 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         files,
         gateways: gateways.clone(),
         alerts: alerts::Alerts::default(),
+        backups: Arc::new(
+            backups::Backups::local(store.clone(), &config.data_dir)
+                .map_err(|e| HubError::Config(format!("backup storage: {}", report(&e))))?,
+        ),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(

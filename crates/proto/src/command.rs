@@ -13,6 +13,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backup::{BackupPolicy, BackupSource, Keep, MAX_EXCLUDES};
+
 /// What a person or token may do, and so which commands it may run.
 /// Ordered: each role can do what those below it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -156,6 +158,17 @@ pub enum Op {
         #[serde(default)]
         args: BTreeMap<String, String>,
     },
+    /// Produce an artifact on the host and stream it to the hub (see
+    /// [`crate::backup`]). Only agents whose policy has a `backup` section
+    /// or a producer action accept one, so an older agent is never sent it.
+    Backup {
+        /// The job the artifact belongs to (its retention group on the hub).
+        job: String,
+        source: BackupSource,
+        /// How many of this job's backups the hub keeps; absent keeps all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep: Option<Keep>,
+    },
 }
 
 impl Op {
@@ -182,6 +195,7 @@ impl Op {
                 }
                 s
             }
+            Op::Backup { job, source, .. } => format!("backup {job}: {}", source.summary()),
         }
     }
 
@@ -212,6 +226,58 @@ impl Op {
                 format!("{:?} is not an action name", truncate(name, 80)),
             )),
             Op::Action { .. } => Ok(()),
+            Op::Backup { job, source, .. } => {
+                if !valid_action_name(job) {
+                    return Err(Refusal::BadRequest(format!(
+                        "{:?} is not a job name (1-64 of a-z, 0-9, '.', '_', '-')",
+                        truncate(job, 80)
+                    )));
+                }
+                match source {
+                    BackupSource::Action { name, .. } if !valid_action_name(name) => {
+                        Err(Refusal::BadRequest(format!(
+                            "{:?} is not an action name",
+                            truncate(name, 80)
+                        )))
+                    }
+                    BackupSource::Action { .. } => Ok(()),
+                    BackupSource::Dir { exclude, .. } => {
+                        if exclude.len() > MAX_EXCLUDES {
+                            return Err(Refusal::BadRequest(format!(
+                                "at most {MAX_EXCLUDES} exclude patterns"
+                            )));
+                        }
+                        match exclude.iter().find(|e| {
+                            e.is_empty()
+                                || e.len() > 256
+                                || e.chars().any(|c| !(safe_char(c) || "*?[]".contains(c)))
+                        }) {
+                            Some(bad) => Err(Refusal::BadRequest(format!(
+                                "exclude pattern {:?}: 1-256 of {SAFE_CHARS} and *?[]",
+                                truncate(bad, 40)
+                            ))),
+                            None => Ok(()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The least role that may run this under `policy` (`None` if the
+    /// policy does not name it).
+    pub fn min_role(&self, policy: &Policy) -> Option<Role> {
+        match self {
+            Op::Lifecycle { verb, .. } => Some(verb.min_role()),
+            Op::Action { name, .. } => policy.actions.get(name).map(|a| a.role),
+            Op::Backup {
+                source: BackupSource::Dir { .. },
+                ..
+            } => policy.backup.as_ref().map(|b| b.role.max(Role::Operator)),
+            Op::Backup {
+                source: BackupSource::Action { name, .. },
+                ..
+            } => policy.actions.get(name).map(|a| a.role.max(Role::Operator)),
         }
     }
 
@@ -243,8 +309,57 @@ impl Op {
                         "{name:?} is not an action in the agent's policy"
                     )));
                 };
+                if spec.producer {
+                    return Err(Refusal::NotAllowed(format!(
+                        "{name:?} is a producer: run it as the source of a backup"
+                    )));
+                }
                 if role < spec.role {
                     return Err(Refusal::Role(spec.role));
+                }
+                spec.bind(args).map(Some).map_err(Refusal::BadArgument)
+            }
+            Op::Backup {
+                source: BackupSource::Dir { path, .. },
+                ..
+            } => {
+                let Some(backup) = &policy.backup else {
+                    return Err(Refusal::NotAllowed(
+                        "the agent's policy has no backup section (or the agent is older than backups)"
+                            .into(),
+                    ));
+                };
+                let min = backup.role.max(Role::Operator);
+                if role < min {
+                    return Err(Refusal::Role(min));
+                }
+                let mut why = format!(
+                    "no backup root in the agent's policy ({:?})",
+                    truncate(path, 40)
+                );
+                for root in &backup.roots {
+                    match check_path(path, root, 4096) {
+                        Ok(()) => return Ok(None),
+                        Err(e) => why = e,
+                    }
+                }
+                Err(Refusal::BadArgument(ArgError {
+                    arg: "path".into(),
+                    reason: why,
+                }))
+            }
+            Op::Backup {
+                source: BackupSource::Action { name, args },
+                ..
+            } => {
+                let Some(spec) = policy.actions.get(name).filter(|a| a.producer) else {
+                    return Err(Refusal::NotAllowed(format!(
+                        "{name:?} is not a producer action in the agent's policy"
+                    )));
+                };
+                let min = spec.role.max(Role::Operator);
+                if role < min {
+                    return Err(Refusal::Role(min));
                 }
                 spec.bind(args).map(Some).map_err(Refusal::BadArgument)
             }
@@ -321,6 +436,9 @@ pub struct Policy {
     pub lifecycle: BTreeMap<TargetKind, Vec<Verb>>,
     #[serde(default)]
     pub actions: BTreeMap<String, ActionSpec>,
+    /// Where `dir` backups may read; absent: no `dir` backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPolicy>,
 }
 
 impl Default for Policy {
@@ -342,6 +460,7 @@ impl Default for Policy {
         Policy {
             lifecycle,
             actions: BTreeMap::new(),
+            backup: None,
         }
     }
 }
@@ -356,6 +475,15 @@ impl Policy {
                 "lifecycle.agent: {} is not possible (a stopped agent cannot be started from the hub)",
                 v.as_str()
             ));
+        }
+        if let Some(backup) = &self.backup {
+            for root in &backup.roots {
+                if !root.starts_with('/') || root.split('/').any(|c| c == "..") {
+                    return Err(format!(
+                        "backup.roots: {root:?} must be an absolute path without .."
+                    ));
+                }
+            }
         }
         for (name, spec) in &self.actions {
             if !valid_action_name(name) {
@@ -388,6 +516,10 @@ pub struct ActionSpec {
     pub timeout_secs: u64,
     /// Bytes of output kept; the rest is dropped with a marker.
     pub output_cap: u64,
+    /// Its stdout is a backup artifact: it runs as the source of a backup
+    /// command (never as a plain action, whose output would be capped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub producer: bool,
 }
 
 impl ActionSpec {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use twinbay_proto::backup::BackupPolicy;
 use twinbay_proto::command::{ActionSpec, ArgSpec, Policy, Role, TargetKind, Verb};
 
 /// Defaults for an action that does not say.
@@ -52,6 +53,9 @@ struct File {
     actions: BTreeMap<String, ActionFile>,
     #[serde(default)]
     watch: WatchSpec,
+    /// Where `dir` backups may read (see docs/backups.md).
+    #[serde(default)]
+    backup: Option<BackupPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +76,9 @@ struct ActionFile {
     cwd: Option<PathBuf>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Its stdout is a backup artifact (it runs only as a backup's source).
+    #[serde(default)]
+    producer: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,7 +99,10 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 /// Parses and checks a policy document.
 pub fn parse(text: &str) -> Result<Loaded, String> {
     let file: File = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-    let mut policy = Policy::default();
+    let mut policy = Policy {
+        backup: file.backup,
+        ..Policy::default()
+    };
     for (kind, verbs) in file.lifecycle {
         policy.lifecycle.insert(kind, verbs);
     }
@@ -132,6 +142,7 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
                 role: action.role.unwrap_or(Role::Operator),
                 timeout_secs: timeout.as_secs().max(u64::from(!timeout.is_zero())),
                 output_cap,
+                producer: action.producer,
             },
         );
         run.insert(

@@ -178,10 +178,7 @@ pub async fn run(
         };
         return Err(err(e).await);
     }
-    let role_needed = match &req.op {
-        Op::Lifecycle { verb, .. } => verb.min_role(),
-        Op::Action { name, .. } => policy.actions.get(name).map_or(Role::Operator, |a| a.role),
-    };
+    let role_needed = req.op.min_role(&policy).unwrap_or(Role::Operator);
     let (actor_name, actor_kind) = actor(&who);
     let record = CommandRecord {
         id: crate::credentials::new_token("cmd_")

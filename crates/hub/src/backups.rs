@@ -1,0 +1,253 @@
+//! Backups: artifacts a host produces, streamed to the hub, kept by a
+//! retention and served back.
+//!
+//! - [`retention`]: which backups of a job to keep (pure, PBS-style rules).
+//! - [`objects`]: where the artifacts live (a local directory in the data dir).
+//! - [`transfer`]: the agent's upload socket, hashing and storing on the fly.
+//!
+//! A backup run is a command (`op: backup`); its record says how the run
+//! ended. Only a complete artifact (producer exited 0, upload finished,
+//! hashes agree) gets a catalog row; pruning runs after each backup and on
+//! demand, and says what it removed.
+
+pub mod objects;
+pub mod retention;
+pub mod transfer;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::lock;
+use crate::store::{BackupRecord, Store, StoreError};
+use objects::{ObjectError, Objects};
+
+/// The artifact store's directory inside the data dir.
+pub const OBJECTS_DIR: &str = "backups/objects";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PruneReport {
+    pub node_id: String,
+    pub job: String,
+    /// The rules applied, e.g. `keep-last 3, keep-daily 7`.
+    pub rules: String,
+    pub kept: Vec<retention::Decision>,
+    pub removed: Vec<retention::Decision>,
+}
+
+/// What a verify found.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VerifyReport {
+    pub id: String,
+    pub ok: bool,
+    pub sha256_expected: String,
+    pub sha256_actual: String,
+    pub size_expected: u64,
+    pub size_actual: u64,
+}
+
+pub struct Backups {
+    store: Store,
+    objects: Arc<dyn Objects>,
+    /// Commands whose upload is under way (one socket each).
+    active: Mutex<HashSet<String>>,
+    /// One prune at a time.
+    pruning: tokio::sync::Mutex<()>,
+}
+
+impl Backups {
+    /// The local store under `data_dir`.
+    pub fn local(store: Store, data_dir: &Path) -> Result<Backups, ObjectError> {
+        let objects = objects::LocalDir::open(&data_dir.join(OBJECTS_DIR))?;
+        Ok(Backups::new(store, Arc::new(objects)))
+    }
+
+    pub fn new(store: Store, objects: Arc<dyn Objects>) -> Backups {
+        Backups {
+            store,
+            objects,
+            active: Mutex::new(HashSet::new()),
+            pruning: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn objects(&self) -> &dyn Objects {
+        self.objects.as_ref()
+    }
+
+    /// Claims the upload of `command_id`; `None` if one is under way.
+    fn claim(self: &Arc<Self>, command_id: &str) -> Option<Claim> {
+        lock(&self.active)
+            .insert(command_id.to_string())
+            .then(|| Claim {
+                backups: self.clone(),
+                id: command_id.to_string(),
+            })
+    }
+
+    /// Applies the job's retention: removes the objects, then the rows, of
+    /// what the rules do not keep, and records why the others stay.
+    pub async fn prune(&self, node_id: &str, job: &str) -> Result<PruneReport, BackupError> {
+        let _turn = self.pruning.lock().await;
+        let keep = self
+            .store
+            .backup_job_keep(node_id, job)
+            .await?
+            .unwrap_or_default();
+        let list = self
+            .store
+            .backups(Some(node_id), Some(job), u32::MAX)
+            .await?;
+        let items: Vec<retention::Item> = list
+            .iter()
+            .map(|b| retention::Item {
+                id: b.id.clone(),
+                created_ms: b.created_ms,
+            })
+            .collect();
+        let decisions = retention::apply(&keep, &items);
+        let (kept, removed): (Vec<_>, Vec<_>) = decisions.into_iter().partition(|d| d.keep);
+        let mut gone = Vec::new();
+        for d in &removed {
+            if let Some(b) = list.iter().find(|b| b.id == d.id) {
+                match self.objects.delete(&b.object_key).await {
+                    Ok(()) => gone.push(d.id.clone()),
+                    Err(e) => {
+                        tracing::error!(id = d.id, error = %crate::report(&e), "could not remove a pruned artifact; its row stays");
+                    }
+                }
+            }
+        }
+        let reasons: Vec<(String, String)> = kept
+            .iter()
+            .map(|d| (d.id.clone(), d.reason.clone()))
+            .collect();
+        self.store.apply_prune(&reasons, &gone).await?;
+        let removed = removed
+            .into_iter()
+            .filter(|d| gone.contains(&d.id))
+            .collect();
+        Ok(PruneReport {
+            node_id: node_id.to_string(),
+            job: job.to_string(),
+            rules: keep.describe(),
+            kept,
+            removed,
+        })
+    }
+
+    /// Reads the artifact back and hashes it; marks it `corrupt` on a mismatch.
+    pub async fn verify(&self, b: &BackupRecord) -> Result<VerifyReport, BackupError> {
+        let size = self.objects.size(&b.object_key).await?;
+        let mut stream = self.objects.read(&b.object_key, 0, size).await?;
+        let mut hasher = Sha256::new();
+        let mut read = 0u64;
+        let mut failed = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => {
+                    read += c.len() as u64;
+                    hasher.update(&c);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let actual = match failed {
+            Some(e) => format!("unreadable: {e}"),
+            None => hex::encode(hasher.finalize()),
+        };
+        let ok = actual == b.sha256 && read == b.size;
+        self.store
+            .mark_verified(&b.id, ok, crate::store::now_ms())
+            .await?;
+        Ok(VerifyReport {
+            id: b.id.clone(),
+            ok,
+            sha256_expected: b.sha256.clone(),
+            sha256_actual: actual,
+            size_expected: b.size,
+            size_actual: read,
+        })
+    }
+}
+
+/// An upload under way; released when dropped.
+struct Claim {
+    backups: Arc<Backups>,
+    id: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        lock(&self.backups.active).remove(&self.id);
+    }
+}
+
+/// The file name a download gets: node, job, UTC time, and the extension
+/// for what the source made.
+pub fn file_name(b: &BackupRecord) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(b.created_ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let ext = if b.source.starts_with("dir ") {
+        "tar.zst"
+    } else {
+        "zst"
+    };
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "{}-{}-{:04}{:02}{:02}T{:02}{:02}{:02}Z.{ext}",
+        clean(&b.node_id),
+        clean(&b.job),
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Where an artifact is stored: `<node>/<job>/<id>.zst`.
+pub fn file_key(node_id: &str, job: &str, id: &str) -> String {
+    let clean = |s: &str| -> String {
+        let c: String = s
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        if c.is_empty() { "_".into() } else { c }
+    };
+    format!("{}/{}/{}.zst", clean(node_id), clean(job), clean(id))
+}
