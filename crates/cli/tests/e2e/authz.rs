@@ -128,6 +128,23 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("DELETE", "/api/v1/sessions", "", VIEWER, 403),
     // Agents authenticate inside the protocol; this is no WebSocket handshake.
     ("GET", "/api/v1/agent/connect", "", PUBLIC, 400),
+    ("GET", "/api/v1/agent/backups/cmd_missing", "", PUBLIC, 400),
+    ("GET", "/api/v1/backups", "", VIEWER, 200),
+    (
+        "GET",
+        "/api/v1/backups/bk_missing/download",
+        "",
+        OPERATOR,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/backups/bk_missing/verify",
+        "",
+        OPERATOR,
+        404,
+    ),
+    ("POST", "/api/v1/backups/prune", "{}", OPERATOR, 200),
 ];
 
 /// What a caller limited to host groups gets instead, where that differs:
@@ -150,6 +167,7 @@ fn template(path: &str) -> String {
             {
                 "{id}"
             }
+            Some("backups") if !p.is_empty() && *p != "prune" => "{id}",
             _ => p,
         })
         .collect::<Vec<_>>()
