@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use twinbay_proto::backup::BackupSource;
+use twinbay_proto::backup::{BackupSource, RestoreTarget};
 use twinbay_proto::command::{
     Command, CommandResult, Op, Policy, Refusal, Status, Stream, TargetKind, Verb,
 };
@@ -132,8 +132,12 @@ impl Executor {
                 | Op::Backup {
                     source: BackupSource::Action { name, .. },
                     ..
+                }
+                | Op::Restore {
+                    target: RestoreTarget::Action { name, .. },
+                    ..
                 } => this.policy().actions[name].output_cap,
-                Op::Backup { .. } => policy::DEFAULT_OUTPUT_CAP,
+                Op::Backup { .. } | Op::Restore { .. } => policy::DEFAULT_OUTPUT_CAP,
                 Op::Lifecycle { .. } => LIFECYCLE_CAP,
             };
             let mut sink = Sink::new(&cmd.id, this.events.clone(), cancel.clone(), cap);
@@ -203,6 +207,19 @@ impl Executor {
                 .await
             }
             Op::Backup { source, .. } => self.backup(cmd, source, sink, cancel).await,
+            Op::Restore { target, .. } => {
+                let source = match target {
+                    RestoreTarget::Dir { path } => BackupSource::Dir {
+                        path: path.clone(),
+                        exclude: Vec::new(),
+                    },
+                    RestoreTarget::Action { name, args } => BackupSource::Action {
+                        name: name.clone(),
+                        args: args.clone(),
+                    },
+                };
+                self.backup(cmd, &source, sink, cancel).await
+            }
             Op::Lifecycle {
                 target,
                 verb,
@@ -281,8 +298,13 @@ impl Executor {
                     Ok(Err(e)) => return refused(e),
                     Err(e) => return refused(format!("resolving the path failed: {e}")),
                 };
+                let argv = if matches!(cmd.op, Op::Restore { .. }) {
+                    backup::untar_argv(&resolved)
+                } else {
+                    backup::tar_argv(&resolved, exclude)
+                };
                 backup::Producer {
-                    argv: backup::tar_argv(&resolved, exclude),
+                    argv,
                     cwd: &root_dir,
                     env: &no_env,
                     timeout: Duration::from_secs(twinbay_proto::command::MAX_TIMEOUT_SECS),
@@ -317,7 +339,11 @@ impl Executor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        backup::run(uploader, &cmd.id, producer, sink, cancel).await
+        if matches!(cmd.op, Op::Restore { .. }) {
+            backup::restore(uploader, &cmd.id, producer, sink, cancel).await
+        } else {
+            backup::run(uploader, &cmd.id, producer, sink, cancel).await
+        }
     }
 
     /// The verbs on the agent itself.

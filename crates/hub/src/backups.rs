@@ -4,6 +4,7 @@
 //! - [`retention`]: which backups of a job to keep (pure, PBS-style rules).
 //! - [`objects`]: where the artifacts live (a local directory in the data dir).
 //! - [`transfer`]: the agent's upload socket, hashing and storing on the fly.
+//! - [`restore`]: the agent's download socket for a restore.
 //!
 //! A backup run is a command (`op: backup`); its record says how the run
 //! ended. Only a complete artifact (producer exited 0, upload finished,
@@ -11,6 +12,7 @@
 //! demand, and says what it removed.
 
 pub mod objects;
+pub mod restore;
 pub mod retention;
 pub mod transfer;
 

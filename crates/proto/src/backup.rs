@@ -47,6 +47,48 @@ pub enum BackupSource {
     },
 }
 
+/// Where a restore streams an artifact into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RestoreTarget {
+    /// Untar (a `dir` backup) into a directory under one of `backup.roots`.
+    Dir { path: String },
+    /// A policy action marked `consumer: true`: the artifact is its stdin.
+    Action {
+        name: String,
+        #[serde(default)]
+        args: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl RestoreTarget {
+    pub fn summary(&self) -> String {
+        match self {
+            RestoreTarget::Dir { path } => format!("dir {path}"),
+            RestoreTarget::Action { name, args } => {
+                let mut s = format!("action {name}");
+                for (k, v) in args {
+                    s.push_str(&format!(" {k}={v}"));
+                }
+                s
+            }
+        }
+    }
+}
+
+/// The path where the agent downloads the artifact of restore command `command_id`.
+pub fn restore_path(command_id: &str) -> String {
+    format!("/api/v1/agent/restores/{command_id}")
+}
+
+/// Hub → agent, after the artifact's binary frames on a restore socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreEnd {
+    pub sha256: String,
+    pub size: u64,
+}
+
 /// Most exclude patterns one backup may give.
 pub const MAX_EXCLUDES: usize = 64;
 

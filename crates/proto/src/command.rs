@@ -13,7 +13,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::{BackupPolicy, BackupSource, Keep, MAX_EXCLUDES};
+use crate::backup::{BackupPolicy, BackupSource, Keep, MAX_EXCLUDES, RestoreTarget};
 
 /// What a person or token may do, and so which commands it may run.
 /// Ordered: each role can do what those below it can.
@@ -169,6 +169,11 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         keep: Option<Keep>,
     },
+    /// Stream a stored backup back to the host, into a consumer.
+    Restore {
+        backup_id: String,
+        target: RestoreTarget,
+    },
 }
 
 impl Op {
@@ -196,6 +201,9 @@ impl Op {
                 s
             }
             Op::Backup { job, source, .. } => format!("backup {job}: {}", source.summary()),
+            Op::Restore { backup_id, target } => {
+                format!("restore {backup_id} into {}", target.summary())
+            }
         }
     }
 
@@ -226,6 +234,27 @@ impl Op {
                 format!("{:?} is not an action name", truncate(name, 80)),
             )),
             Op::Action { .. } => Ok(()),
+            Op::Restore { backup_id, target } => {
+                let id_ok = (1..=64).contains(&backup_id.len())
+                    && backup_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+                if !id_ok {
+                    return Err(Refusal::BadRequest(format!(
+                        "{:?} is not a backup id",
+                        truncate(backup_id, 80)
+                    )));
+                }
+                match target {
+                    RestoreTarget::Action { name, .. } if !valid_action_name(name) => {
+                        Err(Refusal::BadRequest(format!(
+                            "{:?} is not an action name",
+                            truncate(name, 80)
+                        )))
+                    }
+                    _ => Ok(()),
+                }
+            }
             Op::Backup { job, source, .. } => {
                 if !valid_action_name(job) {
                     return Err(Refusal::BadRequest(format!(
@@ -277,7 +306,15 @@ impl Op {
             Op::Backup {
                 source: BackupSource::Action { name, .. },
                 ..
+            }
+            | Op::Restore {
+                target: RestoreTarget::Action { name, .. },
+                ..
             } => policy.actions.get(name).map(|a| a.role.max(Role::Operator)),
+            Op::Restore {
+                target: RestoreTarget::Dir { .. },
+                ..
+            } => policy.backup.as_ref().map(|b| b.role.max(Role::Operator)),
         }
     }
 
@@ -309,9 +346,9 @@ impl Op {
                         "{name:?} is not an action in the agent's policy"
                     )));
                 };
-                if spec.producer {
+                if spec.producer || spec.consumer {
                     return Err(Refusal::NotAllowed(format!(
-                        "{name:?} is a producer: run it as the source of a backup"
+                        "{name:?} is a backup producer or restore consumer: run it as one"
                     )));
                 }
                 if role < spec.role {
@@ -322,32 +359,11 @@ impl Op {
             Op::Backup {
                 source: BackupSource::Dir { path, .. },
                 ..
-            } => {
-                let Some(backup) = &policy.backup else {
-                    return Err(Refusal::NotAllowed(
-                        "the agent's policy has no backup section (or the agent is older than backups)"
-                            .into(),
-                    ));
-                };
-                let min = backup.role.max(Role::Operator);
-                if role < min {
-                    return Err(Refusal::Role(min));
-                }
-                let mut why = format!(
-                    "no backup root in the agent's policy ({:?})",
-                    truncate(path, 40)
-                );
-                for root in &backup.roots {
-                    match check_path(path, root, 4096) {
-                        Ok(()) => return Ok(None),
-                        Err(e) => why = e,
-                    }
-                }
-                Err(Refusal::BadArgument(ArgError {
-                    arg: "path".into(),
-                    reason: why,
-                }))
             }
+            | Op::Restore {
+                target: RestoreTarget::Dir { path },
+                ..
+            } => authorize_dir(policy, role, path),
             Op::Backup {
                 source: BackupSource::Action { name, args },
                 ..
@@ -363,8 +379,51 @@ impl Op {
                 }
                 spec.bind(args).map(Some).map_err(Refusal::BadArgument)
             }
+            Op::Restore {
+                target: RestoreTarget::Action { name, args },
+                ..
+            } => {
+                let Some(spec) = policy.actions.get(name).filter(|a| a.consumer) else {
+                    return Err(Refusal::NotAllowed(format!(
+                        "{name:?} is not a consumer action in the agent's policy"
+                    )));
+                };
+                let min = spec.role.max(Role::Operator);
+                if role < min {
+                    return Err(Refusal::Role(min));
+                }
+                spec.bind(args).map(Some).map_err(Refusal::BadArgument)
+            }
         }
     }
+}
+
+/// A `dir` backup or restore: the policy has a backup section, the role is
+/// high enough, and the path lies under one of its roots.
+fn authorize_dir(policy: &Policy, role: Role, path: &str) -> Result<Option<Vec<String>>, Refusal> {
+    let Some(backup) = &policy.backup else {
+        return Err(Refusal::NotAllowed(
+            "the agent's policy has no backup section (or the agent is older than backups)".into(),
+        ));
+    };
+    let min = backup.role.max(Role::Operator);
+    if role < min {
+        return Err(Refusal::Role(min));
+    }
+    let mut why = format!(
+        "no backup root in the agent's policy ({:?})",
+        truncate(path, 40)
+    );
+    for root in &backup.roots {
+        match check_path(path, root, 4096) {
+            Ok(()) => return Ok(None),
+            Err(e) => why = e,
+        }
+    }
+    Err(Refusal::BadArgument(ArgError {
+        arg: "path".into(),
+        reason: why,
+    }))
 }
 
 /// Why a command is refused before anything runs.
@@ -520,6 +579,10 @@ pub struct ActionSpec {
     /// command (never as a plain action, whose output would be capped).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub producer: bool,
+    /// Its stdin takes a restored artifact (e.g. `psql`): it runs only as
+    /// the target of a restore.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consumer: bool,
 }
 
 impl ActionSpec {

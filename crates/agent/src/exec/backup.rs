@@ -79,6 +79,18 @@ pub fn tar_argv(resolved: &str, exclude: &[String]) -> Vec<String> {
     argv
 }
 
+/// The argv that restores a `dir` backup into `resolved`: GNU tar strips
+/// leading `/` and refuses `..` members; ownership is the agent's.
+pub fn untar_argv(resolved: &str) -> Vec<String> {
+    vec![
+        "tar".to_string(),
+        "--extract".into(),
+        "--file=-".into(),
+        "--no-same-owner".into(),
+        format!("--directory={resolved}"),
+    ]
+}
+
 type Socket = crate::link::HubSocket;
 
 fn failed(error: String) -> Ended {
@@ -89,10 +101,9 @@ fn failed(error: String) -> Ended {
     }
 }
 
-/// Opens the upload socket for `command_id` and proves the agent's key.
-async fn open(up: &Uploader, command_id: &str) -> Result<Socket, String> {
-    let path = twinbay_proto::backup::transfer_path(command_id);
-    let mut ws = crate::link::connect_path(&up.hub, &up.fingerprint, &path)
+/// Opens an agent socket at `path` (an upload or a restore) and proves the agent's key.
+async fn open(up: &Uploader, path: &str) -> Result<Socket, String> {
+    let mut ws = crate::link::connect_path(&up.hub, &up.fingerprint, path)
         .await
         .map_err(|e| {
             format!(
@@ -175,7 +186,8 @@ pub async fn run(
     let Some(up) = up else {
         return failed("the agent is not connected to a hub to upload to".into());
     };
-    let mut ws = match open(&up, command_id).await {
+    let path = twinbay_proto::backup::transfer_path(command_id);
+    let mut ws = match open(&up, &path).await {
         Ok(ws) => ws,
         Err(e) => return failed(e),
     };
@@ -393,6 +405,199 @@ async fn finish(mut ws: Socket, end: TransferEnd, sink: &mut Sink) -> Ended {
             status: Status::Failed,
             exit_code,
             error: Some(e),
+        },
+    }
+}
+
+/// Restores: downloads the artifact from the hub, decompresses it and
+/// writes it into the consumer's stdin (a full pipe holds the download back).
+pub async fn restore(
+    up: Option<Uploader>,
+    command_id: &str,
+    consumer: Producer<'_>,
+    sink: &mut Sink,
+    cancel: &CancellationToken,
+) -> Ended {
+    let Some(up) = up else {
+        return failed("the agent is not connected to a hub to restore from".into());
+    };
+    let path = twinbay_proto::backup::restore_path(command_id);
+    let mut ws = match open(&up, &path).await {
+        Ok(ws) => ws,
+        Err(e) => return failed(e),
+    };
+    let Some((program, args)) = consumer.argv.split_first() else {
+        return failed("empty argv".into());
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(consumer.cwd)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LANG", "C.UTF-8")
+        .envs(consumer.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot start {program}: {e}")),
+    };
+    let group = child
+        .id()
+        .and_then(|pid| rustix::process::Pid::from_raw(pid as i32));
+    let kill_group = || {
+        if let Some(pgid) = group {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    };
+    let tail_of = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        tokio::spawn(async move {
+            let mut tail = Vec::new();
+            if let Some(mut p) = pipe {
+                let mut buf = vec![0u8; 8192];
+                while let Ok(n) = p.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.len() > STDERR_TAIL_BYTES * 2 {
+                        tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+                    }
+                }
+            }
+            if tail.len() > STDERR_TAIL_BYTES {
+                tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+            }
+            String::from_utf8_lossy(&tail).into_owned()
+        })
+    };
+    let out_tail = tail_of(child.stdout.take().map(|p| Box::new(p) as _));
+    let err_tail = tail_of(child.stderr.take().map(|p| Box::new(p) as _));
+    let mut stdin = child.stdin.take();
+    let mut decoder = match zstd::stream::write::Decoder::new(Vec::new()) {
+        Ok(d) => d,
+        Err(e) => {
+            kill_group();
+            return failed(format!("zstd: {e}"));
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let deadline = tokio::time::sleep(consumer.timeout);
+    tokio::pin!(deadline);
+    let outcome: Result<twinbay_proto::backup::RestoreEnd, String> = loop {
+        let frame = tokio::select! {
+            _ = cancel.cancelled() => {
+                kill_group();
+                let _ = ws.close(None).await;
+                return Ended { status: Status::Cancelled, exit_code: None, error: None };
+            }
+            _ = &mut deadline => break Err(format!(
+                "killed with its process group after {}",
+                humantime::format_duration(consumer.timeout)
+            )),
+            f = tokio::time::timeout(Duration::from_secs(300), ws.next()) => f,
+        };
+        match frame {
+            Err(_) => break Err("the hub's download stalled".into()),
+            Ok(Some(Ok(Message::Binary(data)))) => {
+                hasher.update(&data);
+                size += data.len() as u64;
+                if let Err(e) = decoder.write_all(&data) {
+                    break Err(format!("the artifact does not decompress: {e}"));
+                }
+                let out = std::mem::take(decoder.get_mut());
+                if let Some(pipe) = stdin.as_mut()
+                    && let Err(e) = tokio::io::AsyncWriteExt::write_all(pipe, &out).await
+                {
+                    break Err(format!("the consumer stopped reading: {e}"));
+                }
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                break serde_json::from_str(t.as_str())
+                    .map_err(|e| format!("a bad end frame from the hub: {e}"));
+            }
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) => {
+                break Err("the hub closed the download before its end".into());
+            }
+            Ok(Some(Err(e))) => break Err(format!("the download broke: {e}")),
+            Ok(Some(Ok(_))) => {}
+        }
+    };
+    let _ = ws.close(None).await;
+    let mut error = outcome.as_ref().err().cloned();
+    if error.is_none() {
+        match decoder.flush() {
+            Ok(()) => {
+                let out = std::mem::take(decoder.get_mut());
+                if let Some(pipe) = stdin.as_mut()
+                    && let Err(e) = tokio::io::AsyncWriteExt::write_all(pipe, &out).await
+                {
+                    error = Some(format!("the consumer stopped reading: {e}"));
+                }
+            }
+            Err(e) => error = Some(format!("the artifact does not decompress: {e}")),
+        }
+    }
+    drop(stdin);
+    if error.is_some() {
+        kill_group();
+    }
+    let exit = tokio::select! {
+        e = child.wait() => e.ok(),
+        _ = &mut deadline => {
+            kill_group();
+            error.get_or_insert_with(|| "the consumer did not finish in time".into());
+            child.wait().await.ok()
+        }
+    };
+    kill_group();
+    let exit_code = exit.and_then(|s| s.code());
+    let out = out_tail.await.unwrap_or_default();
+    let err = err_tail.await.unwrap_or_default();
+    let _ = sink.text(Stream::Stdout, &out).await;
+    let _ = sink.text(Stream::Stderr, &err).await;
+    let _ = sink.finish().await;
+    let sha256 = hex::encode(hasher.finalize());
+    if error.is_none()
+        && let Ok(end) = &outcome
+        && (end.sha256 != sha256 || end.size != size)
+    {
+        error = Some(format!(
+            "the download was damaged: {size} bytes (sha256 {sha256}), the hub sent {} (sha256 {})",
+            end.size, end.sha256
+        ));
+    }
+    let tail = err.trim();
+    let tail = if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {tail}")
+    };
+    match (error, exit_code) {
+        (Some(e), code) => Ended {
+            status: Status::Failed,
+            exit_code: code,
+            error: Some(format!("{e}{tail}")),
+        },
+        (None, Some(0)) => Ended {
+            status: Status::Ok,
+            exit_code: Some(0),
+            error: None,
+        },
+        (None, Some(code)) => Ended {
+            status: Status::Failed,
+            exit_code: Some(code),
+            error: Some(format!("the consumer exited with code {code}{tail}")),
+        },
+        (None, None) => Ended {
+            status: Status::Failed,
+            exit_code: None,
+            error: Some(format!("the consumer was killed{tail}")),
         },
     }
 }

@@ -79,6 +79,9 @@ struct ActionFile {
     /// Its stdout is a backup artifact (it runs only as a backup's source).
     #[serde(default)]
     producer: bool,
+    /// Its stdin takes a restored artifact (it runs only as a restore's target).
+    #[serde(default)]
+    consumer: bool,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +146,7 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
                 timeout_secs: timeout.as_secs().max(u64::from(!timeout.is_zero())),
                 output_cap,
                 producer: action.producer,
+                consumer: action.consumer,
             },
         );
         run.insert(
@@ -239,6 +243,24 @@ actions:
             (echo.role, echo.output_cap, echo.timeout_secs),
             (Role::Admin, 100, 60)
         );
+    }
+
+    #[test]
+    fn reads_the_backup_section_producers_and_consumers() {
+        let loaded = parse(
+            "backup:\n  roots: [/srv]\nactions:\n  dump:\n    argv: [pg_dump, app]\n    producer: true\n  load:\n    argv: [psql, app]\n    consumer: true\n",
+        )
+        .unwrap();
+        let backup = loaded.policy.backup.unwrap();
+        assert_eq!(
+            (backup.roots, backup.role),
+            (vec!["/srv".to_string()], Role::Operator)
+        );
+        assert!(loaded.policy.actions["dump"].producer);
+        assert!(loaded.policy.actions["load"].consumer);
+        let err = parse("backup:\n  roots: [srv]\n").unwrap_err();
+        assert!(err.contains("backup.roots"), "{err}");
+        assert!(parse("{}").unwrap().policy.backup.is_none());
     }
 
     #[test]

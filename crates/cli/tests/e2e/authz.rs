@@ -129,6 +129,7 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     // Agents authenticate inside the protocol; this is no WebSocket handshake.
     ("GET", "/api/v1/agent/connect", "", PUBLIC, 400),
     ("GET", "/api/v1/agent/backups/cmd_missing", "", PUBLIC, 400),
+    ("GET", "/api/v1/agent/restores/cmd_missing", "", PUBLIC, 400),
     ("GET", "/api/v1/backups", "", VIEWER, 200),
     (
         "GET",
@@ -162,7 +163,7 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
-            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels")
+            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "restores")
                 if !p.is_empty() =>
             {
                 "{id}"

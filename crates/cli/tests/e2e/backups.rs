@@ -26,6 +26,12 @@ actions:
       - { name: db, type: string, pattern: "[a-z0-9_]+", required: true }
     producer: true
     timeout: 60s
+  psql-restore:
+    argv: [psql, --host=127.0.0.1, --username=postgres, --no-password, --set=ON_ERROR_STOP=1, --quiet, "--dbname={db}"]
+    args:
+      - { name: db, type: string, pattern: "[a-z0-9_]+", required: true }
+    consumer: true
+    timeout: 60s
 "#;
 
 fn setup(name: &str) -> (std::path::PathBuf, Hub, Proc, String, String) {
@@ -247,6 +253,36 @@ fn a_directory_backup_is_cataloged_downloaded_verified_and_pruned() {
     let (_, audit) = hub.get("/api/v1/audit?action=backup.prune", &hub.token("admin"));
     assert!(audit.to_string().contains(&id), "{audit}");
 
+    // Restore the newest into a directory under the root: the same files.
+    let newest = all[0]["id"].as_str().unwrap();
+    let into = data.join("restored");
+    std::fs::create_dir_all(&into).unwrap();
+    let ended = backup(
+        &hub,
+        &operator,
+        &node,
+        json!({"op": "restore", "backup_id": newest, "target": {"kind": "dir", "path": into}}),
+    );
+    assert_eq!(ended["status"], "ok", "{ended}");
+    assert_eq!(std::fs::read(into.join("sub/b.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read_to_string(into.join("a.txt")).unwrap(),
+        "hello backups\n"
+    );
+    // A viewer may not restore; an unknown backup is a 404.
+    let (status, _) = hub.post(
+        &format!("/api/v1/nodes/{node}/commands"),
+        &viewer,
+        &json!({"op": "restore", "backup_id": newest, "target": {"kind": "dir", "path": into}}),
+    );
+    assert_eq!(status, 403);
+    let (status, _) = hub.post(
+        &format!("/api/v1/nodes/{node}/commands"),
+        &operator,
+        &json!({"op": "restore", "backup_id": "bk_nope", "target": {"kind": "dir", "path": into}}),
+    );
+    assert_eq!(status, 404);
+
     // A path outside the policy's roots is refused before anything runs.
     let (status, err) = hub.post(
         &format!("/api/v1/nodes/{node}/commands"),
@@ -344,6 +380,28 @@ fn a_failing_producer_fails_the_run_and_pg_dump_is_backed_up() {
     assert!(
         dump.contains("first-row-abc") && dump.contains("second-row-xyz"),
         "{dump}"
+    );
+
+    // Restored into a fresh database by psql (a consumer): the same rows.
+    let db2 = format!("{db}_restored");
+    psql("postgres", &format!("DROP DATABASE IF EXISTS {db2}"));
+    psql("postgres", &format!("CREATE DATABASE {db2}"));
+    let _cleanup2 = Drop_(db2.clone());
+    let ended = backup(
+        &hub,
+        &operator,
+        &node,
+        json!({"op": "restore", "backup_id": all[0]["id"], "target": {"kind": "action", "name": "psql-restore", "args": {"db": db2}}}),
+    );
+    assert_eq!(ended["status"], "ok", "{ended}");
+    let rows = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", &db2, "-tAc"])
+        .arg("SELECT id, name FROM items ORDER BY id")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&rows.stdout),
+        "1|first-row-abc\n2|second-row-xyz\n"
     );
     let _ = dir;
 }

@@ -88,6 +88,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     // Agents prove who they are inside the protocol (challenge and signature).
     ("GET", "/api/v1/agent/connect", Public),
     ("GET", "/api/v1/agent/backups/{id}", Public),
+    ("GET", "/api/v1/agent/restores/{id}", Public),
     // Backups: run one through the commands API (`op: backup`); a viewer
     // lists what their groups see; artifacts hold host data: operator.
     ("GET", "/api/v1/backups", VIEWER),

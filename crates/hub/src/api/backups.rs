@@ -92,6 +92,23 @@ async fn readable(hub: &HubState, who: &Principal, id: &str) -> Result<BackupRec
     Ok(b)
 }
 
+/// A restore may stream only a complete backup the caller may see (an
+/// operator's role is checked against the agent's policy, as for any command).
+pub(super) async fn restorable(
+    hub: &HubState,
+    who: &Principal,
+    backup_id: &str,
+) -> Result<(), ApiError> {
+    let b = readable(hub, who, backup_id).await?;
+    if b.status != "complete" {
+        return Err(ApiError::Conflict(format!(
+            "backup {} is {}: a verify found other bytes",
+            b.id, b.status
+        )));
+    }
+    Ok(())
+}
+
 /// A single byte range from a `Range` header: `None` for the whole object
 /// (no header, or one this does not serve, such as several ranges), or
 /// `Err` when it cannot be satisfied.
@@ -179,11 +196,15 @@ pub async fn download(
         Ok(None) => (StatusCode::OK, 0, size),
         Ok(Some((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
         Err(()) => {
-            return Ok((
+            let mut response = ApiError::Other(
                 StatusCode::RANGE_NOT_SATISFIABLE,
-                [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                format!("the range is outside the artifact ({size} bytes)"),
             )
-                .into_response());
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(response);
         }
     };
     let stream = objects

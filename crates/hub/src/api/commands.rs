@@ -125,6 +125,11 @@ pub async fn run(
     if let Err(e) = req.op.check_shape() {
         return Err(err(ApiError::BadRequest(e.to_string())).await);
     }
+    if let Op::Restore { backup_id, .. } = &req.op
+        && let Err(e) = super::backups::restorable(&hub, &who, backup_id).await
+    {
+        return Err(err(e).await);
+    }
     if matches!(req.op, Op::Lifecycle { follow: true, .. }) && !req.stream {
         return Err(err(ApiError::BadRequest(
             "follow needs \"stream\": true (the command ends when the client goes)".into(),

@@ -59,11 +59,11 @@ pub async fn upload_socket(
         .on_upgrade(move |socket| upload(hub, id, socket, admission))
 }
 
-async fn send_text(socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {
+pub(crate) async fn send_text(socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {
     socket.send(Message::Text(text.into())).await
 }
 
-async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
+pub(crate) async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
     let msg = HubMessage::error(code, message, true);
     let _ = send_text(
         &mut socket,
@@ -81,48 +81,13 @@ async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
 async fn upload(
     hub: Arc<HubState>,
     command_id: String,
-    mut socket: WebSocket,
+    socket: WebSocket,
     admission: Option<Admission>,
 ) {
     let _tracked = hub.sessions.token();
-    let nonce = crate::credentials::new_token("");
-    let challenge = HubMessage::Challenge {
-        protocol: PROTOCOL_VERSION,
-        hub_version: crate::VERSION.to_string(),
-        nonce: nonce.clone(),
-    };
-    let text = serde_json::to_string(&challenge).expect("serializes");
-    if send_text(&mut socket, text).await.is_err() {
+    let Some((node_id, mut socket)) = handshake(&hub, socket, admission).await else {
         return;
-    }
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
-        Ok(Some(Ok(Message::Text(text)))) => match decode_agent_frame(text.as_bytes()) {
-            Ok(AgentMessage::Hello(hello)) => hello,
-            Ok(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "say hello first").await,
-            Err(e) => return refuse(socket, e.code(), &e.to_string()).await,
-        },
-        Ok(_) => return,
-        Err(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "no hello in time").await,
     };
-    if hello.node_id.is_none() || hello.join_token.is_some() {
-        return refuse(
-            socket,
-            ErrorCode::AuthFailed,
-            "an upload needs an enrolled agent's node id (and no join token)",
-        )
-        .await;
-    }
-    let node_id = match crate::link::handshake::verify(&hub.store, &hub.twin, &hello, &nonce).await
-    {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(error = %e, "refused a backup upload");
-            return refuse(socket, e.code(), &e.to_string()).await;
-        }
-    };
-    if let Some(admission) = admission {
-        admission.prove();
-    }
     let record = hub
         .commands
         .running_record(&command_id)
@@ -357,6 +322,64 @@ fn judge(end: &TransferEnd, sha256: &str, size: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The agent's proof of who it is on an upload or restore socket: the link's
+/// challenge and signed hello, for an enrolled node only. `None` when it
+/// failed (the socket was answered and closed).
+pub(crate) async fn handshake(
+    hub: &HubState,
+    mut socket: WebSocket,
+    admission: Option<Admission>,
+) -> Option<(String, WebSocket)> {
+    let nonce = crate::credentials::new_token("");
+    let challenge = HubMessage::Challenge {
+        protocol: PROTOCOL_VERSION,
+        hub_version: crate::VERSION.to_string(),
+        nonce: nonce.clone(),
+    };
+    let text = serde_json::to_string(&challenge).expect("serializes");
+    send_text(&mut socket, text).await.ok()?;
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match decode_agent_frame(text.as_bytes()) {
+            Ok(AgentMessage::Hello(hello)) => hello,
+            Ok(_) => {
+                refuse(socket, ErrorCode::UnexpectedMessage, "say hello first").await;
+                return None;
+            }
+            Err(e) => {
+                refuse(socket, e.code(), &e.to_string()).await;
+                return None;
+            }
+        },
+        Ok(_) => return None,
+        Err(_) => {
+            refuse(socket, ErrorCode::UnexpectedMessage, "no hello in time").await;
+            return None;
+        }
+    };
+    if hello.node_id.is_none() || hello.join_token.is_some() {
+        refuse(
+            socket,
+            ErrorCode::AuthFailed,
+            "this needs an enrolled agent's node id (and no join token)",
+        )
+        .await;
+        return None;
+    }
+    match crate::link::handshake::verify(&hub.store, &hub.twin, &hello, &nonce).await {
+        Ok(node_id) => {
+            if let Some(admission) = admission {
+                admission.prove();
+            }
+            Some((node_id, socket))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused an agent's backup socket");
+            refuse(socket, e.code(), &e.to_string()).await;
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ fn du() -> ActionSpec {
         timeout_secs: 30,
         output_cap: 1 << 20,
         producer: false,
+        consumer: false,
     }
 }
 
@@ -293,6 +294,7 @@ fn echo(pattern: Option<&str>, allow_leading_dash: bool, min: Option<i64>) -> Ac
         timeout_secs: 10,
         output_cap: 1024,
         producer: false,
+        consumer: false,
     }
 }
 
