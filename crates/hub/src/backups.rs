@@ -253,3 +253,96 @@ pub fn file_key(node_id: &str, job: &str, id: &str) -> String {
     };
     format!("{}/{}/{}.zst", clean(node_id), clean(job), clean(id))
 }
+
+#[cfg(test)]
+mod tests {
+    use twinbay_proto::backup::Keep;
+
+    use super::*;
+
+    async fn setup(name: &str) -> (std::path::PathBuf, Arc<Backups>, Store) {
+        let dir =
+            std::env::temp_dir().join(format!("twinbay-backups-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).await.unwrap();
+        let backups = Arc::new(Backups::local(store.clone(), &dir).unwrap());
+        (dir, backups, store)
+    }
+
+    async fn add(backups: &Backups, store: &Store, id: &str, at: i64, keep: Option<&Keep>) {
+        let data = format!("artifact {id}");
+        let key = file_key("n1", "nightly", id);
+        let mut w = backups.objects().create(&key).await.unwrap();
+        w.write(data.as_bytes()).await.unwrap();
+        w.finish().await.unwrap();
+        let b = BackupRecord {
+            id: id.into(),
+            node_id: "n1".into(),
+            job: "nightly".into(),
+            command_id: format!("cmd_{id}"),
+            source: "dir /srv".into(),
+            object_key: key,
+            sha256: hex::encode(Sha256::digest(data.as_bytes())),
+            size: data.len() as u64,
+            created_ms: at,
+            status: "complete".into(),
+            retention: String::new(),
+            verified_ms: None,
+        };
+        store.insert_backup(&b, keep).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn prune_removes_exactly_what_the_rules_say_objects_first() {
+        let (dir, backups, store) = setup("prune").await;
+        let hour = 3_600_000;
+        let keep = Keep {
+            last: 2,
+            ..Keep::default()
+        };
+        add(&backups, &store, "b1", 1_000 * hour, Some(&keep)).await;
+        add(&backups, &store, "b2", 1_001 * hour, None).await;
+        add(&backups, &store, "b3", 1_002 * hour, None).await;
+        // A run without `keep` left the job's rules alone.
+        let report = backups.prune("n1", "nightly").await.unwrap();
+        assert_eq!(report.rules, "keep-last 2");
+        let removed: Vec<&str> = report.removed.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(removed, ["b1"]);
+        let left: Vec<String> = store
+            .backups(Some("n1"), Some("nightly"), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| format!("{} {}", b.id, b.retention))
+            .collect();
+        assert_eq!(left, ["b3 keep-last 1/2", "b2 keep-last 2/2"]);
+        assert!(
+            !dir.join(OBJECTS_DIR)
+                .join(file_key("n1", "nightly", "b1"))
+                .exists()
+        );
+        // Pruning again changes nothing.
+        assert!(
+            backups
+                .prune("n1", "nightly")
+                .await
+                .unwrap()
+                .removed
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn verify_finds_changed_bytes() {
+        let (dir, backups, store) = setup("verify").await;
+        add(&backups, &store, "b1", 1_000, None).await;
+        let b = store.backup("b1").await.unwrap().unwrap();
+        assert!(backups.verify(&b).await.unwrap().ok);
+        let path = dir.join(OBJECTS_DIR).join(&b.object_key);
+        std::fs::write(&path, "artifact b2").unwrap();
+        let report = backups.verify(&b).await.unwrap();
+        assert!(!report.ok);
+        assert_eq!(store.backup("b1").await.unwrap().unwrap().status, "corrupt");
+    }
+}

@@ -165,7 +165,8 @@ pub enum Op {
         /// The job the artifact belongs to (its retention group on the hub).
         job: String,
         source: BackupSource,
-        /// How many of this job's backups the hub keeps; absent keeps all.
+        /// How many of this job's backups the hub keeps from now on; absent
+        /// leaves the job's rules as they are (a new job keeps all).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         keep: Option<Keep>,
     },

@@ -150,19 +150,16 @@ async fn upload(
     };
     let started = std::time::Instant::now();
     let reply = match receive(&hub.backups, &mut socket, &hub, &mut b).await {
-        Ok(()) => {
-            let keep = keep.unwrap_or_default();
-            match hub.store.insert_backup(&b, &keep).await {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    let _ = hub.backups.objects().delete(&b.object_key).await;
-                    Err(format!(
-                        "the hub could not record the backup: {}",
-                        crate::report(&e)
-                    ))
-                }
+        Ok(()) => match hub.store.insert_backup(&b, keep.as_ref()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = hub.backups.objects().delete(&b.object_key).await;
+                Err(format!(
+                    "the hub could not record the backup: {}",
+                    crate::report(&e)
+                ))
             }
-        }
+        },
         Err(reason) => Err(reason),
     };
     let (outcome, detail, msg) = match &reply {

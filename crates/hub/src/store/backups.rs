@@ -73,9 +73,17 @@ fn record(r: Row) -> BackupRecord {
 }
 
 impl Store {
-    /// Adds a complete artifact and records its job's retention.
-    pub async fn insert_backup(&self, b: &BackupRecord, keep: &Keep) -> Result<(), StoreError> {
-        let keep = serde_json::to_string(keep).expect("keep serializes");
+    /// Adds a complete artifact and records its job's retention: `keep`
+    /// replaces the job's rules; `None` leaves them as they are (a new job
+    /// keeps everything).
+    pub async fn insert_backup(
+        &self,
+        b: &BackupRecord,
+        keep: Option<&Keep>,
+    ) -> Result<(), StoreError> {
+        let replace = keep.is_some();
+        let keep =
+            serde_json::to_string(&keep.copied().unwrap_or_default()).expect("keep serializes");
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO backups (id, node_id, job, command_id, source, object_key, sha256, size, \
@@ -94,10 +102,13 @@ impl Store {
         .bind(&b.retention)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query(if replace {
             "INSERT INTO backup_jobs (node_id, job, keep) VALUES (?, ?, ?) \
-             ON CONFLICT (node_id, job) DO UPDATE SET keep = excluded.keep",
-        )
+             ON CONFLICT (node_id, job) DO UPDATE SET keep = excluded.keep"
+        } else {
+            "INSERT INTO backup_jobs (node_id, job, keep) VALUES (?, ?, ?) \
+             ON CONFLICT (node_id, job) DO NOTHING"
+        })
         .bind(&b.node_id)
         .bind(&b.job)
         .bind(keep)
