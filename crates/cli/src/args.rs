@@ -497,6 +497,22 @@ pub enum BackupCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Stream a backup back to a host: untar into `--dir` (under a backup
+    /// root) or into a consumer action's stdin (`--action NAME [KEY=VALUE…]`).
+    Restore {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The backup's id.
+        id: String,
+        /// Node id or hostname to restore on.
+        node: String,
+        #[arg(long, conflicts_with = "action")]
+        dir: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(value_name = "KEY=VALUE", requires = "action")]
+        args: Vec<String>,
+    },
     /// Have the hub re-read and re-hash an artifact.
     Verify {
         #[command(flatten)]

@@ -1,4 +1,4 @@
-//! `twinbay ctl backup run|list|download|verify|prune`: backups through a
+//! `twinbay ctl backup run|list|download|restore|verify|prune`: backups through a
 //! running hub's API. `run` is a command (`op: backup`) whose output streams
 //! here; `download` streams the artifact into a file (through a temporary
 //! file, renamed once complete) and checks its SHA-256 on the way.
@@ -34,14 +34,7 @@ pub async fn run(data_dir: &Path, args: BackupArgs) -> Result<String> {
             let source = match (dir, action) {
                 (Some(path), None) => json!({"kind": "dir", "path": path, "exclude": exclude}),
                 (None, Some(name)) => {
-                    let mut kv = serde_json::Map::new();
-                    for arg in &args {
-                        let (k, v) = arg
-                            .split_once('=')
-                            .ok_or_else(|| anyhow!("{arg:?} is not KEY=VALUE"))?;
-                        kv.insert(k.to_string(), Value::String(v.to_string()));
-                    }
-                    json!({"kind": "action", "name": name, "args": kv})
+                    json!({"kind": "action", "name": name, "args": key_values(&args)?})
                 }
                 _ => bail!("give either --dir PATH or --action NAME"),
             };
@@ -136,6 +129,27 @@ pub async fn run(data_dir: &Path, args: BackupArgs) -> Result<String> {
                 .with_context(|| format!("renaming to {}", output.display()))?;
             Ok(format!("{}: {got} bytes, sha256 {sha}", output.display()))
         }
+        BackupCommand::Restore {
+            remote,
+            id,
+            node,
+            dir,
+            action,
+            args,
+        } => {
+            let target = match (dir, action) {
+                (Some(path), None) => json!({"kind": "dir", "path": path}),
+                (None, Some(name)) => {
+                    json!({"kind": "action", "name": name, "args": key_values(&args)?})
+                }
+                _ => bail!("give either --dir PATH or --action NAME"),
+            };
+            let op = json!({"op": "restore", "backup_id": id, "target": target});
+            let client = crate::commands::remote_client(data_dir, &remote).await?;
+            let wait = u32::try_from(remote.wait.as_secs()).unwrap_or(u32::MAX);
+            let code = client.run(&node, op, wait).await?;
+            std::process::exit(i32::from(code));
+        }
         BackupCommand::Verify { remote, id } => {
             let client = crate::commands::remote_client(data_dir, &remote).await?;
             let path = format!("/api/v1/backups/{}/verify", crate::files::encode(&id));
@@ -187,6 +201,17 @@ pub async fn run(data_dir: &Path, args: BackupArgs) -> Result<String> {
             Ok(out.trim_end().to_string())
         }
     }
+}
+
+fn key_values(args: &[String]) -> Result<serde_json::Map<String, Value>> {
+    let mut kv = serde_json::Map::new();
+    for arg in args {
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| anyhow!("{arg:?} is not KEY=VALUE"))?;
+        kv.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(kv)
 }
 
 fn file_name(response: &hyper::Response<hyper::body::Incoming>) -> Option<String> {

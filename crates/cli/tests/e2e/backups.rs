@@ -238,11 +238,39 @@ fn a_directory_backup_is_cataloged_downloaded_verified_and_pruned() {
     );
     assert_eq!((status, v["ok"].clone()), (200, json!(true)), "{v}");
 
-    // Two more runs with keep-last 2: the first one is pruned.
-    for _ in 0..2 {
-        let ended = backup(&hub, &operator, &node, body.clone());
-        assert_eq!(ended["status"], "ok", "{ended}");
-    }
+    // Two more runs with keep-last 2 (one through the CLI): the first one is pruned.
+    let ended = backup(&hub, &operator, &node, body.clone());
+    assert_eq!(ended["status"], "ok", "{ended}");
+    let ctl = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("ctl")
+            .arg("--data-dir")
+            .arg(&hub.dir)
+            .args(args)
+            .env("TWINBAY_TOKEN", &operator)
+            .output()
+            .unwrap()
+    };
+    let data_str = data.to_str().unwrap();
+    let out = ctl(&[
+        "backup",
+        "run",
+        &node,
+        "--job",
+        "files",
+        "--dir",
+        data_str,
+        "--exclude",
+        "*.tmp",
+        "--keep-last",
+        "2",
+    ]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("stored backup"),
+        "{out:?}"
+    );
+    let out = ctl(&["backup", "verify", &id]);
+    assert!(!out.status.success(), "pruned by now: {out:?}");
     let all = list(&hub, &operator, &format!("?node={node}&job=files"));
     assert_eq!(all.len(), 2, "{all:?}");
     assert!(all.iter().all(|b| b["id"] != id.as_str()), "{all:?}");
@@ -252,6 +280,19 @@ fn a_directory_backup_is_cataloged_downloaded_verified_and_pruned() {
     );
     let (_, audit) = hub.get("/api/v1/audit?action=backup.prune", &hub.token("admin"));
     assert!(audit.to_string().contains(&id), "{audit}");
+
+    let newest_id = all[0]["id"].as_str().unwrap();
+    let out = ctl(&["backup", "verify", newest_id]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": ok"),
+        "{out:?}"
+    );
+    let out = ctl(&["backup", "list", "--node", &node]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(newest_id),
+        "{out:?}"
+    );
 
     // Restore the newest into a directory under the root: the same files.
     let newest = all[0]["id"].as_str().unwrap();
