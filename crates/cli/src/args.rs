@@ -89,6 +89,14 @@ pub struct HubArgs {
     pub gateway: GatewayArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    /// Where backup artifacts go: `s3://BUCKET?endpoint=URL&region=R` (any
+    /// S3-compatible store); by default a directory in the data dir.
+    #[arg(long, env = "TWINBAY_BACKUP_STORE")]
+    pub backup_store: Option<String>,
+    /// A file of `AWS_ACCESS_KEY_ID=…` and `AWS_SECRET_ACCESS_KEY=…` lines for
+    /// --backup-store (else they come from the environment).
+    #[arg(long, requires = "backup_store")]
+    pub backup_credentials: Option<PathBuf>,
 }
 
 /// How alert notifications are grouped (see README, "Alerts").

@@ -188,6 +188,8 @@ fn hub_config(
         connections: connections.config(),
         gateway: gateway.config()?,
         alerts: alerts.config(),
+        backup_store: None,
+        backup_credentials: None,
     })
 }
 
@@ -372,6 +374,8 @@ async fn hub(args: HubArgs) -> Result<()> {
         &args.alerts,
     )?;
     config.public_url = args.public_url;
+    config.backup_store = args.backup_store;
+    config.backup_credentials = args.backup_credentials;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
     config.heartbeat = args.heartbeat;

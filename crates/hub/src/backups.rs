@@ -2,7 +2,8 @@
 //! retention and served back.
 //!
 //! - [`retention`]: which backups of a job to keep (pure, PBS-style rules).
-//! - [`objects`]: where the artifacts live (a local directory in the data dir).
+//! - [`objects`]: where the artifacts live (a local directory in the data dir),
+//!   or [`s3`]: any S3-compatible store.
 //! - [`transfer`]: the agent's upload socket, hashing and storing on the fly.
 //! - [`restore`]: the agent's download socket for a restore.
 //!
@@ -14,6 +15,7 @@
 pub mod objects;
 pub mod restore;
 pub mod retention;
+pub mod s3;
 pub mod transfer;
 
 use std::collections::HashSet;
@@ -75,6 +77,29 @@ impl Backups {
     pub fn local(store: Store, data_dir: &Path) -> Result<Backups, ObjectError> {
         let objects = objects::LocalDir::open(&data_dir.join(OBJECTS_DIR))?;
         Ok(Backups::new(store, Arc::new(objects)))
+    }
+
+    /// The store `--backup-store` names (S3), else the local directory.
+    pub fn from_config(
+        store: Store,
+        data_dir: &Path,
+        url: Option<&str>,
+        credentials: Option<&Path>,
+    ) -> Result<Backups, crate::HubError> {
+        let Some(url) = url else {
+            return Backups::local(store, data_dir).map_err(|e| {
+                crate::HubError::Config(format!("backup storage: {}", crate::report(&e)))
+            });
+        };
+        let text = match credentials {
+            Some(path) => {
+                Some(std::fs::read_to_string(path).map_err(|e| crate::HubError::io(path, e))?)
+            }
+            None => None,
+        };
+        let s3 = s3::S3::open(url, text.as_deref()).map_err(crate::HubError::Config)?;
+        tracing::info!(store = s3.describe(), "backup artifacts go to S3");
+        Ok(Backups::new(store, Arc::new(s3)))
     }
 
     pub fn new(store: Store, objects: Arc<dyn Objects>) -> Backups {

@@ -79,6 +79,10 @@ pub struct HubConfig {
     pub gateway: gateway::GatewayConfig,
     /// Grouping and repeats of alert notifications.
     pub alerts: alerts::AlertConfig,
+    /// `s3://BUCKET?endpoint=URL&region=R`; `None`: a directory in the data dir.
+    pub backup_store: Option<String>,
+    /// Credentials for `backup_store` (else the environment's).
+    pub backup_credentials: Option<PathBuf>,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -290,10 +294,12 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         files,
         gateways: gateways.clone(),
         alerts: alerts::Alerts::default(),
-        backups: Arc::new(
-            backups::Backups::local(store.clone(), &config.data_dir)
-                .map_err(|e| HubError::Config(format!("backup storage: {}", report(&e))))?,
-        ),
+        backups: Arc::new(backups::Backups::from_config(
+            store.clone(),
+            &config.data_dir,
+            config.backup_store.as_deref(),
+            config.backup_credentials.as_deref(),
+        )?),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(

@@ -249,6 +249,7 @@ pub async fn run(
     tokio::pin!(deadline);
     let mut exit: Option<std::io::Result<std::process::ExitStatus>> = None;
     let mut stop: Option<String> = None;
+    let mut hub_gave_up: Option<String> = None;
     loop {
         if stdout.is_none() && stderr.is_none() && exit.is_some() {
             break;
@@ -279,6 +280,11 @@ pub async fn run(
                         let chunk = std::mem::take(encoder.get_mut());
                         if let Err(e) = send_chunk(&mut ws, chunk, &mut hasher, &mut size).await {
                             stop = Some(e);
+                        }
+                        // The hub answers early only when it gives up (storage failed).
+                        if let Some(reason) = early_failure(&mut ws) {
+                            hub_gave_up = Some(reason.clone());
+                            stop = Some(reason);
                         }
                     }
                 }
@@ -311,6 +317,10 @@ pub async fn run(
                 error: None,
             };
         }
+        if let Some(reason) = hub_gave_up {
+            let _ = ws.close(None).await;
+            return failed(reason);
+        }
         end.error = Some(why);
         return finish(ws, end, sink).await;
     }
@@ -334,6 +344,22 @@ pub async fn run(
     end.sha256 = hex::encode(hasher.finalize());
     end.size = size;
     finish(ws, end, sink).await
+}
+
+/// A `failed` answer the hub already sent (it gave up on the upload), if
+/// one is waiting; never waits.
+fn early_failure(ws: &mut Socket) -> Option<String> {
+    use futures_util::FutureExt;
+    match ws.next().now_or_never() {
+        Some(Some(Ok(Message::Text(t)))) => match serde_json::from_str(t.as_str()) {
+            Ok(TransferReply::Failed { reason }) => Some(reason),
+            _ => None,
+        },
+        Some(None) | Some(Some(Ok(Message::Close(_)))) | Some(Some(Err(_))) => {
+            Some("the hub closed the upload".into())
+        }
+        _ => None,
+    }
 }
 
 async fn send_chunk(

