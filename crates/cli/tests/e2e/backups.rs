@@ -26,6 +26,10 @@ actions:
       - { name: db, type: string, pattern: "[a-z0-9_]+", required: true }
     producer: true
     timeout: 60s
+  slow-dump:
+    argv: [sh, -c, "head -c 16000000 /dev/urandom; sleep 4; head -c 16000000 /dev/urandom"]
+    producer: true
+    timeout: 120s
   psql-restore:
     argv: [psql, --host=127.0.0.1, --username=postgres, --no-password, --set=ON_ERROR_STOP=1, --quiet, "--dbname={db}"]
     args:
@@ -487,9 +491,9 @@ fn seaweed(dir: &Path) -> Seaweed {
 }
 
 #[test]
-fn backups_go_to_an_s3_store_and_a_wrong_key_fails_the_run() {
+fn backups_go_to_s3_and_a_wrong_key_or_a_stopped_server_fails_the_run() {
     let dir = temp_dir("backup-s3");
-    let _weed = seaweed(&dir.join("weed"));
+    let mut weed = Some(seaweed(&dir.join("weed")));
     std::fs::create_dir_all(dir.join("data")).unwrap();
     // Incompressible (xorshift), so the upload takes several 5 MiB parts.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -506,8 +510,8 @@ fn backups_go_to_an_s3_store_and_a_wrong_key_fails_the_run() {
     std::fs::write(&policy_file, POLICY.replace("DIR", dir.to_str().unwrap())).unwrap();
     let store = "s3://twinbay?endpoint=http://127.0.0.1:8333&region=us-east-1";
     for (name, secret, works) in [
-        ("good", "twinbay-secret", true),
         ("bad", "wrong-secret", false),
+        ("good", "twinbay-secret", true),
     ] {
         let creds = dir.join(format!("{name}.creds"));
         std::fs::write(
@@ -572,5 +576,26 @@ fn backups_go_to_an_s3_store_and_a_wrong_key_fails_the_run() {
             &json!({}),
         );
         assert_eq!((status, v["ok"].clone()), (200, json!(true)), "{v}");
+
+        // The S3 server stops mid-upload: the run fails with the reason and
+        // nothing enters the catalog.
+        let (status, c) = hub.post(
+            &format!("/api/v1/nodes/{node}/commands"),
+            &operator,
+            &json!({"op": "backup", "job": "cut", "source": {"kind": "action", "name": "slow-dump"}}),
+        );
+        assert_eq!(status, 202, "{c}");
+        std::thread::sleep(Duration::from_secs(2));
+        drop(weed.take());
+        let ended = hub.wait_command(
+            &operator,
+            c["id"].as_str().unwrap(),
+            Duration::from_secs(90),
+        );
+        assert_eq!(ended["status"], "failed", "{ended}");
+        let error = ended["error"].as_str().unwrap_or_default();
+        println!("S3 stopped mid-upload: {error}");
+        assert!(error.contains("S3"), "{error}");
+        assert!(list(&hub, &operator, "?job=cut").is_empty());
     }
 }

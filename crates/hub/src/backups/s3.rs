@@ -86,7 +86,16 @@ impl S3 {
                 }
             }
         }
-        let store = builder.build().map_err(|e| format!("S3 store: {e}"))?;
+        // A store that is down fails the run within ~20 s, not minutes.
+        let retry = object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(20),
+            ..Default::default()
+        };
+        let store = builder
+            .with_retry(retry)
+            .build()
+            .map_err(|e| format!("S3 store: {e}"))?;
         Ok(S3 {
             store: Arc::new(store),
             describe: format!(
