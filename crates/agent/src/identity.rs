@@ -118,6 +118,11 @@ impl Identity {
         }
     }
 
+    /// The key itself, for a second connection (a backup upload) to prove it.
+    pub fn signing_key(&self) -> SigningKey {
+        self.key.clone()
+    }
+
     pub fn public_key_b64(&self) -> String {
         STANDARD.encode(self.key.verifying_key().as_bytes())
     }

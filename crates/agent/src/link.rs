@@ -100,7 +100,19 @@ fn is_loopback(host: &str) -> bool {
 
 /// Opens a WebSocket to the hub, refusing any certificate but the pinned one.
 pub async fn connect(hub: &str, fingerprint: &str) -> Result<HubSocket, AgentError> {
-    let ep = endpoint(hub)?;
+    connect_path(hub, fingerprint, "/api/v1/agent/connect").await
+}
+
+/// [`connect`], to another agent endpoint of the hub (a backup upload).
+pub async fn connect_path(
+    hub: &str,
+    fingerprint: &str,
+    path: &str,
+) -> Result<HubSocket, AgentError> {
+    let mut ep = endpoint(hub)?;
+    if let Some(base) = ep.ws_url.strip_suffix("/api/v1/agent/connect") {
+        ep.ws_url = format!("{base}{path}");
+    }
     let io_err = |source| AgentError::Connect {
         url: hub.to_string(),
         source,
@@ -176,6 +188,7 @@ pub async fn run(
             r = connect(&hub, &fingerprint) => match r {
                 Ok(ws) => {
                     let mut session = Session {
+                        hub: &hub,
                         identity: &mut identity,
                         state: &mut state,
                         samples: &samples,
@@ -209,6 +222,7 @@ pub async fn run(
 }
 
 struct Session<'a> {
+    hub: &'a str,
     identity: &'a mut Identity,
     state: &'a mut watch::Receiver<NodeState>,
     samples: &'a SampleBuffer,
@@ -246,6 +260,14 @@ impl Session<'_> {
             other => return Err(unexpected(other)),
         };
         self.identity.record_enrollment(&node_id)?;
+        if let Some(c) = self.commands.as_ref() {
+            c.executor.set_uploader(exec::backup::Uploader {
+                hub: self.hub.to_string(),
+                fingerprint: self.identity.enrollment.fingerprint.clone(),
+                node_id: node_id.clone(),
+                key: self.identity.signing_key(),
+            });
+        }
         self.backoff.reset();
         tracing::info!(node_id, "connected to hub");
 

@@ -91,6 +91,14 @@ pub struct HubArgs {
     pub gateway: GatewayArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    /// Where backup artifacts go: `s3://BUCKET?endpoint=URL&region=R` (any
+    /// S3-compatible store); by default a directory in the data dir.
+    #[arg(long, env = "TWINBAY_BACKUP_STORE")]
+    pub backup_store: Option<String>,
+    /// A file of `AWS_ACCESS_KEY_ID=…` and `AWS_SECRET_ACCESS_KEY=…` lines for
+    /// --backup-store (else they come from the environment).
+    #[arg(long, requires = "backup_store")]
+    pub backup_credentials: Option<PathBuf>,
 }
 
 /// How alert notifications are grouped (see README, "Alerts").
@@ -441,6 +449,102 @@ pub enum CtlCommand {
     Schedules(crate::schedules::SchedulesArgs),
     /// Alerts: `list`, `ack`, `silence`, `silences`, `channels`, `rules`.
     Alerts(crate::alerts::AlertsArgs),
+    /// Backups: run one on a host, list, download, verify, prune.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: BackupCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up a directory (`--dir`) or a producer action's output
+    /// (`--action NAME [KEY=VALUE…]`) of a host into the hub.
+    Run {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Node id or hostname.
+        node: String,
+        /// The job (its backups are kept together by the retention).
+        #[arg(long)]
+        job: String,
+        /// A directory under one of the agent policy's backup roots.
+        #[arg(long, conflicts_with = "action")]
+        dir: Option<String>,
+        /// Leave out paths matching this glob (repeatable; with --dir).
+        #[arg(long, requires = "dir")]
+        exclude: Vec<String>,
+        /// A policy action marked `producer` (its stdout is the artifact).
+        #[arg(long)]
+        action: Option<String>,
+        /// The action's arguments, `KEY=VALUE`.
+        #[arg(value_name = "KEY=VALUE", requires = "action")]
+        args: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        keep_last: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_hourly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_daily: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_weekly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_monthly: u32,
+        #[arg(long, default_value_t = 0)]
+        keep_yearly: u32,
+    },
+    /// The catalog, newest first.
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Stream an artifact into a file (its SHA-256 checked on the way).
+    Download {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        id: String,
+        /// The file to write (default: the name the hub gives).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Stream a backup back to a host: untar into `--dir` (under a backup
+    /// root) or into a consumer action's stdin (`--action NAME [KEY=VALUE…]`).
+    Restore {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The backup's id.
+        id: String,
+        /// Node id or hostname to restore on.
+        node: String,
+        #[arg(long, conflicts_with = "action")]
+        dir: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(value_name = "KEY=VALUE", requires = "action")]
+        args: Vec<String>,
+    },
+    /// Have the hub re-read and re-hash an artifact.
+    Verify {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        id: String,
+    },
+    /// Apply the jobs' retention now; says what went.
+    Prune {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        job: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -191,6 +191,8 @@ fn hub_config(
         gateway: gateway.config()?,
         alerts: alerts.config(),
         mcp: access.mcp,
+        backup_store: None,
+        backup_credentials: None,
     })
 }
 
@@ -375,6 +377,8 @@ async fn hub(args: HubArgs) -> Result<()> {
         &args.alerts,
     )?;
     config.public_url = args.public_url;
+    config.backup_store = args.backup_store;
+    config.backup_credentials = args.backup_credentials;
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
     config.heartbeat = args.heartbeat;
@@ -531,6 +535,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Routes(a) => crate::routes::run(&data_dir, a).await?,
         CtlCommand::Schedules(a) => crate::schedules::run(&data_dir, a).await?,
         CtlCommand::Alerts(a) => crate::alerts::run(&data_dir, a).await?,
+        CtlCommand::Backup(a) => crate::backup::run(&data_dir, a).await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod args;
+mod backup;
 mod commands;
 mod demo;
 mod files;

@@ -73,7 +73,7 @@ impl Remote {
     }
 
     /// Sends one request on a new connection; the response body streams.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -140,6 +140,11 @@ impl Remote {
     /// Any method with a JSON body; its JSON answer (null when empty).
     pub async fn call(&self, method: Method, path: &str, body: &Value) -> Result<Value> {
         self.json(method, path, Some(body)).await
+    }
+
+    /// `POST path` with a JSON body, its JSON answer.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.json(Method::POST, path, Some(body)).await
     }
 
     /// The node id for an id or a hostname.
@@ -260,7 +265,7 @@ pub fn exit_code(record: &Value) -> u8 {
     }
 }
 
-fn api_error(status: StatusCode, body: &Value) -> String {
+pub(crate) fn api_error(status: StatusCode, body: &Value) -> String {
     let message = body["error"]["message"]
         .as_str()
         .map(str::to_string)

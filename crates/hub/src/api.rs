@@ -4,6 +4,7 @@ pub mod access;
 pub(crate) mod alerts;
 mod audit;
 pub(crate) mod auth;
+mod backups;
 pub(crate) mod body;
 pub mod client;
 pub(crate) mod commands;
@@ -129,6 +130,12 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(schedules::preview))
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
+        .routes(routes!(crate::backups::transfer::upload_socket))
+        .routes(routes!(crate::backups::restore::download_socket))
+        .routes(routes!(backups::list))
+        .routes(routes!(backups::download))
+        .routes(routes!(backups::verify))
+        .routes(routes!(backups::prune))
         .split_for_parts()
 }
 

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod audit;
+pub mod backups;
 pub mod commands;
 pub mod credentials;
 pub mod files;
@@ -82,6 +83,10 @@ pub struct HubConfig {
     pub alerts: alerts::AlertConfig,
     /// The MCP server at `/mcp`: on, read-only or off.
     pub mcp: mcp::Mode,
+    /// `s3://BUCKET?endpoint=URL&region=R`; `None`: a directory in the data dir.
+    pub backup_store: Option<String>,
+    /// Credentials for `backup_store` (else the environment's).
+    pub backup_credentials: Option<PathBuf>,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -176,6 +181,8 @@ pub struct HubState {
     pub schedules: schedules::Scheduler,
     /// What `/mcp` serves.
     pub mcp: mcp::Mode,
+    /// Backup artifacts: uploads, storage, retention.
+    pub backups: Arc<backups::Backups>,
 }
 
 /// What the first start did about the admin account.
@@ -302,6 +309,12 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         topology: topology::feed::Feed::new(),
         schedules: schedules::Scheduler::default(),
         mcp: config.mcp,
+        backups: Arc::new(backups::Backups::from_config(
+            store.clone(),
+            &config.data_dir,
+            config.backup_store.as_deref(),
+            config.backup_credentials.as_deref(),
+        )?),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(

@@ -6,7 +6,7 @@
 //! frames in a row, or the hub shuts down. Bad frames are answered with an
 //! error frame and the session goes on.
 
-mod handshake;
+pub(crate) mod handshake;
 mod throttle;
 
 use std::sync::Arc;

@@ -86,6 +86,12 @@ impl Job {
         if matches!(b.op, Op::Lifecycle { follow: true, .. }) {
             return Err("command: \"follow\" never ends; a schedule cannot use it".into());
         }
+        if matches!(b.op, Op::Restore { .. }) {
+            return Err(
+                "command: a restore overwrites a host's data; run it by hand, never on a schedule"
+                    .into(),
+            );
+        }
         if b.wait_secs > MAX_WAIT_SECS {
             return Err(format!(
                 "command: wait_secs must be at most {MAX_WAIT_SECS}"

@@ -6,6 +6,7 @@
 mod alerts;
 mod audit;
 mod auth;
+mod backups;
 mod commands;
 mod events;
 mod files;
@@ -33,6 +34,7 @@ pub use alerts::{
 };
 pub use audit::{AuditQuery, AuditScope};
 pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
+pub use backups::BackupRecord;
 pub use commands::{CommandRecord, Output};
 pub use files::{FileVersion, NewFileVersion};
 pub use history::{Bucket, PointWrite};

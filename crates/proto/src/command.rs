@@ -14,6 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod args;
+use crate::backup::{BackupPolicy, BackupSource, Keep, MAX_EXCLUDES, RestoreTarget};
 
 /// What a person or token may do, and so which commands it may run.
 /// Ordered: each role can do what those below it can.
@@ -161,6 +162,23 @@ pub enum Op {
         #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         args: BTreeMap<String, String>,
     },
+    /// Produce an artifact on the host and stream it to the hub (see
+    /// [`crate::backup`]). Only agents whose policy has a `backup` section
+    /// or a producer action accept one, so an older agent is never sent it.
+    Backup {
+        /// The job the artifact belongs to (its retention group on the hub).
+        job: String,
+        source: BackupSource,
+        /// How many of this job's backups the hub keeps from now on; absent
+        /// leaves the job's rules as they are (a new job keeps all).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keep: Option<Keep>,
+    },
+    /// Stream a stored backup back to the host, into a consumer.
+    Restore {
+        backup_id: String,
+        target: RestoreTarget,
+    },
 }
 
 impl Op {
@@ -186,6 +204,10 @@ impl Op {
                     s.push_str(&format!(" {k}={v}"));
                 }
                 s
+            }
+            Op::Backup { job, source, .. } => format!("backup {job}: {}", source.summary()),
+            Op::Restore { backup_id, target } => {
+                format!("restore {backup_id} into {}", target.summary())
             }
         }
     }
@@ -217,6 +239,87 @@ impl Op {
                 format!("{:?} is not an action name", truncate(name, 80)),
             )),
             Op::Action { .. } => Ok(()),
+            Op::Restore { backup_id, target } => {
+                let id_ok = (1..=64).contains(&backup_id.len())
+                    && backup_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+                if !id_ok {
+                    return Err(Refusal::BadRequest(format!(
+                        "{:?} is not a backup id",
+                        truncate(backup_id, 80)
+                    )));
+                }
+                match target {
+                    RestoreTarget::Action { name, .. } if !valid_action_name(name) => {
+                        Err(Refusal::BadRequest(format!(
+                            "{:?} is not an action name",
+                            truncate(name, 80)
+                        )))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Op::Backup { job, source, .. } => {
+                if !valid_action_name(job) {
+                    return Err(Refusal::BadRequest(format!(
+                        "{:?} is not a job name (1-64 of a-z, 0-9, '.', '_', '-')",
+                        truncate(job, 80)
+                    )));
+                }
+                match source {
+                    BackupSource::Action { name, .. } if !valid_action_name(name) => {
+                        Err(Refusal::BadRequest(format!(
+                            "{:?} is not an action name",
+                            truncate(name, 80)
+                        )))
+                    }
+                    BackupSource::Action { .. } => Ok(()),
+                    BackupSource::Dir { exclude, .. } => {
+                        if exclude.len() > MAX_EXCLUDES {
+                            return Err(Refusal::BadRequest(format!(
+                                "at most {MAX_EXCLUDES} exclude patterns"
+                            )));
+                        }
+                        match exclude.iter().find(|e| {
+                            e.is_empty()
+                                || e.len() > 256
+                                || e.chars().any(|c| !(safe_char(c) || "*?[]".contains(c)))
+                        }) {
+                            Some(bad) => Err(Refusal::BadRequest(format!(
+                                "exclude pattern {:?}: 1-256 of {SAFE_CHARS} and *?[]",
+                                truncate(bad, 40)
+                            ))),
+                            None => Ok(()),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The least role that may run this under `policy` (`None` if the
+    /// policy does not name it).
+    pub fn min_role(&self, policy: &Policy) -> Option<Role> {
+        match self {
+            Op::Lifecycle { verb, .. } => Some(verb.min_role()),
+            Op::Action { name, .. } => policy.actions.get(name).map(|a| a.role),
+            Op::Backup {
+                source: BackupSource::Dir { .. },
+                ..
+            } => policy.backup.as_ref().map(|b| b.role.max(Role::Operator)),
+            Op::Backup {
+                source: BackupSource::Action { name, .. },
+                ..
+            }
+            | Op::Restore {
+                target: RestoreTarget::Action { name, .. },
+                ..
+            } => policy.actions.get(name).map(|a| a.role.max(Role::Operator)),
+            Op::Restore {
+                target: RestoreTarget::Dir { .. },
+                ..
+            } => policy.backup.as_ref().map(|b| b.role.max(Role::Operator)),
         }
     }
 
@@ -248,13 +351,84 @@ impl Op {
                         "{name:?} is not an action in the agent's policy"
                     )));
                 };
+                if spec.producer || spec.consumer {
+                    return Err(Refusal::NotAllowed(format!(
+                        "{name:?} is a backup producer or restore consumer: run it as one"
+                    )));
+                }
                 if role < spec.role {
                     return Err(Refusal::Role(spec.role));
                 }
                 spec.bind(args).map(Some).map_err(Refusal::BadArgument)
             }
+            Op::Backup {
+                source: BackupSource::Dir { path, .. },
+                ..
+            }
+            | Op::Restore {
+                target: RestoreTarget::Dir { path },
+                ..
+            } => authorize_dir(policy, role, path),
+            Op::Backup {
+                source: BackupSource::Action { name, args },
+                ..
+            } => {
+                let Some(spec) = policy.actions.get(name).filter(|a| a.producer) else {
+                    return Err(Refusal::NotAllowed(format!(
+                        "{name:?} is not a producer action in the agent's policy"
+                    )));
+                };
+                let min = spec.role.max(Role::Operator);
+                if role < min {
+                    return Err(Refusal::Role(min));
+                }
+                spec.bind(args).map(Some).map_err(Refusal::BadArgument)
+            }
+            Op::Restore {
+                target: RestoreTarget::Action { name, args },
+                ..
+            } => {
+                let Some(spec) = policy.actions.get(name).filter(|a| a.consumer) else {
+                    return Err(Refusal::NotAllowed(format!(
+                        "{name:?} is not a consumer action in the agent's policy"
+                    )));
+                };
+                let min = spec.role.max(Role::Operator);
+                if role < min {
+                    return Err(Refusal::Role(min));
+                }
+                spec.bind(args).map(Some).map_err(Refusal::BadArgument)
+            }
         }
     }
+}
+
+/// A `dir` backup or restore: the policy has a backup section, the role is
+/// high enough, and the path lies under one of its roots.
+fn authorize_dir(policy: &Policy, role: Role, path: &str) -> Result<Option<Vec<String>>, Refusal> {
+    let Some(backup) = &policy.backup else {
+        return Err(Refusal::NotAllowed(
+            "the agent's policy has no backup section (or the agent is older than backups)".into(),
+        ));
+    };
+    let min = backup.role.max(Role::Operator);
+    if role < min {
+        return Err(Refusal::Role(min));
+    }
+    let mut why = format!(
+        "no backup root in the agent's policy ({:?})",
+        truncate(path, 40)
+    );
+    for root in &backup.roots {
+        match check_path(path, root, 4096) {
+            Ok(()) => return Ok(None),
+            Err(e) => why = e,
+        }
+    }
+    Err(Refusal::BadArgument(ArgError {
+        arg: "path".into(),
+        reason: why,
+    }))
 }
 
 /// Why a command is refused before anything runs.
@@ -326,6 +500,9 @@ pub struct Policy {
     pub lifecycle: BTreeMap<TargetKind, Vec<Verb>>,
     #[serde(default)]
     pub actions: BTreeMap<String, ActionSpec>,
+    /// Where `dir` backups may read; absent: no `dir` backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupPolicy>,
 }
 
 impl Default for Policy {
@@ -347,6 +524,7 @@ impl Default for Policy {
         Policy {
             lifecycle,
             actions: BTreeMap::new(),
+            backup: None,
         }
     }
 }
@@ -361,6 +539,15 @@ impl Policy {
                 "lifecycle.agent: {} is not possible (a stopped agent cannot be started from the hub)",
                 v.as_str()
             ));
+        }
+        if let Some(backup) = &self.backup {
+            for root in &backup.roots {
+                if !root.starts_with('/') || root.split('/').any(|c| c == "..") {
+                    return Err(format!(
+                        "backup.roots: {root:?} must be an absolute path without .."
+                    ));
+                }
+            }
         }
         for (name, spec) in &self.actions {
             if !valid_action_name(name) {
@@ -393,6 +580,14 @@ pub struct ActionSpec {
     pub timeout_secs: u64,
     /// Bytes of output kept; the rest is dropped with a marker.
     pub output_cap: u64,
+    /// Its stdout is a backup artifact: it runs as the source of a backup
+    /// command (never as a plain action, whose output would be capped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub producer: bool,
+    /// Its stdin takes a restored artifact (e.g. `psql`): it runs only as
+    /// the target of a restore.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consumer: bool,
 }
 
 impl ActionSpec {

@@ -15,6 +15,7 @@
 //! agents are gone.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod codec;
 pub mod command;
 pub mod diff;

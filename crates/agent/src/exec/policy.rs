@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use twinbay_proto::backup::BackupPolicy;
 use twinbay_proto::command::{ActionSpec, ArgSpec, Policy, Role, TargetKind, Verb};
 
 /// Defaults for an action that does not say.
@@ -52,6 +53,9 @@ struct File {
     actions: BTreeMap<String, ActionFile>,
     #[serde(default)]
     watch: WatchSpec,
+    /// Where `dir` backups may read (see docs/backups.md).
+    #[serde(default)]
+    backup: Option<BackupPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +76,12 @@ struct ActionFile {
     cwd: Option<PathBuf>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Its stdout is a backup artifact (it runs only as a backup's source).
+    #[serde(default)]
+    producer: bool,
+    /// Its stdin takes a restored artifact (it runs only as a restore's target).
+    #[serde(default)]
+    consumer: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,7 +102,10 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 /// Parses and checks a policy document.
 pub fn parse(text: &str) -> Result<Loaded, String> {
     let file: File = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-    let mut policy = Policy::default();
+    let mut policy = Policy {
+        backup: file.backup,
+        ..Policy::default()
+    };
     for (kind, verbs) in file.lifecycle {
         policy.lifecycle.insert(kind, verbs);
     }
@@ -132,6 +145,8 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
                 role: action.role.unwrap_or(Role::Operator),
                 timeout_secs: timeout.as_secs().max(u64::from(!timeout.is_zero())),
                 output_cap,
+                producer: action.producer,
+                consumer: action.consumer,
             },
         );
         run.insert(
@@ -228,6 +243,24 @@ actions:
             (echo.role, echo.output_cap, echo.timeout_secs),
             (Role::Admin, 100, 60)
         );
+    }
+
+    #[test]
+    fn reads_the_backup_section_producers_and_consumers() {
+        let loaded = parse(
+            "backup:\n  roots: [/srv]\nactions:\n  dump:\n    argv: [pg_dump, app]\n    producer: true\n  load:\n    argv: [psql, app]\n    consumer: true\n",
+        )
+        .unwrap();
+        let backup = loaded.policy.backup.unwrap();
+        assert_eq!(
+            (backup.roots, backup.role),
+            (vec!["/srv".to_string()], Role::Operator)
+        );
+        assert!(loaded.policy.actions["dump"].producer);
+        assert!(loaded.policy.actions["load"].consumer);
+        let err = parse("backup:\n  roots: [srv]\n").unwrap_err();
+        assert!(err.contains("backup.roots"), "{err}");
+        assert!(parse("{}").unwrap().policy.backup.is_none());
     }
 
     #[test]

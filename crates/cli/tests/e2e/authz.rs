@@ -184,6 +184,24 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("DELETE", "/api/v1/sessions", "", VIEWER, 403),
     // Agents authenticate inside the protocol; this is no WebSocket handshake.
     ("GET", "/api/v1/agent/connect", "", PUBLIC, 400),
+    ("GET", "/api/v1/agent/backups/cmd_missing", "", PUBLIC, 400),
+    ("GET", "/api/v1/agent/restores/cmd_missing", "", PUBLIC, 400),
+    ("GET", "/api/v1/backups", "", VIEWER, 200),
+    (
+        "GET",
+        "/api/v1/backups/bk_missing/download",
+        "",
+        OPERATOR,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/backups/bk_missing/verify",
+        "",
+        OPERATOR,
+        404,
+    ),
+    ("POST", "/api/v1/backups/prune", "{}", OPERATOR, 200),
 ];
 
 /// What a caller limited to host groups gets instead, where that differs:
@@ -201,13 +219,13 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
-            Some("nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "silences")
-                if !p.is_empty() =>
-            {
-                "{id}"
-            }
+            Some(
+                "nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "silences"
+                | "restores",
+            ) if !p.is_empty() => "{id}",
             Some("schedules") if !p.is_empty() && *p != "preview" => "{id}",
             Some("alerts") if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => "{id}",
+            Some("backups") if !p.is_empty() && *p != "prune" => "{id}",
             _ => p,
         })
         .collect::<Vec<_>>()

@@ -7,6 +7,7 @@ mod harness;
 mod alerts;
 mod audit;
 mod authz;
+mod backups;
 mod cli;
 mod commands;
 mod connections;

@@ -103,6 +103,14 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/sessions", VIEWER),
     // Agents prove who they are inside the protocol (challenge and signature).
     ("GET", "/api/v1/agent/connect", Public),
+    ("GET", "/api/v1/agent/backups/{id}", Public),
+    ("GET", "/api/v1/agent/restores/{id}", Public),
+    // Backups: run one through the commands API (`op: backup`); a viewer
+    // lists what their groups see; artifacts hold host data: operator.
+    ("GET", "/api/v1/backups", VIEWER),
+    ("GET", "/api/v1/backups/{id}/download", OPERATOR),
+    ("POST", "/api/v1/backups/{id}/verify", OPERATOR),
+    ("POST", "/api/v1/backups/prune", OPERATOR),
 ];
 
 /// The rule for a request, if the table has one (HEAD is GET).

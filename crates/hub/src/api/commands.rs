@@ -125,6 +125,11 @@ pub async fn run(
     if let Err(e) = req.op.check_shape() {
         return Err(err(ApiError::BadRequest(e.to_string())).await);
     }
+    if let Op::Restore { backup_id, .. } = &req.op
+        && let Err(e) = super::backups::restorable(&hub, &who, backup_id).await
+    {
+        return Err(err(e).await);
+    }
     if matches!(req.op, Op::Lifecycle { follow: true, .. }) && !req.stream {
         return Err(err(ApiError::BadRequest(
             "follow needs \"stream\": true (the command ends when the client goes)".into(),
@@ -178,10 +183,7 @@ pub async fn run(
         };
         return Err(err(e).await);
     }
-    let role_needed = match &req.op {
-        Op::Lifecycle { verb, .. } => verb.min_role(),
-        Op::Action { name, .. } => policy.actions.get(name).map_or(Role::Operator, |a| a.role),
-    };
+    let role_needed = req.op.min_role(&policy).unwrap_or(Role::Operator);
     let (actor_name, actor_kind) = actor(&who);
     let record = CommandRecord {
         id: crate::credentials::new_token("cmd_")

@@ -191,12 +191,7 @@ pub async fn run_on(
             .await?;
         return skip(hub, s, node_id, slot, trigger, "failed", &why).await;
     }
-    let role_needed = match &op {
-        twinbay_proto::command::Op::Lifecycle { verb, .. } => verb.min_role(),
-        twinbay_proto::command::Op::Action { name, .. } => {
-            policy.actions.get(name).map_or(Role::Operator, |a| a.role)
-        }
-    };
+    let role_needed = op.min_role(&policy).unwrap_or(Role::Operator);
     let record = CommandRecord {
         id: crate::credentials::new_token("cmd_")
             .chars()

@@ -19,6 +19,8 @@ fn du() -> ActionSpec {
         role: Role::Operator,
         timeout_secs: 30,
         output_cap: 1 << 20,
+        producer: false,
+        consumer: false,
     }
 }
 
@@ -291,6 +293,8 @@ fn echo(pattern: Option<&str>, allow_leading_dash: bool, min: Option<i64>) -> Ac
         role: Role::Operator,
         timeout_secs: 10,
         output_cap: 1024,
+        producer: false,
+        consumer: false,
     }
 }
 
@@ -515,4 +519,106 @@ proptest! {
         let ok = typed.authorize(&p, Role::Operator).is_ok();
         prop_assert_eq!(ok, (1..=100).contains(&n));
     }
+}
+
+fn backup_policy() -> Policy {
+    let mut p = policy();
+    p.backup = Some(crate::backup::BackupPolicy {
+        roots: vec!["/srv".into(), "/var/lib/app".into()],
+        role: Role::Viewer,
+    });
+    let mut dump = du();
+    dump.producer = true;
+    p.actions.insert("dump".into(), dump);
+    p
+}
+
+fn dir_backup(path: &str, exclude: &[&str]) -> Op {
+    Op::Backup {
+        job: "nightly".into(),
+        source: crate::backup::BackupSource::Dir {
+            path: path.into(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        },
+        keep: None,
+    }
+}
+
+#[test]
+fn dir_backups_stay_under_a_root_and_need_an_operator() {
+    let p = backup_policy();
+    assert_eq!(
+        dir_backup("/srv/data", &["*.tmp"]).authorize(&p, Role::Operator),
+        Ok(None)
+    );
+    assert_eq!(
+        dir_backup("/var/lib/app", &[]).authorize(&p, Role::Admin),
+        Ok(None)
+    );
+    // The policy's role is raised to operator: a viewer never runs a backup.
+    assert_eq!(
+        dir_backup("/srv/data", &[]).authorize(&p, Role::Viewer),
+        Err(Refusal::Role(Role::Operator))
+    );
+    assert!(matches!(
+        dir_backup("/etc", &[]).authorize(&p, Role::Admin),
+        Err(Refusal::BadArgument(_))
+    ));
+    assert!(matches!(
+        dir_backup("/srv/../etc", &[]).authorize(&p, Role::Admin),
+        Err(Refusal::BadArgument(_))
+    ));
+    assert!(matches!(
+        dir_backup("/srv/x", &["$(rm)"]).authorize(&p, Role::Admin),
+        Err(Refusal::BadRequest(_))
+    ));
+    // No backup section: refused (and so never sent to an older agent).
+    assert!(matches!(
+        dir_backup("/srv/data", &[]).authorize(&policy(), Role::Admin),
+        Err(Refusal::NotAllowed(_))
+    ));
+}
+
+#[test]
+fn producer_actions_run_only_as_backups() {
+    let p = backup_policy();
+    let backup = |name: &str| Op::Backup {
+        job: "db".into(),
+        source: crate::backup::BackupSource::Action {
+            name: name.into(),
+            args: args(&[("path", "/var/log")]),
+        },
+        keep: Some(crate::backup::Keep {
+            last: 3,
+            ..Default::default()
+        }),
+    };
+    assert!(matches!(
+        backup("dump").authorize(&p, Role::Operator),
+        Ok(Some(_))
+    ));
+    assert!(matches!(
+        backup("disk-usage").authorize(&p, Role::Operator),
+        Err(Refusal::NotAllowed(_))
+    ));
+    assert!(matches!(
+        action("dump", &[("path", "/var/log")]).authorize(&p, Role::Admin),
+        Err(Refusal::NotAllowed(_))
+    ));
+    let json = serde_json::to_value(backup("dump")).unwrap();
+    assert_eq!(json["op"], "backup");
+    assert_eq!(json["source"]["kind"], "action");
+    assert_eq!(serde_json::from_value::<Op>(json).unwrap(), backup("dump"));
+    assert!(matches!(
+        Op::Backup {
+            job: "Bad Job".into(),
+            source: crate::backup::BackupSource::Dir {
+                path: "/srv".into(),
+                exclude: vec![]
+            },
+            keep: None
+        }
+        .check_shape(),
+        Err(Refusal::BadRequest(_))
+    ));
 }
