@@ -449,6 +449,8 @@ fn vacuum() -> ActionSpec {
         role: Role::Operator,
         timeout_secs: 30,
         output_cap: 1 << 20,
+        producer: false,
+        consumer: false,
     }
 }
 
