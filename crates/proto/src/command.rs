@@ -159,7 +159,7 @@ pub enum Op {
         /// Strings, numbers or booleans; each checked by the action's own
         /// argument schema.
         #[serde(default, deserialize_with = "args::deserialize")]
-        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        #[cfg_attr(feature = "openapi", schema(schema_with = args::openapi_schema))]
         args: BTreeMap<String, String>,
     },
     /// Produce an artifact on the host and stream it to the hub (see

@@ -84,3 +84,21 @@ impl Visitor<'_> for ValueVisitor {
         }
     }
 }
+
+/// The OpenAPI schema of `args`: an object whose values are strings,
+/// numbers or booleans (what [`deserialize`] accepts).
+#[cfg(feature = "openapi")]
+pub fn openapi_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let value = Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .build(),
+    );
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(value))
+        .build()
+}
