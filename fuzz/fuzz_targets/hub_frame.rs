@@ -42,6 +42,8 @@ fn policy() -> &'static Policy {
             role: Role::Operator,
             timeout_secs: 10,
             output_cap: 1024,
+            producer: false,
+            consumer: false,
         };
         let mut p = Policy::default();
         p.actions = BTreeMap::from([("show".to_string(), show)]);
