@@ -75,13 +75,19 @@ fn raise_open_files_limit() {
 }
 
 /// After a surge of connections ends (an attack, a fleet that reconnected),
-/// gives the memory they used back to the system: checked every 10 s.
+/// gives the memory they used back to the system: checked every 10 s, and
+/// again at each of the next checks for a minute, because pages that the
+/// connections' buffers shared with the fleet's allocations made meanwhile
+/// become free only as the fleet's state turns over.
 async fn release_memory_after_surges(
     connections: twinbay_hub::server::Connections,
     stop: CancellationToken,
 ) {
     /// Connections gone since the last check that make a trim worth it (~10 MiB).
     const SURGE: usize = 500;
+    /// Checks after a surge that trim again (10 s apart).
+    const SETTLING: u32 = 6;
+    let mut settling = 0;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -89,6 +95,10 @@ async fn release_memory_after_surges(
         }
         let (peak, now) = connections.take_peak();
         if peak >= now + SURGE {
+            settling = SETTLING + 1;
+        }
+        if settling > 0 {
+            settling -= 1;
             let _ = tokio::task::spawn_blocking(crate::release_free_memory).await;
             tracing::debug!(
                 peak,
