@@ -213,6 +213,10 @@ impl Executor {
                         path: path.clone(),
                         exclude: Vec::new(),
                     },
+                    RestoreTarget::Volume { name } => BackupSource::Volume {
+                        name: name.clone(),
+                        exclude: Vec::new(),
+                    },
                     RestoreTarget::Action { name, args } => BackupSource::Action {
                         name: name.clone(),
                         args: args.clone(),
@@ -298,6 +302,32 @@ impl Executor {
                     Ok(Err(e)) => return refused(e),
                     Err(e) => return refused(format!("resolving the path failed: {e}")),
                 };
+                let argv = if matches!(cmd.op, Op::Restore { .. }) {
+                    backup::untar_argv(&resolved)
+                } else {
+                    backup::tar_argv(&resolved, exclude)
+                };
+                backup::Producer {
+                    argv,
+                    cwd: &root_dir,
+                    env: &no_env,
+                    timeout: Duration::from_secs(twinbay_proto::command::MAX_TIMEOUT_SECS),
+                }
+            }
+            BackupSource::Volume { name, exclude } => {
+                let allowed = self
+                    .policy()
+                    .backup
+                    .as_ref()
+                    .is_some_and(|b| b.allows_volume(name));
+                if !allowed {
+                    return refused(format!("volume {name:?} is not in backup.volumes"));
+                }
+                let resolved =
+                    match backup::volume_dir(self.container_socket.as_deref(), name).await {
+                        Ok(p) => p,
+                        Err(e) => return refused(e),
+                    };
                 let argv = if matches!(cmd.op, Op::Restore { .. }) {
                     backup::untar_argv(&resolved)
                 } else {

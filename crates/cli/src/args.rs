@@ -472,10 +472,13 @@ pub enum BackupCommand {
         #[arg(long)]
         job: String,
         /// A directory under one of the agent policy's backup roots.
-        #[arg(long, conflicts_with = "action")]
+        #[arg(long, conflicts_with_all = ["action", "volume"])]
         dir: Option<String>,
-        /// Leave out paths matching this glob (repeatable; with --dir).
-        #[arg(long, requires = "dir")]
+        /// A container volume named in the agent policy's `backup.volumes`.
+        #[arg(long, conflicts_with = "action")]
+        volume: Option<String>,
+        /// Leave out paths matching this glob (repeatable; with --dir or --volume).
+        #[arg(long)]
         exclude: Vec<String>,
         /// A policy action marked `producer` (its stdout is the artifact).
         #[arg(long)]
@@ -523,8 +526,11 @@ pub enum BackupCommand {
         id: String,
         /// Node id or hostname to restore on.
         node: String,
-        #[arg(long, conflicts_with = "action")]
+        #[arg(long, conflicts_with_all = ["action", "volume"])]
         dir: Option<String>,
+        /// A container volume named in the agent policy's `backup.volumes`.
+        #[arg(long, conflicts_with = "action")]
+        volume: Option<String>,
         #[arg(long)]
         action: Option<String>,
         #[arg(value_name = "KEY=VALUE", requires = "action")]

@@ -21,6 +21,7 @@ pub async fn run(data_dir: &Path, args: BackupArgs) -> Result<String> {
             node,
             job,
             dir,
+            volume,
             exclude,
             action,
             args,
@@ -31,12 +32,18 @@ pub async fn run(data_dir: &Path, args: BackupArgs) -> Result<String> {
             keep_monthly,
             keep_yearly,
         } => {
-            let source = match (dir, action) {
-                (Some(path), None) => json!({"kind": "dir", "path": path, "exclude": exclude}),
-                (None, Some(name)) => {
+            let source = match (dir, volume, action) {
+                (Some(path), None, None) => {
+                    json!({"kind": "dir", "path": path, "exclude": exclude})
+                }
+                (None, Some(name), None) => {
+                    json!({"kind": "volume", "name": name, "exclude": exclude})
+                }
+                (None, None, Some(name)) if exclude.is_empty() => {
                     json!({"kind": "action", "name": name, "args": key_values(&args)?})
                 }
-                _ => bail!("give either --dir PATH or --action NAME"),
+                (None, None, Some(_)) => bail!("--exclude goes with --dir or --volume"),
+                _ => bail!("give one of --dir PATH, --volume NAME or --action NAME"),
             };
             let mut op = json!({"op": "backup", "job": job, "source": source});
             let keep = json!({
@@ -134,15 +141,17 @@ pub async fn run(data_dir: &Path, args: BackupArgs) -> Result<String> {
             id,
             node,
             dir,
+            volume,
             action,
             args,
         } => {
-            let target = match (dir, action) {
-                (Some(path), None) => json!({"kind": "dir", "path": path}),
-                (None, Some(name)) => {
+            let target = match (dir, volume, action) {
+                (Some(path), None, None) => json!({"kind": "dir", "path": path}),
+                (None, Some(name), None) => json!({"kind": "volume", "name": name}),
+                (None, None, Some(name)) => {
                     json!({"kind": "action", "name": name, "args": key_values(&args)?})
                 }
-                _ => bail!("give either --dir PATH or --action NAME"),
+                _ => bail!("give one of --dir PATH, --volume NAME or --action NAME"),
             };
             let op = json!({"op": "restore", "backup_id": id, "target": target});
             let client = crate::commands::remote_client(data_dir, &remote).await?;

@@ -39,6 +39,14 @@ pub enum BackupSource {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         exclude: Vec<String>,
     },
+    /// A tar of a container volume's directory (its `Mountpoint`, from the
+    /// Engine API); the volume must be named in the policy's
+    /// `backup.volumes`.
+    Volume {
+        name: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        exclude: Vec<String>,
+    },
     /// A policy action marked `producer: true`: its stdout is the artifact.
     Action {
         name: String,
@@ -54,6 +62,9 @@ pub enum BackupSource {
 pub enum RestoreTarget {
     /// Untar (a `dir` backup) into a directory under one of `backup.roots`.
     Dir { path: String },
+    /// Untar (a `dir` or `volume` backup) into a container volume named in
+    /// `backup.volumes`.
+    Volume { name: String },
     /// A policy action marked `consumer: true`: the artifact is its stdin.
     Action {
         name: String,
@@ -66,6 +77,7 @@ impl RestoreTarget {
     pub fn summary(&self) -> String {
         match self {
             RestoreTarget::Dir { path } => format!("dir {path}"),
+            RestoreTarget::Volume { name } => format!("volume {name}"),
             RestoreTarget::Action { name, args } => {
                 let mut s = format!("action {name}");
                 for (k, v) in args {
@@ -99,6 +111,12 @@ impl BackupSource {
             BackupSource::Dir { path, exclude } => {
                 format!("dir {path} (exclude {})", exclude.join(" "))
             }
+            BackupSource::Volume { name, exclude } if exclude.is_empty() => {
+                format!("volume {name}")
+            }
+            BackupSource::Volume { name, exclude } => {
+                format!("volume {name} (exclude {})", exclude.join(" "))
+            }
             BackupSource::Action { name, args } => {
                 let mut s = format!("action {name}");
                 for (k, v) in args {
@@ -110,15 +128,34 @@ impl BackupSource {
     }
 }
 
-/// The agent's backup section: where `dir` backups may read, and the least
+/// The agent's backup section: where `dir` backups may read, which
+/// container volumes may be backed up (names, or `*` for all), and the least
 /// role that may run one (never below operator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BackupPolicy {
     #[serde(default)]
     pub roots: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
     #[serde(default = "operator")]
     pub role: Role,
+}
+
+impl BackupPolicy {
+    /// Whether volume `name` may be backed up or restored into.
+    pub fn allows_volume(&self, name: &str) -> bool {
+        self.volumes.iter().any(|v| v == "*" || v == name)
+    }
+}
+
+/// A container volume's name as Docker and Podman accept it.
+pub fn valid_volume_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 fn operator() -> Role {

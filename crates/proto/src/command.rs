@@ -14,7 +14,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod args;
-use crate::backup::{BackupPolicy, BackupSource, Keep, MAX_EXCLUDES, RestoreTarget};
+use crate::backup::{
+    BackupPolicy, BackupSource, Keep, MAX_EXCLUDES, RestoreTarget, valid_volume_name,
+};
 
 /// What a person or token may do, and so which commands it may run.
 /// Ordered: each role can do what those below it can.
@@ -257,6 +259,7 @@ impl Op {
                             truncate(name, 80)
                         )))
                     }
+                    RestoreTarget::Volume { name } => check_volume_name(name),
                     _ => Ok(()),
                 }
             }
@@ -275,23 +278,10 @@ impl Op {
                         )))
                     }
                     BackupSource::Action { .. } => Ok(()),
-                    BackupSource::Dir { exclude, .. } => {
-                        if exclude.len() > MAX_EXCLUDES {
-                            return Err(Refusal::BadRequest(format!(
-                                "at most {MAX_EXCLUDES} exclude patterns"
-                            )));
-                        }
-                        match exclude.iter().find(|e| {
-                            e.is_empty()
-                                || e.len() > 256
-                                || e.chars().any(|c| !(safe_char(c) || "*?[]".contains(c)))
-                        }) {
-                            Some(bad) => Err(Refusal::BadRequest(format!(
-                                "exclude pattern {:?}: 1-256 of {SAFE_CHARS} and *?[]",
-                                truncate(bad, 40)
-                            ))),
-                            None => Ok(()),
-                        }
+                    BackupSource::Dir { exclude, .. } => check_excludes(exclude),
+                    BackupSource::Volume { name, exclude } => {
+                        check_volume_name(name)?;
+                        check_excludes(exclude)
                     }
                 }
             }
@@ -317,7 +307,11 @@ impl Op {
                 ..
             } => policy.actions.get(name).map(|a| a.role.max(Role::Operator)),
             Op::Restore {
-                target: RestoreTarget::Dir { .. },
+                target: RestoreTarget::Dir { .. } | RestoreTarget::Volume { .. },
+                ..
+            }
+            | Op::Backup {
+                source: BackupSource::Volume { .. },
                 ..
             } => policy.backup.as_ref().map(|b| b.role.max(Role::Operator)),
         }
@@ -369,6 +363,14 @@ impl Op {
                 target: RestoreTarget::Dir { path },
                 ..
             } => authorize_dir(policy, role, path),
+            Op::Backup {
+                source: BackupSource::Volume { name, .. },
+                ..
+            }
+            | Op::Restore {
+                target: RestoreTarget::Volume { name },
+                ..
+            } => authorize_volume(policy, role, name),
             Op::Backup {
                 source: BackupSource::Action { name, args },
                 ..
@@ -429,6 +431,58 @@ fn authorize_dir(policy: &Policy, role: Role, path: &str) -> Result<Option<Vec<S
         arg: "path".into(),
         reason: why,
     }))
+}
+
+/// A `volume` backup or restore: the policy has a backup section, the role
+/// is high enough, and the volume is named in `backup.volumes`.
+fn authorize_volume(
+    policy: &Policy,
+    role: Role,
+    name: &str,
+) -> Result<Option<Vec<String>>, Refusal> {
+    let Some(backup) = &policy.backup else {
+        return Err(Refusal::NotAllowed(
+            "the agent's policy has no backup section (or the agent is older than backups)".into(),
+        ));
+    };
+    let min = backup.role.max(Role::Operator);
+    if role < min {
+        return Err(Refusal::Role(min));
+    }
+    if !backup.allows_volume(name) {
+        return Err(Refusal::NotAllowed(format!(
+            "volume {:?} is not in the agent's backup.volumes",
+            truncate(name, 80)
+        )));
+    }
+    Ok(None)
+}
+
+fn check_volume_name(name: &str) -> Result<(), Refusal> {
+    match valid_volume_name(name) {
+        true => Ok(()),
+        false => Err(Refusal::BadRequest(format!(
+            "{:?} is not a volume name (1-255 of A-Z, a-z, 0-9, '_', '.', '-')",
+            truncate(name, 80)
+        ))),
+    }
+}
+
+fn check_excludes(exclude: &[String]) -> Result<(), Refusal> {
+    if exclude.len() > MAX_EXCLUDES {
+        return Err(Refusal::BadRequest(format!(
+            "at most {MAX_EXCLUDES} exclude patterns"
+        )));
+    }
+    match exclude.iter().find(|e| {
+        e.is_empty() || e.len() > 256 || e.chars().any(|c| !(safe_char(c) || "*?[]".contains(c)))
+    }) {
+        Some(bad) => Err(Refusal::BadRequest(format!(
+            "exclude pattern {:?}: 1-256 of {SAFE_CHARS} and *?[]",
+            truncate(bad, 40)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Why a command is refused before anything runs.
@@ -547,6 +601,15 @@ impl Policy {
                         "backup.roots: {root:?} must be an absolute path without .."
                     ));
                 }
+            }
+            if let Some(bad) = backup
+                .volumes
+                .iter()
+                .find(|v| *v != "*" && !valid_volume_name(v))
+            {
+                return Err(format!(
+                    "backup.volumes: {bad:?} is not a volume name (or * for all)"
+                ));
             }
         }
         for (name, spec) in &self.actions {

@@ -4,7 +4,8 @@
 //! The producer is a process either way: for `dir`, the system `tar` over
 //! the directory (resolved beneath its policy root like any path argument,
 //! symlinks inside stored as symlinks, never followed), with `--exclude`
-//! patterns; for an action marked `producer`, its argv. Its stdout is read
+//! patterns; for `volume`, the same over the volume's directory, which the
+//! Engine API names; for an action marked `producer`, its argv. Its stdout is read
 //! in 64 KiB pieces and fed to a zstd encoder; every 256 KiB of compressed
 //! bytes go out as one binary frame, and the next read waits until the
 //! frame is sent, so a slow hub slows the producer (its pipe fills) and the
@@ -89,6 +90,25 @@ pub fn untar_argv(resolved: &str) -> Vec<String> {
         "--no-same-owner".into(),
         format!("--directory={resolved}"),
     ]
+}
+
+/// The directory that holds container volume `name` (its `Mountpoint`), as
+/// the Engine API reports it; it must be an existing directory.
+pub async fn volume_dir(socket: Option<&str>, name: &str) -> Result<String, String> {
+    let docker = super::lifecycle::engine(socket)?;
+    let volume = docker.inspect_volume(name).await.map_err(|e| match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => format!("no volume {name:?} on this host"),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        e => e.to_string(),
+    })?;
+    let dir = volume.mountpoint;
+    match tokio::fs::metadata(&dir).await {
+        Ok(m) if m.is_dir() && dir.starts_with('/') => Ok(dir),
+        Ok(_) => Err(format!("volume {name:?}: {dir:?} is not a directory")),
+        Err(e) => Err(format!("volume {name:?}: {dir}: {e}")),
+    }
 }
 
 type Socket = crate::link::HubSocket;

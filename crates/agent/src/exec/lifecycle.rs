@@ -56,27 +56,34 @@ fn settle(result: Result<Ended, Gone>) -> Ended {
     })
 }
 
-pub async fn container(
-    socket: Option<&str>,
-    req: Request<'_>,
-    sink: &mut Sink,
-    cancel: &CancellationToken,
-) -> Ended {
+/// A client for the host's Docker or Podman Engine API (the socket the
+/// agent was given, else the usual places).
+pub(super) fn engine(socket: Option<&str>) -> Result<Docker, String> {
     let candidates = containers::candidate_sockets(
         socket,
         std::env::var("DOCKER_HOST").ok().as_deref(),
         std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
     );
     let Some(path) = candidates.iter().find(|p| p.exists()) else {
-        return failed("no Docker or Podman socket on this host".into());
+        return Err("no Docker or Podman socket on this host".into());
     };
-    let docker = match Docker::connect_with_unix(
+    Docker::connect_with_unix(
         &path.to_string_lossy(),
         API_TIMEOUT_SECS,
         bollard::API_DEFAULT_VERSION,
-    ) {
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub async fn container(
+    socket: Option<&str>,
+    req: Request<'_>,
+    sink: &mut Sink,
+    cancel: &CancellationToken,
+) -> Ended {
+    let docker = match engine(socket) {
         Ok(d) => d,
-        Err(e) => return failed(format!("{}: {e}", path.display())),
+        Err(e) => return failed(e),
     };
     let name = req.target.name.as_str();
     let api_err = |e: bollard::errors::Error| match e {

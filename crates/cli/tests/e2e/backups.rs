@@ -599,3 +599,132 @@ fn backups_go_to_s3_and_a_wrong_key_or_a_stopped_server_fails_the_run() {
         assert!(list(&hub, &operator, "?job=cut").is_empty());
     }
 }
+
+#[test]
+fn a_container_volume_is_backed_up_and_restored() {
+    let dir = temp_dir("backup-volume");
+    let socket = dir.join("podman.sock");
+    let _service = podman_service(&socket);
+    let volume = format!("tb-backup-{}", std::process::id());
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman").args(args).output().unwrap();
+        assert!(out.status.success(), "podman {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    podman(&["volume", "create", &volume]);
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = Command::new("podman")
+                .args(["volume", "rm", "-f", &self.0])
+                .output();
+        }
+    }
+    let _remove = Remove(volume.clone());
+    let mountpoint = std::path::PathBuf::from(podman(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{.Mountpoint}}",
+        &volume,
+    ]));
+    std::fs::write(mountpoint.join("app.db"), "rows 1 2 3\n").unwrap();
+    std::fs::write(mountpoint.join("cache.tmp"), "left out").unwrap();
+
+    let hub = Hub::start(&dir.join("hub"));
+    let operator = hub.token("operator");
+    let policy_file = dir.join("policy.yaml");
+    std::fs::write(
+        &policy_file,
+        format!("backup:\n  volumes: [{volume}, tb-backup-missing]\n"),
+    )
+    .unwrap();
+    let _agent = agent_logged(
+        &hub.join(),
+        &dir.join("agent"),
+        &[
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--container-socket",
+            socket.to_str().unwrap(),
+        ],
+    );
+    let (node, twin) = hub.wait_twin(
+        &operator,
+        "the node with its policy",
+        Duration::from_secs(20),
+        |t| t["policy"]["backup"].is_object(),
+    );
+    assert_eq!(
+        twin["policy"]["backup"]["volumes"][0],
+        volume.as_str(),
+        "{twin}"
+    );
+
+    let ended = backup(
+        &hub,
+        &operator,
+        &node,
+        json!({"op": "backup", "job": "db-volume",
+               "source": {"kind": "volume", "name": volume, "exclude": ["*.tmp"]}}),
+    );
+    assert_eq!(ended["status"], "ok", "{ended}");
+    let all = list(&hub, &operator, &format!("?node={node}&job=db-volume"));
+    assert_eq!(all.len(), 1, "{all:?}");
+    let id = all[0]["id"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {operator}");
+    let (status, head, bytes) = get_bytes(
+        hub.addr,
+        &format!("/api/v1/backups/{id}/download"),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(sha256(&bytes), all[0]["sha256"].as_str().unwrap());
+    let names = tar_list(&unzstd(&bytes), &dir.join("volume.tar"));
+    assert!(names.contains("./app.db"), "{names}");
+    assert!(!names.contains("cache.tmp"), "excluded: {names}");
+
+    // Lose the data, restore it into the volume.
+    std::fs::remove_file(mountpoint.join("app.db")).unwrap();
+    let ended = backup(
+        &hub,
+        &operator,
+        &node,
+        json!({"op": "restore", "backup_id": id, "target": {"kind": "volume", "name": volume}}),
+    );
+    assert_eq!(ended["status"], "ok", "{ended}");
+    assert_eq!(
+        std::fs::read_to_string(mountpoint.join("app.db")).unwrap(),
+        "rows 1 2 3\n"
+    );
+
+    // A volume the policy does not name is refused by the hub; one it names
+    // that does not exist is refused by the agent, with the reason.
+    let (status, err) = hub.post(
+        &format!("/api/v1/nodes/{node}/commands"),
+        &operator,
+        &json!({"op": "backup", "job": "x", "source": {"kind": "volume", "name": "other"}}),
+    );
+    assert!((400..500).contains(&status), "{status} {err}");
+    assert!(err.to_string().contains("backup.volumes"), "{err}");
+    let ended = backup(
+        &hub,
+        &operator,
+        &node,
+        json!({"op": "backup", "job": "x",
+               "source": {"kind": "volume", "name": "tb-backup-missing"}}),
+    );
+    assert_eq!(ended["status"], "refused", "{ended}");
+    assert!(
+        ended["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no volume")),
+        "{ended}"
+    );
+    let (status, err) = hub.post(
+        &format!("/api/v1/nodes/{node}/commands"),
+        &operator,
+        &json!({"op": "backup", "job": "x", "source": {"kind": "volume", "name": "../etc"}}),
+    );
+    assert_eq!(status, 400, "{err}");
+}

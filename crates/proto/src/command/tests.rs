@@ -527,6 +527,7 @@ fn backup_policy() -> Policy {
     let mut p = policy();
     p.backup = Some(crate::backup::BackupPolicy {
         roots: vec!["/srv".into(), "/var/lib/app".into()],
+        volumes: vec!["immich-db".into()],
         role: Role::Viewer,
     });
     let mut dump = du();
@@ -623,4 +624,53 @@ fn producer_actions_run_only_as_backups() {
         .check_shape(),
         Err(Refusal::BadRequest(_))
     ));
+}
+
+#[test]
+fn volume_backups_need_the_volume_named_in_the_policy() {
+    let p = backup_policy();
+    let backup = |name: &str| Op::Backup {
+        job: "db".into(),
+        source: crate::backup::BackupSource::Volume {
+            name: name.into(),
+            exclude: vec![],
+        },
+        keep: None,
+    };
+    let restore = |name: &str| Op::Restore {
+        backup_id: "bk_1".into(),
+        target: crate::backup::RestoreTarget::Volume { name: name.into() },
+    };
+    assert_eq!(backup("immich-db").authorize(&p, Role::Operator), Ok(None));
+    assert_eq!(restore("immich-db").authorize(&p, Role::Operator), Ok(None));
+    assert_eq!(
+        backup("immich-db").authorize(&p, Role::Viewer),
+        Err(Refusal::Role(Role::Operator))
+    );
+    assert_eq!(backup("immich-db").min_role(&p), Some(Role::Operator));
+    assert!(matches!(
+        backup("other").authorize(&p, Role::Admin),
+        Err(Refusal::NotAllowed(m)) if m.contains("backup.volumes")
+    ));
+    assert!(matches!(
+        restore("other").authorize(&p, Role::Admin),
+        Err(Refusal::NotAllowed(_))
+    ));
+    for bad in ["../etc", "", "-x", "a/b", "a b"] {
+        assert!(
+            matches!(backup(bad).check_shape(), Err(Refusal::BadRequest(_))),
+            "{bad:?}"
+        );
+    }
+    let mut all = p.clone();
+    all.backup.as_mut().unwrap().volumes = vec!["*".into()];
+    assert_eq!(backup("anything").authorize(&all, Role::Operator), Ok(None));
+    assert!(all.validate().is_ok());
+    all.backup.as_mut().unwrap().volumes = vec!["../x".into()];
+    assert!(all.validate().unwrap_err().contains("backup.volumes"));
+    let json = serde_json::to_value(backup("immich-db")).unwrap();
+    assert_eq!(
+        json["source"],
+        serde_json::json!({"kind": "volume", "name": "immich-db"})
+    );
 }
