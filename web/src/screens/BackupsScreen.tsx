@@ -15,7 +15,7 @@ import { fleet } from '../store';
 import type { CommandRecord, NodeView } from '../types';
 import { useFleet } from '../useFleet';
 import { useLoad } from '../useLoad';
-import { type BackupRecord, backupPolicy, backupsApi, FAILED, isBackupRun, type PruneReport, type VerifyReport } from './BackupsApi';
+import { type BackupRecord, backupPolicy, backupsApi, FAILED, isBackupRun, type PruneReport } from './BackupsApi';
 import { DownloadButton, NewBackup, RestoreDialog } from './BackupsForms';
 import { inZone, type Schedule, schedulesApi, targetText } from './SchedulesApi';
 
@@ -180,7 +180,7 @@ function BackupSchedules({ list, canEdit, names, onChanged }: { list: Schedule[]
                 {s.schedule_error ? <small class="sub">{s.schedule_error}</small> : null}
               </td>
               {canEdit ? (
-                <td class="actions">
+                <td class="bk-actions">
                   <button type="button" class="btn btn-small" disabled={busy === s.id} onClick={() => runNow(s)} data-testid="backup-schedule-run">
                     Run now
                   </button>
@@ -240,7 +240,7 @@ function Runs({ runs, names }: { runs: CommandRecord[]; names: Map<string, strin
   );
 }
 
-function BackupRow({ b, host, canOperate, onVerified, onRestore }: { b: BackupRecord; host: NodeView | undefined; canOperate: boolean; onVerified: (r: VerifyReport) => void; onRestore: (b: BackupRecord) => void }) {
+function BackupRow({ b, host, canOperate, onVerified, onRestore }: { b: BackupRecord; host: NodeView | undefined; canOperate: boolean; onVerified: () => void; onRestore: (b: BackupRecord) => void }) {
   const [verify, setVerify] = useState<{ busy: boolean; message: string; ok?: boolean }>({ busy: false, message: '' });
   const policy = backupPolicy(host);
   const canRestore = canOperate && atLeast(useContext(RoleContext), policy?.role ?? 'operator');
@@ -249,7 +249,7 @@ function BackupRow({ b, host, canOperate, onVerified, onRestore }: { b: BackupRe
     try {
       const r = await backupsApi.verify(b.id);
       setVerify({ busy: false, ok: r.ok, message: r.ok ? 'SHA-256 matches' : `read ${r.sha256_actual.slice(0, 12)}…, ${bytes(r.size_actual)}: corrupt` });
-      onVerified(r);
+      onVerified();
     } catch (e) {
       setVerify({ busy: false, ok: false, message: (e as Error).message });
     }
@@ -280,7 +280,7 @@ function BackupRow({ b, host, canOperate, onVerified, onRestore }: { b: BackupRe
         {b.retention ? <small class="sub">{b.retention}</small> : null}
       </td>
       {canOperate ? (
-        <td class="actions">
+        <td class="bk-actions">
           <DownloadButton b={b} />
           <button type="button" class="btn btn-small" disabled={verify.busy} onClick={runVerify} data-testid="backup-verify">
             {verify.busy ? 'Verifying…' : 'Verify'}
@@ -488,7 +488,7 @@ export function BackupsScreen({ query }: { query: URLSearchParams }) {
             </thead>
             <tbody>
               {rows.map((b) => (
-                <BackupRow key={b.id} b={b} host={fleet.nodes.get(b.node_id)} canOperate={canOperate} onVerified={(r) => !r.ok && catalog.reload()} onRestore={setRestoring} />
+                <BackupRow key={b.id} b={b} host={fleet.nodes.get(b.node_id)} canOperate={canOperate} onVerified={catalog.reload} onRestore={setRestoring} />
               ))}
             </tbody>
           </table>
