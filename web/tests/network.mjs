@@ -397,8 +397,11 @@ describe('twinbay network map (real browser)', { timeout: 600_000 }, () => {
     assert.ok(down < 1000, `red within a second (${down.toFixed(0)} ms)`);
 
     // Impact of the container: the route is highlighted and its public name listed.
-    await node(page, ctrId).click();
+    // Found by name: the map centres on it and opens its details.
+    await page.getByTestId('network-search').fill('photos-immich-1');
+    await page.getByTestId('network-search').press('Enter');
     await page.waitForFunction((id) => document.querySelector('[data-testid="network-details"]')?.dataset.id === id, ctrId, { timeout: 5000 });
+    await page.getByTestId('network-search').fill('');
     await page.getByTestId('net-impact').click();
     await page.getByTestId('net-impact-result').waitFor();
     const expected = await apiGet(`/api/v1/topology/impact?id=${encodeURIComponent(ctrId)}`);
