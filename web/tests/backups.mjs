@@ -178,7 +178,22 @@ describe('backups', { timeout: 240_000 }, () => {
 
   step('download: a progress bar, the SHA-256 checked in the page, and the saved bytes are the catalog\'s', async (t) => {
     const { json: [b] } = await api('GET', '/api/v1/backups');
-    const [dl] = await Promise.all([page.waitForEvent('download'), row('srv-files').getByTestId('backup-download').click()]);
+    // A slow link (DevTools throttling, ~150 KB/s), so the progress bar is seen moving.
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: 150_000, uploadThroughput: -1 });
+    const downloaded = page.waitForEvent('download');
+    await row('srv-files').getByTestId('backup-download').click();
+    const bar = row('srv-files').locator('[data-testid="download-progress"] progress');
+    await bar.waitFor({ timeout: 5000 });
+    await page.waitForFunction(() => {
+      const p = document.querySelector('[data-testid="download-progress"] progress');
+      return p && p.value > 0 && p.value < p.max;
+    }, null, { timeout: 5000, polling: 50 });
+    assert.equal(Number(await bar.getAttribute('max')), b.size, 'out of the artifact\'s size');
+    const dl = await downloaded;
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await cdp.detach();
     const file = await dl.path();
     const bytes = await fs.readFile(file);
     assert.equal(bytes.length, b.size);
@@ -272,6 +287,30 @@ describe('backups', { timeout: 240_000 }, () => {
       await expectAccessible(p, 'backups, phone, dark');
     } finally {
       await phone.close();
+    }
+  });
+
+  step('a viewer reads the catalog but is offered no download, verify, restore, prune or backup', async () => {
+    const password = `pw-${randomBytes(9).toString('hex')}`;
+    const { status } = await api('POST', '/api/v1/users', { username: 'vera', password, role: 'viewer' });
+    assert.equal(status, 201);
+    const vctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 });
+    const p = await vctx.newPage();
+    watchConsole(p, allowedHttpError, problems, allowed);
+    try {
+      await signIn(p, hub.url, 'vera', password);
+      await p.getByTestId('nav-backups').click();
+      await p.locator('[data-testid="backup-row"][data-job="srv-files"]').waitFor();
+      await p.getByTestId('backup-runs').waitFor();
+      for (const id of ['backup-download', 'backup-verify', 'backup-restore', 'backup-prune', 'backup-form', 'backup-schedule-run']) {
+        assert.equal(await p.getByTestId(id).count(), 0, `no ${id} for a viewer`);
+      }
+      // The hub agrees: a viewer's download is refused.
+      const cookie = (await vctx.storageState()).cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+      const { json: [b] } = await api('GET', '/api/v1/backups');
+      assert.equal((await fetch(`${hub.url}/api/v1/backups/${b.id}/download`, { headers: { cookie } })).status, 403);
+    } finally {
+      await vctx.close();
     }
   });
 
