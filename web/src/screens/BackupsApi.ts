@@ -217,4 +217,5 @@ export function isBackupRun(c: CommandRecord): boolean {
   return op === 'backup' || op === 'restore';
 }
 
-export const FAILED = new Set(['failed', 'refused', 'timed_out', 'cancelled', 'lost']);
+/** Outcomes named as failures (a run someone cancelled is not one). */
+export const FAILED = new Set(['failed', 'refused', 'timed_out', 'lost']);
