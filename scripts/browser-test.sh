@@ -12,7 +12,10 @@
 # demo hosts: search, details, impact, dragged positions, phone, frame times
 # (network.mjs); the 3D world: layout edits, live colours, a click to the
 # host, 500 devices' frame times (world.mjs); schedules: the cron helper's next
-# runs, create, run now and the run on a real agent (schedules.mjs).
+# runs, create, run now and the run on a real agent (schedules.mjs); backups:
+# a job scheduled with the cron helper, run now on a real agent, the artifact
+# in the catalog, downloaded (its SHA-256 the catalog's), verified, restored,
+# a failing producer named loudly, the overview's card (backups.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -48,4 +51,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs web/tests/alerts.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs web/tests/backups.mjs web/tests/alerts.mjs

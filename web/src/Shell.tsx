@@ -7,6 +7,7 @@ import { CommandLayer } from './components/Console';
 import { Link, navigate, screenHref, type Route } from './router';
 import { Alerts, AlertsBadge } from './screens/Alerts';
 import { Audit } from './screens/Audit';
+import { Backups } from './screens/Backups';
 import { Settings } from './screens/Settings';
 import { Containers } from './screens/Containers';
 import { Events } from './screens/Events';
@@ -39,6 +40,7 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/units', label: 'Units', match: (p: string) => p === '/units' },
   { href: '/routes', label: 'Routes', match: (p: string) => p === '/routes' },
   { href: '/schedules', label: 'Schedules', match: (p: string) => p === '/schedules' },
+  { href: '/backups', label: 'Backups', match: (p: string) => p === '/backups' },
   { href: '/alerts', label: 'Alerts', match: (p: string) => p === '/alerts' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
@@ -86,6 +88,7 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/units') return <Units query={route.query} />;
   if (p === '/routes') return <Routes query={route.query} />;
   if (p === '/schedules') return <Schedules />;
+  if (p === '/backups') return <Backups query={route.query} />;
   if (p === '/alerts') return <Alerts query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;

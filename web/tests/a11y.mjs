@@ -168,6 +168,12 @@ describe('twinbay web UI accessibility (axe-core, real browser)', { timeout: 300
           await settle(p);
           await check('host, routes of a proxy');
 
+          // Backups: none yet (this hub's agents have no backup root), the explanation.
+          await go(p, '/backups');
+          await p.getByTestId('backups-empty').waitFor({ timeout: 15_000 });
+          await settle(p);
+          await check('backups');
+
           // Alerts: the active list, the rules (a new hub's defaults) and the channels form.
           await go(p, '/alerts');
           await p.getByTestId('alerts-tab-active').waitFor();

@@ -6,7 +6,10 @@
 // host opens its details with a link to its page; impact highlights what
 // depends on it; zooming in draws the folded containers; a dragged node stays
 // where it was put across a reload; the topology arrives live as diffs on
-// the stream (never read again); phone
+// the stream (never read again); a container stopping on a host with a route
+// to it (route-agent.mjs) turns its node and the route red within a second,
+// with no reload (the delay printed), and impact on it highlights the
+// route and names the public name; phone
 // width with a tap and a pinch; no console errors. Prints frame times while
 // panning the whole fleet and while panning zoomed in. Routes are optional
 // (the demo fleet may have none).
@@ -21,7 +24,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+import { BIN, SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+import { CONTAINER_ID, ROUTE_HOST, RouteAgent } from './route-agent.mjs';
 
 const DEMO_HOSTS = Number(process.env.TWINBAY_NETWORK_HOSTS || 500);
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
@@ -31,6 +35,7 @@ const HOSTNAME = os.hostname();
 
 const hub = { proc: null, port: 0, dir: '', url: '', log: '', startedAt: 0 };
 let browser, ctx, page;
+let routeAgent; // a host with a container behind a route (route-agent.mjs)
 let failed = false;
 const problems = [];
 const allowed = [];
@@ -141,6 +146,7 @@ describe('twinbay network map (real browser)', { timeout: 600_000 }, () => {
   });
 
   after(async () => {
+    routeAgent?.stop();
     await browser?.close().catch(() => {});
     await stopProcess(hub.proc);
     if (failed) console.error(`network: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
@@ -324,6 +330,86 @@ describe('twinbay network map (real browser)', { timeout: 600_000 }, () => {
     assert.equal(reads, 0, 'the graph is never read again while the map is open');
     report.push(`live: a topology diff arrived ${took.toFixed(0)} ms into the wait and was drawn, 0 reads of the graph`);
     assert.equal(await page.evaluate(() => window.__noReload), true);
+  });
+
+  step('a container stops: its node and the route to it turn red within a second, no reload; impact names the route', async (t) => {
+    // A host whose container is behind a Caddy route, joining while the map is open.
+    routeAgent = await RouteAgent.enroll({ bin: BIN, dataDir: path.join(hub.dir, 'data'), hubUrl: hub.url, hostname: 'routes-net-host' });
+    const hostId = `host:${routeAgent.id}`;
+    const ctrId = `container:${routeAgent.id}:${CONTAINER_ID}`;
+    const routeId = await page.waitForFunction(([h, c, name]) => {
+      const g = window.__twinbay.topology.graph();
+      const byId = new Map(g.nodes.map((n) => [n.id, n]));
+      const route = g.nodes.find((n) => n.kind === 'route' && n.label.includes(name));
+      return byId.get(h) && byId.get(c)?.health === 'ok' && route?.health === 'ok' ? route.id : null;
+    }, [hostId, ctrId, ROUTE_HOST], { timeout: 30_000, polling: 200 }).then((h) => h.jsonValue());
+    // Focus the host and unfold it, so its container is a node of its own.
+    await page.getByTestId('network-search').fill('routes-net-host');
+    await page.getByTestId('network-search').press('Enter');
+    await page.waitForURL((u) => u.searchParams.get('node') === hostId);
+    await page.getByTestId('network-search').fill('');
+    await page.getByTestId('net-expand').click();
+    await node(page, ctrId).waitFor({ timeout: 10_000 });
+    await node(page, routeId).waitFor({ timeout: 10_000 });
+    assert.equal(await node(page, ctrId).getAttribute('data-health'), 'ok');
+    assert.equal(await node(page, routeId).getAttribute('data-health'), 'ok');
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'the same page since the live step');
+    let reads = 0;
+    const onReq = (r) => { if (new URL(r.url()).pathname === '/api/v1/topology') reads++; };
+    page.on('request', onReq);
+
+    /** Watches every frame until both nodes say `health`; resolves with the time (epoch ms) it first saw that. */
+    const watch = (health) => page.evaluate(([ids, health]) => {
+      window.__turnedAt = null;
+      const sel = (id) => document.querySelector(`[data-testid="net-node"][data-id="${CSS.escape(id)}"]`);
+      const loop = () => {
+        if (ids.every((id) => sel(id)?.dataset.health === health)) window.__turnedAt = performance.timeOrigin + performance.now();
+        else requestAnimationFrame(loop);
+      };
+      requestAnimationFrame(loop);
+    }, [[ctrId, routeId], health]);
+    const turned = async () => (await page.waitForFunction(() => window.__turnedAt, null, { timeout: 10_000, polling: 20 })).jsonValue();
+
+    // Stop: as the container source reports it (one sync_diff), timed from the send to the frame that shows both red.
+    await watch('down');
+    const sent = performance.timeOrigin + performance.now();
+    routeAgent.setContainer(CONTAINER_ID, 'exited');
+    const down = (await turned()) - sent;
+    // Red: the status dot is drawn in the theme's "bad" colour.
+    const colours = await page.evaluate((ids) => {
+      const probe = document.createElement('span');
+      probe.style.color = 'var(--bad)';
+      document.body.append(probe);
+      const bad = getComputedStyle(probe).color;
+      probe.remove();
+      return { bad, dots: ids.map((id) => getComputedStyle(document.querySelector(`[data-testid="net-node"][data-id="${CSS.escape(id)}"] .net-dot`)).fill) };
+    }, [ctrId, routeId]);
+    for (const fill of colours.dots) assert.equal(fill, colours.bad, 'drawn red');
+    await watch('ok');
+    const sentBack = performance.timeOrigin + performance.now();
+    routeAgent.setContainer(CONTAINER_ID, 'running');
+    const back = (await turned()) - sentBack;
+    page.off('request', onReq);
+    report.push(`a container stop turned its node and its route red ${down.toFixed(0)} ms after the agent sent it (back to ok in ${back.toFixed(0)} ms); ${reads} reads of the graph, no reload`);
+    t.diagnostic(report.at(-1));
+    assert.equal(reads, 0, 'drawn from the stream\'s diffs');
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'no reload');
+    assert.ok(down < 1000, `red within a second (${down.toFixed(0)} ms)`);
+
+    // Impact of the container: the route is highlighted and its public name listed.
+    // Found by name: the map centres on it and opens its details.
+    await page.getByTestId('network-search').fill('photos-immich-1');
+    await page.getByTestId('network-search').press('Enter');
+    await page.waitForFunction((id) => document.querySelector('[data-testid="network-details"]')?.dataset.id === id, ctrId, { timeout: 5000 });
+    await page.getByTestId('network-search').fill('');
+    await page.getByTestId('net-impact').click();
+    await page.getByTestId('net-impact-result').waitFor();
+    const expected = await apiGet(`/api/v1/topology/impact?id=${encodeURIComponent(ctrId)}`);
+    assert.ok(expected.elements.includes(routeId), 'the API: the route depends on the container');
+    assert.equal(await node(page, routeId).getAttribute('data-impact'), 'true', 'the route is highlighted');
+    assert.notEqual(await node(page, hostId).getAttribute('data-impact'), 'true', 'the host does not depend on its container');
+    assert.match(await page.getByTestId('net-impact-names').textContent(), new RegExp(ROUTE_HOST.replace(/\./g, '\\.')));
+    await page.getByTestId('net-close').click();
   });
 
   step(`frame times while panning ${DEMO_HOSTS + 1} hosts`, async (t) => {

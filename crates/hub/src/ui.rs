@@ -38,6 +38,7 @@ const SPA_ROUTES: &[&str] = &[
     "/units",
     "/routes",
     "/schedules",
+    "/backups",
     "/events",
     "/changes",
     "/network",

@@ -8,6 +8,7 @@ import { hostUrl, Link } from '../router';
 import { containerFailing, fleet, unitFailing } from '../store';
 import type { NodeView } from '../types';
 import { useFleet } from '../useFleet';
+import { BackupsCard } from './BackupsCard';
 import { GatewayCard } from './Gateway';
 import { publicName } from './Routes';
 
@@ -188,6 +189,7 @@ export function Overview() {
         </div>
         <GatewayCard />
         <RoutesPanel />
+        <BackupsCard />
         <TopList title="Top CPU" nodes={topCpu} value={(n) => pct(n.resources!.cpu_pct)} meter={(n) => n.resources!.cpu_pct} testId="top-cpu" />
         <TopList title="Top memory" nodes={topMem} value={(n) => `${pct(memPct(n.resources))} · ${bytes(n.resources!.mem_used)}`} meter={(n) => memPct(n.resources)} testId="top-mem" />
       </div>
