@@ -82,6 +82,33 @@ async def main():
                     report(name, samples)
 
 
+    # The same tool calls as raw JSON-RPC on one keep-alive connection, as
+    # the REST reads are made: the hub and HTTP, without the SDK's own work
+    # (pydantic models, output-schema validation) on the client.
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(base_url=base, headers={**headers, **accept}, timeout=30) as raw:
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "bench-raw", "version": "1"}}}
+        r = await raw.post("/mcp", json=init)
+        assert r.status_code == 200, r.text
+        session = {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        await raw.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        for name, tool, args in [
+            ("MCP raw get_host", "get_host", {"node": node}),
+            ("MCP raw list_hosts (100)", "list_hosts", {}),
+        ]:
+            samples = []
+            for i in range(calls):
+                body = {"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                        "params": {"name": tool, "arguments": args}}
+                t = time.perf_counter()
+                r = await raw.post("/mcp", json=body, headers=session)
+                samples.append(time.perf_counter() - t)
+                assert r.status_code == 200 and '"isError":false' in r.text, r.text[:300]
+                await asyncio.sleep(max(0.0, 1 / MCP_RATE - samples[-1]))
+            report(name, samples)
+
     # The hub's own time per call (the audit entry's duration_ms): what the
     # hub spends, apart from transport and the client's own work.
     async with httpx2.AsyncClient(base_url=base, timeout=30,
