@@ -1,6 +1,7 @@
 """Times get_host and list_hosts through MCP and through REST (see run.sh)."""
 
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -28,7 +29,8 @@ async def main():
     base, token, admin, agents, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx2.AsyncClient(base_url=base, headers=headers, timeout=30) as rest:
-        deadline = time.monotonic() + 120
+        # A debug build on a busy machine enrolls a thousand hosts slowly.
+        deadline = time.monotonic() + float(os.environ.get("CONNECT_SECS", "600"))
         while True:
             try:
                 nodes = (await rest.get("/api/v1/nodes")).json()
@@ -41,9 +43,13 @@ async def main():
             if up >= agents:
                 break
             if time.monotonic() > deadline:
+                # An overloaded machine keeps a few reconnecting: measure
+                # anyway once every host is in the twin and nearly all are up.
+                if len(nodes) >= agents and up >= 0.95 * agents:
+                    break
                 sys.exit(f"only {up} of {agents} hosts connected")
             await asyncio.sleep(1)
-        print(f"{up} hosts connected", flush=True)
+        print(f"{up} of {len(nodes)} hosts connected", flush=True)
         node = nodes[len(nodes) // 2]["id"]
         timings = {}
         for name, path in [("REST GET /nodes/{id}", f"/api/v1/nodes/{node}"),
