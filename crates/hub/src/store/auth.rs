@@ -305,7 +305,9 @@ impl Store {
 
     pub async fn api_token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let now = now_ms();
-        let row: Option<(i64, String, Option<i64>, Option<String>, bool)> = sqlx::query_as(
+        /// id, role, last_used, groups, read_only
+        type Row = (i64, String, Option<i64>, Option<String>, bool);
+        let row: Option<Row> = sqlx::query_as(
             "SELECT id, role, last_used, groups, read_only FROM api_tokens
              WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
