@@ -343,6 +343,8 @@ export interface ApiTokenInfo {
   revoked_at: number | null;
   /** Host groups (`key=value` label selectors) the token is limited to; every host when absent. */
   groups?: string[] | null;
+  /** Reads only: the API refuses its writes and MCP lists no act tools to it. */
+  read_only?: boolean;
 }
 
 export interface AuditEntry {

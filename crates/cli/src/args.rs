@@ -709,6 +709,10 @@ pub enum ApiTokenCommand {
         /// several; a host needs one of them).
         #[arg(long = "group", value_name = "KEY=VALUE", value_parser = parse_label)]
         groups: Vec<(String, String)>,
+        /// Reads only, whatever the role: the API refuses its writes and MCP
+        /// lists no act tools to it (a good start for an AI assistant).
+        #[arg(long)]
+        read_only: bool,
     },
     /// Revoke a token at once (its id is in `GET /api/v1/tokens`).
     Revoke { id: i64 },

@@ -557,6 +557,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
             name,
             ttl,
             groups,
+            read_only,
         }) => {
             let groups: Vec<String> = groups
                 .into_iter()
@@ -568,7 +569,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
                 RoleArg::Admin => Role::Admin,
             };
             let groups = (!groups.is_empty()).then_some(groups.as_slice());
-            twinbay_hub::admin::create_api_token(&data_dir, role, &name, ttl, groups)
+            twinbay_hub::admin::create_api_token(&data_dir, role, &name, ttl, groups, read_only)
                 .await
                 .map_err(|e| anyhow!(twinbay_hub::report(&e)))
                 .context("creating an API token")?

@@ -82,14 +82,20 @@ pub async fn create_api_token(
     name: &str,
     ttl: Option<Duration>,
     groups: Option<&[String]>,
+    read_only: bool,
 ) -> Result<String, HubError> {
     let store = open_existing(data_dir).await?;
-    let (id, token) = store.mint_scoped_api_token(role, name, ttl, groups).await?;
+    let (id, token) = store
+        .mint_scoped_api_token(role, name, ttl, groups, read_only)
+        .await?;
     let mut expiry = ttl
         .map(|t| format!(", valid for {}", humantime_secs(t)))
         .unwrap_or_default();
     if let Some(groups) = groups {
         expiry.push_str(&format!(", hosts {}", groups.join(",")));
+    }
+    if read_only {
+        expiry.push_str(", read-only");
     }
     store
         .audit(

@@ -11,20 +11,25 @@
 //! audited ([`audit`]); every answer is capped and says when it cut.
 //!
 //! Tools by concern: [`read`] (hosts, events, metrics, alerts, topology,
-//! files, commands, search) and [`act`] (commands); `--mcp read-only`
-//! leaves the act tools out altogether.
+//! files, commands, search), [`act`] (commands) and [`ops`] (alerts,
+//! schedules, backups: the hub's own work). `--mcp read-only` leaves the act
+//! tools out altogether; a read-only API token is not shown them and is
+//! refused them (as the REST API refuses its writes).
 
 mod act;
 mod audit;
 pub mod auth;
 pub mod decode;
 mod limit;
+mod ops;
 mod prompts;
 mod read;
 mod resources;
 #[cfg(test)]
 mod tests;
+mod watch;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,9 +46,10 @@ use rmcp::model::{
 };
 use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult,
+    ReadResourceResponse, ReadResourceResult, ResourceUpdatedNotificationParam,
+    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -123,6 +129,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
                 prompts: prompts.clone(),
                 limiter: limiter.clone(),
                 audits: audits.clone(),
+                watches: Arc::default(),
             })
         },
         Arc::new(LocalSessionManager::default()),
@@ -147,15 +154,69 @@ pub struct McpServer {
     limiter: Arc<limit::Limiter>,
     /// Read audit entries being written.
     audits: Arc<tokio::sync::Semaphore>,
+    /// This session's resource subscriptions.
+    watches: Arc<watch::Watches>,
 }
 
 impl McpServer {
     /// The tools `mode` registers.
     pub fn tool_set(mode: Mode) -> ToolRouter<McpServer> {
         let mut tools = McpServer::read_tools();
+        tools.merge(McpServer::ops_read_tools());
         if mode == Mode::On {
-            tools.merge(McpServer::act_tools());
+            tools.merge(McpServer::act_set());
         }
+        tools
+    }
+
+    /// A resource request's turn under the caller's rate limit.
+    fn turn(&self, caller: &Caller, now: Instant) -> Result<(), ErrorData> {
+        self.limiter.take(&caller.actor(), now).map_err(|wait| {
+            ErrorData::invalid_request(
+                format!(
+                    "too many requests: try again in {} ms",
+                    wait.as_millis().max(1)
+                ),
+                None,
+            )
+        })
+    }
+
+    /// A resource read or subscription in the audit trail, as `mcp.read`.
+    async fn audit_resource<T>(
+        &self,
+        caller: &Caller,
+        what: &str,
+        uri: &str,
+        result: &Result<T, ErrorData>,
+        started: Instant,
+    ) {
+        let outcome = match result {
+            Ok(_) => crate::audit::Outcome::Ok,
+            Err(_) => crate::audit::Outcome::Failed,
+        };
+        let uri: String = uri.chars().take(200).collect();
+        let client = match caller.client.is_empty() {
+            true => "-",
+            false => &caller.client,
+        };
+        let mut detail = format!(
+            "{what}={uri} client={client} duration_ms={:.2}",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        if let Err(e) = result {
+            detail.push_str(&format!(" error={}", e.message));
+        }
+        let entry = crate::audit::Record::by(&caller.who, "mcp.read", outcome)
+            .client(&caller.address, &caller.user_agent)
+            .detail(&detail);
+        audit::write(&self.hub, entry).await;
+    }
+
+    /// The tools that change something ([`audit::ACTS`]).
+    pub(crate) fn act_set() -> ToolRouter<McpServer> {
+        let mut tools = McpServer::act_tools();
+        tools.merge(McpServer::ops_act_tools());
         tools
     }
 }
@@ -231,15 +292,18 @@ impl ServerHandler for McpServer {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
         .with_server_info(Implementation::new("twinbay", crate::VERSION))
         .with_instructions(
             "twinbay's live twin of every machine. Start with list_hosts, then get_host \
                  (set include_processes/include_ports to false to keep it short), list_events \
-                 for what changed, query_metrics for history, find to search the fleet. \
-                 run_command goes through the hub's role check and the host's own policy; \
-                 every call is audited."
+                 for what changed, query_metrics for history, find to search the fleet, \
+                 list_alerts, list_schedules and list_backups for the hub's own work. \
+                 run_command, run_schedule_now, acknowledge_alert and silence_alert go \
+                 through the hub's role check (and the host's own policy); a read-only \
+                 token has none of them. Every call is audited."
                 .to_string(),
         )
     }
@@ -247,9 +311,14 @@ impl ServerHandler for McpServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.list_all()))
+        let mut tools = self.tools.list_all();
+        // A read-only token is shown only what it may call.
+        if Caller::of(&context).is_none_or(|c| c.who.read_only) {
+            tools.retain(|t| !audit::ACTS.contains(&t.name.as_ref()));
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn list_prompts(
@@ -299,37 +368,110 @@ impl ServerHandler for McpServer {
         let caller = Caller::of(&context)
             .ok_or_else(|| ErrorData::invalid_request("no authenticated caller", None))?;
         let started = Instant::now();
-        if let Err(wait) = self.limiter.take(&caller.actor(), started) {
-            return Err(ErrorData::invalid_request(
-                format!(
-                    "too many requests: try again in {} ms",
-                    wait.as_millis().max(1)
-                ),
-                None,
-            ));
-        }
+        self.turn(&caller, started)?;
         let result = resources::read(&self.hub, &caller, &request.uri).await;
-        let outcome = match &result {
-            Ok(_) => crate::audit::Outcome::Ok,
-            Err(_) => crate::audit::Outcome::Failed,
-        };
-        let uri: String = request.uri.chars().take(200).collect();
-        let client = match caller.client.is_empty() {
-            true => "-",
-            false => &caller.client,
-        };
-        let mut detail = format!(
-            "resource={uri} client={client} duration_ms={:.2}",
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        if let Err(e) = &result {
-            detail.push_str(&format!(" error={}", e.message));
-        }
-        let entry = crate::audit::Record::by(&caller.who, "mcp.read", outcome)
-            .client(&caller.address, &caller.user_agent)
-            .detail(&detail);
-        audit::write(&self.hub, entry).await;
+        self.audit_resource(&caller, "resource", &request.uri, &result, started)
+            .await;
         Ok(ReadResourceResult::new(vec![result?]).into())
+    }
+
+    /// `resources/subscribe` (the 2025 revisions): notifications go to the
+    /// session's stream until `resources/unsubscribe` or the session's end.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = Caller::of(&context)
+            .ok_or_else(|| ErrorData::invalid_request("no authenticated caller", None))?;
+        let started = Instant::now();
+        self.turn(&caller, started)?;
+        let uri = request.uri;
+        let result = resources::host_of(&self.hub, &caller, &uri).and_then(|node| {
+            let stop = self
+                .watches
+                .start(&uri, &self.hub.shutdown)
+                .ok_or_else(|| {
+                    ErrorData::invalid_request(
+                        format!("at most {} subscriptions a session", watch::MAX_WATCHED),
+                        None,
+                    )
+                })?;
+            let peer = context.peer.clone();
+            let hosts = HashMap::from([(node, uri.clone())]);
+            tokio::spawn(watch::run(self.hub.clone(), hosts, stop, move |uri| {
+                let peer = peer.clone();
+                async move {
+                    peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                        .await
+                        .is_ok()
+                }
+            }));
+            Ok(())
+        });
+        self.audit_resource(&caller, "subscribe", &uri, &result, started)
+            .await;
+        result
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.watches.stop(&request.uri);
+        Ok(())
+    }
+
+    /// `subscriptions/listen` (2026-07-28): host resources only, at most
+    /// [`watch::MAX_WATCHED`] of them.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let uris: Vec<String> = requested
+            .resource_subscriptions
+            .iter()
+            .flatten()
+            .filter(|uri| uri.starts_with(resources::HOST_PREFIX))
+            .take(watch::MAX_WATCHED)
+            .cloned()
+            .collect();
+        let mut accepted = SubscriptionFilter::default();
+        accepted.resource_subscriptions = (!uris.is_empty()).then_some(uris);
+        Some(accepted)
+    }
+
+    /// One listen stream: the accepted hosts the caller sees, until the
+    /// stream ends. (A host it does not see is acknowledged, never notified.)
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let request = context.request_context();
+        let caller = Caller::of(request)
+            .ok_or_else(|| ErrorData::invalid_request("no authenticated caller", None))?;
+        let started = Instant::now();
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let hosts: HashMap<String, String> = uris
+            .iter()
+            .filter_map(|uri| {
+                let node = resources::host_of(&self.hub, &caller, uri).ok()?;
+                Some((node, uri.clone()))
+            })
+            .collect();
+        let stop = request.ct.child_token();
+        let ok: Result<(), ErrorData> = Ok(());
+        self.audit_resource(&caller, "listen", &uris.join(","), &ok, started)
+            .await;
+        let sink = context.sink().clone();
+        watch::run(self.hub.clone(), hosts, stop, move |uri| {
+            let sink = sink.clone();
+            async move { sink.notify_resource_updated(uri).await.is_ok() }
+        })
+        .await;
+        Ok(())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -349,7 +491,14 @@ impl ServerHandler for McpServer {
         let tool = request.name.to_string();
         let arguments = request.arguments.clone();
         context.extensions.insert(caller.clone());
+        let refused = caller.who.read_only && audit::ACTS.contains(&tool.as_str());
         let result = match self.limiter.take(&caller.actor(), started) {
+            // Refused whatever its arguments, audited as denied.
+            Ok(()) if refused => Ok(CallToolResult::error(vec![ContentBlock::text(
+                "forbidden: this API token is read-only: it may not change anything \
+                 (its tools are the read tools that tools/list shows it)",
+            )])
+            .into()),
             Ok(()) => {
                 self.tools
                     .call(ToolCallContext::new(self, request, context))

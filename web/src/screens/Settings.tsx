@@ -679,7 +679,15 @@ function Tokens() {
                         <strong>{t.name || <span class="muted">unnamed</span>}</strong> <span class="muted small">#{t.id}</span>
                         <GroupsNote groups={t.groups} />
                       </td>
-                      <td>{t.role}</td>
+                      <td>
+                        {t.role}
+                        {t.read_only && (
+                          <span class="muted small" data-testid="token-read-only" title="The API refuses its writes; MCP lists no act tools to it">
+                            {' '}
+                            · read-only
+                          </span>
+                        )}
+                      </td>
                       <td class="muted num" data-label="created">{dateTime(t.created_at)}</td>
                       <td class="muted num" data-label="expires" title={t.expires_at ? dateTime(t.expires_at) : undefined}>
                         {t.expires_at == null ? 'never' : status === 'expired' ? `expired ${dateTime(t.expires_at)}` : `${dateTime(t.expires_at)} (${until(t.expires_at, now)})`}

@@ -12,6 +12,13 @@ use crate::harness::*;
 
 const IMAGE: &str = "localhost/twinbay-busybox:latest";
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/mcp_client.py");
+/// The tools that change something.
+const ACTS: [&str; 4] = [
+    "run_command",
+    "acknowledge_alert",
+    "silence_alert",
+    "run_schedule_now",
+];
 
 /// Removes the container when the test ends, passed or not.
 struct Container(String);
@@ -189,18 +196,28 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         "file_history",
         "file_diff",
         "find",
+        "list_schedules",
+        "list_backups",
         "run_command",
+        "acknowledge_alert",
+        "silence_alert",
+        "run_schedule_now",
     ] {
         assert!(names.contains(tool), "{tool} missing from {names:?}");
     }
     for t in tools {
         assert_eq!(t["inputSchema"]["type"], "object", "{t}");
         assert_eq!(t["outputSchema"]["type"], "object", "{t}");
-        let read_only = t["name"] != "run_command";
+        let name = t["name"].as_str().unwrap();
+        let read_only = !ACTS.contains(&name);
         assert_eq!(t["annotations"]["readOnlyHint"], read_only, "{t}");
         if !read_only {
-            assert_eq!(t["annotations"]["destructiveHint"], true, "{t}");
-            assert_eq!(t["annotations"]["idempotentHint"], false, "{t}");
+            // Running something can break it; acknowledging or silencing
+            // only adds to the hub's own records.
+            let runs = name.starts_with("run_");
+            assert_eq!(t["annotations"]["destructiveHint"], runs, "{t}");
+            let idempotent = name == "acknowledge_alert";
+            assert_eq!(t["annotations"]["idempotentHint"], idempotent, "{t}");
         }
     }
 
@@ -780,4 +797,418 @@ fn refusals_read_only_and_off() {
     )
     .unwrap();
     assert_eq!(status, 404);
+}
+
+/// The id of the token with every host in `GET /api/v1/tokens` (by role
+/// and read-only flag).
+fn token_id(hub: &Hub, admin: &str, role: &str, read_only: bool) -> i64 {
+    let (_, tokens) = hub.get("/api/v1/tokens", admin);
+    tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == role && t["read_only"] == read_only && t["groups"].is_null())
+        .unwrap_or_else(|| panic!("no {role} token (read-only {read_only}): {tokens}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A read-only token reads and changes nothing, in MCP and in REST; the
+/// alert, schedule and backup tools answer what their REST routes answer,
+/// under the same roles, host groups and audit.
+#[test]
+fn read_only_tokens_and_the_hubs_own_work() {
+    sdk_present();
+    let dir = temp_dir("mcp-work");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("notes.txt"), "the twin\n").unwrap();
+    let hub = Hub::start(&dir.join("hub"));
+    let admin = hub.token("admin");
+    let operator = hub.token("operator");
+    let viewer = hub.token("viewer");
+    // Read-only tokens, made by the CLI and by the API (an admin's role, even).
+    let ro_cli = hub.ctl(&["api-token", "create", "--role", "operator", "--read-only"]);
+    let (status, made) = hub.post(
+        "/api/v1/tokens",
+        &admin,
+        &json!({"name": "assistant", "role": "admin", "read_only": true}),
+    );
+    assert_eq!(status, 201, "{made}");
+    let ro_api = made["token"].as_str().unwrap().to_string();
+    let (_, tokens) = hub.get("/api/v1/tokens", &admin);
+    let flagged = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["read_only"] == true)
+        .count();
+    assert_eq!(flagged, 2, "{tokens}");
+    let scoped = hub.ctl(&[
+        "api-token",
+        "create",
+        "--role",
+        "operator",
+        "--group",
+        "site=elsewhere",
+    ]);
+
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "backup:\n  roots: [{}]\nactions:\n  hello:\n    argv: [echo, scheduled hello]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let agent = agent_logged(
+        &hub.join(),
+        &dir.join("agent"),
+        &["--policy", policy.to_str().unwrap()],
+    );
+    let (node, _) = hub.wait_twin(
+        &admin,
+        "the node with its policy",
+        Duration::from_secs(30),
+        |t| t["policy"]["backup"].is_object(),
+    );
+
+    // A backup, a schedule and a firing alert, made through REST.
+    let (status, c) = hub.post(
+        &format!("/api/v1/nodes/{node}/commands"),
+        &operator,
+        &json!({"op": "backup", "job": "notes", "source": {"kind": "dir", "path": data}}),
+    );
+    assert_eq!(status, 202, "{c}");
+    let done = hub.wait_command(
+        &operator,
+        c["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(done["status"], "ok", "{done}");
+    let (status, s) = hub.post(
+        "/api/v1/schedules",
+        &operator,
+        &json!({"name": "hello", "cron": "0 3 * * *", "timezone": "UTC",
+            "target": {"node": node}, "command": {"op": "action", "name": "hello"}}),
+    );
+    assert_eq!(status, 201, "{s}");
+    let schedule = s["id"].as_i64().unwrap();
+    let (status, rule) = hub.post(
+        "/api/v1/alerts/rules",
+        &admin,
+        &json!({"name": "memory in use", "kind": "memory", "above": 1, "node": node}),
+    );
+    assert_eq!(status, 201, "{rule}");
+    let rule_id = rule["id"].as_i64().unwrap();
+    let alert = wait_for("the memory alert", Duration::from_secs(30), || {
+        let (_, alerts) = hub.get("/api/v1/alerts", &viewer);
+        alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["rule_id"] == rule_id && a["state"] == "firing")
+            .cloned()
+    });
+    let alert_id = alert["id"].as_i64().unwrap();
+    let commands = |hub: &Hub| {
+        let (_, list) = hub.get(&format!("/api/v1/nodes/{node}/commands"), &admin);
+        list.as_array().unwrap().len()
+    };
+    let ran_before = commands(&hub);
+
+    // Read-only: no act tools listed, each refused anyway, and REST refuses
+    // every write (even a status command) while reads answer.
+    for ro in [&ro_cli, &ro_api] {
+        let steps = over_http(
+            &hub,
+            ro,
+            &json!([
+                {"list_tools": true},
+                call("run_command", json!({"node": node, "verb": "status", "target": "agent"})),
+                call("acknowledge_alert", json!({"id": alert_id})),
+                call("silence_alert", json!({"node": node, "duration": "1h", "comment": "x"})),
+                call("run_schedule_now", json!({"id": schedule})),
+                call("list_hosts", json!({})),
+            ]),
+        );
+        let names = ids(steps[0]["tools"].as_array().unwrap(), "name");
+        for act in ACTS {
+            assert!(!names.contains(act), "{act} listed to a read-only token");
+        }
+        for read in [
+            "list_hosts",
+            "get_host",
+            "list_alerts",
+            "list_schedules",
+            "list_backups",
+        ] {
+            assert!(names.contains(read), "{read} missing from {names:?}");
+        }
+        for step in &steps[1..5] {
+            assert!(
+                tool_error(step).starts_with("forbidden: this API token is read-only"),
+                "{step}"
+            );
+        }
+        assert_eq!(ok(&steps[5])["matched"], 1);
+        assert_eq!(hub.get("/api/v1/nodes", ro).0, 200);
+        assert_eq!(hub.get("/api/v1/backups", ro).0, 200);
+        let (status, e) = hub.post(
+            &format!("/api/v1/nodes/{node}/commands"),
+            ro,
+            &json!({"op": "lifecycle", "verb": "status", "target": {"kind": "agent"}}),
+        );
+        assert_eq!(status, 403, "{e}");
+        assert!(e.to_string().contains("read-only"), "{e}");
+        let ack = format!("/api/v1/alerts/{alert_id}/ack");
+        assert_eq!(hub.post(&ack, ro, &json!({})).0, 403);
+        let run = format!("/api/v1/schedules/{schedule}/run");
+        assert_eq!(hub.post(&run, ro, &json!({})).0, 403);
+        // A preview changes nothing: allowed.
+        let (status, p) = hub.post(
+            "/api/v1/schedules/preview",
+            ro,
+            &json!({"cron": "0 3 * * *", "timezone": "UTC"}),
+        );
+        assert_eq!(status, 200, "{p}");
+    }
+    // A read-only admin token cannot mint a writing one.
+    let (status, _) = hub.post("/api/v1/tokens", &ro_api, &json!({"role": "admin"}));
+    assert_eq!(status, 403);
+    assert_eq!(
+        commands(&hub),
+        ran_before,
+        "a read-only token ran something"
+    );
+    let (_, runs) = hub.get(&format!("/api/v1/schedules/{schedule}/runs"), &admin);
+    assert_eq!(runs, json!([]));
+
+    // The read tools answer what REST answers; a viewer may not act.
+    let steps = over_http(
+        &hub,
+        &viewer,
+        &json!([
+            call("list_schedules", json!({})),
+            call("list_backups", json!({})),
+            call("list_backups", json!({"node": node, "job": "notes"})),
+            call("list_backups", json!({"job": "nope"})),
+            call("acknowledge_alert", json!({"id": alert_id})),
+            call("run_schedule_now", json!({"id": schedule})),
+            call("list_schedules", json!({"runs": 5})),
+            call("list_backups", json!({"limit": 0})),
+        ]),
+    );
+    let (_, rest_schedules) = hub.get("/api/v1/schedules", &viewer);
+    assert_eq!(ok(&steps[0])["schedules"], rest_schedules);
+    let (_, rest_backups) = hub.get("/api/v1/backups", &viewer);
+    assert_eq!(rest_backups.as_array().unwrap().len(), 1, "{rest_backups}");
+    assert_eq!(ok(&steps[1])["backups"], rest_backups);
+    assert_eq!(ok(&steps[2])["backups"], rest_backups);
+    assert_eq!(ok(&steps[3])["backups"], json!([]));
+    assert!(
+        tool_error(&steps[4]).starts_with("forbidden: this needs the operator role"),
+        "{}",
+        steps[4]
+    );
+    assert!(
+        tool_error(&steps[5]).starts_with("forbidden"),
+        "{}",
+        steps[5]
+    );
+    assert!(
+        tool_error(&steps[6]).starts_with("bad request"),
+        "{}",
+        steps[6]
+    );
+    assert!(
+        tool_error(&steps[7]).starts_with("bad request"),
+        "{}",
+        steps[7]
+    );
+
+    // A token limited to other hosts sees none of it and touches none.
+    let steps = over_http(
+        &hub,
+        &scoped,
+        &json!([
+            call("list_backups", json!({})),
+            call("list_schedules", json!({})),
+            call("acknowledge_alert", json!({"id": alert_id})),
+            call("run_schedule_now", json!({"id": schedule})),
+        ]),
+    );
+    assert_eq!(ok(&steps[0])["backups"], json!([]));
+    assert_eq!(ok(&steps[1])["schedules"], json!([]));
+    assert!(
+        tool_error(&steps[2]).starts_with("not found"),
+        "{}",
+        steps[2]
+    );
+    assert!(
+        tool_error(&steps[3]).starts_with("not found"),
+        "{}",
+        steps[3]
+    );
+    assert_eq!(commands(&hub), ran_before);
+
+    // An operator acts; REST shows the same.
+    let steps = over_http(
+        &hub,
+        &operator,
+        &json!([
+            call(
+                "acknowledge_alert",
+                json!({"id": alert_id, "comment": "on it"})
+            ),
+            call(
+                "silence_alert",
+                json!({"node": node, "rule_id": rule_id, "duration": "2h", "comment": "maintenance"})
+            ),
+            call("run_schedule_now", json!({"id": schedule})),
+            call("acknowledge_alert", json!({"id": 999_999})),
+            call(
+                "silence_alert",
+                json!({"node": node, "duration": "forever", "comment": "x"})
+            ),
+            call("run_schedule_now", json!({"id": 999_999})),
+            call(
+                "silence_alert",
+                json!({"node": "n_nosuchnode", "duration": "1h", "comment": "x"})
+            ),
+        ]),
+    );
+    let operator_id = token_id(&hub, &admin, "operator", false);
+    let acked = &ok(&steps[0])["alert"];
+    assert_eq!(acked["acked_by"], format!("token:{operator_id}"), "{acked}");
+    assert_eq!(acked["ack_comment"], "on it");
+    let (_, rest_alerts) = hub.get("/api/v1/alerts?show=all", &viewer);
+    let rest_alert = rest_alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == alert_id)
+        .unwrap()
+        .clone();
+    assert_eq!(rest_alert["acked_ms"], acked["acked_ms"], "{rest_alert}");
+    let silence = ok(&steps[1]);
+    let (_, rest_silences) = hub.get("/api/v1/alerts/silences", &viewer);
+    assert_eq!(rest_silences[0], silence["silence"], "{rest_silences}");
+    assert_eq!(rest_silences[0]["id"], silence["id"]);
+    let s = &silence["silence"];
+    assert_eq!(
+        s["ends_ms"].as_i64().unwrap() - s["starts_ms"].as_i64().unwrap(),
+        2 * 3_600_000
+    );
+    assert_eq!(s["node_id"], node.as_str());
+    let started = ok(&steps[2])["runs"].as_array().unwrap().clone();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["status"], "dispatched", "{started:?}");
+    let command = started[0]["command_id"].as_str().unwrap();
+    let ended = hub.wait_command(&operator, command, Duration::from_secs(20));
+    assert_eq!(command_output(&ended), "scheduled hello\n", "{ended}");
+    assert!(
+        tool_error(&steps[3]).starts_with("not found"),
+        "{}",
+        steps[3]
+    );
+    assert!(
+        tool_error(&steps[4]).starts_with("bad request"),
+        "{}",
+        steps[4]
+    );
+    assert!(
+        tool_error(&steps[5]).starts_with("not found"),
+        "{}",
+        steps[5]
+    );
+    assert!(
+        tool_error(&steps[6]).starts_with("not found"),
+        "{}",
+        steps[6]
+    );
+    // The schedule's runs, through MCP and REST, once the command ended.
+    let (_, rest_runs) = hub.get(&format!("/api/v1/schedules/{schedule}/runs"), &viewer);
+    let steps = over_http(
+        &hub,
+        &viewer,
+        &json!([call("list_schedules", json!({"id": schedule, "runs": 5}))]),
+    );
+    let one = ok(&steps[0]);
+    assert_eq!(one["runs"], rest_runs);
+    assert_eq!(one["runs"][0]["command_id"], command);
+    assert_eq!(one["schedules"][0]["id"], schedule);
+
+    // Audited: MCP's entry names the token, the client and the target; the
+    // route's own entries are there too; the refusals are denied entries.
+    let entry = |action: &str, outcome: &str| -> Value {
+        let (_, audit) = hub.get(&format!("/api/v1/audit?action={action}"), &admin);
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["outcome"] == outcome)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {outcome} {action} entry: {audit}"))
+    };
+    let ack = entry("mcp.acknowledge_alert", "ok");
+    assert_eq!(ack["actor"], format!("token:{operator_id}"));
+    assert_eq!(ack["target"], format!("alert:{alert_id}"));
+    assert!(
+        ack["detail"]
+            .as_str()
+            .unwrap()
+            .contains("client=twinbay-e2e/9.9"),
+        "{ack}"
+    );
+    let run = entry("mcp.run_schedule_now", "ok");
+    assert_eq!(run["target"], format!("schedule:{schedule}"));
+    let ro_id = token_id(&hub, &admin, "operator", true);
+    let (_, denied) = hub.get("/api/v1/audit?action=mcp.run_schedule_now", &admin);
+    assert!(
+        denied
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["actor"] == format!("token:{ro_id}")),
+        "{denied}"
+    );
+    for action in ["alert.ack", "alert_silence.create", "schedule.run"] {
+        assert_eq!(entry(action, "ok")["actor"], format!("token:{operator_id}"));
+    }
+
+    // A subscription to the host's twin hears of its change (the agent goes
+    // away); a host the token cannot see cannot be subscribed to.
+    let uri = format!("twinbay://hosts/{node}");
+    let plan = json!([
+        {"subscribe": "twinbay://hosts/n_nosuchnode", "wait": 0},
+        {"subscribe": uri, "wait": 20},
+    ]);
+    let url = format!("http://{}/mcp", hub.addr);
+    let token = viewer.clone();
+    let listener = std::thread::spawn(move || python(&["http", &url, &token, &plan.to_string()]));
+    wait_for("the subscription", Duration::from_secs(20), || {
+        let (_, reads) = hub.get("/api/v1/audit?action=mcp.read&limit=1000", &admin);
+        reads
+            .as_array()?
+            .iter()
+            .any(|e| {
+                e["outcome"] == "ok"
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&format!("subscribe={uri}")))
+            })
+            .then_some(())
+    });
+    drop(agent);
+    let heard = listener.join().unwrap();
+    let steps = heard["steps"].as_array().unwrap();
+    assert!(
+        steps[0]["raised"].as_str().unwrap().contains("not found"),
+        "{heard}"
+    );
+    assert_eq!(steps[1]["updated"], json!([uri]), "{heard}");
+    wait_for("the host to be down", Duration::from_secs(10), || {
+        hub.node(&admin, &node).filter(|n| n["connected"] == false)
+    });
 }

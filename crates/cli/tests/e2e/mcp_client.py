@@ -5,7 +5,9 @@
 
 PLAN_JSON is a list of steps: {"list_tools": true}, {"list_prompts": true},
 {"prompt": NAME, "args": {...}}, {"list_resources": true}, {"read": URI}
-or {"call": NAME, "args": {...}}. Prints one JSON object: {"server": ...,
+{"subscribe": URI, "wait": SECS} (resources/subscribe, then the URIs of
+the resources/updated notifications, once one came or SECS passed), or
+{"call": NAME, "args": {...}}. Prints one JSON object: {"server": ...,
 "steps": [...]}; a step that raised is {"raised": "..."}. A failure to
 connect at all is {"error": "..."}. The e2e tests (mcp.rs) check the rest.
 """
@@ -13,13 +15,22 @@ connect at all is {"error": "..."}. The e2e tests (mcp.rs) check the rest.
 import asyncio
 import json
 import sys
+import warnings
 
 import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_types import Implementation
+from mcp_types import Implementation, ResourceUpdatedNotification
+
+# Every resources/updated notification the session surfaced, in order.
+UPDATED = []
+
+
+async def on_message(message):
+    if isinstance(message, ResourceUpdatedNotification):
+        UPDATED.append(message.params.uri)
 
 
 def dump(model):
@@ -40,6 +51,16 @@ async def run(session, plan):
             elif step.get("list_resources"):
                 res = await session.list_resources()
                 out["steps"].append({"resources": [dump(r) for r in res.resources]})
+            elif "subscribe" in step:
+                UPDATED.clear()
+                with warnings.catch_warnings():
+                    # Deprecated only for the 2026-07-28 revision (listen instead).
+                    warnings.simplefilter("ignore")
+                    await session.subscribe_resource(step["subscribe"])
+                deadline = asyncio.get_running_loop().time() + step.get("wait", 3)
+                while not UPDATED and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.05)
+                out["steps"].append({"updated": list(UPDATED)})
             elif "read" in step:
                 r = await session.read_resource(step["read"])
                 out["steps"].append(dump(r))
@@ -63,13 +84,13 @@ async def main():
                                         timeout=httpx2.Timeout(60.0))
         async with client:
             async with streamable_http_client(url, http_client=client) as (read, write):
-                async with ClientSession(read, write, client_info=info) as session:
+                async with ClientSession(read, write, client_info=info, message_handler=on_message) as session:
                     return await run(session, plan)
     token, plan, command = sys.argv[2], json.loads(sys.argv[3]), sys.argv[4:]
     params = StdioServerParameters(command=command[0], args=command[1:],
                                    env={"TWINBAY_TOKEN": token, "PATH": "/usr/bin:/bin"})
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write, client_info=info) as session:
+        async with ClientSession(read, write, client_info=info, message_handler=on_message) as session:
             return await run(session, plan)
 
 

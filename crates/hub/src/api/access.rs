@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use super::ApiError;
 use super::auth::authenticate;
 use crate::HubState;
-use crate::store::Role;
+use crate::store::{Principal, Role};
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,22 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/backups/prune", OPERATOR),
 ];
 
+/// Routes that change nothing although their method is not GET: a
+/// read-only token may call them.
+const READS_BY_POST: &[(&str, &str)] = &[("POST", "/api/v1/schedules/preview")];
+
+/// The refusal of a read-only token's write (`None`: the request may go
+/// on). A read-only API token reads what its role and host groups allow and
+/// changes nothing: every method but GET, HEAD and OPTIONS is refused, here
+/// for the REST API and through `mcp::read::allowed` for MCP's tools.
+pub fn refuses_write(who: &Principal, method: &Method, path: &str) -> Option<ApiError> {
+    let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || READS_BY_POST.contains(&(method.as_str(), path));
+    (who.read_only && !reads).then(|| {
+        ApiError::Forbidden("this API token is read-only: it may not change anything".into())
+    })
+}
+
 /// The rule for a request, if the table has one (HEAD is GET).
 pub fn rule(method: &Method, path: &str) -> Option<Access> {
     let method = if method == Method::HEAD {
@@ -178,6 +194,41 @@ pub async fn authorize(State(hub): State<Arc<HubState>>, request: Request, next:
         return ApiError::Forbidden(format!("this needs the {} role", needed.as_str()))
             .into_response();
     }
+    if let Some(refused) = refuses_write(&principal, &parts.method, &path) {
+        return refused.into_response();
+    }
     parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PrincipalKind;
+
+    fn token(read_only: bool) -> Principal {
+        Principal {
+            kind: PrincipalKind::Token { id: 1 },
+            role: Role::Admin,
+            groups: None,
+            read_only,
+        }
+    }
+
+    #[test]
+    fn a_read_only_token_reads_and_writes_nothing_whatever_its_role() {
+        let (ro, rw) = (token(true), token(false));
+        for (method, path) in RULES
+            .iter()
+            .map(|(m, p, _)| (m.parse::<Method>().unwrap(), *p))
+        {
+            assert!(refuses_write(&rw, &method, path).is_none());
+            let refused = refuses_write(&ro, &method, path).is_some();
+            let write = method != Method::GET && path != "/api/v1/schedules/preview";
+            assert_eq!(refused, write, "{method} {path}");
+        }
+        assert!(refuses_write(&ro, &Method::HEAD, "/api/v1/nodes").is_none());
+        let e = refuses_write(&ro, &Method::POST, "/api/v1/nodes/{id}/commands").unwrap();
+        assert!(e.to_string().contains("read-only"), "{e}");
+    }
 }

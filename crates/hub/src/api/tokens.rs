@@ -31,6 +31,11 @@ pub struct NewToken {
     /// host when absent.
     #[serde(default)]
     pub groups: Option<Vec<String>>,
+    /// Reads only: the API refuses its writes (any method but GET/HEAD,
+    /// besides the previews that change nothing) and MCP lists no act tools
+    /// to it, whatever its role. Default false.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -91,13 +96,14 @@ pub async fn create(
     check_grant(&principal, new.role, groups.as_deref())?;
     let (id, token) = hub
         .store
-        .mint_scoped_api_token(new.role, &new.name, ttl, groups.as_deref())
+        .mint_scoped_api_token(new.role, &new.name, ttl, groups.as_deref(), new.read_only)
         .await?;
+    let read_only = if new.read_only { ", read-only" } else { "" };
     hub.store
         .audit(
             Record::by(&principal, "api_token.create", Outcome::Ok)
                 .target(&format!("token:{id}"))
-                .detail(&format!("role {}", new.role.as_str())),
+                .detail(&format!("role {}{read_only}", new.role.as_str())),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { id, token })))

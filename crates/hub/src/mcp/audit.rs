@@ -14,8 +14,15 @@ use super::Caller;
 use crate::HubState;
 use crate::audit::{Outcome, Record};
 
-/// Tools that change something: audited under their own name.
-pub const ACTS: &[&str] = &["run_command"];
+/// Tools that change something: audited under their own name (before the
+/// answer), not listed to a read-only token. The same set as
+/// `McpServer::act_set` (a test checks).
+pub const ACTS: &[&str] = &[
+    "run_command",
+    "acknowledge_alert",
+    "silence_alert",
+    "run_schedule_now",
+];
 
 /// Argument names whose values never reach the audit trail.
 fn is_secret(key: &str) -> bool {
@@ -97,11 +104,16 @@ pub fn entry(
     let args = arguments
         .map(|a| redact(&Value::Object(a.clone())))
         .unwrap_or(Value::Object(Default::default()));
-    let target = args
-        .get("node")
-        .and_then(Value::as_str)
-        .map(|n| format!("node:{n}"))
-        .unwrap_or_default();
+    let id = args.get("id").and_then(Value::as_i64);
+    let target = match (tool, id) {
+        ("acknowledge_alert", Some(id)) => format!("alert:{id}"),
+        ("run_schedule_now", Some(id)) => format!("schedule:{id}"),
+        _ => args
+            .get("node")
+            .and_then(Value::as_str)
+            .map(|n| format!("node:{n}"))
+            .unwrap_or_default(),
+    };
     let tool_shown: String = match known {
         true => tool.to_string(),
         false => tool.chars().take(64).collect(),

@@ -41,12 +41,16 @@ pub const MAX_GRAPH_EDGES: usize = 1000;
 const MAX_RAW_RANGE_MS: i64 = 86_400_000;
 
 /// Whether the REST access table lets `who` call `method path`: a tool
-/// that serves a route's data needs what the route needs.
+/// that serves a route's data needs what the route needs (a read-only
+/// token's writes are refused as the REST API refuses them).
 pub(super) fn allowed(who: &Principal, method: &str, path: &str) -> Result<(), String> {
     let method: http::Method = method.parse().map_err(|_| "internal error".to_string())?;
+    let refused = crate::api::access::refuses_write(who, &method, path);
     match rule(&method, path) {
         Some(Access::Public) => Ok(()),
-        Some(Access::Role(needed)) if who.role >= needed => Ok(()),
+        Some(Access::Role(needed)) if who.role >= needed => {
+            refused.map_or(Ok(()), |e| Err(tool_error(e)))
+        }
         Some(Access::Role(needed)) => Err(format!(
             "forbidden: this needs the {} role",
             needed.as_str()

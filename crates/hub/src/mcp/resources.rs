@@ -1,14 +1,14 @@
 //! Resources: the twin of each host the caller may see
 //! (`twinbay://hosts/{id}`, as `get_host` answers it) and the fleet's recent
 //! events (`twinbay://events/recent`). Same scoping, caps and audit as the
-//! tools; no subscriptions yet.
+//! tools. A host's twin can be subscribed to ([`super::watch`]).
 
 use rmcp::ErrorData;
 use rmcp::model::{Resource, ResourceContents, ResourceTemplate};
 use serde_json::Value;
 
 use super::Caller;
-use super::read::{allowed, host_out};
+use super::read::{allowed, host_out, resolve};
 use crate::HubState;
 
 pub const HOST_PREFIX: &str = "twinbay://hosts/";
@@ -45,6 +45,22 @@ pub fn templates() -> Vec<ResourceTemplate> {
             .with_description("A host's whole twin, by node id or hostname")
             .with_mime_type("application/json"),
     ]
+}
+
+/// The node a host resource names, among those `caller` sees (for a
+/// subscription), or why not.
+pub fn host_of(hub: &HubState, caller: &Caller, uri: &str) -> Result<String, ErrorData> {
+    let not_found =
+        |e: String| ErrorData::resource_not_found(e, Some(serde_json::json!({"uri": uri})));
+    let Some(node) = uri.strip_prefix(HOST_PREFIX) else {
+        return Err(not_found(format!(
+            "only {HOST_PREFIX}{{id}} can be subscribed to, not {:?}",
+            uri.chars().take(200).collect::<String>()
+        )));
+    };
+    allowed(&caller.who, "GET", "/api/v1/nodes/{id}")
+        .map_err(|e| ErrorData::invalid_request(e, None))?;
+    resolve(hub, &caller.who, node).map_err(not_found)
 }
 
 /// The contents of `uri`, or why not.

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::audit::{action, redact};
+use super::audit::{ACTS, action, redact};
 use super::decode::{RunCommandArgs, command_body, parse_target};
 use super::read::{cut, summarize, thin};
 use super::{McpServer, Mode};
@@ -35,6 +35,40 @@ fn modes_parse_and_read_only_registers_no_act_tools() {
         (a.read_only_hint, a.destructive_hint),
         (Some(false), Some(true))
     );
+    for read in ["list_schedules", "list_backups", "list_alerts"] {
+        assert!(ro.has_route(read) && on.has_route(read), "{read}");
+    }
+}
+
+/// The act tools are exactly the ones audited as acts and hidden from a
+/// read-only token; each says honestly what it does.
+#[test]
+fn act_tools_are_the_audited_acts_with_honest_annotations() {
+    let acts = McpServer::act_set();
+    let mut names: Vec<String> = acts.list_all().iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    let mut listed: Vec<String> = ACTS.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(names, listed);
+    let on = McpServer::tool_set(Mode::On);
+    for tool in on.list_all() {
+        let a = tool.annotations.as_ref().expect("annotations");
+        let act = ACTS.contains(&tool.name.as_ref());
+        assert_eq!(a.read_only_hint, Some(!act), "{}", tool.name);
+        assert!(tool.output_schema.is_some(), "{}", tool.name);
+        if act {
+            assert!(a.destructive_hint.is_some() && a.idempotent_hint.is_some());
+        }
+    }
+    let hint = |name: &str| {
+        let a = on.get(name).unwrap().annotations.clone().unwrap();
+        (a.destructive_hint, a.idempotent_hint)
+    };
+    assert_eq!(hint("acknowledge_alert"), (Some(false), Some(true)));
+    assert_eq!(hint("silence_alert"), (Some(false), Some(false)));
+    assert_eq!(hint("run_schedule_now"), (Some(true), Some(false)));
+    assert_eq!(action("silence_alert"), "mcp.silence_alert");
+    assert_eq!(action("list_backups"), "mcp.read");
 }
 
 #[test]
@@ -148,5 +182,33 @@ proptest! {
             prop_assert!(body["op"] == "lifecycle" || body["op"] == "action");
         }
         prop_assert!(redact(&json!(extra)).is_object());
+    }
+}
+
+#[test]
+fn twin_changes_are_told_apart_from_samples() {
+    use super::watch::changed;
+    assert_eq!(
+        changed(r#"{"type":"diff","id":"n_a","seq":3,"applied_ms":1,"changes":[]}"#),
+        Some("n_a")
+    );
+    // `json!` sorts its keys: `type` is not first.
+    assert_eq!(
+        changed(r#"{"agent_version":"1","connected":false,"id":"n_b","type":"status"}"#),
+        Some("n_b")
+    );
+    assert_eq!(
+        changed(r#"{"type":"node","node":{"hostname":"x","id":"n_c"}}"#),
+        Some("n_c")
+    );
+    for other in [
+        r#"{"type":"metrics","id":"n_a","sample":{}}"#,
+        r#"{"type":"event","event":{"node_id":"n_a"}}"#,
+        r#"{"type":"snapshot","nodes":[]}"#,
+        r#"{"alert":{},"id":"n_a","type":"alert"}"#,
+        r#"{"type":"diff","#,
+        "",
+    ] {
+        assert_eq!(changed(other), None, "{other}");
     }
 }

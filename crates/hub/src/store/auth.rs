@@ -25,6 +25,9 @@ pub struct ApiTokenInfo {
     pub revoked_at: Option<i64>,
     /// Host groups it is limited to; every host when absent.
     pub groups: Option<Vec<String>>,
+    /// It reads and changes nothing: the API refuses its writes, MCP lists
+    /// no act tools to it.
+    pub read_only: bool,
 }
 
 /// Who is calling, as established by a session cookie or an API token.
@@ -35,6 +38,9 @@ pub struct Principal {
     /// Host groups (`key=value` label selectors) the caller is limited to;
     /// `None` sees every host.
     pub groups: Option<Vec<String>>,
+    /// A read-only API token: whatever its role, it changes nothing
+    /// (`api::access::refuses_writes`). Never set for a person's session.
+    pub read_only: bool,
 }
 
 impl Principal {
@@ -127,6 +133,7 @@ impl Store {
                 },
                 role,
                 groups: parse_groups(groups),
+                read_only: false,
             }),
             _ => None,
         })
@@ -178,6 +185,7 @@ impl Store {
             kind: PrincipalKind::User { id, username },
             role,
             groups: parse_groups(groups),
+            read_only: false,
         }))
     }
 
@@ -203,22 +211,25 @@ impl Store {
         name: &str,
         ttl: Option<Duration>,
     ) -> Result<(i64, String), StoreError> {
-        self.mint_scoped_api_token(role, name, ttl, None).await
+        self.mint_scoped_api_token(role, name, ttl, None, false)
+            .await
     }
 
-    /// [`Store::mint_api_token`], limited to host `groups` if given.
+    /// [`Store::mint_api_token`], limited to host `groups` if given, and
+    /// to reads when `read_only`.
     pub async fn mint_scoped_api_token(
         &self,
         role: Role,
         name: &str,
         ttl: Option<Duration>,
         groups: Option<&[String]>,
+        read_only: bool,
     ) -> Result<(i64, String), StoreError> {
         let token = new_token("tbk_");
         let now = now_ms();
         let expires = ttl.map(|t| super::deadline_ms(now, t));
         let result = sqlx::query(
-            "INSERT INTO api_tokens (token_hash, name, role, created_at, expires_at, groups) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_tokens (token_hash, name, role, created_at, expires_at, groups, read_only) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(token_hash(&token))
         .bind(name)
@@ -226,6 +237,7 @@ impl Store {
         .bind(now)
         .bind(expires)
         .bind(join_groups(groups))
+        .bind(read_only)
         .execute(&self.pool)
         .await?;
         Ok((result.last_insert_rowid(), token))
@@ -242,16 +254,27 @@ impl Store {
             Option<i64>,
             Option<i64>,
             Option<String>,
+            bool,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, name, role, created_at, expires_at, last_used, revoked_at, groups FROM api_tokens ORDER BY id DESC",
+            "SELECT id, name, role, created_at, expires_at, last_used, revoked_at, groups, read_only FROM api_tokens ORDER BY id DESC",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
             .filter_map(
-                |(id, name, role, created_at, expires_at, last_used, revoked_at, groups)| {
+                |(
+                    id,
+                    name,
+                    role,
+                    created_at,
+                    expires_at,
+                    last_used,
+                    revoked_at,
+                    groups,
+                    read_only,
+                )| {
                     Some(ApiTokenInfo {
                         id,
                         name,
@@ -261,6 +284,7 @@ impl Store {
                         last_used,
                         revoked_at,
                         groups: parse_groups(groups),
+                        read_only,
                     })
                 },
             )
@@ -281,29 +305,41 @@ impl Store {
 
     pub async fn api_token_principal(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let now = now_ms();
-        let row: Option<(i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT id, role, last_used, groups FROM api_tokens
+        /// id, role, last_used, groups, read_only
+        type Row = (i64, String, Option<i64>, Option<String>, bool);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, role, last_used, groups, read_only FROM api_tokens
              WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
         )
         .bind(token_hash(token))
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((id, role, last_used, groups)) = row else {
+        let Some((id, role, last_used, groups, read_only)) = row else {
             return Ok(None);
         };
         // Minute precision is plenty, and spares a write on every request.
+        // Written beside the request, not before it: the write waits for
+        // the store's lock, which the recorder may hold for a large fleet's
+        // history (up to the busy timeout), and the request has no need of it.
         if last_used.is_none_or(|t| now - t > 60_000) {
-            sqlx::query("UPDATE api_tokens SET last_used = ? WHERE id = ?")
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                let update = sqlx::query("UPDATE api_tokens SET last_used = ? WHERE id = ?")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = update {
+                    tracing::warn!(error = %e, token = id, "could not note a token's last use");
+                }
+            });
         }
         Ok(Role::parse(&role).map(|role| Principal {
             kind: PrincipalKind::Token { id },
             role,
             groups: parse_groups(groups),
+            read_only,
         }))
     }
 }

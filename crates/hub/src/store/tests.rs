@@ -100,7 +100,18 @@ async fn api_tokens_and_sessions_authenticate_with_their_role() {
     let token = store.create_api_token(Role::Viewer, "ci").await.unwrap();
     let p = store.api_token_principal(&token).await.unwrap().unwrap();
     assert_eq!(p.role, Role::Viewer);
+    assert!(!p.read_only);
     assert_eq!(store.api_token_principal("tbk_wrong").await.unwrap(), None);
+    // A read-only token keeps its role and says it is read-only, listed too.
+    let (id, ro) = store
+        .mint_scoped_api_token(Role::Operator, "assistant", None, None, true)
+        .await
+        .unwrap();
+    let p = store.api_token_principal(&ro).await.unwrap().unwrap();
+    assert_eq!((p.role, p.read_only), (Role::Operator, true));
+    let listed = store.api_tokens().await.unwrap();
+    let flags: Vec<(i64, bool)> = listed.iter().map(|t| (t.id, t.read_only)).collect();
+    assert!(flags.contains(&(id, true)) && flags.iter().filter(|f| f.1).count() == 1);
 
     let uid = store
         .create_user("admin", "s3cret-pass", Role::Admin)
