@@ -22,7 +22,7 @@ pub mod watch;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,7 +185,8 @@ pub struct Engine {
     /// Bad specs and excludes, reported in the status.
     problems: Vec<String>,
     discovered: BTreeMap<PathBuf, Origin>,
-    entries: HashMap<PathBuf, Entry>,
+    /// One per watched file (a B-tree: a hash map of 2,000 held 4,096 slots).
+    entries: BTreeMap<Box<Path>, Entry>,
     named: HashSet<PathBuf>,
     pending: Arc<Pending>,
     watches: Option<Watches>,
@@ -218,7 +219,7 @@ impl Engine {
             excludes,
             problems,
             discovered: BTreeMap::new(),
-            entries: HashMap::new(),
+            entries: BTreeMap::new(),
             named: HashSet::new(),
             pending,
             watches: None,
@@ -253,11 +254,11 @@ impl Engine {
         let gone: Vec<PathBuf> = self
             .entries
             .keys()
-            .filter(|p| !plan.files.contains_key(*p))
-            .cloned()
+            .filter(|p| !plan.files.contains_key(&***p))
+            .map(|p| p.to_path_buf())
             .collect();
         for p in gone {
-            self.entries.remove(&p);
+            self.entries.remove(p.as_path());
             update.removes.push(p.to_string_lossy().into_owned());
         }
         self.named.clear();
@@ -265,7 +266,7 @@ impl Engine {
             if named {
                 self.named.insert(path.clone());
             }
-            let need_read = match self.entries.get_mut(&path) {
+            let need_read = match self.entries.get_mut(path.as_path()) {
                 Some(e) if e.origin == origin && e.named == named => {
                     // Missing and unreadable ones (no stamp) are looked at
                     // again: they may have appeared without an event we saw.
@@ -283,7 +284,7 @@ impl Engine {
                         named,
                         stamp: None,
                     };
-                    self.entries.insert(path.clone(), entry);
+                    self.entries.insert(path.clone().into_boxed_path(), entry);
                     true
                 }
             };
@@ -346,7 +347,7 @@ impl Engine {
         let mut update = Update::default();
         let mut replan = false;
         for p in paths {
-            if self.entries.contains_key(&p) {
+            if self.entries.contains_key(p.as_path()) {
                 self.read(&p, &mut update);
                 // A found file that went away may be back under its own name
                 // at the next plan; nothing else to do.
