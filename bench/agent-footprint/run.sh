@@ -13,6 +13,8 @@ EDIT_EVERY=${FOOTPRINT_EDIT_EVERY:-10}
 WARMUP=5
 NE_BIN=/usr/bin/prometheus-node-exporter
 TB="$ROOT/target/release/twinbay"
+# FOOTPRINT_BIN: measure this (release) binary instead of building one.
+BIN=${FOOTPRINT_BIN:-}
 
 say() { echo "agent-footprint: $*" >&2; }
 
@@ -21,8 +23,13 @@ free_port() {
 }
 
 # --- build and install -------------------------------------------------------
-say "building the release binary"
-(cd "$ROOT" && cargo build --release -p twinbay)
+if [[ -n $BIN ]]; then
+    TB=$BIN
+    say "measuring $TB (not building)"
+else
+    say "building the release binary"
+    (cd "$ROOT" && cargo build --release -p twinbay)
+fi
 
 if [[ ! -x $NE_BIN ]]; then
     say "installing prometheus-node-exporter"

@@ -104,6 +104,9 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
         container_stats.clone(),
         cancel.clone(),
     ));
+    // The files source says when a unit's file changed (the units source
+    // reads that unit again).
+    let (unit_files_tx, unit_files_rx) = watch::channel(sources::files::UnitFiles::new());
     let units: Vec<_> = [sources::units::Bus::System, sources::units::Bus::User]
         .into_iter()
         .map(|bus| {
@@ -111,18 +114,25 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
                 bus,
                 config.sources.units.clone(),
                 state_tx.clone(),
+                unit_files_rx.clone(),
                 cancel.clone(),
             ))
         })
         .collect();
+    let generation = Arc::new(sources::files::FilesGeneration::default());
     let file_reader = link::FileReader {
         key: identity.file_key(),
         content_cap: files_config.content_cap,
+        generation: Some(generation.clone()),
     };
     let files = tokio::spawn(sources::files::run(
         files_config,
         identity.file_key(),
         state_tx.clone(),
+        sources::files::Signals {
+            unit_files: unit_files_tx,
+            generation,
+        },
         cancel.clone(),
     ));
     let routes = tokio::spawn(sources::routes::run(

@@ -6,6 +6,7 @@
 //! metric batches and heartbeats. When the session ends it waits a jittered,
 //! growing delay and dials again; every new session starts with a full sync.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +17,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::codec::decode_hub_frame;
 use twinbay_proto::command::{CommandResult, OutputChunk, Status};
-use twinbay_proto::diff::diff;
 use twinbay_proto::message::{
     AgentMessage, ErrorCode, FILE_CHUNK_BYTES, FileChunk, Hello, HubMessage, MAX_FILE_CONTENT,
     NeededFile,
@@ -34,8 +37,12 @@ use crate::buffer::SampleBuffer;
 use crate::error::report;
 use crate::exec::{self, Event};
 use crate::identity::Identity;
-use crate::sources::files::{self, FileKey};
+use crate::sources::files::{self, FileKey, FilesGeneration};
 use crate::{AgentError, tls};
+
+mod sent;
+
+use sent::Sent;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -164,6 +171,9 @@ pub async fn connect_path(
 pub struct FileReader {
     pub key: FileKey,
     pub content_cap: u64,
+    /// The files source's count of changes to the twin's files: while it
+    /// stands still the link does not compare them. `None`: every time.
+    pub generation: Option<Arc<FilesGeneration>>,
 }
 
 /// Keeps a session with the hub alive until `cancel` fires or the hub
@@ -272,20 +282,16 @@ impl Session<'_> {
         tracing::info!(node_id, "connected to hub");
 
         let mut seq = 1u64;
-        let mut last_sent = self.state.borrow_and_update().clone();
-        send(
-            &mut tx,
-            &AgentMessage::SyncFull {
-                seq,
-                state: Box::new(last_sent.clone()),
-            },
-        )
-        .await?;
+        let mut sent = Sent::new(self.files.and_then(|f| f.generation.clone()));
+        self.send_full(&mut tx, seq, &mut sent).await?;
         self.flush_samples(&mut tx).await?;
 
         let period = Duration::from_secs(u64::from(heartbeat_secs));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut output = OutputBatch::default();
+        // Files whose content the hub asked for, sent at a pace it takes.
+        let mut wanted: VecDeque<NeededFile> = VecDeque::new();
+        let mut file_pace = Pace::new(FILE_FRAMES_PER_SEC, FILE_FRAME_BURST);
         loop {
             tokio::select! {
                 biased;
@@ -301,8 +307,7 @@ impl Session<'_> {
                         Ok(HubMessage::Error { code: ErrorCode::ResyncRequired, message, .. }) => {
                             tracing::info!(reason = message, "hub asked for a full resync");
                             seq += 1;
-                            last_sent = self.state.borrow_and_update().clone();
-                            send(&mut tx, &AgentMessage::SyncFull { seq, state: Box::new(last_sent.clone()) }).await?;
+                            self.send_full(&mut tx, seq, &mut sent).await?;
                         }
                         Ok(HubMessage::Error { code, message, fatal: true }) => {
                             return Err(AgentError::Refused { code, message });
@@ -329,7 +334,7 @@ impl Session<'_> {
                                 c.executor.cancel(&id);
                             }
                         }
-                        Ok(HubMessage::NeedFiles { files }) => self.send_files(&mut tx, files).await?,
+                        Ok(HubMessage::NeedFiles { files }) => wanted.extend(files),
                         Ok(other) => tracing::debug!(?other, "ignoring unexpected message"),
                         Err(e) => tracing::warn!(error = %e, "undecodable frame from hub"),
                     },
@@ -339,12 +344,20 @@ impl Session<'_> {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let now = self.state.borrow_and_update().clone();
-                    let changes = diff(&last_sent, &now);
+                    // Diffed against the twin in place: no copy of the whole
+                    // node per change, only of what changed.
+                    let changes = sent.diff(&self.state.borrow_and_update());
                     if !changes.is_empty() {
                         seq += 1;
-                        send(&mut tx, &AgentMessage::SyncDiff { seq, changes }).await?;
-                        last_sent = now;
+                        let msg = AgentMessage::SyncDiff { seq, changes };
+                        send(&mut tx, &msg).await?;
+                        let AgentMessage::SyncDiff { changes, .. } = msg else {
+                            unreachable!("built above")
+                        };
+                        if !sent.sent(changes) {
+                            // Only a diff the hub refuses as well fails here.
+                            sent.reset(&self.state.borrow());
+                        }
                     }
                 }
                 _ = self.samples.notify.notified() => self.flush_samples(&mut tx).await?,
@@ -362,6 +375,16 @@ impl Session<'_> {
                     None => {}
                 },
                 _ = sleep_until(output.due), if output.due.is_some() => output.flush(&mut tx).await?,
+                _ = tokio::time::sleep_until(file_pace.ready_at(tokio::time::Instant::now())), if !wanted.is_empty() => {
+                    if let Some(want) = wanted.pop_front() {
+                        let frames = self.send_file(&mut tx, want).await?;
+                        file_pace.spend(frames, tokio::time::Instant::now());
+                    }
+                    if wanted.is_empty() {
+                        // A thousand requests leave no thousand-slot buffer behind.
+                        wanted = VecDeque::new();
+                    }
+                }
                 _ = heartbeat.tick() => {
                     send(&mut tx, &AgentMessage::Heartbeat { ts_ms: crate::now_ms() }).await?;
                 }
@@ -369,44 +392,65 @@ impl Session<'_> {
         }
     }
 
+    /// A full sync of the twin as it is now, serialized from the twin itself
+    /// (no copy of it).
+    async fn send_full(
+        &mut self,
+        tx: &mut Sink,
+        seq: u64,
+        sent: &mut Sent,
+    ) -> Result<(), AgentError> {
+        let text = {
+            let now = self.state.borrow_and_update();
+            sent.reset(&now);
+            serde_json::to_string(&SyncFull {
+                kind: "sync_full",
+                seq,
+                state: &now,
+            })
+            .expect("agent messages always serialize")
+        };
+        send_text(tx, text).await
+    }
+
     /// Sends the content the hub asked for: only files in the watched set
     /// (never a path the hub merely names), only the version asked for
     /// (a changed file's new version comes through the diff), redacted.
-    async fn send_files(&self, tx: &mut Sink, wanted: Vec<NeededFile>) -> Result<(), AgentError> {
+    /// Returns how many frames it sent.
+    async fn send_file(&self, tx: &mut Sink, want: NeededFile) -> Result<usize, AgentError> {
         let Some(reader) = self.files else {
-            return Ok(());
+            return Ok(0);
         };
-        for want in wanted {
-            let watched = self.state.borrow().files.get(&want.path).cloned();
-            let Some(file) = watched.filter(|f| f.ships_content()) else {
-                tracing::debug!(
-                    path = want.path,
-                    "hub asked for a file that is not watched (or whose content does not travel)"
-                );
-                continue;
+        let watched = self.state.borrow().files.get(&want.path).cloned();
+        let Some(file) = watched.filter(|f| f.ships_content()) else {
+            tracing::debug!(
+                path = want.path,
+                "hub asked for a file that is not watched (or whose content does not travel)"
+            );
+            return Ok(0);
+        };
+        let (key, cap, sha) = (reader.key.clone(), reader.content_cap, want.sha256.clone());
+        let text = tokio::task::spawn_blocking(move || files::read_content(&file, &sha, cap, &key))
+            .await
+            .ok()
+            .flatten();
+        let Some(text) = text.filter(|t| t.len() as u64 <= MAX_FILE_CONTENT) else {
+            tracing::debug!(path = want.path, "asked-for version is gone; skipping");
+            return Ok(0);
+        };
+        let mut frames = 0;
+        for (offset, data) in files::chunks(&text, FILE_CHUNK_BYTES) {
+            let chunk = FileChunk {
+                path: want.path.clone(),
+                sha256: want.sha256.clone(),
+                offset: offset as u64,
+                total: text.len() as u64,
+                data: data.to_string(),
             };
-            let (key, cap, sha) = (reader.key.clone(), reader.content_cap, want.sha256.clone());
-            let text =
-                tokio::task::spawn_blocking(move || files::read_content(&file, &sha, cap, &key))
-                    .await
-                    .ok()
-                    .flatten();
-            let Some(text) = text.filter(|t| t.len() as u64 <= MAX_FILE_CONTENT) else {
-                tracing::debug!(path = want.path, "asked-for version is gone; skipping");
-                continue;
-            };
-            for (offset, data) in files::chunks(&text, FILE_CHUNK_BYTES) {
-                let chunk = FileChunk {
-                    path: want.path.clone(),
-                    sha256: want.sha256.clone(),
-                    offset: offset as u64,
-                    total: text.len() as u64,
-                    data: data.to_string(),
-                };
-                send(tx, &AgentMessage::FileChunk(chunk)).await?;
-            }
+            send(tx, &AgentMessage::FileChunk(chunk)).await?;
+            frames += 1;
         }
-        Ok(())
+        Ok(frames)
     }
 
     async fn flush_samples(&self, tx: &mut Sink) -> Result<(), AgentError> {
@@ -423,6 +467,55 @@ impl Session<'_> {
                 return Err(e);
             }
         }
+    }
+}
+
+/// The hub takes 20 frames a second from an agent, with bursts of 200, and
+/// drops what comes faster (`hub/src/link/throttle.rs`): a dropped diff
+/// costs a full resync, a dropped file chunk a version without content.
+/// File content, asked for by the thousand when a host is first seen,
+/// keeps to most of that and leaves the rest to diffs, samples and heartbeats.
+const FILE_FRAMES_PER_SEC: f64 = 12.0;
+const FILE_FRAME_BURST: f64 = 100.0;
+
+/// A token bucket: when the next frame may go.
+#[derive(Debug)]
+struct Pace {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(rate: f64, burst: f64) -> Pace {
+        Pace {
+            rate,
+            burst,
+            tokens: burst,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, now: tokio::time::Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    fn ready_at(&mut self, now: tokio::time::Instant) -> tokio::time::Instant {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+
+    /// `frames` went (a large file's chunks may overdraw: the next waits longer).
+    fn spend(&mut self, frames: usize, now: tokio::time::Instant) {
+        self.refill(now);
+        self.tokens -= frames as f64;
     }
 }
 
@@ -481,12 +574,61 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 type Sink = futures_util::stream::SplitSink<HubSocket, Message>;
 type Stream = futures_util::stream::SplitStream<HubSocket>;
 
+/// Larger messages go as WebSocket fragments of this size (RFC 6455 5.4; the
+/// hub's WebSocket joins them): the socket's write buffer keeps the capacity
+/// of the largest frame it ever held, and a full sync of 2,000 watched files
+/// is ~1 MB.
+const FRAGMENT_BYTES: usize = 16 * 1024;
+
+/// [`AgentMessage::SyncFull`] as it goes on the wire, borrowing the state.
+#[derive(serde::Serialize)]
+struct SyncFull<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    state: &'a NodeState,
+}
+
 async fn send(tx: &mut Sink, msg: &AgentMessage) -> Result<(), AgentError> {
     let text = serde_json::to_string(msg).expect("agent messages always serialize");
-    tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(text)))
+    send_text(tx, text).await
+}
+
+async fn send_text(tx: &mut Sink, text: String) -> Result<(), AgentError> {
+    let sent = async {
+        if text.len() <= FRAGMENT_BYTES {
+            return tx.send(Message::text(text)).await;
+        }
+        for frame in fragments(text) {
+            tx.feed(Message::Frame(frame)).await?;
+            // One fragment in the buffer at a time.
+            tx.flush().await?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(SEND_TIMEOUT, sent)
         .await
         .map_err(|_| AgentError::Timeout(SEND_TIMEOUT))??;
     Ok(())
+}
+
+/// A text message as WebSocket fragments of at most [`FRAGMENT_BYTES`]
+/// (a text frame, continuations, the last one final). The payloads share
+/// the text's bytes.
+fn fragments(text: String) -> Vec<Frame> {
+    let bytes = Bytes::from(text.into_bytes());
+    let n = bytes.len().div_ceil(FRAGMENT_BYTES).max(1);
+    (0..n)
+        .map(|i| {
+            let end = ((i + 1) * FRAGMENT_BYTES).min(bytes.len());
+            let opcode = if i == 0 { Data::Text } else { Data::Continue };
+            Frame::message(
+                bytes.slice(i * FRAGMENT_BYTES..end),
+                OpCode::Data(opcode),
+                i + 1 == n,
+            )
+        })
+        .collect()
 }
 
 /// The next hub message during the handshake; a hub error becomes [`AgentError::Refused`].
@@ -540,13 +682,14 @@ mod tests {
         assert!(endpoint("http://localhost:7780").is_ok());
     }
 
-    /// A hub of one test: handshake, then `need_files`; returns the chunks
-    /// the agent sent until it went quiet.
-    async fn ask_for_files(
-        state: NodeState,
-        key: FileKey,
-        wanted: Vec<NeededFile>,
-    ) -> Vec<FileChunk> {
+    type Agent = (
+        WebSocketStream<tokio::net::TcpStream>,
+        CancellationToken,
+        tokio::task::JoinHandle<Result<(), AgentError>>,
+    );
+
+    /// A hub of one test: an agent with `state` connected and welcomed.
+    async fn connected_agent(rx: watch::Receiver<NodeState>, reader: Option<FileReader>) -> Agent {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let join = twinbay_proto::join::JoinString {
@@ -555,23 +698,17 @@ mod tests {
             fp: String::new(),
         };
         let identity = Identity::simulated(ed25519_dalek::SigningKey::from_bytes(&[3; 32]), &join);
-        let (_tx, rx) = watch::channel(state);
         let cancel = CancellationToken::new();
-        let reader = FileReader {
-            key,
-            content_cap: files::DEFAULT_CONTENT_CAP,
-        };
         let agent = tokio::spawn(run(
             identity,
             rx,
             Arc::new(SampleBuffer::new(16)),
             None,
-            Some(reader),
+            reader,
             cancel.clone(),
         ));
         let (tcp, _) = listener.accept().await.unwrap();
         let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        let to_agent = |m: &HubMessage| Message::text(serde_json::to_string(m).unwrap());
         ws.send(to_agent(&HubMessage::Challenge {
             protocol: PROTOCOL_VERSION,
             hub_version: "test".into(),
@@ -586,6 +723,27 @@ mod tests {
         }))
         .await
         .unwrap();
+        (ws, cancel, agent)
+    }
+
+    fn to_agent(m: &HubMessage) -> Message {
+        Message::text(serde_json::to_string(m).unwrap())
+    }
+
+    /// A hub of one test: handshake, then `need_files`; returns the chunks
+    /// the agent sent until it went quiet.
+    async fn ask_for_files(
+        state: NodeState,
+        key: FileKey,
+        wanted: Vec<NeededFile>,
+    ) -> Vec<FileChunk> {
+        let reader = FileReader {
+            key,
+            content_cap: files::DEFAULT_CONTENT_CAP,
+            generation: None,
+        };
+        let (_tx, rx) = watch::channel(state);
+        let (mut ws, cancel, agent) = connected_agent(rx, Some(reader)).await;
         ws.send(to_agent(&HubMessage::NeedFiles { files: wanted }))
             .await
             .unwrap();
@@ -674,6 +832,169 @@ mod tests {
         }];
         assert!(ask_for_files(state, key, wanted).await.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn large_messages_go_as_fragments_of_the_same_text() {
+        let text = format!("{{\"x\":\"{}é\"}}", "a".repeat(3 * FRAGMENT_BYTES));
+        let frames = fragments(text.clone());
+        assert_eq!(frames.len(), 4);
+        let mut joined = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            let h = f.header();
+            assert!(f.payload().len() <= FRAGMENT_BYTES);
+            assert_eq!(h.is_final, i == 3, "only the last one is final");
+            let want = if i == 0 { Data::Text } else { Data::Continue };
+            assert_eq!(h.opcode, OpCode::Data(want));
+            joined.extend_from_slice(f.payload());
+        }
+        assert_eq!(joined, text.as_bytes());
+        assert_eq!(fragments(String::new()).len(), 1);
+    }
+
+    /// A full sync far larger than one fragment arrives at a WebSocket
+    /// server as one message, whole; later changes come as diffs of only
+    /// what changed since the last one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_full_sync_arrives_whole_and_then_only_diffs() {
+        use twinbay_proto::diff::Change;
+        use twinbay_proto::message::AgentMessage;
+        use twinbay_proto::model::WatchedFile;
+        let mut state = NodeState::default();
+        for i in 0..2_000 {
+            let path = format!("/etc/footprint/site-{i}.conf");
+            let file = WatchedFile {
+                path: path.clone(),
+                sha256: Some(format!("{i:064x}")),
+                origin: "watch".into(),
+                ..Default::default()
+            };
+            state.files.insert(path, file);
+        }
+        let (tx, rx) = watch::channel(state.clone());
+        let (mut ws, cancel, agent) = connected_agent(rx, None).await;
+        let mut next = async || loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("the agent sends")
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = frame {
+                match serde_json::from_str::<AgentMessage>(t.as_str()).unwrap() {
+                    AgentMessage::Metrics { .. } | AgentMessage::Heartbeat { .. } => {}
+                    msg => return (t.len(), msg),
+                }
+            }
+        };
+        let (len, full) = next().await;
+        assert!(len > 10 * FRAGMENT_BYTES, "{len} bytes");
+        let AgentMessage::SyncFull { seq: 1, state: got } = full else {
+            panic!("{full:?}")
+        };
+        assert_eq!(*got, state);
+
+        let edit = |n: u32| {
+            move |s: &mut NodeState| {
+                let f = s.files.get_mut("/etc/footprint/site-7.conf").unwrap();
+                f.sha256 = Some(format!("{n:064}"));
+            }
+        };
+        let keys = |msg: AgentMessage| match msg {
+            AgentMessage::SyncDiff { seq, changes } => {
+                let keys: Vec<String> = changes
+                    .into_iter()
+                    .map(|c| match c {
+                        Change::Upsert { key, .. } | Change::Remove { key, .. } => key,
+                        Change::Host { .. } => "host".into(),
+                    })
+                    .collect();
+                (seq, keys)
+            }
+            other => panic!("{other:?}"),
+        };
+        tx.send_modify(|s| {
+            edit(1)(s);
+            s.files.remove("/etc/footprint/site-9.conf");
+        });
+        let (seq, first) = keys(next().await.1);
+        assert_eq!(seq, 2);
+        assert_eq!(
+            first,
+            ["/etc/footprint/site-9.conf", "/etc/footprint/site-7.conf"]
+        );
+        // Only the new edit: what was sent before is not sent again.
+        tx.send_modify(edit(2));
+        let (seq, second) = keys(next().await.1);
+        assert_eq!(seq, 3);
+        assert_eq!(second, ["/etc/footprint/site-7.conf"]);
+        cancel.cancel();
+        let _ = agent.await;
+    }
+
+    #[test]
+    fn file_content_keeps_within_the_hubs_frame_budget() {
+        let t0 = tokio::time::Instant::now();
+        let mut pace = Pace::new(FILE_FRAMES_PER_SEC, FILE_FRAME_BURST);
+        pace.last = t0;
+        // Two thousand one-frame files, each sent as soon as allowed.
+        let mut at = t0;
+        let mut sent = Vec::new();
+        for _ in 0..2_000 {
+            at = pace.ready_at(at);
+            pace.spend(1, at);
+            sent.push(at);
+        }
+        // The hub's bucket (20 a second, bursts of 200) never runs dry even
+        // with a diff, a sample batch and a heartbeat each second besides.
+        let (rate, burst) = (20.0, 200.0);
+        let mut tokens: f64 = burst;
+        let mut last = t0;
+        let mut others = t0;
+        for at in sent {
+            while others <= at {
+                tokens = (tokens + (others - last).as_secs_f64() * rate).min(burst) - 3.0;
+                last = others;
+                others += Duration::from_secs(1);
+            }
+            tokens = (tokens + (at - last).as_secs_f64() * rate).min(burst) - 1.0;
+            last = at;
+            assert!(tokens >= 0.0, "dropped at {:?}", at - t0);
+        }
+        let took = (at - t0).as_secs_f64();
+        let expected = (2_000.0 - FILE_FRAME_BURST) / FILE_FRAMES_PER_SEC;
+        assert!((took - expected).abs() < 1.0, "{took} s");
+        // A large file's chunks overdraw: the next one waits for them.
+        let mut pace = Pace::new(FILE_FRAMES_PER_SEC, 1.0);
+        pace.last = t0;
+        pace.spend(6, t0);
+        let wait = pace.ready_at(t0) - t0;
+        assert!(
+            (wait.as_secs_f64() - 6.0 / FILE_FRAMES_PER_SEC).abs() < 1e-6,
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_borrowed_full_sync_is_the_protocols() {
+        let mut state = NodeState::default();
+        state.host.hostname = "h".into();
+        let file = twinbay_proto::model::WatchedFile {
+            path: "/etc/a".into(),
+            ..Default::default()
+        };
+        state.files.insert(file.path.clone(), file);
+        let borrowed = serde_json::to_value(SyncFull {
+            kind: "sync_full",
+            seq: 7,
+            state: &state,
+        })
+        .unwrap();
+        let owned = serde_json::to_value(AgentMessage::SyncFull {
+            seq: 7,
+            state: Box::new(state),
+        })
+        .unwrap();
+        assert_eq!(borrowed, owned);
     }
 
     #[test]

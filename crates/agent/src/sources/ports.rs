@@ -1,6 +1,6 @@
 //! Listening TCP and UDP sockets with their processes, from `/proc/net/*`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
@@ -68,6 +68,9 @@ pub struct PortSource {
     /// Socket inode → (pid, process name); rebuilt only when a listening
     /// socket's owner is not known yet (walking every fd is the costly part).
     owners: HashMap<u64, (u32, String)>,
+    /// Listening sockets whose owner the last walk did not find (another
+    /// user's processes, to a rootless agent): not a reason to walk again.
+    unowned: HashSet<u64>,
 }
 
 impl PortSource {
@@ -75,6 +78,7 @@ impl PortSource {
         PortSource {
             root: root.into(),
             owners: HashMap::new(),
+            unowned: HashSet::new(),
         }
     }
 
@@ -97,9 +101,15 @@ impl PortSource {
         }
         if sockets
             .iter()
-            .any(|(_, s)| !self.owners.contains_key(&s.inode))
+            .any(|(_, s)| !self.owners.contains_key(&s.inode) && !self.unowned.contains(&s.inode))
         {
-            self.owners = self.scan_owners();
+            let wanted: HashSet<u64> = sockets.iter().map(|(_, s)| s.inode).collect();
+            self.owners = self.scan_owners(&wanted);
+            self.unowned = sockets
+                .iter()
+                .map(|(_, s)| s.inode)
+                .filter(|i| !self.owners.contains_key(i))
+                .collect();
         }
         let mut ports: Vec<Port> = sockets
             .into_iter()
@@ -120,9 +130,10 @@ impl PortSource {
         Ok(ports)
     }
 
-    /// Walks `/proc/*/fd` for socket links. Processes of other users are not
-    /// readable to a rootless agent; their sockets show without a process.
-    fn scan_owners(&self) -> HashMap<u64, (u32, String)> {
+    /// Walks `/proc/*/fd` for the links to `wanted` sockets. Processes of
+    /// other users are not readable to a rootless agent; their sockets show
+    /// without a process.
+    fn scan_owners(&self, wanted: &HashSet<u64>) -> HashMap<u64, (u32, String)> {
         let mut owners = HashMap::new();
         let Ok(procs) = super::pid_dirs(&self.root) else {
             return owners;
@@ -136,6 +147,7 @@ impl PortSource {
                 let Some(inode) = std::fs::read_link(fd.path())
                     .ok()
                     .and_then(|l| socket_inode(l.to_str()?))
+                    .filter(|i| wanted.contains(i))
                 else {
                     continue;
                 };

@@ -16,6 +16,7 @@ use twinbay_proto::model::{Keyed, NodeState, SourceStatus, Unit};
 use zbus::{Connection, MatchRule, MessageStream};
 use zbus::{OwnedObjectPath, OwnedVariant as OwnedValue};
 
+use super::files::UnitFiles;
 use crate::backoff::{Backoff, random_unit};
 
 /// One row of `ListUnits`.
@@ -155,14 +156,16 @@ pub async fn run(
     bus: Bus,
     filter: UnitFilter,
     state: Arc<watch::Sender<NodeState>>,
+    mut unit_files: watch::Receiver<UnitFiles>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
     loop {
-        let reason = match session(bus, &filter, &state, &cancel, &mut backoff).await {
-            Ok(()) => return,
-            Err(e) => e,
-        };
+        let reason =
+            match session(bus, &filter, &state, &mut unit_files, &cancel, &mut backoff).await {
+                Ok(()) => return,
+                Err(e) => e,
+            };
         tracing::debug!(?bus, reason, "unit source unavailable");
         let user = bus == Bus::User;
         state.send_if_modified(|s| {
@@ -189,6 +192,7 @@ async fn session(
     bus: Bus,
     filter: &UnitFilter,
     state: &watch::Sender<NodeState>,
+    files: &mut watch::Receiver<UnitFiles>,
     cancel: &CancellationToken,
     backoff: &mut Backoff,
 ) -> Result<(), String> {
@@ -225,10 +229,10 @@ async fn session(
     manager.subscribe().await.map_err(err("Subscribe"))?;
     let user = bus == Bus::User;
     // systemd does not signal that a unit's files changed on disk
-    // (`NeedDaemonReload` is computed when read): the files source sees it,
-    // so a new version of a unit's file makes this source read the unit again.
-    let mut twin = state.subscribe();
-    let mut unit_files = unit_file_hashes(&twin.borrow_and_update());
+    // (`NeedDaemonReload` is computed when read): the files source sees it
+    // and says so (only then: never a walk of every watched file), so a new
+    // version of a unit's file makes this source read the unit again.
+    let mut unit_files = files.borrow_and_update().clone();
     let mut units = BTreeMap::new();
     for row in manager.list_units().await.map_err(err("ListUnits"))? {
         if let Some(u) = read_unit(&conn, &row.6, user)
@@ -293,8 +297,8 @@ async fn session(
                 tracing::debug!(?bus, units = names.len(), "daemon-reload done; reading units again");
                 unit_paths(&manager, names).await
             }
-            Ok(()) = twin.changed() => {
-                let now = unit_file_hashes(&twin.borrow_and_update());
+            Ok(()) = files.changed() => {
+                let now = files.borrow_and_update().clone();
                 if now == unit_files {
                     continue;
                 }
@@ -325,16 +329,6 @@ async fn session(
             });
         }
     }
-}
-
-/// The hash of every watched unit file (origin `unit`), by path.
-fn unit_file_hashes(state: &NodeState) -> BTreeMap<String, Option<String>> {
-    state
-        .files
-        .values()
-        .filter(|f| f.origin == "unit")
-        .map(|f| (f.path.clone(), f.sha256.clone()))
-        .collect()
 }
 
 /// The names of this bus's units in the twin for which `wanted` holds.

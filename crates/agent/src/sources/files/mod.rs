@@ -22,7 +22,7 @@ pub mod watch;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,7 +185,8 @@ pub struct Engine {
     /// Bad specs and excludes, reported in the status.
     problems: Vec<String>,
     discovered: BTreeMap<PathBuf, Origin>,
-    entries: HashMap<PathBuf, Entry>,
+    /// One per watched file (a B-tree: a hash map of 2,000 held 4,096 slots).
+    entries: BTreeMap<Box<Path>, Entry>,
     named: HashSet<PathBuf>,
     pending: Arc<Pending>,
     watches: Option<Watches>,
@@ -218,7 +219,7 @@ impl Engine {
             excludes,
             problems,
             discovered: BTreeMap::new(),
-            entries: HashMap::new(),
+            entries: BTreeMap::new(),
             named: HashSet::new(),
             pending,
             watches: None,
@@ -253,11 +254,11 @@ impl Engine {
         let gone: Vec<PathBuf> = self
             .entries
             .keys()
-            .filter(|p| !plan.files.contains_key(*p))
-            .cloned()
+            .filter(|p| !plan.files.contains_key(&***p))
+            .map(|p| p.to_path_buf())
             .collect();
         for p in gone {
-            self.entries.remove(&p);
+            self.entries.remove(p.as_path());
             update.removes.push(p.to_string_lossy().into_owned());
         }
         self.named.clear();
@@ -265,7 +266,7 @@ impl Engine {
             if named {
                 self.named.insert(path.clone());
             }
-            let need_read = match self.entries.get_mut(&path) {
+            let need_read = match self.entries.get_mut(path.as_path()) {
                 Some(e) if e.origin == origin && e.named == named => {
                     // Missing and unreadable ones (no stamp) are looked at
                     // again: they may have appeared without an event we saw.
@@ -283,7 +284,7 @@ impl Engine {
                         named,
                         stamp: None,
                     };
-                    self.entries.insert(path.clone(), entry);
+                    self.entries.insert(path.clone().into_boxed_path(), entry);
                     true
                 }
             };
@@ -346,7 +347,7 @@ impl Engine {
         let mut update = Update::default();
         let mut replan = false;
         for p in paths {
-            if self.entries.contains_key(&p) {
+            if self.entries.contains_key(p.as_path()) {
                 self.read(&p, &mut update);
                 // A found file that went away may be back under its own name
                 // at the next plan; nothing else to do.
@@ -437,20 +438,69 @@ pub fn chunks(text: &str, max: usize) -> Vec<(usize, &str)> {
     out
 }
 
+/// The hash of every watched unit file (origin `unit`), by path: the units
+/// source reads a unit again when one of its files changes.
+pub type UnitFiles = BTreeMap<String, Option<String>>;
+
+fn unit_file_hashes(state: &NodeState) -> UnitFiles {
+    state
+        .files
+        .values()
+        .filter(|f| f.origin == Origin::Unit.as_str())
+        .map(|f| (f.path.clone(), f.sha256.clone()))
+        .collect()
+}
+
+/// Counts the files source's changes to the twin's files (the link
+/// compares the files only when it moved).
+#[derive(Debug, Default)]
+pub struct FilesGeneration(std::sync::atomic::AtomicU64);
+
+impl FilesGeneration {
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn bump(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Who else hears of the files source's changes.
+#[derive(Debug)]
+pub struct Signals {
+    /// The units source: the hashes of the units' files.
+    pub unit_files: channel::Sender<UnitFiles>,
+    /// The link: bumped with each change to the twin's files, while the
+    /// twin is locked for it.
+    pub generation: Arc<FilesGeneration>,
+}
+
+/// Where the files source reports to: the twin, and the others.
+struct Out<'a> {
+    state: &'a channel::Sender<NodeState>,
+    signals: &'a Signals,
+}
+
 /// Runs the files source until `cancel`.
 pub async fn run(
     config: FilesConfig,
     key: FileKey,
     state: Arc<channel::Sender<NodeState>>,
+    signals: Signals,
     cancel: CancellationToken,
 ) {
+    let out = Out {
+        state: &state,
+        signals: &signals,
+    };
     let mut rx = state.subscribe();
     let pending = Arc::new(Pending::default());
     let debounce = config.debounce;
     let rescan_every = config.rescan.max(Duration::from_secs(1));
     let mut engine = Engine::new(config, key, pending.clone());
     engine.set_discovered(discover(&rx.borrow_and_update()));
-    let Some(mut engine) = step(engine, &state, |e| e.reconcile(false)).await else {
+    let Some(mut engine) = step(engine, &out, |e| e.reconcile(false)).await else {
         return;
     };
     let mut rescan =
@@ -467,7 +517,7 @@ pub async fn run(
                 if !engine.set_discovered(found) {
                     continue;
                 }
-                step(engine, &state, |e| e.reconcile(false)).await
+                step(engine, &out, |e| e.reconcile(false)).await
             }
             _ = pending.notify.notified() => {
                 // Let the save finish: wait until events pause.
@@ -483,9 +533,9 @@ pub async fn run(
                     }
                 }
                 let (paths, all) = pending.take();
-                step(engine, &state, move |e| e.on_events(paths, all)).await
+                step(engine, &out, move |e| e.on_events(paths, all)).await
             }
-            _ = rescan.tick() => step(engine, &state, |e| e.reconcile(true)).await,
+            _ = rescan.tick() => step(engine, &out, |e| e.reconcile(true)).await,
         };
         match next {
             Some(e) => engine = e,
@@ -497,7 +547,7 @@ pub async fn run(
 /// Runs one engine step off the async threads and applies its update.
 async fn step(
     mut engine: Engine,
-    state: &channel::Sender<NodeState>,
+    out: &Out<'_>,
     f: impl FnOnce(&mut Engine) -> Update + Send + 'static,
 ) -> Option<Engine> {
     let (engine, update) = tokio::task::spawn_blocking(move || {
@@ -506,6 +556,25 @@ async fn step(
     })
     .await
     .ok()?;
-    state.send_if_modified(|s| update.apply(s));
+    let units_touched = !update.removes.is_empty()
+        || update
+            .upserts
+            .iter()
+            .any(|f| f.origin == Origin::Unit.as_str());
+    out.state.send_if_modified(|s| {
+        let changed = update.apply(s);
+        if changed {
+            out.signals.generation.bump();
+        }
+        changed
+    });
+    if units_touched {
+        let now = unit_file_hashes(&out.state.borrow());
+        out.signals.unit_files.send_if_modified(|m| {
+            let changed = *m != now;
+            *m = now;
+            changed
+        });
+    }
     Some(engine)
 }

@@ -22,8 +22,9 @@ pub struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+    /// Nanoseconds since the epoch (wrapping: only equality matters).
+    mtime_ns: i64,
+    ctime_ns: i64,
 }
 
 impl Stamp {
@@ -32,8 +33,14 @@ impl Stamp {
             dev: m.dev(),
             ino: m.ino(),
             size: m.size(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            mtime_ns: m
+                .mtime()
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(m.ctime_nsec()),
         }
     }
 

@@ -29,6 +29,8 @@ fn key() -> FileKey {
 struct Source {
     state: Arc<watch::Sender<NodeState>>,
     versions: Arc<Mutex<BTreeMap<String, Vec<Option<WatchedFile>>>>>,
+    /// What the units source hears.
+    unit_files: watch::Receiver<UnitFiles>,
     cancel: CancellationToken,
 }
 
@@ -63,10 +65,16 @@ impl Source {
                 }
             }
         });
-        tokio::spawn(run(config, key(), state.clone(), cancel.clone()));
+        let (unit_tx, unit_files) = watch::channel(UnitFiles::new());
+        let signals = Signals {
+            unit_files: unit_tx,
+            generation: Default::default(),
+        };
+        tokio::spawn(run(config, key(), state.clone(), signals, cancel.clone()));
         Source {
             state,
             versions,
+            unit_files,
             cancel,
         }
     }
@@ -278,6 +286,61 @@ async fn a_watched_directory_follows_its_files() {
     .await;
     let status = src.state.borrow().sources[SOURCE].clone();
     assert_eq!(status.reason.as_deref(), Some("2 files watched"));
+    drop(src);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The units source hears of a unit file's new version from the files
+/// source, and of nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_files_new_version_is_signalled_and_nothing_else() {
+    let d = tmp("unitsig");
+    let unit = d.join("web.service");
+    let other = d.join("other.conf");
+    std::fs::write(&unit, "[Service]\nExecStart=/bin/true\n").unwrap();
+    std::fs::write(&other, "a\n").unwrap();
+    let mut src = Source::start(config(&[&other]));
+    src.state.send_modify(|s| {
+        let u = twinbay_proto::model::Unit {
+            name: "web.service".into(),
+            fragment_path: Some(unit.to_str().unwrap().into()),
+            ..Default::default()
+        };
+        s.units.insert(u.name.clone(), u);
+    });
+    let path = unit.to_str().unwrap().to_string();
+    let hash_of = |text: &str| Some(Some(sha(text.as_bytes())));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while src.unit_files.borrow_and_update().get(&path).cloned()
+        != hash_of("[Service]\nExecStart=/bin/true\n")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the unit file's hash is signalled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(src.unit_files.borrow().len(), 1, "only unit files");
+
+    // Another watched file changes: no signal.
+    src.one_version(
+        "a watched file that is not a unit's",
+        &other,
+        || std::fs::write(&other, "b\n").unwrap(),
+        has("b\n"),
+    )
+    .await;
+    assert!(!src.unit_files.has_changed().unwrap());
+
+    std::fs::write(&unit, "[Service]\nExecStart=/bin/false\n").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), src.unit_files.changed())
+        .await
+        .expect("a new version of the unit file is signalled")
+        .unwrap();
+    assert_eq!(
+        src.unit_files.borrow().get(&path).cloned(),
+        hash_of("[Service]\nExecStart=/bin/false\n")
+    );
     drop(src);
     std::fs::remove_dir_all(&d).unwrap();
 }
