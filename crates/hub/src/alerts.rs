@@ -393,7 +393,10 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
         .iter()
         .filter(|(k, a)| match events.contains(&k.0) {
             true => now - a.record.fired_ms.unwrap_or(a.record.started_ms) >= HOLD_MS,
-            false => !found.contains(k) && !(offline.contains(&k.1) && enabled.contains(&k.0)),
+            false => {
+                let held = offline.contains(&k.1) && enabled.contains(&k.0);
+                !found.contains(k) && !held
+            }
         })
         .map(|(k, a)| {
             let event = events.contains(&k.0);
