@@ -6,13 +6,14 @@
 import { memPct, netRate } from './format';
 import { FrameListeners } from './frames';
 import { LiveTopology } from './topology';
-import type { CommandRecord, Container, NodeView, Route, Sample, StreamMessage, TargetState, TimelineEvent, Unit } from './types';
+import type { CommandRecord, Container, LiveAlert, NodeView, Route, Sample, StreamMessage, TargetState, TimelineEvent, Unit } from './types';
 
 /** Samples kept per node for the sparklines. */
 export const SPARK_LEN = 60;
 const LIVE_EVENTS = 300;
 /** Commands kept from the stream (the host screens show the last 50 of each). */
 const LIVE_COMMANDS = 500;
+const LIVE_ALERTS = 1000;
 
 export interface Spark {
   t: number[];
@@ -79,6 +80,10 @@ class Fleet {
   liveEvents: TimelineEvent[] = [];
   /** Commands started or ended since the last snapshot, by id (the newest state of each). */
   liveCommands = new Map<string, CommandRecord>();
+  /** Alerts changed since the page opened (stream `alert` frames), by id, each with
+   * the `alertSeq` it arrived at (lists read from the API apply the later ones). */
+  liveAlerts = new Map<number, { alert: LiveAlert; seq: number }>();
+  alertSeq = 0;
   /** Bumped on every live `file.*` timeline event (a version rated: lists of files and changes re-read). */
   fileEvents = 0;
   /** Snapshots applied: after one, lists read from the API may have missed changes. */
@@ -259,6 +264,14 @@ class Fleet {
         this.liveCommands.delete(c.id); // re-inserted: the map stays in arrival order
         this.liveCommands.set(c.id, c);
         if (this.liveCommands.size > LIVE_COMMANDS) this.liveCommands.delete(this.liveCommands.keys().next().value as string);
+        this.changed(false);
+        break;
+      }
+      case 'alert': {
+        this.alertSeq++;
+        this.liveAlerts.delete(msg.alert.id); // re-inserted: the map stays in arrival order
+        this.liveAlerts.set(msg.alert.id, { alert: msg.alert, seq: this.alertSeq });
+        if (this.liveAlerts.size > LIVE_ALERTS) this.liveAlerts.delete(this.liveAlerts.keys().next().value as number);
         this.changed(false);
         break;
       }

@@ -1,6 +1,8 @@
 // The hub's JSON shapes (crates/proto/src/model.rs, crates/hub/src/twin/view.rs,
 // crates/hub/src/timeline.rs). Only what the UI reads is typed.
 
+import type { AlertRecord } from './screens/AlertsApi';
+
 export interface HostInfo {
   hostname: string;
   os: string;
@@ -290,8 +292,13 @@ export type StreamMessage =
   | { type: 'metrics'; id: string; sample: Sample }
   | { type: 'event'; event: TimelineEvent }
   | { type: 'command'; command: CommandRecord }
+  | { type: 'alert'; id: string; alert: LiveAlert }
   | TopologyMessage
   | TopologyDiffMessage;
+
+/** An alert's change on the stream (`pending`, `firing`, `resolved`, an
+ * acknowledgement), or `dropped`: pending, it recovered before it fired. */
+export type LiveAlert = Omit<AlertRecord, 'state'> & { state: AlertRecord['state'] | 'dropped' };
 
 /** The whole topology, sent to a stream client that watches it. */
 export interface TopologyMessage {

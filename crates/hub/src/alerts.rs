@@ -16,7 +16,10 @@
 pub mod batch;
 pub mod channels;
 pub mod eval;
+pub mod events;
+pub mod forecast;
 pub mod machine;
+pub mod seal;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use self::batch::FLEET_BATCH;
 pub use self::batch::{Batch, Ready, merge_fleet};
 use self::eval::{Check, Kind};
+use self::events::{HOLD_MS, Happening};
 use self::machine::{Alert, State, Transition};
 use crate::store::{AlertRecord, ChannelRecord, RuleRecord, SilenceRecord, StoreError, now_ms};
 use crate::{HubState, lock};
@@ -56,10 +60,11 @@ impl Default for AlertConfig {
 type Key = (i64, String, String);
 
 /// The engine's memory: rules and channels as stored, active alerts.
-#[derive(Default)]
 pub struct Alerts {
     inner: Mutex<Inner>,
     gauge: AlertGauge,
+    /// Seals channel secrets at rest ([`seal`]).
+    sealer: seal::Sealer,
 }
 
 #[derive(Default)]
@@ -69,6 +74,8 @@ struct Inner {
     active: HashMap<Key, Active>,
     groups: HashMap<(i64, String), Group>,
     silences: Vec<SilenceRecord>,
+    /// Each (node, mount)'s recent use, for `disk_forecast` rules.
+    trends: HashMap<(String, String), forecast::Trend>,
 }
 
 struct Active {
@@ -87,10 +94,25 @@ struct Group {
 }
 
 impl Alerts {
+    /// The engine of the hub with data directory `data_dir` (its sealing
+    /// key is there, made on first start).
+    pub fn open(data_dir: &std::path::Path) -> Result<Alerts, crate::HubError> {
+        Ok(Alerts {
+            inner: Mutex::default(),
+            gauge: AlertGauge::default(),
+            sealer: seal::Sealer::load_or_create(data_dir)?,
+        })
+    }
+
+    /// What seals and opens channel secrets.
+    pub fn sealer(&self) -> &seal::Sealer {
+        &self.sealer
+    }
+
     /// Reads rules and channels again (after the API changed them).
     pub async fn reload(&self, store: &crate::store::Store) -> Result<(), StoreError> {
         let rules = store.alert_rules().await?;
-        let channels = store.alert_channels().await?;
+        let channels = store.alert_channels(&self.sealer).await?;
         let silences = store.alert_silences().await?;
         let mut inner = lock(&self.inner);
         inner.rules = rules;
@@ -157,11 +179,19 @@ fn check_of(rule: &RuleRecord, now_ms: i64) -> Option<Check> {
         above: rule.above,
         clear: rule.clear,
         now_ms,
+        within_ms: rule.within_ms.unwrap_or(eval::FORECAST_WITHIN_MS),
+        window_ms: rule.window_ms.unwrap_or(eval::FORECAST_WINDOW_MS),
     })
 }
 
-/// Loads what is stored, then evaluates every [`EVAL_EVERY`] until `stop`.
-pub async fn run(hub: Arc<HubState>, config: AlertConfig, stop: CancellationToken) {
+/// Loads what is stored, then evaluates every [`EVAL_EVERY`] and on every
+/// happening from `inbox`, until `stop`.
+pub async fn run(
+    hub: Arc<HubState>,
+    config: AlertConfig,
+    mut inbox: tokio::sync::mpsc::Receiver<Happening>,
+    stop: CancellationToken,
+) {
     if let Err(e) = load(&hub).await {
         tracing::error!(error = %crate::report(&e), "loading alerts failed; alerting is off");
         return;
@@ -169,20 +199,20 @@ pub async fn run(hub: Arc<HubState>, config: AlertConfig, stop: CancellationToke
     let mut tick = tokio::time::interval(EVAL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let changes = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now = now_ms();
-        let changes = evaluate(&hub, now);
+            _ = tick.tick() => evaluate(&hub, now_ms()),
+            Some(h) = inbox.recv() => happened(&hub, &h, now_ms()),
+        };
         if !changes.is_empty() {
             sync_gauge(&hub.alerts.gauge, &lock(&hub.alerts.inner));
         }
-        for (record, transition) in changes {
-            if let Err(e) = record_change(&hub, record, transition).await {
+        for (record, transition, notify) in changes {
+            if let Err(e) = record_change(&hub, record, transition, notify).await {
                 tracing::warn!(error = %crate::report(&e), "recording an alert failed");
             }
         }
+        let now = now_ms();
         for (channels, batch) in due(&hub, &config, now) {
             for channel in channels {
                 let hub = hub.clone();
@@ -206,6 +236,13 @@ pub async fn run(hub: Arc<HubState>, config: AlertConfig, stop: CancellationToke
 }
 
 async fn load(hub: &HubState) -> Result<(), StoreError> {
+    let sealed = hub.store.seal_alert_channels(&hub.alerts.sealer).await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "sealed the secrets of channels stored before sealing"
+        );
+    }
     hub.alerts.reload(&hub.store).await?;
     let stored = hub.store.alerts(true, 0).await?;
     let mut inner = lock(&hub.alerts.inner);
@@ -241,48 +278,130 @@ async fn load(hub: &HubState) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One round: every rule on every node it covers. Returns the alerts that
-/// changed, to be stored.
-fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
-    let mut inner = lock(&hub.alerts.inner);
+/// An alert's change to store, and whether it is worth a notification.
+type Change = (AlertRecord, Transition, bool);
+
+/// Whether `rule` covers the host `node_id` with `labels`.
+fn covers(
+    rule: &RuleRecord,
+    node_id: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    rule.node_id.as_deref().is_none_or(|n| n == node_id)
+        && rule.group.as_ref().is_none_or(|group| {
+            group
+                .split_once('=')
+                .is_some_and(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+        })
+}
+
+fn kind_of(rule: &RuleRecord) -> Option<Kind> {
+    serde_json::from_value(serde_json::json!(rule.kind)).ok()
+}
+
+/// One round: every rule on every node it covers, and the hub's own
+/// (the audit trail). Returns the alerts that changed, to be stored.
+fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
+    let mut guard = lock(&hub.alerts.inner);
+    let inner = &mut *guard;
     let rules: Vec<(RuleRecord, Check)> = inner
         .rules
         .iter()
         .filter(|r| r.enabled)
         .filter_map(|r| Some((r.clone(), check_of(r, now)?)))
+        .filter(|(_, c)| !c.kind.is_event())
         .collect();
-    let mut findings: Vec<(Key, bool, String)> = Vec::new();
+    let window = rules
+        .iter()
+        .filter(|(_, c)| c.kind == Kind::DiskForecast)
+        .map(|(_, c)| c.window_ms)
+        .max();
+    // (key, holds, summary, worth a notification)
+    let mut findings: Vec<(Key, bool, String, bool)> = Vec::new();
+    let (active, trends) = (&inner.active, &mut inner.trends);
+    let mut offline = std::collections::HashSet::new();
     hub.twin.for_each(|node| {
+        if !node.connected {
+            offline.insert(node.id.clone());
+        }
+        // Forecasts need each mount's history, taken at the hub's time.
+        if let (Some(window), Some(r), true) = (window, &node.resources, node.connected) {
+            for d in r.disks.iter().filter(|d| d.total > 0) {
+                trends
+                    .entry((node.id.clone(), d.mount.clone()))
+                    .or_default()
+                    .push(now, d.used as f64, d.total as f64, window);
+            }
+        }
         for (rule, check) in &rules {
-            if rule.node_id.as_deref().is_some_and(|n| n != node.id) {
+            if check.kind == Kind::AuditBroken || !covers(rule, &node.id, &node.state.host.labels) {
                 continue;
             }
-            if let Some(group) = &rule.group {
-                let labels = &node.state.host.labels;
-                let inside = group
-                    .split_once('=')
-                    .is_some_and(|(k, v)| labels.get(k).is_some_and(|l| l == v));
-                if !inside {
-                    continue;
-                }
-            }
-            let active = |subject: &str| {
-                inner
-                    .active
-                    .contains_key(&(rule.id, node.id.clone(), subject.to_string()))
+            let found = match check.kind {
+                Kind::DiskForecast => eval::forecast(check, node, |mount| {
+                    trends
+                        .get(&(node.id.clone(), mount.to_string()))
+                        .map(|t| t.within(check.window_ms, now))
+                }),
+                _ => eval::evaluate(check, node, |subject: &str| {
+                    active.contains_key(&(rule.id, node.id.clone(), subject.to_string()))
+                }),
             };
-            for f in eval::evaluate(check, node, active) {
-                findings.push(((rule.id, node.id.clone(), f.subject), f.holds, f.summary));
+            for f in found {
+                findings.push((
+                    (rule.id, node.id.clone(), f.subject),
+                    f.holds,
+                    f.summary,
+                    true,
+                ));
             }
         }
     });
-    // Active alerts whose subject is gone (a container removed) let go.
-    let found: std::collections::HashSet<&Key> = findings.iter().map(|(k, _, _)| k).collect();
-    let vanished: Vec<(Key, bool, String)> = inner
+    match window {
+        Some(w) => trends.retain(|_, t| t.points.back().is_some_and(|(ts, _)| now - ts <= w)),
+        None => trends.clear(),
+    }
+    // The hub's own: the audit trail holds its recorded head, or not.
+    let broken = hub.store.anchor().broken();
+    for (rule, _) in rules.iter().filter(|(_, c)| c.kind == Kind::AuditBroken) {
+        let summary = match &broken {
+            Some(why) => format!("the audit trail does not verify: {why}"),
+            None => "the audit trail verifies".to_string(),
+        };
+        findings.push((
+            (rule.id, String::new(), "audit trail".into()),
+            broken.is_some(),
+            summary,
+            true,
+        ));
+    }
+    // Active alerts whose subject is gone (a container removed) let go;
+    // event alerts let go (silently) after their hold. An offline host's
+    // alerts stay as they were (its last known state is not news; its
+    // host-down alert holds back their notifications) instead of
+    // resolving and firing again around every dropped connection.
+    let events: std::collections::HashSet<i64> = inner
+        .rules
+        .iter()
+        .filter(|r| r.enabled && kind_of(r).is_some_and(Kind::is_event))
+        .map(|r| r.id)
+        .collect();
+    let found: std::collections::HashSet<&Key> = findings.iter().map(|(k, ..)| k).collect();
+    let enabled: std::collections::HashSet<i64> = rules.iter().map(|(r, _)| r.id).collect();
+    let vanished: Vec<(Key, bool, String, bool)> = inner
         .active
         .iter()
-        .filter(|(k, _)| !found.contains(k))
-        .map(|(k, a)| (k.clone(), false, a.record.summary.clone()))
+        .filter(|(k, a)| match events.contains(&k.0) {
+            true => now - a.record.fired_ms.unwrap_or(a.record.started_ms) >= HOLD_MS,
+            false => {
+                let held = offline.contains(&k.1) && enabled.contains(&k.0);
+                !found.contains(k) && !held
+            }
+        })
+        .map(|(k, a)| {
+            let event = events.contains(&k.0);
+            (k.clone(), false, a.record.summary.clone(), !event)
+        })
         .collect();
     findings.extend(vanished);
 
@@ -290,74 +409,131 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<(AlertRecord, Transition)> {
     // drop) through the vanished ones above.
     let for_ms: HashMap<i64, i64> = inner.rules.iter().map(|r| (r.id, r.for_ms)).collect();
     let mut changed = Vec::new();
-    for (key, holds, summary) in findings {
+    for (key, holds, summary, notify) in findings {
         let Some(for_ms) = for_ms.get(&key.0).copied() else {
             inner.active.remove(&key);
             continue;
         };
         let current = inner.active.get(&key).map(|a| &a.alert);
         let (next, transition) = machine::step(current, holds, for_ms, now);
-        let Some(transition) = transition else {
-            // Still firing: repeat after repeat_interval (queued by `due`).
-            continue;
-        };
-        let mut record = match inner.active.remove(&key) {
-            Some(a) => a.record,
-            None => AlertRecord {
-                id: 0,
-                rule_id: key.0,
-                node_id: key.1.clone(),
-                subject: key.2.clone(),
-                state: String::new(),
-                summary: String::new(),
-                started_ms: now,
-                fired_ms: None,
-                resolved_ms: None,
-                notified: false,
-                acked_ms: None,
-                acked_by: None,
-                ack_comment: None,
-                silenced: false,
-            },
-        };
-        record.summary = summary;
-        if let Some(next) = &next {
-            record.state = next.state.as_str().into();
-            record.fired_ms = next.fired_ms;
-            record.resolved_ms = next.resolved_ms;
+        // None: still firing (repeats are queued by `due`) or still fine.
+        if let Some(transition) = transition {
+            let record = advance(inner, key, next, transition, summary, now);
+            changed.push((record, transition, notify));
         }
-        record.notified = false;
-        match transition {
-            // Pending or firing: active until it resolves or drops.
-            Transition::Began | Transition::Fired => {
-                inner.active.insert(
-                    key,
-                    Active {
-                        record: record.clone(),
-                        alert: next.expect("an active alert"),
-                        sent_ms: None,
-                    },
-                );
-            }
-            Transition::Dropped | Transition::Resolved => {}
-        }
-        changed.push((record, transition));
     }
     changed
 }
 
-/// Stores a change; queues the notification it is worth.
+/// What a happening does to the event rules it concerns: fires their
+/// alert for its subject, or resolves it (it went right again).
+fn happened(hub: &HubState, h: &Happening, now: i64) -> Vec<Change> {
+    let (hostname, labels) = hub
+        .twin
+        .read(&h.node_id, |n| {
+            (n.state.host.hostname.clone(), n.state.host.labels.clone())
+        })
+        .unwrap_or_default();
+    let mut guard = lock(&hub.alerts.inner);
+    let inner = &mut *guard;
+    let rules: Vec<i64> = inner
+        .rules
+        .iter()
+        .filter(|r| r.enabled && covers(r, &h.node_id, &labels))
+        .filter(|r| {
+            let risk = r
+                .risk
+                .as_ref()
+                .and_then(|r| serde_json::from_value(serde_json::json!(r)).ok());
+            kind_of(r).is_some_and(|k| h.concerns(k, risk))
+        })
+        .map(|r| r.id)
+        .collect();
+    let mut changed = Vec::new();
+    for rule in rules {
+        let key = (rule, h.node_id.clone(), h.subject.clone());
+        let current = inner.active.get(&key).map(|a| &a.alert);
+        let (next, transition) = machine::step(current, h.failed, 0, now);
+        if let Some(transition) = transition {
+            let summary = format!("{} on {hostname}", h.what);
+            let record = advance(inner, key, next, transition, summary, now);
+            changed.push((record, transition, true));
+        }
+    }
+    changed
+}
+
+/// Applies a transition to the alert `key`: its record as it now is, kept
+/// among the active ones while pending or firing.
+fn advance(
+    inner: &mut Inner,
+    key: Key,
+    next: Option<Alert>,
+    transition: Transition,
+    summary: String,
+    now: i64,
+) -> AlertRecord {
+    let mut record = match inner.active.remove(&key) {
+        Some(a) => a.record,
+        None => AlertRecord {
+            id: 0,
+            rule_id: key.0,
+            node_id: key.1.clone(),
+            subject: key.2.clone(),
+            state: String::new(),
+            summary: String::new(),
+            started_ms: now,
+            fired_ms: None,
+            resolved_ms: None,
+            notified: false,
+            acked_ms: None,
+            acked_by: None,
+            ack_comment: None,
+            silenced: false,
+        },
+    };
+    record.summary = summary;
+    if let Some(next) = &next {
+        record.state = next.state.as_str().into();
+        record.fired_ms = next.fired_ms;
+        record.resolved_ms = next.resolved_ms;
+    }
+    record.notified = false;
+    match transition {
+        // Pending or firing: active until it resolves or drops.
+        Transition::Began | Transition::Fired => {
+            inner.active.insert(
+                key,
+                Active {
+                    record: record.clone(),
+                    alert: next.expect("an active alert"),
+                    sent_ms: None,
+                },
+            );
+        }
+        Transition::Dropped | Transition::Resolved => {}
+    }
+    record
+}
+
+/// Stores a change; queues the notification it is worth (none when
+/// `notify` is false: it counts as sent).
 async fn record_change(
     hub: &HubState,
     mut record: AlertRecord,
     transition: Transition,
+    notify: bool,
 ) -> Result<(), StoreError> {
     if transition == Transition::Dropped {
         if record.id != 0 {
             hub.store.drop_alert(record.id).await?;
+            // Gone from the lists: tell them (state `dropped`).
+            record.state = "dropped".into();
+            let _ = hub.twin.stream().send(alert_event(&record));
         }
         return Ok(());
     }
+    record.notified = !notify;
     let id = hub.store.put_alert(&record).await?;
     record.id = id;
     let mut inner = lock(&hub.alerts.inner);
@@ -370,7 +546,9 @@ async fn record_change(
         a.record.id = id;
     }
     match transition {
-        Transition::Fired | Transition::Resolved => queue(&mut inner.groups, &record, now_ms()),
+        Transition::Fired | Transition::Resolved if notify => {
+            queue(&mut inner.groups, &record, now_ms())
+        }
         _ => {}
     }
     let _ = hub.twin.stream().send(alert_event(&record));
@@ -386,7 +564,9 @@ fn queue(groups: &mut HashMap<(i64, String), Group>, record: &AlertRecord, now: 
     g.queued.push(record.clone());
 }
 
-/// The stream message for an alert's change (`{"type":"alert", …}`).
+/// The stream message for an alert's change: `{"type":"alert","id":NODE,
+/// "alert":{…}}` with the alert as `GET /api/v1/alerts` lists it, its
+/// `state` also `dropped` (pending, it recovered before it fired).
 fn alert_event(record: &AlertRecord) -> axum::extract::ws::Utf8Bytes {
     serde_json::json!({"type": "alert", "id": record.node_id, "alert": record})
         .to_string()
@@ -407,6 +587,7 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
         active,
         groups,
         silences,
+        ..
     } = &mut *inner;
     let host_down: Vec<i64> = rules
         .iter()
@@ -460,12 +641,13 @@ fn due(hub: &HubState, config: &AlertConfig, now: i64) -> Vec<(Vec<ChannelRecord
             tracing::debug!(rule = rule.name, node_id, "inhibited: the host is down");
             continue;
         }
+        // The hub's own alerts (the audit trail) have no host.
         let (hostname, labels) = hub
             .twin
             .read(node_id, |n| {
                 (n.state.host.hostname.clone(), n.state.host.labels.clone())
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|| ("hub".into(), Default::default()));
         // Silenced: evaluated, listed, not sent. Acknowledged: its
         // resolution is still sent, repeats are not.
         batch.retain(|r| {

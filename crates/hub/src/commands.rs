@@ -70,6 +70,8 @@ pub struct Commands {
     store: Store,
     /// The UI stream: every command's start and end go out on it.
     announce: Option<broadcast::Sender<axum::extract::ws::Utf8Bytes>>,
+    /// Alert rules hear how each command ended (`alerts/events.rs`).
+    alerts: Option<crate::alerts::events::Inbox>,
     links: Mutex<HashMap<String, Link>>,
     running: Arc<Mutex<HashMap<String, Running>>>,
 }
@@ -79,6 +81,7 @@ impl Commands {
         Commands {
             store,
             announce: None,
+            alerts: None,
             links: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -92,6 +95,12 @@ impl Commands {
         stream: broadcast::Sender<axum::extract::ws::Utf8Bytes>,
     ) -> Commands {
         self.announce = Some(stream);
+        self
+    }
+
+    /// Tells alert rules how each command ended.
+    pub fn alerting(mut self, inbox: crate::alerts::events::Inbox) -> Commands {
+        self.alerts = Some(inbox);
         self
     }
 
@@ -272,6 +281,9 @@ impl Commands {
             (r.record.clone(), r.output.clone())
         };
         self.announce(&record);
+        if let Some(alerts) = &self.alerts {
+            alerts.command(&record);
+        }
         let store = self.store.clone();
         let running = self.running.clone();
         tokio::spawn(async move {

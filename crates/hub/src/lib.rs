@@ -274,7 +274,13 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         .await?;
 
     let (timeline_tx, timeline_rx) = tokio::sync::mpsc::channel(8192);
-    let twin = Arc::new(twin::Twin::new(store.nodes().await?).with_timeline(timeline_tx));
+    // What happens (timeline events, commands' ends) reaches alert rules too.
+    let (alert_inbox, alert_happenings) = alerts::events::inbox();
+    let twin = Arc::new(
+        twin::Twin::new(store.nodes().await?)
+            .with_timeline(timeline_tx)
+            .with_alerts(alert_inbox.clone()),
+    );
     // The recorder and history stop after the links, so nothing is lost.
     let recorder_stop = CancellationToken::new();
     let (history, history_task) =
@@ -288,7 +294,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     let stream = twin.stream();
     let (files, file_jobs) = files::Files::new();
     let gateways = gateway::Gateways::new(&config.gateway);
-    let alerts = alerts::Alerts::default();
+    let alerts = alerts::Alerts::open(&config.data_dir)?;
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
@@ -302,7 +308,9 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         history,
         snapshots: tokio::sync::Semaphore::new(api::SNAPSHOTS_AT_ONCE),
         lockout: lockout::Lockout::default(),
-        commands: commands::Commands::new(store.clone()).announcing_on(stream),
+        commands: commands::Commands::new(store.clone())
+            .announcing_on(stream)
+            .alerting(alert_inbox),
         files,
         gateways: gateways.clone(),
         alerts,
@@ -338,6 +346,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     tokio::spawn(alerts::run(
         state.clone(),
         config.alerts.clone(),
+        alert_happenings,
         recorder_stop.clone(),
     ));
     tokio::spawn(schedules::run(state.clone(), shutdown.clone()));

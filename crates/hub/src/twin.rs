@@ -91,6 +91,8 @@ pub struct Twin {
     events: broadcast::Sender<Utf8Bytes>,
     /// Timeline events for the recorder (bounded; dropped when it falls behind).
     timeline: Option<tokio::sync::mpsc::Sender<Event>>,
+    /// Timeline events for alert rules (`alerts/events.rs`).
+    alerts: Option<crate::alerts::events::Inbox>,
     /// Nodes whose state changed since the recorder last wrote them.
     dirty: Mutex<HashSet<String>>,
     /// Nodes of which only liveness (last seen, resources) changed: written
@@ -129,6 +131,7 @@ impl Twin {
             nodes: RwLock::new(nodes),
             events: broadcast::channel(EVENT_BUFFER).0,
             timeline: None,
+            alerts: None,
             dirty: Mutex::new(HashSet::new()),
             alive: Mutex::new(HashSet::new()),
             topology: Mutex::new(HashSet::new()),
@@ -148,10 +151,19 @@ impl Twin {
         self
     }
 
+    /// Hands timeline events to alert rules too, from now on.
+    pub fn with_alerts(mut self, inbox: crate::alerts::events::Inbox) -> Twin {
+        self.alerts = Some(inbox);
+        self
+    }
+
     /// Broadcasts timeline events and queues them for storage.
     pub fn emit(&self, events: Vec<Event>) {
         for e in events {
             let _ = self.events.send(view::timeline_event(&e));
+            if let Some(alerts) = &self.alerts {
+                alerts.timeline(&e);
+            }
             if let Some(tx) = &self.timeline
                 && tx.try_send(e).is_err()
             {

@@ -1,16 +1,17 @@
 // Alerts: what is firing or pending now (acknowledge, silence), the history,
-// the rules, the channels (add, send a test) and the silences. The lists are
-// read from the API again every few seconds and whenever a host connects or
-// disconnects (the live stream), so a new firing alert shows without a reload.
+// the rules, the channels (add, send a test) and the silences. The alert list
+// is read from the API once when the screen opens (and after each stream
+// reconnect); from then on the stream's `alert` frames keep it current, so a
+// new firing alert shows the moment the hub decides it.
 
-import { useContext, useEffect, useState } from 'preact/hooks';
+import { useContext, useEffect, useMemo, useState } from 'preact/hooks';
 import { atLeast, RoleContext } from '../access';
 import { Badge, Empty, ErrorBox } from '../components/bits';
 import { ago, dateTime, durationMs } from '../format';
 import { hostUrl, Link } from '../router';
 import { fleet } from '../store';
 import { useFleet } from '../useFleet';
-import { alertsApi, CHANNEL_KINDS, RULE_KINDS, THRESHOLD_KINDS, type AlertRecord, type ChannelRecord, type RuleRecord, type SilenceRecord } from './AlertsApi';
+import { alertsApi, CHANNEL_KINDS, EVENT_KINDS, RULE_KINDS, THRESHOLD_KINDS, type AlertRecord, type ChannelRecord, type RuleRecord, type SilenceRecord } from './AlertsApi';
 
 const TABS = ['active', 'history', 'rules', 'channels', 'silences'] as const;
 type Tab = (typeof TABS)[number];
@@ -41,15 +42,49 @@ export function usePolled<T>(load: () => Promise<T>, ms: number, deps: unknown[]
   return { data, error, reload: () => setGen((g) => g + 1) };
 }
 
-function hostName(id: string): string {
-  return fleet.nodes.get(id)?.hostname || id;
+/** The alerts as the API listed them when this opened (again after each stream
+ * snapshot: a reconnect may have missed frames), with every later stream
+ * `alert` frame applied: new ones added, changed ones replaced, and, for the
+ * active list, resolved and dropped ones removed. */
+export function useLiveAlerts(history: boolean): { data: AlertRecord[] | null; error: string; reload: () => void } {
+  const [base, setBase] = useState<{ list: AlertRecord[]; seq: number } | null>(null);
+  const [error, setError] = useState('');
+  const [gen, setGen] = useState(0);
+  useEffect(() => {
+    let live = true;
+    const seq = fleet.alertSeq;
+    alertsApi.list(history).then(
+      (list) => {
+        if (!live) return;
+        setBase({ list, seq });
+        setError('');
+      },
+      (err) => live && setError((err as Error).message),
+    );
+    return () => {
+      live = false;
+    };
+  }, [history, fleet.snapshots, gen]);
+  const data = useMemo(() => {
+    if (!base) return null;
+    const byId = new Map(base.list.map((a) => [a.id, a]));
+    for (const { alert, seq } of fleet.liveAlerts.values()) {
+      if (seq <= base.seq) continue;
+      const known = byId.get(alert.id);
+      if (alert.state === 'dropped' || (!history && alert.state === 'resolved')) {
+        byId.delete(alert.id);
+        continue;
+      }
+      // Silences are matched by the API's list; a frame does not know them.
+      byId.set(alert.id, { ...alert, state: alert.state, silenced: known?.silenced ?? false });
+    }
+    return [...byId.values()].sort((a, b) => b.id - a.id);
+  }, [base, fleet.alertSeq]);
+  return { data, error, reload: () => setGen((g) => g + 1) };
 }
 
-function connectedKey(): string {
-  return fleet
-    .list()
-    .map((n) => `${n.id}:${n.connected ? 1 : 0}`)
-    .join(',');
+function hostName(id: string): string {
+  return fleet.nodes.get(id)?.hostname || id;
 }
 
 function stateBadge(a: AlertRecord) {
@@ -194,7 +229,12 @@ function RuleForm({ channels, onDone }: { channels: ChannelRecord[]; onDone: () 
     const f = new FormData(form);
     const body: Record<string, unknown> = { name: String(f.get('name') || ''), kind, channels: f.getAll('channel').map(Number) };
     const forText = String(f.get('for') || '');
-    if (forText) body.for = forText;
+    if (forText && !EVENT_KINDS.includes(kind)) body.for = forText;
+    if (kind === 'disk_forecast') {
+      if (f.get('within')) body.within = String(f.get('within'));
+      if (f.get('window')) body.window = String(f.get('window'));
+    }
+    if (kind === 'file_changed' && f.get('risk')) body.risk = String(f.get('risk'));
     if (THRESHOLD_KINDS.includes(kind)) {
       if (f.get('above')) body.above = Number(f.get('above'));
       if (f.get('clear')) body.clear = Number(f.get('clear'));
@@ -221,15 +261,41 @@ function RuleForm({ channels, onDone }: { channels: ChannelRecord[]; onDone: () 
           <select name="kind" value={kind} onChange={(e) => setKind(e.currentTarget.value)} data-testid="rule-kind">
             {RULE_KINDS.map((k) => (
               <option key={k} value={k}>
-                {k.replace('_', ' ')}
+                {k.replaceAll('_', ' ')}
               </option>
             ))}
           </select>
         </label>
-        <label class="field">
-          <span>For</span>
-          <input name="for" placeholder="e.g. 2m" pattern="[0-9]+(ms|s|m|h)" data-testid="rule-for" />
-        </label>
+        {!EVENT_KINDS.includes(kind) && (
+          <label class="field">
+            <span>For</span>
+            <input name="for" placeholder="e.g. 2m" pattern="[0-9]+(ms|s|m|h)" data-testid="rule-for" />
+          </label>
+        )}
+        {kind === 'disk_forecast' && (
+          <>
+            <label class="field">
+              <span>Fills within</span>
+              <input name="within" placeholder="24h" pattern="[0-9]+(s|m|h|d)" data-testid="rule-within" />
+            </label>
+            <label class="field">
+              <span>From the last</span>
+              <input name="window" placeholder="6h" pattern="[0-9]+(s|m|h|d)" data-testid="rule-window" />
+            </label>
+          </>
+        )}
+        {kind === 'file_changed' && (
+          <label class="field">
+            <span>Risk at least</span>
+            <select name="risk" data-testid="rule-risk">
+              {['high', 'critical', 'medium', 'low'].map((r) => (
+                <option key={r} value={r}>
+                  {r}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         {THRESHOLD_KINDS.includes(kind) && (
           <>
             <label class="field">
@@ -541,8 +607,8 @@ export function Alerts({ query }: { query: URLSearchParams }) {
   const asked = query.get('tab') as Tab | null;
   const tab: Tab = asked && tabs.includes(asked) ? asked : 'active';
   const history = tab === 'history';
-  // Reloaded every 2 s and whenever a host connects or disconnects.
-  const alerts = usePolled(() => alertsApi.list(history), 2000, [history, connectedKey()]);
+  // Read once, then kept current by the stream.
+  const alerts = useLiveAlerts(history);
   const rules = usePolled(alertsApi.rules, 15000, [tab]);
   // An alert of a rule not known here yet (just added): read the rules again.
   useEffect(() => {
@@ -590,10 +656,10 @@ export function Alerts({ query }: { query: URLSearchParams }) {
   );
 }
 
-/** The navigation's count of firing, unacknowledged alerts (polled). */
+/** The navigation's count of firing, unacknowledged alerts (live). */
 export function AlertsBadge() {
   useFleet();
-  const { data } = usePolled(() => alertsApi.list(false), 5000, [connectedKey()]);
+  const { data } = useLiveAlerts(false);
   const n = (data || []).filter((a) => a.state === 'firing' && !a.acked_ms && !a.silenced).length;
   if (n === 0) return null;
   return (

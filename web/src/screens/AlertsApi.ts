@@ -29,6 +29,9 @@ export interface RuleRecord {
   channels: number[];
   enabled: boolean;
   created_ms: number;
+  within_ms: number | null;
+  window_ms: number | null;
+  risk: string | null;
 }
 
 export interface ChannelRecord {
@@ -56,8 +59,24 @@ export interface SilenceRecord {
   created_ms: number;
 }
 
-export const RULE_KINDS = ['host_down', 'unit_failed', 'container_down', 'route_broken', 'cpu', 'memory', 'disk'] as const;
+export const RULE_KINDS = [
+  'host_down',
+  'unit_failed',
+  'container_down',
+  'route_broken',
+  'cpu',
+  'memory',
+  'disk',
+  'disk_forecast',
+  'file_changed',
+  'backup_failed',
+  'schedule_missed',
+  'command_failed',
+  'audit_broken',
+] as const;
 export const THRESHOLD_KINDS = ['cpu', 'memory', 'disk'];
+/** Raised by something happening: they fire at once (no `for`). */
+export const EVENT_KINDS = ['file_changed', 'backup_failed', 'schedule_missed', 'command_failed'];
 export const CHANNEL_KINDS = ['webhook', 'ntfy', 'gotify', 'discord', 'slack', 'telegram', 'email'] as const;
 
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {

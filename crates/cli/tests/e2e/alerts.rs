@@ -591,7 +591,13 @@ fn silences_and_acknowledgements_hold_back_notifications() {
         .iter()
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
-    for kind in ["host_down", "disk", "unit_failed", "container_down"] {
+    for kind in [
+        "host_down",
+        "disk",
+        "unit_failed",
+        "container_down",
+        "backup_failed",
+    ] {
         assert!(kinds.contains(&kind), "{kind} in {rules}");
     }
     for r in rules.as_array().unwrap() {

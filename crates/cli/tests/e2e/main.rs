@@ -5,6 +5,7 @@
 mod harness;
 
 mod alerts;
+mod alerts_events;
 mod audit;
 mod authz;
 mod backups;

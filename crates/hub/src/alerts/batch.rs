@@ -101,6 +101,9 @@ mod tests {
             channels: vec![],
             enabled: true,
             created_ms: 0,
+            within_ms: None,
+            window_ms: None,
+            risk: None,
         };
         let b = Batch {
             rule,

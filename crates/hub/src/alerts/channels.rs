@@ -117,10 +117,23 @@ pub async fn send_test(channel: &ChannelRecord) -> Result<(), String> {
     }
 }
 
-/// Quiet hours `HH:MM-HH:MM` as minutes of the day (start, end); the
-/// span may wrap midnight (`22:00-07:00`).
-pub fn parse_quiet(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("quiet_hours {text:?}: HH:MM-HH:MM (UTC), e.g. 22:00-07:00");
+/// A channel's quiet hours: from `start` to `end` (minutes after local
+/// midnight; may wrap midnight) in the zone `tz`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quiet {
+    pub start: u32,
+    pub end: u32,
+    pub tz: chrono_tz::Tz,
+}
+
+/// `HH:MM-HH:MM`, then optionally an IANA zone (`22:00-07:00
+/// Europe/Berlin`); without one, UTC.
+pub fn parse_quiet(text: &str) -> Result<Quiet, String> {
+    let bad = || {
+        format!(
+            "quiet_hours {text:?}: HH:MM-HH:MM and an optional IANA zone, e.g. 22:00-07:00 Europe/Berlin"
+        )
+    };
     let minute = |t: &str| -> Option<u32> {
         let (h, m) = t.split_once(':')?;
         if h.len() != 2 || m.len() != 2 {
@@ -129,26 +142,57 @@ pub fn parse_quiet(text: &str) -> Result<(u32, u32), String> {
         let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
         (h < 24 && m < 60).then_some(h * 60 + m)
     };
-    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (range, tz) = match text.split_once(' ') {
+        None => (text, chrono_tz::UTC),
+        Some((range, zone)) => {
+            let tz = zone.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+                format!(
+                    "quiet_hours {text:?}: {zone:?} is not an IANA time zone (e.g. Europe/Berlin)"
+                )
+            })?;
+            (range, tz)
+        }
+    };
+    let (a, b) = range.split_once('-').ok_or_else(bad)?;
     let (start, end) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
     if start == end {
         return Err(format!("quiet_hours {text:?}: start and end are the same"));
     }
-    Ok((start, end))
+    Ok(Quiet { start, end, tz })
 }
 
 /// How long a notification at `now_ms` must wait for the quiet hours to
-/// end; `None` outside them (or when they do not parse).
+/// end (their end as the zone's clocks show it, across DST changes);
+/// `None` outside them (or when they do not parse).
 pub fn quiet_wait(quiet: Option<&str>, now_ms: i64) -> Option<Duration> {
-    let (start, end) = parse_quiet(quiet?).ok()?;
-    let day_ms = 86_400_000;
-    let now = now_ms.rem_euclid(day_ms);
-    let (start, end) = (i64::from(start) * 60_000, i64::from(end) * 60_000);
-    let inside = match start < end {
-        true => (start..end).contains(&now),
-        false => now >= start || now < end,
+    use chrono::{Days, NaiveTime, TimeZone, Timelike};
+    let q = parse_quiet(quiet?).ok()?;
+    let now = chrono::Utc
+        .timestamp_millis_opt(now_ms)
+        .single()?
+        .with_timezone(&q.tz);
+    let minute = now.hour() * 60 + now.minute();
+    let inside = match q.start < q.end {
+        true => (q.start..q.end).contains(&minute),
+        false => minute >= q.start || minute < q.end,
     };
-    inside.then(|| Duration::from_millis((end - now).rem_euclid(day_ms) as u64))
+    if !inside {
+        return None;
+    }
+    let end_time = NaiveTime::from_hms_opt(q.end / 60, q.end % 60, 0)?;
+    let mut day = now.date_naive();
+    if minute >= q.end {
+        day = day.checked_add_days(Days::new(1))?;
+    }
+    let local = day.and_time(end_time);
+    // An end inside a DST gap (02:30 on a spring-forward night) moves on
+    // by the gap's hour (03:30), as the zone's clocks do.
+    let end = q.tz.from_local_datetime(&local).earliest().or_else(|| {
+        q.tz.from_local_datetime(&(local + chrono::Duration::hours(1)))
+            .earliest()
+    })?;
+    let wait = end.timestamp_millis() - now_ms;
+    Some(Duration::from_millis(wait.max(0) as u64))
 }
 
 /// How long one email may take.
@@ -186,6 +230,37 @@ mod tests {
         );
         assert_eq!(quiet_wait(day, at(8, 59)), None);
         assert_eq!(quiet_wait(None, at(12, 0)), None);
+        // In a zone: 22:00-07:00 in Berlin is 21:00-06:00 UTC in winter…
+        let winter = 1_765_000_000_000 / 86_400_000 * 86_400_000; // 2025-12-06 00:00 UTC
+        let utc = |h: i64, m: i64| winter + (h * 60 + m) * 60_000;
+        let zoned = "22:00-07:00 Europe/Berlin";
+        assert_eq!(parse_quiet(zoned).unwrap().tz, chrono_tz::Europe::Berlin);
+        let berlin = Some(zoned);
+        assert_eq!(quiet_wait(berlin, utc(20, 59)), None);
+        assert_eq!(
+            quiet_wait(berlin, utc(21, 0)),
+            Some(Duration::from_secs(9 * 3600))
+        );
+        assert_eq!(
+            quiet_wait(berlin, utc(5, 30)),
+            Some(Duration::from_secs(30 * 60))
+        );
+        assert_eq!(quiet_wait(berlin, utc(6, 0)), None);
+        // …and waits across the night clocks go forward: 2026-03-29 in
+        // Berlin, 01:00 local (00:00 UTC) to 07:00 CEST (05:00 UTC).
+        let spring = 1_774_742_400_000; // 2026-03-29 00:00 UTC
+        assert_eq!(
+            quiet_wait(berlin, spring),
+            Some(Duration::from_secs(5 * 3600))
+        );
+        // The end inside the gap (02:30 does not exist): 03:30 CEST.
+        let gap = Some("01:00-02:30 Europe/Berlin");
+        assert_eq!(quiet_wait(gap, spring), Some(Duration::from_secs(90 * 60)));
+        assert!(
+            parse_quiet("22:00-07:00 Mars/Olympus")
+                .unwrap_err()
+                .contains("IANA")
+        );
         for bad in [
             "",
             "22-07",

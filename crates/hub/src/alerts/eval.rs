@@ -25,6 +25,19 @@ pub enum Kind {
     Memory,
     /// A mount's used percent.
     Disk,
+    /// A mount predicted to fill within `within` by a line through the
+    /// last `window` of its use (see [`super::forecast`]).
+    DiskForecast,
+    /// A watched config file changed at or above `risk` (default high).
+    FileChanged,
+    /// A backup did not make it to the hub.
+    BackupFailed,
+    /// A schedule's run was missed (the hub was down, the host offline).
+    ScheduleMissed,
+    /// A command ended failed, timed out or lost.
+    CommandFailed,
+    /// The audit trail does not hold its recorded head (cut or replaced).
+    AuditBroken,
 }
 
 impl Kind {
@@ -37,7 +50,23 @@ impl Kind {
             Kind::Cpu => "cpu",
             Kind::Memory => "memory",
             Kind::Disk => "disk",
+            Kind::DiskForecast => "disk_forecast",
+            Kind::FileChanged => "file_changed",
+            Kind::BackupFailed => "backup_failed",
+            Kind::ScheduleMissed => "schedule_missed",
+            Kind::CommandFailed => "command_failed",
+            Kind::AuditBroken => "audit_broken",
         }
+    }
+
+    /// Kinds raised by something happening (see [`super::events`]), not
+    /// by a condition the twin holds: they fire at once and resolve by
+    /// themselves after [`super::events::HOLD_MS`] or a later success.
+    pub fn is_event(self) -> bool {
+        matches!(
+            self,
+            Kind::FileChanged | Kind::BackupFailed | Kind::ScheduleMissed | Kind::CommandFailed
+        )
     }
 
     /// Threshold kinds need `above`.
@@ -54,7 +83,14 @@ pub struct Check {
     pub clear: Option<f64>,
     /// Now, for what depends on how long ago something happened.
     pub now_ms: i64,
+    /// `disk_forecast`: the horizon and the history it fits.
+    pub within_ms: i64,
+    pub window_ms: i64,
 }
+
+/// `disk_forecast` defaults: fills within a day by the last six hours.
+pub const FORECAST_WITHIN_MS: i64 = 24 * 3_600_000;
+pub const FORECAST_WINDOW_MS: i64 = 6 * 3_600_000;
 
 /// Restarts (by the restart policy) that make a crash loop…
 pub const LOOP_RESTARTS: u32 = 3;
@@ -115,6 +151,14 @@ pub fn evaluate(check: &Check, node: &NodeTwin, active: impl Fn(&str) -> bool) -
     let s = &node.state;
     match check.kind {
         Kind::HostDown => unreachable!("answered above"),
+        // Forecasts need history ([`forecast`]); events arrive as they
+        // happen; the audit trail is the hub's.
+        Kind::DiskForecast
+        | Kind::AuditBroken
+        | Kind::FileChanged
+        | Kind::BackupFailed
+        | Kind::ScheduleMissed
+        | Kind::CommandFailed => Vec::new(),
         Kind::UnitFailed => s
             .units
             .values()
@@ -198,6 +242,42 @@ pub fn evaluate(check: &Check, node: &NodeTwin, active: impl Fn(&str) -> bool) -
     }
 }
 
+/// What a `disk_forecast` check finds on `node`, given each mount's trend.
+pub fn forecast(
+    check: &Check,
+    node: &NodeTwin,
+    trend: impl Fn(&str) -> Option<Vec<(i64, f64)>>,
+) -> Vec<Finding> {
+    if !node.connected {
+        return Vec::new();
+    }
+    let host = &node.state.host.hostname;
+    node.resources
+        .iter()
+        .flat_map(|r| r.disks.iter())
+        .filter(|d| d.total > 0)
+        .map(|d| {
+            let points = trend(&d.mount).unwrap_or_default();
+            let left = super::forecast::time_to_full(&points, d.total as f64, check.now_ms);
+            let holds = left.is_some_and(|ms| ms <= check.within_ms);
+            let summary = match left {
+                Some(ms) => format!(
+                    "disk {} on {host} is predicted to fill in {} ({:.0} % used)",
+                    d.mount,
+                    super::channels::human(ms),
+                    d.used as f64 * 100.0 / d.total as f64
+                ),
+                None => format!("disk {} on {host} is not filling", d.mount),
+            };
+            Finding {
+                subject: d.mount.clone(),
+                holds,
+                summary,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use twinbay_proto::model::{Container, DiskSample, Sample, Unit};
@@ -217,6 +297,8 @@ mod tests {
             above,
             clear,
             now_ms: 1_800_000_000_000,
+            within_ms: FORECAST_WITHIN_MS,
+            window_ms: FORECAST_WINDOW_MS,
         }
     }
 
@@ -346,6 +428,52 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["/"]
         );
+    }
+
+    #[test]
+    fn a_forecast_fires_for_the_mount_that_fills_and_says_when() {
+        let mut n = node(true);
+        let now = 1_800_000_000_000;
+        let disk = |mount: &str, used: u64| DiskSample {
+            mount: mount.into(),
+            total: 1000,
+            used,
+            ..Default::default()
+        };
+        n.resources = Some(Sample {
+            disks: vec![disk("/data", 600), disk("/", 950)],
+            ..Default::default()
+        });
+        // /data: 100 an hour for the last hour → full in 4 h; /: flat at 95 %.
+        let trend = |mount: &str| {
+            let rise = if mount == "/data" { 100.0 } else { 0.0 };
+            let now_used = if mount == "/data" { 600.0 } else { 950.0 };
+            Some(
+                (0..=12)
+                    .map(|i| {
+                        let ago = (12 - i) * 300_000;
+                        (now - ago, now_used - rise * ago as f64 / 3_600_000.0)
+                    })
+                    .collect(),
+            )
+        };
+        let mut c = check(Kind::DiskForecast, None, None);
+        c.within_ms = 6 * 3_600_000;
+        let f = forecast(&c, &n, trend);
+        let holding: Vec<&Finding> = f.iter().filter(|f| f.holds).collect();
+        assert_eq!(holding.len(), 1, "{f:?}");
+        let said = &holding[0].summary;
+        assert!(
+            said.starts_with("disk /data on nas is predicted to fill in ")
+                && (said.contains(" 4 h ") || said.contains(" 3 h 59 min "))
+                && said.ends_with("(60 % used)"),
+            "{said}"
+        );
+        c.within_ms = 3 * 3_600_000;
+        assert!(forecast(&c, &n, trend).iter().all(|f| !f.holds));
+        // No history yet (a hub just started): nothing is judged.
+        assert!(forecast(&c, &n, |_| None).iter().all(|f| !f.holds));
+        assert!(forecast(&c, &node(false), trend).is_empty());
     }
 
     /// The cost of one evaluation round for 1,000 hosts (20 containers, 30

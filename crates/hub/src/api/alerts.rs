@@ -40,10 +40,11 @@ pub struct NewChannelBody {
     #[serde(default)]
     #[schema(max_length = 200)]
     pub secret: Option<String>,
-    /// `HH:MM-HH:MM` (UTC; may wrap midnight): notifications falling inside
-    /// are sent when they end.
+    /// `HH:MM-HH:MM` (may wrap midnight), then optionally an IANA zone
+    /// (`22:00-07:00 Europe/Berlin`; default UTC): notifications falling
+    /// inside are sent when they end.
     #[serde(default)]
-    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$")]
+    #[schema(pattern = "^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]( [A-Za-z0-9_/+-]{1,64})?$")]
     pub quiet_hours: Option<String>,
 }
 
@@ -105,6 +106,19 @@ pub struct NewRuleBody {
     /// Only this host (node id).
     #[serde(default)]
     pub node: Option<String>,
+    /// For `disk_forecast`: fire when a mount is predicted to fill within
+    /// this long (`12h`, `2d`; default 24h)…
+    #[serde(default)]
+    #[schema(pattern = r"^[0-9]{1,6}(s|m|h|d)$")]
+    pub within: Option<String>,
+    /// …by a straight line through this much of its recent use (default
+    /// 6h; at least 10 s, at most 7 days).
+    #[serde(default)]
+    #[schema(pattern = r"^[0-9]{1,6}(s|m|h|d)$")]
+    pub window: Option<String>,
+    /// For `file_changed`: the least risk that fires (default `high`).
+    #[serde(default)]
+    pub risk: Option<crate::files::risk::Risk>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -167,7 +181,10 @@ pub async fn add_channel(
         secret: c.secret.as_deref(),
         quiet_hours: c.quiet_hours.as_deref(),
     };
-    let id = hub.store.add_alert_channel(&new, record).await?;
+    let id = hub
+        .store
+        .add_alert_channel(&new, hub.alerts.sealer(), record)
+        .await?;
     hub.alerts.reload(&hub.store).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
@@ -180,7 +197,7 @@ pub async fn channels(
     State(hub): State<Arc<HubState>>,
     _auth: Auth,
 ) -> Result<Json<Vec<ChannelRecord>>, ApiError> {
-    let mut list = hub.store.alert_channels().await?;
+    let mut list = hub.store.alert_channels(hub.alerts.sealer()).await?;
     for c in &mut list {
         c.url = channels::redact(&c.kind, &c.url);
     }
@@ -219,7 +236,7 @@ pub async fn test_channel(
 ) -> Result<StatusCode, ApiError> {
     let channel = hub
         .store
-        .alert_channels()
+        .alert_channels(hub.alerts.sealer())
         .await?
         .into_iter()
         .find(|c| c.id == id)
@@ -280,6 +297,45 @@ pub async fn add_rule(
     if !r.kind.has_threshold() && (r.above.is_some() || r.clear.is_some()) {
         return Err(bad(format!("kind {}: takes no threshold", r.kind.as_str())));
     }
+    if r.kind.is_event() && for_ms > 0 {
+        return Err(bad(format!(
+            "kind {}: fires as it happens, takes no `for`",
+            r.kind.as_str()
+        )));
+    }
+    let span = |text: &Option<String>, what: &str, min: Duration, max: Duration| match text {
+        None => Ok(None),
+        Some(_) if r.kind != Kind::DiskForecast => {
+            Err(bad(format!("{what}: only for kind disk_forecast")))
+        }
+        Some(t) => {
+            let d = humantime::parse_duration(t)
+                .map_err(|e| bad(format!("{what} {t:?}: {e} (e.g. 6h, 2d)")))?;
+            if d < min || d > max {
+                return Err(bad(format!(
+                    "{what} {t:?}: from {} to {}",
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                )));
+            }
+            Ok(Some(d.as_millis() as i64))
+        }
+    };
+    let within_ms = span(
+        &r.within,
+        "within",
+        Duration::from_secs(1),
+        Duration::from_secs(365 * 86_400),
+    )?;
+    let window_ms = span(
+        &r.window,
+        "window",
+        Duration::from_secs(10),
+        Duration::from_secs(7 * 86_400),
+    )?;
+    if r.risk.is_some() && r.kind != Kind::FileChanged {
+        return Err(bad("risk: only for kind file_changed".into()));
+    }
     if let (Some(above), Some(clear)) = (above, r.clear)
         && clear > above
     {
@@ -297,7 +353,7 @@ pub async fn add_rule(
     {
         return Err(ApiError::NotFound(format!("node {node:?}: no such host")));
     }
-    let known = hub.store.alert_channels().await?;
+    let known = hub.store.alert_channels(hub.alerts.sealer()).await?;
     if let Some(missing) = r
         .channels
         .iter()
@@ -321,6 +377,9 @@ pub async fn add_rule(
         group: r.group.as_deref(),
         node_id: r.node.as_deref(),
         channels: &r.channels,
+        within_ms,
+        window_ms,
+        risk: r.risk.map(|r| r.as_str()),
     };
     let id = hub.store.add_alert_rule(&new, record).await?;
     hub.alerts.reload(&hub.store).await?;
@@ -449,7 +508,7 @@ pub async fn update_rule(
         if channels.len() > 50 {
             return Err(bad("channels: at most 50".into()));
         }
-        let known = hub.store.alert_channels().await?;
+        let known = hub.store.alert_channels(hub.alerts.sealer()).await?;
         if let Some(missing) = channels.iter().find(|c| !known.iter().any(|k| k.id == **c)) {
             return Err(ApiError::NotFound(format!(
                 "channel {missing}: no such channel"

@@ -34,7 +34,8 @@ pub const CLOSE_CHANGED: u16 = 4002;
 pub const SNAPSHOTS_AT_ONCE: usize = 2;
 
 /// WebSocket: `{"type":"snapshot","nodes":[…]}` first, then `node`, `status`,
-/// `diff`, `metrics`, `event` and `command` (a command started or ended)
+/// `diff`, `metrics`, `event`, `command` (a command started or ended) and
+/// `alert` (an alert's change, `{"type":"alert","id":NODE,"alert":{…}}`)
 /// messages as they happen. A client that sends `{"type":"watch",
 /// "topology":true}` also gets the topology: `{"type":"topology",
 /// "version",…,"nodes","edges"}` at once, then `topology_diff` messages

@@ -1,6 +1,7 @@
 //! Alert channels, rules and alerts (`alerts.rs` runs them).
 
 use super::{Store, StoreError, now_ms};
+use crate::alerts::seal::Sealer;
 use crate::audit::Record;
 
 /// A channel. Its `Debug` hides the secret and the URL's credentials, so
@@ -22,7 +23,8 @@ pub struct ChannelRecord {
     /// Why the last delivery given up failed (kept after later successes).
     pub last_error: Option<String>,
     pub last_error_ms: Option<i64>,
-    /// `HH:MM-HH:MM` (UTC): notifications falling inside wait for the end.
+    /// `HH:MM-HH:MM`, optionally with an IANA zone (default UTC):
+    /// notifications falling inside wait for the end.
     pub quiet_hours: Option<String>,
 }
 
@@ -58,6 +60,12 @@ pub struct RuleRecord {
     pub channels: Vec<i64>,
     pub enabled: bool,
     pub created_ms: i64,
+    /// `disk_forecast`: fires when a mount is predicted to fill within this…
+    pub within_ms: Option<i64>,
+    /// …by a line through this much of its history.
+    pub window_ms: Option<i64>,
+    /// `file_changed`: the least risk that fires (default `high`).
+    pub risk: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -138,6 +146,9 @@ type RuleRow = (
     String,
     bool,
     i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
 );
 type AlertRow = (
     i64,
@@ -212,7 +223,22 @@ fn channel(
 }
 
 fn rule(
-    (id, name, kind, for_ms, above, clear, group, node_id, channels, enabled, created_ms): RuleRow,
+    (
+        id,
+        name,
+        kind,
+        for_ms,
+        above,
+        clear,
+        group,
+        node_id,
+        channels,
+        enabled,
+        created_ms,
+        within_ms,
+        window_ms,
+        risk,
+    ): RuleRow,
 ) -> RuleRecord {
     let channels = serde_json::from_str(&channels).unwrap_or_default();
     RuleRecord {
@@ -227,6 +253,9 @@ fn rule(
         channels,
         enabled,
         created_ms,
+        within_ms,
+        window_ms,
+        risk,
     }
 }
 
@@ -276,7 +305,7 @@ macro_rules! channels {
 macro_rules! rules {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, kind, for_ms, above, clear, host_group, node_id, channels, enabled, created_ms FROM alert_rules ",
+            "SELECT id, name, kind, for_ms, above, clear, host_group, node_id, channels, enabled, created_ms, within_ms, window_ms, min_risk FROM alert_rules ",
             $rest
         )
     };
@@ -320,20 +349,76 @@ pub struct NewRule<'a> {
     pub group: Option<&'a str>,
     pub node_id: Option<&'a str>,
     pub channels: &'a [i64],
+    pub within_ms: Option<i64>,
+    pub window_ms: Option<i64>,
+    pub risk: Option<&'a str>,
 }
 
 impl Store {
-    pub async fn alert_channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+    /// The channels, their URLs and secrets opened with `sealer`.
+    pub async fn alert_channels(&self, sealer: &Sealer) -> Result<Vec<ChannelRecord>, StoreError> {
         let rows: Vec<ChannelRow> = sqlx::query_as(channels!("ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(channel).collect())
+        let damaged = |e: crate::alerts::seal::Unopenable| StoreError::Damaged(e.to_string());
+        rows.into_iter()
+            .map(|mut row| {
+                row.3 = sealer.open(&row.3, "url").map_err(damaged)?;
+                row.4 = match row.4 {
+                    Some(s) => Some(sealer.open(&s, "secret").map_err(damaged)?),
+                    None => None,
+                };
+                Ok(channel(row))
+            })
+            .collect()
+    }
+
+    /// Seals the URLs and secrets of channels stored before sealing (once,
+    /// at start); the old text is overwritten in the file, not just freed
+    /// (`secure_delete`), and the write-ahead log emptied. Returns how many
+    /// channels it sealed.
+    pub async fn seal_alert_channels(&self, sealer: &Sealer) -> Result<usize, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let rows: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, url, secret FROM alert_channels")
+                .fetch_all(&mut *tx)
+                .await?;
+        let plain: Vec<_> = rows
+            .into_iter()
+            .filter(|(_, url, secret)| {
+                !Sealer::is_sealed(url) || secret.as_deref().is_some_and(|s| !Sealer::is_sealed(s))
+            })
+            .collect();
+        if plain.is_empty() {
+            return Ok(0);
+        }
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *tx)
+            .await?;
+        for (id, url, secret) in &plain {
+            let seal = |text: &str, what| match Sealer::is_sealed(text) {
+                true => text.to_string(),
+                false => sealer.seal(text, what),
+            };
+            sqlx::query("UPDATE alert_channels SET url = ?, secret = ? WHERE id = ?")
+                .bind(seal(url, "url"))
+                .bind(secret.as_deref().map(|s| seal(s, "secret")))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(plain.len())
     }
 
     /// Adds a channel, audited with `record` (its target set here).
     pub async fn add_alert_channel(
         &self,
         c: &NewChannel<'_>,
+        sealer: &Sealer,
         record: Record,
     ) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
@@ -342,8 +427,8 @@ impl Store {
         )
         .bind(c.name)
         .bind(c.kind)
-        .bind(c.url)
-        .bind(c.secret)
+        .bind(sealer.seal(c.url, "url"))
+        .bind(c.secret.map(|s| sealer.seal(s, "secret")))
         .bind(c.quiet_hours)
         .bind(now_ms())
         .fetch_one(&mut *tx)
@@ -404,8 +489,8 @@ impl Store {
     pub async fn add_alert_rule(&self, r: &NewRule<'_>, record: Record) -> Result<i64, StoreError> {
         let mut tx = self.write_tx().await?;
         let id = sqlx::query_scalar(
-            "INSERT INTO alert_rules (name, kind, for_ms, above, clear, host_group, node_id, channels, created_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO alert_rules (name, kind, for_ms, above, clear, host_group, node_id, channels, created_ms, within_ms, window_ms, min_risk)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(r.name)
         .bind(r.kind)
@@ -416,6 +501,9 @@ impl Store {
         .bind(r.node_id)
         .bind(serde_json::to_string(r.channels).unwrap_or_else(|_| "[]".into()))
         .bind(now_ms())
+        .bind(r.within_ms)
+        .bind(r.window_ms)
+        .bind(r.risk)
         .fetch_one(&mut *tx)
         .await?;
         super::audit::append_in(&mut tx, &record.target(&format!("alert_rule:{id}"))).await?;
@@ -639,5 +727,63 @@ impl Store {
         }
         tx.commit().await?;
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Channels an older hub stored in plain text are sealed once; after
+    /// that neither the URL's token nor the secret is anywhere in the
+    /// database's files, and both read back as they were.
+    #[tokio::test]
+    async fn plain_channels_are_sealed_once_leaving_no_trace_in_the_files() {
+        let dir = std::env::temp_dir().join(format!("twinbay-seal-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).await.unwrap();
+        let (url, secret) = (
+            "https://hooks.example/T0ken-plain-5555",
+            "plain-Secret-9876",
+        );
+        sqlx::query(
+            "INSERT INTO alert_channels (name, kind, url, secret, created_ms) VALUES ('old', 'webhook', ?, ?, 0)",
+        )
+        .bind(url)
+        .bind(secret)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        // As an older hub leaves it: in the main file, not only the log.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let traces = || {
+            let mut found = Vec::new();
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                for needle in ["T0ken-plain-5555", secret] {
+                    if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        found.push(format!("{needle} in {}", path.display()));
+                    }
+                }
+            }
+            found
+        };
+        assert!(!traces().is_empty(), "the test plants what it looks for");
+        let sealer = Sealer::from_key(&[3; 32]);
+        assert_eq!(store.seal_alert_channels(&sealer).await.unwrap(), 1);
+        assert_eq!(store.seal_alert_channels(&sealer).await.unwrap(), 0, "once");
+        assert_eq!(traces(), Vec::<String>::new());
+        let c = &store.alert_channels(&sealer).await.unwrap()[0];
+        assert_eq!((c.url.as_str(), c.secret.as_deref()), (url, Some(secret)));
+        // Another key cannot read them: a clear error, not garbage.
+        let other = store.alert_channels(&Sealer::from_key(&[4; 32])).await;
+        assert!(matches!(other, Err(StoreError::Damaged(_))), "{other:?}");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
