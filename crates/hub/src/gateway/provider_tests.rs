@@ -9,8 +9,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use ::http::{HeaderMap, Method, Request, Response, header};
+use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
@@ -142,64 +142,68 @@ fn digest_ok(headers: &HeaderMap, method: &Method, password: &str) -> bool {
 /// `fault_on` answers that action with a recorded SOAP fault; `huge` pads
 /// GetInfo beyond the size cap.
 fn fritzbox(password: &'static str, fault_on: Option<&'static str>, huge: bool) -> Handler {
-    Arc::new(move |method: &Method, path: &str, headers: &HeaderMap, body: &str| {
-        if method == Method::GET && path == "/tr64desc.xml" {
-            return reply(200, include_str!("testdata/fritzbox-tr64desc.xml"));
-        }
-        if method != Method::POST {
-            return reply(404, "");
-        }
-        if !digest_ok(headers, method, password) {
-            let mut r = reply(401, include_str!("testdata/fritzbox-401.html"));
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                format!("Digest realm=\"{REALM}\", nonce=\"{NONCE}\", algorithm=MD5, qop=\"auth\"")
+    Arc::new(
+        move |method: &Method, path: &str, headers: &HeaderMap, body: &str| {
+            if method == Method::GET && path == "/tr64desc.xml" {
+                return reply(200, include_str!("testdata/fritzbox-tr64desc.xml"));
+            }
+            if method != Method::POST {
+                return reply(404, "");
+            }
+            if !digest_ok(headers, method, password) {
+                let mut r = reply(401, include_str!("testdata/fritzbox-401.html"));
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    format!(
+                        "Digest realm=\"{REALM}\", nonce=\"{NONCE}\", algorithm=MD5, qop=\"auth\""
+                    )
                     .parse()
                     .unwrap(),
-            );
-            return r;
-        }
-        let action = headers
-            .get("soapaction")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split('#').nth(1))
-            .map(|a| a.trim_matches('"').to_string())
-            .unwrap_or_default();
-        if Some(action.as_str()) == fault_on {
-            return reply(500, include_str!("testdata/fritzbox-fault-606.xml"));
-        }
-        match (path, action.as_str()) {
-            ("/upnp/control/layer3forwarding", "GetDefaultConnectionService") => reply(
-                200,
-                include_str!("testdata/fritzbox-GetDefaultConnectionService.xml"),
-            ),
-            ("/upnp/control/wanpppconn1", "GetInfo") if huge => reply(
-                200,
-                include_str!("testdata/fritzbox-WANPPPConnection-GetInfo.xml").replace(
-                    "<NewName>",
-                    &format!("<NewName>{}", "x".repeat(xml::MAX_BYTES)),
-                ),
-            ),
-            ("/upnp/control/wanpppconn1", "GetInfo") => reply(
-                200,
-                include_str!("testdata/fritzbox-WANPPPConnection-GetInfo.xml"),
-            ),
-            ("/upnp/control/wancommonifconfig1", "GetCommonLinkProperties") => reply(
-                200,
-                include_str!("testdata/fritzbox-GetCommonLinkProperties.xml"),
-            ),
-            ("/upnp/control/wancommonifconfig1", "X_AVM-DE_GetOnlineMonitor")
-                if body.contains("<NewSyncGroupIndex>0</NewSyncGroupIndex>") =>
-            {
-                reply(200, include_str!("testdata/fritzbox-GetOnlineMonitor.xml"))
+                );
+                return r;
             }
-            ("/upnp/control/wandslifconfig1", "GetInfo") => reply(
-                200,
-                include_str!("testdata/fritzbox-WANDSLInterfaceConfig-GetInfo.xml"),
-            ),
-            _ => reply(500, include_str!("testdata/fritzbox-fault-606.xml")),
-        }
-    })
+            let action = headers
+                .get("soapaction")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split('#').nth(1))
+                .map(|a| a.trim_matches('"').to_string())
+                .unwrap_or_default();
+            if Some(action.as_str()) == fault_on {
+                return reply(500, include_str!("testdata/fritzbox-fault-606.xml"));
+            }
+            match (path, action.as_str()) {
+                ("/upnp/control/layer3forwarding", "GetDefaultConnectionService") => reply(
+                    200,
+                    include_str!("testdata/fritzbox-GetDefaultConnectionService.xml"),
+                ),
+                ("/upnp/control/wanpppconn1", "GetInfo") if huge => reply(
+                    200,
+                    include_str!("testdata/fritzbox-WANPPPConnection-GetInfo.xml").replace(
+                        "<NewName>",
+                        &format!("<NewName>{}", "x".repeat(xml::MAX_BYTES)),
+                    ),
+                ),
+                ("/upnp/control/wanpppconn1", "GetInfo") => reply(
+                    200,
+                    include_str!("testdata/fritzbox-WANPPPConnection-GetInfo.xml"),
+                ),
+                ("/upnp/control/wancommonifconfig1", "GetCommonLinkProperties") => reply(
+                    200,
+                    include_str!("testdata/fritzbox-GetCommonLinkProperties.xml"),
+                ),
+                ("/upnp/control/wancommonifconfig1", "X_AVM-DE_GetOnlineMonitor")
+                    if body.contains("<NewSyncGroupIndex>0</NewSyncGroupIndex>") =>
+                {
+                    reply(200, include_str!("testdata/fritzbox-GetOnlineMonitor.xml"))
+                }
+                ("/upnp/control/wandslifconfig1", "GetInfo") => reply(
+                    200,
+                    include_str!("testdata/fritzbox-WANDSLInterfaceConfig-GetInfo.xml"),
+                ),
+                _ => reply(500, include_str!("testdata/fritzbox-fault-606.xml")),
+            }
+        },
+    )
 }
 
 fn fritz_spec(port: u16, query: &str) -> Spec {
@@ -335,59 +339,61 @@ const API_KEY: &str = "k3y-0123456789abcdef";
 /// A UniFi OS console (API key) and a classic controller (user `ro`,
 /// password `pw`) in one.
 fn unifi_double() -> Handler {
-    Arc::new(|method: &Method, path: &str, headers: &HeaderMap, body: &str| {
-        let json = |status: u16, body: &str| {
-            let mut r = reply(status, body.to_string());
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-            r
-        };
-        let health = include_str!("testdata/unifi-stat-health.json");
-        match (method.as_str(), path) {
-            ("GET", "/proxy/network/api/s/default/stat/health") => {
-                match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-                    Some(API_KEY) => json(200, health),
-                    _ => json(401, include_str!("testdata/unifi-os-unauthorized.json")),
+    Arc::new(
+        |method: &Method, path: &str, headers: &HeaderMap, body: &str| {
+            let json = |status: u16, body: &str| {
+                let mut r = reply(status, body.to_string());
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+                r
+            };
+            let health = include_str!("testdata/unifi-stat-health.json");
+            match (method.as_str(), path) {
+                ("GET", "/proxy/network/api/s/default/stat/health") => {
+                    match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+                        Some(API_KEY) => json(200, health),
+                        _ => json(401, include_str!("testdata/unifi-os-unauthorized.json")),
+                    }
                 }
-            }
-            ("POST", "/api/login") => {
-                let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-                if v["username"] == "ro" && v["password"] == "pw" {
-                    let mut r = json(200, r#"{"meta":{"rc":"ok"},"data":[]}"#);
-                    r.headers_mut().append(
-                        header::SET_COOKIE,
-                        "unifises=s3ss10n; path=/; secure; HttpOnly"
-                            .parse()
-                            .unwrap(),
-                    );
-                    r.headers_mut().append(
-                        header::SET_COOKIE,
-                        "csrf_token=t0k; path=/; secure".parse().unwrap(),
-                    );
-                    r
-                } else {
-                    json(
-                        400,
-                        r#"{"meta":{"rc":"error","msg":"api.err.Invalid"},"data":[]}"#,
-                    )
+                ("POST", "/api/login") => {
+                    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+                    if v["username"] == "ro" && v["password"] == "pw" {
+                        let mut r = json(200, r#"{"meta":{"rc":"ok"},"data":[]}"#);
+                        r.headers_mut().append(
+                            header::SET_COOKIE,
+                            "unifises=s3ss10n; path=/; secure; HttpOnly"
+                                .parse()
+                                .unwrap(),
+                        );
+                        r.headers_mut().append(
+                            header::SET_COOKIE,
+                            "csrf_token=t0k; path=/; secure".parse().unwrap(),
+                        );
+                        r
+                    } else {
+                        json(
+                            400,
+                            r#"{"meta":{"rc":"error","msg":"api.err.Invalid"},"data":[]}"#,
+                        )
+                    }
                 }
-            }
-            ("GET", "/api/s/default/stat/health") => {
-                let cookie = headers
-                    .get(header::COOKIE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                match cookie.split("; ").any(|c| c == "unifises=s3ss10n") {
-                    true => json(200, health),
-                    false => json(401, include_str!("testdata/unifi-login-required.json")),
+                ("GET", "/api/s/default/stat/health") => {
+                    let cookie = headers
+                        .get(header::COOKIE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    match cookie.split("; ").any(|c| c == "unifises=s3ss10n") {
+                        true => json(200, health),
+                        false => json(401, include_str!("testdata/unifi-login-required.json")),
+                    }
                 }
+                _ => json(
+                    404,
+                    r#"{"meta":{"rc":"error","msg":"api.err.NotFound"},"data":[]}"#,
+                ),
             }
-            _ => json(
-                404,
-                r#"{"meta":{"rc":"error","msg":"api.err.NotFound"},"data":[]}"#,
-            ),
-        }
-    })
+        },
+    )
 }
 
 #[tokio::test]

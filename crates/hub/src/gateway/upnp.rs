@@ -306,6 +306,7 @@ impl Upnp {
             uptime_secs,
             device: services.friendly_name.clone(),
             reason,
+            ..Reading::default()
         })
     }
 }
