@@ -827,11 +827,10 @@ pub fn spawn(
             tokio::spawn(poll_loop(
                 i,
                 spec.clone(),
-                config.password.clone(),
+                Provider::new(spec, config.password.as_ref()),
                 gateways.clone(),
                 twin.clone(),
-                config.interval,
-                config.timeout,
+                (config.interval, config.timeout),
                 stop.clone(),
             ))
         })
@@ -841,14 +840,12 @@ pub fn spawn(
 async fn poll_loop(
     i: usize,
     spec: Spec,
-    password: Option<Secret>,
+    mut provider: Provider,
     gateways: Gateways,
     twin: Arc<Twin>,
-    interval: Duration,
-    timeout: Duration,
+    (interval, timeout): (Duration, Duration),
     stop: CancellationToken,
 ) {
-    let mut provider = Provider::new(&spec, password.as_ref());
     let mut status = GatewayStatus::new(&spec);
     let mut last_known = None;
     loop {

@@ -59,8 +59,7 @@ fn params(text: &str) -> Result<Vec<(String, String)>, DigestError> {
             return Err(bad("a parameter name is not a token"));
         }
         rest = rest[eq + 1..].trim_start();
-        let value;
-        if let Some(quoted) = rest.strip_prefix('"') {
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
             let mut v = String::new();
             let mut chars = quoted.char_indices();
             let mut end = None;
@@ -78,13 +77,14 @@ fn params(text: &str) -> Result<Vec<(String, String)>, DigestError> {
                 }
             }
             let end = end.ok_or_else(|| bad("an unterminated quoted string"))?;
-            value = v;
             rest = quoted[end + 1..].trim_start();
+            v
         } else {
             let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_string();
+            let v = rest[..end].trim().to_string();
             rest = &rest[end..];
-        }
+            v
+        };
         out.push((name, value));
         match rest.strip_prefix(',') {
             Some(r) => rest = r.trim_start(),

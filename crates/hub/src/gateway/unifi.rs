@@ -367,10 +367,10 @@ mod tests {
                  "gw_system-stats": {"uptime": s}},
                 {"subsystem": "www", "status": status, "xput_up": n, "latency": n, "uptime": s},
             ]});
-            if let Ok(r) = parse_health(&body.to_string()) {
-                if let Some(ip) = r.public_ip {
-                    proptest::prop_assert!(ip.parse::<std::net::IpAddr>().is_ok());
-                }
+            if let Ok(r) = parse_health(&body.to_string())
+                && let Some(ip) = r.public_ip
+            {
+                proptest::prop_assert!(ip.parse::<std::net::IpAddr>().is_ok());
             }
         }
     }
