@@ -132,8 +132,10 @@ impl AlertArgs {
 pub struct GatewayArgs {
     /// A router to ask (repeat for several; the first is the primary):
     /// `upnp` (found by SSDP), `upnp:http://ROUTER:PORT/rootDesc.xml`,
-    /// `fritzbox://USER@HOST`, `unifi://HOST` or `probe:HOST:PORT` (TCP
-    /// reachability only).
+    /// `fritzbox://USER@HOST[:PORT][?tls]` (TR-064 with a password, else its
+    /// IGD), `unifi://[USER@]HOST[:PORT][?site=NAME]` (an API key, or USER's
+    /// password) or `probe:HOST:PORT` (TCP reachability only). HTTPS ones
+    /// take `&fingerprint=sha256:HEX` or, insecure, `&insecure-tls`.
     #[arg(long = "gateway", value_name = "SPEC")]
     pub gateways: Vec<twinbay_hub::gateway::Spec>,
     /// Time between polls of each gateway.
@@ -142,8 +144,9 @@ pub struct GatewayArgs {
     /// How long one poll may take before it counts as failed.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub gateway_timeout: Duration,
-    /// A file holding the router's password (fritzbox, unifi); else the
-    /// TWINBAY_GATEWAY_PASSWORD environment variable. Never on the command line.
+    /// A file holding the router's password or API key (fritzbox, unifi);
+    /// else the TWINBAY_GATEWAY_PASSWORD environment variable. Never on the
+    /// command line.
     #[arg(long, value_name = "FILE")]
     pub gateway_password_file: Option<PathBuf>,
 }

@@ -11,9 +11,13 @@
 //! `gateway.reachable`), with the gateway's spec as the event's target, and
 //! the latest values are `twinbay_gateway_*` gauges on `/metrics`.
 
+pub mod digest;
 mod fritzbox;
 mod http;
 mod probe;
+pub mod tls;
+pub mod tr064;
+pub mod unifi;
 pub mod upnp;
 pub mod xml;
 
@@ -43,10 +47,16 @@ pub enum GatewayError {
     Unreachable(String),
     #[error("HTTP: {0}")]
     Http(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("authentication failed: {0}")]
+    Auth(String),
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
     #[error("malformed XML: {0}")]
     BadXml(String),
+    #[error("malformed JSON: {0}")]
+    BadJson(String),
     #[error("{0}")]
     Fault(String),
     #[error("{0}")]
@@ -60,10 +70,21 @@ pub enum GatewayError {
 pub enum Spec {
     /// `upnp`: find the IGD by SSDP; `upnp:URL`: its description URL.
     Upnp(Option<String>),
-    /// `fritzbox://USER@HOST`: a FRITZ!Box's UPnP IGD interface.
-    FritzBox { user: String, host: String },
-    /// `unifi://HOST`.
-    Unifi { host: String },
+    /// `fritzbox://USER@HOST[:PORT][?tls][&fingerprint=…|&insecure-tls]`:
+    /// a FRITZ!Box's TR-064 interface when a password is configured, else
+    /// its password-less UPnP IGD interface.
+    FritzBox {
+        user: String,
+        host: Endpoint,
+        options: Options,
+    },
+    /// `unifi://[USER@]HOST[:PORT][?site=NAME][&fingerprint=…|&insecure-tls]`:
+    /// a UniFi OS console with an API key, or with USER a controller login.
+    Unifi {
+        user: Option<String>,
+        host: Endpoint,
+        options: Options,
+    },
     /// `probe:HOST:PORT`: TCP reachability of HOST:PORT.
     Probe { host: String, port: u16 },
 }
@@ -84,15 +105,162 @@ impl fmt::Display for Spec {
         match self {
             Spec::Upnp(None) => write!(f, "upnp"),
             Spec::Upnp(Some(url)) => write!(f, "upnp:{url}"),
-            Spec::FritzBox { user, host } => write!(f, "fritzbox://{user}@{host}"),
-            Spec::Unifi { host } => write!(f, "unifi://{host}"),
+            Spec::FritzBox {
+                user,
+                host,
+                options,
+            } => write!(f, "fritzbox://{user}@{host}{options}"),
+            Spec::Unifi {
+                user: Some(user),
+                host,
+                options,
+            } => write!(f, "unifi://{user}@{host}{options}"),
+            Spec::Unifi {
+                user: None,
+                host,
+                options,
+            } => write!(f, "unifi://{host}{options}"),
             Spec::Probe { host, port } => write!(f, "probe:{host}:{port}"),
         }
     }
 }
 
-const SPEC_FORMS: &str =
-    "upnp, upnp:http://ROUTER:PORT/desc.xml, fritzbox://USER@HOST, unifi://HOST or probe:HOST:PORT";
+const SPEC_FORMS: &str = "upnp, upnp:http://ROUTER:PORT/desc.xml, fritzbox://USER@HOST[:PORT][?tls], \
+     unifi://[USER@]HOST[:PORT][?site=NAME] or probe:HOST:PORT";
+
+/// A router's host and, if given, port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// A name or an address (IPv6 without brackets).
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Endpoint {
+    /// `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT` or a bare IPv6 address.
+    fn parse(s: &str) -> Result<Endpoint, String> {
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| "the port must be 1 to 65535".to_string())
+        };
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or("an unclosed [")?;
+            match after {
+                "" => (host, None),
+                _ => (
+                    host,
+                    Some(port(after.strip_prefix(':').ok_or("text after ]")?)?),
+                ),
+            }
+        } else if s.matches(':').count() == 1 {
+            let (host, p) = s.split_once(':').unwrap_or((s, ""));
+            (host, Some(port(p)?))
+        } else {
+            (s, None)
+        };
+        if !host_ok(host) || host.contains(['[', ']']) {
+            return Err("not a host name or address".into());
+        }
+        Ok(Endpoint {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// `scheme://HOST:PORT` with `default` when no port was given.
+    fn base(&self, scheme: &str, default: u16) -> Result<::http::Uri, GatewayError> {
+        let host = match self.host.contains(':') {
+            true => format!("[{}]", self.host),
+            false => self.host.clone(),
+        };
+        format!("{scheme}://{host}:{}", self.port.unwrap_or(default))
+            .parse()
+            .map_err(|_| GatewayError::Config(format!("{:?} is not a host name", self.host)))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.host.contains(':'), self.port) {
+            (true, Some(p)) => write!(f, "[{}]:{p}", self.host),
+            (false, Some(p)) => write!(f, "{}:{p}", self.host),
+            (_, None) => write!(f, "{}", self.host),
+        }
+    }
+}
+
+/// The `?…` options of a `fritzbox://` or `unifi://` spec.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Options {
+    /// `tls`: TR-064 over HTTPS (:49443).
+    pub tls: bool,
+    /// `site=NAME`: the UniFi site (default `default`).
+    pub site: Option<String>,
+    /// `fingerprint=sha256:…` or `insecure-tls`.
+    pub check: Option<tls::TlsMode>,
+}
+
+impl Options {
+    fn parse(query: &str, unifi: bool) -> Result<Options, String> {
+        let mut out = Options::default();
+        for part in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            match (key, unifi) {
+                ("tls", false) if value.is_empty() => out.tls = true,
+                ("site", true) => {
+                    if value.is_empty()
+                        || value.len() > 64
+                        || !value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                    {
+                        return Err("site= takes a site name (letters, digits, - and _)".into());
+                    }
+                    out.site = Some(value.to_string());
+                }
+                ("fingerprint", _) if out.check.is_none() => {
+                    out.check = Some(tls::TlsMode::Pinned(tls::normalize_fingerprint(value)?));
+                }
+                ("insecure-tls", _) if value.is_empty() && out.check.is_none() => {
+                    out.check = Some(tls::TlsMode::Insecure);
+                }
+                ("fingerprint" | "insecure-tls", _) => {
+                    return Err("give one of fingerprint= and insecure-tls, once".into());
+                }
+                _ => {
+                    let shown: String = key.chars().take(20).collect();
+                    return Err(format!("unknown option {shown:?}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn tls_mode(&self) -> tls::TlsMode {
+        self.check.clone().unwrap_or(tls::TlsMode::System)
+    }
+}
+
+impl fmt::Display for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.tls {
+            parts.push("tls".to_string());
+        }
+        if let Some(site) = &self.site {
+            parts.push(format!("site={site}"));
+        }
+        if let Some(check) = &self.check {
+            parts.push(check.to_string());
+        }
+        match parts.is_empty() {
+            true => Ok(()),
+            false => write!(f, "?{}", parts.join("&")),
+        }
+    }
+}
 
 fn host_ok(host: &str) -> bool {
     !host.is_empty()
@@ -118,33 +286,43 @@ impl FromStr for Spec {
             }
             return Ok(Spec::Upnp(Some(url.to_string())));
         }
-        if let Some(rest) = s.strip_prefix("fritzbox://") {
-            let (user, host) = rest.split_once('@').ok_or_else(|| bad("no USER@"))?;
-            if user.is_empty() || !host_ok(host) {
-                return Err(bad("USER and HOST must not be empty"));
-            }
-            if let Some((user, _password)) = user.split_once(':') {
+        for (prefix, unifi) in [("fritzbox://", false), ("unifi://", true)] {
+            let Some(rest) = s.strip_prefix(prefix) else {
+                continue;
+            };
+            let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let (user, host) = match rest.rsplit_once('@') {
+                Some((user, host)) => (Some(user), host),
+                None => (None, rest),
+            };
+            if let Some((user, _password)) = user.and_then(|u| u.split_once(':')) {
                 return Err(format!(
-                    "gateway fritzbox://{user}:…@{host}: put no password in the spec: \
+                    "gateway {prefix}{user}:…@{host}: put no password in the spec: \
                      use --gateway-password-file or TWINBAY_GATEWAY_PASSWORD"
                 ));
             }
-            return Ok(Spec::FritzBox {
-                user: user.into(),
-                host: host.into(),
+            let user = match user {
+                Some(u) if u.is_empty() || u.len() > 64 || u.contains(char::is_whitespace) => {
+                    return Err(bad("USER must be a user name"));
+                }
+                Some(u) => Some(u.to_string()),
+                None if !unifi => return Err(bad("no USER@")),
+                None => None,
+            };
+            let host = Endpoint::parse(host).map_err(|e| bad(&e))?;
+            let options = Options::parse(query, unifi).map_err(|e| bad(&e))?;
+            return Ok(match user {
+                Some(user) if !unifi => Spec::FritzBox {
+                    user,
+                    host,
+                    options,
+                },
+                user => Spec::Unifi {
+                    user,
+                    host,
+                    options,
+                },
             });
-        }
-        if let Some(host) = s.strip_prefix("unifi://") {
-            if let Some((_, host)) = host.rsplit_once('@') {
-                return Err(format!(
-                    "gateway unifi://…@{host}: put no credentials in the spec: \
-                     use --gateway-password-file or TWINBAY_GATEWAY_PASSWORD"
-                ));
-            }
-            if !host_ok(host) {
-                return Err(bad("not a host name"));
-            }
-            return Ok(Spec::Unifi { host: host.into() });
         }
         if let Some(rest) = s.strip_prefix("probe:") {
             let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("no :PORT"))?;
@@ -203,6 +381,14 @@ impl GatewayConfig {
         if self.interval.is_zero() || self.timeout.is_zero() {
             return Err("gateway interval and timeout must be positive".into());
         }
+        if self.password.is_none()
+            && let Some(spec) = self.specs.iter().find(|s| matches!(s, Spec::Unifi { .. }))
+        {
+            return Err(format!(
+                "gateway {spec}: UniFi needs the API key (or USER's password) in \
+                 --gateway-password-file or TWINBAY_GATEWAY_PASSWORD"
+            ));
+        }
         Ok(())
     }
 }
@@ -237,6 +423,23 @@ pub struct Reading {
     pub device: Option<String>,
     /// Why the upstream is down, when the provider knows.
     pub reason: Option<String>,
+    /// The round trip to the internet the router measures (UniFi).
+    pub latency_ms: Option<f64>,
+    /// The DSL line (FRITZ!Box TR-064).
+    pub dsl: Option<Dsl>,
+}
+
+/// A DSL line as the modem reports it (bits per second).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Dsl {
+    /// `Up`, `Down`, `Initializing`, … as the modem says.
+    pub status: String,
+    /// The rates the line synchronised at.
+    pub up_sync_bps: Option<u64>,
+    pub down_sync_bps: Option<u64>,
+    /// The most the line could carry.
+    pub up_attainable_bps: Option<u64>,
+    pub down_attainable_bps: Option<u64>,
 }
 
 impl Reading {
@@ -264,6 +467,10 @@ pub struct GatewayStatus {
     pub link: Option<Link>,
     /// How long the WAN connection has been up.
     pub uptime_secs: Option<u64>,
+    /// The round trip to the internet the router measures (UniFi).
+    pub latency_ms: Option<f64>,
+    /// The DSL line (FRITZ!Box with a password).
+    pub dsl: Option<Dsl>,
     /// When a poll last succeeded.
     pub last_updated_ms: Option<i64>,
     /// When the last poll ended.
@@ -336,6 +543,8 @@ pub fn apply(
                 upstream: reading.upstream,
                 link: reading.link,
                 uptime_secs: reading.uptime_secs,
+                latency_ms: reading.latency_ms,
+                dsl: reading.dsl,
                 last_updated_ms: Some(now_ms),
                 last_attempt_ms: Some(now_ms),
                 error: reading.reason,
@@ -354,6 +563,8 @@ pub fn apply(
                 upstream: Upstream::Unknown,
                 link: None,
                 uptime_secs: None,
+                latency_ms: None,
+                dsl: None,
                 last_updated_ms: old.last_updated_ms,
                 last_attempt_ms: Some(now_ms),
                 error: Some(error),
@@ -492,12 +703,86 @@ impl Gateways {
 /// A gateway's provider with the state it keeps between polls.
 enum Provider {
     Upnp(Box<upnp::Upnp>),
+    Tr064(Box<tr064::Tr064>),
+    Unifi(Box<unifi::Unifi>),
     Probe { host: String, port: u16 },
     Unsupported(String),
 }
 
 impl Provider {
-    fn new(spec: &Spec) -> Provider {
+    fn new(spec: &Spec, password: Option<&Secret>) -> Provider {
+        match Provider::build(spec, password) {
+            Ok(p) => p,
+            Err(e) => Provider::Unsupported(e.to_string()),
+        }
+    }
+
+    fn build(spec: &Spec, password: Option<&Secret>) -> Result<Provider, GatewayError> {
+        Ok(match (spec, password) {
+            (
+                Spec::FritzBox {
+                    user,
+                    host,
+                    options,
+                },
+                Some(password),
+            ) => {
+                let https = options.tls || options.check.is_some();
+                let (base, tls) = match https {
+                    true => (
+                        host.base("https", 49443)?,
+                        Some(tls::client_config(&options.tls_mode())?),
+                    ),
+                    false => (host.base("http", 49000)?, None),
+                };
+                Provider::Tr064(Box::new(tr064::Tr064::new(
+                    base,
+                    user.clone(),
+                    password.clone(),
+                    tls,
+                )))
+            }
+            (Spec::FritzBox { host, .. }, None) => {
+                let url = fritzbox::description_url(&host.base("http", 49000)?)?;
+                Provider::Upnp(Box::new(upnp::Upnp::new(upnp::Source::Description(url))))
+            }
+            (Spec::Unifi { .. }, None) => {
+                return Err(GatewayError::Config(
+                    "unifi:// needs the API key (unifi://HOST) or USER's password \
+                     (unifi://USER@HOST) in --gateway-password-file or TWINBAY_GATEWAY_PASSWORD"
+                        .into(),
+                ));
+            }
+            (
+                Spec::Unifi {
+                    user,
+                    host,
+                    options,
+                },
+                Some(password),
+            ) => {
+                let (auth, port) = match user {
+                    None => (unifi::Auth::ApiKey(password.clone()), 443),
+                    Some(user) => (
+                        unifi::Auth::Login {
+                            user: user.clone(),
+                            password: password.clone(),
+                        },
+                        8443,
+                    ),
+                };
+                Provider::Unifi(Box::new(unifi::Unifi::new(
+                    host.base("https", port)?,
+                    options.site.clone().unwrap_or_else(|| "default".into()),
+                    auth,
+                    tls::client_config(&options.tls_mode())?,
+                )))
+            }
+            (spec, _) => Provider::plain(spec),
+        })
+    }
+
+    fn plain(spec: &Spec) -> Provider {
         match spec {
             Spec::Upnp(None) => Provider::Upnp(Box::new(upnp::Upnp::new(upnp::Source::Discover))),
             Spec::Upnp(Some(url)) => match url.parse() {
@@ -506,15 +791,9 @@ impl Provider {
                 }
                 Err(_) => Provider::Unsupported(format!("{url:?} is not a URL")),
             },
-            Spec::FritzBox { host, .. } => match fritzbox::description_url(host) {
-                Ok(url) => {
-                    Provider::Upnp(Box::new(upnp::Upnp::new(upnp::Source::Description(url))))
-                }
-                Err(e) => Provider::Unsupported(e.to_string()),
-            },
-            Spec::Unifi { .. } => Provider::Unsupported(
-                "the UniFi provider is not built yet; use upnp or probe:HOST:PORT meanwhile".into(),
-            ),
+            Spec::FritzBox { .. } | Spec::Unifi { .. } => {
+                Provider::Unsupported("handled by Provider::build".into())
+            }
             Spec::Probe { host, port } => Provider::Probe {
                 host: host.clone(),
                 port: *port,
@@ -525,6 +804,8 @@ impl Provider {
     async fn poll(&mut self, timeout: Duration) -> Result<Reading, GatewayError> {
         match self {
             Provider::Upnp(upnp) => upnp.poll().await,
+            Provider::Tr064(tr064) => tr064.poll().await,
+            Provider::Unifi(unifi) => unifi.poll().await,
             Provider::Probe { host, port } => probe::poll(host, *port, timeout / 2).await,
             Provider::Unsupported(why) => Err(GatewayError::Unsupported(why.clone())),
         }
@@ -546,10 +827,10 @@ pub fn spawn(
             tokio::spawn(poll_loop(
                 i,
                 spec.clone(),
+                Provider::new(spec, config.password.as_ref()),
                 gateways.clone(),
                 twin.clone(),
-                config.interval,
-                config.timeout,
+                (config.interval, config.timeout),
                 stop.clone(),
             ))
         })
@@ -559,13 +840,12 @@ pub fn spawn(
 async fn poll_loop(
     i: usize,
     spec: Spec,
+    mut provider: Provider,
     gateways: Gateways,
     twin: Arc<Twin>,
-    interval: Duration,
-    timeout: Duration,
+    (interval, timeout): (Duration, Duration),
     stop: CancellationToken,
 ) {
-    let mut provider = Provider::new(&spec);
     let mut status = GatewayStatus::new(&spec);
     let mut last_known = None;
     loop {
@@ -595,5 +875,7 @@ async fn poll_loop(
     }
 }
 
+#[cfg(test)]
+mod provider_tests;
 #[cfg(test)]
 mod tests;

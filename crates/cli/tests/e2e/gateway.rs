@@ -291,3 +291,173 @@ fn a_hub_follows_a_real_upnp_router() {
         "the namespace is left behind"
     );
 }
+
+/// A FRITZ!Box's TR-064 interface on loopback, serving the recorded real
+/// description and answers, demanding HTTP digest authentication for
+/// `password` on every action as the box does (`F!Box SOAP-Auth`, MD5).
+fn tr064_double(password: &'static str) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use twinbay_hub::gateway::digest;
+    const NONCE: &str = "9F1B7C3A5D2E4F60";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let data = |name: &str| -> &'static str {
+        match name {
+            "desc" => include_str!("../../../hub/src/gateway/testdata/fritzbox-tr64desc.xml"),
+            "GetDefaultConnectionService" => include_str!(
+                "../../../hub/src/gateway/testdata/fritzbox-GetDefaultConnectionService.xml"
+            ),
+            "wanpppconn1" => include_str!(
+                "../../../hub/src/gateway/testdata/fritzbox-WANPPPConnection-GetInfo.xml"
+            ),
+            "GetCommonLinkProperties" => include_str!(
+                "../../../hub/src/gateway/testdata/fritzbox-GetCommonLinkProperties.xml"
+            ),
+            "X_AVM-DE_GetOnlineMonitor" => {
+                include_str!("../../../hub/src/gateway/testdata/fritzbox-GetOnlineMonitor.xml")
+            }
+            "wandslifconfig1" => include_str!(
+                "../../../hub/src/gateway/testdata/fritzbox-WANDSLInterfaceConfig-GetInfo.xml"
+            ),
+            _ => include_str!("../../../hub/src/gateway/testdata/fritzbox-fault-606.xml"),
+        }
+    };
+    let thread = std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push(line.trim_end().to_string());
+            }
+            let header = |name: &str| {
+                head.iter().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+            };
+            let len: usize = header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let first = head.first().cloned().unwrap_or_default();
+            let mut parts = first.split(' ');
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let authorized = header("authorization")
+                .and_then(|a| digest::parse_authorization(&a).ok())
+                .is_some_and(|p| {
+                    let get = |k: &str| {
+                        p.iter()
+                            .find(|(n, _)| n == k)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default()
+                    };
+                    let challenge = digest::Challenge {
+                        realm: "F!Box SOAP-Auth".into(),
+                        nonce: NONCE.into(),
+                        opaque: None,
+                        algorithm: digest::Algorithm::Md5,
+                        qop_auth: true,
+                        stale: false,
+                    };
+                    let nc = u32::from_str_radix(&get("nc"), 16).unwrap_or(0);
+                    get("response")
+                        == digest::response(
+                            &challenge,
+                            &get("username"),
+                            password,
+                            method,
+                            &get("uri"),
+                            nc,
+                            &get("cnonce"),
+                        )
+                });
+            let action = header("soapaction")
+                .and_then(|a| a.split('#').nth(1).map(|a| a.trim_matches('"').to_string()))
+                .unwrap_or_default();
+            let (status, extra, body) = match (method, path) {
+                ("GET", "/tr64desc.xml") => (200, String::new(), data("desc")),
+                ("POST", _) if !authorized => (
+                    401,
+                    format!(
+                        "WWW-Authenticate: Digest realm=\"F!Box SOAP-Auth\", nonce=\"{NONCE}\", \
+                         algorithm=MD5, qop=\"auth\"\r\n"
+                    ),
+                    "<HTML><BODY><H1>401 Unauthorized</H1></BODY></HTML>",
+                ),
+                ("POST", p) if action == "GetInfo" => {
+                    let name = p.rsplit('/').next().unwrap_or("");
+                    (200, String::new(), data(name))
+                }
+                ("POST", _) => (200, String::new(), data(&action)),
+                _ => (404, String::new(), ""),
+            };
+            // An action the recordings lack: the box's fault (606).
+            let status = match method == "POST" && status == 200 && body == data("") {
+                true => 500,
+                false => status,
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\n{extra}Content-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, thread)
+}
+
+#[test]
+fn a_hub_reads_a_fritzbox_over_tr064_and_says_when_the_password_is_wrong() {
+    let dir = temp_dir("gateway-tr064");
+    let (right, _a) = tr064_double("s3cret-pw");
+    let (wrong, _b) = tr064_double("another-pw");
+    let secret = dir.join("gateway-password");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&secret, "s3cret-pw\n").unwrap();
+    let good = format!("fritzbox://admin@127.0.0.1:{right}");
+    let bad = format!("fritzbox://admin@127.0.0.1:{wrong}");
+    let hub = Hub::start_with(
+        &dir.join("hub"),
+        free_port(),
+        &[
+            "--gateway",
+            &good,
+            "--gateway",
+            &bad,
+            "--gateway-password-file",
+            secret.to_str().unwrap(),
+            "--gateway-interval",
+            "1s",
+        ],
+    );
+    let token = hub.token("viewer");
+    let g = wait_for("the FRITZ!Box's address", Duration::from_secs(15), || {
+        let g = gateway(&hub, &token);
+        let both = g["gateways"][1]["error"].is_string();
+        (g["public_ip"].is_string() && both).then_some(g)
+    });
+    assert_eq!(g["provider"], "fritzbox", "{g}");
+    assert_eq!(g["public_ip"], "81.2.69.142", "{g}");
+    assert_eq!(g["upstream"], "up", "{g}");
+    assert_eq!(g["device"], "FRITZ!Box 7590", "{g}");
+    assert_eq!(g["uptime_secs"], 263511, "{g}");
+    assert_eq!(g["link"]["down_bps"], 10_000_000, "{g}");
+    assert_eq!(g["dsl"]["down_sync_bps"], 116_798_000, "{g}");
+    // The other box refuses the password: said so, with no values.
+    let other = &g["gateways"][1];
+    let error = other["error"].as_str().unwrap();
+    assert!(error.starts_with("authentication failed"), "{other}");
+    assert_eq!(other["public_ip"], Value::Null, "{other}");
+    assert_eq!(other["upstream"], "unknown", "{other}");
+    assert_eq!(other["last_updated_ms"], Value::Null, "{other}");
+    // The password is nowhere on the hub's command line.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", hub.proc.child.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret-pw"));
+}

@@ -1,35 +1,49 @@
-//! `fritzbox://USER@HOST`: a FRITZ!Box answers the UPnP IGD actions without
-//! a password on port 49000 (when "transmit status information over UPnP"
-//! is on), which gives the public address, the connection's state and the
-//! link's rates. Its TR-064 interface, which needs USER's password, is not
-//! used yet.
+//! `fritzbox://USER@HOST` without a password: a FRITZ!Box answers the UPnP
+//! IGD actions without one on port 49000 (when "transmit status information
+//! over UPnP" is on), which gives the public address, the connection's state
+//! and the link's rates. With a password the poller speaks TR-064 instead
+//! ([`super::tr064`]), which tells more.
 
 use http::Uri;
 
 use super::GatewayError;
+use super::http::resolve;
 
-/// Where a FRITZ!Box serves its IGD description.
-pub fn description_url(host: &str) -> Result<Uri, GatewayError> {
-    let host = match host.contains(':') && !host.starts_with('[') {
-        true => format!("[{host}]"),
-        false => host.to_string(),
-    };
-    format!("http://{host}:49000/igddesc.xml")
-        .parse()
-        .map_err(|_| GatewayError::Config(format!("{host:?} is not a host name")))
+/// Where a FRITZ!Box at `base` (`http://HOST:49000`) serves its IGD description.
+pub fn description_url(base: &Uri) -> Result<Uri, GatewayError> {
+    resolve(base, "/igddesc.xml")
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::gateway::Spec;
+
+    fn url(spec: &str) -> String {
+        let Spec::FritzBox { host, .. } = spec.parse::<Spec>().unwrap() else {
+            panic!("{spec}")
+        };
+        super::description_url(&host.base("http", 49000).unwrap())
+            .unwrap()
+            .to_string()
+    }
+
     #[test]
     fn description_urls() {
         assert_eq!(
-            super::description_url("fritz.box").unwrap().to_string(),
+            url("fritzbox://admin@fritz.box"),
             "http://fritz.box:49000/igddesc.xml"
         );
         assert_eq!(
-            super::description_url("fd00::1").unwrap().to_string(),
+            url("fritzbox://admin@fd00::1"),
             "http://[fd00::1]:49000/igddesc.xml"
+        );
+        assert_eq!(
+            url("fritzbox://admin@[fd00::1]:8080"),
+            "http://[fd00::1]:8080/igddesc.xml"
+        );
+        assert_eq!(
+            url("fritzbox://admin@127.0.0.1:5000"),
+            "http://127.0.0.1:5000/igddesc.xml"
         );
     }
 }

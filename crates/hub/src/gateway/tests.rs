@@ -11,6 +11,10 @@ fn specs_parse_and_print_back() {
         "upnp:http://10.0.0.1:5000/rootDesc.xml",
         "fritzbox://admin@fritz.box",
         "unifi://192.168.1.1",
+        "fritzbox://admin@fritz.box:49443?tls",
+        "fritzbox://admin@[fd00::1]:49000",
+        "unifi://ro@unifi.lan:8443?site=lab&insecure-tls",
+        "unifi://192.168.1.1?fingerprint=sha256:abababababababababababababababababababababababababababababababab",
         "probe:example.org:443",
         "probe:::1:53",
     ] {
@@ -31,6 +35,14 @@ fn specs_parse_and_print_back() {
         "fritzbox://fritz.box",
         "fritzbox://admin:secret@fritz.box",
         "unifi://admin:pw@host",
+        "unifi://host?tls",
+        "unifi://host?site=a/b",
+        "unifi://host?insecure-tls&fingerprint=sha256:abababababababababababababababababababababababababababababababab",
+        "unifi://host?fingerprint=abc",
+        "fritzbox://admin@fritz.box:0",
+        "fritzbox://admin@fritz.box?site=x",
+        "fritzbox://@fritz.box",
+        "fritzbox://admin@[fd00::1",
         "probe:host",
         "probe:host:0",
         "probe:host:99999",
@@ -46,6 +58,22 @@ fn specs_parse_and_print_back() {
         .parse::<Spec>()
         .unwrap_err();
     assert!(e.contains("--gateway-password-file"), "{e}");
+    assert!(!e.contains("secret"), "{e}");
+    // A fingerprint is kept in one normal form.
+    assert_eq!(
+        spec("unifi://h?fingerprint=SHA256:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB").to_string(),
+        format!("unifi://h?fingerprint=sha256:{}", "ab".repeat(32))
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn specs_never_panic_and_print_back(s in "(fritzbox|unifi)://[a-z@:\\[\\]0-9.?&=-]{0,40}") {
+        if let Ok(parsed) = s.parse::<Spec>() {
+            let again: Spec = parsed.to_string().parse().unwrap();
+            proptest::prop_assert_eq!(again, parsed);
+        }
+    }
 }
 
 #[test]

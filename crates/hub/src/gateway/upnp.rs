@@ -99,10 +99,19 @@ pub fn parse_description(text: &str, base: &Uri) -> Result<Services, GatewayErro
 
 /// The SOAP envelope for `action` of `service_type`, without arguments.
 pub fn envelope(service_type: &str, action: &str) -> String {
+    envelope_with(service_type, action, &[])
+}
+
+/// The SOAP envelope for `action` of `service_type` with input arguments.
+pub fn envelope_with(service_type: &str, action: &str, args: &[(&str, &str)]) -> String {
+    let args: String = args
+        .iter()
+        .map(|(name, value)| format!("<{name}>{}</{name}>", quick_xml::escape::escape(*value)))
+        .collect();
     format!(
         "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
          s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body>\
-         <u:{action} xmlns:u=\"{service_type}\"></u:{action}></s:Body></s:Envelope>\r\n"
+         <u:{action} xmlns:u=\"{service_type}\">{args}</u:{action}></s:Body></s:Envelope>\r\n"
     )
 }
 
@@ -143,7 +152,7 @@ pub fn parse_response(
         .collect())
 }
 
-fn fault_error(action: &str, fault: &Element) -> GatewayError {
+pub fn fault_error(action: &str, fault: &Element) -> GatewayError {
     let upnp = fault.find("UPnPError");
     let code = upnp.and_then(|e| e.child_text("errorCode"));
     let description = upnp.and_then(|e| e.child_text("errorDescription"));
@@ -297,6 +306,7 @@ impl Upnp {
             uptime_secs,
             device: services.friendly_name.clone(),
             reason,
+            ..Reading::default()
         })
     }
 }
