@@ -175,12 +175,20 @@ pub fn evaluate(check: &Check, node: &NodeTwin, active: impl Fn(&str) -> bool) -
             .values()
             .map(|c| {
                 // Restarted by its policy again and again, the last time
-                // recently: a crash loop, also while it runs between crashes.
+                // recently: a crash loop, also while it runs between crashes,
+                // and in the engine's passing states between a crash and the
+                // next start (which may lack a start time): only running on,
+                // paused or a clean exit ends it.
+                let between_crashes = !matches!(
+                    (c.state.as_str(), c.exit_code),
+                    ("running" | "paused", _) | ("exited", Some(0))
+                );
                 let looping = c.restart_count >= LOOP_RESTARTS
-                    && c.started_at
-                        .as_deref()
-                        .and_then(started_ms)
-                        .is_some_and(|t| check.now_ms - t < LOOP_WINDOW_MS);
+                    && (between_crashes
+                        || c.started_at
+                            .as_deref()
+                            .and_then(started_ms)
+                            .is_some_and(|t| check.now_ms - t < LOOP_WINDOW_MS));
                 let (holds, why) = match (c.state.as_str(), c.exit_code, c.health.as_deref()) {
                     _ if looping => (
                         true,
@@ -339,6 +347,33 @@ mod tests {
             holding[0].summary,
             "container looping is restarting in a loop (5 restarts) on nas"
         );
+        // Between a crash and the next start the engine may report a
+        // passing state without a start time: still the loop, not a
+        // recovery. A clean exit or running on ends it.
+        for (state, exit_code, holds) in [
+            ("created", None, true),
+            ("stopping", None, true),
+            ("exited", None, true),
+            ("exited", Some(0), false),
+            ("running", None, false),
+        ] {
+            let mut m = node(true);
+            let between = Container {
+                id: "x".into(),
+                name: "x".into(),
+                state: state.into(),
+                exit_code,
+                restart_count: 6,
+                started_at: None,
+                ..Default::default()
+            };
+            m.state.containers.insert("x".into(), between);
+            let f = evaluate(&check(Kind::ContainerDown, None, None), &m, |_| false);
+            assert_eq!(f[0].holds, holds, "{state} {exit_code:?}: {f:?}");
+            if holds {
+                assert!(f[0].summary.contains("in a loop"), "{f:?}");
+            }
+        }
     }
 
     #[test]
