@@ -361,7 +361,18 @@ async fn session(
                 }
             },
             (id, stale, current) = inspections.done() => {
-                let current = current?;
+                // One container that cannot be inspected (the engine can
+                // fail one mid-restart) keeps its last record until its next
+                // event: ending the session would clear every container and
+                // resolve and re-raise their alerts.
+                let current = match current {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(id, error = %e, "inspect failed; keeping the last record");
+                        inspections.start_next(&docker);
+                        continue;
+                    }
+                };
                 // An event came while it ran: its answer may predate the
                 // event; the next inspection (queued) has the last word.
                 if !stale {
