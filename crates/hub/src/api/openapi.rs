@@ -32,6 +32,19 @@ pub fn exact(openapi: &utoipa::openapi::OpenApi) -> Value {
             items["pattern"] = json!(SELECTOR_PATTERN);
         }
     }
+    // A backup's source and a restore's target refuse unknown fields
+    // (serde's deny_unknown_fields, which the derive does not carry over
+    // to tagged enums' variants).
+    for schema in ["BackupSource", "RestoreTarget"] {
+        if let Some(variants) = doc["components"]["schemas"][schema]["oneOf"].as_array_mut() {
+            for variant in variants
+                .iter_mut()
+                .filter(|v| v.get("properties").is_some())
+            {
+                variant["additionalProperties"] = json!(false);
+            }
+        }
+    }
     doc
 }
 
@@ -80,6 +93,24 @@ fn complete(operation: &mut Value) {
             response["content"] = json!({
                 "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } }
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backup_sources_and_restore_targets_refuse_unknown_fields() {
+        let (_, openapi) = super::super::api_routes();
+        let doc = super::exact(&openapi);
+        for schema in ["BackupSource", "RestoreTarget"] {
+            let variants = doc["components"]["schemas"][schema]["oneOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{schema} is a oneOf"));
+            assert!(variants.len() >= 3, "{schema}: {variants:?}");
+            for v in variants {
+                assert_eq!(v["additionalProperties"], false, "{schema}: {v}");
+            }
         }
     }
 }
