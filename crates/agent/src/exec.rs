@@ -302,17 +302,8 @@ impl Executor {
                     Ok(Err(e)) => return refused(e),
                     Err(e) => return refused(format!("resolving the path failed: {e}")),
                 };
-                let argv = if matches!(cmd.op, Op::Restore { .. }) {
-                    backup::untar_argv(&resolved)
-                } else {
-                    backup::tar_argv(&resolved, exclude)
-                };
-                backup::Producer {
-                    argv,
-                    cwd: &root_dir,
-                    env: &no_env,
-                    timeout: Duration::from_secs(twinbay_proto::command::MAX_TIMEOUT_SECS),
-                }
+                let restore = matches!(cmd.op, Op::Restore { .. });
+                backup::tar_producer(restore, &resolved, exclude, &root_dir, &no_env)
             }
             BackupSource::Volume { name, exclude } => {
                 let allowed = self
@@ -328,17 +319,8 @@ impl Executor {
                         Ok(p) => p,
                         Err(e) => return refused(e),
                     };
-                let argv = if matches!(cmd.op, Op::Restore { .. }) {
-                    backup::untar_argv(&resolved)
-                } else {
-                    backup::tar_argv(&resolved, exclude)
-                };
-                backup::Producer {
-                    argv,
-                    cwd: &root_dir,
-                    env: &no_env,
-                    timeout: Duration::from_secs(twinbay_proto::command::MAX_TIMEOUT_SECS),
-                }
+                let restore = matches!(cmd.op, Op::Restore { .. });
+                backup::tar_producer(restore, &resolved, exclude, &root_dir, &no_env)
             }
             BackupSource::Action { name, args } => {
                 let spec = &self.policy().actions[name];

@@ -111,6 +111,26 @@ pub async fn volume_dir(socket: Option<&str>, name: &str) -> Result<String, Stri
     }
 }
 
+/// The `tar` producer of a `dir` or `volume` backup of `resolved`, or its
+/// `untar` consumer on a restore.
+pub fn tar_producer<'a>(
+    restore: bool,
+    resolved: &str,
+    exclude: &[String],
+    cwd: &'a Path,
+    env: &'a BTreeMap<String, String>,
+) -> Producer<'a> {
+    Producer {
+        argv: match restore {
+            true => untar_argv(resolved),
+            false => tar_argv(resolved, exclude),
+        },
+        cwd,
+        env,
+        timeout: Duration::from_secs(twinbay_proto::command::MAX_TIMEOUT_SECS),
+    }
+}
+
 type Socket = crate::link::HubSocket;
 
 fn failed(error: String) -> Ended {
