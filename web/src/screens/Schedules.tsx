@@ -370,6 +370,13 @@ export function Schedules() {
   const canEdit = atLeast(role, 'operator');
   const list = useLoad<Schedule[]>(() => schedulesApi.list(), []);
   const all = list.data || [];
+  // A run in flight ends on its own: look again while any schedule's latest slot runs,
+  // so its state and last run follow without a reload.
+  useEffect(() => {
+    if (!list.data?.some((s) => s.last_outcome === 'running')) return;
+    const t = setTimeout(list.reload, 1500);
+    return () => clearTimeout(t);
+  }, [list.data]);
   const failing = all.filter((s) => s.schedule_error || (s.last_outcome && !['ok', 'running'].includes(s.last_outcome))).length;
   return (
     <section class="screen" aria-labelledby="schedules-title">
