@@ -76,6 +76,9 @@ struct Inner {
     silences: Vec<SilenceRecord>,
     /// Each (node, mount)'s recent use, for `disk_forecast` rules.
     trends: HashMap<(String, String), forecast::Trend>,
+    /// When each (node, mount)'s trend was last looked up in the metric
+    /// history (`i64::MAX` once found there).
+    seeded: HashMap<(String, String), i64>,
 }
 
 struct Active {
@@ -201,7 +204,10 @@ pub async fn run(
     loop {
         let changes = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => evaluate(&hub, now_ms()),
+            _ = tick.tick() => {
+                seed_trends(&hub, now_ms()).await;
+                evaluate(&hub, now_ms())
+            }
             Some(h) = inbox.recv() => happened(&hub, &h, now_ms()),
         };
         if !changes.is_empty() {
@@ -232,6 +238,82 @@ pub async fn run(
                 });
             }
         }
+    }
+}
+
+/// Mounts whose trend is read from the metric history in one round, at most.
+const SEED_PER_ROUND: usize = 256;
+/// How soon a mount whose history had nothing yet is looked up again.
+const SEED_RETRY_MS: i64 = 10_000;
+
+/// Gives each mount the engine has too few points of since it started its
+/// recent use from the metric history, so a hub restart (or a rule added
+/// later) does not wait a whole forecast window. Reads the 1-minute rollups
+/// when the window is long enough that the trend keeps a point a minute or
+/// fewer. A mount whose history is empty yet (a new host; samples still
+/// queued for the writer) is looked up again after [`SEED_RETRY_MS`] until
+/// its live points suffice.
+async fn seed_trends(hub: &HubState, now: i64) {
+    let (window, wanted) = {
+        let mut guard = lock(&hub.alerts.inner);
+        let inner = &mut *guard;
+        let Some(window) = inner
+            .rules
+            .iter()
+            .filter(|r| r.enabled)
+            .filter_map(|r| check_of(r, now))
+            .filter(|c| c.kind == Kind::DiskForecast)
+            .map(|c| c.window_ms)
+            .max()
+        else {
+            return;
+        };
+        let mut wanted = Vec::new();
+        hub.twin.for_each(|node| {
+            let (Some(r), true) = (&node.resources, node.connected) else {
+                return;
+            };
+            for d in r.disks.iter().filter(|d| d.total > 0) {
+                if wanted.len() >= SEED_PER_ROUND {
+                    return;
+                }
+                let key = (node.id.clone(), d.mount.clone());
+                let enough = inner
+                    .trends
+                    .get(&key)
+                    .is_some_and(|t| t.points.len() >= forecast::MIN_POINTS);
+                let tried = inner.seeded.entry(key).or_insert(i64::MIN);
+                if !enough && now.saturating_sub(*tried) >= SEED_RETRY_MS {
+                    *tried = now;
+                    wanted.push((node.id.clone(), d.mount.clone(), d.total as f64));
+                }
+            }
+        });
+        (window, wanted)
+    };
+    let tier = (window / forecast::MAX_POINTS as i64 >= 60_000).then_some(crate::history::TIERS[0]);
+    for (node, mount, total) in wanted {
+        let name = format!("disk_used{{{mount}}}");
+        let stored = match hub
+            .store
+            .series_points(&node, &name, tier, now - window, now)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %crate::report(&e), node, mount, "reading a mount's history for its forecast failed");
+                continue;
+            }
+        };
+        let mut inner = lock(&hub.alerts.inner);
+        if !stored.is_empty() {
+            inner.seeded.insert((node.clone(), mount.clone()), i64::MAX);
+        }
+        inner.trends.entry((node, mount)).or_default().seed(
+            stored.iter().map(|b| (b[0] as i64, b[2])),
+            total,
+            window,
+        );
     }
 }
 
@@ -359,7 +441,10 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
     });
     match window {
         Some(w) => trends.retain(|_, t| t.points.back().is_some_and(|(ts, _)| now - ts <= w)),
-        None => trends.clear(),
+        None => {
+            trends.clear();
+            inner.seeded.clear();
+        }
     }
     // The hub's own: the audit trail holds its recorded head, or not.
     let broken = hub.store.anchor().broken();

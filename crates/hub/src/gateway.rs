@@ -731,7 +731,7 @@ impl Provider {
                 let (base, tls) = match https {
                     true => (
                         host.base("https", 49443)?,
-                        Some(tls::client_config(&options.tls_mode())?),
+                        Some(tls::client_config(&options.tls_mode())),
                     ),
                     false => (host.base("http", 49000)?, None),
                 };
@@ -775,7 +775,7 @@ impl Provider {
                     host.base("https", port)?,
                     options.site.clone().unwrap_or_else(|| "default".into()),
                     auth,
-                    tls::client_config(&options.tls_mode())?,
+                    tls::client_config(&options.tls_mode()),
                 )))
             }
             (spec, _) => Provider::plain(spec),

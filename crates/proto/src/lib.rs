@@ -22,6 +22,8 @@ pub mod diff;
 pub mod join;
 pub mod message;
 pub mod model;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// The agent ⇄ hub protocol version. See the crate docs before changing it.
 ///

@@ -92,6 +92,36 @@ impl Trend {
         }
     }
 
+    /// Puts `older` (oldest first, read from the metric history) before the
+    /// points the trend holds, thinned as [`Trend::push`] thins: a restarted
+    /// hub goes on with the line it had instead of waiting a window. Nothing
+    /// changes if the mount was resized since (the trend's size differs).
+    pub fn seed(
+        &mut self,
+        older: impl IntoIterator<Item = (i64, f64)>,
+        total: f64,
+        window_ms: i64,
+    ) {
+        if !self.points.is_empty() && self.total != total {
+            return;
+        }
+        // The live points stay as they are; the stored ones end a step before them.
+        let step = (window_ms / MAX_POINTS as i64).max(1);
+        let before = self
+            .points
+            .front()
+            .map_or(i64::MAX, |(t, _)| t.saturating_sub(step));
+        let mut seeded = Trend::default();
+        for (t, used) in older.into_iter().filter(|(t, _)| *t <= before) {
+            seeded.push(t, used, total, window_ms);
+        }
+        for &(t, used) in &self.points {
+            seeded.push(t, used, total, window_ms);
+        }
+        seeded.total = total;
+        *self = seeded;
+    }
+
     /// The points of the last `window_ms` before `now_ms`.
     pub fn within(&self, window_ms: i64, now_ms: i64) -> Vec<(i64, f64)> {
         self.points
@@ -161,6 +191,37 @@ mod tests {
         t.push(NOW + 20_000_000, 5.0, 2e6, HOUR);
         assert_eq!(t.points.len(), 1, "a resized mount starts over");
         assert_eq!(t.within(HOUR, NOW + 20_000_000).len(), 1);
+    }
+
+    #[test]
+    fn a_seeded_trend_goes_on_with_the_stored_line() {
+        let window = 6 * HOUR;
+        let mut t = Trend::default();
+        // The hub has seen two points since its restart (one each 90 s is kept).
+        t.push(NOW - 120_000, 580.0, 1000.0, window);
+        t.push(NOW, 600.0, 1000.0, window);
+        // The history has the hour before, 10 a minute, and one point it already has.
+        let stored = (0..=60).map(|m| (NOW - HOUR + m * 60_000, 0.0 + 10.0 * m as f64));
+        t.seed(stored, 1000.0, window);
+        let pts = t.within(window, NOW);
+        assert!(
+            pts.windows(2).all(|w| w[0].0 < w[1].0),
+            "oldest first, no repeats"
+        );
+        assert_eq!(pts.first(), Some(&(NOW - HOUR, 0.0)));
+        assert_eq!(pts.last(), Some(&(NOW, 600.0)));
+        // 10 a minute, 400 left: full in 40 minutes.
+        let ms = time_to_full(&pts, 1000.0, NOW).expect("filling");
+        assert!((ms - 40 * 60_000).abs() < 60_000, "{ms}");
+        // A mount resized since: the stored line says nothing about it.
+        let mut resized = Trend::default();
+        resized.push(NOW, 600.0, 2000.0, window);
+        resized.seed([(NOW - HOUR, 0.0)], 1000.0, window);
+        assert_eq!(resized.points.len(), 1);
+        // An empty trend takes the stored line whole.
+        let mut fresh = Trend::default();
+        fresh.seed([(NOW - 240_000, 1.0), (NOW - 120_000, 2.0)], 10.0, window);
+        assert_eq!((fresh.points.len(), fresh.total), (2, 10.0));
     }
 
     proptest! {

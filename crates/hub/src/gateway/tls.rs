@@ -10,13 +10,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use twinbay_proto::join::cert_fingerprint;
-
-use super::GatewayError;
+use twinbay_proto::tls::{self, CertCheck};
 
 /// The certificate check of one gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,31 +66,28 @@ impl fmt::Display for Refused {
 impl std::error::Error for Refused {}
 
 fn refused(message: String) -> rustls::Error {
-    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(Refused(
-        message,
-    )))))
+    tls::refused(Refused(message))
 }
 
 #[derive(Debug)]
-struct Verifier {
+struct Check {
     mode: TlsMode,
     system: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
+impl CertCheck for Check {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> Result<(), rustls::Error> {
         let actual = cert_fingerprint(end_entity.as_ref());
         match &self.mode {
-            TlsMode::Insecure => Ok(ServerCertVerified::assertion()),
-            TlsMode::Pinned(expected) if *expected == actual => Ok(ServerCertVerified::assertion()),
+            TlsMode::Insecure => Ok(()),
+            TlsMode::Pinned(expected) if *expected == actual => Ok(()),
             TlsMode::Pinned(expected) => Err(refused(format!(
                 "the certificate's fingerprint is {actual}, not the pinned {expected}"
             ))),
@@ -106,6 +100,7 @@ impl ServerCertVerifier for Verifier {
                 };
                 system
                     .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                    .map(|_| ())
                     .map_err(|e| {
                         refused(format!(
                             "{e}; its fingerprint is {actual} (pin it with ?fingerprint=, \
@@ -115,45 +110,11 @@ impl ServerCertVerifier for Verifier {
             }
         }
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// The client configuration for `mode`.
-pub fn client_config(mode: &TlsMode) -> Result<Arc<rustls::ClientConfig>, GatewayError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+pub fn client_config(mode: &TlsMode) -> Arc<rustls::ClientConfig> {
+    let provider = tls::provider();
     let system = match mode {
         TlsMode::System => {
             let mut roots = rustls::RootCertStore::empty();
@@ -170,18 +131,11 @@ pub fn client_config(mode: &TlsMode) -> Result<Arc<rustls::ClientConfig>, Gatewa
         }
         _ => None,
     };
-    let verifier = Arc::new(Verifier {
+    let check = Check {
         mode: mode.clone(),
         system,
-        provider: provider.clone(),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| GatewayError::Config(format!("TLS: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    };
+    Arc::new(tls::client_config(provider, check))
 }
 
 #[cfg(test)]
