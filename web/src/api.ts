@@ -13,7 +13,8 @@ export class ApiError extends Error {
   }
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** One JSON request to the hub: the answer's body, or an ApiError with the hub's message. */
+export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   let res: Response;
   try {
     res = await fetch(path, {
@@ -38,7 +39,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 /** The hub's `{"error": {"code", "message"}}` (or the status line) as an ApiError. */
-function refusal(res: Response, json: unknown): ApiError {
+export function refusal(res: Response, json: unknown): ApiError {
   const msg = (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`;
   const retry = Number(res.headers.get('Retry-After'));
   return new ApiError(res.status, msg, Number.isFinite(retry) && retry > 0 ? retry : undefined);

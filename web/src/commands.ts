@@ -395,3 +395,17 @@ export function answerConfirm(yes: boolean) {
   changed();
   if (yes) c?.run();
 }
+
+/** `k=v` pairs, one a line or comma-separated; a string says what is wrong. */
+export function parseArgs(text: string): Record<string, string> | string {
+  const args: Record<string, string> = {};
+  for (const part of text
+    .split(/[\n,]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const i = part.indexOf('=');
+    if (i <= 0) return `argument ${JSON.stringify(part)} is not KEY=VALUE`;
+    args[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return args;
+}

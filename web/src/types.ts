@@ -94,9 +94,24 @@ export interface GatewayStatus {
   upstream: 'up' | 'down' | 'unknown';
   link: { max_up_bps: number | null; max_down_bps: number | null; up_bps: number | null; down_bps: number | null } | null;
   uptime_secs: number | null;
+  /** The round trip to the internet the router measures (UniFi); null when it does not. */
+  latency_ms: number | null;
+  /** The DSL line, when the gateway is a DSL modem that reports it (FRITZ!Box with a password). */
+  dsl: GatewayDsl | null;
   last_updated_ms: number | null;
   last_attempt_ms: number | null;
   error: string | null;
+}
+
+/** A DSL line as the modem reports it (bits per second). */
+export interface GatewayDsl {
+  /** `Up`, `Down`, `Initializing`, … as the modem says. */
+  status: string;
+  up_sync_bps: number | null;
+  down_sync_bps: number | null;
+  /** The most the line could carry. */
+  up_attainable_bps: number | null;
+  down_attainable_bps: number | null;
 }
 
 export interface GatewayReport extends GatewayStatus {

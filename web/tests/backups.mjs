@@ -9,7 +9,8 @@
 // directory's tar; verify; restore behind a confirmation brings a deleted
 // file back; a failing producer is a loud failure with its reason and no
 // artifact; filters; the overview's card; WCAG 2.1 A/AA (axe-core); phone
-// width; screenshots; no console errors.
+// width; screenshots; no console errors; a real Podman volume backed up from
+// the form (an exclude glob honoured) and restored into the volume.
 //
 // Run: TWINBAY_BIN=… node --experimental-websocket --test web/tests/backups.mjs
 // Env: TWINBAY_BIN (default target/debug/twinbay), CHROMIUM, TWINBAY_SCREENSHOTS (default docs/screenshots).
@@ -21,14 +22,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+import { SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser, podman, startPodmanService, allowHttpErrors, apiAs, stepper } from './harness.mjs';
 import { expectAccessible } from './axe.mjs';
 
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
+const VOLUME = `twinbay-bk-${randomBytes(4).toString('hex')}`;
 const policy = (root) => `backup:
   roots: [${root}]
+  volumes: [${VOLUME}]
 actions:
   broken-dump:
     description: A dump that fails, as one whose database is gone does
@@ -39,45 +42,24 @@ actions:
 
 const hub = { proc: null, port: 0, dir: '', url: '', log: '', startedAt: 0 };
 let browser, ctx, page;
-let failed = false;
 let root = ''; // the backup root: the directory backed up
 let nodeId = '';
+let podmanService = null; // Podman's API, for the volume backup
+let volumeDir = ''; // the volume's directory on this host
 const problems = [];
 const allowed = [];
 const report = [];
 
-process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ } });
+/** Chrome logs every refused request; these are the ones the test makes on purpose (the cron helper asked about a pattern that never fires). */
+const allowedHttpError = allowHttpErrors('401 /api/v1/session', '400 /api/v1/schedules/preview');
+const api = (method, pathname, body) => apiAs(ctx, hub, method, pathname, body);
+const steps = stepper(it, () => page, () => hub.dir);
+const { step } = steps;
 
-function allowedHttpError(msg) {
-  const m = /status of (\d{3})/.exec(msg.text());
-  if (!m) return false;
-  const pathname = new URL(msg.location()?.url || '/', 'http://x').pathname;
-  // The cron helper asking about a pattern that never fires: refused on purpose.
-  return (m[1] === '401' && pathname === '/api/v1/session') || (m[1] === '400' && pathname === '/api/v1/schedules/preview');
-}
-
-async function api(method, pathname, body) {
-  const cookie = (await ctx.storageState()).cookies.map((c) => `${c.name}=${c.value}`).join('; ');
-  const r = await fetch(`${hub.url}${pathname}`, {
-    method,
-    headers: { cookie, 'content-type': 'application/json', origin: hub.url },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: await r.json().catch(() => null) };
-}
-
-function step(name, fn) {
-  it(name, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn(t);
-    } catch (err) {
-      failed = true;
-      if (page) await page.screenshot({ path: path.join(hub.dir, 'failure.png') }).catch(() => {});
-      throw err;
-    }
-  });
-}
+process.on('exit', () => {
+  try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ }
+  try { podmanService?.kill('SIGKILL'); } catch { /* already gone */ }
+});
 
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 const row = (job) => page.locator(`[data-testid="backup-row"][data-job="${job}"]`);
@@ -93,7 +75,14 @@ describe('backups', { timeout: 240_000 }, () => {
     await fs.writeFile(path.join(root, 'photos', 'b.bin'), randomBytes(300_000));
     const policyFile = path.join(hub.dir, 'policy.yaml');
     await fs.writeFile(policyFile, policy(root));
-    await startHub(hub, (listen) => ['up', '--listen', listen, '--data-dir', path.join(hub.dir, 'data'), '--interval', '2s', '--policy', policyFile], PASSWORD);
+    // A real container volume, through Podman's Engine API on a socket of our own.
+    const podmanApi = await startPodmanService(hub.dir);
+    podmanService = podmanApi.proc;
+    await podman('volume', 'create', VOLUME);
+    volumeDir = await podman('volume', 'inspect', '--format', '{{.Mountpoint}}', VOLUME);
+    await fs.writeFile(path.join(volumeDir, 'db.sql'), 'create table photos (id int);\n');
+    await fs.writeFile(path.join(volumeDir, 'scratch.tmp'), 'left out\n');
+    await startHub(hub, (listen) => ['up', '--listen', listen, '--data-dir', path.join(hub.dir, 'data'), '--interval', '2s', '--policy', policyFile, '--container-socket', podmanApi.socket], PASSWORD);
     browser = await launchBrowser();
     ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme: 'light', bypassCSP: true, acceptDownloads: true });
     ctx.setDefaultTimeout(30_000);
@@ -104,7 +93,9 @@ describe('backups', { timeout: 240_000 }, () => {
   after(async () => {
     await browser?.close().catch(() => {});
     await stopProcess(hub.proc);
-    if (failed) console.error(`backups: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
+    if (volumeDir) await podman('volume', 'rm', '-f', VOLUME).catch((err) => console.error(`backups: podman volume rm ${VOLUME}: ${err.message}`));
+    await stopProcess(podmanService);
+    if (steps.failed) console.error(`backups: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
     else if (hub.dir) await fs.rm(hub.dir, { recursive: true, force: true });
     for (const line of report) console.error(`backups: ${line}`);
     console.error(`backups: total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -330,6 +321,42 @@ describe('backups', { timeout: 240_000 }, () => {
     assert.equal(await card.getAttribute('data-failing'), '1');
     assert.match(await card.textContent(), /nightly broken dump/);
     assert.match(await page.getByTestId('backups-newest').textContent(), /srv-files/);
+    assert.deepEqual(problems, [], problems.join('\n'));
+  });
+
+  step('a container volume: backed up from the form (exclude honoured), restored into the volume', async (t) => {
+    await page.getByTestId('nav-backups').click();
+    await page.getByTestId('backup-form').waitFor();
+    await page.getByTestId('backup-job').fill('photos-db');
+    await page.getByTestId('backup-kind').selectOption('volume');
+    assert.equal(await page.getByTestId('backup-volume').inputValue(), VOLUME, 'the policy\'s volume, prefilled');
+    await page.getByTestId('backup-exclude').fill('*.tmp');
+    await page.getByTestId('backup-when').selectOption('now');
+    await page.getByTestId('backup-submit').click();
+    await row('photos-db').waitFor({ timeout: 60_000 });
+    const { json: list } = await api('GET', '/api/v1/backups');
+    const b = list.find((x) => x.job === 'photos-db');
+    assert.equal(b.source, `volume ${VOLUME} (exclude *.tmp)`);
+    // The artifact is the volume's tar, without what was left out.
+    const cookie = (await ctx.storageState()).cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+    const bytes = Buffer.from(await (await fetch(`${hub.url}/api/v1/backups/${b.id}/download`, { headers: { cookie } })).arrayBuffer());
+    assert.equal(sha256(bytes), b.sha256);
+    const names = execFileSync('sh', ['-c', 'zstd -dc | tar -t'], { input: bytes }).toString();
+    assert.match(names, /\.\/db\.sql/);
+    assert.doesNotMatch(names, /scratch\.tmp/, 'the exclude glob');
+    t.diagnostic(`volume ${VOLUME}: ${b.size} bytes`);
+    // Restore: into the volume it came from, by default.
+    await fs.rm(path.join(volumeDir, 'db.sql'));
+    const restoresOk = () => page.locator('[data-testid="backup-run-row"][data-op="restore"][data-status="ok"]').count();
+    const before = await restoresOk();
+    await row('photos-db').getByTestId('backup-restore').click();
+    await page.getByTestId('confirm').waitFor();
+    assert.equal(await page.getByTestId('restore-kind').inputValue(), 'volume');
+    assert.equal(await page.getByTestId('restore-volume').inputValue(), VOLUME);
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('confirm').waitFor({ state: 'detached' });
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="backup-run-row"][data-op="restore"][data-status="ok"]').length > n, before, { timeout: 30_000 });
+    assert.equal(await fs.readFile(path.join(volumeDir, 'db.sql'), 'utf8'), 'create table photos (id int);\n');
     assert.deepEqual(problems, [], problems.join('\n'));
   });
 });

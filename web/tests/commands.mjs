@@ -16,14 +16,11 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, signIn, launchBrowser } from './harness.mjs';
+import { SHOTS, shot, sleep, startHub as startHubProcess, stopProcess, watchConsole, signIn, launchBrowser, podman, startPodmanService } from './harness.mjs';
 
 const IMAGE = 'localhost/twinbay-busybox:latest';
 const DESKTOP = { width: 1280, height: 800 };
@@ -46,7 +43,6 @@ const POLICY = `actions:
     timeout: 10s
 `;
 
-const run = promisify(execFile);
 const hub = { proc: null, port: 0, dir: '', url: '', log: '' };
 let podmanService = null;
 let containerMade = false;
@@ -72,24 +68,10 @@ function expectedHttpError(msg) {
 
 const elapsed = (t0) => `${((performance.now() - t0) / 1000).toFixed(2)} s`;
 
-async function podman(...args) {
-  const { stdout } = await run('podman', args, { timeout: 60_000 });
-  return stdout.trim();
-}
-
-/** Podman's Docker-compatible API on a socket of our own (as crates/cli/tests/e2e/harness.rs does). */
+/** Podman's API on a socket of our own, with the test's container running. */
 async function startPodman() {
-  const socket = path.join(hub.dir, 'podman.sock');
-  const log = createWriteStream(path.join(hub.dir, 'podman-service.log'));
-  podmanService = spawn('podman', ['system', 'service', '--time=0', `unix://${socket}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-  podmanService.stdout.pipe(log);
-  podmanService.stderr.pipe(log);
-  const deadline = performance.now() + 10_000;
-  while (!existsSync(socket)) {
-    if (performance.now() > deadline) throw new Error('the podman socket did not appear within 10 s');
-    if (podmanService.exitCode !== null) throw new Error(`podman system service exited (${podmanService.exitCode}); see ${hub.dir}/podman-service.log`);
-    await sleep(100);
-  }
+  const { socket, proc } = await startPodmanService(hub.dir);
+  podmanService = proc;
   // It prints "tick" every second; TERM ends it at once (sh as PID 1 ignores TERM without a trap).
   await podman('run', '-d', '--name', CONTAINER, IMAGE, 'sh', '-c', 'trap "exit 0" TERM; while true; do echo tick; sleep 1; done');
   containerMade = true;

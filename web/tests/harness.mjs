@@ -1,13 +1,16 @@
 // What the browser tests share: where the binary and screenshots are, a
 // twinbay process on a free loopback port (waited for until /healthz
-// answers), stopping processes, and screenshots.
+// answers), stopping processes, screenshots, console-error filters, API
+// calls as the signed-in user, steps that stop at the first failure, and
+// Podman's API on a socket of the test's own.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -111,4 +114,87 @@ export function launchBrowser() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run', '--disable-quic'],
   });
+}
+
+/**
+ * A console-error filter (for watchConsole) that allows Chrome's report of
+ * the refused requests named, each as `STATUS /path` (Chrome logs every
+ * non-2xx response as an error): e.g. the boot's session check while signed
+ * out, `401 /api/v1/session`.
+ */
+export function allowHttpErrors(...allowed) {
+  return (msg) => {
+    const m = /status of (\d{3})/.exec(msg.text());
+    if (!m) return false;
+    const pathname = new URL(msg.location()?.url || '/', 'http://x').pathname;
+    return allowed.includes(`${m[1]} ${pathname}`);
+  };
+}
+
+/** A JSON request to `hub` as the browser context `ctx`'s signed-in user: `{ status, json }`. */
+export async function apiAs(ctx, hub, method, pathname, body) {
+  const cookie = (await ctx.storageState()).cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+  const r = await fetch(`${hub.url}${pathname}`, {
+    method,
+    headers: { cookie, 'content-type': 'application/json', origin: hub.url },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, json: await r.json().catch(() => null) };
+}
+
+/** GET `pathname` as `ctx`'s user: the JSON of a 200 answer, else an error naming the status. */
+export async function getJson(ctx, hub, pathname) {
+  const r = await apiAs(ctx, hub, 'GET', pathname);
+  if (r.status !== 200) throw new Error(`GET ${pathname}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json;
+}
+
+/**
+ * Steps that stop at the first failure: `const steps = stepper(it, () => page, () => hub.dir)`,
+ * then `steps.step(name, async (t) => …)`; after one fails the rest are skipped,
+ * `steps.failed` is true and the page's screenshot is in the dir as failure.png.
+ */
+export function stepper(it, page, dir) {
+  const s = {
+    failed: false,
+    step(name, fn) {
+      it(name, async (t) => {
+        if (s.failed) return t.skip('an earlier step failed');
+        try {
+          await fn(t);
+        } catch (err) {
+          s.failed = true;
+          await page()?.screenshot({ path: path.join(dir(), 'failure.png') }).catch(() => {});
+          throw err;
+        }
+      });
+    },
+  };
+  return s;
+}
+
+/** `podman ARGS`: its stdout, trimmed. */
+export async function podman(...args) {
+  const { stdout } = await promisify(execFile)('podman', args, { timeout: 60_000 });
+  return stdout.trim();
+}
+
+/**
+ * Podman's Docker-compatible API on a socket of our own in `dir` (as
+ * crates/cli/tests/e2e/harness.rs does; its log in dir/podman-service.log):
+ * `{ socket, proc }`, once the socket is there. Stop it with stopProcess(proc).
+ */
+export async function startPodmanService(dir) {
+  const socket = path.join(dir, 'podman.sock');
+  const log = createWriteStream(path.join(dir, 'podman-service.log'));
+  const proc = spawn('podman', ['system', 'service', '--time=0', `unix://${socket}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.pipe(log);
+  proc.stderr.pipe(log);
+  const deadline = performance.now() + 10_000;
+  while (!existsSync(socket)) {
+    if (performance.now() > deadline) throw new Error('the podman socket did not appear within 10 s');
+    if (proc.exitCode !== null) throw new Error(`podman system service exited (${proc.exitCode}); see ${dir}/podman-service.log`);
+    await sleep(100);
+  }
+  return { socket, proc };
 }

@@ -2,8 +2,8 @@
 // protocol (file-agent.mjs's handshake): its full sync carries `containers`
 // and `routes`, and each container change is one sync_diff, as a real
 // agent's container source sends it when Podman says a container stopped.
-// routes.mjs has the same host inline; network.mjs stops its container to
-// time the map turning the container and its route red.
+// routes.mjs watches its route's row follow the container; network.mjs stops
+// its container to time the map turning the container and its route red.
 //
 //   const a = await RouteAgent.enroll({ bin, dataDir, hubUrl, hostname: 'routes-host' });
 //   a.setContainer('c0ffee', 'exited');   // stopped: its route is broken

@@ -2,14 +2,16 @@
 // --demo 6`, whose first simulated host runs a reverse proxy (crates/cli/src/
 // demo.rs: routes to running containers, one to a stopped container, a port,
 // one external, one unresolved), and a hand-written protocol-3 agent
-// (RouteAgent below, on file-agent.mjs's handshake) whose container the test
+// (route-agent.mjs, on file-agent.mjs's handshake) whose container the test
 // stops and removes. Checks: the Routes screen lists the fleet's routes as the
 // API does, broken ones marked; search filters; "broken only" shows only
 // those; a container stopping, coming back and vanishing changes its route's
 // row live (no reload); the host page's Routes tab; the proxy host's Units
 // tab (a unit's file, drop-ins, needs daemon-reload); the overview's gateway
 // card says how to configure one (the hub has none) and the routes panel
-// names the broken ones; phone width.
+// names the broken ones; phone width; a gateway that cannot be reached; a
+// UniFi console and a FRITZ!Box (local doubles with the devices' recorded
+// answers, gateway-doubles.mjs): the round trip and the DSL line on the card.
 //
 // Run: TWINBAY_BIN=… node --experimental-websocket --test web/tests/routes.mjs
 // Env: TWINBAY_BIN (default target/debug/twinbay), CHROMIUM, TWINBAY_SCREENSHOTS (default docs/screenshots).
@@ -20,8 +22,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, SHOTS, freePort, shot, signIn, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
-import { FileAgent } from './file-agent.mjs';
+import { BIN, SHOTS, freePort, shot, signIn, sleep, startHub as startHubProcess, stopProcess, watchConsole, launchBrowser, allowHttpErrors, getJson, stepper } from './harness.mjs';
+import { CONTAINER_ID, ROUTE_HOST, RouteAgent } from './route-agent.mjs';
+import { fritzBox, unifiConsole } from './gateway-doubles.mjs';
+import { expectAccessible } from './axe.mjs';
 
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
 const DESKTOP = { width: 1280, height: 800 };
@@ -30,91 +34,19 @@ const DEMO_HOSTS = 6;
 
 const hub = { proc: null, port: 0, dir: '', url: '', log: '', startedAt: 0 };
 let browser, ctx, page;
-let failed = false;
 const problems = [];
 const allowed = [];
 let agent; // the RouteAgent
 
+/** Chrome logs every refused request; these are the ones the test makes on purpose (the boot's session check while signed out). */
+const allowedHttpError = allowHttpErrors('401 /api/v1/session');
+const apiGet = (pathname) => getJson(ctx, hub, pathname);
+const steps = stepper(it, () => page, () => hub.dir);
+const { step } = steps;
+
 process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ } });
 
-function allowedHttpError(msg) {
-  const m = /status of (\d{3})/.exec(msg.text());
-  if (!m) return false;
-  const pathname = new URL(msg.location()?.url || '/', 'http://x').pathname;
-  return m[1] === '401' && pathname === '/api/v1/session';
-}
-
-/**
- * A host with one container behind a Caddy route, speaking the real agent
- * protocol (file-agent.mjs's handshake); its full sync carries `containers`
- * and `routes`, and each change is a sync_diff.
- */
-class RouteAgent extends FileAgent {
-  constructor(...args) {
-    super(...args);
-    this.containers = {};
-    this.routes = {};
-  }
-
-  static async enrollRoutes({ bin, dataDir, hubUrl, hostname }) {
-    const { promisify } = await import('node:util');
-    const { execFile } = await import('node:child_process');
-    const { stdout } = await promisify(execFile)(bin, ['ctl', '--data-dir', dataDir, 'join-token', 'create']);
-    const token = JSON.parse(Buffer.from(stdout.trim().replace(/^tbj1_/, ''), 'base64url').toString()).token;
-    const a = new RouteAgent(`${hubUrl.replace(/^http/, 'ws')}/api/v1/agent/connect`, token, hostname);
-    a.containers.c0ffee = container('c0ffee', 'photos-immich-1', 'running');
-    const r = { provider: 'caddy', instance: 'host', host: 'photos.route-test.example', path: '/', upstream: 'photos-immich-1:2283', tls: true, target: { kind: 'container', id: 'c0ffee', name: 'photos-immich-1' } };
-    a.routes[routeKey(r)] = r;
-    await a.start();
-    return a;
-  }
-
-  sync() {
-    const host = { hostname: this.hostname, os: 'Debian GNU/Linux 13 (trixie)', kernel: '6.12.0', arch: 'x86_64', agent_version: '0.1.0-routes', boot_time: Math.floor(Date.now() / 1000) - 86400, cpu_cores: 2, labels: {} };
-    const sources = { containers: { name: 'containers', available: true }, routes: { name: 'routes', available: true } };
-    this.send({ type: 'sync_full', seq: ++this.seq, state: { host, sources, containers: this.containers, routes: this.routes } });
-  }
-
-  setContainer(id, state) {
-    if (state == null) {
-      delete this.containers[id];
-      this.send({ type: 'sync_diff', seq: ++this.seq, changes: [{ op: 'remove', collection: 'containers', key: id }] });
-      return;
-    }
-    const c = container(id, this.containers[id]?.name ?? 'photos-immich-1', state);
-    this.containers[id] = c;
-    this.send({ type: 'sync_diff', seq: ++this.seq, changes: [{ op: 'upsert', collection: 'containers', key: id, value: c }] });
-  }
-}
-
-function container(id, name, state) {
-  return { id, name, image: 'ghcr.io/immich-app/immich-server:release', state, exit_code: state === 'running' ? null : 1, restart_count: 0, ports: [], labels: {} };
-}
-
-/** As crates/proto's `Route::key`. */
-const routeKey = (r) => `${r.provider}/${r.instance}/${r.host}${r.path}`;
-
-async function apiGet(pathname) {
-  const cookie = (await ctx.storageState()).cookies.map((c) => `${c.name}=${c.value}`).join('; ');
-  const r = await fetch(`${hub.url}${pathname}`, { headers: { cookie } });
-  assert.equal(r.status, 200, `${pathname}: ${r.status}`);
-  return r.json();
-}
-
-function step(name, fn) {
-  it(name, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn(t);
-    } catch (err) {
-      failed = true;
-      if (page) await page.screenshot({ path: path.join(hub.dir, 'failure.png') }).catch(() => {});
-      throw err;
-    }
-  });
-}
-
-const testRow = () => page.locator('[data-testid="route-row"][data-host="photos.route-test.example"]');
+const testRow = (state) => page.locator(`[data-testid="route-row"][data-host="${ROUTE_HOST}"]${state ? `[data-state="${state}"]` : ''}`);
 
 describe('proxy routes and the gateway card in the web UI (real browser)', { timeout: 240_000 }, () => {
   before(async () => {
@@ -122,9 +54,9 @@ describe('proxy routes and the gateway card in the web UI (real browser)', { tim
     hub.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'twinbay-routes-'));
     const data = path.join(hub.dir, 'data');
     await startHubProcess(hub, (listen) => ['up', '--listen', listen, '--data-dir', data, '--interval', '2s', '--demo', String(DEMO_HOSTS)], PASSWORD);
-    agent = await RouteAgent.enrollRoutes({ bin: BIN, dataDir: data, hubUrl: hub.url, hostname: 'routes-host' });
+    agent = await RouteAgent.enroll({ bin: BIN, dataDir: data, hubUrl: hub.url, hostname: 'routes-host' });
     browser = await launchBrowser();
-    ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme: 'light' });
+    ctx = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, colorScheme: 'light', bypassCSP: true }); // axe-core is injected as a script
     page = await ctx.newPage();
     watchConsole(page, allowedHttpError, problems, allowed);
   });
@@ -133,7 +65,7 @@ describe('proxy routes and the gateway card in the web UI (real browser)', { tim
     agent?.stop();
     await browser?.close().catch(() => {});
     await stopProcess(hub.proc);
-    if (failed) console.error(`routes: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
+    if (steps.failed) console.error(`routes: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
     else if (hub.dir) await fs.rm(hub.dir, { recursive: true, force: true });
   });
 
@@ -170,7 +102,7 @@ describe('proxy routes and the gateway card in the web UI (real browser)', { tim
     assert.equal(await page.locator('[data-testid="route-row"][data-state="unknown"]').first().getAttribute('data-broken'), 'false');
     // Each row: public name → proxy → upstream → target → state.
     const text = await testRow().textContent();
-    for (const part of ['https://photos.route-test.example', 'routes-host', 'caddy', 'photos-immich-1:2283', 'running']) assert.ok(text.includes(part), `${part} in ${text}`);
+    for (const part of [`https://${ROUTE_HOST}`, 'routes-host', 'caddy', 'photos-immich-1:2283', 'running']) assert.ok(text.includes(part), `${part} in ${text}`);
     assert.equal(await page.getByTestId('routes-table').getAttribute('aria-rowcount'), String(api.length + 1));
     await shot(page, 'routes.png');
   });
@@ -197,14 +129,14 @@ describe('proxy routes and the gateway card in the web UI (real browser)', { tim
     await page.evaluate(() => { window.__noReload = true; });
     await page.getByTestId('route-search').fill('route-test');
     await testRow().waitFor();
-    agent.setContainer('c0ffee', 'exited');
-    await page.locator('[data-testid="route-row"][data-host="photos.route-test.example"][data-state="stopped"]').waitFor({ timeout: 5000 });
+    agent.setContainer(CONTAINER_ID, 'exited');
+    await testRow('stopped').waitFor({ timeout: 5000 });
     assert.equal(await testRow().getAttribute('data-broken'), 'true');
     assert.match(await testRow().getAttribute('class'), /\bis-bad\b/);
-    agent.setContainer('c0ffee', 'running');
-    await page.locator('[data-testid="route-row"][data-host="photos.route-test.example"][data-state="running"]').waitFor({ timeout: 5000 });
-    agent.setContainer('c0ffee', null);
-    await page.locator('[data-testid="route-row"][data-host="photos.route-test.example"][data-state="missing"]').waitFor({ timeout: 5000 });
+    agent.setContainer(CONTAINER_ID, 'running');
+    await testRow('running').waitFor({ timeout: 5000 });
+    agent.setContainer(CONTAINER_ID, null);
+    await testRow('missing').waitFor({ timeout: 5000 });
     assert.ok(await page.evaluate(() => window.__noReload), 'no reload');
     const api = await apiGet('/api/v1/routes?host=route-test');
     assert.equal(api[0].target_state, 'missing');
@@ -257,10 +189,59 @@ describe('proxy routes and the gateway card in the web UI (real browser)', { tim
       assert.match(await card.getByTestId('gateway-problem').textContent(), /\S/);
       assert.match(await card.getByTestId('gateway-ip').textContent(), /unknown/);
       assert.match(await card.getByTestId('gateway-status').getAttribute('data-upstream'), /^(down|unknown)$/);
+      // Nothing measured: no round trip, no DSL line.
+      assert.equal(await card.getByTestId('gateway-latency').count(), 0, 'no round trip shown');
+      assert.equal(await card.getByTestId('gateway-dsl').count(), 0, 'no DSL line shown');
       await shot(p, 'overview-gateway-error.png');
       await p.close();
     } finally {
       await stopProcess(gw.proc);
+    }
+  });
+
+  step('a UniFi console and a FRITZ!Box modem: the round trip and the DSL line on the card, each under its gateway', async () => {
+    // Doubles serving the devices' recorded answers (gateway-doubles.mjs); the hub polls them for real.
+    const gw = { proc: null, port: 0, dir: path.join(hub.dir, 'gw2'), url: '', log: '', startedAt: 0 };
+    await fs.mkdir(gw.dir, { recursive: true });
+    const secret = `gw-${randomBytes(6).toString('hex')}`;
+    const secretFile = path.join(gw.dir, 'gateway-password');
+    await fs.writeFile(secretFile, secret, { mode: 0o600 });
+    const unifi = await unifiConsole(secret, gw.dir);
+    const fritz = await fritzBox(secret);
+    try {
+      await startHubProcess(gw, (listen) => ['hub', '--listen', listen, '--data-dir', path.join(gw.dir, 'data'),
+        '--gateway', `unifi://127.0.0.1:${unifi.port}?fingerprint=${unifi.fingerprint}`, '--gateway', `fritzbox://admin@127.0.0.1:${fritz.port}`,
+        '--gateway-password-file', secretFile, '--gateway-interval', '1s', '--gateway-timeout', '5s'], PASSWORD);
+      const p = await ctx.newPage();
+      watchConsole(p, allowedHttpError, problems, allowed);
+      await signIn(p, gw.url, 'admin', PASSWORD);
+      const card = p.getByTestId('gateway-card');
+      // The first gateway (the UniFi console): its round trip, no DSL line.
+      const unifiPart = card.getByTestId('gateway-status').first();
+      await unifiPart.getByTestId('gateway-latency').waitFor({ timeout: 15_000 });
+      assert.equal((await unifiPart.getByTestId('gateway-latency').textContent()).trim(), '7 ms');
+      assert.equal(await unifiPart.getByTestId('gateway-ip').textContent(), '81.2.69.160');
+      assert.equal(await unifiPart.getByTestId('gateway-dsl').count(), 0, 'UniFi reports no DSL line');
+      // The second (the FRITZ!Box), below it: its DSL line, no round trip.
+      const more = card.getByTestId('gateway-more');
+      await more.getByTestId('gateway-dsl').waitFor({ timeout: 15_000 });
+      assert.match(await more.locator('h3').textContent(), /FRITZ!Box 7590/);
+      assert.equal(await more.getByTestId('gateway-dsl').getAttribute('data-status'), 'Up');
+      assert.match(await more.getByTestId('gateway-dsl-sync').textContent(), /↓ 117 Mbit\/s · ↑ 46\.7 Mbit\/s/);
+      assert.match(await more.getByTestId('gateway-dsl-attainable').textContent(), /↓ 131 Mbit\/s · ↑ 48\.1 Mbit\/s/);
+      assert.equal(await more.getByTestId('gateway-latency').count(), 0, 'the FRITZ!Box measures no round trip');
+      assert.equal(await more.getByTestId('gateway-ip').textContent(), '81.2.69.142');
+      // What the card shows is what the API says.
+      const api = await getJson(p.context(), gw, '/api/v1/gateway');
+      assert.equal(api.latency_ms, 7);
+      assert.equal(api.gateways[1].dsl.down_sync_bps, 116_798_000);
+      await expectAccessible(p, 'the overview with two gateways');
+      await shot(p, 'overview-gateway-dsl.png');
+      await p.close();
+    } finally {
+      await stopProcess(gw.proc);
+      unifi.close();
+      fritz.close();
     }
   });
 

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser } from './harness.mjs';
+import { SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser, allowHttpErrors, apiAs, stepper } from './harness.mjs';
 import { expectAccessible } from './axe.mjs';
 
 const PASSWORD = `pw-${randomBytes(9).toString('hex')}`;
@@ -28,42 +28,16 @@ const POLICY = `actions:
 
 const hub = { proc: null, port: 0, dir: '', url: '', log: '', startedAt: 0 };
 let browser, ctx, page;
-let failed = false;
 const problems = [];
 const allowed = [];
 
+/** Chrome logs every refused request; these are the ones the test makes on purpose (the cron helper asked about a pattern that never fires). */
+const allowedHttpError = allowHttpErrors('401 /api/v1/session', '400 /api/v1/schedules/preview');
+const api = (method, pathname, body) => apiAs(ctx, hub, method, pathname, body);
+const steps = stepper(it, () => page, () => hub.dir);
+const { step } = steps;
+
 process.on('exit', () => { try { hub.proc?.kill('SIGKILL'); } catch { /* already gone */ } });
-
-/** Chrome logs every refused request; these are the ones the test makes on purpose. */
-function allowedHttpError(msg) {
-  const m = /status of (\d{3})/.exec(msg.text());
-  if (!m) return false;
-  const pathname = new URL(msg.location()?.url || '/', 'http://x').pathname;
-  return (m[1] === '401' && pathname === '/api/v1/session') || (m[1] === '400' && pathname === '/api/v1/schedules/preview');
-}
-
-async function api(method, pathname, body) {
-  const cookie = (await ctx.storageState()).cookies.map((c) => `${c.name}=${c.value}`).join('; ');
-  const r = await fetch(`${hub.url}${pathname}`, {
-    method,
-    headers: { cookie, 'content-type': 'application/json', origin: hub.url },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: await r.json().catch(() => null) };
-}
-
-function step(name, fn) {
-  it(name, async (t) => {
-    if (failed) return t.skip('an earlier step failed');
-    try {
-      await fn(t);
-    } catch (err) {
-      failed = true;
-      if (page) await page.screenshot({ path: path.join(hub.dir, 'failure.png') }).catch(() => {});
-      throw err;
-    }
-  });
-}
 
 describe('schedules', { timeout: 180_000 }, () => {
   before(async () => {
@@ -82,7 +56,7 @@ describe('schedules', { timeout: 180_000 }, () => {
   after(async () => {
     await browser?.close().catch(() => {});
     await stopProcess(hub.proc);
-    if (failed) console.error(`schedules: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
+    if (steps.failed) console.error(`schedules: kept ${hub.dir} (hub log, failure.png). Hub log tail:\n${hub.log.split('\n').slice(-30).join('\n')}`);
     else if (hub.dir) await fs.rm(hub.dir, { recursive: true, force: true });
   });
 

@@ -110,26 +110,36 @@ function sublabel(p: Placed, gateways: number): string {
   return [KIND_NAME[n.kind].toLowerCase(), n.status].filter(Boolean).join(' · ');
 }
 
+/** The elements whose label contains `q` (lower case). */
+const find = (g: Topology | null, q: string) => (q && g ? g.nodes.filter((n) => n.label.toLowerCase().includes(q)) : []);
+
 /**
  * The topology, kept current by the stream: the hub sends the whole graph
  * when this screen starts watching, then only what changed. A new graph is
- * taken at most every DEBOUNCE_MS, and never in the middle of a gesture.
+ * taken at most every DEBOUNCE_MS, and never in the middle of a gesture;
+ * `flush` takes the stream's graph now (a search for something that just
+ * joined must not wait for the next one, nor miss it).
  */
 function useTopology() {
   const [graph, setGraph] = useState<Topology | null>(() => (fleet.topology.loaded ? fleet.topology.graph() : null));
   const [error, setError] = useState('');
+  const flush = useRef(() => {});
   useEffect(() => {
     let timer: number | undefined;
     let seen = -1;
-    const take = () => {
+    const take = (now = false) => {
+      clearTimeout(timer);
       timer = undefined;
-      if (performance.now() < busyUntil) {
+      if (!now && performance.now() < busyUntil) {
         timer = window.setTimeout(take, 200);
         return;
       }
       seen = fleet.topology.changes;
       setGraph(fleet.topology.loaded ? fleet.topology.graph() : null);
       setError('');
+    };
+    flush.current = () => {
+      if (fleet.topology.changes !== seen) take(true);
     };
     const unwatch = watchTopology();
     const unsubscribe = fleet.subscribe(() => {
@@ -146,13 +156,14 @@ function useTopology() {
       unwatch();
       clearTimeout(timer);
       clearInterval(offline);
+      flush.current = () => {};
     };
   }, []);
-  return { graph, error };
+  return { graph, error, flush: () => flush.current() };
 }
 
 export function Network({ query }: { query: URLSearchParams }) {
-  const { graph, error } = useTopology();
+  const { graph, error, flush } = useTopology();
   const [expanded, setExpanded] = useState<Set<string>>(() => new Set());
   const [saved, setSaved] = useState(loadPositions);
   const selected = query.get('node') || '';
@@ -183,7 +194,7 @@ export function Network({ query }: { query: URLSearchParams }) {
   const gateways = useMemo(() => (graph?.nodes || []).filter((n) => n.kind === 'gateway').length, [graph]);
   const impacted = useMemo(() => new Set(impact?.elements || []), [impact]);
   const q = search.trim().toLowerCase();
-  const matches = useMemo(() => (q && graph ? graph.nodes.filter((n) => n.label.toLowerCase().includes(q)) : []), [q, graph]);
+  const matches = useMemo(() => find(graph, q), [q, graph]);
   const matchIds = useMemo(() => new Set(matches.map((n) => n.id)), [matches]);
 
   const rerender = () => {
@@ -594,10 +605,13 @@ export function Network({ query }: { query: URLSearchParams }) {
           value={search}
           onInput={(e) => setSearch(e.currentTarget.value)}
           onKeyDown={(e) => {
-            if (e.key === 'Enter' && matches.length) {
-              const cur = matches.findIndex((m) => m.id === selected);
-              focus(matches[(cur + 1) % matches.length]);
-            }
+            if (e.key !== 'Enter') return;
+            // What the stream holds now: the map's copy may be a debounce behind it (a host that just joined).
+            const live = fleet.topology.loaded ? find(fleet.topology.graph(), q) : matches;
+            if (!live.length) return;
+            if (live.some((m) => !byId.has(m.id))) flush();
+            const cur = live.findIndex((m) => m.id === selected);
+            focus(live[(cur + 1) % live.length]);
           }}
           data-testid="network-search"
         />

@@ -2,7 +2,7 @@
 // overview's card: the catalog, downloads (with progress), verify, prune,
 // and backups and restores run as commands.
 
-import { ApiError } from '../api';
+import { ApiError, api, call, refusal } from '../api';
 import type { CommandRecord, NodeView } from '../types';
 
 export interface BackupRecord {
@@ -56,8 +56,11 @@ export interface Keep {
   yearly?: number;
 }
 
-export type BackupSource = { kind: 'dir'; path: string; exclude?: string[] } | { kind: 'action'; name: string; args: Record<string, string> };
-export type RestoreTarget = { kind: 'dir'; path: string } | { kind: 'action'; name: string; args: Record<string, string> };
+export type BackupSource =
+  | { kind: 'dir'; path: string; exclude?: string[] }
+  | { kind: 'volume'; name: string; exclude?: string[] }
+  | { kind: 'action'; name: string; args: Record<string, string> };
+export type RestoreTarget = { kind: 'dir'; path: string } | { kind: 'volume'; name: string } | { kind: 'action'; name: string; args: Record<string, string> };
 
 export interface BackupBody {
   op: 'backup';
@@ -75,17 +78,19 @@ export interface RestoreBody {
 /** What a host's policy says about backups (the twin's `policy`, which the UI's own type leaves out). */
 export interface BackupPolicyView {
   roots: string[];
+  /** Container volumes that may be backed up and restored into (`*`: any). */
+  volumes: string[];
   role: string;
   producers: string[];
   consumers: string[];
 }
 
 type RawPolicy = {
-  backup?: { roots?: string[]; role?: string } | null;
+  backup?: { roots?: string[]; volumes?: string[]; role?: string } | null;
   actions?: Record<string, { producer?: boolean; consumer?: boolean }> | null;
 } | null;
 
-/** The host's backup roots, producer and consumer actions; null when it can make no backup. */
+/** The host's backup roots, volumes, producer and consumer actions; null when it can make no backup. */
 export function backupPolicy(n: NodeView | undefined): BackupPolicyView | null {
   const p = (n?.policy ?? null) as RawPolicy;
   if (!p) return null;
@@ -93,34 +98,7 @@ export function backupPolicy(n: NodeView | undefined): BackupPolicyView | null {
   const producers = actions.filter(([, a]) => a.producer).map(([k]) => k);
   const consumers = actions.filter(([, a]) => a.consumer).map(([k]) => k);
   if (!p.backup && producers.length === 0) return null;
-  return { roots: p.backup?.roots || [], role: p.backup?.role || 'operator', producers, consumers };
-}
-
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(path, {
-      method,
-      credentials: 'same-origin',
-      headers: body === undefined ? { Accept: 'application/json' } : { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, 'the hub cannot be reached');
-  }
-  if (res.status === 204) return undefined as T;
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) {
-    const msg = (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`;
-    throw new ApiError(res.status, msg);
-  }
-  return json as T;
+  return { roots: p.backup?.roots || [], volumes: p.backup?.volumes || [], role: p.backup?.role || 'operator', producers, consumers };
 }
 
 const enc = encodeURIComponent;
@@ -130,8 +108,7 @@ export const backupsApi = {
   verify: (id: string) => call<VerifyReport>('POST', `/api/v1/backups/${enc(id)}/verify`),
   prune: (node?: string, job?: string) => call<PruneReport[]>('POST', '/api/v1/backups/prune', { ...(node ? { node } : {}), ...(job ? { job } : {}) }),
   run: (node: string, body: BackupBody | RestoreBody) => call<CommandRecord>('POST', `/api/v1/nodes/${enc(node)}/commands`, body),
-  command: (id: string) => call<CommandRecord>('GET', `/api/v1/commands/${enc(id)}`),
-  nodeCommands: (node: string, limit = 100) => call<CommandRecord[]>('GET', `/api/v1/nodes/${enc(node)}/commands?limit=${limit}`),
+  nodeCommands: (node: string, limit = 100) => api.nodeCommands(node, limit),
 };
 
 export const downloadUrl = (id: string) => `/api/v1/backups/${enc(id)}/download`;
@@ -163,10 +140,7 @@ export async function fetchArtifact(id: string, onProgress: (p: Progress) => voi
     if (signal.aborted) throw err;
     throw new ApiError(0, 'the hub cannot be reached');
   }
-  if (!res.ok) {
-    const json = await res.json().catch(() => null);
-    throw new ApiError(res.status, (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`);
-  }
+  if (!res.ok) throw refusal(res, await res.json().catch(() => null));
   const total = Number(res.headers.get('Content-Length')) || 0;
   const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '')?.[1] || `${id}.zst`;
   const reader = res.body!.getReader();
@@ -195,20 +169,6 @@ export function saveBlob(blob: Blob, name: string) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
-/** `k=v` pairs, one a line or comma-separated; a string says what is wrong. */
-export function parseArgs(text: string): Record<string, string> | string {
-  const args: Record<string, string> = {};
-  for (const part of text
-    .split(/[\n,]/)
-    .map((s) => s.trim())
-    .filter(Boolean)) {
-    const i = part.indexOf('=');
-    if (i <= 0) return `argument ${JSON.stringify(part)} is not KEY=VALUE`;
-    args[part.slice(0, i).trim()] = part.slice(i + 1).trim();
-  }
-  return args;
 }
 
 /** Whether a command record is a backup or a restore run. */

@@ -3,7 +3,9 @@
 // artifact's download with a progress bar and a SHA-256 check.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { parseArgs } from '../commands';
 import { Confirm } from '../components/Confirm';
+import { CronField, localZone } from '../components/CronField';
 import { bytes } from '../format';
 import type { NodeView } from '../types';
 import {
@@ -16,78 +18,74 @@ import {
   fetchArtifact,
   IN_PAGE_LIMIT,
   type Keep,
-  parseArgs,
   type Progress,
   type RestoreTarget,
   saveBlob,
   sha256Hex,
 } from './BackupsApi';
-import { inZone, type Preview, schedulesApi } from './SchedulesApi';
+import { schedulesApi } from './SchedulesApi';
 
-function localZone(): string {
-  try {
-    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
-  } catch {
-    return 'UTC';
-  }
+type SourceKind = 'dir' | 'volume' | 'action';
+
+/** Docker's and Podman's volume names (crates/proto `valid_volume_name`). */
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+/** The kind asked for if the host's policy offers it, else the first it does. */
+function offered(p: BackupPolicyView, want: SourceKind): SourceKind {
+  const has: Record<SourceKind, boolean> = { dir: p.roots.length > 0, volume: p.volumes.length > 0, action: p.producers.length > 0 };
+  return has[want] ? want : (['dir', 'volume', 'action'] as SourceKind[]).find((k) => has[k]) ?? want;
 }
 
-/** The next five runs of a pattern, from the hub, as it is typed. */
-export function CronPreview({ cron, timezone }: { cron: string; timezone: string }) {
-  const [preview, setPreview] = useState<Preview | null>(null);
-  const [error, setError] = useState('');
-  useEffect(() => {
-    if (!cron.trim() || !timezone.trim()) {
-      setPreview(null);
-      setError('');
-      return;
-    }
-    let live = true;
-    const t = setTimeout(() => {
-      schedulesApi.preview(cron, timezone).then(
-        (p) => live && (setPreview(p), setError('')),
-        (e) => live && (setPreview(null), setError((e as Error).message)),
-      );
-    }, 250);
-    return () => {
-      live = false;
-      clearTimeout(t);
-    };
-  }, [cron, timezone]);
-  if (error)
-    return (
-      <p class="form-error" role="alert" data-testid="cron-error">
-        {error}
-      </p>
-    );
-  if (!preview) return null;
+function ExcludeField() {
   return (
-    <div class="cron-helper" data-testid="cron-preview">
-      <strong>Next runs ({preview.timezone})</strong>
-      <ol>
-        {preview.next_runs_ms.map((ms) => (
-          <li key={ms} data-testid="cron-next" data-ms={ms}>
-            {inZone(ms, preview.timezone)}
-          </li>
-        ))}
-      </ol>
-    </div>
+    <label class="field">
+      Leave out (globs, comma-separated)
+      <input name="exclude" spellcheck={false} placeholder="*.tmp, cache" data-testid="backup-exclude" />
+    </label>
+  );
+}
+
+/** A container volume's name: the policy's named volumes offered, any name where it allows `*`. */
+function VolumeField({ policy, testId, value, onInput }: { policy: BackupPolicyView; testId: string; value?: string; onInput?: (v: string) => void }) {
+  const named = policy.volumes.filter((v) => v !== '*');
+  const list = `${testId}-names`;
+  return (
+    <label class="field">
+      Container volume{policy.volumes.includes('*') ? '' : ' (from the policy)'}
+      <input
+        name="volume"
+        required
+        spellcheck={false}
+        class="mono"
+        list={named.length ? list : undefined}
+        placeholder={named[0] || 'immich-db'}
+        {...(onInput ? { value, onInput: (e: Event) => onInput((e.currentTarget as HTMLInputElement).value) } : { defaultValue: named[0] || '' })}
+        data-testid={testId}
+      />
+      {named.length > 0 && (
+        <datalist id={list}>
+          {named.map((v) => (
+            <option key={v} value={v} />
+          ))}
+        </datalist>
+      )}
+    </label>
   );
 }
 
 const KEEP_FIELDS: (keyof Keep)[] = ['last', 'daily', 'weekly', 'monthly'];
 
 /**
- * A backup job on one host: a directory under the policy's roots or a
- * producer action, with its retention; run now, or saved as a schedule.
+ * A backup job on one host: a directory under the policy's roots, a
+ * container volume the policy names, or a producer action, with its retention; run now, or saved as a schedule.
  */
 export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]; onStarted: (commandId: string) => void; onScheduled: () => void }) {
   const [hostId, setHostId] = useState(hosts[0]?.id ?? '');
   const host = hosts.find((h) => h.id === hostId) ?? hosts[0];
   const policy = backupPolicy(host) as BackupPolicyView;
-  const [chosen, setKind] = useState<'dir' | 'action'>('dir');
-  // What the chosen host offers: a directory needs roots, an action a producer.
-  const kind = chosen === 'dir' && !policy?.roots.length ? 'action' : chosen === 'action' && !policy?.producers.length ? 'dir' : chosen;
+  const [chosen, setKind] = useState<SourceKind>('dir');
+  // What the chosen host offers: a directory needs roots, a volume a volume rule, an action a producer.
+  const kind = policy ? offered(policy, chosen) : chosen;
   const [when, setWhen] = useState<'now' | 'schedule'>('now');
   const [cron, setCron] = useState('0 3 * * *');
   const [timezone, setTimezone] = useState(localZone());
@@ -102,14 +100,18 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]
     const job = field('job');
     if (!job) return setError('name the job');
     let source: BackupBody['source'];
+    const exclude = field('exclude')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (kind === 'dir') {
       const path = field('path');
       if (!path.startsWith('/')) return setError('the directory is an absolute path under one of the backup roots');
-      const exclude = field('exclude')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
       source = { kind: 'dir', path, ...(exclude.length ? { exclude } : {}) };
+    } else if (kind === 'volume') {
+      const name = field('volume');
+      if (!VOLUME_NAME.test(name)) return setError('name the container volume (letters, digits, _ . -)');
+      source = { kind: 'volume', name, ...(exclude.length ? { exclude } : {}) };
     } else {
       const args = parseArgs(field('args'));
       if (typeof args === 'string') return setError(args);
@@ -163,9 +165,12 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]
         </label>
         <label class="field">
           What
-          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as 'dir' | 'action')} data-testid="backup-kind">
+          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as SourceKind)} data-testid="backup-kind">
             <option value="dir" disabled={!policy.roots.length}>
               a directory
+            </option>
+            <option value="volume" disabled={!policy.volumes.length}>
+              a container volume
             </option>
             <option value="action" disabled={!policy.producers.length}>
               a producer action
@@ -179,10 +184,12 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]
             Directory
             <input key={host.id} name="path" required spellcheck={false} placeholder={policy.roots[0] || '/srv'} defaultValue={policy.roots[0] || ''} class="mono" data-testid="backup-path" />
           </label>
-          <label class="field">
-            Leave out (globs, comma-separated)
-            <input name="exclude" spellcheck={false} placeholder="*.tmp, cache" data-testid="backup-exclude" />
-          </label>
+          <ExcludeField />
+        </div>
+      ) : kind === 'volume' ? (
+        <div class="form form-row">
+          <VolumeField policy={policy} key={host.id} testId="backup-volume" />
+          <ExcludeField />
         </div>
       ) : (
         <div class="form form-row">
@@ -203,7 +210,8 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]
         </div>
       )}
       <p class="hint">
-        Backup roots on {host.hostname}: {policy.roots.length ? <span class="mono">{policy.roots.join(', ')}</span> : 'none'} · producers: {policy.producers.length ? policy.producers.join(', ') : 'none'} · needs the {policy.role} role.
+        Backup roots on {host.hostname}: {policy.roots.length ? <span class="mono">{policy.roots.join(', ')}</span> : 'none'} · volumes:{' '}
+        {policy.volumes.length ? <span class="mono">{policy.volumes.includes('*') ? 'any' : policy.volumes.join(', ')}</span> : 'none'} · producers: {policy.producers.length ? policy.producers.join(', ') : 'none'} · needs the {policy.role} role.
       </p>
       <fieldset class="form form-row keep-row">
         <legend>Keep (0: no rule; no rule at all keeps every backup)</legend>
@@ -222,24 +230,15 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]
             <option value="schedule">on a schedule</option>
           </select>
         </label>
-        {when === 'schedule' ? (
-          <>
-            <label class="field">
-              Cron (minute hour day month weekday)
-              <input class="mono" value={cron} onInput={(e) => setCron(e.currentTarget.value)} spellcheck={false} data-testid="backup-cron" />
-            </label>
-            <label class="field">
-              Time zone
-              <input value={timezone} onInput={(e) => setTimezone(e.currentTarget.value)} spellcheck={false} data-testid="backup-tz" />
-            </label>
-            <label class="field">
-              Schedule name
-              <input name="name" maxLength={100} placeholder="nightly srv-data" data-testid="backup-schedule-name" />
-            </label>
-          </>
-        ) : null}
       </div>
-      {when === 'schedule' ? <CronPreview cron={cron} timezone={timezone} /> : null}
+      {when === 'schedule' ? (
+        <CronField cron={cron} timezone={timezone} onCron={setCron} onTimezone={setTimezone} testId="backup">
+          <label class="field">
+            Schedule name
+            <input name="name" maxLength={100} placeholder="nightly srv-data" data-testid="backup-schedule-name" />
+          </label>
+        </CronField>
+      ) : null}
       {error ? (
         <p class="form-error" role="alert" data-testid="backup-error">
           {error}
@@ -263,9 +262,12 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]
 export function RestoreDialog({ b, host, onStarted, onCancel }: { b: BackupRecord; host: NodeView | undefined; onStarted: (commandId: string) => void; onCancel: () => void }) {
   const policy = backupPolicy(host);
   const fromDir = b.source.startsWith('dir ');
-  const [kind, setKind] = useState<'dir' | 'action'>(fromDir || !policy?.consumers.length ? 'dir' : 'action');
-  // `dir PATH` or `dir PATH (exclude …)`: back where it came from, by default.
-  const [path, setPath] = useState(fromDir ? b.source.slice(4).replace(/ \(exclude .*\)$/, '') : policy?.roots[0] || '');
+  const fromVolume = b.source.startsWith('volume ');
+  const [kind, setKind] = useState<SourceKind>(fromVolume ? 'volume' : fromDir || !policy?.consumers.length ? 'dir' : 'action');
+  // `dir PATH`, `volume NAME`, either with ` (exclude …)`: back where it came from, by default.
+  const origin = b.source.replace(/^(dir|volume) /, '').replace(/ \(exclude .*\)$/, '');
+  const [path, setPath] = useState(fromDir ? origin : policy?.roots[0] || '');
+  const [volume, setVolume] = useState(fromVolume ? origin : policy?.volumes.find((v) => v !== '*') || '');
   const [action, setAction] = useState(policy?.consumers[0] || '');
   const [args, setArgs] = useState('');
   const name = host?.hostname || b.node_id;
@@ -274,6 +276,9 @@ export function RestoreDialog({ b, host, onStarted, onCancel }: { b: BackupRecor
     if (kind === 'dir') {
       if (!path.trim().startsWith('/')) throw new Error('the directory is an absolute path under one of the backup roots');
       target = { kind: 'dir', path: path.trim() };
+    } else if (kind === 'volume') {
+      if (!VOLUME_NAME.test(volume.trim())) throw new Error('name the container volume (letters, digits, _ . -)');
+      target = { kind: 'volume', name: volume.trim() };
     } else {
       const a = parseArgs(args);
       if (typeof a === 'string') throw new Error(a);
@@ -286,14 +291,17 @@ export function RestoreDialog({ b, host, onStarted, onCancel }: { b: BackupRecor
   return (
     <Confirm title={`Restore ${b.job} onto ${name}?`} confirmLabel="Restore" onConfirm={go} onCancel={onCancel}>
       <p>
-        The backup of {new Date(b.created_ms).toLocaleString()} ({bytes(b.size)}, {b.source}) is streamed back to {name}. A directory restore extracts over the files there; a consumer action gets the
+        The backup of {new Date(b.created_ms).toLocaleString()} ({bytes(b.size)}, {b.source}) is streamed back to {name}. A directory or volume restore extracts over the files there (stop the containers that write to a volume first); a consumer action gets the
         artifact as its input. The host's policy decides whether it may.
       </p>
       <div class="form restore-form">
         <label class="field">
           Into
-          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as 'dir' | 'action')} data-testid="restore-kind">
+          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as SourceKind)} data-testid="restore-kind">
             <option value="dir">a directory (untar)</option>
+            <option value="volume" disabled={!policy?.volumes.length}>
+              a container volume (untar)
+            </option>
             <option value="action" disabled={!policy?.consumers.length}>
               a consumer action
             </option>
@@ -304,6 +312,8 @@ export function RestoreDialog({ b, host, onStarted, onCancel }: { b: BackupRecor
             Directory (an existing one under a backup root)
             <input class="mono" value={path} onInput={(e) => setPath(e.currentTarget.value)} spellcheck={false} data-testid="restore-path" />
           </label>
+        ) : kind === 'volume' && policy ? (
+          <VolumeField policy={policy} testId="restore-volume" value={volume} onInput={setVolume} />
         ) : (
           <>
             <label class="field">

@@ -1,5 +1,7 @@
 // The internet gateway card on the overview (GET /api/v1/gateway): public
-// address, upstream up or down, link rates, uptime, when it was last read.
+// address, upstream up or down, link rates, the round trip (UniFi) and the
+// DSL line (FRITZ!Box) when the router reports them, uptime, when it was
+// last read; a second gateway (a modem in front of a router) below the first.
 // Read again when the hub reports a gateway event on the stream (address
 // changed, upstream down or up, unreachable) and once a minute, so that
 // "last updated" stays honest. A failed poll shows its reason; the hub then
@@ -10,7 +12,7 @@ import { api } from '../api';
 import { Badge } from '../components/bits';
 import { ago, dateTime, duration } from '../format';
 import { fleet } from '../store';
-import type { GatewayReport } from '../types';
+import type { GatewayDsl, GatewayReport, GatewayStatus } from '../types';
 import { useLoad } from '../useLoad';
 
 /** The pseudo node the hub's gateway events come from (crates/hub/src/gateway.rs). */
@@ -53,13 +55,45 @@ export function GatewayCard() {
           No gateway is configured. Start the hub with <code>--gateway upnp</code> (or <code>fritzbox://USER@HOST</code>, <code>unifi://HOST</code>, <code>probe:HOST:PORT</code>) to see the public address and whether the internet link is up.
         </p>
       ) : (
-        <GatewayBody g={g} />
+        <>
+          <GatewayBody g={g} />
+          {g.gateways.slice(1).map((x, i) => (
+            <section key={x.spec ?? i} class="gateway-more" aria-label={`Gateway ${x.device || x.spec || x.provider}`} data-testid="gateway-more">
+              <h3>{x.device || x.spec || x.provider}</h3>
+              <GatewayBody g={x} />
+            </section>
+          ))}
+        </>
       )}
     </div>
   );
 }
 
-function GatewayBody({ g }: { g: GatewayReport }) {
+const DSL_TONE: Record<string, string> = { up: 'ok', down: 'bad', nosignal: 'bad', error: 'bad' };
+
+/** The line's state, the rates it synchronised at and what it could carry. */
+function DslLine({ dsl }: { dsl: GatewayDsl }) {
+  const synced = dsl.down_sync_bps != null || dsl.up_sync_bps != null;
+  const attainable = dsl.down_attainable_bps != null || dsl.up_attainable_bps != null;
+  return (
+    <dd data-testid="gateway-dsl" data-status={dsl.status}>
+      <Badge text={dsl.status || 'unknown'} tone={DSL_TONE[dsl.status.toLowerCase()] ?? 'warn'} />
+      {synced && (
+        <span class="num" data-testid="gateway-dsl-sync">
+          {' '}
+          synced ↓ {bits(dsl.down_sync_bps)} · ↑ {bits(dsl.up_sync_bps)}
+        </span>
+      )}
+      {attainable && (
+        <small class="sub" data-testid="gateway-dsl-attainable">
+          attainable ↓ {bits(dsl.down_attainable_bps)} · ↑ {bits(dsl.up_attainable_bps)}
+        </small>
+      )}
+    </dd>
+  );
+}
+
+function GatewayBody({ g }: { g: GatewayStatus }) {
   const tone = g.upstream === 'up' ? 'ok' : g.upstream === 'down' ? 'bad' : 'muted';
   const link = g.link;
   return (
@@ -90,6 +124,20 @@ function GatewayBody({ g }: { g: GatewayReport }) {
             </dd>
           </>
         )}
+        {g.latency_ms != null && (
+          <>
+            <dt>Round trip</dt>
+            <dd class="num" data-testid="gateway-latency">
+              {Number.isInteger(g.latency_ms) || g.latency_ms >= 10 ? Math.round(g.latency_ms) : g.latency_ms.toFixed(1)} ms
+            </dd>
+          </>
+        )}
+        {g.dsl && (
+          <>
+            <dt>DSL line</dt>
+            <DslLine dsl={g.dsl} />
+          </>
+        )}
         {g.uptime_secs != null && g.error == null && (
           <>
             <dt>Connected for</dt>
@@ -106,7 +154,6 @@ function GatewayBody({ g }: { g: GatewayReport }) {
           {g.error}
         </p>
       )}
-      {g.gateways.length > 1 && <p class="muted">and {g.gateways.length - 1} more gateway{g.gateways.length > 2 ? 's' : ''}</p>}
     </div>
   );
 }

@@ -7,9 +7,11 @@
 import { useContext, useEffect, useState } from 'preact/hooks';
 import { atLeast, RoleContext } from '../access';
 import { Badge, Empty, ErrorBox } from '../components/bits';
+import { CronField, localZone } from '../components/CronField';
+import { parseArgs } from '../commands';
 import { ago } from '../format';
 import { useLoad } from '../useLoad';
-import { bodyOf, inZone, type Preview, type Schedule, type ScheduleBody, type ScheduleRun, schedulesApi, targetText } from './SchedulesApi';
+import { bodyOf, inZone, type Schedule, type ScheduleBody, type ScheduleRun, schedulesApi, targetText } from './SchedulesApi';
 
 const RUN_TONE: Record<string, string> = {
   ok: 'ok',
@@ -22,76 +24,6 @@ const RUN_TONE: Record<string, string> = {
   cancelled: 'muted',
   lost: 'bad',
 };
-
-function localZone(): string {
-  try {
-    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
-  } catch {
-    return 'UTC';
-  }
-}
-
-/** The next five runs of a pattern, from the hub, as it is typed. */
-function CronHelper({ cron, timezone }: { cron: string; timezone: string }) {
-  const [preview, setPreview] = useState<Preview | null>(null);
-  const [error, setError] = useState('');
-  useEffect(() => {
-    if (!cron.trim() || !timezone.trim()) {
-      setPreview(null);
-      setError('');
-      return;
-    }
-    let live = true;
-    const t = setTimeout(() => {
-      schedulesApi.preview(cron, timezone).then(
-        (p) => {
-          if (!live) return;
-          setPreview(p);
-          setError('');
-        },
-        (e) => {
-          if (!live) return;
-          setPreview(null);
-          setError((e as Error).message);
-        },
-      );
-    }, 250);
-    return () => {
-      live = false;
-      clearTimeout(t);
-    };
-  }, [cron, timezone]);
-  if (error)
-    return (
-      <p class="form-error" role="alert" data-testid="cron-error">
-        {error}
-      </p>
-    );
-  if (!preview) return null;
-  return (
-    <div class="cron-helper" data-testid="cron-preview">
-      <strong>Next runs ({preview.timezone})</strong>
-      <ol>
-        {preview.next_runs_ms.map((ms) => (
-          <li key={ms} data-testid="cron-next" data-ms={ms}>
-            {inZone(ms, preview.timezone)}
-          </li>
-        ))}
-      </ol>
-    </div>
-  );
-}
-
-/** `k=v` pairs, one a line or comma-separated. */
-function parseArgs(text: string): Record<string, string> | string {
-  const args: Record<string, string> = {};
-  for (const part of text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean)) {
-    const i = part.indexOf('=');
-    if (i <= 0) return `argument ${JSON.stringify(part)} is not KEY=VALUE`;
-    args[part.slice(0, i).trim()] = part.slice(i + 1).trim();
-  }
-  return args;
-}
 
 /** The action and its arguments of a schedule whose command is an action (what the form edits). */
 function actionOf(s: Schedule): { name: string; args: string } | null {
@@ -149,17 +81,7 @@ function ScheduleForm({ initial, onSaved, onCancel }: { initial?: Schedule; onSa
         Name
         <input name="name" required maxLength={100} placeholder="nightly dump" defaultValue={initial?.name} data-testid={`schedule-name${id}`} />
       </label>
-      <div class="form form-row">
-        <label class="field">
-          Cron (minute hour day month weekday)
-          <input class="mono" value={cron} onInput={(e) => setCron(e.currentTarget.value)} required spellcheck={false} data-testid={`schedule-cron${id}`} />
-        </label>
-        <label class="field">
-          Time zone
-          <input value={timezone} onInput={(e) => setTimezone(e.currentTarget.value)} required spellcheck={false} data-testid={`schedule-tz${id}`} />
-        </label>
-      </div>
-      <CronHelper cron={cron} timezone={timezone} />
+      <CronField cron={cron} timezone={timezone} onCron={setCron} onTimezone={setTimezone} testId="schedule" suffix={id} />
       <div class="form form-row">
         <label class="field">
           Runs on

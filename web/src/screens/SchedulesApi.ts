@@ -1,6 +1,6 @@
 // The schedules API (docs/schedules.md), for the Schedules screen.
 
-import { ApiError } from '../api';
+import { call } from '../api';
 
 export type ScheduleTarget = { node: string } | { group: string };
 
@@ -64,33 +64,6 @@ export interface Preview {
   timezone: string;
   next_runs_ms: number[];
   next_runs: string[];
-}
-
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(path, {
-      method,
-      credentials: 'same-origin',
-      headers: body === undefined ? { Accept: 'application/json' } : { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, 'the hub cannot be reached');
-  }
-  if (res.status === 204) return undefined as T;
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) {
-    const msg = (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`;
-    throw new ApiError(res.status, msg);
-  }
-  return json as T;
 }
 
 export const schedulesApi = {
