@@ -192,6 +192,33 @@ pub struct AccessArgs {
     /// The MCP server at /mcp: `on`, `read-only` (no tools that act) or `off`.
     #[arg(long, value_name = "MODE", default_value = "on")]
     pub mcp: twinbay_hub::mcp::Mode,
+    /// A minisign public key that releases must be signed with (`RW…`, or
+    /// the path of a `minisign.pub` file; repeat for several). Without one
+    /// the hub accepts no release.
+    #[arg(
+        long = "update-key",
+        value_name = "KEY|FILE",
+        env = "TWINBAY_UPDATE_KEYS",
+        value_delimiter = ','
+    )]
+    pub update_keys: Vec<String>,
+}
+
+impl AccessArgs {
+    /// The trusted update keys, each read from its file when it names one.
+    pub fn update_keys(&self) -> anyhow::Result<twinbay_proto::release::TrustedKeys> {
+        let mut texts = Vec::new();
+        for k in &self.update_keys {
+            let path = std::path::Path::new(k);
+            texts.push(match path.is_file() {
+                true => std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--update-key {k}: {e}"))?,
+                false => k.clone(),
+            });
+        }
+        twinbay_proto::release::TrustedKeys::parse(texts.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("--update-key: {e}"))
+    }
 }
 
 /// `10.0.0.0/8`, `::1/128`, or a bare address (one host).
@@ -454,6 +481,8 @@ pub enum CtlCommand {
     Alerts(crate::alerts::AlertsArgs),
     /// Backups: run one on a host, list, download, verify, prune.
     Backup(BackupArgs),
+    /// Signed releases: `publish` one (admin), `list` them.
+    Release(crate::release::ReleaseArgs),
 }
 
 #[derive(Debug, Args)]

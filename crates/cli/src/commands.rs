@@ -203,6 +203,7 @@ fn hub_config(
         mcp: access.mcp,
         backup_store: None,
         backup_credentials: None,
+        update_keys: access.update_keys()?,
     })
 }
 
@@ -546,6 +547,7 @@ async fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Schedules(a) => crate::schedules::run(&data_dir, a).await?,
         CtlCommand::Alerts(a) => crate::alerts::run(&data_dir, a).await?,
         CtlCommand::Backup(a) => crate::backup::run(&data_dir, a).await?,
+        CtlCommand::Release(a) => crate::release::run(&data_dir, a).await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

@@ -10,6 +10,7 @@ mod commands;
 mod demo;
 mod files;
 mod mcp;
+mod release;
 mod remote;
 mod routes;
 mod schedules;

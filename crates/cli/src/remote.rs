@@ -79,11 +79,45 @@ impl Remote {
         path: &str,
         body: Option<&Value>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let body = Bytes::from(body.map(|b| b.to_string()).unwrap_or_default());
+        self.send_bytes(method, path, "application/json", &[], body)
+            .await
+    }
+
+    /// `body` as `content_type` with `headers`, and the JSON answer; an API
+    /// error becomes an error.
+    pub async fn upload(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<Value> {
+        let response = self
+            .send_bytes(Method::POST, path, content_type, headers, body)
+            .await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{}", api_error(status, &value));
+        }
+        Ok(value)
+    }
+
+    async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .with_context(|| format!("connecting to the hub at {}", self.authority))?;
         tcp.set_nodelay(true)?;
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &self.authority)
@@ -91,14 +125,15 @@ impl Remote {
                 hyper::header::AUTHORIZATION,
                 format!("Bearer {}", self.token),
             )
-            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .header(
                 hyper::header::USER_AGENT,
                 concat!("twinbay-ctl/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))?;
+            );
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request.body(Full::new(body))?;
         if self.scheme_tls {
             let fp = self.fingerprint.as_deref().unwrap_or_default();
             let config = Arc::new(twinbay_agent::tls::pinned_client_config(fp));

@@ -16,6 +16,7 @@ pub(crate) mod history;
 mod layout;
 mod nodes;
 mod openapi;
+mod releases;
 mod routes;
 pub(crate) mod schedules;
 mod session;
@@ -136,6 +137,8 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(backups::download))
         .routes(routes!(backups::verify))
         .routes(routes!(backups::prune))
+        .routes(routes!(releases::publish, releases::list))
+        .routes(routes!(releases::download))
         .split_for_parts()
 }
 

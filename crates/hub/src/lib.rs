@@ -24,6 +24,7 @@ pub mod lockout;
 pub mod mcp;
 pub mod metrics;
 pub mod recorder;
+pub mod releases;
 pub mod schedules;
 pub mod server;
 pub mod store;
@@ -87,6 +88,8 @@ pub struct HubConfig {
     pub backup_store: Option<String>,
     /// Credentials for `backup_store` (else the environment's).
     pub backup_credentials: Option<PathBuf>,
+    /// The minisign public keys releases must be signed with (`--update-key`).
+    pub update_keys: twinbay_proto::release::TrustedKeys,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -183,6 +186,8 @@ pub struct HubState {
     pub mcp: mcp::Mode,
     /// Backup artifacts: uploads, storage, retention.
     pub backups: Arc<backups::Backups>,
+    /// Signed releases the fleet can be updated to.
+    pub releases: releases::Releases,
 }
 
 /// What the first start did about the admin account.
@@ -323,6 +328,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
             config.backup_store.as_deref(),
             config.backup_credentials.as_deref(),
         )?),
+        releases: releases::Releases::open(&config.data_dir, config.update_keys.clone())?,
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(

@@ -22,6 +22,7 @@ pub mod diff;
 pub mod join;
 pub mod message;
 pub mod model;
+pub mod release;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -23,6 +23,7 @@ mod link;
 mod mcp;
 mod people;
 mod refusals;
+mod releases;
 mod restart;
 mod routes;
 mod routes_api;

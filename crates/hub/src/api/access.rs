@@ -111,6 +111,10 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/backups/{id}/download", OPERATOR),
     ("POST", "/api/v1/backups/{id}/verify", OPERATOR),
     ("POST", "/api/v1/backups/prune", OPERATOR),
+    // Releases: publishing changes what the fleet may run: admin.
+    ("POST", "/api/v1/releases", ADMIN),
+    ("GET", "/api/v1/releases", VIEWER),
+    ("GET", "/api/v1/releases/{version}/{arch}", OPERATOR),
 ];
 
 /// Routes that change nothing although their method is not GET: a
