@@ -309,7 +309,10 @@ impl HistoryArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
     /// The join string from `twinbay ctl join-token create` (first start
     /// only). Visible to other users in `ps`: prefer --join-file or the
     /// TWINBAY_JOIN environment variable.
@@ -323,6 +326,13 @@ pub struct AgentArgs {
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub sources: SourceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Copy this binary to a user-writable place and run the agent from it
+    /// as a systemd user service (see docs/install.md).
+    Install(crate::install::InstallArgs),
 }
 
 /// What the agent collects.
@@ -394,7 +404,7 @@ fn parse_api(s: &str) -> Result<String, String> {
 }
 
 /// A path or glob, made absolute.
-fn parse_watch(s: &str) -> Result<String, String> {
+pub(crate) fn parse_watch(s: &str) -> Result<String, String> {
     twinbay_agent::sources::files::plan::Spec::parse(s)?;
     let abs = std::path::absolute(s).map_err(|e| e.to_string())?;
     abs.into_os_string()

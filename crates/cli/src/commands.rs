@@ -33,6 +33,10 @@ pub fn run(command: Command) -> Result<()> {
             init_logging("info,rmcp=warn");
             multi_thread()?.block_on(hub(args))
         }
+        Command::Agent(crate::args::AgentArgs {
+            command: Some(crate::args::AgentCommand::Install(args)),
+            ..
+        }) => crate::install::run(args),
         Command::Agent(args) => {
             init_logging("info");
             // The agent stays small: one thread does all its work.
@@ -411,7 +415,7 @@ async fn hub(args: HubArgs) -> Result<()> {
 
 /// The join string from `--join`/`TWINBAY_JOIN`, or read from `--join-file`
 /// (kept out of `ps`).
-fn join_string(given: Option<String>, file: Option<&Path>) -> Result<Option<String>> {
+pub(crate) fn join_string(given: Option<String>, file: Option<&Path>) -> Result<Option<String>> {
     match file {
         None => Ok(given),
         Some(path) => {
@@ -509,7 +513,7 @@ pub(crate) async fn remote_client(
 }
 
 /// `$XDG_STATE_HOME/twinbay-agent`, else `~/.local/state/twinbay-agent`.
-fn default_agent_dir() -> Result<PathBuf> {
+pub(crate) fn default_agent_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("twinbay-agent"));
     }

@@ -9,6 +9,7 @@ mod backup;
 mod commands;
 mod demo;
 mod files;
+mod install;
 mod mcp;
 mod release;
 mod remote;

@@ -19,6 +19,7 @@ mod gateway;
 mod groups;
 mod hardening;
 mod history;
+mod install;
 mod link;
 mod mcp;
 mod people;
