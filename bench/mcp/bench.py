@@ -20,9 +20,25 @@ def pct(samples, p):
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
+# (read, p50 ms, p99 ms, n) of every report, for the summary table.
+ROWS = []
+
+
 def report(name, samples):
     ms = [x * 1000 for x in samples]
-    print(f"{name:<28} p50 {pct(ms, 50):7.2f} ms   p99 {pct(ms, 99):7.2f} ms   (n={len(ms)})")
+    ROWS.append((name.strip(), pct(ms, 50), pct(ms, 99), len(ms)))
+    print(f"{name:<28} p50 {pct(ms, 50):7.2f} ms   p99 {pct(ms, 99):7.2f} ms   (n={len(ms)})", flush=True)
+
+
+def summary(agents, calls):
+    """The results as one Markdown table (for docs/mcp.md)."""
+    width = max(len(r[0]) for r in ROWS)
+    print()
+    print(f"summary: {os.environ.get('BENCH_BIN', 'twinbay')}, {agents} hosts, {calls} calls per read")
+    print(f"| {'read':<{width}} | p50 ms | p99 ms |    n |")
+    print(f"|{'-' * (width + 2)}|-------:|-------:|-----:|")
+    for name, p50, p99, n in ROWS:
+        print(f"| {name:<{width}} | {p50:6.2f} | {p99:6.2f} | {n:4d} |")
 
 
 async def main():
@@ -125,6 +141,7 @@ async def main():
                 for e in entries if f"tool={tool} " in e["detail"]]
         if took:
             report(f"  hub time in {tool}", took)
+    summary(agents, calls)
 
 
 asyncio.run(main())

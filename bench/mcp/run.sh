@@ -2,14 +2,21 @@
 # mcp: get_host and list_hosts latency through MCP (the official Python SDK
 # over streamable HTTP, one session) against the same reads through the REST
 # API (one keep-alive connection), with AGENTS simulated hosts on a real hub.
-# Prints p50/p99 per read. Needs `pip install 'mcp>=2'`.
-# Knobs: AGENTS=1000 CALLS=300 TWINBAY_BIN=target/debug/twinbay
+# Prints p50/p99 per read, then a summary table. Needs `pip install 'mcp>=2'`.
+# Knobs: AGENTS=1000 CALLS=300 CONNECT_SECS=600
+#        TWINBAY_BIN (or MCP_BIN)=a prebuilt twinbay, e.g. target/release/twinbay;
+#        unset: target/debug/twinbay, built if missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 AGENTS=${AGENTS:-1000}
 CALLS=${CALLS:-300}
-BIN=${TWINBAY_BIN:-target/debug/twinbay}
-[ -x "$BIN" ] || cargo build -p twinbay
+BIN=${TWINBAY_BIN:-${MCP_BIN:-}}
+if [ -n "$BIN" ]; then
+    [ -x "$BIN" ] || { echo "no twinbay binary at $BIN (TWINBAY_BIN/MCP_BIN)" >&2; exit 2; }
+else
+    BIN=target/debug/twinbay
+    [ -x "$BIN" ] || cargo build -p twinbay
+fi
 python3 -c 'import mcp' 2>/dev/null || python3 -m pip install --quiet 'mcp>=2'
 
 dir=$(mktemp -d)
@@ -35,5 +42,5 @@ ulimit -n "$(ulimit -Hn)"
 sim=$!
 token=$("$BIN" ctl --data-dir "$dir/hub" api-token create --role viewer)
 admin=$("$BIN" ctl --data-dir "$dir/hub" api-token create --role admin)
-echo "hub $BIN on 127.0.0.1:$port, $AGENTS simulated hosts, $CALLS calls per read"
-python3 bench/mcp/bench.py "http://127.0.0.1:$port" "$token" "$admin" "$AGENTS" "$CALLS"
+echo "hub $BIN ($("$BIN" --version 2>/dev/null || echo twinbay)) on 127.0.0.1:$port, $AGENTS simulated hosts, $CALLS calls per read"
+BENCH_BIN=$BIN python3 bench/mcp/bench.py "http://127.0.0.1:$port" "$token" "$admin" "$AGENTS" "$CALLS"

@@ -137,12 +137,13 @@ export const api = {
   removeUser: (id: number) => call<void>('DELETE', `/api/v1/users/${id}`),
   // API tokens (admins).
   tokens: () => call<ApiTokenInfo[]>('GET', '/api/v1/tokens'),
-  createToken: (name: string, role: string, ttlSecs?: number, groups?: string[]) =>
+  createToken: (name: string, role: string, ttlSecs?: number, groups?: string[], readOnly = false) =>
     call<{ id: number; token: string }>('POST', '/api/v1/tokens', {
       name,
       role,
       ...(ttlSecs ? { ttl_secs: ttlSecs } : {}),
       ...(groups?.length ? { groups } : {}),
+      ...(readOnly ? { read_only: true } : {}),
     }),
   revokeToken: (id: number) => call<void>('DELETE', `/api/v1/tokens/${id}`),
   // The audit trail (admins), newest first.

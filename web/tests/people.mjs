@@ -377,6 +377,33 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     assert.equal(status, 200);
   });
 
+  step('the admin creates a read-only token: the list says so, the API refuses its writes', async () => {
+    const { p } = admin;
+    const box = p.getByRole('checkbox', { name: 'Read-only' });
+    assert.equal(await box.isChecked(), false, 'off unless asked for');
+    await p.getByTestId('new-token-name').fill('assistant');
+    await p.getByTestId('new-token-role').selectOption('operator');
+    await box.check();
+    await p.getByTestId('new-token-submit').click();
+    await p.getByTestId('token-secret').waitFor({ timeout: 5000 });
+    const readOnly = await p.getByTestId('token-secret-value').inputValue();
+    await p.getByTestId('token-secret-done').click();
+    const row = p.locator('[data-testid="token-row"][data-name="assistant"]');
+    await row.waitFor();
+    assert.equal((await row.getByTestId('token-read-only').textContent()).trim(), '· read-only');
+    const listed = (await apiAs(admin.ctx, '/api/v1/tokens')).body.find((t) => t.name === 'assistant');
+    assert.deepEqual([listed.role, listed.read_only], ['operator', true]);
+    assert.equal(await box.isChecked(), false, 'the form starts over unticked');
+    // An operator's write, refused because the token is read-only (an
+    // ordinary operator token would get 404 for the missing host).
+    const as = (method, url, body) =>
+      fetch(`${hub.url}${url}`, { method, headers: { Authorization: `Bearer ${readOnly}`, 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+    assert.equal((await as('GET', '/api/v1/nodes')).status, 200, 'it reads');
+    const write = await as('POST', '/api/v1/nodes/n_nosuchnode/commands', { op: 'restart', target: { kind: 'container', name: 'web' } });
+    assert.equal(write.status, 403);
+    assert.match((await write.json()).error.message, /read-only/);
+  });
+
   step('a locked-out sign-in says so', async () => {
     // Five wrong passwords for the viewer lock the name; the next attempt, even right, gets 429.
     for (let i = 0; i < 5; i++) {

@@ -491,25 +491,13 @@ pub(crate) async fn remote_client(
     data_dir: &Path,
     remote: &crate::args::RemoteArgs,
 ) -> Result<crate::remote::Remote> {
-    let from_dir = match (&remote.hub, &remote.fingerprint) {
-        (Some(_), Some(_)) => None,
-        _ => twinbay_hub::admin::hub_address(data_dir).await.ok(),
-    };
-    let url = remote
-        .hub
-        .clone()
-        .or_else(|| from_dir.as_ref().map(|(u, _)| u.clone()))
-        .ok_or_else(|| {
-            anyhow!(
-                "no hub: pass --hub URL, or --data-dir of a hub that has run ({})",
-                data_dir.display()
-            )
-        })?;
-    let fingerprint = remote
-        .fingerprint
-        .clone()
-        .or_else(|| from_dir.map(|(_, fp)| fp));
-    crate::remote::Remote::new(&url, fingerprint, remote.token.clone())
+    crate::remote::Remote::locate(
+        remote.hub.clone(),
+        remote.fingerprint.clone(),
+        remote.token.clone(),
+        Some(data_dir),
+    )
+    .await
 }
 
 /// `$XDG_STATE_HOME/twinbay-agent`, else `~/.local/state/twinbay-agent`.

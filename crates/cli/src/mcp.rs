@@ -4,24 +4,28 @@
 //! It is a relay, not a second server: each JSON-RPC message read from
 //! stdin is POSTed to the hub's `/mcp` with the API token, and every
 //! JSON-RPC message of the answer (JSON or an SSE stream) is written to
-//! stdout, one per line. So the tools, their schemas, the role and host
+//! stdout, one per line. Once the session is initialized, what the hub
+//! sends unasked (`notifications/resources/updated` for a subscription,
+//! list changes) comes on the session's GET stream, which is kept open and
+//! relayed the same way. So the tools, their schemas, the role and host
 //! group checks and the audit trail are the hub's own, exactly as over
-//! HTTP; nothing here can drift from them. The hub's self-signed
-//! certificate is pinned by fingerprint, as `twinbay ctl` does.
+//! HTTP; nothing here can drift from them. The connection is `twinbay
+//! ctl`'s ([`crate::remote::Remote`]: the hub's certificate pinned by
+//! fingerprint).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use hyper::Method;
+use hyper::body::{Bytes, Incoming};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+use crate::remote::Remote;
 
 /// The longest line (one JSON-RPC message) read from stdin.
 const MAX_LINE: usize = 1024 * 1024;
@@ -52,13 +56,12 @@ pub fn run(args: McpArgs) -> Result<()> {
         .block_on(relay(args))
 }
 
+/// How long to wait before opening the hub's GET stream again after it
+/// failed (it also ends, and is opened again at once, with the session).
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
 struct Hub {
-    tls: bool,
-    host: String,
-    port: u16,
-    authority: String,
-    fingerprint: String,
-    token: String,
+    remote: Remote,
     /// `Mcp-Session-Id` and the negotiated protocol version, once known.
     session: Mutex<(Option<String>, Option<String>)>,
     /// The client's `initialize`, to open a new session when the hub has
@@ -83,6 +86,7 @@ async fn relay(args: McpArgs) -> Result<()> {
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut line = String::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut listener: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         line.clear();
         let n = (&mut stdin)
@@ -110,14 +114,15 @@ async fn relay(args: McpArgs) -> Result<()> {
             .get("method")
             .and_then(Value::as_str)
             .map(String::from);
-        let hub = hub.clone();
+        let relay = hub.clone();
         let out = out_tx.clone();
         let body = text.to_string();
         // Requests run side by side (a long command must not hold up a
         // ping); the handshake and notifications keep their order.
         let concurrent = id.is_some() && method.as_deref().is_some_and(|m| m != "initialize");
+        let initialized = method.as_deref() == Some("notifications/initialized");
         let job = async move {
-            if let Err(e) = hub.forward(body, &out).await
+            if let Err(e) = relay.forward(body, &out).await
                 && let Some(id) = id.filter(|_| method.is_some())
             {
                 let _ = out.send(rpc_error(id, -32603, &format!("{e:#}"))).await;
@@ -128,8 +133,18 @@ async fn relay(args: McpArgs) -> Result<()> {
         } else {
             job.await;
         }
+        // The session is open once the client has said so: from then on
+        // the hub's own messages are relayed too.
+        if initialized && listener.is_none() {
+            let hub = hub.clone();
+            let out = out_tx.clone();
+            listener = Some(tokio::spawn(async move { hub.listen(&out).await }));
+        }
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     hub.close().await;
     drop(out_tx);
     let _ = writer.await;
@@ -142,88 +157,33 @@ fn rpc_error(id: Value, code: i64, message: &str) -> String {
 
 impl Hub {
     async fn new(args: &McpArgs) -> Result<Hub> {
-        let from_dir = match (&args.hub, &args.fingerprint, &args.data_dir) {
-            (Some(_), Some(_), _) | (_, _, None) => None,
-            (_, _, Some(dir)) => twinbay_hub::admin::hub_address(dir).await.ok(),
-        };
-        let url = args
-            .hub
-            .clone()
-            .or_else(|| from_dir.as_ref().map(|(u, _)| u.clone()))
-            .ok_or_else(|| {
-                anyhow!("no hub: pass --hub URL (or --data-dir of a hub that has run)")
-            })?;
-        let fingerprint = args
-            .fingerprint
-            .clone()
-            .or_else(|| from_dir.map(|(_, fp)| fp));
-        let uri: hyper::Uri = url
-            .parse()
-            .with_context(|| format!("bad hub URL {url:?}"))?;
-        let tls = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => bail!("the hub URL must start with https:// (or http:// on loopback)"),
-        };
-        let host = uri
-            .host()
-            .ok_or_else(|| anyhow!("no host in {url:?}"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !tls && !loopback {
-            bail!("plain http:// is only for a loopback hub; use https://");
-        }
-        if tls && fingerprint.is_none() {
-            bail!(
-                "no certificate fingerprint for {url}: pass --fingerprint (the `fp` in a join string) or --data-dir of the hub"
-            );
-        }
+        let remote = Remote::locate(
+            args.hub.clone(),
+            args.fingerprint.clone(),
+            args.token.clone(),
+            args.data_dir.as_deref(),
+        )
+        .await?
+        .with_user_agent(concat!("twinbay-mcp/", env!("CARGO_PKG_VERSION")));
         Ok(Hub {
-            tls,
-            port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            authority: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
-            host,
-            fingerprint: fingerprint.unwrap_or_default(),
-            token: args.token.clone(),
+            remote,
             session: Mutex::new((None, None)),
             initialize: Mutex::new(None),
         })
     }
 
-    /// One request to `/mcp` on a new connection; the body streams.
-    async fn send(
-        &self,
-        method: Method,
-        body: String,
-    ) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .with_context(|| format!("connecting to the hub at {}", self.authority))?;
-        tcp.set_nodelay(true)?;
+    /// One request to `/mcp` on a new connection, in the session; the body
+    /// streams.
+    async fn send(&self, method: Method, body: String) -> Result<hyper::Response<Incoming>> {
         let (session, version) = self
             .session
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut request = Request::builder()
-            .method(method)
-            .uri("/mcp")
-            .header(hyper::header::HOST, &self.authority)
-            .header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.token),
-            )
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::ACCEPT, "application/json, text/event-stream")
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("twinbay-mcp/", env!("CARGO_PKG_VERSION")),
-            );
+        let mut request = self
+            .remote
+            .request(method, "/mcp")
+            .header(hyper::header::ACCEPT, "application/json, text/event-stream");
         if let Some(s) = session {
             request = request.header("mcp-session-id", s);
         }
@@ -231,24 +191,60 @@ impl Hub {
             request = request.header("mcp-protocol-version", v);
         }
         let request = request.body(Full::new(Bytes::from(body)))?;
-        if self.tls {
-            let config = Arc::new(twinbay_agent::tls::pinned_client_config(&self.fingerprint));
-            let name = ServerName::try_from(self.host.clone())
-                .map_err(|_| anyhow!("{:?} is not a valid server name", self.host))?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .context("TLS with the hub (is the fingerprint the hub's?)")?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-            tokio::spawn(conn);
-            Ok(sender.send_request(request).await?)
-        } else {
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-            tokio::spawn(conn);
-            Ok(sender.send_request(request).await?)
+        self.remote.exchange(request).await
+    }
+
+    /// Relays the session's GET stream (what the hub sends unasked:
+    /// resource updates, list changes) until the relay ends, opening it
+    /// again when it ends (a new session after the hub ended the old one).
+    async fn listen(&self, out: &mpsc::Sender<String>) {
+        loop {
+            let opened = std::time::Instant::now();
+            match self.send(Method::GET, String::new()).await {
+                Ok(response) if response.status() == hyper::StatusCode::METHOD_NOT_ALLOWED => {
+                    // A hub without the stream: nothing to relay.
+                    return;
+                }
+                Ok(response) if response.status().is_success() && is_sse(&response) => {
+                    let _ = self.relay_events(response.into_body(), out).await;
+                }
+                Ok(_) | Err(_) => {}
+            }
+            if out.is_closed() {
+                return;
+            }
+            // A stream that lasted is opened again at once; one that failed
+            // or ended right away, after a pause.
+            if opened.elapsed() < LISTEN_RETRY {
+                tokio::time::sleep(LISTEN_RETRY).await;
+            }
         }
+    }
+
+    /// Writes the JSON-RPC message of each event of an SSE stream.
+    async fn relay_events(&self, mut body: Incoming, out: &mpsc::Sender<String>) -> Result<()> {
+        let mut pending = String::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.context("reading the hub's answer")?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.push_str(&String::from_utf8_lossy(&data));
+            pending = pending.replace("\r\n", "\n");
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                    .collect();
+                let data = data.join("\n");
+                if !data.trim().is_empty() {
+                    self.emit(&data, out).await;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Posts one message; writes every JSON-RPC message of the answer.
@@ -274,36 +270,10 @@ impl Hub {
         {
             self.session.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(s.to_string());
         }
-        let sse = response
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let mut body = response.into_body();
-        if sse && status.is_success() {
-            let mut pending = String::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.context("reading the hub's answer")?;
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                pending.push_str(&String::from_utf8_lossy(&data));
-                pending = pending.replace("\r\n", "\n");
-                while let Some(end) = pending.find("\n\n") {
-                    let event: String = pending.drain(..end + 2).collect();
-                    let data: Vec<&str> = event
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data:"))
-                        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                        .collect();
-                    let data = data.join("\n");
-                    if !data.trim().is_empty() {
-                        self.emit(&data, out).await;
-                    }
-                }
-            }
-            return Ok(());
+        if is_sse(&response) && status.is_success() {
+            return self.relay_events(response.into_body(), out).await;
         }
+        let body = response.into_body();
         let bytes = body.collect().await?.to_bytes();
         let text = String::from_utf8_lossy(&bytes);
         if status.is_success() {
@@ -387,4 +357,12 @@ impl Hub {
             let _ = self.send(Method::DELETE, String::new()).await;
         }
     }
+}
+
+fn is_sse(response: &hyper::Response<Incoming>) -> bool {
+    response
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
 }

@@ -6,6 +6,7 @@
 //! stdout and stderr as it arrives; the exit code is the remote one.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -29,9 +30,35 @@ pub struct Remote {
     authority: String,
     fingerprint: Option<String>,
     token: String,
+    user_agent: &'static str,
 }
 
 impl Remote {
+    /// The hub `hub` names (else the one of `data_dir`: its public URL),
+    /// its certificate pinned by `fingerprint` (else the data dir's).
+    pub async fn locate(
+        hub: Option<String>,
+        fingerprint: Option<String>,
+        token: String,
+        data_dir: Option<&Path>,
+    ) -> Result<Remote> {
+        let from_dir = match (&hub, &fingerprint, data_dir) {
+            (Some(_), Some(_), _) | (_, _, None) => None,
+            (_, _, Some(dir)) => twinbay_hub::admin::hub_address(dir).await.ok(),
+        };
+        let url = hub
+            .or_else(|| from_dir.as_ref().map(|(u, _)| u.clone()))
+            .ok_or_else(|| match data_dir {
+                Some(dir) => anyhow!(
+                    "no hub: pass --hub URL, or --data-dir of a hub that has run ({})",
+                    dir.display()
+                ),
+                None => anyhow!("no hub: pass --hub URL (or --data-dir of a hub that has run)"),
+            })?;
+        let fingerprint = fingerprint.or_else(|| from_dir.map(|(_, fp)| fp));
+        Remote::new(&url, fingerprint, token)
+    }
+
     /// `url` is `https://host:port` (with a certificate fingerprint to pin)
     /// or `http://` to a loopback address.
     pub fn new(url: &str, fingerprint: Option<String>, token: String) -> Result<Remote> {
@@ -69,7 +96,29 @@ impl Remote {
             port,
             fingerprint,
             token,
+            user_agent: concat!("twinbay-ctl/", env!("CARGO_PKG_VERSION")),
         })
+    }
+
+    /// The same hub, naming itself `user_agent` to it.
+    pub fn with_user_agent(mut self, user_agent: &'static str) -> Remote {
+        self.user_agent = user_agent;
+        self
+    }
+
+    /// A request to `path` with the hub's Host, the token, a JSON content
+    /// type and this client's user agent; [`Remote::exchange`] sends it.
+    pub(crate) fn request(&self, method: Method, path: &str) -> hyper::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.authority)
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            )
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::USER_AGENT, self.user_agent)
     }
 
     /// Sends one request on a new connection; the response body streams.
@@ -79,9 +128,11 @@ impl Remote {
         path: &str,
         body: Option<&Value>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
-        let body = Bytes::from(body.map(|b| b.to_string()).unwrap_or_default());
-        self.send_bytes(method, path, "application/json", &[], body)
-            .await
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = self
+            .request(method, path)
+            .body(Full::new(Bytes::from(body)))?;
+        self.exchange(request).await
     }
 
     /// `body` as `content_type` with `headers`, and the JSON answer; an API
@@ -93,9 +144,14 @@ impl Remote {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<Value> {
-        let response = self
-            .send_bytes(Method::POST, path, content_type, headers, body)
-            .await?;
+        let mut request = self.request(Method::POST, path);
+        if let Some(h) = request.headers_mut() {
+            h.insert(hyper::header::CONTENT_TYPE, content_type.parse()?);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = self.exchange(request.body(Full::new(body))?).await?;
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -105,35 +161,16 @@ impl Remote {
         Ok(value)
     }
 
-    async fn send_bytes(
+    /// Sends `request` on a new connection (TLS with the pinned
+    /// certificate, or plain to a loopback hub); the response body streams.
+    pub(crate) async fn exchange(
         &self,
-        method: Method,
-        path: &str,
-        content_type: &str,
-        headers: &[(&str, String)],
-        body: Bytes,
+        request: Request<Full<Bytes>>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .with_context(|| format!("connecting to the hub at {}", self.authority))?;
         tcp.set_nodelay(true)?;
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, &self.authority)
-            .header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.token),
-            )
-            .header(hyper::header::CONTENT_TYPE, content_type)
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("twinbay-ctl/", env!("CARGO_PKG_VERSION")),
-            );
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let request = request.body(Full::new(body))?;
         if self.scheme_tls {
             let fp = self.fingerprint.as_deref().unwrap_or_default();
             let config = Arc::new(twinbay_agent::tls::pinned_client_config(fp));

@@ -569,13 +569,14 @@ function NewToken({ onCreated }: { onCreated: (name: string, token: string) => v
     const data = new FormData(form);
     const name = String(data.get('name') || '').trim();
     const groups = parseGroups(String(data.get('groups') || ''));
+    const readOnly = data.get('read_only') === 'on';
     if (!name) return setError('give the token a name to recognise it by');
     if (new TextEncoder().encode(name).length > 100) return setError('name: at most 100 bytes');
     if (typeof groups === 'string') return setError(groups);
     setBusy(true);
     setError('');
     try {
-      const created = await api.createToken(name, role, Number(expiry) || undefined, groups);
+      const created = await api.createToken(name, role, Number(expiry) || undefined, groups, readOnly);
       form.reset();
       onCreated(name, created.token);
     } catch (err) {
@@ -608,6 +609,12 @@ function NewToken({ onCreated }: { onCreated: (name: string, token: string) => v
           </select>
         </label>
         <GroupsField testId="new-token-groups" />
+        <label class="check" title="The API refuses its writes whatever its role; MCP lists no act tools to it">
+          <input type="checkbox" name="read_only" aria-describedby="new-token-read-only-hint" data-testid="new-token-read-only" /> Read-only
+        </label>
+        <span id="new-token-read-only-hint" class="sr-only">
+          The API refuses a read-only token's writes whatever its role, and MCP lists no act tools to it.
+        </span>
         <button class="btn btn-primary" type="submit" disabled={busy} data-testid="new-token-submit">
           {busy ? 'Creating…' : 'Create token'}
         </button>

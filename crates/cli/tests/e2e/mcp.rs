@@ -75,20 +75,18 @@ fn over_http(hub: &Hub, token: &str, plan: &Value) -> Vec<Value> {
     v["steps"].as_array().unwrap().clone()
 }
 
+/// `twinbay mcp` for `hub` (TLS, pinned by the hub's data dir).
+fn stdio_command(hub: &Hub) -> Vec<String> {
+    let dir = hub.dir.to_str().unwrap().to_string();
+    [BIN, "mcp", "--hub", &hub.url(), "--data-dir", &dir]
+        .map(String::from)
+        .to_vec()
+}
+
 fn over_stdio(hub: &Hub, token: &str, plan: &Value) -> Vec<Value> {
-    let url = hub.url();
-    let dir = hub.dir.to_str().unwrap();
-    let v = python(&[
-        "stdio",
-        token,
-        &plan.to_string(),
-        BIN,
-        "mcp",
-        "--hub",
-        &url,
-        "--data-dir",
-        dir,
-    ]);
+    let mut args = vec!["stdio".to_string(), token.to_string(), plan.to_string()];
+    args.extend(stdio_command(hub));
+    let v = python(&args.iter().map(String::as_str).collect::<Vec<_>>());
     v["steps"].as_array().unwrap().clone()
 }
 
@@ -96,11 +94,18 @@ fn call(tool: &str, args: Value) -> Value {
     json!({"call": tool, "args": args})
 }
 
-/// A tool's structured answer; panics on a tool error.
+/// A tool's structured answer; panics on a tool error. Its text content
+/// is the same JSON (clients without structured output read that).
 fn ok(step: &Value) -> &Value {
     assert_eq!(step["isError"], false, "{step}");
     let s = &step["structuredContent"];
     assert!(s.is_object(), "no structured content: {step}");
+    let text = step["content"][0]["text"].as_str().unwrap_or_default();
+    let same = serde_json::from_str::<Value>(text).is_ok_and(|t| &t == s);
+    assert!(
+        same,
+        "the text content is not the structured content: {step}"
+    );
     s
 }
 
@@ -108,6 +113,33 @@ fn ok(step: &Value) -> &Value {
 fn tool_error(step: &Value) -> String {
     assert_eq!(step["isError"], true, "expected a tool error: {step}");
     step["content"][0]["text"].as_str().unwrap().to_string()
+}
+
+/// Asserts `step` is a tool error that starts with `prefix`.
+fn refused(step: &Value, prefix: &str) {
+    let text = tool_error(step);
+    assert!(text.starts_with(prefix), "expected {prefix:?}: {step}");
+}
+
+/// The newest of the last 1,000 `action` audit entries that `matches`.
+fn audited(
+    hub: &Hub,
+    admin: &str,
+    action: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    let (_, entries) = hub.get(&format!("/api/v1/audit?action={action}&limit=1000"), admin);
+    entries
+        .as_array()
+        .unwrap_or_else(|| panic!("the audit trail is not a list: {entries}"))
+        .iter()
+        .find(|e| matches(e))
+        .cloned()
+}
+
+/// An audit entry's detail contains `part`.
+fn detail_has(entry: &Value, part: &str) -> bool {
+    entry["detail"].as_str().is_some_and(|d| d.contains(part))
 }
 
 fn ids(list: &[Value], key: &str) -> BTreeSet<String> {
@@ -307,7 +339,7 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
     for s in huge["series"].as_array().unwrap() {
         assert!(s["points"].as_array().unwrap().len() <= 500);
     }
-    assert!(tool_error(&steps[6]).starts_with("bad request: raw points cover at most a day"));
+    refused(&steps[6], "bad request: raw points cover at most a day");
     // The default rules may raise an alert between the two reads: every
     // alert MCP names is one the REST API lists (all of them, resolved too).
     let _ = rest_alerts;
@@ -349,7 +381,7 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         (two["matched"].as_u64(), two["truncated"].as_bool()),
         (Some(13), Some(true))
     );
-    assert!(tool_error(&steps[12]).starts_with("not found"));
+    refused(&steps[12], "not found");
     assert!(tool_error(&steps[13]).contains("invalid type"));
     assert!(tool_error(&steps[14]).contains("unknown field"));
     assert!(
@@ -361,7 +393,7 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         steps[15]
     );
     // The diff route needs operator; so does the tool.
-    assert!(tool_error(&steps[16]).starts_with("forbidden: this needs the operator role"));
+    refused(&steps[16], "forbidden: this needs the operator role");
 
     // A viewer cannot restart: a tool error, and nothing runs.
     let commands_before = hub.get(&format!("/api/v1/nodes/{node}/commands"), &admin).1;
@@ -370,11 +402,7 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         json!({"node": node, "verb": "restart", "target": format!("container:{name}")}),
     );
     let steps = over_http(&hub, &viewer, &json!([restart]));
-    assert!(
-        tool_error(&steps[0]).starts_with("forbidden"),
-        "{}",
-        steps[0]
-    );
+    refused(&steps[0], "forbidden");
     assert_eq!(
         hub.get(&format!("/api/v1/nodes/{node}/commands"), &admin).1,
         commands_before
@@ -396,7 +424,7 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
             .contains(&format!("restarted {name}")),
         "{done}"
     );
-    assert!(tool_error(&steps[1]).starts_with("not found"));
+    refused(&steps[1], "not found");
     let id = done["command"]["id"].as_str().unwrap().to_string();
     wait_for("the container's new start", Duration::from_secs(10), || {
         let (_, twin) = hub.get(&format!("/api/v1/nodes/{node}"), &admin);
@@ -412,13 +440,8 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         .find(|t| t["role"] == "operator")
         .unwrap()["id"]
         .to_string();
-    let (_, audit) = hub.get("/api/v1/audit?action=mcp.run_command", &admin);
-    let entry = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["outcome"] == "ok")
-        .unwrap_or_else(|| panic!("no mcp.run_command entry: {audit}"));
+    let entry = audited(&hub, &admin, "mcp.run_command", |e| e["outcome"] == "ok")
+        .expect("an ok mcp.run_command entry");
     assert_eq!(entry["actor"], format!("token:{operator_id}"), "{entry}");
     assert_eq!(entry["target"], format!("node:{node}"));
     assert_eq!(entry["address"], "127.0.0.1");
@@ -431,32 +454,21 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
     ] {
         assert!(detail.contains(part), "{part} not in {detail}");
     }
-    let (_, denied) = hub.get("/api/v1/audit?action=mcp.run_command", &admin);
     assert!(
-        denied
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["outcome"] == "denied"),
-        "{denied}"
+        audited(&hub, &admin, "mcp.run_command", |e| e["outcome"]
+            == "denied")
+        .is_some()
     );
     // The command went the commands API's way: its own entries too.
-    let (_, runs) = hub.get("/api/v1/audit?action=command.run", &admin);
-    assert!(
-        runs.as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["detail"].as_str().unwrap().contains(&id))
-    );
+    assert!(audited(&hub, &admin, "command.run", |e| detail_has(e, &id)).is_some());
     // Reads are audited as mcp.read (written beside the answer), the
     // refused ones too.
     wait_for("mcp.read entries", Duration::from_secs(5), || {
-        let (_, reads) = hub.get("/api/v1/audit?action=mcp.read&limit=1000", &admin);
-        let reads = reads.as_array()?.clone();
         let has = |part: &str, outcome: &str| {
-            reads
-                .iter()
-                .any(|e| e["outcome"] == outcome && e["detail"].as_str().unwrap().contains(part))
+            audited(&hub, &admin, "mcp.read", |e| {
+                e["outcome"] == outcome && detail_has(e, part)
+            })
+            .is_some()
         };
         (has("tool=query_metrics", "ok") && has("tool=file_diff", "denied")).then_some(())
     });
@@ -482,16 +494,8 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         ]),
     );
     assert_eq!(ok(&steps[0])["output"], "7 false\n", "{}", steps[0]);
-    assert!(
-        tool_error(&steps[1]).starts_with("bad request"),
-        "{}",
-        steps[1]
-    );
-    assert!(
-        tool_error(&steps[2]).starts_with("bad request"),
-        "{}",
-        steps[2]
-    );
+    refused(&steps[1], "bad request");
+    refused(&steps[2], "bad request");
     let path = format!("/api/v1/nodes/{node}/commands");
     let (status, record) = hub.post(
         &path,
@@ -556,8 +560,8 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
         ids(ok(&steps[0])["hosts"].as_array().unwrap(), "id"),
         inside
     );
-    assert!(tool_error(&steps[1]).starts_with("not found"));
-    assert!(tool_error(&steps[2]).starts_with("not found"));
+    refused(&steps[1], "not found");
+    refused(&steps[2], "not found");
     assert_eq!(ok(&steps[3])["results"], json!([]));
 
     // The same through `twinbay mcp` on stdio (TLS, pinned by the data dir).
@@ -574,13 +578,15 @@ fn an_assistant_reads_the_twin_and_restarts_a_container_through_the_same_guarded
     assert_eq!(ok(&steps[1])["matched"], 13);
     assert_eq!(ok(&steps[2])["command"]["status"], "ok", "{}", steps[2]);
     let steps = over_stdio(&hub, &viewer, &json!([restart]));
-    assert!(tool_error(&steps[0]).starts_with("forbidden"));
-    let (_, audit) = hub.get("/api/v1/audit?action=mcp.run_command", &admin);
-    assert!(audit.as_array().unwrap().iter().any(|e| {
-        e["user_agent"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("twinbay-mcp/"))
-    }));
+    refused(&steps[0], "forbidden");
+    assert!(audited(&hub, &admin, "mcp.run_command", from_stdio).is_some());
+}
+
+/// An audit entry of a call through `twinbay mcp`.
+fn from_stdio(entry: &Value) -> bool {
+    entry["user_agent"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("twinbay-mcp/"))
 }
 
 #[test]
@@ -1006,26 +1012,10 @@ fn read_only_tokens_and_the_hubs_own_work() {
     assert_eq!(ok(&steps[1])["backups"], rest_backups);
     assert_eq!(ok(&steps[2])["backups"], rest_backups);
     assert_eq!(ok(&steps[3])["backups"], json!([]));
-    assert!(
-        tool_error(&steps[4]).starts_with("forbidden: this needs the operator role"),
-        "{}",
-        steps[4]
-    );
-    assert!(
-        tool_error(&steps[5]).starts_with("forbidden"),
-        "{}",
-        steps[5]
-    );
-    assert!(
-        tool_error(&steps[6]).starts_with("bad request"),
-        "{}",
-        steps[6]
-    );
-    assert!(
-        tool_error(&steps[7]).starts_with("bad request"),
-        "{}",
-        steps[7]
-    );
+    refused(&steps[4], "forbidden: this needs the operator role");
+    refused(&steps[5], "forbidden");
+    refused(&steps[6], "bad request");
+    refused(&steps[7], "bad request");
 
     // A token limited to other hosts sees none of it and touches none.
     let steps = over_http(
@@ -1040,16 +1030,8 @@ fn read_only_tokens_and_the_hubs_own_work() {
     );
     assert_eq!(ok(&steps[0])["backups"], json!([]));
     assert_eq!(ok(&steps[1])["schedules"], json!([]));
-    assert!(
-        tool_error(&steps[2]).starts_with("not found"),
-        "{}",
-        steps[2]
-    );
-    assert!(
-        tool_error(&steps[3]).starts_with("not found"),
-        "{}",
-        steps[3]
-    );
+    refused(&steps[2], "not found");
+    refused(&steps[3], "not found");
     assert_eq!(commands(&hub), ran_before);
 
     // An operator acts; REST shows the same.
@@ -1107,26 +1089,10 @@ fn read_only_tokens_and_the_hubs_own_work() {
     let command = started[0]["command_id"].as_str().unwrap();
     let ended = hub.wait_command(&operator, command, Duration::from_secs(20));
     assert_eq!(command_output(&ended), "scheduled hello\n", "{ended}");
-    assert!(
-        tool_error(&steps[3]).starts_with("not found"),
-        "{}",
-        steps[3]
-    );
-    assert!(
-        tool_error(&steps[4]).starts_with("bad request"),
-        "{}",
-        steps[4]
-    );
-    assert!(
-        tool_error(&steps[5]).starts_with("not found"),
-        "{}",
-        steps[5]
-    );
-    assert!(
-        tool_error(&steps[6]).starts_with("not found"),
-        "{}",
-        steps[6]
-    );
+    refused(&steps[3], "not found");
+    refused(&steps[4], "bad request");
+    refused(&steps[5], "not found");
+    refused(&steps[6], "not found");
     // The schedule's runs, through MCP and REST, once the command ended.
     let (_, rest_runs) = hub.get(&format!("/api/v1/schedules/{schedule}/runs"), &viewer);
     let steps = over_http(
@@ -1142,14 +1108,8 @@ fn read_only_tokens_and_the_hubs_own_work() {
     // Audited: MCP's entry names the token, the client and the target; the
     // route's own entries are there too; the refusals are denied entries.
     let entry = |action: &str, outcome: &str| -> Value {
-        let (_, audit) = hub.get(&format!("/api/v1/audit?action={action}"), &admin);
-        audit
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["outcome"] == outcome)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {outcome} {action} entry: {audit}"))
+        audited(&hub, &admin, action, |e| e["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {outcome} {action} entry"))
     };
     let ack = entry("mcp.acknowledge_alert", "ok");
     assert_eq!(ack["actor"], format!("token:{operator_id}"));
@@ -1164,50 +1124,56 @@ fn read_only_tokens_and_the_hubs_own_work() {
     let run = entry("mcp.run_schedule_now", "ok");
     assert_eq!(run["target"], format!("schedule:{schedule}"));
     let ro_id = token_id(&hub, &admin, "operator", true);
-    let (_, denied) = hub.get("/api/v1/audit?action=mcp.run_schedule_now", &admin);
-    assert!(
-        denied
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["outcome"] == "denied" && e["actor"] == format!("token:{ro_id}")),
-        "{denied}"
-    );
+    let denied = audited(&hub, &admin, "mcp.run_schedule_now", |e| {
+        e["outcome"] == "denied" && e["actor"] == format!("token:{ro_id}")
+    });
+    assert!(denied.is_some(), "no denied entry for token:{ro_id}");
     for action in ["alert.ack", "alert_silence.create", "schedule.run"] {
         assert_eq!(entry(action, "ok")["actor"], format!("token:{operator_id}"));
     }
 
     // A subscription to the host's twin hears of its change (the agent goes
-    // away); a host the token cannot see cannot be subscribed to.
+    // away), over HTTP and through `twinbay mcp` on stdio (which relays the
+    // hub's notifications); a host the token cannot see cannot be
+    // subscribed to.
     let uri = format!("twinbay://hosts/{node}");
     let plan = json!([
         {"subscribe": "twinbay://hosts/n_nosuchnode", "wait": 0},
         {"subscribe": uri, "wait": 20},
-    ]);
-    let url = format!("http://{}/mcp", hub.addr);
-    let token = viewer.clone();
-    let listener = std::thread::spawn(move || python(&["http", &url, &token, &plan.to_string()]));
-    wait_for("the subscription", Duration::from_secs(20), || {
-        let (_, reads) = hub.get("/api/v1/audit?action=mcp.read&limit=1000", &admin);
-        reads
-            .as_array()?
-            .iter()
-            .any(|e| {
-                e["outcome"] == "ok"
-                    && e["detail"]
-                        .as_str()
-                        .is_some_and(|d| d.contains(&format!("subscribe={uri}")))
+    ])
+    .to_string();
+    let http = {
+        let (url, token, plan) = (
+            format!("http://{}/mcp", hub.addr),
+            viewer.clone(),
+            plan.clone(),
+        );
+        std::thread::spawn(move || python(&["http", &url, &token, &plan]))
+    };
+    let stdio = {
+        let mut args = vec!["stdio".to_string(), viewer.clone(), plan];
+        args.extend(stdio_command(&hub));
+        std::thread::spawn(move || python(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    wait_for("both subscriptions", Duration::from_secs(20), || {
+        let subscribed = |how: fn(&Value) -> bool| {
+            audited(&hub, &admin, "mcp.read", |e| {
+                e["outcome"] == "ok" && detail_has(e, &format!("subscribe={uri}")) && how(e)
             })
-            .then_some(())
+            .is_some()
+        };
+        (subscribed(|e| !from_stdio(e)) && subscribed(from_stdio)).then_some(())
     });
     drop(agent);
-    let heard = listener.join().unwrap();
-    let steps = heard["steps"].as_array().unwrap();
-    assert!(
-        steps[0]["raised"].as_str().unwrap().contains("not found"),
-        "{heard}"
-    );
-    assert_eq!(steps[1]["updated"], json!([uri]), "{heard}");
+    for listener in [http, stdio] {
+        let heard = listener.join().unwrap();
+        let steps = heard["steps"].as_array().unwrap();
+        assert!(
+            steps[0]["raised"].as_str().unwrap().contains("not found"),
+            "{heard}"
+        );
+        assert_eq!(steps[1]["updated"], json!([uri]), "{heard}");
+    }
     wait_for("the host to be down", Duration::from_secs(10), || {
         hub.node(&admin, &node).filter(|n| n["connected"] == false)
     });

@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::tool::{Extension, schema_for_output};
 use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,25 @@ pub(super) fn resolve(hub: &HubState, who: &Principal, node: &str) -> Result<Str
 
 fn to_value(v: &impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// A read's structured answer and its JSON text, made once. rmcp's `Json`
+/// wrapper copies the value, then prints it again for the text content;
+/// the big reads (`get_host`, `list_hosts`) build the text while they
+/// measure it against their caps and hand both over as they are.
+pub(super) struct Answer {
+    pub value: Value,
+    /// `value` as JSON (the same bytes `value.to_string()` gives).
+    pub text: String,
+}
+
+impl Answer {
+    /// The tool result: `structuredContent` and the same JSON as text.
+    pub fn result(self) -> CallToolResult {
+        let mut result = CallToolResult::success(vec![ContentBlock::text(self.text)]);
+        result.structured_content = Some(self.value);
+        result
+    }
 }
 
 /// `text` cut to at most `max` bytes (keeping its end when `tail`).
@@ -175,6 +195,17 @@ pub struct HostList {
     pub truncated: bool,
 }
 
+impl HostList {
+    /// The answer for `hosts`, given their JSON texts joined by commas.
+    pub(super) fn answer(hosts: Vec<Value>, rows: String, matched: usize) -> Answer {
+        let truncated = matched > hosts.len();
+        // Fields in the order `Value` prints them (by name).
+        let text = format!(r#"{{"hosts":[{rows}],"matched":{matched},"truncated":{truncated}}}"#);
+        let value = serde_json::json!({"hosts": hosts, "matched": matched, "truncated": truncated});
+        Answer { value, text }
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetHostArgs {
@@ -194,6 +225,22 @@ pub struct HostOut {
     pub omitted: Vec<String>,
     /// Whether parts were left out to stay under the size cap.
     pub truncated: bool,
+}
+
+impl HostOut {
+    /// The answer, given `host`'s JSON text.
+    pub(super) fn answer(self, host_text: String) -> Answer {
+        let HostOut {
+            host,
+            omitted,
+            truncated,
+        } = self;
+        let omitted = Value::from(omitted);
+        // Fields in the order `Value` prints them (by name).
+        let text = format!(r#"{{"host":{host_text},"omitted":{omitted},"truncated":{truncated}}}"#);
+        let value = serde_json::json!({"host": host, "omitted": omitted, "truncated": truncated});
+        Answer { value, text }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -430,12 +477,15 @@ pub struct FindOut {
 #[tool_router(router = read_tools, vis = "pub(crate)")]
 impl McpServer {
     /// The fleet: every host the token may see, with its counts and latest sample.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<HostList>()
+    )]
     async fn list_hosts(
         &self,
         Extension(c): Extension<Caller>,
         Parameters(a): Parameters<ListHostsArgs>,
-    ) -> Result<Json<HostList>, String> {
+    ) -> Result<CallToolResult, String> {
         allowed(&c.who, "GET", "/api/v1/nodes")?;
         let max = limit(a.limit, 100, 1000)?;
         let name = a.name.as_deref().map(str::to_lowercase);
@@ -446,7 +496,10 @@ impl McpServer {
             ),
             None => None,
         };
+        // Each row is printed once: into the text answer, whose length is
+        // what the byte cap counts.
         let mut hosts = Vec::new();
+        let mut rows = Vec::new();
         let mut matched = 0;
         let mut bytes = 0;
         self.hub.twin.for_each(|n| {
@@ -485,25 +538,32 @@ impl McpServer {
                         uptime_secs: r.uptime_secs,
                     }),
                 };
-                bytes += serde_json::to_vec(&row).map_or(0, |v| v.len());
+                let row = to_value(&row);
+                if !rows.is_empty() {
+                    rows.push(b',');
+                }
+                let before = rows.len();
+                // Writing JSON into memory cannot fail.
+                let _ = serde_json::to_writer(&mut rows, &row);
+                bytes += rows.len() - before;
                 hosts.push(row);
             }
         });
-        Ok(Json(HostList {
-            truncated: matched > hosts.len(),
-            hosts,
-            matched,
-        }))
+        let rows = String::from_utf8(rows).unwrap_or_default();
+        Ok(HostList::answer(hosts, rows, matched).result())
     }
 
     /// One host's whole twin: host facts, containers, units, ports, processes,
     /// mounts, interfaces, disks, watched files, routes, latest sample, policy.
-    #[tool(annotations(read_only_hint = true, open_world_hint = false))]
+    #[tool(
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<HostOut>()
+    )]
     async fn get_host(
         &self,
         Extension(c): Extension<Caller>,
         Parameters(a): Parameters<GetHostArgs>,
-    ) -> Result<Json<HostOut>, String> {
+    ) -> Result<CallToolResult, String> {
         host_out(
             &self.hub,
             &c.who,
@@ -511,7 +571,7 @@ impl McpServer {
             a.include_processes.unwrap_or(true),
             a.include_ports.unwrap_or(true),
         )
-        .map(Json)
+        .map(Answer::result)
     }
 
     /// A command's record and output (the end of it, when long).
@@ -921,14 +981,16 @@ impl McpServer {
 }
 
 /// A host's twin as `get_host` (and the `twinbay://hosts/{id}` resource)
-/// answers it: scoped, capped, saying what it left out.
+/// answers it: scoped, capped, saying what it left out. The twin is
+/// printed once (again only when the cap cuts a part): that text is both
+/// what the cap measures and the answer's text.
 pub(super) fn host_out(
     hub: &HubState,
     who: &Principal,
     node: &str,
     processes: bool,
     ports: bool,
-) -> Result<HostOut, String> {
+) -> Result<Answer, String> {
     allowed(who, "GET", "/api/v1/nodes/{id}")?;
     let id = resolve(hub, who, node)?;
     let view = hub
@@ -946,6 +1008,7 @@ pub(super) fn host_out(
         omitted.push("ports".to_string());
     }
     let mut truncated = false;
+    let mut text = host.to_string();
     for part in [
         "processes",
         "ports",
@@ -954,20 +1017,22 @@ pub(super) fn host_out(
         "units",
         "containers",
     ] {
-        if serde_json::to_vec(&host).map_or(0, |v| v.len()) <= MAX_HOST_BYTES {
+        if text.len() <= MAX_HOST_BYTES {
             break;
         }
         if !omitted.iter().any(|o| o == part) {
             host[part] = Value::Object(Default::default());
             omitted.push(part.to_string());
             truncated = true;
+            text = host.to_string();
         }
     }
     Ok(HostOut {
         host,
         omitted,
         truncated,
-    })
+    }
+    .answer(text))
 }
 
 /// A command's record and output pieces as one capped answer.

@@ -74,7 +74,7 @@ pub async fn read(
     if let Some(node) = uri.strip_prefix(HOST_PREFIX) {
         let host = host_out(hub, &caller.who, node, true, true)
             .map_err(|e| ErrorData::resource_not_found(e, Some(serde_json::json!({"uri": uri}))))?;
-        return Ok(json(&serde_json::to_value(&host).unwrap_or(Value::Null)));
+        return Ok(ResourceContents::text(host.text, uri).with_mime_type("application/json"));
     }
     if uri == RECENT_EVENTS {
         allowed(&caller.who, "GET", "/api/v1/events")

@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use super::audit::{ACTS, action, redact};
 use super::decode::{RunCommandArgs, command_body, parse_target};
-use super::read::{cut, summarize, thin};
+use super::read::{HostList, HostOut, cut, summarize, thin};
 use super::{McpServer, Mode};
 
 fn args(v: Value) -> Result<RunCommandArgs, serde_json::Error> {
@@ -211,4 +211,39 @@ fn twin_changes_are_told_apart_from_samples() {
     ] {
         assert_eq!(changed(other), None, "{other}");
     }
+}
+
+/// The big reads print their answer once and hand that text over as the
+/// text content: it must be exactly the structured content's JSON.
+#[test]
+fn answers_text_is_their_structured_content() {
+    let host =
+        json!({"id": "n_1", "containers": {"b": {"name": "web", "cpu": 1.5}}, "a": [1, "é\"\n"]});
+    let out = HostOut {
+        host: host.clone(),
+        omitted: vec!["processes".into()],
+        truncated: true,
+    }
+    .answer(host.to_string());
+    assert_eq!(out.text, out.value.to_string());
+    assert_eq!(out.value["host"], host);
+    assert_eq!(out.value["omitted"], json!(["processes"]));
+    let rows = vec![
+        json!({"id": "n_1", "labels": {"z": "1", "a": "2"}}),
+        json!({"id": "n_2"}),
+    ];
+    let joined = rows
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let list = HostList::answer(rows.clone(), joined, 3);
+    assert_eq!(list.text, list.value.to_string());
+    assert_eq!(
+        list.value,
+        json!({"hosts": rows, "matched": 3, "truncated": true})
+    );
+    let none = HostList::answer(Vec::new(), String::new(), 0);
+    assert_eq!(none.text, r#"{"hosts":[],"matched":0,"truncated":false}"#);
+    assert_eq!(none.text, none.value.to_string());
 }
