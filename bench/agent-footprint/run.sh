@@ -10,7 +10,7 @@ SECS=${FOOTPRINT_SECONDS:-60}
 # every FOOTPRINT_EDIT_EVERY seconds during the run. 0 files: none watched.
 WATCH_FILES=${FOOTPRINT_WATCH_FILES:-2000}
 EDIT_EVERY=${FOOTPRINT_EDIT_EVERY:-10}
-WARMUP=5
+WARMUP=${FOOTPRINT_WARMUP:-5}
 NE_BIN=/usr/bin/prometheus-node-exporter
 TB="$ROOT/target/release/twinbay"
 # FOOTPRINT_BIN: measure this (release) binary instead of building one.
