@@ -81,7 +81,7 @@ run() { # ROLE [schemathesis options…]
         "$@"
 }
 
-skip='/api/v1/stream|/api/v1/agent/|/api/v1/tokens/\{id\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences|/api/v1/schedules'
+skip='/api/v1/stream|/api/v1/agent/|/api/v1/tokens/\{id\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences|/api/v1/schedules|/api/v1/releases'
 status=0
 run viewer --exclude-path-regex "$skip" || status=1
 run operator --exclude-path-regex "$skip" || status=1
@@ -91,8 +91,10 @@ run admin --exclude-path-regex "$skip" || status=1
 # recursion depth mismatch"), a runtime error of the tool, not the hub.
 run admin --include-path-regex '/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences' \
     --exclude-checks positive_data_acceptance --workers 1 || status=1
+# A release is accepted only with a signature by a trusted key, which no
+# schema can generate: every schema-valid publish is refused (400/422).
 for role in viewer operator admin; do
-    run "$role" --include-path-regex '/api/v1/schedules' \
+    run "$role" --include-path-regex '/api/v1/schedules|/api/v1/releases' \
         --exclude-checks positive_data_acceptance --workers 1 || status=1
 done
 run admin --include-path-regex '/api/v1/tokens/\{id\}' || status=1

@@ -70,14 +70,6 @@ wait_for() {
     done
 }
 
-NE_PORT=$(free_port)
-NE_URL="http://127.0.0.1:$NE_PORT/metrics"
-say "starting node_exporter ($($NE_BIN --version 2>&1 | head -n1)) on 127.0.0.1:$NE_PORT"
-"$NE_BIN" --web.listen-address="127.0.0.1:$NE_PORT" >"$TMP/node_exporter.log" 2>&1 &
-NE_PID=$!
-PIDS+=("$NE_PID")
-wait_for 20 "node_exporter to answer" curl -sf -o /dev/null "$NE_URL"
-
 HUB_PORT=$(free_port)
 DATA="$TMP/hub-data"
 STATE="$TMP/agent-state"
@@ -93,6 +85,17 @@ until JOIN=$("$TB" ctl --data-dir "$DATA" join-token create 2>"$TMP/ctl.log"); d
     sleep 0.2
 done
 TOKEN=$("$TB" ctl --data-dir "$DATA" api-token create --role viewer --name footprint)
+
+
+
+NE_PORT=$(free_port)
+NE_URL="http://127.0.0.1:$NE_PORT/metrics"
+say "starting node_exporter ($($NE_BIN --version 2>&1 | head -n1)) on 127.0.0.1:$NE_PORT"
+"$NE_BIN" --web.listen-address="127.0.0.1:$NE_PORT" >"$TMP/node_exporter.log" 2>&1 &
+NE_PID=$!
+PIDS+=("$NE_PID")
+wait_for 20 "node_exporter to answer" curl -sf -o /dev/null "$NE_URL"
+
 
 WATCH_ARGS=()
 if ((WATCH_FILES > 0)); then
@@ -134,7 +137,7 @@ python3 "$HERE/sample.py" --agent-pid "$AGENT_PID" --ne-pid "$NE_PID" --ne-url "
     --seconds "$SECS" --warmup "$WARMUP" --scrape-every 5 --agent-interval "5 s"
 
 # Which collectors the agent reports working (the twin's `sources`).
-curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HUB_PORT/api/v1/nodes" |
+if ! curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HUB_PORT/api/v1/nodes" |
     python3 -c '
 import json, sys, urllib.request
 node = json.load(sys.stdin)[0]
@@ -144,7 +147,9 @@ sources = view.get("sources") or {}
 sources = sources.values() if isinstance(sources, dict) else sources
 parts = [s["name"] + ("" if s.get("available") else " (unavailable: %s)" % s.get("reason")) for s in sources]
 print("agent collectors: " + ", ".join(parts))
-' "http://127.0.0.1:$HUB_PORT/api/v1/nodes" "$TOKEN" || say "could not list the agent's collectors"
+' "http://127.0.0.1:$HUB_PORT/api/v1/nodes" "$TOKEN"; then
+    say "could not list the agent's collectors"
+fi
 
 # Both must still be running: a crash would make the numbers meaningless.
 for pid in "$AGENT_PID" "$NE_PID"; do
