@@ -111,8 +111,17 @@ sleep 3
 off=$(cpu)
 set_rules true
 sleep 3
+# The engine's own time (rounds and forecast history reads), from /metrics:
+# the whole process's CPU also carries what firing alerts then cost
+# (storing each change, the stream, the webhook).
+eval_secs() { curl -ks "$url/metrics" | awk '/^twinbay_alert_evaluation_seconds_total /{print $2}'; }
+e0=$(eval_secs)
 on=$(cpu)
+e1=$(eval_secs)
+eval_pct=$(python3 -c "print(f'{(${e1:-0}-${e0:-0})/$STEADY*100:.2f}')")
+firing=$(api "$url/api/v1/alerts" | python3 -c 'import json,sys; a=json.load(sys.stdin); a=a if isinstance(a,list) else a.get("alerts",[]); print(sum(1 for x in a if x.get("state")=="firing"))' || echo "?")
 echo "hub CPU at steady state, $AGENTS hosts, 5 s samples: rules off $off %, 10 rules on $on % of one core"
+echo "  of which rule evaluation itself: $eval_pct % of one core; $firing alerts firing at the end"
 
 # A fleet-wide event: restart the hub; every host is down until the sim
 # reconnects. With host down at for: 2s, each host fires and resolves.

@@ -151,14 +151,7 @@ impl Remote {
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        let response = self.exchange(request.body(Full::new(body))?).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{}", api_error(status, &value));
-        }
-        Ok(value)
+        json_answer(self.exchange(request.body(Full::new(body))?).await?).await
     }
 
     /// Sends `request` on a new connection (TLS with the pinned
@@ -194,14 +187,7 @@ impl Remote {
 
     /// A JSON request and its JSON answer; an API error becomes an error.
     pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let response = self.send(method, path, body).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{}", api_error(status, &value));
-        }
-        Ok(value)
+        json_answer(self.send(method, path, body).await?).await
     }
 
     /// `GET path`, its JSON answer; an API error becomes an error.
@@ -335,6 +321,18 @@ pub fn exit_code(record: &Value) -> u8 {
             EXIT_REFUSED
         }
     }
+}
+
+/// A response's JSON body (null when empty or not JSON); an API error
+/// status becomes an error.
+async fn json_answer(response: hyper::Response<hyper::body::Incoming>) -> Result<Value> {
+    let status = response.status();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{}", api_error(status, &value));
+    }
+    Ok(value)
 }
 
 pub(crate) fn api_error(status: StatusCode, body: &Value) -> String {

@@ -63,6 +63,8 @@ type Key = (i64, String, String);
 pub struct Alerts {
     inner: Mutex<Inner>,
     gauge: AlertGauge,
+    /// Time spent evaluating rules (`twinbay_alert_evaluation_seconds_total`).
+    eval_seconds: EvalSeconds,
     /// Seals channel secrets at rest ([`seal`]).
     sealer: seal::Sealer,
 }
@@ -103,6 +105,7 @@ impl Alerts {
         Ok(Alerts {
             inner: Mutex::default(),
             gauge: AlertGauge::default(),
+            eval_seconds: EvalSeconds::default(),
             sealer: seal::Sealer::load_or_create(data_dir)?,
         })
     }
@@ -149,7 +152,18 @@ impl Alerts {
     pub fn gauge(&self) -> AlertGauge {
         self.gauge.clone()
     }
+
+    /// The seconds spent evaluating rules, rounds and history reads for
+    /// forecasts included: the engine's own cost, apart from what alerts
+    /// that change then cost (storing, notifying).
+    pub fn eval_seconds(&self) -> EvalSeconds {
+        self.eval_seconds.clone()
+    }
 }
+
+/// The counter behind [`Alerts::eval_seconds`].
+pub type EvalSeconds =
+    prometheus_client::metrics::counter::Counter<f64, std::sync::atomic::AtomicU64>;
 
 /// The family behind [`Alerts::gauge`].
 pub type AlertGauge = prometheus_client::metrics::family::Family<
@@ -205,8 +219,11 @@ pub async fn run(
         let changes = tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {
+                let started = std::time::Instant::now();
                 seed_trends(&hub, now_ms()).await;
-                evaluate(&hub, now_ms())
+                let changes = evaluate(&hub, now_ms());
+                hub.alerts.eval_seconds.inc_by(started.elapsed().as_secs_f64());
+                changes
             }
             Some(h) = inbox.recv() => happened(&hub, &h, now_ms()),
         };

@@ -306,7 +306,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         metrics: metrics::Metrics::new()
             .with_audit_chain(store.anchor().gauge())
             .with_gateway(&gateways.gauges)
-            .with_alerts(alerts.gauge()),
+            .with_alerts(&alerts),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),

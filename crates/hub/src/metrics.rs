@@ -276,11 +276,16 @@ impl Metrics {
 
     /// Exposes `twinbay_alerts{alertname,node,subject,alertstate}` (as
     /// Prometheus' `ALERTS`), kept by the alert engine.
-    pub fn with_alerts(mut self, gauge: crate::alerts::AlertGauge) -> Metrics {
+    pub fn with_alerts(mut self, alerts: &crate::alerts::Alerts) -> Metrics {
         self.registry.register(
             "alerts",
             "1 for each pending or firing alert, as Prometheus' ALERTS",
-            gauge,
+            alerts.gauge(),
+        );
+        self.registry.register(
+            "alert_evaluation_seconds",
+            "Time the alert engine spent evaluating rules (and reading history for forecasts)",
+            alerts.eval_seconds(),
         );
         self
     }

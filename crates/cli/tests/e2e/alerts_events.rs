@@ -386,10 +386,7 @@ async fn a_disk_filling_fast_is_forecast_to_fill() {
         "disk forecast fired after {} ms of samples at {used:.1} % used",
         started.elapsed().as_millis()
     );
-    assert_eq!(fired["alerts"].as_array().unwrap().len(), 1, "{fired}");
-    assert_eq!(fired["alerts"][0]["labels"]["subject"], "/data", "{fired}");
-    let summary = fired["alerts"][0]["annotations"]["summary"].to_string();
-    assert!(summary.contains("predicted to fill in"), "{summary}");
+    assert_forecast_for_data(&fired);
 }
 
 /// A sample of a host with a `/data` mount `used` % full and a `/` mount half full.
@@ -491,10 +488,14 @@ async fn a_disk_forecast_starts_from_the_mounts_history() {
         "disk forecast from the history fired {} ms after the rule",
         started.elapsed().as_millis()
     );
+    assert_forecast_for_data(&fired);
+}
+
+/// One alert in the notification: `/data` predicted to fill.
+fn assert_forecast_for_data(fired: &Value) {
     assert_eq!(fired["alerts"].as_array().unwrap().len(), 1, "{fired}");
     assert_eq!(fired["alerts"][0]["labels"]["subject"], "/data", "{fired}");
     let summary = fired["alerts"][0]["annotations"]["summary"].to_string();
-    // 5 % a minute, 30 % left: about six minutes.
     assert!(summary.contains("predicted to fill in"), "{summary}");
 }
 
