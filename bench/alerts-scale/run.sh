@@ -111,7 +111,7 @@ sleep 3
 off=$(cpu)
 set_rules true
 sleep 3
-# The engine's own time (rounds and forecast history reads), from /metrics:
+# The engine's own CPU time in its rounds, from /metrics:
 # the whole process's CPU also carries what firing alerts then cost
 # (storing each change, the stream, the webhook).
 eval_secs() { curl -ks "$url/metrics" | awk '/^twinbay_alert_evaluation_seconds_total /{print $2}'; }

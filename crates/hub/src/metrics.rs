@@ -284,7 +284,7 @@ impl Metrics {
         );
         self.registry.register(
             "alert_evaluation_seconds",
-            "Time the alert engine spent evaluating rules (and reading history for forecasts)",
+            "CPU time the alert engine spent evaluating rules",
             alerts.eval_seconds(),
         );
         self
