@@ -202,6 +202,10 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
         404,
     ),
     ("POST", "/api/v1/backups/prune", "{}", OPERATOR, 200),
+    // No signature header: refused after the role check.
+    ("POST", "/api/v1/releases?version=1.0.0", "", ADMIN, 400),
+    ("GET", "/api/v1/releases", "", VIEWER, 200),
+    ("GET", "/api/v1/releases/1.0.0/x86_64", "", OPERATOR, 404),
 ];
 
 /// What a caller limited to host groups gets instead, where that differs:
@@ -219,6 +223,8 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
+            Some("releases") if !p.is_empty() => "{version}",
+            _ if i > 1 && parts[i - 2] == "releases" => "{arch}",
             Some(
                 "nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "silences"
                 | "restores",
