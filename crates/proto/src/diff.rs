@@ -207,7 +207,9 @@ pub fn diff(from: &NodeState, to: &NodeState) -> Vec<Change> {
     out
 }
 
-fn diff_map<T: PartialEq + Clone>(
+/// The changes that turn collection `from` into `to`: removals for keys
+/// gone, upserts for keys new or changed.
+pub fn diff_map<T: PartialEq + Clone>(
     from: &BTreeMap<String, T>,
     to: &BTreeMap<String, T>,
     collection: Collection,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::Arc;
 
-use twinbay_proto::diff::{Change, Collection, Item, apply};
+use twinbay_proto::diff::{Change, Collection, Item, apply, diff_map};
 use twinbay_proto::model::{NodeState, WatchedFile};
 
 use crate::sources::files::FilesGeneration;
@@ -226,29 +226,6 @@ impl Sent {
         origin.hash(&mut h);
         error.hash(&mut h);
         h.finish()
-    }
-}
-
-fn diff_map<T: PartialEq + Clone>(
-    from: &BTreeMap<String, T>,
-    to: &BTreeMap<String, T>,
-    collection: Collection,
-    wrap: fn(T) -> Item,
-    out: &mut Vec<Change>,
-) {
-    for key in from.keys().filter(|k| !to.contains_key(*k)) {
-        out.push(Change::Remove {
-            collection,
-            key: key.clone(),
-        });
-    }
-    for (key, item) in to {
-        if from.get(key) != Some(item) {
-            out.push(Change::Upsert {
-                key: key.clone(),
-                item: wrap(item.clone()),
-            });
-        }
     }
 }
 

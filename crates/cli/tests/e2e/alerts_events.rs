@@ -183,6 +183,20 @@ impl Agent {
     async fn send(&self, msg: AgentMessage) {
         self.out.send(msg).await.unwrap();
     }
+
+    /// The compose file at `path` now holds `text`: its content is ready to
+    /// ship and the change goes to the hub as diff `seq`.
+    async fn edit_compose(&self, seq: u64, path: &str, text: &str) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(sha(text), (path.into(), text.into()));
+        self.send(AgentMessage::SyncDiff {
+            seq,
+            changes: vec![Change::upsert(Item::Files(compose(path, text)))],
+        })
+        .await;
+    }
 }
 
 /// Waits (without blocking the runtime) until `f` answers.
@@ -285,17 +299,7 @@ async fn a_failed_command_and_a_risky_file_change_raise_alerts_as_they_happen() 
 
     // A high-risk change (privileged) fires; the file's path is named.
     let v2 = "services:\n  web:\n    image: nginx:1.27\n    privileged: true\n";
-    agent
-        .files
-        .lock()
-        .unwrap()
-        .insert(sha(v2), (path.into(), v2.into()));
-    agent
-        .send(AgentMessage::SyncDiff {
-            seq: 2,
-            changes: vec![Change::upsert(Item::Files(compose(path, v2)))],
-        })
-        .await;
+    agent.edit_compose(2, path, v2).await;
     let risky = until("risky change firing", Duration::from_secs(10), || {
         hook.of("risky change", "firing").pop()
     })
@@ -317,17 +321,7 @@ async fn a_failed_command_and_a_risky_file_change_raise_alerts_as_they_happen() 
 
     // A change below the rule's risk (a new image tag) raises nothing new.
     let v3 = "services:\n  web:\n    image: nginx:1.28\n    privileged: true\n";
-    agent
-        .files
-        .lock()
-        .unwrap()
-        .insert(sha(v3), (path.into(), v3.into()));
-    agent
-        .send(AgentMessage::SyncDiff {
-            seq: 3,
-            changes: vec![Change::upsert(Item::Files(compose(path, v3)))],
-        })
-        .await;
+    agent.edit_compose(3, path, v3).await;
     until("v3 rated", Duration::from_secs(10), || {
         let (_, h) = hub.get(&history, &admin);
         let h = h.as_array()?.clone();
