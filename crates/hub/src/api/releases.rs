@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 use twinbay_proto::release::{Manifest, ReleaseError};
 
 use super::ApiError;
@@ -204,17 +203,7 @@ pub async fn download(
     let signature = tokio::fs::read(path.with_file_name("twinbay.minisig"))
         .await
         .map_err(|_| not_found())?;
-    let chunks = futures_util::stream::unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    });
+    let chunks = crate::fsutil::read_stream(file, manifest.size, 64 * 1024);
     let mut response = Body::from_stream(chunks).into_response();
     let h = response.headers_mut();
     h.insert(

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use axum::body::Bytes;
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// Bytes read per chunk of a streamed read.
 const READ_CHUNK: usize = 256 * 1024;
@@ -266,28 +266,7 @@ impl Objects for LocalDir {
             file.seek(SeekFrom::Start(start))
                 .await
                 .map_err(io(format!("reading {}", path.display())))?;
-            let state = (file, end - start);
-            let stream = futures_util::stream::unfold(state, |(mut file, left)| async move {
-                if left == 0 {
-                    return None;
-                }
-                let want = left.min(READ_CHUNK as u64) as usize;
-                let mut buf = vec![0u8; want];
-                match file.read(&mut buf).await {
-                    Ok(0) => Some((
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the object is shorter than it was",
-                        )),
-                        (file, 0),
-                    )),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(Bytes::from(buf)), (file, left - n as u64)))
-                    }
-                    Err(e) => Some((Err(e), (file, 0))),
-                }
-            });
+            let stream = crate::fsutil::read_stream(file, end - start, READ_CHUNK);
             Ok(Box::pin(stream) as ByteStream)
         })
     }
