@@ -45,6 +45,10 @@ pub enum AgentError {
     Closed,
     #[error("policy file {0}")]
     Policy(String),
+    #[error("cannot read the join file {}: {reason}", path.display())]
+    JoinFile { path: PathBuf, reason: String },
+    #[error("no HOME; pass --state-dir")]
+    NoStateDir,
 }
 
 impl AgentError {
@@ -62,7 +66,9 @@ impl AgentError {
             | AgentError::StateDamaged { .. }
             | AgentError::NotEnrolled
             | AgentError::Join(_)
-            | AgentError::Policy(_) => true,
+            | AgentError::Policy(_)
+            | AgentError::JoinFile { .. }
+            | AgentError::NoStateDir => true,
             _ => false,
         }
     }

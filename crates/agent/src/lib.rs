@@ -10,6 +10,7 @@
 
 pub mod backoff;
 pub mod buffer;
+pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod identity;

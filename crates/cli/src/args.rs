@@ -313,19 +313,8 @@ impl HistoryArgs {
 pub struct AgentArgs {
     #[command(subcommand)]
     pub command: Option<AgentCommand>,
-    /// The join string from `twinbay ctl join-token create` (first start
-    /// only). Visible to other users in `ps`: prefer --join-file or the
-    /// TWINBAY_JOIN environment variable.
-    #[arg(long, env = "TWINBAY_JOIN", conflicts_with = "join_file")]
-    pub join: Option<String>,
-    /// A file holding the join string (first start only).
-    #[arg(long, value_name = "FILE")]
-    pub join_file: Option<PathBuf>,
-    /// Where the agent keeps its key and enrollment.
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub sources: SourceArgs,
+    pub run: twinbay_agent::cli::RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -335,116 +324,7 @@ pub enum AgentCommand {
     Install(crate::install::InstallArgs),
 }
 
-/// What the agent collects.
-#[derive(Debug, Args)]
-pub struct SourceArgs {
-    /// How often to sample the host.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub interval: Duration,
-    /// How many processes to report, by CPU and by memory each.
-    #[arg(long, default_value_t = 10)]
-    pub top_processes: usize,
-    /// A `host:port` whose TCP connect time to measure (repeat for several).
-    #[arg(long = "latency-target", value_name = "HOST:PORT")]
-    pub latency_targets: Vec<String>,
-    /// How often to read disk health with smartctl, if it is installed.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    pub smart_every: Duration,
-    /// The agent's policy file: which lifecycle verbs and actions it runs
-    /// (default: STATE_DIR/policy.yaml if it exists, else built-in defaults;
-    /// see docs/commands.md).
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// The Docker or Podman API socket, if not in a usual place
-    /// (`DOCKER_HOST`, /var/run/docker.sock, the user's and the system's Podman socket).
-    #[arg(long)]
-    pub container_socket: Option<String>,
-    /// A label for this host, `KEY=VALUE` (repeat for several); users and
-    /// tokens can be limited to hosts with given labels.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-    pub labels: Vec<(String, String)>,
-    /// Which systemd units to report, as comma-separated globs; failed units always are.
-    #[arg(long, default_value = twinbay_agent::sources::DEFAULT_UNITS, value_parser = parse_units)]
-    pub units: twinbay_agent::sources::units::UnitFilter,
-    /// A configuration file, directory (its files, recursively) or glob to
-    /// watch (repeat for several); compose files of running containers and
-    /// unit files are watched anyway. Secrets stay on the host (see README).
-    #[arg(long = "watch", value_name = "PATH", value_parser = parse_watch)]
-    pub watch: Vec<String>,
-    /// How often watched files are all looked at again, for changes inotify missed.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    pub watch_rescan: Duration,
-    /// The most files the agent watches; beyond it the source says how many it skipped.
-    #[arg(long, default_value_t = twinbay_agent::sources::files::DEFAULT_MAX_FILES)]
-    pub watch_max_files: usize,
-    /// nginx's main configuration file, read with its includes for reverse-proxy
-    /// routes (repeat for several; default /etc/nginx/nginx.conf if it exists).
-    #[arg(long = "nginx-conf", value_name = "PATH")]
-    pub nginx_conf: Vec<PathBuf>,
-    /// Caddy's admin API (repeat for several; default http://127.0.0.1:2019
-    /// if something answers there).
-    #[arg(long = "caddy-api", value_name = "URL", value_parser = parse_api)]
-    pub caddy_api: Vec<String>,
-    /// Traefik's API, e.g. http://127.0.0.1:8080 (repeat for several;
-    /// default: that of a running Traefik container publishing port 8080).
-    #[arg(long = "traefik-api", value_name = "URL", value_parser = parse_api)]
-    pub traefik_api: Vec<String>,
-    /// How often the Caddy and Traefik APIs are asked for their routes.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub routes_poll: Duration,
-}
-
-/// An admin API's base URL: plain `http://host:port`.
-fn parse_api(s: &str) -> Result<String, String> {
-    let uri: hyper::Uri = s.parse().map_err(|e| format!("{e}"))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err("expected http://HOST:PORT".into());
-    }
-    Ok(s.trim_end_matches('/').to_string())
-}
-
-/// A path or glob, made absolute.
-pub(crate) fn parse_watch(s: &str) -> Result<String, String> {
-    twinbay_agent::sources::files::plan::Spec::parse(s)?;
-    let abs = std::path::absolute(s).map_err(|e| e.to_string())?;
-    abs.into_os_string()
-        .into_string()
-        .map_err(|_| "not UTF-8".to_string())
-}
-
-fn parse_units(s: &str) -> Result<twinbay_agent::sources::units::UnitFilter, String> {
-    twinbay_agent::sources::units::UnitFilter::parse(s)
-}
-
-impl SourceArgs {
-    pub fn config(self) -> twinbay_agent::sources::SourceConfig {
-        twinbay_agent::sources::SourceConfig {
-            interval: self.interval,
-            top_processes: self.top_processes,
-            latency_targets: self.latency_targets,
-            smart_every: self.smart_every,
-            container_socket: self.container_socket,
-            units: self.units,
-            labels: self.labels.into_iter().collect(),
-            files: twinbay_agent::sources::files::FilesConfig {
-                watch: self.watch,
-                rescan: self.watch_rescan,
-                max_files: self.watch_max_files,
-                ..Default::default()
-            },
-            routes: twinbay_agent::sources::routes::RoutesConfig {
-                nginx_conf: self
-                    .nginx_conf
-                    .into_iter()
-                    .map(|p| std::path::absolute(&p).unwrap_or(p))
-                    .collect(),
-                caddy_api: self.caddy_api,
-                traefik_api: self.traefik_api,
-                poll: self.routes_poll,
-            },
-        }
-    }
-}
+pub use twinbay_agent::cli::{SourceArgs, parse_duration, parse_label, parse_watch};
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -799,21 +679,6 @@ pub struct SimArgs {
     pub first_index: usize,
 }
 
-fn parse_label(s: &str) -> Result<(String, String), String> {
-    let ok = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 63
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
-    };
-    match s.split_once('=') {
-        Some((k, v)) if ok(k) && ok(v) => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!(
-            "{s:?} is not a label like group=web (letters, digits, . _ - /)"
-        )),
-    }
-}
-
 fn parse_churn(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
@@ -852,12 +717,4 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         return Err("the history size cap must be at least 1MiB".into());
     }
     Ok(bytes)
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 5s, 10m, 1h)"))?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
-    }
-    Ok(d)
 }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use tokio_util::sync::CancellationToken;
 use twinbay_agent::AgentConfig;
 use twinbay_agent::sim::SimConfig;
@@ -12,8 +12,8 @@ use twinbay_hub::store::Role;
 use twinbay_hub::{FirstAdmin, HubConfig, RunningHub};
 
 use crate::args::{
-    AgentArgs, ApiTokenCommand, AuditCommand, Command, CtlArgs, CtlCommand, HubArgs,
-    JoinTokenCommand, RoleArg, SimArgs, UpArgs, VerbArgs,
+    ApiTokenCommand, AuditCommand, Command, CtlArgs, CtlCommand, HubArgs, JoinTokenCommand,
+    RoleArg, SimArgs, UpArgs, VerbArgs,
 };
 
 pub fn run(command: Command) -> Result<()> {
@@ -38,12 +38,10 @@ pub fn run(command: Command) -> Result<()> {
             ..
         }) => crate::install::run(args),
         Command::Agent(args) => {
+            crate::handover::exec_lean_agent()?;
             init_logging("info");
-            // The agent stays small: one thread does all its work.
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(agent(args))
+            twinbay_agent::cli::run_until_signal(args.run)
+                .map_err(|e| anyhow!(twinbay_agent::error::report(&e)))
         }
         Command::Ctl(args) => {
             init_logging("warn");
@@ -103,7 +101,7 @@ async fn release_memory_after_surges(
         }
         if settling > 0 {
             settling -= 1;
-            let _ = tokio::task::spawn_blocking(crate::release_free_memory).await;
+            let _ = tokio::task::spawn_blocking(crate::startup::release_free_memory).await;
             tracing::debug!(
                 peak,
                 now,
@@ -353,7 +351,8 @@ async fn sim(args: SimArgs) -> Result<()> {
         ramp_per_sec: args.ramp,
         first_index: args.first_index,
         ..SimConfig::new(
-            join_string(args.join, args.join_file.as_deref())?.unwrap_or_default(),
+            twinbay_agent::cli::join_string(args.join, args.join_file.as_deref())?
+                .unwrap_or_default(),
             args.agents as usize,
         )
     };
@@ -413,41 +412,6 @@ async fn hub(args: HubArgs) -> Result<()> {
     Ok(())
 }
 
-/// The join string from `--join`/`TWINBAY_JOIN`, or read from `--join-file`
-/// (kept out of `ps`).
-pub(crate) fn join_string(given: Option<String>, file: Option<&Path>) -> Result<Option<String>> {
-    match file {
-        None => Ok(given),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the join file {}", path.display()))?;
-            let join = text.trim();
-            if join.is_empty() {
-                bail!("the join file {} is empty", path.display());
-            }
-            Ok(Some(join.to_string()))
-        }
-    }
-}
-
-async fn agent(args: AgentArgs) -> Result<()> {
-    let state_dir = match args.state_dir {
-        Some(dir) => dir,
-        None => default_agent_dir()?,
-    };
-    let shutdown = shutdown_on_signal();
-    let config = AgentConfig {
-        state_dir,
-        join: join_string(args.join, args.join_file.as_deref())?,
-        policy: args.sources.policy.clone(),
-        sources: args.sources.config(),
-        hub_override: Vec::new(),
-    };
-    twinbay_agent::run(config, shutdown)
-        .await
-        .map_err(|e| anyhow!(twinbay_hub::report(&e)))
-}
-
 async fn verb(data_dir: &Path, a: VerbArgs, verb: &str) -> Result<String> {
     let op = lifecycle(&a.target, verb)?;
     remote_command(data_dir, a.remote, &a.node, op).await
@@ -498,15 +462,6 @@ pub(crate) async fn remote_client(
         Some(data_dir),
     )
     .await
-}
-
-/// `$XDG_STATE_HOME/twinbay-agent`, else `~/.local/state/twinbay-agent`.
-pub(crate) fn default_agent_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("twinbay-agent"));
-    }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("no HOME; pass --state-dir"))?;
-    Ok(Path::new(&home).join(".local/state/twinbay-agent"))
 }
 
 async fn ctl(args: CtlArgs) -> Result<()> {

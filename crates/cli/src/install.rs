@@ -67,6 +67,11 @@ impl Layout {
         self.bin_dir.join("twinbay")
     }
 
+    /// The lean agent that `twinbay agent` hands over to ([`crate::handover`]).
+    pub fn lean_binary(&self) -> PathBuf {
+        self.bin_dir.join(crate::handover::LEAN_AGENT)
+    }
+
     pub fn unit(&self) -> PathBuf {
         self.unit_dir.join(UNIT_NAME)
     }
@@ -76,7 +81,7 @@ pub fn run(args: InstallArgs) -> Result<()> {
     let layout = Layout {
         state_dir: absolute(
             args.state_dir
-                .map_or_else(crate::commands::default_agent_dir, Ok)?,
+                .map_or_else(twinbay_agent::cli::default_state_dir, Ok)?,
         )?,
         bin_dir: absolute(args.bin_dir.map_or_else(
             || xdg_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("twinbay/bin")),
@@ -89,7 +94,7 @@ pub fn run(args: InstallArgs) -> Result<()> {
     };
     let agent_args = agent_command(&layout, &args.watch, &args.agent_args)?;
     let unit = render_unit(&layout, &agent_args)?;
-    let join = crate::commands::join_string(args.join, args.join_file.as_deref())?;
+    let join = twinbay_agent::cli::join_string(args.join, args.join_file.as_deref())?;
 
     enroll(&layout.state_dir, join.as_deref())?;
     let exe = std::env::current_exe().context("cannot find the running binary")?;
@@ -99,6 +104,26 @@ pub fn run(args: InstallArgs) -> Result<()> {
         exe.display(),
         layout.binary().display()
     );
+    // The lean agent travels with it; a stale one from an earlier install
+    // must not outlive a binary that came without one.
+    let lean = exe.with_file_name(crate::handover::LEAN_AGENT);
+    if lean.is_file() {
+        let size = copy_binary(&lean, &layout.lean_binary())?;
+        println!(
+            "copied {} ({size} bytes) to {}",
+            lean.display(),
+            layout.lean_binary().display()
+        );
+    } else {
+        match fs::remove_file(layout.lean_binary()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| {
+                    format!("cannot remove the old {}", layout.lean_binary().display())
+                });
+            }
+            _ => {}
+        }
+    }
     write_atomic(&layout.unit(), &mut unit.as_bytes(), 0o644)
         .with_context(|| format!("cannot write the unit to {}", layout.unit_dir.display()))?;
     println!("wrote {}", layout.unit().display());

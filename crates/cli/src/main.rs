@@ -1,6 +1,5 @@
 //! `twinbay`: one binary for the hub, the agent, the simulator and the admin CLI.
-// The only unsafe calls are glibc allocator settings: `limit_malloc_arenas`
-// and `release_free_memory`.
+// The only unsafe calls are glibc allocator settings, in `startup`.
 #![deny(unsafe_code)]
 
 mod alerts;
@@ -9,6 +8,7 @@ mod backup;
 mod commands;
 mod demo;
 mod files;
+mod handover;
 mod install;
 mod mcp;
 mod release;
@@ -16,31 +16,14 @@ mod remote;
 mod routes;
 mod schedules;
 
+mod startup;
+
 use std::process::ExitCode;
 
-use clap::Parser;
-use clap::error::ErrorKind;
-
 fn main() -> ExitCode {
-    limit_malloc_arenas();
-    // Whatever happens, one line on stderr, never a stack trace.
-    std::panic::set_hook(Box::new(|info| eprintln!("error: internal error: {info}")));
-    let cli = match args::Cli::try_parse() {
+    let cli = match startup::start::<args::Cli>() {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first} (see --help)");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match commands::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,35 +31,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// glibc gives every thread that allocates its own malloc arena (up to eight
-/// per core); with the runtime's workers and SQLite's threads a hub with
-/// 1,000 agents kept ~30 MiB more resident in half-empty arenas
-/// (bench/hub-scale: 210 vs 179 MiB). Two arenas are plenty for a
-/// two-worker runtime. Called first, before any thread starts.
-#[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; it is called before
-    // any other thread exists, and M_ARENA_MAX takes any positive value.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-/// Hands heap memory that is free but kept by glibc back to the system.
-/// glibc returns freed memory only from the top of each heap, so after a
-/// surge of connections (~19 KiB each, freed in any order) a hub stayed at
-/// its peak: 10,000 slow clients left it 200 MiB larger for good
-/// (bench/slow-clients). Blocks while it walks the heaps (milliseconds).
-#[allow(unsafe_code)]
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim is thread-safe (it takes each arena's lock) and
-    // only returns free pages to the system; 0 keeps no extra padding.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -81,7 +81,20 @@ struct Inner {
     /// When each (node, mount)'s trend was last looked up in the metric
     /// history (`i64::MAX` once found there).
     seeded: HashMap<(String, String), i64>,
+    /// Each node as the last round saw it ([`Print`]): a round evaluates
+    /// only the nodes that changed since, and all of them every [`FULL_EVERY_MS`].
+    seen: HashMap<String, Print>,
+    /// When the last full round ran (0: the next one is full).
+    full_ms: i64,
 }
+
+/// What tells that a node may find something new: connected or not, the
+/// last applied change, the latest sample.
+type Print = (bool, Option<u64>, Option<i64>);
+
+/// How often every rule runs on every node, changed or not: what depends on
+/// the time alone (a crash loop's window ending) is seen within this.
+const FULL_EVERY_MS: i64 = 30_000;
 
 struct Active {
     record: AlertRecord,
@@ -126,6 +139,8 @@ impl Alerts {
         inner.channels = channels.into_iter().map(|c| (c.id, c)).collect();
         let ids: Vec<i64> = inner.rules.iter().map(|r| r.id).collect();
         inner.active.retain(|k, _| ids.contains(&k.0));
+        // New or changed rules: the next round looks at every node.
+        inner.full_ms = 0;
         sync_gauge(&self.gauge, &inner);
         Ok(())
     }
@@ -406,11 +421,19 @@ fn kind_of(rule: &RuleRecord) -> Option<Kind> {
     serde_json::from_value(serde_json::json!(rule.kind)).ok()
 }
 
-/// One round: every rule on every node it covers, and the hub's own
-/// (the audit trail). Returns the alerts that changed, to be stored.
+/// One round: every rule on every node it covers that changed since the
+/// last round (every node every [`FULL_EVERY_MS`]), and the hub's own (the
+/// audit trail). An unchanged node's active alerts hold as they did, so
+/// pending ones still fire on time. Returns the alerts that changed, to be stored.
 fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
     let mut guard = lock(&hub.alerts.inner);
     let inner = &mut *guard;
+    let full = now - inner.full_ms >= FULL_EVERY_MS;
+    if full {
+        inner.full_ms = now;
+        // Rebuilt below: nodes that are gone drop out.
+        inner.seen.clear();
+    }
     let rules: Vec<(RuleRecord, Check)> = inner
         .rules
         .iter()
@@ -425,11 +448,27 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
         .max();
     // (key, holds, summary, worth a notification)
     let mut findings: Vec<(Key, bool, String, bool)> = Vec::new();
-    let (active, trends) = (&inner.active, &mut inner.trends);
+    let (active, trends, seen) = (&inner.active, &mut inner.trends, &mut inner.seen);
     let mut offline = std::collections::HashSet::new();
+    let mut unchanged = std::collections::HashSet::new();
     hub.twin.for_each(|node| {
         if !node.connected {
             offline.insert(node.id.clone());
+        }
+        let print = (
+            node.connected,
+            node.seq,
+            node.resources.as_ref().map(|r| r.ts_ms),
+        );
+        match seen.get_mut(&node.id) {
+            Some(last) if *last == print => {
+                unchanged.insert(node.id.clone());
+                return;
+            }
+            Some(last) => *last = print,
+            None => {
+                seen.insert(node.id.clone(), print);
+            }
         }
         // Forecasts need each mount's history, taken at the hub's time.
         if let (Some(window), Some(r), true) = (window, &node.resources, node.connected) {
@@ -496,8 +535,21 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
         .filter(|r| r.enabled && kind_of(r).is_some_and(Kind::is_event))
         .map(|r| r.id)
         .collect();
-    let found: std::collections::HashSet<&Key> = findings.iter().map(|(k, ..)| k).collect();
     let enabled: std::collections::HashSet<i64> = rules.iter().map(|(r, _)| r.id).collect();
+    // An unchanged node finds what it found: its active alerts hold still.
+    let still: Vec<(Key, bool, String, bool)> = inner
+        .active
+        .iter()
+        .filter(|(k, a)| {
+            unchanged.contains(&k.1)
+                && enabled.contains(&k.0)
+                && !events.contains(&k.0)
+                && a.alert.state != State::Resolved
+        })
+        .map(|(k, a)| (k.clone(), true, a.record.summary.clone(), true))
+        .collect();
+    findings.extend(still);
+    let found: std::collections::HashSet<&Key> = findings.iter().map(|(k, ..)| k).collect();
     let vanished: Vec<(Key, bool, String, bool)> = inner
         .active
         .iter()

@@ -19,6 +19,8 @@ use twinbay_proto::join::JoinString;
 use twinbay_proto::message::{AgentMessage, Hello, HubMessage};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_twinbay");
+/// The lean agent binary that `twinbay agent` hands over to.
+pub const LEAN_BIN: &str = env!("CARGO_BIN_EXE_twinbay-agent");
 pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 
 /// A fresh, empty directory for one test.

@@ -146,6 +146,9 @@ fn agent_install_copies_the_binary_and_writes_a_unit_that_runs_the_agent() {
     assert_eq!(sha256(&binary), sha256(Path::new(BIN)));
     let mode = fs::metadata(&binary).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o755, "{mode:o}");
+    // And the lean agent that `twinbay agent` hands over to, beside it.
+    let lean = home.join(".local/share/twinbay/bin/twinbay-agent");
+    assert_eq!(sha256(&lean), sha256(Path::new(LEAN_BIN)));
 
     // The unit runs that binary as the agent on the state dir, and holds no token;
     // the token waits in the state dir, readable by the user only.
@@ -194,6 +197,9 @@ fn agent_install_copies_the_binary_and_writes_a_unit_that_runs_the_agent() {
         },
     );
     assert!(node["hostname"].as_str().is_some_and(|h| !h.is_empty()));
+    // `twinbay agent` became the lean binary: same process, its code.
+    let running = fs::read_link(format!("/proc/{}/exe", agent.child.id())).unwrap();
+    assert_eq!(running, lean, "the installed agent runs as {running:?}");
     wait_for(
         "the agent to forget its join token",
         Duration::from_secs(5),
@@ -234,12 +240,19 @@ fn agent_install_copies_the_binary_and_writes_a_unit_that_runs_the_agent() {
             .contains(&join_token)
     );
     // No temporary file is left beside them.
-    for d in [binary.parent().unwrap(), unit.parent().unwrap()] {
-        let names: Vec<_> = fs::read_dir(d)
+    for (d, files) in [
+        (
+            binary.parent().unwrap(),
+            ["twinbay", "twinbay-agent"].as_slice(),
+        ),
+        (unit.parent().unwrap(), ["twinbay-agent.service"].as_slice()),
+    ] {
+        let mut names: Vec<_> = fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
+        names.sort();
+        assert_eq!(names, files);
     }
 }
 
