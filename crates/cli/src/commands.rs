@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tokio_util::sync::CancellationToken;
 use twinbay_agent::AgentConfig;
+use twinbay_agent::cli::shutdown_on_signal;
 use twinbay_agent::sim::SimConfig;
 use twinbay_hub::store::Role;
 use twinbay_hub::{FirstAdmin, HubConfig, RunningHub};
@@ -160,23 +161,6 @@ fn default_data_dir() -> Result<PathBuf> {
 
 fn data_dir(given: Option<PathBuf>) -> Result<PathBuf> {
     given.map(Ok).unwrap_or_else(default_data_dir)
-}
-
-/// Fires on Ctrl-C or SIGTERM.
-fn shutdown_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let fire = token.clone();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-        tracing::info!("shutting down");
-        fire.cancel();
-    });
-    token
 }
 
 fn hub_config(
