@@ -10,7 +10,8 @@ SECS=${FOOTPRINT_SECONDS:-60}
 # every FOOTPRINT_EDIT_EVERY seconds during the run. 0 files: none watched.
 WATCH_FILES=${FOOTPRINT_WATCH_FILES:-2000}
 EDIT_EVERY=${FOOTPRINT_EDIT_EVERY:-10}
-WARMUP=${FOOTPRINT_WARMUP:-5}
+# The lean agent gives back its start-up code pages 30 s after it starts.
+WARMUP=${FOOTPRINT_WARMUP:-40}
 NE_BIN=/usr/bin/prometheus-node-exporter
 TB="$ROOT/target/release/twinbay"
 # FOOTPRINT_BIN: measure this (release) binary instead of building one.

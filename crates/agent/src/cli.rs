@@ -46,8 +46,14 @@ impl RunArgs {
     }
 }
 
-/// Runs the agent on the current thread until Ctrl-C or SIGTERM.
-pub fn run_until_signal(args: RunArgs) -> Result<(), AgentError> {
+/// How long after the start `settled` runs: the sources have all started
+/// and the link has sent its first full sync.
+pub const SETTLED_AFTER: Duration = Duration::from_secs(30);
+
+/// Runs the agent on the current thread until Ctrl-C or SIGTERM, and
+/// `settled` once, [`SETTLED_AFTER`] the start (the lean binary gives back
+/// the code pages only its start needed).
+pub fn run_until_signal(args: RunArgs, settled: Option<fn()>) -> Result<(), AgentError> {
     let config = args.config()?;
     // The agent stays small: one thread does all its work.
     tokio::runtime::Builder::new_current_thread()
@@ -55,6 +61,15 @@ pub fn run_until_signal(args: RunArgs) -> Result<(), AgentError> {
         .build()?
         .block_on(async {
             let shutdown = shutdown_on_signal();
+            if let Some(settled) = settled {
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(SETTLED_AFTER) => settled(),
+                    }
+                });
+            }
             crate::run(config, shutdown).await
         })
 }

@@ -41,7 +41,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Agent(args) => {
             crate::handover::exec_lean_agent()?;
             init_logging("info");
-            twinbay_agent::cli::run_until_signal(args.run)
+            twinbay_agent::cli::run_until_signal(args.run, None)
                 .map_err(|e| anyhow!(twinbay_agent::error::report(&e)))
         }
         Command::Ctl(args) => {

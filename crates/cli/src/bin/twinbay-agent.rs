@@ -24,11 +24,17 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     twinbay_agent::cli::init_logging("info");
-    match twinbay_agent::cli::run_until_signal(lean.run) {
+    match twinbay_agent::cli::run_until_signal(lean.run, Some(trim)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", twinbay_agent::error::report(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Once the agent has settled: its code pages, one page at a time from now on.
+fn trim() {
+    let bytes = startup::trim_code_pages();
+    tracing::debug!(bytes, "code pages trimmed");
 }
