@@ -63,84 +63,101 @@ pub fn release_free_memory() {
     }
 }
 
-/// Gives back the code pages the agent touched only while starting, and
-/// has the code it goes on running come back one 4 KiB page at a time.
+/// Gives back the pages of its own binary that the agent touched only while
+/// starting (bench/agent-footprint: its RSS is mostly these), and the heap
+/// it freed since.
 ///
-/// A process's resident memory counts whole page-cache folios, and the
-/// kernel reads and writes executables in large ones (up to 2 MiB on ext4
-/// since Linux 6.x): one fault into a cold function maps all of its folio,
-/// so the lean agent kept ~7 MiB of an 8 MiB binary resident though it runs
-/// a fraction of it. Marking its own read-only mappings of the executable
-/// `MADV_RANDOM` (no readahead: a fault reads one page), then
-/// `MADV_DONTNEED` (unmap it; the code is never written, so it faults back
-/// in from the file unchanged) and dropping the file's unmapped cached pages
-/// (`POSIX_FADV_DONTNEED`)
-/// leaves only the pages it goes on using (bench/agent-footprint). Pages
-/// another process maps stay cached (and cost this one nothing until it
-/// runs them). Returns the bytes advised.
+/// The loader reads all of the relocations (`.rela.dyn`) and the start runs
+/// code and reads data that the agent never needs again, and the kernel
+/// reads a binary in at least 64 KiB at a fault. Every read-only mapping of
+/// the executable that holds no page of the process's own (so not the RELRO
+/// data the loader wrote: its smaps say `Anonymous` > 0) is dropped with
+/// `MADV_DONTNEED`, and faults back in from the file, unchanged, as it is
+/// used again; `MADV_RANDOM` makes the read-only data come back a page at a
+/// time (Linux 6.18 ignores it for code, which keeps its 64 KiB reads).
+/// Then the file's cached pages that no process maps are dropped, written
+/// first if dirty (a binary linked moments ago), so that what was dropped is
+/// read again, not mapped back whole. Returns the bytes dropped.
 pub fn trim_code_pages() -> usize {
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
         return 0;
     };
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return 0;
     };
     let mut advised = 0;
-    for (start, len) in code_mappings(&maps, &exe) {
+    for (start, len) in clean_mappings(&smaps, &exe) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: the range is this process's own executable code mapping as
-        // /proc/self/maps lists it, private, read-only and never written:
-        // MADV_DONTNEED drops its pages, and each faults back in from the
-        // file with the same bytes; MADV_RANDOM changes only readahead.
+        // SAFETY: the range is one of this process's own private, read-only
+        // mappings of its executable that holds no anonymous (written) page,
+        // and nothing makes it writable again: MADV_DONTNEED drops its
+        // pages and each faults back in from the file with the same bytes;
+        // MADV_RANDOM changes only readahead.
         unsafe {
             let addr = start as *mut libc::c_void;
-            if libc::madvise(addr, len, libc::MADV_RANDOM) == 0
-                && libc::madvise(addr, len, libc::MADV_DONTNEED) == 0
-            {
+            let _ = libc::madvise(addr, len, libc::MADV_RANDOM);
+            if libc::madvise(addr, len, libc::MADV_DONTNEED) == 0 {
                 advised += len;
             }
         }
         #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
         let _ = (start, len);
     }
-    // What the page-out unmapped may still sit in the page cache as large
-    // folios, which the next fault would map whole again: drop the file's
-    // cached pages that no process maps, so they come back one page at a time.
-    // (A binary written moments ago may still be dirty in the cache, and
-    // dirty pages are not dropped: write them first.)
     if advised > 0
         && let Ok(file) = std::fs::File::open("/proc/self/exe")
     {
         let _ = file.sync_data();
         let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
     }
+    release_free_memory();
     advised
 }
 
-/// The code mappings of `exe` in a `/proc/PID/maps` text, as (start, length).
-fn code_mappings(maps: &str, exe: &std::path::Path) -> Vec<(usize, usize)> {
-    maps.lines()
-        .filter_map(|line| {
-            // start-end perms offset dev inode path
-            let mut fields = line.splitn(6, ' ');
-            let range = fields.next()?;
-            let perms = fields.next()?;
-            let path = fields.nth(3)?.trim_start();
-            // Code only: never written (no text relocations), so dropping
-            // its pages loses nothing. Not the read-only data after it, which
-            // the loader's relocations wrote (RELRO): those pages are the
-            // process's own now, and dropping them would lose the writes.
-            if perms != "r-xp" || std::path::Path::new(path) != exe {
-                return None;
-            }
-            let (a, b) = range.split_once('-')?;
-            let (a, b) = (
-                usize::from_str_radix(a, 16).ok()?,
-                usize::from_str_radix(b, 16).ok()?,
-            );
-            (b > a).then_some((a, b - a))
-        })
-        .collect()
+/// The read-only mappings of `exe` without an anonymous page, in a
+/// `/proc/PID/smaps` text, as (start, length).
+fn clean_mappings(smaps: &str, exe: &std::path::Path) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    // The mapping being read: (start, length, ours), and whether its smaps
+    // said it holds no anonymous page (no such line: not known to be clean).
+    let mut current: Option<(usize, usize, bool)> = None;
+    let mut clean = false;
+    let mut finish = |current: Option<(usize, usize, bool)>, clean: bool| {
+        if let Some((start, len, true)) = current
+            && clean
+        {
+            out.push((start, len));
+        }
+    };
+    for line in smaps.lines() {
+        // A mapping: "start-end perms offset dev inode path"; else "Key: value".
+        let mut fields = line.splitn(6, ' ');
+        let header = fields
+            .next()
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| {
+                Some((
+                    usize::from_str_radix(a, 16).ok()?,
+                    usize::from_str_radix(b, 16).ok()?,
+                ))
+            });
+        if let Some((a, b)) = header {
+            finish(current.take(), clean);
+            clean = false;
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).map(str::trim_start).unwrap_or("");
+            let ours = perms.starts_with('r')
+                && !perms.contains('w')
+                && perms.ends_with('p')
+                && std::path::Path::new(path) == exe
+                && b > a;
+            current = Some((a, b.saturating_sub(a), ours));
+        } else if let Some(kb) = line.strip_prefix("Anonymous:") {
+            // Unreadable counts as written: never drop what we cannot vouch for.
+            clean = kb.trim().trim_end_matches("kB").trim().parse::<u64>() == Ok(0);
+        }
+    }
+    finish(current, clean);
+    out
 }
 
 #[cfg(test)]
@@ -148,18 +165,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_executables_code_is_trimmed() {
-        let maps = "\
+    fn only_unwritten_read_only_mappings_of_the_executable_are_trimmed() {
+        let smaps = "\
 55d0c0000000-55d0c0100000 r--p 00000000 fe:01 123 /usr/lib/twinbay/twinbay-agent
+Rss:                 400 kB
+Anonymous:             0 kB
 55d0c0100000-55d0c0900000 r-xp 00100000 fe:01 123 /usr/lib/twinbay/twinbay-agent
-55d0c0900000-55d0c0a00000 rw-p 00900000 fe:01 123 /usr/lib/twinbay/twinbay-agent
+Anonymous:             0 kB
+55d0c0900000-55d0c0940000 r--p 00900000 fe:01 123 /usr/lib/twinbay/twinbay-agent
+Anonymous:           208 kB
+55d0c0940000-55d0c0a00000 rw-p 00940000 fe:01 123 /usr/lib/twinbay/twinbay-agent
+Anonymous:             8 kB
+55d0c0a00000-55d0c0a10000 r--p 00a00000 fe:01 123 /usr/lib/twinbay/twinbay-agent
+Anonymous:          what
 7f0000000000-7f0000200000 r-xp 00000000 fe:01 456 /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:             0 kB
 7f0000400000-7f0000500000 rw-p 00000000 00:00 0 
+Anonymous:          1024 kB
 7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
+55d0c0b00000-55d0c0b01000 r-xp 00b00000 fe:01 123 /usr/lib/twinbay/twinbay-agent
 ";
         let exe = std::path::Path::new("/usr/lib/twinbay/twinbay-agent");
-        assert_eq!(code_mappings(maps, exe), [(0x55d0c0100000, 0x800000)]);
-        assert!(code_mappings("garbage\n\n- - -", exe).is_empty());
+        assert_eq!(
+            clean_mappings(smaps, exe),
+            // Not the RELRO data (written), the data, an unreadable count,
+            // libc, anonymous memory, or a mapping whose smaps did not say.
+            [(0x55d0c0000000, 0x100000), (0x55d0c0100000, 0x800000)]
+        );
+        assert!(clean_mappings("garbage\n\n- - -\nAnonymous: 0 kB", exe).is_empty());
     }
 
     /// What the trim saves is measured by bench/agent-footprint (it depends
