@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc};
-use twinbay_proto::command::{Command, CommandResult, OutputChunk, Status};
+use twinbay_proto::command::{Command, CommandResult, Op, OutputChunk, Status, Verb};
 use twinbay_proto::message::HubMessage;
 
 use crate::audit::{ActorKind, Outcome, Record};
@@ -117,21 +117,33 @@ impl Commands {
         rx
     }
 
-    /// The session ended: its commands can never finish now.
-    pub fn detach(&self, node_id: &str, conn: u64) {
+    /// The session ended: its commands can never finish now, but for an
+    /// agent's `update`, whose agent goes away on purpose and reports on its
+    /// next link (docs/updates.md). Returns those updates' ids: the caller
+    /// ends them with [`Commands::expire`] if the agent does not come back.
+    pub fn detach(&self, node_id: &str, conn: u64) -> Vec<String> {
         {
             let mut links = lock(&self.links);
             if links.get(node_id).is_none_or(|l| l.conn != conn) {
-                return;
+                return Vec::new();
             }
             links.remove(node_id);
         }
-        let lost: Vec<String> = lock(&self.running)
+        let (updates, lost): (Vec<_>, Vec<_>) = lock(&self.running)
             .values()
             .filter(|r| r.record.node_id == node_id && !r.ended)
-            .map(|r| r.record.id.clone())
-            .collect();
-        for id in lost {
+            .map(|r| {
+                let update = matches!(
+                    r.record.op,
+                    Op::Lifecycle {
+                        verb: Verb::Update,
+                        ..
+                    }
+                );
+                (update, r.record.id.clone())
+            })
+            .partition(|(update, _)| *update);
+        for (_, id) in lost {
             self.end(
                 &id,
                 Status::Lost,
@@ -140,6 +152,13 @@ impl Commands {
                 false,
             );
         }
+        updates.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Ends `id` as lost if it still runs (an update whose agent never
+    /// reported back).
+    pub fn expire(&self, id: &str, reason: &str) {
+        self.end(id, Status::Lost, None, Some(reason.to_string()), false);
     }
 
     /// Sends `msg` down `node_id`'s link; `false` if it is not connected or jammed.
@@ -373,6 +392,8 @@ mod tests {
             verb: Verb::Logs,
             lines: None,
             follow: false,
+            version: None,
+            arch: None,
         };
         let record = CommandRecord {
             id: id.into(),
