@@ -594,6 +594,43 @@ fn roll_back(state_dir: &Path, trial: &Trial, reason: &str) {
 mod tests {
     use super::*;
 
+    fn refusal(config: UpdateConfig, enrolled: Vec<String>) -> String {
+        let updater = Updater {
+            config,
+            state_dir: std::env::temp_dir(),
+            enrolled_keys: enrolled,
+        };
+        let up = Uploader {
+            hub: "wss://127.0.0.1:9".into(),
+            fingerprint: String::new(),
+            node_id: "n_x".into(),
+            key: ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        match rt.block_on(install(&updater, &up, "c1", "2.0.0", "x86_64", &mut |_| {})) {
+            Err(Refused::Refused(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_trusted_key_or_no_own_binary_refuses_before_anything_is_fetched() {
+        let on = UpdateConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        assert!(refusal(on.clone(), vec![]).contains("trusts no update key"));
+        assert!(refusal(UpdateConfig::default(), vec![]).contains("twinbay up"));
+        let bad = UpdateConfig {
+            keys: vec!["not a key".into()],
+            ..on
+        };
+        assert!(refusal(bad, vec![]).contains("not a minisign public key"));
+    }
+
     #[test]
     fn state_round_trips_and_a_report_is_taken_once() {
         let dir = std::env::temp_dir().join(format!("twinbay-update-{}", std::process::id()));

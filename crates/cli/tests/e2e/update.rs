@@ -8,6 +8,8 @@
 //! - A signed release that is `#!/bin/sh\nexit 3` is swapped in, fails its
 //!   trial, and the agent rolls back by itself: the original bytes are back,
 //!   it reconnects, and the hub has the failure (command, event, audit).
+//!   One that runs but never comes up is killed when the (shortened) health
+//!   window ends, and rolled back the same way.
 //! - The agent's own bytes signed as 9.9.9: it passes its trial, the agent
 //!   execs it (same pid) and says 9.9.9 in its hello; `.prev` is kept.
 
@@ -115,7 +117,7 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
     let child = Command::new(&exe)
         .args(["--interval", "1s", "--join", &join, "--state-dir"])
         .arg(&state)
-        .args(["--update-health-window", "20s"])
+        .args(["--update-health-window", "6s"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -196,7 +198,9 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
     let broken = dir.join("broken");
     std::fs::write(&broken, "#!/bin/sh\nexit 3\n").unwrap();
     publish(&hub, &secret, &broken, "3.0.0");
+    let started = std::time::Instant::now();
     let c = update(&hub, &operator, &node, "3.0.0", Duration::from_secs(60));
+    let rollback = started.elapsed();
     assert_eq!(c["status"], "failed", "{c}\n{}", log_of(&dir));
     let error = c["error"].as_str().unwrap_or_default();
     assert!(
@@ -227,6 +231,28 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
             .is_some_and(|r| r.contains("code 3")),
         "{recorded}"
     );
+
+    // A signed release that runs but never comes up: killed at the end of
+    // the (shortened) window, rolled back.
+    let silent = dir.join("silent");
+    std::fs::write(&silent, "#!/bin/sh\nexec sleep 300\n").unwrap();
+    publish(&hub, &secret, &silent, "3.0.1");
+    let c = update(&hub, &operator, &node, "3.0.1", Duration::from_secs(60));
+    assert_eq!(c["status"], "failed", "{c}");
+    let error = c["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("did not report healthy within 6s") && error.contains("rolled back"),
+        "{error}"
+    );
+    assert_eq!(sha256(&exe), original, "the original binary is back");
+    let sleeping = Command::new("pgrep")
+        .args(["-f", "-P", &pid.to_string(), "sleep 300"])
+        .output()
+        .unwrap();
+    assert!(sleeping.stdout.is_empty(), "the trial child was killed");
+    wait_for("the agent back", Duration::from_secs(30), || {
+        version_now(&hub).filter(|v| *v == built)
+    });
 
     // (a) The agent's own bytes signed as 9.9.9: it passes its trial, and the
     // agent runs it (the same process) and reports it.
@@ -272,7 +298,31 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
         "{ends}"
     );
     eprintln!(
-        "update to 9.9.9: command to ok in {:.1} s (download, verify, trial, exec, reconnect)",
-        took.as_secs_f64()
+        "update to 9.9.9 ({} MB): command to ok in {:.1} s (download, verify, trial, exec, reconnect); \
+         the broken 3.0.0: command to rolled back in {:.1} s",
+        std::fs::metadata(&exe).unwrap().len() >> 20,
+        took.as_secs_f64(),
+        rollback.as_secs_f64()
     );
+}
+
+#[test]
+fn twinbay_started_as_twinbay_agent_is_the_lean_agent() {
+    let dir = temp_dir("update-argv0");
+    let as_lean = dir.join("twinbay-agent");
+    std::fs::copy(BIN, &as_lean).unwrap();
+    for args in [&["--help"][..], &["agent", "--help"][..]] {
+        let out = Command::new(&as_lean).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(text.contains("Usage: twinbay-agent"), "{args:?}: {text}");
+        assert!(text.contains("--update-key"), "{text}");
+    }
+    // The lean binary takes `twinbay agent`'s leading word too.
+    let out = Command::new(LEAN_BIN)
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }
