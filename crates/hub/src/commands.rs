@@ -429,6 +429,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_update_outlives_its_link_and_a_new_link_ends_it() {
+        let (store, commands) = setup("update").await;
+        let _link = commands.attach("n1", 1);
+        let (logs, logs_cmd) = record("c1", "n1");
+        let (mut up, mut up_cmd) = record("c2", "n1");
+        up.op = Op::Lifecycle {
+            target: Target {
+                kind: TargetKind::Agent,
+                name: String::new(),
+            },
+            verb: Verb::Update,
+            lines: None,
+            follow: false,
+            version: Some("2.0.0".into()),
+            arch: None,
+        };
+        up_cmd.op = up.op.clone();
+        let update_op = up.op.clone();
+        for (rec, cmd) in [(logs, logs_cmd), (up, up_cmd)] {
+            store.insert_command(&rec).await.unwrap();
+            commands.dispatch(rec, cmd).unwrap();
+        }
+        // The agent goes away to try its new binary.
+        assert_eq!(commands.detach("n1", 1), vec!["c2".to_string()]);
+        assert!(
+            commands.watch("c1").is_none_or(|w| w.rx.is_none()),
+            "the logs are lost"
+        );
+        assert_eq!(
+            commands.running_record("c2").unwrap().status,
+            Status::Running,
+            "the update waits for its report"
+        );
+        // It comes back on a new link and reports.
+        let _again = commands.attach("n1", 2);
+        commands.finish(
+            "n1",
+            CommandResult {
+                id: "c2".into(),
+                status: Status::Ok,
+                exit_code: Some(0),
+                error: None,
+                duration_ms: 0,
+                truncated: false,
+            },
+        );
+        let ended = commands.watch("c2").map(|w| w.record.status);
+        assert!(matches!(ended, None | Some(Status::Ok)), "{ended:?}");
+        // One that never reports is ended by expire.
+        let (mut late, mut late_cmd) = record("c3", "n1");
+        late.op = update_op.clone();
+        late_cmd.op = update_op;
+        store.insert_command(&late).await.unwrap();
+        commands.dispatch(late, late_cmd).unwrap();
+        assert_eq!(commands.detach("n1", 2), vec!["c3".to_string()]);
+        commands.expire("c3", "gone");
+        let w = commands.watch("c3");
+        assert!(
+            w.as_ref().is_none_or(|w| w.record.status == Status::Lost),
+            "{:?}",
+            w.map(|w| w.record.status)
+        );
+    }
+
+    #[tokio::test]
     async fn routes_output_only_from_the_commands_own_agent() {
         let (store, commands) = setup("route").await;
         assert!(matches!(
