@@ -59,7 +59,9 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
     loop {
         let restart = cancel.child_token();
         let trial: update::TrialSlot = Default::default();
-        run_once(&config, restart.clone(), trial.clone()).await?;
+        let ran = run_once(&config, restart.clone(), trial.clone()).await;
+        // A swapped-in binary gets its trial (or is rolled back) whatever
+        // ended the run.
         let trial = trial.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(trial) = trial {
             update::trial(
@@ -75,6 +77,7 @@ pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), A
             tracing::info!("the update was rolled back; the agent runs on");
             continue;
         }
+        ran?;
         if cancel.is_cancelled() || !restart.is_cancelled() {
             return Ok(());
         }
