@@ -30,6 +30,8 @@ const NEEDS = {
   'command.start': 'operator',
   'command.stop': 'operator',
   'command.restart': 'operator',
+  /** The agent's update (docs/updates.md): no button yet, the Updates screen will have it. */
+  'command.update': 'operator',
   /** An action of the agent's policy: operator, or the action's own role if higher (canRunAction). */
   'command.action': 'operator',
   /** GET /api/v1/nodes/{id}/files/diff: file content, even redacted, is more than metadata. */

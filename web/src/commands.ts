@@ -21,9 +21,10 @@ export const DEFAULT_LIFECYCLE: Record<TargetKind, Verb[]> = {
   agent: ['status', 'version', 'logs', 'restart'],
 };
 
-/** The verbs the node's agent answers for a kind of target: its policy's, or the defaults. */
+/** The verbs the node's agent answers for a kind of target: its policy's, or the defaults.
+ * `update` needs a release version, which these buttons have no way to ask for (docs/updates.md). */
 export function verbsFor(policy: Policy | null | undefined, kind: TargetKind): Verb[] {
-  return policy?.lifecycle?.[kind] ?? DEFAULT_LIFECYCLE[kind];
+  return (policy?.lifecycle?.[kind] ?? DEFAULT_LIFECYCLE[kind]).filter((v) => v !== 'update');
 }
 
 /** Verbs that change something: asked for again before they run. */

@@ -395,7 +395,7 @@ export interface AuditFilter {
 
 // Commands (docs/commands.md).
 
-export type Verb = 'status' | 'version' | 'logs' | 'start' | 'stop' | 'restart';
+export type Verb = 'status' | 'version' | 'logs' | 'start' | 'stop' | 'restart' | 'update';
 export type TargetKind = 'container' | 'unit' | 'user_unit' | 'agent';
 
 export interface Target {

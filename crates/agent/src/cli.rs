@@ -25,6 +25,26 @@ pub struct RunArgs {
     /// Where the agent keeps its key and enrollment.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// A minisign public key (`RW…`, or a minisign.pub file) trusted for the
+    /// agent's own updates, beside those its join string gave (repeat, or
+    /// comma-separate in TWINBAY_UPDATE_KEYS).
+    #[arg(
+        long = "update-key",
+        value_name = "KEY|FILE",
+        env = "TWINBAY_UPDATE_KEYS",
+        value_delimiter = ','
+    )]
+    pub update_keys: Vec<String>,
+    /// How long a new binary has to connect and report healthy after an
+    /// update before the agent rolls it back.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TWINBAY_UPDATE_HEALTH_WINDOW",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub update_health_window: Duration,
     #[command(flatten)]
     pub sources: SourceArgs,
 }
@@ -42,6 +62,11 @@ impl RunArgs {
             policy: self.sources.policy.clone(),
             sources: self.sources.config(),
             hub_override: Vec::new(),
+            update: crate::update::UpdateConfig {
+                enabled: true,
+                keys: self.update_keys,
+                health_window: self.update_health_window,
+            },
         })
     }
 }

@@ -47,6 +47,8 @@ pub struct Executor {
     started: Instant,
     /// Where backups upload to: set by the link once the hub welcomed it.
     uploader: Mutex<Option<backup::Uploader>>,
+    /// How `update` installs a release, and where it leaves the trial.
+    updater: Mutex<Option<(crate::update::Updater, crate::update::TrialSlot)>>,
 }
 
 /// What the link holds: the executor and the receiving end of its events.
@@ -71,6 +73,7 @@ impl Executor {
                 restart,
                 started: Instant::now(),
                 uploader: Mutex::new(None),
+                updater: Mutex::new(None),
             }),
             events: rx,
         }
@@ -83,6 +86,11 @@ impl Executor {
     /// The hub to upload backups to (the link's, with the agent's key).
     pub fn set_uploader(&self, uploader: backup::Uploader) {
         *self.uploader.lock().unwrap_or_else(|e| e.into_inner()) = Some(uploader);
+    }
+
+    /// Lets `update` install releases (an agent that is its own process).
+    pub fn set_updater(&self, updater: crate::update::Updater, slot: crate::update::TrialSlot) {
+        *self.updater.lock().unwrap_or_else(|e| e.into_inner()) = Some((updater, slot));
     }
 
     /// Starts `cmd` if the policy allows it; a refusal is answered at once.
@@ -154,6 +162,11 @@ impl Executor {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&cmd.id);
+            if result.status == Status::Running {
+                // An update on trial: its result comes on the next link.
+                tracing::info!(id = cmd.id, "the update's result follows its trial");
+                return;
+            }
             tracing::info!(id = cmd.id, status = %result.status, exit_code = ?result.exit_code, "command ended");
             // Sent even after a cancel: the hub wants to know it ended.
             let _ = this.events.send(Event::Result(result)).await;
@@ -225,10 +238,21 @@ impl Executor {
                 self.backup(cmd, &source, sink, cancel).await
             }
             Op::Lifecycle {
+                verb: Verb::Update,
+                version,
+                arch,
+                ..
+            } => {
+                let version = version.as_deref().unwrap_or_default();
+                let arch = arch.as_deref().unwrap_or(std::env::consts::ARCH);
+                self.update(&cmd.id, version, arch, sink).await
+            }
+            Op::Lifecycle {
                 target,
                 verb,
                 lines,
                 follow,
+                ..
             } => {
                 let req = lifecycle::Request {
                     target,
@@ -358,6 +382,81 @@ impl Executor {
         }
     }
 
+    /// `update`: download, verify and swap in a release, then hand the
+    /// trial to the agent's outer loop (its result follows the trial, on
+    /// the next link: `Status::Running` here means "not yet").
+    async fn update(&self, id: &str, version: &str, arch: &str, sink: &mut Sink) -> Ended {
+        let refused = |error: String| {
+            tracing::warn!(id, version, error, "refused an update");
+            Ended {
+                status: Status::Refused,
+                exit_code: None,
+                error: Some(error),
+            }
+        };
+        let Some((updater, slot)) = self
+            .updater
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return refused("this agent does not update itself".into());
+        };
+        let uploader = self
+            .uploader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(up) = uploader else {
+            return Ended {
+                status: Status::Failed,
+                exit_code: None,
+                error: Some("the agent is not connected to a hub to update from".into()),
+            };
+        };
+        let mut lines = Vec::new();
+        let installed = crate::update::install(&updater, &up, id, version, arch, &mut |l| {
+            tracing::info!(id, "{}", l.trim_end());
+            lines.push(l)
+        })
+        .await;
+        for l in lines {
+            let _ = sink.text(Stream::Stdout, &l).await;
+        }
+        match installed {
+            Ok(trial) => {
+                let _ = sink
+                    .text(
+                        Stream::Stdout,
+                        &format!(
+                            "installed {version} (previous binary kept as {}); trying it for up to {}\n",
+                            trial.prev.display(),
+                            humantime::format_duration(updater.config.health_window)
+                        ),
+                    )
+                    .await;
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(trial);
+                // Give the output a moment to leave, then stop link and sources.
+                let restart = self.restart.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    restart.cancel();
+                });
+                Ended {
+                    status: Status::Running,
+                    exit_code: None,
+                    error: None,
+                }
+            }
+            Err(crate::update::Refused::Refused(e)) => refused(e),
+            Err(crate::update::Refused::Failed(e)) => Ended {
+                status: Status::Failed,
+                exit_code: None,
+                error: Some(e),
+            },
+        }
+    }
+
     /// The verbs on the agent itself.
     async fn agent(
         &self,
@@ -366,7 +465,19 @@ impl Executor {
         cancel: &CancellationToken,
     ) -> Ended {
         let text = match req.verb {
-            Verb::Version => format!("twinbay agent {}\n", crate::VERSION),
+            Verb::Version => {
+                let dir = self
+                    .updater
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map(|(u, _)| u.state_dir.clone());
+                let version = match dir {
+                    Some(dir) => crate::update::running_version(&dir),
+                    None => crate::VERSION.to_string(),
+                };
+                format!("twinbay agent {version}\n")
+            }
             Verb::Status => {
                 let rss = std::fs::read_to_string("/proc/self/status")
                     .ok()
@@ -444,6 +555,13 @@ impl Executor {
                     status: Status::Refused,
                     exit_code: None,
                     error: Some("the agent cannot start or stop itself".into()),
+                };
+            }
+            Verb::Update => {
+                return Ended {
+                    status: Status::Refused,
+                    exit_code: None,
+                    error: Some("update needs a version".into()),
                 };
             }
         };

@@ -33,6 +33,10 @@ pub struct Enrollment {
     pub node_id: Option<String>,
     #[serde(default)]
     pub join_token: Option<String>,
+    /// The minisign keys (base64) the agent trusts for its own updates,
+    /// from the join string (docs/updates.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_keys: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -69,6 +73,7 @@ impl Identity {
                     fingerprint: join.fp,
                     node_id: None,
                     join_token: Some(join.token),
+                    update_keys: join.update_keys,
                 };
                 write_atomic(
                     &state_path,
@@ -100,6 +105,7 @@ impl Identity {
                 fingerprint: join.fp.clone(),
                 node_id: None,
                 join_token: Some(join.token.clone()),
+                update_keys: Vec::new(),
             },
             simulated: true,
         }
@@ -116,6 +122,11 @@ impl Identity {
         if !hubs.is_empty() {
             self.enrollment.hubs = hubs;
         }
+    }
+
+    /// Where the identity is kept (`None` in memory only).
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// The key itself, for a second connection (a backup upload) to prove it.
@@ -256,6 +267,7 @@ mod tests {
             hub: "https://127.0.0.1:1".into(),
             token: "tok".into(),
             fp: "sha256:aa".into(),
+            update_keys: Vec::new(),
         }
         .encode();
         let mut first = Identity::load_or_enroll(&dir, Some(&join)).unwrap();

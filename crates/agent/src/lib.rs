@@ -19,6 +19,7 @@ pub mod logbuf;
 pub mod sim;
 pub mod sources;
 pub mod tls;
+pub mod update;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,14 +45,39 @@ pub struct AgentConfig {
     pub hub_override: Vec<String>,
     /// The policy file (see `docs/commands.md`); `STATE_DIR/policy.yaml` if absent.
     pub policy: Option<PathBuf>,
+    /// How the agent updates itself (off unless it is its own process).
+    pub update: update::UpdateConfig,
 }
 
 /// Runs the agent until `cancel` fires or the hub refuses it for good. A
-/// `restart` command runs it again from the start (policy, sources, link).
+/// `restart` command runs it again from the start (policy, sources, link);
+/// so does an `update`, after the new binary's trial ([`update::trial`],
+/// which execs the new binary when it is healthy).
 pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
+    // Which file runs, before any update renames another over it.
+    let _ = update::exe();
     loop {
         let restart = cancel.child_token();
-        run_once(&config, restart.clone()).await?;
+        let trial: update::TrialSlot = Default::default();
+        let ran = run_once(&config, restart.clone(), trial.clone()).await;
+        // A swapped-in binary gets its trial (or is rolled back) whatever
+        // ended the run.
+        let trial = trial.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(trial) = trial {
+            update::trial(
+                &config.state_dir,
+                config.update.health_window,
+                trial,
+                &cancel,
+            )
+            .await;
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            tracing::info!("the update was rolled back; the agent runs on");
+            continue;
+        }
+        ran?;
         if cancel.is_cancelled() || !restart.is_cancelled() {
             return Ok(());
         }
@@ -71,7 +97,11 @@ pub fn load_policy(config: &AgentConfig) -> Result<exec::policy::Loaded, AgentEr
     .map_err(AgentError::Policy)
 }
 
-async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
+async fn run_once(
+    config: &AgentConfig,
+    cancel: CancellationToken,
+    trial: update::TrialSlot,
+) -> Result<(), AgentError> {
     let policy = load_policy(config)?;
     let mut files_config = config.sources.files.clone();
     files_config
@@ -96,6 +126,14 @@ async fn run_once(config: &AgentConfig, cancel: CancellationToken) -> Result<(),
         policy,
         config.sources.container_socket.clone(),
         cancel.clone(),
+    );
+    commands.executor.set_updater(
+        update::Updater {
+            config: config.update.clone(),
+            state_dir: config.state_dir.clone(),
+            enrolled_keys: identity.enrollment.update_keys.clone(),
+        },
+        trial,
     );
 
     let containers = tokio::spawn(sources::containers::run(

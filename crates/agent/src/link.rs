@@ -252,7 +252,10 @@ impl Session<'_> {
         };
         let hello = AgentMessage::Hello(Hello {
             protocol: PROTOCOL_VERSION,
-            agent_version: crate::VERSION.to_string(),
+            agent_version: match (self.identity.state_dir(), self.identity.simulated) {
+                (Some(dir), false) => crate::update::running_version(dir),
+                _ => crate::VERSION.to_string(),
+            },
             public_key: self.identity.public_key_b64(),
             signature: self.identity.sign_b64(&link_proof_message(&nonce)),
             node_id: self.identity.enrollment.node_id.clone(),
@@ -285,6 +288,23 @@ impl Session<'_> {
         let mut sent = Sent::new(self.files.and_then(|f| f.generation.clone()));
         self.send_full(&mut tx, seq, &mut sent).await?;
         self.flush_samples(&mut tx).await?;
+        if !self.identity.simulated
+            && let Some(dir) = self.identity.state_dir()
+        {
+            // A trial child says it is healthy: link up, hello accepted,
+            // sources started (they run before the link).
+            crate::update::report_healthy();
+            // How the last update ended, if the hub has not heard yet.
+            if let Some(report) = crate::update::pending_report(dir) {
+                tracing::info!(
+                    version = report.version,
+                    ok = report.ok,
+                    "reporting the update"
+                );
+                send(&mut tx, &AgentMessage::UpdateReport(report.clone())).await?;
+                crate::update::clear_report(dir, &report);
+            }
+        }
 
         let period = Duration::from_secs(u64::from(heartbeat_secs));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -696,6 +716,7 @@ mod tests {
             hub: format!("ws://{addr}"),
             token: "t".into(),
             fp: String::new(),
+            update_keys: Vec::new(),
         };
         let identity = Identity::simulated(ed25519_dalek::SigningKey::from_bytes(&[3; 32]), &join);
         let cancel = CancellationToken::new();

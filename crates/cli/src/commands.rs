@@ -243,6 +243,8 @@ async fn up(args: UpArgs) -> Result<()> {
         policy: args.sources.policy.clone(),
         sources: args.sources.config(),
         hub_override: vec![hub_url.clone()],
+        // Inside `twinbay up` the agent is not its own binary to swap.
+        update: Default::default(),
     };
     // A bad policy file stops `up` before anything starts.
     twinbay_agent::load_policy(&agent_config).map_err(|e| anyhow!(twinbay_hub::report(&e)))?;

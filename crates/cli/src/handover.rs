@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 
 /// The lean binary's file name.
-pub const LEAN_AGENT: &str = "twinbay-agent";
+pub const LEAN_AGENT: &str = crate::lean::NAME;
 /// Set to `1` to run the agent inside `twinbay` even when the lean binary is there.
 pub const IN_PROCESS_ENV: &str = "TWINBAY_AGENT_IN_PROCESS";
 

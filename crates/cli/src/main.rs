@@ -10,6 +10,7 @@ mod demo;
 mod files;
 mod handover;
 mod install;
+mod lean;
 mod mcp;
 mod release;
 mod remote;
@@ -21,6 +22,10 @@ mod startup;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Installed as `twinbay-agent` (an agent's update may put this binary there).
+    if lean::invoked_as_lean() {
+        return lean::main();
+    }
     let cli = match startup::start::<args::Cli>() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -14,10 +14,17 @@ use clap::error::ErrorKind;
 /// Settings first, then the command line; `Err` is the exit code after help,
 /// the version or a one-line error has been printed.
 pub fn start<P: Parser>() -> Result<P, ExitCode> {
+    start_from(std::env::args_os())
+}
+
+/// [`start`] with the given command line.
+pub fn start_from<P: Parser>(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<P, ExitCode> {
     limit_malloc_arenas();
     // Whatever happens, one line on stderr, never a stack trace.
     std::panic::set_hook(Box::new(|info| eprintln!("error: internal error: {info}")));
-    P::try_parse().map_err(|e| match e.kind() {
+    P::try_parse_from(args).map_err(|e| match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
             ExitCode::SUCCESS

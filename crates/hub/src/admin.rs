@@ -54,6 +54,14 @@ pub async fn create_join_string(
         .setting(settings::TLS_FINGERPRINT)
         .await?
         .ok_or_else(|| HubError::NotInitialized(data_dir.display().to_string()))?;
+    let update_keys = store
+        .setting(settings::UPDATE_KEYS)
+        .await?
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     let token = store.create_join_token(ttl).await?;
     store
         .audit(
@@ -71,6 +79,7 @@ pub async fn create_join_string(
         hub: url,
         token,
         fp,
+        update_keys,
     }
     .encode())
 }

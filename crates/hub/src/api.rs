@@ -132,6 +132,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(stream::stream))
         .routes(routes!(crate::link::agent_socket))
         .routes(routes!(crate::backups::transfer::upload_socket))
+        .routes(routes!(releases::agent_download))
         .routes(routes!(crate::backups::restore::download_socket))
         .routes(routes!(backups::list))
         .routes(routes!(backups::download))

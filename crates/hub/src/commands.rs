@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc};
-use twinbay_proto::command::{Command, CommandResult, OutputChunk, Status};
+use twinbay_proto::command::{Command, CommandResult, Op, OutputChunk, Status, Verb};
 use twinbay_proto::message::HubMessage;
 
 use crate::audit::{ActorKind, Outcome, Record};
@@ -117,21 +117,33 @@ impl Commands {
         rx
     }
 
-    /// The session ended: its commands can never finish now.
-    pub fn detach(&self, node_id: &str, conn: u64) {
+    /// The session ended: its commands can never finish now, but for an
+    /// agent's `update`, whose agent goes away on purpose and reports on its
+    /// next link (docs/updates.md). Returns those updates' ids: the caller
+    /// ends them with [`Commands::expire`] if the agent does not come back.
+    pub fn detach(&self, node_id: &str, conn: u64) -> Vec<String> {
         {
             let mut links = lock(&self.links);
             if links.get(node_id).is_none_or(|l| l.conn != conn) {
-                return;
+                return Vec::new();
             }
             links.remove(node_id);
         }
-        let lost: Vec<String> = lock(&self.running)
+        let (updates, lost): (Vec<_>, Vec<_>) = lock(&self.running)
             .values()
             .filter(|r| r.record.node_id == node_id && !r.ended)
-            .map(|r| r.record.id.clone())
-            .collect();
-        for id in lost {
+            .map(|r| {
+                let update = matches!(
+                    r.record.op,
+                    Op::Lifecycle {
+                        verb: Verb::Update,
+                        ..
+                    }
+                );
+                (update, r.record.id.clone())
+            })
+            .partition(|(update, _)| *update);
+        for (_, id) in lost {
             self.end(
                 &id,
                 Status::Lost,
@@ -140,6 +152,13 @@ impl Commands {
                 false,
             );
         }
+        updates.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Ends `id` as lost if it still runs (an update whose agent never
+    /// reported back).
+    pub fn expire(&self, id: &str, reason: &str) {
+        self.end(id, Status::Lost, None, Some(reason.to_string()), false);
     }
 
     /// Sends `msg` down `node_id`'s link; `false` if it is not connected or jammed.
@@ -373,6 +392,8 @@ mod tests {
             verb: Verb::Logs,
             lines: None,
             follow: false,
+            version: None,
+            arch: None,
         };
         let record = CommandRecord {
             id: id.into(),
@@ -405,6 +426,71 @@ mod tests {
             stream: Stream::Stdout,
             data: data.into(),
         }
+    }
+
+    #[tokio::test]
+    async fn an_update_outlives_its_link_and_a_new_link_ends_it() {
+        let (store, commands) = setup("update").await;
+        let _link = commands.attach("n1", 1);
+        let (logs, logs_cmd) = record("c1", "n1");
+        let (mut up, mut up_cmd) = record("c2", "n1");
+        up.op = Op::Lifecycle {
+            target: Target {
+                kind: TargetKind::Agent,
+                name: String::new(),
+            },
+            verb: Verb::Update,
+            lines: None,
+            follow: false,
+            version: Some("2.0.0".into()),
+            arch: None,
+        };
+        up_cmd.op = up.op.clone();
+        let update_op = up.op.clone();
+        for (rec, cmd) in [(logs, logs_cmd), (up, up_cmd)] {
+            store.insert_command(&rec).await.unwrap();
+            commands.dispatch(rec, cmd).unwrap();
+        }
+        // The agent goes away to try its new binary.
+        assert_eq!(commands.detach("n1", 1), vec!["c2".to_string()]);
+        assert!(
+            commands.watch("c1").is_none_or(|w| w.rx.is_none()),
+            "the logs are lost"
+        );
+        assert_eq!(
+            commands.running_record("c2").unwrap().status,
+            Status::Running,
+            "the update waits for its report"
+        );
+        // It comes back on a new link and reports.
+        let _again = commands.attach("n1", 2);
+        commands.finish(
+            "n1",
+            CommandResult {
+                id: "c2".into(),
+                status: Status::Ok,
+                exit_code: Some(0),
+                error: None,
+                duration_ms: 0,
+                truncated: false,
+            },
+        );
+        let ended = commands.watch("c2").map(|w| w.record.status);
+        assert!(matches!(ended, None | Some(Status::Ok)), "{ended:?}");
+        // One that never reports is ended by expire.
+        let (mut late, mut late_cmd) = record("c3", "n1");
+        late.op = update_op.clone();
+        late_cmd.op = update_op;
+        store.insert_command(&late).await.unwrap();
+        commands.dispatch(late, late_cmd).unwrap();
+        assert_eq!(commands.detach("n1", 2), vec!["c3".to_string()]);
+        commands.expire("c3", "gone");
+        let w = commands.watch("c3");
+        assert!(
+            w.as_ref().is_none_or(|w| w.record.status == Status::Lost),
+            "{:?}",
+            w.map(|w| w.record.status)
+        );
     }
 
     #[tokio::test]

@@ -277,6 +277,11 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     store
         .set_setting(store::settings::TLS_FINGERPRINT, &tls.fingerprint)
         .await?;
+    // For `ctl join-token create`, which puts them into join strings.
+    let update_keys: Vec<&str> = config.update_keys.names().collect();
+    store
+        .set_setting(store::settings::UPDATE_KEYS, &update_keys.join("\n"))
+        .await?;
 
     let (timeline_tx, timeline_rx) = tokio::sync::mpsc::channel(8192);
     // What happens (timeline events, commands' ends) reaches alert rules too.
@@ -422,6 +427,13 @@ impl RunningHub {
             hub: hub_url.to_string(),
             token,
             fp: self.fingerprint.clone(),
+            update_keys: self
+                .state
+                .releases
+                .keys()
+                .names()
+                .map(String::from)
+                .collect(),
         }
         .encode())
     }

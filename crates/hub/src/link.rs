@@ -22,6 +22,10 @@ use twinbay_proto::message::{AgentMessage, ErrorCode, HubMessage};
 use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use crate::HubState;
+
+/// How long an agent that went away to update itself has to report back
+/// (its health window is a minute by default, its reconnect backoff 30 s).
+const UPDATE_RETURN: Duration = Duration::from_secs(600);
 use crate::audit::{ActorKind, Outcome, Record};
 use crate::server::Admission;
 use crate::twin::ApplyError;
@@ -184,7 +188,16 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket, admission: Option<Ad
             }
         }
     }
-    hub.commands.detach(&node_id, conn);
+    // An agent that goes away to update itself answers on its next link;
+    // one that never does loses its command after a while.
+    for id in hub.commands.detach(&node_id, conn) {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(UPDATE_RETURN).await;
+            hub.commands
+                .expire(&id, "the agent did not report back from its update in time");
+        });
+    }
     hub.twin.disconnect(&node_id, conn);
     tracing::info!(node_id, "agent disconnected");
 }
@@ -308,12 +321,82 @@ impl Connection<'_> {
                 self.hub.files.receive(self.node_id, chunk);
                 None
             }
+            AgentMessage::UpdateReport(report) => {
+                self.update_report(report);
+                None
+            }
             AgentMessage::Hello(_) => {
                 return self.bad(ErrorCode::UnexpectedMessage, "already said hello".into());
             }
         };
         self.bad_frames = 0;
         reply
+    }
+
+    /// How an agent's update ended: a timeline event, an audit entry, and
+    /// the `update` command's result.
+    fn update_report(&self, report: twinbay_proto::message::UpdateReport) {
+        let kind = if report.ok {
+            "agent.updated"
+        } else {
+            "agent.update_failed"
+        };
+        tracing::info!(
+            node_id = self.node_id,
+            version = report.version,
+            ok = report.ok,
+            reason = report.reason.as_deref().unwrap_or(""),
+            "agent update reported"
+        );
+        self.hub.twin.emit(vec![crate::timeline::Event {
+            node_id: self.node_id.to_string(),
+            ts: crate::store::now_ms(),
+            kind: kind.into(),
+            target: "agent".into(),
+            detail: serde_json::json!({
+                "version": report.version,
+                "from_version": report.from_version,
+                "reason": report.reason,
+                "command_id": report.command_id,
+            }),
+        }]);
+        let mut detail = format!("{} → {}", report.from_version, report.version);
+        if let Some(reason) = &report.reason {
+            detail.push_str(&format!(": {reason}"));
+        }
+        let outcome = if report.ok {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        };
+        let audit = Record::new(ActorKind::Agent, self.node_id, "agent.update", outcome)
+            .target(&format!("node:{}", self.node_id))
+            .detail(&detail);
+        let store = self.hub.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.audit(audit).await {
+                tracing::error!(error = %crate::report(&e), "could not audit an agent update");
+            }
+        });
+        if let Some(id) = report.command_id {
+            let (status, exit_code) = if report.ok {
+                (twinbay_proto::command::Status::Ok, Some(0))
+            } else {
+                (twinbay_proto::command::Status::Failed, None)
+            };
+            self.hub.commands.finish(
+                self.node_id,
+                twinbay_proto::command::CommandResult {
+                    id,
+                    status,
+                    exit_code,
+                    error: (!report.ok)
+                        .then(|| report.reason.unwrap_or_else(|| "the update failed".into())),
+                    duration_ms: 0,
+                    truncated: false,
+                },
+            );
+        }
     }
 
     /// An error answer; fatal once the agent has sent too many bad frames in a row.
@@ -334,7 +417,7 @@ impl Connection<'_> {
 
 /// Command output or a command result (the agent writes the type first).
 fn is_command_frame(bytes: &[u8]) -> bool {
-    bytes.starts_with(br#"{"type":"command_"#)
+    bytes.starts_with(br#"{"type":"command_"#) || bytes.starts_with(br#"{"type":"update_report""#)
 }
 
 async fn send(socket: &mut WebSocket, msg: &HubMessage) -> Result<(), axum::Error> {

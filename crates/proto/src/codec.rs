@@ -60,6 +60,9 @@ pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
             None => Ok(()),
         },
         AgentMessage::FileChunk(chunk) => chunk.validate().map_err(|reason| ("file_chunk", reason)),
+        AgentMessage::UpdateReport(report) => report
+            .validate()
+            .map_err(|reason| ("update_report", reason)),
         AgentMessage::Heartbeat { .. }
         | AgentMessage::CommandOutput { .. }
         | AgentMessage::CommandResult(_) => Ok(()),
@@ -170,6 +173,26 @@ mod tests {
         assert!(decode_agent_frame(negative.as_bytes()).is_err());
         let fine = String::from_utf8_lossy(frame).replace("1e39", "12.5");
         assert!(decode_agent_frame(fine.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn update_reports_round_trip_and_bad_ones_are_refused() {
+        let seed = include_bytes!("../../../fuzz/seeds/agent_frame/update_report.json");
+        let Ok(AgentMessage::UpdateReport(report)) = decode_agent_frame(seed) else {
+            panic!("the seed decodes as an update report");
+        };
+        assert!(!report.ok);
+        let again = serde_json::to_vec(&AgentMessage::UpdateReport(report.clone())).unwrap();
+        assert_eq!(
+            decode_agent_frame(&again).unwrap(),
+            AgentMessage::UpdateReport(report)
+        );
+        for bad in [
+            br#"{"type":"update_report","version":"../x","from_version":"1","ok":true}"#.as_slice(),
+            br#"{"type":"update_report","version":"1.0","ok":true}"#.as_slice(),
+        ] {
+            assert!(decode_agent_frame(bad).is_err());
+        }
     }
 
     #[test]

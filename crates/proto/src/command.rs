@@ -101,10 +101,23 @@ pub enum Verb {
     Start,
     Stop,
     Restart,
+    /// Install a signed release (the agent only; docs/updates.md).
+    Update,
 }
 
 impl Verb {
-    pub const ALL: [Verb; 6] = [
+    pub const ALL: [Verb; 7] = [
+        Verb::Status,
+        Verb::Version,
+        Verb::Logs,
+        Verb::Start,
+        Verb::Stop,
+        Verb::Restart,
+        Verb::Update,
+    ];
+
+    /// The verbs containers and units answer (all but `update`).
+    pub const MANAGED: [Verb; 6] = [
         Verb::Status,
         Verb::Version,
         Verb::Logs,
@@ -121,6 +134,7 @@ impl Verb {
             Verb::Start => "start",
             Verb::Stop => "stop",
             Verb::Restart => "restart",
+            Verb::Update => "update",
         }
     }
 
@@ -133,7 +147,7 @@ impl Verb {
     pub fn min_role(self) -> Role {
         match self {
             Verb::Status | Verb::Version => Role::Viewer,
-            Verb::Logs | Verb::Start | Verb::Stop | Verb::Restart => Role::Operator,
+            Verb::Logs | Verb::Start | Verb::Stop | Verb::Restart | Verb::Update => Role::Operator,
         }
     }
 }
@@ -155,6 +169,12 @@ pub enum Op {
         /// For `logs`: keep streaming new lines until cancelled.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         follow: bool,
+        /// For `update`: the release's version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        /// For `update`: the release's architecture (default: the agent's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arch: Option<String>,
     },
     Action {
         name: String,
@@ -191,6 +211,7 @@ impl Op {
                 target,
                 verb,
                 follow,
+                version,
                 ..
             } => {
                 let what = match target.kind {
@@ -198,7 +219,11 @@ impl Op {
                     kind => format!("{} {}", kind.as_str().replace('_', " "), target.name),
                 };
                 let follow = if *follow { " (follow)" } else { "" };
-                format!("{} {what}{follow}", verb.as_str())
+                let to = version
+                    .as_deref()
+                    .map(|v| format!(" to {v}"))
+                    .unwrap_or_default();
+                format!("{} {what}{follow}{to}", verb.as_str())
             }
             Op::Action { name, args } => {
                 let mut s = format!("action {name}");
@@ -223,8 +248,32 @@ impl Op {
                 verb,
                 lines,
                 follow,
+                version,
+                arch,
             } => {
                 check_target_name(target)?;
+                if *verb == Verb::Update {
+                    if target.kind != TargetKind::Agent {
+                        return Err(Refusal::BadRequest(
+                            "update goes only with the agent (target kind agent)".into(),
+                        ));
+                    }
+                    let Some(version) = version else {
+                        return Err(Refusal::BadRequest(
+                            "update needs the release's version".into(),
+                        ));
+                    };
+                    crate::release::check_version(version)
+                        .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+                    if let Some(arch) = arch {
+                        crate::release::check_arch(arch)
+                            .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+                    }
+                } else if version.is_some() || arch.is_some() {
+                    return Err(Refusal::BadRequest(
+                        "version and arch go only with the update verb".into(),
+                    ));
+                }
                 if lines.is_some_and(|n| n > MAX_LOG_LINES) {
                     return Err(Refusal::BadRequest(format!(
                         "lines must be at most {MAX_LOG_LINES}"
@@ -569,11 +618,17 @@ impl Default for Policy {
             TargetKind::Unit,
             TargetKind::UserUnit,
         ] {
-            lifecycle.insert(kind, Verb::ALL.to_vec());
+            lifecycle.insert(kind, Verb::MANAGED.to_vec());
         }
         lifecycle.insert(
             TargetKind::Agent,
-            vec![Verb::Status, Verb::Version, Verb::Logs, Verb::Restart],
+            vec![
+                Verb::Status,
+                Verb::Version,
+                Verb::Logs,
+                Verb::Restart,
+                Verb::Update,
+            ],
         );
         Policy {
             lifecycle,
@@ -592,6 +647,16 @@ impl Policy {
             return Err(format!(
                 "lifecycle.agent: {} is not possible (a stopped agent cannot be started from the hub)",
                 v.as_str()
+            ));
+        }
+        if let Some((kind, _)) = self
+            .lifecycle
+            .iter()
+            .find(|(k, verbs)| **k != TargetKind::Agent && verbs.contains(&Verb::Update))
+        {
+            return Err(format!(
+                "lifecycle.{}: update is only for the agent",
+                kind.as_str()
             ));
         }
         if let Some(backup) = &self.backup {

@@ -18,6 +18,10 @@ pub struct JoinString {
     /// `sha256:` and the lowercase hex SHA-256 of the hub certificate's DER.
     #[serde(default)]
     pub fp: String,
+    /// The minisign public keys (base64, `RW…`) the agent trusts for its own
+    /// updates: the hub's `--update-key`s. Absent from older join strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_keys: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -70,6 +74,7 @@ mod tests {
             hub: "https://10.0.0.2:7780".into(),
             token: "abc".into(),
             fp: "sha256:00ff".into(),
+            update_keys: vec!["RWQkey".into()],
         };
         let text = join.encode();
         assert!(text.starts_with("tbj1_"));
@@ -84,5 +89,11 @@ mod tests {
             JoinString::parse("tbj1_e30"),
             Err(JoinError::Damaged(_))
         ));
+        // A join string from before update keys still parses (with none).
+        let old = format!(
+            "tbj1_{}",
+            URL_SAFE_NO_PAD.encode(br#"{"hub":"https://h:1","token":"t","fp":"sha256:00"}"#)
+        );
+        assert!(JoinString::parse(&old).unwrap().update_keys.is_empty());
     }
 }

@@ -49,6 +49,43 @@ pub enum AgentMessage {
     /// A version whose file changed before it was sent is not sent: the
     /// agent answers with what it has now, under that version's `sha256`.
     FileChunk(FileChunk),
+    /// How an update of the agent ended (docs/updates.md): sent on the first
+    /// link after the trial, by the new agent or the rolled-back old one.
+    UpdateReport(UpdateReport),
+}
+
+/// How an agent's update ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateReport {
+    /// The `update` command it answers, if one asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    /// The release's version.
+    pub version: String,
+    /// The version the agent ran before.
+    pub from_version: String,
+    /// `true`: the new binary passed its trial and runs now; `false`: it was
+    /// rolled back (the previous binary runs again) or never installed.
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl UpdateReport {
+    /// Checks the shape: a version, an id and a reason of sane lengths.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::release::check_version(&self.version).map_err(|e| e.to_string())?;
+        if self.from_version.len() > 64 {
+            return Err("from_version: at most 64 bytes".into());
+        }
+        if self.command_id.as_ref().is_some_and(|id| id.len() > 128) {
+            return Err("command_id: at most 128 bytes".into());
+        }
+        if self.reason.as_ref().is_some_and(|r| r.len() > 4096) {
+            return Err("reason: at most 4096 bytes".into());
+        }
+        Ok(())
+    }
 }
 
 /// The most content bytes in one [`AgentMessage::FileChunk`] (well inside
@@ -103,6 +140,7 @@ impl AgentMessage {
         "command_output",
         "command_result",
         "file_chunk",
+        "update_report",
     ];
 }
 

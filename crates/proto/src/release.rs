@@ -40,6 +40,38 @@ pub struct Manifest {
     pub published_by: String,
 }
 
+/// The socket on which an agent downloads the release its `update`
+/// command `command_id` names (after the link's challenge and signed hello).
+pub fn download_path(command_id: &str) -> String {
+    format!("/api/v1/agent/releases/{command_id}")
+}
+
+/// The first frame after the welcome on a release download: what the hub
+/// offers. Binary frames with the bytes follow, then the hub closes. The
+/// agent trusts none of it until its own keys verify the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub manifest: Manifest,
+    /// The `.minisig` file's text.
+    pub signature: String,
+}
+
+/// The agent's stricter check of a signed comment: it must name the
+/// version asked for (the agent reports it as its own once installed), and
+/// the arch if it names one.
+pub fn check_comment_names(comment: &str, version: &str, arch: &str) -> Result<(), ReleaseError> {
+    check_trusted_comment(comment, version, arch)?;
+    if !comment
+        .split_whitespace()
+        .any(|w| w.strip_prefix("version:") == Some(version))
+    {
+        return Err(ReleaseError::Untrusted(format!(
+            "its signed comment does not name version {version} (sign with -t \"version:{version} arch:{arch}\")"
+        )));
+    }
+    Ok(())
+}
+
 /// Why a release is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReleaseError {
@@ -256,6 +288,10 @@ mod tests {
         );
         assert!(check_trusted_comment("version:0.9.0", "1.0.0", "x86_64").is_err());
         assert!(check_trusted_comment("arch:aarch64", "1.0.0", "x86_64").is_err());
+        // The agent wants the version named.
+        assert!(check_comment_names("timestamp:1", "1.0.0", "x86_64").is_err());
+        assert!(check_comment_names("version:1.0.0 arch:x86_64", "1.0.0", "x86_64").is_ok());
+        assert!(check_comment_names("version:1.0.0 arch:arm", "1.0.0", "x86_64").is_err());
     }
 
     proptest::proptest! {

@@ -142,7 +142,7 @@ fn failed(error: String) -> Ended {
 }
 
 /// Opens an agent socket at `path` (an upload or a restore) and proves the agent's key.
-async fn open(up: &Uploader, path: &str) -> Result<Socket, String> {
+pub(crate) async fn open(up: &Uploader, path: &str) -> Result<Socket, String> {
     let mut ws = crate::link::connect_path(&up.hub, &up.fingerprint, path)
         .await
         .map_err(|e| {

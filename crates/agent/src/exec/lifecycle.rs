@@ -95,6 +95,7 @@ pub async fn container(
     };
     let result = async {
         Ok(match req.verb {
+            Verb::Update => failed("update is only for the agent".into()),
             Verb::Status | Verb::Version => match docker.inspect_container(name, None).await {
                 Ok(inspect) => {
                     let Some(c) = containers::from_inspect(&inspect) else {
@@ -330,6 +331,7 @@ pub async fn unit(req: Request<'_>, sink: &mut Sink, cancel: &CancellationToken)
                 format!("{past} {name}\n")
             }
             Verb::Logs => unreachable!("handled above"),
+            Verb::Update => return Err("update is only for the agent".into()),
         };
         Ok::<_, String>(Some(text))
     }

@@ -6,35 +6,9 @@
 #[path = "../startup.rs"]
 mod startup;
 
-use std::process::ExitCode;
+#[path = "../lean.rs"]
+mod lean;
 
-use clap::Parser;
-
-/// Watch this host and push its twin to a hub (the agent of `twinbay agent`).
-#[derive(Debug, Parser)]
-#[command(name = "twinbay-agent", version)]
-struct Lean {
-    #[command(flatten)]
-    run: twinbay_agent::cli::RunArgs,
-}
-
-fn main() -> ExitCode {
-    let lean = match startup::start::<Lean>() {
-        Ok(lean) => lean,
-        Err(code) => return code,
-    };
-    twinbay_agent::cli::init_logging("info");
-    match twinbay_agent::cli::run_until_signal(lean.run, Some(trim)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", twinbay_agent::error::report(&e));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Once the agent has settled: its code pages, one page at a time from now on.
-fn trim() {
-    let bytes = startup::trim_code_pages();
-    tracing::debug!(bytes, "code pages trimmed");
+fn main() -> std::process::ExitCode {
+    lean::main()
 }

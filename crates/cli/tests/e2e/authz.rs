@@ -186,6 +186,7 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/agent/connect", "", PUBLIC, 400),
     ("GET", "/api/v1/agent/backups/cmd_missing", "", PUBLIC, 400),
     ("GET", "/api/v1/agent/restores/cmd_missing", "", PUBLIC, 400),
+    ("GET", "/api/v1/agent/releases/cmd_missing", "", PUBLIC, 400),
     ("GET", "/api/v1/backups", "", VIEWER, 200),
     (
         "GET",
@@ -223,8 +224,9 @@ fn template(path: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| match (i > 0).then(|| parts[i - 1]) {
+            Some("releases") if i > 1 && parts[i - 2] == "agent" => "{id}",
             Some("releases") if !p.is_empty() => "{version}",
-            _ if i > 1 && parts[i - 2] == "releases" => "{arch}",
+            _ if i > 2 && parts[i - 2] == "releases" && parts[i - 3] != "agent" => "{arch}",
             Some(
                 "nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "silences"
                 | "restores",

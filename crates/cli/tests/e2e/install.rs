@@ -265,6 +265,7 @@ fn agent_install_refuses_what_it_cannot_do_with_one_clear_line() {
         hub: "https://127.0.0.1:9".into(),
         token: "one-time".into(),
         fp: "sha256:00".into(),
+        update_keys: Vec::new(),
     }
     .encode();
     let refused = |args: &[&str], expect: &str| {

@@ -32,3 +32,4 @@ mod scale;
 mod schedules;
 mod topology;
 mod units;
+mod update;

@@ -105,6 +105,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/agent/connect", Public),
     ("GET", "/api/v1/agent/backups/{id}", Public),
     ("GET", "/api/v1/agent/restores/{id}", Public),
+    ("GET", "/api/v1/agent/releases/{id}", Public),
     // Backups: run one through the commands API (`op: backup`); a viewer
     // lists what their groups see; artifacts hold host data: operator.
     ("GET", "/api/v1/backups", VIEWER),

@@ -222,3 +222,158 @@ pub async fn download(
     }
     Ok(response)
 }
+
+/// The download socket for one agent update: the release its `update`
+/// command names, streamed from the hub's copy.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/releases/{id}",
+    tag = "agents",
+    params(
+        ("id" = String, Path, description = "The update command's id"),
+        AgentDownloadQuery
+    ),
+    description = "WebSocket on which an agent downloads the release it updates to (authentication happens inside it, as on the link): an offer (manifest and signature), then the binary in frames.",
+    responses((status = 101, description = "Switching to the download protocol"))
+)]
+pub async fn agent_download(
+    State(hub): State<Arc<HubState>>,
+    Path(id): Path<String>,
+    Query(q): Query<AgentDownloadQuery>,
+    admission: Option<axum::Extension<crate::server::Admission>>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> Response {
+    use twinbay_proto::backup::CHUNK_BYTES;
+    let admission = admission.map(|axum::Extension(a)| a);
+    ws.read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(CHUNK_BYTES * 2)
+        .max_frame_size(CHUNK_BYTES * 2)
+        .on_upgrade(move |socket| serve_agent(hub, id, q.arch, socket, admission))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AgentDownloadQuery {
+    /// The agent's architecture, for a command that named none.
+    #[serde(default)]
+    pub arch: Option<String>,
+}
+
+async fn serve_agent(
+    hub: Arc<HubState>,
+    command_id: String,
+    agent_arch: Option<String>,
+    socket: axum::extract::ws::WebSocket,
+    admission: Option<crate::server::Admission>,
+) {
+    use axum::extract::ws::Message;
+    use futures_util::StreamExt;
+    use twinbay_proto::backup::CHUNK_BYTES;
+    use twinbay_proto::command::{Op, Status, Verb};
+    use twinbay_proto::message::{ErrorCode, HubMessage};
+
+    use crate::audit::ActorKind;
+    use crate::backups::transfer::{handshake, refuse, send_text};
+
+    let _tracked = hub.sessions.token();
+    let Some((node_id, mut socket)) = handshake(&hub, socket, admission).await else {
+        return;
+    };
+    let record = hub
+        .commands
+        .running_record(&command_id)
+        .filter(|r| r.node_id == node_id && r.status == Status::Running);
+    let Some(Op::Lifecycle {
+        verb: Verb::Update,
+        version: Some(version),
+        arch,
+        ..
+    }) = record.as_ref().map(|r| &r.op)
+    else {
+        return refuse(
+            socket,
+            ErrorCode::InvalidState,
+            "no running update of this node has that id",
+        )
+        .await;
+    };
+    // The command's arch, else the one the agent says it is.
+    let Some(arch) = arch.clone().or(agent_arch) else {
+        return refuse(socket, ErrorCode::InvalidState, "which arch? (?arch=)").await;
+    };
+    let Some((path, manifest)) = hub.releases.binary(version, &arch).await else {
+        return refuse(
+            socket,
+            ErrorCode::InvalidState,
+            &format!("the hub has no release {version} for {arch}"),
+        )
+        .await;
+    };
+    let (file, signature) = match (
+        tokio::fs::File::open(&path).await,
+        tokio::fs::read_to_string(path.with_file_name("twinbay.minisig")).await,
+    ) {
+        (Ok(f), Ok(s)) => (f, s),
+        _ => {
+            return refuse(
+                socket,
+                ErrorCode::Internal,
+                &format!("the hub cannot read release {version} for {arch}"),
+            )
+            .await;
+        }
+    };
+    let welcome = HubMessage::Welcome {
+        node_id: node_id.clone(),
+        heartbeat_secs: hub.heartbeat.as_secs().max(1) as u32,
+    };
+    let offer = twinbay_proto::release::Offer {
+        manifest: manifest.clone(),
+        signature,
+    };
+    let sent: Result<(), String> = async {
+        for text in [
+            serde_json::to_string(&welcome).expect("serializes"),
+            serde_json::to_string(&offer).expect("serializes"),
+        ] {
+            send_text(&mut socket, text)
+                .await
+                .map_err(|e| format!("the agent went away: {e}"))?;
+        }
+        // Each frame is written before the next is read: a slow agent
+        // holds the reading back (TCP), the hub holds one frame.
+        let chunks = crate::fsutil::read_stream(file, manifest.size, CHUNK_BYTES);
+        let mut chunks = std::pin::pin!(chunks);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| format!("reading the release: {e}"))?;
+            socket
+                .send(Message::Binary(chunk))
+                .await
+                .map_err(|e| format!("the agent went away: {e}"))?;
+        }
+        Ok(())
+    }
+    .await;
+    let (outcome, detail) = match &sent {
+        Ok(()) => (
+            Outcome::Ok,
+            format!(
+                "{command_id}: sent release {version} for {arch} ({} bytes)",
+                manifest.size
+            ),
+        ),
+        Err(e) => (
+            Outcome::Failed,
+            format!("{command_id}: release {version} for {arch}: {e}"),
+        ),
+    };
+    let audit = Record::new(ActorKind::Agent, &node_id, "release.download", outcome)
+        .target(&format!("node:{node_id}"))
+        .detail(&detail);
+    if let Err(e) = hub.store.audit(audit).await {
+        tracing::error!(error = %crate::report(&e), "could not audit a release download");
+    }
+    let _ = socket.send(Message::Close(None)).await;
+    // Let the agent read to the end before the socket goes.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), socket.recv()).await;
+}

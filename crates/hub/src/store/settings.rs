@@ -4,6 +4,9 @@ use super::{Store, StoreError};
 pub const PUBLIC_URL: &str = "public_url";
 /// The pin of the hub's TLS certificate, written by the hub at start.
 pub const TLS_FINGERPRINT: &str = "tls_fingerprint";
+/// The trusted update keys (one per line), written by the hub at start:
+/// join strings carry them to agents.
+pub const UPDATE_KEYS: &str = "update_keys";
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

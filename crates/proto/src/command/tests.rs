@@ -175,6 +175,8 @@ fn the_policy_decides_with_the_role() {
         verb: Verb::Restart,
         lines: None,
         follow: false,
+        version: None,
+        arch: None,
     };
     assert!(
         restart(TargetKind::Container, "web")
@@ -203,10 +205,51 @@ fn the_policy_decides_with_the_role() {
         verb: Verb::Stop,
         lines: None,
         follow: false,
+        version: None,
+        arch: None,
     };
     assert!(matches!(
         stop_agent.authorize(&p, Role::Admin),
         Err(Refusal::NotAllowed(_))
+    ));
+    // update: the agent only, with a version, by operators.
+    let update = |kind, version: Option<&str>, arch: Option<&str>| Op::Lifecycle {
+        target: Target {
+            kind,
+            name: if kind == TargetKind::Agent { "" } else { "web" }.into(),
+        },
+        verb: Verb::Update,
+        lines: None,
+        follow: false,
+        version: version.map(String::from),
+        arch: arch.map(String::from),
+    };
+    let d = Policy::default();
+    let ok = update(TargetKind::Agent, Some("1.2.0"), None);
+    assert!(ok.authorize(&d, Role::Operator).is_ok());
+    assert_eq!(ok.summary(), "update agent to 1.2.0");
+    assert_eq!(
+        ok.authorize(&d, Role::Viewer).unwrap_err(),
+        Refusal::Role(Role::Operator)
+    );
+    for bad in [
+        update(TargetKind::Agent, None, None),
+        update(TargetKind::Agent, Some("v1"), None),
+        update(TargetKind::Agent, Some("1.2.0"), Some("../x")),
+        update(TargetKind::Container, Some("1.2.0"), None),
+    ] {
+        assert!(
+            matches!(bad.authorize(&d, Role::Admin), Err(Refusal::BadRequest(_))),
+            "{bad:?}"
+        );
+    }
+    let mut versioned_restart = restart(TargetKind::Agent, "");
+    if let Op::Lifecycle { version, .. } = &mut versioned_restart {
+        *version = Some("1.0.0".into());
+    }
+    assert!(matches!(
+        versioned_restart.authorize(&d, Role::Admin),
+        Err(Refusal::BadRequest(_))
     ));
 }
 
@@ -230,6 +273,9 @@ fn validates_policies() {
     p.lifecycle
         .insert(TargetKind::Agent, vec![Verb::Status, Verb::Stop]);
     assert!(p.validate().unwrap_err().contains("lifecycle.agent"));
+    let mut p = policy();
+    p.lifecycle.insert(TargetKind::Unit, vec![Verb::Update]);
+    assert!(p.validate().unwrap_err().contains("only for the agent"));
 }
 
 #[test]
@@ -246,6 +292,8 @@ fn commands_travel_as_flat_json() {
             verb: Verb::Logs,
             lines: Some(5),
             follow: true,
+            version: None,
+            arch: None,
         },
     };
     let json = serde_json::to_value(&cmd).unwrap();
