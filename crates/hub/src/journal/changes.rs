@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use twinbay_proto::diff::{Change, Collection, Item, apply};
+
+use super::Entry;
+use twinbay_proto::diff::{Change, Collection, Item, apply, diff};
 use twinbay_proto::model::NodeState;
 
 /// One subject's changes in the range.
@@ -49,14 +51,19 @@ struct Open {
     transitions: Vec<Transition>,
 }
 
-/// The changes from `state` through each `(ts, changes)` step, grouped by
+/// The changes from `state` through each `(ts, entry)` step, grouped by
 /// subject (host first, then by collection and name).
 pub fn describe(
     mut state: NodeState,
-    steps: impl IntoIterator<Item = (i64, Vec<Change>)>,
+    steps: impl IntoIterator<Item = (i64, Entry)>,
 ) -> Vec<SubjectChanges> {
     let mut open: BTreeMap<(usize, String), (Key, Open)> = BTreeMap::new();
-    for (ts, changes) in steps {
+    for (ts, entry) in steps {
+        let changes = match entry {
+            Entry::Diff { changes } => changes,
+            // A checkpoint is the whole state then: what differs from ours.
+            Entry::Checkpoint { state: then } => diff(&state, &then),
+        };
         let touched = touched(&state, &changes);
         let before: Vec<Option<Value>> = touched.iter().map(|k| lookup(&state, k)).collect();
         if apply(&mut state, &changes).is_err() {

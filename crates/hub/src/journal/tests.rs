@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use proptest::prelude::*;
-use twinbay_proto::diff::{Change, diff};
+use twinbay_proto::diff::diff;
 use twinbay_proto::model::{
     Container, FileState, HostInfo, NodeState, Port, Process, Unit, WatchedFile,
 };
@@ -342,10 +342,26 @@ fn changes_read_as_transitions_per_subject() {
     );
     let mut noisy = recreated.clone();
     noisy.units.get_mut("backup.service").unwrap().memory_bytes = Some(9);
-    let steps: Vec<(i64, Vec<Change>)> = vec![
-        (10, diff(&before, &stopped)),
-        (20, diff(&stopped, &recreated)),
-        (30, diff(&recreated, &noisy)),
+    let steps = vec![
+        (
+            10,
+            Entry::Diff {
+                changes: diff(&before, &stopped),
+            },
+        ),
+        // A checkpoint on the way reads as what differs from the state before it.
+        (
+            20,
+            Entry::Checkpoint {
+                state: Box::new(recreated.clone()),
+            },
+        ),
+        (
+            30,
+            Entry::Diff {
+                changes: diff(&recreated, &noisy),
+            },
+        ),
     ];
     let out = describe(before, steps);
     type Line = (String, String, Vec<(i64, String)>);
