@@ -5,7 +5,10 @@
 //! diff, without the top processes, which churn with every sample), or a
 //! [`Entry::Checkpoint`] (the whole state) at the node's first entry and
 //! after every [`CHECKPOINT_EVERY`] diffs, so any moment is one checkpoint
-//! plus at most that many diffs away. Entries are zstd-compressed JSON.
+//! plus at most that many diffs away. Entries are zstd-compressed JSON; a
+//! diff names only the fields that changed of an item that was there before
+//! ([`Step::Patch`]: `{"patch":"containers","key":…,"set":{"state":"exited"}}`),
+//! which keeps a typical entry to about a third of the whole item's size.
 //!
 //! [`Journal`] keeps the last journaled state of each node it wrote (or
 //! loaded back from the store after a restart); [`Journal::prepare`] turns a
@@ -18,7 +21,8 @@ pub mod changes;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use twinbay_proto::diff::{Change, apply, diff};
+use serde_json::{Map, Value};
+use twinbay_proto::diff::{Change, Collection, Item, apply, diff};
 use twinbay_proto::model::NodeState;
 
 /// A checkpoint after this many diffs of a node.
@@ -33,7 +37,111 @@ pub enum Entry {
     /// The whole state (processes left out).
     Checkpoint { state: Box<NodeState> },
     /// What changed since the node's previous entry.
-    Diff { changes: Vec<Change> },
+    Diff { changes: Vec<Step> },
+}
+
+/// One change as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Step {
+    /// Fields of an item present before: new values, `null` for a field
+    /// now absent.
+    Patch {
+        patch: Collection,
+        key: String,
+        set: Map<String, Value>,
+    },
+    /// Proto's change, whole.
+    Change(Box<Change>),
+}
+
+/// An item of `state` as JSON.
+fn item_json(state: &NodeState, c: Collection, key: &str) -> Option<Value> {
+    fn json<T: Serialize>(v: Option<&T>) -> Option<Value> {
+        v.map(|v| serde_json::to_value(v).expect("state items serialize"))
+    }
+    match c {
+        Collection::Containers => json(state.containers.get(key)),
+        Collection::Units => json(state.units.get(key)),
+        Collection::Ports => json(state.ports.get(key)),
+        Collection::Sources => json(state.sources.get(key)),
+        Collection::Interfaces => json(state.interfaces.get(key)),
+        Collection::Mounts => json(state.mounts.get(key)),
+        Collection::Processes => json(state.processes.get(key)),
+        Collection::DiskHealth => json(state.disk_health.get(key)),
+        Collection::Files => json(state.files.get(key)),
+        Collection::Routes => json(state.routes.get(key)),
+    }
+}
+
+/// `changes` (a diff from `before`) as journal steps: an upsert of an item
+/// that was there becomes a patch of its changed fields when that is smaller.
+pub fn compact(before: &NodeState, changes: Vec<Change>) -> Vec<Step> {
+    changes
+        .into_iter()
+        .map(|change| {
+            let whole = |change| Step::Change(Box::new(change));
+            let Change::Upsert { key, item } = &change else {
+                return whole(change);
+            };
+            let Some(Value::Object(old)) = item_json(before, item.collection(), key) else {
+                return whole(change);
+            };
+            let Ok(Value::Object(tagged)) = serde_json::to_value(item) else {
+                return whole(change);
+            };
+            let Some(Value::Object(new)) = tagged.get("value") else {
+                return whole(change);
+            };
+            let mut set = Map::new();
+            for (field, value) in new {
+                if old.get(field) != Some(value) {
+                    set.insert(field.clone(), value.clone());
+                }
+            }
+            for field in old.keys().filter(|f| !new.contains_key(*f)) {
+                set.insert(field.clone(), Value::Null);
+            }
+            if set.len() * 2 > new.len() {
+                return whole(change);
+            }
+            Step::Patch {
+                patch: item.collection(),
+                key: key.clone(),
+                set,
+            }
+        })
+        .collect()
+}
+
+/// Journal steps back as proto's changes, against the state they apply to.
+pub fn expand(state: &NodeState, steps: Vec<Step>) -> Result<Vec<Change>, String> {
+    steps
+        .into_iter()
+        .map(|step| match step {
+            Step::Change(c) => Ok(*c),
+            Step::Patch { patch, key, set } => {
+                let Some(Value::Object(mut item)) = item_json(state, patch, &key) else {
+                    return Err(format!(
+                        "a patch of {} {key:?}, which is not there",
+                        patch.as_str()
+                    ));
+                };
+                for (field, value) in set {
+                    match value {
+                        Value::Null => drop(item.remove(&field)),
+                        v => drop(item.insert(field, v)),
+                    }
+                }
+                let item: Item = serde_json::from_value(serde_json::json!({
+                    "collection": patch.as_str(),
+                    "value": item,
+                }))
+                .map_err(|e| format!("a patch of {} {key:?}: {e}", patch.as_str()))?;
+                Ok(Change::Upsert { key, item })
+            }
+        })
+        .collect()
 }
 
 /// A row of the journal table.
@@ -113,11 +221,13 @@ pub fn replay(node: &str, rows: &[Row]) -> Result<(NodeState, i64), JournalError
         match decode(row)? {
             Entry::Checkpoint { state: s } => state = *s,
             Entry::Diff { changes } => {
-                apply(&mut state, &changes).map_err(|e| JournalError::Damaged {
+                let damaged = |why: String| JournalError::Damaged {
                     node: node.into(),
                     ts: row.ts,
-                    why: e.to_string(),
-                })?
+                    why,
+                };
+                let changes = expand(&state, changes).map_err(damaged)?;
+                apply(&mut state, &changes).map_err(|e| damaged(e.to_string()))?
             }
         }
         ts = row.ts;
@@ -203,7 +313,8 @@ impl Journal {
                 (body, *state)
             }
             false => {
-                let changes = diff(&self.heads[node].state, &state);
+                let head = &self.heads[node].state;
+                let changes = compact(head, diff(head, &state));
                 (encode(&Entry::Diff { changes }), state)
             }
         };

@@ -60,7 +60,11 @@ pub fn describe(
     let mut open: BTreeMap<(usize, String), (Key, Open)> = BTreeMap::new();
     for (ts, entry) in steps {
         let changes = match entry {
-            Entry::Diff { changes } => changes,
+            Entry::Diff { changes } => match super::expand(&state, changes) {
+                Ok(changes) => changes,
+                // Damaged: reconstruction reports it on its own.
+                Err(_) => continue,
+            },
             // A checkpoint is the whole state then: what differs from ours.
             Entry::Checkpoint { state: then } => diff(&state, &then),
         };

@@ -267,7 +267,10 @@ fn a_restarted_hub_continues_the_journal_with_diffs() {
         let Entry::Diff { changes } = decode(&row).unwrap() else {
             panic!("a diff")
         };
-        assert_eq!(changes, diff(&states[1], &states[2]));
+        assert_eq!(
+            expand(&states[1], changes).unwrap(),
+            diff(&states[1], &states[2])
+        );
         assert_eq!(head.since_checkpoint, 2);
         store.insert_journal(&[row]).await.unwrap();
         journal.commit([("n1".to_string(), head)]);
@@ -346,7 +349,7 @@ fn changes_read_as_transitions_per_subject() {
         (
             10,
             Entry::Diff {
-                changes: diff(&before, &stopped),
+                changes: compact(&before, diff(&before, &stopped)),
             },
         ),
         // A checkpoint on the way reads as what differs from the state before it.
@@ -359,7 +362,7 @@ fn changes_read_as_transitions_per_subject() {
         (
             30,
             Entry::Diff {
-                changes: diff(&recreated, &noisy),
+                changes: compact(&recreated, diff(&recreated, &noisy)),
             },
         ),
     ];
@@ -424,4 +427,24 @@ fn times_are_unix_ms_or_rfc3339() {
         let e = parse_time(bad).unwrap_err();
         assert!(!e.is_empty(), "{bad}");
     }
+}
+
+#[test]
+fn a_changed_item_is_journaled_as_its_changed_fields() {
+    let before = host_with(&[("c1", "web", "nginx:1.25", "running")]);
+    let mut after = host_with(&[("c1", "web", "nginx:1.25", "exited")]);
+    after.containers.get_mut("c1").unwrap().exit_code = Some(7);
+    let steps = compact(&before, diff(&before, &after));
+    let json = serde_json::to_value(&steps).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{"patch": "containers", "key": "c1", "set": {"state": "exited", "exit_code": 7}}])
+    );
+    assert_eq!(expand(&before, steps).unwrap(), diff(&before, &after));
+    // Back to no exit code: the field is dropped again.
+    let steps = compact(&after, diff(&after, &before));
+    let changes = expand(&after, steps).unwrap();
+    let mut s = after.clone();
+    twinbay_proto::diff::apply(&mut s, &changes).unwrap();
+    assert_eq!(s, before);
 }
