@@ -295,6 +295,9 @@ pub struct HistoryArgs {
     /// How often retention and the size cap are enforced.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub retention_every: Duration,
+    /// How long the state journal (each host's past: `GET /api/v1/nodes/{id}?at=`) is kept.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub journal_retention: Duration,
 }
 
 impl HistoryArgs {
@@ -304,6 +307,7 @@ impl HistoryArgs {
             max_bytes: self.history_max_size,
             rollup_every: self.rollup_every,
             retention_every: self.retention_every,
+            journal_retention: self.journal_retention,
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) mod history;
 mod layout;
 mod nodes;
 mod openapi;
+mod past;
 mod releases;
 mod routes;
 pub(crate) mod schedules;
@@ -86,6 +87,8 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(nodes::list))
         .routes(routes!(nodes::get_one))
+        .routes(routes!(past::node_changes))
+        .routes(routes!(past::fleet_changes))
         .routes(routes!(history::range))
         .routes(routes!(history::series))
         .routes(routes!(events::node_events))

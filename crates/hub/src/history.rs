@@ -30,6 +30,9 @@ const QUEUE: usize = 8192;
 /// a second, for its turn to write.
 const MAX_POINTS_PER_TX: usize = 5_000;
 
+/// How long the state journal is kept by default.
+pub const JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 #[derive(Debug, Clone)]
 pub struct HistoryConfig {
     pub retention: Retention,
@@ -39,6 +42,8 @@ pub struct HistoryConfig {
     pub rollup_every: Duration,
     /// How often retention and the cap are enforced.
     pub retention_every: Duration,
+    /// How long the state journal (the twin's past) is kept.
+    pub journal_retention: Duration,
 }
 
 impl Default for HistoryConfig {
@@ -48,6 +53,7 @@ impl Default for HistoryConfig {
             max_bytes: 2 << 30,
             rollup_every: Duration::from_secs(30),
             retention_every: Duration::from_secs(300),
+            journal_retention: JOURNAL_RETENTION,
         }
     }
 }
@@ -332,6 +338,10 @@ impl Maintenance {
         self.store
             .prune_commands(ago(COMMANDS_KEPT_FOR), COMMANDS_KEPT_PER_HOST)
             .await?;
+        // So does the state journal (keeping each node's checkpoint at the cut).
+        self.store
+            .prune_journal(ago(self.config.journal_retention))
+            .await?;
         self.store.compact().await?;
         for level in [None, Some(60), Some(900), Some(3600)] {
             while self.store.disk_bytes() > self.config.max_bytes {
@@ -349,6 +359,17 @@ impl Maintenance {
                 };
                 self.store.compact().await?;
             }
+        }
+        // The twin's past goes last, the oldest tenth at a time.
+        while self.store.disk_bytes() > self.config.max_bytes {
+            let Some(oldest) = self.store.journal_oldest().await? else {
+                break;
+            };
+            let cut = oldest + (now - oldest).max(10) / 10;
+            if self.store.prune_journal(cut).await? == 0 {
+                break;
+            }
+            self.store.compact().await?;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod files;
 mod fsutil;
 pub mod gateway;
 pub mod history;
+pub mod journal;
 pub mod layout;
 pub mod link;
 pub mod lockout;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::journal::Journal;
 use crate::store::Store;
 use crate::timeline::Event;
 use crate::twin::Twin;
@@ -30,12 +31,13 @@ pub async fn run(
     let mut ticker = tokio::time::interval(FLUSH_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u32;
+    let mut journal = Journal::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = ticker.tick() => {
                 ticks = ticks.wrapping_add(1);
-                flush(&twin, &store, ticks.is_multiple_of(LIVENESS_EVERY)).await;
+                flush(&twin, &store, &mut journal, ticks.is_multiple_of(LIVENESS_EVERY)).await;
             }
             Some(first) = events.recv() => write_events(&store, first, &mut events).await,
         }
@@ -43,7 +45,7 @@ pub async fn run(
     while let Ok(first) = events.try_recv() {
         write_events(&store, first, &mut events).await;
     }
-    flush(&twin, &store, true).await;
+    flush(&twin, &store, &mut journal, true).await;
 }
 
 /// Writes `first` and whatever else is queued, in one transaction.
@@ -60,17 +62,62 @@ async fn write_events(store: &Store, first: Event, events: &mut mpsc::Receiver<E
     }
 }
 
-/// Writes the nodes whose state changed; with `liveness`, also those of
-/// which only liveness changed.
-pub async fn flush(twin: &Twin, store: &Store, liveness: bool) {
-    let writes = twin.take_dirty(liveness);
+/// Writes the nodes whose state changed, with their journal rows; with
+/// `liveness`, also those of which only liveness changed.
+pub async fn flush(twin: &Twin, store: &Store, journal: &mut Journal, liveness: bool) {
+    let mut writes = twin.take_dirty(liveness);
     // A transaction per slice: other writers (an agent enrolling) get a turn
     // in between.
-    for slice in writes.chunks(NODES_PER_TX) {
-        if let Err(e) = store.save_nodes(slice).await {
-            // The twin in memory is still right: try these nodes again next time.
-            tracing::error!(error = %crate::report(&e), nodes = slice.len(), "writing node state failed; will retry");
-            twin.mark_dirty(slice.iter().map(|w| w.id.clone()));
+    for slice in writes.chunks_mut(NODES_PER_TX) {
+        let rows = journal_rows(store, journal, slice).await;
+        let (rows, heads): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+        match store.save_nodes(slice, &rows).await {
+            Ok(()) => journal.commit(heads),
+            Err(e) => {
+                // The twin in memory is still right: try these nodes again
+                // next time (the journal's heads stay where they were).
+                tracing::error!(error = %crate::report(&e), nodes = slice.len(), "writing node state failed; will retry");
+                twin.mark_dirty(slice.iter().map(|w| w.id.clone()));
+            }
         }
     }
+}
+
+/// The journal rows for the states in `writes` (taken out of them), and the
+/// heads to keep once they are committed. A node the journal has not met
+/// since the hub started gets its head from the store first.
+async fn journal_rows(
+    store: &Store,
+    journal: &mut Journal,
+    writes: &mut [crate::store::NodeWrite],
+) -> Vec<(crate::journal::Row, (String, crate::journal::Head))> {
+    let mut out = Vec::new();
+    for w in writes {
+        let Some((ts, state)) = w.journal.take() else {
+            continue;
+        };
+        if !journal.knows(&w.id) {
+            let head = match store.journal_head(&w.id).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => match crate::journal::head_of(&w.id, &rows) {
+                    Ok(head) => Some(head),
+                    Err(e) => {
+                        // Start over with a checkpoint.
+                        tracing::warn!(error = %e, "the journal's last entries do not read back");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(error = %crate::report(&e), node = w.id, "reading the journal failed; this state is not journaled");
+                    continue;
+                }
+            };
+            journal.loaded(&w.id, head);
+        }
+        let ts = if ts > 0 { ts } else { crate::store::now_ms() };
+        if let Some((row, head)) = journal.prepare(&w.id, ts, state) {
+            out.push((row, (w.id.clone(), head)));
+        }
+    }
+    out
 }

@@ -11,6 +11,7 @@ mod commands;
 mod events;
 mod files;
 mod history;
+mod journal;
 mod layout;
 mod nodes;
 mod schedules;

@@ -41,6 +41,8 @@ pub struct NodeTwin {
     /// The last applied sequence number of the current connection.
     pub seq: Option<u64>,
     pub state: NodeState,
+    /// When `state` last changed (unix ms), for the journal.
+    pub state_at: i64,
     pub resources: Option<Sample>,
     /// What the connected agent allows (commands); from its hello.
     pub policy: Option<Arc<Policy>>,
@@ -60,6 +62,7 @@ impl NodeTwin {
             public_key: String::new(),
             seq: None,
             state: NodeState::default(),
+            state_at: 0,
             resources: None,
             policy: None,
             conn: None,
@@ -120,6 +123,7 @@ impl Twin {
                     public_key: r.public_key,
                     seq: None,
                     state: r.state,
+                    state_at: 0,
                     resources: r.resources,
                     policy: None,
                     conn: None,
@@ -406,7 +410,8 @@ impl Twin {
         };
         // Copy under the lock, serialize after it: agents keep applying
         // changes meanwhile.
-        let copies: Vec<(NodeWrite, Option<NodeState>, Option<Sample>)> = {
+        type Copy = (NodeWrite, Option<(i64, NodeState)>, Option<Sample>);
+        let copies: Vec<Copy> = {
             let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
             let changed_set: HashSet<&String> = changed.iter().collect();
             let alive = alive.iter().filter(|id| !changed_set.contains(id));
@@ -422,10 +427,11 @@ impl Twin {
                         last_seen: n.last_seen.unwrap_or(0),
                         state: None,
                         resources: None,
+                        journal: None,
                     };
                     Some((
                         write,
-                        with_state.then(|| n.state.clone()),
+                        with_state.then(|| (n.state_at, n.state.clone())),
                         n.resources.clone(),
                     ))
                 })
@@ -434,7 +440,10 @@ impl Twin {
         copies
             .into_iter()
             .map(|(mut write, state, resources)| {
-                write.state = state.map(|s| serde_json::to_string(&s).expect("states serialize"));
+                write.state = state
+                    .as_ref()
+                    .map(|(_, s)| serde_json::to_string(s).expect("states serialize"));
+                write.journal = state;
                 write.resources =
                     resources.map(|r| serde_json::to_string(&r).expect("samples serialize"));
                 write
@@ -478,6 +487,7 @@ impl Twin {
             public_key: public_key.to_string(),
             seq: None,
             state: NodeState::default(),
+            state_at: 0,
             resources: None,
             policy: None,
             conn: None,
@@ -499,6 +509,9 @@ impl Twin {
         };
         let mut timeline = Vec::new();
         if let Some(event) = f(node, &mut timeline) {
+            if let Write::State = write {
+                node.state_at = now_ms();
+            }
             // No subscribers is fine: nobody is watching.
             let _ = self.events.send(event);
             let set = match write {

@@ -25,6 +25,14 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/nodes/n_missing/series", "", VIEWER, 404),
     ("GET", "/api/v1/nodes/n_missing/events", "", VIEWER, 404),
     ("GET", "/api/v1/events", "", VIEWER, 200),
+    (
+        "GET",
+        "/api/v1/nodes/n_missing/changes?from=0&to=1000",
+        "",
+        VIEWER,
+        404,
+    ),
+    ("GET", "/api/v1/changes?from=0&to=1000", "", VIEWER, 200),
     ("GET", "/api/v1/nodes/n_missing/files", "", VIEWER, 404),
     (
         "GET",

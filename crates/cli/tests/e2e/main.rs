@@ -22,6 +22,7 @@ mod history;
 mod install;
 mod link;
 mod mcp;
+mod past;
 mod people;
 mod refusals;
 mod releases;

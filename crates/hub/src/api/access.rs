@@ -39,6 +39,8 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/v1/session", VIEWER),
     ("GET", "/api/v1/nodes", VIEWER),
     ("GET", "/api/v1/nodes/{id}", VIEWER),
+    ("GET", "/api/v1/nodes/{id}/changes", VIEWER),
+    ("GET", "/api/v1/changes", VIEWER),
     ("GET", "/api/v1/nodes/{id}/metrics", VIEWER),
     ("GET", "/api/v1/nodes/{id}/series", VIEWER),
     ("GET", "/api/v1/nodes/{id}/events", VIEWER),

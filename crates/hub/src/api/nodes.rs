@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 
 use super::ApiError;
 use super::auth::Auth;
+use super::past::{AtQuery, NodeAnswer};
 use crate::HubState;
 use crate::store::Principal;
-use crate::twin::{NodeSummary, NodeView};
+use crate::twin::NodeSummary;
 
 /// Every node, connected or not.
 #[utoipa::path(
@@ -22,25 +23,37 @@ pub async fn list(State(hub): State<Arc<HubState>>, Auth(who): Auth) -> Json<Vec
     Json(hub.twin.summaries_where(|n| who.sees(&n.state.host.labels)))
 }
 
-/// One node's whole twin.
+/// One node's whole twin; with `at`, as it was then (from the state
+/// journal: the same fields, plus `at` and `recorded_at`).
 #[utoipa::path(
     get,
     path = "/api/v1/nodes/{id}",
     tag = "nodes",
-    params(("id" = String, Path, description = "Node id, e.g. `n_3f9a1c2b7d4e`")),
+    params(("id" = String, Path, description = "Node id, e.g. `n_3f9a1c2b7d4e`"), AtQuery),
     responses(
-        (status = 200, body = NodeView),
+        (status = 200, body = NodeAnswer),
+        (status = 400, description = "`at` is not a time (unix ms or RFC 3339) or is in the future"),
         (status = 401, description = "Not authenticated"),
-        (status = 404, description = "No such node"),
+        (status = 404, description = "No such node, or nothing recorded of it by `at`"),
     )
 )]
 pub async fn get_one(
     State(hub): State<Arc<HubState>>,
     Auth(who): Auth,
     Path(id): Path<String>,
-) -> Result<Json<NodeView>, ApiError> {
+    Query(q): Query<AtQuery>,
+) -> Result<Json<NodeAnswer>, ApiError> {
     require_node(&hub, &id, &who)?;
-    hub.twin.view(&id).map(Json).ok_or_else(|| no_node(&id))
+    if let Some(at) = &q.at {
+        let at = super::past::moment("at", at)?;
+        return Ok(Json(NodeAnswer::Then(
+            super::past::node_at(&hub, &id, at).await?,
+        )));
+    }
+    hub.twin
+        .view(&id)
+        .map(|v| Json(NodeAnswer::Now(v)))
+        .ok_or_else(|| no_node(&id))
 }
 
 fn no_node(id: &str) -> ApiError {

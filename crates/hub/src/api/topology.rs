@@ -9,11 +9,12 @@ use serde::Deserialize;
 
 use super::auth::Auth;
 use super::error::ApiError;
+use super::past::AtQuery;
 use crate::HubState;
 use crate::topology::{Builder, Graph, HostInput, Impact};
 
 /// The graph the caller may see: hosts outside its host groups are left out.
-fn graph(hub: &HubState, who: &crate::store::Principal) -> Graph {
+pub(crate) fn graph(hub: &HubState, who: &crate::store::Principal) -> Graph {
     let mut b = Builder::new(&hub.gateways.statuses());
     hub.twin.for_each(|n| {
         if who.sees(&n.state.host.labels) {
@@ -30,14 +31,29 @@ fn graph(hub: &HubState, who: &crate::store::Principal) -> Graph {
 
 /// Internet → gateway → proxy → route → container or port → host, with
 /// units and published ports; edges carry the link's load where known.
+/// With `at`: the hosts as the state journal had them then (no loads;
+/// gateways as they are now).
 #[utoipa::path(
     get,
     path = "/api/v1/topology",
     tag = "topology",
-    responses((status = 200, body = Graph), (status = 401, description = "Not authenticated"))
+    params(AtQuery),
+    responses((status = 200, body = Graph),
+        (status = 400, description = "`at` is not a time (unix ms or RFC 3339) or is in the future"),
+        (status = 401, description = "Not authenticated"))
 )]
-pub async fn get(State(hub): State<Arc<HubState>>, Auth(who): Auth) -> Json<Graph> {
-    Json(graph(&hub, &who))
+pub async fn get(
+    State(hub): State<Arc<HubState>>,
+    Auth(who): Auth,
+    Query(q): Query<AtQuery>,
+) -> Result<Json<Graph>, ApiError> {
+    match &q.at {
+        None => Ok(Json(graph(&hub, &who))),
+        Some(at) => {
+            let at = super::past::moment("at", at)?;
+            Ok(Json(super::past::graph_at(&hub, &who, at).await?))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -755,8 +755,7 @@ impl McpServer {
             Some(n) => Some(resolve(&self.hub, &c.who, n)?),
             None => None,
         };
-        let axum::Json(graph) =
-            crate::api::topology::get(State(self.hub.clone()), Auth(c.who.clone())).await;
+        let graph = crate::api::topology::graph(&self.hub, &c.who);
         let graph = to_value(&graph);
         let mut nodes: Vec<Value> = graph["nodes"].as_array().cloned().unwrap_or_default();
         let mut edges: Vec<Value> = graph["edges"].as_array().cloned().unwrap_or_default();

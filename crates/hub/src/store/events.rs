@@ -47,4 +47,23 @@ impl Store {
             })
             .collect())
     }
+
+    /// The node's last `agent.connected` or `agent.disconnected` at or
+    /// before `at`: (ts, connected).
+    pub async fn agent_link_at(
+        &self,
+        node_id: &str,
+        at: i64,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT ts, kind FROM events WHERE node_id = ? AND ts <= ?
+             AND kind IN ('agent.connected', 'agent.disconnected')
+             ORDER BY ts DESC, id DESC LIMIT 1",
+        )
+        .bind(node_id)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(ts, kind)| (ts, kind == "agent.connected")))
+    }
 }

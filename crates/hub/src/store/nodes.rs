@@ -31,6 +31,9 @@ pub struct NodeWrite {
     /// The whole state as JSON; `None` when only liveness changed.
     pub state: Option<String>,
     pub resources: Option<String>,
+    /// With `state`: when it last changed (unix ms) and the state itself,
+    /// for the journal (`journal.rs`).
+    pub journal: Option<(i64, NodeState)>,
 }
 
 /// Why a join token cannot enroll an agent.
@@ -226,9 +229,15 @@ impl Store {
             .collect()
     }
 
-    /// Writes the latest twins of several nodes in one transaction.
-    pub async fn save_nodes(&self, writes: &[NodeWrite]) -> Result<(), StoreError> {
+    /// Writes the latest twins of several nodes, and their journal rows,
+    /// in one transaction.
+    pub async fn save_nodes(
+        &self,
+        writes: &[NodeWrite],
+        journal: &[crate::journal::Row],
+    ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
+        super::journal::insert_in(&mut tx, journal).await?;
         for w in writes {
             let query = match &w.state {
                 Some(state) => sqlx::query(
