@@ -41,6 +41,60 @@ def summary(agents, calls):
         print(f"| {name:<{width}} | {p50:6.2f} | {p99:6.2f} | {n:4d} |")
 
 
+async def paired(base, headers, node, agents, calls):
+    """REST reads and the same reads as raw MCP JSON-RPC, taken in turns.
+
+    Each pair alternates call by call at one pace, so both see the same
+    fleet: a read made in a tight loop for half a second and another spread
+    over ten seconds meet different load (the fleet reports in waves), and
+    their tails are not comparable. The MCP calls are raw JSON-RPC posts on
+    one keep-alive connection (httpx, one MCP session), as the REST reads
+    are made: the hub and HTTP without the SDK's own work on the client
+    (pydantic models, output-schema validation)."""
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(base_url=base, headers=headers, timeout=30) as rest, \
+            httpx2.AsyncClient(base_url=base, headers={**headers, **accept}, timeout=30) as raw:
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "bench-raw", "version": "1"}}}
+        r = await raw.post("/mcp", json=init)
+        assert r.status_code == 200, r.text
+        session = {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        await raw.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+
+        def tool(name, args):
+            async def call(i):
+                body = {"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                        "params": {"name": name, "arguments": args}}
+                r = await raw.post("/mcp", json=body, headers=session)
+                assert r.status_code == 200 and '"isError":false' in r.text, r.text[:300]
+            return call
+
+        def get(path):
+            async def call(i):
+                r = await rest.get(path)
+                assert r.status_code == 200, r.text[:300]
+            return call
+
+        pairs = [
+            [("REST GET /nodes/{id}", get(f"/api/v1/nodes/{node}")),
+             ("MCP raw get_host", tool("get_host", {"node": node}))],
+            [(f"REST GET /nodes (all {agents})", get("/api/v1/nodes")),
+             ("MCP raw list_hosts (100)", tool("list_hosts", {}))],
+        ]
+        for pair in pairs:
+            samples = {name: [] for name, _ in pair}
+            for i in range(calls):
+                for name, call in pair:
+                    t = time.perf_counter()
+                    await call(i)
+                    samples[name].append(time.perf_counter() - t)
+                    # One pace for both, under the MCP token's rate limit.
+                    await asyncio.sleep(max(0.0, 1 / MCP_RATE - samples[name][-1]))
+            for name, _ in pair:
+                report(name, samples[name])
+
+
 async def main():
     base, token, admin, agents, calls = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     headers = {"Authorization": f"Bearer {token}"}
@@ -67,17 +121,7 @@ async def main():
             await asyncio.sleep(1)
         print(f"{up} of {len(nodes)} hosts connected", flush=True)
         node = nodes[len(nodes) // 2]["id"]
-        timings = {}
-        for name, path in [("REST GET /nodes/{id}", f"/api/v1/nodes/{node}"),
-                           (f"REST GET /nodes (all {agents})", "/api/v1/nodes")]:
-            samples = []
-            for _ in range(calls):
-                t = time.perf_counter()
-                r = await rest.get(path)
-                samples.append(time.perf_counter() - t)
-                assert r.status_code == 200
-            timings[name] = samples
-            report(name, samples)
+    await paired(base, headers, node, agents, calls)
     client = create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(30.0))
     async with client:
         async with streamable_http_client(f"{base}/mcp", http_client=client) as (read, write):
@@ -98,38 +142,10 @@ async def main():
                             shown = len(r.structured_content["hosts"])
                         # Stay under the per-token rate limit.
                         await asyncio.sleep(max(0.0, 1 / MCP_RATE - samples[-1]))
-                    timings[name] = samples
                     if tool == "list_hosts":
                         name = f"{name[:-1]}: {shown})"
                     report(name, samples)
 
-
-    # The same tool calls as raw JSON-RPC on one keep-alive connection, as
-    # the REST reads are made: the hub and HTTP, without the SDK's own work
-    # (pydantic models, output-schema validation) on the client.
-    accept = {"Accept": "application/json, text/event-stream"}
-    async with httpx2.AsyncClient(base_url=base, headers={**headers, **accept}, timeout=30) as raw:
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
-                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                           "clientInfo": {"name": "bench-raw", "version": "1"}}}
-        r = await raw.post("/mcp", json=init)
-        assert r.status_code == 200, r.text
-        session = {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
-        await raw.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
-        for name, tool, args in [
-            ("MCP raw get_host", "get_host", {"node": node}),
-            ("MCP raw list_hosts (100)", "list_hosts", {}),
-        ]:
-            samples = []
-            for i in range(calls):
-                body = {"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
-                        "params": {"name": tool, "arguments": args}}
-                t = time.perf_counter()
-                r = await raw.post("/mcp", json=body, headers=session)
-                samples.append(time.perf_counter() - t)
-                assert r.status_code == 200 and '"isError":false' in r.text, r.text[:300]
-                await asyncio.sleep(max(0.0, 1 / MCP_RATE - samples[-1]))
-            report(name, samples)
 
     # The hub's own time per call (the audit entry's duration_ms): what the
     # hub spends, apart from transport and the client's own work.

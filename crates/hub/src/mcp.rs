@@ -61,9 +61,6 @@ use crate::store::Principal;
 /// Largest JSON-RPC body the server reads (a tool's arguments are small).
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// Read audit entries written at once before reads wait for theirs.
-const AUDITS_IN_FLIGHT: usize = 1024;
-
 /// What `twinbay hub --mcp` serves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
@@ -118,7 +115,7 @@ pub fn service(hub: Arc<HubState>) -> Router {
     let tools = Arc::new(McpServer::tool_set(mode));
     let prompts = Arc::new(McpServer::prompts());
     let limiter = Arc::new(limit::Limiter::default());
-    let audits = Arc::new(tokio::sync::Semaphore::new(AUDITS_IN_FLIGHT));
+    let audits = Arc::new(audit::Queue::start(hub.clone()));
     let state = hub.clone();
     let guard_limiter = limiter.clone();
     let mcp = StreamableHttpService::new(
@@ -152,8 +149,8 @@ pub struct McpServer {
     prompts: Arc<PromptRouter<McpServer>>,
     /// Tool calls per caller, shared by every session.
     limiter: Arc<limit::Limiter>,
-    /// Read audit entries being written.
-    audits: Arc<tokio::sync::Semaphore>,
+    /// Read audit entries on their way to the store.
+    audits: Arc<audit::Queue>,
     /// This session's resource subscriptions.
     watches: Arc<watch::Watches>,
 }
@@ -210,7 +207,7 @@ impl McpServer {
         let entry = crate::audit::Record::by(&caller.who, "mcp.read", outcome)
             .client(&caller.address, &caller.user_agent)
             .detail(&detail);
-        audit::write(&self.hub, entry).await;
+        self.audits.push(&self.hub, entry).await;
     }
 
     /// The tools that change something ([`audit::ACTS`]).
@@ -519,24 +516,14 @@ impl ServerHandler for McpServer {
             started.elapsed(),
             self.tools.has_route(&tool),
         );
-        // An act's entry is written before the answer. A read's is written
-        // beside it: the store's one writer may be busy with a large fleet's
-        // history, and a read must not wait for that (measured: p99 of 10 s
-        // at 1,000 hosts). Entries in flight are bounded; past that, reads
-        // wait for theirs.
+        // An act's entry is written before the answer. A read's is queued
+        // and written beside it ([`audit::Queue`]): the store's one writer
+        // may be busy with a large fleet's history, and a read must not wait
+        // for that (measured: p99 of 10 s at 1,000 hosts).
         if audit::ACTS.contains(&tool.as_str()) {
             audit::write(&self.hub, entry).await;
         } else {
-            match self.audits.clone().acquire_owned().await {
-                Ok(permit) => {
-                    let hub = self.hub.clone();
-                    tokio::spawn(async move {
-                        audit::write(&hub, entry).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => audit::write(&self.hub, entry).await,
-            }
+            self.audits.push(&self.hub, entry).await;
         }
         result
     }

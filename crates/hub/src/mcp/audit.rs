@@ -4,6 +4,7 @@
 //! it took. Reads are `mcp.read` (the UI can filter them out), acts
 //! `mcp.<tool>`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ErrorData;
@@ -139,6 +140,70 @@ pub fn entry(
         .client(&caller.address, &caller.user_agent)
         .target(&target)
         .detail(&detail)
+}
+
+/// Read entries waiting for the store at most; past that, a read waits for
+/// room (the answer is never sent with its entry dropped).
+pub const QUEUED: usize = 1024;
+/// Entries written in one transaction at most.
+const BATCH: usize = 256;
+
+/// The read entries' way to the audit trail: a bounded queue that one task
+/// writes in order, every entry waiting at that moment in one transaction.
+/// A read does not wait for the store's one writer (which may be busy with
+/// a large fleet's history), and a busy store gets one commit for many
+/// reads instead of a transaction (and a task) per read.
+pub struct Queue {
+    tx: tokio::sync::mpsc::Sender<Record>,
+}
+
+impl Queue {
+    /// The queue and its writer; the writer flushes what is queued and ends
+    /// when the hub shuts down.
+    pub fn start(hub: Arc<HubState>) -> Queue {
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUED);
+        tokio::spawn(drain(hub, rx));
+        Queue { tx }
+    }
+
+    /// Queues `entry`; waits only while [`QUEUED`] entries are waiting.
+    pub async fn push(&self, hub: &HubState, entry: Record) {
+        use tokio::sync::mpsc::error::TrySendError;
+        let entry = match self.tx.try_send(entry) {
+            Ok(()) => return,
+            Err(TrySendError::Full(entry)) => match self.tx.send(entry).await {
+                Ok(()) => return,
+                Err(closed) => closed.0,
+            },
+            Err(TrySendError::Closed(entry)) => entry,
+        };
+        // The writer has stopped (the hub is shutting down): write it here.
+        write(hub, entry).await;
+    }
+}
+
+async fn drain(hub: Arc<HubState>, mut rx: tokio::sync::mpsc::Receiver<Record>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut closing = false;
+    loop {
+        let n = tokio::select! {
+            biased;
+            _ = hub.shutdown.cancelled(), if !closing => {
+                // Take no more; write what is queued, then stop.
+                rx.close();
+                closing = true;
+                continue;
+            }
+            n = rx.recv_many(&mut batch, BATCH) => n,
+        };
+        if n == 0 {
+            return;
+        }
+        if let Err(e) = hub.store.audit_many(&batch).await {
+            tracing::error!(error = %crate::report(&e), entries = batch.len(), "could not audit MCP reads");
+        }
+        batch.clear();
+    }
 }
 
 pub async fn write(hub: &HubState, entry: Record) {

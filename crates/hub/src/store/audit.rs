@@ -174,6 +174,17 @@ impl Store {
         Ok(entry)
     }
 
+    /// Appends `records` in order in one transaction: one commit for many
+    /// entries (the MCP read queue's batches).
+    pub async fn audit_many(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        for record in records {
+            append_in(&mut tx, record).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Newest first.
     /// Entries matching `q`, newest first; with a `scope`, only those it allows.
     pub async fn audit_search(

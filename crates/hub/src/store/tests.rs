@@ -207,3 +207,28 @@ async fn old_and_surplus_commands_are_pruned_but_running_ones_stay() {
     assert_eq!(ids("n1").await, ["a4", "a3", "a0"]);
     assert_eq!(ids("n2").await, ["b1"]);
 }
+
+/// A batch of audit entries lands in one transaction, in order, on the one
+/// hash chain (the MCP read queue writes its batches this way).
+#[tokio::test]
+async fn audit_entries_in_one_batch_keep_their_order_and_the_chain() {
+    use crate::audit::{ActorKind, Outcome, Record};
+    let dir = tempdir("audit-many");
+    let store = Store::open(&dir).await.unwrap();
+    let one = Record::new(ActorKind::Token, "token:1", "mcp.read", Outcome::Ok);
+    store.audit(one.clone().detail("first")).await.unwrap();
+    let batch: Vec<Record> = (0..3)
+        .map(|i| one.clone().detail(&format!("batch {i}")))
+        .collect();
+    store.audit_many(&batch).await.unwrap();
+    store.audit_many(&[]).await.unwrap();
+    let q = AuditQuery {
+        action: Some("mcp.read".into()),
+        ..Default::default()
+    };
+    let found = store.audit_search(&q, None).await.unwrap();
+    let details: Vec<&str> = found.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(details, ["batch 2", "batch 1", "batch 0", "first"]);
+    assert!(found.windows(2).all(|w| w[0].id == w[1].id + 1));
+    assert!(store.audit_verify(None).await.unwrap().is_ok());
+}
