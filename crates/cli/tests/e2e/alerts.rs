@@ -910,7 +910,7 @@ async fn a_cpu_rule_with_hysteresis_fires_once_for_an_oscillating_host() {
 /// per crash); a silence stops the repeats and is audited.
 #[test]
 fn a_podman_crash_loop_fires_once_and_a_silence_stops_it() {
-    let image = "localhost/twinbay-busybox:latest";
+    let image = IMAGE;
     let podman = |args: &[&str]| {
         let out = std::process::Command::new("podman")
             .args(args)

@@ -7,8 +7,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const IMAGE: &str = "localhost/twinbay-busybox:latest";
-
 fn podman(args: &[&str]) -> String {
     let out = Command::new("podman").args(args).output().unwrap();
     assert!(
@@ -42,16 +40,7 @@ fn uptime() -> f64 {
 }
 
 fn setup(name: &str, policy: &str) -> (std::path::PathBuf, Proc, Hub, Proc, String, String) {
-    assert!(
-        Command::new("podman")
-            .args(["image", "exists", IMAGE])
-            .status()
-            .is_ok_and(|s| s.success()),
-        "run scripts/podman-setup.sh first"
-    );
-    let dir = temp_dir(name);
-    let socket = dir.join("podman.sock");
-    let service = podman_service(&socket);
+    let (dir, socket, service) = podman_dir(name);
     let hub = Hub::start(&dir.join("hub"));
     let admin = hub.token("admin");
     let policy_file = dir.join("policy.yaml");

@@ -7,8 +7,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const IMAGE: &str = "localhost/twinbay-busybox:latest";
-
 fn podman(args: &[&str]) -> String {
     let out = Command::new("podman")
         .args(args)
@@ -31,16 +29,7 @@ fn container<'a>(twin: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_lifecycle_reaches_the_twin_and_the_stream_in_order() {
-    assert!(
-        Command::new("podman")
-            .args(["image", "exists", IMAGE])
-            .status()
-            .is_ok_and(|s| s.success()),
-        "run scripts/podman-setup.sh first"
-    );
-    let dir = temp_dir("containers");
-    let socket = dir.join("podman.sock");
-    let service = podman_service(&socket);
+    let (dir, socket, service) = podman_dir("containers");
     let hub = Hub::start(&dir.join("hub"));
     let token = hub.token("viewer");
     let sock = socket.to_str().unwrap().to_string();

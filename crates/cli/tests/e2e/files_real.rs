@@ -10,8 +10,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const IMAGE: &str = "localhost/twinbay-busybox:latest";
-
 struct Container(&'static str);
 
 impl Drop for Container {

@@ -628,6 +628,25 @@ impl RawAgent {
     }
 }
 
+/// The image the container tests run (scripts/podman-setup.sh builds it).
+pub const IMAGE: &str = "localhost/twinbay-busybox:latest";
+
+/// A test's temp dir named `name` with Podman's API on a socket of its own
+/// in it (`dir/podman.sock`), once Podman has [`IMAGE`].
+pub fn podman_dir(name: &str) -> (PathBuf, PathBuf, Proc) {
+    assert!(
+        Command::new("podman")
+            .args(["image", "exists", IMAGE])
+            .status()
+            .is_ok_and(|s| s.success()),
+        "run scripts/podman-setup.sh first"
+    );
+    let dir = temp_dir(name);
+    let socket = dir.join("podman.sock");
+    let service = podman_service(&socket);
+    (dir, socket, service)
+}
+
 /// Podman's Docker-compatible API on a socket of our own.
 pub fn podman_service(socket: &Path) -> Proc {
     let _ = std::fs::remove_file(socket);

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const IMAGE: &str = "localhost/twinbay-busybox:latest";
 /// A container that exits quickly (7) when stopped.
 const LOOP: &str = "trap 'exit 7' TERM; while true; do sleep 0.1; done";
 
@@ -64,16 +63,7 @@ impl Drop for Removal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_past_of_a_host_reads_back_as_it_was() {
-    assert!(
-        Command::new("podman")
-            .args(["image", "exists", IMAGE])
-            .status()
-            .is_ok_and(|s| s.success()),
-        "run scripts/podman-setup.sh first"
-    );
-    let dir = temp_dir("past");
-    let socket = dir.join("podman.sock");
-    let _service = podman_service(&socket);
+    let (dir, socket, _service) = podman_dir("past");
     let hub = Hub::start(&dir.join("hub"));
     let token = hub.token("viewer");
     let sock = socket.to_str().unwrap().to_string();

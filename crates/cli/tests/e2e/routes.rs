@@ -11,8 +11,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const IMAGE: &str = "localhost/twinbay-busybox:latest";
-
 struct Container(String);
 
 impl Drop for Container {
