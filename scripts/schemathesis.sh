@@ -81,7 +81,10 @@ run() { # ROLE [schemathesis options…]
         "$@"
 }
 
-skip='/api/v1/stream|/api/v1/agent/|/api/v1/tokens/\{id\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences|/api/v1/schedules|/api/v1/releases'
+# The past's moments (`at`, `from`, `to`): a string that must be a real time,
+# not in the future, which no schema can say; every other check still runs.
+past='/api/v1/changes|/api/v1/topology|/api/v1/nodes/\{id\}(/changes)?$'
+skip="/api/v1/stream|/api/v1/agent/|/api/v1/tokens/\\{id\\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences|/api/v1/schedules|/api/v1/releases|$past"
 status=0
 run viewer --exclude-path-regex "$skip" || status=1
 run operator --exclude-path-regex "$skip" || status=1
@@ -96,6 +99,9 @@ run admin --include-path-regex '/api/v1/layout|/api/v1/alerts/rules|/api/v1/aler
 for role in viewer operator admin; do
     run "$role" --include-path-regex '/api/v1/schedules|/api/v1/releases' \
         --exclude-checks positive_data_acceptance --workers 1 || status=1
+done
+for role in viewer operator admin; do
+    run "$role" --include-path-regex "$past" --exclude-checks positive_data_acceptance || status=1
 done
 run admin --include-path-regex '/api/v1/tokens/\{id\}' || status=1
 
