@@ -53,6 +53,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(chunk.validate().is_ok(), "{chunk:?}");
             assert!(chunk.offset + chunk.data.len() as u64 <= chunk.total);
         }
+        // The decoder checked it: the hub words and stores it as it is.
+        AgentMessage::UpdateReport(report) => {
+            assert!(report.validate().is_ok(), "{report:?}");
+        }
         AgentMessage::Hello(_)
         | AgentMessage::Metrics { .. }
         | AgentMessage::Heartbeat { .. }
