@@ -269,20 +269,18 @@ async fn serve_agent(
     use axum::extract::ws::Message;
     use futures_util::StreamExt;
     use twinbay_proto::backup::CHUNK_BYTES;
-    use twinbay_proto::command::{Op, Status, Verb};
+    use twinbay_proto::command::{Op, Verb};
     use twinbay_proto::message::{ErrorCode, HubMessage};
 
     use crate::audit::ActorKind;
-    use crate::backups::transfer::{handshake, refuse, send_text};
+    use crate::backups::transfer::{command_socket, refuse, send_text};
 
     let _tracked = hub.sessions.token();
-    let Some((node_id, mut socket)) = handshake(&hub, socket, admission).await else {
+    let Some((node_id, mut socket, record)) =
+        command_socket(&hub, &command_id, socket, admission).await
+    else {
         return;
     };
-    let record = hub
-        .commands
-        .running_record(&command_id)
-        .filter(|r| r.node_id == node_id && r.status == Status::Running);
     let Some(Op::Lifecycle {
         verb: Verb::Update,
         version: Some(version),

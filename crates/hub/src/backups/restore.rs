@@ -10,10 +10,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use futures_util::StreamExt;
 use twinbay_proto::backup::{CHUNK_BYTES, RestoreEnd};
-use twinbay_proto::command::{Op, Status};
+use twinbay_proto::command::Op;
 use twinbay_proto::message::{ErrorCode, HubMessage};
 
-use super::transfer::{handshake, refuse, send_text};
+use super::transfer::{command_socket, refuse, send_text};
 use crate::HubState;
 use crate::audit::{ActorKind, Outcome, Record};
 use crate::server::Admission;
@@ -48,13 +48,11 @@ async fn serve(
     admission: Option<Admission>,
 ) {
     let _tracked = hub.sessions.token();
-    let Some((node_id, mut socket)) = handshake(&hub, socket, admission).await else {
+    let Some((node_id, mut socket, record)) =
+        command_socket(&hub, &command_id, socket, admission).await
+    else {
         return;
     };
-    let record = hub
-        .commands
-        .running_record(&command_id)
-        .filter(|r| r.node_id == node_id && r.status == Status::Running);
     let Some(Op::Restore { backup_id, .. }) = record.as_ref().map(|r| &r.op) else {
         return refuse(
             socket,

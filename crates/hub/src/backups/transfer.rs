@@ -85,13 +85,11 @@ async fn upload(
     admission: Option<Admission>,
 ) {
     let _tracked = hub.sessions.token();
-    let Some((node_id, mut socket)) = handshake(&hub, socket, admission).await else {
+    let Some((node_id, mut socket, record)) =
+        command_socket(&hub, &command_id, socket, admission).await
+    else {
         return;
     };
-    let record = hub
-        .commands
-        .running_record(&command_id)
-        .filter(|r| r.node_id == node_id && r.status == Status::Running);
     let Some(record) = record else {
         return refuse(
             socket,
@@ -332,6 +330,23 @@ fn judge(end: &TransferEnd, sha256: &str, size: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// An agent's side socket for command `command_id` (a backup upload, a
+/// restore, a release download): the agent proved its key ([`handshake`]),
+/// with the command's record if it is running on that agent's own node.
+pub(crate) async fn command_socket(
+    hub: &HubState,
+    command_id: &str,
+    socket: WebSocket,
+    admission: Option<Admission>,
+) -> Option<(String, WebSocket, Option<crate::store::CommandRecord>)> {
+    let (node_id, socket) = handshake(hub, socket, admission).await?;
+    let record = hub
+        .commands
+        .running_record(command_id)
+        .filter(|r| r.node_id == node_id && r.status == Status::Running);
+    Some((node_id, socket, record))
 }
 
 /// The agent's proof of who it is on an upload or restore socket: the link's
