@@ -738,3 +738,25 @@ pub fn command_output(c: &Value) -> String {
         .map(|o| o["data"].as_str().unwrap())
         .collect()
 }
+
+/// A minisign key pair made for a test, and its public key as the hub and
+/// agents take it (`RW…`).
+pub struct Key {
+    pub public: String,
+    pub pair: minisign::KeyPair,
+}
+
+pub fn key() -> Key {
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    Key {
+        public: pair.pk.to_base64(),
+        pair,
+    }
+}
+
+/// A `.minisig` file's text: `data` signed by `key`, with `comment` trusted.
+pub fn signature(key: &Key, data: &[u8], comment: &str) -> String {
+    minisign::sign(Some(&key.pair.pk), &key.pair.sk, data, Some(comment), None)
+        .unwrap()
+        .into_string()
+}

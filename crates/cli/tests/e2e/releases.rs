@@ -12,23 +12,9 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-struct Key {
-    public: String,
-    pair: minisign::KeyPair,
-}
-
-fn key() -> Key {
-    let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
-    Key {
-        public: pair.pk.to_base64(),
-        pair,
-    }
-}
-
 /// Writes a `.minisig` of `data` by `key` with `comment` into `path`.
 fn sign(key: &Key, data: &[u8], comment: &str, path: &Path) {
-    let sig = minisign::sign(Some(&key.pair.pk), &key.pair.sk, data, Some(comment), None).unwrap();
-    std::fs::write(path, sig.into_string()).unwrap();
+    std::fs::write(path, signature(key, data, comment)).unwrap();
 }
 
 /// `ctl release …` against `hub`: (exit success, stdout, stderr).

@@ -22,25 +22,6 @@ use sha2::Digest;
 
 use crate::harness::*;
 
-struct Key {
-    public: String,
-    pair: minisign::KeyPair,
-}
-
-fn key() -> Key {
-    let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
-    Key {
-        public: pair.pk.to_base64(),
-        pair,
-    }
-}
-
-fn sign(key: &Key, data: &[u8], comment: &str) -> String {
-    minisign::sign(Some(&key.pair.pk), &key.pair.sk, data, Some(comment), None)
-        .unwrap()
-        .into_string()
-}
-
 /// Publishes `file` as `version` through `ctl release publish --key`.
 fn publish(hub: &Hub, secret: &Path, file: &Path, version: &str) {
     let out = Command::new(BIN)
@@ -171,7 +152,11 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
         }),
         ("2.0.4", "not trusted", &|d: &Path| {
             let comment = format!("version:2.0.4 arch:{}", std::env::consts::ARCH);
-            std::fs::write(d.join("twinbay.minisig"), sign(&stranger, &junk, &comment)).unwrap();
+            std::fs::write(
+                d.join("twinbay.minisig"),
+                signature(&stranger, &junk, &comment),
+            )
+            .unwrap();
         }),
     ];
     for (version, why, tamper) in cases {
