@@ -15,7 +15,16 @@
 # runs, create, run now and the run on a real agent (schedules.mjs); backups:
 # a job scheduled with the cron helper, run now on a real agent, the artifact
 # in the catalog, downloaded (its SHA-256 the catalog's), verified, restored,
-# a failing producer named loudly, the overview's card (backups.mjs).
+# a failing producer named loudly, the overview's card (backups.mjs); updates:
+# releases signed with a key from `ctl release keygen`, the fleet's versions,
+# the rollout form's checks, a rollout to `twinbay sim` agents followed to done,
+# pause/resume/abort, the host page's Update agent (updates.mjs); the
+# twin's past: a stopped container seen running again by dragging the time
+# control back, the charts' mark, compare with now, "what changed before this"
+# from the timeline, the network then (past.mjs); a fleet of simulated hosts
+# (1,000 by default, TWINBAY_SCALE_HOSTS for more) from `twinbay sim`: first
+# render of Hosts and Overview, frame times while scrolling, stream bytes of
+# the first 10 s (scale.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -51,4 +60,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs web/tests/backups.mjs web/tests/alerts.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs web/tests/backups.mjs web/tests/alerts.mjs web/tests/updates.mjs web/tests/past.mjs web/tests/scale.mjs

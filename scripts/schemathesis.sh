@@ -84,7 +84,7 @@ run() { # ROLE [schemathesis options…]
 # The past's moments (`at`, `from`, `to`): a string that must be a real time,
 # not in the future, which no schema can say; every other check still runs.
 past='/api/v1/changes|/api/v1/topology|/api/v1/nodes/\{id\}(/changes)?$'
-skip="/api/v1/stream|/api/v1/agent/|/api/v1/tokens/\\{id\\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences|/api/v1/schedules|/api/v1/releases|$past"
+skip="/api/v1/stream|/api/v1/agent/|/api/v1/tokens/\\{id\\}|/api/v1/alerts/channels|/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences|/api/v1/schedules|/api/v1/releases|/api/v1/rollouts|/api/v1/hub/|/api/v1/ssh|$past"
 status=0
 run viewer --exclude-path-regex "$skip" || status=1
 run operator --exclude-path-regex "$skip" || status=1
@@ -95,15 +95,31 @@ run admin --exclude-path-regex "$skip" || status=1
 run admin --include-path-regex '/api/v1/layout|/api/v1/alerts/rules|/api/v1/alerts/silences' \
     --exclude-checks positive_data_acceptance --workers 1 || status=1
 # A release is accepted only with a signature by a trusted key, which no
-# schema can generate: every schema-valid publish is refused (400/422).
+# schema can generate: every schema-valid publish is refused (400/422); a
+# rollout needs a published release (404 here) and names existing rollouts.
 for role in viewer operator admin; do
-    run "$role" --include-path-regex '/api/v1/schedules|/api/v1/releases' \
+    run "$role" --include-path-regex '/api/v1/schedules|/api/v1/releases|/api/v1/rollouts' \
         --exclude-checks positive_data_acceptance --workers 1 || status=1
 done
+# The hub's own lifecycle: a schema-valid restart restarts the hub under
+# test, and an update finds no release here (404) or refuses in a container
+# (409): viewer and operator (403), and admin's logs and update, are checked.
+for role in viewer operator; do
+    run "$role" --include-path-regex '/api/v1/hub/' || status=1
+done
+run admin --include-path-regex '/api/v1/hub/(logs|update)' \
+    --exclude-checks positive_data_acceptance || status=1
 for role in viewer operator admin; do
     run "$role" --include-path-regex "$past" --exclude-checks positive_data_acceptance || status=1
 done
 run admin --include-path-regex '/api/v1/tokens/\{id\}' || status=1
+# Hosts over SSH: a schema-valid add would dial whatever address it names
+# (tests reach loopback only), so the admin's writes are left to the e2e
+# test's private sshd; viewer and operator are refused every write (403).
+for role in viewer operator; do
+    run "$role" --include-path-regex '/api/v1/ssh' || status=1
+done
+run admin --include-path-regex '/api/v1/ssh' --exclude-method POST --exclude-method DELETE || status=1
 
 if [[ $status -ne 0 ]]; then
     echo "schemathesis.sh: failures above; the hub's log:" >&2

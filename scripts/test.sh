@@ -30,6 +30,20 @@ if ! command -v miniupnpd >/dev/null && [ ! -x /usr/sbin/miniupnpd ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends miniupnpd
 fi
 
+step "OpenSSH's sshd for the hosts-over-SSH test (private instances on loopback ports)"
+if [ ! -x /usr/sbin/sshd ]; then
+    apt-get update
+    # Without starting the packaged service (no system sshd on :22).
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        policy=/usr/sbin/policy-rc.d
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server
+    if [ -n "$policy" ]; then rm -f "$policy"; fi
+fi
+
 step "nginx, Caddy and Traefik for the reverse-proxy routes test"
 if [ ! -x /usr/sbin/nginx ] || ! command -v caddy >/dev/null; then
     apt-get update

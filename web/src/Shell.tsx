@@ -18,6 +18,8 @@ import { Overview } from './screens/Overview';
 import { Routes } from './screens/Routes';
 import { Schedules } from './screens/Schedules';
 import { Units } from './screens/Units';
+import { SshHosts } from './screens/SshHosts';
+import { Updates } from './screens/Updates';
 import { World } from './screens/World';
 import { reconnectNow } from './stream';
 import { currentTheme, setTheme, type Theme } from './theme';
@@ -42,11 +44,13 @@ const NAV: { href: string; label: string; match: (p: string) => boolean; needs?:
   { href: '/schedules', label: 'Schedules', match: (p: string) => p === '/schedules' },
   { href: '/backups', label: 'Backups', match: (p: string) => p === '/backups' },
   { href: '/alerts', label: 'Alerts', match: (p: string) => p === '/alerts' },
+  { href: '/updates', label: 'Updates', match: (p: string) => p === '/updates' },
   { href: '/events', label: 'Events', match: (p: string) => p === '/events' },
   { href: '/changes', label: 'Changes', match: (p: string) => p === '/changes' },
   { href: '/network', label: 'Network', match: (p: string) => p === '/network' },
   { href: '/world', label: 'World', match: (p: string) => p === '/world' },
   { href: screenHref('/audit'), label: 'Audit', match: (p: string) => p === '/audit', needs: 'audit.read', sep: true },
+  { href: '/ssh', label: 'SSH', match: (p: string) => p === '/ssh', needs: 'ssh.manage' },
   { href: screenHref('/settings/account'), label: 'Settings', match: (p: string) => p.startsWith('/settings'), needs: 'account.manage' },
 ];
 
@@ -90,10 +94,19 @@ function screen(route: Route, theme: Theme, me: Me, onEnded: () => void) {
   if (p === '/schedules') return <Schedules />;
   if (p === '/backups') return <Backups query={route.query} />;
   if (p === '/alerts') return <Alerts query={route.query} />;
+  if (p === '/updates') return <Updates query={route.query} />;
   if (p === '/events') return <Events query={route.query} />;
   if (p === '/changes') return <Changes query={route.query} />;
   if (p === '/network') return <LazyNetwork query={route.query} />;
   if (p === '/world') return <World theme={theme} role={me.role} />;
+  if (p === '/ssh')
+    return can(me.role, 'ssh.manage') ? (
+      <SshHosts />
+    ) : (
+      <Empty title="Hosts over SSH are for admins" testId="forbidden">
+        Your role ({me.role}) cannot add them. <Link href="/">Back to the overview</Link>
+      </Empty>
+    );
   if (p === '/audit')
     return can(me.role, 'audit.read') ? (
       <Audit query={route.query} />

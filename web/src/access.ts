@@ -23,6 +23,8 @@ const NEEDS = {
   'tokens.manage': 'admin',
   /** GET /api/v1/audit */
   'audit.read': 'admin',
+  /** /api/v1/ssh/…: the hub's SSH key, adding hosts over SSH (the SSH screen). */
+  'ssh.manage': 'admin',
   // Commands (docs/commands.md): POST /api/v1/nodes/{id}/commands by verb.
   'command.status': 'viewer',
   'command.version': 'viewer',
@@ -30,8 +32,10 @@ const NEEDS = {
   'command.start': 'operator',
   'command.stop': 'operator',
   'command.restart': 'operator',
-  /** The agent's update (docs/updates.md): no button yet, the Updates screen will have it. */
+  /** The agent's update (docs/updates.md): the host page's "Update agent". */
   'command.update': 'operator',
+  /** POST /api/v1/rollouts and their pause, resume and abort (the Updates screen). */
+  'rollout.manage': 'admin',
   /** An action of the agent's policy: operator, or the action's own role if higher (canRunAction). */
   'command.action': 'operator',
   /** GET /api/v1/nodes/{id}/files/diff: file content, even redacted, is more than metadata. */

@@ -1,6 +1,6 @@
 // REST calls to the hub (same origin; the session cookie rides along).
 
-import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, GatewayReport, Impact, Me, NodeView, OutputChunk, RangeResponse, Risk, RouteEntry, TimelineEvent, Topology, UserInfo } from './types';
+import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, GatewayReport, Impact, Me, NodeChanges, NodeView, OutputChunk, PastNodeView, RangeResponse, Risk, RouteEntry, TimelineEvent, Topology, UserInfo } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -38,9 +38,10 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   return json as T;
 }
 
-/** The hub's `{"error": {"code", "message"}}` (or the status line) as an ApiError. */
+/** The hub's `{"error": {"code", "message"}}` or `{"error": "message"}` (or the status line) as an ApiError. */
 export function refusal(res: Response, json: unknown): ApiError {
-  const msg = (json as { error?: { message?: string } } | null)?.error?.message || `${res.status} ${res.statusText}`;
+  const e = (json as { error?: { message?: string } | string } | null)?.error;
+  const msg = (typeof e === 'string' ? e : e?.message) || `${res.status} ${res.statusText}`;
   const retry = Number(res.headers.get('Retry-After'));
   return new ApiError(res.status, msg, Number.isFinite(retry) && retry > 0 ? retry : undefined);
 }
@@ -82,6 +83,11 @@ export const api = {
   signIn: (username: string, password: string) => call<Me>('POST', '/api/v1/session', { username, password }),
   signOut: () => call<void>('DELETE', '/api/v1/session'),
   node: (id: string) => call<NodeView>('GET', `/api/v1/nodes/${encodeURIComponent(id)}`),
+  // The twin's past (docs/past.md): a node or the topology as it was, what changed.
+  nodeAt: (id: string, at: number) => call<PastNodeView>('GET', `/api/v1/nodes/${encodeURIComponent(id)}?at=${Math.round(at)}`),
+  nodeChanges: (id: string, from: number, to?: number | null) =>
+    call<NodeChanges>('GET', `/api/v1/nodes/${encodeURIComponent(id)}/changes?from=${Math.round(from)}${to != null ? `&to=${Math.round(to)}` : ''}`),
+  topologyAt: (at: number) => call<Topology>('GET', `/api/v1/topology?at=${Math.round(at)}`),
   series: (id: string) => call<string[]>('GET', `/api/v1/nodes/${encodeURIComponent(id)}/series`),
   metrics: (id: string, series: string[], from: number, to: number, maxPoints: number) => {
     const q = new URLSearchParams({

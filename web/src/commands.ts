@@ -6,7 +6,7 @@
 
 import { api, ApiError, openStream } from './api';
 import { FrameListeners } from './frames';
-import type { CommandMessage, CommandRecord, CommandRequest, NodeView, OutputChunk, Policy, Target, TargetKind, Verb } from './types';
+import type { CommandMessage, CommandRecord, CommandRequest, OutputChunk, Policy, Target, TargetKind, Verb } from './types';
 
 /** Lines the console keeps; older ones are dropped so `logs -f` can run for hours. */
 export const MAX_LINES = 5000;
@@ -288,7 +288,7 @@ function refused(s: Session, err: unknown) {
 }
 
 /** Runs a command and shows it in the console. */
-export async function runCommand(node: NodeView, title: string, req: CommandRequest) {
+export async function runCommand(node: { id: string }, title: string, req: CommandRequest) {
   const streamed = !!req.stream;
   const s = new Session(node.id, title, streamed);
   open(s);
@@ -312,7 +312,7 @@ export async function runCommand(node: NodeView, title: string, req: CommandRequ
 }
 
 /** Opens a command from the history: its stored output, or the live one while it runs. */
-export async function watchCommand(node: NodeView, rec: CommandRecord) {
+export async function watchCommand(node: { id: string }, rec: CommandRecord) {
   const s = new Session(node.id, rec.summary, false);
   s.record = rec;
   open(s);
@@ -367,7 +367,7 @@ export function targetLabel(t: Target): string {
 }
 
 /** Runs a lifecycle verb (logs follow live); stop and restart ask first. */
-export function runVerb(node: NodeView, target: Target, verb: Verb) {
+export function runVerb(node: { id: string; hostname: string }, target: Target, verb: Verb) {
   const title = `${verb} ${targetLabel(target)}`;
   const go = () => {
     // Logs of a container or a unit follow live (closing the console stops them); the agent's are its recent log.

@@ -9,6 +9,7 @@ import { hostUrl, Link } from './router';
 import { fleet } from './store';
 import type { TimelineEvent } from './types';
 import { fileUrl, RiskBadge, riskTone } from './screens/Files';
+import { beforeUrl } from './past';
 
 export function eventTone(kind: string, detail?: Record<string, unknown> | null): string {
   if (kind.startsWith('file.')) return riskTone(detail?.risk);
@@ -53,6 +54,11 @@ export function EventLine({ e, showHost, short, index }: { e: TimelineEvent; sho
           </strong>
         ) : (
           <strong>{e.target || '—'}</strong>
+        )}
+        {node && !short && (
+          <Link href={beforeUrl(node.id, e.ts)} class="before-link" data-testid="what-changed-before" aria-label={`What changed before this: ${e.kind} ${e.target} on ${node.hostname}`}>
+            What changed before this
+          </Link>
         )}
         <small class="sub">{detailText(e)}</small>
       </span>

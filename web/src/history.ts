@@ -45,10 +45,10 @@ function align(maps: Map<number, number>[]): uPlot.AlignedData {
 const one = (res: RangeResponse, name: string, col = 2) =>
   new Map((res.series.find((s) => s.name === name)?.points ?? []).map((p) => [p[0], p[col]] as [number, number]));
 
-export async function loadHistory(id: string, rangeMs: number, maxPoints: number): Promise<History> {
+export async function loadHistory(id: string, rangeMs: number, maxPoints: number, end?: number): Promise<History> {
   const names = await api.series(id);
   const nets = names.filter((n) => /^net_(rx|tx)_bps\{/.test(n) && n !== 'net_rx_bps{lo}' && n !== 'net_tx_bps{lo}').slice(0, 40);
-  const to = Date.now();
+  const to = end ?? Date.now();
   const from = to - rangeMs;
   const res = await api.metrics(id, ['cpu', 'mem_used', 'mem_total', 'load1', ...nets], from, to, maxPoints);
   const cpu = align([one(res, 'cpu'), one(res, 'cpu', 3)]);

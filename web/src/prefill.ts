@@ -28,7 +28,9 @@ function pump() {
     const node = fleet.nodes.get(id);
     if (!node) continue;
     running++;
-    const ifaces = Object.keys(node.interfaces).filter((i) => i !== 'lo').slice(0, 8);
+    // The host's interfaces are known when its twin is watched; else the
+    // network sparkline fills from live numbers only.
+    const ifaces = Object.keys(fleet.detail.get(id)?.interfaces ?? {}).filter((i) => i !== 'lo').slice(0, 8);
     const series = ['cpu', 'mem_used', 'mem_total', ...ifaces.flatMap((i) => [`net_rx_bps{${i}}`, `net_tx_bps{${i}}`])];
     const to = Date.now();
     api

@@ -1,12 +1,15 @@
-// The fleet as the browser knows it: the hub's snapshot, kept current by the
-// stream's diffs, samples and events. Components read it directly and are
-// told to re-render at most once per animation frame, however many messages
-// arrived in between (500 agents sending samples must not mean 500 renders).
+// The fleet as the browser knows it. Every host in one line (`nodes`, the
+// stream's summary view, kept current at a bounded rate); the whole twin only
+// of the hosts a screen watches (`detail`: the host page), and the watched
+// collections of every host (`collections`: the Containers, Units and Routes
+// lists). Components read it directly and are told to re-render at most once
+// per animation frame, however many messages arrived in between (10,000
+// agents sending samples must not mean 10,000 renders).
 
 import { memPct, netRate } from './format';
 import { FrameListeners } from './frames';
 import { LiveTopology } from './topology';
-import type { CommandRecord, Container, LiveAlert, NodeView, Route, Sample, StreamMessage, TargetState, TimelineEvent, Unit } from './types';
+import type { Change, CollectionPart, CommandRecord, Container, FleetCollection, Headline, HostSummary, LiveAlert, NodeView, Policy, Port, Rollout, Route, Sample, StreamMessage, TargetState, TimelineEvent, Unit } from './types';
 
 /** Samples kept per node for the sparklines. */
 export const SPARK_LEN = 60;
@@ -24,18 +27,26 @@ export interface Spark {
 
 export type LinkState = 'connecting' | 'live' | 'offline';
 
+/** The host of a row in a fleet-wide list: enough to name it and offer its verbs. */
+export interface RowHost {
+  id: string;
+  hostname: string;
+  connected: boolean;
+  policy?: Policy | null;
+}
+
 export interface ContainerRow {
-  node: NodeView;
+  node: RowHost;
   c: Container;
 }
 export interface UnitRow {
-  node: NodeView;
+  node: RowHost;
   key: string;
   u: Unit;
 }
 
 export interface RouteRow {
-  node: NodeView;
+  node: RowHost;
   key: string;
   r: Route;
   state: TargetState;
@@ -45,7 +56,7 @@ export interface RouteRow {
 type Listener = () => void;
 
 /** Where a route leads now, from its proxy host's twin (as the hub's twin/routes.rs says). */
-export function targetState(r: Route, node: NodeView): TargetState {
+export function targetState(r: Route, node: { containers: Record<string, Container>; ports: Record<string, Port> }): TargetState {
   const t = r.target;
   switch (t?.kind) {
     case 'container': {
@@ -73,8 +84,18 @@ export function unitFailing(u: Unit): boolean {
   return u.active_state === 'failed';
 }
 
+/** A watched collection: each host's part, by host id. */
+type Collection = Map<string, CollectionPart>;
+
 class Fleet {
-  nodes = new Map<string, NodeView>();
+  /** Every host, in one line each. */
+  nodes = new Map<string, HostSummary>();
+  /** The whole twin of the hosts a screen watches (stream.ts `watchNode`). */
+  detail = new Map<string, NodeView>();
+  /** The hosts watched, whose twin is kept once it comes. */
+  private watched = new Set<string>();
+  /** The collections a screen watches (stream.ts `watchCollection`), of every host. */
+  collections = new Map<FleetCollection, Collection>();
   sparks = new Map<string, Spark>();
   /** Timeline events seen live since the page opened, newest first. */
   liveEvents: TimelineEvent[] = [];
@@ -84,6 +105,8 @@ class Fleet {
    * the `alertSeq` it arrived at (lists read from the API apply the later ones). */
   liveAlerts = new Map<number, { alert: LiveAlert; seq: number }>();
   alertSeq = 0;
+  /** Rollouts changed since the page opened (stream `rollout` frames), by id: the newest state of each. */
+  liveRollouts = new Map<string, Rollout>();
   /** Bumped on every live `file.*` timeline event (a version rated: lists of files and changes re-read). */
   fileEvents = 0;
   /** Snapshots applied: after one, lists read from the API may have missed changes. */
@@ -101,8 +124,12 @@ class Fleet {
   topology = new LiveTopology();
   /** Messages applied, for the browser test's frame measurements. */
   applied = 0;
-  /** When the last snapshot arrived and was applied (performance.now()), and its size. */
-  lastSnapshot: { received: number; applied: number; bytes: number; nodes: number } | null = null;
+  /** Hosts' updates applied (a summary, a pulse, a sample or diff of a watched host): a batch of summaries is one message but many updates. */
+  hostUpdates = 0;
+  /** When the last snapshot arrived and was applied (performance.now()), its size as JSON and on the wire. */
+  lastSnapshot: { received: number; applied: number; bytes: number; wire: number; nodes: number } | null = null;
+  /** Bytes received on the stream (frames as they came, compressed or not), and messages. */
+  wireBytes = 0;
   /** When the stream was last asked for, and when it opened (performance.now()). */
   connectAt = 0;
   openedAt = 0;
@@ -129,9 +156,12 @@ class Fleet {
 
   clear() {
     this.nodes.clear();
+    this.detail.clear();
+    this.collections.clear();
     this.sparks.clear();
     this.liveEvents = [];
     this.liveCommands.clear();
+    this.liveRollouts.clear();
     this.loaded = false;
     this.memo.clear();
     this.changed(true);
@@ -146,100 +176,179 @@ class Fleet {
     return value;
   }
 
-  /** Every node, by hostname. */
-  list(): NodeView[] {
+  /** Every host, by hostname. */
+  list(): HostSummary[] {
     return this.derive('list', () =>
       [...this.nodes.values()].sort((a, b) => a.hostname.localeCompare(b.hostname) || a.id.localeCompare(b.id)),
     );
   }
 
+  /** Whether a watched collection has arrived (a list shows "loading" until it has). */
+  has(c: FleetCollection): boolean {
+    return this.collections.has(c);
+  }
+
+  private items<T>(c: FleetCollection, id: string): Record<string, T> {
+    return (this.collections.get(c)?.get(id)?.items as Record<string, T> | undefined) ?? {};
+  }
+
+  private rowHost(p: CollectionPart): RowHost & { resources?: Sample | null } {
+    const d = this.detail.get(p.id);
+    const n = this.nodes.get(p.id);
+    return { id: p.id, hostname: n?.hostname ?? p.hostname, connected: n?.connected ?? false, policy: d?.policy ?? p.policy, resources: d?.resources };
+  }
+
+  /** Every container of the fleet (while a screen watches `containers`). */
   containers(): ContainerRow[] {
     return this.derive('containers', () => {
       const out: ContainerRow[] = [];
-      for (const node of this.list()) for (const c of Object.values(node.containers || {})) out.push({ node, c });
+      for (const p of this.collections.get('containers')?.values() ?? []) {
+        const node = this.rowHost(p);
+        for (const c of Object.values(p.items as Record<string, Container>)) out.push({ node, c });
+      }
       out.sort((a, b) => a.c.name.localeCompare(b.c.name) || a.node.hostname.localeCompare(b.node.hostname));
       return out;
     });
   }
 
+  /** Every unit of the fleet (while a screen watches `units`). */
   units(): UnitRow[] {
     return this.derive('units', () => {
       const out: UnitRow[] = [];
-      for (const node of this.list()) for (const [key, u] of Object.entries(node.units || {})) out.push({ node, key, u });
+      for (const p of this.collections.get('units')?.values() ?? []) {
+        const node = this.rowHost(p);
+        for (const [key, u] of Object.entries(p.items as Record<string, Unit>)) out.push({ node, key, u });
+      }
       out.sort((a, b) => a.u.name.localeCompare(b.u.name) || a.node.hostname.localeCompare(b.node.hostname));
       return out;
     });
   }
 
-  /** Every proxy route of the fleet with its target's state, recomputed from the live twins. */
+  /** Every proxy route of the fleet with its target's state (while a screen
+   * watches `routes`, `containers` and `ports`), recomputed from the live twins. */
   routes(): RouteRow[] {
     return this.derive('routes', () => {
       const out: RouteRow[] = [];
-      for (const node of this.list())
-        for (const [key, r] of Object.entries(node.routes || {})) {
-          const state = targetState(r, node);
+      for (const p of this.collections.get('routes')?.values() ?? []) {
+        const node = this.rowHost(p);
+        const twin = { containers: this.items<Container>('containers', p.id), ports: this.items<Port>('ports', p.id) };
+        for (const [key, r] of Object.entries(p.items as Record<string, Route>)) {
+          const state = targetState(r, twin);
           out.push({ node, key, r, state, broken: routeBroken(state) });
         }
+      }
       out.sort((a, b) => a.r.host.localeCompare(b.r.host) || a.r.path.localeCompare(b.r.path) || a.node.hostname.localeCompare(b.node.hostname));
       return out;
     });
   }
 
+  /** Keeps host `id`'s whole twin when it comes, and its changes. */
+  watch(id: string) {
+    this.watched.add(id);
+  }
+
+  /** Forgets a host's whole twin (its screen closed). */
+  forget(id: string) {
+    this.watched.delete(id);
+    if (this.detail.delete(id)) this.changed(true);
+  }
+
+  /** Forgets a collection (no screen watches it any more). */
+  forgetCollection(c: FleetCollection) {
+    if (this.collections.delete(c)) this.changed(true);
+  }
+
   apply(msg: StreamMessage) {
     this.applied++;
     switch (msg.type) {
-      case 'snapshot': {
-        const seen = new Set<string>();
-        this.nodes.clear();
-        for (const n of msg.nodes) {
-          this.nodes.set(n.id, normalise(n));
-          seen.add(n.id);
-          this.pushSample(n.id, n.resources);
+      case 'summaries': {
+        if (msg.snapshot) {
+          this.nodes.clear();
+          for (const n of msg.nodes) this.nodes.set(n.id, n);
+          for (const id of [...this.sparks.keys()]) if (!this.nodes.has(id)) this.sparks.delete(id);
+          for (const n of msg.nodes) this.pushHeadline(n.id, n.resources);
+          this.liveCommands.clear();
+          this.snapshots++;
+          this.loaded = true;
+          this.changed(true);
+          break;
         }
-        for (const id of [...this.sparks.keys()]) if (!seen.has(id)) this.sparks.delete(id);
-        this.liveCommands.clear();
-        this.snapshots++;
-        this.loaded = true;
+        for (const n of msg.nodes) {
+          this.nodes.set(n.id, n);
+          this.pushHeadline(n.id, n.resources);
+        }
+        this.hostUpdates += msg.nodes.length + msg.pulses.length;
+        for (const p of msg.pulses) {
+          const n = this.nodes.get(p.id);
+          if (!n) continue;
+          // Numbers change in place, as samples did: the structure stays.
+          n.last_seen = p.last_seen;
+          n.resources = p.resources;
+          this.pushHeadline(p.id, p.resources);
+        }
+        this.changed(msg.nodes.length > 0);
+        break;
+      }
+      case 'collection': {
+        let coll = this.collections.get(msg.collection);
+        if (msg.snapshot || !coll) {
+          coll = new Map();
+          this.collections.set(msg.collection, coll);
+        }
+        for (const p of msg.nodes) coll.set(p.id, p);
         this.changed(true);
         break;
       }
       case 'node': {
-        this.nodes.set(msg.node.id, normalise(msg.node));
-        this.pushSample(msg.node.id, msg.node.resources);
+        const n = normalise(msg.node);
+        if (this.watched.has(n.id)) {
+          this.detail.set(n.id, n);
+          this.pushSample(n.id, n.resources);
+        }
+        // A host that synced anew: its part of every watched collection.
+        for (const [name, coll] of this.collections)
+          coll.set(n.id, { id: n.id, hostname: n.hostname, seq: n.seq, policy: n.policy, items: n[name] as Record<string, unknown> });
         this.changed(true);
         break;
       }
       case 'status': {
-        const n = this.nodes.get(msg.id);
-        if (!n) return;
-        this.nodes.set(msg.id, { ...n, connected: msg.connected, last_seen: msg.last_seen, agent_version: msg.agent_version });
+        const n = this.detail.get(msg.id);
+        if (n) this.detail.set(msg.id, { ...n, connected: msg.connected, last_seen: msg.last_seen, agent_version: msg.agent_version, policy: msg.policy });
+        for (const coll of this.collections.values()) {
+          const p = coll.get(msg.id);
+          if (p) coll.set(msg.id, { ...p, policy: msg.policy });
+        }
         this.changed(true);
         break;
       }
       case 'diff': {
-        const old = this.nodes.get(msg.id);
-        if (!old) return;
-        // A new object, so that views keyed on the node see the change.
-        const n: NodeView = { ...old };
-        for (const ch of msg.changes) {
-          if (ch.op === 'host') {
-            n.host = ch.value;
-            n.hostname = ch.value.hostname;
-          } else {
-            const coll = { ...((n[ch.collection] as Record<string, unknown>) || {}) };
-            if (ch.op === 'upsert') coll[ch.key] = ch.value;
-            else delete coll[ch.key];
-            (n as unknown as Record<string, unknown>)[ch.collection] = coll;
-          }
+        const old = this.detail.get(msg.id);
+        // A diff the host's twin already holds (it came before the twin did) is skipped.
+        if (old && (old.seq == null || msg.seq > old.seq)) {
+          // A new object, so that views keyed on the node see the change.
+          const n: NodeView = { ...old };
+          applyChanges(n as unknown as Record<string, unknown>, msg.changes, n);
+          n.seq = msg.seq;
+          this.detail.set(msg.id, n);
         }
-        n.seq = msg.seq;
-        this.nodes.set(msg.id, n);
+        for (const [name, coll] of this.collections) {
+          const part = coll.get(msg.id);
+          if (part && part.seq != null && msg.seq <= part.seq) continue;
+          const mine = msg.changes.filter((c) => c.op !== 'host' && c.collection === name);
+          const items = { ...(part?.items ?? {}) };
+          for (const ch of mine) {
+            if (ch.op === 'upsert') items[ch.key] = ch.value;
+            else if (ch.op === 'remove') delete items[ch.key];
+          }
+          coll.set(msg.id, { id: msg.id, hostname: part?.hostname ?? this.nodes.get(msg.id)?.hostname ?? msg.id, policy: part?.policy, seq: msg.seq, items });
+        }
         this.changed(true);
         break;
       }
       case 'metrics': {
-        const n = this.nodes.get(msg.id);
+        const n = this.detail.get(msg.id);
         if (!n) return;
+        this.hostUpdates++;
         n.resources = msg.sample;
         n.last_seen = Date.now();
         this.pushSample(msg.id, msg.sample);
@@ -264,6 +373,13 @@ class Fleet {
         this.liveCommands.delete(c.id); // re-inserted: the map stays in arrival order
         this.liveCommands.set(c.id, c);
         if (this.liveCommands.size > LIVE_COMMANDS) this.liveCommands.delete(this.liveCommands.keys().next().value as string);
+        this.changed(false);
+        break;
+      }
+      case 'rollout': {
+        const r = msg.rollout;
+        const had = this.liveRollouts.get(r.id);
+        if (!had || had.updated_ms <= r.updated_ms) this.liveRollouts.set(r.id, r);
         this.changed(false);
         break;
       }
@@ -297,23 +413,45 @@ class Fleet {
     this.changed(false);
   }
 
+  private pushHeadline(id: string, h: Headline | null | undefined) {
+    if (h) this.pushPoint(id, h.ts_ms, h.cpu_pct, memPct(h) ?? 0, h.net_bps ?? 0);
+  }
+
   private pushSample(id: string, s: Sample | null | undefined) {
-    if (!s) return;
+    if (s) this.pushPoint(id, s.ts_ms, s.cpu_pct, memPct(s) ?? 0, netRate(s) ?? 0);
+  }
+
+  private pushPoint(id: string, ts: number, cpu: number, mem: number, net: number) {
     let sp = this.sparks.get(id);
     if (!sp) {
       sp = { t: [], cpu: [], mem: [], net: [] };
       this.sparks.set(id, sp);
     }
-    if (sp.t.length && sp.t[sp.t.length - 1] >= s.ts_ms) return; // same sample again (snapshot after a lag)
-    sp.t.push(s.ts_ms);
-    sp.cpu.push(s.cpu_pct);
-    sp.mem.push(memPct(s) ?? 0);
-    sp.net.push(netRate(s) ?? 0);
+    if (sp.t.length && sp.t[sp.t.length - 1] >= ts) return; // same sample again (snapshot after a lag)
+    sp.t.push(ts);
+    sp.cpu.push(cpu);
+    sp.mem.push(mem);
+    sp.net.push(net);
     if (sp.t.length > SPARK_LEN) {
       sp.t.shift();
       sp.cpu.shift();
       sp.mem.shift();
       sp.net.shift();
+    }
+  }
+}
+
+/** Applies a diff's changes to a twin (`n`, and `view` for its host fields). */
+function applyChanges(n: Record<string, unknown>, changes: Change[], view: NodeView) {
+  for (const ch of changes) {
+    if (ch.op === 'host') {
+      view.host = ch.value;
+      view.hostname = ch.value.hostname;
+    } else {
+      const coll = { ...((n[ch.collection] as Record<string, unknown>) || {}) };
+      if (ch.op === 'upsert') coll[ch.key] = ch.value;
+      else delete coll[ch.key];
+      n[ch.collection] = coll;
     }
   }
 }

@@ -4,10 +4,15 @@
 // The hub closes it with 4001 when the session ends elsewhere (signed out
 // everywhere, password changed, account removed): back to sign-in, saying
 // why; with 4002 when the caller's role or groups changed: reconnect at once.
+//
+// It asks for the summary view (every host in one line; crates/hub/src/api/
+// stream.rs) with large messages compressed: a screen that shows one host's
+// whole twin watches it (`watchNode`), a fleet-wide list watches the
+// collections it lists (`watchCollection`); watches survive reconnects.
 
 import { api, ApiError } from './api';
 import { fleet } from './store';
-import type { StreamMessage } from './types';
+import type { FleetCollection, StreamMessage } from './types';
 
 let socket: WebSocket | null = null;
 let timer: number | undefined;
@@ -17,8 +22,63 @@ let onSignedOut: (why?: string) => void = () => {};
 /** Screens watching the topology (the hub sends it while one does). */
 let topologyWatchers = 0;
 
+/** Hosts and collections watched, with how many screens watch each. */
+const nodeWatchers = new Map<string, number>();
+const collectionWatchers = new Map<FleetCollection, number>();
+
+function send(msg: object) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
+}
+
 function sendWatch(on: boolean) {
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'watch', topology: on }));
+  send({ type: 'watch', topology: on });
+}
+
+/** Counts one more watcher of `key`; calls `start` for the first and `stop` after the last. */
+function watch<K>(counts: Map<K, number>, key: K, start: () => void, stop: () => void): () => void {
+  const n = counts.get(key) ?? 0;
+  counts.set(key, n + 1);
+  if (n === 0) start();
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const left = (counts.get(key) ?? 1) - 1;
+    if (left > 0) counts.set(key, left);
+    else {
+      counts.delete(key);
+      stop();
+    }
+  };
+}
+
+/** Asks the hub for host `id`'s whole twin and its changes (fleet.detail) until the returned function is called. */
+export function watchNode(id: string): () => void {
+  return watch(
+    nodeWatchers,
+    id,
+    () => {
+      fleet.watch(id);
+      send({ type: 'watch', node: id });
+    },
+    () => {
+      send({ type: 'unwatch', node: id });
+      fleet.forget(id);
+    },
+  );
+}
+
+/** Asks the hub for a collection of every host (fleet.containers() and so on) until the returned function is called. */
+export function watchCollection(c: FleetCollection): () => void {
+  return watch(
+    collectionWatchers,
+    c,
+    () => send({ type: 'watch', collection: c }),
+    () => {
+      send({ type: 'unwatch', collection: c });
+      fleet.forgetCollection(c);
+    },
+  );
 }
 
 /**
@@ -62,11 +122,15 @@ export function stopStream() {
 
 function open() {
   if (stopped) return;
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/stream`;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/stream?view=summary&compress=deflate`;
   fleet.setLink(attempt === 0 ? 'connecting' : 'offline', fleet.retryAt);
   fleet.connectAt = performance.now();
   const s = new WebSocket(url);
+  s.binaryType = 'arraybuffer';
   socket = s;
+  // Compressed frames inflate asynchronously: messages are applied in order
+  // through one chain.
+  let chain: Promise<void> = Promise.resolve();
   let opened = false;
   s.onopen = () => {
     opened = true;
@@ -74,19 +138,30 @@ function open() {
     attempt = 0;
     fleet.setLink('live');
     if (topologyWatchers > 0) sendWatch(true);
+    for (const id of nodeWatchers.keys()) send({ type: 'watch', node: id });
+    for (const c of collectionWatchers.keys()) send({ type: 'watch', collection: c });
   };
   s.onmessage = (e) => {
     const received = performance.now();
-    let msg: StreamMessage;
-    try {
-      msg = JSON.parse(e.data as string);
-    } catch {
-      return;
-    }
-    fleet.apply(msg);
-    if (msg.type === 'snapshot') {
-      fleet.lastSnapshot = { received, applied: performance.now(), bytes: (e.data as string).length, nodes: msg.nodes.length };
-    }
+    const data = e.data as string | ArrayBuffer;
+    const wire = typeof data === 'string' ? data.length : data.byteLength;
+    fleet.wireBytes += wire;
+    const text = typeof data === 'string' ? Promise.resolve(data) : inflate(data);
+    chain = chain.then(async () => {
+      let json: string;
+      let msg: StreamMessage;
+      try {
+        json = await text;
+        msg = JSON.parse(json);
+      } catch {
+        return;
+      }
+      if (socket !== s) return;
+      fleet.apply(msg);
+      if (msg.type === 'summaries' && msg.snapshot) {
+        fleet.lastSnapshot = { received, applied: performance.now(), bytes: json.length, wire, nodes: msg.nodes.length };
+      }
+    });
   };
   s.onclose = (e) => {
     if (socket !== s || stopped) return;
@@ -106,6 +181,12 @@ function open() {
       retry();
     }
   };
+}
+
+/** A zlib-compressed frame's text. */
+async function inflate(data: ArrayBuffer): Promise<string> {
+  const stream = new Blob([data]).stream().pipeThrough(new DecompressionStream('deflate'));
+  return new Response(stream).text();
 }
 
 function retry() {

@@ -260,6 +260,28 @@ export interface Sample {
 export type Collection =
   | 'containers' | 'units' | 'ports' | 'sources' | 'interfaces' | 'mounts' | 'processes' | 'disk_health' | 'files' | 'routes';
 
+/** A node as it was (`GET /api/v1/nodes/{id}?at=`): the same fields, plus the moment. */
+export interface PastNodeView extends NodeView {
+  at: number;
+  recorded_at: number;
+  first_recorded: number;
+}
+
+/** What changed on a node between two moments, per subject (`/nodes/{id}/changes`). */
+export interface NodeChanges {
+  node_id: string;
+  hostname: string;
+  since?: number | null;
+  subjects: { subject: string; collection: string; name: string; summary: string; transitions: { ts: number; change: string }[] }[];
+}
+
+/** How the hub watches a host that runs no agent. */
+export interface Agentless {
+  interval_secs: number;
+  /** What an agent would report that a login shell cannot. */
+  without_agent: string[];
+}
+
 export interface NodeView {
   id: string;
   hostname: string;
@@ -269,6 +291,8 @@ export interface NodeView {
   seq?: number | null;
   resources?: Sample | null;
   simulated?: boolean;
+  /** Watched without an agent: the hub collects it over SSH. */
+  agentless?: Agentless | null;
   host: HostInfo;
   containers: Record<string, Container>;
   units: Record<string, Unit>;
@@ -299,15 +323,80 @@ export interface TimelineEvent {
   detail: Record<string, unknown> | null;
 }
 
+/** The headline numbers of a host's latest sample (crates/hub/src/twin/view/summary.rs). */
+export interface Headline {
+  ts_ms: number;
+  cpu_pct: number;
+  load1: number;
+  mem_used: number;
+  mem_total: number;
+  uptime_secs: number;
+  net_bps?: number;
+  disk_pct?: number;
+  temp_c?: number;
+  uplink_bps?: number;
+  uplink_util?: number;
+}
+
+/** A failing container, failed unit or broken route, named in a host's summary. */
+export interface Problem {
+  kind: 'container' | 'unit' | 'route';
+  key: string;
+  name: string;
+  state: string;
+  exit_code?: number | null;
+  target?: string;
+}
+
+/** A host in one line: what the fleet-wide screens show (the stream's summary view). */
+export interface HostSummary {
+  id: string;
+  hostname: string;
+  connected: boolean;
+  agent_version: string;
+  simulated: boolean;
+  /** Watched without an agent: the hub collects it over SSH. */
+  agentless?: Agentless | null;
+  os: string;
+  labels?: Record<string, string>;
+  policy?: Policy | null;
+  containers: number;
+  containers_running: number;
+  containers_failing: number;
+  units: number;
+  units_failed: number;
+  ports: number;
+  routes: number;
+  routes_broken: number;
+  sources_down?: { name: string; reason?: string }[];
+  attention?: Problem[];
+  last_seen?: number | null;
+  resources?: Headline | null;
+}
+
+/** The collections a fleet-wide list watches on the stream. */
+export type FleetCollection = 'containers' | 'units' | 'ports' | 'routes';
+
+/** One host's part of a watched collection. */
+export interface CollectionPart {
+  id: string;
+  hostname: string;
+  seq?: number | null;
+  policy?: Policy | null;
+  items: Record<string, unknown>;
+}
+
 export type StreamMessage =
-  | { type: 'snapshot'; nodes: NodeView[] }
+  | { type: 'summaries'; snapshot: boolean; nodes: HostSummary[]; pulses: { id: string; last_seen?: number | null; resources?: Headline | null }[] }
+  | { type: 'collection'; collection: FleetCollection; snapshot: boolean; nodes: CollectionPart[] }
   | { type: 'node'; node: NodeView }
-  | { type: 'status'; id: string; connected: boolean; last_seen?: number | null; agent_version: string }
+  | { type: 'status'; id: string; connected: boolean; last_seen?: number | null; agent_version: string; policy?: Policy | null }
   | { type: 'diff'; id: string; seq: number; applied_ms: number; changes: Change[] }
   | { type: 'metrics'; id: string; sample: Sample }
   | { type: 'event'; event: TimelineEvent }
   | { type: 'command'; command: CommandRecord }
   | { type: 'alert'; id: string; alert: LiveAlert }
+  | { type: 'rollout'; rollout: Rollout }
   | TopologyMessage
   | TopologyDiffMessage;
 
@@ -435,7 +524,7 @@ export interface Policy {
 }
 
 export type CommandRequest =
-  | { op: 'lifecycle'; target: Target; verb: Verb; lines?: number; follow?: boolean; stream?: boolean }
+  | { op: 'lifecycle'; target: Target; verb: Verb; lines?: number; follow?: boolean; stream?: boolean; /** `update`: the release to install. */ version?: string }
   | { op: 'action'; name: string; args: Record<string, string>; stream?: boolean };
 
 export type CommandStatus = 'running' | 'ok' | 'failed' | 'refused' | 'timed_out' | 'cancelled' | 'lost';
@@ -507,4 +596,67 @@ export interface Impact {
   elements: string[];
   routes: string[];
   names: string[];
+}
+
+// Updates (docs/updates.md): signed releases and rollouts across the fleet.
+
+/** GET /api/v1/releases: one release's manifest. */
+export interface Release {
+  version: string;
+  arch: string;
+  sha256: string;
+  size: number;
+  /** The public key (minisign, `RW…`) that signed it. */
+  key: string;
+  trusted_comment?: string | null;
+  notes?: string | null;
+  min_hub_version?: string | null;
+  published_ms: number;
+  published_by: string;
+}
+
+export type RolloutState = 'running' | 'paused' | 'halted' | 'aborted' | 'done';
+export type RolloutHostState = 'pending' | 'waiting' | 'downloading' | 'verifying' | 'restarting' | 'healthy' | 'rolled_back' | 'failed' | 'skipped';
+export type RolloutTarget = 'all' | { group: string } | { nodes: string[] };
+
+export interface RolloutHost {
+  node_id: string;
+  hostname: string;
+  stage: 'canary' | 'batch';
+  /** 0 for the canaries, else 1, 2, … */
+  batch: number;
+  state: RolloutHostState;
+  from_version: string;
+  command_id: string | null;
+  reason: string | null;
+  simulated: boolean;
+  updated_ms: number;
+}
+
+export interface Rollout {
+  id: string;
+  version: string;
+  target: RolloutTarget;
+  canaries: number;
+  batch: number | string;
+  pause_between_ms: number;
+  max_failures: number;
+  state: RolloutState;
+  reason: string | null;
+  created_ms: number;
+  created_by: string;
+  updated_ms: number;
+  finished_ms: number | null;
+  counts: { pending: number; waiting: number; updating: number; healthy: number; failed: number; rolled_back: number; skipped: number };
+  hosts: RolloutHost[];
+}
+
+/** POST /api/v1/rollouts */
+export interface RolloutRequest {
+  version: string;
+  target: RolloutTarget;
+  canaries: number;
+  batch: number | string;
+  pause_between: string | number;
+  max_failures: number;
 }

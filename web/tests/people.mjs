@@ -125,7 +125,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
   step('the admin sees the admin navigation and creates an operator and a viewer through the UI', async () => {
     const { p } = admin;
     await signIn(p, 'admin', ADMIN_PW);
-    assert.deepEqual(await navLabels(p), ['Overview', 'Hosts', 'Containers', 'Units', 'Routes', 'Schedules', 'Backups', 'Alerts', 'Events', 'Changes', 'Network', 'World', 'Audit', 'Settings']);
+    assert.deepEqual(await navLabels(p), ['Overview', 'Hosts', 'Containers', 'Units', 'Routes', 'Schedules', 'Backups', 'Alerts', 'Updates', 'Events', 'Changes', 'Network', 'World', 'Audit', 'SSH', 'Settings']);
     await p.getByTestId('nav-settings').click();
     await p.waitForURL((u) => onScreen(u, 'settings/account'));
     assert.deepEqual((await p.getByRole('tab').allTextContents()).map((s) => s.trim()), ['Account', 'Users', 'API tokens']);
@@ -177,7 +177,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     try {
       await signIn(v.p, VIEWER.name, VIEWER.pw);
       assert.match(await v.p.getByTestId('user').textContent(), /viewer/);
-      assert.deepEqual(await navLabels(v.p), ['Overview', 'Hosts', 'Containers', 'Units', 'Routes', 'Schedules', 'Backups', 'Alerts', 'Events', 'Changes', 'Network', 'World', 'Settings']);
+      assert.deepEqual(await navLabels(v.p), ['Overview', 'Hosts', 'Containers', 'Units', 'Routes', 'Schedules', 'Backups', 'Alerts', 'Updates', 'Events', 'Changes', 'Network', 'World', 'Settings']);
       await v.p.getByTestId('nav-settings').click();
       await v.p.getByTestId('password-form').waitFor();
       assert.deepEqual((await v.p.getByRole('tab').allTextContents()).map((s) => s.trim()), ['Account']);
@@ -246,7 +246,7 @@ describe('twinbay people, permissions and audit (real browser)', { timeout: 180_
     try {
       await signIn(other.p, OPERATOR.name, OPERATOR.pw);
       await signIn(o.p, OPERATOR.name, OPERATOR.pw);
-      assert.deepEqual(await navLabels(o.p), ['Overview', 'Hosts', 'Containers', 'Units', 'Routes', 'Schedules', 'Backups', 'Alerts', 'Events', 'Changes', 'Network', 'World', 'Settings']);
+      assert.deepEqual(await navLabels(o.p), ['Overview', 'Hosts', 'Containers', 'Units', 'Routes', 'Schedules', 'Backups', 'Alerts', 'Updates', 'Events', 'Changes', 'Network', 'World', 'Settings']);
       await o.p.getByTestId('user').click(); // the name in the top bar leads to the account
       await o.p.waitForURL((u) => onScreen(u, 'settings/account'));
       const form = o.p.getByTestId('password-form');

@@ -43,6 +43,9 @@ pub enum AgentError {
     Timeout(std::time::Duration),
     #[error("the hub closed the connection")]
     Closed,
+    /// A simulated agent "restarts" on its pretended new version.
+    #[error("reconnecting as version {0} (a simulated update)")]
+    SimulatedRestart(String),
     #[error("policy file {0}")]
     Policy(String),
     #[error("cannot read the join file {}: {reason}", path.display())]

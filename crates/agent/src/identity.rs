@@ -47,6 +47,8 @@ pub struct Identity {
     pub enrollment: Enrollment,
     /// A simulated agent (`twinbay sim`), as it tells the hub.
     pub simulated: bool,
+    /// The version a simulated agent pretended to update to (its hello says it).
+    pub pretended_version: Option<String>,
 }
 
 impl Identity {
@@ -90,6 +92,7 @@ impl Identity {
             key,
             enrollment,
             simulated: false,
+            pretended_version: None,
         })
     }
 
@@ -108,6 +111,7 @@ impl Identity {
                 update_keys: Vec::new(),
             },
             simulated: true,
+            pretended_version: None,
         }
     }
 
@@ -212,6 +216,23 @@ fn load_or_create_key(path: &Path) -> Result<SigningKey, AgentError> {
     }
 }
 
+/// Applies a release's key change to the update keys enrolled in `dir`'s
+/// `agent.json` (after the release passed its trial); returns the new set.
+pub fn change_update_keys(
+    dir: &Path,
+    change: &twinbay_proto::release::KeyChange,
+) -> Result<Vec<String>, AgentError> {
+    let path = dir.join(STATE_FILE);
+    let mut e = read_enrollment(&path)?.ok_or(AgentError::NotEnrolled)?;
+    e.update_keys = change.apply(&e.update_keys);
+    write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&e).expect("serializes"),
+        0o600,
+    )?;
+    Ok(e.update_keys)
+}
+
 fn read_enrollment(path: &Path) -> Result<Option<Enrollment>, AgentError> {
     match fs::read(path) {
         Ok(bytes) => {
@@ -254,6 +275,47 @@ mod tests {
             std::env::temp_dir().join(format!("twinbay-identity-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_key_change_rewrites_the_enrolled_update_keys_and_nothing_else() {
+        use twinbay_proto::release::KeyChange;
+        let dir = tempdir("keys");
+        let change = KeyChange {
+            replace: false,
+            keys: vec!["NEW".into()],
+        };
+        assert!(matches!(
+            change_update_keys(&dir, &change),
+            Err(AgentError::NotEnrolled)
+        ));
+        let join = JoinString {
+            hub: "https://127.0.0.1:1".into(),
+            token: "tok".into(),
+            fp: "sha256:aa".into(),
+            update_keys: vec!["OLD".into()],
+        }
+        .encode();
+        let mut first = Identity::load_or_enroll(&dir, Some(&join)).unwrap();
+        first.record_enrollment("n_1").unwrap();
+        assert_eq!(change_update_keys(&dir, &change).unwrap(), ["OLD", "NEW"]);
+        let again = Identity::load_or_enroll(&dir, None).unwrap();
+        assert_eq!(again.enrollment.update_keys, ["OLD", "NEW"]);
+        assert_eq!(again.enrollment.node_id.as_deref(), Some("n_1"));
+        assert_eq!(again.public_key_b64(), first.public_key_b64());
+        let rotate = KeyChange {
+            replace: true,
+            keys: vec!["NEWER".into()],
+        };
+        assert_eq!(change_update_keys(&dir, &rotate).unwrap(), ["NEWER"]);
+        assert_eq!(
+            Identity::load_or_enroll(&dir, None)
+                .unwrap()
+                .enrollment
+                .update_keys,
+            ["NEWER"]
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

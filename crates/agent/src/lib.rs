@@ -56,6 +56,19 @@ pub struct AgentConfig {
 pub async fn run(config: AgentConfig, cancel: CancellationToken) -> Result<(), AgentError> {
     // Which file runs, before any update renames another over it.
     let _ = update::exe();
+    // A trial a kill interrupted: put the previous binary back and run it.
+    if config.update.enabled
+        && let Some(exe) = update::recover_interrupted(&config.state_dir)
+    {
+        use std::os::unix::process::CommandExt;
+        let mut args = std::env::args_os();
+        let argv0 = args.next().unwrap_or_else(|| exe.clone().into());
+        let err = std::process::Command::new(&exe)
+            .arg0(argv0)
+            .args(args)
+            .exec();
+        tracing::error!(error = %err, "cannot run the previous binary; running on");
+    }
     loop {
         let restart = cancel.child_token();
         let trial: update::TrialSlot = Default::default();

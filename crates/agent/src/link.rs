@@ -254,7 +254,11 @@ impl Session<'_> {
             protocol: PROTOCOL_VERSION,
             agent_version: match (self.identity.state_dir(), self.identity.simulated) {
                 (Some(dir), false) => crate::update::running_version(dir),
-                _ => crate::VERSION.to_string(),
+                _ => self
+                    .identity
+                    .pretended_version
+                    .clone()
+                    .unwrap_or_else(|| crate::VERSION.to_string()),
             },
             public_key: self.identity.public_key_b64(),
             signature: self.identity.sign_b64(&link_proof_message(&nonce)),
@@ -337,6 +341,18 @@ impl Session<'_> {
                         }
                         Ok(HubMessage::Command(cmd)) => match self.commands.as_ref() {
                             Some(c) => c.executor.start(cmd),
+                            None if self.identity.simulated => {
+                                let pretence = crate::sim::pretend(&cmd);
+                                if let Some(chunk) = pretence.output {
+                                    let msg = AgentMessage::CommandOutput { chunks: vec![chunk] };
+                                    send(&mut tx, &msg).await?;
+                                }
+                                send(&mut tx, &AgentMessage::CommandResult(pretence.result)).await?;
+                                if let Some(version) = pretence.restart_as {
+                                    self.identity.pretended_version = Some(version.clone());
+                                    return Err(AgentError::SimulatedRestart(version));
+                                }
+                            }
                             None => {
                                 let refused = CommandResult {
                                     id: cmd.id,
@@ -597,8 +613,9 @@ type Stream = futures_util::stream::SplitStream<HubSocket>;
 /// Larger messages go as WebSocket fragments of this size (RFC 6455 5.4; the
 /// hub's WebSocket joins them): the socket's write buffer keeps the capacity
 /// of the largest frame it ever held, and a full sync of 2,000 watched files
-/// is ~1 MB.
-const FRAGMENT_BYTES: usize = 16 * 1024;
+/// is ~1 MB. So does the hub's read buffer, once per connected agent
+/// (~18 KiB each with 16 KiB fragments): small fragments keep it small.
+const FRAGMENT_BYTES: usize = 4 * 1024;
 
 /// [`AgentMessage::SyncFull`] as it goes on the wire, borrowing the state.
 #[derive(serde::Serialize)]

@@ -20,6 +20,9 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use twinbay_proto::command::{
+    Command, CommandResult, Op, OutputChunk, Status, Stream, TargetKind, Verb,
+};
 use twinbay_proto::join::JoinString;
 
 use crate::buffer::SampleBuffer;
@@ -163,6 +166,61 @@ fn seed(token: &str, index: usize) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
+/// How a simulated agent answers a command: it runs none, but pretends to
+/// install an `update` (and says so), then reconnects as that version.
+pub struct Pretence {
+    pub output: Option<OutputChunk>,
+    pub result: CommandResult,
+    /// Reconnect, saying this version in the hello.
+    pub restart_as: Option<String>,
+}
+
+pub fn pretend(cmd: &Command) -> Pretence {
+    let refused = |why: &str| Pretence {
+        output: None,
+        result: CommandResult {
+            id: cmd.id.clone(),
+            status: Status::Refused,
+            exit_code: None,
+            error: Some(why.into()),
+            duration_ms: 0,
+            truncated: false,
+        },
+        restart_as: None,
+    };
+    let Op::Lifecycle {
+        target,
+        verb: Verb::Update,
+        version: Some(version),
+        ..
+    } = &cmd.op
+    else {
+        return refused("this simulated agent runs no commands (it only pretends to update)");
+    };
+    if target.kind != TargetKind::Agent {
+        return refused("only the agent itself is updated");
+    }
+    Pretence {
+        output: Some(OutputChunk {
+            id: cmd.id.clone(),
+            stream: Stream::Stdout,
+            data: format!(
+                "simulated agent: pretends to download, verify and install {version} \
+                 (nothing is downloaded or swapped)\n"
+            ),
+        }),
+        result: CommandResult {
+            id: cmd.id.clone(),
+            status: Status::Ok,
+            exit_code: Some(0),
+            error: None,
+            duration_ms: 0,
+            truncated: false,
+        },
+        restart_as: Some(version.clone()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +231,41 @@ mod tests {
         assert_eq!(a, agent_key("tok", 1).verifying_key());
         assert_ne!(a, agent_key("tok", 2).verifying_key());
         assert_ne!(a, agent_key("other", 1).verifying_key());
+    }
+
+    fn lifecycle(verb: Verb, kind: TargetKind, version: Option<&str>) -> Command {
+        Command {
+            id: "c1".into(),
+            role: twinbay_proto::command::Role::Admin,
+            actor: "test".into(),
+            op: Op::Lifecycle {
+                target: twinbay_proto::command::Target {
+                    kind,
+                    name: String::new(),
+                },
+                verb,
+                lines: None,
+                follow: false,
+                version: version.map(String::from),
+                arch: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_simulated_agent_pretends_updates_and_refuses_the_rest() {
+        let p = pretend(&lifecycle(Verb::Update, TargetKind::Agent, Some("2.0.0")));
+        assert_eq!(p.result.status, Status::Ok);
+        assert_eq!(p.restart_as.as_deref(), Some("2.0.0"));
+        assert!(p.output.unwrap().data.contains("simulated agent: pretends"));
+        for cmd in [
+            lifecycle(Verb::Restart, TargetKind::Agent, None),
+            lifecycle(Verb::Update, TargetKind::Container, Some("2.0.0")),
+            lifecycle(Verb::Update, TargetKind::Agent, None),
+        ] {
+            let p = pretend(&cmd);
+            assert_eq!(p.result.status, Status::Refused);
+            assert!(p.restart_as.is_none() && p.output.is_none());
+        }
     }
 }

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use twinbay_proto::Str;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -109,9 +110,9 @@ impl Collectors {
         let mut sources = BTreeMap::new();
         let mut status = |name: &str, result: Result<(), String>| {
             let s = SourceStatus {
-                name: name.to_string(),
+                name: name.into(),
                 available: result.is_ok(),
-                reason: result.err(),
+                reason: result.err().map(Str::from),
             };
             sources.insert(s.key(), s);
         };
@@ -263,7 +264,7 @@ pub async fn run(
                 SourceStatus {
                     name: "smart".into(),
                     available: result.is_ok(),
-                    reason: result.err(),
+                    reason: result.err().map(Str::from),
                 },
             );
         }

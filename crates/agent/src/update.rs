@@ -77,6 +77,86 @@ pub struct UpdateState {
     /// How the last update ended, until the hub has been told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<UpdateReport>,
+    /// A trial under way, written before its child starts: an agent that
+    /// finds one whose process is gone (killed during it) rolls it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<TrialRecord>,
+}
+
+/// What `update.json` says about a trial under way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub command_id: String,
+    pub version: String,
+    pub from_version: String,
+    pub exe: PathBuf,
+    pub prev: PathBuf,
+    /// The agent process that runs the trial.
+    pub pid: u32,
+}
+
+/// Whether a trial record found at start was interrupted: not the trial
+/// child's (its parent owns it), and its process is gone (or is this one,
+/// started again without the trial's end).
+pub fn interrupted(
+    record: &TrialRecord,
+    me: u32,
+    in_trial: bool,
+    alive: impl Fn(u32) -> bool,
+) -> bool {
+    !in_trial && (record.pid == me || !alive(record.pid))
+}
+
+/// At start: a trial that a kill interrupted (SIGKILL, power) is rolled
+/// back — `NAME.prev` renamed over `NAME` — and reported failed,
+/// "interrupted". Returns the executable to exec when it is the one this
+/// process runs from (the new code must not run on).
+pub fn recover_interrupted(state_dir: &Path) -> Option<PathBuf> {
+    let mut state = load_state(state_dir);
+    let record = state.trial.clone()?;
+    let alive = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
+    if !interrupted(
+        &record,
+        std::process::id(),
+        std::env::var_os(TRIAL_ENV).is_some(),
+        alive,
+    ) {
+        return None;
+    }
+    tracing::warn!(
+        version = record.version,
+        "the agent stopped during the trial of an update: rolling back"
+    );
+    state.trial = None;
+    let reason = format!(
+        "interrupted: the agent stopped during the trial of {}",
+        record.version
+    );
+    let (reason, rolled_back) = match std::fs::rename(&record.prev, &record.exe) {
+        Ok(()) => (
+            format!("{reason}; rolled back to {}", record.from_version),
+            true,
+        ),
+        Err(e) => (
+            format!(
+                "{reason}; putting back {} failed: {e}",
+                record.prev.display()
+            ),
+            false,
+        ),
+    };
+    state.failed.insert(record.version.clone(), reason.clone());
+    state.report = Some(UpdateReport {
+        command_id: Some(record.command_id.clone()),
+        version: record.version.clone(),
+        from_version: record.from_version.clone(),
+        ok: false,
+        reason: Some(reason),
+    });
+    if let Err(e) = save_state(state_dir, &state) {
+        tracing::error!(error = %e, "could not record the interrupted update");
+    }
+    (rolled_back && exe() == Some(record.exe.as_path())).then_some(record.exe)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +279,9 @@ pub struct Trial {
     pub exe: PathBuf,
     pub prev: PathBuf,
     pub sha256: String,
+    /// The keys its signed comment adds or rotates in, applied once it
+    /// passed its trial.
+    pub keys: Option<release::KeyChange>,
 }
 
 /// Why an update did not get as far as a trial.
@@ -326,6 +409,8 @@ pub async fn install(
     let sig = release::parse_signature(&offer.signature).map_err(|e| refused(e.to_string()))?;
     release::check_comment_names(sig.trusted_comment(), version, arch)
         .map_err(|e| refused(e.to_string()))?;
+    let key_change =
+        release::key_change(sig.trusted_comment()).map_err(|e| refused(e.to_string()))?;
     let mut check = keys.verifier(&sig).map_err(|e| refused(e.to_string()))?;
     let signer = check.key.to_string();
     progress(format!(
@@ -425,6 +510,7 @@ pub async fn install(
         exe,
         prev,
         sha256,
+        keys: key_change,
     })
 }
 
@@ -456,12 +542,43 @@ pub async fn trial(
     } else {
         args.remove(0)
     };
+    // Written before the child starts: a kill from here on is undone at
+    // the next start (recover_interrupted).
+    let mut state = load_state(state_dir);
+    state.trial = Some(TrialRecord {
+        command_id: trial.command_id.clone(),
+        version: trial.version.clone(),
+        from_version: trial.from_version.clone(),
+        exe: trial.exe.clone(),
+        prev: trial.prev.clone(),
+        pid: std::process::id(),
+    });
+    if let Err(e) = save_state(state_dir, &state) {
+        roll_back(
+            state_dir,
+            &trial,
+            &format!("cannot record the trial in {}: {e}", state_dir.display()),
+        );
+        return;
+    }
     let verdict = run_trial(&trial, &argv0, &args, &health, window, cancel).await;
     let _ = std::fs::remove_file(&health);
     let mut state = load_state(state_dir);
+    state.trial = None;
     match verdict {
         Verdict::Healthy(mut child) => {
             stop(&mut child).await;
+            if let Some(change) = &trial.keys {
+                match crate::identity::change_update_keys(state_dir, change) {
+                    Ok(keys) => tracing::info!(
+                        keys = keys.join(","),
+                        "the update changed the keys this agent trusts"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not change the trusted update keys")
+                    }
+                }
+            }
             state.installed = Some(Installed {
                 version: trial.version.clone(),
                 sha256: trial.sha256.clone(),
@@ -577,6 +694,7 @@ fn roll_back(state_dir: &Path, trial: &Trial, reason: &str) {
         }
     };
     let mut state = load_state(state_dir);
+    state.trial = None;
     state.failed.insert(trial.version.clone(), reason.clone());
     state.report = Some(UpdateReport {
         command_id: Some(trial.command_id.clone()),
@@ -629,6 +747,61 @@ mod tests {
             ..on
         };
         assert!(refusal(bad, vec![]).contains("not a minisign public key"));
+    }
+
+    #[test]
+    fn an_interrupted_trial_is_rolled_back_and_reported_once_its_process_is_gone() {
+        let dir = std::env::temp_dir().join(format!("twinbay-update-int-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("twinbay-agent");
+        std::fs::write(&exe, b"new").unwrap();
+        std::fs::write(dir.join("twinbay-agent.prev"), b"old").unwrap();
+        let record = TrialRecord {
+            command_id: "c9".into(),
+            version: "2.0.0".into(),
+            from_version: "1.0.0".into(),
+            exe: exe.clone(),
+            prev: dir.join("twinbay-agent.prev"),
+            pid: u32::MAX - 1,
+        };
+        assert!(!interrupted(&record, 5, true, |_| false), "the trial child");
+        assert!(
+            !interrupted(&record, 5, false, |_| true),
+            "its parent lives"
+        );
+        assert!(interrupted(&record, 5, false, |_| false));
+        assert!(
+            interrupted(&record, u32::MAX - 1, false, |_| true),
+            "this process, again"
+        );
+        save_state(
+            &dir,
+            &UpdateState {
+                trial: Some(record),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // Not this process's executable: nothing to exec, but rolled back.
+        assert_eq!(recover_interrupted(&dir), None);
+        assert_eq!(std::fs::read(&exe).unwrap(), b"old");
+        assert!(!dir.join("twinbay-agent.prev").exists());
+        let state = load_state(&dir);
+        assert!(state.trial.is_none());
+        let report = state.report.unwrap();
+        assert!(!report.ok);
+        assert_eq!(report.command_id.as_deref(), Some("c9"));
+        let reason = report.reason.unwrap();
+        assert!(
+            reason.starts_with("interrupted") && reason.contains("rolled back to 1.0.0"),
+            "{reason}"
+        );
+        assert!(state.failed.contains_key("2.0.0"));
+        // Once only.
+        assert_eq!(recover_interrupted(&dir), None);
+        assert_eq!(std::fs::read(&exe).unwrap(), b"old");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -46,6 +46,8 @@ struct Row {
     p50: f64,
     p99: f64,
     latencies: usize,
+    /// What one UI client received per second while measuring.
+    ui_kib_s: f64,
     errors: u64,
     sim_cpu: f64,
     sim_rss_mib: f64,
@@ -79,7 +81,7 @@ fn main() {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>8} {:>9}",
+        "\n{:>6} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>8} {:>6} {:>7} {:>8} {:>9}",
         "agents",
         "connect_s",
         "connected",
@@ -91,6 +93,7 @@ fn print_table(rows: &[Row]) {
         "ui_p50",
         "ui_p99",
         "n_lat",
+        "uiKiB/s",
         "errors",
         "sim_cpu%",
         "sim_MiB",
@@ -98,7 +101,7 @@ fn print_table(rows: &[Row]) {
     );
     for r in rows {
         println!(
-            "{:>6} {:>9.1} {:>9} {:>9.0} {:>8.1} {:>8.1} {:>7.1} {:>8} {:>7.1} {:>7.1} {:>7} {:>6} {:>7.1} {:>8.1} {:>9}",
+            "{:>6} {:>9.1} {:>9} {:>9.0} {:>8.1} {:>8.1} {:>7.1} {:>8} {:>7.1} {:>7.1} {:>7} {:>8.1} {:>6} {:>7.1} {:>8.1} {:>9}",
             r.agents,
             r.connect_secs,
             r.connected,
@@ -110,6 +113,7 @@ fn print_table(rows: &[Row]) {
             r.p50,
             r.p99,
             r.latencies,
+            r.ui_kib_s,
             r.errors,
             r.sim_cpu,
             r.sim_rss_mib,
@@ -117,6 +121,32 @@ fn print_table(rows: &[Row]) {
                 .map(|s| format!("{s:.1}"))
                 .unwrap_or_else(|| "-".into())
         );
+    }
+}
+
+/// Where the hub's memory goes, per connected agent, from `memory` in
+/// `GET /api/v1/hub`: resident, the heap in use and free, the twins (by
+/// part), and the rest (per-connection state: TLS, WebSocket, tasks; the
+/// store's caches; code).
+fn print_memory(n: usize, status: &Value) {
+    let m = &status["memory"];
+    let kib = |v: &Value| v.as_u64().unwrap_or(0) as f64 / 1024.0 / n.max(1) as f64;
+    let (rss, twin) = (kib(&m["rss"]), kib(&m["twin_bytes"]));
+    let (in_use, free) = (kib(&m["heap_in_use"]), kib(&m["heap_free"]));
+    let heads = kib(&m["journal_heads_bytes"]);
+    println!(
+        "memory per agent (KiB): rss {rss:.1} = heap in use {in_use:.1} (twin {twin:.1}, journal heads {heads:.1}, other {:.1}) + heap free {free:.1} + rest {:.1}; {} shared strings",
+        in_use - twin - heads,
+        rss - in_use - free,
+        m["shared_strings"]
+    );
+    if let Some(parts) = m["twin_parts"].as_object() {
+        let parts: Vec<String> = parts
+            .iter()
+            .filter(|(_, b)| b.as_u64().unwrap_or(0) > 0)
+            .map(|(p, b)| format!("{p} {:.1}", kib(b)))
+            .collect();
+        println!("  twin per agent (KiB): {}", parts.join(", "));
     }
 }
 
@@ -199,34 +229,80 @@ struct Clients {
     measuring: Arc<AtomicBool>,
     latencies: Arc<Mutex<Vec<f64>>>,
     snapshots: Arc<AtomicU64>,
+    /// Bytes the clients received, as sent (compressed frames counted
+    /// compressed), while measuring.
+    bytes: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// The stream as the web UI opens it: the summary view, compressed, watching
+/// the fleet's containers (the Containers screen), so a container start in
+/// the sim reaches every client as a diff. `VIEW=full` gives the plain
+/// stream of every change instead (what the UI used before the summary view).
+const SUMMARY_PATH: &str = "/api/v1/stream?view=summary&compress=deflate";
+
 async fn clients(addr: SocketAddr, token: &str, count: usize) -> Clients {
+    use futures_util::SinkExt;
+    let full = env("VIEW", String::from("summary")) == "full";
     let c = Clients {
         measuring: Arc::new(AtomicBool::new(false)),
         latencies: Arc::new(Mutex::new(Vec::new())),
         snapshots: Arc::new(AtomicU64::new(0)),
+        bytes: Arc::new(AtomicU64::new(0)),
         tasks: Vec::new(),
     };
     let mut tasks = Vec::new();
     for _ in 0..count {
-        let mut ws = stream(addr, token).await;
-        let (measuring, latencies, snapshots) = (
+        let mut ws = if full {
+            stream(addr, token).await
+        } else {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = stream_request_to(addr, SUMMARY_PATH)
+                .header("Authorization", format!("Bearer {token}"))
+                .body(())
+                .unwrap();
+            let mut ws = tokio_tungstenite::client_async(request, tcp)
+                .await
+                .unwrap()
+                .0;
+            let watch = r#"{"type":"watch","collection":"containers"}"#;
+            ws.send(Message::text(watch)).await.unwrap();
+            ws
+        };
+        let (measuring, latencies, snapshots, bytes) = (
             c.measuring.clone(),
             c.latencies.clone(),
             c.snapshots.clone(),
+            c.bytes.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             while let Some(Ok(msg)) = ws.next().await {
-                let Message::Text(text) = msg else { continue };
-                if text.as_str().starts_with("{\"nodes\"") || text.contains("\"type\":\"snapshot\"")
-                {
+                let measure = measuring.load(Ordering::Relaxed);
+                let text = match msg {
+                    Message::Text(text) => {
+                        if measure {
+                            bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+                        }
+                        text.as_str().to_owned()
+                    }
+                    // A compressed frame: zlib, inflated as the browser does.
+                    Message::Binary(data) => {
+                        if measure {
+                            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        }
+                        match miniz_oxide::inflate::decompress_to_vec_zlib(&data) {
+                            Ok(raw) => String::from_utf8(raw).unwrap_or_default(),
+                            Err(_) => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                if text.starts_with("{\"nodes\"") || text.contains("\"type\":\"snapshot\"") {
                     snapshots.fetch_add(1, Ordering::Relaxed);
                 }
-                if measuring.load(Ordering::Relaxed) {
-                    container_starts(text.as_str(), &mut mine);
+                if measure {
+                    container_starts(&text, &mut mine);
                 } else if !mine.is_empty() {
                     latencies.lock().unwrap().append(&mut mine);
                 }
@@ -314,6 +390,11 @@ async fn round(n: usize, restart: bool) -> Result<Row, String> {
     }
     ui.measuring.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
+    let gone = ui.tasks.iter().filter(|t| t.is_finished()).count();
+    println!(
+        "UI clients connected at the end: {} of {client_count}",
+        client_count - gone
+    );
     let after = status(addr, &token).ok_or("no hub status")?;
     let (hub_cpu1, _) = usage(hub.child.id());
     let (sim_cpu1, sim_rss) = usage(sim.child.id());
@@ -341,6 +422,7 @@ async fn round(n: usize, restart: bool) -> Result<Row, String> {
         delta("ui_resyncs"),
         delta("ui_dropped")
     );
+    print_memory(n, &after);
     let mut row = Row {
         agents: n,
         connect_secs,
@@ -353,6 +435,10 @@ async fn round(n: usize, restart: bool) -> Result<Row, String> {
         p50: percentile(&lat, 0.50),
         p99: percentile(&lat, 0.99),
         latencies: lat.len(),
+        ui_kib_s: ui.bytes.load(Ordering::Relaxed) as f64
+            / 1024.0
+            / secs
+            / client_count.max(1) as f64,
         errors,
         sim_cpu: (sim_cpu1 - sim_cpu0) / secs * 100.0,
         sim_rss_mib: sim_rss,

@@ -99,6 +99,10 @@ pub struct HubArgs {
     /// --backup-store (else they come from the environment).
     #[arg(long, requires = "backup_store")]
     pub backup_credentials: Option<PathBuf>,
+    /// How long the new binary of a hub update has to serve /healthz before
+    /// the hub rolls back to the previous one.
+    #[arg(long, env = "TWINBAY_UPDATE_HEALTH_WINDOW", default_value = "60s", value_parser = parse_duration)]
+    pub update_health_window: Duration,
 }
 
 /// How alert notifications are grouped (see README, "Alerts").
@@ -377,6 +381,16 @@ pub enum CtlCommand {
     Backup(BackupArgs),
     /// Signed releases: `publish` one (admin), `list` them.
     Release(crate::release::ReleaseArgs),
+    /// A host's containers, units, ports, files and routes, now or as they
+    /// were (`--at '2026-12-01 03:12'`, UTC unless an offset is given).
+    Host(crate::past::HostArgs),
+    /// The hub's SSH side (admin): `identity` (its public key), `list` (hosts added over SSH).
+    Ssh(crate::ssh::SshArgs),
+    /// What changed (`--since 2h`, or `--from T [--to T]`), per host and
+    /// subject, each with every step.
+    Changes(crate::past::ChangesArgs),
+    /// The hub itself (admin): `status`, `version`, `logs`, `update VERSION`, `restart`.
+    Hub(crate::hubctl::HubCtlArgs),
 }
 
 #[derive(Debug, Args)]

@@ -77,11 +77,24 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Heap memory freed but kept that makes a trim worth it even without a
+/// surge: glibc returns memory only from the top of each heap, and a fleet's
+/// turnover (full syncs, snapshots) leaves holes below.
+const FREE_WORTH_TRIMMING: u64 = 64 << 20;
+
+/// glibc's heap counts for the hub's `memory` report.
+fn heap_probe() -> Option<twinbay_hub::memory::HeapStats> {
+    crate::startup::heap_stats()
+        .map(|(in_use, free)| twinbay_hub::memory::HeapStats { in_use, free })
+}
+
 /// After a surge of connections ends (an attack, a fleet that reconnected),
 /// gives the memory they used back to the system: checked every 10 s, and
 /// again at each of the next checks for a minute, because pages that the
 /// connections' buffers shared with the fleet's allocations made meanwhile
-/// become free only as the fleet's state turns over.
+/// become free only as the fleet's state turns over. Between surges, trims
+/// whenever more than [`FREE_WORTH_TRIMMING`] is free. Installs the heap
+/// probe the hub's status reports.
 async fn release_memory_after_surges(
     connections: twinbay_hub::server::Connections,
     stop: CancellationToken,
@@ -90,6 +103,7 @@ async fn release_memory_after_surges(
     const SURGE: usize = 500;
     /// Checks after a surge that trim again (10 s apart).
     const SETTLING: u32 = 6;
+    twinbay_hub::memory::set_heap_probe(heap_probe);
     let mut settling = 0;
     loop {
         tokio::select! {
@@ -100,14 +114,11 @@ async fn release_memory_after_surges(
         if peak >= now + SURGE {
             settling = SETTLING + 1;
         }
-        if settling > 0 {
-            settling -= 1;
+        let free = heap_probe().map_or(0, |h| h.free);
+        if settling > 0 || free > FREE_WORTH_TRIMMING {
+            settling = settling.saturating_sub(1);
             let _ = tokio::task::spawn_blocking(crate::startup::release_free_memory).await;
-            tracing::debug!(
-                peak,
-                now,
-                "returned free memory after a surge of connections"
-            );
+            tracing::debug!(peak, now, free, "returned free memory to the system");
         }
     }
 }
@@ -190,7 +201,50 @@ fn hub_config(
         backup_store: None,
         backup_credentials: None,
         update_keys: access.update_keys()?,
+        // This binary re-execs itself for `restart` and runs update trials
+        // (`finish_lifecycle`); its log writer keeps the recent lines.
+        lifecycle: twinbay_hub::lifecycle::LifecycleConfig {
+            log_tail: Some(|n| twinbay_agent::logbuf::tail(n).0),
+            health_window: twinbay_hub::lifecycle::DEFAULT_HEALTH_WINDOW,
+            managed: true,
+        },
     })
+}
+
+/// Before a hub starts: a trial of an update that a kill interrupted is
+/// rolled back, and the previous binary run again.
+fn recover_interrupted_update(data_dir: &Path) -> Result<()> {
+    if let Some(exe) = twinbay_hub::lifecycle::recover_interrupted(data_dir) {
+        let err = twinbay_hub::lifecycle::exec_self(&exe);
+        return Err(anyhow!(
+            "cannot run the previous binary {}: {err}",
+            exe.display()
+        ));
+    }
+    Ok(())
+}
+
+/// After the hub stopped: a restart or an update asked through the API.
+/// Returns only if nothing was asked (or an exec failed).
+async fn finish_lifecycle(
+    state: &twinbay_hub::HubState,
+    data_dir: &Path,
+    listen: SocketAddr,
+) -> Result<()> {
+    use twinbay_hub::lifecycle::{self, Action};
+    match state.lifecycle.take() {
+        None => Ok(()),
+        Some(Action::Restart) => {
+            let exe = lifecycle::exe().ok_or_else(|| anyhow!("cannot tell this executable"))?;
+            tracing::info!("restarting the hub");
+            Err(anyhow!("cannot restart: {}", lifecycle::exec_self(exe)))
+        }
+        Some(Action::Update(trial)) => {
+            let window = state.lifecycle.health_window;
+            let err = lifecycle::run_trial(data_dir, listen, window, trial).await;
+            Err(anyhow!("cannot run the hub again after its update: {err}"))
+        }
+    }
 }
 
 fn print_first_admin(hub: &RunningHub) {
@@ -209,6 +263,7 @@ fn print_first_admin(hub: &RunningHub) {
 
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
+    recover_interrupted_update(&data_dir)?;
     let shutdown = shutdown_on_signal();
     let hub = twinbay_hub::start(
         hub_config(
@@ -301,8 +356,9 @@ async fn up(args: UpArgs) -> Result<()> {
         }
     }
     shutdown.cancelled().await;
+    let (state, listen) = (hub.state.clone(), hub.local_addr);
     hub.wait().await;
-    Ok(())
+    finish_lifecycle(&state, &data_dir, listen).await
 }
 
 /// The demo fleet's join string, kept in the data dir so that the simulated
@@ -366,6 +422,7 @@ fn local_address(addr: SocketAddr) -> SocketAddr {
 
 async fn hub(args: HubArgs) -> Result<()> {
     let data_dir = data_dir(args.data_dir)?;
+    recover_interrupted_update(&data_dir)?;
     let shutdown = shutdown_on_signal();
     let mut config = hub_config(
         args.listen,
@@ -382,6 +439,7 @@ async fn hub(args: HubArgs) -> Result<()> {
     config.tls_cert = args.tls_cert;
     config.tls_key = args.tls_key;
     config.heartbeat = args.heartbeat;
+    config.lifecycle.health_window = args.update_health_window;
     let hub = twinbay_hub::start(config, shutdown.clone()).await?;
     tokio::spawn(release_memory_after_surges(
         hub.state.connections.clone(),
@@ -394,8 +452,9 @@ async fn hub(args: HubArgs) -> Result<()> {
     println!("TLS certificate {}", hub.fingerprint);
     print_first_admin(&hub);
     shutdown.cancelled().await;
+    let (state, listen) = (hub.state.clone(), hub.local_addr);
     hub.wait().await;
-    Ok(())
+    finish_lifecycle(&state, &data_dir, listen).await
 }
 
 async fn verb(data_dir: &Path, a: VerbArgs, verb: &str) -> Result<String> {
@@ -481,6 +540,10 @@ async fn ctl(args: CtlArgs) -> Result<()> {
         CtlCommand::Alerts(a) => crate::alerts::run(&data_dir, a).await?,
         CtlCommand::Backup(a) => crate::backup::run(&data_dir, a).await?,
         CtlCommand::Release(a) => crate::release::run(&data_dir, a).await?,
+        CtlCommand::Host(a) => crate::past::host(&data_dir, a).await?,
+        CtlCommand::Ssh(a) => crate::ssh::ssh(&data_dir, a).await?,
+        CtlCommand::Changes(a) => crate::past::changes(&data_dir, a).await?,
+        CtlCommand::Hub(a) => crate::hubctl::run(&data_dir, a).await?,
         CtlCommand::JoinToken(JoinTokenCommand::Create { ttl, hub_url }) => {
             twinbay_hub::admin::create_join_string(&data_dir, ttl, hub_url.as_deref())
                 .await

@@ -153,7 +153,7 @@ pub fn add_proxy(state: &mut NodeState, index: usize) {
             upstream,
             RouteTarget::Container {
                 id: c.id.clone(),
-                name: c.name.clone(),
+                name: c.name.to_string(),
             },
         ));
     }

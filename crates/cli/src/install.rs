@@ -454,19 +454,40 @@ mod tests {
             fs::create_dir_all(&d).unwrap();
         }
         fs::copy("/bin/true", home.join(".local/share/twinbay/bin/twinbay")).unwrap();
-        let unit = root.join(UNIT_NAME);
-        fs::write(&unit, USER_UNIT).unwrap();
-        let out = Command::new(&analyze)
-            .args(["verify", "--user"])
-            .arg(&unit)
-            .env("HOME", &home)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env_remove("XDG_STATE_HOME")
-            .env_remove("XDG_CONFIG_HOME")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+        // The user units: the agent's (what install writes) and the hub's.
+        fs::create_dir_all(home.join(".local/state/twinbay")).unwrap();
+        for (name, text) in [
+            (UNIT_NAME, USER_UNIT),
+            ("twinbay-hub.service", USER_HUB_UNIT),
+        ] {
+            let unit = root.join("user").join(name);
+            fs::create_dir_all(unit.parent().unwrap()).unwrap();
+            fs::write(&unit, text).unwrap();
+            let out = Command::new(&analyze)
+                .args(["verify", "--user"])
+                .arg(&unit)
+                .env("HOME", &home)
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env_remove("XDG_STATE_HOME")
+                .env_remove("XDG_CONFIG_HOME")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.trim().is_empty(),
+                "{name}: {stderr}"
+            );
+        }
+        // Hardened, with writes only where an update and the state need them.
+        for text in [USER_HUB_UNIT, HUB_UNIT] {
+            for line in [
+                "NoNewPrivileges=yes",
+                "ProtectSystem=strict",
+                "ReadWritePaths=",
+            ] {
+                assert!(text.contains(line), "{line}");
+            }
+        }
 
         // The system units, with their binary under the temp dir instead of
         // /usr/local/lib (verify wants it executable).
@@ -497,6 +518,7 @@ mod tests {
     }
 
     const HUB_UNIT: &str = include_str!("../../../packaging/systemd/twinbay-hub.service");
+    const USER_HUB_UNIT: &str = include_str!("../../../packaging/systemd/twinbay-hub.user.service");
     const SYSTEM_AGENT_UNIT: &str =
         include_str!("../../../packaging/systemd/twinbay-agent.service");
 

@@ -9,13 +9,16 @@ mod commands;
 mod demo;
 mod files;
 mod handover;
+mod hubctl;
 mod install;
 mod lean;
 mod mcp;
+mod past;
 mod release;
 mod remote;
 mod routes;
 mod schedules;
+mod ssh;
 
 mod startup;
 

@@ -1,4 +1,4 @@
-//! `twinbay ctl release publish|list`: signed releases on the hub
+//! `twinbay ctl release publish|list|keygen`: signed releases on the hub
 //! (docs/updates.md). `publish` sends the binary and its minisign signature
 //! (a `.minisig` file, or made here with `--key`); the hub refuses it unless
 //! the signature verifies against a key it trusts (`--update-key`). Without
@@ -55,6 +55,14 @@ pub enum ReleaseCommand {
         #[command(flatten)]
         remote: OptionalTokenRemote,
     },
+    /// Make a signing key pair: DIR/minisign.pub (for `--update-key`) and an
+    /// unencrypted DIR/minisign.key (mode 0600, for `publish --key`).
+    Keygen {
+        /// The directory to write them into (made if missing); existing
+        /// key files are never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `RemoteArgs` whose token may be left out on the hub's machine.
@@ -73,12 +81,21 @@ pub struct OptionalTokenRemote {
 
 impl OptionalTokenRemote {
     async fn client(self, data_dir: &Path) -> Result<crate::remote::Remote> {
+        self.client_as(data_dir, "ctl release").await
+    }
+
+    /// The client, with a minted token named `name` when none is given.
+    pub(crate) async fn client_as(
+        self,
+        data_dir: &Path,
+        name: &str,
+    ) -> Result<crate::remote::Remote> {
         let token = match self.token {
             Some(t) => t,
             None => twinbay_hub::admin::create_api_token(
                 data_dir,
                 twinbay_hub::store::Role::Admin,
-                "ctl release",
+                name,
                 Some(Duration::from_secs(600)),
                 None,
                 false,
@@ -163,6 +180,7 @@ pub async fn run(data_dir: &Path, args: ReleaseArgs) -> Result<String> {
                 m["key"].as_str().unwrap_or_default()
             ))
         }
+        ReleaseCommand::Keygen { out } => keygen(&out),
         ReleaseCommand::List { remote } => {
             let list = remote
                 .client(data_dir)
@@ -190,6 +208,57 @@ pub async fn run(data_dir: &Path, args: ReleaseArgs) -> Result<String> {
             })
         }
     }
+}
+
+/// Writes a new key pair into `dir`: `minisign.pub` and an unencrypted
+/// `minisign.key` (0600), refusing to replace either.
+fn keygen(dir: &Path) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let (pub_path, key_path) = (dir.join("minisign.pub"), dir.join("minisign.key"));
+    for p in [&pub_path, &key_path] {
+        if p.symlink_metadata().is_ok() {
+            bail!("{} exists: not overwriting a key", p.display());
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pair = minisign::KeyPair::generate_unencrypted_keypair()
+        .map_err(|e| anyhow!("making a key pair: {e}"))?;
+    let public = pair.pk.to_base64();
+    let pub_text = pair
+        .pk
+        .to_box()
+        .map_err(|e| anyhow!("encoding the public key: {e}"))?
+        .into_string();
+    let key_text = pair
+        .sk
+        .to_box(Some("twinbay release signing key (unencrypted)"))
+        .map_err(|e| anyhow!("encoding the secret key: {e}"))?
+        .into_string();
+    let write = |path: &Path, text: &str, mode: u32| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    write(&key_path, &key_text, 0o600)?;
+    if let Err(e) = write(&pub_path, &pub_text, 0o644) {
+        let _ = std::fs::remove_file(&key_path);
+        return Err(e);
+    }
+    Ok(format!(
+        "wrote {} and {} (unencrypted, mode 0600: keep it safe)\npublic key {public}: trust it with `--update-key {}`, sign with `release publish --key {}`",
+        pub_path.display(),
+        key_path.display(),
+        pub_path.display(),
+        key_path.display()
+    ))
 }
 
 /// A minisign signature of `binary` with the secret key in `key_file`,

@@ -70,6 +70,20 @@ pub fn release_free_memory() {
     }
 }
 
+/// glibc's counts of the heap: (bytes in use, bytes freed but kept in its
+/// free lists and at the top of each arena).
+pub fn heap_stats() -> Option<(u64, u64)> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters (taking
+        // each arena's lock) and returns them by value.
+        let info = unsafe { libc::mallinfo2() };
+        Some(((info.uordblks + info.hblkhd) as u64, info.fordblks as u64))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
 /// Gives back the pages of its own binary that the agent touched only while
 /// starting (bench/agent-footprint: its RSS is mostly these), and the heap
 /// it freed since.

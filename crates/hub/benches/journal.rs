@@ -65,8 +65,8 @@ fn host(rng: &mut Rng, h: usize) -> NodeState {
     for i in 0..30 {
         let c = Container {
             id: hex(rng, 64),
-            name: format!("app{i}-web-1"),
-            image: format!("ghcr.io/example/app{i}:1.{}", rng.below(9)),
+            name: format!("app{i}-web-1").into(),
+            image: format!("ghcr.io/example/app{i}:1.{}", rng.below(9)).into(),
             state: "running".into(),
             ports: vec![format!("0.0.0.0:{}->80/tcp", 8000 + i)],
             labels: [
@@ -78,9 +78,9 @@ fn host(rng: &mut Rng, h: usize) -> NodeState {
                 ),
             ]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(k, v)| (k.into(), v.into()))
             .collect(),
-            compose_project: Some(format!("app{i}")),
+            compose_project: Some(format!("app{i}").into()),
             compose_service: Some("web".into()),
             created: Some("2026-11-30T10:00:00Z".into()),
             started_at: Some("2026-11-30T10:00:01Z".into()),
@@ -91,18 +91,18 @@ fn host(rng: &mut Rng, h: usize) -> NodeState {
     }
     for i in 0..80 {
         let u = Unit {
-            name: format!("service-{i}.service"),
-            description: format!("Service number {i}"),
+            name: format!("service-{i}.service").into(),
+            description: format!("Service number {i}").into(),
             load_state: "loaded".into(),
             active_state: "active".into(),
             sub_state: "running".into(),
             since: Some(1_764_000_000_000),
             main_pid: Some(1000 + i),
             memory_bytes: Some(50 << 20),
-            fragment_path: Some(format!("/lib/systemd/system/service-{i}.service")),
+            fragment_path: Some(format!("/lib/systemd/system/service-{i}.service").into()),
             ..Default::default()
         };
-        s.units.insert(u.name.clone(), u);
+        s.units.insert(u.name.to_string(), u);
     }
     for i in 0..20u16 {
         let p = Port {
@@ -180,7 +180,7 @@ fn churn(rng: &mut Rng, s: &mut NodeState) {
                 .clone();
             let mut c = s.containers.remove(&key).unwrap();
             c.id = hex(rng, 64);
-            c.image = format!("{}.{}", c.image, rng.below(10));
+            c.image = format!("{}.{}", c.image, rng.below(10)).into();
             c.image_id = Some(hex(rng, 64));
             s.containers.insert(c.id.clone(), c);
         }

@@ -7,20 +7,24 @@ pub(crate) mod auth;
 pub(crate) mod backups;
 pub(crate) mod body;
 pub mod client;
+pub(crate) mod collections;
 pub(crate) mod commands;
 mod error;
 mod events;
 pub(crate) mod files;
 mod gateway;
 pub(crate) mod history;
+mod hub;
 mod layout;
 mod nodes;
 mod openapi;
-mod past;
+pub mod past;
 mod releases;
+mod rollouts;
 mod routes;
 pub(crate) mod schedules;
 mod session;
+mod ssh;
 mod status;
 mod stream;
 mod tokens;
@@ -43,6 +47,7 @@ use utoipa_axum::routes;
 pub use auth::SESSION_COOKIE;
 pub use error::ApiError;
 pub use stream::SNAPSHOTS_AT_ONCE;
+pub use stream::summaries::{Feed as StreamSummaries, run as run_stream_summaries};
 
 use crate::server::Peer;
 use crate::{HubState, metrics as exposition};
@@ -90,6 +95,7 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(past::node_changes))
         .routes(routes!(past::fleet_changes))
         .routes(routes!(history::range))
+        .routes(routes!(collections::runs))
         .routes(routes!(history::series))
         .routes(routes!(events::node_events))
         .routes(routes!(events::fleet_events))
@@ -109,6 +115,9 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::change_password))
         .routes(routes!(users::sign_out_everywhere))
         .routes(routes!(status::status))
+        .routes(routes!(hub::logs))
+        .routes(routes!(hub::update))
+        .routes(routes!(hub::restart))
         .routes(routes!(gateway::status))
         .routes(routes!(topology::get))
         .routes(routes!(topology::impact))
@@ -143,6 +152,15 @@ fn api_routes() -> (Router<Arc<HubState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(backups::prune))
         .routes(routes!(releases::publish, releases::list))
         .routes(routes!(releases::download))
+        .routes(routes!(rollouts::create, rollouts::list))
+        .routes(routes!(rollouts::get_one))
+        .routes(routes!(rollouts::pause_one))
+        .routes(routes!(rollouts::resume))
+        .routes(routes!(rollouts::abort))
+        .routes(routes!(ssh::get_identity))
+        .routes(routes!(ssh::add, ssh::list))
+        .routes(routes!(ssh::get_one, ssh::remove))
+        .routes(routes!(ssh::check))
         .split_for_parts()
 }
 
@@ -234,6 +252,14 @@ async fn json_errors(request: Request, next: Next) -> Response {
     json
 }
 
+/// Which nodes a scrape of `/metrics` carries (see [`exposition::NodeSelection`]).
+#[derive(Debug, Default, serde::Deserialize)]
+struct MetricsQuery {
+    nodes: Option<String>,
+    shard: Option<String>,
+    node: Option<String>,
+}
+
 /// Prometheus exposition. Open without credentials to a local scraper: a
 /// loopback peer that is not a proxy forwarding someone else and asked for
 /// one of the hub's names. Anyone else needs an API token (or a session) that
@@ -254,6 +280,16 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
         .get(header::ACCEPT)
         .cloned()
         .unwrap_or(HeaderValue::from_static(""));
+    // Checked after the caller: a stranger learns nothing from a 400.
+    let nodes = axum::extract::Query::<MetricsQuery>::try_from_uri(request.uri())
+        .map_err(|e| e.body_text())
+        .and_then(|q| {
+            exposition::NodeSelection::parse(
+                q.nodes.as_deref(),
+                q.shard.as_deref(),
+                q.node.as_deref(),
+            )
+        });
     if !local || credentials {
         let (mut parts, _) = request.into_parts();
         let who = auth::authenticate(&hub, &mut parts).await?;
@@ -263,11 +299,13 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
             ));
         }
     }
+    let nodes = nodes.map_err(|e| ApiError::BadRequest(format!("/metrics: {e}")))?;
     let body = hub.metrics.render(
         &hub.twin,
         &hub.history,
         hub.store.disk_bytes(),
         &hub.connections.counts(),
+        &nodes,
     );
     // Prometheus asks for OpenMetrics; everyone else (promtool, curl) gets
     // the classic text format.

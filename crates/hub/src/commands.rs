@@ -35,7 +35,9 @@ pub enum Watch {
 
 struct Link {
     conn: u64,
-    tx: mpsc::Sender<HubMessage>,
+    /// Boxed: a channel allocates its first block of 32 slots up front, once
+    /// per connected agent, and a `HubMessage` inline is hundreds of bytes.
+    tx: mpsc::Sender<Box<HubMessage>>,
 }
 
 struct Running {
@@ -111,7 +113,7 @@ impl Commands {
     }
 
     /// A new agent session for `node_id`: commands for it arrive on the receiver.
-    pub fn attach(&self, node_id: &str, conn: u64) -> mpsc::Receiver<HubMessage> {
+    pub fn attach(&self, node_id: &str, conn: u64) -> mpsc::Receiver<Box<HubMessage>> {
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         lock(&self.links).insert(node_id.to_string(), Link { conn, tx });
         rx
@@ -164,7 +166,7 @@ impl Commands {
     /// Sends `msg` down `node_id`'s link; `false` if it is not connected or jammed.
     pub fn send(&self, node_id: &str, msg: HubMessage) -> bool {
         let tx = lock(&self.links).get(node_id).map(|l| l.tx.clone());
-        tx.is_some_and(|tx| tx.try_send(msg).is_ok())
+        tx.is_some_and(|tx| tx.try_send(Box::new(msg)).is_ok())
     }
 
     pub fn is_attached(&self, node_id: &str) -> bool {
@@ -189,13 +191,14 @@ impl Commands {
                 ended: false,
             },
         );
-        tx.try_send(HubMessage::Command(cmd)).map_err(|e| {
-            lock(&self.running).remove(&id);
-            match e {
-                mpsc::error::TrySendError::Full(_) => DispatchError::Busy,
-                mpsc::error::TrySendError::Closed(_) => DispatchError::NotConnected,
-            }
-        })?;
+        tx.try_send(Box::new(HubMessage::Command(cmd)))
+            .map_err(|e| {
+                lock(&self.running).remove(&id);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => DispatchError::Busy,
+                    mpsc::error::TrySendError::Closed(_) => DispatchError::NotConnected,
+                }
+            })?;
         self.announce(&announced);
         Ok(())
     }
@@ -213,7 +216,7 @@ impl Commands {
         match tx {
             Some(tx) => {
                 if tx
-                    .try_send(HubMessage::Cancel { id: id.to_string() })
+                    .try_send(Box::new(HubMessage::Cancel { id: id.to_string() }))
                     .is_err()
                 {
                     // The link is gone or jammed: end it here; the agent
@@ -323,6 +326,8 @@ impl Commands {
             }
             let kind = match record.actor_kind.as_str() {
                 "token" => ActorKind::Token,
+                "scheduler" => ActorKind::Scheduler,
+                "hub" => ActorKind::Hub,
                 _ => ActorKind::User,
             };
             let audit = Record::new(kind, &record.actor, "command.end", outcome)
@@ -505,7 +510,9 @@ mod tests {
         let (rec, cmd) = record("c1", "n1");
         store.insert_command(&rec).await.unwrap();
         commands.dispatch(rec, cmd).unwrap();
-        assert!(matches!(link.recv().await, Some(HubMessage::Command(c)) if c.id == "c1"));
+        assert!(
+            matches!(link.recv().await.as_deref(), Some(HubMessage::Command(c)) if c.id == "c1")
+        );
 
         commands.output("n1", vec![chunk("c1", "one ")]);
         // A late watcher gets what came before, then what follows.

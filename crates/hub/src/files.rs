@@ -114,8 +114,8 @@ impl Files {
         let paths: Vec<String> = unit
             .fragment_path
             .iter()
-            .chain(&unit.drop_in_paths)
-            .cloned()
+            .map(|p| p.to_string())
+            .chain(unit.drop_in_paths.iter().cloned())
             .collect();
         if paths.is_empty() {
             return;
@@ -323,7 +323,7 @@ fn compose_images(hub: &HubState, node_id: &str, file: &WatchedFile) -> Option<s
                     })
                 });
             if let (true, Some(service), Some(id)) = (names_file, &c.compose_service, &c.image_id) {
-                out.insert(service.clone(), json!(id));
+                out.insert(service.to_string(), json!(id));
             }
         }
         out

@@ -1,17 +1,21 @@
-//! Metric history: samples are queued off the hot path, written in batches,
-//! rolled up into 1 min / 15 min / 1 h buckets (min, avg, max), and trimmed
-//! by age per tier and by a cap on disk use.
+//! Metric history: samples are queued off the hot path and appended as one
+//! compact row per (node, sample time); closed windows are sealed into
+//! chunks and rolled up into 1 min / 15 min / 1 h buckets (min, avg, max);
+//! history is trimmed by age per tier and by a cap on disk use.
 //!
 //! The link calls [`History::record`], which never waits: when the bounded
 //! queue is full the batch is dropped and counted. One writer task owns the
-//! queue; one maintenance task runs rollups and retention as reconcilers
-//! (idempotent, periodic).
+//! queue; one maintenance task seals, rolls up and enforces retention as
+//! reconcilers (idempotent, periodic). The storage layout is in
+//! `store/history.rs`, the encodings in `history/codec.rs`.
 
+pub mod codec;
+pub mod rollup;
 pub mod series;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -21,14 +25,14 @@ use twinbay_proto::model::Sample;
 
 pub use series::{Resolution, Retention, TIERS};
 
-use crate::store::{Bucket, PointWrite, Store, StoreError, now_ms};
+use crate::store::{Bucket, Dictionary, SampleWrite, Store, StoreError, millis, now_ms};
 
 /// Batches the writer may fall behind by before new ones are dropped.
 const QUEUE: usize = 8192;
-/// Most points written in one transaction: enough to amortize a commit,
+/// Most samples written in one transaction: enough to amortize a commit,
 /// few enough that an agent enrolling meanwhile waits milliseconds, not
 /// a second, for its turn to write.
-const MAX_POINTS_PER_TX: usize = 5_000;
+const MAX_SAMPLES_PER_TX: usize = 1_000;
 
 /// How long the state journal is kept by default.
 pub const JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -38,7 +42,7 @@ pub struct HistoryConfig {
     pub retention: Retention,
     /// Cap on the database's size on disk; the oldest history goes first.
     pub max_bytes: u64,
-    /// How often rollups are brought up to date.
+    /// How often closed windows are sealed and rolled up.
     pub rollup_every: Duration,
     /// How often retention and the cap are enforced.
     pub retention_every: Duration,
@@ -64,10 +68,16 @@ pub struct HistoryStats {
     pub dropped_batches: AtomicU64,
     /// Writes that failed (their batches are lost).
     pub write_failures: AtomicU64,
+    /// Values written (a sample holds about 40).
     pub points_written: AtomicU64,
+    pub samples_written: AtomicU64,
     /// Milliseconds from a batch's arrival to its commit, for the last write.
     pub write_lag_ms: AtomicI64,
 }
+
+/// Nodes (by history key) that have rows not yet sealed, and the oldest
+/// row time written since they were last sealed.
+type Pending = Arc<Mutex<HashMap<i64, i64>>>;
 
 /// The handle the rest of the hub uses.
 #[derive(Debug, Clone)]
@@ -87,23 +97,25 @@ impl History {
     ) -> (History, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(HistoryStats::default());
-        let dirty_from = Arc::new(AtomicI64::new(i64::MAX));
+        let pending = Pending::default();
         let writer = Writer {
             store: store.clone(),
-            ids: HashMap::new(),
+            dict: Dictionary::default(),
             stats: stats.clone(),
-            dirty_from: dirty_from.clone(),
+            pending: pending.clone(),
         };
         let maintenance = Maintenance {
             store,
             config: config.clone(),
-            dirty_from,
+            pending,
         };
         let task = tokio::spawn(async move {
-            // Both stop on `stop`; the writer first drains what is queued, and
-            // the last rollup runs after it.
+            // Both stop on `stop`; the writer first drains what is queued.
+            // Nothing needs a last roll-up: rows are kept until sealed, and
+            // the buckets of open windows are computed when asked.
             let writing = tokio::spawn(writer.run(rx, stop.clone()));
-            maintenance.run(stop, writing).await;
+            maintenance.run(stop).await;
+            let _ = writing.await;
         });
         (History { tx, stats, config }, task)
     }
@@ -124,7 +136,8 @@ impl History {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
-    /// Answers a range query: each series' points at `resolution`.
+    /// Answers a range query: each series' points at `resolution`, from
+    /// no earlier than that resolution's retention.
     pub async fn query(
         &self,
         store: &Store,
@@ -134,31 +147,22 @@ impl History {
         from: i64,
         to: i64,
     ) -> Result<Vec<(String, Vec<Bucket>)>, StoreError> {
-        let tier = match resolution {
-            Resolution::Raw => None,
-            Resolution::Tier(t) => Some(t),
+        let r = &self.config.retention;
+        let (tier, keep) = match resolution {
+            Resolution::Raw => (None, r.raw),
+            Resolution::Tier(t) => (Some(t), r.tiers[rollup::tier_index(t)]),
         };
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            out.push((
-                name.clone(),
-                store.series_points(node_id, name, tier, from, to).await?,
-            ));
-        }
-        Ok(out)
+        let from = from.max(now_ms().saturating_sub(millis(keep)));
+        store.history_points(node_id, names, tier, from, to).await
     }
 }
 
-/// A node's samples, flattened: (node, [(ts, [(series name, value)])]).
-type NodeValues = (String, Vec<(i64, Vec<(String, f64)>)>);
-
 struct Writer {
     store: Store,
-    /// (node, series name) → series id.
-    ids: HashMap<(String, String), i64>,
+    /// Node keys and series indexes already known.
+    dict: Dictionary,
     stats: Arc<HistoryStats>,
-    /// The oldest point written since the last rollup.
-    dirty_from: Arc<AtomicI64>,
+    pending: Pending,
 }
 
 impl Writer {
@@ -180,12 +184,12 @@ impl Writer {
                     Err(_) => return,
                 },
             };
+            let mut samples = first.2.len();
             let mut batches = vec![first];
-            let mut points: usize = batches[0].2.len() * 32;
-            while points < MAX_POINTS_PER_TX {
+            while samples < MAX_SAMPLES_PER_TX {
                 match rx.try_recv() {
                     Ok(b) => {
-                        points += b.2.len() * 32;
+                        samples += b.2.len();
                         batches.push(b);
                     }
                     Err(_) => break,
@@ -212,67 +216,46 @@ impl Writer {
         &mut self,
         batches: Vec<(Instant, String, Vec<Sample>)>,
     ) -> Result<(), StoreError> {
-        let flat: Vec<NodeValues> = batches
+        let samples: Vec<SampleWrite> = batches
             .into_iter()
-            .map(|(_, node, samples)| {
-                let values = samples
-                    .iter()
-                    .map(|s| (s.ts_ms, series::flatten(s)))
-                    .collect();
-                (node, values)
+            .flat_map(|(_, node, samples)| {
+                samples.into_iter().map(move |s| SampleWrite {
+                    node: node.clone(),
+                    ts: s.ts_ms,
+                    values: series::flatten(&s),
+                })
             })
             .collect();
-        // Series seen for the first time (a new node, disk or container) are
-        // created together, in one transaction.
-        let mut missing: HashSet<(String, String)> = HashSet::new();
-        for (node, samples) in &flat {
-            for (_, values) in samples {
-                for (name, _) in values {
-                    let key = (node.clone(), name.clone());
-                    if !self.ids.contains_key(&key) {
-                        missing.insert(key);
-                    }
-                }
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let points: usize = samples.iter().map(|s| s.values.len()).sum();
+        let touched = self.store.append_samples(&mut self.dict, &samples).await?;
+        {
+            let mut pending = lock(&self.pending);
+            for (node, oldest) in touched {
+                let at = pending.entry(node).or_insert(oldest);
+                *at = (*at).min(oldest);
             }
-        }
-        if !missing.is_empty() {
-            let missing: Vec<_> = missing.into_iter().collect();
-            let ids = self.store.series_ids(&missing).await?;
-            self.ids.extend(ids);
-        }
-        let mut rows = Vec::new();
-        for (node, samples) in flat {
-            for (ts, values) in samples {
-                for (name, value) in values {
-                    let Some(&series_id) = self.ids.get(&(node.clone(), name)) else {
-                        continue;
-                    };
-                    rows.push(PointWrite {
-                        series_id,
-                        ts,
-                        value,
-                    });
-                }
-            }
-        }
-        // In key order, one transaction sweeps the points table once instead
-        // of hopping between the pages of thousands of series.
-        rows.sort_unstable_by_key(|r| (r.series_id, r.ts));
-        self.store.insert_points(&rows).await?;
-        if let Some(oldest) = rows.iter().map(|r| r.ts).min() {
-            self.dirty_from.fetch_min(oldest, Ordering::Relaxed);
         }
         self.stats
             .points_written
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            .fetch_add(points as u64, Ordering::Relaxed);
+        self.stats
+            .samples_written
+            .fetch_add(samples.len() as u64, Ordering::Relaxed);
         Ok(())
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Maintenance {
     store: Store,
     config: HistoryConfig,
-    dirty_from: Arc<AtomicI64>,
+    pending: Pending,
 }
 
 /// How long ended commands (and their output) are kept.
@@ -281,7 +264,18 @@ pub const COMMANDS_KEPT_FOR: Duration = Duration::from_secs(90 * 24 * 3600);
 pub const COMMANDS_KEPT_PER_HOST: u32 = 1000;
 
 impl Maintenance {
-    async fn run(self, stop: CancellationToken, writer: JoinHandle<()>) {
+    async fn run(self, stop: CancellationToken) {
+        // Rows a previous run left unsealed.
+        match self.store.history_pending().await {
+            Ok(rows) => {
+                let mut pending = lock(&self.pending);
+                for (node, oldest) in rows {
+                    let at = pending.entry(node).or_insert(oldest);
+                    *at = (*at).min(oldest);
+                }
+            }
+            Err(e) => self.log(Err(e), "reading unsealed history"),
+        }
         let mut rollups = tokio::time::interval(self.config.rollup_every);
         let mut retention = tokio::time::interval(self.config.retention_every);
         for t in [&mut rollups, &mut retention] {
@@ -290,12 +284,10 @@ impl Maintenance {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = rollups.tick() => self.log(self.roll_up().await, "rolling up history"),
-                _ = retention.tick() => self.log(self.enforce_retention().await, "enforcing history retention"),
+                _ = rollups.tick() => self.log(self.roll_up(now_ms()).await, "rolling up history"),
+                _ = retention.tick() => self.log(self.enforce_retention(now_ms()).await, "enforcing history retention"),
             }
         }
-        let _ = writer.await;
-        self.log(self.roll_up().await, "rolling up history");
     }
 
     fn log(&self, result: Result<(), StoreError>, what: &str) {
@@ -304,36 +296,49 @@ impl Maintenance {
         }
     }
 
-    /// Recomputes every bucket touched since the last run, the open ones included.
-    async fn roll_up(&self) -> Result<(), StoreError> {
-        let from = self.dirty_from.swap(i64::MAX, Ordering::Relaxed);
-        if from == i64::MAX {
-            return Ok(());
+    /// Seals the rows of closed windows into chunks, then rolls every tier
+    /// up over the windows `now` has closed.
+    async fn roll_up(&self, now: i64) -> Result<(), StoreError> {
+        let before = rollup::floor(
+            now.saturating_sub(crate::store::HISTORY_GRACE_MS),
+            rollup::window_ms(rollup::RAW),
+        );
+        let due: Vec<(i64, i64)> = lock(&self.pending)
+            .iter()
+            .filter(|(_, oldest)| **oldest < before)
+            .map(|(node, oldest)| (*node, *oldest))
+            .collect();
+        for group in due.chunks(crate::store::HISTORY_SEAL_PER_TX) {
+            let nodes: Vec<i64> = group.iter().map(|(node, _)| *node).collect();
+            let sealed = self.store.seal_history(&nodes, before).await?;
+            let mut pending = lock(&self.pending);
+            for ((node, remaining), (_, seen)) in sealed.into_iter().zip(group) {
+                // A row written meanwhile moved the mark: keep it for next time.
+                if pending.get(&node) != Some(seen) {
+                    continue;
+                }
+                if remaining {
+                    pending.insert(node, before);
+                } else {
+                    pending.remove(&node);
+                }
+            }
         }
-        // Never recompute from raw points that retention already removed.
-        let raw_horizon = now_ms().saturating_sub(crate::store::millis(self.config.retention.raw));
-        let from = from.max(raw_horizon);
-        let to = now_ms() + 1;
-        let mut source = None;
-        for tier in TIERS {
-            self.store.rollup(tier, source, from, to).await?;
-            source = Some(tier);
-        }
+        self.store.roll_up_history(now).await?;
         Ok(())
     }
 
-    /// Deletes by age, then, while over the cap, the oldest raw points and
-    /// then the oldest rollups, a slice at a time.
-    pub async fn enforce_retention(&self) -> Result<(), StoreError> {
-        let now = now_ms();
+    /// Deletes by age, then, while over the cap, the oldest raw history
+    /// and then the oldest of each tier, a tenth at a time.
+    pub async fn enforce_retention(&self, now: i64) -> Result<(), StoreError> {
         let r = &self.config.retention;
-        let ago = |d: Duration| now.saturating_sub(crate::store::millis(d));
-        let tiers: Vec<(u32, i64)> = TIERS
-            .iter()
-            .zip(r.tiers)
-            .map(|(t, keep)| (*t, ago(keep)))
-            .collect();
-        self.store.delete_history_before(ago(r.raw), &tiers).await?;
+        let ago = |d: Duration| now.saturating_sub(millis(d));
+        self.store
+            .delete_history_before(rollup::RAW, ago(r.raw))
+            .await?;
+        for (tier, keep) in TIERS.iter().zip(r.tiers) {
+            self.store.delete_history_before(*tier, ago(keep)).await?;
+        }
         // Command history lives by the same clock: by age and by count per host.
         self.store
             .prune_commands(ago(COMMANDS_KEPT_FOR), COMMANDS_KEPT_PER_HOST)
@@ -343,20 +348,15 @@ impl Maintenance {
             .prune_journal(ago(self.config.journal_retention))
             .await?;
         self.store.compact().await?;
-        for level in [None, Some(60), Some(900), Some(3600)] {
+        for level in rollup::LEVELS {
             while self.store.disk_bytes() > self.config.max_bytes {
                 // Drop the oldest tenth of what is left of this level.
                 let Some(cut) = self.store.oldest_tenth_cut(level).await? else {
                     break;
                 };
-                match level {
-                    None => self.store.delete_history_before(cut, &[]).await?,
-                    Some(tier) => {
-                        self.store
-                            .delete_history_before(i64::MIN, &[(tier, cut)])
-                            .await?
-                    }
-                };
+                if self.store.delete_history_before(level, cut).await? == 0 {
+                    break;
+                }
                 self.store.compact().await?;
             }
         }

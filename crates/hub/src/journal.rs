@@ -164,13 +164,52 @@ pub enum JournalError {
     Before(String),
 }
 
-/// The last journaled state of a node.
+/// The last journaled state of a node, packed: the zstd of its JSON. A hub
+/// keeps one per node beside the live twin, and a second decoded copy of
+/// every twin was most of its memory after the twin itself; packed it is a
+/// few KiB, unpacked only to write a diff.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
-    pub state: NodeState,
+    packed: Vec<u8>,
     pub ts: i64,
     /// Diffs written since the last checkpoint.
     pub since_checkpoint: u32,
+}
+
+impl Head {
+    /// A head holding `state`.
+    pub fn new(state: &NodeState, ts: i64, since_checkpoint: u32) -> Head {
+        Head::from_json(&state_json(state), ts, since_checkpoint)
+    }
+
+    fn from_json(json: &[u8], ts: i64, since_checkpoint: u32) -> Head {
+        let mut packed =
+            zstd::bulk::compress(json, ZSTD_LEVEL).expect("zstd compresses into memory");
+        packed.shrink_to_fit();
+        Head {
+            packed,
+            ts,
+            since_checkpoint,
+        }
+    }
+
+    fn json(&self) -> Vec<u8> {
+        zstd::bulk::decompress(&self.packed, MAX_ENTRY).expect("a head packed here unpacks")
+    }
+
+    /// The state it holds.
+    pub fn state(&self) -> NodeState {
+        serde_json::from_slice(&self.json()).expect("a head's JSON is a state")
+    }
+
+    /// Heap bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.packed.capacity()
+    }
+}
+
+fn state_json(state: &NodeState) -> Vec<u8> {
+    serde_json::to_vec(state).expect("states serialize")
 }
 
 /// The state as the journal keeps it: without the top processes.
@@ -239,11 +278,8 @@ pub fn replay(node: &str, rows: &[Row]) -> Result<(NodeState, i64), JournalError
 /// returns the newest ones for a restart).
 pub fn head_of(node: &str, rows: &[Row]) -> Result<Head, JournalError> {
     let (state, ts) = replay(node, rows)?;
-    Ok(Head {
-        state,
-        ts,
-        since_checkpoint: rows.iter().skip(1).filter(|r| !r.checkpoint).count() as u32,
-    })
+    let since = rows.iter().skip(1).filter(|r| !r.checkpoint).count() as u32;
+    Ok(Head::new(&state, ts, since))
 }
 
 /// The last journaled state of each node, and what to append next.
@@ -288,9 +324,12 @@ impl Journal {
     /// previous row if the clock went back.
     pub fn prepare(&self, node: &str, ts: i64, state: NodeState) -> Option<(Row, Head)> {
         let state = journaled(state);
+        let json = state_json(&state);
         let (checkpoint, ts, since) = match self.heads.get(node) {
             Some(head) => {
-                if head.state == state {
+                // States serialize the same way each time (maps in key
+                // order): equal JSON is an equal state.
+                if head.json() == json {
                     return None;
                 }
                 let ts = ts.max(head.ts + 1);
@@ -301,21 +340,14 @@ impl Journal {
             }
             None => (true, ts, 0),
         };
-        let (body, state) = match checkpoint {
-            true => {
-                let entry = Entry::Checkpoint {
-                    state: Box::new(state),
-                };
-                let body = encode(&entry);
-                let Entry::Checkpoint { state } = entry else {
-                    unreachable!()
-                };
-                (body, *state)
-            }
+        let body = match checkpoint {
+            true => encode(&Entry::Checkpoint {
+                state: Box::new(state),
+            }),
             false => {
-                let head = &self.heads[node].state;
-                let changes = compact(head, diff(head, &state));
-                (encode(&Entry::Diff { changes }), state)
+                let head = self.heads[node].state();
+                let changes = compact(&head, diff(&head, &state));
+                encode(&Entry::Diff { changes })
             }
         };
         let row = Row {
@@ -324,14 +356,13 @@ impl Journal {
             checkpoint,
             body,
         };
-        Some((
-            row,
-            Head {
-                state,
-                ts,
-                since_checkpoint: since,
-            },
-        ))
+        Some((row, Head::from_json(&json, ts, since)))
+    }
+
+    /// Heap bytes of the heads (packed states), and how many.
+    pub fn heads_bytes(&self) -> (usize, usize) {
+        let bytes = self.heads.values().map(Head::bytes).sum();
+        (bytes, self.heads.len())
     }
 
     /// Keeps the heads of rows that were committed.
@@ -358,6 +389,50 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
                 "{s:?} is not a time: give unix milliseconds or RFC 3339 (2026-12-01T03:12:00Z): {e}"
             )
         })
+}
+
+/// A moment as people and assistants write it, for the CLI and MCP:
+/// anything [`parse_time`] takes (unix ms, RFC 3339), a date and time
+/// without an offset (`2026-12-01 03:12`, `2026-12-01T03:12:30`,
+/// `2026-12-01`), read as **UTC**, or a span back from `now`
+/// (`2h`, `90m ago`, `1d 6h ago`).
+pub fn parse_moment(s: &str, now: i64) -> Result<i64, String> {
+    let s = s.trim();
+    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
+        return parse_time(s);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, format) {
+            return Ok(t.and_utc().timestamp_millis());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis());
+    }
+    let span = s.strip_suffix("ago").unwrap_or(s).trim();
+    let back = span
+        .starts_with(|c: char| c.is_ascii_digit())
+        .then(|| humantime::parse_duration(span).ok())
+        .flatten();
+    if let Some(d) = back {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        return Ok(now.saturating_sub(ms));
+    }
+    Err(format!(
+        "{s:?} is not a time: give RFC 3339 (2026-12-01T03:12:00Z), \
+         'YYYY-MM-DD HH:MM[:SS]' (UTC), unix milliseconds, or a span back (2h, 30m ago)"
+    ))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod agentless;
 pub mod alerts;
 pub mod api;
 pub mod audit;
@@ -20,14 +21,18 @@ pub mod gateway;
 pub mod history;
 pub mod journal;
 pub mod layout;
+pub mod lifecycle;
 pub mod link;
 pub mod lockout;
 pub mod mcp;
+pub mod memory;
 pub mod metrics;
 pub mod recorder;
 pub mod releases;
+pub mod rollouts;
 pub mod schedules;
 pub mod server;
+pub mod ssh;
 pub mod store;
 pub mod timeline;
 pub mod tls;
@@ -91,6 +96,8 @@ pub struct HubConfig {
     pub backup_credentials: Option<PathBuf>,
     /// The minisign public keys releases must be signed with (`--update-key`).
     pub update_keys: twinbay_proto::release::TrustedKeys,
+    /// Log lines, restart and update: what the binary running the hub offers.
+    pub lifecycle: lifecycle::LifecycleConfig,
 }
 
 /// How many connections the hub holds before it refuses more, and how long
@@ -181,6 +188,8 @@ pub struct HubState {
     pub alerts: alerts::Alerts,
     /// The topology's live diffs, for stream clients that watch it.
     pub topology: topology::feed::Feed,
+    /// Every host in one line, for stream clients of the summary view.
+    pub summaries: api::StreamSummaries,
     /// Wakes the scheduler when schedules change.
     pub schedules: schedules::Scheduler,
     /// What `/mcp` serves.
@@ -189,6 +198,14 @@ pub struct HubState {
     pub backups: Arc<backups::Backups>,
     /// Signed releases the fleet can be updated to.
     pub releases: releases::Releases,
+    /// The active rollout of a release across the fleet.
+    pub rollouts: rollouts::Rollouts,
+    /// The hub's own process: what it runs as, restart and update.
+    pub lifecycle: lifecycle::Lifecycle,
+    /// The twin's last size walk, for `GET /api/v1/hub`'s `memory`.
+    pub memory: memory::Walks,
+    /// Hosts over SSH: the hub's key, pinned host keys, pooled connections.
+    pub ssh: ssh::Ssh,
 }
 
 /// What the first start did about the admin account.
@@ -284,12 +301,15 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         .set_setting(store::settings::UPDATE_KEYS, &update_keys.join("\n"))
         .await?;
 
-    let (timeline_tx, timeline_rx) = tokio::sync::mpsc::channel(8192);
+    // The twins of many hosts repeat the same text (images, units, states):
+    // deserialized once, shared from then on (`proto::text`).
+    twinbay_proto::text::intern::enable();
+    let (timeline, timeline_rx) = recorder::TimelineQueue::new();
     // What happens (timeline events, commands' ends) reaches alert rules too.
     let (alert_inbox, alert_happenings) = alerts::events::inbox();
     let twin = Arc::new(
         twin::Twin::new(store.nodes().await?)
-            .with_timeline(timeline_tx)
+            .with_timeline(timeline.clone())
             .with_alerts(alert_inbox.clone()),
     );
     // The recorder and history stop after the links, so nothing is lost.
@@ -306,13 +326,17 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     let (files, file_jobs) = files::Files::new();
     let gateways = gateway::Gateways::new(&config.gateway);
     let alerts = alerts::Alerts::open(&config.data_dir)?;
+    let (ssh, key_changes) = ssh::Ssh::open(&config.data_dir)?;
+    ssh.load(&store).await?;
     let state = Arc::new(HubState {
         store: store.clone(),
         twin,
         metrics: metrics::Metrics::new()
+            .with_timeline(&timeline)
             .with_audit_chain(store.anchor().gauge())
             .with_gateway(&gateways.gauges)
-            .with_alerts(&alerts),
+            .with_alerts(&alerts)
+            .with_ssh(ssh.pool.counters()),
         heartbeat: config.heartbeat,
         shutdown: shutdown.clone(),
         sessions: tokio_util::task::TaskTracker::new(),
@@ -326,6 +350,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         gateways: gateways.clone(),
         alerts,
         topology: topology::feed::Feed::new(),
+        summaries: api::StreamSummaries::new(),
         schedules: schedules::Scheduler::default(),
         mcp: config.mcp,
         backups: Arc::new(backups::Backups::from_config(
@@ -335,6 +360,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
             config.backup_credentials.as_deref(),
         )?),
         releases: releases::Releases::open(&config.data_dir, config.update_keys.clone())?,
+        rollouts: rollouts::Rollouts::default(),
         network: api::client::NetworkPolicy {
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_hosts: api::client::AllowedHosts::new(
@@ -348,13 +374,18 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         },
         audit_key,
         connections: server::Connections::new(limits),
+        lifecycle: lifecycle::Lifecycle::new(&config.data_dir, config.lifecycle),
+        memory: memory::Walks::default(),
+        ssh,
     });
+    lifecycle::report_outcome(&state, &config.data_dir).await;
     tokio::spawn(files::track(
         state.clone(),
         file_jobs,
         recorder_stop.clone(),
     ));
     tokio::spawn(topology::feed::run(state.clone(), shutdown.clone()));
+    tokio::spawn(api::run_stream_summaries(state.clone(), shutdown.clone()));
     tokio::spawn(alerts::run(
         state.clone(),
         config.alerts.clone(),
@@ -362,6 +393,9 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         recorder_stop.clone(),
     ));
     tokio::spawn(schedules::run(state.clone(), shutdown.clone()));
+    tokio::spawn(memory::run(shutdown.clone()));
+    tokio::spawn(rollouts::run(state.clone(), shutdown.clone()));
+    tokio::spawn(ssh::run(state.clone(), key_changes, shutdown.clone()));
     // Gateway pollers stop with the recorder, after their last events.
     gateway::spawn(
         gateways,

@@ -2,6 +2,12 @@
 //!
 //! Per-node families are rebuilt from the twin at each scrape (nodes, mounts
 //! and interfaces come and go); the hub's own counters live across scrapes.
+//!
+//! A scrape carries every node's series while the fleet has at most
+//! [`DEFAULT_MAX_NODES`] nodes; a larger fleet's default scrape carries the
+//! hub's own health and the fleet's counts only, and a scraper picks the
+//! nodes it wants ([`NodeSelection`]): all of them, one, or a stable shard,
+//! so several scrape jobs share a big fleet.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,6 +91,79 @@ const NODE_GAUGES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The largest fleet whose per-node series a scrape carries unasked.
+pub const DEFAULT_MAX_NODES: usize = 1_000;
+
+/// Which nodes' series one scrape carries (`GET /metrics?nodes=…`,
+/// `?shard=I/N`, `?node=ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeSelection {
+    /// Every node while the fleet has at most [`DEFAULT_MAX_NODES`], else none.
+    Default,
+    All,
+    None,
+    /// The nodes whose id hashes to `index` of `of` ([`shard_of`]).
+    Shard {
+        index: u32,
+        of: u32,
+    },
+    Node(String),
+}
+
+impl NodeSelection {
+    /// Reads the scrape's query parameters; at most one of them may be given.
+    pub fn parse(
+        nodes: Option<&str>,
+        shard: Option<&str>,
+        node: Option<&str>,
+    ) -> Result<NodeSelection, String> {
+        match (nodes, shard, node) {
+            (None, None, None) => Ok(NodeSelection::Default),
+            (Some("all"), None, None) => Ok(NodeSelection::All),
+            (Some("none"), None, None) => Ok(NodeSelection::None),
+            (Some(other), None, None) => {
+                Err(format!("nodes={other:?}: expected \"all\" or \"none\""))
+            }
+            (None, Some(shard), None) => {
+                let parsed = shard.split_once('/').and_then(|(i, n)| {
+                    Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?))
+                });
+                match parsed {
+                    Some((index, of)) if of > 0 && of <= 1024 && index < of => {
+                        Ok(NodeSelection::Shard { index, of })
+                    }
+                    _ => Err(format!(
+                        "shard={shard:?}: expected I/N with 0 <= I < N <= 1024, e.g. 0/4"
+                    )),
+                }
+            }
+            (None, None, Some(id)) if !id.is_empty() => Ok(NodeSelection::Node(id.to_string())),
+            (None, None, Some(_)) => Err("node= needs a node id".into()),
+            _ => Err("give at most one of nodes=, shard= and node=".into()),
+        }
+    }
+
+    fn includes(&self, id: &str, fleet: usize) -> bool {
+        match self {
+            NodeSelection::Default => fleet <= DEFAULT_MAX_NODES,
+            NodeSelection::All => true,
+            NodeSelection::None => false,
+            NodeSelection::Shard { index, of } => shard_of(id, *of) == *index,
+            NodeSelection::Node(n) => n == id,
+        }
+    }
+}
+
+/// The shard of `of` that a node's series belong to: FNV-1a (32 bit) of its
+/// id, modulo `of`. Stable across restarts and versions, so a node stays in
+/// one scrape job.
+pub fn shard_of(id: &str, of: u32) -> u32 {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % of.max(1)
+}
+
 /// In the order of [`Counts::refused`].
 const REFUSAL_REASONS: [Refused; 3] = [Refused::Open, Refused::Unproven, Refused::PerAddress];
 
@@ -101,7 +180,10 @@ pub struct Metrics {
     pub ui_dropped: Counter,
     pub ui_clients: Gauge,
     pub api_unauthorized: Counter,
+    /// Timeline events dropped because the writer fell behind.
+    pub timeline_dropped: Counter,
     nodes: Gauge,
+    nodes_omitted: Gauge,
     agents_connected: Gauge,
     history_queued: Gauge,
     history_dropped: Gauge,
@@ -140,7 +222,9 @@ impl Metrics {
             ui_dropped: Counter::default(),
             ui_clients: Gauge::default(),
             api_unauthorized: Counter::default(),
+            timeline_dropped: Counter::default(),
             nodes: Gauge::default(),
+            nodes_omitted: Gauge::default(),
             agents_connected: Gauge::default(),
             history_queued: Gauge::default(),
             history_dropped: Gauge::default(),
@@ -200,6 +284,11 @@ impl Metrics {
         );
         registry.register("nodes", "Enrolled nodes", m.nodes.clone());
         registry.register(
+            "metrics_nodes_omitted",
+            "Nodes whose series this scrape left out (ask with ?nodes=all or ?shard=I/N)",
+            m.nodes_omitted.clone(),
+        );
+        registry.register(
             "agents_connected",
             "Nodes whose agent is connected",
             m.agents_connected.clone(),
@@ -255,6 +344,44 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Counts the timeline events `queue` drops as
+    /// `twinbay_timeline_dropped_events`.
+    pub fn with_timeline(mut self, queue: &crate::recorder::TimelineQueue) -> Metrics {
+        self.timeline_dropped = queue.dropped.clone();
+        self.registry.register(
+            "timeline_dropped_events",
+            "Timeline events dropped because the writer fell behind",
+            self.timeline_dropped.clone(),
+        );
+        self
+    }
+
+    /// Exposes the SSH pool's counters (`twinbay_ssh_*_total`).
+    pub fn with_ssh(mut self, stats: &crate::ssh::pool::Stats) -> Metrics {
+        let r = &mut self.registry;
+        r.register(
+            "ssh_connections_opened",
+            "SSH connections opened to hosts (pooled: one per host, again after a drop or idle close)",
+            stats.connections_opened.clone(),
+        );
+        r.register(
+            "ssh_connect_failures",
+            "SSH connections that failed (unreachable, refused key, changed host key)",
+            stats.connect_failures.clone(),
+        );
+        r.register(
+            "ssh_commands",
+            "Commands run on hosts over SSH",
+            stats.commands_run.clone(),
+        );
+        r.register(
+            "ssh_command_failures",
+            "Commands over SSH that failed or exited non-zero",
+            stats.command_failures.clone(),
+        );
+        self
+    }
+
     /// Exposes `twinbay_audit_chain_broken`, which the store's audit anchor
     /// sets to 1 when it finds the trail cut.
     pub fn with_audit_chain(mut self, broken: Gauge) -> Metrics {
@@ -295,23 +422,32 @@ impl Metrics {
         ClientGuard(&self.ui_clients)
     }
 
-    /// The exposition text, with per-node values read from the twin now.
+    /// The exposition text, with the values of the `nodes` selected read
+    /// from the twin now.
     pub fn render(
         &self,
         twin: &Twin,
         history: &History,
         database_bytes: u64,
         connections: &Counts,
+        nodes: &NodeSelection,
     ) -> String {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.node.iter().for_each(Family::clear);
-        let (mut total, mut connected) = (0, 0);
+        let mut fleet = 0;
+        twin.for_each(|_| fleet += 1);
+        let (mut total, mut connected, mut omitted) = (0, 0, 0);
         twin.for_each(|node| {
             total += 1;
             connected += i64::from(node.connected);
-            self.record_node(node);
+            if nodes.includes(&node.id, fleet) {
+                self.record_node(node);
+            } else {
+                omitted += 1;
+            }
         });
         self.nodes.set(total);
+        self.nodes_omitted.set(omitted);
         self.agents_connected.set(connected);
         self.history_queued.set(history.queued() as i64);
         self.history_dropped
@@ -501,6 +637,51 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrapes_select_nodes_by_query() {
+        use NodeSelection as S;
+        assert_eq!(S::parse(None, None, None), Ok(S::Default));
+        assert_eq!(S::parse(Some("all"), None, None), Ok(S::All));
+        assert_eq!(S::parse(Some("none"), None, None), Ok(S::None));
+        assert_eq!(
+            S::parse(None, Some("1/4"), None),
+            Ok(S::Shard { index: 1, of: 4 })
+        );
+        assert_eq!(S::parse(None, None, Some("n_1")), Ok(S::Node("n_1".into())));
+        for bad in ["4/4", "1/0", "x/2", "1", "-1/2", "1/2000", ""] {
+            let err = S::parse(None, Some(bad), None).unwrap_err();
+            assert!(err.contains("expected I/N"), "{bad}: {err}");
+        }
+        assert!(S::parse(Some("some"), None, None).is_err());
+        assert!(S::parse(Some("all"), Some("0/2"), None).is_err());
+        assert!(S::parse(None, None, Some("")).is_err());
+
+        assert!(S::Default.includes("n", DEFAULT_MAX_NODES));
+        assert!(!S::Default.includes("n", DEFAULT_MAX_NODES + 1));
+        assert!(S::All.includes("n", 1_000_000));
+        assert!(!S::None.includes("n", 1));
+        assert!(S::Node("a".into()).includes("a", 5) && !S::Node("a".into()).includes("b", 5));
+    }
+
+    #[test]
+    fn shards_split_a_fleet_into_disjoint_even_parts() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("n_{i:016x}")).collect();
+        let mut sizes = [0usize; 4];
+        for id in &ids {
+            let in_shards: Vec<u32> = (0..4)
+                .filter(|i| NodeSelection::Shard { index: *i, of: 4 }.includes(id, ids.len()))
+                .collect();
+            assert_eq!(in_shards.len(), 1, "{id} is in {in_shards:?}");
+            sizes[in_shards[0] as usize] += 1;
+        }
+        assert!(
+            sizes.iter().all(|s| (2_000..3_000).contains(s)),
+            "{sizes:?}"
+        );
+        // Stable: the published hash, not a per-process one.
+        assert_eq!(shard_of("", 1 << 31), 0x811c_9dc5 % (1 << 31));
+    }
 
     #[test]
     fn counters_are_named_after_their_samples_in_the_text_format() {

@@ -20,6 +20,37 @@ const LIVENESS_EVERY: u32 = 15;
 /// Most nodes written in one transaction.
 const NODES_PER_TX: usize = 200;
 
+/// Timeline events that may wait for the writer: a reconnect storm of
+/// 10,000 agents brings one `agent.connected` each, at once.
+pub const TIMELINE_QUEUE: usize = 65_536;
+/// Most events written in one transaction.
+const EVENTS_PER_TX: usize = 2_000;
+
+/// Where the twin hands timeline events to the recorder. Never waits: when
+/// the writer is [`TIMELINE_QUEUE`] events behind, an event is dropped and
+/// counted (`timeline_dropped_events` in `GET /api/v1/hub` and `/metrics`).
+#[derive(Debug, Clone)]
+pub struct TimelineQueue {
+    tx: mpsc::Sender<Event>,
+    pub dropped: prometheus_client::metrics::counter::Counter,
+}
+
+impl TimelineQueue {
+    pub fn new() -> (TimelineQueue, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(TIMELINE_QUEUE);
+        let dropped = Default::default();
+        (TimelineQueue { tx, dropped }, rx)
+    }
+
+    pub fn push(&self, event: Event) {
+        if self.tx.try_send(event).is_err() && self.dropped.inc() == 0 {
+            tracing::warn!(
+                "the timeline writer is behind; events are dropped (counted in timeline_dropped_events)"
+            );
+        }
+    }
+}
+
 /// Flushes node state every [`FLUSH_EVERY`] and timeline events as they
 /// come, until `stop`; then once more.
 pub async fn run(
@@ -38,6 +69,7 @@ pub async fn run(
             _ = ticker.tick() => {
                 ticks = ticks.wrapping_add(1);
                 flush(&twin, &store, &mut journal, ticks.is_multiple_of(LIVENESS_EVERY)).await;
+                twin.set_journal_heads_bytes(journal.heads_bytes().0 as u64);
             }
             Some(first) = events.recv() => write_events(&store, first, &mut events).await,
         }
@@ -53,7 +85,7 @@ async fn write_events(store: &Store, first: Event, events: &mut mpsc::Receiver<E
     let mut batch = vec![first];
     while let Ok(e) = events.try_recv() {
         batch.push(e);
-        if batch.len() >= 1000 {
+        if batch.len() >= EVENTS_PER_TX {
             break;
         }
     }
@@ -120,4 +152,41 @@ async fn journal_rows(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: usize) -> Event {
+        Event {
+            node_id: format!("n{}", i % 7),
+            ts: i as i64,
+            kind: "agent.connected".into(),
+            target: String::new(),
+            detail: serde_json::json!({"i": i}),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_storm_bigger_than_the_queue_is_counted_and_the_rest_written_in_order() {
+        let dir = std::env::temp_dir().join(format!("twinbay-recorder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir).await.unwrap();
+        let (queue, mut rx) = TimelineQueue::new();
+        for i in 0..TIMELINE_QUEUE + 25 {
+            queue.push(event(i));
+        }
+        assert_eq!(queue.dropped.get(), 25);
+        while let Ok(first) = rx.try_recv() {
+            write_events(&store, first, &mut rx).await;
+        }
+        let stored = store.events(None, i64::MAX, 100_000).await.unwrap();
+        assert_eq!(stored.len(), TIMELINE_QUEUE);
+        // Newest first: the last event that fitted, then the ones before it.
+        assert_eq!(stored[0], event(TIMELINE_QUEUE - 1));
+        assert_eq!(stored[stored.len() - 1], event(0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -3,6 +3,7 @@
 //! One module per kind of record; each method is one short query or
 //! transaction. Times are unix milliseconds.
 
+mod agentless;
 mod alerts;
 mod audit;
 mod auth;
@@ -14,8 +15,10 @@ mod history;
 mod journal;
 mod layout;
 mod nodes;
+mod rollouts;
 mod schedules;
 pub mod settings;
+mod ssh;
 mod users;
 
 use std::path::Path;
@@ -30,6 +33,7 @@ use sqlx::sqlite::{
 use crate::audit::anchor::Anchor;
 use crate::audit::head::Head;
 
+pub use agentless::{CollectionRun, CommandRun, KEEP_RUNS};
 pub use alerts::{
     AlertRecord, ChannelRecord, NewChannel, NewRule, NewSilence, RuleRecord, SilenceRecord,
 };
@@ -38,7 +42,10 @@ pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
 pub use backups::BackupRecord;
 pub use commands::{CommandRecord, Output};
 pub use files::{FileVersion, NewFileVersion};
-pub use history::{Bucket, PointWrite};
+pub use history::{
+    Bucket, Dictionary, GRACE_MS as HISTORY_GRACE_MS, SEAL_PER_TX as HISTORY_SEAL_PER_TX,
+    SampleWrite,
+};
 pub use layout::PutLayout;
 pub use nodes::{EnrollError, NodeRecord, NodeWrite};
 pub use schedules::{NewRun, NewSchedule, RunRecord, ScheduleRecord, ScheduleTarget};
@@ -128,13 +135,16 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store {
+        let store = Store {
             pool,
             path,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             anchor: Arc::new(Anchor::new(data_dir)),
             access: Arc::new(tokio::sync::watch::Sender::new(0)),
-        })
+        };
+        // Metric history of hubs before 0019 moves to its compact layout once.
+        store.migrate_legacy_history().await?;
+        Ok(store)
     }
 
     /// Fires (see [`Store::access`]) whenever a credential may have lost or

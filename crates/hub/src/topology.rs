@@ -146,7 +146,10 @@ fn known_speed_mbps(speed: Option<u32>) -> Option<u32> {
 
 /// The host's uplink load: its busiest interface (loopback and container
 /// bridges aside), max(rx, tx) over its speed.
-fn host_uplink(state: &NodeState, sample: Option<&Sample>) -> (Option<f64>, Option<f64>) {
+pub(crate) fn host_uplink(
+    state: &NodeState,
+    sample: Option<&Sample>,
+) -> (Option<f64>, Option<f64>) {
     let virtual_iface = |name: &str| {
         name == "lo"
             || [
@@ -349,9 +352,9 @@ fn add_host(g: &mut Graph, h: &HostInput<'_>, entry: &str) {
         g.nodes.push(GraphNode {
             id: id.clone(),
             kind: NodeKind::Container,
-            label: c.name.clone(),
+            label: c.name.to_string(),
             health: live(container_health(c)),
-            status: c.state.clone(),
+            status: c.state.to_string(),
             node_id: Some(h.id.into()),
         });
         g.edges.push(edge(&id, &host, EdgeKind::RunsOn));
@@ -362,7 +365,7 @@ fn add_host(g: &mut Graph, h: &HostInput<'_>, entry: &str) {
                 kind: NodeKind::Port,
                 label: p.clone(),
                 health: live(container_health(c)),
-                status: c.state.clone(),
+                status: c.state.to_string(),
                 node_id: Some(h.id.into()),
             });
             g.edges.push(edge(&id, &port, EdgeKind::Publishes));
@@ -373,14 +376,14 @@ fn add_host(g: &mut Graph, h: &HostInput<'_>, entry: &str) {
         g.nodes.push(GraphNode {
             id: id.clone(),
             kind: NodeKind::Unit,
-            label: u.name.clone(),
+            label: u.name.to_string(),
             health: live(match u.active_state.as_str() {
                 "active" => Health::Ok,
                 "failed" => Health::Down,
                 "activating" | "deactivating" | "reloading" => Health::Warn,
                 _ => Health::Unknown,
             }),
-            status: u.active_state.clone(),
+            status: u.active_state.to_string(),
             node_id: Some(h.id.into()),
         });
         g.edges.push(edge(&id, &host, EdgeKind::RunsOn));

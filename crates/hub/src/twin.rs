@@ -8,6 +8,7 @@
 //! that falls behind loses events and must take a fresh snapshot.
 
 pub mod routes;
+pub mod size;
 pub(crate) mod view;
 
 use std::collections::{HashMap, HashSet};
@@ -36,6 +37,8 @@ pub struct NodeTwin {
     pub agent_version: String,
     /// Enrolled by `twinbay sim`.
     pub simulated: bool,
+    /// Watched without an agent: the hub collects its twin (`agentless/`).
+    pub agentless: Option<Arc<Agentless>>,
     /// The agent's pinned ed25519 key (base64), checked at every handshake.
     pub public_key: String,
     /// The last applied sequence number of the current connection.
@@ -59,6 +62,7 @@ impl NodeTwin {
             last_seen: None,
             agent_version: String::new(),
             simulated: false,
+            agentless: None,
             public_key: String::new(),
             seq: None,
             state: NodeState::default(),
@@ -68,6 +72,15 @@ impl NodeTwin {
             conn: None,
         }
     }
+}
+
+/// How the hub watches an agentless host, shown with the node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Agentless {
+    /// Seconds between collections.
+    pub interval_secs: u64,
+    /// What an agent would report that a login shell cannot.
+    pub without_agent: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,7 +106,7 @@ pub struct Twin {
     nodes: RwLock<HashMap<String, NodeTwin>>,
     events: broadcast::Sender<Utf8Bytes>,
     /// Timeline events for the recorder (bounded; dropped when it falls behind).
-    timeline: Option<tokio::sync::mpsc::Sender<Event>>,
+    timeline: Option<crate::recorder::TimelineQueue>,
     /// Timeline events for alert rules (`alerts/events.rs`).
     alerts: Option<crate::alerts::events::Inbox>,
     /// Nodes whose state changed since the recorder last wrote them.
@@ -106,6 +119,8 @@ pub struct Twin {
     topology: Mutex<HashSet<String>>,
     topology_changed: tokio::sync::Notify,
     next_conn: std::sync::atomic::AtomicU64,
+    /// Heap bytes of the journal's heads (the recorder's), for `memory`.
+    journal_heads: std::sync::atomic::AtomicU64,
 }
 
 impl Twin {
@@ -120,6 +135,7 @@ impl Twin {
                     last_seen: r.last_seen,
                     agent_version: r.agent_version,
                     simulated: r.simulated,
+                    agentless: None,
                     public_key: r.public_key,
                     seq: None,
                     state: r.state,
@@ -141,6 +157,7 @@ impl Twin {
             topology: Mutex::new(HashSet::new()),
             topology_changed: tokio::sync::Notify::new(),
             next_conn: 1.into(),
+            journal_heads: 0.into(),
         }
     }
 
@@ -150,8 +167,8 @@ impl Twin {
     }
 
     /// Sends timeline events to `tx` (the recorder) from now on.
-    pub fn with_timeline(mut self, tx: tokio::sync::mpsc::Sender<Event>) -> Twin {
-        self.timeline = Some(tx);
+    pub fn with_timeline(mut self, queue: crate::recorder::TimelineQueue) -> Twin {
+        self.timeline = Some(queue);
         self
     }
 
@@ -168,10 +185,8 @@ impl Twin {
             if let Some(alerts) = &self.alerts {
                 alerts.timeline(&e);
             }
-            if let Some(tx) = &self.timeline
-                && tx.try_send(e).is_err()
-            {
-                tracing::warn!("timeline writer is behind; an event was dropped");
+            if let Some(queue) = &self.timeline {
+                queue.push(e);
             }
         }
     }
@@ -386,6 +401,31 @@ impl Twin {
         nodes.get(id).map(NodeView::of)
     }
 
+    /// The estimated heap bytes of every node's twin, by part (see
+    /// [`size`]); walks every node under the read lock.
+    pub fn sizes(&self) -> size::Sizes {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        let mut total = size::Sizes::default();
+        for node in nodes.values() {
+            total.add(&size::node(&node.state, node.resources.as_ref()));
+        }
+        if total.parts.is_empty() {
+            total.add(&size::node(&NodeState::default(), None));
+        }
+        total
+    }
+
+    /// Notes the heap bytes of the journal's heads (the recorder does).
+    pub fn set_journal_heads_bytes(&self, bytes: u64) {
+        self.journal_heads
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn journal_heads_bytes(&self) -> u64 {
+        self.journal_heads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Calls `f` with every node under the read lock (for /metrics).
     pub fn for_each(&self, mut f: impl FnMut(&NodeTwin)) {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
@@ -484,6 +524,7 @@ impl Twin {
             last_seen: None,
             agent_version: String::new(),
             simulated,
+            agentless: None,
             public_key: public_key.to_string(),
             seq: None,
             state: NodeState::default(),
@@ -491,6 +532,18 @@ impl Twin {
             resources: None,
             policy: None,
             conn: None,
+        });
+    }
+
+    /// Marks node `id` agentless (or not, with `None`) and tells the UI.
+    pub fn set_agentless(&self, id: &str, agentless: Option<Agentless>) {
+        let agentless = agentless.map(Arc::new);
+        self.mutate(id, Write::Liveness, |node, _timeline| {
+            if node.agentless == agentless {
+                return None;
+            }
+            node.agentless = agentless;
+            Some(view::node_event(node))
         });
     }
 

@@ -45,6 +45,8 @@ const SPA_ROUTES: &[&str] = &[
     "/world",
     "/audit",
     "/alerts",
+    "/updates",
+    "/ssh",
     "/settings",
     "/settings/{tab}",
 ];

@@ -23,6 +23,8 @@ pub mod join;
 pub mod message;
 pub mod model;
 pub mod release;
+pub mod text;
+pub use text::Str;
 #[cfg(feature = "tls")]
 pub mod tls;
 

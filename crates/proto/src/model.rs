@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::Str;
+
 /// The state an agent reports, apart from the numeric samples that travel in
 /// [`crate::message::AgentMessage::Metrics`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -230,13 +232,17 @@ pub struct HostInfo {
     pub hostname: String,
     /// Pretty OS name, e.g. "Debian GNU/Linux 12 (bookworm)".
     #[serde(default)]
-    pub os: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub os: Str,
     #[serde(default)]
-    pub kernel: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kernel: Str,
     #[serde(default)]
-    pub arch: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub arch: Str,
     #[serde(default)]
-    pub agent_version: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub agent_version: Str,
     /// Boot time, unix seconds.
     #[serde(default)]
     pub boot_time: i64,
@@ -250,14 +256,18 @@ pub struct HostInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Container {
     pub id: String,
-    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: Str,
     #[serde(default)]
-    pub image: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub image: Str,
     /// created, running, paused, restarting, exited, dead
     #[serde(default)]
-    pub state: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: Str,
     #[serde(default)]
-    pub health: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub health: Option<Str>,
     #[serde(default)]
     pub exit_code: Option<i64>,
     #[serde(default)]
@@ -265,11 +275,14 @@ pub struct Container {
     #[serde(default)]
     pub ports: Vec<String>,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
+    pub labels: BTreeMap<Str, Str>,
     #[serde(default)]
-    pub compose_project: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub compose_project: Option<Str>,
     #[serde(default)]
-    pub compose_service: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub compose_service: Option<Str>,
     /// RFC 3339, as the engine reports it.
     #[serde(default)]
     pub created: Option<String>,
@@ -285,15 +298,20 @@ pub struct Container {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Unit {
-    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: Str,
     #[serde(default)]
-    pub description: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub description: Str,
     #[serde(default)]
-    pub load_state: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub load_state: Str,
     #[serde(default)]
-    pub active_state: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub active_state: Str,
     #[serde(default)]
-    pub sub_state: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub sub_state: Str,
     /// When the unit entered its active state, unix seconds.
     #[serde(default)]
     pub since: Option<i64>,
@@ -311,7 +329,8 @@ pub struct Unit {
     pub cpu_nsec: Option<u64>,
     /// The unit file (systemd's `FragmentPath`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fragment_path: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub fragment_path: Option<Str>,
     /// Its drop-ins (`DropInPaths`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drop_in_paths: Vec<String>,
@@ -325,11 +344,14 @@ pub struct Unit {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Port {
     /// tcp, tcp6, udp, udp6
-    pub protocol: String,
-    pub address: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub protocol: Str,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub address: Str,
     pub port: u16,
     #[serde(default)]
-    pub process: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub process: Option<Str>,
     #[serde(default)]
     pub pid: Option<u32>,
 }
@@ -337,10 +359,12 @@ pub struct Port {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceStatus {
-    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: Str,
     pub available: bool,
     #[serde(default)]
-    pub reason: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub reason: Option<Str>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -357,7 +381,8 @@ pub struct Interface {
     pub speed_mbps: Option<u32>,
     /// `full` or `half`, where reported.
     #[serde(default)]
-    pub duplex: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub duplex: Option<Str>,
     #[serde(default)]
     pub mtu: Option<u32>,
 }
@@ -367,9 +392,11 @@ pub struct Interface {
 pub struct Mount {
     pub path: String,
     #[serde(default)]
-    pub device: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub device: Str,
     #[serde(default)]
-    pub fs_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub fs_type: Str,
     /// Why usage cannot be read (e.g. permission denied), if it cannot.
     #[serde(default)]
     pub error: Option<String>,
@@ -379,7 +406,8 @@ pub struct Mount {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Process {
     pub pid: u32,
-    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: Str,
     /// CPU over the last interval, percent of one core.
     #[serde(default)]
     pub cpu_pct: f32,
@@ -584,7 +612,7 @@ impl Keyed for Unit {
     fn key(&self) -> String {
         match self.user {
             true => format!("user:{}", self.name),
-            false => self.name.clone(),
+            false => self.name.to_string(),
         }
     }
 }
@@ -597,7 +625,7 @@ impl Keyed for Port {
 
 impl Keyed for SourceStatus {
     fn key(&self) -> String {
-        self.name.clone()
+        self.name.to_string()
     }
 }
 

@@ -72,6 +72,67 @@ pub fn check_comment_names(comment: &str, version: &str, arch: &str) -> Result<(
     Ok(())
 }
 
+/// A change to the keys an agent trusts, carried in a release's signed
+/// comment: `keys:RW…,RW…` adds keys, `replace-keys:RW…,RW…` makes them the
+/// enrolled set (the old key retires). Applied only once the release has
+/// passed its trial, so a key can be rotated only by a release signed with
+/// a key already trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KeyChange {
+    /// Replace the enrolled keys instead of adding to them.
+    #[serde(default)]
+    pub replace: bool,
+    pub keys: Vec<String>,
+}
+
+impl KeyChange {
+    /// The enrolled keys after this change (no duplicates, in order).
+    pub fn apply(&self, enrolled: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = if self.replace {
+            Vec::new()
+        } else {
+            enrolled.to_vec()
+        };
+        for k in &self.keys {
+            if !out.contains(k) {
+                out.push(k.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The key change a signed comment asks for, if any; a malformed key
+/// refuses the release.
+pub fn key_change(comment: &str) -> Result<Option<KeyChange>, ReleaseError> {
+    let mut change: Option<KeyChange> = None;
+    for word in comment.split_whitespace() {
+        let (replace, list) = match word.split_once(':') {
+            Some(("keys", list)) => (false, list),
+            Some(("replace-keys", list)) => (true, list),
+            _ => continue,
+        };
+        if change.is_some() {
+            return Err(ReleaseError::Invalid(
+                "its signed comment names keys twice".into(),
+            ));
+        }
+        let keys: Vec<String> = list
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(String::from)
+            .collect();
+        if keys.is_empty() {
+            return Err(ReleaseError::Invalid(format!(
+                "its signed comment's {word:?} names no key"
+            )));
+        }
+        TrustedKeys::parse(keys.iter().map(String::as_str))?;
+        change = Some(KeyChange { replace, keys });
+    }
+    Ok(change)
+}
+
 /// Why a release is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReleaseError {
@@ -209,6 +270,41 @@ pub fn check_trusted_comment(comment: &str, version: &str, arch: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_comment_adds_or_replaces_keys_and_a_bad_key_refuses() {
+        let a = minisign::KeyPair::generate_unencrypted_keypair()
+            .unwrap()
+            .pk
+            .to_base64();
+        let b = minisign::KeyPair::generate_unencrypted_keypair()
+            .unwrap()
+            .pk
+            .to_base64();
+        let old = vec!["OLD".to_string()];
+        assert_eq!(key_change("version:1.0 arch:x86_64").unwrap(), None);
+        let add = key_change(&format!("version:1.0 keys:{a},{b}"))
+            .unwrap()
+            .unwrap();
+        assert!(!add.replace);
+        assert_eq!(
+            add.apply(&old),
+            vec!["OLD".to_string(), a.clone(), b.clone()]
+        );
+        assert_eq!(
+            add.apply(std::slice::from_ref(&a)),
+            vec![a.clone(), b.clone()],
+            "no duplicates"
+        );
+        let rotate = key_change(&format!("replace-keys:{b} version:1.0"))
+            .unwrap()
+            .unwrap();
+        assert!(rotate.replace);
+        assert_eq!(rotate.apply(&old), vec![b.clone()]);
+        assert!(key_change("keys:RWnotakey").is_err());
+        assert!(key_change("keys:").is_err());
+        assert!(key_change(&format!("keys:{a} replace-keys:{b}")).is_err());
+    }
 
     /// A key pair, its public key as minisign's base64, and a signature of `data`.
     fn signed(data: &[u8], comment: &str) -> (String, Signature) {

@@ -23,6 +23,8 @@ interface Props {
   /** The time range shown, unix seconds (the data may cover less of it). */
   xRange: [number, number];
   height?: number;
+  /** A moment to mark with a vertical line (unix ms): the past moment the page shows. */
+  mark?: number | null;
 }
 
 function latest(col: (number | null)[] | undefined): number | null {
@@ -35,23 +37,46 @@ function cssVar(name: string, fallback: string) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
 
-export function Chart({ title, testId, data, series, format, max, theme, xRange, height = 180 }: Props) {
+export function Chart({ title, testId, data, series, format, max, theme, xRange, height = 180, mark }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const xr = useRef(xRange);
   xr.current = xRange;
+  const markRef = useRef(mark);
+  markRef.current = mark;
 
   // (Re)create on mount and when the theme or the set of series changes.
   const shape = series.map((s) => s.label).join('|');
   useLayoutEffect(() => {
     const el = box.current!;
     const axis = cssVar('--muted', '#888');
+    const markColour = cssVar('--warn', '#b45309');
     const grid = cssVar('--grid', 'rgba(128,128,128,.15)');
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height,
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false } },
+      hooks: {
+        // The moment shown: a vertical line across the plot.
+        draw: [
+          (u: uPlot) => {
+            const m = markRef.current;
+            if (m == null) return;
+            const x = u.valToPos(m / 1000, 'x', true);
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+            const ctx = u.ctx;
+            ctx.save();
+            ctx.strokeStyle = markColour;
+            ctx.lineWidth = 2 * devicePixelRatio;
+            ctx.beginPath();
+            ctx.moveTo(x, u.bbox.top);
+            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+            ctx.restore();
+          },
+        ],
+      },
       scales: { x: { time: true, range: () => xr.current }, y: max != null ? { range: [0, max] } : { range: (_u, _min, mx) => [0, mx > 0 ? mx * 1.1 : 1] } },
       axes: [
         { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
@@ -99,8 +124,12 @@ export function Chart({ title, testId, data, series, format, max, theme, xRange,
     plot.current?.setData(data);
   }, [data, xRange[0], xRange[1]]);
 
+  useEffect(() => {
+    plot.current?.redraw(false, false);
+  }, [mark]);
+
   return (
-    <figure class="chart" data-testid={testId} data-points={(data[0] as number[]).length}>
+    <figure class="chart" data-testid={testId} data-points={(data[0] as number[]).length} data-mark={mark ?? undefined}>
       <figcaption>{title}</figcaption>
       <div ref={box} class="chart-box" />
     </figure>

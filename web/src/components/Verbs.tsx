@@ -6,7 +6,8 @@ import { useContext } from 'preact/hooks';
 import { can, RoleContext } from '../access';
 import { runVerb, targetLabel, verbsFor } from '../commands';
 import { cap } from '../format';
-import type { NodeView, Target, Verb } from '../types';
+import type { RowHost } from '../store';
+import type { Target, Verb } from '../types';
 import { PHONE, useMedia } from '../useMedia';
 
 /** What a row offers, in this order: what is running can be restarted or stopped, what is not, started. */
@@ -14,7 +15,7 @@ export function offered(running: boolean): Verb[] {
   return running ? ['logs', 'status', 'restart', 'stop'] : ['logs', 'status', 'start'];
 }
 
-export function Verbs({ node, target, offer }: { node: NodeView; target: Target; offer: Verb[] }) {
+export function Verbs({ node, target, offer }: { node: RowHost; target: Target; offer: Verb[] }) {
   const role = useContext(RoleContext);
   const phone = useMedia(PHONE);
   const allowed = verbsFor(node.policy, target.kind);

@@ -3,7 +3,7 @@
 import type { ComponentChildren } from 'preact';
 import { cap } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
-import type { NodeView, SourceStatus } from '../types';
+import type { HostSummary, SourceStatus } from '../types';
 
 export function Dot({ up, label }: { up: boolean; label?: string }) {
   return <span class={`dot ${up ? 'up' : 'down'}`} role="img" aria-label={label ?? (up ? 'up' : 'down')} data-testid="conn" data-connected={String(up)} />;
@@ -54,8 +54,9 @@ export function SourceUnavailable({ source }: { source: SourceStatus | undefined
 }
 
 /** One source unavailable on some hosts of the fleet: how many, the first three with their reasons. */
-export function FleetSourceUnavailable({ source, noun, nodes }: { source: string; noun: string; nodes: NodeView[] }) {
-  const down = nodes.filter((n) => n.sources[source] && !n.sources[source].available);
+export function FleetSourceUnavailable({ source, noun, nodes }: { source: string; noun: string; nodes: HostSummary[] }) {
+  const reason = (n: HostSummary) => n.sources_down?.find((s) => s.name === source);
+  const down = nodes.filter(reason);
   if (down.length === 0) return null;
   return (
     <div class="unavailable" role="note" data-testid="source-unavailable" data-source={source}>
@@ -66,7 +67,7 @@ export function FleetSourceUnavailable({ source, noun, nodes }: { source: string
         {down.slice(0, 3).map((n, i) => (
           <span key={n.id}>
             {i > 0 && ', '}
-            <Link href={hostUrl(n.id, source)}>{n.hostname}</Link>: {n.sources[source].reason || 'no reason given'}
+            <Link href={hostUrl(n.id, source)}>{n.hostname}</Link>: {reason(n)?.reason || 'no reason given'}
           </span>
         ))}
         {down.length > 3 ? ` and ${down.length - 3} more` : ''}

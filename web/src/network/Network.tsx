@@ -16,6 +16,7 @@ import { watchTopology } from '../stream';
 import type { Impact, Topology, TopoEdge, TopoNode } from '../types';
 import { CHIP, CHIP_PITCH, CHIP_X0, CHIP_X1, layout, type Layout, type Placed } from './layout';
 import './network.css';
+import { PastBanner, pastMoment, TimeControl } from '../past';
 
 const POS_KEY = 'twinbay.network.positions';
 /** Below this zoom, labels are not drawn (they would be unreadable). */
@@ -162,8 +163,32 @@ function useTopology() {
   return { graph, error, flush: () => flush.current() };
 }
 
+/** The topology as it was at `at` (`GET /topology?at=`); nothing while live. */
+function usePastTopology(at: number | null) {
+  const [state, setState] = useState<{ graph: Topology | null; error: string }>({ graph: null, error: '' });
+  useEffect(() => {
+    if (at == null) {
+      setState({ graph: null, error: '' });
+      return;
+    }
+    let live = true;
+    api.topologyAt(at).then(
+      (graph) => live && setState({ graph, error: '' }),
+      (err) => live && setState({ graph: null, error: err.message }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [at]);
+  return state;
+}
+
 export function Network({ query }: { query: URLSearchParams }) {
-  const { graph, error, flush } = useTopology();
+  const at = pastMoment(query);
+  const now = useTopology();
+  const then = usePastTopology(at);
+  const { graph, error } = at == null ? now : then;
+  const flush = now.flush;
   const [expanded, setExpanded] = useState<Set<string>>(() => new Set());
   const [saved, setSaved] = useState(loadPositions);
   const selected = query.get('node') || '';
@@ -447,7 +472,7 @@ export function Network({ query }: { query: URLSearchParams }) {
     setSaved(new Map());
   };
 
-  if (error && !graph) return <ErrorBox message={`The topology could not be read: ${error}`} />;
+  if (error && !graph && at == null) return <ErrorBox message={`The topology could not be read: ${error}`} />;
 
   // What to draw: what is near the viewport.
   const v = view.current;
@@ -597,6 +622,9 @@ export function Network({ query }: { query: URLSearchParams }) {
           {graph ? `${graph.nodes.filter((n) => n.kind === 'host').length} hosts · ${graph.nodes.length} elements · ${graph.edges.length} links` : 'Loading the topology…'}
         </span>
       </div>
+      <TimeControl at={at} label="the network" />
+      {at != null && <PastBanner what="the network" at={at} />}
+      {at != null && then.error && <ErrorBox message={`The topology then could not be read: ${then.error}`} />}
       <div class="toolbar" role="search">
         <input
           type="search"

@@ -9,6 +9,7 @@ import { atLeast, RoleContext } from '../access';
 import { Badge, Empty, ErrorBox } from '../components/bits';
 import { ago, dateTime, durationMs } from '../format';
 import { hostUrl, Link } from '../router';
+import { beforeUrl } from '../past';
 import { fleet } from '../store';
 import { useFleet } from '../useFleet';
 import { alertsApi, CHANNEL_KINDS, EVENT_KINDS, RULE_KINDS, THRESHOLD_KINDS, type AlertRecord, type ChannelRecord, type RuleRecord, type SilenceRecord } from './AlertsApi';
@@ -206,6 +207,11 @@ function AlertTable({ alerts, rules, canAct, reload, label }: { alerts: AlertRec
             </td>
             <td class="nowrap" title={dateTime(a.fired_ms ?? a.started_ms)}>
               {ago(a.fired_ms ?? a.started_ms)}
+              <small class="sub">
+                <Link href={beforeUrl(a.node_id, a.started_ms)} class="before-link" data-testid="alert-what-changed" aria-label={`What changed before this alert on ${hostName(a.node_id)}`}>
+                  What changed before this
+                </Link>
+              </small>
             </td>
             {canAct && (
               <td>

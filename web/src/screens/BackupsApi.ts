@@ -3,7 +3,7 @@
 // and backups and restores run as commands.
 
 import { ApiError, api, call, refusal } from '../api';
-import type { CommandRecord, NodeView } from '../types';
+import type { CommandRecord, Policy } from '../types';
 
 export interface BackupRecord {
   id: string;
@@ -91,7 +91,7 @@ type RawPolicy = {
 } | null;
 
 /** The host's backup roots, volumes, producer and consumer actions; null when it can make no backup. */
-export function backupPolicy(n: NodeView | undefined): BackupPolicyView | null {
+export function backupPolicy(n: { policy?: Policy | null } | undefined): BackupPolicyView | null {
   const p = (n?.policy ?? null) as RawPolicy;
   if (!p) return null;
   const actions = Object.entries(p.actions || {});

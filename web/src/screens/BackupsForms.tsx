@@ -7,7 +7,7 @@ import { parseArgs } from '../commands';
 import { Confirm } from '../components/Confirm';
 import { CronField, localZone } from '../components/CronField';
 import { bytes } from '../format';
-import type { NodeView } from '../types';
+import type { RowHost } from '../store';
 import {
   type BackupBody,
   type BackupPolicyView,
@@ -79,7 +79,7 @@ const KEEP_FIELDS: (keyof Keep)[] = ['last', 'daily', 'weekly', 'monthly'];
  * A backup job on one host: a directory under the policy's roots, a
  * container volume the policy names, or a producer action, with its retention; run now, or saved as a schedule.
  */
-export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]; onStarted: (commandId: string) => void; onScheduled: () => void }) {
+export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: RowHost[]; onStarted: (commandId: string) => void; onScheduled: () => void }) {
   const [hostId, setHostId] = useState(hosts[0]?.id ?? '');
   const host = hosts.find((h) => h.id === hostId) ?? hosts[0];
   const policy = backupPolicy(host) as BackupPolicyView;
@@ -259,7 +259,7 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: NodeView[]
 }
 
 /** A restore of `b` onto its host, behind a confirmation naming what it overwrites. */
-export function RestoreDialog({ b, host, onStarted, onCancel }: { b: BackupRecord; host: NodeView | undefined; onStarted: (commandId: string) => void; onCancel: () => void }) {
+export function RestoreDialog({ b, host, onStarted, onCancel }: { b: BackupRecord; host: RowHost | undefined; onStarted: (commandId: string) => void; onCancel: () => void }) {
   const policy = backupPolicy(host);
   const fromDir = b.source.startsWith('dir ');
   const fromVolume = b.source.startsWith('volume ');

@@ -12,7 +12,8 @@ import { Badge, Empty, ErrorBox, FilterChips } from '../components/bits';
 import { ago, bytes } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
 import { fleet } from '../store';
-import type { CommandRecord, NodeView } from '../types';
+import type { RowHost } from '../store';
+import type { CommandRecord } from '../types';
 import { useFleet } from '../useFleet';
 import { useLoad } from '../useLoad';
 import { type BackupRecord, backupPolicy, backupsApi, FAILED, isBackupRun, type PruneReport } from './BackupsApi';
@@ -240,7 +241,7 @@ function Runs({ runs, names }: { runs: CommandRecord[]; names: Map<string, strin
   );
 }
 
-function BackupRow({ b, host, canOperate, onVerified, onRestore }: { b: BackupRecord; host: NodeView | undefined; canOperate: boolean; onVerified: () => void; onRestore: (b: BackupRecord) => void }) {
+function BackupRow({ b, host, canOperate, onVerified, onRestore }: { b: BackupRecord; host: RowHost | undefined; canOperate: boolean; onVerified: () => void; onRestore: (b: BackupRecord) => void }) {
   const [verify, setVerify] = useState<{ busy: boolean; message: string; ok?: boolean }>({ busy: false, message: '' });
   const policy = backupPolicy(host);
   const canRestore = canOperate && atLeast(useContext(RoleContext), policy?.role ?? 'operator');

@@ -5,8 +5,10 @@ import { rowCount, rowIndex, VirtualList } from '../components/VirtualList';
 import { offered, Verbs } from '../components/Verbs';
 import { bytes, pct } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
-import { containerFailing, fleet, type ContainerRow } from '../store';
-import type { Container, NodeView } from '../types';
+import { containerFailing, fleet, type ContainerRow, type RowHost } from '../store';
+import type { Container, Sample } from '../types';
+import { useEffect } from 'preact/hooks';
+import { watchCollection } from '../stream';
 import { useFleet } from '../useFleet';
 import { PHONE, useMedia } from '../useMedia';
 
@@ -18,11 +20,11 @@ export const CONTAINER_STATES: Record<string, (c: Container) => boolean> = {
   paused: (c) => c.state === 'paused',
 };
 
-export function containerStats(node: NodeView, id: string) {
+export function containerStats(node: RowHost & { resources?: Sample | null }, id: string) {
   return node.resources?.containers?.find((s) => s.id === id);
 }
 
-export function ContainerLine({ node, c, showHost, index }: { node: NodeView; c: Container; showHost: boolean; index: number }) {
+export function ContainerLine({ node, c, showHost, index }: { node: RowHost & { resources?: Sample | null }; c: Container; showHost: boolean; index: number }) {
   const st = c.state === 'running' ? containerStats(node, c.id) : undefined;
   const failing = containerFailing(c);
   return (
@@ -81,6 +83,13 @@ export function ContainerTable({ rows, showHost, label }: { rows: ContainerRow[]
 
 export function Containers({ query }: { query: URLSearchParams }) {
   useFleet();
+  // Every host's part of the collections listed, while the screen is open.
+  useEffect(() => {
+    const c0 = watchCollection('containers');
+    return () => {
+      c0();
+    };
+  }, []);
   const q = (query.get('q') || '').toLowerCase();
   const state = CONTAINER_STATES[query.get('state') || 'all'] ? query.get('state') || 'all' : 'all';
   const all = fleet.containers();
@@ -103,7 +112,7 @@ export function Containers({ query }: { query: URLSearchParams }) {
         <FilterChips label="State" param="state" options={Object.keys(CONTAINER_STATES)} value={state} counts={counts} />
       </div>
       <FleetSourceUnavailable source="containers" noun="Container" nodes={fleet.list()} />
-      {!fleet.loaded ? (
+      {!fleet.has('containers') ? (
         <p class="muted">Loading…</p>
       ) : rows.length === 0 ? (
         <Empty title={all.length === 0 ? 'No containers in the fleet' : 'No container matches'}>

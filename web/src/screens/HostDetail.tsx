@@ -1,14 +1,15 @@
 // One host: live numbers, charts over a chosen range, and everything the
 // agent reports, tab by tab.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Badge, Dot, Empty, ErrorBox, Meter, SourceUnavailable } from '../components/bits';
 import { Chart } from '../components/Chart';
 import { EventLine, useTimeline } from '../events';
 import { ago, bytes, clock, duration, memPct, netRate, pct, rate } from '../format';
 import { appendLive, loadHistory, RANGES, type History } from '../history';
 import { Link, setQuery } from '../router';
-import { fleet } from '../store';
+import { fleet, routeBroken, targetState } from '../store';
+import { watchNode } from '../stream';
 import type { NodeView } from '../types';
 import { useFleet } from '../useFleet';
 import { Verbs } from '../components/Verbs';
@@ -17,11 +18,17 @@ import { ActionsTab, CommandsTab } from './HostCommands';
 import { FilesTab } from './Files';
 import { UnitTable } from './Units';
 import { RouteTable } from './Routes';
+import { AgentVersion } from './UpdateAgent';
+import { ChangeList, changesUrl, PastBanner, pastMoment, TimeControl, usePastNode } from '../past';
 
-const TABS = ['overview', 'containers', 'units', 'routes', 'files', 'ports', 'processes', 'events', 'actions', 'commands', 'agent'] as const;
+const TABS = ['overview', 'containers', 'units', 'routes', 'files', 'ports', 'processes', 'events', 'changes', 'actions', 'commands', 'agent'] as const;
 
-function Charts({ node, range, theme }: { node: NodeView; range: string; theme: string }) {
-  const r = RANGES.find((x) => x.key === range) ?? RANGES[1];
+/** The metric charts over `range`; with `at` (a past moment) the range around it, the moment marked. */
+function Charts({ node, range, theme, at }: { node: NodeView; range: string; theme: string; at: number | null }) {
+  const r0 = RANGES.find((x) => x.key === range) ?? RANGES[1];
+  // A past moment older than the range: the range centred on it.
+  const end = at != null && at < Date.now() - r0.ms * 0.8 ? Math.min(Date.now(), at + r0.ms / 2) : null;
+  const r = end == null ? r0 : { ...r0, key: `${r0.key}@${end}` };
   const [hist, setHist] = useState<(History & { key: string }) | null>(null);
   const [error, setError] = useState('');
   const [gen, setGen] = useState(0);
@@ -29,19 +36,19 @@ function Charts({ node, range, theme }: { node: NodeView; range: string; theme: 
   useEffect(() => {
     let live = true;
     setError('');
-    loadHistory(node.id, r.ms, 1500).then(
+    loadHistory(node.id, r.ms, 1500, end ?? undefined).then(
       (h) => live && setHist({ ...h, key: r.key }),
       (err) => live && setError(err.message),
     );
     return () => {
       live = false;
     };
-  }, [node.id, r.ms, gen]);
+  }, [node.id, r.ms, gen, end]);
 
   // Short ranges at raw resolution grow with every live sample.
   const s = node.resources;
   useEffect(() => {
-    if (!s || r.ms > 6 * 3600e3) return;
+    if (!s || r.ms > 6 * 3600e3 || end != null) return;
     const ts = s.ts_ms / 1000;
     const from = (Date.now() - r.ms) / 1000;
     const nets = s.nets?.filter((n) => n.iface !== 'lo') ?? [];
@@ -67,12 +74,12 @@ function Charts({ node, range, theme }: { node: NodeView; range: string; theme: 
   const since = xs.length && xs[0] > start + 60 ? xs[0] : null;
   const xRange: [number, number] = hist ? [since ?? start, Math.max(hist.to / 1000, lastTs)] : [0, 1];
   return (
-    <div class="panel charts-panel">
+    <div class="panel charts-panel" data-mark={at ?? ''}>
       <div class="panel-head">
         <h2>History</h2>
         <div class="chips" role="group" aria-label="Time range" data-testid="range-picker">
           {RANGES.map((x) => (
-            <button key={x.key} type="button" class={`chip${x.key === r.key ? ' on' : ''}`} aria-pressed={x.key === r.key} onClick={() => setQuery({ range: x.key === '1h' ? null : x.key }, { push: true })} data-testid={`range-${x.key}`}>
+            <button key={x.key} type="button" class={`chip${x.key === r0.key ? ' on' : ''}`} aria-pressed={x.key === r0.key} onClick={() => setQuery({ range: x.key === '1h' ? null : x.key }, { push: true })} data-testid={`range-${x.key}`}>
               {x.label}
             </button>
           ))}
@@ -89,10 +96,10 @@ function Charts({ node, range, theme }: { node: NodeView; range: string; theme: 
         <Empty title="No history in this range">The hub records samples from the moment the agent connects; pick a shorter range or wait a few seconds.</Empty>
       ) : (
         <div class="charts">
-          <Chart title="CPU" testId="chart-cpu" data={hist.cpu} series={[{ label: 'avg', kind: 'cpu', fill: true }, { label: 'max', kind: 'cpu', dash: true }]} format={(v) => pct(v)} max={100} theme={theme} xRange={xRange} />
-          <Chart title="Memory" testId="chart-mem" data={hist.mem} series={[{ label: 'used', kind: 'mem', fill: true }, { label: 'total', kind: 'muted', dash: true }]} format={bytes} theme={theme} xRange={xRange} />
-          <Chart title="Network" testId="chart-net" data={hist.net} series={[{ label: 'receive', kind: 'net', fill: true }, { label: 'transmit', kind: 'tx' }]} format={rate} theme={theme} xRange={xRange} />
-          <Chart title="Load (1 min)" testId="chart-load" data={hist.load} series={[{ label: 'load1', kind: 'load', fill: true }]} format={(v) => v.toFixed(2)} theme={theme} xRange={xRange} />
+          <Chart title="CPU" testId="chart-cpu" data={hist.cpu} series={[{ label: 'avg', kind: 'cpu', fill: true }, { label: 'max', kind: 'cpu', dash: true }]} format={(v) => pct(v)} max={100} theme={theme} xRange={xRange} mark={at} />
+          <Chart title="Memory" testId="chart-mem" data={hist.mem} series={[{ label: 'used', kind: 'mem', fill: true }, { label: 'total', kind: 'muted', dash: true }]} format={bytes} theme={theme} xRange={xRange} mark={at} />
+          <Chart title="Network" testId="chart-net" data={hist.net} series={[{ label: 'receive', kind: 'net', fill: true }, { label: 'transmit', kind: 'tx' }]} format={rate} theme={theme} xRange={xRange} mark={at} />
+          <Chart title="Load (1 min)" testId="chart-load" data={hist.load} series={[{ label: 'load1', kind: 'load', fill: true }]} format={(v) => v.toFixed(2)} theme={theme} xRange={xRange} mark={at} />
         </div>
       )}
     </div>
@@ -336,9 +343,22 @@ function AgentTab({ node }: { node: NodeView }) {
 
 export function HostDetail({ id, query, theme }: { id: string; query: URLSearchParams; theme: string }) {
   useFleet();
-  const node = fleet.nodes.get(id);
+  // The host's whole twin comes only while its page is open.
+  useEffect(() => watchNode(id), [id]);
+  const liveNode = fleet.detail.get(id);
   const tab = (TABS as readonly string[]).includes(query.get('tab') || '') ? (query.get('tab') as (typeof TABS)[number]) : 'overview';
   const range = query.get('range') || '1h';
+  // A past moment (`?at=`): every panel shows the host as it was then.
+  const at = pastMoment(query);
+  const past = usePastNode(id, at);
+  // Until the first past answer (or when it is refused), the panels wait; the
+  // time control stays where it is (and keeps the keyboard's focus).
+  const pastPending = at != null && !past.node;
+  const node = at != null && past.node ? past.node : liveNode;
+  // The changes tab: from `from` (else the moment shown, else an hour ago) to `to` (else now).
+  const fromQ = Number(query.get('from')) || null;
+  const toQ = Number(query.get('to')) || null;
+  const changesFrom = useMemo(() => fromQ ?? at ?? Date.now() - 3600e3, [fromQ, at, id]);
 
   useEffect(() => {
     if (node) document.title = `${node.hostname} · twinbay`;
@@ -348,7 +368,8 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
   }, [node?.hostname]);
 
   if (!node) {
-    if (!fleet.loaded) return <p class="muted">Loading…</p>;
+    // Known from its summary: its twin is on the way.
+    if (!fleet.loaded || (at == null && fleet.nodes.has(id))) return <p class="muted">Loading…</p>;
     return (
       <Empty title="No such host" testId="not-found">
         There is no host with id <code>{id}</code>. <Link href="/hosts">All hosts</Link>
@@ -363,7 +384,16 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
   const unitRows = Object.entries(node.units)
     .sort((a, b) => a[1].name.localeCompare(b[1].name))
     .map(([key, u]) => ({ node, key, u }));
-  const routeRows = fleet.routes().filter((r) => r.node.id === node.id);
+  const routeRows =
+    at != null
+      ? Object.entries(node.routes || {}).map(([key, r]) => {
+          const state = targetState(r, node);
+          return { node, key, r, state, broken: routeBroken(state) };
+        })
+      : Object.entries(node.routes || {}).map(([key, r]) => {
+          const state = targetState(r, node);
+          return { node, key, r, state, broken: routeBroken(state) };
+        });
   const count: Record<string, number> = {
     containers: ctrRows.length,
     units: unitRows.length,
@@ -389,18 +419,28 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
           {node.connected ? 'connected' : 'disconnected'}
         </span>
         {node.simulated && <Badge text="simulated" tone="muted" />}
+        {node.agentless && <Badge text={`agentless · every ${node.agentless.interval_secs} s`} tone="muted" />}
         <span class="muted small">
           {[node.host.os, node.host.kernel, node.host.arch].filter(Boolean).join(' · ')}
           {node.connected ? '' : ` · last seen ${ago(node.last_seen)}`}
         </span>
+        {!node.agentless && <AgentVersion node={node} />}
       </div>
+      {node.agentless && (
+        <p class="muted small" data-testid="agentless-missing">
+          Collected over SSH without an agent. Not available without one: {node.agentless.without_agent.join(', ')}.
+        </p>
+      )}
       {unavailable.length > 0 && (
         <p class="unavailable-summary" data-testid="sources-summary">
           {unavailable.length} source{unavailable.length > 1 ? 's' : ''} unavailable: {unavailable.map((x) => x.name).join(', ')} —{' '}
           <Link href={`/hosts/${encodeURIComponent(id)}?tab=agent`}>details</Link>
         </p>
       )}
-      <div class="stats stats-host" data-testid="live-stats">
+      <TimeControl at={at} start={past.start} label={node.hostname} onEngage={past.engage} />
+      {at != null && past.node && <PastBanner what={node.hostname} at={past.node.at} recorded={past.node.recorded_at} compare={changesUrl(id, past.node.at)} />}
+      {pastPending && (past.error ? <ErrorBox message={past.error} /> : <p class="muted">Loading the host as it was at {new Date(at).toLocaleString()}…</p>)}
+      {!pastPending && <div class="stats stats-host" data-testid="live-stats">
         <div class="stat">
           <span class="stat-label">CPU</span>
           <span class="stat-value num" data-testid="detail-cpu">
@@ -425,12 +465,12 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
           <span class="stat-value num">{s ? s.load1.toFixed(2) : '—'}</span>
           <span class="stat-sub">{s ? `${s.load5.toFixed(2)} · ${s.load15.toFixed(2)} · up ${duration(s.uptime_secs)}` : '—'}</span>
         </div>
-      </div>
+      </div>}
       <div class="tabs" role="tablist" aria-label="Host sections">
         {TABS.map((t) => (
           <Link
             key={t}
-            href={`/hosts/${encodeURIComponent(id)}${t === 'overview' ? '' : `?tab=${t}`}${range !== '1h' && t === 'overview' ? `${t === 'overview' ? '?' : '&'}range=${range}` : ''}`}
+            href={tabHref(id, t, range, at)}
             role="tab"
             aria-selected={tab === t}
             class={`tab${tab === t ? ' on' : ''}`}
@@ -441,10 +481,10 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
           </Link>
         ))}
       </div>
-      <div role="tabpanel" class="tabpanel">
+      {!pastPending && <div role="tabpanel" class="tabpanel">
         {tab === 'overview' && (
           <>
-            <Charts node={node} range={range} theme={theme} />
+            <Charts node={node} range={range} theme={theme} at={at} />
             <Resources node={node} />
           </>
         )}
@@ -475,10 +515,21 @@ export function HostDetail({ id, query, theme }: { id: string; query: URLSearchP
         {tab === 'ports' && <PortsTab node={node} />}
         {tab === 'processes' && <ProcessesTab node={node} />}
         {tab === 'events' && <EventsTab node={node} />}
+        {tab === 'changes' && <ChangeList node={id} hostname={node.hostname} from={changesFrom} to={toQ} />}
         {tab === 'actions' && <ActionsTab node={node} />}
         {tab === 'commands' && <CommandsTab node={node} />}
         {tab === 'agent' && <AgentTab node={node} />}
-      </div>
+      </div>}
     </section>
   );
+}
+
+/** A tab's link, keeping the range (overview) and the moment shown. */
+function tabHref(id: string, t: string, range: string, at: number | null): string {
+  const q = new URLSearchParams();
+  if (t !== 'overview') q.set('tab', t);
+  if (t === 'overview' && range !== '1h') q.set('range', range);
+  if (at != null) q.set('at', String(at));
+  const s = q.toString();
+  return `/hosts/${encodeURIComponent(id)}${s ? `?${s}` : ''}`;
 }

@@ -1,37 +1,38 @@
-// Every host: filter, sort, live numbers and sparklines. Virtualised, so a
-// fleet of 500 renders only the rows on screen.
+// Every host: filter, sort, live numbers and sparklines, from the hosts'
+// summaries (the stream's summary view). Virtualised, so a fleet of 10,000
+// renders only the rows on screen.
 
 import { useEffect } from 'preact/hooks';
 import { Dot } from '../components/bits';
 import { Sparkline } from '../components/Sparkline';
 import { rowCount, rowIndex, VirtualList } from '../components/VirtualList';
-import { bytes, duration, memPct, netRate, pct, rate } from '../format';
+import { bytes, duration, memPct, pct, rate } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
 import { cancelPrefill, prefillSpark } from '../prefill';
 import { fleet } from '../store';
-import type { NodeView } from '../types';
+import type { HostSummary } from '../types';
 import { useFleet } from '../useFleet';
 import { PHONE, useMedia } from '../useMedia';
 
-const SORTS: Record<string, (a: NodeView, b: NodeView) => number> = {
+const SORTS: Record<string, (a: HostSummary, b: HostSummary) => number> = {
   name: () => 0,
   cpu: (a, b) => (b.resources?.cpu_pct ?? -1) - (a.resources?.cpu_pct ?? -1),
   mem: (a, b) => (memPct(b.resources) ?? -1) - (memPct(a.resources) ?? -1),
-  net: (a, b) => (netRate(b.resources) ?? -1) - (netRate(a.resources) ?? -1),
+  net: (a, b) => (b.resources?.net_bps ?? -1) - (a.resources?.net_bps ?? -1),
 };
 
-export function matchesHost(n: NodeView, q: string) {
+export function matchesHost(n: HostSummary, q: string) {
   if (!q) return true;
   const s = q.toLowerCase();
   return (
     n.hostname.toLowerCase().includes(s) ||
     n.id.toLowerCase().includes(s) ||
-    (n.host.os || '').toLowerCase().includes(s) ||
-    Object.entries(n.host.labels || {}).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(s))
+    (n.os || '').toLowerCase().includes(s) ||
+    Object.entries(n.labels || {}).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(s))
   );
 }
 
-function HostRow({ n, index }: { n: NodeView; index: number }) {
+function HostRow({ n, index }: { n: HostSummary; index: number }) {
   // A row that stays on screen a moment fills its sparklines from history.
   useEffect(() => {
     const t = setTimeout(() => prefillSpark(n.id), 400);
@@ -42,7 +43,7 @@ function HostRow({ n, index }: { n: NodeView; index: number }) {
   }, [n.id]);
   const r = n.resources;
   const sp = fleet.sparks.get(n.id);
-  const unavailable = Object.values(n.sources).filter((s) => !s.available).length;
+  const unavailable = n.sources_down?.length ?? 0;
   return (
     <div class={`row host-row${n.connected ? '' : ' is-down'}`} role="row" aria-rowindex={rowIndex(index)} aria-labelledby={`host-name-${n.id}`} data-testid="host-row" data-node-id={n.id}>
       <span class="c-status" role="cell">
@@ -51,8 +52,13 @@ function HostRow({ n, index }: { n: NodeView; index: number }) {
       <span class="c-name" role="cell" id={`host-name-${n.id}`} data-testid="hostname">
         <Link href={hostUrl(n.id)}>{n.hostname}</Link>
         <small class="sub">
-          {n.host.os || '—'}
+          {n.os || '—'}
           {n.simulated ? ' · simulated' : ''}
+          {n.agentless && (
+            <span title="no agent: the hub collects this host over SSH" data-testid="agentless">
+              {' '}· agentless, every {n.agentless.interval_secs} s
+            </span>
+          )}
           {unavailable > 0 && (
             <span class="warn-text" title="some sources are unavailable on this host" data-testid="sources-warning">
               {' '}· {unavailable} source{unavailable > 1 ? 's' : ''} unavailable
@@ -71,11 +77,11 @@ function HostRow({ n, index }: { n: NodeView; index: number }) {
         <Sparkline values={sp?.mem ?? []} max={100} kind="mem" label={`Memory of ${n.hostname}`} />
       </span>
       <span class="c-metric c-net" role="cell">
-        <span class="num" data-testid="net">{r ? rate(netRate(r)) : '—'}</span>
+        <span class="num" data-testid="net">{r && r.net_bps != null ? rate(r.net_bps) : '—'}</span>
         <Sparkline values={sp?.net ?? []} kind="net" label={`Network of ${n.hostname}`} />
       </span>
       <span class="c-small num" role="cell">{r ? r.load1.toFixed(2) : '—'}</span>
-      <span class="c-small num" role="cell">{Object.keys(n.containers).length}</span>
+      <span class="c-small num" role="cell">{n.containers}</span>
       <span class="c-small num" role="cell">{r ? duration(r.uptime_secs) : '—'}</span>
     </div>
   );

@@ -1,16 +1,16 @@
 // Fleet health at a glance: what is up, what is failing, who uses the most,
-// what just happened.
+// what just happened. Everything here comes from the hosts' summaries (counts
+// and the first few problems of each host), so 10,000 hosts cost no twins.
 
 import { Badge, Dot, Empty, Meter } from '../components/bits';
 import { EventLine, useTimeline } from '../events';
 import { ago, bytes, memPct, pct } from '../format';
 import { hostUrl, Link } from '../router';
-import { containerFailing, fleet, unitFailing } from '../store';
-import type { NodeView } from '../types';
+import { fleet } from '../store';
+import type { HostSummary, Problem } from '../types';
 import { useFleet } from '../useFleet';
 import { BackupsCard } from './BackupsCard';
 import { GatewayCard } from './Gateway';
-import { publicName } from './Routes';
 
 const OPTIONAL_SOURCES = new Set(['gpu', 'smart', 'temperatures']);
 const ATTN = 5;
@@ -36,7 +36,7 @@ function Stat({ label, value, sub, tone, href, testId }: { label: string; value:
   );
 }
 
-function TopList({ title, nodes, value, meter, testId }: { title: string; nodes: NodeView[]; value: (n: NodeView) => string; meter: (n: NodeView) => number | null; testId: string }) {
+function TopList({ title, nodes, value, meter, testId }: { title: string; nodes: HostSummary[]; value: (n: HostSummary) => string; meter: (n: HostSummary) => number | null; testId: string }) {
   return (
     <div class="panel" data-testid={testId}>
       <h2>{title}</h2>
@@ -57,33 +57,49 @@ function TopList({ title, nodes, value, meter, testId }: { title: string; nodes:
   );
 }
 
+/** A problem a host's summary names, with its host. */
+interface Named {
+  node: HostSummary;
+  p: Problem;
+}
+
+/** The problems of `kind` the summaries name (each names its first few). */
+function named(nodes: HostSummary[], kind: Problem['kind']): Named[] {
+  const out: Named[] = [];
+  for (const node of nodes) for (const p of node.attention ?? []) if (p.kind === kind) out.push({ node, p });
+  return out;
+}
+
 /** The fleet's proxy routes at a glance: how many, and the broken ones first. */
-function RoutesPanel() {
-  const routes = fleet.routes();
-  const broken = routes.filter((r) => r.broken);
+function RoutesPanel({ nodes }: { nodes: HostSummary[] }) {
+  const s = fleet.derive('overview-routes', () => ({
+    total: nodes.reduce((a, n) => a + n.routes, 0),
+    broken: nodes.reduce((a, n) => a + n.routes_broken, 0),
+    named: named(nodes, 'route'),
+  }));
   return (
     <div class="panel" data-testid="routes-panel">
       <h2>
         Proxy routes <Link href="/routes" class="more">all routes →</Link>
       </h2>
-      {routes.length === 0 ? (
+      {s.total === 0 ? (
         <p class="muted">No reverse proxy reports routes yet.</p>
-      ) : broken.length === 0 ? (
+      ) : s.broken === 0 ? (
         <p class="muted">
-          {routes.length} route{routes.length === 1 ? '' : 's'}, none broken.
+          {s.total} route{s.total === 1 ? '' : 's'}, none broken.
         </p>
       ) : (
         <ul class="attn-list">
-          {broken.slice(0, ATTN).map((r) => (
-            <li key={`${r.node.id}/${r.key}`}>
-              <Badge text={r.state} tone="bad" />
-              <Link href={hostUrl(r.node.id, 'routes')}>{publicName(r.r)}</Link>
+          {s.named.slice(0, ATTN).map((r) => (
+            <li key={`${r.node.id}/${r.p.key}`}>
+              <Badge text={r.p.state} tone="bad" />
+              <Link href={hostUrl(r.node.id, 'routes')}>{r.p.name}</Link>
               <span class="muted">
-                → {r.r.target.kind === 'container' ? r.r.target.name : r.r.upstream} on {r.node.hostname}
+                → {r.p.target} on {r.node.hostname}
               </span>
             </li>
           ))}
-          <More n={broken.length - ATTN} href="/routes?show=broken" what="broken routes" />
+          <More n={s.broken - Math.min(ATTN, s.named.length)} href="/routes?show=broken" what="broken routes" />
         </ul>
       )}
     </div>
@@ -97,14 +113,21 @@ export function Overview() {
   // Structure-derived counts are memoised; samples are read fresh.
   const s = fleet.derive('overview', () => {
     const down = nodes.filter((n) => !n.connected);
-    const ctrs = fleet.containers();
-    const failingCtrs = ctrs.filter((r) => containerFailing(r.c));
-    const units = fleet.units();
-    const failedUnits = units.filter((r) => unitFailing(r.u));
+    const sum = (f: (n: HostSummary) => number) => nodes.reduce((a, n) => a + f(n), 0);
     // Hardware a host may simply not have (a GPU, SMART disks, sensors) is
     // shown on the host's page, not counted here as a problem.
-    const noSource = nodes.filter((n) => Object.values(n.sources).some((s) => !s.available && !OPTIONAL_SOURCES.has(s.name)));
-    return { down, ctrs, running: ctrs.filter((r) => r.c.state === 'running').length, failingCtrs, units, failedUnits, noSource };
+    const noSource = nodes.filter((n) => (n.sources_down ?? []).some((s) => !OPTIONAL_SOURCES.has(s.name)));
+    return {
+      down,
+      ctrs: sum((n) => n.containers),
+      running: sum((n) => n.containers_running),
+      failing: sum((n) => n.containers_failing),
+      failingCtrs: named(nodes, 'container'),
+      units: sum((n) => n.units),
+      failed: sum((n) => n.units_failed),
+      failedUnits: named(nodes, 'unit'),
+      noSource,
+    };
   });
   const live = nodes.filter((n) => n.connected && n.resources);
   const topCpu = [...live].sort((a, b) => b.resources!.cpu_pct - a.resources!.cpu_pct).slice(0, 5);
@@ -124,7 +147,7 @@ export function Overview() {
       </section>
     );
 
-  const attention = s.down.length + s.failingCtrs.length + s.failedUnits.length;
+  const attention = s.down.length + s.failing + s.failed;
   return (
     <section class="screen" aria-labelledby="overview-title">
       <div class="screen-head">
@@ -133,8 +156,8 @@ export function Overview() {
       </div>
       <div class="stats">
         <Stat label="Hosts up" value={`${nodes.length - s.down.length} / ${nodes.length}`} sub={s.down.length ? `${s.down.length} down` : 'all connected'} tone={s.down.length ? 'bad' : 'ok'} href="/hosts" testId="stat-hosts" />
-        <Stat label="Containers running" value={`${s.running} / ${s.ctrs.length}`} sub={s.failingCtrs.length ? `${s.failingCtrs.length} failing` : 'none failing'} tone={s.failingCtrs.length ? 'bad' : 'ok'} href={s.failingCtrs.length ? '/containers?state=failing' : '/containers'} testId="stat-containers" />
-        <Stat label="Units failed" value={s.failedUnits.length} sub={`of ${s.units.length} units`} tone={s.failedUnits.length ? 'bad' : 'ok'} href={s.failedUnits.length ? '/units?state=failed' : '/units'} testId="stat-units" />
+        <Stat label="Containers running" value={`${s.running} / ${s.ctrs}`} sub={s.failing ? `${s.failing} failing` : 'none failing'} tone={s.failing ? 'bad' : 'ok'} href={s.failing ? '/containers?state=failing' : '/containers'} testId="stat-containers" />
+        <Stat label="Units failed" value={s.failed} sub={`of ${s.units} units`} tone={s.failed ? 'bad' : 'ok'} href={s.failed ? '/units?state=failed' : '/units'} testId="stat-units" />
         <Stat label="Sources unavailable" value={s.noSource.length} sub={s.noSource.length ? 'hosts where a source cannot run' : 'every source reporting'} tone={s.noSource.length ? 'warn' : 'ok'} href="/hosts" testId="stat-sources" />
       </div>
 
@@ -154,24 +177,24 @@ export function Overview() {
               ))}
               <More n={s.down.length - ATTN} href="/hosts?status=down" what="hosts down" />
               {s.failingCtrs.slice(0, ATTN).map((r) => (
-                <li key={`c${r.node.id}${r.c.id}`}>
-                  <Badge text={r.c.health === 'unhealthy' ? 'unhealthy' : r.c.state} tone="bad" />
-                  <Link href={hostUrl(r.node.id, 'containers')}>{r.c.name}</Link>
+                <li key={`c${r.node.id}${r.p.key}`}>
+                  <Badge text={r.p.state} tone="bad" />
+                  <Link href={hostUrl(r.node.id, 'containers')}>{r.p.name}</Link>
                   <span class="muted">
                     on {r.node.hostname}
-                    {r.c.exit_code != null ? ` · exit ${r.c.exit_code}` : ''}
+                    {r.p.exit_code != null ? ` · exit ${r.p.exit_code}` : ''}
                   </span>
                 </li>
               ))}
-              <More n={s.failingCtrs.length - ATTN} href="/containers?state=failing" what="failing containers" />
+              <More n={s.failing - Math.min(ATTN, s.failingCtrs.length)} href="/containers?state=failing" what="failing containers" />
               {s.failedUnits.slice(0, ATTN).map((r) => (
-                <li key={`u${r.node.id}${r.key}`}>
+                <li key={`u${r.node.id}${r.p.key}`}>
                   <Badge text="failed" tone="bad" />
-                  <Link href={hostUrl(r.node.id, 'units')}>{r.u.name}</Link>
+                  <Link href={hostUrl(r.node.id, 'units')}>{r.p.name}</Link>
                   <span class="muted">on {r.node.hostname}</span>
                 </li>
               ))}
-              <More n={s.failedUnits.length - ATTN} href="/units?state=failed" what="failed units" />
+              <More n={s.failed - Math.min(ATTN, s.failedUnits.length)} href="/units?state=failed" what="failed units" />
             </ul>
           )}
         </div>
@@ -188,7 +211,7 @@ export function Overview() {
           )}
         </div>
         <GatewayCard />
-        <RoutesPanel />
+        <RoutesPanel nodes={nodes} />
         <BackupsCard />
         <TopList title="Top CPU" nodes={topCpu} value={(n) => pct(n.resources!.cpu_pct)} meter={(n) => n.resources!.cpu_pct} testId="top-cpu" />
         <TopList title="Top memory" nodes={topMem} value={(n) => `${pct(memPct(n.resources))} · ${bytes(n.resources!.mem_used)}`} meter={(n) => memPct(n.resources)} testId="top-mem" />

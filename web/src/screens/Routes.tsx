@@ -7,6 +7,8 @@ import { Badge, Empty, FilterChips } from '../components/bits';
 import { hostUrl, Link, setQuery } from '../router';
 import { fleet, type RouteRow } from '../store';
 import type { Route, TargetState } from '../types';
+import { useEffect } from 'preact/hooks';
+import { watchCollection } from '../stream';
 import { useFleet } from '../useFleet';
 
 const STATE_TONE: Record<TargetState, string> = {
@@ -113,6 +115,15 @@ export function RouteTable({ rows, showHost, label }: { rows: RouteRow[]; showHo
 
 export function Routes({ query }: { query: URLSearchParams }) {
   useFleet();
+  // Every host's part of the collections listed, while the screen is open.
+  useEffect(() => {
+    const r0 = watchCollection('routes');
+    const c1 = watchCollection('containers');
+    const p2 = watchCollection('ports');
+    return () => {
+      r0(); c1(); p2();
+    };
+  }, []);
   const q = (query.get('q') || '').toLowerCase();
   const show = query.get('show') === 'broken' ? 'broken' : 'all';
   const all = fleet.routes();
@@ -132,7 +143,7 @@ export function Routes({ query }: { query: URLSearchParams }) {
         <input type="search" placeholder="Search name, upstream, host, container…  ( / )" aria-label="Search routes" value={query.get('q') || ''} onInput={(e) => setQuery({ q: e.currentTarget.value })} data-testid="route-search" />
         <FilterChips label="Show" param="show" options={Object.keys(ROUTE_FILTERS)} value={show} counts={counts} testId={(k) => `route-filter-${k}`} />
       </div>
-      {!fleet.loaded ? (
+      {!fleet.has('routes') ? (
         <p class="muted">Loading…</p>
       ) : rows.length === 0 ? (
         <Empty title={all.length === 0 ? 'No proxy routes in the fleet' : show === 'broken' && !q ? 'No broken routes' : 'No route matches'} testId="routes-empty">

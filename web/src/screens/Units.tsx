@@ -7,6 +7,8 @@ import { ago, bytes } from '../format';
 import { hostUrl, Link, setQuery } from '../router';
 import { fleet, unitFailing, type UnitRow } from '../store';
 import type { Unit } from '../types';
+import { useEffect } from 'preact/hooks';
+import { watchCollection } from '../stream';
 import { useFleet } from '../useFleet';
 import { PHONE, useMedia } from '../useMedia';
 
@@ -79,6 +81,13 @@ export function UnitTable({ rows, showHost, label }: { rows: UnitRow[]; showHost
 
 export function Units({ query }: { query: URLSearchParams }) {
   useFleet();
+  // Every host's part of the collections listed, while the screen is open.
+  useEffect(() => {
+    const u0 = watchCollection('units');
+    return () => {
+      u0();
+    };
+  }, []);
   const q = (query.get('q') || '').toLowerCase();
   const state = UNIT_STATES[query.get('state') || 'all'] ? query.get('state') || 'all' : 'all';
   const all = fleet.units();
@@ -99,7 +108,7 @@ export function Units({ query }: { query: URLSearchParams }) {
         <FilterChips label="State" param="state" options={Object.keys(UNIT_STATES)} value={state} counts={counts} />
       </div>
       <FleetSourceUnavailable source="units" noun="Unit" nodes={fleet.list()} />
-      {!fleet.loaded ? (
+      {!fleet.has('units') ? (
         <p class="muted">Loading…</p>
       ) : rows.length === 0 ? (
         <Empty title={all.length === 0 ? 'No units in the fleet' : 'No unit matches'}>

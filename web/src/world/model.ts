@@ -2,8 +2,7 @@
 // where each rack and device stands in the scene, and what colour a host's
 // live state gives its device. No three.js here (the scene is scene.ts).
 
-import { containerFailing, unitFailing } from '../store';
-import type { NodeView, Sample } from '../types';
+import type { HostSummary } from '../types';
 
 export type Face = 'front' | 'rear';
 export interface Device {
@@ -194,31 +193,21 @@ export function loadColour(u: number): number {
 }
 
 /** The hottest sensor (or GPU), °C; null when the host reports none. */
-export function hottest(s: Sample | null | undefined): number | null {
-  const all = [...(s?.temps ?? []).map((t) => t.celsius), ...(s?.gpus ?? []).flatMap((g) => (g.temp_c != null ? [g.temp_c] : []))];
-  return all.length ? Math.max(...all) : null;
+/** The host's uplink as the hub's summary says (topology.rs derives it the
+ * same way): its busiest real interface, and its share of the link's speed. */
+export function uplink(n: HostSummary): { bps: number | null; utilisation: number | null; speedUnknown: boolean } {
+  const bps = n.resources?.uplink_bps;
+  if (bps == null) return { bps: null, utilisation: null, speedUnknown: false };
+  const util = n.resources?.uplink_util;
+  return { bps, utilisation: util ?? null, speedUnknown: util == null };
 }
 
-/** As crates/hub/src/topology.rs: loopback and container bridges are not uplinks. */
-const VIRTUAL = ['veth', 'docker', 'br-', 'cni', 'podman', 'virbr', 'flannel', 'cali'];
-const knownSpeed = (s: number | null | undefined) => (s != null && s > 0 && s !== 65535 && s !== 4294967295 ? s : null);
-
-/** The host's uplink as topology.rs derives it: its busiest real interface over its speed. */
-export function uplink(n: NodeView): { bps: number | null; utilisation: number | null; speedUnknown: boolean } {
-  const nets = (n.resources?.nets ?? []).filter((x) => x.iface !== 'lo' && !VIRTUAL.some((p) => x.iface.startsWith(p)));
-  if (!nets.length) return { bps: null, utilisation: null, speedUnknown: false };
-  const busiest = nets.reduce((a, b) => (Math.max(b.rx_bps, b.tx_bps) > Math.max(a.rx_bps, a.tx_bps) ? b : a));
-  const bps = Math.max(busiest.rx_bps, busiest.tx_bps) * 8;
-  const speed = knownSpeed(n.interfaces?.[busiest.iface]?.speed_mbps);
-  return { bps, utilisation: speed ? Math.min(1, bps / (speed * 1e6)) : null, speedUnknown: speed == null };
-}
-
-export function looks(n: NodeView | undefined): Looks {
+export function looks(n: HostSummary | undefined): Looks {
   if (!n) return { colour: OFFLINE, state: 'unknown', tempC: null, cpu: null, alarms: 0, bps: null, utilisation: null, speedUnknown: false };
-  const alarms = Object.values(n.units || {}).filter(unitFailing).length + Object.values(n.containers || {}).filter(containerFailing).length;
+  const alarms = n.units_failed + n.containers_failing;
   const link = uplink(n);
   if (!n.connected) return { colour: OFFLINE, state: 'offline', tempC: null, cpu: null, alarms, bps: null, utilisation: null, speedUnknown: link.speedUnknown };
-  const tempC = hottest(n.resources);
+  const tempC = n.resources?.temp_c ?? null;
   return {
     colour: tempC == null ? NEUTRAL : tempColour(tempC),
     state: tempC == null ? 'unknown' : 'temp',

@@ -257,12 +257,12 @@ mod tests {
             }
             let c = Container {
                 id: format!("c{i}"),
-                name: format!("web-{}", (i * seed) % 4),
+                name: format!("web-{}", (i * seed) % 4).into(),
                 ..Default::default()
             };
             s.containers.insert(c.key(), c);
             let u = Unit {
-                name: format!("u{i}.service"),
+                name: format!("u{i}.service").into(),
                 active_state: ["active", "failed"][((i + seed) % 2) as usize].into(),
                 ..Default::default()
             };
@@ -281,7 +281,7 @@ mod tests {
             };
             s.ports.insert(port.key(), port);
             let st = SourceStatus {
-                name: format!("s{i}"),
+                name: format!("s{i}").into(),
                 available: (i + seed).is_multiple_of(2),
                 reason: None,
             };

@@ -188,7 +188,7 @@ impl SimHost {
             *used = (*total as f64 * (0.1 + rng.f64() * 0.75)) as u64;
             let m = Mount {
                 path: path.clone(),
-                device: format!("/dev/nvme0n1p{}", 1 + state.mounts.len()),
+                device: format!("/dev/nvme0n1p{}", 1 + state.mounts.len()).into(),
                 fs_type: if path == "/boot" { "vfat" } else { "ext4" }.into(),
                 error: None,
             };
@@ -251,7 +251,7 @@ impl SimHost {
                     .then(|| host.rng.u32(200..60_000)),
                 memory_bytes: Some(host.rng.u64(2 << 20..400 << 20)),
                 cpu_nsec: Some(host.rng.u64(1..1 << 40)),
-                fragment_path: Some(format!("/usr/lib/systemd/system/{name}")),
+                fragment_path: Some(format!("/usr/lib/systemd/system/{name}").into()),
                 ..Unit::default()
             };
             host.state.units.insert(u.key(), u);
@@ -281,7 +281,7 @@ impl SimHost {
         let published = 8000 + (n as u16) * 7 + self.rng.u16(..7);
         let c = Container {
             id: id.clone(),
-            name: format!("{project}-{service}-{n}"),
+            name: format!("{project}-{service}-{n}").into(),
             image: image.into(),
             state: if running { "running" } else { "exited" }.into(),
             health: (service == "postgres" || service == "nextcloud").then(|| "healthy".into()),

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use twinbay_proto::Str;
 
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, EventMessage};
@@ -98,11 +99,12 @@ pub fn from_inspect(c: &ContainerInspectResponse) -> Option<Container> {
             .clone()
             .unwrap_or_default()
             .trim_start_matches('/')
-            .to_string(),
+            .into(),
         image: config
             .and_then(|c| c.image.clone())
             .or_else(|| c.image.clone())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
         // The inspect's top-level `Image` is the id the container was created from.
         image_id: c
             .image
@@ -111,28 +113,33 @@ pub fn from_inspect(c: &ContainerInspectResponse) -> Option<Container> {
         state: state
             .and_then(|s| s.status)
             .and_then(|s| enum_str(serde_json::to_value(s).ok()?))
-            .unwrap_or_else(|| "unknown".into()),
+            .unwrap_or_else(|| "unknown".into())
+            .into(),
         health: state
             .and_then(|s| s.health.as_ref())
             .and_then(|h| h.status)
             .and_then(|s| enum_str(serde_json::to_value(s).ok()?))
-            .filter(|s| !s.is_empty() && s != "none"),
+            .filter(|s| !s.is_empty() && s != "none")
+            .map(Str::from),
         exit_code: state.and_then(|s| s.exit_code),
         restart_count: c.restart_count.unwrap_or(0).max(0) as u32,
         compose_project: labels
             .get("com.docker.compose.project")
             .or_else(|| labels.get("io.podman.compose.project"))
-            .cloned(),
+            .map(Str::from),
         compose_service: labels
             .get("com.docker.compose.service")
             .or_else(|| labels.get("io.podman.compose.service"))
-            .cloned(),
+            .map(Str::from),
         created: c.created.clone().filter(|t| !t.is_empty()),
         started_at: state
             .and_then(|s| s.started_at.clone())
             .filter(|t| !t.is_empty() && !t.starts_with("0001-")),
         ports,
-        labels,
+        labels: labels
+            .into_iter()
+            .map(|(k, v)| (Str::from(k), Str::from(v)))
+            .collect(),
         id,
     })
 }
@@ -262,7 +269,7 @@ fn set_unavailable(
         let status = SourceStatus {
             name: SOURCE.into(),
             available: false,
-            reason: Some(reason.to_string()),
+            reason: Some(reason.into()),
         };
         let changed = !s.containers.is_empty() || s.sources.get(SOURCE) != Some(&status);
         s.containers.clear();
@@ -320,7 +327,7 @@ async fn session(
         SourceStatus {
             name: SOURCE.into(),
             available: true,
-            reason: Some(fast.mode()),
+            reason: Some(fast.mode().into()),
         },
     );
     backoff.reset();
@@ -353,7 +360,7 @@ async fn session(
             },
             _ = fast.woken() => {
                 let Some(ids) = fast.read(state) else {
-                    set_status(state, SourceStatus { name: SOURCE.into(), available: true, reason: Some(fast.mode()) });
+                    set_status(state, SourceStatus { name: SOURCE.into(), available: true, reason: Some(fast.mode().into()) });
                     continue;
                 };
                 for id in ids {

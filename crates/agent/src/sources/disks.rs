@@ -192,8 +192,8 @@ impl DiskSource {
                 });
             }
             mounts.push(Mount {
-                device: entry.source.clone(),
-                fs_type: entry.fs_type.clone(),
+                device: entry.source.as_str().into(),
+                fs_type: entry.fs_type.as_str().into(),
                 error: usage.err(),
                 path: entry.path,
             });

@@ -2,49 +2,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use twinbay_proto::Str;
 
 use twinbay_proto::model::{Interface, NetSample};
 
-/// The counters of one interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NetCounters {
-    pub rx_bytes: u64,
-    pub rx_errors: u64,
-    pub rx_drops: u64,
-    pub tx_bytes: u64,
-    pub tx_errors: u64,
-    pub tx_drops: u64,
-}
-
-pub fn parse_net_dev(text: &str) -> Vec<(String, NetCounters)> {
-    text.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.split_once(':')?;
-            let f: Vec<u64> = rest
-                .split_ascii_whitespace()
-                .map(|v| v.parse().unwrap_or(0))
-                .collect();
-            // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets errs drop …
-            if f.len() < 12 {
-                return None;
-            }
-            let counters = NetCounters {
-                rx_bytes: f[0],
-                rx_errors: f[2],
-                rx_drops: f[3],
-                tx_bytes: f[8],
-                tx_errors: f[10],
-                tx_drops: f[11],
-            };
-            Some((name.trim().to_string(), counters))
-        })
-        .collect()
-}
-
-/// Interfaces not worth a row: loopback and the host ends of container veths.
-pub fn is_interesting(name: &str) -> bool {
-    name != "lo" && !name.starts_with("veth")
-}
+pub use twinbay_collect::procfs::{NetCounters, is_interesting, parse_net_dev};
 
 /// Link facts from the files in `/sys/class/net/IFACE/` (given as their contents).
 pub fn interface_from_sys(
@@ -68,7 +30,7 @@ pub fn interface_from_sys(
             .map(|v| v as u32),
         duplex: trimmed(duplex)
             .filter(|d| *d == "full" || *d == "half")
-            .map(String::from),
+            .map(Str::from),
         mac: trimmed(address)
             .filter(|a| *a != "00:00:00:00:00:00")
             .map(String::from),
@@ -147,24 +109,6 @@ impl NetSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NET_DEV: &str = include_str!("testdata/net_dev");
-
-    #[test]
-    fn parses_counters_and_skips_loopback_and_veths() {
-        let all = parse_net_dev(NET_DEV);
-        assert_eq!(all.len(), 4);
-        let eth0 = &all.iter().find(|(n, _)| n == "eth0").unwrap().1;
-        assert_eq!(eth0.rx_bytes, 1_897_315_287);
-        assert_eq!(eth0.rx_errors, 3);
-        assert_eq!(eth0.tx_drops, 7);
-        let kept: Vec<_> = all
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| is_interesting(n))
-            .collect();
-        assert_eq!(kept, ["eth0", "wlan0"]);
-    }
 
     #[test]
     fn link_facts_tolerate_down_and_virtual_links() {

@@ -116,11 +116,11 @@ impl PortSource {
             .map(|(protocol, s)| {
                 let owner = self.owners.get(&s.inode);
                 Port {
-                    protocol: protocol.to_string(),
-                    address: s.address,
+                    protocol: protocol.into(),
+                    address: s.address.into(),
                     port: s.port,
                     pid: owner.map(|o| o.0),
-                    process: owner.map(|o| o.1.clone()),
+                    process: owner.map(|o| o.1.as_str().into()),
                 }
             })
             .collect();

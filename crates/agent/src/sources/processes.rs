@@ -95,7 +95,7 @@ impl ProcessSource {
             next.insert(pid, stat.cpu_ticks);
             all.push(Process {
                 pid,
-                name: stat.name,
+                name: stat.name.into(),
                 // One decimal is plenty and keeps idle processes from churning diffs.
                 cpu_pct: ((cpu_pct * 10.0).round() / 10.0) as f32,
                 rss: stat.rss_pages * self.page_size,
@@ -128,7 +128,7 @@ mod tests {
     fn keeps_the_busiest_and_the_largest() {
         let p = |pid, cpu_pct, rss| Process {
             pid,
-            name: format!("p{pid}"),
+            name: format!("p{pid}").into(),
             cpu_pct,
             rss,
             uid: None,

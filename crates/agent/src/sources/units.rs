@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use twinbay_proto::Str;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -90,15 +91,17 @@ pub fn from_properties(props: &HashMap<String, OwnedValue>, user: bool) -> Optio
         .filter(|us| *us > 0)
         .map(|us| (us / 1_000_000) as i64);
     Some(Unit {
-        name: text("Id")?,
-        description: text("Description").unwrap_or_default(),
-        load_state: text("LoadState").unwrap_or_default(),
-        active_state: text("ActiveState").unwrap_or_default(),
-        sub_state: text("SubState").unwrap_or_default(),
+        name: text("Id")?.into(),
+        description: text("Description").unwrap_or_default().into(),
+        load_state: text("LoadState").unwrap_or_default().into(),
+        active_state: text("ActiveState").unwrap_or_default().into(),
+        sub_state: text("SubState").unwrap_or_default().into(),
         since,
         user,
         // The unit's files, watched by the files source.
-        fragment_path: text("FragmentPath").filter(|p| !p.is_empty()),
+        fragment_path: text("FragmentPath")
+            .filter(|p| !p.is_empty())
+            .map(Str::from),
         drop_in_paths: props
             .get("DropInPaths")
             .and_then(|v| Vec::<String>::try_from(v.try_clone().ok()?).ok())
@@ -174,7 +177,7 @@ pub async fn run(
             let status = SourceStatus {
                 name: bus.source_name().into(),
                 available: false,
-                reason: Some(reason.clone()),
+                reason: Some(reason.as_str().into()),
             };
             let changed =
                 before != s.units.len() || s.sources.get(bus.source_name()) != Some(&status);
@@ -337,7 +340,7 @@ fn units_where(state: &NodeState, user: bool, wanted: impl Fn(&Unit) -> bool) ->
         .units
         .values()
         .filter(|u| u.user == user && wanted(u))
-        .map(|u| u.name.clone())
+        .map(|u| u.name.to_string())
         .collect()
 }
 

@@ -24,6 +24,13 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("GET", "/api/v1/nodes/n_missing/metrics", "", VIEWER, 404),
     ("GET", "/api/v1/nodes/n_missing/series", "", VIEWER, 404),
     ("GET", "/api/v1/nodes/n_missing/events", "", VIEWER, 404),
+    (
+        "GET",
+        "/api/v1/nodes/n_missing/collections",
+        "",
+        VIEWER,
+        404,
+    ),
     ("GET", "/api/v1/events", "", VIEWER, 200),
     (
         "GET",
@@ -52,6 +59,10 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     // Not a WebSocket handshake: refused after authorization.
     ("GET", "/api/v1/stream", "", VIEWER, 400),
     ("GET", "/api/v1/hub", "", VIEWER, 200),
+    ("GET", "/api/v1/hub/logs?lines=5", "", ADMIN, 200),
+    // Bad bodies: the hub under test neither updates nor restarts.
+    ("POST", "/api/v1/hub/update", "{}", ADMIN, 400),
+    ("POST", "/api/v1/hub/restart", r#"{"bogus":1}"#, ADMIN, 400),
     ("GET", "/api/v1/gateway", "", VIEWER, 200),
     ("GET", "/api/v1/routes", "", VIEWER, 200),
     ("GET", "/api/v1/topology", "", VIEWER, 200),
@@ -215,6 +226,56 @@ const REQUESTS: &[(&str, &str, &str, Option<Role>, u16)] = &[
     ("POST", "/api/v1/releases?version=1.0.0", "", ADMIN, 400),
     ("GET", "/api/v1/releases", "", VIEWER, 200),
     ("GET", "/api/v1/releases/1.0.0/x86_64", "", OPERATOR, 404),
+    // No such release: refused after the role check.
+    (
+        "POST",
+        "/api/v1/rollouts",
+        r#"{"version":"1.0.0"}"#,
+        ADMIN,
+        404,
+    ),
+    ("GET", "/api/v1/rollouts", "", VIEWER, 200),
+    ("GET", "/api/v1/rollouts/ro_missing", "", VIEWER, 404),
+    (
+        "POST",
+        "/api/v1/rollouts/ro_missing/pause",
+        "{}",
+        ADMIN,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/rollouts/ro_missing/resume",
+        "{}",
+        ADMIN,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/rollouts/ro_missing/abort",
+        "{}",
+        ADMIN,
+        404,
+    ),
+    ("GET", "/api/v1/ssh/identity", "", ADMIN, 200),
+    // Not a target: refused after the role check, before any connection.
+    (
+        "POST",
+        "/api/v1/ssh/hosts",
+        r#"{"target":"nohost"}"#,
+        ADMIN,
+        400,
+    ),
+    ("GET", "/api/v1/ssh/hosts", "", VIEWER, 200),
+    ("GET", "/api/v1/ssh/hosts/ssh-missing", "", VIEWER, 404),
+    ("DELETE", "/api/v1/ssh/hosts/ssh-missing", "", ADMIN, 404),
+    (
+        "POST",
+        "/api/v1/ssh/hosts/ssh-missing/check",
+        "{}",
+        ADMIN,
+        404,
+    ),
 ];
 
 /// What a caller limited to host groups gets instead, where that differs:
@@ -237,8 +298,9 @@ fn template(path: &str) -> String {
             _ if i > 2 && parts[i - 2] == "releases" && parts[i - 3] != "agent" => "{arch}",
             Some(
                 "nodes" | "tokens" | "users" | "commands" | "rules" | "channels" | "silences"
-                | "restores",
+                | "restores" | "rollouts",
             ) if !p.is_empty() => "{id}",
+            Some("hosts") if parts[i - 2] == "ssh" && !p.is_empty() => "{id}",
             Some("schedules") if !p.is_empty() && *p != "preview" => "{id}",
             Some("alerts") if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => "{id}",
             Some("backups") if !p.is_empty() && *p != "prune" => "{id}",

@@ -82,7 +82,7 @@ async fn versions_content_on_demand_and_history() {
             ("com.docker.compose.project.config_files", "compose.yaml"),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.into(), v.into()))
         .collect(),
         image_id: Some(format!("sha256:{}", "ab".repeat(32))),
         ..Default::default()

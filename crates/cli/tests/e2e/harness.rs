@@ -109,6 +109,17 @@ impl Hub {
 
     /// Starts a hub with extra command-line arguments.
     pub fn start_with(dir: &Path, port: u16, extra: &[&str]) -> Hub {
+        Self::spawn(dir, port, extra, "info", Stdio::piped())
+    }
+
+    /// Starts a hub for a large fleet: warnings only, to `DIR.log` (a
+    /// thousand agents' info lines would fill an unread pipe and stall it).
+    pub fn start_for_fleet(dir: &Path, extra: &[&str]) -> Hub {
+        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+        Self::spawn(dir, free_port(), extra, "warn", log.into())
+    }
+
+    fn spawn(dir: &Path, port: u16, extra: &[&str], log_level: &str, stderr: Stdio) -> Hub {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(BIN)
             .args([
@@ -122,9 +133,9 @@ impl Hub {
             .arg(dir)
             .args(extra)
             .env("TWINBAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_level)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let hub = Hub {
@@ -458,8 +469,13 @@ pub async fn stream(
 /// The UI stream's WebSocket handshake request, for the caller to add
 /// credentials (and an `Origin`) to.
 pub fn stream_request(addr: SocketAddr) -> http::request::Builder {
+    stream_request_to(addr, "/api/v1/stream")
+}
+
+/// The same handshake for another path and query (`/api/v1/stream?view=summary`).
+pub fn stream_request_to(addr: SocketAddr, path: &str) -> http::request::Builder {
     http::Request::builder()
-        .uri(format!("ws://{addr}/api/v1/stream"))
+        .uri(format!("ws://{addr}{path}"))
         .header("Host", addr.to_string())
         .header("Connection", "Upgrade")
         .header("Upgrade", "websocket")
@@ -746,6 +762,15 @@ pub struct Key {
     pub pair: minisign::KeyPair,
 }
 
+impl Key {
+    /// Writes the secret key as an unencrypted minisign key file (what
+    /// `ctl release publish --key` reads) at `path`; returns `path`.
+    pub fn save_secret(&self, path: PathBuf) -> PathBuf {
+        std::fs::write(&path, self.pair.sk.to_box(None).unwrap().to_string()).unwrap();
+        path
+    }
+}
+
 pub fn key() -> Key {
     let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
     Key {
@@ -759,4 +784,23 @@ pub fn signature(key: &Key, data: &[u8], comment: &str) -> String {
     minisign::sign(Some(&key.pair.pk), &key.pair.sk, data, Some(comment), None)
         .unwrap()
         .into_string()
+}
+
+/// Publishes `file` as `version` on the hub whose data dir is `data_dir`,
+/// through `ctl release publish --key` (signed on the spot with `secret`).
+pub fn publish(data_dir: &Path, secret: &Path, file: &Path, version: &str) {
+    let out = Command::new(BIN)
+        .args(["ctl", "--data-dir"])
+        .arg(data_dir)
+        .args(["release", "publish", "--file"])
+        .arg(file)
+        .args(["--version", version, "--key"])
+        .arg(secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "publish {version}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -116,7 +116,13 @@ fn exec_start(unit: &Path) -> Vec<String> {
 #[test]
 fn agent_install_copies_the_binary_and_writes_a_unit_that_runs_the_agent() {
     let dir = temp_dir("install");
-    let hub = Hub::start(&dir.join("hub"));
+    let signer = key();
+    let secret = signer.save_secret(dir.join("signer.key"));
+    let hub = Hub::start_with(
+        &dir.join("hub"),
+        free_port(),
+        &["--update-key", &signer.public],
+    );
     let token = hub.token("viewer");
     let join = hub.join();
     let join_token = twinbay_proto::join::JoinString::parse(&join).unwrap().token;
@@ -193,7 +199,10 @@ fn agent_install_copies_the_binary_and_writes_a_unit_that_runs_the_agent() {
         || {
             hub.nodes(&token)
                 .into_iter()
-                .find(|n| n["connected"] == true)
+                // Its hello makes it connected; its first sync brings the host's facts.
+                .find(|n| {
+                    n["connected"] == true && n["hostname"].as_str().is_some_and(|h| !h.is_empty())
+                })
         },
     );
     assert!(node["hostname"].as_str().is_some_and(|h| !h.is_empty()));
@@ -209,6 +218,39 @@ fn agent_install_copies_the_binary_and_writes_a_unit_that_runs_the_agent() {
                 .contains(&join_token))
             .then_some(())
         },
+    );
+
+    // An update replaces the installed binary the agent runs from (the lean
+    // one), keeping the old one beside it; the agent then says the version.
+    publish(&hub.dir, &secret, Path::new(LEAN_BIN), "9.9.9");
+    let operator = hub.token("operator");
+    let id = node["id"].as_str().unwrap();
+    let body = serde_json::json!({"op": "lifecycle", "target": {"kind": "agent"}, "verb": "update", "version": "9.9.9"});
+    let (status, c) = hub.post(&format!("/api/v1/nodes/{id}/commands"), &operator, &body);
+    assert_eq!(status, 202, "{c}");
+    let c = hub.wait_command(
+        &operator,
+        c["id"].as_str().unwrap(),
+        Duration::from_secs(90),
+    );
+    assert_eq!(c["status"], "ok", "{c}");
+    wait_for(
+        "the installed agent on 9.9.9",
+        Duration::from_secs(30),
+        || {
+            hub.node(&token, id)
+                .filter(|n| n["connected"] == true && n["agent_version"] == "9.9.9")
+        },
+    );
+    let prev = lean.with_file_name("twinbay-agent.prev");
+    assert_eq!(
+        sha256(&prev),
+        sha256(Path::new(LEAN_BIN)),
+        "the old binary is kept"
+    );
+    assert_eq!(
+        fs::read_link(format!("/proc/{}/exe", agent.child.id())).unwrap(),
+        lean
     );
     drop(agent);
 
@@ -243,7 +285,7 @@ fn agent_install_copies_the_binary_and_writes_a_unit_that_runs_the_agent() {
     for (d, files) in [
         (
             binary.parent().unwrap(),
-            ["twinbay", "twinbay-agent"].as_slice(),
+            ["twinbay", "twinbay-agent", "twinbay-agent.prev"].as_slice(),
         ),
         (unit.parent().unwrap(), ["twinbay-agent.service"].as_slice()),
     ] {

@@ -119,7 +119,7 @@ async fn state_diffs_reach_the_twin_and_the_stream_in_order() {
         }
         other => panic!("{other:?}"),
     }
-    state.sources.insert(source.name.clone(), source);
+    state.sources.insert(source.name.to_string(), source);
     let (_, twin) = hub.get(&format!("/api/v1/nodes/{id}"), &token);
     assert_eq!(twin["hostname"], "raw-host");
     assert_eq!(twin["sources"]["containers"]["available"], false);

@@ -257,6 +257,127 @@ async fn the_past_of_a_host_reads_back_as_it_was() {
     assert!(container_in(moments[1].0));
     assert!(!container_in(moments[5].0));
 
+    // The CLI: `ctl host --at` in the 'YYYY-MM-DD HH:MM:SS' form (UTC),
+    // `--json` as the API has it, and `ctl changes` as readable lines.
+    let ctl = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["ctl", "--data-dir"])
+            .arg(&hub.dir)
+            .args(args)
+            .env("TWINBAY_TOKEN", &token)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let stopped_at = moments[2].0;
+    let utc_then = chrono_like(stopped_at).replace('T', " ").replace('Z', "");
+    let (success, text, err) = ctl(&["host", &id, "--at", &utc_then]);
+    assert!(success, "{err}");
+    assert!(text.contains("as it was at"), "{text}");
+    let web_line = text
+        .lines()
+        .find(|l| l.starts_with(web.as_str()))
+        .unwrap_or_else(|| panic!("no {web} in {text}"));
+    assert!(
+        web_line.contains(IMAGE) && web_line.contains("exited (7)"),
+        "{web_line}"
+    );
+    let (success, json, err) = ctl(&["host", &id, "--at", &stopped_at.to_string(), "--json"]);
+    assert!(success, "{err}");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(mine(&json, &prefix), moments[2].1);
+    let (success, now_text, err) = ctl(&["host", &id]);
+    assert!(success, "{err}");
+    assert!(
+        !now_text.contains(web.as_str()) && now_text.contains(" now, "),
+        "{now_text}"
+    );
+    let (success, text, err) = ctl(&[
+        "changes",
+        "--from",
+        &first.to_string(),
+        "--to",
+        &last.to_string(),
+        "--host",
+        &id,
+    ]);
+    assert!(success, "{err}");
+    assert!(text.starts_with("What changed from "), "{text}");
+    let at = text
+        .find(&format!("  container {web}: "))
+        .unwrap_or_else(|| panic!("no container {web} in {text}"));
+    let web_part = &text[at..];
+    assert!(
+        web_part.contains("→ exited") && web_part.contains("  removed"),
+        "{text}"
+    );
+    let (success, json, err) = ctl(&["changes", "--since", "1h", "--json"]);
+    assert!(success, "{err}");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    subject(
+        json["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{json}")),
+    );
+    let (success, _, err) = ctl(&["host", &id, "--at", "yesterday"]);
+    assert!(
+        !success && err.contains("--at: \"yesterday\" is not a time"),
+        "{err}"
+    );
+    let (success, _, err) = ctl(&["changes", "--since", "1h", "--from", "2h ago"]);
+    assert!(!success && err.contains("cannot be used with"), "{err}");
+
+    // MCP: what_changed answers REST's list (as JSON and as lines), and
+    // get_host `at` the host as it was; audited as reads.
+    crate::mcp::sdk_present();
+    let admin = hub.token("admin");
+    let (_, rest) = hub.get(
+        &format!("/api/v1/changes?from={first}&to={last}&node={id}"),
+        &token,
+    );
+    let steps = crate::mcp::over_http(
+        &hub,
+        &token,
+        &serde_json::json!([
+            crate::mcp::call(
+                "what_changed",
+                serde_json::json!({"from": first.to_string(), "to": last.to_string(), "host": id})
+            ),
+            crate::mcp::call("get_host", serde_json::json!({"node": id, "at": utc_then})),
+            crate::mcp::call("what_changed", serde_json::json!({"from": "yesterday"})),
+            crate::mcp::call("get_host", serde_json::json!({"node": id, "at": "1000"})),
+        ]),
+    );
+    let answer = crate::mcp::ok(&steps[0]);
+    assert_eq!(answer["nodes"], rest["nodes"], "{answer}");
+    assert_eq!(answer["truncated"], false);
+    let readable = steps[0]["content"][1]["text"].as_str().unwrap_or_default();
+    assert!(
+        readable.contains(&format!("  container {web}: ")),
+        "{readable}"
+    );
+    let then = &crate::mcp::ok(&steps[1])["host"];
+    assert_eq!(mine(then, &prefix), moments[2].1);
+    assert_eq!(then["at"], stopped_at);
+    crate::mcp::refused(&steps[2], "bad request: from: ");
+    crate::mcp::refused(&steps[3], "not found: ");
+    wait_for(
+        "the what_changed read audited",
+        Duration::from_secs(5),
+        || {
+            crate::mcp::audited(&hub, &admin, "mcp.read", |e| {
+                e["outcome"] == "ok" && crate::mcp::detail_has(e, "tool=what_changed")
+            })
+        },
+    );
+
     // Bad moments: a clear 400; before the node's first record: a clear 404.
     for bad in ["yesterday", "2026-13-01T00:00:00Z", "99999999999999999999"] {
         let (status, body) = hub.get(&format!("/api/v1/nodes/{id}?at={bad}"), &token);

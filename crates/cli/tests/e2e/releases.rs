@@ -160,8 +160,7 @@ fn only_releases_signed_by_a_trusted_key_are_published() {
         ],
     );
     assert!(!ok && err.contains("published already"), "{err}");
-    let sk = dir.join("trusted.key");
-    std::fs::write(&sk, trusted.pair.sk.to_box(None).unwrap().to_string()).unwrap();
+    let sk = trusted.save_secret(dir.join("trusted.key"));
     let (ok, out, err) = release(
         &hub,
         &[
@@ -215,6 +214,62 @@ fn only_releases_signed_by_a_trusted_key_are_published() {
         ],
     );
     assert!(!ok && err.contains("no trusted update keys"), "{err}");
+}
+
+/// `ctl release keygen` makes a pair the hub trusts and `publish --key`
+/// signs with: the secret key 0600, and never overwritten.
+#[test]
+fn keygen_makes_a_key_pair_that_publishes() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = temp_dir("release-keygen");
+    let keys = dir.join("keys");
+    let out = Command::new(BIN)
+        .args(["ctl", "release", "keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (pub_file, key_file) = (keys.join("minisign.pub"), keys.join("minisign.key"));
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the secret key is the owner's only");
+    let key_before = std::fs::read(&key_file).unwrap();
+
+    // Again into the same directory: refused, the key left as it was.
+    let again = Command::new(BIN)
+        .args(["ctl", "release", "keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not overwriting"));
+    assert_eq!(std::fs::read(&key_file).unwrap(), key_before);
+
+    let hub = Hub::start_with(
+        &dir.join("hub"),
+        free_port(),
+        &["--update-key", pub_file.to_str().unwrap()],
+    );
+    let file = dir.join("twinbay-2.0.0");
+    std::fs::write(&file, b"a binary signed with a generated key").unwrap();
+    let (ok, out, err) = release(
+        &hub,
+        &[
+            "publish",
+            "--file",
+            file.to_str().unwrap(),
+            "--version",
+            "2.0.0",
+            "--key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("published 2.0.0"), "{out}");
 }
 
 /// GET `path` with `token`: the body's bytes.

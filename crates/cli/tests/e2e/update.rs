@@ -22,25 +22,7 @@ use sha2::Digest;
 
 use crate::harness::*;
 
-/// Publishes `file` as `version` through `ctl release publish --key`.
-fn publish(hub: &Hub, secret: &Path, file: &Path, version: &str) {
-    let out = Command::new(BIN)
-        .args(["ctl", "--data-dir"])
-        .arg(&hub.dir)
-        .args(["release", "publish", "--file"])
-        .arg(file)
-        .args(["--version", version, "--key"])
-        .arg(secret)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "publish {version}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 
@@ -72,8 +54,7 @@ fn log_of(dir: &Path) -> String {
 fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
     let dir = temp_dir("update");
     let (trusted, stranger) = (key(), key());
-    let secret = dir.join("trusted.key");
-    std::fs::write(&secret, trusted.pair.sk.to_box(None).unwrap().to_string()).unwrap();
+    let secret = trusted.save_secret(dir.join("trusted.key"));
     let hub = Hub::start_with(
         &dir.join("hub"),
         free_port(),
@@ -160,7 +141,7 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
         }),
     ];
     for (version, why, tamper) in cases {
-        publish(&hub, &secret, &junk_file, version);
+        publish(&hub.dir, &secret, &junk_file, version);
         tamper(&release_dir(&hub, version));
         let c = update(&hub, &operator, &node, version, Duration::from_secs(30));
         assert_eq!(c["status"], "refused", "{version}: {c}");
@@ -182,7 +163,7 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
     // rolled back by the agent itself.
     let broken = dir.join("broken");
     std::fs::write(&broken, "#!/bin/sh\nexit 3\n").unwrap();
-    publish(&hub, &secret, &broken, "3.0.0");
+    publish(&hub.dir, &secret, &broken, "3.0.0");
     let started = std::time::Instant::now();
     let c = update(&hub, &operator, &node, "3.0.0", Duration::from_secs(60));
     let rollback = started.elapsed();
@@ -221,7 +202,7 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
     // the (shortened) window, rolled back.
     let silent = dir.join("silent");
     std::fs::write(&silent, "#!/bin/sh\nexec sleep 300\n").unwrap();
-    publish(&hub, &secret, &silent, "3.0.1");
+    publish(&hub.dir, &secret, &silent, "3.0.1");
     let c = update(&hub, &operator, &node, "3.0.1", Duration::from_secs(60));
     assert_eq!(c["status"], "failed", "{c}");
     let error = c["error"].as_str().unwrap_or_default();
@@ -241,7 +222,7 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
 
     // (a) The agent's own bytes signed as 9.9.9: it passes its trial, and the
     // agent runs it (the same process) and reports it.
-    publish(&hub, &secret, &exe, "9.9.9");
+    publish(&hub.dir, &secret, &exe, "9.9.9");
     let started = std::time::Instant::now();
     let c = update(&hub, &operator, &node, "9.9.9", Duration::from_secs(90));
     assert_eq!(c["status"], "ok", "{c}\n{}", log_of(&dir));

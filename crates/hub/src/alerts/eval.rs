@@ -403,7 +403,7 @@ mod tests {
             name: name.into(),
             state: state.into(),
             exit_code: code,
-            health: health.map(String::from),
+            health: health.map(twinbay_proto::Str::from),
             ..Default::default()
         };
         for c in [
@@ -524,7 +524,7 @@ mod tests {
                 for c in 0..20 {
                     let c = Container {
                         id: format!("c{c}"),
-                        name: format!("app-{c}"),
+                        name: format!("app-{c}").into(),
                         state: if c == 3 {
                             "exited".into()
                         } else {
@@ -537,11 +537,11 @@ mod tests {
                 }
                 for u in 0..30 {
                     let u = Unit {
-                        name: format!("u{u}.service"),
+                        name: format!("u{u}.service").into(),
                         active_state: "active".into(),
                         ..Default::default()
                     };
-                    n.state.units.insert(u.name.clone(), u);
+                    n.state.units.insert(u.name.to_string(), u);
                 }
                 n.resources = Some(Sample {
                     cpu_pct: 40.0,

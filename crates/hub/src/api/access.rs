@@ -44,6 +44,7 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/nodes/{id}/metrics", VIEWER),
     ("GET", "/api/v1/nodes/{id}/series", VIEWER),
     ("GET", "/api/v1/nodes/{id}/events", VIEWER),
+    ("GET", "/api/v1/nodes/{id}/collections", VIEWER),
     ("GET", "/api/v1/events", VIEWER),
     ("GET", "/api/v1/nodes/{id}/files", VIEWER),
     ("GET", "/api/v1/nodes/{id}/files/history", VIEWER),
@@ -52,6 +53,10 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/files/changes", VIEWER),
     ("GET", "/api/v1/stream", VIEWER),
     ("GET", "/api/v1/hub", VIEWER),
+    // The hub's own lifecycle: its log and its binary.
+    ("GET", "/api/v1/hub/logs", ADMIN),
+    ("POST", "/api/v1/hub/update", ADMIN),
+    ("POST", "/api/v1/hub/restart", ADMIN),
     ("GET", "/api/v1/gateway", VIEWER),
     ("GET", "/api/v1/topology", VIEWER),
     ("GET", "/api/v1/topology/impact", VIEWER),
@@ -118,6 +123,21 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/releases", ADMIN),
     ("GET", "/api/v1/releases", VIEWER),
     ("GET", "/api/v1/releases/{version}/{arch}", OPERATOR),
+    // Rollouts update many hosts at once: admin; a viewer limited to host
+    // groups reads only its hosts' rows (inside).
+    ("POST", "/api/v1/rollouts", ADMIN),
+    ("GET", "/api/v1/rollouts", VIEWER),
+    ("GET", "/api/v1/rollouts/{id}", VIEWER),
+    ("POST", "/api/v1/rollouts/{id}/pause", ADMIN),
+    ("POST", "/api/v1/rollouts/{id}/resume", ADMIN),
+    ("POST", "/api/v1/rollouts/{id}/abort", ADMIN),
+    // Hosts over SSH: adding one logs in to it and installs an agent.
+    ("GET", "/api/v1/ssh/identity", ADMIN),
+    ("POST", "/api/v1/ssh/hosts", ADMIN),
+    ("GET", "/api/v1/ssh/hosts", VIEWER),
+    ("GET", "/api/v1/ssh/hosts/{id}", VIEWER),
+    ("DELETE", "/api/v1/ssh/hosts/{id}", ADMIN),
+    ("POST", "/api/v1/ssh/hosts/{id}/check", ADMIN),
 ];
 
 /// Routes that change nothing although their method is not GET: a

@@ -61,8 +61,8 @@ pub struct HistoryQuery {
 
 fn actor(who: &Principal) -> (String, &'static str) {
     match &who.kind {
-        PrincipalKind::User { username, .. } => (username.clone(), "user"),
-        PrincipalKind::Token { id } => (format!("token:{id}"), "token"),
+        PrincipalKind::User { .. } => (who.name(), "user"),
+        PrincipalKind::Token { .. } => (who.name(), "token"),
     }
 }
 

@@ -43,6 +43,9 @@ pub struct PastNodeView {
     pub at: i64,
     /// When the state shown was recorded (the last change at or before `at`).
     pub recorded_at: i64,
+    /// When this node's record starts (its oldest entry still kept): the
+    /// earliest moment that can be asked for.
+    pub first_recorded: i64,
 }
 
 /// A node now, or as it was when `at` is given.
@@ -76,7 +79,7 @@ fn damaged(e: JournalError) -> ApiError {
 }
 
 /// Node `id` (the caller may see it) as it was at `at`.
-pub(super) async fn node_at(hub: &HubState, id: &str, at: i64) -> Result<PastNodeView, ApiError> {
+pub(crate) async fn node_at(hub: &HubState, id: &str, at: i64) -> Result<PastNodeView, ApiError> {
     let rows = hub.store.journal_at(id, at).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(
@@ -91,20 +94,25 @@ pub(super) async fn node_at(hub: &HubState, id: &str, at: i64) -> Result<PastNod
         ));
     }
     let (state, recorded_at) = replay(id, &rows).map_err(damaged)?;
+    let first_recorded = hub.store.journal_first(id).await?.unwrap_or(recorded_at);
     let (connected, last_seen) = match hub.store.agent_link_at(id, at).await? {
         Some((_, true)) => (true, Some(at)),
         Some((ts, false)) => (false, Some(ts)),
         None => (false, None),
     };
-    let simulated = hub.twin.read(id, |n| n.simulated).unwrap_or(false);
+    let (simulated, agentless) = hub
+        .twin
+        .read(id, |n| (n.simulated, n.agentless.as_deref().cloned()))
+        .unwrap_or_default();
     Ok(PastNodeView {
         node: NodeView {
             id: id.to_string(),
             hostname: state.host.hostname.clone(),
             connected,
             last_seen,
-            agent_version: state.host.agent_version.clone(),
+            agent_version: state.host.agent_version.to_string(),
             simulated,
+            agentless,
             seq: None,
             resources: None,
             policy: None,
@@ -112,6 +120,7 @@ pub(super) async fn node_at(hub: &HubState, id: &str, at: i64) -> Result<PastNod
         },
         at,
         recorded_at,
+        first_recorded,
     })
 }
 
@@ -168,7 +177,7 @@ pub struct FleetRange {
     pub node: Option<String>,
 }
 
-fn bounds(from: &str, to: Option<&str>) -> Result<(i64, i64), ApiError> {
+pub(crate) fn bounds(from: &str, to: Option<&str>) -> Result<(i64, i64), ApiError> {
     let from = moment("from", from)?;
     let to = match to {
         Some(to) => moment("to", to)?,
@@ -190,7 +199,7 @@ fn bounds(from: &str, to: Option<&str>) -> Result<(i64, i64), ApiError> {
 }
 
 /// What changed on one node between two moments.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeChanges {
     pub node_id: String,
     pub hostname: String,
@@ -203,7 +212,7 @@ pub struct NodeChanges {
 }
 
 /// What changed across the fleet between two moments.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FleetChanges {
     pub from: i64,
     pub to: i64,
@@ -211,7 +220,46 @@ pub struct FleetChanges {
     pub nodes: Vec<NodeChanges>,
 }
 
-async fn changes_of(hub: &HubState, id: &str, from: i64, to: i64) -> Result<NodeChanges, ApiError> {
+/// `ms` as `2026-12-03 14:03:12` (UTC).
+pub fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+impl FleetChanges {
+    /// The list as lines to read (`ctl changes`, MCP `what_changed`): per
+    /// host, each subject with its summary, then every step with its time.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "What changed from {} to {} UTC",
+            utc(self.from),
+            utc(self.to)
+        );
+        if self.nodes.is_empty() {
+            out.push_str(": nothing.\n");
+            return out;
+        }
+        out.push_str(":\n");
+        for node in &self.nodes {
+            out.push_str(&format!("\n{} ({})\n", node.hostname, node.node_id));
+            for s in &node.subjects {
+                out.push_str(&format!("  {}: {}\n", s.subject, s.summary));
+                for t in &s.transitions {
+                    out.push_str(&format!("    {}  {}\n", utc(t.ts), t.change));
+                }
+            }
+        }
+        out
+    }
+}
+
+pub(crate) async fn changes_of(
+    hub: &HubState,
+    id: &str,
+    from: i64,
+    to: i64,
+) -> Result<NodeChanges, ApiError> {
     let base = hub.store.journal_at(id, from).await?;
     let mut rows = hub.store.journal_between(id, from, to).await?.into_iter();
     let hostname = hub
@@ -310,4 +358,50 @@ pub async fn fleet_changes(
         }
     }
     Ok(Json(FleetChanges { from, to, nodes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::changes::Transition;
+
+    #[test]
+    fn the_change_list_reads_per_host_and_subject_with_every_step() {
+        let t0 = 1_764_731_520_000; // 2025-12-03T03:12:00Z
+        let list = FleetChanges {
+            from: t0,
+            to: t0 + 3_600_000,
+            nodes: vec![NodeChanges {
+                node_id: "n_1".into(),
+                hostname: "web-1".into(),
+                since: Some(t0),
+                subjects: vec![SubjectChanges {
+                    subject: "container web".into(),
+                    collection: "containers".into(),
+                    name: "web".into(),
+                    summary: "state running → exited".into(),
+                    transitions: vec![Transition {
+                        ts: t0 + 61_000,
+                        change: "state running → exited".into(),
+                    }],
+                }],
+            }],
+        };
+        assert_eq!(
+            list.text(),
+            "What changed from 2025-12-03 03:12:00 to 2025-12-03 04:12:00 UTC:\n\
+             \n\
+             web-1 (n_1)\n  \
+             container web: state running → exited\n    \
+             2025-12-03 03:13:01  state running → exited\n"
+        );
+        let none = FleetChanges {
+            nodes: vec![],
+            ..list
+        };
+        assert_eq!(
+            none.text(),
+            "What changed from 2025-12-03 03:12:00 to 2025-12-03 04:12:00 UTC: nothing.\n"
+        );
+    }
 }

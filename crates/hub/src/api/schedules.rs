@@ -18,9 +18,7 @@ use crate::audit::{Outcome, Record};
 use crate::schedules::Job;
 use crate::schedules::plan::{MAX_GRACE_MS, MAX_JITTER_SECS, Overlap, Plan};
 use crate::schedules::runner::{self, RunStarted};
-use crate::store::{
-    NewSchedule, Principal, PrincipalKind, RunRecord, ScheduleRecord, ScheduleTarget, now_ms,
-};
+use crate::store::{NewSchedule, Principal, RunRecord, ScheduleRecord, ScheduleTarget, now_ms};
 
 /// Runs the preview lists.
 const PREVIEW_RUNS: usize = 5;
@@ -109,13 +107,6 @@ fn sees(hub: &HubState, who: &Principal, target: &ScheduleTarget) -> bool {
     }
 }
 
-fn by(who: &Principal) -> String {
-    match &who.kind {
-        PrincipalKind::User { username, .. } => username.clone(),
-        PrincipalKind::Token { id } => format!("token:{id}"),
-    }
-}
-
 /// Parses a pattern off the async workers: proving that a pattern never
 /// fires searches years of dates (~0.1–0.7 s unoptimised).
 async fn parse_plan(cron: &str, timezone: &str, now: i64) -> Result<Plan, ApiError> {
@@ -181,7 +172,7 @@ async fn check(
         jitter_secs: b.jitter_secs.unwrap_or(0),
         grace_secs: b.grace_secs,
         role: who.role,
-        by: by(who),
+        by: who.name(),
         next_run_ms: if enabled { plan.next_after(now) } else { None },
     })
 }

@@ -13,7 +13,26 @@ use crate::HubState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HubStatus {
-    pub version: &'static str,
+    /// The release installed by the hub's last update while its binary is
+    /// that release's bytes, else the version it was built as.
+    pub version: String,
+    /// The version the running binary was built as.
+    pub build_version: &'static str,
+    /// When this hub process started (unix ms).
+    pub started_ms: i64,
+    pub pid: u32,
+    /// `systemd`, `container` or `plain`.
+    pub install: crate::lifecycle::InstallKind,
+    /// Whether `POST /api/v1/hub/update` can replace the binary in place.
+    pub update_possible: bool,
+    /// Why not, when it cannot.
+    pub update_refusal: Option<String>,
+    /// This hub is an update's new binary on trial (its parent keeps it
+    /// only if it serves in time).
+    pub trial: bool,
+    /// The data dir and the executable (admins only).
+    pub data_dir: Option<String>,
+    pub executable: Option<String>,
     /// Enrolled nodes.
     pub nodes: usize,
     /// Nodes whose agent is connected now.
@@ -34,6 +53,9 @@ pub struct HubStatus {
     pub ui_resyncs: u64,
     /// Stream clients dropped because they stopped taking messages.
     pub ui_dropped: u64,
+    /// Timeline events dropped since the hub started because the writer
+    /// fell behind (a reconnect storm bigger than the queue).
+    pub timeline_dropped_events: u64,
     pub history_queued_batches: usize,
     pub history_dropped_batches: u64,
     /// History writes that failed since the hub started (their samples are lost).
@@ -55,6 +77,9 @@ pub struct HubStatus {
     pub connections_unproven: usize,
     /// Connections refused at accept since the hub started (over a limit).
     pub connections_refused: u64,
+    /// Where the hub's memory goes: resident size, heap, the twin's bytes
+    /// by part (estimated, walked at most every 10 s), agent sessions.
+    pub memory: crate::memory::Memory,
 }
 
 /// The hub's counters: fleet size, connected agents, ingest and write lag.
@@ -64,7 +89,7 @@ pub struct HubStatus {
     tag = "hub",
     responses((status = 200, body = HubStatus), (status = 401, description = "Not authenticated"))
 )]
-pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubStatus> {
+pub async fn status(State(hub): State<Arc<HubState>>, Auth(who): Auth) -> Json<HubStatus> {
     let (mut nodes, mut connected) = (0, 0);
     hub.twin.for_each(|n| {
         nodes += 1;
@@ -74,8 +99,22 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
     let audit_break = hub.store.anchor().broken();
     let stats = &hub.history.stats;
     let connections = hub.connections.counts();
+    let life = &hub.lifecycle;
+    let refusal = life.update_refusal();
+    let admin = who.role >= crate::store::Role::Admin;
     Json(HubStatus {
-        version: crate::VERSION,
+        version: life.version.clone(),
+        build_version: crate::VERSION,
+        started_ms: life.started_ms,
+        pid: life.pid,
+        install: life.kind,
+        update_possible: refusal.is_none(),
+        update_refusal: refusal,
+        trial: std::env::var_os(crate::lifecycle::TRIAL_ENV).is_some(),
+        data_dir: admin.then(|| life.data_dir.display().to_string()),
+        executable: crate::lifecycle::exe()
+            .filter(|_| admin)
+            .map(|p| p.display().to_string()),
         nodes,
         connected,
         ui_clients: m.ui_clients.get(),
@@ -86,6 +125,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         agent_refusals: m.agent_refusals.get(),
         ui_resyncs: m.ui_resyncs.get(),
         ui_dropped: m.ui_dropped.get(),
+        timeline_dropped_events: m.timeline_dropped.get(),
         history_queued_batches: hub.history.queued(),
         history_dropped_batches: stats.dropped_batches.load(Ordering::Relaxed),
         history_write_failures: stats.write_failures.load(Ordering::Relaxed),
@@ -97,5 +137,6 @@ pub async fn status(State(hub): State<Arc<HubState>>, _auth: Auth) -> Json<HubSt
         connections_open: connections.open,
         connections_unproven: connections.unproven,
         connections_refused: connections.refused.iter().sum(),
+        memory: crate::memory::report(&hub.twin, &hub.memory, hub.sessions.len()),
     })
 }

@@ -1,11 +1,17 @@
-//! The live stream for UIs and API clients: a snapshot, then every change.
+//! The live stream for UIs and API clients: a snapshot, then every change
+//! (the full view), or every host in one line and full detail only of what
+//! the client watches (the summary view, `summaries.rs` and `watch.rs`).
+
+pub mod deflate;
+pub mod summaries;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures_util::SinkExt;
@@ -17,6 +23,10 @@ use crate::HubState;
 use crate::server::Admission;
 use crate::store::Principal;
 use crate::topology::feed::{ClientStep, Update, for_client};
+use crate::twin::view::{collection_event, collection_part, node_event};
+use deflate::frame;
+use summaries::Batch;
+use watch::{Ask, Pass, Watching};
 
 /// A client that cannot take a batch of messages for this long is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,26 +43,64 @@ pub const CLOSE_CHANGED: u16 = 4002;
 /// Whole-fleet snapshots built or in flight at once, hub-wide.
 pub const SNAPSHOTS_AT_ONCE: usize = 2;
 
-/// WebSocket: `{"type":"snapshot","nodes":[…]}` first, then `node`, `status`,
-/// `diff`, `metrics`, `event`, `command` (a command started or ended) and
-/// `alert` (an alert's change, `{"type":"alert","id":NODE,"alert":{…}}`)
-/// messages as they happen. A client that sends `{"type":"watch",
-/// "topology":true}` also gets the topology: `{"type":"topology",
-/// "version",…,"nodes","edges"}` at once, then `topology_diff` messages
-/// (`upsert_nodes`, `remove_nodes`, `upsert_edges`, `remove_edges`) as it
-/// changes; `"topology":false` stops them. A client that falls behind
-/// gets a fresh snapshot instead of the events it missed. When the caller's
-/// session ends or token is revoked the stream closes with code 4001; when
-/// its role or host groups change, with 4002 (reconnect).
+/// WebSocket. The full view (the default): `{"type":"snapshot","nodes":[…]}`
+/// first, then `node`, `status`, `diff`, `metrics`, `event`, `command` (a
+/// command started or ended), `rollout` and `alert` (an alert's change,
+/// `{"type":"alert","id":NODE,"alert":{…}}`) messages as they happen. A
+/// client that falls behind gets a fresh snapshot instead of the events it
+/// missed.
+///
+/// `?view=summary` (what the web UI uses; sized for 10,000 hosts): every
+/// host in one line, `{"type":"summaries","snapshot":true,"nodes":[{"id",
+/// "hostname","connected","agent_version","simulated","os","labels","policy",
+/// "containers","containers_running","containers_failing","units",
+/// "units_failed","ports","routes","routes_broken","sources_down",
+/// "attention","last_seen","resources":{"ts_ms","cpu_pct","load1",
+/// "mem_used","mem_total","uptime_secs","net_bps","disk_pct","temp_c",
+/// "uplink_bps","uplink_util"}}],"pulses":[]}`; then, at most once a
+/// second, `summaries` messages with `"snapshot":false`: in `nodes` the
+/// hosts whose shape changed (connected, counts, what fails), in `pulses`
+/// `{"id","last_seen","resources"}` of hosts whose numbers alone changed
+/// (each host at most once a second, and 1,000 pulses a second over the
+/// fleet: one per host every 10 s at 10,000 hosts). `event`, `command`, `rollout` and
+/// `alert` messages come as in the full view. Full detail only on request:
+/// `{"type":"watch","node":ID}` sends `{"type":"node","node":{…}}` (the
+/// whole twin, as `GET /api/v1/nodes/{id}`) and then that host's `diff`,
+/// `metrics` and `status` messages, until `{"type":"unwatch","node":ID}`
+/// (64 hosts at most at once); `{"type":"watch","collection":C}` (C one of
+/// `containers`, `units`, `ports`, `routes`) sends `{"type":"collection",
+/// "collection":C,"snapshot":true,"nodes":[{"id","hostname","seq","policy",
+/// "items":{KEY:ITEM}}]}` of every host with such items, then `diff`
+/// messages holding only the changes to the watched collections, `status`
+/// messages, and a `collection` message with `"snapshot":false` for a host
+/// that synced anew, until `{"type":"unwatch","collection":C}`. A `diff`
+/// whose `seq` is not above the `seq` a client last got for that host is
+/// one it already has.
+///
+/// In both views, `{"type":"watch","topology":true}` also sends the
+/// topology: `{"type":"topology","version",…,"nodes","edges"}` at once,
+/// then `topology_diff` messages (`upsert_nodes`, `remove_nodes`,
+/// `upsert_edges`, `remove_edges`) as it changes; `"topology":false` stops
+/// them. `?compress=deflate` sends every message of 4 KiB or more as a
+/// binary frame holding the JSON in zlib format (a browser inflates it
+/// with `DecompressionStream("deflate")`). When the caller's session ends
+/// or token is revoked the stream closes with code 4001; when its role or
+/// host groups change, with 4002 (reconnect).
 #[utoipa::path(
     get,
     path = "/api/v1/stream",
     tag = "stream",
-    responses((status = 101, description = "Switching to the event stream"), (status = 401, description = "Not authenticated"))
+    params(StreamQuery),
+    responses(
+        (status = 101, description = "Switching to the event stream"),
+        (status = 400, description = "An unknown `view` or `compress`", body = super::error::ErrorBody),
+        (status = 401, description = "Not authenticated"),
+    )
 )]
 pub async fn stream(
     State(hub): State<Arc<HubState>>,
     Auth(who): Auth,
+    Query(query): Query<StreamQuery>,
     admission: Option<Extension<Admission>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -67,7 +115,31 @@ pub async fn stream(
     // into the default write buffer and flushed once per batch.
     ws.read_buffer_size(4096)
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(hub, socket, who, credential))
+        .on_upgrade(move |socket| serve(hub, socket, who, credential, query))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// `full` (the default): every host's whole twin and every change;
+    /// `summary`: every host in one line, full detail only of what the
+    /// client watches.
+    view: Option<StreamView>,
+    /// `deflate`: large messages as zlib-compressed binary frames.
+    compress: Option<StreamCompress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum StreamView {
+    Full,
+    Summary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum StreamCompress {
+    Deflate,
 }
 
 /// What the stream was opened with, to check again later.
@@ -122,7 +194,20 @@ async fn recheck(hub: &HubState, who: &Principal, credential: &Credential) -> Op
     }
 }
 
-async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, credential: Credential) {
+/// What a summary-view client holds besides the full view's state.
+struct Summary {
+    batches: broadcast::Receiver<Arc<Batch>>,
+    watching: Watching,
+}
+
+async fn serve(
+    hub: Arc<HubState>,
+    mut socket: WebSocket,
+    who: Principal,
+    credential: Credential,
+    query: StreamQuery,
+) {
+    let compress = query.compress == Some(StreamCompress::Deflate);
     let mut access = hub.store.access_changes();
     access.mark_unchanged();
     let mut recheck_timer =
@@ -134,8 +219,21 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, creden
         return;
     };
     let mut snapshot_turn = Some(permit);
-    let (snapshot, mut events) = subscribe(&hub, &who);
-    let mut batch = vec![snapshot];
+    let (first, mut events, mut summary) = match query.view {
+        Some(StreamView::Summary) => {
+            let (snapshot, batches) = subscribe_summaries(&hub, &who);
+            let summary = Summary {
+                batches,
+                watching: Watching::default(),
+            };
+            (snapshot, hub.twin.stream().subscribe(), Some(summary))
+        }
+        _ => {
+            let (snapshot, events) = subscribe(&hub, &who);
+            (snapshot, events, None)
+        }
+    };
+    let mut batch = vec![frame(first, compress)];
     let mut topology: Option<Watch> = None;
     loop {
         match send_batch(&mut socket, &mut batch).await {
@@ -171,21 +269,37 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, creden
                 }
             }
             event = events.recv() => {
+                let mut texts = Vec::new();
                 let mut lagged = None;
                 match event {
-                    Ok(text) if visible(&hub, &who, &text) => batch.push(text),
-                    Ok(_) => {}
+                    Ok(text) => texts.push(text),
                     Err(RecvError::Lagged(missed)) => lagged = Some(missed),
                     Err(RecvError::Closed) => return,
                 }
                 // Take what else is waiting: a busy fleet costs one flush per
                 // batch, not one per event.
-                while lagged.is_none() && batch.len() < MAX_BATCH {
+                while lagged.is_none() && texts.len() < MAX_BATCH {
                     match events.try_recv() {
-                        Ok(text) if visible(&hub, &who, &text) => batch.push(text),
-                        Ok(_) => {}
+                        Ok(text) => texts.push(text),
                         Err(TryRecvError::Lagged(missed)) => lagged = Some(missed),
                         Err(_) => break,
+                    }
+                }
+                for text in texts {
+                    match &summary {
+                        None if visible(&hub, &who, &text) => batch.push(frame(text, compress)),
+                        None => {}
+                        Some(s) => {
+                            // Most events are about hosts nobody here
+                            // watches: a glance drops them.
+                            let pass = s.watching.pass(text.as_str());
+                            if pass == Pass::Drop || !visible(&hub, &who, &text) {
+                                continue;
+                            }
+                            for text in for_summary(&hub, &s.watching, pass, text) {
+                                batch.push(frame(text, compress));
+                            }
+                        }
                     }
                 }
                 if let Some(missed) = lagged {
@@ -200,7 +314,49 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, creden
                         _ = hub.shutdown.cancelled() => return,
                     };
                     snapshot_turn = Some(permit);
-                    batch.push(resync(&hub, &who, &mut events, missed));
+                    tracing::debug!(missed, "stream client fell behind; resyncing it");
+                    hub.metrics.ui_resyncs.inc();
+                    match &mut summary {
+                        None => {
+                            let (snapshot, fresh) = subscribe(&hub, &who);
+                            events = fresh;
+                            batch.push(frame(snapshot, compress));
+                        }
+                        Some(s) => {
+                            // Summaries come their own way; only what the
+                            // client watches in full is sent again.
+                            events = hub.twin.stream().subscribe();
+                            let (snapshot, fresh) = subscribe_summaries(&hub, &who);
+                            s.batches = fresh;
+                            batch.push(frame(snapshot, compress));
+                            for text in watched_again(&hub, &who, &s.watching) {
+                                batch.push(frame(text, compress));
+                            }
+                        }
+                    }
+                }
+            }
+            news = next_batch(&mut summary) => {
+                let Some(s) = summary.as_mut() else { continue };
+                match news {
+                    Ok(b) if who.groups.is_none() => batch.push(
+                        if compress && b.json.len() >= deflate::MIN_BYTES {
+                            Message::Binary(b.zipped())
+                        } else {
+                            Message::Text(b.json.clone())
+                        },
+                    ),
+                    Ok(b) => {
+                        if let Some(part) = b.part(|id| sees(&hub, &who, id)) {
+                            batch.push(frame(part, compress));
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let (snapshot, fresh) = subscribe_summaries(&hub, &who);
+                        s.batches = fresh;
+                        batch.push(frame(snapshot, compress));
+                    }
+                    Err(RecvError::Closed) => return,
                 }
             }
             update = next_update(&mut topology) => {
@@ -209,31 +365,119 @@ async fn serve(hub: Arc<HubState>, mut socket: WebSocket, who: Principal, creden
                     Ok(update) if update.version <= watch.version => {}
                     Ok(update) => {
                         match for_client(&update, watch.known.as_mut(), |id| sees(&hub, &who, id)) {
-                            ClientStep::Send(text) => batch.push(text),
+                            ClientStep::Send(text) => batch.push(frame(text, compress)),
                             ClientStep::Nothing => {}
-                            ClientStep::Resync => batch.push(watch.resync(&hub, &who)),
+                            ClientStep::Resync => batch.push(frame(watch.resync(&hub, &who), compress)),
                         }
                         watch.version = watch.version.max(update.version);
                     }
-                    Err(RecvError::Lagged(_)) => batch.push(watch.resync(&hub, &who)),
+                    Err(RecvError::Lagged(_)) => batch.push(frame(watch.resync(&hub, &who), compress)),
                     Err(RecvError::Closed) => topology = None,
                 }
             }
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(on) = asks_topology(&text) {
+                Some(Ok(Message::Text(text))) => match watch::ask(&text) {
+                    Some(Ask::Topology(on)) => {
                         topology = on.then(|| {
                             let (json, watch) = Watch::start(&hub, &who);
-                            batch.push(json);
+                            batch.push(frame(json, compress));
                             watch
                         });
                     }
-                }
+                    Some(ask) => {
+                        // Full detail is asked for on the summary view only:
+                        // the full view has it all already.
+                        let Some(s) = summary.as_mut() else { continue };
+                        if s.watching.set(&ask) {
+                            for text in started(&hub, &who, &ask) {
+                                batch.push(frame(text, compress));
+                            }
+                        }
+                    }
+                    None => {}
+                },
                 Some(Ok(_)) => {}
             },
         }
     }
+}
+
+/// The summaries `who` may see, and the subscription to later batches.
+fn subscribe_summaries(
+    hub: &HubState,
+    who: &Principal,
+) -> (Utf8Bytes, broadcast::Receiver<Arc<Batch>>) {
+    hub.summaries
+        .subscribe(&hub.twin, |s| who.sees(&s.shape.labels))
+}
+
+async fn next_batch(summary: &mut Option<Summary>) -> Result<Arc<Batch>, RecvError> {
+    match summary {
+        Some(s) => s.batches.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a summary-view client gets of one of the twin's events.
+fn for_summary(hub: &HubState, watching: &Watching, pass: Pass, text: Utf8Bytes) -> Vec<Utf8Bytes> {
+    match pass {
+        Pass::Send => vec![text],
+        Pass::Drop => Vec::new(),
+        Pass::Collections => watch::diff_for(text.as_str(), &watching.collections)
+            .into_iter()
+            .collect(),
+        Pass::Resend(id) => watching
+            .collections
+            .iter()
+            .filter_map(|c| {
+                let part = hub.twin.read(&id, |n| collection_part(n, *c, false))??;
+                Some(collection_event(*c, false, &[part]))
+            })
+            .collect(),
+    }
+}
+
+/// What a client gets when it starts watching: the host's twin, or the
+/// collection of every host it may see.
+fn started(hub: &HubState, who: &Principal, ask: &Ask) -> Vec<Utf8Bytes> {
+    match ask {
+        Ask::Node(id, true) if sees(hub, who, id) => {
+            hub.twin.read(id, node_event).into_iter().collect()
+        }
+        Ask::Collection(c, true) => vec![collection_snapshot(hub, who, *c)],
+        _ => Vec::new(),
+    }
+}
+
+/// Everything a client watches, again (after it fell behind).
+fn watched_again(hub: &HubState, who: &Principal, watching: &Watching) -> Vec<Utf8Bytes> {
+    let nodes = watching
+        .nodes
+        .iter()
+        .filter(|id| sees(hub, who, id))
+        .filter_map(|id| hub.twin.read(id, node_event));
+    let collections = watching
+        .collections
+        .iter()
+        .map(|c| collection_snapshot(hub, who, *c));
+    nodes.chain(collections).collect()
+}
+
+fn collection_snapshot(
+    hub: &HubState,
+    who: &Principal,
+    c: twinbay_proto::diff::Collection,
+) -> Utf8Bytes {
+    let mut parts = Vec::new();
+    hub.twin.for_each(|n| {
+        if who.sees(&n.state.host.labels)
+            && let Some(part) = collection_part(n, c, true)
+        {
+            parts.push(part);
+        }
+    });
+    collection_event(c, true, &parts)
 }
 
 /// A client's watch on the topology: its updates, the last version it
@@ -282,36 +526,9 @@ async fn next_update(watch: &mut Option<Watch>) -> Result<Arc<Update>, RecvError
     }
 }
 
-/// `Some(on)` when a client's message is `{"type":"watch","topology":on}`;
-/// anything else a client says is ignored.
-fn asks_topology(text: &str) -> Option<bool> {
-    #[derive(serde::Deserialize)]
-    struct Ask<'a> {
-        r#type: &'a str,
-        topology: Option<bool>,
-    }
-    let ask: Ask = serde_json::from_str(text).ok()?;
-    (ask.r#type == "watch").then_some(ask.topology).flatten()
-}
-
 /// Whether `who` may see host `id`.
 fn sees(hub: &HubState, who: &Principal, id: &str) -> bool {
     who.groups.is_none() || hub.twin.check(id, |n| who.sees(&n.state.host.labels))
-}
-
-/// A fresh snapshot for a client that missed `missed` events, and a new
-/// subscription from that snapshot on.
-fn resync(
-    hub: &HubState,
-    who: &Principal,
-    events: &mut broadcast::Receiver<Utf8Bytes>,
-    missed: u64,
-) -> Utf8Bytes {
-    tracing::debug!(missed, "stream client fell behind; resyncing it");
-    hub.metrics.ui_resyncs.inc();
-    let (snapshot, fresh) = subscribe(hub, who);
-    *events = fresh;
-    snapshot
 }
 
 /// A snapshot of what `who` may see, and the subscription from it on.
@@ -368,10 +585,10 @@ enum Sent {
 }
 
 /// Writes and flushes `batch` (emptying it) within [`SEND_TIMEOUT`].
-async fn send_batch(socket: &mut WebSocket, batch: &mut Vec<Utf8Bytes>) -> Sent {
+async fn send_batch(socket: &mut WebSocket, batch: &mut Vec<Message>) -> Sent {
     let write = async {
-        for text in batch.drain(..) {
-            socket.feed(Message::Text(text)).await?;
+        for message in batch.drain(..) {
+            socket.feed(message).await?;
         }
         socket.flush().await
     };

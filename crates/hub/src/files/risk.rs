@@ -358,7 +358,7 @@ pub fn assess(
                     }
                     affected.insert(Affected::Container {
                         id: c.id.clone(),
-                        name: c.name.clone(),
+                        name: c.name.to_string(),
                         service: service.clone(),
                     });
                     if c.created
@@ -387,7 +387,7 @@ pub fn assess(
                 found = true;
                 if meaning_changed {
                     affected.insert(Affected::Unit {
-                        name: u.name.clone(),
+                        name: u.name.to_string(),
                     });
                 }
                 if u.need_daemon_reload {
@@ -515,7 +515,7 @@ fn summary(findings: &[Finding]) -> String {
 
 /// Whether container `c` runs `service` of this file's project.
 fn runs_service(c: &Container, service: &str, project: Option<&str>, path: &str) -> bool {
-    let label = |k: &str| c.labels.get(k).map(String::as_str);
+    let label = |k: &str| c.labels.get(k).map(|v| v.as_str());
     let c_service = c
         .compose_service
         .as_deref()

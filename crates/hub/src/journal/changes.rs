@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Entry;
@@ -18,7 +18,7 @@ use twinbay_proto::diff::{Change, Collection, Item, apply, diff};
 use twinbay_proto::model::NodeState;
 
 /// One subject's changes in the range.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubjectChanges {
     /// `container web`, `unit nginx.service`, `port tcp/0.0.0.0:8443`, `host`, …
     pub subject: String,
@@ -33,7 +33,7 @@ pub struct SubjectChanges {
 }
 
 /// One recorded step of a subject.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transition {
     /// Unix ms.
     pub ts: i64,
@@ -149,16 +149,16 @@ fn touched(state: &NodeState, changes: &[Change]) -> Vec<Key> {
                 key,
             } => {
                 if let Some(old) = state.containers.get(key) {
-                    add((Some(Collection::Containers), old.name.clone()));
+                    add((Some(Collection::Containers), old.name.to_string()));
                 }
-                add((Some(Collection::Containers), c.name.clone()));
+                add((Some(Collection::Containers), c.name.to_string()));
             }
             Change::Remove {
                 collection: Collection::Containers,
                 key,
             } => {
                 if let Some(old) = state.containers.get(key) {
-                    add((Some(Collection::Containers), old.name.clone()));
+                    add((Some(Collection::Containers), old.name.to_string()));
                 }
             }
             Change::Upsert { item, key } => add((Some(item.collection()), key.clone())),

@@ -53,7 +53,7 @@ fn container() -> impl Strategy<Value = Container> {
     )
         .prop_map(|(id, name, image, state)| Container {
             id,
-            name,
+            name: name.into(),
             image: image.into(),
             state: state.into(),
             ..Default::default()
@@ -62,7 +62,7 @@ fn container() -> impl Strategy<Value = Container> {
 
 fn unit() -> impl Strategy<Value = Unit> {
     (name(), prop::sample::select(vec!["active", "failed"])).prop_map(|(name, active)| Unit {
-        name,
+        name: name.into(),
         active_state: active.into(),
         ..Default::default()
     })
@@ -184,7 +184,7 @@ proptest! {
                         recorder::flush(&twin, &store, &mut journal, false).await;
                         if let Some(head) = journal.head("n1") {
                             let had = journaled(twin.read("n1", |n| n.state.clone()).unwrap());
-                            assert_eq!(head.state, had);
+                            assert_eq!(head.state(), had);
                             if moments.last().is_none_or(|(ts, _)| *ts != head.ts) {
                                 moments.push((head.ts, had));
                             }
@@ -221,9 +221,9 @@ fn host_with(containers: &[(&str, &str, &str, &str)]) -> NodeState {
                     id.to_string(),
                     Container {
                         id: id.to_string(),
-                        name: name.to_string(),
-                        image: image.to_string(),
-                        state: state.to_string(),
+                        name: (*name).into(),
+                        image: (*image).into(),
+                        state: (*state).into(),
                         ..Default::default()
                     },
                 )
@@ -256,7 +256,7 @@ fn a_restarted_hub_continues_the_journal_with_diffs() {
         let mut journal = Journal::new();
         assert!(!journal.knows("n1"));
         let head = head_of("n1", &store.journal_head("n1").await.unwrap()).unwrap();
-        assert_eq!(head.state, states[1]);
+        assert_eq!(head.state(), states[1]);
         assert_eq!((head.ts, head.since_checkpoint), (1001, 1));
         journal.loaded("n1", Some(head));
         // The same state again (a reconnect's full sync): nothing to write.
@@ -425,6 +425,36 @@ fn times_are_unix_ms_or_rfc3339() {
         "99999999999999999999",
     ] {
         let e = parse_time(bad).unwrap_err();
+        assert!(!e.is_empty(), "{bad}");
+    }
+}
+
+#[test]
+fn moments_as_people_write_them_are_utc_unless_an_offset_is_given() {
+    let now = 1_764_731_520_000; // 2025-12-03T03:12:00Z
+    assert_eq!(parse_moment("1764731520000", 0), Ok(now));
+    assert_eq!(parse_moment("2025-12-03T03:12:00Z", 0), Ok(now));
+    assert_eq!(parse_moment("2025-12-03T04:12:00+01:00", 0), Ok(now));
+    assert_eq!(parse_moment("2025-12-03 03:12", 0), Ok(now));
+    assert_eq!(parse_moment(" 2025-12-03T03:12 ", 0), Ok(now));
+    assert_eq!(parse_moment("2025-12-03 03:12:30", 0), Ok(now + 30_000));
+    assert_eq!(parse_moment("2025-12-03 03:12:30.5", 0), Ok(now + 30_500));
+    assert_eq!(
+        parse_moment("2025-12-03", 0),
+        Ok(now - (3 * 60 + 12) * 60_000)
+    );
+    assert_eq!(parse_moment("2h", now), Ok(now - 7_200_000));
+    assert_eq!(parse_moment("30m ago", now), Ok(now - 1_800_000));
+    assert_eq!(parse_moment("1d 6h ago", now), Ok(now - 30 * 3_600_000));
+    for bad in [
+        "",
+        "yesterday",
+        "2025-13-01 00:00",
+        "ago",
+        "h2",
+        "2025-12-03 25:00",
+    ] {
+        let e = parse_moment(bad, now).unwrap_err();
         assert!(!e.is_empty(), "{bad}");
     }
 }

@@ -59,19 +59,27 @@ impl McpServer {
 
     /// What changed across the fleet (or on one host) lately.
     #[prompt(name = "what_changed")]
-    async fn what_changed(&self, Parameters(a): Parameters<ChangedArgs>) -> Vec<PromptMessage> {
+    async fn what_changed_prompt(
+        &self,
+        Parameters(a): Parameters<ChangedArgs>,
+    ) -> Vec<PromptMessage> {
         let minutes = a
             .minutes
             .and_then(|m| m.trim().parse::<u32>().ok())
             .unwrap_or(60)
             .clamp(1, 7 * 24 * 60);
-        let scope = match a.node {
-            Some(n) => format!(" on the host {:?}", n.chars().take(100).collect::<String>()),
-            None => " across the fleet".to_string(),
+        let (scope, host) = match a.node {
+            Some(n) => {
+                let n: String = n.chars().take(100).collect();
+                (format!(" on the host {n:?}"), format!(", host={n:?}"))
+            }
+            None => (" across the fleet".to_string(), String::new()),
         };
         text(format!(
             "What changed{scope} in the last {minutes} minutes, according to twinbay?\n\
-             Use list_events (since = now minus {minutes} minutes, in unix ms; page back with \
+             Start with what_changed (from=\"{minutes}m ago\"{host}): every container, unit, \
+             port, file and route that changed, step by step. Then \
+             list_events (since = now minus {minutes} minutes, in unix ms; page back with \
              before while truncated is true), list_alerts with show=all, and for watched \
              configuration files file_history (and file_diff, with the operator role). \
              Group the changes by host, newest first; point out the ones that look like \

@@ -97,12 +97,16 @@ pub(super) struct Answer {
     pub value: Value,
     /// `value` as JSON (the same bytes `value.to_string()` gives).
     pub text: String,
+    /// The same answer as lines to read, a second text content after the JSON.
+    pub readable: Option<String>,
 }
 
 impl Answer {
     /// The tool result: `structuredContent` and the same JSON as text.
     pub fn result(self) -> CallToolResult {
-        let mut result = CallToolResult::success(vec![ContentBlock::text(self.text)]);
+        let mut content = vec![ContentBlock::text(self.text)];
+        content.extend(self.readable.map(ContentBlock::text));
+        let mut result = CallToolResult::success(content);
         result.structured_content = Some(self.value);
         result
     }
@@ -202,7 +206,11 @@ impl HostList {
         // Fields in the order `Value` prints them (by name).
         let text = format!(r#"{{"hosts":[{rows}],"matched":{matched},"truncated":{truncated}}}"#);
         let value = serde_json::json!({"hosts": hosts, "matched": matched, "truncated": truncated});
-        Answer { value, text }
+        Answer {
+            value,
+            text,
+            readable: None,
+        }
     }
 }
 
@@ -215,6 +223,49 @@ pub struct GetHostArgs {
     pub include_processes: Option<bool>,
     /// Include listening ports (default true).
     pub include_ports: Option<bool>,
+    /// The host as it was at this moment (from the state journal) instead
+    /// of now: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC), unix ms, or a span
+    /// back (`2h`, `30m ago`). The past has no processes or latest sample.
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhatChangedArgs {
+    /// From this moment: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC), unix ms,
+    /// or a span back from now (`2h`, `30m ago`).
+    pub from: String,
+    /// Up to this moment (same forms; default now). At most 7 days after `from`.
+    pub to: Option<String>,
+    /// Only this host (node id or hostname); default every host the token sees.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WhatChangedOut {
+    /// The range, unix ms.
+    pub from: i64,
+    pub to: i64,
+    /// Per host with changes: `{node_id, hostname, since, subjects: [{subject,
+    /// collection, name, summary, transitions: [{ts, change}]}]}`.
+    pub nodes: Vec<Value>,
+    /// Whether hosts were left out to stay under the size cap.
+    pub truncated: bool,
+}
+
+/// A moment as an assistant writes it (see [`crate::journal::parse_moment`]),
+/// not in the future.
+fn moment(name: &str, s: &str) -> Result<i64, String> {
+    let now = crate::store::now_ms();
+    let t =
+        crate::journal::parse_moment(s, now).map_err(|e| format!("bad request: {name}: {e}"))?;
+    if t > now + 60_000 {
+        return Err(format!(
+            "bad request: {name}: {} UTC is in the future",
+            crate::api::past::utc(t)
+        ));
+    }
+    Ok(t)
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -239,7 +290,11 @@ impl HostOut {
         // Fields in the order `Value` prints them (by name).
         let text = format!(r#"{{"host":{host_text},"omitted":{omitted},"truncated":{truncated}}}"#);
         let value = serde_json::json!({"host": host, "omitted": omitted, "truncated": truncated});
-        Answer { value, text }
+        Answer {
+            value,
+            text,
+            readable: None,
+        }
     }
 }
 
@@ -564,14 +619,58 @@ impl McpServer {
         Extension(c): Extension<Caller>,
         Parameters(a): Parameters<GetHostArgs>,
     ) -> Result<CallToolResult, String> {
-        host_out(
-            &self.hub,
-            &c.who,
-            &a.node,
+        let (processes, ports) = (
             a.include_processes.unwrap_or(true),
             a.include_ports.unwrap_or(true),
+        );
+        let Some(at) = a.at.as_deref() else {
+            return host_out(&self.hub, &c.who, &a.node, processes, ports).map(Answer::result);
+        };
+        allowed(&c.who, "GET", "/api/v1/nodes/{id}")?;
+        let id = resolve(&self.hub, &c.who, &a.node)?;
+        let at = moment("at", at)?;
+        let then = crate::api::past::node_at(&self.hub, &id, at)
+            .await
+            .map_err(tool_error)?;
+        Ok(capped(to_value(&then), processes, ports).result())
+    }
+
+    /// What changed between two moments, per host and subject, each with
+    /// every step: `container web: recreated, image nginx:1.25 → nginx:1.27`,
+    /// `port tcp/0.0.0.0:8443: opened by nginx`, `unit backup.service:
+    /// active → failed`, `file /etc/nginx/nginx.conf: version changed`.
+    /// The first question after an outage: ask from a while before it.
+    #[tool(
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<WhatChangedOut>()
+    )]
+    async fn what_changed(
+        &self,
+        Extension(c): Extension<Caller>,
+        Parameters(a): Parameters<WhatChangedArgs>,
+    ) -> Result<CallToolResult, String> {
+        allowed(&c.who, "GET", "/api/v1/changes")?;
+        let node = match a.host.as_deref() {
+            Some(h) => Some(resolve(&self.hub, &c.who, h)?),
+            None => None,
+        };
+        let from = moment("from", &a.from)?;
+        let to = match a.to.as_deref() {
+            Some(to) => Some(moment("to", to)?.to_string()),
+            None => None,
+        };
+        let axum::Json(mut list) = crate::api::past::fleet_changes(
+            State(self.hub.clone()),
+            Auth(c.who.clone()),
+            Query(crate::api::past::FleetRange {
+                from: from.to_string(),
+                to,
+                node,
+            }),
         )
-        .map(Answer::result)
+        .await
+        .map_err(tool_error)?;
+        Ok(changes_out(&mut list).result())
     }
 
     /// A command's record and output (the end of it, when long).
@@ -915,14 +1014,18 @@ impl McpServer {
                 });
             };
             if want(FindKind::Host) && hit(&[&s.host.hostname, &n.id, &s.host.os]) {
-                push(FindKind::Host, s.host.hostname.clone(), s.host.os.clone());
+                push(
+                    FindKind::Host,
+                    s.host.hostname.clone(),
+                    s.host.os.to_string(),
+                );
             }
             if want(FindKind::Container) {
                 for ct in s.containers.values() {
                     if hit(&[&ct.name, &ct.image]) {
                         push(
                             FindKind::Container,
-                            ct.name.clone(),
+                            ct.name.to_string(),
                             format!("{} ({})", ct.image, ct.state),
                         );
                     }
@@ -933,7 +1036,7 @@ impl McpServer {
                     if hit(&[&u.name, &u.description]) {
                         push(
                             FindKind::Unit,
-                            u.name.clone(),
+                            u.name.to_string(),
                             format!("{} ({}/{})", u.description, u.active_state, u.sub_state),
                         );
                     }
@@ -979,6 +1082,36 @@ impl McpServer {
     }
 }
 
+/// A change list as `what_changed` answers it: the structured list (hosts
+/// dropped from the end past [`MAX_LIST_BYTES`], saying so), its JSON as
+/// the first text content and the same list as lines to read as the second.
+pub(super) fn changes_out(list: &mut crate::api::past::FleetChanges) -> Answer {
+    let mut truncated = false;
+    let mut nodes: Vec<Value> = list.nodes.iter().map(to_value).collect();
+    let mut size: usize = nodes.iter().map(|n| n.to_string().len()).sum();
+    while size > MAX_LIST_BYTES {
+        let Some(last) = nodes.pop() else { break };
+        size -= last.to_string().len();
+        list.nodes.pop();
+        truncated = true;
+    }
+    let value = to_value(&WhatChangedOut {
+        from: list.from,
+        to: list.to,
+        nodes,
+        truncated,
+    });
+    let mut readable = list.text();
+    if truncated {
+        readable.push_str("\n(more hosts changed: ask for one host or a shorter range)\n");
+    }
+    Answer {
+        text: value.to_string(),
+        value,
+        readable: Some(readable),
+    }
+}
+
 /// A host's twin as `get_host` (and the `twinbay://hosts/{id}` resource)
 /// answers it: scoped, capped, saying what it left out. The twin is
 /// printed once (again only when the cap cuts a part): that text is both
@@ -996,7 +1129,12 @@ pub(super) fn host_out(
         .twin
         .view(&id)
         .ok_or_else(|| format!("not found: no node {id:?}"))?;
-    let mut host = to_value(&view);
+    Ok(capped(to_value(&view), processes, ports))
+}
+
+/// A host's twin (now or then) with the parts not asked for left out, and
+/// more until it fits [`MAX_HOST_BYTES`].
+fn capped(mut host: Value, processes: bool, ports: bool) -> Answer {
     let mut omitted = Vec::new();
     if !processes {
         host["processes"] = Value::Object(Default::default());
@@ -1026,12 +1164,12 @@ pub(super) fn host_out(
             text = host.to_string();
         }
     }
-    Ok(HostOut {
+    HostOut {
         host,
         omitted,
         truncated,
     }
-    .answer(text))
+    .answer(text)
 }
 
 /// A command's record and output pieces as one capped answer.

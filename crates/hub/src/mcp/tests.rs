@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 
 use super::audit::{ACTS, action, redact};
 use super::decode::{RunCommandArgs, command_body, parse_target};
-use super::read::{HostList, HostOut, cut, summarize, thin};
+use super::read::{HostList, HostOut, changes_out, cut, summarize, thin};
 use super::{McpServer, Mode};
 
 fn args(v: Value) -> Result<RunCommandArgs, serde_json::Error> {
@@ -246,4 +246,61 @@ fn answers_text_is_their_structured_content() {
     let none = HostList::answer(Vec::new(), String::new(), 0);
     assert_eq!(none.text, r#"{"hosts":[],"matched":0,"truncated":false}"#);
     assert_eq!(none.text, none.value.to_string());
+}
+
+/// `what_changed` answers the list as JSON (the structured content, also
+/// the first text) and as lines to read; past the cap it drops whole hosts
+/// and says so in both.
+#[test]
+fn change_lists_answer_as_json_and_as_lines() {
+    use crate::api::past::{FleetChanges, NodeChanges};
+    use crate::journal::changes::{SubjectChanges, Transition};
+    let node = |i: usize, steps: usize| NodeChanges {
+        node_id: format!("n_{i}"),
+        hostname: format!("host-{i}"),
+        since: Some(0),
+        subjects: vec![SubjectChanges {
+            subject: "container web".into(),
+            collection: "containers".into(),
+            name: "web".into(),
+            summary: "state running → exited".into(),
+            transitions: (0..steps)
+                .map(|t| Transition {
+                    ts: t as i64,
+                    change: "state running → exited".into(),
+                })
+                .collect(),
+        }],
+    };
+    let mut small = FleetChanges {
+        from: 0,
+        to: 1000,
+        nodes: vec![node(1, 1)],
+    };
+    let out = changes_out(&mut small);
+    assert_eq!(out.text, out.value.to_string());
+    assert_eq!(out.value["truncated"], false);
+    assert_eq!(
+        out.value["nodes"][0]["subjects"][0]["subject"],
+        "container web"
+    );
+    let readable = out.readable.unwrap();
+    assert!(
+        readable.contains("host-1 (n_1)\n  container web: state running → exited"),
+        "{readable}"
+    );
+    // Each host about 40 KB: 200 KB holds four of ten.
+    let mut big = FleetChanges {
+        from: 0,
+        to: 1000,
+        nodes: (0..10).map(|i| node(i, 1000)).collect(),
+    };
+    let out = changes_out(&mut big);
+    assert_eq!(out.value["truncated"], true);
+    let kept = out.value["nodes"].as_array().unwrap().len();
+    assert!((1..10).contains(&kept), "{kept}");
+    assert!(out.text.len() <= super::read::MAX_LIST_BYTES + 100);
+    let readable = out.readable.unwrap();
+    assert!(readable.contains("more hosts changed"));
+    assert!(!readable.contains(&format!("(n_{kept})")));
 }

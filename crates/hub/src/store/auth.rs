@@ -44,6 +44,15 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The caller as the audit trail and records name it: the username, or
+    /// `token:ID`.
+    pub fn name(&self) -> String {
+        match &self.kind {
+            PrincipalKind::User { username, .. } => username.clone(),
+            PrincipalKind::Token { id } => format!("token:{id}"),
+        }
+    }
+
     /// Whether the caller may see a host with these labels: one of its
     /// selectors must match.
     pub fn sees(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {

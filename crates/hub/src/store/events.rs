@@ -2,19 +2,22 @@ use super::{Store, StoreError};
 use crate::timeline::Event;
 
 impl Store {
+    /// Writes `events` in one transaction, a few hundred rows per statement
+    /// (a reconnect storm brings thousands at once).
     pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        const ROWS_PER_STATEMENT: usize = 190; // 5 parameters each, under SQLite's 999
         let mut tx = self.write_tx().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO events (node_id, ts, kind, target, detail) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(&e.node_id)
-            .bind(e.ts)
-            .bind(&e.kind)
-            .bind(&e.target)
-            .bind(e.detail.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut insert =
+                sqlx::QueryBuilder::new("INSERT INTO events (node_id, ts, kind, target, detail) ");
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(&e.node_id)
+                    .push_bind(e.ts)
+                    .push_bind(&e.kind)
+                    .push_bind(&e.target)
+                    .push_bind(e.detail.to_string());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

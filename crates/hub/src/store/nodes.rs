@@ -172,6 +172,23 @@ impl Store {
         Ok(node_id)
     }
 
+    /// Records a node the hub reads itself (an agentless host over SSH):
+    /// `key` stands in for an agent's public key. Nothing if it exists.
+    pub async fn add_agentless_node(&self, node_id: &str, key: &str) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO nodes (id, public_key, enrolled_at, simulated) VALUES (?, ?, ?, 0)
+             ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(node_id)
+        .bind(key)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The key pinned for `node_id`, if the node exists.
     pub async fn node_key(&self, node_id: &str) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = sqlx::query_as("SELECT public_key FROM nodes WHERE id = ?")

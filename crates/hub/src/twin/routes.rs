@@ -66,7 +66,7 @@ mod tests {
                 id.into(),
                 Container {
                     id: id.into(),
-                    name: format!("app-{id}"),
+                    name: format!("app-{id}").into(),
                     state: st.into(),
                     ..Container::default()
                 },

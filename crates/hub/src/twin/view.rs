@@ -4,10 +4,12 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use serde_json::json;
 use twinbay_proto::command::Policy;
-use twinbay_proto::diff::Change;
+use twinbay_proto::diff::{Change, Collection};
 use twinbay_proto::model::{NodeState, Sample};
 
 use super::NodeTwin;
+
+pub mod summary;
 
 /// A node's whole twin: its connection, latest resources, and everything
 /// the agent reports (`host`, `containers`, `units`, `ports`, `sources`,
@@ -22,6 +24,8 @@ pub struct NodeView {
     pub agent_version: String,
     /// Enrolled by `twinbay sim`, not a real machine.
     pub simulated: bool,
+    /// Watched without an agent (its interval, what it lacks); null for agents.
+    pub agentless: Option<super::Agentless>,
     /// Last applied sequence number of the current connection.
     pub seq: Option<u64>,
     /// The latest sample of resources.
@@ -42,6 +46,7 @@ impl NodeView {
             last_seen: n.last_seen,
             agent_version: n.agent_version.clone(),
             simulated: n.simulated,
+            agentless: n.agentless.as_deref().cloned(),
             seq: n.seq,
             resources: n.resources.clone(),
             policy: n.policy.as_deref().cloned(),
@@ -60,6 +65,8 @@ pub struct NodeSummary {
     pub agent_version: String,
     /// Enrolled by `twinbay sim`, not a real machine.
     pub simulated: bool,
+    /// Watched without an agent (its interval, what it lacks); null for agents.
+    pub agentless: Option<super::Agentless>,
     pub os: String,
     pub resources: Option<Sample>,
     pub containers: usize,
@@ -76,7 +83,8 @@ impl NodeSummary {
             last_seen: n.last_seen,
             agent_version: n.agent_version.clone(),
             simulated: n.simulated,
-            os: n.state.host.os.clone(),
+            agentless: n.agentless.as_deref().cloned(),
+            os: n.state.host.os.to_string(),
             resources: n.resources.clone(),
             containers: n.state.containers.len(),
             units: n.state.units.len(),
@@ -100,6 +108,7 @@ struct NodeViewRef<'a> {
     last_seen: Option<i64>,
     agent_version: &'a str,
     simulated: bool,
+    agentless: Option<&'a super::Agentless>,
     seq: Option<u64>,
     resources: Option<&'a Sample>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +126,7 @@ impl<'a> NodeViewRef<'a> {
             last_seen: n.last_seen,
             agent_version: &n.agent_version,
             simulated: n.simulated,
+            agentless: n.agentless.as_deref(),
             seq: n.seq,
             resources: n.resources.as_ref(),
             policy: n.policy.as_deref(),
@@ -151,15 +161,27 @@ pub fn node_event(n: &NodeTwin) -> Utf8Bytes {
     })
 }
 
+#[derive(Serialize)]
+struct StatusEvent<'a> {
+    r#type: &'static str,
+    id: &'a str,
+    connected: bool,
+    last_seen: Option<i64>,
+    agent_version: &'a str,
+    policy: Option<&'a Policy>,
+}
+
+/// `{"type":"status","id",…}`: `type` and `id` lead, as in `diff` and
+/// `metrics` (the stream reads them without parsing the rest).
 pub fn status_event(n: &NodeTwin) -> Utf8Bytes {
-    text(&json!({
-        "type": "status",
-        "id": n.id,
-        "connected": n.connected,
-        "last_seen": n.last_seen,
-        "agent_version": n.agent_version,
-        "policy": n.policy,
-    }))
+    text(&StatusEvent {
+        r#type: "status",
+        id: &n.id,
+        connected: n.connected,
+        last_seen: n.last_seen,
+        agent_version: &n.agent_version,
+        policy: n.policy.as_deref(),
+    })
 }
 
 #[derive(Serialize)]
@@ -173,11 +195,16 @@ struct DiffEvent<'a> {
 
 /// `applied_ms` is when the hub applied the diff (for latency measurements).
 pub fn diff_event(id: &str, seq: u64, changes: &[Change]) -> Utf8Bytes {
+    diff_event_at(id, seq, crate::store::now_ms(), changes)
+}
+
+/// A `diff` event applied at `applied_ms` (a part of one, for the stream).
+pub fn diff_event_at(id: &str, seq: u64, applied_ms: i64, changes: &[Change]) -> Utf8Bytes {
     text(&DiffEvent {
         r#type: "diff",
         id,
         seq,
-        applied_ms: crate::store::now_ms(),
+        applied_ms,
         changes,
     })
 }
@@ -202,6 +229,92 @@ pub fn command_event(c: &crate::store::CommandRecord) -> Utf8Bytes {
     text(&json!({ "type": "command", "command": c }))
 }
 
+pub fn rollout_event(r: &crate::rollouts::Rollout) -> Utf8Bytes {
+    text(&json!({ "type": "rollout", "rollout": r }))
+}
+
 pub fn timeline_event(e: &crate::timeline::Event) -> Utf8Bytes {
     text(&json!({ "type": "event", "event": e }))
+}
+
+/// The collections a fleet-wide screen may watch on the summary stream.
+pub const FLEET_COLLECTIONS: [Collection; 4] = [
+    Collection::Containers,
+    Collection::Units,
+    Collection::Ports,
+    Collection::Routes,
+];
+
+/// One node's part of a `collection` message.
+#[derive(Serialize)]
+struct CollectionPart<'a> {
+    id: &'a str,
+    hostname: &'a str,
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<&'a Policy>,
+    items: CollectionRef<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CollectionRef<'a> {
+    Containers(&'a std::collections::BTreeMap<String, twinbay_proto::model::Container>),
+    Units(&'a std::collections::BTreeMap<String, twinbay_proto::model::Unit>),
+    Ports(&'a std::collections::BTreeMap<String, twinbay_proto::model::Port>),
+    Routes(&'a std::collections::BTreeMap<String, twinbay_proto::model::Route>),
+}
+
+impl<'a> CollectionRef<'a> {
+    fn of(state: &'a NodeState, c: Collection) -> Option<(CollectionRef<'a>, bool)> {
+        Some(match c {
+            Collection::Containers => (
+                CollectionRef::Containers(&state.containers),
+                state.containers.is_empty(),
+            ),
+            Collection::Units => (CollectionRef::Units(&state.units), state.units.is_empty()),
+            Collection::Ports => (CollectionRef::Ports(&state.ports), state.ports.is_empty()),
+            Collection::Routes => (
+                CollectionRef::Routes(&state.routes),
+                state.routes.is_empty(),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// One node's part of a `collection` message for `c` (`None` for a
+/// collection no fleet screen watches, or an empty one when `skip_empty`).
+pub fn collection_part(n: &NodeTwin, c: Collection, skip_empty: bool) -> Option<String> {
+    let (items, empty) = CollectionRef::of(&n.state, c)?;
+    if skip_empty && empty {
+        return None;
+    }
+    let part = CollectionPart {
+        id: &n.id,
+        hostname: &n.state.host.hostname,
+        seq: n.seq,
+        policy: n.policy.as_deref(),
+        items,
+    };
+    Some(serde_json::to_string(&part).expect("stream events serialize"))
+}
+
+/// `{"type":"collection","collection":C,"snapshot":S,"nodes":[{"id",
+/// "hostname","seq","policy","items":{KEY: ITEM}}]}` of the parts from
+/// [`collection_part`]; a snapshot replaces every node's part, else only
+/// the nodes named.
+pub fn collection_event(c: Collection, snapshot: bool, parts: &[String]) -> Utf8Bytes {
+    let mut out = format!(
+        r#"{{"type":"collection","collection":"{}","snapshot":{snapshot},"nodes":["#,
+        c.as_str()
+    );
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(part);
+    }
+    out.push_str("]}");
+    Utf8Bytes::from(out)
 }

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::Str;
 use crate::model::{FileState, ProxyProvider, RouteTarget};
 
 fn text() -> impl Strategy<Value = String> {
@@ -17,8 +18,8 @@ fn container() -> impl Strategy<Value = Container> {
     )
         .prop_map(|(id, name, state, exit_code, restart_count)| Container {
             id,
-            name,
-            state,
+            name: name.into(),
+            state: state.into(),
             exit_code,
             restart_count,
             ..Default::default()
@@ -27,9 +28,9 @@ fn container() -> impl Strategy<Value = Container> {
 
 fn unit() -> impl Strategy<Value = Unit> {
     (text(), text(), text()).prop_map(|(name, active_state, sub_state)| Unit {
-        name,
-        active_state,
-        sub_state,
+        name: name.into(),
+        active_state: active_state.into(),
+        sub_state: sub_state.into(),
         ..Default::default()
     })
 }
@@ -44,14 +45,14 @@ fn port() -> impl Strategy<Value = Port> {
             protocol: protocol.into(),
             address: "0.0.0.0".into(),
             port,
-            process,
+            process: process.map(Str::from),
             pid: None,
         })
 }
 
 fn source() -> impl Strategy<Value = SourceStatus> {
     (text(), any::<bool>()).prop_map(|(name, available)| SourceStatus {
-        name,
+        name: name.into(),
         available,
         reason: (!available).then(|| "not here".into()),
     })
@@ -71,7 +72,7 @@ fn interface() -> impl Strategy<Value = Interface> {
 fn mount() -> impl Strategy<Value = Mount> {
     (text(), text(), prop::option::of(text())).prop_map(|(path, fs_type, error)| Mount {
         path,
-        fs_type,
+        fs_type: fs_type.into(),
         error,
         ..Default::default()
     })
@@ -80,7 +81,7 @@ fn mount() -> impl Strategy<Value = Mount> {
 fn process() -> impl Strategy<Value = Process> {
     (0u32..50, text(), 0.0f32..400.0, any::<u64>()).prop_map(|(pid, name, cpu_pct, rss)| Process {
         pid,
-        name,
+        name: name.into(),
         cpu_pct,
         rss,
         uid: None,
@@ -176,7 +177,7 @@ fn state() -> impl Strategy<Value = NodeState> {
         )| NodeState {
             host: HostInfo {
                 hostname,
-                kernel,
+                kernel: kernel.into(),
                 ..Default::default()
             },
             containers,

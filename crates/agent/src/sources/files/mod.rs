@@ -114,8 +114,9 @@ pub fn discover(state: &NodeState) -> BTreeMap<PathBuf, Origin> {
         }
     }
     for u in state.units.values() {
-        let paths = u.fragment_path.iter().chain(&u.drop_in_paths);
-        for p in paths.filter(|p| p.starts_with('/') && p.as_str() != "/dev/null") {
+        let fragment = u.fragment_path.iter().map(|p| p.as_str());
+        let paths = fragment.chain(u.drop_in_paths.iter().map(String::as_str));
+        for p in paths.filter(|p| p.starts_with('/') && *p != "/dev/null") {
             out.entry(PathBuf::from(p)).or_insert(Origin::Unit);
         }
     }
@@ -395,7 +396,7 @@ impl Engine {
         SourceStatus {
             name: SOURCE.into(),
             available: true,
-            reason: Some(parts.join("; ")),
+            reason: Some(parts.join("; ").into()),
         }
     }
 }

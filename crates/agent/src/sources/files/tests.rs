@@ -306,7 +306,7 @@ async fn a_unit_files_new_version_is_signalled_and_nothing_else() {
             fragment_path: Some(unit.to_str().unwrap().into()),
             ..Default::default()
         };
-        s.units.insert(u.name.clone(), u);
+        s.units.insert(u.name.to_string(), u);
     });
     let path = unit.to_str().unwrap().to_string();
     let hash_of = |text: &str| Some(Some(sha(text.as_bytes())));
@@ -450,15 +450,15 @@ fn discovers_compose_and_unit_files() {
     let running = Container {
         id: "c1".into(),
         state: "running".into(),
-        labels: labels.clone(),
+        labels: labels.iter().map(|(k, v)| (k.into(), v.into())).collect(),
         ..Default::default()
     };
     let stopped = Container {
         id: "c2".into(),
         state: "exited".into(),
         labels: [(
-            "com.docker.compose.project.config_files".to_string(),
-            "/srv/old/compose.yaml".to_string(),
+            "com.docker.compose.project.config_files".into(),
+            "/srv/old/compose.yaml".into(),
         )]
         .into(),
         ..Default::default()

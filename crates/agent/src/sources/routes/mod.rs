@@ -322,10 +322,9 @@ fn status(providers: &[Provider]) -> SourceStatus {
         return SourceStatus {
             name: SOURCE.into(),
             available: false,
-            reason: Some(format!(
-                "no reverse proxy found (looked at {})",
-                looked.join(", ")
-            )),
+            reason: Some(
+                format!("no reverse proxy found (looked at {})", looked.join(", ")).into(),
+            ),
         };
     }
     SourceStatus {
@@ -334,7 +333,7 @@ fn status(providers: &[Provider]) -> SourceStatus {
         available: present
             .iter()
             .any(|p| p.problem.is_none() || !p.found.is_empty()),
-        reason: Some(parts.join("; ")),
+        reason: Some(parts.join("; ").into()),
     }
 }
 

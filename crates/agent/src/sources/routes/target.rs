@@ -67,7 +67,7 @@ pub fn split(dial: &str) -> Option<(&str, Option<u16>)> {
 fn container(c: &Container) -> RouteTarget {
     RouteTarget::Container {
         id: c.id.clone(),
-        name: c.name.clone(),
+        name: c.name.to_string(),
     }
 }
 

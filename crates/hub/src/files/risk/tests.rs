@@ -168,7 +168,7 @@ fn compose_containers_match_by_project_name_or_config_files() {
     let mut other = container("x-web-1", "x", "web", "2099-01-01T00:00:00Z");
     other.labels.insert(
         "com.docker.compose.project.config_files".into(),
-        format!("/a.yaml,{COMPOSE}"),
+        format!("/a.yaml,{COMPOSE}").into(),
     );
     let named = container("named-web-1", "named", "web", "2099-01-01T00:00:00Z");
     let twin = twin_with(vec![other, named]);

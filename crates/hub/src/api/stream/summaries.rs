@@ -1,0 +1,428 @@
+//! The summary view's feed: every host in one line
+//! (`twin/view/summary.rs`), kept current at a bounded rate and shared by
+//! every client of `/api/v1/stream?view=summary`.
+//!
+//! The feed notes which hosts the twin's events are about; every [`TICK`]
+//! it derives their summaries again and compares them with what it sent.
+//! A changed shape (connected, counts, what fails) goes out at that tick;
+//! a host whose numbers alone changed is sent as a short pulse, at most
+//! once per [`pulse_every`]: every second in a small fleet, less often in
+//! a large one, so that the whole stream carries at most
+//! [`PULSES_PER_SEC`] pulses a second (10,000 hosts: one each per 10 s). One batch is serialized (and
+//! compressed) once for all clients; a client limited to host groups gets
+//! the part it may see. The work is done only while someone watches.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::watch::peek;
+use crate::HubState;
+use crate::twin::Twin;
+use crate::twin::view::summary::{HostSummary, Pulse};
+
+/// How often changed hosts are looked at again.
+pub const TICK: Duration = Duration::from_secs(1);
+/// Pulses the feed sends a second at most, over the fleet.
+pub const PULSES_PER_SEC: usize = 1000;
+
+/// The least time between two pulses of one host, in a fleet of `hosts`.
+pub fn pulse_every(hosts: usize) -> Duration {
+    Duration::from_millis((hosts as u64 * 1000 / PULSES_PER_SEC as u64).clamp(1000, 30_000))
+}
+/// Batches a slow client may fall behind by before it gets a snapshot again.
+const BUFFER: usize = 32;
+
+/// One tick's news, for every client.
+pub struct Batch {
+    /// Hosts whose shape changed: their whole summary.
+    pub full: Vec<(String, String)>,
+    /// Hosts whose numbers alone changed: `{"id","last_seen","resources"}`.
+    pub pulses: Vec<(String, String)>,
+    /// The whole batch as a client that sees every host gets it.
+    pub json: Utf8Bytes,
+    zipped: OnceLock<Bytes>,
+}
+
+impl Batch {
+    fn new(full: Vec<(String, String)>, pulses: Vec<(String, String)>) -> Batch {
+        let json = message(
+            false,
+            full.iter().map(|x| &x.1),
+            pulses.iter().map(|x| &x.1),
+        );
+        Batch {
+            full,
+            pulses,
+            json,
+            zipped: OnceLock::new(),
+        }
+    }
+
+    /// The batch compressed (once, for every client that asked for it).
+    pub fn zipped(&self) -> Bytes {
+        self.zipped
+            .get_or_init(|| super::deflate::zlib(self.json.as_str()))
+            .clone()
+    }
+
+    /// The part of the batch about hosts `sees` admits; `None` if none.
+    pub fn part(&self, sees: impl Fn(&str) -> bool) -> Option<Utf8Bytes> {
+        let full: Vec<_> = self
+            .full
+            .iter()
+            .filter(|x| sees(&x.0))
+            .map(|x| &x.1)
+            .collect();
+        let pulses: Vec<_> = self
+            .pulses
+            .iter()
+            .filter(|x| sees(&x.0))
+            .map(|x| &x.1)
+            .collect();
+        (!full.is_empty() || !pulses.is_empty())
+            .then(|| message(false, full.into_iter(), pulses.into_iter()))
+    }
+}
+
+/// `{"type":"summaries","snapshot":S,"nodes":[…],"pulses":[…]}`.
+fn message<'a>(
+    snapshot: bool,
+    full: impl Iterator<Item = &'a String>,
+    pulses: impl Iterator<Item = &'a String>,
+) -> Utf8Bytes {
+    let mut out = String::from(r#"{"type":"summaries","snapshot":"#);
+    out.push_str(if snapshot { "true" } else { "false" });
+    out.push_str(r#","nodes":["#);
+    join(&mut out, full);
+    out.push_str(r#"],"pulses":["#);
+    join(&mut out, pulses);
+    out.push_str("]}");
+    Utf8Bytes::from(out)
+}
+
+fn join<'a>(out: &mut String, items: impl Iterator<Item = &'a String>) {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+}
+
+#[derive(Serialize)]
+struct PulseItem<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    pulse: &'a Pulse,
+}
+
+/// What the feed last sent of one host.
+#[derive(Debug)]
+struct Known {
+    sent: HostSummary,
+    pulse_at: Instant,
+}
+
+/// What to send of a host now.
+#[derive(Debug, PartialEq)]
+enum Out {
+    Nothing,
+    /// Its numbers changed too soon after the last pulse: look again later.
+    Later,
+    Full,
+    Pulse,
+}
+
+/// Decides what to send of `now` given what was sent (`known`), and
+/// records it as sent.
+fn plan(
+    known: &mut HashMap<String, Known>,
+    now: &HostSummary,
+    at: Instant,
+    every: Duration,
+) -> Out {
+    let Some(k) = known.get_mut(&now.id) else {
+        known.insert(
+            now.id.clone(),
+            Known {
+                sent: now.clone(),
+                pulse_at: at,
+            },
+        );
+        return Out::Full;
+    };
+    if k.sent.shape != now.shape {
+        k.sent = now.clone();
+        k.pulse_at = at;
+        return Out::Full;
+    }
+    if k.sent.pulse == now.pulse {
+        return Out::Nothing;
+    }
+    if at.duration_since(k.pulse_at) < every {
+        return Out::Later;
+    }
+    k.sent.pulse = now.pulse.clone();
+    k.pulse_at = at;
+    Out::Pulse
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Whether `known` is current (it is not kept while nobody watches).
+    fresh: bool,
+    known: HashMap<String, Known>,
+    /// Hosts whose pulse waits for its turn.
+    later: HashSet<String>,
+}
+
+pub struct Feed {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Batch>>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed::new()
+    }
+}
+
+impl Feed {
+    pub fn new() -> Feed {
+        Feed {
+            inner: Mutex::default(),
+            tx: broadcast::channel(BUFFER).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The summaries of the hosts `sees` admits (a `summaries` message with
+    /// `"snapshot":true`) and a subscription to every later batch.
+    pub fn subscribe(
+        &self,
+        twin: &Twin,
+        sees: impl Fn(&HostSummary) -> bool,
+    ) -> (Utf8Bytes, broadcast::Receiver<Arc<Batch>>) {
+        let mut inner = self.lock();
+        if !inner.fresh {
+            let at = Instant::now();
+            let mut known = HashMap::new();
+            twin.for_each(|n| {
+                plan(&mut known, &HostSummary::of(n), at, Duration::ZERO);
+            });
+            inner.known = known;
+            inner.later.clear();
+            inner.fresh = true;
+        }
+        let rx = self.tx.subscribe();
+        let items: Vec<String> = inner
+            .known
+            .values()
+            .filter(|k| sees(&k.sent))
+            .map(|k| serde_json::to_string(&k.sent).expect("summaries serialize"))
+            .collect();
+        (message(true, items.iter(), std::iter::empty()), rx)
+    }
+
+    /// Looks at the hosts in `changed` (every host with `all`) and those
+    /// waiting for their pulse, and sends what is news.
+    fn step(&self, twin: &Twin, changed: HashSet<String>, all: bool, at: Instant) {
+        let mut inner = self.lock();
+        if self.tx.receiver_count() == 0 {
+            *inner = Inner::default();
+            return;
+        }
+        if !inner.fresh {
+            return;
+        }
+        let mut ids = std::mem::take(&mut inner.later);
+        ids.extend(changed);
+        let now: Vec<HostSummary> = if all {
+            let mut now = Vec::new();
+            twin.for_each(|n| now.push(HostSummary::of(n)));
+            now
+        } else {
+            ids.iter()
+                .filter_map(|id| twin.read(id, HostSummary::of))
+                .collect()
+        };
+        let (mut full, mut pulses) = (Vec::new(), Vec::new());
+        let every = pulse_every(inner.known.len());
+        for s in &now {
+            match plan(&mut inner.known, s, at, every) {
+                Out::Nothing => {}
+                Out::Later => {
+                    inner.later.insert(s.id.clone());
+                }
+                Out::Full => full.push((
+                    s.id.clone(),
+                    serde_json::to_string(s).expect("summaries serialize"),
+                )),
+                Out::Pulse => pulses.push((
+                    s.id.clone(),
+                    serde_json::to_string(&PulseItem {
+                        id: &s.id,
+                        pulse: &s.pulse,
+                    })
+                    .expect("summaries serialize"),
+                )),
+            }
+        }
+        if !full.is_empty() || !pulses.is_empty() {
+            let _ = self.tx.send(Arc::new(Batch::new(full, pulses)));
+        }
+    }
+}
+
+/// Notes the hosts the twin's events are about and steps the feed every
+/// [`TICK`], until `shutdown`.
+pub async fn run(hub: Arc<HubState>, shutdown: CancellationToken) {
+    let mut events = hub.twin.stream().subscribe();
+    let mut changed = HashSet::new();
+    let mut all = false;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.recv() => match event {
+                Ok(text) => {
+                    if let Some(id) = peek(text.as_str()).and_then(|p| p.id)
+                        && !changed.contains(id)
+                    {
+                        changed.insert(id.to_string());
+                    }
+                }
+                Err(RecvError::Lagged(_)) => all = true,
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                let hub = hub.clone();
+                let ids = std::mem::take(&mut changed);
+                let every = std::mem::take(&mut all);
+                // Deriving summaries reads the twin: off the async workers.
+                let step = tokio::task::spawn_blocking(move || {
+                    hub.summaries.step(&hub.twin, ids, every, Instant::now());
+                });
+                let _ = step.await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twin::NodeTwin;
+    use twinbay_proto::model::{Container, Sample};
+
+    fn summary(n: &NodeTwin) -> HostSummary {
+        HostSummary::of(n)
+    }
+
+    #[test]
+    fn shapes_go_at_once_and_numbers_at_a_bounded_rate() {
+        const EVERY: Duration = Duration::from_secs(10);
+        let plan = |k: &mut HashMap<String, Known>, s: &HostSummary, at| plan(k, s, at, EVERY);
+        let t0 = Instant::now();
+        let mut known = HashMap::new();
+        let mut n = NodeTwin::for_tests("n1");
+        assert_eq!(plan(&mut known, &summary(&n), t0), Out::Full, "new host");
+        assert_eq!(plan(&mut known, &summary(&n), t0), Out::Nothing);
+
+        let sample = |ts_ms, cpu_pct| Sample {
+            ts_ms,
+            cpu_pct,
+            ..Sample::default()
+        };
+        n.resources = Some(sample(1, 10.0));
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(plan(&mut known, &summary(&n), t1), Out::Later, "too soon");
+        let t2 = t0 + EVERY;
+        assert_eq!(plan(&mut known, &summary(&n), t2), Out::Pulse);
+        assert_eq!(plan(&mut known, &summary(&n), t2), Out::Nothing, "sent");
+
+        n.resources = Some(sample(2, 20.0));
+        n.state.containers.insert(
+            "c".into(),
+            Container {
+                id: "c".into(),
+                state: "running".into(),
+                ..Container::default()
+            },
+        );
+        let t3 = t2 + Duration::from_millis(10);
+        assert_eq!(
+            plan(&mut known, &summary(&n), t3),
+            Out::Full,
+            "a shape waits for nothing"
+        );
+        assert_eq!(
+            known["n1"].sent.pulse.resources.as_ref().unwrap().cpu_pct,
+            20.0
+        );
+        n.connected = true;
+        assert_eq!(plan(&mut known, &summary(&n), t3), Out::Full);
+    }
+
+    #[test]
+    fn pulses_slow_down_as_the_fleet_grows() {
+        assert_eq!(pulse_every(1), Duration::from_secs(1));
+        assert_eq!(pulse_every(500), Duration::from_secs(1));
+        assert_eq!(pulse_every(10_000), Duration::from_secs(10));
+        assert_eq!(pulse_every(1_000_000), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_batch_parts_by_host_and_reads_as_json() {
+        let b = Batch::new(
+            vec![("a".into(), r#"{"id":"a"}"#.into())],
+            vec![("b".into(), r#"{"id":"b"}"#.into())],
+        );
+        let v: serde_json::Value = serde_json::from_str(b.json.as_str()).unwrap();
+        assert_eq!(v["type"], "summaries");
+        assert_eq!(v["snapshot"], false);
+        assert_eq!(v["nodes"][0]["id"], "a");
+        assert_eq!(v["pulses"][0]["id"], "b");
+        let part = b.part(|id| id == "b").unwrap();
+        let v: serde_json::Value = serde_json::from_str(part.as_str()).unwrap();
+        assert_eq!(v["nodes"].as_array().unwrap().len(), 0);
+        assert_eq!(v["pulses"].as_array().unwrap().len(), 1);
+        assert!(b.part(|_| false).is_none());
+        let back = miniz_oxide::inflate::decompress_to_vec_zlib(&b.zipped()).unwrap();
+        assert_eq!(back, b.json.as_bytes());
+    }
+
+    #[test]
+    fn the_feed_sends_only_while_watched() {
+        let twin = Twin::new(Vec::new());
+        twin.ensure_node("n1", true, "key");
+        let feed = Feed::new();
+        let at = Instant::now();
+        feed.step(&twin, HashSet::from(["n1".to_string()]), false, at);
+        assert!(!feed.lock().fresh, "nobody watches: nothing kept");
+        let (snapshot, mut rx) = feed.subscribe(&twin, |_| true);
+        let v: serde_json::Value = serde_json::from_str(snapshot.as_str()).unwrap();
+        assert_eq!(v["snapshot"], true);
+        assert_eq!(v["nodes"][0]["id"], "n1");
+        feed.step(&twin, HashSet::from(["n1".to_string()]), false, at);
+        assert!(rx.try_recv().is_err(), "nothing changed");
+        twin.ensure_node("n2", true, "key");
+        feed.step(&twin, HashSet::new(), true, at);
+        let b = rx.try_recv().unwrap();
+        assert_eq!(b.full.len(), 1);
+        assert_eq!(b.full[0].0, "n2");
+    }
+}
