@@ -230,22 +230,59 @@ fn wait_install(hub: &Hub, admin: &str, id: &str, within: Duration) -> Value {
     })
 }
 
+/// A hub, a throwaway login and a private sshd that lets the hub's key in.
+/// Tests take it apart as `let Lab { hub, admin, user, mut sshd, .. }`:
+/// bindings drop in reverse, so the server (and its sessions) goes first,
+/// then the login, then the hub.
+struct Lab {
+    hub: Hub,
+    admin: String,
+    user: User,
+    sshd: Sshd,
+    sshd_dir: PathBuf,
+}
+
+impl Lab {
+    fn start(name: &str, user_tag: &str) -> Lab {
+        let dir = temp_dir(name);
+        let hub = Hub::start(&dir.join("hub"));
+        let admin = hub.token("admin");
+        let (status, identity) = hub.get("/api/v1/ssh/identity", &admin);
+        assert_eq!(status, 200, "{identity}");
+        let sshd_dir = dir.join("sshd");
+        std::fs::create_dir_all(&sshd_dir).unwrap();
+        let user = User::create(user_tag, &dir);
+        let sshd = Sshd::start(
+            &sshd_dir,
+            &user.name,
+            identity["public_key"].as_str().unwrap(),
+        );
+        Lab {
+            hub,
+            admin,
+            user,
+            sshd,
+            sshd_dir,
+        }
+    }
+}
+
 #[test]
 fn add_installs_an_agent_and_a_changed_host_key_is_refused() {
-    let dir = temp_dir("ssh-add");
-    let hub = Hub::start(&dir.join("hub"));
-    let admin = hub.token("admin");
+    // Bindings drop in reverse: the server first, then the login, the hub.
+    let Lab {
+        hub,
+        admin,
+        user,
+        mut sshd,
+        sshd_dir,
+    } = Lab::start("ssh-add", "a");
     let (status, identity) = hub.get("/api/v1/ssh/identity", &admin);
     assert_eq!(status, 200, "{identity}");
     let public_key = identity["public_key"].as_str().unwrap();
     assert!(public_key.starts_with("ssh-ed25519 AAAA"), "{public_key}");
     assert!(public_key.contains("twinbay-hub@"), "{public_key}");
     assert!(!identity.to_string().contains("PRIVATE"), "{identity}");
-
-    let sshd_dir = dir.join("sshd");
-    std::fs::create_dir_all(&sshd_dir).unwrap();
-    let user = User::create("a", &dir);
-    let mut sshd = Sshd::start(&sshd_dir, &user.name, public_key);
     let fp = sshd.fingerprint();
     let target = sshd.target(&user.name);
 
@@ -402,18 +439,13 @@ fn add_installs_an_agent_and_a_changed_host_key_is_refused() {
 
 #[test]
 fn a_connection_cut_during_the_copy_leaves_nothing_behind() {
-    let dir = temp_dir("ssh-cut");
-    let hub = Hub::start(&dir.join("hub"));
-    let admin = hub.token("admin");
-    let (_, identity) = hub.get("/api/v1/ssh/identity", &admin);
-    let sshd_dir = dir.join("sshd");
-    std::fs::create_dir_all(&sshd_dir).unwrap();
-    let user = User::create("c", &dir);
-    let mut sshd = Sshd::start(
-        &sshd_dir,
-        &user.name,
-        identity["public_key"].as_str().unwrap(),
-    );
+    let Lab {
+        hub,
+        admin,
+        user,
+        mut sshd,
+        ..
+    } = Lab::start("ssh-cut", "c");
     let (status, host) = hub.post(
         "/api/v1/ssh/hosts",
         &admin,
@@ -454,18 +486,13 @@ fn a_connection_cut_during_the_copy_leaves_nothing_behind() {
 /// with the reason; a changed host key is refused and shown.
 #[test]
 fn an_agentless_host_is_read_over_ssh() {
-    let dir = temp_dir("ssh-agentless");
-    let hub = Hub::start(&dir.join("hub"));
-    let admin = hub.token("admin");
-    let (_, identity) = hub.get("/api/v1/ssh/identity", &admin);
-    let sshd_dir = dir.join("sshd");
-    std::fs::create_dir_all(&sshd_dir).unwrap();
-    let user = User::create("l", &dir);
-    let mut sshd = Sshd::start(
-        &sshd_dir,
-        &user.name,
-        identity["public_key"].as_str().unwrap(),
-    );
+    let Lab {
+        hub,
+        admin,
+        user,
+        mut sshd,
+        ..
+    } = Lab::start("ssh-agentless", "l");
     let fp = sshd.fingerprint();
     let out = Command::new(BIN)
         .arg("ctl")
