@@ -27,8 +27,13 @@ pub use series::{Resolution, Retention, TIERS};
 
 use crate::store::{Bucket, Dictionary, SampleWrite, Store, StoreError, millis, now_ms};
 
-/// Batches the writer may fall behind by before new ones are dropped.
+/// Batches the writer may fall behind by before new ones wait (agents'
+/// links, [`History::record_waiting`]) or are dropped (everyone else).
 const QUEUE: usize = 8192;
+/// How long an agent's link waits for room in a full queue before its batch
+/// is dropped: long enough to ride out a fleet's reconnect surge, short of
+/// the agent's own send timeout.
+const RECORD_WAIT: Duration = Duration::from_secs(5);
 /// Most samples written in one transaction: enough to amortize a commit,
 /// few enough that an agent enrolling meanwhile waits milliseconds, not
 /// a second, for its turn to write.
@@ -66,6 +71,8 @@ impl Default for HistoryConfig {
 #[derive(Debug, Default)]
 pub struct HistoryStats {
     pub dropped_batches: AtomicU64,
+    /// Batches that found the queue full and waited for room.
+    pub waits: AtomicU64,
     /// Writes that failed (their batches are lost).
     pub write_failures: AtomicU64,
     /// Values written (a sample holds about 40).
@@ -127,6 +134,26 @@ impl History {
             .try_send((Instant::now(), node_id.to_string(), samples))
             .is_err()
         {
+            self.stats.dropped_batches.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a node's samples, waiting up to [`RECORD_WAIT`] for room when
+    /// the writer is behind: the caller (an agent's link) stops reading
+    /// meanwhile, so the agent's own buffer holds what would otherwise be
+    /// lost. Dropped and counted only past that.
+    pub async fn record_waiting(&self, node_id: &str, samples: Vec<Sample>) {
+        let batch = (Instant::now(), node_id.to_string(), samples);
+        let batch = match self.tx.try_send(batch) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.stats.dropped_batches.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(batch)) => batch,
+        };
+        self.stats.waits.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send_timeout(batch, RECORD_WAIT).await.is_err() {
             self.stats.dropped_batches.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -18,6 +18,7 @@
 
 pub mod changes;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -183,8 +184,7 @@ impl Head {
     }
 
     fn from_json(json: &[u8], ts: i64, since_checkpoint: u32) -> Head {
-        let mut packed =
-            zstd::bulk::compress(json, ZSTD_LEVEL).expect("zstd compresses into memory");
+        let mut packed = pack(json);
         packed.shrink_to_fit();
         Head {
             packed,
@@ -194,7 +194,7 @@ impl Head {
     }
 
     fn json(&self) -> Vec<u8> {
-        zstd::bulk::decompress(&self.packed, MAX_ENTRY).expect("a head packed here unpacks")
+        unpack(&self.packed).expect("a head packed here unpacks")
     }
 
     /// The state it holds.
@@ -220,11 +220,50 @@ pub fn journaled(mut state: NodeState) -> NodeState {
 
 pub fn encode(entry: &Entry) -> Vec<u8> {
     let json = serde_json::to_vec(entry).expect("journal entries serialize");
-    zstd::bulk::compress(&json, ZSTD_LEVEL).expect("zstd compresses into memory")
+    pack(&json)
 }
 
 /// Most bytes an entry may decompress to (a full state stays well below).
 const MAX_ENTRY: usize = 256 << 20;
+
+thread_local! {
+    // One context per thread, kept: a fresh one per entry (what
+    // `zstd::bulk::compress` makes) was a few percent of a 10,000-agent
+    // hub's CPU.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// zstd of `json`, with its size in the frame header (what [`unpack`] reads).
+fn pack(json: &[u8]) -> Vec<u8> {
+    COMPRESSOR.with_borrow_mut(|c| {
+        let c = match c {
+            Some(c) => c,
+            None => c.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a zstd context")),
+        };
+        c.compress(json).expect("zstd compresses into memory")
+    })
+}
+
+/// The bytes `packed` holds. The buffer is the size the frame names (it
+/// was reserved at `MAX_ENTRY`, 256 MiB, for every entry before: a mapping
+/// made and unmade per diff).
+fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
+    let size = zstd::zstd_safe::get_frame_content_size(packed)
+        .map_err(|_| "not a zstd frame".to_string())?
+        .ok_or_else(|| "the zstd frame does not say its size".to_string())?;
+    if size > MAX_ENTRY as u64 {
+        return Err(format!("{size} bytes unpacked, more than {MAX_ENTRY}"));
+    }
+    DECOMPRESSOR.with_borrow_mut(|d| {
+        let d = match d {
+            Some(d) => d,
+            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?),
+        };
+        d.decompress(packed, size as usize)
+            .map_err(|e| e.to_string())
+    })
+}
 
 pub fn decode(row: &Row) -> Result<Entry, JournalError> {
     let damaged = |why: String| JournalError::Damaged {
@@ -232,7 +271,7 @@ pub fn decode(row: &Row) -> Result<Entry, JournalError> {
         ts: row.ts,
         why,
     };
-    let json = zstd::bulk::decompress(&row.body, MAX_ENTRY).map_err(|e| damaged(e.to_string()))?;
+    let json = unpack(&row.body).map_err(damaged)?;
     let entry: Entry = serde_json::from_slice(&json).map_err(|e| damaged(e.to_string()))?;
     match (&entry, row.checkpoint) {
         (Entry::Checkpoint { .. }, true) | (Entry::Diff { .. }, false) => Ok(entry),

@@ -19,6 +19,7 @@ use axum::response::Response;
 use twinbay_proto::codec::decode_agent_frame;
 use twinbay_proto::diff::{Change, Item};
 use twinbay_proto::message::{AgentMessage, ErrorCode, HubMessage};
+use twinbay_proto::model::Sample;
 use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use crate::HubState;
@@ -128,6 +129,7 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket, admission: Option<Ad
             bad_frames: 0,
             bucket: throttle::Bucket::new(std::time::Instant::now()),
             command_bucket: throttle::Bucket::new(std::time::Instant::now()),
+            samples: None,
         };
         let silence = heartbeat * 3;
         loop {
@@ -180,6 +182,13 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket, admission: Option<Ad
                 ),
                 Ok(Some(Ok(_))) => None,
             };
+            // Samples wait for room in the history queue here, so a writer
+            // that falls behind slows this agent's link (its frames wait in
+            // the socket, its samples in its own buffer) instead of losing
+            // history.
+            if let Some(samples) = conn_state.samples.take() {
+                hub.history.record_waiting(&node_id, samples).await;
+            }
             if let Some(reply) = reply {
                 let fatal = matches!(reply, HubMessage::Error { fatal: true, .. });
                 if send(&mut socket, &reply).await.is_err() || fatal {
@@ -209,6 +218,8 @@ struct Connection<'a> {
     bad_frames: u32,
     bucket: throttle::Bucket,
     command_bucket: throttle::Bucket,
+    /// A metrics frame's samples, for the session to queue for history.
+    samples: Option<Vec<Sample>>,
 }
 
 impl Connection<'_> {
@@ -302,7 +313,7 @@ impl Connection<'_> {
             AgentMessage::Metrics { samples } => {
                 self.hub.metrics.agent_samples.inc_by(samples.len() as u64);
                 twin.record_samples(self.node_id, &samples);
-                self.hub.history.record(self.node_id, samples);
+                self.samples = Some(samples);
                 None
             }
             AgentMessage::Heartbeat { .. } => {

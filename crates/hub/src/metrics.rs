@@ -187,6 +187,7 @@ pub struct Metrics {
     agents_connected: Gauge,
     history_queued: Gauge,
     history_dropped: Gauge,
+    history_waited: Gauge,
     history_write_failures: Gauge,
     history_points: Gauge,
     history_write_lag: FloatGauge,
@@ -228,6 +229,7 @@ impl Metrics {
             agents_connected: Gauge::default(),
             history_queued: Gauge::default(),
             history_dropped: Gauge::default(),
+            history_waited: Gauge::default(),
             history_write_failures: Gauge::default(),
             history_points: Gauge::default(),
             history_write_lag: FloatGauge::default(),
@@ -302,6 +304,11 @@ impl Metrics {
             "history_dropped_batches",
             "Sample batches dropped because the writer fell behind",
             m.history_dropped.clone(),
+        );
+        registry.register(
+            "history_waited_batches",
+            "Sample batches that found the writer's queue full and waited for room (the agent's link paused)",
+            m.history_waited.clone(),
         );
         registry.register(
             "history_write_failures",
@@ -452,6 +459,8 @@ impl Metrics {
         self.history_queued.set(history.queued() as i64);
         self.history_dropped
             .set(history.stats.dropped_batches.load(Ordering::Relaxed) as i64);
+        self.history_waited
+            .set(history.stats.waits.load(Ordering::Relaxed) as i64);
         self.history_write_failures
             .set(history.stats.write_failures.load(Ordering::Relaxed) as i64);
         self.history_points

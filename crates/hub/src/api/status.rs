@@ -58,6 +58,9 @@ pub struct HubStatus {
     pub timeline_dropped_events: u64,
     pub history_queued_batches: usize,
     pub history_dropped_batches: u64,
+    /// Sample batches that found the writer's queue full and waited for
+    /// room (their agent's link paused meanwhile) since the hub started.
+    pub history_waited_batches: u64,
     /// History writes that failed since the hub started (their samples are lost).
     pub history_write_failures: u64,
     pub history_points_written: u64,
@@ -128,6 +131,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, Auth(who): Auth) -> Json<H
         timeline_dropped_events: m.timeline_dropped.get(),
         history_queued_batches: hub.history.queued(),
         history_dropped_batches: stats.dropped_batches.load(Ordering::Relaxed),
+        history_waited_batches: stats.waits.load(Ordering::Relaxed),
         history_write_failures: stats.write_failures.load(Ordering::Relaxed),
         history_points_written: stats.points_written.load(Ordering::Relaxed),
         history_write_lag_ms: stats.write_lag_ms.load(Ordering::Relaxed),

@@ -382,3 +382,31 @@ async fn the_size_cap_holds_and_keeps_the_newest_history() {
     assert_eq!(minutes.len(), 2);
     store.close().await;
 }
+
+#[tokio::test]
+async fn an_agents_batch_waits_for_room_instead_of_being_dropped() {
+    let (tx, mut rx) = mpsc::channel(1);
+    let history = History {
+        tx,
+        stats: Arc::new(HistoryStats::default()),
+        config: HistoryConfig::default(),
+    };
+    history.record_waiting("n1", Vec::new()).await;
+    // The queue is full: the next batch waits for the writer.
+    let waiting = {
+        let history = history.clone();
+        tokio::spawn(async move { history.record_waiting("n2", Vec::new()).await })
+    };
+    while history.stats.waits.load(Ordering::Relaxed) == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiting.is_finished());
+    assert_eq!(rx.recv().await.unwrap().1, "n1");
+    waiting.await.unwrap();
+    assert_eq!(rx.recv().await.unwrap().1, "n2");
+    assert_eq!(history.stats.dropped_batches.load(Ordering::Relaxed), 0);
+    // No writer at all: dropped and counted, never stuck.
+    drop(rx);
+    history.record_waiting("n3", Vec::new()).await;
+    assert_eq!(history.stats.dropped_batches.load(Ordering::Relaxed), 1);
+}

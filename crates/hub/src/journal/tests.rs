@@ -478,3 +478,52 @@ fn a_changed_item_is_journaled_as_its_changed_fields() {
     twinbay_proto::diff::apply(&mut s, &changes).unwrap();
     assert_eq!(s, before);
 }
+
+#[test]
+fn a_damaged_or_sizeless_entry_is_an_error_not_a_panic() {
+    let row = |body: Vec<u8>| Row {
+        node_id: "n1".into(),
+        ts: 1,
+        checkpoint: true,
+        body,
+    };
+    let state = host_with(&[("c1", "web", "nginx", "running")]);
+    let good = encode(&Entry::Checkpoint {
+        state: Box::new(state.clone()),
+    });
+    assert!(matches!(
+        decode(&row(good.clone())),
+        Ok(Entry::Checkpoint { .. })
+    ));
+    // Garbage, a cut frame, and a real frame that does not say its size
+    // (a streaming encoder's) each name the entry.
+    let mut cut = good.clone();
+    cut.truncate(good.len() / 2);
+    let mut sizeless = Vec::new();
+    {
+        let mut enc = zstd::stream::write::Encoder::new(&mut sizeless, 1).unwrap();
+        std::io::Write::write_all(&mut enc, &serde_json::to_vec(&state).unwrap()).unwrap();
+        enc.finish().unwrap();
+    }
+    for (body, why) in [
+        (b"not zstd at all".to_vec(), "not a zstd frame"),
+        (cut, ""),
+        (sizeless, "does not say its size"),
+    ] {
+        let err = decode(&row(body)).unwrap_err().to_string();
+        assert!(err.starts_with("journal entry of node n1 at 1:"), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+    // Many entries on one thread reuse its contexts and stay right.
+    for i in 0..100 {
+        let mut s = state.clone();
+        s.host.hostname = format!("host-{i}");
+        let entry = Entry::Checkpoint {
+            state: Box::new(s.clone()),
+        };
+        let Ok(Entry::Checkpoint { state: back }) = decode(&row(encode(&entry))) else {
+            panic!("entry {i} reads back");
+        };
+        assert_eq!(*back, s);
+    }
+}
