@@ -24,7 +24,7 @@
 # from the timeline, the network then (past.mjs); a fleet of simulated hosts
 # (1,000 by default, TWINBAY_SCALE_HOSTS for more) from `twinbay sim`: first
 # render of Hosts and Overview, frame times while scrolling, stream bytes of
-# the first 10 s (scale.mjs).
+# the first 10 s (scale.mjs); hosts over SSH against a private sshd (ssh.mjs).
 # Installs what is missing, builds twinbay unless TWINBAY_BIN is set, runs the
 # tests; screenshots land in docs/screenshots/ unless TWINBAY_SCREENSHOTS says
 # otherwise.
@@ -60,4 +60,4 @@ fi
 
 # Files are named explicitly: node 20's directory scan skips .mjs files. One
 # at a time: ui.mjs measures frame times and wants the machine to itself.
-node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs web/tests/backups.mjs web/tests/alerts.mjs web/tests/updates.mjs web/tests/past.mjs web/tests/scale.mjs
+node --experimental-websocket --test --test-concurrency=1 web/tests/ui.mjs web/tests/people.mjs web/tests/a11y.mjs web/tests/commands.mjs web/tests/files.mjs web/tests/routes.mjs web/tests/network.mjs web/tests/world.mjs web/tests/schedules.mjs web/tests/backups.mjs web/tests/alerts.mjs web/tests/updates.mjs web/tests/past.mjs web/tests/ssh.mjs web/tests/scale.mjs
