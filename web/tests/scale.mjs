@@ -200,10 +200,13 @@ describe(`the web UI with ${HOSTS} simulated hosts (real browser)`, { timeout: C
   });
 
   step('a host opens with its whole twin', async () => {
-    const row = page.getByTestId('host-row').first();
-    const name = (await row.getByTestId('hostname').getByRole('link').textContent()).trim();
+    // One element, read and clicked: a locator resolves afresh on each use,
+    // and with 10,000 hosts updating the first row's element can be another
+    // host's between the read and the click (rows are keyed by host).
+    const link = await page.getByTestId('host-row').first().getByTestId('hostname').getByRole('link').elementHandle();
+    const name = (await link.textContent()).trim();
     const t0 = performance.now();
-    await row.getByTestId('hostname').getByRole('link').click();
+    await link.click();
     await page.waitForFunction((n) => document.title === `${n} · twinbay`, name, { timeout: 15_000 });
     report.push(`a host's page (its whole twin watched) shown ${(performance.now() - t0).toFixed(0)} ms after the click`);
     // The tabs count what the twin holds: the whole twin arrived.
