@@ -42,7 +42,10 @@ impl DecodeError {
 
 /// Decodes one frame from an agent. Never panics, whatever the bytes.
 pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
-    let msg = decode(bytes, AgentMessage::TYPES)?;
+    let msg = match fast::decode(bytes) {
+        Some(msg) => msg,
+        None => decode(bytes, AgentMessage::TYPES)?,
+    };
     let checked = match &msg {
         AgentMessage::Metrics { samples } => samples
             .iter()
@@ -69,6 +72,93 @@ pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
     };
     checked.map_err(|(ty, reason)| DecodeError::OutOfRange { ty, reason })?;
     Ok(msg)
+}
+
+/// The frames an agent sends most, read without serde's buffering.
+///
+/// The derived reader of the internally tagged [`AgentMessage`] first
+/// buffers the whole frame into serde's generic `Content` tree to find its
+/// `type`, then reads the variant from that copy. Every frame an agent
+/// writes starts with its `type`, so for the frequent kinds the tag is read
+/// off the front and the whole object read straight into the variant's
+/// fields (the `type` field among them, so a second one is refused as the
+/// derived reader refuses it). Anything else — another kind, another
+/// layout, an error — goes the derived way, which also words the errors.
+mod fast {
+    use serde::Deserialize;
+    use serde::de::IgnoredAny;
+
+    use crate::command::OutputChunk;
+    use crate::diff::Change;
+    use crate::message::AgentMessage;
+    use crate::model::{NodeState, Sample};
+
+    #[derive(Deserialize)]
+    struct SyncDiff {
+        #[serde(rename = "type")]
+        _type: IgnoredAny,
+        seq: u64,
+        changes: Vec<Change>,
+    }
+
+    #[derive(Deserialize)]
+    struct SyncFull {
+        #[serde(rename = "type")]
+        _type: IgnoredAny,
+        seq: u64,
+        state: Box<NodeState>,
+    }
+
+    #[derive(Deserialize)]
+    struct Metrics {
+        #[serde(rename = "type")]
+        _type: IgnoredAny,
+        samples: Vec<Sample>,
+    }
+
+    #[derive(Deserialize)]
+    struct Heartbeat {
+        #[serde(rename = "type")]
+        _type: IgnoredAny,
+        #[serde(default)]
+        ts_ms: i64,
+    }
+
+    #[derive(Deserialize)]
+    struct CommandOutput {
+        #[serde(rename = "type")]
+        _type: IgnoredAny,
+        chunks: Vec<OutputChunk>,
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<AgentMessage> {
+        let rest = bytes.strip_prefix(b"{\"type\":\"")?;
+        let ty = &rest[..rest.iter().position(|&b| b == b'"')?];
+        Some(match ty {
+            b"sync_diff" => serde_json::from_slice::<SyncDiff>(bytes)
+                .map(|m| AgentMessage::SyncDiff {
+                    seq: m.seq,
+                    changes: m.changes,
+                })
+                .ok()?,
+            b"metrics" => serde_json::from_slice::<Metrics>(bytes)
+                .map(|m| AgentMessage::Metrics { samples: m.samples })
+                .ok()?,
+            b"heartbeat" => serde_json::from_slice::<Heartbeat>(bytes)
+                .map(|m| AgentMessage::Heartbeat { ts_ms: m.ts_ms })
+                .ok()?,
+            b"sync_full" => serde_json::from_slice::<SyncFull>(bytes)
+                .map(|m| AgentMessage::SyncFull {
+                    seq: m.seq,
+                    state: m.state,
+                })
+                .ok()?,
+            b"command_output" => serde_json::from_slice::<CommandOutput>(bytes)
+                .map(|m| AgentMessage::CommandOutput { chunks: m.chunks })
+                .ok()?,
+            _ => return None,
+        })
+    }
 }
 
 /// Floats that decode from JSON but cannot be encoded back (past `f32::MAX`
@@ -207,5 +297,114 @@ mod tests {
         let msg = HubMessage::error(ErrorCode::ResyncRequired, "sequence gap", false);
         let text = serde_json::to_vec(&msg).unwrap();
         assert_eq!(decode_hub_frame(&text).unwrap(), msg);
+    }
+
+    /// The fast reader agrees with the derived one, frame for frame: the
+    /// frames agents write, and the same with fields moved, missing,
+    /// doubled, unknown or of the wrong type.
+    #[test]
+    fn the_fast_reader_reads_as_the_derived_one() {
+        use crate::command::{OutputChunk, Stream};
+        use crate::diff::{Change, Collection};
+        use crate::model::{NodeState, Sample};
+        let mut state = NodeState::default();
+        state.host.hostname = "h1".into();
+        let messages = [
+            AgentMessage::SyncFull {
+                seq: 3,
+                state: Box::new(state.clone()),
+            },
+            AgentMessage::SyncDiff {
+                seq: 4,
+                changes: vec![
+                    Change::Remove {
+                        collection: Collection::Ports,
+                        key: "tcp:22".into(),
+                    },
+                    Change::Host {
+                        value: state.host.clone(),
+                    },
+                ],
+            },
+            AgentMessage::Metrics {
+                samples: vec![Sample {
+                    ts_ms: 5,
+                    cpu_pct: 12.5,
+                    ..Sample::default()
+                }],
+            },
+            AgentMessage::Heartbeat { ts_ms: 9 },
+            AgentMessage::CommandOutput {
+                chunks: vec![OutputChunk {
+                    id: "c1".into(),
+                    stream: Stream::Stdout,
+                    data: "hi\n".into(),
+                }],
+            },
+        ];
+        let mut frames = Vec::new();
+        for msg in &messages {
+            let json = serde_json::to_string(msg).unwrap();
+            assert!(json.starts_with("{\"type\":\""), "{json}");
+            let serde_json::Value::Object(fields) = serde_json::from_str(&json).unwrap() else {
+                unreachable!()
+            };
+            frames.push(json.clone());
+            let ty = fields["type"].as_str().unwrap().to_string();
+            let others: Vec<(String, serde_json::Value)> = fields
+                .iter()
+                .filter(|(k, _)| *k != "type")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            // The type first (as agents write it), then `rest`.
+            let object = |rest: &[(String, serde_json::Value)]| {
+                let mut parts = vec![format!("\"type\":\"{ty}\"")];
+                parts.extend(rest.iter().map(|(k, v)| format!("{k:?}:{v}")));
+                format!("{{{}}}", parts.join(","))
+            };
+            // Moved: the type last.
+            let mut moved: Vec<String> = others.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+            moved.push(format!("\"type\":\"{ty}\""));
+            frames.push(format!("{{{}}}", moved.join(",")));
+            // The type twice; a field from a newer agent.
+            let mut doubled = others.clone();
+            doubled.push(("type".into(), serde_json::json!(ty)));
+            frames.push(object(&doubled));
+            let mut newer = others.clone();
+            newer.push(("newer".into(), serde_json::json!([1, {}])));
+            frames.push(object(&newer));
+            // Each other field missing, or of the wrong type.
+            for i in 0..others.len() {
+                let mut missing = others.clone();
+                missing.remove(i);
+                frames.push(object(&missing));
+                let mut wrong = others.clone();
+                wrong[i].1 = serde_json::json!("x");
+                frames.push(object(&wrong));
+            }
+        }
+        let mut fast_hits = 0;
+        for frame in &frames {
+            let derived = serde_json::from_str::<AgentMessage>(frame).ok();
+            let fast = fast::decode(frame.as_bytes());
+            if let Some(fast) = &fast {
+                fast_hits += 1;
+                assert_eq!(Some(fast), derived.as_ref(), "{frame}");
+            }
+            // Whichever way, the public reader answers as the derived one.
+            assert_eq!(
+                decode_agent_frame(frame.as_bytes()).ok(),
+                derived,
+                "{frame}"
+            );
+        }
+        assert!(
+            fast_hits >= messages.len(),
+            "the agents' own frames go the fast way"
+        );
+        for msg in &messages {
+            let json = serde_json::to_string(msg).unwrap();
+            assert_eq!(fast::decode(json.as_bytes()).as_ref(), Some(msg), "{json}");
+        }
     }
 }

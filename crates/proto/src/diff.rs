@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod de;
+
 use crate::model::{
     Container, DiskHealth, HostInfo, Interface, Keyed, MAX_COLLECTION_LEN, Mount, NodeState, Port,
     Process, Route, SourceStatus, StateError, Unit, WatchedFile,
@@ -100,7 +102,9 @@ impl Item {
 /// `{"op":"host","value":{…}}`,
 /// `{"op":"upsert","collection":"containers","key":"abc","value":{…}}`,
 /// `{"op":"remove","collection":"containers","key":"abc"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Reading is by hand (`diff/de.rs`), without serde's buffering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
     Host {

@@ -323,3 +323,99 @@ fn a_diff_that_overfills_a_collection_is_refused_and_changes_nothing() {
     assert!(matches!(err, StateError::TooMany { .. }), "{err}");
     assert_eq!(state, before);
 }
+
+/// A change's JSON object with its fields in the order `order` picks.
+fn permuted(change: &Change, order: &[usize]) -> String {
+    let serde_json::Value::Object(fields) = serde_json::to_value(change).unwrap() else {
+        panic!("a change is an object");
+    };
+    let fields: Vec<_> = fields.into_iter().collect();
+    let mut idx: Vec<usize> = (0..fields.len()).collect();
+    for (i, o) in order.iter().enumerate().take(idx.len()) {
+        let j = o % idx.len();
+        idx.swap(i, j);
+    }
+    let body: Vec<String> = idx
+        .iter()
+        .map(|&i| {
+            format!(
+                "{}:{}",
+                serde_json::to_string(&fields[i].0).unwrap(),
+                fields[i].1
+            )
+        })
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+fn reads_alike(json: &str) {
+    let by_hand = serde_json::from_str::<Change>(json);
+    let derived = serde_json::from_str::<super::de::Derived>(json).map(Change::from);
+    match (&by_hand, &derived) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{json}"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("{json}: by hand {by_hand:?}, derived {derived:?}"),
+    }
+}
+
+proptest! {
+    #[test]
+    fn changes_read_by_hand_as_derived_in_any_field_order(
+        a in state(),
+        b in state(),
+        order in proptest::collection::vec(0usize..4, 4),
+    ) {
+        for change in diff(&a, &b) {
+            let json = permuted(&change, &order);
+            reads_alike(&json);
+            prop_assert_eq!(serde_json::from_str::<Change>(&json).unwrap(), change);
+        }
+    }
+
+    #[test]
+    fn a_changes_fields_cut_or_swapped_are_refused_alike(
+        a in state(),
+        b in state(),
+        cut in 0usize..4,
+        junk in "[a-z]{1,8}",
+    ) {
+        for change in diff(&a, &b).into_iter().take(8) {
+            let serde_json::Value::Object(mut fields) = serde_json::to_value(&change).unwrap() else {
+                unreachable!()
+            };
+            // A field missing, an unknown one added, a wrong op or collection.
+            let name = fields.keys().nth(cut % fields.len()).unwrap().clone();
+            let mut missing = fields.clone();
+            missing.remove(&name);
+            reads_alike(&serde_json::Value::Object(missing).to_string());
+            fields.insert(junk.clone(), serde_json::json!(1));
+            reads_alike(&serde_json::Value::Object(fields.clone()).to_string());
+            let mut bad = fields.clone();
+            bad.insert("op".into(), serde_json::json!(junk));
+            reads_alike(&serde_json::Value::Object(bad).to_string());
+            if fields.contains_key("collection") {
+                let mut other = fields.clone();
+                other.insert("collection".into(), serde_json::json!("units"));
+                reads_alike(&serde_json::Value::Object(other).to_string());
+            }
+        }
+    }
+}
+
+#[test]
+fn odd_changes_are_refused_alike() {
+    for json in [
+        r#"{}"#,
+        r#"[]"#,
+        r#"{"op":"host"}"#,
+        r#"{"op":"upsert","key":"k","collection":"containers"}"#,
+        r#"{"op":"upsert","key":"k","value":{},"collection":"nope"}"#,
+        r#"{"op":"remove","key":"k"}"#,
+        r#"{"op":"remove","key":"k","collection":"ports","value":[1,2]}"#,
+        r#"{"op":"remove","op":"remove","key":"k","collection":"ports"}"#,
+        r#"{"op":7}"#,
+        r#"{"value":{"hostname":"h"},"op":"host"}"#,
+    ] {
+        reads_alike(json);
+    }
+}
