@@ -42,7 +42,11 @@ impl DecodeError {
 
 /// Decodes one frame from an agent. Never panics, whatever the bytes.
 pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
-    let msg = match fast::decode(bytes) {
+    // The size limit holds for the fast reader too (`decode` checks it).
+    let fast = (bytes.len() <= MAX_FRAME_BYTES)
+        .then(|| fast::decode(bytes))
+        .flatten();
+    let msg = match fast {
         Some(msg) => msg,
         None => decode(bytes, AgentMessage::TYPES)?,
     };
@@ -383,6 +387,15 @@ mod tests {
                 frames.push(object(&wrong));
             }
         }
+        // Over the size limit: refused as such, however well formed.
+        let big = format!(
+            r#"{{"type":"heartbeat","pad":"{}"}}"#,
+            "x".repeat(MAX_FRAME_BYTES)
+        );
+        assert!(matches!(
+            decode_agent_frame(big.as_bytes()),
+            Err(DecodeError::TooLarge { .. })
+        ));
         let mut fast_hits = 0;
         for frame in &frames {
             let derived = serde_json::from_str::<AgentMessage>(frame).ok();
