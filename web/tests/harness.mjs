@@ -20,6 +20,18 @@ export const SHOTS = path.resolve(REPO, process.env.TWINBAY_SCREENSHOTS || 'docs
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until `fn()` (async) is truthy (polled every 250 ms); its last value. */
+export async function until(what, fn, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();

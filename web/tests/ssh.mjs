@@ -28,7 +28,7 @@ import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser, allowHttpErrors, apiAs, getJson, stepper, sleep, freePort } from './harness.mjs';
+import { SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser, allowHttpErrors, apiAs, getJson, stepper, sleep, freePort, until } from './harness.mjs';
 import { A11yAudit } from './axe.mjs';
 
 const run = promisify(execFile);
@@ -65,18 +65,6 @@ process.on('exit', () => {
   for (const p of [hub.proc, sshd.proc]) try { p?.kill('SIGKILL'); } catch { /* already gone */ }
   if (userAdded) try { execFileSync('userdel', ['-r', '-f', LOGIN], { stdio: 'ignore' }); } catch { /* gone or busy */ }
 });
-
-/** Waits until `fn()` (async) is truthy; its last value. */
-async function until(what, fn, ms = 30_000) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
 
 /** `SHA256:…` of a public key file, as `ssh-keygen -lf` prints it. */
 async function keygenFingerprint(file) {

@@ -23,7 +23,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { BIN, SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser, allowHttpErrors, apiAs, getJson, stepper, sleep } from './harness.mjs';
+import { BIN, SHOTS, shot, signIn, startHub, stopProcess, watchConsole, launchBrowser, allowHttpErrors, apiAs, getJson, stepper, until } from './harness.mjs';
 import { startAgents } from './agent-sim.mjs';
 import { expectAccessible } from './axe.mjs';
 
@@ -62,18 +62,6 @@ async function publish(version, arch, notes, bytes) {
   await fs.writeFile(file, bytes);
   const out = await ctl('release', 'publish', '--file', file, '--version', version, '--arch', arch, '--key', path.join(hub.dir, 'keys', 'minisign.key'), '--notes', notes);
   assert.match(out, new RegExp(`published ${version.replace(/\./g, '\\.')}`));
-}
-
-/** Waits until `fn()` (async) is truthy; its last value. */
-async function until(what, fn, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
 }
 
 /** The hub's nodes grouped by agent version: { version: [ids] }. */
