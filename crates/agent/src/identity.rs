@@ -249,7 +249,7 @@ fn read_enrollment(path: &Path) -> Result<Option<Enrollment>, AgentError> {
 }
 
 /// Writes through a temporary file and a rename, so a crash never leaves half a file.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {

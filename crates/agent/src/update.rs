@@ -19,7 +19,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -172,13 +171,9 @@ pub fn load_state(dir: &Path) -> UpdateState {
         .unwrap_or_default()
 }
 
-pub fn save_state(dir: &Path, state: &UpdateState) -> std::io::Result<()> {
-    let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(state).expect("serializes"))?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+pub fn save_state(dir: &Path, state: &UpdateState) -> Result<(), crate::AgentError> {
+    let bytes = serde_json::to_vec_pretty(state).expect("serializes");
+    crate::identity::write_atomic(&dir.join(STATE_FILE), &bytes, 0o600)
 }
 
 /// The outcome waiting for the hub (the trial child never sends it: it is

@@ -181,13 +181,9 @@ pub fn load_state(data_dir: &Path) -> UpdateState {
         .unwrap_or_default()
 }
 
-pub fn save_state(data_dir: &Path, state: &UpdateState) -> std::io::Result<()> {
-    let path = data_dir.join(STATE_FILE);
-    let tmp = data_dir.join(format!(".{STATE_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(state).expect("serializes"))?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+pub fn save_state(data_dir: &Path, state: &UpdateState) -> Result<(), crate::HubError> {
+    let bytes = serde_json::to_vec_pretty(state).expect("serializes");
+    crate::fsutil::write_private(&data_dir.join(STATE_FILE), &bytes)
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
