@@ -333,7 +333,12 @@ describe('backups', { timeout: 240_000 }, () => {
     await page.getByTestId('backup-exclude').fill('*.tmp');
     await page.getByTestId('backup-when').selectOption('now');
     await page.getByTestId('backup-submit').click();
-    await row('photos-db').waitFor({ timeout: 60_000 });
+    await row('photos-db').waitFor({ timeout: 60_000 }).catch(async (err) => {
+      // Say what became of the run, not only that its row never came.
+      const { json: runs } = await api('GET', `/api/v1/nodes/${encodeURIComponent(nodeId)}/commands?limit=20`);
+      const mine = (runs || []).filter((r) => JSON.stringify(r.op).includes('photos-db'));
+      throw new Error(`${err.message}\nthe photos-db runs: ${JSON.stringify(mine, null, 1).slice(0, 3000)}`);
+    });
     const { json: list } = await api('GET', '/api/v1/backups');
     const b = list.find((x) => x.job === 'photos-db');
     assert.equal(b.source, `volume ${VOLUME} (exclude *.tmp)`);
