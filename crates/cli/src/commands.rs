@@ -82,9 +82,9 @@ fn raise_open_files_limit() {
 /// turnover (full syncs, snapshots) leaves holes below.
 const FREE_WORTH_TRIMMING: u64 = 64 << 20;
 
-/// glibc's heap counts for the hub's `memory` report.
+/// The heap counts for the hub's `memory` report.
 fn heap_probe() -> Option<twinbay_hub::memory::HeapStats> {
-    crate::startup::heap_stats()
+    crate::allocator::heap_stats()
         .map(|(in_use, free)| twinbay_hub::memory::HeapStats { in_use, free })
 }
 
@@ -117,7 +117,7 @@ async fn release_memory_after_surges(
         let free = heap_probe().map_or(0, |h| h.free);
         if settling > 0 || free > FREE_WORTH_TRIMMING {
             settling = settling.saturating_sub(1);
-            let _ = tokio::task::spawn_blocking(crate::startup::release_free_memory).await;
+            let _ = tokio::task::spawn_blocking(crate::allocator::release_free_memory).await;
             tracing::debug!(peak, now, free, "returned free memory to the system");
         }
     }

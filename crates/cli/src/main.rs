@@ -1,8 +1,10 @@
 //! `twinbay`: one binary for the hub, the agent, the simulator and the admin CLI.
-// The only unsafe calls are glibc allocator settings, in `startup`.
+// The only unsafe calls are allocator settings and counters, in `startup`
+// and `allocator`.
 #![deny(unsafe_code)]
 
 mod alerts;
+mod allocator;
 mod args;
 mod backup;
 mod commands;

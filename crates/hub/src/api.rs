@@ -47,6 +47,8 @@ use utoipa_axum::routes;
 pub use auth::SESSION_COOKIE;
 pub use error::ApiError;
 pub use stream::SNAPSHOTS_AT_ONCE;
+pub use stream::projections::Projections as StreamProjections;
+pub use stream::shared::Collections as StreamCollections;
 pub use stream::summaries::{Feed as StreamSummaries, run as run_stream_summaries};
 
 use crate::server::Peer;

@@ -190,6 +190,10 @@ pub struct HubState {
     pub topology: topology::feed::Feed,
     /// Every host in one line, for stream clients of the summary view.
     pub summaries: api::StreamSummaries,
+    /// The parts of diffs sent to clients watching collections, shared.
+    pub projections: api::StreamProjections,
+    /// Whole-fleet collection snapshots, shared by the clients that watch them.
+    pub collections: api::StreamCollections,
     /// Wakes the scheduler when schedules change.
     pub schedules: schedules::Scheduler,
     /// What `/mcp` serves.
@@ -351,6 +355,8 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         alerts,
         topology: topology::feed::Feed::new(),
         summaries: api::StreamSummaries::new(),
+        projections: api::StreamProjections::default(),
+        collections: api::StreamCollections::default(),
         schedules: schedules::Scheduler::default(),
         mcp: config.mcp,
         backups: Arc::new(backups::Backups::from_config(

@@ -2,8 +2,8 @@
 //!
 //! The resident size comes from `/proc/self/statm`; the allocator's own
 //! counts (in use, free but kept) from a probe the binary installs
-//! ([`set_heap_probe`]: the hub's crate has no unsafe code, glibc's
-//! `mallinfo2` is called from the CLI); the twin's bytes from a size walk
+//! ([`set_heap_probe`]: the hub's crate has no unsafe code; the CLI asks
+//! mimalloc or glibc); the twin's bytes from a size walk
 //! ([`crate::twin::size`]) at most every [`WALK_EVERY`], since it reads every
 //! node under the twin's read lock. [`run`] drops the shared-text pool's
 //! unused strings now and then.
@@ -79,9 +79,11 @@ pub fn rss_bytes() -> Option<u64> {
 pub struct Memory {
     /// Resident set size of the hub's process, bytes.
     pub rss: Option<u64>,
-    /// Heap bytes in use (glibc's count; absent elsewhere).
+    /// Heap bytes in use (the allocator's count: glibc's, or what mimalloc
+    /// has committed; absent when the binary installed no probe).
     pub heap_in_use: Option<u64>,
-    /// Heap bytes freed but still held by the allocator.
+    /// Heap bytes freed but still held by the allocator (0 under mimalloc,
+    /// which returns free pages within milliseconds).
     pub heap_free: Option<u64>,
     /// Estimated heap bytes of all nodes' twins (state and latest sample).
     pub twin_bytes: u64,

@@ -222,7 +222,7 @@ impl Twin {
                 true,
                 &node.state.host.hostname,
             ));
-            Some(view::status_event(node))
+            Some(Announce::Text(view::status_event(node)))
         });
         out
     }
@@ -242,7 +242,7 @@ impl Twin {
                 false,
                 &node.state.host.hostname,
             ));
-            Some(view::status_event(node))
+            Some(Announce::Text(view::status_event(node)))
         });
     }
 
@@ -273,7 +273,7 @@ impl Twin {
             node.state = state;
             node.seq = Some(seq);
             node.last_seen = Some(now_ms());
-            Some(view::node_event(node))
+            Some(Announce::Text(view::node_event(node)))
         });
         result
     }
@@ -327,7 +327,7 @@ impl Twin {
             })();
             result
                 .is_ok()
-                .then(|| view::diff_event(&node.id, seq, changes))
+                .then(|| Announce::later(move || view::diff_event(id, seq, changes)))
         });
         result
     }
@@ -340,7 +340,7 @@ impl Twin {
         self.mutate(id, Write::Liveness, |node, _timeline| {
             node.resources = Some(latest.clone());
             node.last_seen = Some(now_ms());
-            Some(view::metrics_event(&node.id, latest))
+            Some(Announce::later(move || view::metrics_event(id, latest)))
         });
     }
 
@@ -543,30 +543,34 @@ impl Twin {
                 return None;
             }
             node.agentless = agentless;
-            Some(view::node_event(node))
+            Some(Announce::Text(view::node_event(node)))
         });
     }
 
-    /// Runs `f` on node `id` under the write lock; broadcasts the event it
-    /// returns, then the timeline events it collected, and marks the node
-    /// for the recorder.
-    fn mutate(
+    /// Runs `f` on node `id` under the write lock and marks the node for
+    /// the recorder; then, with the lock released, broadcasts the event `f`
+    /// announced and the timeline events it collected.
+    fn mutate<'a>(
         &self,
         id: &str,
         write: Write,
-        f: impl FnOnce(&mut NodeTwin, &mut Vec<Event>) -> Option<Utf8Bytes>,
+        f: impl FnOnce(&mut NodeTwin, &mut Vec<Event>) -> Option<Announce<'a>>,
     ) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
         let Some(node) = nodes.get_mut(id) else {
             return;
         };
         let mut timeline = Vec::new();
-        if let Some(event) = f(node, &mut timeline) {
-            if let Write::State = write {
-                node.state_at = now_ms();
-            }
+        let announce = f(node, &mut timeline);
+        if announce.is_some()
+            && let Write::State = write
+        {
+            node.state_at = now_ms();
+        }
+        drop(nodes);
+        if let Some(announce) = announce {
             // No subscribers is fine: nobody is watching.
-            let _ = self.events.send(event);
+            let _ = self.events.send(announce.text());
             let set = match write {
                 Write::State => &self.dirty,
                 Write::Liveness => &self.alive,
@@ -583,6 +587,31 @@ impl Twin {
             }
         }
         self.emit(timeline);
+    }
+}
+
+/// What a mutation tells the stream.
+enum Announce<'a> {
+    /// Written under the twin's lock: it needs the node.
+    Text(Utf8Bytes),
+    /// Written once the lock is released, from what the caller holds (a
+    /// sample, a diff's changes): the frequent events of a big fleet do not
+    /// keep every other reader and writer waiting while they are written.
+    /// The node's own link is its only writer of these, so its events still
+    /// go out in order.
+    Later(Box<dyn FnOnce() -> Utf8Bytes + 'a>),
+}
+
+impl<'a> Announce<'a> {
+    fn later(build: impl FnOnce() -> Utf8Bytes + 'a) -> Announce<'a> {
+        Announce::Later(Box::new(build))
+    }
+
+    fn text(self) -> Utf8Bytes {
+        match self {
+            Announce::Text(text) => text,
+            Announce::Later(build) => build(),
+        }
     }
 }
 

@@ -3,11 +3,13 @@
 //! the client watches (the summary view, `summaries.rs` and `watch.rs`).
 
 pub mod deflate;
+pub mod projections;
+pub mod shared;
 pub mod summaries;
 pub mod watch;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -25,6 +27,7 @@ use crate::store::Principal;
 use crate::topology::feed::{ClientStep, Update, for_client};
 use crate::twin::view::{collection_event, collection_part, node_event};
 use deflate::frame;
+use shared::Snapshot;
 use summaries::Batch;
 use watch::{Ask, Pass, Watching};
 
@@ -219,21 +222,26 @@ async fn serve(
         return;
     };
     let mut snapshot_turn = Some(permit);
+    // A moment after `events` began: a shared snapshot begun later holds
+    // every change the client was not sent.
+    let mut since = Instant::now();
     let (first, mut events, mut summary) = match query.view {
         Some(StreamView::Summary) => {
+            let events = hub.twin.stream().subscribe();
+            since = Instant::now();
             let (snapshot, batches) = subscribe_summaries(&hub, &who);
             let summary = Summary {
                 batches,
                 watching: Watching::default(),
             };
-            (snapshot, hub.twin.stream().subscribe(), Some(summary))
+            (snapshot.frame(compress), events, Some(summary))
         }
         _ => {
             let (snapshot, events) = subscribe(&hub, &who);
-            (snapshot, events, None)
+            (frame(snapshot, compress), events, None)
         }
     };
-    let mut batch = vec![frame(first, compress)];
+    let mut batch = vec![first];
     let mut topology: Option<Watch> = None;
     loop {
         match send_batch(&mut socket, &mut batch).await {
@@ -326,12 +334,11 @@ async fn serve(
                             // Summaries come their own way; only what the
                             // client watches in full is sent again.
                             events = hub.twin.stream().subscribe();
+                            since = Instant::now();
                             let (snapshot, fresh) = subscribe_summaries(&hub, &who);
                             s.batches = fresh;
-                            batch.push(frame(snapshot, compress));
-                            for text in watched_again(&hub, &who, &s.watching) {
-                                batch.push(frame(text, compress));
-                            }
+                            batch.push(snapshot.frame(compress));
+                            batch.extend(watched_again(&hub, &who, &s.watching, since, compress));
                         }
                     }
                 }
@@ -354,7 +361,7 @@ async fn serve(
                     Err(RecvError::Lagged(_)) => {
                         let (snapshot, fresh) = subscribe_summaries(&hub, &who);
                         s.batches = fresh;
-                        batch.push(frame(snapshot, compress));
+                        batch.push(snapshot.frame(compress));
                     }
                     Err(RecvError::Closed) => return,
                 }
@@ -390,9 +397,7 @@ async fn serve(
                         // the full view has it all already.
                         let Some(s) = summary.as_mut() else { continue };
                         if s.watching.set(&ask) {
-                            for text in started(&hub, &who, &ask) {
-                                batch.push(frame(text, compress));
-                            }
+                            batch.extend(started(&hub, &who, &ask, since, compress));
                         }
                     }
                     None => {}
@@ -407,9 +412,14 @@ async fn serve(
 fn subscribe_summaries(
     hub: &HubState,
     who: &Principal,
-) -> (Utf8Bytes, broadcast::Receiver<Arc<Batch>>) {
-    hub.summaries
-        .subscribe(&hub.twin, |s| who.sees(&s.shape.labels))
+) -> (Arc<Snapshot>, broadcast::Receiver<Arc<Batch>>) {
+    if who.groups.is_none() {
+        return hub.summaries.subscribe_everyone(&hub.twin);
+    }
+    let (text, rx) = hub
+        .summaries
+        .subscribe(&hub.twin, |s| who.sees(&s.shape.labels));
+    (Snapshot::new(text), rx)
 }
 
 async fn next_batch(summary: &mut Option<Summary>) -> Result<Arc<Batch>, RecvError> {
@@ -424,7 +434,9 @@ fn for_summary(hub: &HubState, watching: &Watching, pass: Pass, text: Utf8Bytes)
     match pass {
         Pass::Send => vec![text],
         Pass::Drop => Vec::new(),
-        Pass::Collections => watch::diff_for(text.as_str(), &watching.collections)
+        Pass::Collections => hub
+            .projections
+            .diff_for(&text, &watching.collections)
             .into_iter()
             .collect(),
         Pass::Resend(id) => watching
@@ -440,44 +452,71 @@ fn for_summary(hub: &HubState, watching: &Watching, pass: Pass, text: Utf8Bytes)
 
 /// What a client gets when it starts watching: the host's twin, or the
 /// collection of every host it may see.
-fn started(hub: &HubState, who: &Principal, ask: &Ask) -> Vec<Utf8Bytes> {
+fn started(
+    hub: &HubState,
+    who: &Principal,
+    ask: &Ask,
+    since: Instant,
+    compress: bool,
+) -> Vec<Message> {
     match ask {
-        Ask::Node(id, true) if sees(hub, who, id) => {
-            hub.twin.read(id, node_event).into_iter().collect()
+        Ask::Node(id, true) if sees(hub, who, id) => hub
+            .twin
+            .read(id, node_event)
+            .map(|text| frame(text, compress))
+            .into_iter()
+            .collect(),
+        Ask::Collection(c, true) => {
+            vec![collection_snapshot(hub, who, *c, since).frame(compress)]
         }
-        Ask::Collection(c, true) => vec![collection_snapshot(hub, who, *c)],
         _ => Vec::new(),
     }
 }
 
 /// Everything a client watches, again (after it fell behind).
-fn watched_again(hub: &HubState, who: &Principal, watching: &Watching) -> Vec<Utf8Bytes> {
+fn watched_again(
+    hub: &HubState,
+    who: &Principal,
+    watching: &Watching,
+    since: Instant,
+    compress: bool,
+) -> Vec<Message> {
     let nodes = watching
         .nodes
         .iter()
         .filter(|id| sees(hub, who, id))
-        .filter_map(|id| hub.twin.read(id, node_event));
+        .filter_map(|id| hub.twin.read(id, node_event))
+        .map(|text| frame(text, compress));
     let collections = watching
         .collections
         .iter()
-        .map(|c| collection_snapshot(hub, who, *c));
+        .map(|c| collection_snapshot(hub, who, *c, since).frame(compress));
     nodes.chain(collections).collect()
 }
 
+/// Collection `c` of every host `who` may see, begun after `since`: shared
+/// with other clients when `who` sees every host.
 fn collection_snapshot(
     hub: &HubState,
     who: &Principal,
     c: twinbay_proto::diff::Collection,
-) -> Utf8Bytes {
-    let mut parts = Vec::new();
-    hub.twin.for_each(|n| {
-        if who.sees(&n.state.host.labels)
-            && let Some(part) = collection_part(n, c, true)
-        {
-            parts.push(part);
-        }
-    });
-    collection_event(c, true, &parts)
+    since: Instant,
+) -> Arc<Snapshot> {
+    let build = || {
+        let mut parts = Vec::new();
+        hub.twin.for_each(|n| {
+            if who.sees(&n.state.host.labels)
+                && let Some(part) = collection_part(n, c, true)
+            {
+                parts.push(part);
+            }
+        });
+        collection_event(c, true, &parts)
+    };
+    match who.groups {
+        None => hub.collections.get(c, since, build),
+        Some(_) => Snapshot::new(build()),
+    }
 }
 
 /// A client's watch on the topology: its updates, the last version it

@@ -24,6 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::shared::Snapshot;
 use super::watch::peek;
 use crate::HubState;
 use crate::twin::Twin;
@@ -183,6 +184,10 @@ struct Inner {
     known: HashMap<String, Known>,
     /// Hosts whose pulse waits for its turn.
     later: HashSet<String>,
+    /// The snapshot of every host as `known` holds it now, once a client
+    /// that sees every host asked for it (shared by all such clients until
+    /// the next batch).
+    everyone: Option<Arc<Snapshot>>,
 }
 
 pub struct Feed {
@@ -216,24 +221,45 @@ impl Feed {
         sees: impl Fn(&HostSummary) -> bool,
     ) -> (Utf8Bytes, broadcast::Receiver<Arc<Batch>>) {
         let mut inner = self.lock();
-        if !inner.fresh {
-            let at = Instant::now();
-            let mut known = HashMap::new();
-            twin.for_each(|n| {
-                plan(&mut known, &HostSummary::of(n), at, Duration::ZERO);
-            });
-            inner.known = known;
-            inner.later.clear();
-            inner.fresh = true;
-        }
+        Self::refresh(&mut inner, twin);
         let rx = self.tx.subscribe();
-        let items: Vec<String> = inner
-            .known
-            .values()
-            .filter(|k| sees(&k.sent))
-            .map(|k| serde_json::to_string(&k.sent).expect("summaries serialize"))
-            .collect();
-        (message(true, items.iter(), std::iter::empty()), rx)
+        (snapshot_of(&inner, sees), rx)
+    }
+
+    /// [`Feed::subscribe`] for a client that sees every host: the snapshot
+    /// is the one other such clients got since the last batch.
+    pub fn subscribe_everyone(
+        &self,
+        twin: &Twin,
+    ) -> (Arc<Snapshot>, broadcast::Receiver<Arc<Batch>>) {
+        let mut inner = self.lock();
+        Self::refresh(&mut inner, twin);
+        let rx = self.tx.subscribe();
+        let snapshot = match &inner.everyone {
+            Some(s) => s.clone(),
+            None => {
+                let s = Snapshot::new(snapshot_of(&inner, |_| true));
+                inner.everyone = Some(s.clone());
+                s
+            }
+        };
+        (snapshot, rx)
+    }
+
+    /// Makes `known` current if it is not kept (nobody was watching).
+    fn refresh(inner: &mut Inner, twin: &Twin) {
+        if inner.fresh {
+            return;
+        }
+        let at = Instant::now();
+        let mut known = HashMap::new();
+        twin.for_each(|n| {
+            plan(&mut known, &HostSummary::of(n), at, Duration::ZERO);
+        });
+        inner.known = known;
+        inner.later.clear();
+        inner.everyone = None;
+        inner.fresh = true;
     }
 
     /// Looks at the hosts in `changed` (every host with `all`) and those
@@ -281,9 +307,21 @@ impl Feed {
             }
         }
         if !full.is_empty() || !pulses.is_empty() {
+            inner.everyone = None;
             let _ = self.tx.send(Arc::new(Batch::new(full, pulses)));
         }
     }
+}
+
+/// The `summaries` snapshot of the hosts in `inner` that `sees` admits.
+fn snapshot_of(inner: &Inner, sees: impl Fn(&HostSummary) -> bool) -> Utf8Bytes {
+    let items: Vec<String> = inner
+        .known
+        .values()
+        .filter(|k| sees(&k.sent))
+        .map(|k| serde_json::to_string(&k.sent).expect("summaries serialize"))
+        .collect();
+    message(true, items.iter(), std::iter::empty())
 }
 
 /// Notes the hosts the twin's events are about and steps the feed every
