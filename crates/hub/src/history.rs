@@ -28,8 +28,11 @@ pub use series::{Resolution, Retention, TIERS};
 use crate::store::{Bucket, Dictionary, SampleWrite, Store, StoreError, millis, now_ms};
 
 /// Batches the writer may fall behind by before new ones wait (agents'
-/// links, [`History::record_waiting`]) or are dropped (everyone else).
-const QUEUE: usize = 8192;
+/// links, [`History::record_waiting`]) or are dropped (everyone else):
+/// about 16 s of a 10,000-agent fleet's samples at a 5 s interval, so the
+/// surge of a whole fleet connecting at once (every agent's full sync
+/// written meanwhile) fits; a few tens of MiB while full.
+const QUEUE: usize = 32_768;
 /// How long an agent's link waits for room in a full queue before its batch
 /// is dropped: long enough to ride out a fleet's reconnect surge, short of
 /// the agent's own send timeout.
