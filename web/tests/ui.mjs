@@ -122,7 +122,8 @@ describe('twinbay web UI (real browser)', { timeout: 300_000 }, () => {
   step('a deep link while signed out leads to sign-in; a wrong password shows an error', async () => {
     await page.goto(`${hub.url}/hosts?q=x`);
     await page.getByTestId('signin-form').waitFor({ state: 'visible' });
-    assert.equal(new URL(page.url()).pathname, '/signin');
+    // The form can paint a moment before the address is replaced.
+    await page.waitForURL((u) => u.pathname === '/signin', { timeout: 5_000 });
     assert.equal(new URL(page.url()).searchParams.get('next'), '/hosts?q=x', 'remembers where to go');
     assert.equal(await page.getByTestId('signin-error').count(), 0, 'no error before any attempt');
     await shot(page, 'signin.png');
