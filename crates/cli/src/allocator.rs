@@ -17,32 +17,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub fn heap_stats() -> Option<(u64, u64)> {
     #[cfg(feature = "mimalloc")]
     {
-        let mut v = [0usize; 8];
-        let [
-            elapsed,
-            user,
-            system,
-            rss,
-            peak_rss,
-            commit,
-            peak_commit,
-            faults,
-        ] = &mut v;
-        // SAFETY: mi_process_info only writes the eight counters it is
-        // given, each a valid, exclusive pointer to a usize.
+        let mut counts = [0usize; 8];
+        let c = counts.as_mut_ptr();
+        // SAFETY: the eight pointers are distinct elements of `counts`,
+        // which outlives the call; mi_process_info only writes through them
+        // (elapsed, user and system time, RSS and its peak, committed
+        // bytes and their peak, page faults).
         unsafe {
             libmimalloc_sys::mi_process_info(
-                elapsed,
-                user,
-                system,
-                rss,
-                peak_rss,
-                commit,
-                peak_commit,
-                faults,
+                c,
+                c.add(1),
+                c.add(2),
+                c.add(3),
+                c.add(4),
+                c.add(5),
+                c.add(6),
+                c.add(7),
             );
         }
-        Some((v[5] as u64, 0))
+        Some((counts[5] as u64, 0))
     }
     #[cfg(not(feature = "mimalloc"))]
     crate::startup::heap_stats()
