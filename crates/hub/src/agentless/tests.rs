@@ -298,8 +298,16 @@ async fn failing_commands_say_why_per_source() {
         st.sources["containers"].reason.as_deref(),
         Some("not on this host: no podman, docker")
     );
-    let runs = s.sink.store.collection_runs("n3", 1).await.unwrap();
-    assert_eq!(runs[0].outcome, "failed");
+    // The run is recorded right after the twin is told.
+    let mut runs = Vec::new();
+    for _ in 0..250 {
+        runs = s.sink.store.collection_runs("n3", 1).await.unwrap();
+        if !runs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs.first().map(|r| r.outcome.as_str()), Some("failed"));
     handle.stop().await;
 }
 
