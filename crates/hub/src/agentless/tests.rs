@@ -126,9 +126,17 @@ async fn this_machine_fills_the_twin() {
         twinbay_proto::model::FileState::Missing
     );
 
-    // Every run is recorded: what ran, how long, how it went.
-    let runs = s.sink.store.collection_runs("n1", 10).await.unwrap();
-    assert!(runs.len() >= 2);
+    // Every run is recorded: what ran, how long, how it went (right after
+    // the twin is told).
+    let mut runs = Vec::new();
+    for _ in 0..250 {
+        runs = s.sink.store.collection_runs("n1", 10).await.unwrap();
+        if runs.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(runs.len() >= 2, "{} runs recorded", runs.len());
     assert!(
         runs[0]
             .commands
