@@ -547,9 +547,9 @@ impl Twin {
         });
     }
 
-    /// Runs `f` on node `id` under the write lock and marks the node for
-    /// the recorder; then, with the lock released, broadcasts the event `f`
-    /// announced and the timeline events it collected.
+    /// Runs `f` on node `id` under the write lock; then, with the lock
+    /// released, broadcasts the event `f` announced, marks the node for the
+    /// recorder, and broadcasts the timeline events `f` collected.
     fn mutate<'a>(
         &self,
         id: &str,
