@@ -42,11 +42,9 @@ impl DecodeError {
 
 /// Decodes one frame from an agent. Never panics, whatever the bytes.
 pub fn decode_agent_frame(bytes: &[u8]) -> Result<AgentMessage, DecodeError> {
-    // The size limit holds for the fast reader too (`decode` checks it).
-    let fast = (bytes.len() <= MAX_FRAME_BYTES)
-        .then(|| fast::decode(bytes))
-        .flatten();
-    let msg = match fast {
+    // The size limit holds for the fast reader too.
+    within_limit(bytes)?;
+    let msg = match fast::decode(bytes) {
         Some(msg) => msg,
         None => decode(bytes, AgentMessage::TYPES)?,
     };
@@ -184,13 +182,19 @@ pub fn decode_hub_frame(bytes: &[u8]) -> Result<HubMessage, DecodeError> {
     decode(bytes, HubMessage::TYPES)
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], types: &[&str]) -> Result<T, DecodeError> {
+/// Frames past [`MAX_FRAME_BYTES`] are refused before anything reads them.
+fn within_limit(bytes: &[u8]) -> Result<(), DecodeError> {
     if bytes.len() > MAX_FRAME_BYTES {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             limit: MAX_FRAME_BYTES,
         });
     }
+    Ok(())
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], types: &[&str]) -> Result<T, DecodeError> {
+    within_limit(bytes)?;
     // The fast path parses once; only a failure pays for the diagnosis.
     serde_json::from_slice(bytes).map_err(|source| classify(bytes, types, source))
 }
