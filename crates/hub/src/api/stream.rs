@@ -346,13 +346,7 @@ async fn serve(
             news = next_batch(&mut summary) => {
                 let Some(s) = summary.as_mut() else { continue };
                 match news {
-                    Ok(b) if who.groups.is_none() => batch.push(
-                        if compress && b.json.len() >= deflate::MIN_BYTES {
-                            Message::Binary(b.zipped())
-                        } else {
-                            Message::Text(b.json.clone())
-                        },
-                    ),
+                    Ok(b) if who.groups.is_none() => batch.push(b.whole.frame(compress)),
                     Ok(b) => {
                         if let Some(part) = b.part(|id| sees(&hub, &who, id)) {
                             batch.push(frame(part, compress));
@@ -419,7 +413,7 @@ fn subscribe_summaries(
     let (text, rx) = hub
         .summaries
         .subscribe(&hub.twin, |s| who.sees(&s.shape.labels));
-    (Snapshot::new(text), rx)
+    (Arc::new(Snapshot::new(text)), rx)
 }
 
 async fn next_batch(summary: &mut Option<Summary>) -> Result<Arc<Batch>, RecvError> {
@@ -515,7 +509,7 @@ fn collection_snapshot(
     };
     match who.groups {
         None => hub.collections.get(c, since, build),
-        Some(_) => Snapshot::new(build()),
+        Some(_) => Arc::new(Snapshot::new(build())),
     }
 }
 

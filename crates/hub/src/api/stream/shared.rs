@@ -14,8 +14,8 @@ use twinbay_proto::diff::Collection;
 
 use super::deflate::{MIN_BYTES, zlib};
 
-/// A message for many clients: its text, and its compressed form made the
-/// first time a client asks for it.
+/// A message for many clients (a snapshot, a summaries batch): its text,
+/// and its compressed form made the first time a client asks for it.
 #[derive(Debug)]
 pub struct Snapshot {
     text: Utf8Bytes,
@@ -23,21 +23,26 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(text: Utf8Bytes) -> Arc<Snapshot> {
-        Arc::new(Snapshot {
+    pub fn new(text: Utf8Bytes) -> Snapshot {
+        Snapshot {
             text,
             zipped: OnceLock::new(),
-        })
+        }
     }
 
     pub fn text(&self) -> &Utf8Bytes {
         &self.text
     }
 
+    /// The text compressed (once, for every client that asks).
+    pub fn zipped(&self) -> Bytes {
+        self.zipped.get_or_init(|| zlib(self.text.as_str())).clone()
+    }
+
     /// The frame for a client, as [`super::deflate::frame`] makes it.
     pub fn frame(&self, compress: bool) -> Message {
         if compress && self.text.len() >= MIN_BYTES {
-            Message::Binary(self.zipped.get_or_init(|| zlib(self.text.as_str())).clone())
+            Message::Binary(self.zipped())
         } else {
             Message::Text(self.text.clone())
         }
@@ -70,7 +75,7 @@ impl Collections {
         // Built without the lock: a client that asks meanwhile builds its
         // own rather than waiting on a worker thread.
         let at = Instant::now();
-        let s = Snapshot::new(build());
+        let s = Arc::new(Snapshot::new(build()));
         let mut latest = self.lock();
         match latest.iter_mut().find(|x| x.0 == c) {
             Some(x) if x.1 < at => *x = (c, at, s.clone()),

@@ -13,10 +13,9 @@
 //! the part it may see. The work is done only while someone watches.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -49,8 +48,7 @@ pub struct Batch {
     /// Hosts whose numbers alone changed: `{"id","last_seen","resources"}`.
     pub pulses: Vec<(String, String)>,
     /// The whole batch as a client that sees every host gets it.
-    pub json: Utf8Bytes,
-    zipped: OnceLock<Bytes>,
+    pub whole: Snapshot,
 }
 
 impl Batch {
@@ -63,16 +61,8 @@ impl Batch {
         Batch {
             full,
             pulses,
-            json,
-            zipped: OnceLock::new(),
+            whole: Snapshot::new(json),
         }
-    }
-
-    /// The batch compressed (once, for every client that asked for it).
-    pub fn zipped(&self) -> Bytes {
-        self.zipped
-            .get_or_init(|| super::deflate::zlib(self.json.as_str()))
-            .clone()
     }
 
     /// The part of the batch about hosts `sees` admits; `None` if none.
@@ -238,7 +228,7 @@ impl Feed {
         let snapshot = match &inner.everyone {
             Some(s) => s.clone(),
             None => {
-                let s = Snapshot::new(snapshot_of(&inner, |_| true));
+                let s = Arc::new(Snapshot::new(snapshot_of(&inner, |_| true)));
                 inner.everyone = Some(s.clone());
                 s
             }
@@ -429,7 +419,7 @@ mod tests {
             vec![("a".into(), r#"{"id":"a"}"#.into())],
             vec![("b".into(), r#"{"id":"b"}"#.into())],
         );
-        let v: serde_json::Value = serde_json::from_str(b.json.as_str()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(b.whole.text().as_str()).unwrap();
         assert_eq!(v["type"], "summaries");
         assert_eq!(v["snapshot"], false);
         assert_eq!(v["nodes"][0]["id"], "a");
@@ -439,8 +429,8 @@ mod tests {
         assert_eq!(v["nodes"].as_array().unwrap().len(), 0);
         assert_eq!(v["pulses"].as_array().unwrap().len(), 1);
         assert!(b.part(|_| false).is_none());
-        let back = miniz_oxide::inflate::decompress_to_vec_zlib(&b.zipped()).unwrap();
-        assert_eq!(back, b.json.as_bytes());
+        let back = miniz_oxide::inflate::decompress_to_vec_zlib(&b.whole.zipped()).unwrap();
+        assert_eq!(back, b.whole.text().as_bytes());
     }
 
     #[test]
