@@ -113,7 +113,7 @@ pub fn add_proxy(state: &mut NodeState, index: usize) {
         .containers
         .values()
         .filter(|c| c.state == "running")
-        .cloned()
+        .map(|c| (**c).clone())
         .collect();
     running.sort_by(|a, b| a.name.cmp(&b.name));
     let mut names = BTreeSet::new();
@@ -187,7 +187,7 @@ pub fn add_proxy(state: &mut NodeState, index: usize) {
             ),
             ..Container::default()
         };
-        state.containers.insert(id, proxy);
+        state.containers.insert(id, proxy.into());
     }
 
     // A service on a host port (no container), something elsewhere on the

@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(c[0].health.as_deref(), Some("healthy"));
         assert_eq!(c[0].compose_project.as_deref(), Some("web"));
         assert_eq!(
-            c[0].labels["maintainer"],
+            c[0].labels.get("maintainer").unwrap(),
             "NGINX Docker Maintainers <docker-maint@nginx.com>"
         );
         assert_eq!(c[0].ports.len(), 2);

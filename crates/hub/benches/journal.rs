@@ -87,7 +87,7 @@ fn host(rng: &mut Rng, h: usize) -> NodeState {
             image_id: Some(hex(rng, 64)),
             ..Default::default()
         };
-        s.containers.insert(c.id.clone(), c);
+        s.containers.insert(c.id.clone(), c.into());
     }
     for i in 0..80 {
         let u = Unit {

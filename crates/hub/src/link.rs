@@ -16,9 +16,10 @@ use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use tokio_util::sync::CancellationToken;
 use twinbay_proto::codec::decode_agent_frame;
 use twinbay_proto::diff::{Change, Item};
-use twinbay_proto::message::{AgentMessage, ErrorCode, HubMessage};
+use twinbay_proto::message::{AgentMessage, ErrorCode, Hello, HubMessage};
 use twinbay_proto::model::Sample;
 use twinbay_proto::{MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
@@ -67,55 +68,17 @@ pub async fn agent_socket(
 /// connections: given up once the agent has proved who it is.
 async fn session(hub: Arc<HubState>, mut socket: WebSocket, admission: Option<Admission>) {
     let _tracked = hub.sessions.token();
-    let nonce = crate::credentials::new_token("");
-    let challenge = HubMessage::Challenge {
-        protocol: PROTOCOL_VERSION,
-        hub_version: crate::VERSION.to_string(),
-        nonce: nonce.clone(),
-    };
-    if send(&mut socket, &challenge).await.is_err() {
+    // Boxed: what the handshake's awaits hold (the store's queries) is given
+    // back once it is over, instead of sitting in every agent's session for
+    // as long as it stays connected.
+    let Some((node_id, hello)) = Box::pin(admit(&hub, &mut socket)).await else {
         return;
-    }
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
-        Ok(Some(Ok(Message::Text(text)))) => match decode_agent_frame(text.as_bytes()) {
-            Ok(AgentMessage::Hello(hello)) => hello,
-            Ok(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "say hello first").await,
-            Err(e) => return refuse(socket, e.code(), &e.to_string()).await,
-        },
-        Ok(_) => return,
-        Err(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "no hello in time").await,
-    };
-    let node_id = match handshake::verify(&hub.store, &hub.twin, &hello, &nonce).await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(error = %e, node_id = hello.node_id.as_deref().unwrap_or("-"), "refused an agent");
-            hub.metrics.agent_refusals.inc();
-            if let handshake::HandshakeError::Enroll(reason) = &e {
-                let record = Record::new(ActorKind::Agent, "-", "node.enroll", Outcome::Denied)
-                    .detail(&reason.to_string());
-                if let Err(e) = hub.store.audit(record).await {
-                    tracing::error!(error = %crate::report(&e), "could not audit a refused enrollment");
-                }
-            }
-            return refuse(socket, e.code(), &e.to_string()).await;
-        }
     };
     if let Some(admission) = admission {
         admission.prove();
     }
-    // Only a node enrolled just now is new to the twin, and then `simulated`
-    // is what the store recorded for it.
-    hub.twin
-        .ensure_node(&node_id, hello.simulated, &hello.public_key);
-    let (conn, replaced) = hub
-        .twin
-        .connect(&node_id, &hello.agent_version, hello.policy.clone());
+    let (conn, replaced) = register(&hub, &node_id, hello);
     let mut commands = hub.commands.attach(&node_id, conn);
-    tracing::info!(
-        node_id,
-        agent_version = hello.agent_version,
-        "agent connected"
-    );
     let heartbeat = hub.heartbeat;
     let welcome = HubMessage::Welcome {
         node_id: node_id.clone(),
@@ -209,6 +172,58 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket, admission: Option<Ad
     }
     hub.twin.disconnect(&node_id, conn);
     tracing::info!(node_id, "agent disconnected");
+}
+
+/// Connects an admitted agent to the twin; the hello ends here, not with
+/// the session.
+fn register(hub: &HubState, node_id: &str, hello: Hello) -> (u64, CancellationToken) {
+    // Only a node enrolled just now is new to the twin, and then `simulated`
+    // is what the store recorded for it.
+    hub.twin
+        .ensure_node(node_id, hello.simulated, &hello.public_key);
+    tracing::info!(
+        node_id,
+        agent_version = hello.agent_version,
+        "agent connected"
+    );
+    hub.twin
+        .connect(node_id, &hello.agent_version, hello.policy)
+}
+
+/// The handshake: a challenge, the agent's hello, its proof. `None` when the
+/// agent was refused (it has been told why) or went away.
+async fn admit(hub: &HubState, socket: &mut WebSocket) -> Option<(String, Hello)> {
+    let nonce = crate::credentials::new_token("");
+    let challenge = HubMessage::Challenge {
+        protocol: PROTOCOL_VERSION,
+        hub_version: crate::VERSION.to_string(),
+        nonce: nonce.clone(),
+    };
+    send(socket, &challenge).await.ok()?;
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match decode_agent_frame(text.as_bytes()) {
+            Ok(AgentMessage::Hello(hello)) => hello,
+            Ok(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "say hello first").await,
+            Err(e) => return refuse(socket, e.code(), &e.to_string()).await,
+        },
+        Ok(_) => return None,
+        Err(_) => return refuse(socket, ErrorCode::UnexpectedMessage, "no hello in time").await,
+    };
+    match handshake::verify(&hub.store, &hub.twin, &hello, &nonce).await {
+        Ok(id) => Some((id, hello)),
+        Err(e) => {
+            tracing::warn!(error = %e, node_id = hello.node_id.as_deref().unwrap_or("-"), "refused an agent");
+            hub.metrics.agent_refusals.inc();
+            if let handshake::HandshakeError::Enroll(reason) = &e {
+                let record = Record::new(ActorKind::Agent, "-", "node.enroll", Outcome::Denied)
+                    .detail(&reason.to_string());
+                if let Err(e) = hub.store.audit(record).await {
+                    tracing::error!(error = %crate::report(&e), "could not audit a refused enrollment");
+                }
+            }
+            refuse(socket, e.code(), &e.to_string()).await
+        }
+    }
 }
 
 struct Connection<'a> {
@@ -436,9 +451,11 @@ async fn send(socket: &mut WebSocket, msg: &HubMessage) -> Result<(), axum::Erro
     socket.send(Message::Text(text.into())).await
 }
 
-async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str) {
-    let _ = send(&mut socket, &HubMessage::error(code, message, true)).await;
-    close(&mut socket, 1008, "refused").await;
+/// Tells the agent why it is refused and closes; `None`, for [`admit`].
+async fn refuse<T>(socket: &mut WebSocket, code: ErrorCode, message: &str) -> Option<T> {
+    let _ = send(socket, &HubMessage::error(code, message, true)).await;
+    close(socket, 1008, "refused").await;
+    None
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {

@@ -97,13 +97,15 @@ async fn write_events(store: &Store, first: Event, events: &mut mpsc::Receiver<E
 /// Writes the nodes whose state changed, with their journal rows; with
 /// `liveness`, also those of which only liveness changed.
 pub async fn flush(twin: &Twin, store: &Store, journal: &mut Journal, liveness: bool) {
-    let mut writes = twin.take_dirty(liveness);
-    // A transaction per slice: other writers (an agent enrolling) get a turn
-    // in between.
-    for slice in writes.chunks_mut(NODES_PER_TX) {
-        let rows = journal_rows(store, journal, slice).await;
+    let dirty = twin.take_dirty_ids(liveness);
+    // A slice at a time: copied, serialized and written in one transaction,
+    // so other writers (an agent enrolling) get a turn in between and the
+    // hub never holds a copy of every dirty node at once.
+    for ids in dirty.chunks(NODES_PER_TX) {
+        let mut slice = twin.writes(ids);
+        let rows = journal_rows(store, journal, &mut slice).await;
         let (rows, heads): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-        match store.save_nodes(slice, &rows).await {
+        match store.save_nodes(&slice, &rows).await {
             Ok(()) => journal.commit(heads),
             Err(e) => {
                 // The twin in memory is still right: try these nodes again

@@ -127,7 +127,7 @@ pub fn from_changes(node: &str, ts: i64, before: &NodeState, changes: &[Change])
             Change::Upsert {
                 key,
                 item: Item::Containers(c),
-            } => container_event(node, ts, before.containers.get(key), Some(c)),
+            } => container_event(node, ts, before.containers.get(key).map(|c| &**c), Some(c)),
             Change::Upsert {
                 key,
                 item: Item::Units(u),
@@ -139,7 +139,7 @@ pub fn from_changes(node: &str, ts: i64, before: &NodeState, changes: &[Change])
             Change::Remove {
                 collection: Collection::Containers,
                 key,
-            } => container_event(node, ts, before.containers.get(key), None),
+            } => container_event(node, ts, before.containers.get(key).map(|c| &**c), None),
             Change::Remove {
                 collection: Collection::Ports,
                 key,
@@ -179,7 +179,8 @@ mod tests {
                 state: state.into(),
                 exit_code,
                 ..Default::default()
-            },
+            }
+            .into(),
         );
         s
     }

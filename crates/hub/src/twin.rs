@@ -436,6 +436,15 @@ impl Twin {
     /// with `liveness`, also those of which only liveness changed (written
     /// without their state).
     pub fn take_dirty(&self, liveness: bool) -> Vec<NodeWrite> {
+        self.writes(&self.take_dirty_ids(liveness))
+    }
+
+    /// Which nodes changed since the last call: `(id, with_state)`, the
+    /// nodes whose state changed first; with `liveness`, also those of which
+    /// only liveness changed. [`Twin::writes`] copies them, a slice at a
+    /// time, so a flush after a reconnect storm (every node dirty) never
+    /// holds a copy of the whole fleet, nor the read lock for all of it.
+    pub fn take_dirty_ids(&self, liveness: bool) -> Vec<(String, bool)> {
         let drain = |set: &Mutex<HashSet<String>>| -> Vec<String> {
             set.lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -448,16 +457,28 @@ impl Twin {
         } else {
             Vec::new()
         };
-        // Copy under the lock, serialize after it: agents keep applying
-        // changes meanwhile.
+        let changed_set: HashSet<&str> = changed.iter().map(String::as_str).collect();
+        let alive: Vec<(String, bool)> = alive
+            .into_iter()
+            .filter(|id| !changed_set.contains(id.as_str()))
+            .map(|id| (id, false))
+            .collect();
+        drop(changed_set);
+        changed
+            .into_iter()
+            .map(|id| (id, true))
+            .chain(alive)
+            .collect()
+    }
+
+    /// The writes for `ids` (from [`Twin::take_dirty_ids`]): copied under the
+    /// read lock, serialized after it (agents keep applying changes
+    /// meanwhile). A node that is gone is skipped.
+    pub fn writes(&self, ids: &[(String, bool)]) -> Vec<NodeWrite> {
         type Copy = (NodeWrite, Option<(i64, NodeState)>, Option<Sample>);
         let copies: Vec<Copy> = {
             let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-            let changed_set: HashSet<&String> = changed.iter().collect();
-            let alive = alive.iter().filter(|id| !changed_set.contains(id));
-            let wanted = changed.iter().map(|id| (id, true));
-            wanted
-                .chain(alive.map(|id| (id, false)))
+            ids.iter()
                 .filter_map(|(id, with_state)| {
                     let n = nodes.get(id)?;
                     let write = NodeWrite {

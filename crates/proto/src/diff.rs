@@ -54,7 +54,7 @@ impl Collection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "collection", content = "value", rename_all = "snake_case")]
 pub enum Item {
-    Containers(Container),
+    Containers(Box<Container>),
     Units(Unit),
     Ports(Port),
     Sources(SourceStatus),

@@ -9,14 +9,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::Str;
 
+/// A container's labels: a sorted `Vec` of shared strings (a map on the
+/// wire). Most containers carry a handful, and a hub holds hundreds of
+/// thousands of containers: a B-tree leaf is 384 bytes even for two.
+pub type Labels = litemap::LiteMap<Str, Str>;
+
 /// The state an agent reports, apart from the numeric samples that travel in
 /// [`crate::message::AgentMessage::Metrics`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeState {
     pub host: HostInfo,
+    /// Boxed: a B-tree leaf holds 11 entries, and a partly filled leaf of
+    /// 300-byte containers wastes kilobytes per host on a hub of thousands.
     #[serde(default)]
-    pub containers: BTreeMap<String, Container>,
+    pub containers: BTreeMap<String, Box<Container>>,
     #[serde(default)]
     pub units: BTreeMap<String, Unit>,
     #[serde(default)]
@@ -276,7 +283,7 @@ pub struct Container {
     pub ports: Vec<String>,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
-    pub labels: BTreeMap<Str, Str>,
+    pub labels: Labels,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub compose_project: Option<Str>,
@@ -588,6 +595,12 @@ impl Sample {
 /// An item that lives in a keyed collection of [`NodeState`].
 pub trait Keyed {
     fn key(&self) -> String;
+}
+
+impl<T: Keyed> Keyed for Box<T> {
+    fn key(&self) -> String {
+        T::key(self)
+    }
 }
 
 impl Keyed for Container {

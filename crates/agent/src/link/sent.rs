@@ -260,7 +260,7 @@ mod tests {
                 name: format!("web-{}", (i * seed) % 4).into(),
                 ..Default::default()
             };
-            s.containers.insert(c.key(), c);
+            s.containers.insert(c.key(), c.into());
             let u = Unit {
                 name: format!("u{i}.service").into(),
                 active_state: ["active", "failed"][((i + seed) % 2) as usize].into(),

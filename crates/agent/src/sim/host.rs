@@ -288,10 +288,12 @@ impl SimHost {
             exit_code: (!running).then_some([0, 1, 137][self.rng.usize(..3)]),
             restart_count: self.rng.u32(..3),
             ports: vec![format!("0.0.0.0:{published}->{inner}/tcp")],
-            labels: BTreeMap::from([
+            labels: [
                 ("com.docker.compose.project".into(), project.into()),
                 ("com.docker.compose.service".into(), service.into()),
-            ]),
+            ]
+            .into_iter()
+            .collect(),
             compose_project: Some(project.into()),
             compose_service: Some(service.into()),
             created: Some(rfc3339(self.booted_ms)),
@@ -301,7 +303,7 @@ impl SimHost {
         if running {
             self.add_port("tcp", "0.0.0.0", published, "conmon");
         }
-        self.state.containers.insert(id, c);
+        self.state.containers.insert(id, Box::new(c));
     }
 
     fn refresh_processes(&mut self) {

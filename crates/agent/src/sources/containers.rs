@@ -314,7 +314,7 @@ async fn session(
     for summary in list {
         let Some(id) = summary.id else { continue };
         if let Some(c) = inspect(&docker, &id).await? {
-            inventory.insert(c.key(), c);
+            inventory.insert(c.key(), Box::new(c));
         }
     }
     state.send_if_modified(|s| {
@@ -384,7 +384,7 @@ async fn session(
                 // event; the next inspection (queued) has the last word.
                 if !stale {
                     state.send_if_modified(|s| match current {
-                        Some(c) => s.containers.insert(c.key(), c.clone()).as_ref() != Some(&c),
+                        Some(c) => s.containers.insert(c.key(), Box::new(c.clone())).as_deref() != Some(&c),
                         None => s.containers.remove(&id).is_some(),
                     });
                 }

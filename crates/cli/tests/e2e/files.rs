@@ -87,7 +87,7 @@ async fn versions_content_on_demand_and_history() {
         image_id: Some(format!("sha256:{}", "ab".repeat(32))),
         ..Default::default()
     };
-    state.containers.insert("c1".into(), web);
+    state.containers.insert("c1".into(), web.into());
     raw.send(&AgentMessage::SyncFull {
         seq: 1,
         state: Box::new(state),

@@ -95,7 +95,7 @@ async fn routes_follow_their_target_live_and_by_host_group() {
     state.host.labels.insert("site".into(), "home".into());
     state
         .containers
-        .insert("c1".into(), container("c1", "immich", "running"));
+        .insert("c1".into(), container("c1", "immich", "running").into());
     let grafana = Port {
         protocol: "tcp".into(),
         address: "127.0.0.1".into(),
@@ -180,9 +180,9 @@ async fn routes_follow_their_target_live_and_by_host_group() {
     // The container exits: the route is broken, its target stopped.
     raw.send(&AgentMessage::SyncDiff {
         seq: 2,
-        changes: vec![Change::upsert(Item::Containers(container(
-            "c1", "immich", "exited",
-        )))],
+        changes: vec![Change::upsert(Item::Containers(
+            container("c1", "immich", "exited").into(),
+        ))],
     })
     .await;
     acked(&mut raw, 2).await;

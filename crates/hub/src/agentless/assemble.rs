@@ -205,7 +205,10 @@ impl Assembler {
         }
         match results.get("containers").map(|t| &t.outcome) {
             Some(Outcome::Ok(Parsed::Containers(list))) => {
-                state.containers = list.iter().map(|c| (c.id.clone(), c.clone())).collect();
+                state.containers = list
+                    .iter()
+                    .map(|c| (c.id.clone(), Box::new(c.clone())))
+                    .collect();
             }
             Some(Outcome::Absent(_)) => state.containers.clear(),
             _ => {}

@@ -338,7 +338,7 @@ mod tests {
             c("calmed", 5, now - LOOP_WINDOW_MS - 1),
             c("once", 1, now - 2_000),
         ] {
-            n.state.containers.insert(c.id.clone(), c);
+            n.state.containers.insert(c.id.clone(), c.into());
         }
         let f = evaluate(&check(Kind::ContainerDown, None, None), &n, |_| false);
         let holding: Vec<&Finding> = f.iter().filter(|f| f.holds).collect();
@@ -367,7 +367,7 @@ mod tests {
                 started_at: None,
                 ..Default::default()
             };
-            m.state.containers.insert("x".into(), between);
+            m.state.containers.insert("x".into(), between.into());
             let f = evaluate(&check(Kind::ContainerDown, None, None), &m, |_| false);
             assert_eq!(f[0].holds, holds, "{state} {exit_code:?}: {f:?}");
             if holds {
@@ -413,7 +413,7 @@ mod tests {
             c("loop", "restarting", None, None),
             c("fine", "running", None, Some("healthy")),
         ] {
-            n.state.containers.insert(c.id.clone(), c);
+            n.state.containers.insert(c.id.clone(), c.into());
         }
         let f = evaluate(&check(Kind::ContainerDown, None, None), &n, |_| false);
         let holding: Vec<&str> = f
@@ -533,7 +533,7 @@ mod tests {
                         exit_code: Some(if c == 3 { 1 } else { 0 }),
                         ..Default::default()
                     };
-                    n.state.containers.insert(c.id.clone(), c);
+                    n.state.containers.insert(c.id.clone(), c.into());
                 }
                 for u in 0..30 {
                     let u = Unit {

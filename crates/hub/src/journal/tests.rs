@@ -97,8 +97,8 @@ fn process() -> impl Strategy<Value = Process> {
     })
 }
 
-fn keyed<T: twinbay_proto::model::Keyed>(items: Vec<T>) -> BTreeMap<String, T> {
-    items.into_iter().map(|i| (i.key(), i)).collect()
+fn keyed<T: twinbay_proto::model::Keyed, V: From<T>>(items: Vec<T>) -> BTreeMap<String, V> {
+    items.into_iter().map(|i| (i.key(), i.into())).collect()
 }
 
 fn state() -> impl Strategy<Value = NodeState> {
@@ -225,7 +225,8 @@ fn host_with(containers: &[(&str, &str, &str, &str)]) -> NodeState {
                         image: (*image).into(),
                         state: (*state).into(),
                         ..Default::default()
-                    },
+                    }
+                    .into(),
                 )
             })
             .collect(),

@@ -25,8 +25,8 @@ fn route(host: &str, upstream: &str, target: RouteTarget) -> Route {
     }
 }
 
-fn keyed<T: Keyed>(items: Vec<T>) -> BTreeMap<String, T> {
-    items.into_iter().map(|i| (i.key(), i)).collect()
+fn keyed<T: Keyed, V: From<T>>(items: Vec<T>) -> BTreeMap<String, V> {
+    items.into_iter().map(|i| (i.key(), i.into())).collect()
 }
 
 fn iface(name: &str, speed: Option<u32>) -> Interface {

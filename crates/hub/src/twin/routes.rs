@@ -69,7 +69,8 @@ mod tests {
                     name: format!("app-{id}").into(),
                     state: st.into(),
                     ..Container::default()
-                },
+                }
+                .into(),
             );
         }
         let p = Port {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::mem::size_of;
 
 use twinbay_proto::Str;
-use twinbay_proto::model::{NodeState, Sample};
+use twinbay_proto::model::{Labels, NodeState, Sample};
 
 /// Heap bytes by part of a node's twin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,8 +101,13 @@ fn keyed<V>(map: &BTreeMap<String, V>, item: impl Fn(&V) -> usize) -> u64 {
     (btree_nodes::<String, V>(map.len()) + entries) as u64
 }
 
-fn labels(map: &BTreeMap<Str, Str>) -> usize {
-    btree_nodes::<Str, Str>(map.len())
+/// A sorted `Vec`, grown by doubling from 4 as it is read.
+fn labels(map: &Labels) -> usize {
+    let slots = match map.len() {
+        0 => 0,
+        n => n.next_power_of_two().max(4),
+    };
+    alloc(slots * size_of::<(Str, Str)>())
         + map
             .iter()
             .map(|(k, v)| shared(k) + shared(v))
@@ -123,7 +128,8 @@ pub fn node(state: &NodeState, resources: Option<&Sample>) -> Sizes {
             .map(|(k, v)| string(k) + string(v))
             .sum::<usize>();
     let containers = keyed(&state.containers, |c| {
-        string(&c.id)
+        alloc(size_of::<twinbay_proto::model::Container>())
+            + string(&c.id)
             + shared(&c.name)
             + shared(&c.image)
             + shared(&c.state)
@@ -253,11 +259,16 @@ mod tests {
             image: "nginx".into(),
             ..Container::default()
         };
-        state.containers.insert(c.key(), c);
+        state.containers.insert(c.key(), c.into());
         let s = node(&state, None);
         let containers = part(&s, "containers");
-        // The node, the key and the id: at least 64 bytes twice and a leaf.
-        assert!(containers > 2 * 80 + btree_nodes::<String, Container>(1) as u64);
+        // The leaf, the boxed container, the key and the id (64 bytes each).
+        assert!(
+            containers
+                >= (2 * 80
+                    + alloc(size_of::<Container>())
+                    + btree_nodes::<String, Box<Container>>(1)) as u64
+        );
         assert_eq!(part(&s, "units"), 0);
         assert_eq!(s.total(), containers);
 

@@ -155,7 +155,7 @@ fn keyed<T: Keyed + std::fmt::Debug>(
 
 fn state() -> impl Strategy<Value = NodeState> {
     let services = (
-        keyed(container()),
+        keyed(container().prop_map(Box::new)),
         keyed(unit()),
         keyed(port()),
         keyed(source()),
@@ -246,10 +246,10 @@ fn an_upsert_whose_key_lies_is_refused_and_changes_nothing() {
     let before = state.clone();
     let bad = Change::Upsert {
         key: "not-the-id".into(),
-        item: Item::Containers(Container {
+        item: Item::Containers(Box::new(Container {
             id: "abc".into(),
             ..Default::default()
-        }),
+        })),
     };
     let good = Change::Host {
         value: HostInfo {

@@ -460,11 +460,12 @@ fn discovers_compose_and_unit_files() {
             "com.docker.compose.project.config_files".into(),
             "/srv/old/compose.yaml".into(),
         )]
-        .into(),
+        .into_iter()
+        .collect(),
         ..Default::default()
     };
-    s.containers.insert("c1".into(), running);
-    s.containers.insert("c2".into(), stopped);
+    s.containers.insert("c1".into(), running.into());
+    s.containers.insert("c2".into(), stopped.into());
     s.units.insert(
         "web.service".into(),
         Unit {

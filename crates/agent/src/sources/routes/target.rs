@@ -36,7 +36,13 @@ pub fn resolve(dial: Option<&str>, state: &NodeState) -> RouteTarget {
     let Some(port) = port else {
         return RouteTarget::Unknown;
     };
-    if let Some(c) = best(state.containers.values().filter(|c| publishes(c, port))) {
+    if let Some(c) = best(
+        state
+            .containers
+            .values()
+            .map(|c| &**c)
+            .filter(|c| publishes(c, port)),
+    ) {
         return container(c);
     }
     state
@@ -85,7 +91,7 @@ fn best<'a>(mut candidates: impl Iterator<Item = &'a Container>) -> Option<&'a C
 
 fn by_name<'a>(host: &str, state: &'a NodeState) -> Option<&'a Container> {
     let host = host.to_ascii_lowercase();
-    best(state.containers.values().filter(|c| {
+    best(state.containers.values().map(|c| &**c).filter(|c| {
         c.name.eq_ignore_ascii_case(&host)
             || c.compose_service
                 .as_deref()
@@ -152,8 +158,8 @@ mod tests {
             compose_service: Some("frontend".into()),
             ..Default::default()
         };
-        s.containers.insert("c1".into(), web);
-        s.containers.insert("c0".into(), old);
+        s.containers.insert("c1".into(), web.into());
+        s.containers.insert("c0".into(), old.into());
         for (addr, port) in [("0.0.0.0", 9000), ("192.168.1.5", 22)] {
             let p = Port {
                 protocol: "tcp".into(),

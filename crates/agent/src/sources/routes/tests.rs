@@ -103,7 +103,7 @@ async fn nginx_edits_reach_the_twin_and_targets_follow_containers() {
             ports: vec!["0.0.0.0:8080->80/tcp".into()],
             ..Default::default()
         };
-        s.containers.insert("c1".into(), c);
+        s.containers.insert("c1".into(), c.into());
     });
     wait(
         &state,
@@ -213,7 +213,7 @@ fn traefik_containers_publishing_the_api_are_discovered() {
             ports: ports.iter().map(|p| p.to_string()).collect(),
             ..Default::default()
         };
-        s.containers.insert(id.into(), c);
+        s.containers.insert(id.into(), c.into());
     };
     add(
         "a",
@@ -390,7 +390,7 @@ fn one_key_twice_keeps_the_tls_route_and_apis_name_their_container() {
         ports: vec!["0.0.0.0:9090->8080/tcp".into()],
         ..Default::default()
     };
-    s.containers.insert("t".into(), c);
+    s.containers.insert("t".into(), c.into());
     assert_eq!(instance_of("http://127.0.0.1:9090", &s), "traefik");
     assert_eq!(instance_of("http://127.0.0.1:2019/", &s), "host");
 }

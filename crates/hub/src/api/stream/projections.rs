@@ -93,7 +93,7 @@ mod tests {
             "n1",
             seq,
             &[
-                Change::upsert(Item::Containers(container)),
+                Change::upsert(Item::Containers(container.into())),
                 Change::upsert(Item::Units(unit)),
             ],
         )

@@ -389,7 +389,8 @@ mod tests {
                 id: "c".into(),
                 state: "running".into(),
                 ..Container::default()
-            },
+            }
+            .into(),
         );
         let t3 = t2 + Duration::from_millis(10);
         assert_eq!(

@@ -261,11 +261,14 @@ mod tests {
     #[test]
     fn a_diff_keeps_only_the_watched_collections() {
         let changes = [
-            Change::upsert(Item::Containers(Container {
-                id: "c1".into(),
-                name: "web".into(),
-                ..Container::default()
-            })),
+            Change::upsert(Item::Containers(
+                Container {
+                    id: "c1".into(),
+                    name: "web".into(),
+                    ..Container::default()
+                }
+                .into(),
+            )),
             Change::upsert(Item::Processes(Process::default())),
             Change::Remove {
                 collection: Collection::Units,

@@ -59,7 +59,7 @@ fn container(name: &str, project: &str, service: &str, created: &str) -> Contain
 fn twin_with(containers: Vec<Container>) -> NodeState {
     let mut twin = NodeState::default();
     for c in containers {
-        twin.containers.insert(c.id.clone(), c);
+        twin.containers.insert(c.id.clone(), c.into());
     }
     twin
 }

@@ -290,7 +290,13 @@ proptest! {
         prop_assert!(next > now);
         prop_assert_eq!(next % 60_000, 0);
         let local = plan.local(next).unwrap();
-        prop_assert!(plan.cron.is_time_matching(&local).unwrap(), "{} at {}", PATTERNS[p], local);
+        // A time the clocks skip (02:30 as summer time begins) runs at the
+        // first minute after the jump, as cron does.
+        let after_jump = plan.local(next - 60_000).unwrap().offset().fix() != local.offset().fix();
+        prop_assert!(
+            after_jump || plan.cron.is_time_matching(&local).unwrap(),
+            "{} at {}", PATTERNS[p], local
+        );
         // Nothing in between matches (checked minute by minute for short gaps).
         let same_offset = plan.local(now).unwrap().offset().fix() == local.offset().fix();
         if next - now <= 6 * HOUR && same_offset {

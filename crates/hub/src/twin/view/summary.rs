@@ -323,7 +323,8 @@ mod tests {
                     state: state.into(),
                     exit_code: exit,
                     ..Container::default()
-                },
+                }
+                .into(),
             );
         }
         n.state.units.insert(
