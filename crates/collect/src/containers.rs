@@ -138,6 +138,7 @@ pub fn podman_ps(text: &str) -> Result<Vec<Container>, ParseError> {
                     } else {
                         format!("sha256:{i}")
                     }
+                    .into()
                 }),
                 ..Default::default()
             })

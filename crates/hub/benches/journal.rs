@@ -84,7 +84,7 @@ fn host(rng: &mut Rng, h: usize) -> NodeState {
             compose_service: Some("web".into()),
             created: Some("2026-11-30T10:00:00Z".into()),
             started_at: Some("2026-11-30T10:00:01Z".into()),
-            image_id: Some(hex(rng, 64)),
+            image_id: Some(hex(rng, 64).into()),
             ..Default::default()
         };
         s.containers.insert(c.id.clone(), c.into());
@@ -181,7 +181,7 @@ fn churn(rng: &mut Rng, s: &mut NodeState) {
             let mut c = s.containers.remove(&key).unwrap();
             c.id = hex(rng, 64);
             c.image = format!("{}.{}", c.image, rng.below(10)).into();
-            c.image_id = Some(hex(rng, 64));
+            c.image_id = Some(hex(rng, 64).into());
             s.containers.insert(c.id.clone(), c);
         }
         5..=7 => {

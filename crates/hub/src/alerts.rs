@@ -309,7 +309,7 @@ async fn seed_trends(hub: &HubState, now: i64) {
             return;
         };
         let mut wanted = Vec::new();
-        hub.twin.for_each(|node| {
+        hub.twin.for_each_sliced(|node| {
             let (Some(r), true) = (&node.resources, node.connected) else {
                 return;
             };
@@ -451,7 +451,7 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
     let (active, trends, seen) = (&inner.active, &mut inner.trends, &mut inner.seen);
     let mut offline = std::collections::HashSet::new();
     let mut unchanged = std::collections::HashSet::new();
-    hub.twin.for_each(|node| {
+    hub.twin.for_each_sliced(|node| {
         if !node.connected {
             offline.insert(node.id.clone());
         }

@@ -297,9 +297,11 @@ pub struct Container {
     #[serde(default)]
     pub started_at: Option<String>,
     /// The image it runs, by id (`sha256:…`): what a tag like `:latest`
-    /// meant when it was created.
+    /// meant when it was created. Shared: every container of one image
+    /// names the same id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub image_id: Option<Str>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -39,6 +39,8 @@ const OSES: &[(&str, &str)] = &[
     ("Proxmox VE 8.2", "6.8.12-4-pve"),
 ];
 /// (image, service, container port)
+/// Spreads an image's index over an id's 64 hex digits.
+const IMAGE_ID_SEED: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
 const IMAGES: &[(&str, &str, u16)] = &[
     ("docker.io/library/nginx:1.27", "nginx", 80),
     ("docker.io/library/postgres:16", "postgres", 5432),
@@ -272,7 +274,8 @@ impl SimHost {
     }
 
     fn add_container(&mut self, n: usize, now_ms: i64) {
-        let (image, service, inner) = IMAGES[self.rng.usize(..IMAGES.len())];
+        let which = self.rng.usize(..IMAGES.len());
+        let (image, service, inner) = IMAGES[which];
         let project = PROJECTS[self.rng.usize(..PROJECTS.len())];
         let id: String = (0..64)
             .map(|_| char::from_digit(self.rng.u32(..16), 16).unwrap_or('0'))
@@ -298,7 +301,14 @@ impl SimHost {
             compose_service: Some(service.into()),
             created: Some(rfc3339(self.booted_ms)),
             started_at: Some(rfc3339(now_ms - self.rng.i64(60_000..86_400_000))),
-            image_id: Some(format!("sha256:{:064x}", self.rng.u128(..))),
+            // One id per image, as on real hosts (and across them).
+            image_id: Some(
+                format!(
+                    "sha256:{:064x}",
+                    (which as u128 + 1).wrapping_mul(IMAGE_ID_SEED)
+                )
+                .into(),
+            ),
         };
         if running {
             self.add_port("tcp", "0.0.0.0", published, "conmon");

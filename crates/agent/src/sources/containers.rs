@@ -109,7 +109,8 @@ pub fn from_inspect(c: &ContainerInspectResponse) -> Option<Container> {
         image_id: c
             .image
             .clone()
-            .filter(|i| i.starts_with("sha256:") || i.len() == 64),
+            .filter(|i| i.starts_with("sha256:") || i.len() == 64)
+            .map(Str::from),
         state: state
             .and_then(|s| s.status)
             .and_then(|s| enum_str(serde_json::to_value(s).ok()?))

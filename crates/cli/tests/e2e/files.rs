@@ -84,7 +84,7 @@ async fn versions_content_on_demand_and_history() {
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect(),
-        image_id: Some(format!("sha256:{}", "ab".repeat(32))),
+        image_id: Some(format!("sha256:{}", "ab".repeat(32)).into()),
         ..Default::default()
     };
     state.containers.insert("c1".into(), web.into());

@@ -141,7 +141,7 @@ pub fn node(state: &NodeState, resources: Option<&Sample>) -> Sizes {
             + opt_shared(&c.compose_service)
             + opt_string(&c.created)
             + opt_string(&c.started_at)
-            + opt_string(&c.image_id)
+            + opt_shared(&c.image_id)
     });
     let units = keyed(&state.units, |u| {
         shared(&u.name)
