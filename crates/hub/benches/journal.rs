@@ -102,7 +102,7 @@ fn host(rng: &mut Rng, h: usize) -> NodeState {
             fragment_path: Some(format!("/lib/systemd/system/service-{i}.service").into()),
             ..Default::default()
         };
-        s.units.insert(u.name.to_string(), u);
+        s.units.insert(u.name.to_string(), u.into());
     }
     for i in 0..20u16 {
         let p = Port {

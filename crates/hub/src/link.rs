@@ -32,6 +32,11 @@ use crate::audit::{ActorKind, Outcome, Record};
 use crate::server::Admission;
 use crate::twin::ApplyError;
 
+/// A link's WebSocket reads at most this much at a time. Its read buffer
+/// makes room for a whole frame beyond what it holds when a frame begins, so
+/// short reads keep it near one frame (4 KiB fragments: ~5 KiB a link),
+/// where 4 KiB reads doubled it to 8–12 KiB.
+const READ_BUFFER: usize = 1024;
 /// How long an agent has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bad frames in a row after which the hub hangs up.
@@ -57,7 +62,7 @@ pub async fn agent_socket(
     let admission = admission.map(|Extension(a)| a);
     // Thousands of agents stay connected: small buffers (they grow for the
     // rare large frame) keep each link a few KiB instead of 256 KiB.
-    ws.read_buffer_size(4096)
+    ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES * 2)
         .max_frame_size(MAX_FRAME_BYTES * 2)

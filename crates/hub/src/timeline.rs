@@ -131,7 +131,7 @@ pub fn from_changes(node: &str, ts: i64, before: &NodeState, changes: &[Change])
             Change::Upsert {
                 key,
                 item: Item::Units(u),
-            } => unit_event(node, ts, before.units.get(key), Some(u)),
+            } => unit_event(node, ts, before.units.get(key).map(|u| &**u), Some(u)),
             Change::Upsert {
                 key,
                 item: Item::Ports(p),
@@ -211,7 +211,8 @@ mod tests {
                     name: "backup.service".into(),
                     active_state: active.into(),
                     ..Default::default()
-                },
+                }
+                .into(),
             );
             s
         };

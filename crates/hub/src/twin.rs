@@ -103,7 +103,9 @@ pub enum ApplyError {
 }
 
 pub struct Twin {
-    nodes: RwLock<HashMap<String, NodeTwin>>,
+    /// Boxed: the table keeps up to half its slots empty as it grows, and a
+    /// node's twin is a kilobyte before any of its collections.
+    nodes: RwLock<HashMap<String, Box<NodeTwin>>>,
     events: broadcast::Sender<Utf8Bytes>,
     /// Timeline events for the recorder (bounded; dropped when it falls behind).
     timeline: Option<crate::recorder::TimelineQueue>,
@@ -144,7 +146,7 @@ impl Twin {
                     policy: None,
                     conn: None,
                 };
-                (r.id, node)
+                (r.id, Box::new(node))
             })
             .collect();
         Twin {
@@ -366,6 +368,7 @@ impl Twin {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<_> = nodes
             .values()
+            .map(|n| &**n)
             .filter(|n| keep(n))
             .map(NodeSummary::of)
             .collect();
@@ -376,7 +379,7 @@ impl Twin {
     /// Whether node `id` exists and `visible` accepts it (under the read lock).
     pub fn check(&self, id: &str, visible: impl Fn(&NodeTwin) -> bool) -> bool {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.get(id).is_some_and(visible)
+        nodes.get(id).is_some_and(|n| visible(n))
     }
 
     /// A snapshot of the nodes `keep` accepts and a subscription to every
@@ -387,18 +390,21 @@ impl Twin {
     ) -> (Utf8Bytes, broadcast::Receiver<Utf8Bytes>) {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         let rx = self.events.subscribe();
-        (view::snapshot_event(nodes.values().filter(|n| keep(n))), rx)
+        (
+            view::snapshot_event(nodes.values().map(|n| &**n).filter(|n| keep(n))),
+            rx,
+        )
     }
 
     /// `f` of node `id`, under the read lock.
     pub fn read<T>(&self, id: &str, f: impl FnOnce(&NodeTwin) -> T) -> Option<T> {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.get(id).map(f)
+        nodes.get(id).map(|n| f(n))
     }
 
     pub fn view(&self, id: &str) -> Option<NodeView> {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.get(id).map(NodeView::of)
+        nodes.get(id).map(|n| NodeView::of(n))
     }
 
     /// The estimated heap bytes of every node's twin, by part (see
@@ -426,7 +432,7 @@ impl Twin {
     /// Calls `f` with every node under the read lock (for /metrics).
     pub fn for_each(&self, mut f: impl FnMut(&NodeTwin)) {
         let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-        nodes.values().for_each(&mut f);
+        nodes.values().for_each(|n| f(n));
     }
 
     /// Calls `f` with every node, taking the read lock for [`SLICE`] nodes
@@ -442,7 +448,10 @@ impl Twin {
         };
         for slice in ids.chunks(SLICE) {
             let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
-            slice.iter().filter_map(|id| nodes.get(id)).for_each(&mut f);
+            slice
+                .iter()
+                .filter_map(|id| nodes.get(id))
+                .for_each(|n| f(n));
         }
     }
 
@@ -553,20 +562,22 @@ impl Twin {
     /// Adds a freshly enrolled node (disconnected until its session connects).
     pub fn ensure_node(&self, id: &str, simulated: bool, public_key: &str) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
-        nodes.entry(id.to_string()).or_insert_with(|| NodeTwin {
-            id: id.to_string(),
-            connected: false,
-            last_seen: None,
-            agent_version: String::new(),
-            simulated,
-            agentless: None,
-            public_key: public_key.to_string(),
-            seq: None,
-            state: NodeState::default(),
-            state_at: 0,
-            resources: None,
-            policy: None,
-            conn: None,
+        nodes.entry(id.to_string()).or_insert_with(|| {
+            Box::new(NodeTwin {
+                id: id.to_string(),
+                connected: false,
+                last_seen: None,
+                agent_version: String::new(),
+                simulated,
+                agentless: None,
+                public_key: public_key.to_string(),
+                seq: None,
+                state: NodeState::default(),
+                state_at: 0,
+                resources: None,
+                policy: None,
+                conn: None,
+            })
         });
     }
 

@@ -55,7 +55,7 @@ impl Collection {
 #[serde(tag = "collection", content = "value", rename_all = "snake_case")]
 pub enum Item {
     Containers(Box<Container>),
-    Units(Unit),
+    Units(Box<Unit>),
     Ports(Port),
     Sources(SourceStatus),
     Interfaces(Interface),

@@ -24,8 +24,9 @@ pub struct NodeState {
     /// 300-byte containers wastes kilobytes per host on a hub of thousands.
     #[serde(default)]
     pub containers: BTreeMap<String, Box<Container>>,
+    /// Boxed, as containers are.
     #[serde(default)]
-    pub units: BTreeMap<String, Unit>,
+    pub units: BTreeMap<String, Box<Unit>>,
     #[serde(default)]
     pub ports: BTreeMap<String, Port>,
     /// Sources (collectors) by name; an unavailable one says why.

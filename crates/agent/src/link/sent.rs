@@ -266,7 +266,7 @@ mod tests {
                 active_state: ["active", "failed"][((i + seed) % 2) as usize].into(),
                 ..Default::default()
             };
-            s.units.insert(u.key(), u);
+            s.units.insert(u.key(), u.into());
             let p = Process {
                 pid: i,
                 name: "p".into(),

@@ -256,7 +256,7 @@ impl SimHost {
                 fragment_path: Some(format!("/usr/lib/systemd/system/{name}").into()),
                 ..Unit::default()
             };
-            host.state.units.insert(u.key(), u);
+            host.state.units.insert(u.key(), u.into());
         }
         host.refresh_processes();
         host

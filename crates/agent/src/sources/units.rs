@@ -242,11 +242,11 @@ async fn session(
             .await
             .filter(|u| filter.wants(u))
         {
-            units.insert(u.key(), u);
+            units.insert(u.key(), Box::new(u));
         }
     }
     state.send_if_modified(|s| {
-        let mine: BTreeMap<String, Unit> = s
+        let mine: BTreeMap<String, Box<Unit>> = s
             .units
             .iter()
             .filter(|(_, u)| u.user == user)
@@ -324,7 +324,7 @@ async fn session(
             let unit = read_unit(&conn, &path, user).await;
             state.send_if_modified(|s| match unit {
                 Some(u) if filter.wants(&u) => {
-                    s.units.insert(u.key(), u.clone()).as_ref() != Some(&u)
+                    s.units.insert(u.key(), Box::new(u.clone())).as_deref() != Some(&u)
                 }
                 // Gone, or no longer wanted (a failed unit that recovered outside the filter).
                 Some(u) => s.units.remove(&u.key()).is_some(),

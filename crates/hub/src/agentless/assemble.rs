@@ -197,7 +197,7 @@ impl Assembler {
             Some(Outcome::Ok(Parsed::Units(units))) => {
                 state.units = units
                     .iter()
-                    .map(|u| (u.name.to_string(), u.clone()))
+                    .map(|u| (u.name.to_string(), Box::new(u.clone())))
                     .collect();
             }
             Some(Outcome::Absent(_)) => state.units.clear(),

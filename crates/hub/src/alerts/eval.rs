@@ -390,7 +390,8 @@ mod tests {
                 name: "a.service".into(),
                 active_state: "failed".into(),
                 ..Default::default()
-            },
+            }
+            .into(),
         );
         assert!(evaluate(&check(Kind::UnitFailed, None, None), &n, |_| false).is_empty());
     }
@@ -541,7 +542,7 @@ mod tests {
                         active_state: "active".into(),
                         ..Default::default()
                     };
-                    n.state.units.insert(u.name.to_string(), u);
+                    n.state.units.insert(u.name.to_string(), u.into());
                 }
                 n.resources = Some(Sample {
                     cpu_pct: 40.0,

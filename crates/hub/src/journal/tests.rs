@@ -342,7 +342,8 @@ fn changes_read_as_transitions_per_subject() {
             active_state: "failed".into(),
             memory_bytes: Some(5),
             ..Default::default()
-        },
+        }
+        .into(),
     );
     let mut noisy = recreated.clone();
     noisy.units.get_mut("backup.service").unwrap().memory_bytes = Some(9);

@@ -144,7 +144,8 @@ pub fn node(state: &NodeState, resources: Option<&Sample>) -> Sizes {
             + opt_shared(&c.image_id)
     });
     let units = keyed(&state.units, |u| {
-        shared(&u.name)
+        alloc(size_of::<twinbay_proto::model::Unit>())
+            + shared(&u.name)
             + shared(&u.description)
             + shared(&u.load_state)
             + shared(&u.active_state)
@@ -276,7 +277,7 @@ mod tests {
             name: "sshd.service".into(),
             ..Unit::default()
         };
-        state.units.insert(u.key(), u);
+        state.units.insert(u.key(), u.into());
         let with_unit = node(&state, None);
         assert!(part(&with_unit, "units") > 0);
         assert_eq!(part(&with_unit, "containers"), containers);

@@ -260,7 +260,7 @@ struct CollectionPart<'a> {
 #[serde(untagged)]
 enum CollectionRef<'a> {
     Containers(&'a std::collections::BTreeMap<String, Box<twinbay_proto::model::Container>>),
-    Units(&'a std::collections::BTreeMap<String, twinbay_proto::model::Unit>),
+    Units(&'a std::collections::BTreeMap<String, Box<twinbay_proto::model::Unit>>),
     Ports(&'a std::collections::BTreeMap<String, twinbay_proto::model::Port>),
     Routes(&'a std::collections::BTreeMap<String, twinbay_proto::model::Route>),
 }

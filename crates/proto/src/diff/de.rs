@@ -47,7 +47,7 @@ impl<'de> DeserializeSeed<'de> for ItemOf {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Item, D::Error> {
         Ok(match self.0 {
             Collection::Containers => Item::Containers(Box::new(Container::deserialize(d)?)),
-            Collection::Units => Item::Units(Unit::deserialize(d)?),
+            Collection::Units => Item::Units(Box::new(Unit::deserialize(d)?)),
             Collection::Ports => Item::Ports(Port::deserialize(d)?),
             Collection::Sources => Item::Sources(SourceStatus::deserialize(d)?),
             Collection::Interfaces => Item::Interfaces(Interface::deserialize(d)?),

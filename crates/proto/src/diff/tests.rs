@@ -156,7 +156,7 @@ fn keyed<T: Keyed + std::fmt::Debug>(
 fn state() -> impl Strategy<Value = NodeState> {
     let services = (
         keyed(container().prop_map(Box::new)),
-        keyed(unit()),
+        keyed(unit().prop_map(Box::new)),
         keyed(port()),
         keyed(source()),
     );
@@ -228,11 +228,14 @@ proptest! {
 
 #[test]
 fn upsert_wire_format_names_collection_and_key() {
-    let change = Change::upsert(Item::Units(Unit {
-        name: "nginx.service".into(),
-        active_state: "failed".into(),
-        ..Default::default()
-    }));
+    let change = Change::upsert(Item::Units(
+        Unit {
+            name: "nginx.service".into(),
+            active_state: "failed".into(),
+            ..Default::default()
+        }
+        .into(),
+    ));
     let json: serde_json::Value = serde_json::to_value(&change).unwrap();
     assert_eq!(json["op"], "upsert");
     assert_eq!(json["collection"], "units");

@@ -306,7 +306,7 @@ async fn a_unit_files_new_version_is_signalled_and_nothing_else() {
             fragment_path: Some(unit.to_str().unwrap().into()),
             ..Default::default()
         };
-        s.units.insert(u.name.to_string(), u);
+        s.units.insert(u.name.to_string(), u.into());
     });
     let path = unit.to_str().unwrap().to_string();
     let hash_of = |text: &str| Some(Some(sha(text.as_bytes())));
@@ -473,7 +473,8 @@ fn discovers_compose_and_unit_files() {
             fragment_path: Some("/etc/systemd/system/web.service".into()),
             drop_in_paths: vec!["/etc/systemd/system/web.service.d/env.conf".into()],
             ..Default::default()
-        },
+        }
+        .into(),
     );
     s.units.insert(
         "masked.service".into(),
@@ -481,7 +482,8 @@ fn discovers_compose_and_unit_files() {
             name: "masked.service".into(),
             fragment_path: Some("/dev/null".into()),
             ..Default::default()
-        },
+        }
+        .into(),
     );
     let found: Vec<(String, Origin)> = discover(&s)
         .into_iter()

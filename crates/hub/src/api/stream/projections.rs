@@ -94,7 +94,7 @@ mod tests {
             seq,
             &[
                 Change::upsert(Item::Containers(container.into())),
-                Change::upsert(Item::Units(unit)),
+                Change::upsert(Item::Units(unit.into())),
             ],
         )
     }

@@ -589,7 +589,8 @@ fn unit_affected_and_daemon_reload_drift() {
             fragment_path: Some(UNIT.into()),
             need_daemon_reload: true,
             ..Unit::default()
-        },
+        }
+        .into(),
     );
     twin.units.insert(
         "db.service".into(),
@@ -599,7 +600,8 @@ fn unit_affected_and_daemon_reload_drift() {
             active_state: "active".into(),
             since: Some(1),
             ..Unit::default()
-        },
+        }
+        .into(),
     );
     let a = run_twin(
         FileKind::SystemdUnit,

@@ -333,7 +333,8 @@ mod tests {
                 name: "x.service".into(),
                 active_state: "failed".into(),
                 ..Unit::default()
-            },
+            }
+            .into(),
         );
         n.state.routes.insert(
             "r1".into(),
@@ -386,7 +387,8 @@ mod tests {
                     name: format!("u{i}.service").into(),
                     active_state: "failed".into(),
                     ..Unit::default()
-                },
+                }
+                .into(),
             );
         }
         let s = HostSummary::of(&n).shape;
