@@ -14,6 +14,43 @@ use crate::text::Str;
 /// thousands of containers: a B-tree leaf is 384 bytes even for two.
 pub type Labels = litemap::LiteMap<Str, Str>;
 
+/// Writes [`Labels`] as a JSON object, also when empty (`LiteMap`'s own
+/// writes an empty map as `[]`).
+fn write_labels<S: serde::Serializer>(labels: &Labels, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(labels.iter())
+}
+
+/// Reads [`Labels`] into a `Vec` of exactly their number (a JSON map gives
+/// no size hint, and a grown `Vec` keeps up to twice its entries); a key
+/// given twice keeps its last value, as a map would.
+fn read_labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<(Str, Str)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of labels")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    let mut entries = d.deserialize_map(Entries)?;
+    // Stable: of equal keys, the last given ends up last, and dedup keeps
+    // the first of a run, so reverse first.
+    entries.reverse();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|a, b| a.0 == b.0);
+    entries.shrink_to_fit();
+    Ok(Labels::from_sorted_store_unchecked(entries))
+}
+
 /// The state an agent reports, apart from the numeric samples that travel in
 /// [`crate::message::AgentMessage::Metrics`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -283,6 +320,7 @@ pub struct Container {
     #[serde(default)]
     pub ports: Vec<String>,
     #[serde(default)]
+    #[serde(serialize_with = "write_labels", deserialize_with = "read_labels")]
     #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
     #[serde(default)]
@@ -751,4 +789,31 @@ fn check_collection<T: Keyed>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_read_sorted_exact_and_last_value_wins() {
+        let c: Container =
+            serde_json::from_str(r#"{"id":"c","name":"n","labels":{"b":"1","a":"2","b":"3"}}"#)
+                .unwrap();
+        let labels: Vec<(&str, &str)> = c
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(labels, [("a", "2"), ("b", "3")]);
+        assert_eq!(c.labels.get("b").map(Str::as_str), Some("3"));
+        // On the wire they are a map again.
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["labels"], serde_json::json!({"a": "2", "b": "3"}));
+        let none: Container = serde_json::from_str(r#"{"id":"c","name":"n"}"#).unwrap();
+        assert!(none.labels.is_empty());
+        let back = serde_json::to_value(&none).unwrap();
+        assert_eq!(back["labels"], serde_json::json!({}));
+        assert!(serde_json::from_str::<Container>(r#"{"id":"c","labels":["a"]}"#).is_err());
+    }
 }

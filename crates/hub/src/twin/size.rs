@@ -101,13 +101,9 @@ fn keyed<V>(map: &BTreeMap<String, V>, item: impl Fn(&V) -> usize) -> u64 {
     (btree_nodes::<String, V>(map.len()) + entries) as u64
 }
 
-/// A sorted `Vec`, grown by doubling from 4 as it is read.
+/// A sorted `Vec` of exactly its entries (`model::read_labels`).
 fn labels(map: &Labels) -> usize {
-    let slots = match map.len() {
-        0 => 0,
-        n => n.next_power_of_two().max(4),
-    };
-    alloc(slots * size_of::<(Str, Str)>())
+    alloc(map.len() * size_of::<(Str, Str)>())
         + map
             .iter()
             .map(|(k, v)| shared(k) + shared(v))
