@@ -14,8 +14,9 @@ use crate::twin::Twin;
 /// How often nodes whose state changed are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Every how many flushes the nodes of which only liveness changed (last
-/// seen, latest resources) are written too: these change with every sample,
-/// and losing a few seconds of them in a crash loses nothing that matters.
+/// seen, latest resources) are taken to be written, a share in each of the
+/// flushes until the next take: these change with every sample, and losing
+/// a few seconds of them in a crash loses nothing that matters.
 const LIVENESS_EVERY: u32 = 15;
 /// Most nodes written in one transaction.
 const NODES_PER_TX: usize = 200;
@@ -63,12 +64,19 @@ pub async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u32;
     let mut journal = Journal::new();
+    let mut alive = Spread::default();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = ticker.tick() => {
                 ticks = ticks.wrapping_add(1);
-                flush(&twin, &store, &mut journal, ticks.is_multiple_of(LIVENESS_EVERY)).await;
+                if ticks.is_multiple_of(LIVENESS_EVERY) {
+                    alive.refill(twin.take_alive_ids());
+                }
+                let mut ids: Vec<(String, bool)> =
+                    twin.take_changed_ids().into_iter().map(|id| (id, true)).collect();
+                ids.extend(alive.next().map(|id| (id, false)));
+                write(&twin, &store, &mut journal, &ids).await;
                 twin.set_journal_heads_bytes(journal.heads_bytes().0 as u64);
             }
             Some(first) = events.recv() => write_events(&store, first, &mut events).await,
@@ -77,7 +85,14 @@ pub async fn run(
     while let Ok(first) = events.try_recv() {
         write_events(&store, first, &mut events).await;
     }
-    flush(&twin, &store, &mut journal, true).await;
+    alive.refill(twin.take_alive_ids());
+    let mut ids: Vec<(String, bool)> = twin
+        .take_changed_ids()
+        .into_iter()
+        .map(|id| (id, true))
+        .collect();
+    ids.extend(alive.queue.drain(..).map(|id| (id, false)));
+    write(&twin, &store, &mut journal, &ids).await;
 }
 
 /// Writes `first` and whatever else is queued, in one transaction.
@@ -97,7 +112,34 @@ async fn write_events(store: &Store, first: Event, events: &mut mpsc::Receiver<E
 /// Writes the nodes whose state changed, with their journal rows; with
 /// `liveness`, also those of which only liveness changed.
 pub async fn flush(twin: &Twin, store: &Store, journal: &mut Journal, liveness: bool) {
-    let dirty = twin.take_dirty_ids(liveness);
+    write(twin, store, journal, &twin.take_dirty_ids(liveness)).await;
+}
+
+/// The nodes of which only liveness changed, taken from the twin every
+/// [`LIVENESS_EVERY`] flushes and written a share at a time over the next
+/// ones: every node's latest sample at once (10,000 of them) was a burst
+/// of work every 15 s that held up everything else on two cores.
+#[derive(Default)]
+struct Spread {
+    queue: Vec<String>,
+    per_flush: usize,
+}
+
+impl Spread {
+    fn refill(&mut self, ids: Vec<String>) {
+        self.queue.extend(ids);
+        self.per_flush = self.queue.len().div_ceil(LIVENESS_EVERY as usize);
+    }
+
+    /// This flush's share.
+    fn next(&mut self) -> std::vec::Drain<'_, String> {
+        let n = self.per_flush.min(self.queue.len());
+        self.queue.drain(..n)
+    }
+}
+
+/// Writes `ids` (`(id, with_state)`), with their journal rows.
+async fn write(twin: &Twin, store: &Store, journal: &mut Journal, dirty: &[(String, bool)]) {
     // A slice at a time: copied, serialized and written in one transaction,
     // so other writers (an agent enrolling) get a turn in between and the
     // hub never holds a copy of every dirty node at once.
@@ -159,6 +201,26 @@ async fn journal_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn liveness_is_written_in_shares_each_id_once_in_order() {
+        let mut spread = Spread::default();
+        let ids: Vec<String> = (0..31).map(|i| format!("n{i}")).collect();
+        spread.refill(ids.clone());
+        let mut taken = Vec::new();
+        let mut flushes = 0;
+        while !spread.queue.is_empty() {
+            let share: Vec<String> = spread.next().collect();
+            assert!(share.len() <= 3, "{share:?}");
+            taken.extend(share);
+            flushes += 1;
+        }
+        assert_eq!(taken, ids);
+        // Within the 15 flushes until the next take.
+        assert!(flushes <= LIVENESS_EVERY, "{flushes}");
+        // Nothing left: a flush takes nothing.
+        assert_eq!(spread.next().count(), 0);
+    }
 
     fn event(i: usize) -> Event {
         Event {

@@ -468,15 +468,9 @@ impl Twin {
     /// time, so a flush after a reconnect storm (every node dirty) never
     /// holds a copy of the whole fleet, nor the read lock for all of it.
     pub fn take_dirty_ids(&self, liveness: bool) -> Vec<(String, bool)> {
-        let drain = |set: &Mutex<HashSet<String>>| -> Vec<String> {
-            set.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain()
-                .collect()
-        };
-        let changed = drain(&self.dirty);
+        let changed = self.take_changed_ids();
         let alive = if liveness {
-            drain(&self.alive)
+            self.take_alive_ids()
         } else {
             Vec::new()
         };
@@ -492,6 +486,17 @@ impl Twin {
             .map(|id| (id, true))
             .chain(alive)
             .collect()
+    }
+
+    /// The nodes whose state changed since the last call.
+    pub fn take_changed_ids(&self) -> Vec<String> {
+        drain(&self.dirty)
+    }
+
+    /// The nodes of which only liveness (last seen, latest resources)
+    /// changed since the last call.
+    pub fn take_alive_ids(&self) -> Vec<String> {
+        drain(&self.alive)
     }
 
     /// The writes for `ids` (from [`Twin::take_dirty_ids`]): copied under the
@@ -672,3 +677,10 @@ enum Write {
 
 #[cfg(test)]
 mod tests;
+
+fn drain(set: &Mutex<HashSet<String>>) -> Vec<String> {
+    set.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect()
+}

@@ -243,7 +243,9 @@ impl Feed {
         }
         let at = Instant::now();
         let mut known = HashMap::new();
-        twin.for_each(|n| {
+        // Each host's summary stands alone, and a host that changes during
+        // the walk is in the next step's `changed`: no single moment needed.
+        twin.for_each_sliced(|n| {
             plan(&mut known, &HostSummary::of(n), at, Duration::ZERO);
         });
         inner.known = known;
@@ -267,7 +269,7 @@ impl Feed {
         ids.extend(changed);
         let now: Vec<HostSummary> = if all {
             let mut now = Vec::new();
-            twin.for_each(|n| now.push(HostSummary::of(n)));
+            twin.for_each_sliced(|n| now.push(HostSummary::of(n)));
             now
         } else {
             ids.iter()
