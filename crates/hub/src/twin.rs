@@ -53,17 +53,16 @@ pub struct NodeTwin {
 }
 
 impl NodeTwin {
-    /// A disconnected node with an empty state, for other modules' tests.
-    #[cfg(test)]
-    pub fn for_tests(id: &str) -> NodeTwin {
+    /// A disconnected node with an empty state.
+    fn new(id: &str, simulated: bool, public_key: &str) -> NodeTwin {
         NodeTwin {
             id: id.into(),
             connected: false,
             last_seen: None,
             agent_version: String::new(),
-            simulated: false,
+            simulated,
             agentless: None,
-            public_key: String::new(),
+            public_key: public_key.into(),
             seq: None,
             state: NodeState::default(),
             state_at: 0,
@@ -71,6 +70,12 @@ impl NodeTwin {
             policy: None,
             conn: None,
         }
+    }
+
+    /// A disconnected node with an empty state, for other modules' tests.
+    #[cfg(test)]
+    pub fn for_tests(id: &str) -> NodeTwin {
+        NodeTwin::new(id, false, "")
     }
 }
 
@@ -567,23 +572,9 @@ impl Twin {
     /// Adds a freshly enrolled node (disconnected until its session connects).
     pub fn ensure_node(&self, id: &str, simulated: bool, public_key: &str) {
         let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
-        nodes.entry(id.to_string()).or_insert_with(|| {
-            Box::new(NodeTwin {
-                id: id.to_string(),
-                connected: false,
-                last_seen: None,
-                agent_version: String::new(),
-                simulated,
-                agentless: None,
-                public_key: public_key.to_string(),
-                seq: None,
-                state: NodeState::default(),
-                state_at: 0,
-                resources: None,
-                policy: None,
-                conn: None,
-            })
-        });
+        nodes
+            .entry(id.to_string())
+            .or_insert_with(|| Box::new(NodeTwin::new(id, simulated, public_key)));
     }
 
     /// Marks node `id` agentless (or not, with `None`) and tells the UI.
