@@ -73,9 +73,7 @@ pub async fn run(
                 if ticks.is_multiple_of(LIVENESS_EVERY) {
                     alive.refill(twin.take_alive_ids());
                 }
-                let mut ids: Vec<(String, bool)> =
-                    twin.take_changed_ids().into_iter().map(|id| (id, true)).collect();
-                ids.extend(alive.next().map(|id| (id, false)));
+                let ids = twin.take_changed_ids_with(alive.next());
                 write(&twin, &store, &mut journal, &ids).await;
                 twin.set_journal_heads_bytes(journal.heads_bytes().0 as u64);
             }
@@ -86,12 +84,7 @@ pub async fn run(
         write_events(&store, first, &mut events).await;
     }
     alive.refill(twin.take_alive_ids());
-    let mut ids: Vec<(String, bool)> = twin
-        .take_changed_ids()
-        .into_iter()
-        .map(|id| (id, true))
-        .collect();
-    ids.extend(alive.queue.drain(..).map(|id| (id, false)));
+    let ids = twin.take_changed_ids_with(alive.queue.drain(..));
     write(&twin, &store, &mut journal, &ids).await;
 }
 

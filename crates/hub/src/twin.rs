@@ -137,19 +137,11 @@ impl Twin {
             .into_iter()
             .map(|r| {
                 let node = NodeTwin {
-                    id: r.id.clone(),
-                    connected: false,
                     last_seen: r.last_seen,
                     agent_version: r.agent_version,
-                    simulated: r.simulated,
-                    agentless: None,
-                    public_key: r.public_key,
-                    seq: None,
                     state: r.state,
-                    state_at: 0,
                     resources: r.resources,
-                    policy: None,
-                    conn: None,
+                    ..NodeTwin::new(&r.id, r.simulated, &r.public_key)
                 };
                 (r.id, Box::new(node))
             })
@@ -473,12 +465,22 @@ impl Twin {
     /// time, so a flush after a reconnect storm (every node dirty) never
     /// holds a copy of the whole fleet, nor the read lock for all of it.
     pub fn take_dirty_ids(&self, liveness: bool) -> Vec<(String, bool)> {
-        let changed = self.take_changed_ids();
         let alive = if liveness {
             self.take_alive_ids()
         } else {
             Vec::new()
         };
+        self.take_changed_ids_with(alive)
+    }
+
+    /// The nodes whose state changed since the last call, with their state,
+    /// then those of `alive` (of which only liveness changed) that are not
+    /// among them: `(id, with_state)`, for [`Twin::writes`].
+    pub fn take_changed_ids_with(
+        &self,
+        alive: impl IntoIterator<Item = String>,
+    ) -> Vec<(String, bool)> {
+        let changed = drain(&self.dirty);
         let changed_set: HashSet<&str> = changed.iter().map(String::as_str).collect();
         let alive: Vec<(String, bool)> = alive
             .into_iter()
@@ -491,11 +493,6 @@ impl Twin {
             .map(|id| (id, true))
             .chain(alive)
             .collect()
-    }
-
-    /// The nodes whose state changed since the last call.
-    pub fn take_changed_ids(&self) -> Vec<String> {
-        drain(&self.dirty)
     }
 
     /// The nodes of which only liveness (last seen, latest resources)

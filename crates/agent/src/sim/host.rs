@@ -38,9 +38,9 @@ const OSES: &[(&str, &str)] = &[
     ),
     ("Proxmox VE 8.2", "6.8.12-4-pve"),
 ];
-/// (image, service, container port)
 /// Spreads an image's index over an id's 64 hex digits.
 const IMAGE_ID_SEED: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+/// (image, service, container port)
 const IMAGES: &[(&str, &str, u16)] = &[
     ("docker.io/library/nginx:1.27", "nginx", 80),
     ("docker.io/library/postgres:16", "postgres", 5432),
