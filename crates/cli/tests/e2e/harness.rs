@@ -23,6 +23,25 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_twinbay");
 pub const LEAN_BIN: &str = env!("CARGO_BIN_EXE_twinbay-agent");
 pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 
+/// Runs `start` (a spawn or an output of a binary this test just copied),
+/// again while it fails with "text file busy": a child forked by another
+/// test thread while the copy was open still holds its write handle until
+/// it execs, for a few milliseconds.
+pub fn retry_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match start() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            r => return r.unwrap(),
+        }
+    }
+}
+
 /// A fresh, empty directory for one test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("twinbay-e2e-{name}-{}", std::process::id()));

@@ -57,8 +57,8 @@ fn the_hub_restarts_updates_itself_and_rolls_back_a_broken_release() {
     let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let log = std::fs::File::create(dir.join("hub.log")).unwrap();
-    let child = Command::new(&exe)
-        .args(["hub", "--listen", &addr.to_string(), "--data-dir"])
+    let mut cmd = Command::new(&exe);
+    cmd.args(["hub", "--listen", &addr.to_string(), "--data-dir"])
         .arg(&data)
         .args([
             "--update-key",
@@ -72,9 +72,8 @@ fn the_hub_restarts_updates_itself_and_rolls_back_a_broken_release() {
         // make the hub refuse, rightly): it installs the hub plainly.
         .env("TWINBAY_INSTALL_KIND", "plain")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+        .stderr(log);
+    let child = retry_busy(|| cmd.spawn());
     let hub = Hub {
         proc: Proc { child, name: "hub" },
         addr,

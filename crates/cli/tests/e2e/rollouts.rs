@@ -32,15 +32,14 @@ fn start_agent(dir: &std::path::Path, join: &str) -> Agent {
     let exe = bin_dir.join("twinbay-agent");
     std::fs::copy(LEAN_BIN, &exe).unwrap();
     let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-    let child = Command::new(&exe)
-        .args(["--interval", "1s", "--join", join, "--state-dir"])
+    let mut cmd = Command::new(&exe);
+    cmd.args(["--interval", "1s", "--join", join, "--state-dir"])
         .arg(dir.join("state"))
         .args(["--update-health-window", "6s"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+        .stderr(log);
+    let child = retry_busy(|| cmd.spawn());
     Agent {
         _proc: Proc {
             child,

@@ -76,15 +76,14 @@ fn the_agent_verifies_swaps_tries_and_rolls_back_its_own_binary() {
     let original = sha256(&exe);
     let state = dir.join("state");
     let log = std::fs::File::create(dir.join("agent.log")).unwrap();
-    let child = Command::new(&exe)
-        .args(["--interval", "1s", "--join", &join, "--state-dir"])
+    let mut cmd = Command::new(&exe);
+    cmd.args(["--interval", "1s", "--join", &join, "--state-dir"])
         .arg(&state)
         .args(["--update-health-window", "6s"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+        .stderr(log);
+    let child = retry_busy(|| cmd.spawn());
     let agent = Proc {
         child,
         name: "agent",
@@ -278,7 +277,7 @@ fn twinbay_started_as_twinbay_agent_is_the_lean_agent() {
     let as_lean = dir.join("twinbay-agent");
     std::fs::copy(BIN, &as_lean).unwrap();
     for args in [&["--help"][..], &["agent", "--help"][..]] {
-        let out = Command::new(&as_lean).args(args).output().unwrap();
+        let out = retry_busy(|| Command::new(&as_lean).args(args).output());
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{args:?}: {text}");
         assert!(text.contains("Usage: twinbay-agent"), "{args:?}: {text}");
