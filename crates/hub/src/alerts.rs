@@ -493,13 +493,13 @@ fn evaluate(hub: &HubState, now: i64) -> Vec<Change> {
                     active.contains_key(&(rule.id, node.id.clone(), subject.to_string()))
                 }),
             };
+            // A subject that is fine and has no alert changes nothing:
+            // not kept (a fleet's every container would be, each round).
             for f in found {
-                findings.push((
-                    (rule.id, node.id.clone(), f.subject),
-                    f.holds,
-                    f.summary,
-                    true,
-                ));
+                let key = (rule.id, node.id.clone(), f.subject);
+                if f.holds || active.contains_key(&key) {
+                    findings.push((key, f.holds, f.summary, true));
+                }
             }
         }
     });
