@@ -228,19 +228,32 @@ fn usage(pid: u32) -> (f64, f64) {
     ((ticks(11) + ticks(12)) / 100.0, rss_mib(pid))
 }
 
+/// The `n` slowest latencies, with when their container started (seconds
+/// into the minute): many at one start is a stall before the broadcast.
+fn print_slowest(seen: &[(f64, f64)], n: usize) {
+    for (ms, at) in seen.iter().rev().take(n) {
+        let into_minute = (at / 1000.0) % 60.0;
+        println!("  slow: {ms:7.1} ms, the container started at :{into_minute:06.3}");
+    }
+}
+
 /// Latencies (ms) from fresh container starts in the sim to this client
 /// (not an inventory of old ones).
-fn container_starts(text: &str, out: &mut Vec<f64>) {
+/// Each with its start's time (unix ms), to tell one slow start seen late by
+/// every client from clients slow on their own (`SLOWEST`).
+fn container_starts(text: &str, out: &mut Vec<(f64, f64)>) {
+    let now = now_ms();
     out.extend(
         container_start_latencies(text)
             .into_iter()
-            .filter(|ms| *ms < 60_000.0),
+            .filter(|ms| *ms < 60_000.0)
+            .map(|ms| (ms, now - ms)),
     );
 }
 
 struct Clients {
     measuring: Arc<AtomicBool>,
-    latencies: Arc<Mutex<Vec<f64>>>,
+    latencies: Arc<Mutex<Vec<(f64, f64)>>>,
     snapshots: Arc<AtomicU64>,
     /// Bytes the clients received, as sent (compressed frames counted
     /// compressed), while measuring.
@@ -527,8 +540,10 @@ async fn round(n: usize, restart: bool) -> Result<Row, String> {
     let (sim_cpu1, sim_rss) = usage(sim.child.id());
     // Let the clients hand over their latencies (they do on the next message).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut lat = std::mem::take(&mut *ui.latencies.lock().unwrap());
-    lat.sort_by(f64::total_cmp);
+    let mut seen = std::mem::take(&mut *ui.latencies.lock().unwrap());
+    seen.sort_by(|a, b| a.0.total_cmp(&b.0));
+    print_slowest(&seen, env::<usize>("SLOWEST", 0));
+    let lat: Vec<f64> = seen.iter().map(|(ms, _)| *ms).collect();
     let delta = |name: &str| field(&after, name).saturating_sub(field(&before, name));
     // Errors count in the measured window, as the hub's counters do; the
     // connect surge's are printed apart.
