@@ -270,11 +270,9 @@ pub async fn run(
     }
 }
 
-/// The CPU time this thread has used, in seconds.
 /// One round of the rules over the fleet, on a blocking thread: a full
-/// round walks every node, and on an async worker it would hold up the
-/// links' tasks queued behind it (at 10,000 hosts, for tens of
-/// milliseconds every [`FULL_EVERY_MS`]).
+/// round (every [`FULL_EVERY_MS`]) walks every node, and on an async
+/// worker it would hold up the links' tasks queued behind it.
 async fn round(hub: &Arc<HubState>) -> Vec<Change> {
     let hub2 = hub.clone();
     let round = tokio::task::spawn_blocking(move || {
@@ -296,6 +294,7 @@ async fn round(hub: &Arc<HubState>) -> Vec<Change> {
     }
 }
 
+/// The CPU time this thread has used, in seconds.
 fn thread_cpu_secs() -> f64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
