@@ -18,8 +18,10 @@ use tokio_util::sync::CancellationToken;
 use crate::twin::Twin;
 use crate::twin::size::Sizes;
 
-/// How often the twin's size walk may run.
-pub const WALK_EVERY: Duration = Duration::from_secs(10);
+/// How often the twin's size walk may run: it costs ~22 µs a host (220 ms
+/// of a core at 10,000 hosts), so a UI polling the hub's status does not
+/// pay it on every poll.
+pub const WALK_EVERY: Duration = Duration::from_secs(60);
 /// How often unused shared text is dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 

@@ -81,7 +81,7 @@ pub struct HubStatus {
     /// Connections refused at accept since the hub started (over a limit).
     pub connections_refused: u64,
     /// Where the hub's memory goes: resident size, heap, the twin's bytes
-    /// by part (estimated, walked at most every 10 s), agent sessions.
+    /// by part (estimated, walked at most every 60 s), agent sessions.
     pub memory: crate::memory::Memory,
 }
 
