@@ -302,13 +302,22 @@ async fn metrics(State(hub): State<Arc<HubState>>, request: Request) -> Result<R
         }
     }
     let nodes = nodes.map_err(|e| ApiError::BadRequest(format!("/metrics: {e}")))?;
-    let body = hub.metrics.render(
-        &hub.twin,
-        &hub.history,
-        hub.store.disk_bytes(),
-        &hub.connections.counts(),
-        &nodes,
-    );
+    // Rendering walks the fleet (every node's series by default): on a
+    // blocking thread, not in front of the async workers' other tasks.
+    let body = {
+        let hub = hub.clone();
+        tokio::task::spawn_blocking(move || {
+            hub.metrics.render(
+                &hub.twin,
+                &hub.history,
+                hub.store.disk_bytes(),
+                &hub.connections.counts(),
+                &nodes,
+            )
+        })
+        .await
+        .expect("rendering /metrics does not panic")
+    };
     // Prometheus asks for OpenMetrics; everyone else (promtool, curl) gets
     // the classic text format.
     let openmetrics = accept

@@ -229,16 +229,16 @@ async fn serve(
         Some(StreamView::Summary) => {
             let events = hub.twin.stream().subscribe();
             since = Instant::now();
-            let (snapshot, batches) = subscribe_summaries(&hub, &who);
+            let (snapshot, batches) = subscribe_summaries(&hub, &who, compress).await;
             let summary = Summary {
                 batches,
                 watching: Watching::default(),
             };
-            (snapshot.frame(compress), events, Some(summary))
+            (snapshot, events, Some(summary))
         }
         _ => {
-            let (snapshot, events) = subscribe(&hub, &who);
-            (frame(snapshot, compress), events, None)
+            let (snapshot, events) = subscribe(&hub, &who, compress).await;
+            (snapshot, events, None)
         }
     };
     let mut batch = vec![first];
@@ -326,18 +326,19 @@ async fn serve(
                     hub.metrics.ui_resyncs.inc();
                     match &mut summary {
                         None => {
-                            let (snapshot, fresh) = subscribe(&hub, &who);
+                            let (snapshot, fresh) = subscribe(&hub, &who, compress).await;
                             events = fresh;
-                            batch.push(frame(snapshot, compress));
+                            batch.push(snapshot);
                         }
                         Some(s) => {
                             // Summaries come their own way; only what the
                             // client watches in full is sent again.
                             events = hub.twin.stream().subscribe();
                             since = Instant::now();
-                            let (snapshot, fresh) = subscribe_summaries(&hub, &who);
+                            let (snapshot, fresh) =
+                                subscribe_summaries(&hub, &who, compress).await;
                             s.batches = fresh;
-                            batch.push(snapshot.frame(compress));
+                            batch.push(snapshot);
                             batch.extend(watched_again(&hub, &who, &s.watching, since, compress));
                         }
                     }
@@ -353,9 +354,9 @@ async fn serve(
                         }
                     }
                     Err(RecvError::Lagged(_)) => {
-                        let (snapshot, fresh) = subscribe_summaries(&hub, &who);
+                        let (snapshot, fresh) = subscribe_summaries(&hub, &who, compress).await;
                         s.batches = fresh;
-                        batch.push(snapshot.frame(compress));
+                        batch.push(snapshot);
                     }
                     Err(RecvError::Closed) => return,
                 }
@@ -402,18 +403,28 @@ async fn serve(
     }
 }
 
-/// The summaries `who` may see, and the subscription to later batches.
-fn subscribe_summaries(
-    hub: &HubState,
+/// The summaries `who` may see as a frame, and the subscription to later
+/// batches. On a blocking thread: the first snapshot after a batch is the
+/// whole fleet's summaries serialized and compressed (8.6 MB of JSON at
+/// 10,000 hosts), which on an async worker held up the tasks behind it.
+async fn subscribe_summaries(
+    hub: &Arc<HubState>,
     who: &Principal,
-) -> (Arc<Snapshot>, broadcast::Receiver<Arc<Batch>>) {
-    if who.groups.is_none() {
-        return hub.summaries.subscribe_everyone(&hub.twin);
-    }
-    let (text, rx) = hub
-        .summaries
-        .subscribe(&hub.twin, |s| who.sees(&s.shape.labels));
-    (Arc::new(Snapshot::new(text)), rx)
+    compress: bool,
+) -> (Message, broadcast::Receiver<Arc<Batch>>) {
+    let (hub, who) = (hub.clone(), who.clone());
+    tokio::task::spawn_blocking(move || {
+        if who.groups.is_none() {
+            let (snapshot, rx) = hub.summaries.subscribe_everyone(&hub.twin);
+            return (snapshot.frame(compress), rx);
+        }
+        let (text, rx) = hub
+            .summaries
+            .subscribe(&hub.twin, |s| who.sees(&s.shape.labels));
+        (frame(text, compress), rx)
+    })
+    .await
+    .expect("subscribing to the summaries does not panic")
 }
 
 async fn next_batch(summary: &mut Option<Summary>) -> Result<Arc<Batch>, RecvError> {
@@ -564,12 +575,23 @@ fn sees(hub: &HubState, who: &Principal, id: &str) -> bool {
     who.groups.is_none() || hub.twin.check(id, |n| who.sees(&n.state.host.labels))
 }
 
-/// A snapshot of what `who` may see, and the subscription from it on.
-fn subscribe(hub: &HubState, who: &Principal) -> (Utf8Bytes, broadcast::Receiver<Utf8Bytes>) {
-    match who.groups {
-        None => hub.twin.subscribe(),
-        Some(_) => hub.twin.subscribe_where(|n| who.sees(&n.state.host.labels)),
-    }
+/// A snapshot of what `who` may see as a frame, and the subscription from
+/// it on; on a blocking thread (the snapshot is the whole fleet's twin).
+async fn subscribe(
+    hub: &Arc<HubState>,
+    who: &Principal,
+    compress: bool,
+) -> (Message, broadcast::Receiver<Utf8Bytes>) {
+    let (hub, who) = (hub.clone(), who.clone());
+    tokio::task::spawn_blocking(move || {
+        let (text, rx) = match who.groups {
+            None => hub.twin.subscribe(),
+            Some(_) => hub.twin.subscribe_where(|n| who.sees(&n.state.host.labels)),
+        };
+        (frame(text, compress), rx)
+    })
+    .await
+    .expect("subscribing to the twin does not panic")
 }
 
 /// The node an event is about: `id`, `node.id`, `event.node_id` or
