@@ -3,7 +3,9 @@
 //! every client of `/api/v1/stream?view=summary`.
 //!
 //! The feed notes which hosts the twin's events are about; every [`TICK`]
-//! it derives their summaries again and compares them with what it sent.
+//! it derives their summaries again and compares them with what it sent
+//! (a host that sent samples alone only when its pulse is due, and then
+//! only its numbers).
 //! A changed shape (connected, counts, what fails) goes out at that tick;
 //! a host whose numbers alone changed is sent as a short pulse, at most
 //! once per [`pulse_every`]: every second in a small fleet, less often in
