@@ -58,6 +58,8 @@ def main():
         busy[thread] += 1
         if role == "hub" and start <= at <= start + late:
             during[thread][m.group(5)[:100]] += 1
+    if not busy:
+        sys.exit(f"no samples around :{start:06.3f} (perf records from just after the bench settles; run again)")
     threads = [t for t, n in busy.most_common() if n >= 3]
     print(f"slowest start at :{start:06.3f}, seen {late * 1000:.0f} ms later; samples per {BUCKET * 1000:.0f} ms:")
     print("second  " + " ".join(f"{t:>12}" for t in threads))

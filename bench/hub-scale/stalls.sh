@@ -21,6 +21,7 @@ bench=${1:-$(ls -t target/release/deps/hub_scale-* 2>/dev/null | grep -v '\.d$' 
 [ -x "$bench" ] || { echo "no hub_scale bench binary; build it first" >&2; exit 1; }
 command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
 out=${OUT:-$(mktemp -d /tmp/twinbay-stalls.XXXXXX)}
+mkdir -p "$out"
 steady=${STEADY_SECS:-30}
 SLOWEST=1 AGENTS=${AGENTS:-10000} RESTART_AT=0 STEADY_SECS=$steady "$bench" --bench >"$out/bench.log" 2>&1 &
 pid=$!

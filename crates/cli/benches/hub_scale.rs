@@ -260,6 +260,9 @@ struct Clients {
     bytes: Arc<AtomicU64>,
     /// Streams that ended and were opened again.
     reconnects: Arc<AtomicU64>,
+    /// Hosts in the summary batches the clients received while measuring
+    /// (whole summaries and pulses; as the web UI's `hostUpdates`).
+    summary_updates: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -343,6 +346,7 @@ async fn clients(addr: SocketAddr, token: &str, count: usize) -> Clients {
         snapshots: Arc::new(AtomicU64::new(0)),
         bytes: Arc::new(AtomicU64::new(0)),
         reconnects: Arc::new(AtomicU64::new(0)),
+        summary_updates: Arc::new(AtomicU64::new(0)),
         tasks: Vec::new(),
     };
     let mut tasks = Vec::new();
@@ -354,6 +358,7 @@ async fn clients(addr: SocketAddr, token: &str, count: usize) -> Clients {
             c.bytes.clone(),
             c.reconnects.clone(),
         );
+        let summary_updates = c.summary_updates.clone();
         let token = token.to_owned();
         let first = open_client(addr, &token, full)
             .await
@@ -398,6 +403,11 @@ async fn clients(addr: SocketAddr, token: &str, count: usize) -> Clients {
                     }
                     if measure {
                         container_starts(&text, &mut mine);
+                        if text.starts_with(r#"{"type":"summaries","snapshot":false"#) {
+                            // Each host's entry leads with its id.
+                            let hosts = text.matches(r#"{"id":""#).count() as u64;
+                            summary_updates.fetch_add(hosts, Ordering::Relaxed);
+                        }
                     } else if !mine.is_empty() {
                         latencies.lock().unwrap().append(&mut mine);
                     }
@@ -534,6 +544,12 @@ async fn round(n: usize, restart: bool) -> Result<Row, String> {
     println!(
         "UI client reconnects (streams the hub ended) by the end of the window: {}",
         ui.reconnects.load(Ordering::Relaxed)
+    );
+    println!(
+        "summary updates (hosts' summaries and pulses) per client: {:.0}/s",
+        ui.summary_updates.load(Ordering::Relaxed) as f64
+            / client_count.max(1) as f64
+            / steady.as_secs_f64()
     );
     let after = status(addr, &token).await.ok_or("no hub status")?;
     let (hub_cpu1, _) = usage(hub.child.id());

@@ -561,6 +561,48 @@ mod tests {
     }
 
     #[test]
+    fn a_steadily_sampling_fleet_pulses_each_host_once_per_turn() {
+        const HOSTS: usize = 10_000;
+        let twin = Twin::new(Vec::new());
+        for i in 0..HOSTS {
+            twin.ensure_node(&format!("n{i}"), true, "key");
+        }
+        let feed = Feed::new();
+        let (_snapshot, mut rx) = feed.subscribe(&twin, |_| true);
+        let t0 = feed.lock().known["n0"].pulse_at;
+        let every = pulse_every(HOSTS);
+        assert_eq!(every, Duration::from_secs(10));
+        let mut pulses = HashMap::<String, usize>::new();
+        // Every host samples every 5 s, a fifth of them each second.
+        for second in 1..=60u64 {
+            let mut news = Changed::new();
+            for i in (0..HOSTS).filter(|i| *i as u64 % 5 == second % 5) {
+                let id = format!("n{i}");
+                twin.record_samples(
+                    &id,
+                    &[Sample {
+                        ts_ms: second as i64 * 1000,
+                        cpu_pct: second as f32,
+                        ..Sample::default()
+                    }],
+                );
+                note(&mut news, &id, "metrics");
+            }
+            feed.step(&twin, news, false, t0 + Duration::from_secs(second));
+            while let Ok(b) = rx.try_recv() {
+                for (id, _) in &b.pulses {
+                    *pulses.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        // A sample every 5 s, a pulse at most every 10 s: every host's
+        // numbers go once per turn, none is starved and none goes twice.
+        assert_eq!(pulses.len(), HOSTS);
+        let counts: HashSet<usize> = pulses.values().copied().collect();
+        assert_eq!(counts, HashSet::from([6]));
+    }
+
+    #[test]
     fn the_feed_sends_only_while_watched() {
         let twin = Twin::new(Vec::new());
         twin.ensure_node("n1", true, "key");
