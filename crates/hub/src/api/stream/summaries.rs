@@ -250,6 +250,15 @@ impl Feed {
         twin.for_each_sliced(|n| {
             plan(&mut known, &HostSummary::of(n), at, Duration::ZERO);
         });
+        // Spread the hosts' turns over one pulse interval, as if their last
+        // pulses had gone out in turn: from the same moment, every host of
+        // the fleet fell due at once and the pulses came as one batch of
+        // 10,000 every ten seconds instead of a thousand a second.
+        let (hosts, every) = (known.len(), pulse_every(known.len()));
+        for (i, k) in known.values_mut().enumerate() {
+            let back = every.mul_f64(i as f64 / hosts as f64);
+            k.pulse_at = at.checked_sub(back).unwrap_or(at);
+        }
         inner.known = known;
         inner.later.clear();
         inner.everyone = None;
@@ -525,6 +534,10 @@ mod tests {
         let (_snapshot, mut rx) = feed.subscribe(&twin, |_| true);
         let every = pulse_every(1);
         let t0 = feed.lock().known["n1"].pulse_at;
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "one host: its turn is now"
+        );
         let numbers = || Changed::from([("n1".to_string(), Change::Numbers)]);
         let sample = |cpu_pct| Sample {
             ts_ms: 1,
@@ -569,7 +582,13 @@ mod tests {
         }
         let feed = Feed::new();
         let (_snapshot, mut rx) = feed.subscribe(&twin, |_| true);
-        let t0 = feed.lock().known["n0"].pulse_at;
+        let t0 = feed
+            .lock()
+            .known
+            .values()
+            .map(|k| k.pulse_at)
+            .max()
+            .unwrap();
         let every = pulse_every(HOSTS);
         assert_eq!(every, Duration::from_secs(10));
         let mut pulses = HashMap::<String, usize>::new();
@@ -589,11 +608,20 @@ mod tests {
                 note(&mut news, &id, "metrics");
             }
             feed.step(&twin, news, false, t0 + Duration::from_secs(second));
+            let mut this_step = 0;
             while let Ok(b) = rx.try_recv() {
+                this_step += b.pulses.len();
                 for (id, _) in &b.pulses {
                     *pulses.entry(id.clone()).or_default() += 1;
                 }
             }
+            // Turns are spread: about a tenth of the fleet a second, never
+            // the whole fleet at once (samples arrive a fifth a second, so
+            // the first seconds take up to twice that).
+            assert!(
+                this_step <= HOSTS / 5,
+                "{this_step} pulses at second {second}"
+            );
         }
         // A sample every 5 s, a pulse at most every 10 s: every host's
         // numbers go once per turn, none is starved and none goes twice.
