@@ -105,7 +105,8 @@ pub async fn status(State(hub): State<Arc<HubState>>, Auth(who): Auth) -> Json<H
     let life = &hub.lifecycle;
     let refusal = life.update_refusal();
     let admin = who.role >= crate::store::Role::Admin;
-    // The size walk reads every node (175 ms at 10,000 hosts, every 10 s):
+    // The size walk reads every node (175 ms at 10,000 hosts; at most once
+    // a minute, see `memory::WALK_EVERY`):
     // on an async worker it held up the tasks queued behind it, a container
     // start among them, while the other worker idled (bench/hub-scale).
     let memory = {
