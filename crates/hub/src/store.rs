@@ -1,4 +1,6 @@
-//! Persistence: SQLite (WAL) in the data dir, with embedded migrations.
+//! Persistence: one storage interface ([`Backend`], a trait per kind of
+//! record) over SQLite (WAL) in the data dir or PostgreSQL shared by hub
+//! replicas, each with its embedded migrations.
 //!
 //! One module per kind of record; each method is one short query or
 //! transaction. Times are unix milliseconds.
@@ -21,38 +23,46 @@ pub mod settings;
 mod ssh;
 mod users;
 
+pub mod sql;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-
-use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
 
 use crate::audit::anchor::Anchor;
-use crate::audit::head::Head;
 
-pub use agentless::{CollectionRun, CommandRun, KEEP_RUNS};
+pub use agentless::{AgentlessStore, CollectionRun, CommandRun, KEEP_RUNS};
 pub use alerts::{
-    AlertRecord, ChannelRecord, NewChannel, NewRule, NewSilence, RuleRecord, SilenceRecord,
+    AlertRecord, AlertStore, ChannelRecord, NewChannel, NewRule, NewSilence, RuleRecord,
+    SilenceRecord,
 };
-pub use audit::{AuditQuery, AuditScope};
-pub use auth::{ApiTokenInfo, Principal, PrincipalKind, Role};
-pub use backups::BackupRecord;
-pub use commands::{CommandRecord, Output};
-pub use files::{FileVersion, NewFileVersion};
+pub use audit::{AuditQuery, AuditScope, AuditStore};
+pub use auth::{ApiTokenInfo, AuthStore, Principal, PrincipalKind, Role};
+pub use backups::{BackupRecord, BackupStore};
+pub use commands::{CommandRecord, CommandStore, Output};
+pub use events::EventStore;
+pub use files::{FileStore, FileVersion, NewFileVersion};
+pub use history::maintain::HistoryMaintenance;
 pub use history::{
-    Bucket, Dictionary, GRACE_MS as HISTORY_GRACE_MS, SEAL_PER_TX as HISTORY_SEAL_PER_TX,
-    SampleWrite,
+    Bucket, Dictionary, GRACE_MS as HISTORY_GRACE_MS, HistoryStore,
+    SEAL_PER_TX as HISTORY_SEAL_PER_TX, SampleWrite,
 };
-pub use layout::PutLayout;
-pub use nodes::{EnrollError, NodeRecord, NodeWrite};
-pub use schedules::{NewRun, NewSchedule, RunRecord, ScheduleRecord, ScheduleTarget};
-pub use users::{UserError, UserInfo};
+pub use journal::JournalStore;
+pub use layout::{LayoutStore, PutLayout};
+pub use nodes::{EnrollError, NodeRecord, NodeStore, NodeWrite};
+pub use rollouts::RolloutStore;
+pub use schedules::{
+    NewRun, NewSchedule, RunRecord, ScheduleRecord, ScheduleStore, ScheduleTarget,
+};
+pub use settings::SettingStore;
+pub use ssh::SshStore;
+pub use users::{UserError, UserInfo, UserStore};
 
-/// The database file inside the data dir.
-pub const DB_FILE: &str = "twinbay.db";
+pub use sql::sqlite::DB_FILE;
+
+/// Where the store of a data dir lives when it is not the embedded SQLite
+/// file: the PostgreSQL URL the hub was started with (`--store`), so that
+/// `twinbay ctl --data-dir DIR` opens the same store as the hub.
+pub const STORE_URL_FILE: &str = "store.url";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,130 +72,184 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is damaged: {0}")]
     Damaged(String),
+    #[error("store: {0}")]
+    Config(String),
 }
 
-#[derive(Debug, Clone)]
-pub struct Store {
-    pool: SqlitePool,
-    path: std::path::PathBuf,
-    /// Writers take turns here, in order, before they take a connection:
-    /// SQLite has one write lock, and writers waiting on it inside the
-    /// database would hold every pooled connection (starving readers, such
-    /// as agent handshakes) and retry with growing sleeps.
-    writer: Arc<tokio::sync::Mutex<()>>,
-    /// The audit head recorded outside the database (`audit/anchor.rs`).
-    anchor: Arc<Anchor>,
-    /// Bumped whenever a credential may have lost or changed its access
-    /// (a session ended, a token revoked, a user's role, groups or password
-    /// changed, a user removed): long-lived streams check theirs again.
-    access: Arc<tokio::sync::watch::Sender<u64>>,
+/// What every backend does beside its records.
+#[async_trait::async_trait]
+pub trait Core: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Fires whenever a credential may have lost or changed its access.
+    fn access_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The audit head recorded outside the database, and whether the trail
+    /// was found cut.
+    fn anchor(&self) -> &Anchor;
+
+    /// Waits for open work to finish and closes the database cleanly.
+    async fn close(&self);
 }
 
-/// A write transaction holding the hub's turn to write (see [`Store::write_tx`]).
-pub(crate) struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-    anchor: Arc<Anchor>,
-    /// The audit head to record once this commits (set by `audit::append_in`).
-    audit_head: Option<Head>,
+/// The whole storage interface: one trait per kind of record, implemented
+/// by [`sql::Sql`] for SQLite and for PostgreSQL.
+pub trait Backend:
+    Core
+    + AgentlessStore
+    + AlertStore
+    + AuditStore
+    + AuthStore
+    + BackupStore
+    + CommandStore
+    + EventStore
+    + FileStore
+    + HistoryStore
+    + HistoryMaintenance
+    + JournalStore
+    + LayoutStore
+    + NodeStore
+    + RolloutStore
+    + ScheduleStore
+    + SettingStore
+    + SshStore
+    + UserStore
+{
 }
 
-impl WriteTx {
-    /// Commits, then records a new audit head (still in turn, so in order).
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await?;
-        if let Some(head) = &self.audit_head {
-            self.anchor.record(head);
+impl<T> Backend for T where
+    T: Core
+        + AgentlessStore
+        + AlertStore
+        + AuditStore
+        + AuthStore
+        + BackupStore
+        + CommandStore
+        + EventStore
+        + FileStore
+        + HistoryStore
+        + HistoryMaintenance
+        + JournalStore
+        + LayoutStore
+        + NodeStore
+        + RolloutStore
+        + ScheduleStore
+        + SettingStore
+        + SshStore
+        + UserStore
+{
+}
+
+macro_rules! core_for {
+    ($db:ty, $name:literal) => {
+        #[async_trait::async_trait]
+        impl Core for sql::Sql<$db> {
+            fn backend(&self) -> &'static str {
+                $name
+            }
+            fn access_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+                self.access.subscribe()
+            }
+            fn anchor(&self) -> &Anchor {
+                &self.anchor
+            }
+            async fn close(&self) {
+                self.pool.close().await;
+            }
         }
-        Ok(())
+    };
+}
+core_for!(sqlx::Sqlite, "sqlite");
+core_for!(sqlx::Postgres, "postgres");
+
+/// The hub's store: SQLite in the data dir, or PostgreSQL shared by replicas.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+    /// The same store, typed, for tests of SQLite's own details.
+    #[cfg(test)]
+    sqlite: Option<Arc<sql::Sql<sqlx::Sqlite>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.backend.backend())
     }
 }
 
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
+impl std::ops::Deref for Store {
+    type Target = dyn Backend;
     fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+        &*self.backend
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `data_dir` and migrates it.
+    /// Opens the store of `data_dir`: the PostgreSQL database it was last
+    /// started with ([`STORE_URL_FILE`]), or else the embedded SQLite file
+    /// (created and migrated if needed).
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let path = data_dir.join(DB_FILE);
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable across application crashes; only a power
-            // loss can drop the last transactions.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            // Takes effect only when the file is created (before the first
-            // table): lets retention hand freed pages back to the disk.
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        let store = Store {
-            pool,
-            path,
-            writer: Arc::new(tokio::sync::Mutex::new(())),
-            anchor: Arc::new(Anchor::new(data_dir)),
-            access: Arc::new(tokio::sync::watch::Sender::new(0)),
-        };
-        // Metric history of hubs before 0019 moves to its compact layout once.
-        store.migrate_legacy_history().await?;
-        Ok(store)
+        match std::fs::read_to_string(data_dir.join(STORE_URL_FILE)) {
+            Ok(url) => Store::connect(url.trim(), data_dir).await,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Store::sqlite(data_dir).await,
+            Err(e) => Err(StoreError::Config(format!("{STORE_URL_FILE}: {e}"))),
+        }
     }
 
-    /// Fires (see [`Store::access`]) whenever a credential may have lost or
-    /// changed its access.
-    pub fn access_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.access.subscribe()
-    }
-
-    fn access_changed(&self) {
-        self.access.send_modify(|generation| *generation += 1);
-    }
-
-    /// Begins a transaction that will write. `IMMEDIATE` takes the write lock
-    /// up front: a deferred transaction that reads first and writes later
-    /// fails at once (`SQLITE_BUSY`, no busy wait) when another connection
-    /// wrote in between, which WAL mode makes likely under load.
-    pub(crate) async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
-        let turn = self.writer.clone().lock_owned().await;
-        Ok(WriteTx {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            _turn: turn,
-            anchor: self.anchor.clone(),
-            audit_head: None,
+    /// Opens the embedded SQLite store in `data_dir`.
+    pub async fn sqlite(data_dir: &Path) -> Result<Store, StoreError> {
+        let store = Arc::new(sql::sqlite::open(data_dir).await?);
+        Ok(Store {
+            #[cfg(test)]
+            sqlite: Some(store.clone()),
+            backend: store,
         })
     }
 
-    /// The audit head recorded outside the database, and whether the trail
-    /// was found cut.
-    pub fn anchor(&self) -> &Anchor {
-        &self.anchor
+    /// Opens the store at `url`: `postgres://…` (PostgreSQL, migrated if
+    /// needed), or `sqlite` for the embedded one in `data_dir`.
+    pub async fn connect(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
+        if url == "sqlite" {
+            return Store::sqlite(data_dir).await;
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Config(format!(
+                "unsupported store {:?}: use postgres://USER@HOST:PORT/DATABASE or sqlite",
+                redact_url(url)
+            )));
+        }
+        let store = sql::postgres::open(url, data_dir).await?;
+        Ok(Store {
+            #[cfg(test)]
+            sqlite: None,
+            backend: Arc::new(store),
+        })
     }
 
-    /// Waits for the hub's turn to write, for a statement that writes
-    /// outside [`Store::write_tx`].
-    pub(crate) async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.writer.clone().lock_owned().await
+    /// The SQLite pool, for tests that look at the tables themselves.
+    #[cfg(test)]
+    pub(crate) fn history_pool(&self) -> &sqlx::SqlitePool {
+        self.sqlite.as_ref().expect("an SQLite store").pool()
     }
 
-    /// Waits for open work to finish and closes the database cleanly.
-    pub async fn close(&self) {
-        self.pool.close().await;
+    /// Moves pre-0019 metric history (SQLite only; runs at open).
+    #[cfg(test)]
+    pub(crate) async fn migrate_legacy_history(&self) -> Result<usize, StoreError> {
+        let sqlite = self.sqlite.as_ref().expect("an SQLite store");
+        sqlite.migrate_legacy_history().await
+    }
+}
+
+/// `url` without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use twinbay_proto::backup::Keep;
 
-use super::{Store, StoreError};
+use super::StoreError;
 
 /// A backup as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -30,7 +30,7 @@ pub struct BackupRecord {
     pub verified_ms: Option<i64>,
 }
 
-type Row = (
+pub(in crate::store) type Row = (
     String,
     String,
     String,
@@ -45,17 +45,7 @@ type Row = (
     Option<i64>,
 );
 
-macro_rules! select {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, node_id, job, command_id, source, object_key, sha256, size, \
-             created_ms, status, retention, verified_ms FROM backups ",
-            $rest
-        )
-    };
-}
-
-fn record(r: Row) -> BackupRecord {
+pub(in crate::store) fn record(r: Row) -> BackupRecord {
     BackupRecord {
         id: r.0,
         node_id: r.1,
@@ -72,142 +62,37 @@ fn record(r: Row) -> BackupRecord {
     }
 }
 
-impl Store {
+#[async_trait::async_trait]
+pub trait BackupStore: Send + Sync {
     /// Adds a complete artifact and records its job's retention: `keep`
     /// replaces the job's rules; `None` leaves them as they are (a new job
     /// keeps everything).
-    pub async fn insert_backup(
-        &self,
-        b: &BackupRecord,
-        keep: Option<&Keep>,
-    ) -> Result<(), StoreError> {
-        let replace = keep.is_some();
-        let keep =
-            serde_json::to_string(&keep.copied().unwrap_or_default()).expect("keep serializes");
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO backups (id, node_id, job, command_id, source, object_key, sha256, size, \
-             created_ms, status, retention) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&b.id)
-        .bind(&b.node_id)
-        .bind(&b.job)
-        .bind(&b.command_id)
-        .bind(&b.source)
-        .bind(&b.object_key)
-        .bind(&b.sha256)
-        .bind(b.size as i64)
-        .bind(b.created_ms)
-        .bind(&b.status)
-        .bind(&b.retention)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(if replace {
-            "INSERT INTO backup_jobs (node_id, job, keep) VALUES (?, ?, ?) \
-             ON CONFLICT (node_id, job) DO UPDATE SET keep = excluded.keep"
-        } else {
-            "INSERT INTO backup_jobs (node_id, job, keep) VALUES (?, ?, ?) \
-             ON CONFLICT (node_id, job) DO NOTHING"
-        })
-        .bind(&b.node_id)
-        .bind(&b.job)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    async fn insert_backup(&self, b: &BackupRecord, keep: Option<&Keep>) -> Result<(), StoreError>;
 
-    pub async fn backup(&self, id: &str) -> Result<Option<BackupRecord>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(select!("WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(record))
-    }
+    async fn backup(&self, id: &str) -> Result<Option<BackupRecord>, StoreError>;
 
     /// Backups, newest first, optionally of one node and one job.
-    pub async fn backups(
+    async fn backups(
         &self,
         node: Option<&str>,
         job: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<BackupRecord>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(select!(
-            "WHERE (?1 IS NULL OR node_id = ?1) AND (?2 IS NULL OR job = ?2) \
-             ORDER BY created_ms DESC, id DESC LIMIT ?3"
-        ))
-        .bind(node)
-        .bind(job)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(record).collect())
-    }
+    ) -> Result<Vec<BackupRecord>, StoreError>;
 
     /// A job's retention as its last run gave it (`None`: no run yet).
-    pub async fn backup_job_keep(
-        &self,
-        node_id: &str,
-        job: &str,
-    ) -> Result<Option<Keep>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT keep FROM backup_jobs WHERE node_id = ? AND job = ?")
-                .bind(node_id)
-                .bind(job)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|(k,)| {
-            serde_json::from_str(&k)
-                .map_err(|_| StoreError::Damaged(format!("backup job {node_id}/{job}: bad keep")))
-        })
-        .transpose()
-    }
+    async fn backup_job_keep(&self, node_id: &str, job: &str) -> Result<Option<Keep>, StoreError>;
 
     /// Every (node, job) that has backups.
-    pub async fn backup_jobs(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT DISTINCT node_id, job FROM backups ORDER BY node_id, job")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
+    async fn backup_jobs(&self) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Sets the retention reasons of kept backups and removes the others'
     /// rows (their objects go first, by the caller).
-    pub async fn apply_prune(
+    async fn apply_prune(
         &self,
         kept: &[(String, String)],
         removed: &[String],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        for (id, reason) in kept {
-            sqlx::query("UPDATE backups SET retention = ? WHERE id = ?")
-                .bind(reason)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for id in removed {
-            sqlx::query("DELETE FROM backups WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
 
     /// Records a verify: `ok` keeps `complete`, else the backup is `corrupt`.
-    pub async fn mark_verified(&self, id: &str, ok: bool, now_ms: i64) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE backups SET status = ?, verified_ms = ? WHERE id = ?")
-            .bind(if ok { "complete" } else { "corrupt" })
-            .bind(now_ms)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    async fn mark_verified(&self, id: &str, ok: bool, now_ms: i64) -> Result<(), StoreError>;
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use twinbay_proto::command::{Op, Status, Stream};
 
-use super::{Role, Store, StoreError};
+use super::{Role, StoreError};
 
 /// A command as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -54,7 +54,7 @@ pub struct Output {
 
 /// A row as selected, its last column the output (JSON) or `'[]'` where
 /// the output is not wanted.
-type Row = (
+pub(in crate::store) type Row = (
     String,
     String,
     String,
@@ -71,20 +71,7 @@ type Row = (
     String,
 );
 
-/// `SELECT` of a [`Row`]: `$output` is `"output"` or `"'[]'"`.
-macro_rules! select {
-    ($output:literal, $rest:literal) => {
-        concat!(
-            "SELECT id, node_id, op, summary, actor, actor_kind, role_needed, status, exit_code, error, \
-             started_ms, ended_ms, truncated, ",
-            $output,
-            " FROM commands ",
-            $rest
-        )
-    };
-}
-
-fn record(r: Row) -> Result<(CommandRecord, Vec<Output>), StoreError> {
+pub(in crate::store) fn record(r: Row) -> Result<(CommandRecord, Vec<Output>), StoreError> {
     let bad = |what: &str| StoreError::Damaged(format!("command {}: bad {what}", r.0));
     let output = serde_json::from_str(&r.13).map_err(|_| bad("output"))?;
     let record = CommandRecord {
@@ -106,113 +93,28 @@ fn record(r: Row) -> Result<(CommandRecord, Vec<Output>), StoreError> {
     Ok((record, output))
 }
 
-impl Store {
-    pub async fn insert_command(&self, c: &CommandRecord) -> Result<(), StoreError> {
-        let op = serde_json::to_string(&c.op).expect("ops serialize");
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO commands (id, node_id, op, summary, actor, actor_kind, role_needed, status, started_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.id)
-        .bind(&c.node_id)
-        .bind(op)
-        .bind(&c.summary)
-        .bind(&c.actor)
-        .bind(&c.actor_kind)
-        .bind(c.role_needed.as_str())
-        .bind(c.status.as_str())
-        .bind(c.started_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+#[async_trait::async_trait]
+pub trait CommandStore: Send + Sync {
+    async fn insert_command(&self, c: &CommandRecord) -> Result<(), StoreError>;
 
     /// Records how a command ended, with the output kept.
-    pub async fn finish_command(
-        &self,
-        c: &CommandRecord,
-        output: &[Output],
-    ) -> Result<(), StoreError> {
-        let output = serde_json::to_string(output).expect("output serializes");
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE commands SET status = ?, exit_code = ?, error = ?, ended_ms = ?, truncated = ?, output = ? \
-             WHERE id = ?",
-        )
-        .bind(c.status.as_str())
-        .bind(c.exit_code)
-        .bind(&c.error)
-        .bind(c.ended_ms)
-        .bind(c.truncated)
-        .bind(output)
-        .bind(&c.id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    async fn finish_command(&self, c: &CommandRecord, output: &[Output]) -> Result<(), StoreError>;
 
     /// A command and its output, read in one statement (so never a finished
     /// record with the output of when it ran).
-    pub async fn command(
-        &self,
-        id: &str,
-    ) -> Result<Option<(CommandRecord, Vec<Output>)>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(select!("output", "WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(record).transpose()
-    }
+    async fn command(&self, id: &str) -> Result<Option<(CommandRecord, Vec<Output>)>, StoreError>;
 
     /// A host's commands, newest first.
-    pub async fn node_commands(
+    async fn node_commands(
         &self,
         node_id: &str,
         limit: u32,
-    ) -> Result<Vec<CommandRecord>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(select!(
-            "'[]'",
-            "WHERE node_id = ? ORDER BY started_ms DESC, id DESC LIMIT ?"
-        ))
-        .bind(node_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(|r| Ok(record(r)?.0)).collect()
-    }
+    ) -> Result<Vec<CommandRecord>, StoreError>;
 
     /// Forgets ended commands older than `before_ms`, and all but the newest
     /// `keep` of each host; running ones stay. Returns how many went.
-    pub async fn prune_commands(&self, before_ms: i64, keep: u32) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "DELETE FROM commands WHERE status != 'running' AND (ended_ms < ? OR id IN (\
-               SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
-                 (PARTITION BY node_id ORDER BY started_ms DESC, id DESC) AS n FROM commands) \
-               WHERE n > ?))",
-        )
-        .bind(before_ms)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
+    async fn prune_commands(&self, before_ms: i64, keep: u32) -> Result<u64, StoreError>;
 
     /// Commands a previous hub process left running can never end now.
-    pub async fn lose_running_commands(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE commands SET status = 'lost', ended_ms = ?, error = 'the hub restarted while it ran' \
-             WHERE status = 'running'",
-        )
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
+    async fn lose_running_commands(&self, now_ms: i64) -> Result<u64, StoreError>;
 }

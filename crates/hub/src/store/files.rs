@@ -2,9 +2,8 @@
 //! (`migrations/0009_files.sql`).
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError};
+use super::StoreError;
 
 /// One version of a watched file, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -61,7 +60,7 @@ pub struct NewFileVersion<'a> {
 
 /// A `file_versions` row as stored (JSON columns as text).
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(in crate::store) struct Row {
     id: i64,
     node_id: String,
     path: String,
@@ -81,17 +80,7 @@ struct Row {
     images: Option<String>,
 }
 
-/// `SELECT` of every column of [`Row`], then the rest of the query.
-macro_rules! select {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode, risk, summary, assessment, images FROM file_versions ",
-            $rest
-        )
-    };
-}
-
-fn version(r: Row) -> FileVersion {
+pub(in crate::store) fn version(r: Row) -> FileVersion {
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
     FileVersion {
         id: r.id,
@@ -116,282 +105,107 @@ fn version(r: Row) -> FileVersion {
 
 /// Which content rows may answer for a version: a plain hash fleet-wide,
 /// a keyed one only on its own node.
-fn owner(node_id: &str, keyed: bool) -> &str {
+pub(in crate::store) fn owner(node_id: &str, keyed: bool) -> &str {
     if keyed { node_id } else { "" }
 }
 
-impl Store {
+#[async_trait::async_trait]
+pub trait FileStore: Send + Sync {
     /// The newest version of `path` on `node_id`.
-    pub async fn latest_file_version(
+    async fn latest_file_version(
         &self,
         node_id: &str,
         path: &str,
-    ) -> Result<Option<FileVersion>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(select!(
-            "WHERE node_id = ? AND path = ? ORDER BY id DESC LIMIT 1"
-        ))
-        .bind(node_id)
-        .bind(path)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(version))
-    }
+    ) -> Result<Option<FileVersion>, StoreError>;
 
-    pub async fn insert_file_version(&self, v: &NewFileVersion<'_>) -> Result<i64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let id = sqlx::query(
-            "INSERT INTO file_versions (node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode, images)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(v.node_id)
-        .bind(v.path)
-        .bind(v.ts_ms)
-        .bind(v.sha256)
-        .bind(v.prev_sha256)
-        .bind(v.change)
-        .bind(v.state)
-        .bind(v.kind)
-        .bind(v.content)
-        .bind(v.keyed)
-        .bind(v.size)
-        .bind(v.mode)
-        .bind(v.images.as_ref().map(|i| i.to_string()))
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        tx.commit().await?;
-        Ok(id)
-    }
+    async fn insert_file_version(&self, v: &NewFileVersion<'_>) -> Result<i64, StoreError>;
 
     /// Records how risky version `id` is, and why.
-    pub async fn set_file_assessment(
+    async fn set_file_assessment(
         &self,
         id: i64,
         risk: &str,
         summary: &str,
         assessment: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE file_versions SET risk = ?, summary = ?, assessment = ? WHERE id = ?")
-            .bind(risk)
-            .bind(summary)
-            .bind(assessment.to_string())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
 
     /// Versions of `path` on `node_id`, newest first.
-    pub async fn file_versions(
+    async fn file_versions(
         &self,
         node_id: &str,
         path: &str,
         limit: i64,
-    ) -> Result<Vec<FileVersion>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(select!(
-            "WHERE node_id = ? AND path = ? ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(node_id)
-        .bind(path)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(version).collect())
-    }
+    ) -> Result<Vec<FileVersion>, StoreError>;
 
     /// The version `sha256` of `path` on `node_id` (its newest row).
-    pub async fn file_version_by_sha(
+    async fn file_version_by_sha(
         &self,
         node_id: &str,
         path: &str,
         sha256: &str,
-    ) -> Result<Option<FileVersion>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(select!(
-            "WHERE node_id = ? AND path = ? AND sha256 = ? ORDER BY id DESC LIMIT 1"
-        ))
-        .bind(node_id)
-        .bind(path)
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(version))
-    }
+    ) -> Result<Option<FileVersion>, StoreError>;
 
     /// Changes across the fleet since `since_ms`, newest first; versions
     /// still waiting for their content are left out.
-    pub async fn file_changes(
+    async fn file_changes(
         &self,
         since_ms: i64,
         risks: &[&str],
         limit: i64,
-    ) -> Result<Vec<FileVersion>, StoreError> {
-        let risks = serde_json::to_string(risks).expect("strings serialize");
-        let rows: Vec<Row> = sqlx::query_as(select!(
-            "WHERE ts_ms >= ? AND change != 'first_seen' AND risk IN (SELECT value FROM json_each(?))
-             ORDER BY id DESC LIMIT ?"
-        ))
-        .bind(since_ms)
-        .bind(risks)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(version).collect())
-    }
+    ) -> Result<Vec<FileVersion>, StoreError>;
 
     /// Versions of `node_id` with this hash that wait for their content.
-    pub async fn unassessed_file_versions(
+    async fn unassessed_file_versions(
         &self,
         node_id: &str,
         sha256: &str,
-    ) -> Result<Vec<FileVersion>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(select!(
-            "WHERE node_id = ? AND sha256 = ? AND risk IS NULL ORDER BY id"
-        ))
-        .bind(node_id)
-        .bind(sha256)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(version).collect())
-    }
+    ) -> Result<Vec<FileVersion>, StoreError>;
 
     /// Whether the hub holds the content of this version.
-    pub async fn has_file_content(
+    async fn has_file_content(
         &self,
         node_id: &str,
         sha256: &str,
         keyed: bool,
-    ) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM file_contents WHERE node_id = ? AND sha256 = ?")
-                .bind(owner(node_id, keyed))
-                .bind(sha256)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.is_some())
-    }
+    ) -> Result<bool, StoreError>;
 
     /// Stores a version's content. A plain hash must be the hash of the
     /// text (else `false`, nothing stored): an agent cannot plant content
     /// under another host's version. A keyed one is its node's alone.
-    pub async fn put_file_content(
+    async fn put_file_content(
         &self,
         node_id: &str,
         sha256: &str,
         keyed: bool,
         text: &str,
-    ) -> Result<bool, StoreError> {
-        let content_sha = hex::encode(Sha256::digest(text.as_bytes()));
-        if !keyed && content_sha != sha256 {
-            return Ok(false);
-        }
-        let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT OR IGNORE INTO file_blobs (content_sha, size, data) VALUES (?, ?, ?)")
-            .bind(&content_sha)
-            .bind(text.len() as i64)
-            .bind(text)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO file_contents (node_id, sha256, content_sha) VALUES (?, ?, ?)",
-        )
-        .bind(owner(node_id, keyed))
-        .bind(sha256)
-        .bind(&content_sha)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
+    ) -> Result<bool, StoreError>;
 
     /// The content of a version, if the hub has it.
-    pub async fn file_content(
+    async fn file_content(
         &self,
         node_id: &str,
         sha256: &str,
         keyed: bool,
-    ) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT b.data FROM file_contents c JOIN file_blobs b ON b.content_sha = c.content_sha
-             WHERE c.node_id = ? AND c.sha256 = ?",
-        )
-        .bind(owner(node_id, keyed))
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.0))
-    }
-}
+    ) -> Result<Option<String>, StoreError>;
 
-impl Store {
     /// The newest version of every path of `node_id`.
-    pub async fn latest_file_versions(
-        &self,
-        node_id: &str,
-    ) -> Result<Vec<FileVersion>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(select!(
-            "WHERE id IN (SELECT MAX(id) FROM file_versions WHERE node_id = ?1 GROUP BY path) ORDER BY path"
-        ))
-        .bind(node_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(version).collect())
-    }
+    async fn latest_file_versions(&self, node_id: &str) -> Result<Vec<FileVersion>, StoreError>;
 
     /// The newest versions (of any node and path) whose assessment still
     /// names drift: what the tracker rechecks, also after a hub restart.
-    pub async fn drifting_file_versions(&self) -> Result<Vec<FileVersion>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(select!(
-            "WHERE id IN (SELECT MAX(id) FROM file_versions GROUP BY node_id, path)
-               AND json_array_length(assessment, '$.drift') > 0"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(version).collect())
-    }
-}
+    async fn drifting_file_versions(&self) -> Result<Vec<FileVersion>, StoreError>;
 
-impl Store {
     /// Forgets versions past retention: of each file, versions beyond the
     /// newest `keep` that are also older than `cutoff_ms`; then content no
     /// version refers to. Returns how many versions went.
-    pub async fn prune_file_versions(&self, keep: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let gone = sqlx::query(
-            "DELETE FROM file_versions WHERE id IN (
-                SELECT id FROM (
-                    SELECT id, ts_ms, ROW_NUMBER() OVER (PARTITION BY node_id, path ORDER BY id DESC) AS n
-                    FROM file_versions)
-                WHERE n > ? AND ts_ms < ?)",
-        )
-        .bind(keep)
-        .bind(cutoff_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if gone > 0 {
-            sqlx::query(
-                "DELETE FROM file_contents WHERE NOT EXISTS (
-                    SELECT 1 FROM file_versions v WHERE v.sha256 = file_contents.sha256
-                    AND (file_contents.node_id = '' OR v.node_id = file_contents.node_id))",
-            )
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "DELETE FROM file_blobs WHERE content_sha NOT IN (SELECT content_sha FROM file_contents)",
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(gone)
-    }
+    async fn prune_file_versions(&self, keep: i64, cutoff_ms: i64) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+    use sha2::{Digest, Sha256};
 
     fn v<'a>(path: &'a str, sha: &'a str, ts_ms: i64) -> NewFileVersion<'a> {
         NewFileVersion {

@@ -1,11 +1,11 @@
 //! The state journal (`journal.rs`): rows of checkpoints and diffs per node.
 
-use super::{Store, StoreError, WriteTx};
+use super::StoreError;
 use crate::journal::Row;
 
-type RowTuple = (String, i64, bool, Vec<u8>);
+pub(in crate::store) type RowTuple = (String, i64, bool, Vec<u8>);
 
-fn rows(t: Vec<RowTuple>) -> Vec<Row> {
+pub(in crate::store) fn rows(t: Vec<RowTuple>) -> Vec<Row> {
     t.into_iter()
         .map(|(node_id, ts, checkpoint, body)| Row {
             node_id,
@@ -16,131 +16,38 @@ fn rows(t: Vec<RowTuple>) -> Vec<Row> {
         .collect()
 }
 
-/// Appends journal rows inside the caller's transaction.
-pub(crate) async fn insert_in(tx: &mut WriteTx, journal: &[Row]) -> Result<(), sqlx::Error> {
-    const ROWS_PER_STATEMENT: usize = 200;
-    for chunk in journal.chunks(ROWS_PER_STATEMENT) {
-        let mut insert =
-            sqlx::QueryBuilder::new("INSERT INTO journal (node_id, ts, checkpoint, body) ");
-        insert.push_values(chunk, |mut row, r| {
-            row.push_bind(&r.node_id)
-                .push_bind(r.ts)
-                .push_bind(r.checkpoint)
-                .push_bind(&r.body);
-        });
-        insert.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-impl Store {
+#[async_trait::async_trait]
+pub trait JournalStore: Send + Sync {
     /// Appends journal rows in one transaction (the recorder writes them
     /// with the nodes' state instead: [`Store::save_nodes`]).
-    pub async fn insert_journal(&self, journal: &[Row]) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        insert_in(&mut tx, journal).await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    async fn insert_journal(&self, journal: &[Row]) -> Result<(), StoreError>;
 
     /// The rows that rebuild node `node` as of `at`: its newest checkpoint
     /// at or before `at` and the diffs after it up to `at`. Empty when the
     /// journal holds nothing of the node that early.
-    pub async fn journal_at(&self, node: &str, at: i64) -> Result<Vec<Row>, StoreError> {
-        let t: Vec<RowTuple> = sqlx::query_as(
-            "SELECT node_id, ts, checkpoint, body FROM journal
-             WHERE node_id = ?1 AND ts <= ?2 AND ts >= (
-                 SELECT MAX(ts) FROM journal WHERE node_id = ?1 AND checkpoint = 1 AND ts <= ?2)
-             ORDER BY ts",
-        )
-        .bind(node)
-        .bind(at)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows(t))
-    }
+    async fn journal_at(&self, node: &str, at: i64) -> Result<Vec<Row>, StoreError>;
 
     /// The rows that rebuild node `node`'s newest journaled state.
-    pub async fn journal_head(&self, node: &str) -> Result<Vec<Row>, StoreError> {
-        self.journal_at(node, i64::MAX).await
-    }
+    async fn journal_head(&self, node: &str) -> Result<Vec<Row>, StoreError>;
 
     /// The oldest journal row's time.
-    pub async fn journal_oldest(&self) -> Result<Option<i64>, StoreError> {
-        let row: (Option<i64>,) = sqlx::query_as("SELECT MIN(ts) FROM journal")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.0)
-    }
+    async fn journal_oldest(&self) -> Result<Option<i64>, StoreError>;
 
     /// The rows of node `node` in `(from, to]`, oldest first.
-    pub async fn journal_between(
-        &self,
-        node: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<Row>, StoreError> {
-        let t: Vec<RowTuple> = sqlx::query_as(
-            "SELECT node_id, ts, checkpoint, body FROM journal
-             WHERE node_id = ? AND ts > ? AND ts <= ? ORDER BY ts",
-        )
-        .bind(node)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows(t))
-    }
+    async fn journal_between(&self, node: &str, from: i64, to: i64)
+    -> Result<Vec<Row>, StoreError>;
 
     /// The first journaled moment of node `node`.
-    pub async fn journal_first(&self, node: &str) -> Result<Option<i64>, StoreError> {
-        let row: (Option<i64>,) = sqlx::query_as("SELECT MIN(ts) FROM journal WHERE node_id = ?")
-            .bind(node)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.0)
-    }
+    async fn journal_first(&self, node: &str) -> Result<Option<i64>, StoreError>;
 
     /// The nodes with journal rows in `(from, to]`.
-    pub async fn journal_nodes_between(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        let t: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT node_id FROM journal WHERE ts > ? AND ts <= ? ORDER BY node_id",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(t.into_iter().map(|r| r.0).collect())
-    }
+    async fn journal_nodes_between(&self, from: i64, to: i64) -> Result<Vec<String>, StoreError>;
 
     /// Deletes what is older than `before`, except each node's newest
     /// checkpoint at or before it (and so the diffs after that): the state
     /// at `before` can still be rebuilt, and no diff loses its checkpoint.
-    pub async fn prune_journal(&self, before: i64) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query(
-            "DELETE FROM journal WHERE ts < ?1 AND ts < (
-                 SELECT MAX(c.ts) FROM journal c
-                 WHERE c.node_id = journal.node_id AND c.checkpoint = 1 AND c.ts <= ?1)",
-        )
-        .bind(before)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
+    async fn prune_journal(&self, before: i64) -> Result<u64, StoreError>;
 
     /// Rows and bytes (compressed bodies) of the journal, of one node or all.
-    pub async fn journal_size(&self, node: Option<&str>) -> Result<(i64, i64), StoreError> {
-        let row: (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), SUM(LENGTH(body)) FROM journal WHERE ?1 IS NULL OR node_id = ?1",
-        )
-        .bind(node)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.0, row.1.unwrap_or(0)))
-    }
+    async fn journal_size(&self, node: Option<&str>) -> Result<(i64, i64), StoreError>;
 }

@@ -1,70 +1,21 @@
 //! Rollouts (`rollouts.rs`): each kept whole as JSON, rewritten on change.
 
-use super::{Store, StoreError};
+use super::StoreError;
 use crate::rollouts::Rollout;
 
 /// Rollouts kept; the oldest finished ones go as new ones come.
-const KEEP: i64 = 200;
+pub(in crate::store) const KEEP: i64 = 200;
 
-impl Store {
+#[async_trait::async_trait]
+pub trait RolloutStore: Send + Sync {
     /// Writes `rollout` (new or changed) and drops finished rollouts beyond
     /// the newest [`KEEP`].
-    pub async fn save_rollout(&self, rollout: &Rollout) -> Result<(), StoreError> {
-        let body =
-            serde_json::to_string(rollout).map_err(|e| StoreError::Damaged(e.to_string()))?;
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO rollouts (id, created_ms, state, body) VALUES (?, ?, ?, ?)
-             ON CONFLICT(id) DO UPDATE SET state = excluded.state, body = excluded.body",
-        )
-        .bind(&rollout.id)
-        .bind(rollout.created_ms)
-        .bind(rollout.state.as_str())
-        .bind(&body)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM rollouts WHERE id IN (SELECT id FROM rollouts ORDER BY created_ms DESC LIMIT -1 OFFSET ?)
-             AND state IN ('done', 'aborted', 'halted')",
-        )
-        .bind(KEEP)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    async fn save_rollout(&self, rollout: &Rollout) -> Result<(), StoreError>;
 
     /// Every kept rollout, newest first. One that does not decode (written
     /// by a newer hub, say) is skipped with a warning.
-    pub async fn rollouts(&self) -> Result<Vec<Rollout>, StoreError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, body FROM rollouts ORDER BY created_ms DESC, id DESC")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, body)| match serde_json::from_str(&body) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(id, error = %e, "a stored rollout does not decode; skipped");
-                    None
-                }
-            })
-            .collect())
-    }
+    async fn rollouts(&self) -> Result<Vec<Rollout>, StoreError>;
 
     /// One kept rollout, `None` if there is none by that id (or it does not decode).
-    pub async fn rollout(&self, id: &str) -> Result<Option<Rollout>, StoreError> {
-        let body: Option<(String,)> = sqlx::query_as("SELECT body FROM rollouts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(body.and_then(|(b,)| match serde_json::from_str(&b) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(id, error = %e, "a stored rollout does not decode");
-                None
-            }
-        }))
-    }
+    async fn rollout(&self, id: &str) -> Result<Option<Rollout>, StoreError>;
 }

@@ -1,4 +1,4 @@
-use super::{Store, StoreError};
+use super::StoreError;
 
 /// The URL agents should dial, written by the hub at start for `ctl` to read.
 pub const PUBLIC_URL: &str = "public_url";
@@ -8,21 +8,9 @@ pub const TLS_FINGERPRINT: &str = "tls_fingerprint";
 /// join strings carry them to agents.
 pub const UPDATE_KEYS: &str = "update_keys";
 
-impl Store {
-    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.0))
-    }
+#[async_trait::async_trait]
+pub trait SettingStore: Send + Sync {
+    async fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
 
-    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::*;
 
-fn tempdir(name: &str) -> PathBuf {
+pub(in crate::store) fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("twinbay-store-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -11,7 +11,7 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 #[tokio::test]
-async fn a_join_token_enrolls_exactly_one_key() {
+pub(in crate::store) async fn a_join_token_enrolls_exactly_one_key() {
     let dir = tempdir("enroll");
     let store = Store::open(&dir).await.unwrap();
     let token = store
@@ -56,7 +56,7 @@ async fn a_join_token_enrolls_exactly_one_key() {
 }
 
 #[tokio::test]
-async fn a_token_spent_on_a_simulated_fleet_enrolls_only_simulated_agents() {
+pub(in crate::store) async fn a_token_spent_on_a_simulated_fleet_enrolls_only_simulated_agents() {
     let dir = tempdir("fleet");
     let store = Store::open(&dir).await.unwrap();
     let token = store
@@ -94,7 +94,7 @@ async fn a_token_spent_on_a_simulated_fleet_enrolls_only_simulated_agents() {
 }
 
 #[tokio::test]
-async fn api_tokens_and_sessions_authenticate_with_their_role() {
+pub(in crate::store) async fn api_tokens_and_sessions_authenticate_with_their_role() {
     let dir = tempdir("auth");
     let store = Store::open(&dir).await.unwrap();
     let token = store.create_api_token(Role::Viewer, "ci").await.unwrap();
@@ -150,7 +150,7 @@ async fn api_tokens_and_sessions_authenticate_with_their_role() {
 }
 
 #[tokio::test]
-async fn old_and_surplus_commands_are_pruned_but_running_ones_stay() {
+pub(in crate::store) async fn old_and_surplus_commands_are_pruned_but_running_ones_stay() {
     use twinbay_proto::command::{Op, Role as CmdRole, Status};
     let dir = tempdir("prune-commands");
     let store = Store::open(&dir).await.unwrap();
@@ -211,7 +211,7 @@ async fn old_and_surplus_commands_are_pruned_but_running_ones_stay() {
 /// A batch of audit entries lands in one transaction, in order, on the one
 /// hash chain (the MCP read queue writes its batches this way).
 #[tokio::test]
-async fn audit_entries_in_one_batch_keep_their_order_and_the_chain() {
+pub(in crate::store) async fn audit_entries_in_one_batch_keep_their_order_and_the_chain() {
     use crate::audit::{ActorKind, Outcome, Record};
     let dir = tempdir("audit-many");
     let store = Store::open(&dir).await.unwrap();

@@ -2,7 +2,7 @@ use twinbay_proto::command::{Op, Status};
 
 use super::*;
 use crate::audit::{ActorKind, Outcome};
-use crate::store::CommandRecord;
+use crate::store::{CommandRecord, Store};
 
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("twinbay-sched-{name}-{}", std::process::id()));
