@@ -273,4 +273,6 @@ pub fn deadline_ms(now: i64, ttl: std::time::Duration) -> i64 {
 }
 
 #[cfg(test)]
+pub(crate) mod suite;
+#[cfg(test)]
 mod tests;

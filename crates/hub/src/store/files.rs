@@ -204,7 +204,12 @@ pub trait FileStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::suite::{Fixture, store_test_suite};
+
+    store_test_suite!(
+        content_is_stored_once_verified_and_pruned_with_its_versions,
+        drifting_versions_are_the_newest_ones_still_naming_drift,
+    );
     use sha2::{Digest, Sha256};
 
     fn v<'a>(path: &'a str, sha: &'a str, ts_ms: i64) -> NewFileVersion<'a> {
@@ -225,12 +230,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn content_is_stored_once_verified_and_pruned_with_its_versions() {
-        let dir = std::env::temp_dir().join(format!("twinbay-files-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir).await.unwrap();
+    async fn content_is_stored_once_verified_and_pruned_with_its_versions(f: &Fixture) {
+        let store = f.store.clone();
         let texts: Vec<String> = (0..5).map(|i| format!("version {i}\n")).collect();
         let shas: Vec<String> = texts
             .iter()
@@ -277,15 +278,10 @@ mod tests {
                 .as_deref(),
             Some("version 4\n")
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[tokio::test]
-    async fn drifting_versions_are_the_newest_ones_still_naming_drift() {
-        let dir = std::env::temp_dir().join(format!("twinbay-files-drift-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir).await.unwrap();
+    async fn drifting_versions_are_the_newest_ones_still_naming_drift(f: &Fixture) {
+        let store = f.store.clone();
         let drift = serde_json::json!({"drift": [{"kind": "container", "name": "web"}]});
         let none = serde_json::json!({"drift": []});
         // /a: drift, then a newer version without: not drifting.
@@ -310,6 +306,5 @@ mod tests {
         let drifting = store.drifting_file_versions().await.unwrap();
         let ids: Vec<i64> = drifting.iter().map(|v| v.id).collect();
         assert_eq!(ids, vec![b1]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

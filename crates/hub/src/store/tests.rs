@@ -1,19 +1,18 @@
-use std::path::PathBuf;
 use std::time::Duration;
 
+use super::suite::{Fixture, store_test_suite};
 use super::*;
 
-pub(in crate::store) fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("twinbay-store-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+store_test_suite!(
+    a_join_token_enrolls_exactly_one_key,
+    a_token_spent_on_a_simulated_fleet_enrolls_only_simulated_agents,
+    api_tokens_and_sessions_authenticate_with_their_role,
+    old_and_surplus_commands_are_pruned_but_running_ones_stay,
+    audit_entries_in_one_batch_keep_their_order_and_the_chain,
+);
 
-#[tokio::test]
-pub(in crate::store) async fn a_join_token_enrolls_exactly_one_key() {
-    let dir = tempdir("enroll");
-    let store = Store::open(&dir).await.unwrap();
+async fn a_join_token_enrolls_exactly_one_key(f: &Fixture) {
+    let store = f.store.clone();
     let token = store
         .create_join_token(Duration::from_secs(60))
         .await
@@ -46,19 +45,16 @@ pub(in crate::store) async fn a_join_token_enrolls_exactly_one_key() {
     store.close().await;
 
     // Everything survives a reopen.
-    let store = Store::open(&dir).await.unwrap();
+    let store = f.reopen().await;
     assert_eq!(
         store.node_key(&node).await.unwrap().as_deref(),
         Some("key-a")
     );
     store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-pub(in crate::store) async fn a_token_spent_on_a_simulated_fleet_enrolls_only_simulated_agents() {
-    let dir = tempdir("fleet");
-    let store = Store::open(&dir).await.unwrap();
+async fn a_token_spent_on_a_simulated_fleet_enrolls_only_simulated_agents(f: &Fixture) {
+    let store = f.store.clone();
     let token = store
         .create_join_token(Duration::from_secs(60))
         .await
@@ -90,13 +86,10 @@ pub(in crate::store) async fn a_token_spent_on_a_simulated_fleet_enrolls_only_si
     let nodes = store.nodes().await.unwrap();
     assert!(!nodes.iter().find(|n| n.id == node).unwrap().simulated);
     store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-pub(in crate::store) async fn api_tokens_and_sessions_authenticate_with_their_role() {
-    let dir = tempdir("auth");
-    let store = Store::open(&dir).await.unwrap();
+async fn api_tokens_and_sessions_authenticate_with_their_role(f: &Fixture) {
+    let store = f.store.clone();
     let token = store.create_api_token(Role::Viewer, "ci").await.unwrap();
     let p = store.api_token_principal(&token).await.unwrap().unwrap();
     assert_eq!(p.role, Role::Viewer);
@@ -146,14 +139,11 @@ pub(in crate::store) async fn api_tokens_and_sessions_authenticate_with_their_ro
     store.delete_session(&cookie).await.unwrap();
     assert_eq!(store.session_principal(&cookie).await.unwrap(), None);
     store.close().await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-pub(in crate::store) async fn old_and_surplus_commands_are_pruned_but_running_ones_stay() {
+async fn old_and_surplus_commands_are_pruned_but_running_ones_stay(f: &Fixture) {
     use twinbay_proto::command::{Op, Role as CmdRole, Status};
-    let dir = tempdir("prune-commands");
-    let store = Store::open(&dir).await.unwrap();
+    let store = f.store.clone();
     let command = |id: &str, node: &str, started: i64, status: Status| CommandRecord {
         id: id.into(),
         node_id: node.into(),
@@ -210,11 +200,9 @@ pub(in crate::store) async fn old_and_surplus_commands_are_pruned_but_running_on
 
 /// A batch of audit entries lands in one transaction, in order, on the one
 /// hash chain (the MCP read queue writes its batches this way).
-#[tokio::test]
-pub(in crate::store) async fn audit_entries_in_one_batch_keep_their_order_and_the_chain() {
+async fn audit_entries_in_one_batch_keep_their_order_and_the_chain(f: &Fixture) {
     use crate::audit::{ActorKind, Outcome, Record};
-    let dir = tempdir("audit-many");
-    let store = Store::open(&dir).await.unwrap();
+    let store = f.store.clone();
     let one = Record::new(ActorKind::Token, "token:1", "mcp.read", Outcome::Ok);
     store.audit(one.clone().detail("first")).await.unwrap();
     let batch: Vec<Record> = (0..3)

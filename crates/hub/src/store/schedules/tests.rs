@@ -2,14 +2,13 @@ use twinbay_proto::command::{Op, Status};
 
 use super::*;
 use crate::audit::{ActorKind, Outcome};
-use crate::store::{CommandRecord, Store};
+use crate::store::CommandRecord;
+use crate::store::suite::{Fixture, store_test_suite};
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("twinbay-sched-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+store_test_suite!(
+    schedules_round_trip_and_are_audited,
+    runs_take_their_commands_outcome_and_stay_bounded,
+);
 
 fn rec(action: &str) -> Record {
     Record::new(ActorKind::User, "admin", action, Outcome::Ok)
@@ -59,9 +58,8 @@ fn targets_serialize_as_the_api_says() {
     assert!(ScheduleTarget::Node("x".into()).matches("x", &Default::default()));
 }
 
-#[tokio::test]
-async fn schedules_round_trip_and_are_audited() {
-    let store = Store::open(&tempdir("crud")).await.unwrap();
+async fn schedules_round_trip_and_are_audited(f: &Fixture) {
+    let store = f.store.clone();
     let id = store
         .add_schedule(
             &new("dump", ScheduleTarget::Node("n_1".into())),
@@ -149,9 +147,8 @@ async fn schedules_round_trip_and_are_audited() {
     }
 }
 
-#[tokio::test]
-async fn runs_take_their_commands_outcome_and_stay_bounded() {
-    let store = Store::open(&tempdir("runs")).await.unwrap();
+async fn runs_take_their_commands_outcome_and_stay_bounded(f: &Fixture) {
+    let store = f.store.clone();
     let id = store
         .add_schedule(
             &new("s", ScheduleTarget::Group("g=1".into())),

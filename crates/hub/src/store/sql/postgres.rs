@@ -17,6 +17,27 @@ pub(crate) type WriteTx = super::WriteTx<Db>;
 pub(in crate::store) type QueryBuilder = sqlx::QueryBuilder<Db>;
 type Arguments = <Db as sqlx::Database>::Arguments;
 
+/// A JSON array bound as text, as rows of one column `value`: the
+/// opening and closing text around its placeholder.
+macro_rules! json_values_open {
+    () => {
+        "SELECT value FROM json_array_elements_text(CAST("
+    };
+}
+macro_rules! json_values_close {
+    () => {
+        " AS json))"
+    };
+}
+/// A file version whose assessment lists drift (`jsonb_array_length`
+/// raises on anything but an array, where SQLite's answers 0).
+macro_rules! drift_listed {
+    () => {
+        "CASE WHEN jsonb_typeof(CAST(assessment AS jsonb) -> 'drift') = 'array'
+              THEN jsonb_array_length(CAST(assessment AS jsonb) -> 'drift') ELSE 0 END > 0"
+    };
+}
+
 #[path = "queries/agentless.rs"]
 mod agentless;
 #[path = "queries/alerts.rs"]
@@ -75,11 +96,19 @@ pub(in crate::store) async fn open(
 }
 
 impl Sql<Db> {
-    /// Begins a transaction that will write (in this hub's turn).
+    /// Begins a transaction that will write (in this hub's turn). Write
+    /// transactions take one advisory lock, so they run one at a time across
+    /// every replica, as on SQLite: the read-then-write steps (the audit
+    /// chain's head, the layout's version, a node's series dictionary) stay
+    /// correct without each knowing about the others.
     pub(in crate::store) async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
         let turn = self.writer.clone().lock_owned().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7239)")
+            .execute(&mut *tx)
+            .await?;
         Ok(super::WriteTx {
-            tx: self.pool.begin().await?,
+            tx,
             _turn: turn,
             anchor: self.anchor.clone(),
             audit_head: None,
@@ -151,6 +180,15 @@ where
     sqlx::query_scalar(statement(sql))
 }
 
+/// A read transaction: one snapshot for all its statements (PostgreSQL's
+/// default, READ COMMITTED, takes one per statement).
+pub(in crate::store) async fn begin_snapshot(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+}
+
 /// PostgreSQL rewrites rows elsewhere; nothing to switch on.
 pub(in crate::store) async fn secure_delete(_conn: &mut Conn) -> Result<(), sqlx::Error> {
     Ok(())
@@ -169,15 +207,6 @@ pub(in crate::store) async fn vacuum(_pool: &PgPool) -> Result<(), sqlx::Error> 
 /// The database's size is the server's to report (see `history_usage`).
 pub(in crate::store) fn disk_bytes(_store: &Sql<Db>) -> u64 {
     0
-}
-
-/// Serializes appends to the audit chain across every replica: a
-/// transaction-scoped advisory lock, released at commit or rollback.
-pub(in crate::store) async fn lock_audit(conn: &mut Conn) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(7239)")
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -17,6 +17,25 @@ pub(crate) type WriteTx = super::WriteTx<Db>;
 pub(in crate::store) type QueryBuilder = sqlx::QueryBuilder<Db>;
 type Arguments = <Db as sqlx::Database>::Arguments;
 
+/// A JSON array bound as text, as rows of one column `value`: the
+/// opening and closing text around its placeholder.
+macro_rules! json_values_open {
+    () => {
+        "SELECT value FROM json_each("
+    };
+}
+macro_rules! json_values_close {
+    () => {
+        ")"
+    };
+}
+/// A file version whose assessment lists drift.
+macro_rules! drift_listed {
+    () => {
+        "json_array_length(assessment, '$.drift') > 0"
+    };
+}
+
 #[path = "queries/agentless.rs"]
 mod agentless;
 #[path = "queries/alerts.rs"]
@@ -165,8 +184,10 @@ pub(in crate::store) fn disk_bytes(store: &Sql<Db>) -> u64 {
     size(db) + size(&db.with_extension("db-wal")) + size(&db.with_extension("db-shm"))
 }
 
-/// Serializes appends to the audit chain across writers: on SQLite the
-/// write transaction (`BEGIN IMMEDIATE`) already holds the only write lock.
-pub(in crate::store) async fn lock_audit(_conn: &mut Conn) -> Result<(), sqlx::Error> {
-    Ok(())
+/// A read transaction: one snapshot for all its statements (SQLite's
+/// read transactions always are).
+pub(in crate::store) async fn begin_snapshot(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin().await
 }

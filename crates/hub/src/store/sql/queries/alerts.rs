@@ -259,7 +259,7 @@ impl crate::store::AlertStore for Sql<Db> {
     async fn mark_alerts_notified(&self, ids: &[i64]) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         for id in ids {
-            query("UPDATE alerts SET notified = 1 WHERE id = ?")
+            query("UPDATE alerts SET notified = TRUE WHERE id = ?")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -362,7 +362,8 @@ impl crate::store::AlertStore for Sql<Db> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
         let found = query(
-            "UPDATE alert_silences SET ends_ms = MIN(ends_ms, ?), starts_ms = MIN(starts_ms, ?) WHERE id = ?",
+            "UPDATE alert_silences SET ends_ms = CASE WHEN ends_ms < ?1 THEN ends_ms ELSE ?1 END,
+             starts_ms = CASE WHEN starts_ms < ?2 THEN starts_ms ELSE ?2 END WHERE id = ?3",
         )
         .bind(now)
         .bind(now)

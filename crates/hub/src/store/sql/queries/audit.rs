@@ -11,7 +11,6 @@ use futures_util::TryStreamExt;
 /// Appends `record` in `tx`; once `tx` commits, the new entry is the
 /// recorded head (if the chain still holds the one recorded before).
 pub(crate) async fn append_in(tx: &mut WriteTx, record: &Record) -> Result<Entry, StoreError> {
-    lock_audit(tx).await?;
     let last = head(tx).await?;
     let anchored = holds_recorded_head(tx, &last).await?;
     let conn: &mut Conn = tx;
@@ -132,18 +131,18 @@ impl crate::store::AuditStore for Sql<Db> {
             let targets = serde_json::to_string(&scope.targets).unwrap_or_else(|_| "[]".into());
             sql.push(" AND (actor = ")
                 .push_bind(&scope.actor)
-                .push(" OR target IN (SELECT value FROM json_each(")
+                .push(concat!(" OR target IN (", json_values_open!()))
                 .push_bind(targets)
-                .push(")))");
+                .push(concat!(json_values_close!(), "))"));
         }
         if let Some(actor) = &q.actor {
             sql.push(" AND actor = ").push_bind(actor);
         }
         match &q.action {
             Some(prefix) if prefix.ends_with('.') => {
-                sql.push(" AND substr(action, 1, ")
+                sql.push(" AND substr(action, 1, CAST(")
                     .push_bind(prefix.len() as i64)
-                    .push(") = ")
+                    .push(" AS INTEGER)) = ")
                     .push_bind(prefix);
             }
             Some(action) => {

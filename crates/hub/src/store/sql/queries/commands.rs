@@ -90,7 +90,7 @@ impl crate::store::CommandStore for Sql<Db> {
         let done = query(
             "DELETE FROM commands WHERE status != 'running' AND (ended_ms < ? OR id IN (\
                SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
-                 (PARTITION BY node_id ORDER BY started_ms DESC, id DESC) AS n FROM commands) \
+                 (PARTITION BY node_id ORDER BY started_ms DESC, id DESC) AS n FROM commands) AS ranked \
                WHERE n > ?))",
         )
         .bind(before_ms)

@@ -7,10 +7,10 @@ use sha2::{Digest, Sha256};
 
 /// `SELECT` of every column of [`Row`], then the rest of the query.
 macro_rules! select {
-    ($rest:literal) => {
+    ($($rest:expr),+ $(,)?) => {
         concat!(
             "SELECT id, node_id, path, ts_ms, sha256, prev_sha256, change, state, kind, content, keyed, size, mode, risk, summary, assessment, images FROM file_versions ",
-            $rest
+            $($rest),+
         )
     };
 }
@@ -118,8 +118,11 @@ impl crate::store::FileStore for Sql<Db> {
     ) -> Result<Vec<FileVersion>, StoreError> {
         let risks = serde_json::to_string(risks).expect("strings serialize");
         let rows: Vec<Row> = query_as(select!(
-            "WHERE ts_ms >= ? AND change != 'first_seen' AND risk IN (SELECT value FROM json_each(?))
-             ORDER BY id DESC LIMIT ?"
+            "WHERE ts_ms >= ? AND change != 'first_seen' AND risk IN (",
+            json_values_open!(),
+            "?",
+            json_values_close!(),
+            ") ORDER BY id DESC LIMIT ?"
         ))
         .bind(since_ms)
         .bind(risks)
@@ -150,12 +153,13 @@ impl crate::store::FileStore for Sql<Db> {
         sha256: &str,
         keyed: bool,
     ) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> =
-            query_as("SELECT 1 FROM file_contents WHERE node_id = ? AND sha256 = ?")
-                .bind(owner(node_id, keyed))
-                .bind(sha256)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64,)> = query_as(
+            "SELECT CAST(1 AS BIGINT) FROM file_contents WHERE node_id = ? AND sha256 = ?",
+        )
+        .bind(owner(node_id, keyed))
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
     }
 
@@ -171,14 +175,18 @@ impl crate::store::FileStore for Sql<Db> {
             return Ok(false);
         }
         let mut tx = self.write_tx().await?;
-        query("INSERT OR IGNORE INTO file_blobs (content_sha, size, data) VALUES (?, ?, ?)")
-            .bind(&content_sha)
-            .bind(text.len() as i64)
-            .bind(text)
-            .execute(&mut *tx)
-            .await?;
         query(
-            "INSERT OR REPLACE INTO file_contents (node_id, sha256, content_sha) VALUES (?, ?, ?)",
+            "INSERT INTO file_blobs (content_sha, size, data) VALUES (?, ?, ?)
+             ON CONFLICT (content_sha) DO NOTHING",
+        )
+        .bind(&content_sha)
+        .bind(text.len() as i64)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+        query(
+            "INSERT INTO file_contents (node_id, sha256, content_sha) VALUES (?, ?, ?)
+             ON CONFLICT (node_id, sha256) DO UPDATE SET content_sha = excluded.content_sha",
         )
         .bind(owner(node_id, keyed))
         .bind(sha256)
@@ -218,8 +226,8 @@ impl crate::store::FileStore for Sql<Db> {
 
     async fn drifting_file_versions(&self) -> Result<Vec<FileVersion>, StoreError> {
         let rows: Vec<Row> = query_as(select!(
-            "WHERE id IN (SELECT MAX(id) FROM file_versions GROUP BY node_id, path)
-               AND json_array_length(assessment, '$.drift') > 0"
+            "WHERE id IN (SELECT MAX(id) FROM file_versions GROUP BY node_id, path) AND ",
+            drift_listed!()
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -232,7 +240,7 @@ impl crate::store::FileStore for Sql<Db> {
             "DELETE FROM file_versions WHERE id IN (
                 SELECT id FROM (
                     SELECT id, ts_ms, ROW_NUMBER() OVER (PARTITION BY node_id, path ORDER BY id DESC) AS n
-                    FROM file_versions)
+                    FROM file_versions) AS ranked
                 WHERE n > ? AND ts_ms < ?)",
         )
         .bind(keep)

@@ -46,13 +46,23 @@ async fn append_in(
         let oldest = touched.entry(node.key).or_insert(s.ts);
         *oldest = (*oldest).min(s.ts);
     }
+    // A repeated (node, time) replaces the earlier sample; one statement
+    // may not name a row twice (PostgreSQL refuses it), so the last wins here.
+    let mut seen = std::collections::HashSet::new();
+    let mut rows: Vec<_> = rows
+        .into_iter()
+        .rev()
+        .filter(|(node, ts, _)| seen.insert((*node, *ts)))
+        .collect();
+    rows.reverse();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = QueryBuilder::new("INSERT OR REPLACE INTO history_rows (node, ts, data) ");
+        let mut insert = QueryBuilder::new("INSERT INTO history_rows (node, ts, data) ");
         insert.push_values(chunk, |mut row, (node, ts, data)| {
             row.push_bind(*node)
                 .push_bind(*ts)
                 .push_bind(data.as_slice());
         });
+        insert.push(" ON CONFLICT (node, ts) DO UPDATE SET data = excluded.data");
         insert.build().execute(&mut *conn).await?;
     }
     Ok(touched)
@@ -295,7 +305,7 @@ impl crate::store::HistoryStore for Sql<Db> {
             names.iter().map(|n| (n.clone(), Vec::new())).collect();
         // One read transaction: a seal or roll-up that commits meanwhile
         // cannot make a point appear twice or not at all.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_snapshot(&self.pool).await?;
         let Some((key, rolled)) = node_key(&mut tx, node_id).await? else {
             return Ok(out);
         };

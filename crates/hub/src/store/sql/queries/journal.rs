@@ -34,7 +34,7 @@ impl crate::store::JournalStore for Sql<Db> {
         let t: Vec<RowTuple> = query_as(
             "SELECT node_id, ts, checkpoint, body FROM journal
              WHERE node_id = ?1 AND ts <= ?2 AND ts >= (
-                 SELECT MAX(ts) FROM journal WHERE node_id = ?1 AND checkpoint = 1 AND ts <= ?2)
+                 SELECT MAX(ts) FROM journal WHERE node_id = ?1 AND checkpoint = TRUE AND ts <= ?2)
              ORDER BY ts",
         )
         .bind(node)
@@ -97,7 +97,7 @@ impl crate::store::JournalStore for Sql<Db> {
         let done = query(
             "DELETE FROM journal WHERE ts < ?1 AND ts < (
                  SELECT MAX(c.ts) FROM journal c
-                 WHERE c.node_id = journal.node_id AND c.checkpoint = 1 AND c.ts <= ?1)",
+                 WHERE c.node_id = journal.node_id AND c.checkpoint = TRUE AND c.ts <= ?1)",
         )
         .bind(before)
         .execute(&self.pool)

@@ -118,7 +118,7 @@ impl crate::store::NodeStore for Sql<Db> {
     async fn add_agentless_node(&self, node_id: &str, key: &str) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         query(
-            "INSERT INTO nodes (id, public_key, enrolled_at, simulated) VALUES (?, ?, ?, 0)
+            "INSERT INTO nodes (id, public_key, enrolled_at, simulated) VALUES (?, ?, ?, FALSE)
              ON CONFLICT(id) DO NOTHING",
         )
         .bind(node_id)

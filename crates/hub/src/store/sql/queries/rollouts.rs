@@ -22,8 +22,8 @@ impl crate::store::RolloutStore for Sql<Db> {
         .execute(&mut *tx)
         .await?;
         query(
-            "DELETE FROM rollouts WHERE id IN (SELECT id FROM rollouts ORDER BY created_ms DESC LIMIT -1 OFFSET ?)
-             AND state IN ('done', 'aborted', 'halted')",
+            "DELETE FROM rollouts WHERE state IN ('done', 'aborted', 'halted')
+             AND id NOT IN (SELECT id FROM rollouts ORDER BY created_ms DESC LIMIT ?)",
         )
         .bind(KEEP)
         .execute(&mut *tx)

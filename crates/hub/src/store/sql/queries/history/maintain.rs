@@ -47,8 +47,11 @@ async fn seal_node(conn: &mut Conn, node: i64, before: i64) -> Result<(), sqlx::
     // from them again (and rolled up again) from their bucket on.
     let at = |tier: u32| rollup::floor(oldest, rollup::width_ms(tier));
     query(
-        "UPDATE history_nodes SET rolled_60 = MIN(rolled_60, ?), rolled_900 = MIN(rolled_900, ?),
-         rolled_3600 = MIN(rolled_3600, ?) WHERE id = ?",
+        "UPDATE history_nodes SET
+           rolled_60 = CASE WHEN rolled_60 < ?1 THEN rolled_60 ELSE ?1 END,
+           rolled_900 = CASE WHEN rolled_900 < ?2 THEN rolled_900 ELSE ?2 END,
+           rolled_3600 = CASE WHEN rolled_3600 < ?3 THEN rolled_3600 ELSE ?3 END
+         WHERE id = ?4",
     )
     .bind(at(60))
     .bind(at(900))
