@@ -69,6 +69,12 @@ pub struct HubArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "TWINBAY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the hub keeps its records: `postgres://USER[:PASSWORD]@HOST:PORT/DB`
+    /// (hub replicas share it) or `sqlite` (the embedded file in the data
+    /// dir). The data dir remembers it, so `twinbay ctl` opens the same
+    /// store; by default, the remembered one, else SQLite.
+    #[arg(long, env = "TWINBAY_STORE")]
+    pub store: Option<String>,
     /// The URL agents should dial (put in join strings); defaults to the listen address.
     #[arg(long)]
     pub public_url: Option<String>,

@@ -186,6 +186,7 @@ fn hub_config(
     Ok(HubConfig {
         listen,
         data_dir,
+        store: None,
         public_url: None,
         tls_cert: None,
         tls_key: None,
@@ -433,6 +434,7 @@ async fn hub(args: HubArgs) -> Result<()> {
         &args.gateway,
         &args.alerts,
     )?;
+    config.store = args.store;
     config.public_url = args.public_url;
     config.backup_store = args.backup_store;
     config.backup_credentials = args.backup_credentials;

@@ -1,5 +1,6 @@
-//! Offline administration (`twinbay ctl`): works on the data dir directly,
-//! whether or not the hub is running (SQLite WAL lets both write).
+//! Offline administration (`twinbay ctl`): works on the data dir's store
+//! directly, whether or not the hub is running (SQLite WAL lets both write;
+//! a data dir whose hub runs on PostgreSQL remembers its URL).
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,10 +11,10 @@ use crate::HubError;
 use crate::audit::anchor::{self, HEAD_FILE};
 use crate::audit::head::SignedHead;
 use crate::audit::{ActorKind, Broken, Expected, Outcome, Record};
-use crate::store::{DB_FILE, Role, Store, settings};
+use crate::store::{DB_FILE, Role, STORE_URL_FILE, Store, settings};
 
 async fn open_existing(data_dir: &Path) -> Result<Store, HubError> {
-    if !data_dir.join(DB_FILE).exists() {
+    if !data_dir.join(DB_FILE).exists() && !data_dir.join(STORE_URL_FILE).exists() {
         return Err(HubError::NotInitialized(data_dir.display().to_string()));
     }
     Ok(Store::open(data_dir).await?)

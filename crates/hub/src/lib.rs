@@ -67,6 +67,9 @@ pub const ADMIN_PASSWORD_ENV: &str = "TWINBAY_ADMIN_PASSWORD";
 pub struct HubConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// `postgres://…` (shared by replicas) or `sqlite`; `None`: what the
+    /// data dir remembers, else the embedded SQLite file.
+    pub store: Option<String>,
     /// The URL agents dial; derived from `listen` when absent.
     pub public_url: Option<String>,
     pub tls_cert: Option<PathBuf>,
@@ -270,7 +273,11 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         config.tls_key.as_deref(),
     )?;
     let audit_key = audit::anchor::load_or_create_key(&config.data_dir)?;
-    let store = Store::open(&config.data_dir).await?;
+    let store = match &config.store {
+        Some(url) => store::remember_and_connect(url, &config.data_dir).await?,
+        None => Store::open(&config.data_dir).await?,
+    };
+    tracing::info!(backend = store.backend(), "store open");
     audit::anchor::check_at_start(&store).await?;
     let first_admin = ensure_admin(&store, config.admin_password.as_deref()).await?;
     let lost = store.lose_running_commands(store::now_ms()).await?;

@@ -241,6 +241,26 @@ impl Store {
     }
 }
 
+/// Opens the store at `url` (see [`Store::connect`]) and has `data_dir`
+/// remember it: `postgres://…` in [`STORE_URL_FILE`] (owner-only, as the URL
+/// may hold a password), `sqlite` by removing that file.
+pub async fn remember_and_connect(url: &str, data_dir: &Path) -> Result<Store, StoreError> {
+    let store = Store::connect(url, data_dir).await?;
+    let file = data_dir.join(STORE_URL_FILE);
+    if url == "sqlite" {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Config(format!("{}: {e}", file.display())));
+            }
+            _ => {}
+        }
+    } else {
+        crate::fsutil::write_private(&file, url.as_bytes())
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+    }
+    Ok(store)
+}
+
 /// `url` without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

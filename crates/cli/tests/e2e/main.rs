@@ -25,6 +25,7 @@ mod link;
 mod mcp;
 mod past;
 mod people;
+mod postgres;
 mod prometheus;
 mod refusals;
 mod releases;
