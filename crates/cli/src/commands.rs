@@ -187,6 +187,7 @@ fn hub_config(
         listen,
         data_dir,
         store: None,
+        bus: None,
         public_url: None,
         tls_cert: None,
         tls_key: None,
@@ -435,6 +436,7 @@ async fn hub(args: HubArgs) -> Result<()> {
         &args.alerts,
     )?;
     config.store = args.store;
+    config.bus = args.bus;
     config.public_url = args.public_url;
     config.backup_store = args.backup_store;
     config.backup_credentials = args.backup_credentials;

@@ -224,6 +224,11 @@ pub async fn run(
     mut inbox: tokio::sync::mpsc::Receiver<Happening>,
     stop: CancellationToken,
 ) {
+    // Among replicas, one evaluates and notifies; its state is the store's
+    // (read here), so the next leader neither forgets nor re-sends.
+    if !hub.lead(&stop).await {
+        return;
+    }
     if let Err(e) = load(&hub).await {
         tracing::error!(error = %crate::report(&e), "loading alerts failed; alerting is off");
         return;
@@ -231,6 +236,15 @@ pub async fn run(
     let mut tick = tokio::time::interval(EVAL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if !hub.leads() {
+            // Another replica took over; lead again from the store's state.
+            if !hub.lead(&stop).await {
+                return;
+            }
+            if let Err(e) = load(&hub).await {
+                tracing::warn!(error = %crate::report(&e), "reloading alerts failed");
+            }
+        }
         let changes = tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {

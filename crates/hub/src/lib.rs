@@ -29,6 +29,7 @@ pub mod memory;
 pub mod metrics;
 pub mod recorder;
 pub mod releases;
+pub mod replicas;
 pub mod rollouts;
 pub mod schedules;
 pub mod server;
@@ -70,6 +71,9 @@ pub struct HubConfig {
     /// `postgres://…` (shared by replicas) or `sqlite`; `None`: what the
     /// data dir remembers, else the embedded SQLite file.
     pub store: Option<String>,
+    /// `nats://HOST:PORT`: share the twin with the other replicas on the
+    /// same store through this NATS server (JetStream enabled).
+    pub bus: Option<String>,
     /// The URL agents dial; derived from `listen` when absent.
     pub public_url: Option<String>,
     pub tls_cert: Option<PathBuf>,
@@ -213,6 +217,30 @@ pub struct HubState {
     pub memory: memory::Walks,
     /// Hosts over SSH: the hub's key, pinned host keys, pooled connections.
     pub ssh: ssh::Ssh,
+    /// The other hub replicas on the same store (`--bus`), if any.
+    pub replicas: Option<Arc<replicas::Replicas>>,
+}
+
+impl HubState {
+    /// Whether this hub runs the singleton work (scheduler, alert
+    /// notifications, gateway polls, retention, rollouts): alone, always;
+    /// among replicas, while it holds the singleton lease.
+    pub fn leads(&self) -> bool {
+        self.replicas.as_ref().is_none_or(|r| r.is_leader())
+    }
+
+    /// Waits until this hub leads (at once when alone); `false` when `stop`
+    /// fires first.
+    pub async fn lead(&self, stop: &CancellationToken) -> bool {
+        let Some(replicas) = &self.replicas else {
+            return true;
+        };
+        let mut leadership = replicas.leadership();
+        tokio::select! {
+            _ = stop.cancelled() => false,
+            led = leadership.wait_for(|leads| *leads) => led.is_ok(),
+        }
+    }
 }
 
 /// What the first start did about the admin account.
@@ -278,6 +306,24 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         None => Store::open(&config.data_dir).await?,
     };
     tracing::info!(backend = store.backend(), "store open");
+    let replicas = match &config.bus {
+        None => None,
+        Some(_) if store.backend() == "sqlite" => {
+            return Err(HubError::Config(
+                "--bus joins hub replicas, which share one store: give --store postgres://…".into(),
+            ));
+        }
+        Some(url) => {
+            let cluster = store
+                .setting_or_insert(store::settings::CLUSTER_ID, &replicas::new_id())
+                .await?;
+            let replicas = replicas::Replicas::connect(url, &cluster)
+                .await
+                .map_err(|e| HubError::Config(e.to_string()))?;
+            tracing::info!(replica = replicas.id, bus = url, "joined the hub replicas");
+            Some(replicas)
+        }
+    };
     audit::anchor::check_at_start(&store).await?;
     let first_admin = ensure_admin(&store, config.admin_password.as_deref()).await?;
     let lost = store.lose_running_commands(store::now_ms()).await?;
@@ -390,7 +436,14 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         lifecycle: lifecycle::Lifecycle::new(&config.data_dir, config.lifecycle),
         memory: memory::Walks::default(),
         ssh,
+        replicas: replicas.clone(),
     });
+    if let Some(replicas) = &replicas {
+        replicas
+            .run(state.twin.clone(), &public_url, shutdown.clone())
+            .await
+            .map_err(|e| HubError::Config(e.to_string()))?;
+    }
     lifecycle::report_outcome(&state, &config.data_dir).await;
     tokio::spawn(files::track(
         state.clone(),

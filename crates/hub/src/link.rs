@@ -175,7 +175,13 @@ async fn session(hub: Arc<HubState>, mut socket: WebSocket, admission: Option<Ad
                 .expire(&id, "the agent did not report back from its update in time");
         });
     }
-    hub.twin.disconnect(&node_id, conn);
+    // Only when this link was still the node's (not replaced by a newer
+    // one, here or on another replica).
+    if hub.twin.disconnect(&node_id, conn)
+        && let Some(replicas) = &hub.replicas
+    {
+        replicas.disconnected(&node_id);
+    }
     tracing::info!(node_id, "agent disconnected");
 }
 
@@ -191,6 +197,17 @@ fn register(hub: &HubState, node_id: &str, hello: Hello) -> (u64, CancellationTo
         agent_version = hello.agent_version,
         "agent connected"
     );
+    if let Some(replicas) = &hub.replicas {
+        replicas.connected(
+            node_id,
+            &hello.agent_version,
+            hello.policy.as_ref(),
+            hub.twin
+                .read(node_id, |n| n.simulated)
+                .unwrap_or(hello.simulated),
+            &hello.public_key,
+        );
+    }
     hub.twin
         .connect(node_id, &hello.agent_version, hello.policy)
 }
@@ -243,6 +260,13 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
+    /// Hands an applied frame to the other replicas, if any.
+    fn publish(&self, frame: &[u8]) {
+        if let Some(replicas) = &self.hub.replicas {
+            replicas.frame(self.node_id, frame);
+        }
+    }
+
     /// Applies one text frame; returns what to answer, if anything.
     fn handle(&mut self, bytes: &[u8]) -> Option<HubMessage> {
         // Command output and results are paced by the session loop instead
@@ -286,6 +310,7 @@ impl Connection<'_> {
                 let files: Vec<_> = state.files.values().cloned().collect();
                 match twin.apply_full(self.node_id, self.conn, seq, *state) {
                     Ok(()) => {
+                        self.publish(bytes);
                         for file in &files {
                             self.hub.files.seen(self.node_id, file);
                         }
@@ -297,6 +322,7 @@ impl Connection<'_> {
             AgentMessage::SyncDiff { seq, changes } => {
                 match twin.apply_diff(self.node_id, self.conn, seq, &changes) {
                     Ok(()) => {
+                        self.publish(bytes);
                         for change in &changes {
                             match change {
                                 Change::Upsert {
@@ -333,6 +359,7 @@ impl Connection<'_> {
             AgentMessage::Metrics { samples } => {
                 self.hub.metrics.agent_samples.inc_by(samples.len() as u64);
                 twin.record_samples(self.node_id, &samples);
+                self.publish(bytes);
                 self.samples = Some(samples);
                 None
             }

@@ -351,6 +351,10 @@ fn announce(hub: &HubState, r: &Rollout) {
 
 /// The hub task: drives the active rollout until `stop` fires.
 pub async fn run(hub: Arc<HubState>, stop: CancellationToken) {
+    // Among replicas, one drives rollouts.
+    if !hub.lead(&stop).await {
+        return;
+    }
     // A rollout the last hub left active goes on; updates it had in flight
     // ended as lost when that hub stopped (read from the store below).
     match hub.store.rollouts().await {
@@ -366,6 +370,9 @@ pub async fn run(hub: Arc<HubState>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = hub.rollouts.wake.notified() => {}
             _ = tokio::time::sleep(TICK) => {}
+        }
+        if !hub.leads() {
+            continue;
         }
         if let Err(e) = round(&hub).await {
             tracing::warn!(error = %crate::report(&e), "rollout round failed; trying again");

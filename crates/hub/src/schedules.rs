@@ -113,6 +113,11 @@ impl Job {
 /// The hub task; ends when `stop` fires.
 pub async fn run(hub: Arc<HubState>, stop: CancellationToken) {
     loop {
+        // Among replicas, one schedules (its state is the store's, so the
+        // next leader neither repeats nor skips a slot).
+        if !hub.lead(&stop).await {
+            break;
+        }
         let wait = match tick(&hub, &stop).await {
             Ok(Some(next)) => Duration::from_millis(u64::try_from(next - now_ms()).unwrap_or(0)),
             Ok(None) => MAX_SLEEP,

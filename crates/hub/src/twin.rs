@@ -51,6 +51,10 @@ pub struct NodeTwin {
     pub resources: Option<Sample>,
     /// What the connected agent allows (commands); from its hello.
     pub policy: Option<Arc<Policy>>,
+    /// The hub replica the agent is connected to, when it is another one:
+    /// this twin mirrors what that replica publishes (`replicas/`), and
+    /// leaves storing and alerting to it.
+    pub owner: Option<Arc<str>>,
     conn: Option<Conn>,
 }
 
@@ -70,6 +74,7 @@ impl NodeTwin {
             state_at: 0,
             resources: None,
             policy: None,
+            owner: None,
             conn: None,
         }
     }
@@ -200,6 +205,16 @@ impl Twin {
         agent_version: &str,
         policy: Option<Policy>,
     ) -> (u64, CancellationToken) {
+        self.connect_as(id, agent_version, policy, None)
+    }
+
+    fn connect_as(
+        &self,
+        id: &str,
+        agent_version: &str,
+        policy: Option<Policy>,
+        owner: Option<Arc<str>>,
+    ) -> (u64, CancellationToken) {
         let policy = policy.map(Arc::new);
         let conn = Conn {
             id: self
@@ -212,6 +227,7 @@ impl Twin {
             if let Some(old) = node.conn.replace(conn) {
                 old.cancel.cancel();
             }
+            node.owner = owner.clone();
             node.connected = true;
             node.seq = None;
             node.agent_version = agent_version.to_string();
@@ -228,15 +244,54 @@ impl Twin {
         out
     }
 
-    /// Marks `id` disconnected, unless a newer connection took over.
-    pub fn disconnect(&self, id: &str, conn_id: u64) {
+    /// Marks `id` connected to another replica (`owner`), whose link
+    /// publishes its changes; a link of this hub to the same node is
+    /// cancelled (the agent moved). Returns the mirror's connection id, for
+    /// the changes that follow.
+    pub fn connect_mirror(
+        &self,
+        id: &str,
+        owner: &str,
+        agent_version: &str,
+        policy: Option<Policy>,
+    ) -> u64 {
+        self.connect_as(id, agent_version, policy, Some(owner.into()))
+            .0
+    }
+
+    /// The nodes whose agents are connected to this replica, with what a
+    /// mirror needs to catch up: version, policy, sequence and state.
+    pub fn owned_links(&self) -> Vec<(String, String, Option<Policy>, u64, NodeState)> {
+        let nodes = self.nodes.read();
+        nodes
+            .values()
+            .filter(|n| n.connected && n.owner.is_none() && n.agentless.is_none())
+            .filter_map(|n| {
+                let seq = n.seq?;
+                Some((
+                    n.id.clone(),
+                    n.agent_version.clone(),
+                    n.policy.as_deref().cloned(),
+                    seq,
+                    n.state.clone(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Marks `id` disconnected, unless a newer connection took over;
+    /// returns whether it did.
+    pub fn disconnect(&self, id: &str, conn_id: u64) -> bool {
+        let mut done = false;
         self.mutate(id, Write::Liveness, |node, timeline| {
             if node.conn.as_ref().map(|c| c.id) != Some(conn_id) {
                 return None;
             }
+            done = true;
             node.conn = None;
             node.connected = false;
             node.seq = None;
+            // Said here, stored by the replica that held the link.
             timeline.push(timeline::agent_event(
                 &node.id,
                 now_ms(),
@@ -245,6 +300,7 @@ impl Twin {
             ));
             Some(Announce::Text(view::status_event(node)))
         });
+        done
     }
 
     pub fn apply_full(
@@ -616,7 +672,26 @@ impl Twin {
         {
             node.state_at = now_ms();
         }
+        // A mirrored node's changes are stored and alerted on by the replica
+        // that holds its link; here they are only shown.
+        let mirrored = node.owner.is_some();
+        if mirrored && !node.connected {
+            node.owner = None;
+        }
         drop(nodes);
+        if mirrored {
+            if let Some(announce) = announce {
+                let _ = self.events.send(announce.text());
+            }
+            for e in timeline {
+                let _ = self.events.send(view::timeline_event(&e));
+                // The replica that leads alerts on every node's events.
+                if let Some(alerts) = &self.alerts {
+                    alerts.timeline(&e);
+                }
+            }
+            return;
+        }
         if let Some(announce) = announce {
             // No subscribers is fine: nobody is watching.
             let _ = self.events.send(announce.text());

@@ -29,6 +29,7 @@ mod postgres;
 mod prometheus;
 mod refusals;
 mod releases;
+mod replicas;
 mod restart;
 mod rollouts;
 mod routes;

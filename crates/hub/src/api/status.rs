@@ -83,6 +83,47 @@ pub struct HubStatus {
     /// Where the hub's memory goes: resident size, heap, the twin's bytes
     /// by part (estimated, walked at most every 60 s), agent sessions.
     pub memory: crate::memory::Memory,
+    /// `sqlite` or `postgres`.
+    pub store: &'static str,
+    /// The hub replicas sharing this hub's store and bus (`--bus`); absent
+    /// when the hub runs alone.
+    pub replicas: Option<Replicas>,
+}
+
+/// The replicas as this one sees them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Replicas {
+    /// This replica's id.
+    pub this: String,
+    /// Whether this replica holds the singleton lease (scheduler, alert
+    /// notifications, rollouts).
+    pub leader: bool,
+    /// The replicas whose leases were live at the last look (every 2 s).
+    pub live: Vec<crate::replicas::wire::ReplicaInfo>,
+    /// How many agent links each replica holds, from the owners bucket.
+    pub links: std::collections::BTreeMap<String, u64>,
+    /// Twin changes not published because the bus fell behind.
+    pub dropped_messages: u64,
+}
+
+async fn replicas(hub: &HubState) -> Option<Replicas> {
+    let r = hub.replicas.as_ref()?;
+    let mut links = std::collections::BTreeMap::new();
+    match r.owners().await {
+        Ok(owners) => {
+            for owner in owners.into_values() {
+                *links.entry(owner).or_insert(0) += 1;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the agents' owners"),
+    }
+    Some(Replicas {
+        this: r.id.clone(),
+        leader: r.is_leader(),
+        live: r.live(),
+        links,
+        dropped_messages: r.dropped.load(Ordering::Relaxed),
+    })
 }
 
 /// The hub's counters: fleet size, connected agents, ingest and write lag.
@@ -154,5 +195,7 @@ pub async fn status(State(hub): State<Arc<HubState>>, Auth(who): Auth) -> Json<H
         connections_unproven: connections.unproven,
         connections_refused: connections.refused.iter().sum(),
         memory,
+        store: hub.store.backend(),
+        replicas: replicas(&hub).await,
     })
 }

@@ -1,0 +1,162 @@
+//! What replicas tell each other, and where: subjects, headers, bodies.
+//! Pure, so it is tested without a NATS server.
+
+use serde::{Deserialize, Serialize};
+use twinbay_proto::command::Policy;
+
+/// The header naming the replica that published a message.
+pub const REPLICA: &str = "Twinbay-Replica";
+/// The header saying what a twin message is.
+pub const KIND: &str = "Twinbay-Kind";
+
+/// What a message on a node's twin subject is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The node's agent connected to the publisher ([`Connected`] body).
+    Connected,
+    /// The node's agent left the publisher (empty body).
+    Disconnected,
+    /// An agent frame as the agent sent it: a full sync, a diff or samples.
+    Frame,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Connected => "connected",
+            Kind::Disconnected => "disconnected",
+            Kind::Frame => "frame",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "connected" => Kind::Connected,
+            "disconnected" => Kind::Disconnected,
+            "frame" => Kind::Frame,
+            _ => return None,
+        })
+    }
+}
+
+/// The body of a [`Kind::Connected`] message: what a replica that has not
+/// seen the node yet needs to show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connected {
+    pub agent_version: String,
+    pub policy: Option<Policy>,
+    pub simulated: bool,
+    pub public_key: String,
+}
+
+/// A replica's entry in the lease bucket, refreshed while it lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReplicaInfo {
+    pub id: String,
+    /// The URL agents dial on it.
+    pub public_url: String,
+    /// Agents connected to it.
+    pub agents: u64,
+    /// Unix ms when it started.
+    pub started_ms: i64,
+}
+
+/// The subjects and bucket names of one cluster (the replicas sharing a
+/// store), so clusters on one NATS server stay apart.
+#[derive(Debug, Clone)]
+pub struct Names {
+    cluster: String,
+}
+
+impl Names {
+    /// `cluster` is made of `[a-z0-9]` (see `settings::CLUSTER_ID`).
+    pub fn new(cluster: &str) -> Names {
+        let cluster = cluster
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Names { cluster }
+    }
+
+    /// A node's twin changes.
+    pub fn twin(&self, node: &str) -> String {
+        format!("twinbay.{}.twin.{}", self.cluster, token(node))
+    }
+
+    /// Every node's twin changes.
+    pub fn twin_all(&self) -> String {
+        format!("twinbay.{}.twin.*", self.cluster)
+    }
+
+    /// Asks owners to publish their nodes again (body: a node id, or empty
+    /// for all), as a replica that starts or missed a change does.
+    pub fn sync(&self) -> String {
+        format!("twinbay.{}.sync", self.cluster)
+    }
+
+    /// Replica liveness and the singleton lease (entries expire).
+    pub fn leases_bucket(&self) -> String {
+        format!("twinbay_{}_leases", self.cluster)
+    }
+
+    /// Which replica holds each agent's link.
+    pub fn owners_bucket(&self) -> String {
+        format!("twinbay_{}_owners", self.cluster)
+    }
+}
+
+/// `node` as one subject token (node ids are `n_` and base32; anything
+/// else is escaped so it can never widen a subscription).
+pub fn token(node: &str) -> String {
+    node.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => c,
+            _ => '~',
+        })
+        .collect()
+}
+
+/// A node id from a twin subject, if it is one of this cluster's.
+pub fn node_of(subject: &str) -> Option<&str> {
+    let rest = subject.strip_prefix("twinbay.")?;
+    let (_, rest) = rest.split_once('.')?;
+    rest.strip_prefix("twin.").filter(|n| !n.is_empty())
+}
+
+/// The lease key of a replica.
+pub fn replica_key(id: &str) -> String {
+    format!("replica.{id}")
+}
+
+/// The singleton lease's key.
+pub const LEADER_KEY: &str = "leader";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_name_the_cluster_and_one_node() {
+        let names = Names::new("Ab3-x!");
+        assert_eq!(names.twin("n_abc"), "twinbay.ab3x.twin.n_abc");
+        assert_eq!(names.twin_all(), "twinbay.ab3x.twin.*");
+        assert_eq!(node_of(&names.twin("n_abc")), Some("n_abc"));
+        assert_eq!(names.leases_bucket(), "twinbay_ab3x_leases");
+    }
+
+    #[test]
+    fn a_node_id_cannot_widen_a_subject() {
+        assert_eq!(token("a.b>*c d"), "a~b~~c~d");
+        assert_eq!(node_of("twinbay.c.sync"), None);
+        assert_eq!(node_of("twinbay.c.twin."), None);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in [Kind::Connected, Kind::Disconnected, Kind::Frame] {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(Kind::parse("nope"), None);
+    }
+}
