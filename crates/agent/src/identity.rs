@@ -71,7 +71,7 @@ impl Identity {
                 let join = JoinString::parse(join)?;
                 let e = Enrollment {
                     version: 1,
-                    hubs: vec![join.hub],
+                    hubs: join.hubs(),
                     fingerprint: join.fp,
                     node_id: None,
                     join_token: Some(join.token),
@@ -104,7 +104,7 @@ impl Identity {
             key,
             enrollment: Enrollment {
                 version: 1,
-                hubs: vec![join.hub.clone()],
+                hubs: join.hubs(),
                 fingerprint: join.fp.clone(),
                 node_id: None,
                 join_token: Some(join.token.clone()),
@@ -294,6 +294,7 @@ mod tests {
             token: "tok".into(),
             fp: "sha256:aa".into(),
             update_keys: vec!["OLD".into()],
+            more_hubs: Vec::new(),
         }
         .encode();
         let mut first = Identity::load_or_enroll(&dir, Some(&join)).unwrap();
@@ -330,6 +331,7 @@ mod tests {
             token: "tok".into(),
             fp: "sha256:aa".into(),
             update_keys: Vec::new(),
+            more_hubs: vec!["https://127.0.0.1:2".into()],
         }
         .encode();
         let mut first = Identity::load_or_enroll(&dir, Some(&join)).unwrap();

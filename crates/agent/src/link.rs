@@ -734,6 +734,7 @@ mod tests {
             token: "t".into(),
             fp: String::new(),
             update_keys: Vec::new(),
+            more_hubs: Vec::new(),
         };
         let identity = Identity::simulated(ed25519_dalek::SigningKey::from_bytes(&[3; 32]), &join);
         let cancel = CancellationToken::new();

@@ -63,6 +63,7 @@ pub async fn create_join_string(
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect();
+    let more_hubs = store.setting(settings::HUB_URLS).await?.unwrap_or_default();
     let token = store.create_join_token(ttl).await?;
     store
         .audit(
@@ -77,12 +78,22 @@ pub async fn create_join_string(
         .await?;
     store.close().await;
     Ok(JoinString {
+        more_hubs: other_hubs(&more_hubs, &url),
         hub: url,
         token,
         fp,
         update_keys,
     }
     .encode())
+}
+
+/// The replicas' URLs but `hub`'s (from `settings::HUB_URLS`, one a line).
+pub fn other_hubs(urls: &str, hub: &str) -> Vec<String> {
+    urls.lines()
+        .map(str::trim)
+        .filter(|u| !u.is_empty() && *u != hub)
+        .map(String::from)
+        .collect()
 }
 
 /// Mints an API token with `role`.

@@ -440,7 +440,12 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     });
     if let Some(replicas) = &replicas {
         replicas
-            .run(state.twin.clone(), &public_url, shutdown.clone())
+            .run(
+                state.twin.clone(),
+                store.clone(),
+                &public_url,
+                shutdown.clone(),
+            )
             .await
             .map_err(|e| HubError::Config(e.to_string()))?;
     }
@@ -535,6 +540,7 @@ impl RunningHub {
                 .names()
                 .map(String::from)
                 .collect(),
+            more_hubs: Vec::new(),
         }
         .encode())
     }

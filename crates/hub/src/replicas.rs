@@ -78,8 +78,12 @@ pub struct Replicas {
     mirrors: Mutex<HashMap<String, (String, u64)>>,
     started_ms: i64,
     public_url: Mutex<String>,
+    /// Where the leader keeps the replicas' URLs for join strings.
+    store: Mutex<Option<crate::store::Store>>,
     /// Twin messages dropped because the outbox was full.
     pub dropped: std::sync::atomic::AtomicU64,
+    /// Whether this replica wrote the URLs since it last became leader.
+    urls_written: std::sync::atomic::AtomicBool,
 }
 
 impl Replicas {
@@ -134,7 +138,9 @@ impl Replicas {
             mirrors: Mutex::new(HashMap::new()),
             started_ms: crate::store::now_ms(),
             public_url: Mutex::new(String::new()),
+            store: Mutex::new(None),
             dropped: 0.into(),
+            urls_written: false.into(),
         }))
     }
 
@@ -265,10 +271,12 @@ impl Replicas {
     pub async fn run(
         self: &Arc<Self>,
         twin: Arc<Twin>,
+        store: crate::store::Store,
         public_url: &str,
         stop: CancellationToken,
     ) -> Result<(), ReplicaError> {
         *lock(&self.public_url) = public_url.to_string();
+        *lock(&self.store) = Some(store);
         let outbox = lock(&self.outbox_rx).take();
         if let Some(outbox) = outbox {
             tokio::spawn(publish(self.clone(), outbox, stop.clone()));
@@ -342,7 +350,34 @@ impl Replicas {
             lock(&self.mirrors).remove(&node);
             twin.disconnect(&node, conn);
         }
+        let urls: Vec<String> = {
+            let mut urls: Vec<String> = live.values().map(|r| r.public_url.clone()).collect();
+            urls.sort();
+            urls.dedup();
+            urls
+        };
+        let mut known: Vec<String> = lock(&self.live)
+            .values()
+            .map(|r| r.public_url.clone())
+            .collect();
+        known.sort();
+        known.dedup();
         *lock(&self.live) = live;
+        // The leader keeps the URLs join strings list (`ctl` reads them).
+        let store = lock(&self.store).clone();
+        let stale = known != urls
+            || !self
+                .urls_written
+                .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if self.is_leader()
+            && stale
+            && let Some(store) = store
+            && let Err(e) = store
+                .set_setting(crate::store::settings::HUB_URLS, &urls.join("\n"))
+                .await
+        {
+            tracing::warn!(error = %crate::report(&e), "could not record the replicas' URLs");
+        }
     }
 
     async fn read_live(&self) -> Result<BTreeMap<String, ReplicaInfo>, ReplicaError> {
@@ -382,6 +417,8 @@ impl Replicas {
             let changed = *leader != held;
             if changed {
                 tracing::info!(replica = self.id, leader = held, "singleton lease");
+                self.urls_written
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
             }
             *leader = held;
             changed

@@ -22,6 +22,23 @@ pub struct JoinString {
     /// updates: the hub's `--update-key`s. Absent from older join strings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub update_keys: Vec<String>,
+    /// The other hub replicas' URLs (same certificate): the agent dials
+    /// them in turn when `hub` does not answer. Absent from older ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_hubs: Vec<String>,
+}
+
+impl JoinString {
+    /// Every hub URL to dial, `hub` first, without repeats.
+    pub fn hubs(&self) -> Vec<String> {
+        let mut hubs = vec![self.hub.clone()];
+        for h in &self.more_hubs {
+            if !hubs.contains(h) {
+                hubs.push(h.clone());
+            }
+        }
+        hubs
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,6 +92,7 @@ mod tests {
             token: "abc".into(),
             fp: "sha256:00ff".into(),
             update_keys: vec!["RWQkey".into()],
+            more_hubs: vec!["https://b:7780".into(), "https://hub:7780".into()],
         };
         let text = join.encode();
         assert!(text.starts_with("tbj1_"));

@@ -308,6 +308,7 @@ fn agent_install_refuses_what_it_cannot_do_with_one_clear_line() {
         token: "one-time".into(),
         fp: "sha256:00".into(),
         update_keys: Vec::new(),
+        more_hubs: Vec::new(),
     }
     .encode();
     let refused = |args: &[&str], expect: &str| {

@@ -475,7 +475,9 @@ async fn join_string(hub: &HubState, token: &str) -> Result<String, String> {
     let fp = get(settings::TLS_FINGERPRINT)
         .await?
         .ok_or("the hub has no certificate fingerprint")?;
+    let more = get(settings::HUB_URLS).await?.unwrap_or_default();
     Ok(twinbay_proto::join::JoinString {
+        more_hubs: crate::admin::other_hubs(&more, &url),
         hub: url,
         token: token.to_string(),
         fp,

@@ -7,6 +7,9 @@ pub const TLS_FINGERPRINT: &str = "tls_fingerprint";
 /// The trusted update keys (one per line), written by the hub at start:
 /// join strings carry them to agents.
 pub const UPDATE_KEYS: &str = "update_keys";
+/// Every hub replica's URL, one a line, kept by the replica that leads:
+/// join strings list them so agents can move when one is lost.
+pub const HUB_URLS: &str = "hub_urls";
 /// The id of the replicas sharing this store: it names their NATS subjects
 /// and buckets, so clusters on one NATS server stay apart.
 pub const CLUSTER_ID: &str = "cluster_id";
