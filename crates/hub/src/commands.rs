@@ -59,6 +59,10 @@ pub struct Watched {
     pub rx: Option<broadcast::Receiver<Watch>>,
 }
 
+/// How long a command another replica ran stays readable here after its
+/// end (that replica stores it meanwhile).
+const REMOTE_END_KEPT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a command could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -66,6 +70,38 @@ pub enum DispatchError {
     NotConnected,
     #[error("the agent's link is busy; try again")]
     Busy,
+    #[error("the hub replica holding the agent's link: {0}")]
+    Replica(String),
+}
+
+/// Whether `node_id`'s agent can take a command: its link is here, or on
+/// another hub replica.
+pub fn reachable(hub: &crate::HubState, node_id: &str) -> bool {
+    hub.commands.is_attached(node_id)
+        || hub
+            .replicas
+            .as_ref()
+            .is_some_and(|r| r.owner_of(node_id).is_some())
+}
+
+/// Sends `cmd` (its `record` stored already) to its agent: down this hub's
+/// link, or through the replica holding it, whose output and end reach this
+/// hub's watchers as if the link were here.
+pub async fn dispatch(
+    hub: &crate::HubState,
+    record: CommandRecord,
+    cmd: Command,
+) -> Result<(), DispatchError> {
+    if !hub.commands.is_attached(&record.node_id)
+        && let Some(replicas) = &hub.replicas
+        && let Some(owner) = replicas.owner_of(&record.node_id)
+    {
+        return replicas
+            .dispatch(&hub.commands, &owner, record, cmd)
+            .await
+            .map_err(DispatchError::Replica);
+    }
+    hub.commands.dispatch(record, cmd)
 }
 
 pub struct Commands {
@@ -203,6 +239,28 @@ impl Commands {
         Ok(())
     }
 
+    /// Registers `record`, which another hub replica runs on its agent
+    /// (`replicas.rs`): watched here as if local, stored by that replica.
+    /// Its output and end come through the returned handle.
+    pub fn register_remote(&self, record: CommandRecord) -> Remote {
+        let announced = record.clone();
+        lock(&self.running).insert(
+            record.id.clone(),
+            Running {
+                record,
+                output: Vec::new(),
+                kept: 0,
+                events: broadcast::channel(WATCH_BUFFER).0,
+                ended: false,
+            },
+        );
+        self.announce(&announced);
+        Remote {
+            running: self.running.clone(),
+            announce: self.announce.clone(),
+        }
+    }
+
     /// Asks the agent to stop a command; false if it is not running here.
     pub fn cancel(&self, id: &str) -> bool {
         let Some(node_id) = lock(&self.running)
@@ -337,6 +395,45 @@ impl Commands {
                 tracing::error!(error = %crate::report(&e), "could not audit a command's end");
             }
             // Now the store has it all, its end audited too: readers may go there.
+            lock(&running).remove(&record.id);
+        });
+    }
+}
+
+/// Where a command another replica runs reports to this hub's watchers.
+#[derive(Clone)]
+pub struct Remote {
+    running: Arc<Mutex<HashMap<String, Running>>>,
+    announce: Option<broadcast::Sender<axum::extract::ws::Utf8Bytes>>,
+}
+
+impl Remote {
+    pub fn output(&self, id: &str, out: Output) {
+        let mut running = lock(&self.running);
+        if let Some(r) = running.get_mut(id).filter(|r| !r.ended) {
+            let _ = r.events.send(Watch::Output(out.clone()));
+            r.keep(out);
+        }
+    }
+
+    /// The end: told to watchers here; the record leaves once the replica
+    /// that ran it has surely stored it.
+    pub fn end(&self, record: CommandRecord) {
+        {
+            let mut running = lock(&self.running);
+            let Some(r) = running.get_mut(&record.id).filter(|r| !r.ended) else {
+                return;
+            };
+            r.ended = true;
+            r.record = record.clone();
+            let _ = r.events.send(Watch::Done(Box::new(record.clone())));
+        }
+        if let Some(stream) = &self.announce {
+            let _ = stream.send(crate::twin::view::command_event(&record));
+        }
+        let running = self.running.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REMOTE_END_KEPT).await;
             lock(&running).remove(&record.id);
         });
     }

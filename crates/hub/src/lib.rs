@@ -440,12 +440,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     });
     if let Some(replicas) = &replicas {
         replicas
-            .run(
-                state.twin.clone(),
-                store.clone(),
-                &public_url,
-                shutdown.clone(),
-            )
+            .run(state.clone(), &public_url, shutdown.clone())
             .await
             .map_err(|e| HubError::Config(e.to_string()))?;
     }

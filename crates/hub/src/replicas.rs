@@ -270,13 +270,19 @@ impl Replicas {
     /// Starts the tasks: the publisher, the mirror, leases and sync answers.
     pub async fn run(
         self: &Arc<Self>,
-        twin: Arc<Twin>,
-        store: crate::store::Store,
+        hub: Arc<crate::HubState>,
         public_url: &str,
         stop: CancellationToken,
     ) -> Result<(), ReplicaError> {
+        let twin = hub.twin.clone();
         *lock(&self.public_url) = public_url.to_string();
-        *lock(&self.store) = Some(store);
+        *lock(&self.store) = Some(hub.store.clone());
+        let commands = self
+            .client
+            .subscribe(self.names.commands(&self.id))
+            .await
+            .map_err(bus_error)?;
+        tokio::spawn(serve_commands(self.clone(), hub, commands, stop.clone()));
         let outbox = lock(&self.outbox_rx).take();
         if let Some(outbox) = outbox {
             tokio::spawn(publish(self.clone(), outbox, stop.clone()));
@@ -302,6 +308,45 @@ impl Replicas {
         self.request_sync(None).await;
         self.refresh_leases(&twin).await;
         tokio::spawn(keep_leases(self.clone(), twin, stop));
+        Ok(())
+    }
+
+    /// Sends a command (stored and audited already) to the replica that
+    /// holds its agent's link, and relays its output and end to this
+    /// replica's watchers.
+    pub async fn dispatch(
+        &self,
+        commands: &crate::commands::Commands,
+        owner: &str,
+        record: crate::store::CommandRecord,
+        cmd: twinbay_proto::command::Command,
+    ) -> Result<(), String> {
+        let id = record.id.clone();
+        // Listening before the command leaves: no output is missed.
+        let news = self
+            .client
+            .subscribe(self.names.command_news(&id))
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(&wire::ForwardedCommand {
+            record: record.clone(),
+            cmd,
+        })
+        .map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(
+            FORWARD_TIMEOUT,
+            self.client.request(self.names.commands(owner), body.into()),
+        )
+        .await
+        .map_err(|_| format!("replica {owner} did not answer"))?
+        .map_err(|e| format!("replica {owner}: {e}"))?;
+        let answer: wire::Forwarded =
+            serde_json::from_slice(&answer.payload).map_err(|e| e.to_string())?;
+        if let Some(error) = answer.error {
+            return Err(error);
+        }
+        let remote = commands.register_remote(record);
+        tokio::spawn(relay_news(remote, id, news));
         Ok(())
     }
 
@@ -587,6 +632,104 @@ fn apply(
                 tracing::debug!(node, error = %e, "mirror out of step; asking for a full sync");
                 node.to_string()
             })
+        }
+    }
+}
+
+/// How long the replica holding an agent's link has to take a command.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the commands other replicas forward to this one's agents, and
+/// publishes each one's output and end for the replica that asked.
+async fn serve_commands(
+    replicas: Arc<Replicas>,
+    hub: Arc<crate::HubState>,
+    mut requests: async_nats::Subscriber,
+    stop: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            _ = stop.cancelled() => break,
+            m = requests.next() => match m { Some(m) => m, None => break },
+        };
+        let Some(reply) = request.reply.clone() else {
+            continue;
+        };
+        let answer = match serde_json::from_slice::<wire::ForwardedCommand>(&request.payload) {
+            Err(e) => wire::Forwarded {
+                error: Some(format!("a forwarded command that does not parse: {e}")),
+            },
+            Ok(f) => {
+                let id = f.record.id.clone();
+                match hub.commands.dispatch(f.record, f.cmd) {
+                    Err(e) => wire::Forwarded {
+                        error: Some(e.to_string()),
+                    },
+                    Ok(()) => {
+                        if let Some(watched) = hub.commands.watch(&id) {
+                            tokio::spawn(publish_news(replicas.clone(), id, watched));
+                        }
+                        wire::Forwarded { error: None }
+                    }
+                }
+            }
+        };
+        let body = serde_json::to_vec(&answer).unwrap_or_default();
+        if let Err(e) = replicas.client.publish(reply, body.into()).await {
+            tracing::warn!(error = %e, "could not answer a forwarded command");
+        }
+    }
+}
+
+/// Publishes a forwarded command's output and end as they come.
+async fn publish_news(replicas: Arc<Replicas>, id: String, watched: crate::commands::Watched) {
+    let subject = replicas.names.command_news(&id);
+    let send = |news: wire::CommandNews| {
+        let subject = subject.clone();
+        let client = replicas.client.clone();
+        async move {
+            let body = serde_json::to_vec(&news).unwrap_or_default();
+            if let Err(e) = client.publish(subject, body.into()).await {
+                tracing::warn!(error = %e, "could not publish a forwarded command's output");
+            }
+        }
+    };
+    for out in watched.output {
+        send(wire::CommandNews::Output(out)).await;
+    }
+    let Some(mut rx) = watched.rx else {
+        send(wire::CommandNews::Done(Box::new(watched.record))).await;
+        return;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(crate::commands::Watch::Output(out)) => send(wire::CommandNews::Output(out)).await,
+            Ok(crate::commands::Watch::Done(record)) => {
+                send(wire::CommandNews::Done(record)).await;
+                break;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    id,
+                    skipped = n,
+                    "a forwarded command's watchers missed output"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+/// Hands a forwarded command's news to this replica's watchers.
+async fn relay_news(remote: crate::commands::Remote, id: String, mut news: async_nats::Subscriber) {
+    while let Some(message) = news.next().await {
+        match serde_json::from_slice::<wire::CommandNews>(&message.payload) {
+            Ok(wire::CommandNews::Output(out)) => remote.output(&id, out),
+            Ok(wire::CommandNews::Done(record)) => {
+                remote.end(*record);
+                break;
+            }
+            Err(e) => tracing::warn!(id, error = %e, "news of a forwarded command does not parse"),
         }
     }
 }

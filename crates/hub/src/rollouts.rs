@@ -529,7 +529,7 @@ async fn round(hub: &HubState) -> Result<(), StoreError> {
 }
 
 fn connected(hub: &HubState, node: &str) -> bool {
-    hub.twin.check(node, |n| n.connected) && hub.commands.is_attached(node)
+    hub.twin.check(node, |n| n.connected) && crate::commands::reachable(hub, node)
 }
 
 fn host_audit(rollout: &str, version: &str, h: &RolloutHost) -> Record {
@@ -643,7 +643,7 @@ async fn send_update(
         op,
     };
     h.command_id = Some(record.id.clone());
-    if let Err(e) = hub.commands.dispatch(record.clone(), cmd) {
+    if let Err(e) = crate::commands::dispatch(hub, record.clone(), cmd).await {
         let mut failed = record;
         failed.end(Status::Failed, None, Some(e.to_string()), now_ms());
         hub.store.finish_command(&failed, &[]).await?;

@@ -184,6 +184,54 @@ async fn three_replicas_share_one_twin_and_survive_losing_one() {
     // measures the real figure.
     assert!(p99 < 2000.0, "p99 {p99:.0} ms");
 
+    // A command sent through C runs on a real agent whose link A holds,
+    // and its output streams back through C.
+    let real = agent(Some(&join_to(&a, &a)), &dir.join("agent"));
+    let operator = a.token("operator");
+    let node = tokio::task::block_in_place(|| {
+        wait_for(
+            "the agent on A to show on C",
+            Duration::from_secs(20),
+            || {
+                c.nodes(&operator)
+                    .into_iter()
+                    .find(|n| n["connected"] == true && n["simulated"] == false)
+            },
+        )
+    })["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!({"op": "lifecycle", "target": {"kind": "agent"}, "verb": "version", "stream": true});
+    let (id, output, result) = tokio::task::block_in_place(|| {
+        let (status, mut feed) = Feed::open(
+            c.addr,
+            &format!("/api/v1/nodes/{node}/commands"),
+            &operator,
+            &body,
+        );
+        assert_eq!(status, 200);
+        let first = feed.next();
+        assert_eq!(first["type"], "command", "{first}");
+        let id = first["command"]["id"].as_str().unwrap().to_string();
+        let mut output = String::new();
+        loop {
+            let e = feed.next();
+            match e["type"].as_str() {
+                Some("output") => output.push_str(e["data"].as_str().unwrap_or("")),
+                Some("result") => break (id, output, e["command"].clone()),
+                _ => panic!("unexpected event {e}"),
+            }
+        }
+    });
+    assert_eq!(result["status"], "ok", "{result}");
+    assert!(!output.trim().is_empty(), "no output came back through C");
+    // A stored it: every replica reads the same record.
+    let stored =
+        tokio::task::block_in_place(|| a.wait_command(&operator, &id, Duration::from_secs(10)));
+    assert_eq!(stored["status"], "ok", "{stored}");
+    drop(real);
+
     // C dies: its agents dial the next replica in their join string, and
     // the singleton lease is held by exactly one of A and B.
     c.proc.signal("-KILL");

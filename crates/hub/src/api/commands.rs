@@ -151,7 +151,7 @@ pub async fn run(
                 (n.connected, n.policy.clone(), n.last_seen, n.simulated)
             })
             .ok_or_else(|| ApiError::NotFound(format!("no node {node_id:?}")))?;
-        if connected && hub.commands.is_attached(&node_id) {
+        if connected && crate::commands::reachable(&hub, &node_id) {
             match policy {
                 Some(p) => break p,
                 None => {
@@ -220,7 +220,7 @@ pub async fn run(
         op: req.op,
     };
     let id = record.id.clone();
-    if let Err(e) = hub.commands.dispatch(record.clone(), cmd) {
+    if let Err(e) = crate::commands::dispatch(&hub, record.clone(), cmd).await {
         let mut failed = record;
         failed.end(Status::Failed, None, Some(e.to_string()), now_ms());
         hub.store.finish_command(&failed, &[]).await?;

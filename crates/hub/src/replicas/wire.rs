@@ -49,6 +49,29 @@ pub struct Connected {
     pub public_key: String,
 }
 
+/// A command forwarded to the replica holding its agent's link: stored and
+/// audited already by the replica the client asked, which checked the
+/// role and the agent's policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardedCommand {
+    pub record: crate::store::CommandRecord,
+    pub cmd: twinbay_proto::command::Command,
+}
+
+/// The answer to a [`ForwardedCommand`]: sent to the agent, or why not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub error: Option<String>,
+}
+
+/// What the replica running a forwarded command tells the one watching.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandNews {
+    Output(crate::store::Output),
+    Done(Box<crate::store::CommandRecord>),
+}
+
 /// A replica's entry in the lease bucket, refreshed while it lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReplicaInfo {
@@ -93,6 +116,17 @@ impl Names {
     /// for all), as a replica that starts or missed a change does.
     pub fn sync(&self) -> String {
         format!("twinbay.{}.sync", self.cluster)
+    }
+
+    /// Commands for the agents whose links `replica` holds (request/reply).
+    pub fn commands(&self, replica: &str) -> String {
+        format!("twinbay.{}.cmd.{}", self.cluster, token(replica))
+    }
+
+    /// A forwarded command's output and end, as the replica running it
+    /// publishes them ([`CommandNews`]).
+    pub fn command_news(&self, id: &str) -> String {
+        format!("twinbay.{}.cmdout.{}", self.cluster, token(id))
     }
 
     /// Replica liveness and the singleton lease (entries expire).

@@ -127,7 +127,7 @@ pub async fn run_on(
             let reason = format!("no host {node_id} (removed?)");
             return skip(hub, s, node_id, slot, trigger, "skipped", &reason).await;
         };
-        if connected && hub.commands.is_attached(node_id) {
+        if connected && crate::commands::reachable(hub, node_id) {
             match policy {
                 Some(p) => break p,
                 None => {
@@ -232,7 +232,7 @@ pub async fn run_on(
         reason: None,
     };
     hub.store.add_schedule_run(&run).await?;
-    if let Err(e) = hub.commands.dispatch(record.clone(), cmd) {
+    if let Err(e) = crate::commands::dispatch(hub, record.clone(), cmd).await {
         let mut failed = record;
         failed.end(Status::Failed, None, Some(e.to_string()), now_ms());
         hub.store.finish_command(&failed, &[]).await?;

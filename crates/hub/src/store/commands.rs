@@ -6,7 +6,7 @@ use twinbay_proto::command::{Op, Status, Stream};
 use super::{Role, StoreError};
 
 /// A command as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CommandRecord {
     pub id: String,
     pub node_id: String,
