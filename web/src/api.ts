@@ -1,6 +1,6 @@
 // REST calls to the hub (same origin; the session cookie rides along).
 
-import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, GatewayReport, Impact, Me, NodeChanges, NodeView, OutputChunk, PastNodeView, RangeResponse, Risk, RouteEntry, TimelineEvent, Topology, UserInfo } from './types';
+import type { ApiTokenInfo, AuditEntry, AuditFilter, CommandRecord, CommandRequest, FileDiff, FileEntry, FileVersion, GatewayReport, HubStatus, Impact, Me, NodeChanges, NodeView, OutputChunk, PastNodeView, RangeResponse, Risk, RouteEntry, TimelineEvent, Topology, UserInfo } from './types';
 
 export class ApiError extends Error {
   constructor(
@@ -79,6 +79,8 @@ export async function openStream(method: string, path: string, body: unknown, si
 }
 
 export const api = {
+  // The hub itself: version, store, connected agents, replicas.
+  hub: () => call<HubStatus>('GET', '/api/v1/hub'),
   whoami: () => call<Me>('GET', '/api/v1/session'),
   signIn: (username: string, password: string) => call<Me>('POST', '/api/v1/session', { username, password }),
   signOut: () => call<void>('DELETE', '/api/v1/session'),

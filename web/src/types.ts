@@ -660,3 +660,43 @@ export interface RolloutRequest {
   pause_between: string | number;
   max_failures: number;
 }
+
+// The hub itself (GET /api/v1/hub; crates/hub/src/api/status.rs, docs/replicas.md).
+
+/** One hub replica whose lease was live at the hub's last look. */
+export interface ReplicaInfo {
+  id: string;
+  /** The URL agents dial on it. */
+  public_url: string;
+  /** Agents connected to it. */
+  agents: number;
+  started_ms: number;
+}
+
+/** The replicas sharing this hub's store and bus, as the one answering sees them. */
+export interface HubReplicas {
+  /** The id of the replica answering. */
+  this: string;
+  /** Whether the replica answering holds the singleton lease. */
+  leader: boolean;
+  live: ReplicaInfo[];
+  /** Agent links held, by replica id (from the owners bucket). */
+  links: Record<string, number>;
+  /** Twin changes not published because the bus fell behind. */
+  dropped_messages: number;
+}
+
+/** GET /api/v1/hub: the hub's own vital signs (only the fields the UI reads). */
+export interface HubStatus {
+  version: string;
+  build_version: string;
+  started_ms: number;
+  /** `systemd`, `container` or `plain`. */
+  install: string;
+  nodes: number;
+  connected: number;
+  /** `sqlite` or `postgres`. */
+  store: string;
+  /** Absent or null when the hub runs alone. */
+  replicas?: HubReplicas | null;
+}

@@ -2,7 +2,11 @@
 // key made by `twinbay ctl release keygen`, three `twinbay sim` agents and
 // two protocol-level agents of agent-sim.mjs (another version), releases
 // published and signed on the spot with `ctl release publish --key`.
-// Checks: the releases as the API lists them (short hash and key, notes);
+// Checks: the Hub panel (version, "SQLite, embedded", the agents connected,
+// as GET /api/v1/hub says; no replicas table for a hub running alone; the
+// replicas table, from the real answer with `replicas` added in the browser,
+// passing axe-core); the
+// releases as the API lists them (short hash and key, notes);
 // the fleet's versions counted as the hub reports them, a click listing one
 // version's hosts; the rollout form refusing what it cannot post; with the
 // hub's rollouts API: a rollout to the simulated agents with one canary
@@ -156,6 +160,71 @@ describe('updates', { timeout: 300_000 }, () => {
     const ids = await page.locator('[data-testid="version-host"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-node-id')).sort());
     assert.deepEqual(ids, [...by[other]].sort());
     await shot(page, 'updates.png');
+  });
+
+  step('the Hub panel: its version, SQLite, the agents connected, as GET /api/v1/hub says', async () => {
+    const panel = page.getByTestId('hub-panel');
+    await panel.waitFor({ timeout: 10_000 });
+    // Read once on open, then every 10 s: the count follows the API's within one refresh.
+    const status = await until('the panel to count the connected agents as the API', async () => {
+      const s = await getJson(ctx, hub, '/api/v1/hub');
+      const shown = await panel.getByTestId('hub-connected').getAttribute('data-connected').catch(() => null);
+      return s.connected === 1 + SIM_AGENTS + 2 && shown === String(s.connected) ? s : null;
+    }, 25_000);
+    assert.equal(status.store, 'sqlite');
+    assert.equal(status.replicas ?? null, null, 'a hub running alone has no replicas');
+    assert.equal(await panel.getByTestId('hub-store').getAttribute('data-store'), 'sqlite');
+    assert.match(await panel.getByTestId('hub-store').textContent(), /^SQLite\b/);
+    assert.equal(await panel.getByTestId('hub-version').textContent(), status.version);
+    assert.match(await panel.getByTestId('hub-connected').textContent(), new RegExp(`^${status.connected}\\s+of ${status.nodes}$`));
+    assert.equal(await panel.getByTestId('hub-replicas').count(), 0, 'no replicas table for a single hub');
+    assert.equal(await page.getByRole('region', { name: 'Hub' }).count(), 1, 'the panel is a region named by its heading');
+  });
+
+  step('the Hub panel with replicas: id, URL, agent links, started, which one leads and which one answers', async () => {
+    // This hub runs alone: its real answer, with the replicas of docs/replicas.md added on the way to the page.
+    const now = Date.now();
+    const replicas = {
+      this: 'r3f9a1c2',
+      leader: false,
+      live: [
+        { id: 'rb07e4d1', public_url: 'https://hub-b.example:7780', agents: 2, started_ms: now - 3_600_000 },
+        { id: 'r3f9a1c2', public_url: 'https://hub-a.example:7780', agents: 4, started_ms: now - 120_000 },
+      ],
+      links: { r3f9a1c2: 4, rb07e4d1: 2, rdead001: 1 },
+      dropped_messages: 3,
+    };
+    await page.route('**/api/v1/hub', async (route) => {
+      const res = await route.fetch();
+      await route.fulfill({ response: res, json: { ...(await res.json()), store: 'postgres', replicas } });
+    });
+    try {
+      await page.reload();
+      const table = page.getByTestId('hub-replicas');
+      await table.waitFor({ timeout: 10_000 });
+      assert.equal(await page.getByTestId('hub-store').textContent(), 'PostgreSQL');
+      assert.match(await page.getByTestId('hub-replica-count').textContent(), /^2 live · this one follows$/);
+      const rows = await table.locator('[data-testid="replica-row"]').evaluateAll((els) =>
+        els.map((e) => [e.getAttribute('data-id'), e.getAttribute('data-this'), e.querySelector('[data-testid="replica-links"]').textContent]));
+      assert.deepEqual(rows, [['r3f9a1c2', 'true', '4'], ['rb07e4d1', 'false', '2'], ['rdead001', 'false', '1']], 'live replicas by id, then one whose lease lapsed');
+      const mine = table.locator('[data-testid="replica-row"][data-this="true"]');
+      assert.match(await mine.textContent(), /this one/);
+      assert.match(await mine.textContent(), /hub-a\.example:7780/);
+      assert.match(await mine.textContent(), /follower/);
+      assert.match(await table.locator('[data-id="rdead001"]').textContent(), /lease lapsed/);
+      assert.match(await page.getByTestId('hub-dropped').textContent(), /^3 twin changes were not published/);
+      assert.equal(await page.getByRole('region', { name: 'Hub replicas' }).count(), 1);
+      await expectAccessible(page, 'updates, hub replicas');
+      await shot(page, 'updates-hub-replicas.png');
+      // The one answering leads: its row says so, the others follow.
+      replicas.leader = true;
+      await page.reload();
+      await table.locator('[data-testid="replica-row"][data-this="true"][data-leader="true"]').waitFor({ timeout: 10_000 });
+      assert.match(await table.locator('[data-testid="replica-row"][data-this="true"]').textContent(), /leader/);
+      assert.match(await table.locator('[data-id="rb07e4d1"]').textContent(), /follower/);
+    } finally {
+      await page.unroute('**/api/v1/hub');
+    }
   });
 
   step('the rollout form refuses what it cannot post, before posting', async () => {
@@ -313,6 +382,7 @@ describe('updates', { timeout: 300_000 }, () => {
       await vp.goto(`${hub.url}/updates${list.length ? `?rollout=${list[0].id}` : ''}`);
       await vp.waitForFunction(() => document.querySelectorAll('[data-testid="release-row"]').length === 3, null, { timeout: 10_000 });
       await vp.getByTestId('version-row').first().waitFor({ timeout: 10_000 });
+      await vp.getByTestId('hub-store').waitFor({ timeout: 10_000 });
       if (list.length) await vp.getByTestId('rollout-detail').waitFor({ timeout: 10_000 });
       assert.equal(await vp.getByTestId('rollout-form').count(), 0, 'no rollout form for a viewer');
       assert.equal(await vp.locator('[data-testid="rollout-pause"], [data-testid="rollout-resume"], [data-testid="rollout-abort"]').count(), 0);
@@ -333,6 +403,7 @@ describe('updates', { timeout: 300_000 }, () => {
     await page.goto(`${hub.url}/updates?${q}`);
     await page.getByTestId('version-hosts').waitFor({ timeout: 10_000 });
     if (list.length) await page.getByTestId('rollout-detail').waitFor({ timeout: 10_000 });
+    await page.getByTestId('hub-store').waitFor({ timeout: 10_000 });
     await expectAccessible(page, 'updates, light');
     await page.getByTestId('theme-toggle').click();
     await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark', null, { timeout: 5000 });

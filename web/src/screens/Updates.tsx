@@ -1,4 +1,5 @@
-// The Updates screen (docs/updates.md): the published releases, the fleet's
+// The Updates screen (docs/updates.md): the hub itself (HubPanel: version,
+// store, agents connected, replicas), the published releases, the fleet's
 // agent versions, starting a rollout (admins), the rollouts and one rollout
 // followed live (the stream's `rollout` frames; polled every 2 s while the
 // hub does not send them), with pause, resume and abort.
@@ -14,6 +15,7 @@ import { fleet } from '../store';
 import type { Release, Rollout, RolloutRequest, RolloutTarget } from '../types';
 import { useFleet } from '../useFleet';
 import { useLoad } from '../useLoad';
+import { HubPanel } from './HubPanel';
 import {
   HOST_STATE,
   isSimulated,
@@ -617,6 +619,7 @@ export function Updates({ query }: { query: URLSearchParams }) {
         <span class="muted">Signed releases, rolled out in stages with automatic rollback</span>
       </div>
       {open && <RolloutDetail key={open} id={open} admin={admin} />}
+      <HubPanel />
       <div class="grid2 updates-top">
         <FleetVersions selected={query.get('version')} />
         <Releases list={releases.data} error={releases.error} reload={releases.reload} />
