@@ -229,6 +229,13 @@ impl HubState {
         self.replicas.as_ref().is_none_or(|r| r.is_leader())
     }
 
+    /// Tells the other replicas, if any, that `what` changed in the store.
+    pub fn tell_replicas(&self, what: replicas::wire::Changed) {
+        if let Some(replicas) = &self.replicas {
+            replicas.tell(what);
+        }
+    }
+
     /// Waits until this hub leads (at once when alone); `false` when `stop`
     /// fires first.
     pub async fn lead(&self, stop: &CancellationToken) -> bool {

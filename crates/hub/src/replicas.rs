@@ -82,6 +82,8 @@ pub struct Replicas {
     store: Mutex<Option<crate::store::Store>>,
     /// Twin messages dropped because the outbox was full.
     pub dropped: std::sync::atomic::AtomicU64,
+    /// The replica holding the singleton lease at the last look.
+    leader_id: Mutex<Option<String>>,
     /// Whether this replica wrote the URLs since it last became leader.
     urls_written: std::sync::atomic::AtomicBool,
 }
@@ -141,6 +143,7 @@ impl Replicas {
             store: Mutex::new(None),
             dropped: 0.into(),
             urls_written: false.into(),
+            leader_id: Mutex::new(None),
         }))
     }
 
@@ -282,6 +285,17 @@ impl Replicas {
             .subscribe(self.names.commands(&self.id))
             .await
             .map_err(bus_error)?;
+        let changes = self
+            .client
+            .subscribe(self.names.changed())
+            .await
+            .map_err(bus_error)?;
+        tokio::spawn(hear_changes(
+            self.clone(),
+            hub.clone(),
+            changes,
+            stop.clone(),
+        ));
         tokio::spawn(serve_commands(self.clone(), hub, commands, stop.clone()));
         let outbox = lock(&self.outbox_rx).take();
         if let Some(outbox) = outbox {
@@ -348,6 +362,32 @@ impl Replicas {
         let remote = commands.register_remote(record);
         tokio::spawn(relay_news(remote, id, news));
         Ok(())
+    }
+
+    /// Tells the other replicas that `what` changed in the store.
+    pub fn tell(&self, what: wire::Changed) {
+        let client = self.client.clone();
+        let subject = self.names.changed();
+        let mut headers = HeaderMap::new();
+        headers.insert(wire::REPLICA, self.id.as_str());
+        tokio::spawn(async move {
+            if let Err(e) = client
+                .publish_with_headers(
+                    subject,
+                    headers,
+                    Bytes::from_static(what.as_str().as_bytes()),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not tell the other replicas of a change");
+            }
+        });
+    }
+
+    /// The leading replica's URL, if known.
+    pub fn leader_url(&self) -> Option<String> {
+        let leader = lock(&self.leader_id).clone()?;
+        lock(&self.live).get(&leader).map(|r| r.public_url.clone())
     }
 
     async fn request_sync(&self, node: Option<&str>) {
@@ -445,7 +485,12 @@ impl Replicas {
     /// Takes the singleton lease if it is free, or keeps it if held.
     async fn refresh_leader(&self) {
         let me = Bytes::from(self.id.clone());
-        let held = match self.leases.entry(wire::LEADER_KEY).await {
+        let entry = self.leases.entry(wire::LEADER_KEY).await;
+        if let Ok(Some(e)) = &entry {
+            *lock(&self.leader_id) = (e.operation == kv::Operation::Put)
+                .then(|| String::from_utf8_lossy(&e.value).into_owned());
+        }
+        let held = match entry {
             Ok(Some(e)) if e.operation == kv::Operation::Put && e.value == me => self
                 .leases
                 .update(wire::LEADER_KEY, me.clone(), e.revision)
@@ -632,6 +677,38 @@ fn apply(
                 tracing::debug!(node, error = %e, "mirror out of step; asking for a full sync");
                 node.to_string()
             })
+        }
+    }
+}
+
+/// Looks again at what another replica changed in the store.
+async fn hear_changes(
+    replicas: Arc<Replicas>,
+    hub: Arc<crate::HubState>,
+    mut changes: async_nats::Subscriber,
+    stop: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            _ = stop.cancelled() => break,
+            m = changes.next() => match m { Some(m) => m, None => break },
+        };
+        let from = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(wire::REPLICA))
+            .map(|v| v.as_str().to_string());
+        if from.as_deref() == Some(replicas.id.as_str()) {
+            continue;
+        }
+        match wire::Changed::parse(&message.payload) {
+            Some(wire::Changed::Schedules) => hub.schedules.changed(),
+            Some(wire::Changed::Alerts) => {
+                if let Err(e) = hub.alerts.reload(&hub.store).await {
+                    tracing::warn!(error = %crate::report(&e), "could not read the alert rules again");
+                }
+            }
+            None => {}
         }
     }
 }

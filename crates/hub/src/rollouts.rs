@@ -138,6 +138,7 @@ impl Rollouts {
 
 /// Finds the hosts of `spec` and starts the rollout.
 pub async fn start(hub: &HubState, spec: Spec, by: &str) -> Result<Rollout, RolloutError> {
+    led_here(hub)?;
     let releases = hub
         .releases
         .list()
@@ -258,6 +259,22 @@ pub async fn start(hub: &HubState, spec: Spec, by: &str) -> Result<Rollout, Roll
     Ok(rollout)
 }
 
+/// Among hub replicas, the leading one drives rollouts and holds the
+/// active one: starting or steering one elsewhere is refused with where to go.
+fn led_here(hub: &HubState) -> Result<(), RolloutError> {
+    if hub.leads() {
+        return Ok(());
+    }
+    let leader = hub
+        .replicas
+        .as_ref()
+        .and_then(|r| r.leader_url())
+        .unwrap_or_else(|| "the leading replica (GET /api/v1/hub)".into());
+    Err(RolloutError::Conflict(format!(
+        "rollouts are driven by the leading hub replica: ask {leader}"
+    )))
+}
+
 /// What a person may do to a rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -268,6 +285,7 @@ pub enum Control {
 
 /// Pauses, resumes or aborts the active rollout `id`.
 pub async fn control(hub: &HubState, id: &str, what: Control) -> Result<Rollout, RolloutError> {
+    led_here(hub)?;
     let changed = apply_control(hub, id, what)?;
     let Some(changed) = changed else {
         return match hub.store.rollout(id).await? {

@@ -186,6 +186,7 @@ pub async fn add_channel(
         .add_alert_channel(&new, hub.alerts.sealer(), record)
         .await?;
     hub.alerts.reload(&hub.store).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::Alerts);
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -219,6 +220,7 @@ pub async fn remove_channel(
         return Err(ApiError::NotFound(format!("no channel {id}")));
     }
     hub.alerts.reload(&hub.store).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::Alerts);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -383,6 +385,7 @@ pub async fn add_rule(
     };
     let id = hub.store.add_alert_rule(&new, record).await?;
     hub.alerts.reload(&hub.store).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::Alerts);
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -411,6 +414,7 @@ pub async fn remove_rule(
         return Err(ApiError::NotFound(format!("no rule {id}")));
     }
     hub.alerts.reload(&hub.store).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::Alerts);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -529,6 +533,7 @@ pub async fn update_rule(
         return Err(ApiError::NotFound(format!("no rule {id}")));
     }
     hub.alerts.reload(&hub.store).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::Alerts);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -693,6 +698,7 @@ pub async fn add_silence(
     };
     let id = hub.store.add_alert_silence(&new, record).await?;
     hub.alerts.reload(&hub.store).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::Alerts);
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -721,5 +727,6 @@ pub async fn expire_silence(
         return Err(ApiError::NotFound(format!("no silence {id}")));
     }
     hub.alerts.reload(&hub.store).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::Alerts);
     Ok(StatusCode::NO_CONTENT)
 }

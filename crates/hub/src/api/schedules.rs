@@ -208,6 +208,7 @@ pub async fn create(
         .detail(&format!("{:?} {} on {}", new.name, new.cron, new.target));
     let id = hub.store.add_schedule(&new, record).await?;
     hub.schedules.changed();
+    hub.tell_replicas(crate::replicas::wire::Changed::Schedules);
     let s = hub
         .store
         .schedule(id)
@@ -273,6 +274,7 @@ pub async fn update(
         return Err(no_schedule(id));
     }
     hub.schedules.changed();
+    hub.tell_replicas(crate::replicas::wire::Changed::Schedules);
     Ok(Json(visible(&hub, &who, id).await?))
 }
 
@@ -292,6 +294,7 @@ pub async fn remove(
         return Err(no_schedule(id));
     }
     hub.schedules.changed();
+    hub.tell_replicas(crate::replicas::wire::Changed::Schedules);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -49,6 +49,33 @@ pub struct Connected {
     pub public_key: String,
 }
 
+/// What the leading replica keeps in memory and must read again when
+/// another replica changes it in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// Schedules: the scheduler looks again now.
+    Schedules,
+    /// Alert rules, channels or silences: read again.
+    Alerts,
+}
+
+impl Changed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Changed::Schedules => "schedules",
+            Changed::Alerts => "alerts",
+        }
+    }
+
+    pub fn parse(s: &[u8]) -> Option<Changed> {
+        match s {
+            b"schedules" => Some(Changed::Schedules),
+            b"alerts" => Some(Changed::Alerts),
+            _ => None,
+        }
+    }
+}
+
 /// A command forwarded to the replica holding its agent's link: stored and
 /// audited already by the replica the client asked, which checked the
 /// role and the agent's policy.
@@ -127,6 +154,11 @@ impl Names {
     /// publishes them ([`CommandNews`]).
     pub fn command_news(&self, id: &str) -> String {
         format!("twinbay.{}.cmdout.{}", self.cluster, token(id))
+    }
+
+    /// "This changed in the store; look again" (body: a [`Changed`] topic).
+    pub fn changed(&self) -> String {
+        format!("twinbay.{}.changed", self.cluster)
     }
 
     /// Replica liveness and the singleton lease (entries expire).
