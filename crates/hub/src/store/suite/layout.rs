@@ -1,0 +1,59 @@
+//! The physical layout document.
+
+use crate::store::suite::{Fixture, audit_actions, chain_holds, rec, store_test_suite};
+use crate::store::*;
+
+store_test_suite!(the_layout_moves_on_by_version_and_refuses_stale_writes);
+
+async fn the_layout_moves_on_by_version_and_refuses_stale_writes(f: &Fixture) {
+    let store = f.store.clone();
+    assert_eq!(store.layout().await.unwrap(), (0, None));
+    // Stale: nobody saved version 3.
+    assert_eq!(
+        store
+            .put_layout(3, "{}", &rec("layout.update"))
+            .await
+            .unwrap(),
+        PutLayout::Conflict(0)
+    );
+    let doc = r#"{"rooms":[{"name":"Küche ✓","racks":[]}]}"#;
+    assert_eq!(
+        store
+            .put_layout(0, doc, &rec("layout.update"))
+            .await
+            .unwrap(),
+        PutLayout::Stored(1)
+    );
+    assert_eq!(store.layout().await.unwrap(), (1, Some(doc.to_string())));
+    assert_eq!(
+        store
+            .put_layout(1, "{\"v\":2}", &rec("layout.update"))
+            .await
+            .unwrap(),
+        PutLayout::Stored(2)
+    );
+    assert_eq!(
+        store
+            .put_layout(1, "{\"v\":3}", &rec("layout.update"))
+            .await
+            .unwrap(),
+        PutLayout::Conflict(2)
+    );
+    assert_eq!(store.layout().await.unwrap(), (2, Some("{\"v\":2}".into())));
+    // Only the saves were audited.
+    assert_eq!(audit_actions(&store).await.len(), 2);
+    chain_holds(&store).await;
+    store.close().await;
+
+    // Another replica sees the same version.
+    let other = f.reopen().await;
+    assert_eq!(
+        other
+            .put_layout(1, "{}", &rec("layout.update"))
+            .await
+            .unwrap(),
+        PutLayout::Conflict(2)
+    );
+    assert_eq!(other.layout().await.unwrap().0, 2);
+    other.close().await;
+}
