@@ -32,6 +32,8 @@ mod events;
 #[cfg(test)]
 mod files;
 #[cfg(test)]
+mod history;
+#[cfg(test)]
 mod journal;
 #[cfg(test)]
 mod layout;

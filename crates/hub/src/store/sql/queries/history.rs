@@ -345,7 +345,8 @@ impl crate::store::HistoryStore for Sql<Db> {
         Ok(query_as(
             "SELECT -1, COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM history_rows
              UNION ALL
-             SELECT tier, COUNT(*), SUM(LENGTH(data)) FROM history_chunks GROUP BY tier",
+             SELECT tier, COUNT(*), SUM(LENGTH(data)) FROM history_chunks GROUP BY tier
+             ORDER BY 1",
         )
         .fetch_all(&self.pool)
         .await?)
