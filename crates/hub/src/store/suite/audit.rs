@@ -10,6 +10,7 @@ store_test_suite!(
     the_trail_is_searched_newest_first_by_every_filter,
     a_scope_reads_its_own_entries_and_its_hosts,
     verification_holds_the_expected_head,
+    two_replicas_writing_at_once_keep_one_chain,
 );
 
 async fn entries_chain_from_the_genesis_and_read_back_whole(f: &Fixture) {
@@ -179,6 +180,7 @@ async fn a_scope_reads_its_own_entries_and_its_hosts(f: &Fixture) {
         ("admin", "command.run", "n_prod"),
         ("admin", "node.label", "node:n_lab"),
         ("dave", "session.sign_in", ""),
+        ("admin", "node.label", "n_\"quoted\" ünï ✓"),
     ]
     .map(|(actor, action, target)| {
         Record::new(ActorKind::User, actor, action, Outcome::Ok).target(target)
@@ -186,14 +188,19 @@ async fn a_scope_reads_its_own_entries_and_its_hosts(f: &Fixture) {
     store.audit_many(&records).await.unwrap();
     let scope = AuditScope {
         actor: "carol".into(),
-        targets: vec!["carol".into(), "n_lab".into(), "node:n_lab".into()],
+        targets: vec![
+            "carol".into(),
+            "n_lab".into(),
+            "node:n_lab".into(),
+            "n_\"quoted\" ünï ✓".into(),
+        ],
     };
     let found = store
         .audit_search(&AuditQuery::default(), Some(&scope))
         .await
         .unwrap();
     let ids: Vec<i64> = found.iter().map(|e| e.id).collect();
-    assert_eq!(ids, [4, 2, 1]);
+    assert_eq!(ids, [6, 4, 2, 1]);
     // Combined with the other filters.
     let q = AuditQuery {
         action: Some("command.".into()),
@@ -267,4 +274,27 @@ async fn verification_holds_the_expected_head(f: &Fixture) {
         "{broken}"
     );
     assert_eq!(broken.id(), 4);
+}
+
+async fn two_replicas_writing_at_once_keep_one_chain(f: &Fixture) {
+    let one = f.store.clone();
+    let two = f.reopen().await;
+    let write = |store: Store, who: &'static str| async move {
+        for i in 0..15 {
+            let r = Record::new(ActorKind::User, who, "x.y", Outcome::Ok).detail(&i.to_string());
+            if i % 3 == 0 {
+                store.audit_many(&[r.clone(), r]).await.unwrap();
+            } else {
+                store.audit(r).await.unwrap();
+            }
+        }
+    };
+    tokio::join!(write(one.clone(), "one"), write(two.clone(), "two"));
+    assert_eq!(crate::store::suite::chain_holds(&one).await, 40);
+    assert_eq!(
+        one.audit_head().await.unwrap(),
+        two.audit_head().await.unwrap()
+    );
+    assert_eq!(one.audit_head().await.unwrap().id, 40);
+    two.close().await;
 }

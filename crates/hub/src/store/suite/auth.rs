@@ -8,6 +8,7 @@ use crate::store::*;
 store_test_suite!(
     a_password_opens_a_session_until_it_is_deleted_or_ends,
     api_tokens_are_listed_newest_first_and_revoked_once,
+    an_idle_session_ends_and_a_used_one_lives_on,
 );
 
 async fn a_password_opens_a_session_until_it_is_deleted_or_ends(f: &Fixture) {
@@ -167,4 +168,40 @@ async fn api_tokens_are_listed_newest_first_and_revoked_once(f: &Fixture) {
         .find(|t| t.id == timed_id)
         .unwrap();
     assert!(t.revoked_at.is_some());
+}
+
+async fn an_idle_session_ends_and_a_used_one_lives_on(f: &Fixture) {
+    let store = f.store.clone();
+    // Only an account has sessions.
+    assert!(
+        store
+            .create_session(42, Duration::from_secs(60))
+            .await
+            .is_err()
+    );
+    let id = store
+        .create_user("bob", "pw-bob-1234", Role::Viewer)
+        .await
+        .unwrap();
+    let idle = store
+        .create_session(id, Duration::from_secs(7 * 24 * 3600))
+        .await
+        .unwrap();
+    let used = store
+        .create_session(id, Duration::from_secs(7 * 24 * 3600))
+        .await
+        .unwrap();
+    let idle_ms = crate::store::millis(crate::store::auth::SESSION_IDLE);
+    // Both started two minutes ago.
+    f.raw("UPDATE sessions SET created_at = created_at - 120000")
+        .await;
+    // One is used now: its last use is noted.
+    assert!(store.session_principal(&used).await.unwrap().is_some());
+    // Then time passes: started long ago, the unused one is idle.
+    f.raw(&format!(
+        "UPDATE sessions SET created_at = created_at - {idle_ms}"
+    ))
+    .await;
+    assert_eq!(store.session_principal(&idle).await.unwrap(), None);
+    assert!(store.session_principal(&used).await.unwrap().is_some());
 }

@@ -224,11 +224,11 @@ async fn sealed_and_rolled_history_answers_as_the_rows_did(f: &Fixture) {
     // Two hours and a bit of samples every 30 s, for two nodes.
     let times: Vec<i64> = (0..260).map(|i| t0 + i * 30_000).collect();
     let mut dict = Dictionary::default();
-    for node in ["n1", "n2"] {
-        for batch in samples(node, &times).chunks(100) {
-            store.append_samples(&mut dict, batch).await.unwrap();
-        }
-    }
+    // One call, several statements' worth of rows.
+    let mut both = samples("n1", &times);
+    both.extend(samples("n2", &times));
+    let touched = store.append_samples(&mut dict, &both).await.unwrap();
+    assert_eq!(touched.len(), 2);
     let (from, to) = (t0, now);
     let before = answers(&store, "n1", from, to).await;
     assert_eq!(before, expected_all(&times, from, to));

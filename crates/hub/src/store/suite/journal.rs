@@ -7,6 +7,7 @@ use crate::store::*;
 store_test_suite!(
     the_journal_rebuilds_a_node_from_its_checkpoint,
     pruning_keeps_each_nodes_last_checkpoint_before_the_cut,
+    many_rows_land_in_one_call,
 );
 
 fn row(node: &str, ts: i64, checkpoint: bool) -> Row {
@@ -118,4 +119,24 @@ async fn pruning_keeps_each_nodes_last_checkpoint_before_the_cut(f: &Fixture) {
         [50, 500]
     );
     assert_eq!(store.journal_oldest().await.unwrap(), Some(50));
+}
+
+async fn many_rows_land_in_one_call(f: &Fixture) {
+    let store = f.store.clone();
+    let rows: Vec<Row> = (0..450)
+        .map(|i| row("n1", 1_000 + i, i % 100 == 0))
+        .collect();
+    store.insert_journal(&rows).await.unwrap();
+    assert_eq!(
+        store.journal_between("n1", 0, i64::MAX).await.unwrap(),
+        rows
+    );
+    assert_eq!(
+        store.journal_head("n1").await.unwrap(),
+        rows[400..].to_vec()
+    );
+    assert_eq!(
+        store.journal_size(Some("n1")).await.unwrap(),
+        (450, 450 * 5)
+    );
 }

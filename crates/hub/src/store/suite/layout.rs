@@ -3,7 +3,10 @@
 use crate::store::suite::{Fixture, audit_actions, chain_holds, rec, store_test_suite};
 use crate::store::*;
 
-store_test_suite!(the_layout_moves_on_by_version_and_refuses_stale_writes);
+store_test_suite!(
+    the_layout_moves_on_by_version_and_refuses_stale_writes,
+    of_two_replicas_saving_the_same_version_one_wins,
+);
 
 async fn the_layout_moves_on_by_version_and_refuses_stale_writes(f: &Fixture) {
     let store = f.store.clone();
@@ -56,4 +59,25 @@ async fn the_layout_moves_on_by_version_and_refuses_stale_writes(f: &Fixture) {
     );
     assert_eq!(other.layout().await.unwrap().0, 2);
     other.close().await;
+}
+
+async fn of_two_replicas_saving_the_same_version_one_wins(f: &Fixture) {
+    let one = f.store.clone();
+    let two = f.reopen().await;
+    let record = rec("layout.update");
+    for base in 0..5 {
+        let (a, b) = tokio::join!(
+            one.put_layout(base, "{\"by\":1}", &record),
+            two.put_layout(base, "{\"by\":2}", &record),
+        );
+        let mut got = [a.unwrap(), b.unwrap()];
+        got.sort_by_key(|p| matches!(p, PutLayout::Conflict(_)));
+        assert_eq!(
+            got,
+            [PutLayout::Stored(base + 1), PutLayout::Conflict(base + 1)]
+        );
+    }
+    assert_eq!(one.layout().await.unwrap().0, 5);
+    assert_eq!(chain_holds(&one).await, 5);
+    two.close().await;
 }

@@ -8,6 +8,7 @@ use crate::store::*;
 store_test_suite!(
     schedules_list_their_latest_slots_outcome,
     a_run_by_hand_notes_the_time_and_keeps_the_next_slot,
+    a_slots_outcome_is_its_first_bad_host,
 );
 
 fn new(name: &str, target: ScheduleTarget) -> NewSchedule {
@@ -268,4 +269,57 @@ async fn a_run_by_hand_notes_the_time_and_keeps_the_next_slot(f: &Fixture) {
     );
     assert!(got.updated_ms > got.created_ms);
     assert_eq!(store.schedule_runs(id, 10).await.unwrap().len(), 1);
+}
+
+async fn a_slots_outcome_is_its_first_bad_host(f: &Fixture) {
+    let store = f.store.clone();
+    // Runs belong to a schedule.
+    assert!(
+        store
+            .add_schedule_run(&run(42, 1, "n_1", "missed", None))
+            .await
+            .is_err()
+    );
+    let id = store
+        .add_schedule(
+            &new("a", ScheduleTarget::Group("g=1".into())),
+            rec("schedule.create"),
+        )
+        .await
+        .unwrap();
+    store.insert_command(&command("c1", "n_1")).await.unwrap();
+    let mut c1 = command("c1", "n_1");
+    c1.end(Status::Ok, Some(0), None, 200);
+    store.finish_command(&c1, &[]).await.unwrap();
+    store.insert_command(&command("c3", "n_3")).await.unwrap();
+    let mut c3 = command("c3", "n_3");
+    c3.end(Status::Failed, Some(2), None, 200);
+    store.finish_command(&c3, &[]).await.unwrap();
+    // Many hosts in one slot, written in this order.
+    let slot = [
+        ("n_1", "dispatched", Some("c1")),
+        ("n_2", "skipped", None),
+        ("n_3", "dispatched", Some("c3")),
+        ("n_4", "missed", None),
+        ("n_5", "dispatched", Some("c_gone")),
+    ];
+    for (node, status, command_id) in slot {
+        store
+            .add_schedule_run(&run(id, 5_000, node, status, command_id))
+            .await
+            .unwrap();
+    }
+    let statuses: Vec<String> = store
+        .schedule_runs(id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, ["ok", "skipped", "failed", "missed", "lost"]);
+    let expected = crate::store::schedules::outcome(statuses.iter().map(String::as_str));
+    assert_eq!(expected.as_deref(), Some("skipped"));
+    let s = store.schedule(id).await.unwrap().unwrap();
+    assert_eq!(s.last_outcome, expected);
 }
