@@ -10,6 +10,7 @@ store_test_suite!(
     samples_read_back_by_name_and_a_repeat_replaces,
     sealed_and_rolled_history_answers_as_the_rows_did,
     retention_cuts_the_oldest_and_keeps_the_coarser_tiers,
+    replicas_with_their_own_dictionaries_add_series_to_one_node,
 );
 
 const NAMES: [&str; 2] = ["cpu", "net_rx_bps{eth0}"];
@@ -281,11 +282,34 @@ async fn sealed_and_rolled_history_answers_as_the_rows_did(f: &Fixture) {
             .iter()
             .all(|(_, blobs, bytes)| *blobs > 0 && *bytes > 0)
     );
+
+    // A late sample in a sealed, rolled window: its chunk is rewritten and
+    // the tiers above rolled again.
+    let late = t0 + 15_000;
+    let touched = store
+        .append_samples(&mut dict, &samples("n1", &[late]))
+        .await
+        .unwrap();
+    let n1 = *touched.keys().next().unwrap();
+    assert_eq!(store.history_pending().await.unwrap(), [(n1, late)]);
+    assert_eq!(store.seal_history(&[n1], now).await.unwrap(), [(n1, false)]);
+    assert!(store.roll_up_history(now).await.unwrap() > 0);
+    let mut with_late = times.clone();
+    with_late.insert(1, late);
+    assert_eq!(
+        answers(&store, "n1", from, to).await,
+        expected_all(&with_late, from, to)
+    );
+    assert_eq!(answers(&store, "n2", from, to).await, before);
+
     store.compact().await.unwrap();
     if store.backend() == "sqlite" {
         assert!(store.disk_bytes() > 0);
     }
-    assert_eq!(answers(&store, "n1", from, to).await, before);
+    assert_eq!(
+        answers(&store, "n1", from, to).await,
+        expected_all(&with_late, from, to)
+    );
     store.close().await;
     let store = f.reopen().await;
     assert_eq!(
@@ -360,4 +384,57 @@ async fn retention_cuts_the_oldest_and_keeps_the_coarser_tiers(f: &Fixture) {
             .unwrap(),
         expected(&times, "cpu", 900, t0, now)
     );
+}
+
+/// Hub replicas share the database, each with its own dictionary: a node
+/// that reconnects to another replica may bring a series the first one
+/// has not seen, and both must keep writing.
+async fn replicas_with_their_own_dictionaries_add_series_to_one_node(f: &Fixture) {
+    let one = f.store.clone();
+    let two = f.reopen().await;
+    let (mut d1, mut d2) = (Dictionary::default(), Dictionary::default());
+    let t0 = t0();
+    let sample = |ts: i64, names: &[&str]| SampleWrite {
+        node: "n1".into(),
+        ts,
+        values: names.iter().map(|n| (n.to_string(), ts as f64)).collect(),
+    };
+    one.append_samples(&mut d1, &[sample(t0, &["cpu"])])
+        .await
+        .unwrap();
+    two.append_samples(&mut d2, &[sample(t0 + 1_000, &["cpu", "disk"])])
+        .await
+        .unwrap();
+    // Back on the first replica: one series it knows of, one it does not,
+    // one new to both.
+    one.append_samples(&mut d1, &[sample(t0 + 2_000, &["cpu", "disk", "gpu"])])
+        .await
+        .unwrap();
+    two.append_samples(&mut d2, &[sample(t0 + 3_000, &["gpu", "cpu"])])
+        .await
+        .unwrap();
+    assert_eq!(
+        one.series_names("n1").await.unwrap(),
+        ["cpu", "disk", "gpu"]
+    );
+    let at = |ts: i64| [ts as f64; 4];
+    let names: Vec<String> = ["cpu", "disk", "gpu"].map(String::from).into();
+    for store in [&one, &two] {
+        let got = store
+            .history_points("n1", &names, None, t0, t0 + 3_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                (
+                    "cpu".to_string(),
+                    vec![at(t0), at(t0 + 1_000), at(t0 + 2_000), at(t0 + 3_000)]
+                ),
+                ("disk".to_string(), vec![at(t0 + 1_000), at(t0 + 2_000)]),
+                ("gpu".to_string(), vec![at(t0 + 2_000), at(t0 + 3_000)]),
+            ]
+        );
+    }
+    two.close().await;
 }
