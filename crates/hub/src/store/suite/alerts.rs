@@ -155,7 +155,14 @@ async fn channels_stored_in_plain_text_are_sealed_once(f: &Fixture) {
     .await;
     let store = f.store.clone();
     let sealer = sealer();
-    assert_eq!(store.seal_alert_channels(&sealer).await.unwrap(), 2);
+    // Sealed already but for its secret.
+    f.raw(&format!(
+        "INSERT INTO alert_channels (name, kind, url, secret, created_ms) VALUES
+         ('half', 'webhook', '{}', 'plain-secret-3', 0)",
+        sealer.seal("https://hooks.example/sealed-3", "url")
+    ))
+    .await;
+    assert_eq!(store.seal_alert_channels(&sealer).await.unwrap(), 3);
     assert_eq!(store.seal_alert_channels(&sealer).await.unwrap(), 0, "once");
     let channels = store.alert_channels(&sealer).await.unwrap();
     let seen: Vec<(&str, Option<&str>)> = channels
@@ -166,7 +173,8 @@ async fn channels_stored_in_plain_text_are_sealed_once(f: &Fixture) {
         seen,
         [
             ("https://hooks.example/plain-1", Some("plain-secret")),
-            ("https://hooks.example/plain-2", None)
+            ("https://hooks.example/plain-2", None),
+            ("https://hooks.example/sealed-3", Some("plain-secret-3"))
         ]
     );
     // Sealed with the key: another cannot open them.

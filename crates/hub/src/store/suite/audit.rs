@@ -296,5 +296,8 @@ async fn two_replicas_writing_at_once_keep_one_chain(f: &Fixture) {
         two.audit_head().await.unwrap()
     );
     assert_eq!(one.audit_head().await.unwrap().id, 40);
+    // Neither found the trail cut by the other's entries.
+    assert_eq!(one.anchor().broken(), None);
+    assert_eq!(two.anchor().broken(), None);
     two.close().await;
 }
