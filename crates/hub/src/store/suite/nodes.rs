@@ -10,6 +10,7 @@ use crate::store::*;
 store_test_suite!(
     a_node_keeps_its_key_twin_and_journal,
     an_agentless_node_is_added_once_and_its_key_stays_unique,
+    text_an_agent_sends_with_a_nul_is_stored,
 );
 
 fn write(
@@ -166,4 +167,71 @@ async fn an_agentless_node_is_added_once_and_its_key_stays_unique(f: &Fixture) {
         "ssh-1"
     );
     assert_eq!(store.nodes().await.unwrap().len(), 1);
+}
+
+/// An agent's text may hold a NUL, which PostgreSQL's text cannot: it is
+/// stored as U+FFFD on both backends, and the other nodes' writes in the
+/// same transaction are not lost.
+async fn text_an_agent_sends_with_a_nul_is_stored(f: &Fixture) {
+    let store = f.store.clone();
+    store.add_agentless_node("n_a", "key-a").await.unwrap();
+    store.add_agentless_node("n_b", "key-b").await.unwrap();
+    let mut bad = write("n_a", 5_000, Some(&NodeState::default()), None);
+    bad.hostname = "web\0-1".into();
+    bad.agent_version = "1.0\0".into();
+    store
+        .save_nodes(&[bad, write("n_b", 5_000, None, None)], &[])
+        .await
+        .unwrap();
+    let nodes = store.nodes().await.unwrap();
+    assert_eq!(
+        (
+            nodes[0].state.host.hostname.as_str(),
+            nodes[0].agent_version.as_str()
+        ),
+        ("web\u{fffd}-1", "1.0\u{fffd}")
+    );
+    assert_eq!(nodes[1].last_seen, Some(5_000));
+
+    let event = crate::timeline::Event {
+        node_id: "n_a".into(),
+        ts: 1,
+        kind: "container.died".into(),
+        target: "we\0b".into(),
+        detail: serde_json::json!({"why": "a\0b"}),
+    };
+    store.insert_events(&[event]).await.unwrap();
+    let got = store.events(Some("n_a"), i64::MAX, 10).await.unwrap();
+    assert_eq!(got[0].target, "we\u{fffd}b");
+    assert_eq!(got[0].detail["why"], "a\0b");
+
+    let mut c = CommandRecord {
+        id: "c1".into(),
+        node_id: "n_a".into(),
+        op: twinbay_proto::command::Op::Action {
+            name: "x".into(),
+            args: Default::default(),
+        },
+        summary: "action x".into(),
+        actor: "alice".into(),
+        actor_kind: "user".into(),
+        role_needed: Role::Operator,
+        status: twinbay_proto::command::Status::Running,
+        exit_code: None,
+        error: None,
+        started_ms: 1,
+        ended_ms: None,
+        duration_ms: None,
+        truncated: false,
+    };
+    store.insert_command(&c).await.unwrap();
+    c.end(
+        twinbay_proto::command::Status::Failed,
+        None,
+        Some("no such file: /tmp/a\0b".into()),
+        2,
+    );
+    store.finish_command(&c, &[]).await.unwrap();
+    let (got, _) = store.command("c1").await.unwrap().unwrap();
+    assert_eq!(got.error.as_deref(), Some("no such file: /tmp/a\u{fffd}b"));
 }
