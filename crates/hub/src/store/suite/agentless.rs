@@ -52,6 +52,7 @@ async fn collection_runs_are_read_newest_first_and_bounded(f: &Fixture) {
         [run("n1", 2_000)]
     );
     assert_eq!(store.collection_runs("n2", 10).await.unwrap().len(), 1);
+    assert!(store.collection_runs("n1", -1).await.unwrap().is_empty());
 
     // Each node keeps its newest KEEP_RUNS: a full history, written at
     // once beside the store, then two more runs.

@@ -44,6 +44,10 @@ async fn events_are_read_newest_first_before_a_time(f: &Fixture) {
     let page = store.events(Some("n2"), 10_005, 3).await.unwrap();
     let ts: Vec<i64> = page.iter().map(|e| e.ts).collect();
     assert_eq!(ts, [10_004, 10_002, 10_001]);
+    // At most a negative number: none (SQLite read -1 as no limit at all,
+    // PostgreSQL refused it).
+    assert!(store.events(None, i64::MAX, -1).await.unwrap().is_empty());
+    assert!(store.events(None, i64::MAX, 0).await.unwrap().is_empty());
     assert!(
         store
             .events(Some("n3"), i64::MAX, 10)

@@ -253,6 +253,14 @@ async fn changes_are_listed_by_risk_once_assessed(f: &Fixture) {
         [critical]
     );
     assert!(store.file_changes(0, &[], 100).await.unwrap().is_empty());
+    assert!(store.file_changes(0, &all, -1).await.unwrap().is_empty());
+    assert!(
+        store
+            .file_versions("n1", "/a", -1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // What waits for its content, by node and hash.
     assert_eq!(

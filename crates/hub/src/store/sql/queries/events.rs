@@ -37,7 +37,7 @@ impl crate::store::EventStore for Sql<Db> {
         )
         .bind(node_id)
         .bind(before)
-        .bind(limit)
+        .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
