@@ -26,6 +26,8 @@ mod auth;
 #[cfg(test)]
 mod backups;
 #[cfg(test)]
+mod collation;
+#[cfg(test)]
 mod commands;
 #[cfg(test)]
 mod events;
@@ -105,6 +107,12 @@ impl Fixture {
     }
 
     pub async fn postgres(name: &str) -> Fixture {
+        // `C` sorts text by bytes, as SQLite does.
+        Fixture::postgres_with(name, "LC_COLLATE 'C' LC_CTYPE 'C'").await
+    }
+
+    /// A PostgreSQL database created with `locale` (its default collation).
+    pub async fn postgres_with(name: &str, locale: &str) -> Fixture {
         let dir = fresh_dir("postgres", name);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let short: String = name.chars().take(30).collect();
@@ -113,9 +121,8 @@ impl Fixture {
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
-        // `C` sorts text by bytes, as SQLite does.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{database}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+            "CREATE DATABASE \"{database}\" TEMPLATE template0 ENCODING 'UTF8' {locale}"
         )))
         .execute(&mut conn)
         .await
