@@ -170,6 +170,19 @@ async fn the_trail_is_searched_newest_first_by_every_filter(f: &Fixture) {
     };
     assert_eq!(ids(all).await, [1]);
     assert_eq!(crate::store::suite::chain_holds(&store).await, 6);
+
+    // A prefix beyond ASCII is counted in characters, as `substr` counts.
+    store
+        .audit(Record::new(
+            ActorKind::User,
+            "bob",
+            "räume.leeren",
+            Outcome::Ok,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ids(q(|q| q.action = Some("räume.".into()))).await, [7]);
+    assert_eq!(ids(q(|q| q.action = Some("räu.".into()))).await, [0i64; 0]);
 }
 
 async fn a_scope_reads_its_own_entries_and_its_hosts(f: &Fixture) {
