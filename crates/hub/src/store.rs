@@ -292,6 +292,15 @@ pub fn deadline_ms(now: i64, ttl: std::time::Duration) -> i64 {
     now.saturating_add(millis(ttl))
 }
 
+/// Text an agent sent, as stored: a NUL (which PostgreSQL's `text` refuses,
+/// failing the whole transaction) becomes U+FFFD, on every backend alike.
+pub(in crate::store) fn agent_text(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.contains('\0') {
+        true => text.replace('\0', "\u{fffd}").into(),
+        false => text.into(),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod suite;
 #[cfg(test)]

@@ -15,6 +15,43 @@ use sqlx::Connection;
 
 use super::Store;
 
+#[cfg(test)]
+mod agentless;
+#[cfg(test)]
+mod alerts;
+#[cfg(test)]
+mod audit;
+#[cfg(test)]
+mod auth;
+#[cfg(test)]
+mod backups;
+#[cfg(test)]
+mod collation;
+#[cfg(test)]
+mod commands;
+#[cfg(test)]
+mod events;
+#[cfg(test)]
+mod files;
+#[cfg(test)]
+mod history;
+#[cfg(test)]
+mod journal;
+#[cfg(test)]
+mod layout;
+#[cfg(test)]
+mod nodes;
+#[cfg(test)]
+mod rollouts;
+#[cfg(test)]
+mod schedules;
+#[cfg(test)]
+mod settings;
+#[cfg(test)]
+mod ssh;
+#[cfg(test)]
+mod users;
+
 /// The server that PostgreSQL tests create their databases on.
 pub(crate) fn admin_url() -> String {
     std::env::var("TWINBAY_TEST_POSTGRES")
@@ -70,6 +107,12 @@ impl Fixture {
     }
 
     pub async fn postgres(name: &str) -> Fixture {
+        // `C` sorts text by bytes, as SQLite does.
+        Fixture::postgres_with(name, "LC_COLLATE 'C' LC_CTYPE 'C'").await
+    }
+
+    /// A PostgreSQL database created with `locale` (its default collation).
+    pub async fn postgres_with(name: &str, locale: &str) -> Fixture {
         let dir = fresh_dir("postgres", name);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let short: String = name.chars().take(30).collect();
@@ -78,9 +121,8 @@ impl Fixture {
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
-        // `C` sorts text by bytes, as SQLite does.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{database}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+            "CREATE DATABASE \"{database}\" TEMPLATE template0 ENCODING 'UTF8' {locale}"
         )))
         .execute(&mut conn)
         .await
@@ -93,6 +135,29 @@ impl Fixture {
             store,
             dir,
             database: Some(database),
+        }
+    }
+
+    /// Runs `sql` on the database itself, beside the store (as an older
+    /// hub, or a person with a SQL shell, would).
+    pub async fn raw(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match &self.database {
+            None => {
+                sqlx::raw_sql(sql)
+                    .execute(self.store.history_pool())
+                    .await
+                    .expect("raw SQL on SQLite");
+            }
+            Some(database) => {
+                let url = with_database(&admin_url(), database);
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+                sqlx::raw_sql(sql)
+                    .execute(&mut conn)
+                    .await
+                    .expect("raw SQL on PostgreSQL");
+                conn.close().await.ok();
+            }
         }
     }
 
@@ -131,6 +196,34 @@ impl Drop for Fixture {
             eprintln!("could not drop a test database: {dropped:?}");
         }
     }
+}
+
+/// A person's audit record for `action`.
+pub(crate) fn rec(action: &str) -> crate::audit::Record {
+    use crate::audit::{ActorKind, Outcome, Record};
+    Record::new(ActorKind::User, "admin", action, Outcome::Ok)
+}
+
+/// The audit chain verifies; returns how many entries it holds.
+pub(crate) async fn chain_holds(store: &Store) -> u64 {
+    match store.audit_verify(None).await.expect("read the trail") {
+        Ok((n, _)) => n,
+        Err(broken) => panic!("the audit chain is broken: {broken}"),
+    }
+}
+
+/// The audit actions recorded, oldest first.
+pub(crate) async fn audit_actions(store: &Store) -> Vec<(String, String)> {
+    let q = super::AuditQuery {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let mut found = store
+        .audit_search(&q, None)
+        .await
+        .expect("search the trail");
+    found.reverse();
+    found.into_iter().map(|e| (e.action, e.target)).collect()
 }
 
 /// Runs each listed `async fn(&Fixture)` once per backend.

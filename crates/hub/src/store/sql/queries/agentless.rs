@@ -43,7 +43,7 @@ impl crate::store::AgentlessStore for Sql<Db> {
              WHERE node_id = ? ORDER BY id DESC LIMIT ?",
         )
         .bind(node_id)
-        .bind(limit)
+        .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()

@@ -141,7 +141,8 @@ impl crate::store::AuditStore for Sql<Db> {
         match &q.action {
             Some(prefix) if prefix.ends_with('.') => {
                 sql.push(" AND substr(action, 1, CAST(")
-                    .push_bind(prefix.len() as i64)
+                    // In characters, as `substr` counts them.
+                    .push_bind(prefix.chars().count() as i64)
                     .push(" AS INTEGER)) = ")
                     .push_bind(prefix);
             }

@@ -50,7 +50,7 @@ impl crate::store::CommandStore for Sql<Db> {
         )
         .bind(c.status.as_str())
         .bind(c.exit_code)
-        .bind(&c.error)
+        .bind(c.error.as_deref().map(agent_text))
         .bind(c.ended_ms)
         .bind(c.truncated)
         .bind(output)

@@ -13,10 +13,10 @@ impl crate::store::EventStore for Sql<Db> {
             let mut insert =
                 QueryBuilder::new("INSERT INTO events (node_id, ts, kind, target, detail) ");
             insert.push_values(chunk, |mut row, e| {
-                row.push_bind(&e.node_id)
+                row.push_bind(agent_text(&e.node_id))
                     .push_bind(e.ts)
-                    .push_bind(&e.kind)
-                    .push_bind(&e.target)
+                    .push_bind(agent_text(&e.kind))
+                    .push_bind(agent_text(&e.target))
                     .push_bind(e.detail.to_string());
             });
             insert.build().execute(&mut *tx).await?;
@@ -37,7 +37,7 @@ impl crate::store::EventStore for Sql<Db> {
         )
         .bind(node_id)
         .bind(before)
-        .bind(limit)
+        .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

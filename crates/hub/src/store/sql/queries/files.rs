@@ -87,7 +87,7 @@ impl crate::store::FileStore for Sql<Db> {
         ))
         .bind(node_id)
         .bind(path)
-        .bind(limit)
+        .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(version).collect())
@@ -126,7 +126,7 @@ impl crate::store::FileStore for Sql<Db> {
         ))
         .bind(since_ms)
         .bind(risks)
-        .bind(limit)
+        .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(version).collect())

@@ -15,9 +15,12 @@ async fn append_in(
     const ROWS_PER_STATEMENT: usize = 300;
     let mut touched: HashMap<i64, i64> = HashMap::new();
     let mut rows: Vec<(i64, i64, Vec<u8>)> = Vec::with_capacity(samples.len());
+    // Nodes whose series this transaction has read (or added) itself.
+    let mut current = std::collections::HashSet::new();
     for s in samples {
         if !dict.nodes.contains_key(&s.node) {
             let loaded = load_node(conn, &s.node, s.ts).await?;
+            current.insert(loaded.key);
             dict.nodes.insert(s.node.clone(), loaded);
         }
         let node = dict
@@ -26,6 +29,20 @@ async fn append_in(
             .ok_or(sqlx::Error::RowNotFound)?;
         let mut values = Vec::with_capacity(s.values.len());
         for (name, v) in &s.values {
+            if !node.names.contains_key(name) && current.insert(node.key) {
+                // Another replica (with a dictionary of its own) may have
+                // added series to this node since ours was loaded: re-read
+                // it here, in turn, before giving out a new index.
+                let stored: Vec<(i64, String)> =
+                    query_as("SELECT idx, name FROM history_series WHERE node = ?")
+                        .bind(node.key)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                node.names = series_indices(stored)?
+                    .into_iter()
+                    .map(|(idx, name)| (name, idx))
+                    .collect();
+            }
             let idx = match node.names.get(name) {
                 Some(idx) => *idx,
                 None => {
@@ -345,7 +362,8 @@ impl crate::store::HistoryStore for Sql<Db> {
         Ok(query_as(
             "SELECT -1, COUNT(*), COALESCE(SUM(LENGTH(data)), 0) FROM history_rows
              UNION ALL
-             SELECT tier, COUNT(*), SUM(LENGTH(data)) FROM history_chunks GROUP BY tier",
+             SELECT tier, COUNT(*), SUM(LENGTH(data)) FROM history_chunks GROUP BY tier
+             ORDER BY 1",
         )
         .fetch_all(&self.pool)
         .await?)

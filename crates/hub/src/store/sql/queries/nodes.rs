@@ -198,16 +198,16 @@ impl crate::store::NodeStore for Sql<Db> {
                 Some(state) => query(
                     "UPDATE nodes SET hostname = ?, agent_version = ?, last_seen = ?, resources = ?, state = ? WHERE id = ?",
                 )
-                .bind(&w.hostname)
-                .bind(&w.agent_version)
+                .bind(agent_text(&w.hostname))
+                .bind(agent_text(&w.agent_version))
                 .bind(w.last_seen)
                 .bind(&w.resources)
                 .bind(state),
                 None => query(
                     "UPDATE nodes SET hostname = ?, agent_version = ?, last_seen = ?, resources = ? WHERE id = ?",
                 )
-                .bind(&w.hostname)
-                .bind(&w.agent_version)
+                .bind(agent_text(&w.hostname))
+                .bind(agent_text(&w.agent_version))
                 .bind(w.last_seen)
                 .bind(&w.resources),
             };

@@ -31,10 +31,13 @@ impl crate::store::ScheduleStore for Sql<Db> {
                 CASE WHEN r.status = 'dispatched' THEN COALESCE(c.status, 'lost') ELSE r.status END
              FROM (SELECT schedule_id, MAX(slot_ms) AS slot FROM schedule_runs GROUP BY schedule_id) l
              JOIN schedule_runs r ON r.schedule_id = l.schedule_id AND r.slot_ms = l.slot
-             LEFT JOIN commands c ON c.id = r.command_id",
+             LEFT JOIN commands c ON c.id = r.command_id
+             ORDER BY r.id",
         )
         .fetch_all(&self.pool)
         .await?;
+        // In run order: the outcome is the first bad host's (a join's own
+        // order differs by backend and plan).
         for s in &mut list {
             s.last_outcome = outcome(
                 latest
