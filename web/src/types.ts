@@ -679,6 +679,8 @@ export interface HubReplicas {
   this: string;
   /** Whether the replica answering holds the singleton lease. */
   leader: boolean;
+  /** The id of the replica holding the singleton lease (null while none does). */
+  leading?: string | null;
   live: ReplicaInfo[];
   /** Agent links held, by replica id (from the owners bucket). */
   links: Record<string, number>;

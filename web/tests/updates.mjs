@@ -187,6 +187,7 @@ describe('updates', { timeout: 300_000 }, () => {
     const replicas = {
       this: 'r3f9a1c2',
       leader: false,
+      leading: 'rb07e4d1',
       live: [
         { id: 'rb07e4d1', public_url: 'https://hub-b.example:7780', agents: 2, started_ms: now - 3_600_000 },
         { id: 'r3f9a1c2', public_url: 'https://hub-a.example:7780', agents: 4, started_ms: now - 120_000 },
@@ -211,6 +212,7 @@ describe('updates', { timeout: 300_000 }, () => {
       assert.match(await mine.textContent(), /this one/);
       assert.match(await mine.textContent(), /hub-a\.example:7780/);
       assert.match(await mine.textContent(), /follower/);
+      assert.match(await table.locator('[data-id="rb07e4d1"]').textContent(), /leader/, 'the one leading, as the answering replica last saw it');
       assert.match(await table.locator('[data-id="rdead001"]').textContent(), /lease lapsed/);
       assert.match(await page.getByTestId('hub-dropped').textContent(), /^3 twin changes were not published/);
       assert.equal(await page.getByRole('region', { name: 'Hub replicas' }).count(), 1);
@@ -218,6 +220,7 @@ describe('updates', { timeout: 300_000 }, () => {
       await shot(page, 'updates-hub-replicas.png');
       // The one answering leads: its row says so, the others follow.
       replicas.leader = true;
+      replicas.leading = 'r3f9a1c2';
       await page.reload();
       await table.locator('[data-testid="replica-row"][data-this="true"][data-leader="true"]').waitFor({ timeout: 10_000 });
       assert.match(await table.locator('[data-testid="replica-row"][data-this="true"]').textContent(), /leader/);

@@ -384,6 +384,11 @@ impl Replicas {
         });
     }
 
+    /// The replica holding the singleton lease at the last look.
+    pub fn leader_id(&self) -> Option<String> {
+        lock(&self.leader_id).clone()
+    }
+
     /// The leading replica's URL, if known.
     pub fn leader_url(&self) -> Option<String> {
         let leader = lock(&self.leader_id).clone()?;

@@ -63,8 +63,9 @@ function ReplicaTable({ r }: { r: HubReplicas }) {
   const liveIds = new Set(live.map((x) => x.id));
   // Agents still recorded as held by a replica whose lease has lapsed.
   const lapsed = Object.keys(r.links).filter((id) => !liveIds.has(id)).sort();
+  const leading = r.leader ? r.this : r.leading;
   const role = (id: string) =>
-    id === r.this ? (r.leader ? <Badge text="leader" tone="ok" /> : 'follower') : r.leader ? 'follower' : <span class="muted">unknown</span>;
+    id === leading ? <Badge text="leader" tone="ok" /> : leading ? 'follower' : <span class="muted">unknown</span>;
   return (
     <div class="table-scroll" tabIndex={0} role="region" aria-label="Hub replicas">
       <table class="simple cards hub-replicas" data-testid="hub-replicas">
@@ -79,7 +80,7 @@ function ReplicaTable({ r }: { r: HubReplicas }) {
         </thead>
         <tbody>
           {live.map((x) => (
-            <tr key={x.id} class={x.id === r.this ? 'is-this' : undefined} data-testid="replica-row" data-id={x.id} data-this={String(x.id === r.this)} data-leader={x.id === r.this ? String(r.leader) : undefined}>
+            <tr key={x.id} class={x.id === r.this ? 'is-this' : undefined} data-testid="replica-row" data-id={x.id} data-this={String(x.id === r.this)} data-leader={leading ? String(x.id === leading) : undefined}>
               <td>
                 <span class="mono">{x.id}</span> {x.id === r.this && <Badge text="this one" tone="info" />}
               </td>

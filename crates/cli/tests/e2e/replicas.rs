@@ -50,10 +50,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A join string for a fresh token, pointing at `hub`.
+/// A join string for a fresh token that dials `hub` first (and the other
+/// replicas the issuer listed after it).
 fn join_to(issuer: &Hub, hub: &Hub) -> String {
     let mut join = JoinString::parse(&issuer.join()).unwrap();
-    join.hub = hub.url();
+    let first = std::mem::replace(&mut join.hub, hub.url());
+    join.more_hubs.push(first);
     join.encode()
 }
 
@@ -276,6 +278,99 @@ async fn three_replicas_share_one_twin_and_survive_losing_one() {
     drop(sim_b);
     drop(sim_c);
     drop(a);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Acceptance 3's schedule: a run a minute on an agent, and the replica
+/// that leads (and so schedules) is killed between two slots. The next
+/// leader runs the next slot: no slot is run twice, none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_runs_once_a_slot_when_the_leading_replica_dies() {
+    const MINUTE: i64 = 60_000;
+    let db = Database::create("replicas_sched");
+    let dir = temp_dir("replicas-sched");
+    let nats = Nats::start(&dir.join("nats"));
+    let shared = ["--store", db.url.as_str(), "--bus", nats.url.as_str()];
+    let a = Hub::start_with(&dir.join("a"), free_port(), &shared);
+    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
+    let b = Hub::start_with(&dir.join("b"), free_port(), &shared);
+    let operator = a.token("operator");
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "A to lead and B to be known",
+            Duration::from_secs(20),
+            || {
+                let (va, vb) = (replicas(&a, &operator), replicas(&b, &operator));
+                (va["leader"] == true
+                    && vb["leader"] == false
+                    && va["live"].as_array().map(Vec::len) == Some(2)
+                    && JoinString::parse(&a.join()).unwrap().hubs().len() == 2)
+                    .then_some(())
+            },
+        )
+    });
+    // The agent dials A first, and knows B.
+    let _agent = agent(Some(&join_to(&a, &a)), &dir.join("agent"));
+    let node = tokio::task::block_in_place(|| {
+        wait_for("the agent", Duration::from_secs(20), || {
+            b.nodes(&operator)
+                .into_iter()
+                .find(|n| n["connected"] == true)
+        })
+    })["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = serde_json::json!({"name": "version", "cron": "* * * * *", "timezone": "UTC",
+        "target": {"node": node},
+        "command": {"op": "lifecycle", "target": {"kind": "agent"}, "verb": "version"}});
+    let (status, s) = tokio::task::block_in_place(|| b.post("/api/v1/schedules", &operator, &body));
+    assert_eq!(status, 201, "{s}");
+    let id = s["id"].as_i64().unwrap();
+    let first = s["next_run_ms"].as_i64().unwrap();
+    let runs = |hub: &Hub| -> Vec<Value> {
+        let (status, runs) = hub.get(&format!("/api/v1/schedules/{id}/runs"), &operator);
+        assert_eq!(status, 200, "{runs}");
+        runs.as_array().unwrap().clone()
+    };
+    // The first slot runs on A's watch.
+    tokio::task::block_in_place(|| {
+        wait_for("the first slot's run", Duration::from_secs(90), || {
+            runs(&b)
+                .into_iter()
+                .find(|r| r["slot_ms"] == first && r["status"] == "ok")
+        })
+    });
+    // A dies; B leads, the agent moves to B, and B runs the next slot.
+    a.proc.signal("-KILL");
+    drop(a);
+    let second = first + MINUTE;
+    tokio::task::block_in_place(|| {
+        wait_for("B to lead", Duration::from_secs(20), || {
+            (replicas(&b, &operator)["leader"] == true).then_some(())
+        });
+        wait_for("the second slot's run", Duration::from_secs(90), || {
+            runs(&b)
+                .into_iter()
+                .find(|r| r["slot_ms"] == second && r["status"] == "ok")
+        });
+    });
+    let all = tokio::task::block_in_place(|| runs(&b));
+    let slots: Vec<i64> = all.iter().filter_map(|r| r["slot_ms"].as_i64()).collect();
+    for slot in [first, second] {
+        assert_eq!(
+            slots.iter().filter(|s| **s == slot).count(),
+            1,
+            "slot {slot} ran once: {all:?}"
+        );
+    }
+    assert!(
+        slots
+            .iter()
+            .all(|s| *s >= first && (*s - first) % MINUTE == 0),
+        "{all:?}"
+    );
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }

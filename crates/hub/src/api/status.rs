@@ -98,6 +98,8 @@ pub struct Replicas {
     /// Whether this replica holds the singleton lease (scheduler, alert
     /// notifications, rollouts).
     pub leader: bool,
+    /// The replica holding the singleton lease at the last look (every 2 s).
+    pub leading: Option<String>,
     /// The replicas whose leases were live at the last look (every 2 s).
     pub live: Vec<crate::replicas::wire::ReplicaInfo>,
     /// How many agent links each replica holds, from the owners bucket.
@@ -120,6 +122,7 @@ async fn replicas(hub: &HubState) -> Option<Replicas> {
     Some(Replicas {
         this: r.id.clone(),
         leader: r.is_leader(),
+        leading: r.leader_id(),
         live: r.live(),
         links,
         dropped_messages: r.dropped.load(Ordering::Relaxed),
