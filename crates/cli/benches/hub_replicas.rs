@@ -209,7 +209,7 @@ async fn round(n: usize) -> Result<(), String> {
     let cpu0: Vec<f64> = hubs.iter().map(|h| usage(h.proc.child.id()).0).collect();
     let t0 = Instant::now();
     measuring.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut rss = vec![0.0f64; 3];
+    let mut rss = [0.0f64; 3];
     while t0.elapsed() < steady {
         tokio::time::sleep(Duration::from_secs(1)).await;
         for (i, h) in hubs.iter().enumerate() {
