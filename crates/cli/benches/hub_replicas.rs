@@ -195,14 +195,28 @@ async fn round(n: usize) -> Result<(), String> {
         sims.push(Proc { child, name: "sim" });
     }
     let total = 3 * n as u64;
-    let within = Duration::from_secs(60 + total / 50);
-    tokio::task::block_in_place(|| {
-        wait_for("every agent connected, as A sees it", within, || {
-            (hubs[0].status(&token)["connected"].as_u64() >= Some(total)).then_some(())
-        })
-    });
+    let within = Duration::from_secs(env("CONNECT_SECS", 60 + total / 50));
+    // As far as this machine goes: past `within`, measure what connected.
+    let mut seen_connected = 0;
+    while started.elapsed() < within {
+        if let Some(n) = tokio::task::block_in_place(|| connected(&hubs[0], &token)) {
+            seen_connected = n;
+            if n >= total {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let connect_secs = started.elapsed().as_secs_f64();
-    println!("all {total} agents connected (as A sees them) in {connect_secs:.1} s; settling 5 s");
+    if seen_connected >= total {
+        println!(
+            "all {total} agents connected (as A sees them) in {connect_secs:.1} s; settling 5 s"
+        );
+    } else {
+        println!(
+            "only {seen_connected} of {total} agents connected (as A sees them) after {connect_secs:.1} s; measuring those"
+        );
+    }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let dialed = tokio::task::block_in_place(|| dialed(&hubs[0], &token, n));
 
@@ -286,6 +300,24 @@ fn dialed(hub: &Hub, token: &str, n: usize) -> std::collections::HashMap<String,
             Some((id, index / n.max(1)))
         })
         .collect()
+}
+
+/// Agents connected as `hub` sees them; `None` while it does not answer
+/// (a connect surge can make it refuse a poll).
+fn connected(hub: &Hub, token: &str) -> Option<u64> {
+    let auth = format!("Bearer {token}");
+    let (status, body) = http(
+        hub.addr,
+        "GET",
+        "/api/v1/hub",
+        &[("Authorization", &auth)],
+        "",
+    )
+    .ok()?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str::<Value>(&body).ok()?["connected"].as_u64()
 }
 
 fn copy_tls(from: &Path, to: &Path) {

@@ -564,6 +564,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The next message, or `None` once `stop` fires or the subscription ends.
+async fn next(
+    subscription: &mut async_nats::Subscriber,
+    stop: &CancellationToken,
+) -> Option<async_nats::Message> {
+    tokio::select! {
+        _ = stop.cancelled() => None,
+        m = subscription.next() => m,
+    }
+}
+
+/// The replica that published `message`.
+fn sender(message: &async_nats::Message) -> Option<String> {
+    let replica = message.headers.as_ref()?.get(wire::REPLICA)?;
+    Some(replica.as_str().to_string())
+}
+
 /// Publishes the outbox in order (so a node's messages stay in order).
 async fn publish(
     replicas: Arc<Replicas>,
@@ -596,9 +613,9 @@ async fn mirror(
     stop: CancellationToken,
 ) {
     loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => break,
-            m = messages.next() => match m { Some(m) => m, None => break },
+        let message = match next(&mut messages, &stop).await {
+            Some(m) => m,
+            None => break,
         };
         let Some(headers) = &message.headers else {
             continue;
@@ -694,16 +711,11 @@ async fn hear_changes(
     stop: CancellationToken,
 ) {
     loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => break,
-            m = changes.next() => match m { Some(m) => m, None => break },
+        let message = match next(&mut changes, &stop).await {
+            Some(m) => m,
+            None => break,
         };
-        let from = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(wire::REPLICA))
-            .map(|v| v.as_str().to_string());
-        if from.as_deref() == Some(replicas.id.as_str()) {
+        if sender(&message).as_deref() == Some(replicas.id.as_str()) {
             continue;
         }
         match wire::Changed::parse(&message.payload) {
@@ -730,9 +742,9 @@ async fn serve_commands(
     stop: CancellationToken,
 ) {
     loop {
-        let request = tokio::select! {
-            _ = stop.cancelled() => break,
-            m = requests.next() => match m { Some(m) => m, None => break },
+        let request = match next(&mut requests, &stop).await {
+            Some(m) => m,
+            None => break,
         };
         let Some(reply) = request.reply.clone() else {
             continue;
@@ -824,16 +836,11 @@ async fn answer_syncs(
     stop: CancellationToken,
 ) {
     loop {
-        let request = tokio::select! {
-            _ = stop.cancelled() => break,
-            m = requests.next() => match m { Some(m) => m, None => break },
+        let request = match next(&mut requests, &stop).await {
+            Some(m) => m,
+            None => break,
         };
-        let asker = request
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(wire::REPLICA))
-            .map(|v| v.as_str().to_string());
-        if asker.as_deref() == Some(replicas.id.as_str()) {
+        if sender(&request).as_deref() == Some(replicas.id.as_str()) {
             continue;
         }
         let only = String::from_utf8_lossy(&request.payload).into_owned();
