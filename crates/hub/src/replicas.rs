@@ -364,12 +364,18 @@ impl Replicas {
         Ok(())
     }
 
+    /// Headers naming this replica as the publisher (see [`sender`]).
+    fn signed(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(wire::REPLICA, self.id.as_str());
+        headers
+    }
+
     /// Tells the other replicas that `what` changed in the store.
     pub fn tell(&self, what: wire::Changed) {
         let client = self.client.clone();
         let subject = self.names.changed();
-        let mut headers = HeaderMap::new();
-        headers.insert(wire::REPLICA, self.id.as_str());
+        let headers = self.signed();
         tokio::spawn(async move {
             if let Err(e) = client
                 .publish_with_headers(
@@ -396,8 +402,7 @@ impl Replicas {
     }
 
     async fn request_sync(&self, node: Option<&str>) {
-        let mut headers = HeaderMap::new();
-        headers.insert(wire::REPLICA, self.id.as_str());
+        let headers = self.signed();
         let body = Bytes::from(node.unwrap_or("").to_string());
         if let Err(e) = self
             .client
@@ -592,8 +597,7 @@ async fn publish(
             _ = stop.cancelled() => break,
             out = outbox.recv() => match out { Some(out) => out, None => break },
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(wire::REPLICA, replicas.id.as_str());
+        let mut headers = replicas.signed();
         headers.insert(wire::KIND, out.kind.as_str());
         if let Err(e) = replicas
             .client
@@ -612,11 +616,7 @@ async fn mirror(
     mut messages: async_nats::Subscriber,
     stop: CancellationToken,
 ) {
-    loop {
-        let message = match next(&mut messages, &stop).await {
-            Some(m) => m,
-            None => break,
-        };
+    while let Some(message) = next(&mut messages, &stop).await {
         let Some(headers) = &message.headers else {
             continue;
         };
@@ -710,11 +710,7 @@ async fn hear_changes(
     mut changes: async_nats::Subscriber,
     stop: CancellationToken,
 ) {
-    loop {
-        let message = match next(&mut changes, &stop).await {
-            Some(m) => m,
-            None => break,
-        };
+    while let Some(message) = next(&mut changes, &stop).await {
         if sender(&message).as_deref() == Some(replicas.id.as_str()) {
             continue;
         }
@@ -741,11 +737,7 @@ async fn serve_commands(
     mut requests: async_nats::Subscriber,
     stop: CancellationToken,
 ) {
-    loop {
-        let request = match next(&mut requests, &stop).await {
-            Some(m) => m,
-            None => break,
-        };
+    while let Some(request) = next(&mut requests, &stop).await {
         let Some(reply) = request.reply.clone() else {
             continue;
         };
@@ -835,11 +827,7 @@ async fn answer_syncs(
     mut requests: async_nats::Subscriber,
     stop: CancellationToken,
 ) {
-    loop {
-        let request = match next(&mut requests, &stop).await {
-            Some(m) => m,
-            None => break,
-        };
+    while let Some(request) = next(&mut requests, &stop).await {
         if sender(&request).as_deref() == Some(replicas.id.as_str()) {
             continue;
         }

@@ -95,51 +95,33 @@ pub trait Core: Send + Sync {
 
 /// The whole storage interface: one trait per kind of record, implemented
 /// by [`sql::Sql`] for SQLite and for PostgreSQL.
-pub trait Backend:
-    Core
-    + AgentlessStore
-    + AlertStore
-    + AuditStore
-    + AuthStore
-    + BackupStore
-    + CommandStore
-    + EventStore
-    + FileStore
-    + HistoryStore
-    + HistoryMaintenance
-    + JournalStore
-    + LayoutStore
-    + NodeStore
-    + RolloutStore
-    + ScheduleStore
-    + SettingStore
-    + SshStore
-    + UserStore
-{
+macro_rules! backend {
+    ($($kind:path),+ $(,)?) => {
+        pub trait Backend: $($kind +)+ {}
+        impl<T> Backend for T where T: $($kind +)+ {}
+    };
 }
-
-impl<T> Backend for T where
-    T: Core
-        + AgentlessStore
-        + AlertStore
-        + AuditStore
-        + AuthStore
-        + BackupStore
-        + CommandStore
-        + EventStore
-        + FileStore
-        + HistoryStore
-        + HistoryMaintenance
-        + JournalStore
-        + LayoutStore
-        + NodeStore
-        + RolloutStore
-        + ScheduleStore
-        + SettingStore
-        + SshStore
-        + UserStore
-{
-}
+backend!(
+    Core,
+    AgentlessStore,
+    AlertStore,
+    AuditStore,
+    AuthStore,
+    BackupStore,
+    CommandStore,
+    EventStore,
+    FileStore,
+    HistoryStore,
+    HistoryMaintenance,
+    JournalStore,
+    LayoutStore,
+    NodeStore,
+    RolloutStore,
+    ScheduleStore,
+    SettingStore,
+    SshStore,
+    UserStore,
+);
 
 macro_rules! core_for {
     ($db:ty, $name:literal) => {
