@@ -17,13 +17,13 @@ type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
 
 /// A webhook receiver on loopback: keeps each request's signature header
 /// and JSON body; answers 500 to the first `fail_first` requests.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Received,
 }
 
 impl Receiver {
-    fn start(fail_first: usize) -> Receiver {
+    pub(crate) fn start(fail_first: usize) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let got: Received = Arc::new(Mutex::new(Vec::new()));
@@ -78,7 +78,7 @@ impl Receiver {
         Receiver { url, got }
     }
 
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         self.got
             .lock()
             .unwrap()
@@ -88,7 +88,7 @@ impl Receiver {
     }
 }
 
-const FAST: &[&str] = &["--alert-group-wait", "1s", "--alert-group-interval", "2s"];
+pub(crate) const FAST: &[&str] = &["--alert-group-wait", "1s", "--alert-group-interval", "2s"];
 
 #[test]
 fn host_down_fires_once_survives_a_restart_and_resolves() {

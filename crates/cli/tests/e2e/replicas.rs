@@ -374,3 +374,106 @@ async fn a_schedule_runs_once_a_slot_when_the_leading_replica_dies() {
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Acceptance 3's alerts: a host-down alert fires once (sent by the
+/// leading replica A, for an agent on B), A is killed while it fires, and
+/// B, leading now, neither re-sends it nor forgets it: the agent's return
+/// is one resolved message, from B.
+#[test]
+fn an_alert_is_sent_once_when_the_leading_replica_dies() {
+    let db = Database::create("replicas_alert");
+    let dir = temp_dir("replicas-alert");
+    let nats = Nats::start(&dir.join("nats"));
+    let mut args = vec!["--store", db.url.as_str(), "--bus", nats.url.as_str()];
+    args.extend_from_slice(crate::alerts::FAST);
+    let a = Hub::start_with(&dir.join("a"), free_port(), &args);
+    // One TLS identity and one key for the channels' sealed secrets.
+    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
+    std::fs::copy(dir.join("a/alerts.key"), dir.join("b/alerts.key")).unwrap();
+    let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+    let admin = a.token("admin");
+    wait_for(
+        "A to lead and B to be live",
+        Duration::from_secs(20),
+        || {
+            let (va, vb) = (replicas(&a, &admin), replicas(&b, &admin));
+            (va["leader"] == true
+                && vb["leader"] == false
+                && vb["live"].as_array().map(Vec::len) == Some(2))
+            .then_some(())
+        },
+    );
+    // The receiver checks every signature: B signs with the same secret.
+    let receiver = crate::alerts::Receiver::start(0);
+    let (status, c) = b.post(
+        "/api/v1/alerts/channels",
+        &admin,
+        &serde_json::json!({"name": "ops", "kind": "webhook", "url": receiver.url, "secret": "hook-secret"}),
+    );
+    assert_eq!(status, 201, "{c}");
+    let (status, r) = b.post(
+        "/api/v1/alerts/rules",
+        &admin,
+        &serde_json::json!({"name": "host down", "kind": "host_down", "for": "2s", "channels": [c["id"]]}),
+    );
+    assert_eq!(status, 201, "{r}");
+    let count = |status: &str| {
+        receiver
+            .messages()
+            .iter()
+            .filter(|m| m["status"] == status)
+            .count()
+    };
+
+    // The agent dials B; A, leading, sees it through the bus.
+    let state = dir.join("agent");
+    let agent = agent_logged(&join_to(&a, &b), &state, &[]);
+    a.wait_connected(&admin, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(receiver.messages().is_empty(), "nothing while it is up");
+    agent.signal("-KILL");
+    drop(agent);
+    wait_for(
+        "the firing message, from A",
+        Duration::from_secs(30),
+        || (count("firing") == 1).then_some(()),
+    );
+    // Stored as sent right after the webhook's 200.
+    std::thread::sleep(Duration::from_secs(1));
+
+    a.proc.signal("-KILL");
+    drop(a);
+    wait_for("B to lead", Duration::from_secs(20), || {
+        (replicas(&b, &admin)["leader"] == true).then_some(())
+    });
+    // B evaluates now (every few seconds, grouping for 1-2 s): the alert
+    // fires on, and nothing is sent again.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(count("firing"), 1, "{:?}", receiver.messages());
+    let (_, alerts) = b.get("/api/v1/alerts", &admin);
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule_id"] == r["id"] && x["state"] == "firing"),
+        "{alerts}"
+    );
+
+    // Back: one resolved message, sent by B.
+    let _agent = agent_logged(&b.join(), &state, &[]);
+    wait_for(
+        "the resolved message, from B",
+        Duration::from_secs(30),
+        || (count("resolved") == 1).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        (count("firing"), count("resolved")),
+        (1, 1),
+        "{:?}",
+        receiver.messages()
+    );
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
