@@ -337,7 +337,9 @@ describe('backups', { timeout: 240_000 }, () => {
       // Say what became of the run, not only that its row never came.
       const { json: runs } = await api('GET', `/api/v1/nodes/${encodeURIComponent(nodeId)}/commands?limit=20`);
       const mine = (runs || []).filter((r) => JSON.stringify(r.op).includes('photos-db'));
-      throw new Error(`${err.message}\nthe photos-db runs: ${JSON.stringify(mine, null, 1).slice(0, 3000)}`);
+      const said = async (id) => ((await page.getByTestId(id).count()) ? (await page.getByTestId(id).textContent()).trim() : '(none)');
+      const form = (await page.getByTestId('backup-form').count()) ? `job field "${await page.getByTestId('backup-job').inputValue()}"` : 'no form';
+      throw new Error(`${err.message}\nthe photos-db runs: ${JSON.stringify(mine, null, 1).slice(0, 3000)}\nthe form: ${form}; error: ${await said('backup-error')}; notice: ${await said('backup-notice')}`);
     });
     const { json: list } = await api('GET', '/api/v1/backups');
     const b = list.find((x) => x.job === 'photos-db');
