@@ -28,8 +28,6 @@ fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     let web = manifest.join("../../web");
-    // sqlx::migrate! embeds the migration files; rebuild when one is added or changed.
-    println!("cargo::rerun-if-changed=migrations");
     for input in INPUTS {
         println!("cargo::rerun-if-changed={}", web.join(input).display());
     }

@@ -140,7 +140,7 @@ async fn open_old(dir: &Path) -> SqlitePool {
         .connect_with(options)
         .await
         .unwrap();
-    sqlx::migrate!("./migrations")
+    sqlx::migrate!("../store/migrations")
         .run_to(18, &pool)
         .await
         .unwrap();

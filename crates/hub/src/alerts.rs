@@ -19,13 +19,14 @@ pub mod eval;
 pub mod events;
 pub mod forecast;
 pub mod machine;
-pub mod seal;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+pub use twinbay_store::alerts::seal;
 
 use self::batch::FLEET_BATCH;
 pub use self::batch::{Batch, Ready, merge_fleet};

@@ -1,7 +1,6 @@
 //! Private files in the data dir.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use crate::HubError;
@@ -17,20 +16,7 @@ pub fn create_private_dir(dir: &Path) -> Result<(), HubError> {
 
 /// Writes a file only the owner can read, through a rename so it is never half there.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| HubError::io(path, e))
+    twinbay_store::fsutil::write_private(path, bytes).map_err(|e| HubError::io(path, e))
 }
 
 /// The next `len` bytes of `file` as a stream of chunks of up to `chunk`

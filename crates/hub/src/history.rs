@@ -9,9 +9,9 @@
 //! reconcilers (idempotent, periodic). The storage layout is in
 //! `store/history.rs`, the encodings in `history/codec.rs`.
 
-pub mod codec;
-pub mod rollup;
 pub mod series;
+
+pub use twinbay_store::history::{codec, rollup};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

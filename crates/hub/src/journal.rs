@@ -145,16 +145,7 @@ pub fn expand(state: &NodeState, steps: Vec<Step>) -> Result<Vec<Change>, String
         .collect()
 }
 
-/// A row of the journal table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub node_id: String,
-    /// Unix ms; strictly increasing per node.
-    pub ts: i64,
-    pub checkpoint: bool,
-    /// zstd of the entry's JSON.
-    pub body: Vec<u8>,
-}
+pub use twinbay_store::journal::Row;
 
 /// Why a stored entry cannot be read back.
 #[derive(Debug, thiserror::Error)]

@@ -14,7 +14,6 @@ pub mod api;
 pub mod audit;
 pub mod backups;
 pub mod commands;
-pub mod credentials;
 pub mod files;
 mod fsutil;
 pub mod gateway;
@@ -34,8 +33,6 @@ pub mod rollouts;
 pub mod schedules;
 pub mod server;
 pub mod ssh;
-pub mod store;
-pub mod timeline;
 pub mod tls;
 pub mod topology;
 pub mod twin;
@@ -50,6 +47,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 pub use twinbay_proto::report;
+/// Persistence, the records it keeps and their pure logic (a crate of its own).
+pub use twinbay_store as store;
+pub use twinbay_store::{credentials, timeline};
 
 use crate::store::{Role, Store, StoreError};
 

@@ -15,7 +15,6 @@ pub mod plan;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use twinbay_proto::command::{Command, Op, Status, Target as CommandTarget, TargetKind, Verb};
@@ -24,76 +23,10 @@ use crate::HubState;
 use crate::audit::{ActorKind, Outcome, Record};
 use crate::store::{CommandRecord, Role, StoreError, now_ms};
 pub use plan::{Batch, Counts, HostState, RolloutHost, State, Step};
+pub use twinbay_store::rollouts::{Everyone, Rollout, Target};
 
 /// How often the task looks at the active rollout.
 const TICK: Duration = Duration::from_millis(500);
-
-/// Which hosts a rollout updates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-#[schema(as = RolloutTarget)]
-pub enum Target {
-    /// `"all"`: every host.
-    All(Everyone),
-    /// Every host whose labels match this `key=value` selector.
-    Group { group: String },
-    /// These hosts, by node id.
-    Nodes { nodes: Vec<String> },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[schema(as = RolloutTargetAll)]
-pub enum Everyone {
-    All,
-}
-
-impl Target {
-    fn matches(&self, id: &str, labels: &std::collections::BTreeMap<String, String>) -> bool {
-        match self {
-            Target::All(_) => true,
-            Target::Group { group } => group
-                .split_once('=')
-                .is_some_and(|(k, v)| labels.get(k).is_some_and(|l| l == v)),
-            Target::Nodes { nodes } => nodes.iter().any(|n| n == id),
-        }
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::All(_) => write!(f, "all hosts"),
-            Target::Group { group } => write!(f, "group {group}"),
-            Target::Nodes { nodes } => write!(f, "{} named hosts", nodes.len()),
-        }
-    }
-}
-
-/// A rollout as the API shows it and the store keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Rollout {
-    pub id: String,
-    pub version: String,
-    pub target: Target,
-    pub canaries: u32,
-    /// Hosts per batch after the canaries: a number, or a percentage (`"25%"`).
-    #[schema(value_type = Object)]
-    pub batch: Batch,
-    pub pause_between_ms: u64,
-    /// Failures (failed or rolled back) allowed before it halts; a failed
-    /// canary always halts it.
-    pub max_failures: u32,
-    pub state: State,
-    /// Why it halted, was aborted, or what it waits for.
-    pub reason: Option<String>,
-    pub created_ms: i64,
-    pub created_by: String,
-    pub updated_ms: i64,
-    pub finished_ms: Option<i64>,
-    pub counts: Counts,
-    pub hosts: Vec<RolloutHost>,
-}
 
 /// What starts a rollout (checked by the API).
 #[derive(Debug, Clone)]

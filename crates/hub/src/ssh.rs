@@ -14,7 +14,6 @@
 //! [`run`] marks the host (`security`), writes a timeline event
 //! (`ssh.host_key_changed`) and an audit record.
 
-pub mod hosts;
 pub mod identity;
 pub mod install;
 pub mod pool;
@@ -27,6 +26,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+pub use twinbay_store::ssh::hosts;
 
 pub use pool::{ExecOutput, HostEntry, KeyChanged, Pool, PoolConfig, PoolStats};
 pub use target::Target;

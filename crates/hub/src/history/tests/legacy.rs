@@ -122,7 +122,7 @@ async fn history_of_the_previous_layout_moves_forward_and_answers_unchanged() {
         .journal_mode(SqliteJournalMode::Wal)
         .auto_vacuum(SqliteAutoVacuum::Incremental);
     let pool = SqlitePool::connect_with(options).await.unwrap();
-    sqlx::migrate!("./migrations")
+    sqlx::migrate!("../store/migrations")
         .run_to(OLD_SCHEMA_VERSION, &pool)
         .await
         .unwrap();
