@@ -363,6 +363,11 @@ impl Maintenance {
     pub async fn enforce_retention(&self, now: i64) -> Result<(), StoreError> {
         let r = &self.config.retention;
         let ago = |d: Duration| now.saturating_sub(millis(d));
+        // The partitions ahead (PostgreSQL): a failure only leaves samples
+        // in the DEFAULT partition until the next run.
+        if let Err(e) = self.store.keep_history_partitions(now).await {
+            tracing::warn!(error = %crate::report(&e), "making history partitions failed");
+        }
         self.store
             .delete_history_before(rollup::RAW, ago(r.raw))
             .await?;

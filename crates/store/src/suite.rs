@@ -161,6 +161,14 @@ impl Fixture {
         }
     }
 
+    /// A connection to the test's own PostgreSQL database, to look at its
+    /// catalog (PostgreSQL fixtures only).
+    pub async fn pg(&self) -> sqlx::PgConnection {
+        let database = self.database.as_ref().expect("a PostgreSQL fixture");
+        let url = with_database(&admin_url(), database);
+        sqlx::PgConnection::connect(&url).await.expect("connect")
+    }
+
     /// The same store opened again (as a restarted hub, or another replica).
     pub async fn reopen(&self) -> Store {
         Store::open(&self.dir).await.expect("reopen")

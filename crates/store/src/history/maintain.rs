@@ -40,8 +40,16 @@ pub trait HistoryMaintenance: Send + Sync {
     /// Deletes `level`'s history before `before`, rolling the next tier up
     /// to there first. The cut is rounded down to the next tier's bucket,
     /// so no bucket is ever rolled from part of its data; raw rows go by
-    /// time, chunks once their whole window is before the cut.
+    /// time, chunks once their whole window is before the cut. Where history
+    /// is partitioned by time, partitions wholly before the cut are dropped
+    /// rather than deleted from.
     async fn delete_history_before(&self, level: u32, before: i64) -> Result<u64, StoreError>;
+
+    /// Makes the time partitions of the history tables for `now`'s period
+    /// and the next, and for any period with rows in the DEFAULT partition
+    /// (moving them in). PostgreSQL with declarative partitions only;
+    /// elsewhere nothing. Returns the partitions made.
+    async fn keep_history_partitions(&self, now: i64) -> Result<usize, StoreError>;
 
     /// The time before which the oldest tenth of `level`'s chunks lies (for
     /// raw with no chunks yet, of its rows); `None` when there is nothing.

@@ -75,6 +75,9 @@ mod ssh;
 #[path = "queries/users.rs"]
 mod users;
 
+pub(in crate::store) mod partitions;
+pub(in crate::store) use partitions::{drop_history_partitions, history_partitions};
+
 /// Connects to the database at `url` and migrates it. Replicas share it:
 /// migrations take PostgreSQL's advisory lock, so they run once.
 pub(crate) async fn open(url: &str, data_dir: &std::path::Path) -> Result<Sql<Db>, StoreError> {
@@ -85,11 +88,13 @@ pub(crate) async fn open(url: &str, data_dir: &std::path::Path) -> Result<Sql<Db
         .connect_with(options)
         .await?;
     sqlx::migrate!("./migrations-postgres").run(&pool).await?;
-    Ok(Sql::new(
-        pool,
-        None,
-        crate::audit::anchor::Anchor::new(data_dir),
-    ))
+    let store = Sql::new(pool, None, crate::audit::anchor::Anchor::new(data_dir));
+    // This week's and next week's history partitions (history maintenance
+    // keeps them coming); until they exist, samples go to DEFAULT.
+    if let Err(e) = history_partitions(&store, now_ms()).await {
+        tracing::warn!(error = %e, "making history partitions failed");
+    }
+    Ok(store)
 }
 
 impl Sql<Db> {

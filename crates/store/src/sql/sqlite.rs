@@ -175,6 +175,23 @@ pub(crate) async fn vacuum(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     checkpoint(pool).await
 }
 
+/// History is not partitioned on SQLite: nothing to make.
+pub(in crate::store) async fn history_partitions(
+    _store: &Sql<Db>,
+    _now: i64,
+) -> Result<usize, sqlx::Error> {
+    Ok(0)
+}
+
+/// History is not partitioned on SQLite: retention deletes rows.
+pub(in crate::store) async fn drop_history_partitions(
+    _store: &Sql<Db>,
+    _level: u32,
+    _before: i64,
+) -> Result<u64, sqlx::Error> {
+    Ok(0)
+}
+
 /// Bytes the database takes on disk: the file and its write-ahead log.
 pub(crate) fn disk_bytes(store: &Sql<Db>) -> u64 {
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);

@@ -6,6 +6,8 @@ use crate::history::rollup::{RAW, aggregate, bucket, floor, window_ms};
 use crate::suite::{Fixture, store_test_suite};
 use crate::*;
 
+mod partitions;
+
 store_test_suite!(
     samples_read_back_by_name_and_a_repeat_replaces,
     sealed_and_rolled_history_answers_as_the_rows_did,

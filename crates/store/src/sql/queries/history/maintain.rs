@@ -201,8 +201,17 @@ impl crate::HistoryMaintenance for Sql<Db> {
             }
             None => before,
         };
+        // Whole partitions first (PostgreSQL): one DROP each, not a DELETE
+        // of every row; the DELETEs below take the rest. If that fails (a
+        // reader held the table too long), the DELETEs take it all.
+        let mut deleted = match drop_history_partitions(self, level, before).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(level, error = %e, "dropping expired history partitions failed");
+                0
+            }
+        };
         let _turn = self.write_turn().await;
-        let mut deleted = 0;
         if level == RAW {
             deleted += query("DELETE FROM history_rows WHERE ts < ?")
                 .bind(before)
@@ -217,6 +226,10 @@ impl crate::HistoryMaintenance for Sql<Db> {
             .await?
             .rows_affected();
         Ok(deleted)
+    }
+
+    async fn keep_history_partitions(&self, now: i64) -> Result<usize, StoreError> {
+        Ok(history_partitions(self, now).await?)
     }
 
     async fn oldest_tenth_cut(&self, level: u32) -> Result<Option<i64>, StoreError> {
