@@ -75,8 +75,8 @@ mod ssh;
 #[path = "queries/users.rs"]
 mod users;
 
-pub(in crate::store) mod partitions;
-pub(in crate::store) use partitions::{drop_history_partitions, history_partitions};
+pub(crate) mod partitions;
+pub(crate) use partitions::{drop_history_partitions, history_partitions};
 
 /// Connects to the database at `url` and migrates it. Replicas share it:
 /// migrations take PostgreSQL's advisory lock, so they run once.

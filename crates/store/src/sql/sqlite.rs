@@ -176,15 +176,12 @@ pub(crate) async fn vacuum(pool: &SqlitePool) -> Result<(), sqlx::Error> {
 }
 
 /// History is not partitioned on SQLite: nothing to make.
-pub(in crate::store) async fn history_partitions(
-    _store: &Sql<Db>,
-    _now: i64,
-) -> Result<usize, sqlx::Error> {
+pub(crate) async fn history_partitions(_store: &Sql<Db>, _now: i64) -> Result<usize, sqlx::Error> {
     Ok(0)
 }
 
 /// History is not partitioned on SQLite: retention deletes rows.
-pub(in crate::store) async fn drop_history_partitions(
+pub(crate) async fn drop_history_partitions(
     _store: &Sql<Db>,
     _level: u32,
     _before: i64,

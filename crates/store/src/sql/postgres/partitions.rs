@@ -93,10 +93,7 @@ struct Partition {
 
 /// Makes the partitions of `now`'s week and the next, and of each week that
 /// has rows in a DEFAULT partition (moving them in). Returns how many it made.
-pub(in crate::store) async fn history_partitions(
-    store: &Sql<Db>,
-    now: i64,
-) -> Result<usize, sqlx::Error> {
+pub(crate) async fn history_partitions(store: &Sql<Db>, now: i64) -> Result<usize, sqlx::Error> {
     let mut tx = store.write_tx().await?;
     sqlx::query(LOCK_TIMEOUT).execute(&mut *tx).await?;
     let mut made = 0;
@@ -171,7 +168,7 @@ async fn create(
 /// Drops the partitions of `level` that `delete_history_before(level,
 /// before)` would empty: rows wholly before `before`, chunks whose windows
 /// all end by then. Returns the rows they held.
-pub(in crate::store) async fn drop_history_partitions(
+pub(crate) async fn drop_history_partitions(
     store: &Sql<Db>,
     level: u32,
     before: i64,
@@ -251,7 +248,7 @@ fn range_bound(expr: &str) -> Option<(i64, i64)> {
 }
 
 /// `history_rows_20250102`: the table and the UTC day its week starts.
-pub(in crate::store) fn partition_name(table: &str, from: i64) -> Option<String> {
+pub(crate) fn partition_name(table: &str, from: i64) -> Option<String> {
     let day = chrono::DateTime::from_timestamp_millis(from)?;
     Some(format!("{table}_{}", day.format("%Y%m%d")))
 }

@@ -6,9 +6,9 @@ use sqlx::Connection;
 
 use super::{answers, samples};
 use crate::history::rollup::{RAW, floor, window_ms};
-use crate::store::sql::postgres::partitions::{PARTITION_MS, partition_name};
-use crate::store::suite::Fixture;
-use crate::store::*;
+use crate::sql::postgres::partitions::{PARTITION_MS, partition_name};
+use crate::suite::Fixture;
+use crate::*;
 
 const DAY: i64 = 86_400_000;
 
