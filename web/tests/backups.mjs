@@ -327,6 +327,7 @@ describe('backups', { timeout: 240_000 }, () => {
   step('a container volume: backed up from the form (exclude honoured), restored into the volume', async (t) => {
     await page.getByTestId('nav-backups').click();
     await page.getByTestId('backup-form').waitFor();
+    const formAtFill = await page.getByTestId('backup-form').elementHandle();
     await page.getByTestId('backup-job').fill('photos-db');
     await page.getByTestId('backup-kind').selectOption('volume');
     assert.equal(await page.getByTestId('backup-volume').inputValue(), VOLUME, 'the policy\'s volume, prefilled');
@@ -338,7 +339,9 @@ describe('backups', { timeout: 240_000 }, () => {
       const { json: runs } = await api('GET', `/api/v1/nodes/${encodeURIComponent(nodeId)}/commands?limit=20`);
       const mine = (runs || []).filter((r) => JSON.stringify(r.op).includes('photos-db'));
       const said = async (id) => ((await page.getByTestId(id).count()) ? (await page.getByTestId(id).textContent()).trim() : '(none)');
-      const form = (await page.getByTestId('backup-form').count()) ? `job field "${await page.getByTestId('backup-job').inputValue()}"` : 'no form';
+      const form = (await page.getByTestId('backup-form').count())
+        ? `job field "${await page.getByTestId('backup-job').inputValue()}", kind ${await page.getByTestId('backup-kind').inputValue()}, the same form as filled: ${await formAtFill.evaluate((f) => f.isConnected)}`
+        : 'no form';
       throw new Error(`${err.message}\nthe photos-db runs: ${JSON.stringify(mine, null, 1).slice(0, 3000)}\nthe form: ${form}; error: ${await said('backup-error')}; notice: ${await said('backup-notice')}`);
     });
     const { json: list } = await api('GET', '/api/v1/backups');
