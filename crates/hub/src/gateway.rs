@@ -28,10 +28,11 @@ use std::time::Duration;
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::replicas::Replicas;
 use crate::timeline::Event;
 use crate::twin::Twin;
 
@@ -393,7 +394,7 @@ impl GatewayConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Upstream {
     Up,
@@ -403,7 +404,7 @@ pub enum Upstream {
 }
 
 /// The WAN link, as the router reports it (bits per second).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Link {
     pub max_up_bps: Option<u64>,
     pub max_down_bps: Option<u64>,
@@ -430,7 +431,7 @@ pub struct Reading {
 }
 
 /// A DSL line as the modem reports it (bits per second).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dsl {
     /// `Up`, `Down`, `Initializing`, … as the modem says.
     pub status: String,
@@ -450,7 +451,7 @@ impl Reading {
 }
 
 /// One gateway's status, as `GET /api/v1/gateway` shows it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GatewayStatus {
     /// `upnp`, `fritzbox`, `unifi` or `probe`; null when none is configured.
     pub provider: Option<String>,
@@ -687,6 +688,17 @@ impl Gateways {
             .clone()
     }
 
+    /// The statuses another replica (the one polling) found: each taken
+    /// where this hub has the same gateway at the same place.
+    pub fn adopt(&self, statuses: Vec<GatewayStatus>) {
+        let ours = self.statuses();
+        for (i, status) in statuses.into_iter().enumerate() {
+            if ours.get(i).is_some_and(|o| o.spec == status.spec) {
+                self.set(i, status);
+            }
+        }
+    }
+
     fn set(&self, i: usize, status: GatewayStatus) {
         self.gauges.record(&status);
         if let Some(slot) = self
@@ -813,10 +825,14 @@ impl Provider {
 }
 
 /// Starts one poller per configured gateway; they stop when `stop` fires.
+///
+/// Among replicas, only the leader polls (the events are stored once) and
+/// shares what it finds; the others show that.
 pub fn spawn(
     gateways: Gateways,
     twin: Arc<Twin>,
     config: &GatewayConfig,
+    replicas: Option<Arc<Replicas>>,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     config
@@ -828,8 +844,11 @@ pub fn spawn(
                 i,
                 spec.clone(),
                 Provider::new(spec, config.password.as_ref()),
-                gateways.clone(),
-                twin.clone(),
+                Sinks {
+                    gateways: gateways.clone(),
+                    twin: twin.clone(),
+                    replicas: replicas.clone(),
+                },
                 (config.interval, config.timeout),
                 stop.clone(),
             ))
@@ -837,18 +856,44 @@ pub fn spawn(
         .collect()
 }
 
+/// Where a poller's findings go.
+struct Sinks {
+    /// Shown by the API and `/metrics`.
+    gateways: Gateways,
+    /// The events, for the timeline and the UI.
+    twin: Arc<Twin>,
+    /// The other replicas, if any: only the leader polls, and shares.
+    replicas: Option<Arc<Replicas>>,
+}
+
 async fn poll_loop(
     i: usize,
     spec: Spec,
     mut provider: Provider,
-    gateways: Gateways,
-    twin: Arc<Twin>,
+    Sinks {
+        gateways,
+        twin,
+        replicas,
+    }: Sinks,
     (interval, timeout): (Duration, Duration),
     stop: CancellationToken,
 ) {
     let mut status = GatewayStatus::new(&spec);
     let mut last_known = None;
     loop {
+        if let Some(replicas) = replicas.as_ref().filter(|r| !r.is_leader()) {
+            let mut leadership = replicas.leadership();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = leadership.wait_for(|leads| *leads) => {}
+            }
+            // Go on from what the last leader found, so its state is not
+            // news again.
+            if let Some(shared) = gateways.statuses().into_iter().nth(i) {
+                last_known = (shared.upstream != Upstream::Unknown).then_some(shared.upstream);
+                status = shared;
+            }
+        }
         let result = tokio::select! {
             _ = stop.cancelled() => return,
             r = tokio::time::timeout(timeout, provider.poll(timeout)) => r,
@@ -867,6 +912,9 @@ async fn poll_loop(
         }
         twin.emit(events);
         gateways.set(i, next.clone());
+        if let Some(replicas) = &replicas {
+            replicas.share_gateways(&gateways.statuses());
+        }
         status = next;
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -99,10 +99,13 @@ pub struct History {
 
 impl History {
     /// Starts the writer and the maintenance task; both stop (after a last
-    /// write) when `stop` fires.
+    /// write) when `stop` fires. Among replicas (`leadership`: whether this
+    /// one holds the singleton lease), each seals and rolls up what it wrote,
+    /// and only the leader enforces retention and the size cap.
     pub fn spawn(
         store: Store,
         config: HistoryConfig,
+        leadership: Option<tokio::sync::watch::Receiver<bool>>,
         stop: CancellationToken,
     ) -> (History, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -118,6 +121,7 @@ impl History {
             store,
             config: config.clone(),
             pending,
+            leadership,
         };
         let task = tokio::spawn(async move {
             // Both stop on `stop`; the writer first drains what is queued.
@@ -286,6 +290,8 @@ struct Maintenance {
     store: Store,
     config: HistoryConfig,
     pending: Pending,
+    /// `None`: alone, so leading.
+    leadership: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// How long ended commands (and their output) are kept.
@@ -315,7 +321,12 @@ impl Maintenance {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = rollups.tick() => self.log(self.roll_up(now_ms()).await, "rolling up history"),
-                _ = retention.tick() => self.log(self.enforce_retention(now_ms()).await, "enforcing history retention"),
+                _ = retention.tick() => {
+                    // The store is shared: one replica prunes it.
+                    if self.leadership.as_ref().is_none_or(|l| *l.borrow()) {
+                        self.log(self.enforce_retention(now_ms()).await, "enforcing history retention");
+                    }
+                }
             }
         }
     }

@@ -378,8 +378,12 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     );
     // The recorder and history stop after the links, so nothing is lost.
     let recorder_stop = CancellationToken::new();
-    let (history, history_task) =
-        history::History::spawn(store.clone(), config.history.clone(), recorder_stop.clone());
+    let (history, history_task) = history::History::spawn(
+        store.clone(),
+        config.history.clone(),
+        replicas.as_ref().map(|r| r.leadership()),
+        recorder_stop.clone(),
+    );
     let recorder = tokio::spawn(recorder::run(
         twin.clone(),
         store.clone(),
@@ -474,6 +478,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
         gateways,
         state.twin.clone(),
         &config.gateway,
+        replicas.clone(),
         recorder_stop.clone(),
     );
     let app = api::router(state.clone());

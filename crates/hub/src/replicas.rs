@@ -296,6 +296,17 @@ impl Replicas {
             changes,
             stop.clone(),
         ));
+        let gateways = self
+            .client
+            .subscribe(self.names.gateways())
+            .await
+            .map_err(bus_error)?;
+        tokio::spawn(hear_gateways(
+            self.clone(),
+            hub.clone(),
+            gateways,
+            stop.clone(),
+        ));
         tokio::spawn(serve_commands(self.clone(), hub, commands, stop.clone()));
         let outbox = lock(&self.outbox_rx).take();
         if let Some(outbox) = outbox {
@@ -369,6 +380,25 @@ impl Replicas {
         let mut headers = HeaderMap::new();
         headers.insert(wire::REPLICA, self.id.as_str());
         headers
+    }
+
+    /// Shares the gateways' statuses (this replica leads, so polls them).
+    pub fn share_gateways(&self, statuses: &[crate::gateway::GatewayStatus]) {
+        let body = match serde_json::to_vec(statuses) {
+            Ok(body) => Bytes::from(body),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not encode the gateways' statuses");
+                return;
+            }
+        };
+        let client = self.client.clone();
+        let subject = self.names.gateways();
+        let headers = self.signed();
+        tokio::spawn(async move {
+            if let Err(e) = client.publish_with_headers(subject, headers, body).await {
+                tracing::warn!(error = %e, "could not share the gateways' statuses");
+            }
+        });
     }
 
     /// Tells the other replicas that `what` changed in the store.
@@ -722,6 +752,26 @@ async fn hear_changes(
                 }
             }
             None => {}
+        }
+    }
+}
+
+/// Shows the gateways' statuses the leading replica polled.
+async fn hear_gateways(
+    replicas: Arc<Replicas>,
+    hub: Arc<crate::HubState>,
+    mut statuses: async_nats::Subscriber,
+    stop: CancellationToken,
+) {
+    while let Some(message) = next(&mut statuses, &stop).await {
+        if sender(&message).as_deref() == Some(replicas.id.as_str()) {
+            continue;
+        }
+        match serde_json::from_slice(&message.payload) {
+            Ok(list) => hub.gateways.adopt(list),
+            Err(e) => {
+                tracing::warn!(error = %e, "a replica sent gateway statuses that do not parse")
+            }
         }
     }
 }

@@ -138,13 +138,13 @@ impl Drop for Netns {
     }
 }
 
-fn gateway(hub: &Hub, token: &str) -> Value {
+pub(crate) fn gateway(hub: &Hub, token: &str) -> Value {
     let (status, body) = hub.get("/api/v1/gateway", token);
     assert_eq!(status, 200, "{body}");
     body
 }
 
-fn gateway_events(hub: &Hub, token: &str, kind: &str) -> Vec<Value> {
+pub(crate) fn gateway_events(hub: &Hub, token: &str, kind: &str) -> Vec<Value> {
     let (_, events) = hub.get("/api/v1/events?limit=200", token);
     events
         .as_array()

@@ -477,3 +477,83 @@ fn an_alert_is_sent_once_when_the_leading_replica_dies() {
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Acceptance 3's gateway poller: only the leading replica polls (so each
+/// event is stored once), the others show what it found, and the poller
+/// moves when the leader is killed.
+#[test]
+fn the_gateway_is_polled_by_the_leader_alone_and_moves_with_it() {
+    use crate::gateway::{gateway, gateway_events};
+    let db = Database::create("replicas_gateway");
+    let dir = temp_dir("replicas-gateway");
+    let nats = Nats::start(&dir.join("nats"));
+    // A "router" that answers TCP: there, or not.
+    let router = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let router_port = router.local_addr().unwrap().port();
+    let probe = format!("probe:127.0.0.1:{router_port}");
+    let args = [
+        "--store",
+        db.url.as_str(),
+        "--bus",
+        nats.url.as_str(),
+        "--gateway",
+        &probe,
+        "--gateway-interval",
+        "1s",
+        "--gateway-timeout",
+        "1s",
+    ];
+    let a = Hub::start_with(&dir.join("a"), free_port(), &args);
+    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
+    let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+    let token = a.token("viewer");
+    wait_for(
+        "A to lead and B to be live",
+        Duration::from_secs(20),
+        || {
+            let (va, vb) = (replicas(&a, &token), replicas(&b, &token));
+            (va["leader"] == true
+                && vb["leader"] == false
+                && vb["live"].as_array().map(Vec::len) == Some(2))
+            .then_some(())
+        },
+    );
+    // B shows A's polls: the same attempt, to the millisecond.
+    wait_for("B to show A's poll", Duration::from_secs(15), || {
+        let (ga, gb) = (gateway(&a, &token), gateway(&b, &token));
+        (gb["upstream"] == "up"
+            && gb["last_attempt_ms"].is_i64()
+            && gb["last_attempt_ms"] == ga["last_attempt_ms"])
+            .then_some(())
+    });
+
+    // The router goes away: one event, stored once, seen on both.
+    drop(router);
+    wait_for(
+        "B to show the upstream down",
+        Duration::from_secs(15),
+        || (gateway(&b, &token)["upstream"] == "down").then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        gateway_events(&b, &token, "gateway.upstream_down").len(),
+        1,
+        "one poller, one event"
+    );
+
+    // A dies: B leads and polls; the router's return is one event, from B.
+    a.proc.signal("-KILL");
+    drop(a);
+    wait_for("B to lead", Duration::from_secs(20), || {
+        (replicas(&b, &token)["leader"] == true).then_some(())
+    });
+    let _router = std::net::TcpListener::bind(("127.0.0.1", router_port)).unwrap();
+    wait_for("B to poll the router back", Duration::from_secs(15), || {
+        (gateway(&b, &token)["upstream"] == "up").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(gateway_events(&b, &token, "gateway.upstream_up").len(), 1);
+    assert_eq!(gateway_events(&b, &token, "gateway.upstream_down").len(), 1);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,7 +27,12 @@ async fn setup(name: &str) -> Setup {
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::open(&dir).await.unwrap();
     let cancel = CancellationToken::new();
-    let (history, _task) = History::spawn(store.clone(), HistoryConfig::default(), cancel.clone());
+    let (history, _task) = History::spawn(
+        store.clone(),
+        HistoryConfig::default(),
+        None,
+        cancel.clone(),
+    );
     Setup {
         sink: Sink {
             twin: Arc::new(Twin::new(Vec::new())),

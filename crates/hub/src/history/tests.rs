@@ -18,6 +18,7 @@ fn maintenance(store: &Store, config: HistoryConfig) -> Maintenance {
         store: store.clone(),
         config,
         pending: Pending::default(),
+        leadership: None,
     }
 }
 
@@ -126,7 +127,7 @@ async fn samples_flow_from_record_to_query_and_roll_up() {
         rollup_every: Duration::from_millis(100),
         ..Default::default()
     };
-    let (history, task) = History::spawn(store.clone(), config, stop.clone());
+    let (history, task) = History::spawn(store.clone(), config, None, stop.clone());
     let now = now_ms();
     let samples: Vec<Sample> = (0..30)
         .map(|i| Sample {

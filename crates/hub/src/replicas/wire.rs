@@ -161,6 +161,12 @@ impl Names {
         format!("twinbay.{}.changed", self.cluster)
     }
 
+    /// The internet gateways' statuses as the leader last polled them
+    /// (body: JSON, `GET /api/v1/gateway`'s array).
+    pub fn gateways(&self) -> String {
+        format!("twinbay.{}.gateways", self.cluster)
+    }
+
     /// Replica liveness and the singleton lease (entries expire).
     pub fn leases_bucket(&self) -> String {
         format!("twinbay_{}_leases", self.cluster)
