@@ -36,13 +36,32 @@ function offered(p: BackupPolicyView, want: SourceKind): SourceKind {
   return has[want] ? want : (['dir', 'volume', 'action'] as SourceKind[]).find((k) => has[k]) ?? want;
 }
 
-function ExcludeField() {
+function ExcludeField({ value, onInput }: { value: string; onInput: (v: string) => void }) {
   return (
     <label class="field">
       Leave out (globs, comma-separated)
-      <input name="exclude" spellcheck={false} placeholder="*.tmp, cache" data-testid="backup-exclude" />
+      <input name="exclude" spellcheck={false} placeholder="*.tmp, cache" value={value} onInput={(e) => onInput(e.currentTarget.value)} data-testid="backup-exclude" />
     </label>
   );
+}
+
+/**
+ * What was typed into the backup form, kept while the page lives: when the
+ * form is drawn anew (its host list refreshed, the screen left and opened
+ * again) the job, what to back up and what to leave out are still there.
+ */
+const draft: { job: string; kind: SourceKind; exclude: string; when: 'now' | 'schedule' } = { job: '', kind: 'dir', exclude: '', when: 'now' };
+
+/** A `useState` whose value is also kept in `draft[key]`. */
+function useDraft<K extends keyof typeof draft>(key: K): [(typeof draft)[K], (v: (typeof draft)[K]) => void] {
+  const [value, set] = useState(draft[key]);
+  return [
+    value,
+    (v) => {
+      draft[key] = v;
+      set(v);
+    },
+  ];
 }
 
 /** A container volume's name: the policy's named volumes offered, any name where it allows `*`. */
@@ -83,10 +102,12 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: RowHost[];
   const [hostId, setHostId] = useState(hosts[0]?.id ?? '');
   const host = hosts.find((h) => h.id === hostId) ?? hosts[0];
   const policy = backupPolicy(host) as BackupPolicyView;
-  const [chosen, setKind] = useState<SourceKind>('dir');
+  const [chosen, setKind] = useDraft('kind');
+  const [job, setJob] = useDraft('job');
+  const [excludeText, setExclude] = useDraft('exclude');
   // What the chosen host offers: a directory needs roots, a volume a volume rule, an action a producer.
   const kind = policy ? offered(policy, chosen) : chosen;
-  const [when, setWhen] = useState<'now' | 'schedule'>('now');
+  const [when, setWhen] = useDraft('when');
   const [cron, setCron] = useState('0 3 * * *');
   const [timezone, setTimezone] = useState(localZone());
   const [error, setError] = useState('');
@@ -161,7 +182,7 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: RowHost[];
         </label>
         <label class="field">
           Job
-          <input name="job" required maxLength={64} spellcheck={false} placeholder="srv-data" data-testid="backup-job" />
+          <input name="job" required maxLength={64} spellcheck={false} placeholder="srv-data" value={job} onInput={(e) => setJob(e.currentTarget.value)} data-testid="backup-job" />
         </label>
         <label class="field">
           What
@@ -184,12 +205,12 @@ export function NewBackup({ hosts, onStarted, onScheduled }: { hosts: RowHost[];
             Directory
             <input key={host.id} name="path" required spellcheck={false} placeholder={policy.roots[0] || '/srv'} defaultValue={policy.roots[0] || ''} class="mono" data-testid="backup-path" />
           </label>
-          <ExcludeField />
+          <ExcludeField value={excludeText} onInput={setExclude} />
         </div>
       ) : kind === 'volume' ? (
         <div class="form form-row">
           <VolumeField policy={policy} key={host.id} testId="backup-volume" />
-          <ExcludeField />
+          <ExcludeField value={excludeText} onInput={setExclude} />
         </div>
       ) : (
         <div class="form form-row">
