@@ -48,6 +48,8 @@ struct Running {
     /// Ended, and staying here until the store has its end, so no reader
     /// ever sees the stale `running` row.
     ended: bool,
+    /// The hub replica that runs it, when not this one.
+    owner: Option<String>,
 }
 
 /// A command as a watcher finds it.
@@ -112,7 +114,11 @@ pub struct Commands {
     alerts: Option<crate::alerts::events::Inbox>,
     links: Mutex<HashMap<String, Link>>,
     running: Arc<Mutex<HashMap<String, Running>>>,
+    /// Cancels a command on the replica running it (set by `replicas.rs`).
+    remote_cancel: std::sync::OnceLock<RemoteCancel>,
 }
+
+type RemoteCancel = Box<dyn Fn(&str, &str) + Send + Sync>;
 
 impl Commands {
     pub fn new(store: Store) -> Commands {
@@ -122,6 +128,7 @@ impl Commands {
             alerts: None,
             links: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
+            remote_cancel: std::sync::OnceLock::new(),
         }
     }
 
@@ -225,6 +232,7 @@ impl Commands {
                 kept: 0,
                 events: broadcast::channel(WATCH_BUFFER).0,
                 ended: false,
+                owner: None,
             },
         );
         tx.try_send(Box::new(HubMessage::Command(cmd)))
@@ -242,7 +250,7 @@ impl Commands {
     /// Registers `record`, which another hub replica runs on its agent
     /// (`replicas.rs`): watched here as if local, stored by that replica.
     /// Its output and end come through the returned handle.
-    pub fn register_remote(&self, record: CommandRecord) -> Remote {
+    pub fn register_remote(&self, record: CommandRecord, owner: &str) -> Remote {
         let announced = record.clone();
         lock(&self.running).insert(
             record.id.clone(),
@@ -252,6 +260,7 @@ impl Commands {
                 kept: 0,
                 events: broadcast::channel(WATCH_BUFFER).0,
                 ended: false,
+                owner: Some(owner.to_string()),
             },
         );
         self.announce(&announced);
@@ -261,15 +270,27 @@ impl Commands {
         }
     }
 
+    /// Sets how a cancel reaches the replica running a command
+    /// (`replicas.rs`: `f(owner, id)`).
+    pub fn on_remote_cancel(&self, f: impl Fn(&str, &str) + Send + Sync + 'static) {
+        let _ = self.remote_cancel.set(Box::new(f));
+    }
+
     /// Asks the agent to stop a command; false if it is not running here.
+    /// One that another replica runs is cancelled there, and its end comes
+    /// back as its output does.
     pub fn cancel(&self, id: &str) -> bool {
-        let Some(node_id) = lock(&self.running)
+        let Some((node_id, owner)) = lock(&self.running)
             .get(id)
             .filter(|r| !r.ended)
-            .map(|r| r.record.node_id.clone())
+            .map(|r| (r.record.node_id.clone(), r.owner.clone()))
         else {
             return false;
         };
+        if let (Some(owner), Some(forward)) = (owner, self.remote_cancel.get()) {
+            forward(&owner, id);
+            return true;
+        }
         let tx = lock(&self.links).get(&node_id).map(|l| l.tx.clone());
         match tx {
             Some(tx) => {
@@ -702,6 +723,7 @@ mod tests {
             kept: 0,
             events: broadcast::channel(4).0,
             ended: false,
+            owner: None,
         };
         r.keep(Output {
             stream: Stream::Stdout,

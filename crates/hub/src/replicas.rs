@@ -307,6 +307,24 @@ impl Replicas {
             gateways,
             stop.clone(),
         ));
+        let cancels = self
+            .client
+            .subscribe(self.names.cancels(&self.id))
+            .await
+            .map_err(bus_error)?;
+        tokio::spawn(serve_cancels(hub.clone(), cancels, stop.clone()));
+        {
+            let (client, names, headers) = (self.client.clone(), self.names.clone(), self.signed());
+            hub.commands.on_remote_cancel(move |owner, id| {
+                let (client, headers) = (client.clone(), headers.clone());
+                let (subject, body) = (names.cancels(owner), Bytes::from(id.to_string()));
+                tokio::spawn(async move {
+                    if let Err(e) = client.publish_with_headers(subject, headers, body).await {
+                        tracing::warn!(error = %e, "could not pass a cancel to the replica running the command");
+                    }
+                });
+            });
+        }
         tokio::spawn(serve_commands(self.clone(), hub, commands, stop.clone()));
         let outbox = lock(&self.outbox_rx).take();
         if let Some(outbox) = outbox {
@@ -370,7 +388,7 @@ impl Replicas {
         if let Some(error) = answer.error {
             return Err(error);
         }
-        let remote = commands.register_remote(record);
+        let remote = commands.register_remote(record, owner);
         tokio::spawn(relay_news(remote, id, news));
         Ok(())
     }
@@ -772,6 +790,23 @@ async fn hear_gateways(
             Err(e) => {
                 tracing::warn!(error = %e, "a replica sent gateway statuses that do not parse")
             }
+        }
+    }
+}
+
+/// Cancels, on this replica's agents, the forwarded commands another
+/// replica was asked to cancel (it checked who asked, and audited it).
+async fn serve_cancels(
+    hub: Arc<crate::HubState>,
+    mut cancels: async_nats::Subscriber,
+    stop: CancellationToken,
+) {
+    while let Some(message) = next(&mut cancels, &stop).await {
+        match std::str::from_utf8(&message.payload) {
+            Ok(id) => {
+                hub.commands.cancel(id);
+            }
+            Err(_) => tracing::warn!("a replica sent a cancel that is not an id"),
         }
     }
 }

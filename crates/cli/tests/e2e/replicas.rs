@@ -188,7 +188,17 @@ async fn three_replicas_share_one_twin_and_survive_losing_one() {
 
     // A command sent through C runs on a real agent whose link A holds,
     // and its output streams back through C.
-    let real = agent(Some(&join_to(&a, &a)), &dir.join("agent"));
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "actions:\n  long:\n    argv: [sleep, \"60\"]\n    timeout: 2m\n",
+    )
+    .unwrap();
+    let real = agent_with(
+        Some(&join_to(&a, &a)),
+        &dir.join("agent"),
+        &["--policy", policy.to_str().unwrap()],
+    );
     let operator = a.token("operator");
     let node = tokio::task::block_in_place(|| {
         wait_for(
@@ -232,6 +242,41 @@ async fn three_replicas_share_one_twin_and_survive_losing_one() {
     let stored =
         tokio::task::block_in_place(|| a.wait_command(&operator, &id, Duration::from_secs(10)));
     assert_eq!(stored["status"], "ok", "{stored}");
+
+    // Cancelled through C: A has its agent stop it, and the end comes back.
+    let long = serde_json::json!({"op": "action", "name": "long", "args": {}});
+    let (status, started) = tokio::task::block_in_place(|| {
+        c.post(&format!("/api/v1/nodes/{node}/commands"), &operator, &long)
+    });
+    assert_eq!(status, 202, "{started}");
+    let long_id = started["id"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {operator}");
+    let cancelled_at = Instant::now();
+    let (status, _) = tokio::task::block_in_place(|| {
+        http(
+            c.addr,
+            "DELETE",
+            &format!("/api/v1/commands/{long_id}"),
+            &[("Authorization", &auth)],
+            "",
+        )
+        .unwrap()
+    });
+    assert_eq!(status, 202);
+    // A stores what its agent reports: cancelled, not still running.
+    let ended = tokio::task::block_in_place(|| {
+        a.wait_command(&operator, &long_id, Duration::from_secs(10))
+    });
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        cancelled_at.elapsed()
+    );
+    let seen = tokio::task::block_in_place(|| {
+        c.wait_command(&operator, &long_id, Duration::from_secs(10))
+    });
+    assert_eq!(seen["status"], "cancelled", "{seen}");
     drop(real);
 
     // C dies: its agents dial the next replica in their join string, and

@@ -150,6 +150,11 @@ impl Names {
         format!("twinbay.{}.cmd.{}", self.cluster, token(replica))
     }
 
+    /// Cancels of the forwarded commands `replica` runs (body: the id).
+    pub fn cancels(&self, replica: &str) -> String {
+        format!("twinbay.{}.cancel.{}", self.cluster, token(replica))
+    }
+
     /// A forwarded command's output and end, as the replica running it
     /// publishes them ([`CommandNews`]).
     pub fn command_news(&self, id: &str) -> String {
