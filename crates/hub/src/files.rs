@@ -374,7 +374,7 @@ async fn content(
         tracing::warn!(
             node_id,
             path,
-            "an agent sent content that does not match its hash; dropped"
+            "an agent sent content that does not match its hash, or is binary; dropped"
         );
         return Ok(());
     }

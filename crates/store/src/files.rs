@@ -171,7 +171,8 @@ pub trait FileStore: Send + Sync {
 
     /// Stores a version's content. A plain hash must be the hash of the
     /// text (else `false`, nothing stored): an agent cannot plant content
-    /// under another host's version. A keyed one is its node's alone.
+    /// under another host's version. A keyed one is its node's alone. Text
+    /// with a NUL byte is binary, and refused the same way.
     async fn put_file_content(
         &self,
         node_id: &str,

@@ -384,4 +384,23 @@ async fn content_is_shared_when_plain_and_private_when_keyed(f: &Fixture) {
         store.file_content("n2", "hmac-1", true).await.unwrap(),
         None
     );
+
+    // Binary (a NUL byte), plain or keyed: refused, nothing stored, the
+    // store still writable (PostgreSQL's `text` would have failed).
+    let binary = "ab\0cd";
+    for (sha256, keyed) in [(sha(binary), false), ("hmac-2".to_string(), true)] {
+        assert!(
+            !store
+                .put_file_content("n1", &sha256, keyed, binary)
+                .await
+                .unwrap()
+        );
+        assert!(!store.has_file_content("n1", &sha256, keyed).await.unwrap());
+    }
+    assert!(
+        store
+            .put_file_content("n1", "hmac-2", true, "ab cd")
+            .await
+            .unwrap()
+    );
 }

@@ -171,7 +171,9 @@ impl crate::FileStore for Sql<Db> {
         text: &str,
     ) -> Result<bool, StoreError> {
         let content_sha = hex::encode(Sha256::digest(text.as_bytes()));
-        if !keyed && content_sha != sha256 {
+        // Text with a NUL is binary (agents never send it; PostgreSQL's
+        // `text` would refuse it): refused alike on both backends.
+        if (!keyed && content_sha != sha256) || text.contains('\0') {
             return Ok(false);
         }
         let mut tx = self.write_tx().await?;
