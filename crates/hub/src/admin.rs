@@ -8,6 +8,7 @@ use std::time::Duration;
 use twinbay_proto::join::JoinString;
 
 use crate::HubError;
+use crate::PUBLIC_URL_FILE;
 use crate::audit::anchor::{self, HEAD_FILE};
 use crate::audit::head::SignedHead;
 use crate::audit::{ActorKind, Broken, Expected, Outcome, Record};
@@ -20,15 +21,24 @@ async fn open_existing(data_dir: &Path) -> Result<Store, HubError> {
     Ok(Store::open(data_dir).await?)
 }
 
+/// The public URL the hub of `data_dir` last started with: its own file,
+/// else the store's setting (which replicas sharing a store overwrite in
+/// turn, so it may name another replica).
+async fn own_url(store: &Store, data_dir: &Path) -> Result<Option<String>, HubError> {
+    if let Ok(url) = std::fs::read_to_string(data_dir.join(PUBLIC_URL_FILE))
+        && !url.trim().is_empty()
+    {
+        return Ok(Some(url.trim().to_string()));
+    }
+    Ok(store.setting(settings::PUBLIC_URL).await?)
+}
+
 /// Where the hub of this data dir listens (its public URL) and its
 /// certificate's fingerprint, for clients that talk to it (`ctl exec`).
 pub async fn hub_address(data_dir: &Path) -> Result<(String, String), HubError> {
     let store = open_existing(data_dir).await?;
     let missing = || HubError::NotInitialized(data_dir.display().to_string());
-    let url = store
-        .setting(settings::PUBLIC_URL)
-        .await?
-        .ok_or_else(missing)?;
+    let url = own_url(&store, data_dir).await?.ok_or_else(missing)?;
     let fp = store
         .setting(settings::TLS_FINGERPRINT)
         .await?
@@ -46,8 +56,7 @@ pub async fn create_join_string(
     let store = open_existing(data_dir).await?;
     let url = match hub_url {
         Some(url) => url.to_string(),
-        None => store
-            .setting(settings::PUBLIC_URL)
+        None => own_url(&store, data_dir)
             .await?
             .ok_or_else(|| HubError::NotInitialized(data_dir.display().to_string()))?,
     };

@@ -61,6 +61,9 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The public URL this hub last started with, in its data dir.
+pub const PUBLIC_URL_FILE: &str = "public_url";
+
 /// The environment variable that sets the first admin's password.
 pub const ADMIN_PASSWORD_ENV: &str = "TWINBAY_ADMIN_PASSWORD";
 
@@ -356,6 +359,9 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> Result<Run
     store
         .set_setting(store::settings::PUBLIC_URL, &public_url)
         .await?;
+    // This hub's own, for `ctl` on its data dir: replicas share the setting.
+    std::fs::write(config.data_dir.join(PUBLIC_URL_FILE), &public_url)
+        .map_err(|e| HubError::io(&config.data_dir.join(PUBLIC_URL_FILE), e))?;
     store
         .set_setting(store::settings::TLS_FINGERPRINT, &tls.fingerprint)
         .await?;

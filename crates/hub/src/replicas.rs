@@ -147,6 +147,11 @@ impl Replicas {
         }))
     }
 
+    /// This replica's public URL (empty before [`Replicas::run`]).
+    pub fn public_url(&self) -> String {
+        lock(&self.public_url).clone()
+    }
+
     /// Whether this replica holds the singleton lease now.
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()

@@ -436,6 +436,11 @@ fn an_alert_is_sent_once_when_the_leading_replica_dies() {
     copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
     std::fs::copy(dir.join("a/alerts.key"), dir.join("b/alerts.key")).unwrap();
     let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+    // Each data dir's join strings lead to its own replica first, though
+    // B, started last, wrote the shared setting.
+    for hub in [&a, &b] {
+        assert_eq!(JoinString::parse(&hub.join()).unwrap().hub, hub.url());
+    }
     let admin = a.token("admin");
     wait_for(
         "A to lead and B to be live",

@@ -469,9 +469,15 @@ async fn binary_for(hub: &HubState, arch: &str) -> Result<(PathBuf, String, u64,
 async fn join_string(hub: &HubState, token: &str) -> Result<String, String> {
     use crate::store::settings;
     let get = |k| async move { hub.store.setting(k).await.map_err(|e| crate::report(&e)) };
-    let url = get(settings::PUBLIC_URL)
-        .await?
-        .ok_or("the hub has no public URL")?;
+    // This replica's own URL first (the shared setting is the last
+    // replica to start's).
+    let own = hub.replicas.as_ref().map(|r| r.public_url());
+    let url = match own.filter(|u| !u.is_empty()) {
+        Some(url) => url,
+        None => get(settings::PUBLIC_URL)
+            .await?
+            .ok_or("the hub has no public URL")?,
+    };
     let fp = get(settings::TLS_FINGERPRINT)
         .await?
         .ok_or("the hub has no certificate fingerprint")?;
