@@ -51,12 +51,14 @@ impl Default for Config {
     }
 }
 
-/// What a collector writes to: the hub's twin, history and store.
+/// What a collector writes to: the hub's twin, history and store, and
+/// the other hub replicas (which mirror the host as they mirror agents).
 #[derive(Clone)]
 pub struct Sink {
     pub twin: Arc<Twin>,
     pub history: History,
     pub store: Store,
+    pub replicas: Option<Arc<crate::replicas::Replicas>>,
 }
 
 impl Sink {
@@ -65,6 +67,18 @@ impl Sink {
             twin: hub.twin.clone(),
             history: hub.history.clone(),
             store: hub.store.clone(),
+            replicas: hub.replicas.clone(),
+        }
+    }
+
+    /// Hands what was applied to the twin to the other replicas, as an
+    /// agent's link hands on its frames.
+    fn publish(&self, node_id: &str, message: &twinbay_proto::message::AgentMessage) {
+        if let Some(replicas) = &self.replicas {
+            match serde_json::to_vec(message) {
+                Ok(frame) => replicas.frame(node_id, &frame),
+                Err(e) => tracing::warn!(node_id, error = %e, "cannot encode an agentless frame"),
+            }
         }
     }
 }

@@ -206,6 +206,7 @@ fn register(hub: &HubState, node_id: &str, hello: Hello) -> (u64, CancellationTo
                 .read(node_id, |n| n.simulated)
                 .unwrap_or(hello.simulated),
             &hello.public_key,
+            None,
         );
     }
     hub.twin

@@ -207,12 +207,14 @@ impl Replicas {
         policy: Option<&Policy>,
         simulated: bool,
         public_key: &str,
+        agentless: Option<crate::twin::Agentless>,
     ) {
         let body = Connected {
             agent_version: agent_version.to_string(),
             policy: policy.cloned(),
             simulated,
             public_key: public_key.to_string(),
+            agentless,
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
         self.send(node, Kind::Connected, body.into());
@@ -711,6 +713,9 @@ fn apply(
             };
             twin.ensure_node(node, c.simulated, &c.public_key);
             let conn = twin.connect_mirror(node, from, &c.agent_version, c.policy);
+            if c.agentless.is_some() {
+                twin.set_agentless(node, c.agentless);
+            }
             lock(&replicas.mirrors).insert(node.to_string(), (from.to_string(), conn));
             None
         }
@@ -769,12 +774,14 @@ async fn hear_changes(
         }
         match wire::Changed::parse(&message.payload) {
             Some(wire::Changed::Schedules) => hub.schedules.changed(),
+            Some(wire::Changed::SshHosts) if hub.leads() => crate::ssh::watch::sync(&hub).await,
             Some(wire::Changed::Alerts) => {
                 if let Err(e) = hub.alerts.reload(&hub.store).await {
                     tracing::warn!(error = %crate::report(&e), "could not read the alert rules again");
                 }
             }
-            None => {}
+            // Not leading: the leader reads the hosts.
+            Some(wire::Changed::SshHosts) | None => {}
         }
     }
 }
@@ -926,14 +933,21 @@ async fn answer_syncs(
             if !only.is_empty() && node != only {
                 continue;
             }
-            let (simulated, public_key) = twin
-                .read(&node, |n| (n.simulated, n.public_key.clone()))
+            let (simulated, public_key, agentless) = twin
+                .read(&node, |n| {
+                    (
+                        n.simulated,
+                        n.public_key.clone(),
+                        n.agentless.as_deref().cloned(),
+                    )
+                })
                 .unwrap_or_default();
             let connected = Connected {
                 agent_version: version,
                 policy,
                 simulated,
                 public_key,
+                agentless,
             };
             let body = serde_json::to_vec(&connected).unwrap_or_default();
             replicas.send(&node, Kind::Connected, body.into());

@@ -185,7 +185,13 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     tokio::spawn(hub.ssh.pool.clone().run_reaper(stop.clone()));
-    watch::begin_all(&hub).await;
+    match hub.replicas.as_ref().map(|r| r.leadership()) {
+        None => watch::begin_all(&hub).await,
+        // Agentless hosts are read by the leading replica alone.
+        Some(leadership) => {
+            tokio::spawn(follow_the_lead(hub.clone(), leadership, stop.clone()));
+        }
+    }
     loop {
         let change = tokio::select! {
             () = stop.cancelled() => return,
@@ -194,6 +200,27 @@ pub async fn run(
         if let Err(e) = raise_key_change(&hub, &change).await {
             tracing::error!(host = change.host_id, error = %crate::report(&e), "cannot record a changed host key");
         }
+    }
+}
+
+/// Reads the agentless hosts while this replica leads, and stops when it
+/// no longer does.
+async fn follow_the_lead(
+    hub: Arc<HubState>,
+    mut leadership: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            led = leadership.wait_for(|leads| *leads) => if led.is_err() { return },
+        }
+        watch::sync(&hub).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            lost = leadership.wait_for(|leads| !*leads) => if lost.is_err() { return },
+        }
+        watch::end_all(&hub).await;
     }
 }
 

@@ -87,7 +87,7 @@ impl NodeTwin {
 }
 
 /// How the hub watches an agentless host, shown with the node.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Agentless {
     /// Seconds between collections.
     pub interval_secs: u64,

@@ -607,3 +607,96 @@ fn the_gateway_is_polled_by_the_leader_alone_and_moves_with_it() {
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hosts over SSH among replicas: a host added on B (not leading) is read
+/// by the leader A alone and mirrored to B; when A is killed, B reads it.
+#[test]
+fn an_agentless_host_is_read_by_the_leader_and_shown_by_every_replica() {
+    use crate::ssh::{Sshd, User};
+    let db = Database::create("replicas_ssh");
+    let dir = temp_dir("replicas-ssh");
+    let nats = Nats::start(&dir.join("nats"));
+    let args = ["--store", db.url.as_str(), "--bus", nats.url.as_str()];
+    let a = Hub::start_with(&dir.join("a"), free_port(), &args);
+    // One TLS identity and one SSH identity.
+    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
+    copy_dir(&dir.join("a/ssh"), &dir.join("b/ssh"));
+    let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+    let admin = a.token("admin");
+    wait_for(
+        "A to lead and B to be live",
+        Duration::from_secs(20),
+        || {
+            let (va, vb) = (replicas(&a, &admin), replicas(&b, &admin));
+            (va["leader"] == true
+                && vb["leader"] == false
+                && vb["live"].as_array().map(Vec::len) == Some(2))
+            .then_some(())
+        },
+    );
+    let (status, identity) = b.get("/api/v1/ssh/identity", &admin);
+    assert_eq!(status, 200, "{identity}");
+    let user = User::create("r", &dir);
+    let sshd_dir = dir.join("sshd");
+    std::fs::create_dir_all(&sshd_dir).unwrap();
+    let sshd = Sshd::start(
+        &sshd_dir,
+        &user.name,
+        identity["public_key"].as_str().unwrap(),
+    );
+    let (status, host) = b.post(
+        "/api/v1/ssh/hosts",
+        &admin,
+        &serde_json::json!({"target": sshd.target(&user.name), "agentless": true,
+            "interval_secs": 2, "fingerprint": sshd.fingerprint()}),
+    );
+    assert_eq!(status, 202, "{host}");
+    let (_, hosts) = b.get("/api/v1/ssh/hosts", &admin);
+    let node = hosts[0]["node_id"].as_str().expect("a node").to_string();
+
+    // A reads it and B shows it: connected, with its memory, as agentless.
+    let shown = |hub: &Hub| {
+        let (status, twin) = hub.get(&format!("/api/v1/nodes/{node}"), &admin);
+        (status == 200
+            && twin["connected"] == true
+            && twin["resources"]["mem_total"].as_u64().unwrap_or(0) > 0
+            && twin["agentless"]["interval_secs"] == 2)
+            .then_some(twin)
+    };
+    wait_for("A to read the host", Duration::from_secs(60), || shown(&a));
+    wait_for("B to show it", Duration::from_secs(30), || shown(&b));
+    // Read by A alone: B runs no command on the host.
+    let commands = |hub: &Hub| -> f64 {
+        let (_, metrics) = http(hub.addr, "GET", "/metrics", &[], "").unwrap();
+        metrics
+            .lines()
+            .find(|l| l.starts_with("twinbay_ssh_commands_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (a0, b0) = (commands(&a), commands(&b));
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(commands(&a) > a0, "A reads the host every 2 s");
+    assert_eq!(commands(&b), b0, "B read the host too");
+
+    // A dies: B leads, and reads the host itself.
+    a.proc.signal("-KILL");
+    drop(a);
+    wait_for("B to lead", Duration::from_secs(20), || {
+        (replicas(&b, &admin)["leader"] == true).then_some(())
+    });
+    wait_for("B to read the host", Duration::from_secs(60), || {
+        (commands(&b) > b0).then_some(())
+    });
+    let twin = wait_for(
+        "the host connected through B",
+        Duration::from_secs(30),
+        || shown(&b),
+    );
+    assert_eq!(twin["connected"], true);
+    drop(b);
+    drop(sshd);
+    drop(user);
+    let _ = std::fs::remove_dir_all(&dir);
+}

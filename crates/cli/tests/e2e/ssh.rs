@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// A throwaway login, removed with its home when dropped.
-struct User {
-    name: String,
+pub(crate) struct User {
+    pub(crate) name: String,
     home: PathBuf,
 }
 
 impl User {
-    fn create(tag: &str, dir: &Path) -> User {
+    pub(crate) fn create(tag: &str, dir: &Path) -> User {
         let name = format!("tb{tag}{}", std::process::id() % 100_000);
         let home = dir.join("home");
         let _ = Command::new("userdel").args(["-r", &name]).output();
@@ -82,14 +82,14 @@ impl Drop for User {
 }
 
 /// A private sshd for one user.
-struct Sshd {
+pub(crate) struct Sshd {
     dir: PathBuf,
     port: u16,
     proc: Option<Proc>,
 }
 
 impl Sshd {
-    fn start(dir: &Path, user: &str, authorized: &str) -> Sshd {
+    pub(crate) fn start(dir: &Path, user: &str, authorized: &str) -> Sshd {
         std::fs::create_dir_all("/run/sshd").unwrap();
         std::fs::write(dir.join("authorized_keys"), format!("{authorized}\n")).unwrap();
         let mut sshd = Sshd {
@@ -125,7 +125,7 @@ impl Sshd {
     }
 
     /// `SHA256:…` of the current host key.
-    fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         let out = Command::new("ssh-keygen")
             .arg("-lf")
             .arg(self.dir.join("host_key.pub"))
@@ -180,7 +180,7 @@ impl Sshd {
         drop(proc);
     }
 
-    fn target(&self, user: &str) -> String {
+    pub(crate) fn target(&self, user: &str) -> String {
         format!("ssh://{user}@127.0.0.1:{}", self.port)
     }
 }

@@ -18,6 +18,8 @@ use super::registry::{self, Command, MAX_OUTPUT, PRESENCE_TTL, Parsed};
 use super::runner::{RunError, Runner};
 use super::{Config, Counters, Sink};
 use crate::store::{CollectionRun, CommandRun, now_ms};
+use twinbay_proto::message::AgentMessage;
+use twinbay_proto::model::Sample;
 
 /// What the task knows about its host between runs.
 pub(super) struct Host {
@@ -318,19 +320,29 @@ impl Host {
             Some(link) => link,
             None => {
                 let (conn, replaced) = twin.connect(&self.node_id, "", None);
+                if let Some(replicas) = &sink.replicas {
+                    let agentless = twin
+                        .read(&self.node_id, |n| n.agentless.as_deref().cloned())
+                        .flatten();
+                    replicas.connected(&self.node_id, "", None, false, "", agentless);
+                }
                 let link = self.link.insert(Link {
                     conn,
                     seq: 0,
                     replaced,
                 });
                 link.seq = 1;
-                if let Err(e) = twin.apply_full(&self.node_id, conn, 1, state) {
-                    tracing::warn!(node_id = self.node_id, error = %crate::report(&e), "agentless state refused");
+                let full = AgentMessage::SyncFull {
+                    seq: 1,
+                    state: Box::new(state.clone()),
+                };
+                match twin.apply_full(&self.node_id, conn, 1, state) {
+                    Ok(()) => sink.publish(&self.node_id, &full),
+                    Err(e) => {
+                        tracing::warn!(node_id = self.node_id, error = %crate::report(&e), "agentless state refused")
+                    }
                 }
-                if let Some(sample) = sample {
-                    twin.record_samples(&self.node_id, std::slice::from_ref(&sample));
-                    sink.history.record(&self.node_id, vec![sample]);
-                }
+                Self::record(sink, &self.node_id, sample);
                 return;
             }
         };
@@ -339,16 +351,40 @@ impl Host {
             link.seq += 1;
             if let Err(e) = twin.apply_diff(&self.node_id, link.conn, link.seq, &changes) {
                 tracing::warn!(node_id = self.node_id, error = %crate::report(&e), "agentless diff refused; full sync next run");
-                twin.disconnect(&self.node_id, link.conn);
+                Self::disconnect(sink, &self.node_id, link.conn);
                 self.link = None;
                 return;
             }
+            let seq = link.seq;
+            sink.publish(&self.node_id, &AgentMessage::SyncDiff { seq, changes });
         } else {
             twin.touch(&self.node_id);
         }
+        Self::record(sink, &self.node_id, sample);
+    }
+
+    /// A run's sample: into the twin and history, and to the other replicas.
+    fn record(sink: &Sink, node_id: &str, sample: Option<Sample>) {
         if let Some(sample) = sample {
-            twin.record_samples(&self.node_id, std::slice::from_ref(&sample));
-            sink.history.record(&self.node_id, vec![sample]);
+            sink.twin
+                .record_samples(node_id, std::slice::from_ref(&sample));
+            sink.publish(
+                node_id,
+                &AgentMessage::Metrics {
+                    samples: vec![sample.clone()],
+                },
+            );
+            sink.history.record(node_id, vec![sample]);
+        }
+    }
+
+    /// The node shows disconnected, here and, if the link was still its
+    /// own, on the other replicas.
+    fn disconnect(sink: &Sink, node_id: &str, conn: u64) {
+        if sink.twin.disconnect(node_id, conn)
+            && let Some(replicas) = &sink.replicas
+        {
+            replicas.disconnected(node_id);
         }
     }
 
@@ -368,16 +404,21 @@ impl Host {
         let reason = format!("host unreachable: {why}");
         let down = assemble::unreachable(&last, &reason);
         let changes = twinbay_proto::diff::diff(&last, &down);
-        if !changes.is_empty() {
-            let _ = twin.apply_diff(&self.node_id, link.conn, link.seq + 1, &changes);
+        if !changes.is_empty()
+            && twin
+                .apply_diff(&self.node_id, link.conn, link.seq + 1, &changes)
+                .is_ok()
+        {
+            let seq = link.seq + 1;
+            sink.publish(&self.node_id, &AgentMessage::SyncDiff { seq, changes });
         }
-        twin.disconnect(&self.node_id, link.conn);
+        Self::disconnect(sink, &self.node_id, link.conn);
     }
 
     /// Leaves the twin as an agent's going away would.
     pub fn close(&mut self, sink: &Sink) {
         if let Some(link) = self.link.take() {
-            sink.twin.disconnect(&self.node_id, link.conn);
+            Self::disconnect(sink, &self.node_id, link.conn);
         }
     }
 }

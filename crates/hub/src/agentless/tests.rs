@@ -38,6 +38,7 @@ async fn setup(name: &str) -> Setup {
             twin: Arc::new(Twin::new(Vec::new())),
             history,
             store,
+            replicas: None,
         },
         cancel,
         _dir: TempDir(dir),

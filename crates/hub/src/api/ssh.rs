@@ -289,6 +289,7 @@ pub async fn remove(
     hub.ssh.pool.disconnect(&id).await;
     hub.ssh.pool.remove(&id);
     hub.store.remove_ssh_host(&id).await?;
+    hub.tell_replicas(crate::replicas::wire::Changed::SshHosts);
     let _ = std::fs::remove_file(identity::host_key_path(&hub.ssh.data_dir, &id));
     hub.store
         .audit(

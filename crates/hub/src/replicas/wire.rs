@@ -47,6 +47,9 @@ pub struct Connected {
     pub policy: Option<Policy>,
     pub simulated: bool,
     pub public_key: String,
+    /// Read over SSH by the replica that holds it (no agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agentless: Option<crate::twin::Agentless>,
 }
 
 /// What the leading replica keeps in memory and must read again when
@@ -57,6 +60,8 @@ pub enum Changed {
     Schedules,
     /// Alert rules, channels or silences: read again.
     Alerts,
+    /// Hosts over SSH added or removed: the leader reads what is stored.
+    SshHosts,
 }
 
 impl Changed {
@@ -64,6 +69,7 @@ impl Changed {
         match self {
             Changed::Schedules => "schedules",
             Changed::Alerts => "alerts",
+            Changed::SshHosts => "ssh_hosts",
         }
     }
 
@@ -71,6 +77,7 @@ impl Changed {
         match s {
             b"schedules" => Some(Changed::Schedules),
             b"alerts" => Some(Changed::Alerts),
+            b"ssh_hosts" => Some(Changed::SshHosts),
             _ => None,
         }
     }

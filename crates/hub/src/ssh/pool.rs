@@ -196,6 +196,11 @@ impl Pool {
         lock(&self.inner.hosts).insert(host_id.to_string(), slot);
     }
 
+    /// Whether `host_id` is in the pool.
+    pub fn knows(&self, host_id: &str) -> bool {
+        lock(&self.inner.hosts).contains_key(host_id)
+    }
+
     /// Forgets `host_id` (its connection closes when its last command ends).
     pub fn remove(&self, host_id: &str) {
         lock(&self.inner.hosts).remove(host_id);

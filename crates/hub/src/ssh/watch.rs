@@ -81,6 +81,12 @@ pub async fn begin(hub: &Arc<HubState>, host: &SshHost) -> Result<(), StoreError
             .update(&hub.store, &host.id, |h| h.node_id = Some(node.clone()))
             .await?;
     }
+    // Among replicas the leader reads every agentless host; the others
+    // mirror what it publishes.
+    if !hub.leads() {
+        hub.tell_replicas(crate::replicas::wire::Changed::SshHosts);
+        return Ok(());
+    }
     let interval = host
         .interval_secs
         .map(|s| Duration::from_secs(s.max(MIN_INTERVAL_SECS)))
@@ -105,6 +111,65 @@ pub async fn end(hub: &HubState, id: &str) {
     let handle = hub.ssh.collectors.0.lock().unwrap().remove(id);
     if let Some(h) = handle {
         h.stop().await;
+    }
+}
+
+/// Reads what the store holds now, and nothing else: a collector for each
+/// agentless host (put in the pool first, if another replica added it),
+/// none for a host that is gone. For the leading replica, when it comes to
+/// lead and when another replica adds or removes a host.
+pub async fn sync(hub: &Arc<HubState>) {
+    let hosts = match hub.store.ssh_hosts().await {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            tracing::error!(error = %crate::report(&e), "cannot read the SSH hosts");
+            return;
+        }
+    };
+    let wanted: Vec<&SshHost> = hosts.iter().filter(|h| h.agentless).collect();
+    let gone: Vec<String> = hub
+        .ssh
+        .collectors
+        .0
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|id| !wanted.iter().any(|h| &h.id == *id))
+        .cloned()
+        .collect();
+    for id in gone {
+        end(hub, &id).await;
+        hub.ssh.pool.remove(&id);
+    }
+    for h in wanted {
+        if !hub.ssh.pool.knows(&h.id) {
+            match hub.ssh.entry(h) {
+                Ok(entry) => hub.ssh.pool.register(&h.id, entry),
+                Err(e) => {
+                    tracing::warn!(host = h.id, error = %e, "an SSH host cannot be used");
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = begin(hub, h).await {
+            tracing::error!(host = h.id, error = %crate::report(&e), "cannot start reading an agentless host");
+        }
+    }
+}
+
+/// Stops every collector (this replica no longer leads).
+pub async fn end_all(hub: &HubState) {
+    let ids: Vec<String> = hub
+        .ssh
+        .collectors
+        .0
+        .lock()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    for id in ids {
+        end(hub, &id).await;
     }
 }
 
