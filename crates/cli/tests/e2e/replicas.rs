@@ -63,6 +63,55 @@ fn replicas(hub: &Hub, token: &str) -> Value {
     hub.status(token)["replicas"].clone()
 }
 
+/// Two replicas on a fresh database and NATS server of their own: A
+/// started first (and so leading), then B with A's `shared` files (its TLS
+/// identity always, and e.g. `alerts.key` or `ssh`). Returns once A leads,
+/// B follows and each knows the other.
+struct Pair {
+    dir: std::path::PathBuf,
+    a: Hub,
+    b: Hub,
+    _nats: Nats,
+    _db: Database,
+}
+
+impl Pair {
+    fn start(name: &str, extra: &[&str], shared: &[&str]) -> Pair {
+        let db = Database::create(&name.replace('-', "_"));
+        let dir = temp_dir(name);
+        let nats = Nats::start(&dir.join("nats"));
+        let mut args = vec!["--store", db.url.as_str(), "--bus", nats.url.as_str()];
+        args.extend_from_slice(extra);
+        let a = Hub::start_with(&dir.join("a"), free_port(), &args);
+        copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
+        for file in shared {
+            let from = dir.join("a").join(file);
+            if from.is_dir() {
+                copy_dir(&from, &dir.join("b").join(file));
+            } else {
+                std::fs::copy(&from, dir.join("b").join(file)).unwrap();
+            }
+        }
+        let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+        let token = a.token("viewer");
+        wait_for("A to lead and B to follow", Duration::from_secs(20), || {
+            let (va, vb) = (replicas(&a, &token), replicas(&b, &token));
+            (va["leader"] == true
+                && vb["leader"] == false
+                && va["live"].as_array().map(Vec::len) == Some(2)
+                && vb["live"].as_array().map(Vec::len) == Some(2))
+            .then_some(())
+        });
+        Pair {
+            dir,
+            a,
+            b,
+            _nats: nats,
+            _db: db,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_one_twin_and_survive_losing_one() {
     const PER_REPLICA: u64 = 10;
@@ -333,27 +382,18 @@ async fn three_replicas_share_one_twin_and_survive_losing_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_runs_once_a_slot_when_the_leading_replica_dies() {
     const MINUTE: i64 = 60_000;
-    let db = Database::create("replicas_sched");
-    let dir = temp_dir("replicas-sched");
-    let nats = Nats::start(&dir.join("nats"));
-    let shared = ["--store", db.url.as_str(), "--bus", nats.url.as_str()];
-    let a = Hub::start_with(&dir.join("a"), free_port(), &shared);
-    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
-    let b = Hub::start_with(&dir.join("b"), free_port(), &shared);
+    let Pair {
+        dir,
+        a,
+        b,
+        _nats,
+        _db,
+    } = tokio::task::block_in_place(|| Pair::start("replicas-sched", &[], &[]));
     let operator = a.token("operator");
     tokio::task::block_in_place(|| {
-        wait_for(
-            "A to lead and B to be known",
-            Duration::from_secs(20),
-            || {
-                let (va, vb) = (replicas(&a, &operator), replicas(&b, &operator));
-                (va["leader"] == true
-                    && vb["leader"] == false
-                    && va["live"].as_array().map(Vec::len) == Some(2)
-                    && JoinString::parse(&a.join()).unwrap().hubs().len() == 2)
-                    .then_some(())
-            },
-        )
+        wait_for("join strings to list both", Duration::from_secs(20), || {
+            (JoinString::parse(&a.join()).unwrap().hubs().len() == 2).then_some(())
+        })
     });
     // The agent dials A first, and knows B.
     let _agent = agent(Some(&join_to(&a, &a)), &dir.join("agent"));
@@ -426,33 +466,20 @@ async fn a_schedule_runs_once_a_slot_when_the_leading_replica_dies() {
 /// is one resolved message, from B.
 #[test]
 fn an_alert_is_sent_once_when_the_leading_replica_dies() {
-    let db = Database::create("replicas_alert");
-    let dir = temp_dir("replicas-alert");
-    let nats = Nats::start(&dir.join("nats"));
-    let mut args = vec!["--store", db.url.as_str(), "--bus", nats.url.as_str()];
-    args.extend_from_slice(crate::alerts::FAST);
-    let a = Hub::start_with(&dir.join("a"), free_port(), &args);
-    // One TLS identity and one key for the channels' sealed secrets.
-    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
-    std::fs::copy(dir.join("a/alerts.key"), dir.join("b/alerts.key")).unwrap();
-    let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+    // One key for the channels' sealed secrets.
+    let Pair {
+        dir,
+        a,
+        b,
+        _nats,
+        _db,
+    } = Pair::start("replicas-alert", crate::alerts::FAST, &["alerts.key"]);
     // Each data dir's join strings lead to its own replica first, though
     // B, started last, wrote the shared setting.
     for hub in [&a, &b] {
         assert_eq!(JoinString::parse(&hub.join()).unwrap().hub, hub.url());
     }
     let admin = a.token("admin");
-    wait_for(
-        "A to lead and B to be live",
-        Duration::from_secs(20),
-        || {
-            let (va, vb) = (replicas(&a, &admin), replicas(&b, &admin));
-            (va["leader"] == true
-                && vb["leader"] == false
-                && vb["live"].as_array().map(Vec::len) == Some(2))
-            .then_some(())
-        },
-    );
     // The receiver checks every signature: B signs with the same secret.
     let receiver = crate::alerts::Receiver::start(0);
     let (status, c) = b.post(
@@ -534,18 +561,11 @@ fn an_alert_is_sent_once_when_the_leading_replica_dies() {
 #[test]
 fn the_gateway_is_polled_by_the_leader_alone_and_moves_with_it() {
     use crate::gateway::{gateway, gateway_events};
-    let db = Database::create("replicas_gateway");
-    let dir = temp_dir("replicas-gateway");
-    let nats = Nats::start(&dir.join("nats"));
     // A "router" that answers TCP: there, or not.
     let router = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let router_port = router.local_addr().unwrap().port();
     let probe = format!("probe:127.0.0.1:{router_port}");
-    let args = [
-        "--store",
-        db.url.as_str(),
-        "--bus",
-        nats.url.as_str(),
+    let gateway_args = [
         "--gateway",
         &probe,
         "--gateway-interval",
@@ -553,21 +573,14 @@ fn the_gateway_is_polled_by_the_leader_alone_and_moves_with_it() {
         "--gateway-timeout",
         "1s",
     ];
-    let a = Hub::start_with(&dir.join("a"), free_port(), &args);
-    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
-    let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+    let Pair {
+        dir,
+        a,
+        b,
+        _nats,
+        _db,
+    } = Pair::start("replicas-gateway", &gateway_args, &[]);
     let token = a.token("viewer");
-    wait_for(
-        "A to lead and B to be live",
-        Duration::from_secs(20),
-        || {
-            let (va, vb) = (replicas(&a, &token), replicas(&b, &token));
-            (va["leader"] == true
-                && vb["leader"] == false
-                && vb["live"].as_array().map(Vec::len) == Some(2))
-            .then_some(())
-        },
-    );
     // B shows A's polls: the same attempt, to the millisecond.
     wait_for("B to show A's poll", Duration::from_secs(15), || {
         let (ga, gb) = (gateway(&a, &token), gateway(&b, &token));
@@ -613,27 +626,15 @@ fn the_gateway_is_polled_by_the_leader_alone_and_moves_with_it() {
 #[test]
 fn an_agentless_host_is_read_by_the_leader_and_shown_by_every_replica() {
     use crate::ssh::{Sshd, User};
-    let db = Database::create("replicas_ssh");
-    let dir = temp_dir("replicas-ssh");
-    let nats = Nats::start(&dir.join("nats"));
-    let args = ["--store", db.url.as_str(), "--bus", nats.url.as_str()];
-    let a = Hub::start_with(&dir.join("a"), free_port(), &args);
-    // One TLS identity and one SSH identity.
-    copy_dir(&dir.join("a/tls"), &dir.join("b/tls"));
-    copy_dir(&dir.join("a/ssh"), &dir.join("b/ssh"));
-    let b = Hub::start_with(&dir.join("b"), free_port(), &args);
+    // One SSH identity: the host authorizes one key.
+    let Pair {
+        dir,
+        a,
+        b,
+        _nats,
+        _db,
+    } = Pair::start("replicas-ssh", &[], &["ssh"]);
     let admin = a.token("admin");
-    wait_for(
-        "A to lead and B to be live",
-        Duration::from_secs(20),
-        || {
-            let (va, vb) = (replicas(&a, &admin), replicas(&b, &admin));
-            (va["leader"] == true
-                && vb["leader"] == false
-                && vb["live"].as_array().map(Vec::len) == Some(2))
-            .then_some(())
-        },
-    );
     let (status, identity) = b.get("/api/v1/ssh/identity", &admin);
     assert_eq!(status, 200, "{identity}");
     let user = User::create("r", &dir);
