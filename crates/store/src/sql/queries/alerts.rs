@@ -91,8 +91,7 @@ impl crate::AlertStore for Sql<Db> {
         sealer: &Sealer,
         record: Record,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let id = query_scalar(
+        let insert = query_scalar(
             "INSERT INTO alert_channels (name, kind, url, secret, quiet_hours, created_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(c.name)
@@ -100,28 +99,14 @@ impl crate::AlertStore for Sql<Db> {
         .bind(sealer.seal(c.url, "url"))
         .bind(c.secret.map(|s| sealer.seal(s, "secret")))
         .bind(c.quiet_hours)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
-        super::audit::append_in(&mut tx, &record.target(&format!("alert_channel:{id}"))).await?;
-        tx.commit().await?;
-        Ok(id)
+        .bind(now_ms());
+        self.insert_audited(insert, record, "alert_channel").await
     }
 
     async fn remove_alert_channel(&self, id: i64, record: Record) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let gone = query("DELETE FROM alert_channels WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if gone {
-            super::audit::append_in(&mut tx, &record.target(&format!("alert_channel:{id}")))
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(gone)
+        let change = query("DELETE FROM alert_channels WHERE id = ?").bind(id);
+        self.change_audited(change, record, "alert_channel", id)
+            .await
     }
 
     async fn note_alert_delivery(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
@@ -150,8 +135,7 @@ impl crate::AlertStore for Sql<Db> {
     }
 
     async fn add_alert_rule(&self, r: &NewRule<'_>, record: Record) -> Result<i64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let id = query_scalar(
+        let insert = query_scalar(
             "INSERT INTO alert_rules (name, kind, for_ms, above, clear, host_group, node_id, channels, created_ms, within_ms, window_ms, min_risk)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
@@ -166,12 +150,8 @@ impl crate::AlertStore for Sql<Db> {
         .bind(now_ms())
         .bind(r.within_ms)
         .bind(r.window_ms)
-        .bind(r.risk)
-        .fetch_one(&mut *tx)
-        .await?;
-        super::audit::append_in(&mut tx, &record.target(&format!("alert_rule:{id}"))).await?;
-        tx.commit().await?;
-        Ok(id)
+        .bind(r.risk);
+        self.insert_audited(insert, record, "alert_rule").await
     }
 
     async fn remove_alert_rule(&self, id: i64, record: Record) -> Result<bool, StoreError> {
@@ -275,23 +255,14 @@ impl crate::AlertStore for Sql<Db> {
         channels: Option<&[i64]>,
         record: Record,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
         let channels = channels.map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()));
-        let found = query(
+        let change = query(
             "UPDATE alert_rules SET enabled = COALESCE(?, enabled), channels = COALESCE(?, channels) WHERE id = ?",
         )
         .bind(enabled)
         .bind(channels)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if found {
-            super::audit::append_in(&mut tx, &record.target(&format!("alert_rule:{id}"))).await?;
-        }
-        tx.commit().await?;
-        Ok(found)
+        .bind(id);
+        self.change_audited(change, record, "alert_rule", id).await
     }
 
     async fn ack_alert(
@@ -338,8 +309,7 @@ impl crate::AlertStore for Sql<Db> {
         n: &NewSilence<'_>,
         record: Record,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let id = query_scalar(
+        let insert = query_scalar(
             "INSERT INTO alert_silences (rule_id, node_id, labels, starts_ms, ends_ms, comment, created_by, created_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
@@ -350,33 +320,20 @@ impl crate::AlertStore for Sql<Db> {
         .bind(n.ends_ms)
         .bind(n.comment)
         .bind(n.created_by)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
-        super::audit::append_in(&mut tx, &record.target(&format!("alert_silence:{id}"))).await?;
-        tx.commit().await?;
-        Ok(id)
+        .bind(now_ms());
+        self.insert_audited(insert, record, "alert_silence").await
     }
 
     async fn expire_alert_silence(&self, id: i64, record: Record) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
         let now = now_ms();
-        let found = query(
+        let change = query(
             "UPDATE alert_silences SET ends_ms = CASE WHEN ends_ms < ?1 THEN ends_ms ELSE ?1 END,
              starts_ms = CASE WHEN starts_ms < ?2 THEN starts_ms ELSE ?2 END WHERE id = ?3",
         )
         .bind(now)
         .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if found {
-            super::audit::append_in(&mut tx, &record.target(&format!("alert_silence:{id}")))
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(found)
+        .bind(id);
+        self.change_audited(change, record, "alert_silence", id)
+            .await
     }
 }

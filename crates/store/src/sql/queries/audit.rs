@@ -103,6 +103,41 @@ async fn holds_recorded_head(tx: &mut WriteTx, last: &Head) -> Result<bool, Stor
     }
 }
 
+impl Sql<Db> {
+    /// Inserts a row (`insert` returns its id) and audits `record`, aimed
+    /// at `KIND:ID`, in one write transaction: both land, or neither.
+    pub(crate) async fn insert_audited(
+        &self,
+        insert: sqlx::query::QueryScalar<'_, Db, i64, Arguments>,
+        record: Record,
+        kind: &str,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let id = insert.fetch_one(&mut *tx).await?;
+        append_in(&mut tx, &record.target(&format!("{kind}:{id}"))).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Changes or deletes row `id` (`change`) and, when it was there,
+    /// audits `record`, aimed at `KIND:ID`, in the same write transaction.
+    pub(crate) async fn change_audited(
+        &self,
+        change: sqlx::query::Query<'_, Db, Arguments>,
+        record: Record,
+        kind: &str,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let found = change.execute(&mut *tx).await?.rows_affected() == 1;
+        if found {
+            append_in(&mut tx, &record.target(&format!("{kind}:{id}"))).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+}
+
 #[async_trait::async_trait]
 impl crate::AuditStore for Sql<Db> {
     async fn audit(&self, record: Record) -> Result<Entry, StoreError> {

@@ -55,8 +55,7 @@ impl crate::ScheduleStore for Sql<Db> {
 
     async fn add_schedule(&self, s: &NewSchedule, record: Record) -> Result<i64, StoreError> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
-        let id: i64 = query_scalar(
+        let insert = query_scalar(
             "INSERT INTO schedules (name, cron, timezone, target, command, enabled, overlap, jitter_secs,
                 grace_secs, role, created_by, created_ms, updated_ms, next_run_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -74,12 +73,8 @@ impl crate::ScheduleStore for Sql<Db> {
         .bind(&s.by)
         .bind(now)
         .bind(now)
-        .bind(s.next_run_ms)
-        .fetch_one(&mut *tx)
-        .await?;
-        super::audit::append_in(&mut tx, &record.target(&format!("schedule:{id}"))).await?;
-        tx.commit().await?;
-        Ok(id)
+        .bind(s.next_run_ms);
+        self.insert_audited(insert, record, "schedule").await
     }
 
     async fn update_schedule(
@@ -88,8 +83,7 @@ impl crate::ScheduleStore for Sql<Db> {
         s: &NewSchedule,
         record: Record,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let found = query(
+        let change = query(
             "UPDATE schedules SET name = ?, cron = ?, timezone = ?, target = ?, command = ?, enabled = ?,
                 overlap = ?, jitter_secs = ?, grace_secs = ?, role = ?, updated_ms = ?, next_run_ms = ?,
                 schedule_error = NULL
@@ -107,31 +101,13 @@ impl crate::ScheduleStore for Sql<Db> {
         .bind(s.role.as_str())
         .bind(now_ms())
         .bind(s.next_run_ms)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if found {
-            super::audit::append_in(&mut tx, &record.target(&format!("schedule:{id}"))).await?;
-        }
-        tx.commit().await?;
-        Ok(found)
+        .bind(id);
+        self.change_audited(change, record, "schedule", id).await
     }
 
     async fn remove_schedule(&self, id: i64, record: Record) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let gone = query("DELETE FROM schedules WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if gone {
-            super::audit::append_in(&mut tx, &record.target(&format!("schedule:{id}"))).await?;
-        }
-        tx.commit().await?;
-        Ok(gone)
+        let change = query("DELETE FROM schedules WHERE id = ?").bind(id);
+        self.change_audited(change, record, "schedule", id).await
     }
 
     async fn note_schedule(
