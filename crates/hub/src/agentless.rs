@@ -72,10 +72,15 @@ impl Sink {
     }
 
     /// Hands what was applied to the twin to the other replicas, as an
-    /// agent's link hands on its frames.
-    fn publish(&self, node_id: &str, message: &twinbay_proto::message::AgentMessage) {
+    /// agent's link hands on its frames (`message` is made only if there
+    /// are replicas).
+    fn publish(
+        &self,
+        node_id: &str,
+        message: impl FnOnce() -> twinbay_proto::message::AgentMessage,
+    ) {
         if let Some(replicas) = &self.replicas {
-            match serde_json::to_vec(message) {
+            match serde_json::to_vec(&message()) {
                 Ok(frame) => replicas.frame(node_id, &frame),
                 Err(e) => tracing::warn!(node_id, error = %e, "cannot encode an agentless frame"),
             }

@@ -320,18 +320,14 @@ impl Replicas {
             .await
             .map_err(bus_error)?;
         tokio::spawn(serve_cancels(hub.clone(), cancels, stop.clone()));
-        {
-            let (client, names, headers) = (self.client.clone(), self.names.clone(), self.signed());
-            hub.commands.on_remote_cancel(move |owner, id| {
-                let (client, headers) = (client.clone(), headers.clone());
-                let (subject, body) = (names.cancels(owner), Bytes::from(id.to_string()));
-                tokio::spawn(async move {
-                    if let Err(e) = client.publish_with_headers(subject, headers, body).await {
-                        tracing::warn!(error = %e, "could not pass a cancel to the replica running the command");
-                    }
-                });
-            });
-        }
+        let me = self.clone();
+        hub.commands.on_remote_cancel(move |owner, id| {
+            me.publish_soon(
+                me.names.cancels(owner),
+                Bytes::from(id.to_string()),
+                "could not pass a cancel to the replica running the command",
+            );
+        });
         tokio::spawn(serve_commands(self.clone(), hub, commands, stop.clone()));
         let outbox = lock(&self.outbox_rx).take();
         if let Some(outbox) = outbox {
@@ -416,31 +412,30 @@ impl Replicas {
                 return;
             }
         };
-        let client = self.client.clone();
-        let subject = self.names.gateways();
-        let headers = self.signed();
-        tokio::spawn(async move {
-            if let Err(e) = client.publish_with_headers(subject, headers, body).await {
-                tracing::warn!(error = %e, "could not share the gateways' statuses");
-            }
-        });
+        self.publish_soon(
+            self.names.gateways(),
+            body,
+            "could not share the gateways' statuses",
+        );
     }
 
     /// Tells the other replicas that `what` changed in the store.
     pub fn tell(&self, what: wire::Changed) {
+        self.publish_soon(
+            self.names.changed(),
+            Bytes::from_static(what.as_str().as_bytes()),
+            "could not tell the other replicas of a change",
+        );
+    }
+
+    /// Publishes `body` on `subject` as this replica, without waiting; a
+    /// failure is logged as `failed`.
+    fn publish_soon(&self, subject: String, body: Bytes, failed: &'static str) {
         let client = self.client.clone();
-        let subject = self.names.changed();
         let headers = self.signed();
         tokio::spawn(async move {
-            if let Err(e) = client
-                .publish_with_headers(
-                    subject,
-                    headers,
-                    Bytes::from_static(what.as_str().as_bytes()),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "could not tell the other replicas of a change");
+            if let Err(e) = client.publish_with_headers(subject, headers, body).await {
+                tracing::warn!(error = %e, "{failed}");
             }
         });
     }

@@ -186,7 +186,7 @@ pub async fn run(
 ) {
     tokio::spawn(hub.ssh.pool.clone().run_reaper(stop.clone()));
     match hub.replicas.as_ref().map(|r| r.leadership()) {
-        None => watch::begin_all(&hub).await,
+        None => watch::sync(&hub).await,
         // Agentless hosts are read by the leading replica alone.
         Some(leadership) => {
             tokio::spawn(follow_the_lead(hub.clone(), leadership, stop.clone()));

@@ -332,12 +332,12 @@ impl Host {
                     replaced,
                 });
                 link.seq = 1;
-                let full = AgentMessage::SyncFull {
-                    seq: 1,
-                    state: Box::new(state.clone()),
-                };
+                let shared = sink.replicas.is_some().then(|| state.clone());
                 match twin.apply_full(&self.node_id, conn, 1, state) {
-                    Ok(()) => sink.publish(&self.node_id, &full),
+                    Ok(()) => sink.publish(&self.node_id, || AgentMessage::SyncFull {
+                        seq: 1,
+                        state: Box::new(shared.unwrap_or_default()),
+                    }),
                     Err(e) => {
                         tracing::warn!(node_id = self.node_id, error = %crate::report(&e), "agentless state refused")
                     }
@@ -356,7 +356,7 @@ impl Host {
                 return;
             }
             let seq = link.seq;
-            sink.publish(&self.node_id, &AgentMessage::SyncDiff { seq, changes });
+            sink.publish(&self.node_id, || AgentMessage::SyncDiff { seq, changes });
         } else {
             twin.touch(&self.node_id);
         }
@@ -368,12 +368,9 @@ impl Host {
         if let Some(sample) = sample {
             sink.twin
                 .record_samples(node_id, std::slice::from_ref(&sample));
-            sink.publish(
-                node_id,
-                &AgentMessage::Metrics {
-                    samples: vec![sample.clone()],
-                },
-            );
+            sink.publish(node_id, || AgentMessage::Metrics {
+                samples: vec![sample.clone()],
+            });
             sink.history.record(node_id, vec![sample]);
         }
     }
@@ -410,7 +407,7 @@ impl Host {
                 .is_ok()
         {
             let seq = link.seq + 1;
-            sink.publish(&self.node_id, &AgentMessage::SyncDiff { seq, changes });
+            sink.publish(&self.node_id, || AgentMessage::SyncDiff { seq, changes });
         }
         Self::disconnect(sink, &self.node_id, link.conn);
     }

@@ -116,8 +116,9 @@ pub async fn end(hub: &HubState, id: &str) {
 
 /// Reads what the store holds now, and nothing else: a collector for each
 /// agentless host (put in the pool first, if another replica added it),
-/// none for a host that is gone. For the leading replica, when it comes to
-/// lead and when another replica adds or removes a host.
+/// none for a host that is gone. At the start of a hub alone; among
+/// replicas, when this one comes to lead and when another adds or removes
+/// a host.
 pub async fn sync(hub: &Arc<HubState>) {
     let hosts = match hub.store.ssh_hosts().await {
         Ok(hosts) => hosts,
@@ -170,21 +171,5 @@ pub async fn end_all(hub: &HubState) {
         .collect();
     for id in ids {
         end(hub, &id).await;
-    }
-}
-
-/// At the hub's start: a collector for every agentless host on record.
-pub async fn begin_all(hub: &Arc<HubState>) {
-    let hosts = match hub.store.ssh_hosts().await {
-        Ok(hosts) => hosts,
-        Err(e) => {
-            tracing::error!(error = %crate::report(&e), "cannot read the SSH hosts");
-            return;
-        }
-    };
-    for h in hosts.iter().filter(|h| h.agentless) {
-        if let Err(e) = begin(hub, h).await {
-            tracing::error!(host = h.id, error = %crate::report(&e), "cannot start reading an agentless host");
-        }
     }
 }
